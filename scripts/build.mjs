@@ -6,14 +6,17 @@
 import { execFileSync } from 'node:child_process'
 import { readFileSync, writeFileSync, rmSync, existsSync, readdirSync } from 'node:fs'
 import { join } from 'node:path'
+import { mkdtempSync } from 'node:fs'
+import { tmpdir } from 'node:os'
 
 export const ACTIONS = ['smoke-test', 'build-push', 'promote', 'deploy-ssh', 'rollback', 'ship']
 const root = new URL('..', import.meta.url).pathname
 const bin = name => join(root, 'node_modules', '.bin', name)
 const only = process.argv.slice(2)
 
-rmSync(join(root, 'build'), { recursive: true, force: true })
-execFileSync(bin('tsc'), ['-p', 'tsconfig.build.json'], { cwd: root, stdio: 'inherit' })
+// a private output folder per run, so that two builds at once (one per action) never clobber each other
+const buildDir = mkdtempSync(join(tmpdir(), 'shipline-build-'))
+execFileSync(bin('tsc'), ['-p', 'tsconfig.build.json', '--outDir', buildDir], { cwd: root, stdio: 'inherit' })
 
 const SHIM =
   "import { fileURLToPath as __shiplineFileURLToPath } from 'node:url';\n" +
@@ -23,7 +26,7 @@ const SHIM =
 
 for (const action of ACTIONS) {
   if (only.length && !only.includes(action)) continue
-  const entry = join(root, 'build', action, 'main.js')
+  const entry = join(buildDir, action, 'main.js')
   if (!existsSync(entry)) throw new Error(`missing entry ${entry}`)
   const out = join(root, 'dist', action)
   rmSync(out, { recursive: true, force: true })
@@ -43,3 +46,4 @@ for (const action of ACTIONS) {
   writeFileSync(join(out, 'package.json'), JSON.stringify({ type: 'module' }, null, 2) + '\n')
   console.log(`built dist/${action}/index.js`)
 }
+rmSync(buildDir, { recursive: true, force: true })
