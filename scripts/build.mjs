@@ -6,8 +6,7 @@
 import { execFileSync } from 'node:child_process'
 import { readFileSync, writeFileSync, rmSync, existsSync, readdirSync } from 'node:fs'
 import { join } from 'node:path'
-import { mkdtempSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { mkdtempSync, mkdirSync } from 'node:fs'
 
 export const ACTIONS = ['smoke-test', 'build-push', 'promote', 'deploy-ssh', 'rollback', 'ship']
 const root = new URL('..', import.meta.url).pathname
@@ -15,7 +14,9 @@ const bin = name => join(root, 'node_modules', '.bin', name)
 const only = process.argv.slice(2)
 
 // a private output folder per run, so that two builds at once (one per action) never clobber each other
-const buildDir = mkdtempSync(join(tmpdir(), 'shipline-build-'))
+// (inside the repository: ncc resolves node_modules and the ESM package type from there)
+mkdirSync(join(root, 'build'), { recursive: true })
+const buildDir = mkdtempSync(join(root, 'build', 'run-'))
 execFileSync(bin('tsc'), ['-p', 'tsconfig.build.json', '--outDir', buildDir], { cwd: root, stdio: 'inherit' })
 
 const SHIM =
