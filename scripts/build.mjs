@@ -6,17 +6,30 @@
 import { execFileSync } from 'node:child_process'
 import { readFileSync, writeFileSync, rmSync, existsSync, readdirSync } from 'node:fs'
 import { join } from 'node:path'
-import { mkdtempSync, mkdirSync } from 'node:fs'
+import { mkdirSync } from 'node:fs'
 
 export const ACTIONS = ['smoke-test', 'build-push', 'promote', 'deploy-ssh', 'rollback', 'ship']
 const root = new URL('..', import.meta.url).pathname
 const bin = name => join(root, 'node_modules', '.bin', name)
 const only = process.argv.slice(2)
 
-// a private output folder per run, so that two builds at once (one per action) never clobber each other
-// (inside the repository: ncc resolves node_modules and the ESM package type from there)
+// tsc output goes to build/tsc inside the repository (ncc resolves node_modules and the ESM package type
+// from there, and the folder name ends up in the bundle, so it must be fixed). A lock folder keeps two
+// builds at once (one per action, say) from clobbering each other.
+const buildDir = join(root, 'build', 'tsc')
+const lock = join(root, 'build', 'lock')
 mkdirSync(join(root, 'build'), { recursive: true })
-const buildDir = mkdtempSync(join(root, 'build', 'run-'))
+for (let i = 0; ; i++) {
+  try {
+    mkdirSync(lock)
+    break
+  } catch {
+    if (i > 600) throw new Error(`build: ${lock} held for 10 minutes; remove it if no build runs`)
+    execFileSync('sleep', ['1'])
+  }
+}
+process.on('exit', () => rmSync(lock, { recursive: true, force: true }))
+rmSync(buildDir, { recursive: true, force: true })
 execFileSync(bin('tsc'), ['-p', 'tsconfig.build.json', '--outDir', buildDir], { cwd: root, stdio: 'inherit' })
 
 const SHIM =

@@ -28570,7 +28570,7 @@ module.exports = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("util");
 
 /***/ }),
 
-/***/ 7549:
+/***/ 6174:
 /***/ ((__unused_webpack___webpack_module__, __webpack_exports__, __nccwpck_require__) => {
 
 
@@ -28583,7 +28583,7 @@ __nccwpck_require__.d(__webpack_exports__, {
 
 // EXTERNAL MODULE: ./node_modules/@actions/core/lib/core.js + 20 modules
 var core = __nccwpck_require__(3218);
-;// CONCATENATED MODULE: ./build/run-DB0QXz/lib/errors.js
+;// CONCATENATED MODULE: ./build/tsc/lib/errors.js
 /**
  * An error the user can fix. Its message is one line that says what was wrong and how to fix it;
  * `details` (optional) holds the longer story for a collapsed log group.
@@ -28605,7 +28605,7 @@ function errorMessage(e) {
     return String(e);
 }
 
-;// CONCATENATED MODULE: ./build/run-DB0QXz/action/run.js
+;// CONCATENATED MODULE: ./build/tsc/action/run.js
 
 
 const POST_STATE = 'shipline-is-post';
@@ -28650,12 +28650,12 @@ async function runAction(main, post) {
 
 /***/ }),
 
-/***/ 6878:
+/***/ 8481:
 /***/ ((__webpack_module__, __unused_webpack___webpack_exports__, __nccwpck_require__) => {
 
 __nccwpck_require__.a(__webpack_module__, async (__webpack_handle_async_dependencies__, __webpack_async_result__) => { try {
 /* harmony import */ var _actions_core__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(3218);
-/* harmony import */ var _action_run_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(7549);
+/* harmony import */ var _action_run_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(6174);
 
 
 await (0,_action_run_js__WEBPACK_IMPORTED_MODULE_1__/* .runAction */ .C)(async () => {
@@ -31759,6 +31759,6 @@ function getIDToken(aud) {
 /******/ // startup
 /******/ // Load entry module and return exports
 /******/ // This entry module used 'module' so it can't be inlined
-/******/ var __webpack_exports__ = __nccwpck_require__(6878);
+/******/ var __webpack_exports__ = __nccwpck_require__(8481);
 /******/ __webpack_exports__ = await __webpack_exports__;
 /******/ 
