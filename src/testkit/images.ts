@@ -1,0 +1,86 @@
+/**
+ * Test images built for real with the local Docker engine, FROM scratch with busybox (no base image can
+ * be pulled here). The sample app serves /health, /readyz and /metrics through busybox httpd and has a
+ * Docker HEALTHCHECK; `healthy: false` gives one whose healthcheck never passes (its /health answers 404).
+ */
+import { execFileSync } from 'node:child_process'
+import { copyFileSync, existsSync, mkdtempSync, rmSync, writeFileSync, mkdirSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+
+export const BUSYBOX = ['/bin/busybox', '/usr/bin/busybox'].find(p => existsSync(p)) ?? '/bin/busybox'
+
+export interface AppImageOptions {
+  /** full tag, e.g. 127.0.0.1:5000/team/app:abc */
+  tag: string
+  /** written to /version and into the metrics; makes each build's digest distinct */
+  version: string
+  healthy?: boolean
+  /** port the app listens on inside the container (default 8080) */
+  port?: number
+  /** adds an incompressible filler layer of this many MiB (for benchmarks) */
+  fillerMiB?: number
+}
+
+/** Writes the build context of the sample app into dir and returns the Dockerfile path. */
+export function writeAppContext(dir: string, opts: AppImageOptions): string {
+  const port = opts.port ?? 8080
+  const healthy = opts.healthy !== false
+  mkdirSync(join(dir, 'www'), { recursive: true })
+  copyFileSync(BUSYBOX, join(dir, 'busybox'))
+  const metrics =
+    '# HELP app_info Build information.\n' +
+    '# TYPE app_info gauge\n' +
+    `app_info{version="${opts.version}"} 1\n` +
+    '# HELP app_requests_total Requests served.\n' +
+    '# TYPE app_requests_total counter\n' +
+    'app_requests_total 0\n'
+  writeFileSync(join(dir, 'www', 'metrics'), metrics)
+  writeFileSync(join(dir, 'www', 'readyz'), 'ok\n')
+  writeFileSync(join(dir, 'www', 'version'), `${opts.version}\n`)
+  // an unhealthy build has no /health (busybox httpd answers 404) so its healthcheck never passes
+  if (healthy) writeFileSync(join(dir, 'www', 'health'), 'ok\n')
+  const lines = [
+    'FROM scratch',
+    'COPY busybox /bin/busybox',
+    'RUN ["/bin/busybox", "--install", "-s", "/bin"]',
+    'COPY www /www',
+    'RUN mkdir -p /tmp'
+  ]
+  if (opts.fillerMiB) {
+    lines.push(`RUN head -c ${opts.fillerMiB * 1024 * 1024} /dev/urandom > /filler.bin`)
+  }
+  lines.push(
+    `ENV APP_VERSION=${opts.version} PORT=${port}`,
+    `EXPOSE ${port}`,
+    `CMD ["/bin/sh", "-c", "exec httpd -f -p $PORT -h /www"]`,
+    `HEALTHCHECK --interval=1s --timeout=2s --start-period=1s --retries=2 CMD wget -q -O /dev/null http://127.0.0.1:${port}/health || exit 1`
+  )
+  const dockerfile = join(dir, 'Dockerfile')
+  writeFileSync(dockerfile, lines.join('\n') + '\n')
+  return dockerfile
+}
+
+/** Builds the sample app with the classic builder and returns the local image id. */
+export function buildAppImage(opts: AppImageOptions): string {
+  const dir = mkdtempSync(join(tmpdir(), 'shipline-app-'))
+  try {
+    writeAppContext(dir, opts)
+    execFileSync('docker', ['build', '-q', '-t', opts.tag, dir], {
+      env: { ...process.env, DOCKER_BUILDKIT: '0' },
+      stdio: ['ignore', 'pipe', 'pipe']
+    })
+    return execFileSync('docker', ['image', 'inspect', '--format', '{{.Id}}', opts.tag], { encoding: 'utf8' }).trim()
+  } finally {
+    rmSync(dir, { recursive: true, force: true })
+  }
+}
+
+export function removeImages(...refs: string[]): void {
+  if (refs.length === 0) return
+  try {
+    execFileSync('docker', ['rmi', '-f', ...refs], { stdio: 'ignore' })
+  } catch {
+    /* already gone */
+  }
+}
