@@ -36,18 +36,9 @@ describe('GitHub REST stand-in', () => {
     expect(r.status).toBe(201)
     expect(r.data).toMatchObject({ state: 'success', context: 'smoke' })
     expect(gh.statuses.at(-1)).toMatchObject({ repo: 'o/r', sha: SHA })
-    const bad = await fail(
-      kit().request('POST /repos/{owner}/{repo}/statuses/{sha}', {
-        owner: 'o',
-        repo: 'r',
-        sha: SHA,
-        state: 'ok'
-      })
-    )
+    const bad = await fail(kit().request(`POST /repos/o/r/statuses/${SHA}`, { state: 'ok' }))
     expect(bad.status).toBe(422)
-    const missing = await fail(
-      kit().request('POST /repos/{owner}/{repo}/statuses/{sha}', { owner: 'o', repo: 'r', sha: SHA })
-    )
+    const missing = await fail(kit().request(`POST /repos/o/r/statuses/${SHA}`, {}))
     expect(missing).toMatchObject({ status: 422 })
     expect(missing.message).toContain('"state" wasn\'t supplied')
   })
