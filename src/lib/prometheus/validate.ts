@@ -1,0 +1,1254 @@
+/**
+ * A strict, single-pass validator for Prometheus expositions: the text format 0.0.4 and OpenMetrics 1.0.
+ *
+ * It walks the text once, line by line, with index arithmetic on the one input string (no per-line split,
+ * no regular expressions); the only strings it makes are metric names and series keys for the duplicate
+ * check. Every problem becomes an error naming its 1-based line and a stable rule id (see RULES); it keeps
+ * going after an error and collects up to `maxErrors` of them.
+ *
+ * A plain module: it knows nothing of @actions/core.
+ */
+
+export type ExpositionFormat = 'text-0.0.4' | 'openmetrics-1.0'
+
+export interface ValidationError {
+  line: number
+  rule: string
+  message: string
+}
+
+export interface ValidationResult {
+  format: ExpositionFormat
+  /** empty = valid; sorted by line; at most `maxErrors` entries */
+  errors: ValidationError[]
+  /** distinct metric families (named by HELP/TYPE/UNIT lines or by samples) */
+  families: number
+  /** sample lines */
+  samples: number
+  /** sample names and family names seen, for require-metrics */
+  metricNames: Set<string>
+  /** all errors found, also those beyond the cap */
+  errorCount: number
+  /** true when errorCount > errors.length */
+  truncated: boolean
+}
+
+export interface ValidateOptions {
+  /** stop recording errors after this many (scanning goes on to count them); default 100 */
+  maxErrors?: number
+}
+
+/** Rule ids (stable: tests, the smoke-test report and users rely on them) and what each checks. */
+export const RULES = {
+  'final-newline': 'the exposition ends with a line feed',
+  'metric-name': 'metric names match [a-zA-Z_:][a-zA-Z0-9_:]*',
+  'label-name': 'label names match [a-zA-Z_][a-zA-Z0-9_]*',
+  'label-name-reserved': 'label names starting with __ are reserved',
+  'label-duplicate': 'a label name appears once per sample',
+  'label-syntax': 'label sets are {name="value",...}',
+  'label-value-escape': 'label values use only the escapes \\\\ \\" \\n',
+  'label-value-unterminated': 'label values end with a quote on the same line',
+  'label-value-utf8': 'label values are valid UTF-8 (U+FFFD marks bytes that were not)',
+  'value-float': 'sample values are floats (Go ParseFloat syntax, +Inf, -Inf, NaN)',
+  'timestamp-integer': 'text format: timestamps are integer milliseconds (int64)',
+  'timestamp-invalid': 'OpenMetrics: timestamps are numbers of seconds',
+  'trailing-whitespace': 'nothing, not even blanks, after the value or timestamp',
+  'sample-syntax': 'a sample line is name[{labels}] value [timestamp]',
+  'help-syntax': 'HELP lines are # HELP name text',
+  'help-escape': 'HELP text uses only the escapes \\\\ and \\n (OpenMetrics also \\")',
+  'help-duplicate': 'one HELP line per family',
+  'help-after-samples': 'OpenMetrics: HELP comes before the family\u2019s samples',
+  'type-syntax': 'TYPE lines are # TYPE name type',
+  'type-unknown': 'the type is a known one',
+  'type-lowercase': 'the type is written in lower case',
+  'type-duplicate': 'one TYPE line per family',
+  'type-after-samples': 'TYPE comes before the family\u2019s samples',
+  'family-not-contiguous': 'all lines of a family form one group',
+  'series-duplicate': 'no two samples with the same name and label set',
+  'histogram-sample-name': 'histogram samples are name_bucket, name_sum, name_count',
+  'histogram-le-missing': 'histogram buckets carry an le label',
+  'histogram-le-invalid': 'le is a float',
+  'histogram-le-order': 'le increases strictly within a series',
+  'histogram-bucket-decreasing': 'bucket counts are cumulative: they never decrease as le grows',
+  'histogram-inf-bucket': 'every histogram series has an le="+Inf" bucket',
+  'histogram-count-mismatch': 'the +Inf bucket equals name_count',
+  'summary-quantile-missing': 'summary quantile samples carry a quantile label',
+  'summary-quantile-invalid': 'quantile is a float',
+  'summary-quantile-range': 'quantile is within [0, 1]',
+  'om-eof-missing': 'OpenMetrics: the exposition ends with # EOF',
+  'om-after-eof': 'OpenMetrics: nothing after # EOF',
+  'om-blank-line': 'OpenMetrics: no blank lines',
+  'om-comment': 'OpenMetrics: # lines are HELP, TYPE, UNIT or EOF',
+  'om-whitespace': 'OpenMetrics: tokens are separated by exactly one space, no leading or trailing blanks',
+  'om-counter-total': 'OpenMetrics: counter samples are name_total (and name_created)',
+  'om-counter-value': 'OpenMetrics: counter totals are not negative and not NaN',
+  'om-sample-name': 'OpenMetrics: sample names fit the family type (e.g. info: name_info)',
+  'om-unit-syntax': 'OpenMetrics: UNIT lines are # UNIT name unit',
+  'om-unit-duplicate': 'OpenMetrics: one UNIT line per family',
+  'om-unit-after-samples': 'OpenMetrics: UNIT comes before the family\u2019s samples',
+  'om-unit-suffix': 'OpenMetrics: the family name ends with _<unit>',
+  'om-info-value': 'OpenMetrics: info samples have the value 1',
+  'om-stateset': 'OpenMetrics: stateset samples are 0 or 1 and carry a label named after the family',
+  'om-negative-count': 'OpenMetrics: histogram and summary counts and buckets are not negative or NaN',
+  'om-exemplar':
+    'OpenMetrics: exemplars (# {labels} value [ts]) only on counter _total and histogram _bucket samples'
+} as const
+
+export type RuleId = keyof typeof RULES
+
+/** `application/openmetrics-text` selects OpenMetrics 1.0; anything else (or nothing) the text format 0.0.4. */
+export function formatFromContentType(contentType?: string): ExpositionFormat {
+  if (!contentType) return 'text-0.0.4'
+  const semi = contentType.indexOf(';')
+  const mediaType = (semi === -1 ? contentType : contentType.slice(0, semi)).trim().toLowerCase()
+  return mediaType === 'application/openmetrics-text' ? 'openmetrics-1.0' : 'text-0.0.4'
+}
+
+export function validateExposition(
+  text: string,
+  contentType?: string,
+  options: ValidateOptions = {}
+): ValidationResult {
+  const format = formatFromContentType(contentType)
+  const v = new Validator(text, format === 'openmetrics-1.0', options.maxErrors ?? 100)
+  v.run()
+  v.errors.sort((a, b) => a.line - b.line)
+  return {
+    format,
+    errors: v.errors,
+    families: v.families.size,
+    samples: v.sampleCount,
+    metricNames: v.metricNames,
+    errorCount: v.errorCount,
+    truncated: v.errorCount > v.errors.length
+  }
+}
+
+// ---- character classes -------------------------------------------------------------------------------
+
+const NL = 10
+const SP = 32
+const TAB = 9
+const HASH = 35
+const LBRACE = 123
+const RBRACE = 125
+const EQ = 61
+const QUOTE = 34
+const BS = 92
+const COMMA = 44
+
+const M_START = 1
+const M_CHAR = 2
+const L_START = 4
+const L_CHAR = 8
+const CT = new Uint8Array(128)
+for (let c = 0; c < 128; c++) {
+  const alpha = (c >= 65 && c <= 90) || (c >= 97 && c <= 122) || c === 95
+  const digit = c >= 48 && c <= 57
+  if (alpha) CT[c] = M_START | M_CHAR | L_START | L_CHAR
+  else if (digit) CT[c] = M_CHAR | L_CHAR
+  else if (c === 58) CT[c] = M_START | M_CHAR
+}
+
+const TEXT_TYPES = new Set(['counter', 'gauge', 'histogram', 'summary', 'untyped'])
+const OM_TYPES = new Set([
+  'counter',
+  'gauge',
+  'histogram',
+  'gaugehistogram',
+  'summary',
+  'info',
+  'stateset',
+  'unknown'
+])
+
+// sample kinds: which part of a family a sample is
+const K_BARE = 0
+const K_BUCKET = 1
+const K_COUNT = 2
+const K_SUM = 3
+const K_TOTAL = 4
+const K_CREATED = 5
+const K_GCOUNT = 6
+const K_GSUM = 7
+const K_INFO = 8
+
+const OM_SUFFIXES: [string, number][] = [
+  ['_total', K_TOTAL],
+  ['_created', K_CREATED],
+  ['_bucket', K_BUCKET],
+  ['_count', K_COUNT],
+  ['_sum', K_SUM],
+  ['_gcount', K_GCOUNT],
+  ['_gsum', K_GSUM],
+  ['_info', K_INFO]
+]
+
+/** OpenMetrics: the sample kinds each type allows */
+const OM_ALLOWED: Record<string, number[]> = {
+  counter: [K_TOTAL, K_CREATED],
+  gauge: [K_BARE],
+  unknown: [K_BARE],
+  stateset: [K_BARE],
+  info: [K_INFO],
+  histogram: [K_BUCKET, K_COUNT, K_SUM, K_CREATED],
+  gaugehistogram: [K_BUCKET, K_GCOUNT, K_GSUM],
+  summary: [K_BARE, K_COUNT, K_SUM, K_CREATED]
+}
+
+interface Group {
+  lastLe: number
+  lastCount: number
+  lastBucketLine: number
+  hasInf: boolean
+  inf: number
+  hasCount: boolean
+  count: number
+  countLine: number
+  firstLine: number
+}
+
+interface Family {
+  name: string
+  /** declared type, lower case; '' when the family has no (valid) TYPE line */
+  type: string
+  typeLine: number
+  helpLine: number
+  unitLine: number
+  samples: number
+  closed: boolean
+  series: Set<string>
+  groups: Map<string, Group> | null
+}
+
+function isBlank(c: number): boolean {
+  return c === SP || c === TAB
+}
+
+function show(s: string, max = 60): string {
+  const t = s.length > max ? s.slice(0, max) + '\u2026' : s
+  return JSON.stringify(t)
+}
+
+class Validator {
+  readonly errors: ValidationError[] = []
+  errorCount = 0
+  sampleCount = 0
+  readonly metricNames = new Set<string>()
+  readonly families = new Map<string, Family>()
+
+  private cur: Family | null = null
+  private line = 0
+  private lastName = ''
+  private lastFam: Family | null = null
+  private lastKind = K_BARE
+  // the current sample's label pairs, as offsets into text (value offsets exclude the quotes)
+  private nLabels = 0
+  private readonly lnS: number[] = []
+  private readonly lnE: number[] = []
+  private readonly lvS: number[] = []
+  private readonly lvE: number[] = []
+  /** label set written as name="value",... sorted, without blanks: its slice of text is a canonical key */
+  private labelsCanonical = true
+  private labelsOpen = -1
+  private labelsClose = -1
+  private nextBackslash = -1
+  private nextReplacement = -1
+  private readonly hasReplacement: boolean
+  private valueNum = 0
+  private labelsSorted = true
+
+  constructor(
+    private readonly text: string,
+    private readonly om: boolean,
+    private readonly maxErrors: number
+  ) {
+    this.hasReplacement = text.indexOf('\uFFFD') !== -1
+  }
+
+  private err(rule: RuleId, message: string, line = this.line): void {
+    this.errorCount++
+    if (this.errors.length < this.maxErrors) this.errors.push({ line, rule, message })
+  }
+
+  run(): void {
+    const text = this.text
+    const n = text.length
+    const om = this.om
+    let pos = 0
+    let eofLine = 0
+    while (pos < n) {
+      let eol = text.indexOf('\n', pos)
+      if (eol === -1) eol = n
+      this.line++
+      if (eofLine) {
+        this.err('om-after-eof', `content after "# EOF" (line ${eofLine}); # EOF must be the last line`)
+        break
+      }
+      const c = text.charCodeAt(pos)
+      if (c === HASH) {
+        if (this.comment(pos, eol)) eofLine = this.line
+      } else if (isBlank(c)) {
+        let p = pos + 1
+        while (p < eol && isBlank(text.charCodeAt(p))) p++
+        if (om)
+          this.err(
+            p === eol ? 'om-blank-line' : 'om-whitespace',
+            p === eol ? 'blank line (OpenMetrics allows none)' : 'line starts with blanks'
+          )
+        if (p < eol) {
+          if (text.charCodeAt(p) === HASH) {
+            if (this.comment(p, eol)) eofLine = this.line
+          } else this.sample(p, eol)
+        }
+      } else if (pos === eol) {
+        if (om) this.err('om-blank-line', 'blank line (OpenMetrics allows none)')
+      } else {
+        this.sample(pos, eol)
+      }
+      pos = eol + 1
+    }
+    if (this.cur) this.close(this.cur)
+    if (om) {
+      if (!eofLine)
+        this.err(
+          'om-eof-missing',
+          'the exposition does not end with "# EOF"; OpenMetrics requires it as the last line',
+          Math.max(this.line, 1)
+        )
+    } else if (n > 0 && text.charCodeAt(n - 1) !== NL) {
+      this.err('final-newline', 'the last line does not end with a line feed (\\n)')
+    }
+  }
+
+  // ---- families ----------------------------------------------------------------------------------------
+
+  private family(name: string): Family {
+    let f = this.families.get(name)
+    if (!f) {
+      f = {
+        name,
+        type: '',
+        typeLine: 0,
+        helpLine: 0,
+        unitLine: 0,
+        samples: 0,
+        closed: false,
+        series: new Set(),
+        groups: null
+      }
+      this.families.set(name, f)
+      this.metricNames.add(name)
+    }
+    return f
+  }
+
+  /** Makes f the current family, closing the previous one; a closed family coming back is an error. */
+  private enter(f: Family): void {
+    if (this.cur === f) return
+    if (this.cur) this.close(this.cur)
+    if (f.closed) {
+      this.err(
+        'family-not-contiguous',
+        `metric family ${show(f.name)} appears again after other families; keep all its lines together`
+      )
+      f.closed = false
+    }
+    this.cur = f
+  }
+
+  private close(f: Family): void {
+    f.closed = true
+    this.cur = null
+    if (f.groups) {
+      const countName = f.type === 'gaugehistogram' ? '_gcount' : '_count'
+      for (const g of f.groups.values()) {
+        if (!g.hasInf) {
+          this.err(
+            'histogram-inf-bucket',
+            `histogram ${show(f.name)}: a series has no le="+Inf" bucket (its last bucket is on line ${g.lastBucketLine || g.firstLine})`,
+            g.lastBucketLine || g.firstLine
+          )
+        } else if (g.hasCount && g.inf !== g.count && !(Number.isNaN(g.inf) && Number.isNaN(g.count))) {
+          this.err(
+            'histogram-count-mismatch',
+            `histogram ${show(f.name)}: ${f.name}${countName} is ${g.count} but the le="+Inf" bucket is ${g.inf}`,
+            g.countLine
+          )
+        }
+      }
+      f.groups = null
+    }
+    // the duplicate check is per family; a family that comes back is an error of its own
+    f.series = new Set()
+  }
+
+  // ---- comments and metadata ---------------------------------------------------------------------------
+
+  /** A line starting with '#'. Returns true for OpenMetrics' "# EOF". */
+  private comment(start: number, eol: number): boolean {
+    const text = this.text
+    let p = start + 1
+    if (this.om) {
+      if (text.startsWith(' EOF', p) && p + 4 === eol) return true
+      let kw = ''
+      if (text.startsWith(' HELP', p)) kw = 'HELP'
+      else if (text.startsWith(' TYPE', p)) kw = 'TYPE'
+      else if (text.startsWith(' UNIT', p)) kw = 'UNIT'
+      if (!kw || (p + 5 < eol && text.charCodeAt(p + 5) !== SP)) {
+        if (text.startsWith(' EOF', p)) this.err('om-after-eof', '"# EOF" must be alone on its line')
+        else
+          this.err(
+            'om-comment',
+            `OpenMetrics allows only # HELP, # TYPE, # UNIT and # EOF lines, got ${show(text.slice(start, eol))}`
+          )
+        return false
+      }
+      this.metadata(kw, p + 5, eol)
+      return false
+    }
+    while (p < eol && isBlank(text.charCodeAt(p))) p++
+    let kw = ''
+    if (text.startsWith('HELP', p)) kw = 'HELP'
+    else if (text.startsWith('TYPE', p)) kw = 'TYPE'
+    if (!kw) return false
+    const after = p + 4
+    if (after < eol && !isBlank(text.charCodeAt(after))) return false // e.g. "# HELPER": a plain comment
+    this.metadata(kw, after, eol)
+    return false
+  }
+
+  /** p: just after the keyword */
+  private metadata(kw: string, p: number, eol: number): void {
+    const text = this.text
+    const om = this.om
+    const syntaxRule: RuleId =
+      kw === 'HELP' ? 'help-syntax' : kw === 'TYPE' ? 'type-syntax' : 'om-unit-syntax'
+    // name
+    if (om) {
+      if (p < eol) p++ // the single space (checked by the caller)
+      if (p < eol && isBlank(text.charCodeAt(p)))
+        this.err('om-whitespace', `more than one space before the metric name in # ${kw}`)
+    }
+    while (p < eol && isBlank(text.charCodeAt(p))) p++
+    const ns = p
+    const ne = this.scanMetricName(p, eol)
+    if (ne === ns || (ne < eol && !isBlank(text.charCodeAt(ne)))) {
+      let te = ns
+      while (te < eol && !isBlank(text.charCodeAt(te))) te++
+      if (ns === eol) this.err(syntaxRule, `# ${kw} line without a metric name`)
+      else this.err('metric-name', `invalid metric name ${show(text.slice(ns, te))} in # ${kw}`)
+      return
+    }
+    const name = text.slice(ns, ne)
+    const f = this.family(name)
+    this.enter(f)
+    this.lastFam = null // metadata may change which family a sample name belongs to
+    // the rest: one blank (OpenMetrics: exactly one space), then the docstring / type / unit
+    let r = ne
+    if (om) {
+      if (r < eol) {
+        if (text.charCodeAt(r) !== SP)
+          this.err('om-whitespace', `# ${kw}: use one space after the metric name`)
+        r++
+      }
+    } else {
+      while (r < eol && isBlank(text.charCodeAt(r))) r++
+    }
+    if (kw === 'HELP') {
+      if (f.helpLine)
+        this.err('help-duplicate', `second # HELP line for ${show(name)} (first on line ${f.helpLine})`)
+      else f.helpLine = this.line
+      if (om && f.samples > 0)
+        this.err('help-after-samples', `# HELP for ${show(name)} comes after its samples; put metadata first`)
+      // escapes
+      let b = text.indexOf('\\', r)
+      while (b !== -1 && b < eol) {
+        const e = b + 1 < eol ? text.charCodeAt(b + 1) : -1
+        if (!(e === BS || e === 110 /* n */ || (om && e === QUOTE))) {
+          this.err(
+            'help-escape',
+            `invalid escape ${show(text.slice(b, Math.min(b + 2, eol)))} in # HELP ${name}; only \\\\ and \\n${om ? ' and \\"' : ''} are allowed`
+          )
+          break
+        }
+        b = text.indexOf('\\', b + 2)
+      }
+      return
+    }
+    if (kw === 'UNIT') {
+      const unit = text.slice(r, eol)
+      if (f.unitLine)
+        this.err('om-unit-duplicate', `second # UNIT line for ${show(name)} (first on line ${f.unitLine})`)
+      else f.unitLine = this.line
+      if (f.samples > 0)
+        this.err(
+          'om-unit-after-samples',
+          `# UNIT for ${show(name)} comes after its samples; put metadata first`
+        )
+      if (unit !== '' && !name.endsWith('_' + unit))
+        this.err(
+          'om-unit-suffix',
+          `metric ${show(name)} has unit ${show(unit)} but its name does not end with "_${unit}"`
+        )
+      return
+    }
+    // TYPE
+    const raw = text.slice(r, eol)
+    const lower = raw.toLowerCase()
+    const known = om ? OM_TYPES : TEXT_TYPES
+    let type = ''
+    if (raw === '')
+      this.err('type-syntax', `# TYPE ${name} names no type; write one of ${[...known].join(', ')}`)
+    else if (known.has(raw)) type = raw
+    else if (known.has(lower)) {
+      this.err('type-lowercase', `type ${show(raw)} of ${show(name)} must be lower case: "${lower}"`)
+      type = lower
+    } else
+      this.err(
+        'type-unknown',
+        `unknown type ${show(raw)} for ${show(name)}; use one of ${[...known].join(', ')}`
+      )
+    if (f.typeLine) {
+      this.err('type-duplicate', `second # TYPE line for ${show(name)} (first on line ${f.typeLine})`)
+      return
+    }
+    f.typeLine = this.line
+    if (f.samples > 0)
+      this.err(
+        'type-after-samples',
+        `# TYPE for ${show(name)} comes after its samples; it must come before them`
+      )
+    else f.type = type
+  }
+
+  /** End of the name at p whose first char has class bit `start` and the rest `char` (p when none). */
+  private scanName(p: number, e: number, start: number, char: number): number {
+    const text = this.text
+    if (p >= e) return p
+    const c0 = text.charCodeAt(p)
+    if (c0 >= 128 || !(CT[c0] & start)) return p
+    p++
+    while (p < e) {
+      const c = text.charCodeAt(p)
+      if (c >= 128 || !(CT[c] & char)) break
+      p++
+    }
+    return p
+  }
+
+  private scanMetricName(p: number, e: number): number {
+    return this.scanName(p, e, M_START, M_CHAR)
+  }
+
+  private scanLabelName(p: number, e: number): number {
+    return this.scanName(p, e, L_START, L_CHAR)
+  }
+
+  // ---- samples -----------------------------------------------------------------------------------------
+
+  private sample(start: number, eol: number): void {
+    const text = this.text
+    const om = this.om
+    this.sampleCount++
+    const ne = this.scanMetricName(start, eol)
+    if (ne === start) {
+      let te = start
+      while (te < eol && !isBlank(text.charCodeAt(te)) && text.charCodeAt(te) !== LBRACE) te++
+      this.err('metric-name', `invalid metric name ${show(text.slice(start, te))}`)
+      return
+    }
+    let p = ne
+    let c = p < eol ? text.charCodeAt(p) : NL
+    if (!(c === LBRACE || isBlank(c) || c === NL)) {
+      this.err(
+        'metric-name',
+        `invalid character ${show(String.fromCharCode(c))} in metric name ${show(text.slice(start, p + 1))}`
+      )
+      return
+    }
+    // labels
+    this.nLabels = 0
+    this.labelsCanonical = true
+    this.labelsOpen = -1
+    if (isBlank(c)) {
+      const b = p
+      while (p < eol && isBlank(text.charCodeAt(p))) p++
+      c = p < eol ? text.charCodeAt(p) : NL
+      if (c === LBRACE) {
+        this.labelsCanonical = false
+        if (om) this.err('om-whitespace', 'blank between the metric name and "{"')
+      } else if (om && p - b > 1) this.err('om-whitespace', 'more than one space before the value')
+    }
+    if (c === LBRACE) {
+      p = this.labels(p, eol, true)
+      if (p < 0) return
+      // after "}": text allows blanks (or none) before the value; OpenMetrics exactly one space
+      const b = p
+      while (p < eol && isBlank(text.charCodeAt(p))) p++
+      if (om && (p - b !== 1 || text.charCodeAt(b) !== SP) && p < eol)
+        this.err('om-whitespace', 'use exactly one space between "}" and the value')
+    }
+    // value
+    const vs = p
+    while (p < eol && !isBlank(text.charCodeAt(p))) p++
+    const ve = p
+    if (vs === ve) {
+      this.err('value-float', 'sample has no value')
+      return
+    }
+    let value = this.parseFloat(vs, ve)
+    let valueOk = true
+    if (value === undefined) {
+      valueOk = false
+      value = NaN
+      this.err(
+        'value-float',
+        `value ${show(text.slice(vs, ve))} is not a float (use digits, e.g. 1.5e3, or +Inf, -Inf, NaN)`
+      )
+    }
+    // timestamp / exemplar
+    if (p < eol) {
+      const b = p
+      while (p < eol && isBlank(text.charCodeAt(p))) p++
+      if (p === eol) this.err('trailing-whitespace', 'blanks after the value at the end of the line')
+      else {
+        if (om && (p - b !== 1 || text.charCodeAt(b) !== SP))
+          this.err('om-whitespace', 'use exactly one space after the value')
+        if (om && text.charCodeAt(p) === HASH) {
+          this.exemplarAt = p
+        } else {
+          const ts = p
+          while (p < eol && !isBlank(text.charCodeAt(p))) p++
+          this.timestamp(ts, p)
+          if (p < eol) {
+            const b2 = p
+            while (p < eol && isBlank(text.charCodeAt(p))) p++
+            if (p === eol)
+              this.err('trailing-whitespace', 'blanks after the timestamp at the end of the line')
+            else if (om && text.charCodeAt(p) === HASH) {
+              if (p - b2 !== 1 || text.charCodeAt(b2) !== SP)
+                this.err('om-whitespace', 'use exactly one space before the exemplar')
+              this.exemplarAt = p
+            } else this.err('sample-syntax', `unexpected ${show(text.slice(p, eol))} after the timestamp`)
+          }
+        }
+      }
+    }
+    this.valueNum = value
+    this.record(start, ne, valueOk)
+    if (this.exemplarAt >= 0) {
+      const x = this.exemplarAt
+      this.exemplarAt = -1
+      this.exemplar(x, eol)
+    }
+  }
+
+  private exemplarAt = -1
+  private exemplarAllowed = false
+
+  /**
+   * Parses a label set starting at "{"; returns the position after "}" or -1 after an error.
+   * store=false (exemplars): checks the syntax only.
+   */
+  private labels(p: number, eol: number, store: boolean): number {
+    const text = this.text
+    const open = p
+    p++
+    let n = 0
+    for (;;) {
+      p = this.labelBlanks(p, eol)
+      if (p >= eol) {
+        this.err('label-syntax', 'label set is not closed with "}"')
+        return -1
+      }
+      let c = text.charCodeAt(p)
+      if (c === RBRACE) {
+        if (n > 0 && this.om) this.err('label-syntax', 'trailing comma in a label set')
+        if (n > 0) this.labelsCanonical = false
+        p++
+        break
+      }
+      const ls = p
+      const le = this.scanLabelName(p, eol)
+      if (le === ls) {
+        let te = ls
+        while (
+          te < eol &&
+          (te === ls || !isBlank(text.charCodeAt(te))) &&
+          text.charCodeAt(te) !== EQ &&
+          text.charCodeAt(te) !== RBRACE
+        )
+          te++
+        this.err('label-name', `invalid label name ${show(text.slice(ls, Math.max(te, ls + 1)))}`)
+        return -1
+      }
+      if (store && text.charCodeAt(ls) === 95 && text.charCodeAt(ls + 1) === 95) {
+        this.err(
+          'label-name-reserved',
+          `label name ${show(text.slice(ls, le))} starts with "__", which is reserved for Prometheus`
+        )
+      }
+      p = le
+      p = this.labelBlanks(p, eol)
+      if (p >= eol || text.charCodeAt(p) !== EQ) {
+        const c2 = p < eol ? text.charCodeAt(p) : -1
+        if (
+          c2 > 0 &&
+          c2 < 128 &&
+          !isBlank(c2) &&
+          c2 !== EQ &&
+          c2 !== RBRACE &&
+          c2 !== COMMA &&
+          c2 !== QUOTE
+        ) {
+          this.err(
+            'label-name',
+            `invalid character ${show(String.fromCharCode(c2))} in label name ${show(text.slice(ls, p + 1))}`
+          )
+        } else this.err('label-syntax', `expected "=" after label name ${show(text.slice(ls, le))}`)
+        return -1
+      }
+      p++
+      p = this.labelBlanks(p, eol)
+      if (p >= eol || text.charCodeAt(p) !== QUOTE) {
+        this.err('label-syntax', `expected a quoted value after ${show(text.slice(ls, le) + '=')}`)
+        return -1
+      }
+      p++
+      const vs = p
+      const ve = this.labelValue(p, eol, text.slice(ls, le))
+      if (ve < 0) return -1
+      if (store) {
+        this.lnS[n] = ls
+        this.lnE[n] = le
+        this.lvS[n] = vs
+        this.lvE[n] = ve
+      }
+      n++
+      p = ve + 1
+      p = this.labelBlanks(p, eol)
+      c = p < eol ? text.charCodeAt(p) : -1
+      if (c === COMMA) {
+        p++
+        continue
+      }
+      if (c === RBRACE) {
+        p++
+        break
+      }
+      this.err(
+        'label-syntax',
+        c === -1
+          ? 'label set is not closed with "}"'
+          : `expected "," or "}" after the value of label ${show(text.slice(ls, le))}, got ${show(String.fromCharCode(c))}`
+      )
+      return -1
+    }
+    if (store) {
+      this.nLabels = n
+      this.labelsOpen = open
+      this.labelsClose = p - 1
+    }
+    return p
+  }
+
+  /** Skips blanks inside a label set (text format: allowed, OpenMetrics: an error). */
+  private labelBlanks(p: number, eol: number): number {
+    const b = p
+    while (p < eol && isBlank(this.text.charCodeAt(p))) p++
+    if (p !== b) {
+      this.labelsCanonical = false
+      if (this.om) this.err('om-whitespace', 'blanks inside a label set')
+    }
+    return p
+  }
+
+  /** p: after the opening quote. Returns the position of the closing quote, or -1 after an error. */
+  private labelValue(p: number, eol: number, labelName: string): number {
+    const text = this.text
+    let q = text.indexOf('"', p)
+    if (q === -1 || q > eol) q = -1
+    // backslashes between p and the closing quote (a \" moves the closing quote on)
+    for (;;) {
+      if (this.nextBackslash < p) {
+        this.nextBackslash = text.indexOf('\\', p)
+        if (this.nextBackslash === -1) this.nextBackslash = Infinity
+      }
+      const b = this.nextBackslash
+      if (b >= eol || (q !== -1 && b > q)) break
+      const e = b + 1 < eol ? text.charCodeAt(b + 1) : -1
+      if (e === BS || e === QUOTE || e === 110 /* n */) {
+        p = b + 2
+        this.nextBackslash = -1
+        if (q !== -1 && q < p) {
+          q = text.indexOf('"', p)
+          if (q === -1 || q > eol) q = -1
+        }
+        continue
+      }
+      this.err(
+        'label-value-escape',
+        `invalid escape ${show(text.slice(b, Math.min(b + 2, eol)))} in the value of label ${show(labelName)}; only \\\\, \\" and \\n are allowed`
+      )
+      return -1
+    }
+    if (q === -1) {
+      this.err(
+        'label-value-unterminated',
+        `the value of label ${show(labelName)} has no closing quote on this line (a raw line break inside a value must be written \\n)`
+      )
+      return -1
+    }
+    if (this.hasReplacement) {
+      if (this.nextReplacement < p) {
+        this.nextReplacement = text.indexOf('\uFFFD', p)
+        if (this.nextReplacement === -1) this.nextReplacement = Infinity
+      }
+      if (this.nextReplacement < q) {
+        this.err(
+          'label-value-utf8',
+          `the value of label ${show(labelName)} contains U+FFFD: the response held bytes that are not valid UTF-8`
+        )
+      }
+    }
+    return q
+  }
+
+  /** Go ParseFloat syntax as the text parser accepts it; returns undefined when invalid. */
+  private parseFloat(s: number, e: number): number | undefined {
+    const text = this.text
+    let p = s
+    let c = text.charCodeAt(p)
+    let sign = false
+    if (c === 43 || c === 45) {
+      sign = true
+      p++
+      if (p === e) return undefined
+      c = text.charCodeAt(p)
+    }
+    if ((c >= 48 && c <= 57) || c === 46) {
+      let digits = 0
+      while (p < e && (c = text.charCodeAt(p)) >= 48 && c <= 57) {
+        p++
+        digits++
+      }
+      if (p < e && c === 46) {
+        p++
+        while (p < e && (c = text.charCodeAt(p)) >= 48 && c <= 57) {
+          p++
+          digits++
+        }
+      }
+      if (digits === 0) return undefined
+      if (p < e && (c === 101 || c === 69)) {
+        p++
+        if (p < e && ((c = text.charCodeAt(p)) === 43 || c === 45)) p++
+        const ds = p
+        while (p < e && (c = text.charCodeAt(p)) >= 48 && c <= 57) p++
+        if (p === ds) return undefined
+      }
+      if (p !== e) return undefined
+      return +text.slice(s, e)
+    }
+    const len = e - p
+    if (len === 3 || len === 8) {
+      const w = text.slice(p, e).toLowerCase()
+      if (w === 'inf' || w === 'infinity') return text.charCodeAt(s) === 45 ? -Infinity : Infinity
+      if (w === 'nan' && !sign) return NaN
+    }
+    return undefined
+  }
+
+  private timestamp(s: number, e: number): void {
+    const text = this.text
+    if (this.om) {
+      const t = this.parseFloat(s, e)
+      if (t === undefined || !Number.isFinite(t))
+        this.err('timestamp-invalid', `timestamp ${show(text.slice(s, e))} is not a number of seconds`)
+      return
+    }
+    let p = s
+    const c = text.charCodeAt(p)
+    if (c === 43 || c === 45) p++
+    const ds = p
+    while (p < e) {
+      const d = text.charCodeAt(p)
+      if (d < 48 || d > 57) break
+      p++
+    }
+    let ok = p === e && p > ds
+    if (ok && e - ds >= 19) {
+      // int64: at most 9223372036854775807 (and -9223372036854775808)
+      let z = ds
+      while (z < e - 1 && text.charCodeAt(z) === 48) z++
+      const digits = text.slice(z, e)
+      const limit = c === 45 ? '9223372036854775808' : '9223372036854775807'
+      if (digits.length > 19 || (digits.length === 19 && digits > limit)) ok = false
+    }
+    if (!ok)
+      this.err(
+        'timestamp-integer',
+        `timestamp ${show(text.slice(s, e))} is not an integer number of milliseconds`
+      )
+  }
+
+  private exemplar(p: number, eol: number): void {
+    const text = this.text
+    // "# {labels} value [timestamp]"
+    if (!this.exemplarAllowed)
+      this.err('om-exemplar', 'exemplars are allowed only on counter _total and histogram _bucket samples')
+    if (!text.startsWith('# {', p)) {
+      this.err('om-exemplar', `expected "# {" to start an exemplar, got ${show(text.slice(p, eol))}`)
+      return
+    }
+    const saveCanonical = this.labelsCanonical
+    p = this.labels(p + 2, eol, false)
+    this.labelsCanonical = saveCanonical
+    if (p < 0) return
+    if (text.charCodeAt(p) !== SP) {
+      this.err('om-exemplar', 'the exemplar has no value')
+      return
+    }
+    p++
+    const vs = p
+    while (p < eol && text.charCodeAt(p) !== SP) p++
+    if (this.parseFloat(vs, p) === undefined)
+      this.err('om-exemplar', `exemplar value ${show(text.slice(vs, p))} is not a number`)
+    if (p < eol) {
+      p++
+      const t = this.parseFloat(p, eol)
+      if (t === undefined || !Number.isFinite(t))
+        this.err('om-exemplar', `exemplar timestamp ${show(text.slice(p, eol))} is not a number`)
+    }
+  }
+
+  /** Attributes the parsed sample to its family and runs the per-family checks. */
+  private record(start: number, ne: number, valueOk: boolean): void {
+    const text = this.text
+    let name: string
+    let fam: Family
+    let kind: number
+    if (this.lastFam && ne - start === this.lastName.length && text.startsWith(this.lastName, start)) {
+      name = this.lastName
+      fam = this.lastFam
+      kind = this.lastKind
+      if (fam !== this.cur) this.enter(fam)
+    } else {
+      name = text.slice(start, ne)
+      this.metricNames.add(name)
+      if (this.om) {
+        ;[fam, kind] = this.omFamily(name)
+      } else {
+        ;[fam, kind] = this.textFamily(name)
+      }
+      this.enter(fam)
+      this.lastName = name
+      this.lastFam = fam
+      this.lastKind = kind
+    }
+    fam.samples++
+    this.exemplarAllowed = false
+    const type = fam.type
+
+    // label names: sorted (the usual case) or checked for duplicates
+    this.labelsSorted = true
+    for (let i = 1; i < this.nLabels; i++) {
+      if (this.cmpLabelNames(i - 1, i) >= 0) {
+        this.labelsSorted = false
+        break
+      }
+    }
+    if (!this.labelsSorted) this.duplicateLabels(name)
+
+    // duplicate series
+    const key = this.seriesKey(start, ne, name)
+    const size = fam.series.size
+    fam.series.add(key)
+    if (fam.series.size === size)
+      this.err(
+        'series-duplicate',
+        `duplicate series ${show(key, 120)}: the same name and label set appear twice`
+      )
+
+    if (!valueOk) return
+    const value = this.valueNum
+    if (type === 'histogram' || type === 'gaugehistogram') {
+      this.exemplarAllowed = kind === K_BUCKET
+      this.histogram(fam, kind, value, name)
+    } else if (type === 'summary') {
+      if (kind === K_BARE) this.quantile()
+      else if (this.om && kind === K_COUNT && !(value >= 0))
+        this.err('om-negative-count', `${name} is ${value}; counts must not be negative or NaN`)
+    } else if (this.om) {
+      if (type === 'counter') {
+        this.exemplarAllowed = kind === K_TOTAL
+        if (kind === K_TOTAL && !(value >= 0))
+          this.err(
+            'om-counter-value',
+            `counter ${name} is ${value}; counter totals must not be negative or NaN`
+          )
+      } else if (type === 'info') {
+        if (value !== 1)
+          this.err('om-info-value', `info metric ${name} has the value ${value}; info samples must be 1`)
+      } else if (type === 'stateset') {
+        if (value !== 0 && value !== 1)
+          this.err('om-stateset', `stateset ${name} has the value ${value}; states are 0 or 1`)
+        if (!this.findLabel(fam.name))
+          this.err('om-stateset', `stateset ${name} has no label named ${show(fam.name)}`)
+      }
+    }
+  }
+
+  /** text format: _bucket/_count/_sum belong to a declared histogram or summary family, anything else is its own */
+  private textFamily(name: string): [Family, number] {
+    const fams = this.families
+    let kind = -1
+    let base = ''
+    if (name.endsWith('_bucket')) {
+      base = name.slice(0, -7)
+      if (fams.get(base)?.type === 'histogram') kind = K_BUCKET
+    } else if (name.endsWith('_count')) {
+      base = name.slice(0, -6)
+      const t = fams.get(base)?.type
+      if (t === 'histogram' || t === 'summary') kind = K_COUNT
+    } else if (name.endsWith('_sum')) {
+      base = name.slice(0, -4)
+      const t = fams.get(base)?.type
+      if (t === 'histogram' || t === 'summary') kind = K_SUM
+    }
+    if (kind >= 0) return [fams.get(base)!, kind]
+    const f = this.family(name)
+    if (f.type === 'histogram')
+      this.err(
+        'histogram-sample-name',
+        `sample ${show(name)} of histogram ${show(name)}: histogram samples are ${name}_bucket, ${name}_sum and ${name}_count`
+      )
+    return [f, K_BARE]
+  }
+
+  /** OpenMetrics: a sample belongs to the current family when its name is the family name plus a suffix */
+  private omFamily(name: string): [Family, number] {
+    const cur = this.cur
+    const check = (f: Family, kind: number): [Family, number] => {
+      const t = f.type || 'unknown'
+      if (!OM_ALLOWED[t].includes(kind)) {
+        if (t === 'counter')
+          this.err(
+            'om-counter-total',
+            `counter ${show(f.name)}: sample ${show(name)} must be named ${f.name}_total (or ${f.name}_created)`
+          )
+        else {
+          const allowed = OM_ALLOWED[t].map(k =>
+            k === K_BARE ? f.name : f.name + OM_SUFFIXES.find(s => s[1] === k)![0]
+          )
+          this.err(
+            t === 'histogram' ? 'histogram-sample-name' : 'om-sample-name',
+            `${t} ${show(f.name)}: sample ${show(name)} is not one of ${allowed.join(', ')}`
+          )
+        }
+      }
+      return [f, kind]
+    }
+    if (cur) {
+      if (name === cur.name) return check(cur, K_BARE)
+      if (name.startsWith(cur.name) && name.charCodeAt(cur.name.length) === 95) {
+        for (const [suffix, kind] of OM_SUFFIXES) {
+          if (name.length === cur.name.length + suffix.length && name.endsWith(suffix))
+            return check(cur, kind)
+        }
+      }
+    }
+    // an earlier family (then not contiguous) or a new one
+    for (const [suffix, kind] of OM_SUFFIXES) {
+      if (name.endsWith(suffix)) {
+        const f = this.families.get(name.slice(0, -suffix.length))
+        if (f && f.type && OM_ALLOWED[f.type].includes(kind)) return [f, kind]
+      }
+    }
+    const f = this.family(name)
+    return check(f, K_BARE)
+  }
+
+  private findLabel(labelName: string): number {
+    const text = this.text
+    for (let i = 0; i < this.nLabels; i++) {
+      if (this.lnE[i] - this.lnS[i] === labelName.length && text.startsWith(labelName, this.lnS[i]))
+        return i + 1
+    }
+    return 0
+  }
+
+  private labelIndex(labelName: string): number {
+    return this.findLabel(labelName) - 1
+  }
+
+  private quantile(): void {
+    const i = this.labelIndex('quantile')
+    if (i < 0) {
+      this.err('summary-quantile-missing', `summary sample ${show(this.lastName)} has no quantile label`)
+      return
+    }
+    const q = this.parseFloat(this.lvS[i], this.lvE[i])
+    if (q === undefined)
+      this.err(
+        'summary-quantile-invalid',
+        `quantile ${show(this.text.slice(this.lvS[i], this.lvE[i]))} is not a float`
+      )
+    else if (!(q >= 0 && q <= 1))
+      this.err(
+        'summary-quantile-range',
+        `quantile ${show(this.text.slice(this.lvS[i], this.lvE[i]))} is outside [0, 1]`
+      )
+  }
+
+  private histogram(fam: Family, kind: number, value: number, name: string): void {
+    const line = this.line
+    if (kind === K_BARE) {
+      // textFamily/omFamily reported the name already
+      return
+    }
+    const om = this.om
+    if (kind === K_BUCKET || kind === K_COUNT || kind === K_GCOUNT) {
+      if (om && fam.type === 'histogram' && !(value >= 0))
+        this.err(
+          'om-negative-count',
+          `${name} is ${value}; bucket and count values must not be negative or NaN`
+        )
+    }
+    if (kind !== K_BUCKET && kind !== K_COUNT && kind !== K_GCOUNT) return
+    let leIdx = -1
+    if (kind === K_BUCKET) {
+      leIdx = this.labelIndex('le')
+      if (leIdx < 0) {
+        this.err('histogram-le-missing', `histogram bucket ${show(name)} has no le label`)
+        return
+      }
+    }
+    const gk = this.groupKey(leIdx)
+    let groups = fam.groups
+    if (!groups) groups = fam.groups = new Map()
+    let g = groups.get(gk)
+    if (!g) {
+      g = {
+        lastLe: NaN,
+        lastCount: NaN,
+        lastBucketLine: 0,
+        hasInf: false,
+        inf: 0,
+        hasCount: false,
+        count: 0,
+        countLine: 0,
+        firstLine: line
+      }
+      groups.set(gk, g)
+    }
+    if (kind !== K_BUCKET) {
+      g.hasCount = true
+      g.count = value
+      g.countLine = line
+      return
+    }
+    const le = this.parseFloat(this.lvS[leIdx], this.lvE[leIdx])
+    if (le === undefined || Number.isNaN(le)) {
+      this.err(
+        'histogram-le-invalid',
+        `le ${show(this.text.slice(this.lvS[leIdx], this.lvE[leIdx]))} is not a float`
+      )
+      return
+    }
+    if (g.lastBucketLine) {
+      if (!(le > g.lastLe))
+        this.err(
+          'histogram-le-order',
+          `bucket le="${this.text.slice(this.lvS[leIdx], this.lvE[leIdx])}" does not come after le=${g.lastLe} (line ${g.lastBucketLine}); le must increase strictly`
+        )
+      if (value < g.lastCount)
+        this.err(
+          'histogram-bucket-decreasing',
+          `bucket count ${value} is less than ${g.lastCount} of the previous bucket (line ${g.lastBucketLine}); buckets are cumulative`
+        )
+    }
+    g.lastLe = le
+    g.lastCount = value
+    g.lastBucketLine = line
+    if (le === Infinity) {
+      g.hasInf = true
+      g.inf = value
+    }
+  }
+
+  /** The series key: name and label set, independent of label order and blanks. */
+  private seriesKey(start: number, ne: number, name: string): string {
+    const n = this.nLabels
+    if (n === 0) return name
+    const text = this.text
+    if (this.labelsCanonical && this.labelsSorted && this.labelsOpen === ne)
+      return text.slice(start, this.labelsClose + 1)
+    return name + '{' + this.sortedPairs(-1) + '}'
+  }
+
+  /** Labels but `except`, sorted, as name="value",...; duplicate label names are reported here. */
+  private sortedPairs(except: number): string {
+    const text = this.text
+    const pieces: string[] = []
+    for (let i = 0; i < this.nLabels; i++) {
+      if (i !== except)
+        pieces.push(text.slice(this.lnS[i], this.lnE[i]) + '="' + text.slice(this.lvS[i], this.lvE[i]) + '"')
+    }
+    pieces.sort()
+    return pieces.join(',')
+  }
+
+  private groupKey(except: number): string {
+    // canonical and sorted lines: slices around the le pair
+    const text = this.text
+    const n = this.nLabels
+    if (n === 0 || (n === 1 && except === 0)) return ''
+    if (this.labelsCanonical && this.labelsSorted) {
+      {
+        if (except < 0) return text.slice(this.lnS[0], this.lvE[n - 1] + 1)
+        if (except === n - 1) return text.slice(this.lnS[0], this.lvE[n - 2] + 1)
+        if (except === 0) return text.slice(this.lnS[1], this.lvE[n - 1] + 1)
+        return (
+          text.slice(this.lnS[0], this.lvE[except - 1] + 1) +
+          ',' +
+          text.slice(this.lnS[except + 1], this.lvE[n - 1] + 1)
+        )
+      }
+    }
+    return this.sortedPairs(except)
+  }
+
+  private duplicateLabels(name: string): void {
+    const names: string[] = []
+    for (let i = 0; i < this.nLabels; i++) names.push(this.text.slice(this.lnS[i], this.lnE[i]))
+    names.sort()
+    for (let i = 1; i < names.length; i++) {
+      if (names[i] === names[i - 1]) {
+        this.err(
+          'label-duplicate',
+          `label ${show(names[i])} appears more than once in a sample of ${show(name)}`
+        )
+        return
+      }
+    }
+  }
+
+  /** Compares label names i and j like strings. */
+  private cmpLabelNames(i: number, j: number): number {
+    const text = this.text
+    const a = this.lnS[i]
+    const ae = this.lnE[i]
+    const b = this.lnS[j]
+    const be = this.lnE[j]
+    const la = ae - a
+    const lb = be - b
+    const m = la < lb ? la : lb
+    for (let k = 0; k < m; k++) {
+      const d = text.charCodeAt(a + k) - text.charCodeAt(b + k)
+      if (d !== 0) return d
+    }
+    return la - lb
+  }
+}
