@@ -1,0 +1,171 @@
+/**
+ * The SSH transport against a real OpenSSH server (src/testkit/sshd.ts): byte-exact argv, stdin, exit
+ * codes, atomic writes with modes, reads, timeouts that leave nothing behind on the host, one connection
+ * reused for every command.
+ */
+import { afterAll, beforeAll, describe, expect, test } from '@jest/globals'
+import { execFileSync } from 'node:child_process'
+import { connectSsh, RemoteTimeoutError, type SshRemote } from '../../src/lib/ssh/client.js'
+import { startSshd, type Sshd } from '../../src/testkit/sshd.js'
+import { uniqueName } from '../../src/testkit/net.js'
+
+let sshd: Sshd
+let remote: SshRemote
+const dir = `/tmp/${uniqueName('shipline-ssh-t')}`
+
+beforeAll(async () => {
+  sshd = await startSshd()
+  remote = await connectSsh({
+    target: { host: sshd.host, port: sshd.port, user: sshd.user },
+    privateKey: sshd.clientKey.privateKey,
+    knownHosts: sshd.knownHostsLine
+  })
+  await remote.exec(['mkdir', '-p', dir])
+})
+
+afterAll(async () => {
+  await remote?.exec(['rm', '-rf', dir]).catch(() => undefined)
+  await remote?.close()
+  await sshd?.stop()
+})
+
+describe('exec', () => {
+  test('awkward arguments arrive byte-exact', async () => {
+    const args = [
+      '',
+      "it's",
+      '"double"',
+      '$(touch /tmp/pwned-shipline)',
+      '`id`',
+      'a;b && c || d | e & f',
+      'line1\nline2\n',
+      '  spaces  ',
+      '*',
+      '~root',
+      '-n',
+      '--',
+      'ünïcødé ✓ 日本',
+      '\\back\\slash',
+      '$HOME ${PATH}',
+      '!bang',
+      'tab\there',
+      '#hash',
+      'A=b',
+      "'''"
+    ]
+    const r = await remote.exec(['printf', '%s\\0', ...args])
+    expect(r.code).toBe(0)
+    expect(r.stdout.split('\0').slice(0, -1)).toEqual(args)
+    const check = await remote.exec(['test', '-e', '/tmp/pwned-shipline'])
+    expect(check.code).toBe(1)
+  })
+
+  test('exit codes, stderr and stdin', async () => {
+    expect((await remote.exec(['sh', '-c', 'exit 7'])).code).toBe(7)
+    expect((await remote.exec(['true'])).code).toBe(0)
+    expect((await remote.exec(['no-such-command-shipline'])).code).toBe(127)
+    const e = await remote.exec(['sh', '-c', 'echo out; echo err >&2'])
+    expect(e).toEqual({ code: 0, stdout: 'out\n', stderr: 'err\n' })
+    const data = 'secret=1\n' + 'x'.repeat(300_000) + '\nünï\n'
+    const r = await remote.exec(['sha256sum'], { stdin: data })
+    const local = execFileSync('sha256sum', [], { input: data }).toString()
+    expect(r.stdout).toBe(local)
+    // no stdin: the command sees EOF at once instead of hanging
+    expect((await remote.exec(['cat'])).stdout).toBe('')
+  })
+
+  test('cwd is quoted and honoured; streamed output', async () => {
+    const odd = `${dir}/with space 'q'`
+    await remote.exec(['mkdir', '-p', odd])
+    const chunks: string[] = []
+    const r = await remote.exec(['pwd'], { cwd: odd, onStdout: c => chunks.push(c) })
+    expect(r.stdout).toBe(odd + '\n')
+    expect(chunks.join('')).toBe(odd + '\n')
+    expect((await remote.exec(['pwd'], { cwd: `${dir}/missing` })).code).not.toBe(0)
+  })
+
+  test('many commands in parallel beyond the server session limit share one connection', async () => {
+    const rs = await Promise.all(Array.from({ length: 25 }, (_, i) => remote.exec(['sh', '-c', `echo ${i}`])))
+    expect(rs.map(r => r.stdout.trim())).toEqual(Array.from({ length: 25 }, (_, i) => String(i)))
+  })
+})
+
+describe('files', () => {
+  test('writeFile is atomic with its mode; readFile returns the bytes', async () => {
+    const p = `${dir}/.env`
+    const bytes = Buffer.from([0, 1, 2, 255, 10, 13, 0x27, 0x22])
+    await remote.writeFile(p, bytes, 0o600)
+    expect(Buffer.compare(await remote.readFile(p), bytes)).toBe(0)
+    expect((await remote.exec(['stat', '-c', '%a', p])).stdout.trim()).toBe('600')
+    await remote.writeFile(p, 'second\n', 0o640)
+    expect((await remote.readFile(p)).toString()).toBe('second\n')
+    expect((await remote.exec(['stat', '-c', '%a', p])).stdout.trim()).toBe('640')
+    // no temp files left behind
+    expect(
+      (await remote.exec(['ls', '-A', dir])).stdout.split('\n').filter(l => l.includes('shipline-'))
+    ).toEqual([])
+    await expect(remote.readFile(`${dir}/nope`)).rejects.toThrow(/Could not read .*nope/)
+    await expect(remote.writeFile(`${dir}/no/such/dir/f`, 'x')).rejects.toThrow(/Could not write/)
+  })
+
+  test('a 0600 file is never readable by others while it is written', async () => {
+    // the temp file gets its mode before content lands: watch the folder while a large file is written
+    const p = `${dir}/big.secret`
+    const watcher = remote.exec(
+      [
+        'sh',
+        '-c',
+        'end=$(($(date +%s)+20)); while [ $(date +%s) -lt $end ]; do for f in "$1"/.big.secret.*; do [ -e "$f" ] && stat -c %a "$f"; done; [ -e "$1/done" ] && exit 0; done',
+        'sh',
+        dir
+      ],
+      { timeoutMs: 30_000 }
+    )
+    await remote.writeFile(p, 'k'.repeat(8 * 1024 * 1024), 0o600)
+    await remote.exec(['touch', `${dir}/done`])
+    const seen = new Set((await watcher).stdout.split('\n').filter(Boolean))
+    for (const m of seen) expect(m).toBe('600')
+    expect((await remote.exec(['stat', '-c', '%a %s', p])).stdout.trim()).toBe(`600 ${8 * 1024 * 1024}`)
+  })
+})
+
+describe('timeouts', () => {
+  test('a timeout kills the remote command and everything it started', async () => {
+    const tag = uniqueName('shiplinesleep')
+    const p = remote.exec(['sh', '-c', `sleep 300 & sleep 301; echo ${tag}`, tag], { timeoutMs: 1500 })
+    await expect(p).rejects.toBeInstanceOf(RemoteTimeoutError)
+    await expect(p).rejects.toThrow(/did not finish within 1\.5 s and was stopped/)
+    const ps = execFileSync('ps', ['-eo', 'pid,args']).toString()
+    expect(ps.split('\n').filter(l => l.includes(tag))).toEqual([])
+    expect(ps.split('\n').filter(l => /sleep 30[01]$/.test(l.trim()))).toEqual([])
+    // the connection still works afterwards
+    expect((await remote.exec(['echo', 'ok'])).stdout).toBe('ok\n')
+  })
+
+  test('a command that finishes in time is not affected', async () => {
+    expect(await remote.exec(['echo', 'quick'], { timeoutMs: 30_000 })).toEqual({
+      code: 0,
+      stdout: 'quick\n',
+      stderr: ''
+    })
+  })
+})
+
+describe('one connection', () => {
+  test('every exec reuses the same connection', async () => {
+    const fresh = await startSshd()
+    try {
+      const r = await connectSsh({
+        target: { host: fresh.host, port: fresh.port, user: 'root' },
+        privateKey: fresh.clientKey.privateKey,
+        fingerprints: [fresh.hostFingerprint]
+      })
+      for (let i = 0; i < 10; i++) await r.exec(['true'])
+      await r.writeFile('/tmp/' + uniqueName('shipline-one') + '.txt', 'x')
+      await r.close()
+      expect(fresh.logLines(/Accepted publickey/)).toHaveLength(1)
+    } finally {
+      await fresh.stop()
+    }
+  })
+})

@@ -1,0 +1,529 @@
+/**
+ * The SSH transport: an in-process ssh2 client (no ssh binary, no key file written anywhere), one
+ * connection per host reused for every step, host keys verified before authentication, optional
+ * proxy-jump through a bastion.
+ *
+ * Remote commands: every argv element is quoted for the remote POSIX shell (see remote.ts); secrets go
+ * over stdin or as file contents, never in a command line (sshd runs the line as `$SHELL -c LINE`, so the
+ * line is visible in the host's process list). Each command is wrapped so that it first reports its
+ * process group (sshd starts each session in a new session/process group); a timeout then kills that whole
+ * group over the same connection, so nothing keeps running on the host after a timeout.
+ */
+import { posix } from 'node:path'
+import { constants as osConstants } from 'node:os'
+import { StringDecoder } from 'node:string_decoder'
+import type { Client as ClientType, ClientChannel, ConnectConfig } from 'ssh2'
+import ssh2 from 'ssh2'
+import { UserError, errorMessage } from '../errors.js'
+import { formatTarget, type SshTarget } from './hosts.js'
+import { HostKeyChecker, type HostKeyPolicy, type Verdict } from './known-hosts.js'
+import { shellQuote, type ExecOptions, type Remote, type RemoteResult } from './remote.js'
+
+export interface SshAuth {
+  /** private key text (OpenSSH or PEM), kept in memory only */
+  privateKey?: string
+  passphrase?: string
+  password?: string
+}
+
+/** What every host of a deploy shares: credentials, host-key policy, bastion, timeouts. */
+export interface SshOptions extends SshAuth, HostKeyPolicy {
+  /** bastion to hop through (`proxy-jump`); authenticated with the same credentials */
+  proxyJump?: SshTarget
+  /** TCP connect + SSH handshake limit (default 20 s) */
+  readyTimeoutMs?: number
+  /** SSH keepalive interval (default 15 s; 0 disables); the connection is dropped after 3 unanswered */
+  keepaliveIntervalMs?: number
+  /** concurrent channels per connection (default 8; OpenSSH allows 10 sessions per connection) */
+  maxChannels?: number
+  /** a pre-built checker (parsed once for many hosts); otherwise built from the policy fields */
+  checker?: HostKeyChecker
+}
+
+export interface ConnectOptions extends SshOptions {
+  target: SshTarget
+}
+
+/** A timed-out remote command: it was killed on the host (its whole process group). */
+export class RemoteTimeoutError extends UserError {
+  readonly stdout: string
+  readonly stderr: string
+  constructor(message: string, stdout: string, stderr: string) {
+    super(message, `stdout (tail):\n${stdout.slice(-4000)}\nstderr (tail):\n${stderr.slice(-4000)}`)
+    this.stdout = stdout
+    this.stderr = stderr
+  }
+}
+
+/** Normalises pasted key text: CRLF, literal "\n" from one-line secrets, missing final newline. */
+export function normalizeKey(text: string): string {
+  let t = text.replace(/\r\n?/g, '\n').trim()
+  if (!t.includes('\n') && t.includes('\\n')) t = t.replace(/\\n/g, '\n')
+  return t + '\n'
+}
+
+/** Reads the private key (decrypting it with the passphrase) before any connection; UserError if unusable. */
+export function checkPrivateKey(privateKey: string, passphrase?: string): void {
+  const parsed = ssh2.utils.parseKey(normalizeKey(privateKey), passphrase || undefined)
+  if (!(parsed instanceof Error)) return
+  const m = parsed.message
+  if (/no passphrase/i.test(m))
+    throw new UserError("Input 'ssh-key' is encrypted: set 'ssh-key-passphrase' to its passphrase.")
+  if (/passphrase|decrypt|bad key/i.test(m) && passphrase) {
+    throw new UserError(
+      "Input 'ssh-key' could not be decrypted with 'ssh-key-passphrase': check the passphrase secret."
+    )
+  }
+  throw new UserError(
+    `Input 'ssh-key' is not a private key ssh2 can read (${m.replace(/[\r\n]+/g, ' ')}); paste the whole key, BEGIN and END lines included (OpenSSH or PEM format).`
+  )
+}
+
+/** Refuses before connecting: unreadable key, no credentials, or a host without a pinned key. Returns warnings. */
+export function preflight(
+  opts: SshOptions,
+  targets: SshTarget[]
+): { checker: HostKeyChecker; warnings: string[] } {
+  if (!opts.privateKey && !opts.password) {
+    throw new UserError("No SSH credentials: set 'ssh-key' (a private key in a secret) or 'ssh-password'.")
+  }
+  if (opts.privateKey) checkPrivateKey(opts.privateKey, opts.passphrase)
+  const checker = opts.checker ?? new HostKeyChecker(opts)
+  for (const t of opts.proxyJump ? [opts.proxyJump, ...targets] : targets)
+    checker.requirePolicy(t.host, t.port)
+  const w = checker.warning()
+  return { checker, warnings: w ? [w] : [] }
+}
+
+interface Level {
+  level?: string
+  code?: string
+}
+
+function mapConnectError(
+  e: unknown,
+  t: SshTarget,
+  verdict: Verdict | undefined,
+  opts: SshOptions,
+  via?: SshTarget
+): UserError {
+  if (verdict && !verdict.ok) return new UserError(verdict.message)
+  const err = e as Error & Level
+  const where = `${t.host}:${t.port}${via ? ` (through ${formatTarget(via)})` : ''}`
+  const msg = errorMessage(e)
+  const creds = [opts.privateKey ? 'the key in ssh-key' : '', opts.password ? 'ssh-password' : '']
+    .filter(Boolean)
+    .join(' or ')
+  if (err.level === 'client-authentication' || /authentication methods failed/i.test(msg)) {
+    const fix = opts.privateKey
+      ? `add the public key of 'ssh-key' to ~${t.user}/.ssh/authorized_keys on ${t.host}, or set 'user' to the account that has it`
+      : `check 'ssh-password' and that ${t.host} allows password login for ${t.user}`
+    return new UserError(`SSH login as ${t.user}@${where} was refused for ${creds}: ${fix}.`)
+  }
+  if (err.code === 'ECONNREFUSED') {
+    return new UserError(
+      `Nothing listens for SSH on ${where} (connection refused): check the host and 'port', and that sshd runs there.`
+    )
+  }
+  if (err.code === 'ENOTFOUND' || err.code === 'EAI_AGAIN') {
+    return new UserError(
+      `The host name ${t.host} does not resolve (${err.code}): check 'hosts' and the runner's DNS.`
+    )
+  }
+  if (err.code === 'EHOSTUNREACH' || err.code === 'ENETUNREACH') {
+    return new UserError(
+      `${where} is unreachable from the runner (${err.code}): check the address, routes, or use 'proxy-jump'.`
+    )
+  }
+  if (err.level === 'client-timeout' || err.code === 'ETIMEDOUT' || /timed out/i.test(msg)) {
+    const s = Math.round((opts.readyTimeoutMs ?? 20_000) / 1000)
+    return new UserError(
+      `No SSH handshake with ${where} within ${s} s: a firewall may drop the port, or the host is down; check that the runner can reach port ${t.port}.`
+    )
+  }
+  if (err.code === 'ECONNRESET' || /closed|reset/i.test(msg)) {
+    return new UserError(
+      `${where} closed the SSH connection during the handshake (${msg}): check sshd's log there (MaxStartups, AllowUsers, fail2ban).`
+    )
+  }
+  return new UserError(`SSH connection to ${where} failed: ${msg}`)
+}
+
+const HOSTKEY_ALGOS: Record<string, string[]> = {
+  'ssh-rsa': ['rsa-sha2-512', 'rsa-sha2-256', 'ssh-rsa']
+}
+
+/** Opens one authenticated ssh2 connection (over `sock` when hopping through a bastion). */
+function openClient(
+  t: SshTarget,
+  opts: SshOptions,
+  checker: HostKeyChecker,
+  sock?: ConnectConfig['sock'],
+  via?: SshTarget
+): Promise<ClientType> {
+  const client = new ssh2.Client()
+  let verdict: Verdict | undefined
+  const preferred = checker.knownKeyTypes(t.host, t.port).flatMap(k => HOSTKEY_ALGOS[k] ?? [k])
+  const methods: ('publickey' | 'password' | 'keyboard-interactive')[] = []
+  if (opts.privateKey) methods.push('publickey')
+  if (opts.password) methods.push('password', 'keyboard-interactive')
+  const config: ConnectConfig = {
+    host: t.host,
+    port: t.port,
+    username: t.user,
+    privateKey: opts.privateKey ? normalizeKey(opts.privateKey) : undefined,
+    passphrase: opts.passphrase || undefined,
+    password: opts.password || undefined,
+    tryKeyboard: Boolean(opts.password),
+    authHandler: methods,
+    sock,
+    readyTimeout: opts.readyTimeoutMs ?? 20_000,
+    keepaliveInterval: opts.keepaliveIntervalMs ?? 15_000,
+    keepaliveCountMax: 3,
+    ident: 'shipline',
+    hostVerifier: (key: Buffer) => {
+      verdict = checker.verify(t.host, t.port, key)
+      return verdict.ok
+    }
+  }
+  if (preferred.length) config.algorithms = { serverHostKey: { prepend: preferred } as never }
+  if (opts.password) {
+    const pw = opts.password
+    client.on('keyboard-interactive', (_n, _i, _l, prompts, finish) => {
+      // answer only a single password prompt, nothing else (no OTP guessing)
+      finish(prompts.length === 1 && /password/i.test(prompts[0].prompt) ? [pw] : prompts.map(() => ''))
+    })
+  }
+  return new Promise((resolve, reject) => {
+    let settled = false
+    client.once('ready', () => {
+      settled = true
+      resolve(client)
+    })
+    client.on('error', e => {
+      if (settled) return
+      settled = true
+      client.end()
+      reject(mapConnectError(e, t, verdict, opts, via))
+    })
+    client.once('close', () => {
+      if (settled) return
+      settled = true
+      reject(mapConnectError(new Error('connection closed'), t, verdict, opts, via))
+    })
+    try {
+      client.connect(config)
+    } catch (e) {
+      settled = true
+      reject(mapConnectError(e, t, verdict, opts, via))
+    }
+  })
+}
+
+/** Limits concurrent channels on one connection; `priority` takers (timeout kills) skip the queue. */
+class Slots {
+  private used = 0
+  private waiting: (() => void)[] = []
+  constructor(private readonly max: number) {}
+  async take(priority = false): Promise<() => void> {
+    if (!priority && this.used >= this.max) await new Promise<void>(r => this.waiting.push(r))
+    this.used++
+    let done = false
+    return () => {
+      if (done) return
+      done = true
+      this.used--
+      this.waiting.shift()?.()
+    }
+  }
+}
+
+const signalCode = (name: string | undefined): number => {
+  const n = name ? (osConstants.signals as Record<string, number>)[`SIG${name}`] : undefined
+  return 128 + (n ?? 0)
+}
+
+interface RawResult {
+  code: number
+  stdout: Buffer
+  stderr: Buffer
+}
+
+/** The first stderr line of each wrapped command is its process group id. */
+const PGID_PREFIX = 'echo $$ >&2; '
+
+/** Quotes argv for the remote shell; the command word is always quoted (so `A=b` or `if` stay plain words). */
+export function commandLine(argv: string[], cwd?: string): string {
+  if (argv.length === 0) throw new Error('exec needs a command')
+  const first = shellQuote(argv[0])
+  const words = [first.startsWith("'") ? first : `'${first}'`, ...argv.slice(1).map(shellQuote)]
+  return (cwd !== undefined ? `cd -- ${shellQuote(cwd)} && ` : '') + words.join(' ')
+}
+
+export class SshRemote implements Remote {
+  readonly label: string
+  readonly target: SshTarget
+  private closed = false
+  private lostReason = ''
+  private readonly slots: Slots
+
+  constructor(
+    private readonly client: ClientType,
+    target: SshTarget,
+    private readonly onClose: () => Promise<void>,
+    maxChannels = 8
+  ) {
+    this.target = target
+    this.label = formatTarget(target)
+    this.slots = new Slots(maxChannels)
+    client.on('error', e => (this.lostReason ||= errorMessage(e)))
+    client.on('close', () => {
+      this.closed = true
+      this.lostReason ||= 'connection closed'
+    })
+  }
+
+  private channel(line: string, priority = false): Promise<{ ch: ClientChannel; release: () => void }> {
+    return this.slots.take(priority).then(
+      release =>
+        new Promise((resolve, reject) => {
+          if (this.closed) {
+            release()
+            reject(
+              new UserError(
+                `The SSH connection to ${this.label} is closed (${this.lostReason}); the step cannot continue.`
+              )
+            )
+            return
+          }
+          this.client.exec(line, (err, ch) => {
+            if (err) {
+              release()
+              reject(new UserError(`Could not start a command on ${this.label}: ${err.message}`))
+            } else resolve({ ch, release })
+          })
+        })
+    )
+  }
+
+  /** Runs a raw shell line (already quoted) and collects bytes. The engine under exec/readFile/writeFile. */
+  async run(line: string, opts: ExecOptions = {}, what = line.slice(0, 60)): Promise<RawResult> {
+    const { ch, release } = await this.channel(PGID_PREFIX + line)
+    const out: Buffer[] = []
+    const err: Buffer[] = []
+    const outDec = new StringDecoder('utf8')
+    const errDec = new StringDecoder('utf8')
+    let pgid: number | undefined
+    let header = Buffer.alloc(0)
+    let timedOut = false
+    let killing: Promise<void> | undefined
+    const kill = () => {
+      if (!timedOut || pgid === undefined || killing) return
+      killing = this.killGroup(pgid).catch(() => undefined)
+    }
+    const timer =
+      opts.timeoutMs !== undefined
+        ? setTimeout(() => {
+            timedOut = true
+            kill()
+          }, opts.timeoutMs)
+        : undefined
+
+    return new Promise<RawResult>((resolve, reject) => {
+      let code: number | undefined
+      ch.on('data', (d: Buffer) => {
+        out.push(d)
+        if (opts.onStdout) opts.onStdout(outDec.write(d))
+      })
+      const onErr = (d: Buffer) => {
+        err.push(d)
+        if (opts.onStderr) opts.onStderr(errDec.write(d))
+      }
+      ch.stderr.on('data', (d: Buffer) => {
+        if (pgid !== undefined) return onErr(d)
+        header = Buffer.concat([header, d])
+        const nl = header.indexOf(10)
+        if (nl < 0) return
+        pgid = Number(header.subarray(0, nl).toString('latin1').trim()) || 0
+        kill()
+        if (header.length > nl + 1) onErr(header.subarray(nl + 1))
+      })
+      ch.on('exit', (c: number | null, signal?: string) => {
+        code = c ?? signalCode(signal)
+      })
+      ch.on('close', () => {
+        if (timer) clearTimeout(timer)
+        release()
+        void (killing ?? Promise.resolve()).then(() => {
+          const stdout = Buffer.concat(out)
+          const stderr = Buffer.concat(err)
+          if (timedOut) {
+            const s = ((opts.timeoutMs ?? 0) / 1000).toFixed(opts.timeoutMs! % 1000 ? 1 : 0)
+            reject(
+              new RemoteTimeoutError(
+                `'${what}' on ${this.label} did not finish within ${s} s and was stopped (its whole process group was killed).`,
+                stdout.toString('utf8'),
+                stderr.toString('utf8')
+              )
+            )
+          } else if (code === undefined) {
+            reject(
+              new UserError(
+                `The SSH connection to ${this.label} was lost while running '${what}' (${this.lostReason || 'no exit status'}).`
+              )
+            )
+          } else resolve({ code, stdout, stderr })
+        })
+      })
+      if (opts.stdin !== undefined) ch.end(opts.stdin)
+      else ch.end()
+    })
+  }
+
+  /** TERM to the whole process group, KILL after 3 s if anything is left; on its own channel. */
+  private async killGroup(pgid: number): Promise<void> {
+    if (!(pgid > 1)) return
+    const g = String(pgid)
+    const script =
+      `kill -TERM -- -${g} 2>/dev/null || kill -TERM ${g} 2>/dev/null; i=0; ` +
+      `while kill -0 -- -${g} 2>/dev/null && [ $i -lt 30 ]; do sleep 0.1; i=$((i+1)); done; ` +
+      `kill -KILL -- -${g} 2>/dev/null; exit 0`
+    const { ch, release } = await this.channel(script, true)
+    await new Promise<void>(resolve => {
+      ch.on('close', () => resolve())
+      ch.on('data', () => undefined)
+      ch.stderr.on('data', () => undefined)
+      ch.end()
+    })
+    release()
+  }
+
+  async exec(argv: string[], opts: ExecOptions = {}): Promise<RemoteResult> {
+    const r = await this.run(commandLine(argv, opts.cwd), opts, argv.join(' ').slice(0, 80))
+    return { code: r.code, stdout: r.stdout.toString('utf8'), stderr: r.stderr.toString('utf8') }
+  }
+
+  async writeFile(path: string, data: string | Buffer, mode = 0o644): Promise<void> {
+    if (!path.startsWith('/')) throw new Error(`writeFile needs an absolute path, got ${path}`)
+    const dir = posix.dirname(path)
+    const base = posix.basename(path)
+    // mktemp makes the temp file 0600; chmod to the final mode before a byte lands; rename is atomic
+    const script =
+      'set -e; umask 077; t=$(mktemp "$2/.$3.shipline-XXXXXX"); trap \'rm -f "$t"\' EXIT; ' +
+      'chmod "$4" "$t"; cat > "$t"; mv -f -- "$t" "$1"; trap - EXIT'
+    const line = ['sh', '-c', script, 'sh', path, dir, base, (mode & 0o7777).toString(8).padStart(4, '0')]
+      .map(shellQuote)
+      .join(' ')
+    const r = await this.run(
+      line,
+      { stdin: typeof data === 'string' ? Buffer.from(data) : data },
+      `write ${path}`
+    )
+    if (r.code !== 0) {
+      throw new UserError(
+        `Could not write ${path} on ${this.label} (exit ${r.code}): ${r.stderr.toString('utf8').trim().split('\n').pop()}`
+      )
+    }
+  }
+
+  async readFile(path: string): Promise<Buffer> {
+    const r = await this.run(commandLine(['cat', '--', path]), {}, `cat ${path}`)
+    if (r.code !== 0) {
+      throw new UserError(
+        `Could not read ${path} on ${this.label} (exit ${r.code}): ${r.stderr.toString('utf8').trim().split('\n').pop()}`
+      )
+    }
+    return r.stdout
+  }
+
+  async close(): Promise<void> {
+    if (!this.closed) {
+      await new Promise<void>(resolve => {
+        this.client.once('close', () => resolve())
+        this.client.end()
+        setTimeout(resolve, 2000).unref()
+      })
+    }
+    await this.onClose()
+  }
+}
+
+/** A bastion connection shared by every host that hops through it; closed with the last of them. */
+class Jump {
+  private users = 0
+  constructor(readonly client: ClientType) {}
+  acquire(): () => Promise<void> {
+    this.users++
+    let done = false
+    return async () => {
+      if (done) return
+      done = true
+      if (--this.users === 0) this.client.end()
+    }
+  }
+  forward(t: SshTarget): Promise<ConnectConfig['sock']> {
+    return new Promise((resolve, reject) => {
+      this.client.forwardOut('127.0.0.1', 0, t.host, t.port, (err, stream) => {
+        if (err)
+          reject(
+            new UserError(
+              `The bastion could not open a connection to ${t.host}:${t.port} (${err.message}): check that the bastion reaches it and allows TCP forwarding (AllowTcpForwarding).`
+            )
+          )
+        else resolve(stream)
+      })
+    })
+  }
+}
+
+async function connectVia(
+  t: SshTarget,
+  opts: SshOptions,
+  checker: HostKeyChecker,
+  jump?: Jump
+): Promise<SshRemote> {
+  if (!jump) {
+    const c = await openClient(t, opts, checker)
+    return new SshRemote(c, t, async () => undefined, opts.maxChannels)
+  }
+  const release = jump.acquire()
+  try {
+    const sock = await jump.forward(t)
+    const c = await openClient(t, opts, checker, sock, opts.proxyJump)
+    return new SshRemote(c, { ...t }, release, opts.maxChannels)
+  } catch (e) {
+    await release()
+    throw e
+  }
+}
+
+/** Connects to one host (through the bastion when `proxyJump` is set); refuses before connecting without a host-key policy. */
+export async function connectSsh(opts: ConnectOptions): Promise<SshRemote> {
+  const [remote] = await connectHosts([opts.target], opts)
+  return remote
+}
+
+/**
+ * Connects to several hosts at once, sharing one bastion connection. All or nothing: when one fails,
+ * the others are closed and the first error is thrown.
+ */
+export async function connectHosts(targets: SshTarget[], opts: SshOptions): Promise<SshRemote[]> {
+  const { checker } = preflight(opts, targets)
+  let jump: Jump | undefined
+  let releaseJump: (() => Promise<void>) | undefined
+  if (opts.proxyJump) {
+    jump = new Jump(await openClient(opts.proxyJump, opts, checker))
+    releaseJump = jump.acquire() // held until every host is connected
+  }
+  try {
+    const settled = await Promise.allSettled(targets.map(t => connectVia(t, opts, checker, jump)))
+    const failed = settled.find(s => s.status === 'rejected')
+    if (failed) {
+      await Promise.all(settled.map(s => (s.status === 'fulfilled' ? s.value.close() : undefined)))
+      throw (failed as PromiseRejectedResult).reason
+    }
+    return settled.map(s => (s as PromiseFulfilledResult<SshRemote>).value)
+  } finally {
+    await releaseJump?.()
+  }
+}

@@ -1,0 +1,175 @@
+/**
+ * A real OpenSSH server for tests: /usr/sbin/sshd -D -e on a free loopback port with its own host key, a
+ * temporary config, key-only auth by default. Several can run at once (fleet tests use several ports).
+ *
+ * The client key it authorizes is generated in memory (ssh2's keygen); only the host key and the
+ * authorized_keys file live in the fixture's temp dir, which stop() removes.
+ */
+import { execFileSync } from 'node:child_process'
+import { createHash, randomBytes } from 'node:crypto'
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import ssh2 from 'ssh2'
+import { freePort, startProcess, waitForPort, sleep } from './net.js'
+
+export const SSHD = '/usr/sbin/sshd'
+/** the system user the fixture creates (idempotently) when a test asks for password auth */
+export const PASSWORD_USER = 'shipline-pw'
+
+export interface SshdOptions {
+  /** extra authorized_keys lines (the fixture's own clientKey is always authorized unless authorizeClientKey is false) */
+  authorizedKeys?: string[]
+  authorizeClientKey?: boolean
+  /** enables password auth for PASSWORD_USER with this password (the user is created when missing) */
+  password?: string
+  /** host key type (default ed25519) */
+  hostKeyType?: 'ed25519' | 'rsa' | 'ecdsa'
+  /** extra sshd_config lines */
+  extraConfig?: string[]
+}
+
+export interface KeyPair {
+  privateKey: string
+  publicKey: string
+}
+
+export interface Sshd {
+  host: '127.0.0.1'
+  port: number
+  user: 'root'
+  /** set when `password` was given */
+  passwordUser?: string
+  /** the host key as an OpenSSH public key line (`ssh-ed25519 AAAA… comment`) */
+  hostKeyPublic: string
+  /** `SHA256:…` as `ssh-keygen -lf` prints it */
+  hostFingerprint: string
+  /** `[127.0.0.1]:port ssh-ed25519 AAAA…` */
+  knownHostsLine: string
+  clientKey: KeyPair
+  dir: string
+  /** sshd's log so far (LogLevel VERBOSE) */
+  log: () => string
+  /** lines of the log that match the pattern */
+  logLines: (re: RegExp) => string[]
+  stop: () => Promise<void>
+}
+
+/** `SHA256:<base64 without padding>` of an OpenSSH public key line or raw key blob. */
+export function fingerprintOf(key: string | Buffer): string {
+  const blob = typeof key === 'string' ? Buffer.from(key.trim().split(/\s+/)[1], 'base64') : key
+  return 'SHA256:' + createHash('sha256').update(blob).digest('base64').replace(/=+$/, '')
+}
+
+/** A fresh ed25519 key pair made in memory; with a passphrase the private key is encrypted (aes256-ctr). */
+export function generateClientKey(passphrase?: string, comment = 'shipline-test'): KeyPair {
+  const opts = passphrase ? { comment, passphrase, cipher: 'aes256-ctr', rounds: 4 } : { comment }
+  const kp = ssh2.utils.generateKeyPairSync('ed25519', opts as { comment: string })
+  return { privateKey: kp.private, publicKey: kp.public }
+}
+
+function ensurePasswordUser(password: string): void {
+  try {
+    execFileSync('id', ['-u', PASSWORD_USER], { stdio: 'ignore' })
+  } catch {
+    try {
+      execFileSync('useradd', ['-M', '-d', '/tmp', '-s', '/bin/sh', PASSWORD_USER], { stdio: 'pipe' })
+    } catch (e) {
+      // another fixture may have created it at the same moment
+      execFileSync('id', ['-u', PASSWORD_USER], { stdio: 'ignore' })
+      void e
+    }
+  }
+  // over stdin, never argv
+  execFileSync('chpasswd', [], { input: `${PASSWORD_USER}:${password}\n`, stdio: ['pipe', 'ignore', 'pipe'] })
+}
+
+export async function startSshd(opts: SshdOptions = {}): Promise<Sshd> {
+  mkdirSync('/run/sshd', { recursive: true, mode: 0o755 })
+  const dir = mkdtempSync(join(tmpdir(), 'shipline-sshd-'))
+  const type = opts.hostKeyType ?? 'ed25519'
+  const hostKey = join(dir, `host_${type}`)
+  execFileSync('ssh-keygen', ['-q', '-t', type, '-N', '', '-C', 'shipline-test-host', '-f', hostKey], {
+    stdio: 'pipe'
+  })
+  const pub = readFileSync(hostKey + '.pub', 'utf8').trim()
+  const [keyType, keyB64] = pub.split(/\s+/)
+  const clientKey = generateClientKey()
+  const authorized = [
+    ...(opts.authorizeClientKey === false ? [] : [clientKey.publicKey]),
+    ...(opts.authorizedKeys ?? [])
+  ]
+  writeFileSync(join(dir, 'authorized_keys'), authorized.map(l => l.trim() + '\n').join(''), { mode: 0o600 })
+  if (opts.password) ensurePasswordUser(opts.password)
+
+  let lastErr = ''
+  for (let attempt = 0; attempt < 5; attempt++) {
+    const port = await freePort()
+    const config = [
+      `Port ${port}`,
+      'ListenAddress 127.0.0.1',
+      `HostKey ${hostKey}`,
+      `PidFile ${join(dir, 'sshd.pid')}`,
+      `AuthorizedKeysFile ${join(dir, 'authorized_keys')}`,
+      'PermitRootLogin prohibit-password',
+      'PubkeyAuthentication yes',
+      `PasswordAuthentication ${opts.password ? 'yes' : 'no'}`,
+      'KbdInteractiveAuthentication no',
+      'PermitEmptyPasswords no',
+      'StrictModes no',
+      'UsePAM no',
+      'LogLevel VERBOSE',
+      'AllowTcpForwarding yes',
+      'PrintMotd no',
+      'Subsystem sftp internal-sftp',
+      ...(opts.extraConfig ?? [])
+    ]
+    const cfgPath = join(dir, 'sshd_config')
+    writeFileSync(cfgPath, config.join('\n') + '\n')
+    const proc = startProcess(SSHD, ['-D', '-e', '-f', cfgPath])
+    let exited = false
+    proc.child.once('exit', () => (exited = true))
+    const deadline = Date.now() + 15_000
+    let listening = false
+    while (!exited && !listening && Date.now() < deadline) {
+      // sshd logs this once its socket is bound (also guards against someone else on the port)
+      if (/Server listening on 127\.0\.0\.1 port/.test(proc.output())) {
+        await waitForPort(port, '127.0.0.1', 5000)
+        listening = true
+      } else await sleep(30)
+    }
+    if (!listening) {
+      lastErr = exited ? `sshd exited: ${proc.output()}` : `sshd did not listen: ${proc.output()}`
+      await proc.stop()
+      continue // most likely the port was taken between freePort and bind: try another one
+    }
+    const log = proc.output
+    return {
+      host: '127.0.0.1',
+      port,
+      user: 'root',
+      passwordUser: opts.password ? PASSWORD_USER : undefined,
+      hostKeyPublic: pub,
+      hostFingerprint: fingerprintOf(pub),
+      knownHostsLine: `[127.0.0.1]:${port} ${keyType} ${keyB64}`,
+      clientKey,
+      dir,
+      log,
+      logLines: (re: RegExp) =>
+        log()
+          .split('\n')
+          .filter(l => re.test(l)),
+      stop: async () => {
+        await proc.stop()
+        rmSync(dir, { recursive: true, force: true })
+      }
+    }
+  }
+  rmSync(dir, { recursive: true, force: true })
+  throw new Error(`sshd did not start: ${lastErr}`)
+}
+
+/** A random password for the password-auth test (never put on a command line). */
+export function randomPassword(): string {
+  return randomBytes(18).toString('base64url')
+}
