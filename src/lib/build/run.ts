@@ -1,0 +1,240 @@
+/**
+ * build-push itself: log in (temporary Docker config), build with buildx when present (it pushes) or with
+ * the classic builder (then `docker push` of each tag), and read the digest of every pushed tag back from
+ * the registry, so the `digest` output is what the registry serves, whatever the CLI printed.
+ */
+import { existsSync, statSync } from 'node:fs'
+import { join, resolve } from 'node:path'
+import { UserError } from '../errors.js'
+import { lastErrorLine, runDocker, type DockerResult } from '../docker/cli.js'
+import { dockerLogin, type DockerConfig } from '../docker/config.js'
+import {
+  buildxArgs,
+  cacheScope,
+  canExportCache,
+  classicBuildArgs,
+  detectBuildx,
+  ghaCacheAvailable,
+  pushedDigest,
+  readBuildxMetadata,
+  readIidFile,
+  type BuildSpec,
+  type BuildxInfo
+} from '../docker/build.js'
+import type { ImageName } from './naming.js'
+import type { TagPlan } from './tags.js'
+
+export interface Log {
+  info(message: string): void
+  notice(message: string): void
+  warning(message: string): void
+  group<T>(name: string, fn: () => Promise<T>): Promise<T>
+}
+
+export interface BuildPushOptions {
+  context: string
+  /** Dockerfile ('' = <context>/Dockerfile) */
+  file: string
+  image: ImageName
+  tags: TagPlan
+  labels: Map<string, string>
+  buildArgs: Map<string, string>
+  platforms: string[]
+  target?: string
+  push: boolean
+  provenance?: string
+  /** use the GitHub Actions cache when available (default true) */
+  cache?: boolean
+  config: DockerConfig
+  /** registry login; none when the password is empty */
+  login?: { registry: string; username: string; password: string }
+  /** reads the digest a tag of `image` has in the registry right now (undefined when the tag does not exist) */
+  readDigest: (tag: string) => Promise<string | undefined>
+  env?: NodeJS.ProcessEnv
+  /** the docker binary (tests) */
+  bin?: string
+  /** force a builder (tests); default: buildx when `docker buildx version` answers */
+  builder?: 'buildx' | 'classic'
+}
+
+export interface BuildPushResult {
+  image: string
+  /** registry digest of the SHA tag ('' when nothing was pushed) */
+  digest: string
+  ref: string
+  /** full references, SHA tag first */
+  tags: string[]
+  shaTag: string
+  /** local image id (config digest), when known */
+  imageId: string
+  pushed: boolean
+  builder: string
+  /** the digest each tag has in the registry after the push */
+  tagDigests: Record<string, string>
+  /** what the SHA tag pointed at before this push, when it existed with another digest */
+  replacedDigest?: string
+  durationMs: number
+}
+
+function checkContext(context: string, file: string): { context: string; file: string } {
+  const ctx = resolve(context)
+  if (!existsSync(ctx) || !statSync(ctx).isDirectory()) {
+    throw new UserError(`Build context '${context}' is not a folder. Check out the repository first (actions/checkout) or fix 'context'.`)
+  }
+  const df = file ? resolve(file) : join(ctx, 'Dockerfile')
+  if (!existsSync(df)) {
+    throw new UserError(`Dockerfile '${file || join(context, 'Dockerfile')}' not found. Set 'file' to your Dockerfile's path.`)
+  }
+  return { context: ctx, file: df }
+}
+
+function pushFailure(what: string, r: DockerResult, registry: string): UserError {
+  const line = lastErrorLine(r)
+  let fix = 'See the log group for the full output.'
+  if (/denied|forbidden|403|write_package|permission/i.test(line)) {
+    fix =
+      registry === 'ghcr.io'
+        ? "Give the job 'permissions: packages: write', and give this repository Write access in the package's Manage Actions access settings."
+        : "The registry user may not push to this repository: check 'registry-username'/'registry-password' and its permissions."
+  } else if (/unauthorized|no basic auth|authentication required|401/i.test(line)) {
+    fix = "The registry wants a login: set 'registry-password' (and 'registry-username')."
+  } else if (/connection refused|no such host|timeout|i\/o timeout|server gave HTTP response to HTTPS/i.test(line)) {
+    fix = `Check that ${registry} is reachable from the runner (and serves HTTPS).`
+  }
+  return new UserError(`${what} failed: ${line}. ${fix}`, `${r.stderr}\n${r.stdout}`.trim())
+}
+
+/** Builds, pushes and reads back. Throws UserError for everything a user can fix. */
+export async function buildPush(o: BuildPushOptions, log: Log): Promise<BuildPushResult> {
+  const started = Date.now()
+  const env = o.env ?? process.env
+  const { context, file } = checkContext(o.context, o.file)
+  const dockerEnv = o.config.env
+  const run = (args: string[], extra: Record<string, string> = {}, stream = false): Promise<DockerResult> =>
+    runDocker(args, { env: { ...dockerEnv, ...extra }, bin: o.bin, onLine: stream ? l => log.info(l) : undefined })
+
+  let buildx: BuildxInfo | undefined
+  if (o.builder === 'classic') buildx = undefined
+  else buildx = await detectBuildx({ env: dockerEnv, bin: o.bin })
+  if (o.builder === 'buildx' && !buildx) throw new UserError('buildx was required but `docker buildx version` fails. Add docker/setup-buildx-action before this step.')
+
+  if (o.platforms.length > 1) {
+    if (!buildx) {
+      throw new UserError(
+        `'platforms' lists ${o.platforms.length} platforms (${o.platforms.join(', ')}): a multi-platform build needs buildx, which this runner lacks. Add docker/setup-buildx-action (and docker/setup-qemu-action) before this step, or build one platform.`
+      )
+    }
+    if (buildx.driver === 'docker') {
+      throw new UserError(
+        `'platforms' lists ${o.platforms.length} platforms but the current buildx builder uses the docker driver, which builds one platform. Add docker/setup-buildx-action before this step.`
+      )
+    }
+  }
+
+  if (o.login) {
+    const login = o.login
+    try {
+      await log.group(`docker login ${login.registry}`, async () => {
+        await dockerLogin({ config: o.config, bin: o.bin, ...login })
+        log.info(`logged in to ${login.registry} as ${login.username} (credential kept in ${o.config.dir} for this step only)`)
+      })
+    } catch (e) {
+      if (o.push) throw e
+      log.warning(`${(e as Error).message} Building without a login (push: false): private base images will not pull.`)
+    }
+  }
+
+  const refs = o.tags.all.map(t => `${o.image.image}:${t}`)
+  const shaRef = `${o.image.image}:${o.tags.shaTag}`
+  let before: string | undefined
+  if (o.push) before = await o.readDigest(o.tags.shaTag).catch(() => undefined)
+
+  const spec: BuildSpec = {
+    context,
+    file,
+    tags: refs,
+    labels: o.labels,
+    buildArgs: o.buildArgs,
+    platforms: o.platforms,
+    target: o.target,
+    push: o.push,
+    provenance: o.provenance,
+    metadataFile: join(o.config.dir, 'metadata.json'),
+    iidFile: join(o.config.dir, 'iid')
+  }
+  let cliDigest: string | undefined
+  let imageId = ''
+  let builder: string
+  if (buildx) {
+    builder = `buildx (${buildx.version.split('\n')[0]}${buildx.driver ? `, ${buildx.driver} driver` : ''})`
+    if (o.cache !== false && ghaCacheAvailable(env)) {
+      spec.ghaCacheScope = cacheScope(o.image.image)
+      spec.ghaCacheExport = canExportCache(buildx)
+      if (!spec.ghaCacheExport) log.notice('The docker buildx driver cannot write the GitHub Actions cache: add docker/setup-buildx-action to cache layers between runs.')
+    }
+    const args = buildxArgs(spec)
+    const r = await log.group(`docker ${args.slice(0, 2).join(' ')} (${o.push ? 'push' : 'no push'})`, async () => {
+      log.info(`docker ${args.join(' ')}`)
+      return run(args, {}, true)
+    })
+    if (r.code !== 0) {
+      if (o.push && /push|denied|unauthorized|forbidden|401|403/i.test(lastErrorLine(r))) throw pushFailure('docker buildx build --push', r, o.image.registry)
+      throw new UserError(`docker buildx build failed: ${lastErrorLine(r)}. Fix the Dockerfile or build inputs (full output in the log group above).`, r.stderr)
+    }
+    const meta = readBuildxMetadata(spec.metadataFile!)
+    cliDigest = o.push ? meta.digest : undefined
+    imageId = readIidFile(spec.iidFile!) ?? meta.configDigest ?? ''
+  } else {
+    builder = 'docker build (classic builder; no buildx)'
+    const args = classicBuildArgs(spec)
+    const r = await log.group('docker build', async () => {
+      log.info(`docker ${args.join(' ')}`)
+      return run(args, { DOCKER_BUILDKIT: '0' }, true)
+    })
+    if (r.code !== 0) throw new UserError(`docker build failed: ${lastErrorLine(r)}. Fix the Dockerfile or build inputs (full output in the log group above).`, r.stderr)
+    imageId = readIidFile(spec.iidFile!) ?? ''
+    if (o.push) {
+      for (const ref of refs) {
+        const p = await log.group(`docker push ${ref}`, () => run(['push', ref], {}, true))
+        if (p.code !== 0) throw pushFailure(`docker push ${ref}`, p, o.image.registry)
+        if (ref === shaRef) cliDigest = pushedDigest(p.stdout)
+      }
+    }
+  }
+
+  const tagDigests: Record<string, string> = {}
+  let digest = ''
+  if (o.push) {
+    for (const tag of o.tags.all) {
+      const d = await o.readDigest(tag)
+      if (!d) throw new UserError(`The registry does not answer ${o.image.image}:${tag} after the push. Check that nothing deletes tags of ${o.image.image} while this step runs, then re-run.`)
+      tagDigests[tag] = d
+    }
+    digest = tagDigests[o.tags.shaTag]
+    if (cliDigest && cliDigest !== digest) {
+      log.warning(`${shaRef} is ${digest} in the registry but the push reported ${cliDigest}: another job pushed the same tag meanwhile. The outputs give the registry's digest.`)
+    }
+    for (const [tag, d] of Object.entries(tagDigests)) {
+      if (d !== digest) log.warning(`${o.image.image}:${tag} points at ${d}, not at ${digest}: another job moved it after this push.`)
+    }
+  }
+  const replacedDigest = before && digest && before !== digest ? before : undefined
+  if (replacedDigest) {
+    log.warning(
+      `${shaRef} pointed at ${replacedDigest} before this push and now at ${digest}: the commit was built again (a re-run). Set SOURCE_DATE_EPOCH for reproducible builds.`
+    )
+  }
+  return {
+    image: o.image.image,
+    digest,
+    ref: digest ? `${o.image.image}@${digest}` : '',
+    tags: refs,
+    shaTag: shaRef,
+    imageId,
+    pushed: o.push,
+    builder,
+    tagDigests,
+    replacedDigest,
+    durationMs: Date.now() - started
+  }
+}

@@ -1,0 +1,28 @@
+/** The job summary of build-push, as Markdown. */
+import type { BuildPushResult } from './run.js'
+
+const code = (s: string): string => `\`${s.replace(/`/g, "'")}\``
+
+export function summaryMarkdown(r: BuildPushResult, notes: string[] = []): string {
+  const secs = (r.durationMs / 1000).toFixed(1)
+  const rows: [string, string][] = [
+    ['image', code(r.image)],
+    ['digest', r.digest ? code(r.digest) : '— (nothing pushed)'],
+    ['ref', r.ref ? code(r.ref) : '—'],
+    ['tags', r.tags.map(code).join('<br>')],
+    ['image id', r.imageId ? code(r.imageId) : '—'],
+    ['builder', r.builder],
+    ['duration', `${secs} s`]
+  ]
+  const lines = [
+    r.pushed ? `### build-push: pushed ${code(r.ref)}` : `### build-push: built ${code(r.shaTag)}, nothing was pushed (push: false)`,
+    '',
+    '| | |',
+    '|---|---|',
+    ...rows.map(([k, v]) => `| ${k} | ${v} |`),
+    ''
+  ]
+  if (r.pushed) lines.push(`Digest read back from the registry for every tag (${Object.keys(r.tagDigests).length} checked).`, '')
+  for (const n of notes) lines.push(`> ${n}`, '')
+  return lines.join('\n')
+}

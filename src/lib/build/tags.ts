@@ -1,0 +1,85 @@
+/**
+ * Which commit an image is tagged with, and the tags it gets: the full 40-hex commit SHA (immutable), the
+ * moving stage tag, and any extra tags, each validated against the OCI tag grammar.
+ */
+import { readFileSync } from 'node:fs'
+import { UserError } from '../errors.js'
+
+/** The OCI distribution tag grammar: `[\w][\w.-]{0,127}`. */
+export const TAG_PATTERN = /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$/
+export const FULL_SHA = /^[0-9a-f]{40}$/
+
+/** Throws a UserError naming the input unless `tag` is a valid tag. */
+export function validateTag(input: string, tag: string): string {
+  if (TAG_PATTERN.test(tag)) return tag
+  const why =
+    tag.length > 128
+      ? `is ${tag.length} characters long (at most 128)`
+      : /^[.-]/.test(tag)
+        ? 'starts with . or -'
+        : `contains '${[...tag].find(c => !/[A-Za-z0-9_.-]/.test(c)) ?? ''}'`
+  throw new UserError(
+    `Input '${input}': '${tag}' is not a valid image tag: it ${why}. Tags are letters, digits, _, . and - (first one a letter, digit or _), at most 128 characters.`
+  )
+}
+
+export interface CommitSource {
+  /** the `sha` input ('' when not given) */
+  input: string
+  /** GITHUB_EVENT_NAME */
+  eventName?: string
+  /** GITHUB_EVENT_PATH (the event payload) */
+  eventPath?: string
+  /** GITHUB_SHA */
+  githubSha?: string
+}
+
+/** The pull request head SHA from the event payload, when the event is a pull request. */
+export function pullRequestHead(eventName: string | undefined, eventPath: string | undefined): string | undefined {
+  if (!eventName || !/^pull_request(_target|_review|_review_comment)?$/.test(eventName) || !eventPath) return undefined
+  try {
+    const event = JSON.parse(readFileSync(eventPath, 'utf8')) as { pull_request?: { head?: { sha?: unknown } } }
+    const sha = event.pull_request?.head?.sha
+    return typeof sha === 'string' && sha !== '' ? sha : undefined
+  } catch {
+    return undefined
+  }
+}
+
+/**
+ * The commit the image is tagged with: the `sha` input when given, else the pull request head on
+ * pull_request events (GITHUB_SHA is then a merge commit nobody pushed), else GITHUB_SHA.
+ */
+export function commitSha(src: CommitSource): { sha: string; from: string } {
+  const candidates: [string | undefined, string][] = [
+    [src.input.trim() || undefined, "input 'sha'"],
+    [pullRequestHead(src.eventName, src.eventPath), 'the pull request head (pull_request.head.sha)'],
+    [src.githubSha, 'GITHUB_SHA']
+  ]
+  for (const [value, from] of candidates) {
+    if (!value) continue
+    const sha = value.toLowerCase()
+    if (!FULL_SHA.test(sha)) {
+      throw new UserError(
+        `The commit from ${from} is '${value}', not a full 40-hex commit SHA. Pass the full SHA, e.g. 'sha: \${{ github.sha }}'.`
+      )
+    }
+    return { sha, from }
+  }
+  throw new UserError("No commit SHA: GITHUB_SHA is not set. Pass 'sha: <full 40-hex commit SHA>'.")
+}
+
+export interface TagPlan {
+  shaTag: string
+  stageTag?: string
+  /** every tag, SHA tag first, without duplicates */
+  all: string[]
+}
+
+export function planTags(sha: string, stageTag: string, extra: string[]): TagPlan {
+  const stage = stageTag.trim()
+  if (stage) validateTag('stage-tag', stage)
+  for (const t of extra) validateTag('tags', t)
+  const all = [...new Set([sha, ...(stage ? [stage] : []), ...extra])]
+  return { shaTag: sha, stageTag: stage || undefined, all }
+}
