@@ -68,12 +68,21 @@ export function runDocker(args: string[], opts: DockerRunOptions = {}): Promise<
   })
 }
 
-/** The last meaningful line docker printed on failure (skipping deprecation notices and blank lines). */
+const NOISE = /^DEPRECATED:|^BuildKit is currently disabled|^environment-variable\.|^Install the buildx component|^https:\/\/docs\.docker\.com|^WARNING! Your credentials|^Configure a credential helper/
+const FAILURE = /error|denied|unauthorized|forbidden|failed|not found|no such|invalid|refused|non-zero|unknown|credentials|timeout/i
+
+/**
+ * The line that says why docker failed: the last failure-looking line of stderr (where docker reports
+ * errors), else of stdout, else the last line at all; deprecation notices and blank lines skipped.
+ */
 export function lastErrorLine(r: DockerResult): string {
-  const lines = `${r.stderr}\n${r.stdout}`
-    .split(/\r?\n/)
-    .map(l => l.trim())
-    .filter(l => l && !/^DEPRECATED:|^BuildKit is currently disabled|^environment-variable\.|^Install the buildx component|^https:\/\/docs\.docker\.com/.test(l))
-  const err = [...lines].reverse().find(l => /error|denied|unauthorized|failed|not found|no such|invalid|refused/i.test(l))
-  return (err ?? lines[lines.length - 1] ?? `exit code ${r.code}`).replace(/^ERROR:\s*/, '')
+  const meaningful = (text: string): string[] =>
+    text
+      .split(/\r?\n/)
+      .map(l => l.trim())
+      .filter(l => l && !NOISE.test(l))
+  const err = meaningful(r.stderr)
+  const out = meaningful(r.stdout)
+  const pick = [...err].reverse().find(l => FAILURE.test(l)) ?? [...out].reverse().find(l => FAILURE.test(l)) ?? err.at(-1) ?? out.at(-1)
+  return (pick ?? `exit code ${r.code}`).replace(/^ERROR:\s*/, '').replace(/\.$/, '')
 }

@@ -1,0 +1,142 @@
+/**
+ * dist/build-push/index.js run the way the Actions runner runs it (runActionBundle: INPUT_* variables,
+ * GITHUB_OUTPUT/STATE/STEP_SUMMARY, then the post step), against a real dockerd and a real registry with
+ * htpasswd auth. While it runs, every process's argv is watched for the password.
+ * Needs a built bundle (`npm run build`).
+ */
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals'
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { startRegistry, type TestRegistry } from '../../src/testkit/registry.js'
+import { uniqueName } from '../../src/testkit/net.js'
+import { runActionBundle, type RunOptions, type RunResult } from '../../src/testkit/runner.js'
+import { appContext, removeRepositories, skopeoDigest } from './helpers.js'
+
+const SHA = 'c0ffee0123456789abcdef0123456789abcdef01'
+const PR_HEAD = 'feed0123456789abcdef0123456789abcdef0123'
+
+/** Every command line of every process, read from /proc, until stop(); returns the ones containing `needle`. */
+function watchArgv(needle: string): { stop(): string[] } {
+  const seen = new Set<string>()
+  const scan = (): void => {
+    for (const pid of readdirSync('/proc')) {
+      if (!/^\d+$/.test(pid)) continue
+      try {
+        const args = readFileSync(`/proc/${pid}/cmdline`, 'utf8')
+        if (args.includes(needle)) seen.add(args.replace(/\0/g, ' '))
+      } catch {
+        /* gone */
+      }
+    }
+  }
+  const timer = setInterval(scan, 10)
+  return {
+    stop: () => {
+      clearInterval(timer)
+      scan()
+      return [...seen]
+    }
+  }
+}
+
+describe('dist/build-push run as the runner does', () => {
+  let reg: TestRegistry
+  const temp = mkdtempSync(join(tmpdir(), 'shipline-bp-bundle-'))
+  const ctx = appContext(uniqueName('bundle'))
+  const repos: string[] = []
+  const home = join(temp, 'home')
+  const runnerTemp = join(temp, 'runner-temp')
+
+  beforeAll(async () => {
+    mkdirSync(home)
+    mkdirSync(runnerTemp)
+    reg = await startRegistry({ auth: 'htpasswd' })
+  })
+  afterAll(async () => {
+    await removeRepositories(...repos)
+    await reg?.stop()
+    ctx.remove()
+    rmSync(temp, { recursive: true, force: true })
+  })
+
+  function run(inputs: Record<string, string>, opts: Partial<RunOptions> = {}): Promise<RunResult> {
+    return runActionBundle({
+      action: 'build-push',
+      inputs: { context: ctx.dir, 'registry-username': reg.username, 'registry-password': reg.password, ...inputs },
+      github: { repository: 'Shipline-Test/App', sha: SHA, ...opts.github },
+      env: { HOME: home, RUNNER_TEMP: runnerTemp, ...opts.env },
+      timeoutMs: 120_000
+    })
+  }
+
+  it('pushes the SHA and stage tags; digest = registry; lowercases with a notice; no password anywhere; post removes the config', async () => {
+    const name = uniqueName('Team/App')
+    const image = `${reg.host}/${name.toLowerCase()}`
+    repos.push(image)
+    const watch = watchArgv(reg.password)
+    const r = await run({ image: `${reg.host}/${name}`, tags: 'v1.0.0' })
+    const argvWithPassword = watch.stop()
+    expect([r.exitCode, r.stderr]).toEqual([0, expect.any(String)])
+    const { digest } = r.outputs
+    expect(digest).toMatch(/^sha256:[0-9a-f]{64}$/)
+    expect(await skopeoDigest(reg, `${image}:${SHA}`)).toBe(digest)
+    expect(await skopeoDigest(reg, `${image}:stage`)).toBe(digest)
+    expect(await skopeoDigest(reg, `${image}:v1.0.0`)).toBe(digest)
+    expect(r.outputs).toMatchObject({
+      image,
+      ref: `${image}@${digest}`,
+      tags: [`${image}:${SHA}`, `${image}:stage`, `${image}:v1.0.0`].join('\n'),
+      'sha-tag': `${image}:${SHA}`,
+      pushed: 'true'
+    })
+    expect(r.outputs['image-id']).toMatch(/^sha256:/)
+    expect(r.annotations).toContainEqual({ level: 'notice', message: expect.stringMatching(/lowercased to '.*team\/app/) })
+    expect(r.summary).toContain(digest)
+    expect(r.summary).toMatch(/builder \| docker build \(classic/)
+    // the password: masked, never printed, never on a command line
+    expect(r.masks).toContain(reg.password)
+    const printed = `${r.stdout}\n${r.stderr}\n${r.post?.stdout}\n${r.post?.stderr}`.split('\n').filter(l => l.includes(reg.password))
+    expect(printed.filter(l => !l.startsWith('::add-mask::'))).toEqual([])
+    expect(argvWithPassword).toEqual([])
+    // the login lived in a temporary folder under RUNNER_TEMP, gone after the post step; ~/.docker untouched
+    expect(r.state['docker-config']).toMatch(new RegExp(`^${runnerTemp}/shipline-docker-`))
+    expect(r.post?.exitCode).toBe(0)
+    expect(existsSync(r.state['docker-config'])).toBe(false)
+    expect(readdirSync(runnerTemp).filter(f => f.startsWith('shipline-docker-'))).toEqual([])
+    expect(existsSync(join(home, '.docker', 'config.json'))).toBe(false)
+  })
+
+  it('push: false on a pull request: PR head SHA, no digest, the image id, and says nothing was pushed', async () => {
+    const image = `${reg.host}/${uniqueName('team/pr')}`
+    repos.push(image)
+    const r = await run(
+      { image, push: 'false', 'registry-password': '' },
+      { github: { eventName: 'pull_request', event: { pull_request: { head: { sha: PR_HEAD } } } } }
+    )
+    expect(r.exitCode).toBe(0)
+    expect(r.outputs).toMatchObject({ digest: '', ref: '', pushed: 'false', 'sha-tag': `${image}:${PR_HEAD}` })
+    expect(r.outputs['image-id']).toMatch(/^sha256:[0-9a-f]{64}$/)
+    expect(r.summary).toMatch(/nothing was pushed/)
+    expect(await skopeoDigest(reg, `${image}:${PR_HEAD}`)).toBeUndefined()
+  })
+
+  it('an invalid tag fails with one line that says the grammar', async () => {
+    const r = await run({ image: `${reg.host}/team/never`, tags: 'ok\nnot:ok' })
+    expect(r.exitCode).toBe(1)
+    expect(r.annotations.filter(a => a.level === 'error')).toEqual([
+      { level: 'error', message: expect.stringMatching(/^Input 'tags': 'not:ok' is not a valid image tag: it contains ':'\. Tags are /) }
+    ])
+  })
+
+  it('a wrong password fails with one line and leaves nothing behind', async () => {
+    const image = `${reg.host}/${uniqueName('team/denied')}`
+    repos.push(image)
+    const r = await run({ image, 'registry-password': 'wrong-password-123' })
+    expect(r.exitCode).toBe(1)
+    const errors = r.annotations.filter(a => a.level === 'error')
+    expect(errors).toHaveLength(1)
+    expect(errors[0].message).toMatch(new RegExp(`^Login to ${reg.host} as ${reg.username} failed: .*401.*Check 'registry-username' and 'registry-password'\\.$`))
+    expect(readdirSync(runnerTemp).filter(f => f.startsWith('shipline-docker-'))).toEqual([])
+  })
+})

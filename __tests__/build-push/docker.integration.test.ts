@@ -1,0 +1,170 @@
+/**
+ * build-push's library on real parts: a real dockerd builds the busybox sample app (FROM scratch) with the
+ * classic builder and pushes it to a real docker-registry (htpasswd, and token auth as ghcr.io does it);
+ * the digest must be what the registry answers for every tag (asked independently, with skopeo).
+ */
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals'
+import { execFileSync } from 'node:child_process'
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { startRegistry, type TestRegistry } from '../../src/testkit/registry.js'
+import { uniqueName } from '../../src/testkit/net.js'
+import { buildPush, type BuildPushOptions, type Log } from '../../src/lib/build/run.js'
+import { normalizeImage } from '../../src/lib/build/naming.js'
+import { planTags } from '../../src/lib/build/tags.js'
+import { ociLabels } from '../../src/lib/build/labels.js'
+import { createDockerConfig, removeDockerConfig } from '../../src/lib/docker/config.js'
+import { isUserError } from '../../src/lib/errors.js'
+import { appContext, removeRepositories, skopeoDigest } from './helpers.js'
+
+const SHA = '0123456789abcdef0123456789abcdef01234567'
+
+function recorder(): Log & { lines: string[] } {
+  const lines: string[] = []
+  return {
+    lines,
+    info: m => lines.push(m),
+    notice: m => lines.push(`notice: ${m}`),
+    warning: m => lines.push(`warning: ${m}`),
+    group: async (name, fn) => {
+      lines.push(`group: ${name}`)
+      return fn()
+    }
+  }
+}
+
+describe('build and push with the classic builder (real dockerd, real registry)', () => {
+  let basic: TestRegistry
+  let token: TestRegistry
+  const temp = mkdtempSync(join(tmpdir(), 'shipline-bp-lib-'))
+  const repos: string[] = []
+  const ctx = appContext(uniqueName('v'))
+
+  beforeAll(async () => {
+    ;[basic, token] = await Promise.all([startRegistry({ auth: 'htpasswd' }), startRegistry({ auth: 'token' })])
+  })
+  afterAll(async () => {
+    await removeRepositories(...repos)
+    await Promise.all([basic?.stop(), token?.stop()])
+    ctx.remove()
+    rmSync(temp, { recursive: true, force: true })
+  })
+
+  function options(reg: TestRegistry, over: Partial<BuildPushOptions> = {}): BuildPushOptions {
+    const image = normalizeImage(`${reg.host}/${uniqueName('team/app')}`)
+    repos.push(image.image)
+    const config = createDockerConfig(temp, { registry: reg.host })
+    return {
+      context: ctx.dir,
+      file: '',
+      image,
+      tags: planTags(SHA, 'stage', ['v1']),
+      labels: ociLabels({ serverUrl: 'https://github.com', repository: 'o/r', sha: SHA, sourceDateEpoch: '1700000000' }, new Map([['team', 'core']])),
+      buildArgs: new Map([['VERSION', '1']]),
+      platforms: [],
+      push: true,
+      config,
+      login: { registry: reg.host, username: reg.username, password: reg.password },
+      readDigest: tag => skopeoDigest(reg, `${image.image}:${tag}`),
+      builder: 'classic',
+      ...over
+    }
+  }
+
+  it('pushes every tag; the digest is what the registry answers for each; labels are set', async () => {
+    const o = options(basic)
+    try {
+      const log = recorder()
+      const r = await buildPush(o, log)
+      expect(r.digest).toMatch(/^sha256:[0-9a-f]{64}$/)
+      expect(r.ref).toBe(`${o.image.image}@${r.digest}`)
+      expect(r.tags).toEqual([`${o.image.image}:${SHA}`, `${o.image.image}:stage`, `${o.image.image}:v1`])
+      expect(r.shaTag).toBe(`${o.image.image}:${SHA}`)
+      for (const tag of [SHA, 'stage', 'v1']) expect(await skopeoDigest(basic, `${o.image.image}:${tag}`)).toBe(r.digest)
+      expect(r.builder).toMatch(/classic/)
+      expect(r.imageId).toMatch(/^sha256:/)
+      const labels = JSON.parse(
+        execFileSync('docker', ['image', 'inspect', '--format', '{{json .Config.Labels}}', r.imageId], { encoding: 'utf8' })
+      ) as Record<string, string>
+      expect(labels).toMatchObject({
+        'org.opencontainers.image.source': 'https://github.com/o/r',
+        'org.opencontainers.image.revision': SHA,
+        'org.opencontainers.image.created': '2023-11-14T22:13:20Z',
+        team: 'core'
+      })
+      // the login went into the step's own config folder, nowhere else
+      expect(JSON.parse(readFileSync(join(o.config.dir, 'config.json'), 'utf8')).auths).toHaveProperty([basic.host])
+    } finally {
+      removeDockerConfig(o.config.dir)
+    }
+    expect(existsSync(o.config.dir)).toBe(false)
+  })
+
+  it('pushes through the token flow (ghcr.io style) and reads the digest back', async () => {
+    const o = options(token, { tags: planTags(SHA, 'stage', []) })
+    try {
+      const r = await buildPush(o, recorder())
+      expect(await skopeoDigest(token, `${o.image.image}:${SHA}`)).toBe(r.digest)
+      expect(await skopeoDigest(token, `${o.image.image}:stage`)).toBe(r.digest)
+      expect(token.tokenRequests().some(t => t.scopes.some(s => s.includes('push')))).toBe(true)
+    } finally {
+      removeDockerConfig(o.config.dir)
+    }
+  })
+
+  it('push: false builds only: no digest, the local image id, nothing in the registry', async () => {
+    const o = options(basic, { push: false, login: undefined })
+    try {
+      const r = await buildPush(o, recorder())
+      expect(r).toMatchObject({ digest: '', ref: '', pushed: false, tagDigests: {} })
+      expect(r.imageId).toMatch(/^sha256:[0-9a-f]{64}$/)
+      expect(execFileSync('docker', ['image', 'inspect', '--format', '{{.Id}}', r.shaTag], { encoding: 'utf8' }).trim()).toBe(r.imageId)
+      expect(await skopeoDigest(basic, r.shaTag)).toBeUndefined()
+    } finally {
+      removeDockerConfig(o.config.dir)
+    }
+  })
+
+  it('a wrong password is one clear line', async () => {
+    const o = options(basic, { login: { registry: basic.host, username: basic.username, password: 'not-the-password' } })
+    try {
+      const e = await buildPush(o, recorder()).catch((err: unknown) => err)
+      expect(isUserError(e)).toBe(true)
+      const msg = (e as Error).message
+      expect(msg).toMatch(new RegExp(`^Login to ${basic.host.replace(/\./g, '\\.')} as ${basic.username} failed: .*401.*Check 'registry-username' and 'registry-password'\\.$`))
+      expect(msg).not.toContain('\n')
+      expect(msg).not.toContain('not-the-password')
+    } finally {
+      removeDockerConfig(o.config.dir)
+    }
+  })
+
+  it('pushing without a login says the registry wants one', async () => {
+    const o = options(basic, { login: undefined })
+    try {
+      await expect(buildPush(o, recorder())).rejects.toThrow(/^docker push .* failed: .*set 'registry-password'/)
+    } finally {
+      removeDockerConfig(o.config.dir)
+    }
+  })
+
+  it('several platforms without buildx is a clear error before anything is built', async () => {
+    const o = options(basic, { platforms: ['linux/amd64', 'linux/arm64'], builder: undefined })
+    try {
+      await expect(buildPush(o, recorder())).rejects.toThrow(/needs buildx.*docker\/setup-buildx-action/)
+    } finally {
+      removeDockerConfig(o.config.dir)
+    }
+  })
+
+  it('a missing Dockerfile or context says which', async () => {
+    const o = options(basic)
+    try {
+      await expect(buildPush({ ...o, file: join(ctx.dir, 'Nope.Dockerfile') }, recorder())).rejects.toThrow(/Dockerfile '.*Nope.Dockerfile' not found/)
+      await expect(buildPush({ ...o, context: join(ctx.dir, 'nope') }, recorder())).rejects.toThrow(/is not a folder/)
+    } finally {
+      removeDockerConfig(o.config.dir)
+    }
+  })
+})

@@ -1,0 +1,50 @@
+/** Helpers for the build-push tests: an independent digest check (skopeo), build contexts, cleanup. */
+import { execFile } from 'node:child_process'
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { promisify } from 'node:util'
+import type { TestRegistry } from '../../src/testkit/registry.js'
+import { writeAppContext } from '../../src/testkit/images.js'
+
+const run = promisify(execFile)
+
+/**
+ * What the registry answers for `ref`, asked by skopeo (not our client) with an auth file: the password
+ * never goes on skopeo's command line. Undefined when the tag does not exist.
+ */
+export async function skopeoDigest(reg: TestRegistry, ref: string): Promise<string | undefined> {
+  const dir = mkdtempSync(join(tmpdir(), 'shipline-bp-skopeo-'))
+  try {
+    const authfile = join(dir, 'auth.json')
+    const auths = reg.username ? { [reg.host]: { auth: Buffer.from(`${reg.username}:${reg.password}`).toString('base64') } } : {}
+    writeFileSync(authfile, JSON.stringify({ auths }), { mode: 0o600 })
+    const { stdout } = await run('skopeo', ['inspect', '--tls-verify=false', '--authfile', authfile, '--raw', `docker://${ref}`], {
+      encoding: 'buffer',
+      maxBuffer: 16 << 20
+    })
+    const { createHash } = await import('node:crypto')
+    return `sha256:${createHash('sha256').update(stdout).digest('hex')}`
+  } catch (e) {
+    if (/manifest unknown|not found|404/i.test(String((e as { stderr?: Buffer }).stderr ?? e))) return undefined
+    throw e
+  } finally {
+    rmSync(dir, { recursive: true, force: true })
+  }
+}
+
+/** A build context of the sample app (busybox, FROM scratch) whose version makes its digest unique. */
+export function appContext(version: string): { dir: string; remove(): void } {
+  const dir = mkdtempSync(join(tmpdir(), 'shipline-bp-ctx-'))
+  writeAppContext(dir, { tag: 'unused', version })
+  return { dir, remove: () => rmSync(dir, { recursive: true, force: true }) }
+}
+
+/** Removes every local image of these repositories (the tests name them uniquely). */
+export async function removeRepositories(...repos: string[]): Promise<void> {
+  for (const repo of repos) {
+    const { stdout } = await run('docker', ['image', 'ls', '--format', '{{.Repository}}:{{.Tag}}', repo]).catch(() => ({ stdout: '' }))
+    const refs = stdout.split('\n').filter(Boolean)
+    if (refs.length) await run('docker', ['rmi', '-f', ...refs]).catch(() => undefined)
+  }
+}
