@@ -168,10 +168,15 @@ export class HostKeyChecker {
   /** Throws the refusal before any connection when no host key is pinned for this host. */
   requirePolicy(host: string, port: number): void {
     if (this.insecure) return
-    const hasEntry = this.entries.some(e => e.marker !== 'revoked' && entryMatches(e, host, port))
+    const hasEntry = this.entries.some(e => !e.marker && entryMatches(e, host, port))
     const hasPin = this.pins.some(p => pinApplies(p, host, port))
     if (hasEntry || hasPin) return
     const scan = `ssh-keyscan${port === 22 ? '' : ` -p ${port}`} ${host}`
+    if (this.entries.some(e => e.marker === 'cert-authority' && entryMatches(e, host, port))) {
+      throw new UserError(
+        `'known-hosts' vouches for ${knownHostsName(host, port)} only through @cert-authority, and host certificates are not supported; add the host's own key line that '${scan}' prints.`
+      )
+    }
     if (this.entries.length || this.pins.length) {
       throw new UserError(
         `No host key for ${knownHostsName(host, port)} in 'known-hosts' or 'host-fingerprint'; add the line that '${scan}' prints (from a trusted network) to the known-hosts secret.`
