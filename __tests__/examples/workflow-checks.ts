@@ -28,7 +28,7 @@ export interface ActionDef {
 }
 
 type Map = Record<string, unknown>
-interface Step extends Map {
+export interface Step extends Map {
   id?: string
   uses?: string
   run?: string

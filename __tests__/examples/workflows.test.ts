@@ -8,7 +8,7 @@ import { beforeAll, describe, expect, it } from '@jest/globals'
 import { readdirSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { parse } from 'yaml'
-import { loadWorkflowParser, workflowErrors } from '../../src/testkit/workflow-parser.js'
+import { actionErrors, loadWorkflowParser, workflowErrors } from '../../src/testkit/workflow-parser.js'
 import {
   ROOT,
   checkWorkflow,
@@ -17,6 +17,7 @@ import {
   neededPermissions,
   ourAction,
   settingsUsed,
+  type Step,
   type Workflow
 } from './workflow-checks.js'
 
@@ -115,76 +116,110 @@ describe('example workflows', () => {
 })
 
 describe('the checks catch what they claim to', () => {
-  const broken = (edit: (wf: Workflow) => void): string[] => {
+  /** Breaks a copy of build.yml and expects each fragment in some problem the checks report. */
+  const expectProblems = (edit: (wf: Workflow) => void, fragments: string[]): void => {
     const wf = load('build.yml')
     edit(wf)
-    return checkWorkflow(wf)
+    const problems = checkWorkflow(wf)
+    for (const f of fragments)
+      expect([f, problems.filter(p => p.includes(f))]).toEqual([f, [expect.any(String)]])
   }
-  const ship = (wf: Workflow) => wf.jobs['deploy-stage'].steps!.find(s => s.id === 'ship')!
+  const ship = (wf: Workflow): Step => wf.jobs['deploy-stage'].steps!.find(s => s.id === 'ship')!
 
   it("GitHub's parser reports a broken workflow", async () => {
     const errors = await workflowErrors(
       'broken.yml',
       text('build.yml').replace('packages: write', 'packages: writ')
     )
-    expect(errors.join('\n')).toMatch(/writ/)
+    expect(errors.join('\n')).toMatch(/Unexpected value 'writ'/)
   })
 
-  it('an input that is not declared, a missing required input, an inline secret', () => {
-    const problems = broken(wf => {
-      const w = ship(wf).with!
-      w['smoke-path'] = '/health'
-      delete w.path
-      w['ssh-key'] = '-----BEGIN OPENSSH PRIVATE KEY-----'
-    })
-    expect(problems).toEqual(
-      expect.arrayContaining([
-        expect.stringContaining("'smoke-path' is not an input of ship"),
-        expect.stringContaining("required input 'path' of ship is not given"),
-        expect.stringContaining("'ssh-key' carries a secret")
-      ])
+  it('an input that is not declared, a missing required input, an inline secret, a bad boolean', () => {
+    expectProblems(
+      wf => {
+        const w = ship(wf).with!
+        w['smoke-path'] = '/health'
+        delete w.path
+        w['ssh-key'] = '-----BEGIN OPENSSH PRIVATE KEY-----'
+        w['auto-rollback'] = 'yes'
+        w['smoke-checks'] = '- url: /health'
+      },
+      [
+        "'smoke-path' is not an input of ship",
+        "required input 'path' of ship is not given",
+        "'ssh-key' carries a secret",
+        "'auto-rollback' must be true or false",
+        "'smoke-checks': check 1"
+      ]
     )
   })
 
-  it('an output that is not declared, a missing step, a job output nobody sets', () => {
-    const problems = broken(wf => {
-      wf.jobs.build.outputs!.api = '${{ steps.api.outputs.reference }}'
-      wf.jobs['deploy-stage'].steps!.push({
-        run: 'true',
-        env: { X: '${{ steps.nope.outputs.x }}', Y: '${{ needs.build.outputs.db }}' }
-      })
-    })
-    expect(problems).toEqual(
-      expect.arrayContaining([
-        expect.stringContaining("'reference' is not an output of build-push"),
-        expect.stringContaining('steps.nope does not exist'),
-        expect.stringContaining("job build has no output 'db'")
-      ])
+  it('an output that is not declared, a missing step, a job output nobody sets, an unset env', () => {
+    expectProblems(
+      wf => {
+        wf.jobs.build.outputs!.api = '${{ steps.api.outputs.reference }}'
+        wf.jobs['deploy-stage'].steps!.push({
+          run: 'true',
+          env: { X: '${{ steps.nope.outputs.x }}', Y: '${{ needs.build.outputs.db }}', Z: '${{ env.NOPE }}' }
+        })
+      },
+      [
+        "'reference' is not an output of build-push",
+        'steps.nope does not exist',
+        "job build has no output 'db'",
+        'env.NOPE is not set'
+      ]
     )
   })
 
-  it('missing or broad permissions, a deploy without concurrency, a wrong ref', () => {
-    const problems = broken(wf => {
-      delete wf.jobs.build.permissions
-      wf.jobs['deploy-stage'].permissions = { contents: 'read', packages: 'write' }
-      delete wf.jobs['deploy-stage'].concurrency
-      wf.jobs.build.steps![1].uses = 'shipline-dev/shipline/build-push@main'
-    })
-    expect(problems).toEqual(
-      expect.arrayContaining([
+  it('missing or broad permissions, a deploy without concurrency, a wrong ref, secrets outside an environment', () => {
+    expectProblems(
+      wf => {
+        delete wf.jobs.build.permissions
+        wf.jobs['deploy-stage'].permissions = { contents: 'read', packages: 'write' }
+        delete wf.jobs['deploy-stage'].concurrency
+        delete wf.jobs['deploy-stage'].environment
+        wf.jobs.build.steps![1].uses = 'shipline-dev/shipline/build-push@main'
+      },
+      [
         'job build: no explicit permissions mapping',
         'job deploy-stage: packages: write is more than its steps need',
         'job deploy-stage: deploys, promotes or rolls back without a concurrency group',
-        expect.stringContaining(
-          "'shipline-dev/shipline/build-push@main': write shipline-dev/shipline[/<action>]@v1"
-        )
-      ])
+        'job deploy-stage: uses secrets outside a GitHub environment',
+        "'shipline-dev/shipline/build-push@main': write shipline-dev/shipline[/<action>]@v1"
+      ]
     )
   })
 
-  it('every action of ours the examples use exists here', () => {
-    for (const a of ['ship', 'build-push', 'promote', 'deploy-ssh', 'smoke-test', 'rollback'])
-      expect(loadAction(a)).not.toBeNull()
+  it('an expression expanded inside a run: script', () => {
+    expectProblems(
+      wf => void wf.jobs['deploy-stage'].steps!.push({ run: 'echo ${{ github.event.head_commit.message }}' }),
+      ['an expression inside run:']
+    )
+  })
+})
+
+describe('our action.yml files, as the examples use them', () => {
+  it.each(['ship', 'build-push', 'promote', 'deploy-ssh', 'smoke-test', 'rollback'])(
+    "%s passes GitHub's action parser and declares what the checks read",
+    name => {
+      const file = join(ROOT, name === 'ship' ? '.' : name, 'action.yml')
+      const { errors, action } = actionErrors(file, readFileSync(file, 'utf8'))
+      expect(errors).toEqual([])
+      const ours = loadAction(name)!
+      expect((action?.inputs ?? []).map(i => i.id).sort()).toEqual(Object.keys(ours.inputs).sort())
+      expect((action?.outputs ?? []).map(o => o.id).sort()).toEqual(Object.keys(ours.outputs).sort())
+      const required = (action?.inputs ?? []).filter(i => i.required).map(i => i.id)
+      expect(required.sort()).toEqual(
+        Object.entries(ours.inputs)
+          .filter(([, d]) => d.required)
+          .map(([k]) => k)
+          .sort()
+      )
+    }
+  )
+
+  it('an action that does not exist is reported', () => {
     expect(loadAction('deploy-kube')).toBeNull()
   })
 })

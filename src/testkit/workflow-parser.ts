@@ -8,6 +8,7 @@
  * machine never read a half-written file, and a clean clone needs no extra step.
  */
 import { execFileSync } from 'node:child_process'
+import { createHash } from 'node:crypto'
 import { existsSync, mkdirSync, readFileSync, renameSync, rmSync } from 'node:fs'
 import { createRequire } from 'node:module'
 import { join, resolve } from 'node:path'
@@ -19,6 +20,11 @@ import type {
   convertWorkflowTemplate,
   parseWorkflow
 } from '@actions/workflow-parser'
+import type {
+  ActionTemplate,
+  convertActionTemplate,
+  parseAction
+} from '@actions/workflow-parser/actions/index'
 
 const ROOT = resolve(import.meta.dirname, '..', '..')
 const PKG = join(ROOT, 'node_modules', '@actions', 'workflow-parser')
@@ -28,14 +34,22 @@ export interface WorkflowParser {
   parseWorkflow: typeof parseWorkflow
   convertWorkflowTemplate: typeof convertWorkflowTemplate
   NoOperationTraceWriter: typeof NoOperationTraceWriter
+  parseAction: typeof parseAction
+  convertActionTemplate: typeof convertActionTemplate
 }
 
-export type { TemplateParseResult, TraceWriter, WorkflowTemplate }
+export type { ActionTemplate, TemplateParseResult, TraceWriter, WorkflowTemplate }
+
+/** The bundle's entry: the package's main API plus its action.yml parser (not exported from the main). */
+const ENTRY =
+  "export * from './dist/index.js'\n" +
+  "export { parseAction, convertActionTemplate } from './dist/actions/index.js'\n"
 
 /** Path of the CommonJS bundle of the installed parser version (built if missing). */
 export function workflowParserBundle(): string {
   const version = (JSON.parse(readFileSync(join(PKG, 'package.json'), 'utf8')) as { version: string }).version
-  const out = join(ROOT, 'build', `workflow-parser-${version}.cjs`)
+  const hash = createHash('sha256').update(ENTRY).digest('hex').slice(0, 8)
+  const out = join(ROOT, 'build', `workflow-parser-${version}-${hash}.cjs`)
   if (existsSync(out)) return out
   mkdirSync(join(ROOT, 'build'), { recursive: true })
   const tmp = `${out}.${process.pid}.tmp`
@@ -43,15 +57,16 @@ export function workflowParserBundle(): string {
     execFileSync(
       join(ROOT, 'node_modules', '.bin', 'esbuild'),
       [
-        join(PKG, 'dist', 'index.js'),
         '--bundle',
+        '--sourcefile=shipline-workflow-parser-entry.js',
         '--format=cjs',
         '--platform=node',
         '--target=node20',
         '--log-level=warning',
         `--outfile=${tmp}`
       ],
-      { cwd: ROOT, stdio: ['ignore', 'inherit', 'inherit'] }
+      // stdin's imports resolve from the working directory: the package's own folder
+      { cwd: PKG, input: ENTRY, stdio: ['pipe', 'inherit', 'inherit'] }
     )
     renameSync(tmp, out)
   } finally {
@@ -79,4 +94,15 @@ export async function workflowErrors(name: string, content: string): Promise<str
     ...result.context.errors.getErrors().map(e => e.message),
     ...(template.errors ?? []).map(e => e.Message)
   ].filter((m, i, all) => all.indexOf(m) === i)
+}
+
+/** Errors GitHub's parser finds in one action.yml, and the action as GitHub reads it. */
+export function actionErrors(
+  name: string,
+  content: string
+): { errors: string[]; action: ActionTemplate | undefined } {
+  const p = loadWorkflowParser()
+  const result = p.parseAction({ name, content }, new p.NoOperationTraceWriter())
+  const action = result.value ? p.convertActionTemplate(result.context, result.value) : undefined
+  return { errors: result.context.errors.getErrors().map(e => e.message), action }
 }
