@@ -1,6 +1,74 @@
 import * as core from '@actions/core'
 import { runAction } from '../action/run.js'
+import { bool, int, maskSecret, secret, str } from '../action/inputs.js'
+import { parseReportMode, reportVerdict } from '../action/report.js'
+import { UserError } from '../lib/errors.js'
+import { Redactor, displayUrl } from '../lib/redact.js'
+import { parseChecks, parseHeaderLines } from '../lib/smoke/checks.js'
+import { runSmoke } from '../lib/smoke/run.js'
+import { summaryMarkdown, verdict } from '../lib/smoke/summary.js'
+import { validateExposition } from '../lib/prometheus/validate.js'
 
 await runAction(async () => {
-  core.info('smoke-test: not implemented yet')
+  // Secrets first: nothing is logged before every credential form is masked.
+  const redactor = new Redactor()
+  const url = str('url')
+  const headers = parseHeaderLines(secret('headers'))
+  const checksText = str('checks')
+  const token = secret('github-token')
+  const checks = parseChecks(checksText)
+  redactor.addUrl(url)
+  for (const v of Object.values(headers)) redactor.addHeaderValue(v)
+  for (const c of checks) for (const v of Object.values(c.headers)) redactor.addHeaderValue(v)
+  for (const form of redactor.forms()) maskSecret(form)
+
+  if (url.trim() === '')
+    throw new UserError(
+      "Input 'url' is required: the base URL of the deployment, e.g. 'url: https://stage.example.com'."
+    )
+  const timeout = int('timeout', 60, { min: 1, max: 3600 })
+  const requestTimeout = int('request-timeout', 5, { min: 1, max: 600 })
+  const insecureTls = bool('insecure-tls', false)
+  const mode = parseReportMode(str('report', 'summary'))
+  const name = str('status-context', 'smoke-test')
+
+  const target = displayUrl(url.trim())
+  core.info(
+    `smoke-test: ${target}: ${checks.length} check${checks.length === 1 ? '' : 's'}, deadline ${timeout}s, ${requestTimeout}s per request`
+  )
+  if (insecureTls) core.warning('insecure-tls: TLS certificates are not verified')
+  const report = await runSmoke({
+    url: url.trim(),
+    checks,
+    timeoutMs: timeout * 1000,
+    requestTimeoutMs: Math.min(requestTimeout, timeout) * 1000,
+    headers,
+    insecureTls,
+    validate: validateExposition,
+    redactor,
+    log: line => core.info(line)
+  })
+
+  const line = verdict(report.results, report.durationMs)
+  core.setOutput('passed', String(report.passed))
+  core.setOutput('results', JSON.stringify(report.results))
+  const markdown = summaryMarkdown(target, report.results, report.durationMs)
+  await core.summary.addRaw(markdown).write()
+  const reported = await reportVerdict({
+    mode,
+    token,
+    name,
+    passed: report.passed,
+    description: line,
+    markdown,
+    title: report.passed ? 'Smoke test passed' : 'Smoke test failed'
+  })
+  if (reported) core.info(`reported ${reported}`)
+  if (!report.passed) {
+    const first = report.results.find(r => !r.ok)
+    throw new UserError(
+      `Smoke test failed: ${line}${first ? ` (${first.path}: ${first.error})` : ''}. See the job summary for every check.`
+    )
+  }
+  core.info(`smoke-test: ${line}`)
 })

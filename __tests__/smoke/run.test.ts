@@ -1,0 +1,265 @@
+/** runSmoke against real local servers: retries, deadlines, address families, redirects, TLS, secrets. */
+import { afterAll, describe, expect, it } from '@jest/globals'
+import { parseChecks } from '../../src/lib/smoke/checks.js'
+import { runSmoke, type SmokeOptions } from '../../src/lib/smoke/run.js'
+import { Redactor } from '../../src/lib/redact.js'
+import { validateExposition } from '../../src/lib/prometheus/validate.js'
+import {
+  bearer,
+  flaky,
+  hang,
+  ok,
+  readyz,
+  redirect,
+  routes,
+  selfSignedCert,
+  serve,
+  type Fixture
+} from '../../src/testkit/http-fixtures.js'
+
+const fixtures: Fixture[] = []
+afterAll(async () => {
+  await Promise.all(fixtures.map(f => f.stop()))
+})
+async function start(...args: Parameters<typeof serve>): Promise<Fixture> {
+  const f = await serve(...args)
+  fixtures.push(f)
+  return f
+}
+
+const METRICS = '# HELP up_total Things.\n# TYPE up_total counter\nup_total 1\n'
+const healthy = routes({
+  '/health': ok('ok\n'),
+  '/readyz': ok('ok\n'),
+  '/metrics': ok(METRICS, 'text/plain; version=0.0.4; charset=utf-8')
+})
+const fast = { baseMs: 20, capMs: 100 }
+const run = (o: Partial<SmokeOptions> & Pick<SmokeOptions, 'url'>) =>
+  runSmoke({
+    checks: parseChecks(''),
+    timeoutMs: 10_000,
+    requestTimeoutMs: 2000,
+    validate: validateExposition,
+    backoff: fast,
+    ...o
+  })
+
+describe('runSmoke', () => {
+  it('passes the default checks against a healthy server, one attempt each', async () => {
+    const s = await start(healthy)
+    const r = await run({ url: s.url })
+    expect(r.passed).toBe(true)
+    expect(r.results.map(x => [x.path, x.status, x.attempts, x.ok, x.error])).toEqual([
+      ['/health', 200, 1, true, null],
+      ['/readyz', 200, 1, true, null],
+      ['/metrics', 200, 1, true, null]
+    ])
+    expect(typeof r.results[0]['latency-ms']).toBe('number')
+  })
+
+  it.each([['127.0.0.1'], ['::1']])('reaches localhost when the server listens only on %s', async host => {
+    const s = await start(healthy, { host })
+    const r = await run({ url: `http://localhost:${s.port}` })
+    expect(r.results.map(x => x.ok)).toEqual([true, true, true])
+    expect(s.requests).toHaveLength(3)
+  })
+
+  it('retries 503 until it turns 200 and counts attempts exactly', async () => {
+    const h = flaky(2, 503)
+    const s = await start(routes({ '/health': h }))
+    const r = await run({ url: s.url, checks: parseChecks('- /health') })
+    expect(r.results[0]).toMatchObject({ ok: true, status: 200, attempts: 3 })
+    expect(h.count()).toBe(3)
+  })
+
+  it('honours Retry-After on 429 (seconds and HTTP date)', async () => {
+    const s = await start(
+      routes({ '/a': flaky(1, 429, '1'), '/b': flaky(1, 503, new Date(Date.now() + 1000).toUTCString()) })
+    )
+    const logs: string[] = []
+    const r = await run({ url: s.url, checks: parseChecks('- /a\n- /b'), log: l => logs.push(l) })
+    expect(r.results.map(x => [x.ok, x.attempts])).toEqual([
+      [true, 2],
+      [true, 2]
+    ])
+    expect(logs.join('\n')).toMatch(/\/a: attempt 1: status 429.*retrying in 1\.0s/)
+  })
+
+  it('gives up at once when Retry-After reaches past the deadline', async () => {
+    const s = await start(routes({ '/health': flaky(5, 429, '3600') }))
+    const r = await run({ url: s.url, checks: parseChecks('- /health'), timeoutMs: 5000 })
+    expect(r.results[0]).toMatchObject({ ok: false, status: 429, attempts: 1 })
+    expect(r.results[0].error).toMatch(/Retry-After 3600s is past the deadline/)
+  })
+
+  it('a hanging server: each request is cut at the deadline, the run ends with a timeout', async () => {
+    const s = await start(routes({ '/health': hang() }))
+    // request-timeout far beyond the deadline: the request must be clamped to the deadline
+    const r = await run({
+      url: s.url,
+      checks: parseChecks('- /health'),
+      timeoutMs: 1500,
+      requestTimeoutMs: 60_000
+    })
+    expect(r.results[0]).toMatchObject({ ok: false, status: null, attempts: 1 })
+    expect(r.results[0].error).toMatch(/no complete answer within/)
+  })
+
+  it('connection refused is retried until the deadline and reported', async () => {
+    const s = await start(healthy)
+    await s.stop()
+    const r = await run({ url: s.url, checks: parseChecks('- /health'), timeoutMs: 800 })
+    expect(r.results[0].ok).toBe(false)
+    expect(r.results[0].attempts).toBeGreaterThan(1)
+    expect(r.results[0].error).toMatch(/connection refused/)
+  })
+
+  it('retries a mismatch (404 behind a proxy during a rollout) and reports the reason', async () => {
+    const h = flaky(1, 404)
+    const s = await start(routes({ '/health': h, '/gone': ok('nope', 'text/plain', 404) }))
+    const r = await run({ url: s.url, checks: parseChecks('- /health\n- /gone'), timeoutMs: 600 })
+    expect(r.results[0]).toMatchObject({ ok: true, attempts: 2 })
+    expect(r.results[1]).toMatchObject({ ok: false, status: 404 })
+    expect(r.results[1].error).toMatch(/^status 404 Not Found, expected 200: nope/)
+  })
+
+  it('checks body regex, JSON subset, status lists, methods and data', async () => {
+    const s = await start(
+      routes({
+        '/version': ok('{"version":"1.2.3","git":{"sha":"abc"},"tags":["a","b"]}', 'application/json'),
+        '/created': (_req, res, body) => {
+          res.writeHead(body === '{"x":1}' ? 201 : 400)
+          res.end(body)
+        }
+      })
+    )
+    const checks = parseChecks(`
+- path: /version
+  body: '"version":\\s*"1\\.'
+  json: { git: { sha: abc }, tags: [b] }
+- path: /created
+  data: { x: 1 }
+  status: [200, 201]
+- path: /version
+  json: { version: "2.0.0" }
+`)
+    const r = await run({ url: s.url, checks, timeoutMs: 500 })
+    expect(r.results.map(x => x.ok)).toEqual([true, true, false])
+    expect(r.results[2].error).toMatch(/JSON body does not contain/)
+    expect(s.requests.find(q => q.path === '/created')?.method).toBe('POST')
+  })
+
+  it('fails an invalid exposition with the validator rule, and missing require-metrics', async () => {
+    const s = await start(
+      routes({
+        '/bad': ok('# TYPE x counter\nx{a="1"} 1\nx{a="1"} 2\n', 'text/plain; version=0.0.4'),
+        '/good': ok(METRICS, 'text/plain; version=0.0.4')
+      })
+    )
+    const checks = parseChecks(
+      '- { path: /bad, format: prometheus }\n- { path: /good, require-metrics: [up_total, missing_total] }'
+    )
+    const r = await run({ url: s.url, checks, timeoutMs: 300 })
+    expect(r.results[0].ok).toBe(false)
+    expect(r.results[0].error).toMatch(/invalid Prometheus exposition .*line 3/)
+    expect(r.results[1].error).toBe('missing metrics: missing_total')
+  })
+
+  it('readyz failure: fetches ?verbose once and shows the failing lines', async () => {
+    const s = await start(routes({ '/readyz': readyz(['ping', 'db', 'cache'], ['db']) }))
+    const logs: string[] = []
+    const r = await run({
+      url: s.url,
+      checks: parseChecks('- /readyz'),
+      timeoutMs: 300,
+      log: l => logs.push(l)
+    })
+    expect(r.results[0].ok).toBe(false)
+    expect(r.results[0].error).toMatch(/\?verbose: \[-\]db failed: reason withheld \| readyz check failed/)
+    expect(logs.join('\n')).toContain('[-]db failed')
+    expect(s.requests.filter(q => q.path === '/readyz?verbose')).toHaveLength(1)
+  })
+
+  it('bearer token from headers: sent, redacted everywhere, never forwarded to another origin', async () => {
+    const token = 'tok-3f9c2a7e51'
+    const custom = 'custom-secret-99'
+    const other = await start(routes({ '/elsewhere': ok('ok\n') }))
+    const same = await start(
+      routes({
+        '/health': bearer(token, ok('ok\n')),
+        '/hop': redirect('/health'),
+        '/away': bearer(token, redirect(`${other.url}/elsewhere`))
+      })
+    )
+    const redactor = new Redactor()
+    const logs: string[] = []
+    const r = await run({
+      url: same.url,
+      checks: parseChecks('- /health\n- /hop\n- path: /away\n  headers: { X-Api-Secret: ' + custom + ' }'),
+      headers: { Authorization: `Bearer ${token}` },
+      redactor,
+      log: l => logs.push(l)
+    })
+    expect(r.results.map(x => x.ok)).toEqual([true, true, true])
+    // same origin: the redirect kept the token (the /health behind /hop answered 200)
+    expect(
+      same.requests
+        .filter(q => q.path === '/health')
+        .every(q => q.headers.authorization === `Bearer ${token}`)
+    ).toBe(true)
+    // other origin: neither the Authorization header nor the check's own secret header arrived
+    expect(other.requests).toHaveLength(1)
+    expect(JSON.stringify(other.requests[0].headers)).not.toContain(token)
+    expect(JSON.stringify(other.requests[0].headers)).not.toContain(custom)
+    expect(redactor.redact(`Bearer ${token} and ${custom}`)).toBe('*** and ***')
+    expect(JSON.stringify([r, logs])).not.toMatch(new RegExp(`${token}|${custom}`))
+  })
+
+  it('without the token the bearer server answers 401 and the reason says so', async () => {
+    const s = await start(routes({ '/health': bearer('x-secret', ok()) }))
+    const r = await run({ url: s.url, checks: parseChecks('- /health'), timeoutMs: 300 })
+    expect(r.results[0]).toMatchObject({ ok: false, status: 401 })
+  })
+
+  it('userinfo in the url becomes Basic auth and never shows', async () => {
+    const s = await start(routes({ '/health': ok() }))
+    const u = new URL(s.url)
+    u.username = 'deploy'
+    u.password = 'pa55-w0rd-x'
+    const r = await run({ url: u.toString(), checks: parseChecks('- /health') })
+    expect(r.results[0].ok).toBe(true)
+    expect(s.requests[0].headers.authorization).toBe(
+      `Basic ${Buffer.from('deploy:pa55-w0rd-x').toString('base64')}`
+    )
+  })
+
+  it('self-signed TLS fails fast without insecure-tls and passes with it', async () => {
+    const s = await start(routes({ '/health': ok() }), { tls: selfSignedCert() })
+    const strict = await run({ url: s.url, checks: parseChecks('- /health'), timeoutMs: 5000 })
+    expect(strict.results[0]).toMatchObject({ ok: false, attempts: 1 })
+    expect(strict.results[0].error).toMatch(/TLS: .*insecure-tls: true/)
+    const loose = await run({
+      url: `https://localhost:${s.port}`,
+      checks: parseChecks('- /health'),
+      insecureTls: true
+    })
+    expect(loose.results[0]).toMatchObject({ ok: true, status: 200 })
+  })
+
+  it('max-latency-ms fails a slow answer', async () => {
+    const s = await start(
+      routes({
+        '/slow': (_req, res) => {
+          setTimeout(() => res.end('ok'), 400)
+        }
+      })
+    )
+    const r = await run({
+      url: s.url,
+      checks: parseChecks('- { path: /slow, max-latency-ms: 50 }'),
+      timeoutMs: 1000
+    })
+    expect(r.results[0].ok).toBe(false)
+    expect(r.results[0].error).toMatch(/over max-latency-ms 50/)
+  })
+})

@@ -1,0 +1,331 @@
+/**
+ * Runs smoke checks concurrently inside one deadline. Each check is tried until it passes or the deadline
+ * comes: connection failures, timeouts, 5xx and 429 are the classic transient ones, but a deployment that
+ * is still starting may also answer 404 or a half-ready body for a moment behind a proxy, so every failure
+ * is retried except TLS verification errors (waiting does not fix a certificate). Waits between attempts
+ * are capped exponential backoff with jitter, or the server's Retry-After; each request and each wait is
+ * clamped to what is left of the deadline, so the run ends at most a moment after it.
+ */
+import { statusAccepted, jsonContains, type Check } from './checks.js'
+import { send, splitUserinfo, RequestError, type HttpResponse } from './http.js'
+import { Redactor, displayUrl } from '../redact.js'
+import { UserError } from '../errors.js'
+
+/** The part of the Prometheus validator's result a smoke check reads (src/lib/prometheus/validate.ts). */
+export interface ExpositionReport {
+  format: string
+  errors: { line: number; rule: string; message: string }[]
+  metricNames: Set<string>
+}
+export type Validator = (text: string, contentType?: string) => ExpositionReport
+
+/** One entry of the `results` output (keys as the contract names them). */
+export interface CheckResult {
+  path: string
+  status: number | null
+  'latency-ms': number | null
+  attempts: number
+  ok: boolean
+  error: string | null
+}
+
+export interface SmokeOptions {
+  url: string
+  checks: Check[]
+  timeoutMs: number
+  requestTimeoutMs: number
+  /** sent with every request (per-check headers win) */
+  headers?: Record<string, string>
+  insecureTls?: boolean
+  validate: Validator
+  /** receives redacted log lines */
+  log?: (line: string) => void
+  redactor?: Redactor
+  backoff?: Partial<BackoffOptions>
+}
+
+export interface SmokeReport {
+  passed: boolean
+  results: CheckResult[]
+  durationMs: number
+}
+
+export interface BackoffOptions {
+  baseMs: number
+  capMs: number
+  random: () => number
+}
+
+/** Capped exponential backoff with "equal jitter": between half and all of min(cap, base·2^(n-1)). */
+export function backoffMs(
+  attempt: number,
+  { baseMs = 250, capMs = 5000, random = Math.random }: Partial<BackoffOptions> = {}
+): number {
+  const exp = Math.min(capMs, baseMs * 2 ** Math.max(0, attempt - 1))
+  return Math.round(exp / 2 + random() * (exp / 2))
+}
+
+/** Retry-After as milliseconds from now: delay-seconds or an HTTP date; undefined when absent or invalid. */
+export function parseRetryAfter(
+  value: string | string[] | undefined,
+  nowMs = Date.now()
+): number | undefined {
+  const v = (Array.isArray(value) ? value[0] : value)?.trim()
+  if (!v) return undefined
+  if (/^\d+$/.test(v)) return Number(v) * 1000
+  const t = Date.parse(v)
+  if (Number.isNaN(t)) return undefined
+  return Math.max(0, t - nowMs)
+}
+
+/** Base URL + check path (keeping the base's own path prefix). */
+export function checkUrl(base: URL, path: string): URL {
+  const u = new URL(base)
+  const q = path.indexOf('?')
+  const p = q >= 0 ? path.slice(0, q) : path
+  u.pathname = base.pathname.replace(/\/+$/, '') + (p.startsWith('/') ? p : `/${p}`)
+  u.search = q >= 0 ? path.slice(q) : ''
+  u.hash = ''
+  return u
+}
+
+export function parseBaseUrl(raw: string): URL {
+  let u: URL
+  try {
+    u = new URL(raw.trim())
+  } catch {
+    throw new UserError(
+      `Input 'url' must be an http:// or https:// URL like 'https://stage.example.com', got '${displayUrl(raw.trim())}'.`
+    )
+  }
+  if (u.protocol !== 'http:' && u.protocol !== 'https:') {
+    throw new UserError(`Input 'url' must start with http:// or https://, got '${u.protocol}'.`)
+  }
+  return u
+}
+
+export const PROMETHEUS_ACCEPT =
+  'application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1'
+
+const sleep = (ms: number): Promise<void> => new Promise(r => setTimeout(r, Math.max(0, ms)))
+const clip = (s: string, n = 160): string => (s.length > n ? `${s.slice(0, n - 1)}…` : s)
+
+interface Attempt {
+  ok: boolean
+  status: number | null
+  latencyMs: number | null
+  error?: string
+  retryable: boolean
+  retryAfterMs?: number
+  timedOut?: boolean
+}
+
+export async function runSmoke(opts: SmokeOptions): Promise<SmokeReport> {
+  const started = performance.now()
+  const deadline = started + opts.timeoutMs
+  const redactor = opts.redactor ?? new Redactor()
+  const log = (line: string): void => opts.log?.(redactor.redact(line))
+  const { url: base, authorization } = splitUserinfo(parseBaseUrl(opts.url))
+  redactor.addUrl(opts.url)
+  const globalHeaders: Record<string, string> = {
+    ...(authorization ? { Authorization: authorization } : {}),
+    ...opts.headers
+  }
+  for (const v of Object.values(globalHeaders)) redactor.addHeaderValue(v)
+
+  const results = await Promise.all(
+    opts.checks.map(async check => {
+      const headers = mergeHeaders(globalHeaders, check.headers)
+      if (check.format === 'prometheus' && !Object.keys(headers).some(h => h.toLowerCase() === 'accept')) {
+        headers.Accept = PROMETHEUS_ACCEPT // what Prometheus itself sends when it scrapes
+      }
+      for (const v of Object.values(check.headers)) redactor.addHeaderValue(v)
+      const secretHeaders = Object.keys(headers).map(h => h.toLowerCase())
+      const target = checkUrl(base, check.path)
+      const follow = !check.status.some(s => (typeof s === 'number' ? s >= 300 && s < 400 : s === '3xx'))
+      const tryOnce = async (
+        timeoutMs: number,
+        url = target
+      ): Promise<{ attempt: Attempt; res?: HttpResponse }> => {
+        try {
+          const res = await send({
+            url: url.toString(),
+            method: check.method,
+            headers,
+            body: check.data,
+            timeoutMs,
+            insecureTls: opts.insecureTls,
+            followRedirects: follow,
+            secretHeaders
+          })
+          return { attempt: evaluate(check, res, opts.validate), res }
+        } catch (e) {
+          const err = e instanceof RequestError ? e : new RequestError('other', String(e))
+          const hint =
+            err.kind === 'tls'
+              ? "; if the certificate is self-signed on purpose, set 'insecure-tls: true'"
+              : ''
+          const attempt = {
+            ok: false,
+            status: null,
+            latencyMs: null,
+            error: `${err.message}${hint}`,
+            retryable: err.kind !== 'tls'
+          }
+          return { attempt: { ...attempt, timedOut: err.kind === 'timeout' } }
+        }
+      }
+
+      let attempts = 0
+      let last: Attempt = {
+        ok: false,
+        status: null,
+        latencyMs: null,
+        error: 'not tried: the deadline had passed',
+        retryable: false
+      }
+      for (;;) {
+        const remaining = deadline - performance.now()
+        if (remaining <= 0) break
+        attempts++
+        const clamped = remaining < opts.requestTimeoutMs
+        const attempt = (await tryOnce(Math.min(opts.requestTimeoutMs, remaining))).attempt
+        if (clamped && attempt.timedOut && last.status !== null) {
+          // the deadline, not the server, cut this attempt short: the previous answer says more
+          last = { ...last, error: `${last.error} (attempt ${attempts} was cut short by the deadline)` }
+          break
+        }
+        last = attempt
+        if (last.ok || !last.retryable) break
+        const left = deadline - performance.now()
+        let wait = last.retryAfterMs ?? backoffMs(attempts, opts.backoff)
+        if (last.retryAfterMs !== undefined && last.retryAfterMs >= left) {
+          log(
+            `${check.path}: attempt ${attempts}: ${last.error}; Retry-After ${Math.ceil(last.retryAfterMs / 1000)}s reaches past the deadline, giving up`
+          )
+          last.error += ` (Retry-After ${Math.ceil(last.retryAfterMs / 1000)}s is past the deadline)`
+          break
+        }
+        wait = Math.min(wait, left)
+        if (left - wait < 20) {
+          log(`${check.path}: attempt ${attempts}: ${last.error}; no time left for another attempt`)
+          break
+        }
+        log(`${check.path}: attempt ${attempts}: ${last.error}; retrying in ${(wait / 1000).toFixed(1)}s`)
+        await sleep(wait)
+      }
+      if (last.ok)
+        log(
+          `${check.path}: ok (${last.status}, ${last.latencyMs} ms, ${attempts} attempt${attempts === 1 ? '' : 's'})`
+        )
+      else {
+        log(`${check.path}: FAILED after ${attempts} attempt${attempts === 1 ? '' : 's'}: ${last.error}`)
+        if (isReadinessPath(check.path)) {
+          // one more look with ?verbose: Kubernetes-style readiness endpoints list their failing parts there
+          const verbose = checkUrl(base, withVerbose(check.path))
+          const budget = Math.min(opts.requestTimeoutMs, Math.max(0, deadline - performance.now()) + 750)
+          try {
+            const res = await send({
+              url: verbose.toString(),
+              method: 'GET',
+              headers,
+              timeoutMs: budget,
+              insecureTls: opts.insecureTls,
+              secretHeaders
+            })
+            const failing = res.body
+              .toString('utf8')
+              .split('\n')
+              .map(l => l.trim())
+              .filter(l => /\[-\]|failed/i.test(l))
+            if (failing.length) {
+              log(`${check.path}?verbose says:\n  ${failing.join('\n  ')}`)
+              last.error += `; ?verbose: ${clip(failing.join(' | '), 300)}`
+            }
+          } catch (e) {
+            log(`${check.path}?verbose could not be fetched: ${(e as Error).message}`)
+          }
+        }
+      }
+      const result: CheckResult = {
+        path: redactor.redact(check.path),
+        status: last.status,
+        'latency-ms': last.latencyMs,
+        attempts,
+        ok: last.ok,
+        error: last.ok ? null : redactor.redact(last.error ?? 'failed')
+      }
+      return result
+    })
+  )
+  return { passed: results.every(r => r.ok), results, durationMs: Math.round(performance.now() - started) }
+}
+
+function mergeHeaders(global: Record<string, string>, own: Record<string, string>): Record<string, string> {
+  const out: Record<string, string> = {}
+  for (const [k, v] of Object.entries(global))
+    if (!Object.keys(own).some(o => o.toLowerCase() === k.toLowerCase())) out[k] = v
+  return { ...out, ...own }
+}
+
+export function isReadinessPath(path: string): boolean {
+  const p = path.split('?')[0].replace(/\/+$/, '').toLowerCase()
+  return p.endsWith('readyz') || p.endsWith('ready')
+}
+
+function withVerbose(path: string): string {
+  return path.includes('?') ? `${path}&verbose` : `${path}?verbose`
+}
+
+/** Judges one answer against the check. Every failure is retryable (see the module comment). */
+export function evaluate(check: Check, res: HttpResponse, validate: Validator): Attempt {
+  const base = { status: res.status, latencyMs: res.latencyMs, retryable: true }
+  const fail = (error: string, extra: Partial<Attempt> = {}): Attempt => ({
+    ...base,
+    ok: false,
+    error,
+    ...extra
+  })
+  if (!statusAccepted(check, res.status)) {
+    const text = res.body.toString('utf8').trim().split('\n')[0] ?? ''
+    const retryAfterMs =
+      res.status === 429 || res.status === 503 ? parseRetryAfter(res.headers['retry-after']) : undefined
+    return fail(
+      `status ${res.status}${res.statusText ? ` ${res.statusText}` : ''}, expected ${check.status.join(' or ')}${text ? `: ${clip(text, 120)}` : ''}`,
+      {
+        retryAfterMs
+      }
+    )
+  }
+  if (check.maxLatencyMs !== undefined && res.latencyMs > check.maxLatencyMs) {
+    return fail(`latency ${res.latencyMs} ms is over max-latency-ms ${check.maxLatencyMs}`)
+  }
+  const text = res.body.toString('utf8')
+  if (check.body && !check.body.test(text))
+    return fail(`body does not match /${check.body.source}/: ${clip(text.trim().split('\n')[0] ?? '', 80)}`)
+  if (check.json !== undefined) {
+    let parsed: unknown
+    try {
+      parsed = JSON.parse(text)
+    } catch {
+      return fail(`body is not JSON: ${clip(text.trim(), 80)}`)
+    }
+    if (!jsonContains(parsed, check.json))
+      return fail(`JSON body does not contain ${clip(JSON.stringify(check.json), 120)}`)
+  }
+  if (check.format === 'prometheus') {
+    const ct = res.headers['content-type']
+    const report = validate(text, Array.isArray(ct) ? ct[0] : ct)
+    if (report.errors.length > 0) {
+      const first = report.errors
+        .slice(0, 3)
+        .map(e => `line ${e.line}: ${e.rule}: ${e.message}`)
+        .join('; ')
+      const more = report.errors.length > 3 ? ` (and ${report.errors.length - 3} more)` : ''
+      return fail(`invalid Prometheus exposition (${report.format}): ${first}${more}`)
+    }
+    const missing = check.requireMetrics.filter(m => !report.metricNames.has(m))
+    if (missing.length) return fail(`missing metrics: ${missing.join(', ')}`)
+  }
+  return { ...base, ok: true }
+}
