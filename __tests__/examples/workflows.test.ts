@@ -5,7 +5,9 @@
  * one concurrency group, and docs/workflows.md names every secret and variable they read.
  */
 import { beforeAll, describe, expect, it } from '@jest/globals'
-import { readdirSync, readFileSync } from 'node:fs'
+import { spawnSync } from 'node:child_process'
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { parse } from 'yaml'
 import { actionErrors, loadWorkflowParser, workflowErrors } from '../../src/testkit/workflow-parser.js'
@@ -27,6 +29,30 @@ const FILES = readdirSync(DIR)
   .sort()
 const text = (f: string): string => readFileSync(join(DIR, f), 'utf8')
 const load = (f: string): Workflow => parse(text(f)) as Workflow
+
+/** Runs a step's script the way the runner's default shell does (`bash -e`), with a GITHUB_OUTPUT file. */
+function runScript(
+  script: string,
+  env: Record<string, string>
+): { code: number | null; stdout: string; outputs: string } {
+  const dir = mkdtempSync(join(tmpdir(), 'shipline-step-'))
+  try {
+    const out = join(dir, 'output')
+    const r = spawnSync('bash', ['-e', '-c', script], {
+      env: { PATH: process.env.PATH, ...env, GITHUB_OUTPUT: out },
+      encoding: 'utf8'
+    })
+    let outputs = ''
+    try {
+      outputs = readFileSync(out, 'utf8')
+    } catch {
+      // nothing written
+    }
+    return { code: r.status, stdout: r.stdout, outputs }
+  } finally {
+    rmSync(dir, { recursive: true, force: true })
+  }
+}
 
 beforeAll(() => {
   loadWorkflowParser() // bundles the parser into build/ on a clean clone
@@ -85,6 +111,36 @@ describe('example workflows', () => {
     expect(promotes.length).toBeGreaterThan(0)
     for (const p of promotes) expect(p.with).toMatchObject({ from: '${{ env.SHA }}', 'to-tags': 'prod' })
     expect(wf.env?.SHA).toContain('inputs.sha')
+  })
+
+  it('promote-prod refuses anything but a full commit SHA and names the image in lowercase', () => {
+    const step = load('promote-prod.yml').jobs['deploy-production'].steps!.find(s => s.id === 'resolve')!
+    const bad = runScript(step.run!, { SHA: 'stage', GITHUB_REPOSITORY: 'Acme/Shop' })
+    expect(bad.code).toBe(1)
+    expect(bad.stdout).toContain("::error::sha must be a full 40-character lowercase commit SHA, got 'stage'")
+    expect(runScript(step.run!, { SHA: 'a'.repeat(12), GITHUB_REPOSITORY: 'Acme/Shop' }).code).toBe(1)
+    const good = runScript(step.run!, { SHA: 'a1b2c3d4'.repeat(5), GITHUB_REPOSITORY: 'Acme/Shop' })
+    expect(good).toMatchObject({ code: 0, outputs: 'image-base=ghcr.io/acme/shop\n' })
+  })
+
+  it('every run: script is valid bash', () => {
+    for (const f of FILES) {
+      for (const [jobId, job] of Object.entries(load(f).jobs)) {
+        for (const s of job.steps ?? []) {
+          if (!s.run) continue
+          const r = spawnSync('bash', ['-n'], { input: s.run, encoding: 'utf8' })
+          expect([f, jobId, s.run, r.stderr]).toEqual([f, jobId, s.run, ''])
+        }
+      }
+    }
+  })
+
+  it('workflow_run triggers name a workflow of the examples', () => {
+    const names = FILES.map(f => load(f).name)
+    for (const f of FILES) {
+      const on = load(f).on as { workflow_run?: { workflows: string[] } }
+      for (const w of on.workflow_run?.workflows ?? []) expect(names).toContain(w)
+    }
   })
 
   it('rollback offers an environment choice and an optional version', () => {
