@@ -28465,6 +28465,13 @@ module.exports = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:events"
 
 /***/ }),
 
+/***/ 3024:
+/***/ ((module) => {
+
+module.exports = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:fs");
+
+/***/ }),
+
 /***/ 7067:
 /***/ ((module) => {
 
@@ -28483,6 +28490,20 @@ module.exports = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:http2")
 /***/ ((module) => {
 
 module.exports = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:net");
+
+/***/ }),
+
+/***/ 8161:
+/***/ ((module) => {
+
+module.exports = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:os");
+
+/***/ }),
+
+/***/ 6760:
+/***/ ((module) => {
+
+module.exports = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:path");
 
 /***/ }),
 
@@ -28570,20 +28591,979 @@ module.exports = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("util");
 
 /***/ }),
 
-/***/ 6174:
+/***/ 7871:
+/***/ ((__unused_webpack___webpack_module__, __webpack_exports__, __nccwpck_require__) => {
+
+/* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
+/* harmony export */   $l: () => (/* binding */ maskSecret),
+/* harmony export */   gx: () => (/* binding */ str),
+/* harmony export */   lc: () => (/* binding */ bool),
+/* harmony export */   p_: () => (/* binding */ list),
+/* harmony export */   rJ: () => (/* binding */ secret)
+/* harmony export */ });
+/* unused harmony export int */
+/* harmony import */ var _actions_core__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(3218);
+/* harmony import */ var _lib_parse_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(3054);
+
+
+/** Typed readers over core.getInput: the only place actions read their inputs. */
+function str(name, fallback = '') {
+    const v = _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .getInput */ .V4(name);
+    return v === '' ? fallback : v;
+}
+/** A secret input: masked (and its lines) before anything can log it. */
+function secret(name, fallback = '') {
+    const v = _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .getInput */ .V4(name, { trimWhitespace: false });
+    const value = v.trim() === '' ? fallback : v;
+    maskSecret(value);
+    return value;
+}
+function maskSecret(value) {
+    if (!value)
+        return;
+    _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .setSecret */ .Pq(value);
+    const trimmed = value.trim();
+    if (trimmed !== value && trimmed)
+        _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .setSecret */ .Pq(trimmed);
+    for (const line of value.split(/\r?\n/))
+        if (line.trim().length >= 4)
+            _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .setSecret */ .Pq(line.trim());
+    _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .setSecret */ .Pq(Buffer.from(value).toString('base64'));
+}
+function bool(name, fallback) {
+    return (0,_lib_parse_js__WEBPACK_IMPORTED_MODULE_1__/* .parseBoolean */ .yG)(name, _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .getInput */ .V4(name), fallback);
+}
+function int(name, fallback, range) {
+    return parseInteger(name, core.getInput(name), fallback, range);
+}
+function list(name, opts) {
+    return (0,_lib_parse_js__WEBPACK_IMPORTED_MODULE_1__/* .parseList */ .E1)(_actions_core__WEBPACK_IMPORTED_MODULE_0__/* .getInput */ .V4(name), opts);
+}
+
+
+/***/ }),
+
+/***/ 6082:
+/***/ ((__unused_webpack___webpack_module__, __webpack_exports__, __nccwpck_require__) => {
+
+/* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
+/* harmony export */   C: () => (/* binding */ runAction)
+/* harmony export */ });
+/* unused harmony export isPost */
+/* harmony import */ var _actions_core__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(3218);
+/* harmony import */ var _lib_errors_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(2830);
+
+
+const POST_STATE = 'shipline-is-post';
+/** True when this process is the action's `post` step (main saved the marker state). */
+function isPost() {
+    return _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .getState */ .Gu(POST_STATE) === 'true';
+}
+/**
+ * Runs an action's main (and optional post) with the suite's error policy: a one-line failure that
+ * says what was wrong and how to fix it; details (stack, causes) in a collapsed group.
+ */
+async function runAction(main, post) {
+    if (post && isPost()) {
+        try {
+            await post();
+        }
+        catch (e) {
+            _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .warning */ .$e(`cleanup failed: ${(0,_lib_errors_js__WEBPACK_IMPORTED_MODULE_1__/* .errorMessage */ .gJ)(e)}`);
+        }
+        return;
+    }
+    if (post)
+        _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .saveState */ .LZ(POST_STATE, 'true');
+    try {
+        await main();
+    }
+    catch (e) {
+        if (!(0,_lib_errors_js__WEBPACK_IMPORTED_MODULE_1__/* .isUserError */ .iU)(e) && e instanceof Error && e.stack) {
+            _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .startGroup */ .Oh('error details');
+            _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .info */ .pq(e.stack);
+            _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .endGroup */ .N4();
+        }
+        else if ((0,_lib_errors_js__WEBPACK_IMPORTED_MODULE_1__/* .isUserError */ .iU)(e) && e.details) {
+            _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .startGroup */ .Oh('error details');
+            _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .info */ .pq(e.details);
+            _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .endGroup */ .N4();
+        }
+        _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .setFailed */ .C1((0,_lib_errors_js__WEBPACK_IMPORTED_MODULE_1__/* .errorMessage */ .gJ)(e).split('\n')[0]);
+    }
+}
+
+
+/***/ }),
+
+/***/ 6196:
+/***/ ((__webpack_module__, __unused_webpack___webpack_exports__, __nccwpck_require__) => {
+
+__nccwpck_require__.a(__webpack_module__, async (__webpack_handle_async_dependencies__, __webpack_async_result__) => { try {
+/* harmony import */ var _actions_core__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(3218);
+/* harmony import */ var node_os__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(8161);
+/* harmony import */ var _action_run_js__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(6082);
+/* harmony import */ var _action_inputs_js__WEBPACK_IMPORTED_MODULE_3__ = __nccwpck_require__(7871);
+/* harmony import */ var _lib_parse_js__WEBPACK_IMPORTED_MODULE_4__ = __nccwpck_require__(3054);
+/* harmony import */ var _lib_build_tags_js__WEBPACK_IMPORTED_MODULE_5__ = __nccwpck_require__(2317);
+/* harmony import */ var _lib_build_naming_js__WEBPACK_IMPORTED_MODULE_6__ = __nccwpck_require__(1556);
+/* harmony import */ var _lib_build_labels_js__WEBPACK_IMPORTED_MODULE_7__ = __nccwpck_require__(9155);
+/* harmony import */ var _lib_build_run_js__WEBPACK_IMPORTED_MODULE_8__ = __nccwpck_require__(7273);
+/* harmony import */ var _lib_build_summary_js__WEBPACK_IMPORTED_MODULE_11__ = __nccwpck_require__(5194);
+/* harmony import */ var _lib_build_digest_js__WEBPACK_IMPORTED_MODULE_9__ = __nccwpck_require__(4388);
+/* harmony import */ var _lib_docker_config_js__WEBPACK_IMPORTED_MODULE_10__ = __nccwpck_require__(9490);
+
+
+
+
+
+
+
+
+
+
+
+
+const STATE_CONFIG = 'docker-config';
+async function main() {
+    const env = process.env;
+    const push = (0,_action_inputs_js__WEBPACK_IMPORTED_MODULE_3__/* .bool */ .lc)('push', true);
+    const username = (0,_action_inputs_js__WEBPACK_IMPORTED_MODULE_3__/* .str */ .gx)('registry-username');
+    const password = (0,_action_inputs_js__WEBPACK_IMPORTED_MODULE_3__/* .secret */ .rJ)('registry-password');
+    if (username && password)
+        (0,_action_inputs_js__WEBPACK_IMPORTED_MODULE_3__/* .maskSecret */ .$l)(`${username}:${password}`);
+    const { sha, from } = (0,_lib_build_tags_js__WEBPACK_IMPORTED_MODULE_5__/* .commitSha */ .mJ)({ input: (0,_action_inputs_js__WEBPACK_IMPORTED_MODULE_3__/* .str */ .gx)('sha'), eventName: env.GITHUB_EVENT_NAME, eventPath: env.GITHUB_EVENT_PATH, githubSha: env.GITHUB_SHA });
+    const image = (0,_lib_build_naming_js__WEBPACK_IMPORTED_MODULE_6__/* .normalizeImage */ .h)((0,_action_inputs_js__WEBPACK_IMPORTED_MODULE_3__/* .str */ .gx)('image') || (0,_lib_build_naming_js__WEBPACK_IMPORTED_MODULE_6__/* .defaultImage */ .X)(env.GITHUB_REPOSITORY, (0,_action_inputs_js__WEBPACK_IMPORTED_MODULE_3__/* .str */ .gx)('service')));
+    if (image.lowercasedFrom) {
+        _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .notice */ .lm(`Image name '${image.lowercasedFrom}' lowercased to '${image.image}': registries accept lowercase repository names only.`);
+    }
+    const tags = (0,_lib_build_tags_js__WEBPACK_IMPORTED_MODULE_5__/* .planTags */ .Vd)(sha, (0,_action_inputs_js__WEBPACK_IMPORTED_MODULE_3__/* .str */ .gx)('stage-tag'), (0,_action_inputs_js__WEBPACK_IMPORTED_MODULE_3__/* .list */ .p_)('tags'));
+    const labels = (0,_lib_build_labels_js__WEBPACK_IMPORTED_MODULE_7__/* .ociLabels */ .T)({ serverUrl: env.GITHUB_SERVER_URL, repository: env.GITHUB_REPOSITORY, sha, sourceDateEpoch: env.SOURCE_DATE_EPOCH }, (0,_lib_parse_js__WEBPACK_IMPORTED_MODULE_4__/* .parseKeyValues */ .Hl)('labels', (0,_action_inputs_js__WEBPACK_IMPORTED_MODULE_3__/* .str */ .gx)('labels')));
+    const buildArgs = (0,_lib_parse_js__WEBPACK_IMPORTED_MODULE_4__/* .parseKeyValues */ .Hl)('build-args', (0,_action_inputs_js__WEBPACK_IMPORTED_MODULE_3__/* .str */ .gx)('build-args'));
+    const registry = (0,_action_inputs_js__WEBPACK_IMPORTED_MODULE_3__/* .str */ .gx)('registry') || image.registry;
+    _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .info */ .pq(`image ${image.image}, commit ${sha} (from ${from}), tags: ${tags.all.join(', ')}`);
+    const config = (0,_lib_docker_config_js__WEBPACK_IMPORTED_MODULE_10__/* .createDockerConfig */ .lp)(env.RUNNER_TEMP || (0,node_os__WEBPACK_IMPORTED_MODULE_1__.tmpdir)(), { registry });
+    _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .saveState */ .LZ(STATE_CONFIG, config.dir);
+    try {
+        const login = password ? { registry, username, password } : undefined;
+        const result = await (0,_lib_build_run_js__WEBPACK_IMPORTED_MODULE_8__/* .buildPush */ .h)({
+            context: (0,_action_inputs_js__WEBPACK_IMPORTED_MODULE_3__/* .str */ .gx)('context', '.'),
+            file: (0,_action_inputs_js__WEBPACK_IMPORTED_MODULE_3__/* .str */ .gx)('file'),
+            image,
+            tags,
+            labels,
+            buildArgs,
+            platforms: (0,_action_inputs_js__WEBPACK_IMPORTED_MODULE_3__/* .list */ .p_)('platforms'),
+            target: (0,_action_inputs_js__WEBPACK_IMPORTED_MODULE_3__/* .str */ .gx)('target') || undefined,
+            push,
+            provenance: (0,_action_inputs_js__WEBPACK_IMPORTED_MODULE_3__/* .str */ .gx)('provenance', 'false'),
+            cache: (0,_action_inputs_js__WEBPACK_IMPORTED_MODULE_3__/* .bool */ .lc)('cache', true),
+            config,
+            login,
+            readDigest: (0,_lib_build_digest_js__WEBPACK_IMPORTED_MODULE_9__/* .registryDigestReader */ .D)(image, config)
+        }, {
+            info: m => _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .info */ .pq(m),
+            notice: m => _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .notice */ .lm(m),
+            warning: m => _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .warning */ .$e(m),
+            group: (name, fn) => _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .group */ .Os(name, fn)
+        });
+        _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .setOutput */ .uH('digest', result.digest);
+        _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .setOutput */ .uH('image', result.image);
+        _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .setOutput */ .uH('ref', result.ref);
+        _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .setOutput */ .uH('tags', result.tags.join('\n'));
+        _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .setOutput */ .uH('sha-tag', result.shaTag);
+        _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .setOutput */ .uH('image-id', result.imageId);
+        _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .setOutput */ .uH('pushed', String(result.pushed));
+        const notes = [];
+        if (image.lowercasedFrom)
+            notes.push(`Image name \`${image.lowercasedFrom}\` was lowercased.`);
+        if (!push)
+            notes.push('push: false: the image was built and tagged on the runner only; no registry digest exists, see `image-id`.');
+        await _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .summary */ .z.addRaw((0,_lib_build_summary_js__WEBPACK_IMPORTED_MODULE_11__/* .summaryMarkdown */ .e)(result, notes)).write();
+        _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .info */ .pq(push ? `pushed ${result.ref}` : `built ${result.imageId} (not pushed)`);
+    }
+    finally {
+        // the credential is on disk only while this step needs it; the post step removes it again if main was killed
+        (0,_lib_docker_config_js__WEBPACK_IMPORTED_MODULE_10__/* .removeDockerConfig */ .nS)(config.dir);
+    }
+}
+async function post() {
+    const dir = _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .getState */ .Gu(STATE_CONFIG);
+    if ((0,_lib_docker_config_js__WEBPACK_IMPORTED_MODULE_10__/* .removeDockerConfig */ .nS)(dir))
+        _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .info */ .pq(`removed the temporary Docker config ${dir}`);
+}
+await (0,_action_run_js__WEBPACK_IMPORTED_MODULE_2__/* .runAction */ .C)(main, post);
+
+__webpack_async_result__();
+} catch(e) { __webpack_async_result__(e); } }, 1);
+
+/***/ }),
+
+/***/ 4388:
+/***/ ((__unused_webpack___webpack_module__, __webpack_exports__, __nccwpck_require__) => {
+
+/* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
+/* harmony export */   D: () => (/* binding */ registryDigestReader)
+/* harmony export */ });
+/* harmony import */ var _docker_cli_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(3600);
+
+function registryDigestReader(image, config) {
+    return async (tag) => {
+        const insecure = /^(127\.|localhost(:|$)|\[::1\])/.test(image.registry) ? ['--insecure'] : [];
+        const r = await (0,_docker_cli_js__WEBPACK_IMPORTED_MODULE_0__/* .runDocker */ .S)(['manifest', 'inspect', ...insecure, '--verbose', `${image.image}:${tag}`], { env: config.env });
+        if (r.code !== 0) {
+            if (/no such manifest|manifest unknown|not found/i.test(r.stderr))
+                return undefined;
+            throw new Error(`docker manifest inspect ${image.image}:${tag}: ${r.stderr.trim()}`);
+        }
+        const j = JSON.parse(r.stdout);
+        return j.Descriptor?.digest;
+    };
+}
+
+
+/***/ }),
+
+/***/ 9155:
+/***/ ((__unused_webpack___webpack_module__, __webpack_exports__, __nccwpck_require__) => {
+
+/* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
+/* harmony export */   T: () => (/* binding */ ociLabels)
+/* harmony export */ });
+/* unused harmony export createdTime */
+/* harmony import */ var _errors_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(2830);
+/**
+ * The OCI annotations build-push puts on every image (`org.opencontainers.image.source`, `.revision`,
+ * `.created`), merged with the user's `labels` (the user's win).
+ */
+
+/** The `created` time: SOURCE_DATE_EPOCH (seconds since the epoch) when set, else now; ISO 8601 UTC. */
+function createdTime(sourceDateEpoch, now = new Date()) {
+    const raw = sourceDateEpoch?.trim();
+    if (!raw)
+        return now.toISOString().replace(/\.\d{3}Z$/, 'Z');
+    if (!/^\d+$/.test(raw)) {
+        throw new _errors_js__WEBPACK_IMPORTED_MODULE_0__/* .UserError */ .yo(`SOURCE_DATE_EPOCH must be whole seconds since 1970-01-01, got '${raw}'. Set it to e.g. $(git log -1 --format=%ct).`);
+    }
+    return new Date(Number(raw) * 1000).toISOString().replace(/\.\d{3}Z$/, 'Z');
+}
+function ociLabels(src, user) {
+    const out = new Map();
+    if (src.repository)
+        out.set('org.opencontainers.image.source', `${(src.serverUrl || 'https://github.com').replace(/\/+$/, '')}/${src.repository}`);
+    out.set('org.opencontainers.image.revision', src.sha);
+    out.set('org.opencontainers.image.created', createdTime(src.sourceDateEpoch, src.now));
+    for (const [k, v] of user)
+        out.set(k, v);
+    return out;
+}
+
+
+/***/ }),
+
+/***/ 1556:
+/***/ ((__unused_webpack___webpack_module__, __webpack_exports__, __nccwpck_require__) => {
+
+/* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
+/* harmony export */   X: () => (/* binding */ defaultImage),
+/* harmony export */   h: () => (/* binding */ normalizeImage)
+/* harmony export */ });
+/* harmony import */ var _errors_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(2830);
+/**
+ * The image repository build-push pushes to: `image` when given, else `ghcr.io/<owner>/<repo>[/<service>]`,
+ * always lowercased (registries accept lowercase repository names only; the caller tells the user when
+ * the name changed), and validated against the distribution grammar before Docker sees it.
+ */
+
+/** One path component of a repository name (distribution reference grammar). */
+const COMPONENT = /^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$/;
+/** A registry host: a domain or IP with an optional port, or bracketed IPv6. */
+const HOST = /^(?:[a-z0-9](?:[a-z0-9-]*[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]*[a-z0-9])?)*|\[[0-9a-f:.]+\])(?::\d+)?$/;
+function hasHost(first) {
+    return first.includes('.') || first.includes(':') || first === 'localhost' || first.startsWith('[');
+}
+/** The default image: `ghcr.io/<owner>/<repo>` plus `/<service>`. */
+function defaultImage(repository, service) {
+    if (!repository || !repository.includes('/')) {
+        throw new _errors_js__WEBPACK_IMPORTED_MODULE_0__/* .UserError */ .yo("No 'image' given and GITHUB_REPOSITORY is not set. Pass 'image: ghcr.io/<owner>/<name>'.");
+    }
+    const s = service.trim().replace(/^\/+|\/+$/g, '');
+    return `ghcr.io/${repository}${s ? `/${s}` : ''}`;
+}
+/**
+ * Lowercases and validates an image repository name (no tag, no digest). `input` names where the name
+ * came from, for the error message.
+ */
+function normalizeImage(raw, input = 'image') {
+    const given = raw.trim();
+    if (given === '')
+        throw new _errors_js__WEBPACK_IMPORTED_MODULE_0__/* .UserError */ .yo(`Input '${input}' is empty. Pass a repository such as 'ghcr.io/<owner>/<name>'.`);
+    if (given.includes('@')) {
+        throw new _errors_js__WEBPACK_IMPORTED_MODULE_0__/* .UserError */ .yo(`Input '${input}' must be a repository without a digest, got '${given}'. Drop the '@sha256:…' part.`);
+    }
+    const lower = given.toLowerCase();
+    const parts = lower.split('/');
+    const registry = parts.length > 1 && hasHost(parts[0]) ? parts[0] : 'docker.io';
+    const pathParts = registry === 'docker.io' && !(parts.length > 1 && parts[0] === 'docker.io') ? parts : parts.slice(1);
+    const last = pathParts[pathParts.length - 1] ?? '';
+    if (last.includes(':')) {
+        throw new _errors_js__WEBPACK_IMPORTED_MODULE_0__/* .UserError */ .yo(`Input '${input}' must be a repository without a tag, got '${given}'. Put tags in 'tags' (the commit and stage tags are added for you).`);
+    }
+    if (registry !== 'docker.io' && !HOST.test(registry)) {
+        throw new _errors_js__WEBPACK_IMPORTED_MODULE_0__/* .UserError */ .yo(`Input '${input}': '${parts[0]}' is not a valid registry host. Write it as host[:port]/path.`);
+    }
+    if (pathParts.length === 0 || pathParts.some(p => !COMPONENT.test(p))) {
+        const bad = pathParts.find(p => !COMPONENT.test(p)) ?? '';
+        throw new _errors_js__WEBPACK_IMPORTED_MODULE_0__/* .UserError */ .yo(`Input '${input}': '${given}' is not a valid image repository ('${bad}' is not a valid path component). Use lowercase letters, digits and single separators (. _ -) between them, e.g. 'ghcr.io/owner/app'.`);
+    }
+    const path = pathParts.join('/');
+    const image = registry === 'docker.io' && parts[0] !== 'docker.io' ? path : `${registry}/${path}`;
+    if (image.length > 255)
+        throw new _errors_js__WEBPACK_IMPORTED_MODULE_0__/* .UserError */ .yo(`Input '${input}': the repository name is longer than 255 characters.`);
+    return { image, registry, path, ...(lower !== given ? { lowercasedFrom: given } : {}) };
+}
+
+
+/***/ }),
+
+/***/ 7273:
 /***/ ((__unused_webpack___webpack_module__, __webpack_exports__, __nccwpck_require__) => {
 
 
 // EXPORTS
 __nccwpck_require__.d(__webpack_exports__, {
-  C: () => (/* binding */ runAction)
+  h: () => (/* binding */ buildPush)
 });
 
-// UNUSED EXPORTS: isPost
+// EXTERNAL MODULE: external "node:fs"
+var external_node_fs_ = __nccwpck_require__(3024);
+// EXTERNAL MODULE: external "node:path"
+var external_node_path_ = __nccwpck_require__(6760);
+// EXTERNAL MODULE: ./build/tsc/lib/errors.js
+var errors = __nccwpck_require__(2830);
+// EXTERNAL MODULE: ./build/tsc/lib/docker/cli.js + 1 modules
+var cli = __nccwpck_require__(3600);
+// EXTERNAL MODULE: ./build/tsc/lib/docker/config.js
+var config = __nccwpck_require__(9490);
+;// CONCATENATED MODULE: ./build/tsc/lib/docker/build.js
+/**
+ * The argv of an image build, for buildx (`docker buildx build`) and for the classic builder
+ * (`docker build`), as pure functions of one BuildSpec; plus the few facts read back from a build
+ * (buildx metadata file, iidfile, `docker push` digest lines).
+ */
 
-// EXTERNAL MODULE: ./node_modules/@actions/core/lib/core.js + 20 modules
-var core = __nccwpck_require__(3218);
-;// CONCATENATED MODULE: ./build/tsc/lib/errors.js
+
+function common(spec) {
+    const args = ['--file', spec.file];
+    for (const t of spec.tags)
+        args.push('--tag', t);
+    for (const [k, v] of spec.labels)
+        args.push('--label', `${k}=${v}`);
+    for (const [k, v] of spec.buildArgs)
+        args.push('--build-arg', `${k}=${v}`);
+    if (spec.target)
+        args.push('--target', spec.target);
+    return args;
+}
+/** `docker buildx build …`: pushes by itself (`--push`), or loads a single-platform image (`--load`). */
+function buildxArgs(spec) {
+    const args = ['buildx', 'build', ...common(spec)];
+    if (spec.platforms.length)
+        args.push('--platform', spec.platforms.join(','));
+    args.push(`--provenance=${spec.provenance ?? 'false'}`);
+    if (spec.ghaCacheScope) {
+        args.push('--cache-from', `type=gha,scope=${spec.ghaCacheScope}`);
+        if (spec.ghaCacheExport !== false)
+            args.push('--cache-to', `type=gha,mode=max,scope=${spec.ghaCacheScope}`);
+    }
+    if (spec.metadataFile)
+        args.push('--metadata-file', spec.metadataFile);
+    if (spec.iidFile)
+        args.push('--iidfile', spec.iidFile);
+    if (spec.push)
+        args.push('--push');
+    else if (spec.platforms.length <= 1)
+        args.push('--load');
+    args.push(spec.context);
+    return args;
+}
+/** `docker build …` with the classic builder (run with DOCKER_BUILDKIT=0); pushing is separate. */
+function classicBuildArgs(spec) {
+    const args = ['build', ...common(spec)];
+    if (spec.platforms.length === 1)
+        args.push('--platform', spec.platforms[0]);
+    if (spec.iidFile)
+        args.push('--iidfile', spec.iidFile);
+    args.push(spec.context);
+    return args;
+}
+/**
+ * The gha cache is usable when the runner gave this action its cache service (JavaScript actions get
+ * ACTIONS_RUNTIME_TOKEN and ACTIONS_CACHE_URL / ACTIONS_RESULTS_URL; `run:` steps do not).
+ */
+function ghaCacheAvailable(env) {
+    return Boolean(env.ACTIONS_RUNTIME_TOKEN && (env.ACTIONS_CACHE_URL || env.ACTIONS_RESULTS_URL));
+}
+/** A cache scope per image, so two services of one repository do not overwrite each other's cache. */
+function cacheScope(image) {
+    return image.replace(/[^a-zA-Z0-9._-]+/g, '-');
+}
+/** Parses `docker buildx inspect`: the first `Driver:` line is the current builder's. */
+function parseBuildxDriver(inspect) {
+    return /^Driver:\s*(\S+)/m.exec(inspect)?.[1];
+}
+/** buildx and its current builder, or undefined when buildx is not installed (or broken). */
+async function detectBuildx(opts = {}) {
+    try {
+        const r = await (0,cli/* runDocker */.S)(['buildx', 'version'], opts);
+        if (r.code !== 0)
+            return undefined;
+        const inspect = await (0,cli/* runDocker */.S)(['buildx', 'inspect'], opts);
+        return {
+            version: r.stdout.trim() || 'buildx',
+            driver: inspect.code === 0 ? parseBuildxDriver(inspect.stdout) : undefined
+        };
+    }
+    catch {
+        return undefined;
+    }
+}
+/** The docker driver (the default builder without docker/setup-buildx-action) cannot export a cache. */
+function canExportCache(info) {
+    return info.driver !== undefined && info.driver !== 'docker';
+}
+/** Reads buildx's `--metadata-file`. */
+function readBuildxMetadata(file) {
+    try {
+        const m = JSON.parse((0,external_node_fs_.readFileSync)(file, 'utf8'));
+        const s = (k) => (typeof m[k] === 'string' ? m[k] : undefined);
+        return { digest: s('containerimage.digest'), configDigest: s('containerimage.config.digest') };
+    }
+    catch {
+        return {};
+    }
+}
+/** Reads an `--iidfile` (`sha256:…`), or undefined. */
+function readIidFile(file) {
+    try {
+        const id = (0,external_node_fs_.readFileSync)(file, 'utf8').trim();
+        return /^sha256:[0-9a-f]{64}$/.test(id) ? id : undefined;
+    }
+    catch {
+        return undefined;
+    }
+}
+/** The digest `docker push` reports (`<tag>: digest: sha256:… size: N`). */
+function pushedDigest(output) {
+    const m = /digest: (sha256:[0-9a-f]{64})/.exec(output);
+    return m?.[1];
+}
+
+;// CONCATENATED MODULE: ./build/tsc/lib/build/run.js
+/**
+ * build-push itself: log in (temporary Docker config), build with buildx when present (it pushes) or with
+ * the classic builder (then `docker push` of each tag), and read the digest of every pushed tag back from
+ * the registry, so the `digest` output is what the registry serves, whatever the CLI printed.
+ */
+
+
+
+
+
+
+function checkContext(context, file) {
+    const ctx = (0,external_node_path_.resolve)(context);
+    if (!(0,external_node_fs_.existsSync)(ctx) || !(0,external_node_fs_.statSync)(ctx).isDirectory()) {
+        throw new errors/* UserError */.yo(`Build context '${context}' is not a folder. Check out the repository first (actions/checkout) or fix 'context'.`);
+    }
+    const df = file ? (0,external_node_path_.resolve)(file) : (0,external_node_path_.join)(ctx, 'Dockerfile');
+    if (!(0,external_node_fs_.existsSync)(df)) {
+        throw new errors/* UserError */.yo(`Dockerfile '${file || (0,external_node_path_.join)(context, 'Dockerfile')}' not found. Set 'file' to your Dockerfile's path.`);
+    }
+    return { context: ctx, file: df };
+}
+function pushFailure(what, r, registry) {
+    const line = (0,cli/* lastErrorLine */.H)(r);
+    let fix = 'See the log group for the full output.';
+    if (/denied|forbidden|403|write_package|permission/i.test(line)) {
+        fix =
+            registry === 'ghcr.io'
+                ? "Give the job 'permissions: packages: write', and give this repository Write access in the package's Manage Actions access settings."
+                : "The registry user may not push to this repository: check 'registry-username'/'registry-password' and its permissions.";
+    }
+    else if (/unauthorized|no basic auth|authentication required|401/i.test(line)) {
+        fix = "The registry wants a login: set 'registry-password' (and 'registry-username').";
+    }
+    else if (/connection refused|no such host|timeout|i\/o timeout|server gave HTTP response to HTTPS/i.test(line)) {
+        fix = `Check that ${registry} is reachable from the runner (and serves HTTPS).`;
+    }
+    return new errors/* UserError */.yo(`${what} failed: ${line}. ${fix}`, `${r.stderr}\n${r.stdout}`.trim());
+}
+/** Builds, pushes and reads back. Throws UserError for everything a user can fix. */
+async function buildPush(o, log) {
+    const started = Date.now();
+    const env = o.env ?? process.env;
+    const { context, file } = checkContext(o.context, o.file);
+    const dockerEnv = o.config.env;
+    const run = (args, extra = {}, stream = false) => (0,cli/* runDocker */.S)(args, { env: { ...dockerEnv, ...extra }, bin: o.bin, onLine: stream ? l => log.info(l) : undefined });
+    let buildx;
+    if (o.builder === 'classic')
+        buildx = undefined;
+    else
+        buildx = await detectBuildx({ env: dockerEnv, bin: o.bin });
+    if (o.builder === 'buildx' && !buildx)
+        throw new errors/* UserError */.yo('buildx was required but `docker buildx version` fails. Add docker/setup-buildx-action before this step.');
+    if (o.platforms.length > 1) {
+        if (!buildx) {
+            throw new errors/* UserError */.yo(`'platforms' lists ${o.platforms.length} platforms (${o.platforms.join(', ')}): a multi-platform build needs buildx, which this runner lacks. Add docker/setup-buildx-action (and docker/setup-qemu-action) before this step, or build one platform.`);
+        }
+        if (buildx.driver === 'docker') {
+            throw new errors/* UserError */.yo(`'platforms' lists ${o.platforms.length} platforms but the current buildx builder uses the docker driver, which builds one platform. Add docker/setup-buildx-action before this step.`);
+        }
+    }
+    if (o.login) {
+        const login = o.login;
+        try {
+            await log.group(`docker login ${login.registry}`, async () => {
+                await (0,config/* dockerLogin */.a1)({ config: o.config, bin: o.bin, ...login });
+                log.info(`logged in to ${login.registry} as ${login.username} (credential kept in ${o.config.dir} for this step only)`);
+            });
+        }
+        catch (e) {
+            if (o.push)
+                throw e;
+            log.warning(`${e.message} Building without a login (push: false): private base images will not pull.`);
+        }
+    }
+    const refs = o.tags.all.map(t => `${o.image.image}:${t}`);
+    const shaRef = `${o.image.image}:${o.tags.shaTag}`;
+    let before;
+    if (o.push)
+        before = await o.readDigest(o.tags.shaTag).catch(() => undefined);
+    const spec = {
+        context,
+        file,
+        tags: refs,
+        labels: o.labels,
+        buildArgs: o.buildArgs,
+        platforms: o.platforms,
+        target: o.target,
+        push: o.push,
+        provenance: o.provenance,
+        metadataFile: (0,external_node_path_.join)(o.config.dir, 'metadata.json'),
+        iidFile: (0,external_node_path_.join)(o.config.dir, 'iid')
+    };
+    let cliDigest;
+    let imageId = '';
+    let builder;
+    if (buildx) {
+        builder = `buildx (${buildx.version.split('\n')[0]}${buildx.driver ? `, ${buildx.driver} driver` : ''})`;
+        if (o.cache !== false && ghaCacheAvailable(env)) {
+            spec.ghaCacheScope = cacheScope(o.image.image);
+            spec.ghaCacheExport = canExportCache(buildx);
+            if (!spec.ghaCacheExport)
+                log.notice('The docker buildx driver cannot write the GitHub Actions cache: add docker/setup-buildx-action to cache layers between runs.');
+        }
+        const args = buildxArgs(spec);
+        const r = await log.group(`docker ${args.slice(0, 2).join(' ')} (${o.push ? 'push' : 'no push'})`, async () => {
+            log.info(`docker ${args.join(' ')}`);
+            return run(args, {}, true);
+        });
+        if (r.code !== 0) {
+            if (o.push && /push|denied|unauthorized|forbidden|401|403/i.test((0,cli/* lastErrorLine */.H)(r)))
+                throw pushFailure('docker buildx build --push', r, o.image.registry);
+            throw new errors/* UserError */.yo(`docker buildx build failed: ${(0,cli/* lastErrorLine */.H)(r)}. Fix the Dockerfile or build inputs (full output in the log group above).`, r.stderr);
+        }
+        const meta = readBuildxMetadata(spec.metadataFile);
+        cliDigest = o.push ? meta.digest : undefined;
+        imageId = readIidFile(spec.iidFile) ?? meta.configDigest ?? '';
+    }
+    else {
+        builder = 'docker build (classic builder; no buildx)';
+        const args = classicBuildArgs(spec);
+        const r = await log.group('docker build', async () => {
+            log.info(`docker ${args.join(' ')}`);
+            return run(args, { DOCKER_BUILDKIT: '0' }, true);
+        });
+        if (r.code !== 0)
+            throw new errors/* UserError */.yo(`docker build failed: ${(0,cli/* lastErrorLine */.H)(r)}. Fix the Dockerfile or build inputs (full output in the log group above).`, r.stderr);
+        imageId = readIidFile(spec.iidFile) ?? '';
+        if (o.push) {
+            for (const ref of refs) {
+                const p = await log.group(`docker push ${ref}`, () => run(['push', ref], {}, true));
+                if (p.code !== 0)
+                    throw pushFailure(`docker push ${ref}`, p, o.image.registry);
+                if (ref === shaRef)
+                    cliDigest = pushedDigest(p.stdout);
+            }
+        }
+    }
+    const tagDigests = {};
+    let digest = '';
+    if (o.push) {
+        for (const tag of o.tags.all) {
+            const d = await o.readDigest(tag);
+            if (!d)
+                throw new errors/* UserError */.yo(`The registry does not answer ${o.image.image}:${tag} after the push. Check that nothing deletes tags of ${o.image.image} while this step runs, then re-run.`);
+            tagDigests[tag] = d;
+        }
+        digest = tagDigests[o.tags.shaTag];
+        if (cliDigest && cliDigest !== digest) {
+            log.warning(`${shaRef} is ${digest} in the registry but the push reported ${cliDigest}: another job pushed the same tag meanwhile. The outputs give the registry's digest.`);
+        }
+        for (const [tag, d] of Object.entries(tagDigests)) {
+            if (d !== digest)
+                log.warning(`${o.image.image}:${tag} points at ${d}, not at ${digest}: another job moved it after this push.`);
+        }
+    }
+    const replacedDigest = before && digest && before !== digest ? before : undefined;
+    if (replacedDigest) {
+        log.warning(`${shaRef} pointed at ${replacedDigest} before this push and now at ${digest}: the commit was built again (a re-run). Set SOURCE_DATE_EPOCH for reproducible builds.`);
+    }
+    return {
+        image: o.image.image,
+        digest,
+        ref: digest ? `${o.image.image}@${digest}` : '',
+        tags: refs,
+        shaTag: shaRef,
+        imageId,
+        pushed: o.push,
+        builder,
+        tagDigests,
+        replacedDigest,
+        durationMs: Date.now() - started
+    };
+}
+
+
+/***/ }),
+
+/***/ 5194:
+/***/ ((__unused_webpack___webpack_module__, __webpack_exports__, __nccwpck_require__) => {
+
+/* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
+/* harmony export */   e: () => (/* binding */ summaryMarkdown)
+/* harmony export */ });
+const code = (s) => `\`${s.replace(/`/g, "'")}\``;
+function summaryMarkdown(r, notes = []) {
+    const secs = (r.durationMs / 1000).toFixed(1);
+    const rows = [
+        ['image', code(r.image)],
+        ['digest', r.digest ? code(r.digest) : '— (nothing pushed)'],
+        ['ref', r.ref ? code(r.ref) : '—'],
+        ['tags', r.tags.map(code).join('<br>')],
+        ['image id', r.imageId ? code(r.imageId) : '—'],
+        ['builder', r.builder],
+        ['duration', `${secs} s`]
+    ];
+    const lines = [
+        r.pushed ? `### build-push: pushed ${code(r.ref)}` : `### build-push: built ${code(r.shaTag)}, nothing was pushed (push: false)`,
+        '',
+        '| | |',
+        '|---|---|',
+        ...rows.map(([k, v]) => `| ${k} | ${v} |`),
+        ''
+    ];
+    if (r.pushed)
+        lines.push(`Digest read back from the registry for every tag (${Object.keys(r.tagDigests).length} checked).`, '');
+    for (const n of notes)
+        lines.push(`> ${n}`, '');
+    return lines.join('\n');
+}
+
+
+/***/ }),
+
+/***/ 2317:
+/***/ ((__unused_webpack___webpack_module__, __webpack_exports__, __nccwpck_require__) => {
+
+/* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
+/* harmony export */   Vd: () => (/* binding */ planTags),
+/* harmony export */   mJ: () => (/* binding */ commitSha)
+/* harmony export */ });
+/* unused harmony exports TAG_PATTERN, FULL_SHA, validateTag, pullRequestHead */
+/* harmony import */ var node_fs__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(3024);
+/* harmony import */ var _errors_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(2830);
+/**
+ * Which commit an image is tagged with, and the tags it gets: the full 40-hex commit SHA (immutable), the
+ * moving stage tag, and any extra tags, each validated against the OCI tag grammar.
+ */
+
+
+/** The OCI distribution tag grammar: `[\w][\w.-]{0,127}`. */
+const TAG_PATTERN = /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$/;
+const FULL_SHA = /^[0-9a-f]{40}$/;
+/** Throws a UserError naming the input unless `tag` is a valid tag. */
+function validateTag(input, tag) {
+    if (TAG_PATTERN.test(tag))
+        return tag;
+    const why = tag.length > 128
+        ? `is ${tag.length} characters long (at most 128)`
+        : /^[.-]/.test(tag)
+            ? 'starts with . or -'
+            : `contains '${[...tag].find(c => !/[A-Za-z0-9_.-]/.test(c)) ?? ''}'`;
+    throw new _errors_js__WEBPACK_IMPORTED_MODULE_1__/* .UserError */ .yo(`Input '${input}': '${tag}' is not a valid image tag: it ${why}. Tags are letters, digits, _, . and - (first one a letter, digit or _), at most 128 characters.`);
+}
+/** The pull request head SHA from the event payload, when the event is a pull request. */
+function pullRequestHead(eventName, eventPath) {
+    if (!eventName || !/^pull_request(_target|_review|_review_comment)?$/.test(eventName) || !eventPath)
+        return undefined;
+    try {
+        const event = JSON.parse((0,node_fs__WEBPACK_IMPORTED_MODULE_0__.readFileSync)(eventPath, 'utf8'));
+        const sha = event.pull_request?.head?.sha;
+        return typeof sha === 'string' && sha !== '' ? sha : undefined;
+    }
+    catch {
+        return undefined;
+    }
+}
+/**
+ * The commit the image is tagged with: the `sha` input when given, else the pull request head on
+ * pull_request events (GITHUB_SHA is then a merge commit nobody pushed), else GITHUB_SHA.
+ */
+function commitSha(src) {
+    const candidates = [
+        [src.input.trim() || undefined, "input 'sha'"],
+        [pullRequestHead(src.eventName, src.eventPath), 'the pull request head (pull_request.head.sha)'],
+        [src.githubSha, 'GITHUB_SHA']
+    ];
+    for (const [value, from] of candidates) {
+        if (!value)
+            continue;
+        const sha = value.toLowerCase();
+        if (!FULL_SHA.test(sha)) {
+            throw new _errors_js__WEBPACK_IMPORTED_MODULE_1__/* .UserError */ .yo(`The commit from ${from} is '${value}', not a full 40-hex commit SHA. Pass the full SHA, e.g. 'sha: \${{ github.sha }}'.`);
+        }
+        return { sha, from };
+    }
+    throw new _errors_js__WEBPACK_IMPORTED_MODULE_1__/* .UserError */ .yo("No commit SHA: GITHUB_SHA is not set. Pass 'sha: <full 40-hex commit SHA>'.");
+}
+function planTags(sha, stageTag, extra) {
+    const stage = stageTag.trim();
+    if (stage)
+        validateTag('stage-tag', stage);
+    for (const t of extra)
+        validateTag('tags', t);
+    const all = [...new Set([sha, ...(stage ? [stage] : []), ...extra])];
+    return { shaTag: sha, stageTag: stage || undefined, all };
+}
+
+
+/***/ }),
+
+/***/ 3600:
+/***/ ((__unused_webpack___webpack_module__, __webpack_exports__, __nccwpck_require__) => {
+
+
+// EXPORTS
+__nccwpck_require__.d(__webpack_exports__, {
+  H: () => (/* binding */ lastErrorLine),
+  S: () => (/* binding */ runDocker)
+});
+
+;// CONCATENATED MODULE: external "node:child_process"
+const external_node_child_process_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:child_process");
+;// CONCATENATED MODULE: ./build/tsc/lib/docker/cli.js
+/**
+ * The docker CLI, run as a child process with an explicit environment: every call of one build-push step
+ * gets the same DOCKER_CONFIG (the step's temporary config folder). Secrets go to stdin, never argv.
+ */
+
+const KEEP = 256 * 1024;
+/** Runs `docker <args>`; resolves with the exit code and output (never rejects on a non-zero exit). */
+function runDocker(args, opts = {}) {
+    return new Promise((resolve, reject) => {
+        const env = { ...process.env, ...opts.env };
+        if (opts.configDir)
+            env.DOCKER_CONFIG = opts.configDir;
+        for (const k of Object.keys(env))
+            if (env[k] === undefined)
+                delete env[k];
+        const child = (0,external_node_child_process_namespaceObject.spawn)(opts.bin ?? 'docker', args, { env, cwd: opts.cwd, stdio: ['pipe', 'pipe', 'pipe'] });
+        let stdout = '';
+        let stderr = '';
+        const partial = { out: '', err: '' };
+        const feed = (which, chunk) => {
+            if (!opts.onLine)
+                return;
+            const text = partial[which] + chunk;
+            const lines = text.split(/\r?\n/);
+            partial[which] = lines.pop() ?? '';
+            for (const l of lines)
+                opts.onLine(l);
+        };
+        child.stdout.setEncoding('utf8');
+        child.stderr.setEncoding('utf8');
+        child.stdout.on('data', (d) => {
+            stdout = (stdout + d).slice(-KEEP);
+            feed('out', d);
+        });
+        child.stderr.on('data', (d) => {
+            stderr = (stderr + d).slice(-KEEP);
+            feed('err', d);
+        });
+        child.on('error', e => {
+            const err = e;
+            reject(err.code === 'ENOENT' ? new Error(`${opts.bin ?? 'docker'} is not installed or not on PATH`) : err);
+        });
+        child.on('close', (code, signal) => {
+            if (opts.onLine)
+                for (const l of [partial.out, partial.err])
+                    if (l)
+                        opts.onLine(l);
+            resolve({ code: code ?? (signal ? 128 : 1), stdout, stderr });
+        });
+        child.stdin.on('error', () => {
+            /* the process may exit before reading stdin; its exit code tells */
+        });
+        child.stdin.end(opts.stdin ?? '');
+    });
+}
+const NOISE = /^DEPRECATED:|^BuildKit is currently disabled|^environment-variable\.|^Install the buildx component|^https:\/\/docs\.docker\.com|^WARNING! Your credentials|^Configure a credential helper/;
+const FAILURE = /error|denied|unauthorized|forbidden|failed|not found|no such|invalid|refused|non-zero|unknown|credentials|timeout/i;
+/**
+ * The line that says why docker failed: the last failure-looking line of stderr (where docker reports
+ * errors), else of stdout, else the last line at all; deprecation notices and blank lines skipped.
+ */
+function lastErrorLine(r) {
+    const meaningful = (text) => text
+        .split(/\r?\n/)
+        .map(l => l.trim())
+        .filter(l => l && !NOISE.test(l));
+    const err = meaningful(r.stderr);
+    const out = meaningful(r.stdout);
+    const pick = [...err].reverse().find(l => FAILURE.test(l)) ??
+        [...out].reverse().find(l => FAILURE.test(l)) ??
+        err.at(-1) ??
+        out.at(-1);
+    return (pick ?? `exit code ${r.code}`).replace(/^ERROR:\s*/, '').replace(/\.$/, '');
+}
+
+
+/***/ }),
+
+/***/ 9490:
+/***/ ((__unused_webpack___webpack_module__, __webpack_exports__, __nccwpck_require__) => {
+
+/* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
+/* harmony export */   a1: () => (/* binding */ dockerLogin),
+/* harmony export */   lp: () => (/* binding */ createDockerConfig),
+/* harmony export */   nS: () => (/* binding */ removeDockerConfig)
+/* harmony export */ });
+/* unused harmony exports CONFIG_PREFIX, userConfigDir */
+/* harmony import */ var node_fs__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(3024);
+/* harmony import */ var node_os__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(8161);
+/* harmony import */ var node_path__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(6760);
+/* harmony import */ var _errors_js__WEBPACK_IMPORTED_MODULE_3__ = __nccwpck_require__(2830);
+/* harmony import */ var _cli_js__WEBPACK_IMPORTED_MODULE_4__ = __nccwpck_require__(3600);
+/**
+ * A temporary Docker config folder for one step: `docker login` writes the registry credential there
+ * (the password goes over stdin), every docker call of the step uses it through DOCKER_CONFIG, and it is
+ * removed afterwards, so nothing stays in ~/.docker/config.json on self-hosted runners.
+ *
+ * The folder starts from the user's own config (logins made earlier, e.g. by docker/login-action, still
+ * work for pulling base images) minus any credential store, so our login cannot land outside the folder.
+ * Builders created by docker/setup-buildx-action live in the user's config folder: BUILDX_CONFIG points
+ * there, and the user's cli-plugins folder is linked in so a buildx installed there is found.
+ */
+
+
+
+
+
+const CONFIG_PREFIX = 'shipline-docker-';
+/** The user's Docker config folder: DOCKER_CONFIG when set, else ~/.docker. */
+function userConfigDir(env = process.env) {
+    return env.DOCKER_CONFIG || (0,node_path__WEBPACK_IMPORTED_MODULE_2__.join)(env.HOME || (0,node_os__WEBPACK_IMPORTED_MODULE_1__.homedir)(), '.docker');
+}
+/** Registry keys as Docker writes them in `auths` (Docker Hub has its historical URL). */
+function authKeys(registry) {
+    return registry === 'docker.io'
+        ? ['https://index.docker.io/v1/', 'docker.io', 'index.docker.io', 'registry-1.docker.io']
+        : [registry, `https://${registry}`, `http://${registry}`];
+}
+/**
+ * Creates `<parent>/shipline-docker-XXXXXX` (mode 0700) seeded from the user's config without credential
+ * stores. `registry` (when given) also loses any credential helper and earlier login, so `docker login`
+ * writes to this folder only.
+ */
+function createDockerConfig(parent, opts = {}) {
+    const env = opts.env ?? process.env;
+    (0,node_fs__WEBPACK_IMPORTED_MODULE_0__.mkdirSync)(parent, { recursive: true });
+    const dir = (0,node_fs__WEBPACK_IMPORTED_MODULE_0__.mkdtempSync)((0,node_path__WEBPACK_IMPORTED_MODULE_2__.join)(parent, CONFIG_PREFIX));
+    const source = userConfigDir(env);
+    let config = {};
+    try {
+        config = JSON.parse((0,node_fs__WEBPACK_IMPORTED_MODULE_0__.readFileSync)((0,node_path__WEBPACK_IMPORTED_MODULE_2__.join)(source, 'config.json'), 'utf8'));
+    }
+    catch {
+        /* no config of the user's, or unreadable: start empty */
+    }
+    delete config.credsStore;
+    if (opts.registry) {
+        for (const k of authKeys(opts.registry)) {
+            if (config.credHelpers)
+                delete config.credHelpers[k];
+            if (config.auths)
+                delete config.auths[k];
+        }
+    }
+    (0,node_fs__WEBPACK_IMPORTED_MODULE_0__.writeFileSync)((0,node_path__WEBPACK_IMPORTED_MODULE_2__.join)(dir, 'config.json'), JSON.stringify(config, null, 2) + '\n', { mode: 0o600 });
+    const plugins = (0,node_path__WEBPACK_IMPORTED_MODULE_2__.join)(source, 'cli-plugins');
+    if ((0,node_fs__WEBPACK_IMPORTED_MODULE_0__.existsSync)(plugins))
+        (0,node_fs__WEBPACK_IMPORTED_MODULE_0__.symlinkSync)(plugins, (0,node_path__WEBPACK_IMPORTED_MODULE_2__.join)(dir, 'cli-plugins'));
+    const out = { DOCKER_CONFIG: dir };
+    const buildx = env.BUILDX_CONFIG || (0,node_path__WEBPACK_IMPORTED_MODULE_2__.join)(source, 'buildx');
+    if ((0,node_fs__WEBPACK_IMPORTED_MODULE_0__.existsSync)(buildx))
+        out.BUILDX_CONFIG = buildx;
+    return { dir, env: out };
+}
+/**
+ * Removes a folder made by createDockerConfig. Refuses anything not named shipline-docker-* so a bad
+ * state value cannot remove something else; a symlinked cli-plugins folder is unlinked, not followed.
+ */
+function removeDockerConfig(dir) {
+    if (!dir || !(0,node_path__WEBPACK_IMPORTED_MODULE_2__.basename)(dir).startsWith(CONFIG_PREFIX))
+        return false;
+    if (!(0,node_fs__WEBPACK_IMPORTED_MODULE_0__.existsSync)(dir))
+        return false;
+    (0,node_fs__WEBPACK_IMPORTED_MODULE_0__.rmSync)(dir, { recursive: true, force: true });
+    return true;
+}
+/** `docker login --password-stdin`: the password only ever goes over stdin. */
+async function dockerLogin(o) {
+    if (!o.username) {
+        throw new _errors_js__WEBPACK_IMPORTED_MODULE_3__/* .UserError */ .yo(`Cannot log in to ${o.registry}: 'registry-username' is empty. Set it (default: \${{ github.actor }}).`);
+    }
+    const server = o.registry === 'docker.io' ? 'https://index.docker.io/v1/' : o.registry;
+    const r = await (0,_cli_js__WEBPACK_IMPORTED_MODULE_4__/* .runDocker */ .S)(['login', '--username', o.username, '--password-stdin', server], {
+        env: o.config.env,
+        stdin: o.password,
+        bin: o.bin
+    });
+    if (r.code === 0)
+        return;
+    const line = (0,_cli_js__WEBPACK_IMPORTED_MODULE_4__/* .lastErrorLine */ .H)(r);
+    const denied = /unauthorized|401|403|denied|incorrect|invalid (username|password)|authentication required/i.test(line);
+    const fix = denied
+        ? o.registry === 'ghcr.io'
+            ? "Check 'registry-username'/'registry-password'; with the workflow token give the job 'permissions: packages: write'."
+            : "Check 'registry-username' and 'registry-password'."
+        : `Check that ${o.registry} is reachable from the runner and 'registry' names it.`;
+    throw new _errors_js__WEBPACK_IMPORTED_MODULE_3__/* .UserError */ .yo(`Login to ${o.registry} as ${o.username} failed: ${line}. ${fix}`, `${r.stderr}\n${r.stdout}`.trim());
+}
+
+
+/***/ }),
+
+/***/ 2830:
+/***/ ((__unused_webpack___webpack_module__, __webpack_exports__, __nccwpck_require__) => {
+
+/* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
+/* harmony export */   gJ: () => (/* binding */ errorMessage),
+/* harmony export */   iU: () => (/* binding */ isUserError),
+/* harmony export */   yo: () => (/* binding */ UserError)
+/* harmony export */ });
 /**
  * An error the user can fix. Its message is one line that says what was wrong and how to fix it;
  * `details` (optional) holds the longer story for a collapsed log group.
@@ -28605,65 +29585,69 @@ function errorMessage(e) {
     return String(e);
 }
 
-;// CONCATENATED MODULE: ./build/tsc/action/run.js
-
-
-const POST_STATE = 'shipline-is-post';
-/** True when this process is the action's `post` step (main saved the marker state). */
-function isPost() {
-    return core/* getState */.Gu(POST_STATE) === 'true';
-}
-/**
- * Runs an action's main (and optional post) with the suite's error policy: a one-line failure that
- * says what was wrong and how to fix it; details (stack, causes) in a collapsed group.
- */
-async function runAction(main, post) {
-    if (post && isPost()) {
-        try {
-            await post();
-        }
-        catch (e) {
-            core/* warning */.$e(`cleanup failed: ${errorMessage(e)}`);
-        }
-        return;
-    }
-    if (post)
-        core/* saveState */.LZ(POST_STATE, 'true');
-    try {
-        await main();
-    }
-    catch (e) {
-        if (!isUserError(e) && e instanceof Error && e.stack) {
-            core/* startGroup */.Oh('error details');
-            core/* info */.pq(e.stack);
-            core/* endGroup */.N4();
-        }
-        else if (isUserError(e) && e.details) {
-            core/* startGroup */.Oh('error details');
-            core/* info */.pq(e.details);
-            core/* endGroup */.N4();
-        }
-        core/* setFailed */.C1(errorMessage(e).split('\n')[0]);
-    }
-}
-
 
 /***/ }),
 
-/***/ 6196:
-/***/ ((__webpack_module__, __unused_webpack___webpack_exports__, __nccwpck_require__) => {
+/***/ 3054:
+/***/ ((__unused_webpack___webpack_module__, __webpack_exports__, __nccwpck_require__) => {
 
-__nccwpck_require__.a(__webpack_module__, async (__webpack_handle_async_dependencies__, __webpack_async_result__) => { try {
-/* harmony import */ var _actions_core__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(3218);
-/* harmony import */ var _action_run_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(6174);
+/* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
+/* harmony export */   E1: () => (/* binding */ parseList),
+/* harmony export */   Hl: () => (/* binding */ parseKeyValues),
+/* harmony export */   yG: () => (/* binding */ parseBoolean)
+/* harmony export */ });
+/* unused harmony export parseInteger */
+/* harmony import */ var _errors_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(2830);
 
+/** Plain parsers for action inputs; they know nothing of @actions/core so the library can reuse them. */
+function parseBoolean(name, raw, fallback) {
+    const v = raw.trim();
+    if (v === '')
+        return fallback;
+    if (/^true$/i.test(v))
+        return true;
+    if (/^false$/i.test(v))
+        return false;
+    throw new _errors_js__WEBPACK_IMPORTED_MODULE_0__/* .UserError */ .yo(`Input '${name}' must be true or false, got '${v}'. Set '${name}: true' or '${name}: false'.`);
+}
+/** One item per line; commas also accepted. Blank items and surrounding spaces are dropped. */
+function parseList(raw, { commas = true } = {}) {
+    const out = [];
+    for (const line of raw.split(/\r?\n/)) {
+        const parts = commas ? line.split(',') : [line];
+        for (const p of parts) {
+            const t = p.trim();
+            if (t !== '' && !t.startsWith('#'))
+                out.push(t);
+        }
+    }
+    return out;
+}
+function parseInteger(name, raw, fallback, { min = 0, max = Number.MAX_SAFE_INTEGER } = {}) {
+    const v = raw.trim();
+    if (v === '')
+        return fallback;
+    if (!/^-?\d+$/.test(v)) {
+        throw new UserError(`Input '${name}' must be a whole number, got '${v}'. Write it as plain digits, e.g. '${name}: ${fallback}'.`);
+    }
+    const n = Number(v);
+    if (n < min || n > max) {
+        throw new UserError(`Input '${name}' must be between ${min} and ${max}, got ${n}.`);
+    }
+    return n;
+}
+/** `key=value` lines (commas not accepted as separators, values may contain them). */
+function parseKeyValues(name, raw) {
+    const out = new Map();
+    for (const line of parseList(raw, { commas: false })) {
+        const i = line.indexOf('=');
+        if (i <= 0)
+            throw new _errors_js__WEBPACK_IMPORTED_MODULE_0__/* .UserError */ .yo(`Input '${name}': line '${line}' is not of the form key=value.`);
+        out.set(line.slice(0, i).trim(), line.slice(i + 1).trim());
+    }
+    return out;
+}
 
-await (0,_action_run_js__WEBPACK_IMPORTED_MODULE_1__/* .runAction */ .C)(async () => {
-    _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .info */ .pq('build-push: not implemented yet');
-});
-
-__webpack_async_result__();
-} catch(e) { __webpack_async_result__(e); } }, 1);
 
 /***/ }),
 
@@ -28674,15 +29658,21 @@ __webpack_async_result__();
 // EXPORTS
 __nccwpck_require__.d(__webpack_exports__, {
   N4: () => (/* binding */ endGroup),
+  V4: () => (/* binding */ getInput),
   Gu: () => (/* binding */ getState),
+  Os: () => (/* binding */ group),
   pq: () => (/* binding */ info),
+  lm: () => (/* binding */ notice),
   LZ: () => (/* binding */ saveState),
   C1: () => (/* binding */ setFailed),
+  uH: () => (/* binding */ setOutput),
+  Pq: () => (/* binding */ core_setSecret),
   Oh: () => (/* binding */ startGroup),
+  z: () => (/* reexport */ summary),
   $e: () => (/* binding */ warning)
 });
 
-// UNUSED EXPORTS: ExitCode, addPath, debug, error, exportVariable, getBooleanInput, getIDToken, getInput, getMultilineInput, group, isDebug, markdownSummary, notice, platform, setCommandEcho, setOutput, setSecret, summary, toPlatformPath, toPosixPath, toWin32Path
+// UNUSED EXPORTS: ExitCode, addPath, debug, error, exportVariable, getBooleanInput, getIDToken, getMultilineInput, isDebug, markdownSummary, platform, setCommandEcho, toPlatformPath, toPosixPath, toWin32Path
 
 ;// CONCATENATED MODULE: external "os"
 const external_os_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("os");
@@ -28708,7 +29698,7 @@ function utils_toCommandValue(input) {
  * @returns The command properties to send with the actual annotation command
  * See IssueCommandProperties: https://github.com/actions/runner/blob/main/src/Runner.Worker/ActionCommandManager.cs#L646
  */
-function utils_toCommandProperties(annotationProperties) {
+function toCommandProperties(annotationProperties) {
     if (!Object.keys(annotationProperties).length) {
         return {};
     }
@@ -30080,7 +31070,7 @@ const _summary = new Summary();
  * @deprecated use `core.summary`
  */
 const markdownSummary = (/* unused pure expression or super */ null && (_summary));
-const summary = (/* unused pure expression or super */ null && (_summary));
+const summary = _summary;
 //# sourceMappingURL=summary.js.map
 ;// CONCATENATED MODULE: ./node_modules/@actions/core/lib/path-utils.js
 
@@ -31389,7 +32379,7 @@ function exportVariable(name, val) {
  * ```
  */
 function core_setSecret(secret) {
-    issueCommand('add-mask', {}, secret);
+    command_issueCommand('add-mask', {}, secret);
 }
 /**
  * Prepends inputPath to the PATH (for this action and future actions)
@@ -31472,10 +32462,10 @@ function getBooleanInput(name, options) {
 function setOutput(name, value) {
     const filePath = process.env['GITHUB_OUTPUT'] || '';
     if (filePath) {
-        return issueFileCommand('OUTPUT', prepareKeyValueMessage(name, value));
+        return file_command_issueFileCommand('OUTPUT', file_command_prepareKeyValueMessage(name, value));
     }
-    process.stdout.write(os.EOL);
-    issueCommand('set-output', { name }, toCommandValue(value));
+    process.stdout.write(external_os_namespaceObject.EOL);
+    command_issueCommand('set-output', { name }, utils_toCommandValue(value));
 }
 /**
  * Enables or disables the echoing of commands into stdout for the rest of the step.
@@ -31519,7 +32509,7 @@ function core_debug(message) {
  * @param properties optional properties to add to the annotation.
  */
 function error(message, properties = {}) {
-    command_issueCommand('error', utils_toCommandProperties(properties), message instanceof Error ? message.toString() : message);
+    command_issueCommand('error', toCommandProperties(properties), message instanceof Error ? message.toString() : message);
 }
 /**
  * Adds a warning issue
@@ -31527,7 +32517,7 @@ function error(message, properties = {}) {
  * @param properties optional properties to add to the annotation.
  */
 function warning(message, properties = {}) {
-    command_issueCommand('warning', utils_toCommandProperties(properties), message instanceof Error ? message.toString() : message);
+    command_issueCommand('warning', toCommandProperties(properties), message instanceof Error ? message.toString() : message);
 }
 /**
  * Adds a notice issue
@@ -31535,7 +32525,7 @@ function warning(message, properties = {}) {
  * @param properties optional properties to add to the annotation.
  */
 function notice(message, properties = {}) {
-    issueCommand('notice', toCommandProperties(properties), message instanceof Error ? message.toString() : message);
+    command_issueCommand('notice', toCommandProperties(properties), message instanceof Error ? message.toString() : message);
 }
 /**
  * Writes info to log with console.log.
