@@ -107,7 +107,7 @@ function mapConnectError(
   opts: SshOptions,
   via?: SshTarget
 ): UserError {
-  if (verdict && !verdict.ok) return new UserError(verdict.message)
+  if (verdict && verdict.ok === false) return new UserError(verdict.message)
   const err = e as Error & Level
   const where = `${t.host}:${t.port}${via ? ` (through ${formatTarget(via)})` : ''}`
   const msg = errorMessage(e)
@@ -243,6 +243,11 @@ const signalCode = (name: string | undefined): number => {
   return 128 + (n ?? 0)
 }
 
+const emit = (s: string, f: (s: string) => void): void => {
+  if (s) f(s)
+}
+const flush = (d: StringDecoder, f: (s: string) => void): void => emit(d.end(), f)
+
 interface RawResult {
   code: number
   stdout: Buffer
@@ -321,11 +326,15 @@ export class SshRemote implements Remote {
       if (!timedOut || pgid === undefined || killing) return
       killing = this.killGroup(pgid).catch(() => undefined)
     }
+    let hard: NodeJS.Timeout | undefined
     const timer =
       opts.timeoutMs !== undefined
         ? setTimeout(() => {
             timedOut = true
             kill()
+            // the kill waits 3 s for TERM before KILL; if the channel still has not closed by then
+            // (no process group reported, a wedged host), drop the channel so the step can fail
+            hard = setTimeout(() => ch.close(), 8000)
           }, opts.timeoutMs)
         : undefined
 
@@ -333,11 +342,11 @@ export class SshRemote implements Remote {
       let code: number | undefined
       ch.on('data', (d: Buffer) => {
         out.push(d)
-        if (opts.onStdout) opts.onStdout(outDec.write(d))
+        if (opts.onStdout) emit(outDec.write(d), opts.onStdout)
       })
       const onErr = (d: Buffer) => {
         err.push(d)
-        if (opts.onStderr) opts.onStderr(errDec.write(d))
+        if (opts.onStderr) emit(errDec.write(d), opts.onStderr)
       }
       ch.stderr.on('data', (d: Buffer) => {
         if (pgid !== undefined) return onErr(d)
@@ -353,7 +362,10 @@ export class SshRemote implements Remote {
       })
       ch.on('close', () => {
         if (timer) clearTimeout(timer)
+        if (hard) clearTimeout(hard)
         release()
+        if (opts.onStdout) flush(outDec, opts.onStdout)
+        if (opts.onStderr) flush(errDec, opts.onStderr)
         void (killing ?? Promise.resolve()).then(() => {
           const stdout = Buffer.concat(out)
           const stderr = Buffer.concat(err)

@@ -14,7 +14,10 @@ export interface RemoteResult {
 export interface ExecOptions {
   /** bytes fed to the command's stdin, then stdin is closed */
   stdin?: string | Buffer
-  /** kill the remote command (and fail) after this long */
+  /**
+   * kill the remote command (and fail) after this long: the SSH transport kills the command's whole
+   * process group on the host and rejects with RemoteTimeoutError (a UserError carrying the partial output)
+   */
   timeoutMs?: number
   /** working directory on the host (quoted like any argument) */
   cwd?: string
