@@ -110,11 +110,14 @@ describe('example workflows', () => {
     )
     expect(promotes.length).toBeGreaterThan(0)
     for (const p of promotes) expect(p.with).toMatchObject({ from: '${{ env.SHA }}', 'to-tags': 'prod' })
-    expect(wf.env?.SHA).toContain('inputs.sha')
+    expect(wf.env?.SHA).toBe('${{ inputs.sha }}')
+    // the SHA is checked before anyone is asked to approve
+    expect([deploy.needs].flat()).toContain('check')
+    expect(wf.jobs.check.environment).toBeUndefined()
   })
 
   it('promote-prod refuses anything but a full commit SHA and names the image in lowercase', () => {
-    const step = load('promote-prod.yml').jobs['deploy-production'].steps!.find(s => s.id === 'resolve')!
+    const step = load('promote-prod.yml').jobs.check.steps!.find(s => s.id === 'resolve')!
     const bad = runScript(step.run!, { SHA: 'stage', GITHUB_REPOSITORY: 'Acme/Shop' })
     expect(bad.code).toBe(1)
     expect(bad.stdout).toContain("::error::sha must be a full 40-character lowercase commit SHA, got 'stage'")
@@ -132,14 +135,6 @@ describe('example workflows', () => {
           expect([f, jobId, s.run, r.stderr]).toEqual([f, jobId, s.run, ''])
         }
       }
-    }
-  })
-
-  it('workflow_run triggers name a workflow of the examples', () => {
-    const names = FILES.map(f => load(f).name)
-    for (const f of FILES) {
-      const on = load(f).on as { workflow_run?: { workflows: string[] } }
-      for (const w of on.workflow_run?.workflows ?? []) expect(names).toContain(w)
     }
   })
 
