@@ -8,6 +8,9 @@
 import { existsSync, readFileSync } from 'node:fs'
 import { join, resolve } from 'node:path'
 import { parse } from 'yaml'
+import { isUserError } from '../../src/lib/errors.js'
+import { parseBoolean, parseInteger } from '../../src/lib/parse.js'
+import { parseChecks } from '../../src/lib/smoke/checks.js'
 
 export const ROOT = resolve(import.meta.dirname, '..', '..')
 
@@ -93,20 +96,6 @@ const SECRET_INPUTS = new Set([
 const TOKEN = /^\$\{\{\s*(?:secrets\.[A-Za-z_][A-Za-z0-9_]*|github\.token)\s*\}\}$/
 const JOB_TOKEN = /^\$\{\{\s*(?:secrets\.GITHUB_TOKEN|github\.token)\s*\}\}$/
 
-/** The smoke check keys the contract names. */
-const CHECK_KEYS = new Set([
-  'path',
-  'method',
-  'status',
-  'body',
-  'json',
-  'format',
-  'require-metrics',
-  'max-latency-ms',
-  'headers',
-  'data'
-])
-
 /** Every `${{ … }}` body in a value, recursively. */
 function expressions(v: unknown, out: string[] = []): string[] {
   if (typeof v === 'string') for (const m of v.matchAll(/\$\{\{([\s\S]*?)\}\}/g)) out.push(m[1])
@@ -155,14 +144,13 @@ function checkOurSteps(where: string, steps: Step[]): string[] {
       if (SECRET_INPUTS.has(k) && v !== '' && !TOKEN.test(v.trim())) {
         problems.push(`${at}: '${k}' carries a secret: give it as \${{ secrets.NAME }}, never inline`)
       }
+      // literal values go through the parsers the actions use, so an example fails as the action would
       const d = str(decl.default)
       if (!v.includes('${{')) {
-        if (/^(true|false)$/.test(d) && !/^(true|false)$/i.test(v))
-          problems.push(`${at}: '${k}' must be true or false, got '${v}'`)
-        if (/^\d+$/.test(d) && !/^\d+$/.test(v))
-          problems.push(`${at}: '${k}' must be a whole number, got '${v}'`)
+        if (/^(true|false)$/.test(d)) problems.push(...userErrors(at, () => parseBoolean(k, v, false)))
+        if (/^\d+$/.test(d)) problems.push(...userErrors(at, () => parseInteger(k, v, 0)))
+        if (k === 'checks' || k === 'smoke-checks') problems.push(...userErrors(at, () => parseChecks(v, k)))
       }
-      if (k === 'checks' || k === 'smoke-checks') problems.push(...checkSmokeChecks(`${at} '${k}'`, v))
       if (k === 'images') {
         for (const line of v
           .split('\n')
@@ -182,21 +170,15 @@ function checkOurSteps(where: string, steps: Step[]): string[] {
   return problems
 }
 
-function checkSmokeChecks(at: string, text: string): string[] {
-  let checks: unknown
+/** The one-line message of a UserError the call throws (what the action would fail with), if any. */
+function userErrors(at: string, call: () => unknown): string[] {
   try {
-    checks = parse(text)
+    call()
+    return []
   } catch (e) {
-    return [`${at}: not YAML: ${String(e)}`]
+    if (isUserError(e)) return [`${at}: ${e.message}`]
+    throw e
   }
-  if (!Array.isArray(checks)) return [`${at}: must be a YAML list of checks`]
-  return checks.flatMap((c, i): string[] => {
-    if (!isMap(c) || typeof c.path !== 'string' || !c.path.startsWith('/'))
-      return [`${at}: check ${i + 1} needs a path starting with /`]
-    return Object.keys(c)
-      .filter(k => !CHECK_KEYS.has(k))
-      .map(k => `${at}: check ${i + 1} has unknown key '${k}'`)
-  })
 }
 
 /** `steps.<id>.outputs.<name>` references in one job: the step exists (earlier, for steps) and declares it. */

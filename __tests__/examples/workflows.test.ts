@@ -199,8 +199,8 @@ describe('the checks catch what they claim to', () => {
         "'smoke-path' is not an input of ship",
         "required input 'path' of ship is not given",
         "'ssh-key' carries a secret",
-        "'auto-rollback' must be true or false",
-        "'smoke-checks': check 1"
+        "Input 'auto-rollback' must be true or false",
+        "Input 'smoke-checks'"
       ]
     )
   })
