@@ -5,7 +5,7 @@ import {
   validateExposition,
   type ValidationResult
 } from '../../src/lib/prometheus/validate.js'
-import { OPENMETRICS, loadCorpus } from './corpus.js'
+import { OPENMETRICS, loadCorpus, type Fixture } from './corpus.js'
 
 /** "line:rule" for each error, the compact form the cases below expect */
 const found = (r: ValidationResult): string[] => r.errors.map(e => `${e.line}:${e.rule}`)
@@ -155,11 +155,11 @@ describe('OpenMetrics 1.0: rules with their lines', () => {
 describe('corpus', () => {
   const corpus = loadCorpus()
 
-  test.each(corpus.filter(f => f.valid).map(f => [f.id, f]))('%s is valid', (_id, f) => {
+  test.each(corpus.filter(f => f.valid).map(f => [f.id, f] as [string, Fixture]))('%s is valid', (_id, f) => {
     expect(validateExposition(f.text, f.contentType).errors).toEqual([])
   })
 
-  test.each(corpus.filter(f => !f.valid).map(f => [f.id, f]))('%s breaks its rule', (_id, f) => {
+  test.each(corpus.filter(f => !f.valid).map(f => [f.id, f] as [string, Fixture]))('%s breaks its rule', (_id, f) => {
     expect(Object.keys(RULES)).toContain(f.rule)
     const rules = validateExposition(f.text, f.contentType).errors.map(e => e.rule)
     expect(rules).toContain(f.rule)

@@ -256,6 +256,8 @@ class Validator {
   private nextReplacement = -1
   private readonly hasReplacement: boolean
   private valueNum = 0
+  /** the parsed le / quantile of the current sample */
+  private specialValue = 0
   private labelsSorted = true
 
   constructor(
@@ -462,8 +464,8 @@ class Validator {
       if (om && f.samples > 0)
         this.err('help-after-samples', `# HELP for ${show(name)} comes after its samples; put metadata first`)
       // escapes
-      let b = text.indexOf('\\', r)
-      while (b !== -1 && b < eol) {
+      let b = this.backslashFrom(r)
+      while (b < eol) {
         const e = b + 1 < eol ? text.charCodeAt(b + 1) : -1
         if (!(e === BS || e === 110 /* n */ || (om && e === QUOTE))) {
           this.err(
@@ -472,7 +474,7 @@ class Validator {
           )
           break
         }
-        b = text.indexOf('\\', b + 2)
+        b = this.backslashFrom(b + 2)
       }
       return
     }
@@ -764,6 +766,15 @@ class Validator {
     return p
   }
 
+  /** The first backslash at or after p (Infinity: none); cached, as positions only move forward. */
+  private backslashFrom(p: number): number {
+    if (this.nextBackslash < p) {
+      const b = this.text.indexOf('\\', p)
+      this.nextBackslash = b === -1 ? Infinity : b
+    }
+    return this.nextBackslash
+  }
+
   /** p: after the opening quote. Returns the position of the closing quote, or -1 after an error. */
   private labelValue(p: number, eol: number, labelName: string): number {
     const text = this.text
@@ -771,16 +782,11 @@ class Validator {
     if (q === -1 || q > eol) q = -1
     // backslashes between p and the closing quote (a \" moves the closing quote on)
     for (;;) {
-      if (this.nextBackslash < p) {
-        this.nextBackslash = text.indexOf('\\', p)
-        if (this.nextBackslash === -1) this.nextBackslash = Infinity
-      }
-      const b = this.nextBackslash
+      const b = this.backslashFrom(p)
       if (b >= eol || (q !== -1 && b > q)) break
       const e = b + 1 < eol ? text.charCodeAt(b + 1) : -1
       if (e === BS || e === QUOTE || e === 110 /* n */) {
         p = b + 2
-        this.nextBackslash = -1
         if (q !== -1 && q < p) {
           q = text.indexOf('"', p)
           if (q === -1 || q > eol) q = -1
@@ -951,33 +957,46 @@ class Validator {
     this.exemplarAllowed = false
     const type = fam.type
 
+    // histogram le / summary quantile: kept apart from the other labels, which identify the series group
+    const isHist = type === 'histogram' || type === 'gaugehistogram'
+    let special = -1
+    if (isHist) special = this.labelIndex('le')
+    else if (type === 'summary') special = this.labelIndex('quantile')
     // label names: sorted (the usual case) or checked for duplicates
-    this.labelsSorted = true
-    for (let i = 1; i < this.nLabels; i++) {
-      if (this.cmpLabelNames(i - 1, i) >= 0) {
-        this.labelsSorted = false
-        break
-      }
-    }
+    this.labelsSorted = this.sortedExcept(special)
     if (!this.labelsSorted) this.duplicateLabels(name)
 
     // duplicate series
-    const key = this.seriesKey(start, ne, name)
+    const gk = special >= 0 || isHist ? this.groupKey(special) : ''
+    const key =
+      special >= 0
+        ? name + '{' + gk + '}' + text.slice(this.lvS[special], this.lvE[special])
+        : this.seriesKey(start, ne, name)
     const size = fam.series.size
     fam.series.add(key)
     if (fam.series.size === size)
       this.err(
         'series-duplicate',
-        `duplicate series ${show(key, 120)}: the same name and label set appear twice`
+        `duplicate series ${show(this.nLabels ? text.slice(start, this.labelsClose + 1) : name, 120)}: the same name and label set appear twice`
       )
 
+    if (special >= 0) {
+      const sv = this.parseFloat(this.lvS[special], this.lvE[special])
+      if (sv === undefined || Number.isNaN(sv)) {
+        const raw = show(text.slice(this.lvS[special], this.lvE[special]))
+        if (isHist) this.err('histogram-le-invalid', `le ${raw} is not a float`)
+        else this.err('summary-quantile-invalid', `quantile ${raw} is not a float`)
+        return
+      }
+      this.specialValue = sv
+    }
     if (!valueOk) return
     const value = this.valueNum
     if (type === 'histogram' || type === 'gaugehistogram') {
       this.exemplarAllowed = kind === K_BUCKET
-      this.histogram(fam, kind, value, name)
+      this.histogram(fam, kind, value, name, special, gk)
     } else if (type === 'summary') {
-      if (kind === K_BARE) this.quantile()
+      if (kind === K_BARE) this.quantile(special)
       else if (this.om && kind === K_COUNT && !(value >= 0))
         this.err('om-negative-count', `${name} is ${value}; counts must not be negative or NaN`)
     } else if (this.om) {
@@ -1083,26 +1102,20 @@ class Validator {
     return this.findLabel(labelName) - 1
   }
 
-  private quantile(): void {
-    const i = this.labelIndex('quantile')
+  private quantile(i: number): void {
     if (i < 0) {
       this.err('summary-quantile-missing', `summary sample ${show(this.lastName)} has no quantile label`)
       return
     }
-    const q = this.parseFloat(this.lvS[i], this.lvE[i])
-    if (q === undefined)
-      this.err(
-        'summary-quantile-invalid',
-        `quantile ${show(this.text.slice(this.lvS[i], this.lvE[i]))} is not a float`
-      )
-    else if (!(q >= 0 && q <= 1))
+    const q = this.specialValue
+    if (!(q >= 0 && q <= 1))
       this.err(
         'summary-quantile-range',
         `quantile ${show(this.text.slice(this.lvS[i], this.lvE[i]))} is outside [0, 1]`
       )
   }
 
-  private histogram(fam: Family, kind: number, value: number, name: string): void {
+  private histogram(fam: Family, kind: number, value: number, name: string, leIdx: number, gk: string): void {
     const line = this.line
     if (kind === K_BARE) {
       // textFamily/omFamily reported the name already
@@ -1117,15 +1130,10 @@ class Validator {
         )
     }
     if (kind !== K_BUCKET && kind !== K_COUNT && kind !== K_GCOUNT) return
-    let leIdx = -1
-    if (kind === K_BUCKET) {
-      leIdx = this.labelIndex('le')
-      if (leIdx < 0) {
-        this.err('histogram-le-missing', `histogram bucket ${show(name)} has no le label`)
-        return
-      }
+    if (kind === K_BUCKET && leIdx < 0) {
+      this.err('histogram-le-missing', `histogram bucket ${show(name)} has no le label`)
+      return
     }
-    const gk = this.groupKey(leIdx)
     let groups = fam.groups
     if (!groups) groups = fam.groups = new Map()
     let g = groups.get(gk)
@@ -1149,14 +1157,7 @@ class Validator {
       g.countLine = line
       return
     }
-    const le = this.parseFloat(this.lvS[leIdx], this.lvE[leIdx])
-    if (le === undefined || Number.isNaN(le)) {
-      this.err(
-        'histogram-le-invalid',
-        `le ${show(this.text.slice(this.lvS[leIdx], this.lvE[leIdx]))} is not a float`
-      )
-      return
-    }
+    const le = this.specialValue
     if (g.lastBucketLine) {
       if (!(le > g.lastLe))
         this.err(
@@ -1206,18 +1207,29 @@ class Validator {
     const n = this.nLabels
     if (n === 0 || (n === 1 && except === 0)) return ''
     if (this.labelsCanonical && this.labelsSorted) {
-      {
-        if (except < 0) return text.slice(this.lnS[0], this.lvE[n - 1] + 1)
-        if (except === n - 1) return text.slice(this.lnS[0], this.lvE[n - 2] + 1)
-        if (except === 0) return text.slice(this.lnS[1], this.lvE[n - 1] + 1)
-        return (
-          text.slice(this.lnS[0], this.lvE[except - 1] + 1) +
-          ',' +
-          text.slice(this.lnS[except + 1], this.lvE[n - 1] + 1)
-        )
-      }
+      if (except < 0) return text.slice(this.lnS[0], this.lvE[n - 1] + 1)
+      if (except === n - 1) return text.slice(this.lnS[0], this.lvE[n - 2] + 1)
+      if (except === 0) return text.slice(this.lnS[1], this.lvE[n - 1] + 1)
+      return (
+        text.slice(this.lnS[0], this.lvE[except - 1] + 1) +
+        ',' +
+        text.slice(this.lnS[except + 1], this.lvE[n - 1] + 1)
+      )
     }
     return this.sortedPairs(except)
+  }
+
+  /** Label names strictly increasing, skipping index `except`, whose name must not appear again. */
+  private sortedExcept(except: number): boolean {
+    const n = this.nLabels
+    let prev = -1
+    for (let i = 0; i < n; i++) {
+      if (i === except) continue
+      if (prev >= 0 && this.cmpLabelNames(prev, i) >= 0) return false
+      if (except >= 0 && i !== except && this.cmpLabelNames(except, i) === 0) return false
+      prev = i
+    }
+    return true
   }
 
   private duplicateLabels(name: string): void {
