@@ -54,7 +54,7 @@ export class Redactor {
       if (pass) {
         this.add(pass)
         this.add(`${user}:${pass}`)
-        this.add(`${u.username}:${u.password}`)
+        if (`${u.username}:${u.password}` !== `${user}:${pass}`) this.add(`${u.username}:${u.password}`)
       } else if (user) this.add(user) // a token given as the user name
     } catch {
       /* not a URL: nothing to register */
@@ -79,7 +79,7 @@ export function encodedForms(value: string): string[] {
   const forms = new Set([value, value.trim()])
   forms.add(Buffer.from(value).toString('base64'))
   forms.add(Buffer.from(value).toString('base64').replace(/=+$/, ''))
-  forms.add(encodeURIComponent(value))
+  if (encodeURIComponent(value) !== value) forms.add(encodeURIComponent(value))
   return [...forms].filter(Boolean)
 }
 

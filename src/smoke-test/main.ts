@@ -1,6 +1,6 @@
 import * as core from '@actions/core'
 import { runAction } from '../action/run.js'
-import { bool, int, maskSecret, secret, str } from '../action/inputs.js'
+import { bool, int, secret, str } from '../action/inputs.js'
 import { parseReportMode, reportVerdict } from '../action/report.js'
 import { UserError } from '../lib/errors.js'
 import { Redactor, displayUrl } from '../lib/redact.js'
@@ -20,7 +20,7 @@ await runAction(async () => {
   redactor.addUrl(url)
   for (const v of Object.values(headers)) redactor.addHeaderValue(v)
   for (const c of checks) for (const v of Object.values(c.headers)) redactor.addHeaderValue(v)
-  for (const form of redactor.forms()) maskSecret(form)
+  for (const form of redactor.forms()) core.setSecret(form) // forms() already holds the base64 and URL-encoded forms
 
   if (url.trim() === '')
     throw new UserError(
