@@ -11,6 +11,7 @@ import { parse } from 'yaml'
 import { isUserError } from '../../src/lib/errors.js'
 import { parseBoolean, parseInteger } from '../../src/lib/parse.js'
 import { parseChecks } from '../../src/lib/smoke/checks.js'
+import { evaluate } from '../../src/testkit/workflow-parser.js'
 
 export const ROOT = resolve(import.meta.dirname, '..', '..')
 
@@ -370,25 +371,32 @@ export function settingsUsed(wf: Workflow): { secrets: string[]; vars: string[] 
 }
 
 /**
- * The GitHub environments a job deploys to with the concurrency group it uses for each. An environment
- * given as `${{ inputs.X }}` of a choice input is expanded over its options (the group likewise).
+ * Every combination of a workflow's `choice` inputs (one empty scenario when it has none), as the
+ * `inputs` context of a run.
+ */
+export function choiceScenarios(wf: Workflow): Record<string, string>[] {
+  let out: Record<string, string>[] = [{}]
+  for (const [name, def] of Object.entries(dispatchInputs(wf))) {
+    if (def.type !== 'choice') continue
+    const options = (def.options as string[] | undefined) ?? []
+    out = out.flatMap(o => options.map(v => ({ ...o, [name]: v })))
+  }
+  return out
+}
+
+/**
+ * The GitHub environment each job that changes one deploys to, with the concurrency group it uses, for
+ * every choice a run can make: both evaluated by GitHub's expression evaluator.
  */
 export function environmentGroups(wf: Workflow): { job: string; environment: string; group: string }[] {
-  const inputs = dispatchInputs(wf)
   const out: { job: string; environment: string; group: string }[] = []
-  for (const [jobId, job] of Object.entries(wf.jobs)) {
-    const env = isMap(job.environment) ? str(job.environment.name) : str(job.environment)
-    const c = concurrencyOf(wf, job)
-    if (!env || !changesEnvironment(job)) continue
-    const m = /^\$\{\{\s*inputs\.([\w-]+)\s*\}\}$/.exec(env)
-    const options = m ? ((inputs[m[1]]?.options as string[] | undefined) ?? []) : [env]
-    for (const o of options) {
-      const group = m
-        ? str(c?.group).replace(/\$\{\{\s*inputs\.([\w-]+)\s*\}\}/g, (_, n) =>
-            n === m[1] ? o : `\${{ inputs.${n} }}`
-          )
-        : str(c?.group)
-      out.push({ job: jobId, environment: o, group })
+  for (const inputs of choiceScenarios(wf)) {
+    const context = { inputs, github: { repository: 'acme/shop', ref: 'refs/heads/main' }, vars: {} }
+    for (const [jobId, job] of Object.entries(wf.jobs)) {
+      const env = isMap(job.environment) ? str(job.environment.name) : str(job.environment)
+      if (!env || !changesEnvironment(job)) continue
+      const group = str(concurrencyOf(wf, job)?.group)
+      out.push({ job: jobId, environment: evaluate(env, context), group: evaluate(group, context) })
     }
   }
   return out

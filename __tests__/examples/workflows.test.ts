@@ -10,7 +10,13 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { parse } from 'yaml'
-import { actionErrors, loadWorkflowParser, workflowErrors } from '../../src/testkit/workflow-parser.js'
+import { parseKeyValues } from '../../src/lib/parse.js'
+import {
+  actionErrors,
+  evaluate,
+  loadWorkflowParser,
+  workflowErrors
+} from '../../src/testkit/workflow-parser.js'
 import {
   ROOT,
   checkWorkflow,
@@ -163,6 +169,101 @@ describe('example workflows', () => {
       const missing = [f, ...secrets, ...vars].filter(n => !doc.includes(n))
       expect([f, missing]).toEqual([f, []])
     }
+  })
+})
+
+describe("the examples' expressions, evaluated by GitHub's evaluator for a run", () => {
+  const SHA = '0123456789abcdef0123456789abcdef01234567'
+  const DIGEST = 'sha256:' + 'ab'.repeat(32)
+  const base = {
+    github: { repository: 'Acme/Shop', sha: SHA, actor: 'octocat', token: 'ghs_job', ref: 'refs/heads/main' },
+    secrets: { GITHUB_TOKEN: 'ghs_job', SSH_KEY: 'ssh-key', KNOWN_HOSTS: 'known', ENV_FILE: 'DB_URL=x' },
+    vars: { DEPLOY_HOSTS: 'deploy@app.example.com', APP_URL: 'https://app.example.com' }
+  }
+  /** A step's `with:` as the action receives it. */
+  const withOf = (step: Step, context: Record<string, unknown>): Record<string, string> =>
+    Object.fromEntries(Object.entries(step.with ?? {}).map(([k, v]) => [k, evaluate(String(v), context)]))
+  /** Job outputs from its steps' outputs. */
+  const jobOutputs = (wf: Workflow, job: string, steps: Record<string, Record<string, string>>) =>
+    Object.fromEntries(
+      Object.entries(wf.jobs[job].outputs ?? {}).map(([k, v]) => [
+        k,
+        evaluate(v, {
+          ...base,
+          steps: Object.fromEntries(Object.entries(steps).map(([id, o]) => [id, { outputs: o }]))
+        })
+      ])
+    )
+  const step = (wf: Workflow, job: string, id: string): Step => wf.jobs[job].steps!.find(s => s.id === id)!
+
+  it('build.yml deploys to stage exactly the digests the build job pushed', () => {
+    const wf = load('build.yml')
+    const build = jobOutputs(wf, 'build', {
+      api: { ref: `ghcr.io/acme/shop/api@${DIGEST}` },
+      worker: { ref: `ghcr.io/acme/shop/worker@${DIGEST}` }
+    })
+    const w = withOf(step(wf, 'deploy-stage', 'ship'), { ...base, needs: { build: { outputs: build } } })
+    expect(Object.fromEntries(parseKeyValues('images', w.images))).toEqual({
+      api: `ghcr.io/acme/shop/api@${DIGEST}`,
+      worker: `ghcr.io/acme/shop/worker@${DIGEST}`
+    })
+    expect(w).toMatchObject({ version: SHA, 'registry-password': 'ghs_job', 'env-file': 'DB_URL=x' })
+  })
+
+  it('promote-prod.yml deploys and tags the images of the SHA given, checked by its first job', () => {
+    const wf = load('promote-prod.yml')
+    const inputs = { sha: SHA }
+    const env = { SHA: evaluate(String(wf.env!.SHA), { ...base, inputs }) }
+    const ran = runScript(step(wf, 'check', 'resolve').run!, { SHA: env.SHA, GITHUB_REPOSITORY: 'Acme/Shop' })
+    expect(ran.code).toBe(0)
+    const check = jobOutputs(wf, 'check', {
+      resolve: Object.fromEntries(parseKeyValues('GITHUB_OUTPUT', ran.outputs))
+    })
+    const context = { ...base, inputs, env, needs: { check: { outputs: check } } }
+    const w = withOf(step(wf, 'deploy-production', 'ship'), context)
+    expect(Object.fromEntries(parseKeyValues('images', w.images))).toEqual({
+      api: `ghcr.io/acme/shop/api:${SHA}`,
+      worker: `ghcr.io/acme/shop/worker:${SHA}`
+    })
+    expect(w.version).toBe(SHA)
+    expect(withOf(step(wf, 'promote', 'api'), context)).toEqual({
+      image: 'ghcr.io/acme/shop/api',
+      from: SHA,
+      'to-tags': 'prod'
+    })
+  })
+
+  it.each([
+    ['production', 'prod'],
+    ['stage', 'stage']
+  ])('rollback.yml for %s points :%s back at the version now live', (environment, tag) => {
+    const wf = load('rollback.yml')
+    const inputs = { environment, version: '' }
+    const env = { TAG: evaluate(String(wf.jobs.retag.env!.TAG), { ...base, inputs }) }
+    expect(env.TAG).toBe(tag)
+    const rollback = jobOutputs(wf, 'rollback', { rollback: { 'to-version': SHA } })
+    const retag = wf.jobs.retag.steps!.filter(s => s.uses?.endsWith('/promote@v1'))
+    for (const s of retag) {
+      const w = withOf(s, {
+        ...base,
+        inputs,
+        env,
+        needs: { rollback: { outputs: rollback } },
+        steps: { image: { outputs: { base: 'ghcr.io/acme/shop' } } }
+      })
+      expect(w).toMatchObject({ from: SHA, 'to-tags': tag })
+    }
+    expect(withOf(step(wf, 'rollback', 'rollback'), { ...base, inputs }).to).toBe('')
+  })
+
+  it.each([
+    [false, 'status'],
+    [true, 'summary']
+  ])('pr-smoke.yml on a pull request from a fork=%s reports %s', (fork, report) => {
+    const wf = load('pr-smoke.yml')
+    const github = { ...base.github, event: { pull_request: { number: 7, head: { repo: { fork } } } } }
+    const w = withOf(step(wf, 'smoke', 'smoke'), { ...base, github })
+    expect(w.report).toBe(report)
   })
 })
 

@@ -25,6 +25,7 @@ import type {
   convertActionTemplate,
   parseAction
 } from '@actions/workflow-parser/actions/index'
+import type * as Expressions from '@actions/expressions'
 
 const ROOT = resolve(import.meta.dirname, '..', '..')
 const PKG = join(ROOT, 'node_modules', '@actions', 'workflow-parser')
@@ -36,14 +37,20 @@ export interface WorkflowParser {
   NoOperationTraceWriter: typeof NoOperationTraceWriter
   parseAction: typeof parseAction
   convertActionTemplate: typeof convertActionTemplate
+  /** GitHub's expression language (the parser's own dependency), to evaluate `${{ … }}` */
+  expressions: typeof Expressions
 }
 
 export type { ActionTemplate, TemplateParseResult, TraceWriter, WorkflowTemplate }
 
-/** The bundle's entry: the package's main API plus its action.yml parser (not exported from the main). */
+/**
+ * The bundle's entry: the package's main API, its action.yml parser (not exported from the main) and the
+ * expression language it depends on.
+ */
 const ENTRY =
   "export * from './dist/index.js'\n" +
-  "export { parseAction, convertActionTemplate } from './dist/actions/index.js'\n"
+  "export { parseAction, convertActionTemplate } from './dist/actions/index.js'\n" +
+  "export * as expressions from '@actions/expressions'\n"
 
 /** Path of the CommonJS bundle of the installed parser version (built if missing). */
 export function workflowParserBundle(): string {
@@ -105,4 +112,18 @@ export function actionErrors(
   const result = p.parseAction({ name, content }, new p.NoOperationTraceWriter())
   const action = result.value ? p.convertActionTemplate(result.context, result.value) : undefined
   return { errors: result.context.errors.getErrors().map(e => e.message), action }
+}
+
+/**
+ * A workflow value with every `${{ … }}` evaluated by GitHub's expression evaluator against `context`
+ * (plain JSON: `{ github: {…}, inputs: {…}, … }`), as the runner hands it to an action input.
+ */
+export function evaluate(value: string, context: Record<string, unknown>): string {
+  const { expressions: x } = loadWorkflowParser()
+  const data = JSON.parse(JSON.stringify(context), x.data.reviver) as InstanceType<typeof x.data.Dictionary>
+  return value.replace(/\$\{\{([\s\S]*?)\}\}/g, (_, body: string) => {
+    const lexed = new x.Lexer(body.trim()).lex()
+    const expr = new x.Parser(lexed.tokens, Object.keys(context), []).parse()
+    return new x.Evaluator(expr, data).evaluate().coerceString()
+  })
 }
