@@ -5,12 +5,13 @@
  * Needs a built bundle (`npm run build`).
  */
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals'
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs'
+import { execFileSync } from 'node:child_process'
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { startRegistry, type TestRegistry } from '../../src/testkit/registry.js'
 import { uniqueName } from '../../src/testkit/net.js'
-import { runActionBundle, type RunOptions, type RunResult } from '../../src/testkit/runner.js'
+import { node24, REPO_ROOT, runActionBundle, type RunOptions, type RunResult } from '../../src/testkit/runner.js'
 import { appContext, removeRepositories, skopeoDigest } from './helpers.js'
 
 const SHA = 'c0ffee0123456789abcdef0123456789abcdef01'
@@ -138,5 +139,24 @@ describe('dist/build-push run as the runner does', () => {
     expect(errors).toHaveLength(1)
     expect(errors[0].message).toMatch(new RegExp(`^Login to ${reg.host} as ${reg.username} failed: .*401.*Check 'registry-username' and 'registry-password'\\.$`))
     expect(readdirSync(runnerTemp).filter(f => f.startsWith('shipline-docker-'))).toEqual([])
+  })
+
+  it('the post step removes a config folder main left behind (main killed or cancelled)', () => {
+    const left = mkdtempSync(join(runnerTemp, 'shipline-docker-'))
+    writeFileSync(join(left, 'config.json'), '{"auths":{"x":{"auth":"c2VjcmV0"}}}', { mode: 0o600 })
+    const summary = join(temp, 'post-summary.md')
+    writeFileSync(summary, '')
+    const out = execFileSync(node24(), [join(REPO_ROOT, 'dist', 'build-push', 'index.js')], {
+      env: {
+        PATH: process.env.PATH,
+        HOME: home,
+        'STATE_shipline-is-post': 'true',
+        'STATE_docker-config': left,
+        GITHUB_STEP_SUMMARY: summary
+      },
+      encoding: 'utf8'
+    })
+    expect(out).toContain(`removed the temporary Docker config ${left}`)
+    expect(existsSync(left)).toBe(false)
   })
 })
