@@ -52,7 +52,7 @@ describe('build and push with the classic builder (real dockerd, real registry)'
   })
 
   function options(reg: TestRegistry, over: Partial<BuildPushOptions> = {}): BuildPushOptions {
-    const image = normalizeImage(`${reg.host}/${uniqueName('team/app')}`)
+    const image = normalizeImage(`${reg.host}/${uniqueName('bp-lib/app')}`)
     repos.push(image.image)
     const config = createDockerConfig(temp, { registry: reg.host })
     return {
