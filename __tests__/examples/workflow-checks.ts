@@ -17,7 +17,9 @@ export const ROOT = resolve(import.meta.dirname, '..', '..')
 
 /** How users write our actions in the examples (the README's OWNER). */
 export const OWNER_REPO = 'shipline-dev/shipline'
-const OURS = new RegExp(`^${OWNER_REPO.replace('/', '\\/')}(?:/([a-z0-9-]+))?@v1$`)
+/** The placeholder the action READMEs write instead (`OWNER/shipline/<action>@v1`). */
+const DOC_OWNER_REPO = 'OWNER/shipline'
+const OURS = /^(?:shipline-dev|OWNER)\/shipline(?:\/([a-z0-9-]+))?@v1$/
 
 export interface ActionInput {
   description?: string
@@ -61,7 +63,7 @@ const str = (v: unknown): string => (v === null || v === undefined ? '' : String
 
 /** The action a `uses:` names when it is one of ours (`ship` for the root), `null` when not ours. */
 export function ourAction(uses: string): string | null | Error {
-  if (!uses.toLowerCase().startsWith(OWNER_REPO)) return null
+  if (![OWNER_REPO, DOC_OWNER_REPO].some(o => uses.toLowerCase().startsWith(o.toLowerCase()))) return null
   const m = OURS.exec(uses)
   if (!m) return new Error(`'${uses}': write ${OWNER_REPO}[/<action>]@v1`)
   return m[1] ?? 'ship'
@@ -95,6 +97,17 @@ const SECRET_INPUTS = new Set([
   'headers'
 ])
 const TOKEN = /^\$\{\{\s*(?:secrets\.[A-Za-z_][A-Za-z0-9_]*|github\.token)\s*\}\}$/
+const TOKEN_IN = /\$\{\{\s*(?:secrets\.[A-Za-z_][A-Za-z0-9_]*|github\.token)\s*\}\}/
+
+/** A secret input's value is a secret expression; `headers` lines are `Name: [scheme ]${{ secrets.X }}`. */
+function secretOnly(input: string, v: string): boolean {
+  if (v.trim() === '') return true
+  if (input !== 'headers') return TOKEN.test(v.trim())
+  return v
+    .split('\n')
+    .filter(l => l.trim())
+    .every(l => /^[A-Za-z0-9-]+:\s*(?:[A-Za-z]+\s+)?\$\{\{[^}]*\}\}\s*$/.test(l.trim()) && TOKEN_IN.test(l))
+}
 const JOB_TOKEN = /^\$\{\{\s*(?:secrets\.GITHUB_TOKEN|github\.token)\s*\}\}$/
 
 /** Every `${{ … }}` body in a value, recursively. */
@@ -142,7 +155,7 @@ function checkOurSteps(where: string, steps: Step[]): string[] {
         continue
       }
       const v = str(raw)
-      if (SECRET_INPUTS.has(k) && v !== '' && !TOKEN.test(v.trim())) {
+      if (SECRET_INPUTS.has(k) && !secretOnly(k, v)) {
         problems.push(`${at}: '${k}' carries a secret: give it as \${{ secrets.NAME }}, never inline`)
       }
       // literal values go through the parsers the actions use, so an example fails as the action would
@@ -400,4 +413,29 @@ export function environmentGroups(wf: Workflow): { job: string; environment: str
     }
   }
   return out
+}
+
+/**
+ * Problems of a YAML block in our docs: every step of ours in it (found at any depth) against our
+ * action.yml, and for a whole workflow also the `steps.*.outputs.*` references. The policy checks of the
+ * examples (permissions, concurrency, environments) are not applied to docs.
+ */
+export function checkSnippet(doc: unknown): string[] {
+  const problems: string[] = []
+  const steps: Step[] = []
+  const walk = (v: unknown): void => {
+    if (Array.isArray(v)) v.forEach(walk)
+    else if (isMap(v)) {
+      if (typeof v.uses === 'string' && ourAction(v.uses) !== null) steps.push(v as Step)
+      Object.values(v).forEach(walk)
+    }
+  }
+  walk(doc)
+  problems.push(...checkOurSteps('snippet', steps))
+  if (isMap(doc) && isMap(doc.jobs)) {
+    for (const [jobId, job] of Object.entries(doc.jobs as Record<string, Job>)) {
+      problems.push(...checkStepRefs(`job ${jobId}`, job, job.steps ?? []))
+    }
+  }
+  return problems
 }

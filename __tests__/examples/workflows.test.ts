@@ -6,7 +6,7 @@
  */
 import { beforeAll, describe, expect, it } from '@jest/globals'
 import { spawnSync } from 'node:child_process'
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs'
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { parse } from 'yaml'
@@ -19,6 +19,7 @@ import {
 } from '../../src/testkit/workflow-parser.js'
 import {
   ROOT,
+  checkSnippet,
   checkWorkflow,
   environmentGroups,
   loadAction,
@@ -83,6 +84,8 @@ describe('example workflows', () => {
     it('uses at least one of our actions', () => {
       const uses = Object.values(load(file).jobs).flatMap(j => (j.steps ?? []).map(s => s.uses ?? ''))
       expect(uses.some(u => typeof ourAction(u) === 'string')).toBe(true)
+      // users copy these verbatim: a real owner, not the READMEs' OWNER placeholder
+      expect(uses.filter(u => u.startsWith('OWNER/'))).toEqual([])
     })
   })
 
@@ -267,6 +270,42 @@ describe("the examples' expressions, evaluated by GitHub's evaluator for a run",
   })
 })
 
+describe('YAML examples in the READMEs and docs', () => {
+  /** README.md, every <folder>/README.md and docs/*.md that hold a yaml block */
+  const docs = [
+    'README.md',
+    ...readdirSync(ROOT, { withFileTypes: true })
+      .filter(
+        d => d.isDirectory() && !['node_modules', 'dist', 'build'].includes(d.name) && !d.name.startsWith('.')
+      )
+      .map(d => `${d.name}/README.md`),
+    ...readdirSync(join(ROOT, 'docs')).map(f => `docs/${f}`)
+  ].filter(f => f.endsWith('.md') && existsSync(join(ROOT, f)))
+  const blocks = docs.flatMap(f =>
+    [...readFileSync(join(ROOT, f), 'utf8').matchAll(/^```ya?ml\n([\s\S]*?)^```/gm)].map((m, i) => ({
+      where: `${f} yaml block ${i + 1}`,
+      text: m[1]
+    }))
+  )
+
+  it.each(blocks.length ? blocks : [{ where: 'none yet', text: '' }])(
+    '$where uses our actions as action.yml declares them',
+    async ({ where, text }) => {
+      if (!text.includes('/shipline')) return
+      let doc: unknown
+      try {
+        doc = parse(text)
+      } catch (e) {
+        throw new Error(`${where} is not YAML: ${String(e)}`)
+      }
+      const problems = checkSnippet(doc)
+      const isWorkflow = typeof doc === 'object' && doc !== null && 'jobs' in doc && 'on' in doc
+      if (isWorkflow) problems.push(...(await workflowErrors(where, text)))
+      expect([where, problems]).toEqual([where, []])
+    }
+  )
+})
+
 describe('the checks catch what they claim to', () => {
   /** Breaks a copy of build.yml and expects each fragment in some problem the checks report. */
   const expectProblems = (edit: (wf: Workflow) => void, fragments: string[]): void => {
@@ -348,6 +387,29 @@ describe('the checks catch what they claim to', () => {
       wf => void wf.jobs['deploy-stage'].steps!.push({ run: 'echo ${{ github.event.head_commit.message }}' }),
       ['an expression inside run:']
     )
+  })
+
+  it('a doc snippet with an unknown input, a missing required one, a literal header secret', () => {
+    const snippet = parse(
+      [
+        '- uses: OWNER/shipline/smoke-test@v1',
+        '  with:',
+        '    urll: https://stage.example.com',
+        '    headers: |',
+        '      Authorization: Bearer abc123',
+        '- uses: OWNER/shipline/smoke-test@v1',
+        '  with:',
+        '    url: https://stage.example.com',
+        '    headers: |',
+        '      Authorization: Bearer ${{ secrets.STAGE_TOKEN }}'
+      ].join('\n')
+    )
+    const problems = checkSnippet(snippet)
+    expect(problems).toEqual([
+      expect.stringContaining("'urll' is not an input of smoke-test"),
+      expect.stringContaining("'headers' carries a secret"),
+      expect.stringContaining("required input 'url' of smoke-test is not given")
+    ])
   })
 })
 
