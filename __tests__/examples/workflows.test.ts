@@ -2,7 +2,9 @@
  * The example workflows users copy (examples/workflows/): valid for GitHub's own workflow parser
  * (`@actions/workflow-parser`, bundled on demand by src/testkit/workflow-parser.ts), every `uses:` of ours
  * matches our action.yml files, permissions are least-privilege per job, deploys of one environment share
- * one concurrency group, and docs/workflows.md names every secret and variable they read.
+ * one concurrency group, their expressions evaluate (GitHub's evaluator) to what the actions accept, and
+ * docs/workflows.md names every secret and variable they read. The yaml blocks of the READMEs and docs get
+ * the same `uses:` checks.
  */
 import { beforeAll, describe, expect, it } from '@jest/globals'
 import { spawnSync } from 'node:child_process'
