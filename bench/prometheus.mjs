@@ -9,7 +9,16 @@
 // so the figure is for the current source. Its time includes reading the file (promtool reads it too).
 import { build } from 'esbuild'
 import { spawnSync } from 'node:child_process'
-import { closeSync, copyFileSync, mkdtempSync, openSync, readFileSync, rmSync, statSync, writeSync } from 'node:fs'
+import {
+  closeSync,
+  copyFileSync,
+  mkdtempSync,
+  openSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeSync
+} from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { pathToFileURL } from 'node:url'
@@ -43,7 +52,8 @@ try {
   if (keep !== -1) copyFileSync(file, args[keep + 1])
 
   const check = validateExposition(readFileSync(file, 'utf8'))
-  if (check.errors.length) throw new Error(`generated exposition is not valid: ${JSON.stringify(check.errors.slice(0, 3))}`)
+  if (check.errors.length)
+    throw new Error(`generated exposition is not valid: ${JSON.stringify(check.errors.slice(0, 3))}`)
   const pt = spawnSync('promtool', ['check', 'metrics'], { input: '' })
   if (pt.error) throw new Error('promtool is missing: run scripts/setup-parts.sh')
 
@@ -60,16 +70,27 @@ try {
     const p = spawnSync('promtool', ['check', 'metrics'], { stdio: [fd, 'pipe', 'pipe'], maxBuffer: 1 << 30 })
     theirs.push(Number(process.hrtime.bigint() - t) / 1e6)
     closeSync(fd)
-    if (p.status !== 0) throw new Error(`promtool exit ${p.status}: ${String(p.stdout).slice(0, 300)} ${String(p.stderr).slice(0, 300)}`)
+    if (p.status !== 0)
+      throw new Error(
+        `promtool exit ${p.status}: ${String(p.stdout).slice(0, 300)} ${String(p.stderr).slice(0, 300)}`
+      )
   }
   const med = a => [...a].sort((x, y) => x - y)[Math.floor(a.length / 2)]
   const mo = med(ours)
   const mt = med(theirs)
   console.log(`exposition: ${(bytes / 1048576).toFixed(1)} MiB, ${series} series (samples), ${RUNS} runs`)
-  console.log(`node ${process.version}, ${spawnSync('promtool', ['--version']).stdout.toString().split('\n')[0]}`)
-  console.log(`validateExposition (read + validate): median ${mo.toFixed(0)} ms  [${ours.map(x => x.toFixed(0)).join(', ')}]`)
-  console.log(`promtool check metrics < file:       median ${mt.toFixed(0)} ms  [${theirs.map(x => x.toFixed(0)).join(', ')}]`)
-  console.log(`throughput: ours ${(bytes / 1048576 / (mo / 1000)).toFixed(0)} MiB/s, promtool ${(bytes / 1048576 / (mt / 1000)).toFixed(0)} MiB/s`)
+  console.log(
+    `node ${process.version}, ${spawnSync('promtool', ['--version']).stdout.toString().split('\n')[0]}`
+  )
+  console.log(
+    `validateExposition (read + validate): median ${mo.toFixed(0)} ms  [${ours.map(x => x.toFixed(0)).join(', ')}]`
+  )
+  console.log(
+    `promtool check metrics < file:       median ${mt.toFixed(0)} ms  [${theirs.map(x => x.toFixed(0)).join(', ')}]`
+  )
+  console.log(
+    `throughput: ours ${(bytes / 1048576 / (mo / 1000)).toFixed(0)} MiB/s, promtool ${(bytes / 1048576 / (mt / 1000)).toFixed(0)} MiB/s`
+  )
   console.log(`ratio: promtool / ours = ${(mt / mo).toFixed(2)}x`)
 } finally {
   rmSync(dir, { recursive: true, force: true })
@@ -104,13 +125,15 @@ function generate(path, target) {
   const PER_FAMILY = 400
   for (let f = 0; size + bufLen < target; f++) {
     const svc = `service_${f}`
-    const lbl = i =>
-      `job="${svc}",method="${methods[i % 4]}",path="/api/${i}",status="${codes[i % 6]}"`
+    const lbl = i => `job="${svc}",method="${methods[i % 4]}",path="/api/${i}",status="${codes[i % 6]}"`
     out(`# HELP ${svc}_requests_total Requests handled by ${svc}.\n# TYPE ${svc}_requests_total counter\n`)
     for (let i = 0; i < PER_FAMILY; i++, series++) out(`${svc}_requests_total{${lbl(i)}} ${i * 37 + f}\n`)
     out(`# HELP ${svc}_in_flight Requests in flight.\n# TYPE ${svc}_in_flight gauge\n`)
-    for (let i = 0; i < PER_FAMILY; i++, series++) out(`${svc}_in_flight{${lbl(i)}} ${(i % 17) * 0.5} 1700000000000\n`)
-    out(`# HELP ${svc}_request_duration_seconds Request latency.\n# TYPE ${svc}_request_duration_seconds histogram\n`)
+    for (let i = 0; i < PER_FAMILY; i++, series++)
+      out(`${svc}_in_flight{${lbl(i)}} ${(i % 17) * 0.5} 1700000000000\n`)
+    out(
+      `# HELP ${svc}_request_duration_seconds Request latency.\n# TYPE ${svc}_request_duration_seconds histogram\n`
+    )
     for (let i = 0; i < PER_FAMILY / 4; i++) {
       const l = lbl(i)
       let c = 0
@@ -128,7 +151,8 @@ function generate(path, target) {
     out(`# HELP ${svc}_response_size_bytes Response sizes.\n# TYPE ${svc}_response_size_bytes summary\n`)
     for (let i = 0; i < PER_FAMILY / 8; i++) {
       const l = lbl(i)
-      for (const q of ['0.5', '0.9', '0.99']) out(`${svc}_response_size_bytes{${l},quantile="${q}"} ${i * 10 + q.length}\n`)
+      for (const q of ['0.5', '0.9', '0.99'])
+        out(`${svc}_response_size_bytes{${l},quantile="${q}"} ${i * 10 + q.length}\n`)
       out(`${svc}_response_size_bytes_sum{${l}} ${i * 100}\n${svc}_response_size_bytes_count{${l}} ${i}\n`)
       series += 5
     }

@@ -85,9 +85,17 @@ describe('text format 0.0.4: rules with their lines', () => {
     ['contiguous', 'a 1\nb 1\na{x="1"} 1\n', ['3:family-not-contiguous']],
     ['duplicate series', 'a{x="1",y="2"} 1\na{y="2",x="1"} 1\n', ['2:series-duplicate']],
     ['duplicate series, no labels', 'a 1\na 2\n', ['2:series-duplicate']],
-    ['summary quantile range', '# TYPE s summary\ns{quantile="0.5"} 1\ns{quantile="2"} 1\n', ['3:summary-quantile-range']],
+    [
+      'summary quantile range',
+      '# TYPE s summary\ns{quantile="0.5"} 1\ns{quantile="2"} 1\n',
+      ['3:summary-quantile-range']
+    ],
     ['summary quantile missing', '# TYPE s summary\ns 1\n', ['2:summary-quantile-missing']],
-    ['summary quantile not a float', '# TYPE s summary\ns{quantile="half"} 1\n', ['2:summary-quantile-invalid']]
+    [
+      'summary quantile not a float',
+      '# TYPE s summary\ns{quantile="half"} 1\n',
+      ['2:summary-quantile-invalid']
+    ]
   ])('%s', (_title, input, expected) => {
     expect(text(input)).toEqual(expected)
   })
@@ -95,16 +103,18 @@ describe('text format 0.0.4: rules with their lines', () => {
   test('histograms: +Inf bucket, _count, cumulative buckets, increasing le', () => {
     const ok = '# TYPE h histogram\nh_bucket{le="1"} 1\nh_bucket{le="+Inf"} 2\nh_sum 3\nh_count 2\n'
     expect(text(ok)).toEqual([])
-    expect(text('# TYPE h histogram\nh_bucket{le="1"} 1\nh_sum 3\nh_count 2\n')).toEqual(['2:histogram-inf-bucket'])
+    expect(text('# TYPE h histogram\nh_bucket{le="1"} 1\nh_sum 3\nh_count 2\n')).toEqual([
+      '2:histogram-inf-bucket'
+    ])
     expect(text('# TYPE h histogram\nh_bucket{le="1"} 1\nh_bucket{le="+Inf"} 2\nh_count 3\n')).toEqual([
       '4:histogram-count-mismatch'
     ])
     expect(text('# TYPE h histogram\nh_bucket{le="1"} 3\nh_bucket{le="+Inf"} 2\nh_count 2\n')).toEqual([
       '3:histogram-bucket-decreasing'
     ])
-    expect(text('# TYPE h histogram\nh_bucket{le="2"} 1\nh_bucket{le="1"} 1\nh_bucket{le="+Inf"} 1\n')).toEqual([
-      '3:histogram-le-order'
-    ])
+    expect(
+      text('# TYPE h histogram\nh_bucket{le="2"} 1\nh_bucket{le="1"} 1\nh_bucket{le="+Inf"} 1\n')
+    ).toEqual(['3:histogram-le-order'])
     expect(text('# TYPE h histogram\nh_bucket{le="one"} 1\n')).toEqual(['2:histogram-le-invalid'])
     expect(text('# TYPE h histogram\nh_bucket 1\n')).toEqual(['2:histogram-le-missing'])
     expect(text('# TYPE h histogram\nh 1\n')).toEqual(['2:histogram-sample-name'])
@@ -159,11 +169,14 @@ describe('corpus', () => {
     expect(validateExposition(f.text, f.contentType).errors).toEqual([])
   })
 
-  test.each(corpus.filter(f => !f.valid).map(f => [f.id, f] as [string, Fixture]))('%s breaks its rule', (_id, f) => {
-    expect(Object.keys(RULES)).toContain(f.rule)
-    const rules = validateExposition(f.text, f.contentType).errors.map(e => e.rule)
-    expect(rules).toContain(f.rule)
-  })
+  test.each(corpus.filter(f => !f.valid).map(f => [f.id, f] as [string, Fixture]))(
+    '%s breaks its rule',
+    (_id, f) => {
+      expect(Object.keys(RULES)).toContain(f.rule)
+      const rules = validateExposition(f.text, f.contentType).errors.map(e => e.rule)
+      expect(rules).toContain(f.rule)
+    }
+  )
 
   test('every rule has an invalid fixture', () => {
     const covered = new Set(corpus.filter(f => !f.valid).map(f => f.rule))

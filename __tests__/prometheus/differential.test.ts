@@ -1,0 +1,373 @@
+/**
+ * Differential test against the real `promtool check metrics` (Debian's prometheus package), on the fixture
+ * corpus, on /metrics captured from a real prometheus server and prometheus-node-exporter started here, and
+ * on deterministic mutations of all of them:
+ *   - whatever promtool rejects as invalid, we reject;
+ *   - where we reject and promtool accepts, every rule that fired is one of STRICTER below, with the reason.
+ *
+ * promtool's exit status: 0 = fine, 3 = lint problems only (missing HELP, counter naming…: not validity),
+ * 1 = the text parser rejected the exposition ("text format parsing error in line N: …").
+ * promtool only parses the text format 0.0.4, so OpenMetrics captures are checked with our validator alone.
+ */
+import { afterAll, beforeAll, describe, expect, test } from '@jest/globals'
+import { spawnSync } from 'node:child_process'
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { createServer, type Server } from 'node:http'
+import type { AddressInfo } from 'node:net'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { validateExposition } from '../../src/lib/prometheus/validate.js'
+import { freePort, startProcess, waitForHttp, type Proc } from '../../src/testkit/net.js'
+import { OPENMETRICS, TEXT, loadCorpus } from './corpus.js'
+
+/** Our rules that promtool (2.42, text parser + lint) does not enforce, and why they are right. */
+const STRICTER: Record<string, string> = {
+  'type-lowercase': 'promtool upper-cases the type before looking it up; the format says lower case',
+  'type-syntax': 'promtool takes "# TYPE" and "# TYPE name" without a type as a plain comment',
+  'help-syntax': 'promtool takes "# HELP" without a metric name as a plain comment',
+  'label-name-reserved': 'promtool refuses only __name__; the format reserves every label starting with __',
+  'label-duplicate': 'promtool drops le/quantile from the label set, so le="1",le="2" passes there',
+  'family-not-contiguous': 'promtool merges a family that comes back; the format wants one group per family',
+  'series-duplicate':
+    'promtool 2.42 does not look for duplicate series; Prometheus drops them at scrape time',
+  'histogram-sample-name': 'promtool files a bare sample of a histogram family without complaint',
+  'histogram-le-missing': 'promtool accepts a bucket without le',
+  'histogram-le-invalid': 'promtool accepts le="NaN"; a NaN upper bound cannot be ordered',
+  'histogram-le-order': 'promtool does not check that le increases',
+  'histogram-bucket-decreasing': 'promtool does not check that buckets are cumulative',
+  'histogram-inf-bucket': 'promtool does not require the +Inf bucket; the format does',
+  'histogram-count-mismatch': 'promtool does not compare the +Inf bucket with _count',
+  'summary-quantile-missing': 'promtool accepts a bare summary sample without quantile',
+  'summary-quantile-range': 'promtool accepts any float as quantile; quantiles are in [0, 1]',
+  'label-value-utf8': 'U+FFFD in a decoded response means invalid UTF-8 on the wire'
+}
+
+interface PromtoolVerdict {
+  rejected: boolean
+  output: string
+}
+
+function promtool(text: string): PromtoolVerdict {
+  const r = spawnSync('promtool', ['check', 'metrics'], { input: text, encoding: 'utf8', timeout: 30_000 })
+  if (r.error)
+    throw new Error(`promtool did not run (${r.error.message}); run scripts/setup-parts.sh to install it`)
+  const output = `${r.stdout}${r.stderr}`.trim()
+  if (r.status === 0 || r.status === 3) return { rejected: false, output }
+  if (r.status === 1 && /text format parsing error|error while linting/.test(output))
+    return { rejected: true, output }
+  throw new Error(`unexpected promtool exit ${r.status}: ${output}`)
+}
+
+interface Row {
+  id: string
+  promtool: 'rejects' | 'accepts'
+  ours: string[]
+  problem?: string
+}
+
+/** Compares one text-format exposition; returns the row, with `problem` set when the invariant breaks. */
+function compare(id: string, text: string): Row {
+  const verdict = promtool(text)
+  const ours = [...new Set(validateExposition(text, TEXT, { maxErrors: 1000 }).errors.map(e => e.rule))]
+  const row: Row = { id, promtool: verdict.rejected ? 'rejects' : 'accepts', ours }
+  if (verdict.rejected && ours.length === 0)
+    row.problem = `promtool rejects (${verdict.output}) but we accept`
+  if (!verdict.rejected) {
+    const unlisted = ours.filter(r => !(r in STRICTER))
+    if (unlisted.length) row.problem = `promtool accepts but we fire ${unlisted.join(', ')}, not in STRICTER`
+  }
+  return row
+}
+
+/** Small deterministic PRNG (mulberry32) so the mutations are the same on every run. */
+function rng(seed: number): () => number {
+  let a = seed >>> 0
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0
+    let t = a
+    t = Math.imul(t ^ (t >>> 15), t | 1)
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
+  }
+}
+
+const ALPHABET = [
+  '{',
+  '}',
+  '"',
+  '=',
+  ',',
+  ' ',
+  '\t',
+  '\\',
+  '\n',
+  '#',
+  '.',
+  'e',
+  '+',
+  '-',
+  '1',
+  'a',
+  '_',
+  ':',
+  'le',
+  'Inf',
+  'NaN',
+  'x'
+]
+
+/** One mutation: delete, insert or replace a character, duplicate, drop or swap lines. */
+function mutate(text: string, next: () => number): string {
+  const pick = <T>(a: T[]): T => a[Math.floor(next() * a.length)]
+  const pos = Math.floor(next() * (text.length + 1))
+  const lines = text.split('\n')
+  const li = Math.floor(next() * lines.length)
+  const lj = Math.floor(next() * lines.length)
+  switch (Math.floor(next() * 7)) {
+    case 0:
+      return text.slice(0, pos) + text.slice(pos + 1)
+    case 1:
+    case 2:
+      return text.slice(0, pos) + pick(ALPHABET) + text.slice(pos)
+    case 3:
+      return text.slice(0, pos) + pick(ALPHABET) + text.slice(pos + 1)
+    case 4:
+      lines.splice(li, 0, lines[li])
+      return lines.join('\n')
+    case 5:
+      lines.splice(li, 1)
+      return lines.join('\n')
+    default:
+      ;[lines[li], lines[lj]] = [lines[lj], lines[li]]
+      return lines.join('\n')
+  }
+}
+
+/** Keeps a capture small enough for many mutations: its first `n` lines (cut at a family boundary). */
+function head(text: string, n: number): string {
+  const lines = text.split('\n')
+  let end = Math.min(n, lines.length)
+  while (end < lines.length && !lines[end].startsWith('# HELP')) end++
+  return lines.slice(0, end).join('\n') + '\n'
+}
+
+/**
+ * Rules where Prometheus's own OpenMetrics scrape parser (2.42) ingests what we reject, and why we reject it.
+ * That parser checks the syntax; most of the OpenMetrics semantics it leaves to the exposer.
+ */
+const STRICTER_OM: Record<string, string> = {
+  'help-escape': 'the parser keeps HELP text as it is; OpenMetrics allows only \\\\, \\n and \\" there',
+  'help-after-samples': 'metadata after samples is ignored by the parser; OpenMetrics puts descriptors first',
+  'type-duplicate': 'the parser lets a second TYPE override the first',
+  'type-after-samples': 'the parser ingests samples without a TYPE and a late TYPE alike',
+  'om-unit-duplicate': 'the parser lets a second UNIT override the first',
+  'om-unit-after-samples': 'as for TYPE: a late UNIT is accepted by the parser',
+  'family-not-contiguous': 'the parser does not track families across the exposition',
+  'series-duplicate': 'Prometheus drops the duplicate at append time and still reports the scrape as up',
+  'om-counter-total': 'the parser accepts any sample name under a counter TYPE',
+  'om-counter-value': 'the parser does not look at values: a negative or NaN counter total is ingested',
+  'om-sample-name': 'the parser accepts any sample name under a TYPE',
+  'om-info-value': 'the parser does not check that info samples are 1',
+  'om-stateset': 'the parser does not check stateset values or labels',
+  'om-negative-count': 'the parser does not check histogram counts',
+  'histogram-sample-name': 'the parser accepts a bare sample under a histogram TYPE',
+  'histogram-le-order': 'the parser does not relate buckets to each other',
+  'histogram-inf-bucket': 'the parser does not require the +Inf bucket',
+  'histogram-count-mismatch': 'the parser does not compare the +Inf bucket with _count',
+  'histogram-bucket-decreasing': 'the parser does not relate buckets to each other',
+  'summary-quantile-range': 'the parser accepts any float as quantile',
+  'label-name-reserved':
+    'Prometheus accepts __-prefixed labels from the exposition (relabelling may use them)'
+}
+
+const procs: Proc[] = []
+let dir = ''
+let server: Server | undefined
+const captured: { id: string; text: string; contentType: string }[] = []
+/** OpenMetrics expositions served to the real Prometheus, by path */
+const served = new Map<string, string>()
+let promUrl = ''
+
+beforeAll(async () => {
+  const check = spawnSync('promtool', ['--version'])
+  if (check.error || check.status !== 0) {
+    throw new Error(
+      "promtool is missing: run scripts/setup-parts.sh (it installs Debian's prometheus package)"
+    )
+  }
+  for (const bin of ['prometheus', 'prometheus-node-exporter']) {
+    if (spawnSync(bin, ['--version']).error) throw new Error(`${bin} is missing: run scripts/setup-parts.sh`)
+  }
+  dir = mkdtempSync(join(tmpdir(), 'prom-diff-'))
+
+  // OpenMetrics expositions for Prometheus to scrape: the corpus and mutations of its valid files
+  const om = loadCorpus().filter(f => f.format === 'openmetrics')
+  for (const f of om) served.set(`/${f.id.replace(/[^a-zA-Z0-9.-]/g, '_')}`, f.text)
+  const next = rng(7)
+  const validOm = om.filter(f => f.valid && f.text.length > 10)
+  for (let i = 0; i < 120; i++) served.set(`/mutation-${i}`, mutate(validOm[i % validOm.length].text, next))
+  server = createServer((req, res) => {
+    const body = served.get(req.url ?? '')
+    res.writeHead(body === undefined ? 404 : 200, { 'content-type': OPENMETRICS })
+    res.end(body ?? '')
+  })
+  await new Promise<void>(r => server!.listen(0, '127.0.0.1', r))
+  const fixturePort = (server.address() as AddressInfo).port
+
+  const targets = [...served.keys()].map(
+    path =>
+      `  - targets: ['127.0.0.1:${fixturePort}']\n    labels: {__metrics_path__: '${path}', fixture: '${path}'}`
+  )
+  writeFileSync(
+    join(dir, 'prometheus.yml'),
+    `global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\nscrape_configs:\n- job_name: om\n  static_configs:\n${targets.join('\n')}\n`
+  )
+  const promPort = await freePort()
+  const nodePort = await freePort()
+  procs.push(
+    startProcess('prometheus', [
+      `--config.file=${join(dir, 'prometheus.yml')}`,
+      `--storage.tsdb.path=${join(dir, 'data')}`,
+      `--web.listen-address=127.0.0.1:${promPort}`
+    ]),
+    startProcess('prometheus-node-exporter', [`--web.listen-address=127.0.0.1:${nodePort}`])
+  )
+  promUrl = `http://127.0.0.1:${promPort}`
+  await waitForHttp(`${promUrl}/-/ready`, 30_000, s => s === 200)
+  await waitForHttp(`http://127.0.0.1:${nodePort}/metrics`, 30_000, s => s === 200)
+  for (const [name, port] of [
+    ['prometheus', promPort],
+    ['node-exporter', nodePort]
+  ] as const) {
+    // both are asked for OpenMetrics first; these Debian builds answer with the text format
+    const res = await fetch(`http://127.0.0.1:${port}/metrics`, {
+      headers: { accept: 'application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5' }
+    })
+    expect(res.status).toBe(200)
+    captured.push({ id: name, text: await res.text(), contentType: res.headers.get('content-type') ?? '' })
+  }
+}, 60_000)
+
+afterAll(async () => {
+  await Promise.all(procs.map(p => p.stop()))
+  await new Promise(r => (server ? server.close(r) : r(undefined)))
+  if (dir) rmSync(dir, { recursive: true, force: true })
+})
+
+describe('real expositions', () => {
+  test('prometheus and node-exporter /metrics are valid to us and to promtool', () => {
+    expect(captured.map(c => c.id)).toEqual(['prometheus', 'node-exporter'])
+    for (const c of captured) {
+      const r = validateExposition(c.text, c.contentType)
+      expect({ id: c.id, format: r.format, errors: r.errors.slice(0, 5) }).toEqual({
+        id: c.id,
+        format: 'text-0.0.4',
+        errors: []
+      })
+      expect(r.samples).toBeGreaterThan(50)
+      expect(r.metricNames.has('go_goroutines')).toBe(true)
+      expect(compare(c.id, c.text)).toMatchObject({ promtool: 'accepts', ours: [] })
+    }
+  })
+})
+
+interface Target {
+  labels: Record<string, string>
+  health: string
+  lastError: string
+}
+
+describe('OpenMetrics against the real Prometheus scrape parser', () => {
+  test('Prometheus fails the scrape ⇒ we reject; we reject alone ⇒ only STRICTER_OM rules', async () => {
+    // wait until every target was scraped once
+    let targets: Target[] = []
+    const deadline = Date.now() + 40_000
+    for (;;) {
+      const r = (await (await fetch(`${promUrl}/api/v1/targets?state=active`)).json()) as {
+        data: { activeTargets: Target[] }
+      }
+      targets = r.data.activeTargets
+      if (targets.length === served.size && targets.every(t => t.health !== 'unknown')) break
+      if (Date.now() > deadline)
+        throw new Error(
+          `Prometheus scraped ${targets.filter(t => t.health !== 'unknown').length} of ${served.size} targets in 40 s`
+        )
+      await new Promise(r => setTimeout(r, 500))
+    }
+    const rows = targets.map(t => {
+      const path = t.labels.fixture
+      const text = served.get(path)!
+      const ours = [
+        ...new Set(validateExposition(text, OPENMETRICS, { maxErrors: 1000 }).errors.map(e => e.rule))
+      ]
+      const row: Row = {
+        id: `${path}: ${JSON.stringify(text.slice(0, 300))}`,
+        promtool: t.health === 'down' ? 'rejects' : 'accepts',
+        ours
+      }
+      if (t.health === 'down' && ours.length === 0)
+        row.problem = `Prometheus fails the scrape (${t.lastError}) but we accept`
+      if (t.health === 'up') {
+        const unlisted = ours.filter(r => !(r in STRICTER_OM))
+        if (unlisted.length)
+          row.problem = `Prometheus scrapes it but we fire ${unlisted.join(', ')}, not in STRICTER_OM`
+      }
+      return row
+    })
+    expect(rows.filter(r => r.problem).map(r => `${r.problem}: ${r.id}`)).toEqual([])
+    expect(rows.filter(r => r.promtool === 'rejects').length).toBeGreaterThan(20)
+    expect(rows.filter(r => r.promtool === 'accepts' && r.ours.length === 0).length).toBeGreaterThan(10)
+    const earned = new Set(rows.filter(r => r.promtool === 'accepts').flatMap(r => r.ours))
+    expect(Object.keys(STRICTER_OM).filter(r => !earned.has(r))).toEqual([])
+  }, 60_000)
+})
+
+describe('differential against promtool check metrics', () => {
+  test('the text corpus: promtool rejects ⇒ we reject; we reject alone ⇒ only STRICTER rules', () => {
+    const rows = loadCorpus()
+      .filter(f => f.format === 'text')
+      .map(f => compare(f.id, f.text))
+    expect(rows.filter(r => r.problem).map(r => `${r.problem}: ${r.id}`)).toEqual([])
+    // every STRICTER entry is earned: some fixture shows promtool accepting what that rule rejects
+    const earned = new Set(rows.filter(r => r.promtool === 'accepts').flatMap(r => r.ours))
+    expect(Object.keys(STRICTER).filter(r => !earned.has(r))).toEqual([])
+    // and the corpus is not one-sided: promtool rejects a good share of it
+    expect(rows.filter(r => r.promtool === 'rejects').length).toBeGreaterThan(30)
+  })
+
+  test('OpenMetrics fixtures are valid text only by accident, so they are compared with our text mode', () => {
+    // promtool reads OpenMetrics as text 0.0.4: compare both in text mode (same invariant)
+    const rows = loadCorpus()
+      .filter(f => f.format === 'openmetrics')
+      .map(f => compare(f.id, f.text))
+    expect(rows.filter(r => r.problem).map(r => `${r.problem}: ${r.id}`)).toEqual([])
+  })
+
+  test('400 deterministic mutations of the corpus and the captures', () => {
+    const seeds = [
+      ...loadCorpus()
+        .filter(f => f.format === 'text' && f.valid && f.text.length > 0)
+        .map(f => f.text),
+      ...captured.map(c => head(c.text, 60))
+    ]
+    const next = rng(20261122)
+    const rows: Row[] = []
+    for (let i = 0; i < 400; i++) {
+      const base = seeds[i % seeds.length]
+      let text = mutate(base, next)
+      if (next() < 0.3) text = mutate(text, next)
+      rows.push({
+        ...compare(`mutation ${i}`, text),
+        id: `mutation ${i}: ${JSON.stringify(text.slice(0, 400))}`
+      })
+    }
+    expect(rows.filter(r => r.problem).map(r => `${r.problem}: ${r.id}`)).toEqual([])
+    // the mutations exercise both sides
+    expect(rows.filter(r => r.promtool === 'rejects').length).toBeGreaterThan(100)
+    expect(rows.filter(r => r.promtool === 'accepts').length).toBeGreaterThan(50)
+  })
+})
+
+test('OPENMETRICS content type selects OpenMetrics', () => {
+  expect(validateExposition('# EOF\n', OPENMETRICS).format).toBe('openmetrics-1.0')
+})
