@@ -18,6 +18,7 @@ const METRICS =
 
 let gh: GitHubApi
 let app: Fixture
+let app6: Fixture // listens on ::1 only; reached as localhost
 const readyzFlaky = flaky(1, 503)
 
 beforeAll(async () => {
@@ -37,9 +38,10 @@ beforeAll(async () => {
       })
     )
   )
+  app6 = await serve(bearer(BEARER, routes({ '/health': ok() })), { host: '::1' })
 })
 afterAll(async () => {
-  await Promise.all([gh.stop(), app.stop()])
+  await Promise.all([gh.stop(), app.stop(), app6.stop()])
 })
 
 const withPassword = (): string => {
@@ -154,7 +156,7 @@ describe('dist/smoke-test bundle', () => {
     expect(results[1].error).toContain('[-]queue failed')
     expect(r.stdout).toContain('[-]queue failed: reason withheld')
     const error = r.annotations.find(a => a.level === 'error')
-    expect(error?.message).toMatch(/^Smoke test failed: 1 of 2 checks failed .*\/broken-readyz: status 503/)
+    expect(error?.message).toMatch(/^Smoke test failed: 1 of 2 checks failed; first: \/broken-readyz: status 503/)
     expect(gh.checkRuns).toHaveLength(before + 1)
     expect(gh.checkRuns.at(-1)).toMatchObject({
       head_sha: HEAD_SHA,
@@ -169,11 +171,11 @@ describe('dist/smoke-test bundle', () => {
     expectNoSecretsOutsideMasks(r)
   })
 
-  it('with a read-only token (fork PR) it warns and the step still passes', async () => {
+  it('with a read-only token (fork PR) it warns and the step still passes (localhost served on ::1 only)', async () => {
     const r = await runActionBundle({
       action: 'smoke-test',
       inputs: {
-        url: app.url,
+        url: `http://localhost:${app6.port}`,
         headers: `Authorization: Bearer ${BEARER}`,
         checks: '- /health',
         report: 'status'

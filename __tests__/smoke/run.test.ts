@@ -114,6 +114,16 @@ describe('runSmoke', () => {
     expect(r.results[0].error).toMatch(/connection refused/)
   })
 
+  it('a DNS failure is retried until the deadline and reported', async () => {
+    const r = await run({
+      url: 'http://shipline-nowhere.invalid',
+      checks: parseChecks('- /health'),
+      timeoutMs: 500
+    })
+    expect(r.results[0]).toMatchObject({ ok: false, status: null })
+    expect(r.results[0].error).toMatch(/DNS lookup failed|no complete answer/)
+  })
+
   it('retries a mismatch (404 behind a proxy during a rollout) and reports the reason', async () => {
     const h = flaky(1, 404)
     const s = await start(routes({ '/health': h, '/gone': ok('nope', 'text/plain', 404) }))

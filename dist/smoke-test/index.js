@@ -43177,7 +43177,7 @@ async function reportVerdict(v) {
     }
     const sha = commitUnderTest();
     const { owner, repo } = github_context.repo;
-    const octokit = getOctokit(v.token, { request: { signal: AbortSignal.timeout(20_000) } });
+    const octokit = getOctokit(v.token, { request: { signal: AbortSignal.timeout(10_000) } });
     const targetUrl = runUrl();
     try {
         if (v.mode === 'status') {
@@ -45247,10 +45247,15 @@ async function runSmoke(opts) {
                 last.error += ` (Retry-After ${Math.ceil(last.retryAfterMs / 1000)}s is past the deadline)`;
                 break;
             }
-            wait = Math.min(wait, left);
-            if (left - wait < 20) {
-                log(`${check.path}: attempt ${attempts}: ${last.error}; no time left for another attempt`);
-                break;
+            // keep a slot for one last attempt before the deadline rather than sleeping past it
+            // (a Retry-After that ends before the deadline is honoured as given)
+            const reserve = Math.min(opts.requestTimeoutMs, 500);
+            if (last.retryAfterMs === undefined) {
+                if (left <= reserve) {
+                    log(`${check.path}: attempt ${attempts}: ${last.error}; no time left for another attempt`);
+                    break;
+                }
+                wait = Math.min(wait, left - reserve);
             }
             log(`${check.path}: attempt ${attempts}: ${last.error}; retrying in ${(wait / 1000).toFixed(1)}s`);
             await sleep(wait);
@@ -45456,6 +45461,7 @@ await (0,_action_run_js__WEBPACK_IMPORTED_MODULE_1__/* .runAction */ .C)(async (
     _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .info */ .pq(`smoke-test: ${target}: ${checks.length} check${checks.length === 1 ? '' : 's'}, deadline ${timeout}s, ${requestTimeout}s per request`);
     if (insecureTls)
         _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .warning */ .$e('insecure-tls: TLS certificates are not verified');
+    _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .startGroup */ .Oh(`attempt log (${checks.length} checks at once)`);
     const report = await (0,_lib_smoke_run_js__WEBPACK_IMPORTED_MODULE_7__/* .runSmoke */ .Lw)({
         url: url.trim(),
         checks,
@@ -45466,7 +45472,12 @@ await (0,_action_run_js__WEBPACK_IMPORTED_MODULE_1__/* .runAction */ .C)(async (
         validate: _lib_prometheus_validate_js__WEBPACK_IMPORTED_MODULE_8__/* .validateExposition */ .jh,
         redactor,
         log: line => _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .info */ .pq(line)
-    });
+    }).finally(() => _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .endGroup */ .N4());
+    for (const r of report.results) {
+        const took = r['latency-ms'] === null ? '' : `, ${r['latency-ms']} ms`;
+        const tries = `${r.attempts} attempt${r.attempts === 1 ? '' : 's'}`;
+        _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .info */ .pq(`${r.ok ? 'pass' : 'FAIL'} ${r.path}: ${r.status ?? 'no answer'}${took}, ${tries}${r.ok ? '' : ` — ${r.error}`}`);
+    }
     const line = (0,_lib_smoke_summary_js__WEBPACK_IMPORTED_MODULE_9__/* .verdict */ .WJ)(report.results, report.durationMs);
     _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .setOutput */ .uH('passed', String(report.passed));
     _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .setOutput */ .uH('results', JSON.stringify(report.results));
@@ -45485,7 +45496,8 @@ await (0,_action_run_js__WEBPACK_IMPORTED_MODULE_1__/* .runAction */ .C)(async (
         _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .info */ .pq(`reported ${reported}`);
     if (!report.passed) {
         const first = report.results.find(r => !r.ok);
-        throw new _lib_errors_js__WEBPACK_IMPORTED_MODULE_4__/* .UserError */ .yo(`Smoke test failed: ${line}${first ? ` (${first.path}: ${first.error})` : ''}. See the job summary for every check.`);
+        throw new _lib_errors_js__WEBPACK_IMPORTED_MODULE_4__/* .UserError */ .yo(`Smoke test failed: ${report.results.filter(r => !r.ok).length} of ${report.results.length} checks failed; ` +
+            `first: ${first?.path}: ${first?.error}. See the job summary for every check.`);
     }
     _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .info */ .pq(`smoke-test: ${line}`);
 });

@@ -62,7 +62,7 @@ export async function reportVerdict(v: Verdict): Promise<string | undefined> {
   }
   const sha = commitUnderTest()
   const { owner, repo } = context.repo
-  const octokit = getOctokit(v.token, { request: { signal: AbortSignal.timeout(20_000) } })
+  const octokit = getOctokit(v.token, { request: { signal: AbortSignal.timeout(10_000) } })
   const targetUrl = runUrl()
   try {
     if (v.mode === 'status') {

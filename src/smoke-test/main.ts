@@ -37,6 +37,7 @@ await runAction(async () => {
     `smoke-test: ${target}: ${checks.length} check${checks.length === 1 ? '' : 's'}, deadline ${timeout}s, ${requestTimeout}s per request`
   )
   if (insecureTls) core.warning('insecure-tls: TLS certificates are not verified')
+  core.startGroup(`attempt log (${checks.length} checks at once)`)
   const report = await runSmoke({
     url: url.trim(),
     checks,
@@ -47,7 +48,14 @@ await runAction(async () => {
     validate: validateExposition,
     redactor,
     log: line => core.info(line)
-  })
+  }).finally(() => core.endGroup())
+  for (const r of report.results) {
+    const took = r['latency-ms'] === null ? '' : `, ${r['latency-ms']} ms`
+    const tries = `${r.attempts} attempt${r.attempts === 1 ? '' : 's'}`
+    core.info(
+      `${r.ok ? 'pass' : 'FAIL'} ${r.path}: ${r.status ?? 'no answer'}${took}, ${tries}${r.ok ? '' : ` — ${r.error}`}`
+    )
+  }
 
   const line = verdict(report.results, report.durationMs)
   core.setOutput('passed', String(report.passed))
@@ -67,7 +75,8 @@ await runAction(async () => {
   if (!report.passed) {
     const first = report.results.find(r => !r.ok)
     throw new UserError(
-      `Smoke test failed: ${line}${first ? ` (${first.path}: ${first.error})` : ''}. See the job summary for every check.`
+      `Smoke test failed: ${report.results.filter(r => !r.ok).length} of ${report.results.length} checks failed; ` +
+        `first: ${first?.path}: ${first?.error}. See the job summary for every check.`
     )
   }
   core.info(`smoke-test: ${line}`)

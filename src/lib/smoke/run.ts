@@ -206,10 +206,15 @@ export async function runSmoke(opts: SmokeOptions): Promise<SmokeReport> {
           last.error += ` (Retry-After ${Math.ceil(last.retryAfterMs / 1000)}s is past the deadline)`
           break
         }
-        wait = Math.min(wait, left)
-        if (left - wait < 20) {
-          log(`${check.path}: attempt ${attempts}: ${last.error}; no time left for another attempt`)
-          break
+        // keep a slot for one last attempt before the deadline rather than sleeping past it
+        // (a Retry-After that ends before the deadline is honoured as given)
+        const reserve = Math.min(opts.requestTimeoutMs, 500)
+        if (last.retryAfterMs === undefined) {
+          if (left <= reserve) {
+            log(`${check.path}: attempt ${attempts}: ${last.error}; no time left for another attempt`)
+            break
+          }
+          wait = Math.min(wait, left - reserve)
         }
         log(`${check.path}: attempt ${attempts}: ${last.error}; retrying in ${(wait / 1000).toFixed(1)}s`)
         await sleep(wait)
