@@ -156,7 +156,9 @@ describe('dist/smoke-test bundle', () => {
     expect(results[1].error).toContain('[-]queue failed')
     expect(r.stdout).toContain('[-]queue failed: reason withheld')
     const error = r.annotations.find(a => a.level === 'error')
-    expect(error?.message).toMatch(/^Smoke test failed: 1 of 2 checks failed; first: \/broken-readyz: status 503/)
+    expect(error?.message).toMatch(
+      /^Smoke test failed: 1 of 2 checks failed; first: \/broken-readyz: status 503/
+    )
     expect(gh.checkRuns).toHaveLength(before + 1)
     expect(gh.checkRuns.at(-1)).toMatchObject({
       head_sha: HEAD_SHA,
