@@ -175,6 +175,52 @@ describe('runSmoke', () => {
     expect(r.results[1].error).toBe('missing metrics: missing_total')
   })
 
+  it('serves one broken exposition per rule: each check fails naming its line and rule', async () => {
+    const T = 'text/plain; version=0.0.4'
+    const OM = 'application/openmetrics-text; version=1.0.0; charset=utf-8'
+    const H = '# TYPE h histogram\n'
+    const cases: [rule: string, type: string, body: string][] = [
+      ['final-newline', T, '# TYPE a counter\na 1'],
+      ['metric-name', T, '1abc 1\n'],
+      ['label-name', T, 'a{1x="v"} 1\n'],
+      ['label-value-escape', T, 'a{x="\\q"} 1\n'],
+      ['help-duplicate', T, '# HELP a x\n# HELP a y\na 1\n'],
+      ['type-duplicate', T, '# TYPE a counter\n# TYPE a counter\na 1\n'],
+      ['type-after-samples', T, 'a 1\n# TYPE a counter\n'],
+      ['type-lowercase', T, '# TYPE a Counter\na 1\n'],
+      ['family-not-contiguous', T, 'a 1\nb 1\na{x="1"} 2\n'],
+      ['series-duplicate', T, 'a{x="1"} 1\na{x="1"} 2\n'],
+      ['value-float', T, 'a one\n'],
+      ['timestamp-integer', T, 'a 1 1.5\n'],
+      ['om-eof-missing', OM, '# TYPE a gauge\na 1\n'],
+      ['histogram-inf-bucket', T, `${H}h_bucket{le="1"} 1\nh_sum 1\nh_count 1\n`],
+      ['histogram-count-mismatch', T, `${H}h_bucket{le="1"} 1\nh_bucket{le="+Inf"} 2\nh_sum 1\nh_count 3\n`],
+      [
+        'histogram-bucket-decreasing',
+        T,
+        `${H}h_bucket{le="1"} 5\nh_bucket{le="2"} 3\nh_bucket{le="+Inf"} 5\nh_sum 1\nh_count 5\n`
+      ],
+      [
+        'histogram-le-order',
+        T,
+        `${H}h_bucket{le="2"} 1\nh_bucket{le="1"} 1\nh_bucket{le="+Inf"} 1\nh_sum 1\nh_count 1\n`
+      ],
+      ['summary-quantile-range', T, '# TYPE s summary\ns{quantile="1.5"} 1\ns_sum 1\ns_count 1\n']
+    ]
+    const s = await start(
+      routes(Object.fromEntries(cases.map(([rule, type, body]) => [`/${rule}`, ok(body, type)])))
+    )
+    const checks = parseChecks(cases.map(([rule]) => `- { path: /${rule}, format: prometheus }`).join('\n'))
+    const r = await run({ url: s.url, checks, timeoutMs: 300 })
+    for (const [i, [rule, type]] of cases.entries()) {
+      const format = type === OM ? 'openmetrics-1.0' : 'text-0.0.4'
+      expect(r.results[i]).toMatchObject({ ok: false, status: 200 })
+      expect(r.results[i].error).toMatch(
+        new RegExp(`^invalid Prometheus exposition \\(${format}\\): line \\d+: ${rule}: `)
+      )
+    }
+  })
+
   it('readyz failure: fetches ?verbose once and shows the failing lines', async () => {
     const s = await start(routes({ '/readyz': readyz(['ping', 'db', 'cache'], ['db']) }))
     const logs: string[] = []

@@ -43363,6 +43363,7 @@ const RULES = {
     'histogram-bucket-decreasing': 'bucket counts are cumulative: they never decrease as le grows',
     'histogram-inf-bucket': 'every histogram series has an le="+Inf" bucket',
     'histogram-count-mismatch': 'the +Inf bucket equals name_count',
+    'histogram-count-missing': 'OpenMetrics: a histogram series with _sum also has _count',
     'summary-quantile-missing': 'summary quantile samples carry a quantile label',
     'summary-quantile-invalid': 'quantile is a float',
     'summary-quantile-range': 'quantile is within [0, 1]',
@@ -43509,6 +43510,9 @@ class Validator {
     nextReplacement = -1;
     hasReplacement;
     valueNum = 0;
+    /** the current sample's timestamp (tsStart -1: none) */
+    tsStart = -1;
+    tsEnd = -1;
     /** the parsed le / quantile of the current sample */
     specialValue = 0;
     labelsSorted = true;
@@ -43620,6 +43624,9 @@ class Validator {
                 }
                 else if (g.hasCount && g.inf !== g.count && !(Number.isNaN(g.inf) && Number.isNaN(g.count))) {
                     this.err('histogram-count-mismatch', `histogram ${show(f.name)}: ${f.name}${countName} is ${g.count} but the le="+Inf" bucket is ${g.inf}`, g.countLine);
+                }
+                if (this.om && g.sumLine && !g.hasCount) {
+                    this.err('histogram-count-missing', `histogram ${show(f.name)}: a series has ${f.name}${countName === '_count' ? '_sum' : '_gsum'} but no ${f.name}${countName}; OpenMetrics requires both or neither`, g.sumLine);
                 }
             }
             f.groups = null;
@@ -43755,7 +43762,10 @@ class Validator {
             type = lower;
         }
         else
-            this.err('type-unknown', `unknown type ${show(raw)} for ${show(name)}; use one of ${[...known].join(', ')}`);
+            this.err('type-unknown', `unknown type ${show(raw)} for ${show(name)}; use one of ${[...known].join(', ')}` +
+                (!om && OM_TYPES.has(lower)
+                    ? ' (an OpenMetrics type: serve OpenMetrics as Content-Type application/openmetrics-text)'
+                    : ''));
         if (f.typeLine) {
             this.err('type-duplicate', `second # TYPE line for ${show(name)} (first on line ${f.typeLine})`);
             return;
@@ -43810,6 +43820,7 @@ class Validator {
         }
         // labels
         this.nLabels = 0;
+        this.tsStart = -1;
         this.labelsCanonical = true;
         this.labelsOpen = -1;
         if (isBlank(c)) {
@@ -43850,7 +43861,9 @@ class Validator {
         if (value === undefined) {
             valueOk = false;
             value = NaN;
-            this.err('value-float', `value ${show(text.slice(vs, ve))} is not a float (use digits, e.g. 1.5e3, or +Inf, -Inf, NaN)`);
+            this.err('value-float', text.charCodeAt(ve - 1) === 13
+                ? `value ${show(text.slice(vs, ve))} ends with a carriage return: use \\n line endings, not \\r\\n`
+                : `value ${show(text.slice(vs, ve))} is not a float (use digits, e.g. 1.5e3, or +Inf, -Inf, NaN)`);
         }
         // timestamp / exemplar
         if (p < eol) {
@@ -43870,6 +43883,8 @@ class Validator {
                     while (p < eol && !isBlank(text.charCodeAt(p)))
                         p++;
                     this.timestamp(ts, p);
+                    this.tsStart = ts;
+                    this.tsEnd = p;
                     if (p < eol) {
                         const b2 = p;
                         while (p < eol && isBlank(text.charCodeAt(p)))
@@ -44219,7 +44234,8 @@ class Validator {
             ? name + '{' + gk + '}' + text.slice(this.lvS[special], this.lvE[special])
             : this.seriesKey(start, ne, name);
         const size = fam.series.size;
-        fam.series.add(key);
+        // OpenMetrics: one Metric may carry several MetricPoints, told apart by their timestamps
+        fam.series.add(this.om && this.tsStart >= 0 ? key + ' ' + text.slice(this.tsStart, this.tsEnd) : key);
         if (fam.series.size === size)
             this.err('series-duplicate', `duplicate series ${show(this.nLabels ? text.slice(start, this.labelsClose + 1) : name, 120)}: the same name and label set appear twice`);
         if (special >= 0) {
@@ -44361,7 +44377,7 @@ class Validator {
             if (om && fam.type === 'histogram' && !(value >= 0))
                 this.err('om-negative-count', `${name} is ${value}; bucket and count values must not be negative or NaN`);
         }
-        if (kind !== K_BUCKET && kind !== K_COUNT && kind !== K_GCOUNT)
+        if (kind !== K_BUCKET && kind !== K_COUNT && kind !== K_GCOUNT && kind !== K_SUM && kind !== K_GSUM)
             return;
         if (kind === K_BUCKET && leIdx < 0) {
             this.err('histogram-le-missing', `histogram bucket ${show(name)} has no le label`);
@@ -44381,9 +44397,14 @@ class Validator {
                 hasCount: false,
                 count: 0,
                 countLine: 0,
+                sumLine: 0,
                 firstLine: line
             };
             groups.set(gk, g);
+        }
+        if (kind === K_SUM || kind === K_GSUM) {
+            g.sumLine = line;
+            return;
         }
         if (kind !== K_BUCKET) {
             g.hasCount = true;
@@ -45109,6 +45130,8 @@ function exchange(url, method, headers, body, timeoutMs, req) {
 
 // EXTERNAL MODULE: ./build/tsc/lib/errors.js
 var errors = __nccwpck_require__(2830);
+// EXTERNAL MODULE: ./build/tsc/lib/prometheus/validate.js
+var validate = __nccwpck_require__(8566);
 ;// CONCATENATED MODULE: ./build/tsc/lib/smoke/run.js
 /**
  * Runs smoke checks concurrently inside one deadline. Each check is tried until it passes or the deadline
@@ -45118,6 +45141,7 @@ var errors = __nccwpck_require__(2830);
  * are capped exponential backoff with jitter, or the server's Retry-After; each request and each wait is
  * clamped to what is left of the deadline, so the run ends at most a moment after it.
  */
+
 
 
 
@@ -45200,7 +45224,7 @@ async function runSmoke(opts) {
                     followRedirects: follow,
                     secretHeaders
                 });
-                return { attempt: evaluate(check, res, opts.validate), res };
+                return { attempt: evaluate(check, res, opts.validate ?? validate/* validateExposition */.jh), res };
             }
             catch (e) {
                 const err = e instanceof RequestError ? e : new RequestError('other', String(e));

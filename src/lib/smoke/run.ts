@@ -10,6 +10,7 @@ import { statusAccepted, jsonContains, type Check } from './checks.js'
 import { send, splitUserinfo, RequestError, type HttpResponse } from './http.js'
 import { Redactor, displayUrl } from '../redact.js'
 import { UserError } from '../errors.js'
+import { validateExposition } from '../prometheus/validate.js'
 
 /** The part of the Prometheus validator's result a smoke check reads (src/lib/prometheus/validate.ts). */
 export interface ExpositionReport {
@@ -37,7 +38,8 @@ export interface SmokeOptions {
   /** sent with every request (per-check headers win) */
   headers?: Record<string, string>
   insecureTls?: boolean
-  validate: Validator
+  /** the exposition validator (default: src/lib/prometheus/validate.ts) */
+  validate?: Validator
   /** receives redacted log lines */
   log?: (line: string) => void
   redactor?: Redactor
@@ -158,7 +160,7 @@ export async function runSmoke(opts: SmokeOptions): Promise<SmokeReport> {
             followRedirects: follow,
             secretHeaders
           })
-          return { attempt: evaluate(check, res, opts.validate), res }
+          return { attempt: evaluate(check, res, opts.validate ?? validateExposition), res }
         } catch (e) {
           const err = e instanceof RequestError ? e : new RequestError('other', String(e))
           const hint =
