@@ -11,6 +11,8 @@ import { uniqueName } from '../../src/testkit/net.js'
 
 let sshd: Sshd
 let remote: SshRemote
+/** the same host with files sent through `sh` instead of SFTP (the path taken when a host has no SFTP) */
+let viaSh: SshRemote
 const dir = `/tmp/${uniqueName('shipline-ssh-t')}`
 
 beforeAll(async () => {
@@ -20,12 +22,19 @@ beforeAll(async () => {
     privateKey: sshd.clientKey.privateKey,
     knownHosts: sshd.knownHostsLine
   })
+  viaSh = await connectSsh({
+    target: { host: sshd.host, port: sshd.port, user: sshd.user },
+    privateKey: sshd.clientKey.privateKey,
+    knownHosts: sshd.knownHostsLine,
+    fileTransfer: 'exec'
+  })
   await remote.exec(['mkdir', '-p', dir])
 })
 
 afterAll(async () => {
   await remote?.exec(['rm', '-rf', dir]).catch(() => undefined)
   await remote?.close()
+  await viaSh?.close()
   await sshd?.stop()
 })
 
@@ -90,42 +99,45 @@ describe('exec', () => {
   })
 })
 
-describe('files', () => {
+describe.each(['sftp', 'sh'])('files over %s', mode => {
+  const r = () => (mode === 'sftp' ? remote : viaSh)
   test('writeFile is atomic with its mode; readFile returns the bytes', async () => {
-    const p = `${dir}/.env`
+    const p = `${dir}/.env-${mode}`
     const bytes = Buffer.from([0, 1, 2, 255, 10, 13, 0x27, 0x22])
-    await remote.writeFile(p, bytes, 0o600)
-    expect(Buffer.compare(await remote.readFile(p), bytes)).toBe(0)
-    expect((await remote.exec(['stat', '-c', '%a', p])).stdout.trim()).toBe('600')
-    await remote.writeFile(p, 'second\n', 0o640)
-    expect((await remote.readFile(p)).toString()).toBe('second\n')
-    expect((await remote.exec(['stat', '-c', '%a', p])).stdout.trim()).toBe('640')
+    await r().writeFile(p, bytes, 0o600)
+    expect(Buffer.compare(await r().readFile(p), bytes)).toBe(0)
+    expect((await r().exec(['stat', '-c', '%a', p])).stdout.trim()).toBe('600')
+    await r().writeFile(p, 'second\n', 0o640)
+    expect((await r().readFile(p)).toString()).toBe('second\n')
+    expect((await r().exec(['stat', '-c', '%a', p])).stdout.trim()).toBe('640')
     // no temp files left behind
     expect(
-      (await remote.exec(['ls', '-A', dir])).stdout.split('\n').filter(l => l.includes('shipline-'))
+      (await r().exec(['ls', '-A', dir])).stdout.split('\n').filter(l => l.includes('shipline-'))
     ).toEqual([])
-    await expect(remote.readFile(`${dir}/nope`)).rejects.toThrow(/Could not read .*nope/)
-    await expect(remote.writeFile(`${dir}/no/such/dir/f`, 'x')).rejects.toThrow(/Could not write/)
+    await expect(r().readFile(`${dir}/nope`)).rejects.toThrow(/Could not read .*nope/)
+    await expect(r().writeFile(`${dir}/no/such/dir/f`, 'x')).rejects.toThrow(/Could not write/)
   })
 
   test('a 0600 file is never readable by others while it is written', async () => {
     // the temp file gets its mode before content lands: watch the folder while a large file is written
     const p = `${dir}/big.secret`
-    const watcher = remote.exec(
+    const done = `${dir}/done-${mode}`
+    const watcher = r().exec(
       [
         'sh',
         '-c',
-        'end=$(($(date +%s)+20)); while [ $(date +%s) -lt $end ]; do for f in "$1"/.big.secret.*; do [ -e "$f" ] && stat -c %a "$f"; done; [ -e "$1/done" ] && exit 0; done',
+        'end=$(($(date +%s)+20)); while [ $(date +%s) -lt $end ]; do for f in "$1"/.big.secret.*; do [ -e "$f" ] && stat -c %a "$f"; done; [ -e "$2" ] && exit 0; done',
         'sh',
-        dir
+        dir,
+        done
       ],
       { timeoutMs: 30_000 }
     )
-    await remote.writeFile(p, 'k'.repeat(8 * 1024 * 1024), 0o600)
-    await remote.exec(['touch', `${dir}/done`])
+    await r().writeFile(p, 'k'.repeat(8 * 1024 * 1024), 0o600)
+    await r().exec(['touch', done])
     const seen = new Set((await watcher).stdout.split('\n').filter(Boolean))
     for (const m of seen) expect(m).toBe('600')
-    expect((await remote.exec(['stat', '-c', '%a %s', p])).stdout.trim()).toBe(`600 ${8 * 1024 * 1024}`)
+    expect((await r().exec(['stat', '-c', '%a %s', p])).stdout.trim()).toBe(`600 ${8 * 1024 * 1024}`)
   })
 })
 

@@ -9,10 +9,11 @@
  * process group (sshd starts each session in a new session/process group); a timeout then kills that whole
  * group over the same connection, so nothing keeps running on the host after a timeout.
  */
+import { randomBytes } from 'node:crypto'
 import { posix } from 'node:path'
 import { constants as osConstants } from 'node:os'
 import { StringDecoder } from 'node:string_decoder'
-import type { Client as ClientType, ClientChannel, ConnectConfig } from 'ssh2'
+import type { Client as ClientType, ClientChannel, ConnectConfig, SFTPWrapper } from 'ssh2'
 import ssh2 from 'ssh2'
 import { UserError, errorMessage } from '../errors.js'
 import { formatTarget, type SshTarget } from './hosts.js'
@@ -34,8 +35,11 @@ export interface SshOptions extends SshAuth, HostKeyPolicy {
   readyTimeoutMs?: number
   /** SSH keepalive interval (default 15 s; 0 disables); the connection is dropped after 3 unanswered */
   keepaliveIntervalMs?: number
-  /** concurrent channels per connection (default 8; OpenSSH allows 10 sessions per connection) */
+  /** concurrent command channels per connection (default 7; OpenSSH allows 10 sessions per connection,
+   * one is kept for SFTP and one for timeout kills) */
   maxChannels?: number
+  /** how files travel: 'auto' (SFTP, or a shell command when the host has no SFTP) or always 'exec' */
+  fileTransfer?: 'auto' | 'exec'
   /** a pre-built checker (parsed once for many hosts); otherwise built from the policy fields */
   checker?: HostKeyChecker
 }
@@ -243,6 +247,21 @@ const signalCode = (name: string | undefined): number => {
   return 128 + (n ?? 0)
 }
 
+/** SFTP write size: below every server's packet limit (ssh2 assumes 34000 for non-OpenSSH servers) */
+const SFTP_CHUNK = 32 * 1024
+
+function sftpCall<T = void>(f: (cb: (err: Error | null | undefined, v?: T) => void) => void): Promise<T> {
+  return new Promise((resolve, reject) => {
+    try {
+      f((err, v) => (err ? reject(err) : resolve(v as T)))
+    } catch (e) {
+      reject(e)
+    }
+  })
+}
+
+const lastLine = (b: Buffer): string => b.toString('utf8').trim().split('\n').pop() ?? ''
+
 const emit = (s: string, f: (s: string) => void): void => {
   if (s) f(s)
 }
@@ -272,15 +291,17 @@ export class SshRemote implements Remote {
   private lostReason = ''
   private readonly slots: Slots
 
+  private sftpSession?: Promise<SFTPWrapper | undefined>
+
   constructor(
     private readonly client: ClientType,
     target: SshTarget,
     private readonly onClose: () => Promise<void>,
-    maxChannels = 8
+    private readonly opts: Pick<SshOptions, 'maxChannels' | 'fileTransfer'> = {}
   ) {
     this.target = target
     this.label = formatTarget(target)
-    this.slots = new Slots(maxChannels)
+    this.slots = new Slots(opts.maxChannels ?? 7)
     client.on('error', e => (this.lostReason ||= errorMessage(e)))
     client.on('close', () => {
       this.closed = true
@@ -415,36 +436,84 @@ export class SshRemote implements Remote {
     return { code: r.code, stdout: r.stdout.toString('utf8'), stderr: r.stderr.toString('utf8') }
   }
 
+  /** The connection's SFTP session, opened once; undefined when the host offers none (files then go through sh). */
+  private sftp(): Promise<SFTPWrapper | undefined> {
+    if (this.opts.fileTransfer === 'exec') return Promise.resolve(undefined)
+    this.sftpSession ??= new Promise(resolve => {
+      if (this.closed) return resolve(undefined)
+      this.client.sftp((err, s) => resolve(err ? undefined : s))
+    })
+    return this.sftpSession
+  }
+
+  private fileError(verb: string, path: string, detail: string): UserError {
+    return new UserError(`Could not ${verb} ${path} on ${this.label}: ${detail}`)
+  }
+
+  /**
+   * Atomic write: a temp file in the same folder, created 0600 (O_EXCL) and given its final mode before
+   * any byte lands, then renamed over the target. Over SFTP (open, fchmod + pipelined writes + close,
+   * posix-rename: 3 round trips, no shell started) or, without SFTP, one `sh` with the data on stdin.
+   */
   async writeFile(path: string, data: string | Buffer, mode = 0o644): Promise<void> {
     if (!path.startsWith('/')) throw new Error(`writeFile needs an absolute path, got ${path}`)
+    const buf = typeof data === 'string' ? Buffer.from(data) : data
+    const s = await this.sftp()
+    if (!s) return this.writeFileSh(path, buf, mode)
+    const tmp = `${posix.dirname(path)}/.${posix.basename(path)}.shipline-${randomBytes(6).toString('hex')}`
+    let handle: Buffer
+    try {
+      handle = await sftpCall<Buffer>(cb => s.open(tmp, 'wx', { mode: 0o600 }, cb))
+    } catch (e) {
+      throw this.fileError('write', path, errorMessage(e))
+    }
+    let renamed = false
+    try {
+      const steps: Promise<unknown>[] = [sftpCall(cb => s.fchmod(handle, mode & 0o7777, cb))]
+      for (let off = 0; off < buf.length; off += SFTP_CHUNK) {
+        const len = Math.min(SFTP_CHUNK, buf.length - off)
+        // every chunk is its own request, all in flight at once (ssh2 alone would send one after another)
+        steps.push(sftpCall(cb => s.write(handle, buf, off, len, off, cb)))
+      }
+      steps.push(sftpCall(cb => s.close(handle, cb)))
+      await Promise.all(steps)
+      try {
+        await sftpCall(cb => s.ext_openssh_rename(tmp, path, cb))
+      } catch (e) {
+        if (!/does not support/.test(errorMessage(e))) throw e
+        const r = await this.run(commandLine(['mv', '-f', '--', tmp, path]), {}, `mv ${path}`)
+        if (r.code !== 0) throw new Error(r.stderr.toString('utf8').trim())
+      }
+      renamed = true
+    } catch (e) {
+      throw this.fileError('write', path, errorMessage(e))
+    } finally {
+      if (!renamed) await sftpCall(cb => s.unlink(tmp, cb)).catch(() => undefined)
+    }
+  }
+
+  private async writeFileSh(path: string, data: Buffer, mode: number): Promise<void> {
     const dir = posix.dirname(path)
     const base = posix.basename(path)
     // mktemp makes the temp file 0600; chmod to the final mode before a byte lands; rename is atomic
     const script =
       'set -e; umask 077; t=$(mktemp "$2/.$3.shipline-XXXXXX"); trap \'rm -f "$t"\' EXIT; ' +
       'chmod "$4" "$t"; cat > "$t"; mv -f -- "$t" "$1"; trap - EXIT'
-    const line = ['sh', '-c', script, 'sh', path, dir, base, (mode & 0o7777).toString(8).padStart(4, '0')]
-      .map(shellQuote)
-      .join(' ')
-    const r = await this.run(
-      line,
-      { stdin: typeof data === 'string' ? Buffer.from(data) : data },
-      `write ${path}`
-    )
-    if (r.code !== 0) {
-      throw new UserError(
-        `Could not write ${path} on ${this.label} (exit ${r.code}): ${r.stderr.toString('utf8').trim().split('\n').pop()}`
-      )
-    }
+    const octal = (mode & 0o7777).toString(8).padStart(4, '0')
+    const line = ['sh', '-c', script, 'sh', path, dir, base, octal].map(shellQuote).join(' ')
+    const r = await this.run(line, { stdin: data }, `write ${path}`)
+    if (r.code !== 0) throw this.fileError('write', path, `exit ${r.code}: ${lastLine(r.stderr)}`)
   }
 
   async readFile(path: string): Promise<Buffer> {
-    const r = await this.run(commandLine(['cat', '--', path]), {}, `cat ${path}`)
-    if (r.code !== 0) {
-      throw new UserError(
-        `Could not read ${path} on ${this.label} (exit ${r.code}): ${r.stderr.toString('utf8').trim().split('\n').pop()}`
-      )
+    const s = await this.sftp()
+    if (s) {
+      return sftpCall<Buffer>(cb => s.readFile(path, cb)).catch(e => {
+        throw this.fileError('read', path, errorMessage(e))
+      })
     }
+    const r = await this.run(commandLine(['cat', '--', path]), {}, `cat ${path}`)
+    if (r.code !== 0) throw this.fileError('read', path, `exit ${r.code}: ${lastLine(r.stderr)}`)
     return r.stdout
   }
 
@@ -496,13 +565,13 @@ async function connectVia(
 ): Promise<SshRemote> {
   if (!jump) {
     const c = await openClient(t, opts, checker)
-    return new SshRemote(c, t, async () => undefined, opts.maxChannels)
+    return new SshRemote(c, t, async () => undefined, opts)
   }
   const release = jump.acquire()
   try {
     const sock = await jump.forward(t)
     const c = await openClient(t, opts, checker, sock, opts.proxyJump)
-    return new SshRemote(c, { ...t }, release, opts.maxChannels)
+    return new SshRemote(c, { ...t }, release, opts)
   } catch (e) {
     await release()
     throw e
