@@ -193,6 +193,29 @@ describe('dist/smoke-test bundle', () => {
     expect(gh.requests.at(-1)).toMatchObject({ status: 403 })
   })
 
+  it('a failing GitHub API is a warning, not a failed smoke test', async () => {
+    gh.failNext(502, { message: 'Server Error' })
+    const r = await runActionBundle({
+      action: 'smoke-test',
+      inputs: {
+        url: app.url,
+        headers: `Authorization: Bearer ${BEARER}`,
+        checks: '- /health',
+        report: 'check'
+      },
+      github: { token: TOKEN, apiUrl: gh.url, repository: 'acme/shop' }
+    })
+    expect(r.exitCode).toBe(0)
+    expect(r.annotations.find(a => a.level === 'warning')?.message).toMatch(
+      /^report: check failed \(HTTP 502\): Server Error/
+    )
+    expect(gh.requests.at(-1)).toMatchObject({
+      method: 'POST',
+      path: '/repos/acme/shop/check-runs',
+      status: 502
+    })
+  })
+
   it('a malformed checks input fails with the line and the key', async () => {
     const r = await runActionBundle({
       action: 'smoke-test',

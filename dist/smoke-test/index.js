@@ -43175,11 +43175,12 @@ async function reportVerdict(v) {
         core/* warning */.$e(`report: ${v.mode} skipped: no github-token. Pass 'github-token: \${{ github.token }}' (the default).`);
         return undefined;
     }
-    const sha = commitUnderTest();
-    const { owner, repo } = github_context.repo;
-    const octokit = getOctokit(v.token, { request: { signal: AbortSignal.timeout(10_000) } });
     const targetUrl = runUrl();
+    let sha = '';
     try {
+        sha = commitUnderTest();
+        const { owner, repo } = github_context.repo;
+        const octokit = getOctokit(v.token, { request: { signal: AbortSignal.timeout(10_000) } });
         if (v.mode === 'status') {
             await octokit.rest.repos.createCommitStatus({
                 owner,
@@ -43711,6 +43712,9 @@ class Validator {
                 if (text.charCodeAt(r) !== SP)
                     this.err('om-whitespace', `# ${kw}: use one space after the metric name`);
                 r++;
+            }
+            else if (kw !== 'TYPE') {
+                this.err(syntaxRule, `# ${kw} ${name} needs a space after the metric name, even when the ${kw === 'HELP' ? 'text' : 'unit'} is empty`);
             }
         }
         else {

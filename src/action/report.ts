@@ -60,11 +60,12 @@ export async function reportVerdict(v: Verdict): Promise<string | undefined> {
     )
     return undefined
   }
-  const sha = commitUnderTest()
-  const { owner, repo } = context.repo
-  const octokit = getOctokit(v.token, { request: { signal: AbortSignal.timeout(10_000) } })
   const targetUrl = runUrl()
+  let sha = ''
   try {
+    sha = commitUnderTest()
+    const { owner, repo } = context.repo
+    const octokit = getOctokit(v.token, { request: { signal: AbortSignal.timeout(10_000) } })
     if (v.mode === 'status') {
       await octokit.rest.repos.createCommitStatus({
         owner,
