@@ -177,7 +177,12 @@ const STRICTER_OM: Record<string, string> = {
   'histogram-bucket-decreasing': 'the parser does not relate buckets to each other',
   'summary-quantile-range': 'the parser accepts any float as quantile',
   'label-name-reserved':
-    'Prometheus accepts __-prefixed labels from the exposition (relabelling may use them)'
+    'Prometheus accepts __-prefixed labels from the exposition (relabelling may use them)',
+  'help-duplicate': 'the parser lets a second HELP override the first; the spec allows one per family',
+  'label-value-escape':
+    'the ABNF admits a backslash before any character but says undefined escapes SHOULD NOT be used; we allow only the three defined ones, as in the text format',
+  'histogram-count-missing':
+    'the parser does not pair _sum with _count; the spec: iff Sum is present, _count MUST appear'
 }
 
 const procs: Proc[] = []

@@ -72,6 +72,7 @@ export const RULES = {
   'histogram-bucket-decreasing': 'bucket counts are cumulative: they never decrease as le grows',
   'histogram-inf-bucket': 'every histogram series has an le="+Inf" bucket',
   'histogram-count-mismatch': 'the +Inf bucket equals name_count',
+  'histogram-count-missing': 'OpenMetrics: a histogram series with _sum also has _count',
   'summary-quantile-missing': 'summary quantile samples carry a quantile label',
   'summary-quantile-invalid': 'quantile is a float',
   'summary-quantile-range': 'quantile is within [0, 1]',
@@ -205,6 +206,7 @@ interface Group {
   hasCount: boolean
   count: number
   countLine: number
+  sumLine: number
   firstLine: number
 }
 
@@ -256,6 +258,9 @@ class Validator {
   private nextReplacement = -1
   private readonly hasReplacement: boolean
   private valueNum = 0
+  /** the current sample's timestamp (tsStart -1: none) */
+  private tsStart = -1
+  private tsEnd = -1
   /** the parsed le / quantile of the current sample */
   private specialValue = 0
   private labelsSorted = true
@@ -378,6 +383,13 @@ class Validator {
             g.countLine
           )
         }
+        if (this.om && g.sumLine && !g.hasCount) {
+          this.err(
+            'histogram-count-missing',
+            `histogram ${show(f.name)}: a series has ${f.name}${countName === '_count' ? '_sum' : '_gsum'} but no ${f.name}${countName}; OpenMetrics requires both or neither`,
+            g.sumLine
+          )
+        }
       }
       f.groups = null
     }
@@ -453,6 +465,11 @@ class Validator {
         if (text.charCodeAt(r) !== SP)
           this.err('om-whitespace', `# ${kw}: use one space after the metric name`)
         r++
+      } else if (kw !== 'TYPE') {
+        this.err(
+          syntaxRule,
+          `# ${kw} ${name} needs a space after the metric name, even when the ${kw === 'HELP' ? 'text' : 'unit'} is empty`
+        )
       }
     } else {
       while (r < eol && isBlank(text.charCodeAt(r))) r++
@@ -509,7 +526,10 @@ class Validator {
     } else
       this.err(
         'type-unknown',
-        `unknown type ${show(raw)} for ${show(name)}; use one of ${[...known].join(', ')}`
+        `unknown type ${show(raw)} for ${show(name)}; use one of ${[...known].join(', ')}` +
+          (!om && OM_TYPES.has(lower)
+            ? ' (an OpenMetrics type: serve OpenMetrics as Content-Type application/openmetrics-text)'
+            : '')
       )
     if (f.typeLine) {
       this.err('type-duplicate', `second # TYPE line for ${show(name)} (first on line ${f.typeLine})`)
@@ -571,6 +591,7 @@ class Validator {
     }
     // labels
     this.nLabels = 0
+    this.tsStart = -1
     this.labelsCanonical = true
     this.labelsOpen = -1
     if (isBlank(c)) {
@@ -606,7 +627,9 @@ class Validator {
       value = NaN
       this.err(
         'value-float',
-        `value ${show(text.slice(vs, ve))} is not a float (use digits, e.g. 1.5e3, or +Inf, -Inf, NaN)`
+        text.charCodeAt(ve - 1) === 13
+          ? `value ${show(text.slice(vs, ve))} ends with a carriage return: use \\n line endings, not \\r\\n`
+          : `value ${show(text.slice(vs, ve))} is not a float (use digits, e.g. 1.5e3, or +Inf, -Inf, NaN)`
       )
     }
     // timestamp / exemplar
@@ -623,6 +646,8 @@ class Validator {
           const ts = p
           while (p < eol && !isBlank(text.charCodeAt(p))) p++
           this.timestamp(ts, p)
+          this.tsStart = ts
+          this.tsEnd = p
           if (p < eol) {
             const b2 = p
             while (p < eol && isBlank(text.charCodeAt(p))) p++
@@ -973,7 +998,8 @@ class Validator {
         ? name + '{' + gk + '}' + text.slice(this.lvS[special], this.lvE[special])
         : this.seriesKey(start, ne, name)
     const size = fam.series.size
-    fam.series.add(key)
+    // OpenMetrics: one Metric may carry several MetricPoints, told apart by their timestamps
+    fam.series.add(this.om && this.tsStart >= 0 ? key + ' ' + text.slice(this.tsStart, this.tsEnd) : key)
     if (fam.series.size === size)
       this.err(
         'series-duplicate',
@@ -1129,7 +1155,8 @@ class Validator {
           `${name} is ${value}; bucket and count values must not be negative or NaN`
         )
     }
-    if (kind !== K_BUCKET && kind !== K_COUNT && kind !== K_GCOUNT) return
+    if (kind !== K_BUCKET && kind !== K_COUNT && kind !== K_GCOUNT && kind !== K_SUM && kind !== K_GSUM)
+      return
     if (kind === K_BUCKET && leIdx < 0) {
       this.err('histogram-le-missing', `histogram bucket ${show(name)} has no le label`)
       return
@@ -1147,9 +1174,14 @@ class Validator {
         hasCount: false,
         count: 0,
         countLine: 0,
+        sumLine: 0,
         firstLine: line
       }
       groups.set(gk, g)
+    }
+    if (kind === K_SUM || kind === K_GSUM) {
+      g.sumLine = line
+      return
     }
     if (kind !== K_BUCKET) {
       g.hasCount = true
