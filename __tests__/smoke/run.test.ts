@@ -126,11 +126,15 @@ describe('runSmoke', () => {
 
   it('retries a mismatch (404 behind a proxy during a rollout) and reports the reason', async () => {
     const h = flaky(1, 404)
-    const s = await start(routes({ '/health': h, '/gone': ok('nope', 'text/plain', 404) }))
-    const r = await run({ url: s.url, checks: parseChecks('- /health\n- /gone'), timeoutMs: 600 })
+    const page = '<html>\n<head><title>502 Bad\n Gateway</title></head>\n<body>nginx</body></html>'
+    const s = await start(
+      routes({ '/health': h, '/gone': ok('nope', 'text/plain', 404), '/proxy': ok(page, 'text/html', 502) })
+    )
+    const r = await run({ url: s.url, checks: parseChecks('- /health\n- /gone\n- /proxy'), timeoutMs: 600 })
     expect(r.results[0]).toMatchObject({ ok: true, attempts: 2 })
     expect(r.results[1]).toMatchObject({ ok: false, status: 404 })
     expect(r.results[1].error).toMatch(/^status 404 Not Found, expected 200: nope/)
+    expect(r.results[2].error).toMatch(/^status 502 Bad Gateway, expected 200: 502 Bad Gateway$/)
   })
 
   it('checks body regex, JSON subset, status lists, methods and data', async () => {

@@ -45119,7 +45119,10 @@ function exchange(url, method, headers, body, timeoutMs, req) {
                 body: Buffer.concat(chunks)
             })));
             res.on('error', e => done(() => reject(classify(e))));
-            res.on('aborted', () => done(() => reject(new RequestError('reset', 'connection closed before the body ended'))));
+            res.on('close', () => {
+                if (!res.complete)
+                    done(() => reject(new RequestError('reset', 'connection closed before the body ended')));
+            });
         });
         const timer = setTimeout(() => {
             done(() => reject(new RequestError('timeout', `no complete answer within ${Math.round(timeoutMs)} ms`)));
@@ -45356,7 +45359,7 @@ function evaluate(check, res, validate) {
         ...extra
     });
     if (!(0,checks/* statusAccepted */.Kt)(check, res.status)) {
-        const text = res.body.toString('utf8').trim().split('\n')[0] ?? '';
+        const text = firstWords(res);
         const retryAfterMs = res.status === 429 || res.status === 503 ? parseRetryAfter(res.headers['retry-after']) : undefined;
         return fail(`status ${res.status}${res.statusText ? ` ${res.statusText}` : ''}, expected ${check.status.join(' or ')}${text ? `: ${clip(text, 120)}` : ''}`, {
             retryAfterMs
@@ -45395,6 +45398,14 @@ function evaluate(check, res, validate) {
             return fail(`missing metrics: ${missing.join(', ')}`);
     }
     return { ...base, ok: true };
+}
+/** What an error page says, in a few words: its HTML <title>, else its first line. */
+function firstWords(res) {
+    const text = res.body.toString('utf8', 0, Math.min(res.body.length, 64 * 1024));
+    const title = /<title[^>]*>([^<]*)<\/title>/i.exec(text)?.[1]?.trim();
+    if (title)
+        return title.replace(/\s+/g, ' ');
+    return (text.trim().split('\n')[0] ?? '').trim();
 }
 
 

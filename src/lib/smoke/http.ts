@@ -245,9 +245,10 @@ function exchange(
         )
       )
       res.on('error', e => done(() => reject(classify(e))))
-      res.on('aborted', () =>
-        done(() => reject(new RequestError('reset', 'connection closed before the body ended')))
-      )
+      res.on('close', () => {
+        if (!res.complete)
+          done(() => reject(new RequestError('reset', 'connection closed before the body ended')))
+      })
     })
     const timer = setTimeout(
       () => {

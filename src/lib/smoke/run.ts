@@ -294,7 +294,7 @@ export function evaluate(check: Check, res: HttpResponse, validate: Validator): 
     ...extra
   })
   if (!statusAccepted(check, res.status)) {
-    const text = res.body.toString('utf8').trim().split('\n')[0] ?? ''
+    const text = firstWords(res)
     const retryAfterMs =
       res.status === 429 || res.status === 503 ? parseRetryAfter(res.headers['retry-after']) : undefined
     return fail(
@@ -335,4 +335,12 @@ export function evaluate(check: Check, res: HttpResponse, validate: Validator): 
     if (missing.length) return fail(`missing metrics: ${missing.join(', ')}`)
   }
   return { ...base, ok: true }
+}
+
+/** What an error page says, in a few words: its HTML <title>, else its first line. */
+function firstWords(res: HttpResponse): string {
+  const text = res.body.toString('utf8', 0, Math.min(res.body.length, 64 * 1024))
+  const title = /<title[^>]*>([^<]*)<\/title>/i.exec(text)?.[1]?.trim()
+  if (title) return title.replace(/\s+/g, ' ')
+  return (text.trim().split('\n')[0] ?? '').trim()
 }
