@@ -63,7 +63,8 @@ describe('parseChecks', () => {
     expect(c).toMatchObject({
       method: 'POST',
       data: '{"a":1}',
-      headers: { 'Content-Type': 'application/json' }
+      headers: {},
+      dataType: 'application/json'
     })
     expect(parseChecks('- health\n- /readyz?full=1').map(x => x.path)).toEqual(['/health', '/readyz?full=1'])
   })

@@ -160,7 +160,10 @@ describe('runSmoke', () => {
     const r = await run({ url: s.url, checks, timeoutMs: 500 })
     expect(r.results.map(x => x.ok)).toEqual([true, true, false])
     expect(r.results[2].error).toMatch(/JSON body does not contain/)
-    expect(s.requests.find(q => q.path === '/created')?.method).toBe('POST')
+    expect(s.requests.find(q => q.path === '/created')).toMatchObject({
+      method: 'POST',
+      headers: { 'content-type': 'application/json' }
+    })
   })
 
   it('fails an invalid exposition with the validator rule, and missing require-metrics', async () => {

@@ -44813,12 +44813,12 @@ function buildCheck(f, where, line, n, inputName) {
         }
     }
     let data;
+    let dataType;
     if (get('data') !== undefined) {
         const raw = get('data');
         data = typeof raw === 'string' ? raw : JSON.stringify(raw);
-        if (typeof raw !== 'string' && !Object.keys(headers).some(h => h.toLowerCase() === 'content-type')) {
-            headers['Content-Type'] = 'application/json';
-        }
+        if (typeof raw !== 'string')
+            dataType = 'application/json';
     }
     return {
         path: normalPath(path, where),
@@ -44831,6 +44831,7 @@ function buildCheck(f, where, line, n, inputName) {
         maxLatencyMs,
         headers,
         data,
+        dataType,
         line
     };
 }
@@ -45211,12 +45212,16 @@ async function runSmoke(opts) {
         redactor.addHeaderValue(v);
     const results = await Promise.all(opts.checks.map(async (check) => {
         const headers = mergeHeaders(globalHeaders, check.headers);
-        if (check.format === 'prometheus' && !Object.keys(headers).some(h => h.toLowerCase() === 'accept')) {
+        // every header the user gave is a potential credential: none of them crosses to another origin
+        const secretHeaders = Object.keys(headers).map(h => h.toLowerCase());
+        const has = (name) => Object.keys(headers).some(h => h.toLowerCase() === name);
+        if (check.dataType && !has('content-type'))
+            headers['Content-Type'] = check.dataType;
+        if (check.format === 'prometheus' && !has('accept')) {
             headers.Accept = PROMETHEUS_ACCEPT; // what Prometheus itself sends when it scrapes
         }
         for (const v of Object.values(check.headers))
             redactor.addHeaderValue(v);
-        const secretHeaders = Object.keys(headers).map(h => h.toLowerCase());
         const target = checkUrl(base, check.path);
         const follow = !check.status.some(s => (typeof s === 'number' ? s >= 300 && s < 400 : s === '3xx'));
         const tryOnce = async (timeoutMs, url = target) => {

@@ -19,6 +19,8 @@ export interface Check {
   maxLatencyMs?: number
   headers: Record<string, string>
   data?: string
+  /** Content-Type for `data` given as YAML/JSON data (sent unless `headers` sets one; not a secret) */
+  dataType?: string
   /** line of the check in the `checks` input (undefined for the defaults) */
   line?: number
 }
@@ -199,12 +201,11 @@ function buildCheck(
   }
 
   let data: string | undefined
+  let dataType: string | undefined
   if (get('data') !== undefined) {
     const raw = get('data')
     data = typeof raw === 'string' ? raw : JSON.stringify(raw)
-    if (typeof raw !== 'string' && !Object.keys(headers).some(h => h.toLowerCase() === 'content-type')) {
-      headers['Content-Type'] = 'application/json'
-    }
+    if (typeof raw !== 'string') dataType = 'application/json'
   }
 
   return {
@@ -218,6 +219,7 @@ function buildCheck(
     maxLatencyMs,
     headers,
     data,
+    dataType,
     line
   }
 }

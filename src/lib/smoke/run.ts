@@ -138,11 +138,14 @@ export async function runSmoke(opts: SmokeOptions): Promise<SmokeReport> {
   const results = await Promise.all(
     opts.checks.map(async check => {
       const headers = mergeHeaders(globalHeaders, check.headers)
-      if (check.format === 'prometheus' && !Object.keys(headers).some(h => h.toLowerCase() === 'accept')) {
+      // every header the user gave is a potential credential: none of them crosses to another origin
+      const secretHeaders = Object.keys(headers).map(h => h.toLowerCase())
+      const has = (name: string): boolean => Object.keys(headers).some(h => h.toLowerCase() === name)
+      if (check.dataType && !has('content-type')) headers['Content-Type'] = check.dataType
+      if (check.format === 'prometheus' && !has('accept')) {
         headers.Accept = PROMETHEUS_ACCEPT // what Prometheus itself sends when it scrapes
       }
       for (const v of Object.values(check.headers)) redactor.addHeaderValue(v)
-      const secretHeaders = Object.keys(headers).map(h => h.toLowerCase())
       const target = checkUrl(base, check.path)
       const follow = !check.status.some(s => (typeof s === 'number' ? s >= 300 && s < 400 : s === '3xx'))
       const tryOnce = async (
