@@ -45199,7 +45199,8 @@ const sleep = (ms) => new Promise(r => setTimeout(r, Math.max(0, ms)));
 const clip = (s, n = 160) => (s.length > n ? `${s.slice(0, n - 1)}…` : s);
 async function runSmoke(opts) {
     const started = performance.now();
-    const deadline = started + opts.timeoutMs;
+    // the deadline counts from `startedAt` when given (the entrypoint passes its process start)
+    const deadline = (opts.startedAt ?? started) + opts.timeoutMs;
     const redactor = opts.redactor ?? new redact/* Redactor */.pO();
     const log = (line) => opts.log?.(redactor.redact(line));
     const { url: base, authorization } = splitUserinfo(parseBaseUrl(opts.url));
@@ -45300,10 +45301,10 @@ async function runSmoke(opts) {
             log(`${check.path}: ok (${last.status}, ${last.latencyMs} ms, ${attempts} attempt${attempts === 1 ? '' : 's'})`);
         else {
             log(`${check.path}: FAILED after ${attempts} attempt${attempts === 1 ? '' : 's'}: ${last.error}`);
-            if (isReadinessPath(check.path)) {
+            if (isReadinessPath(check.path) && last.status !== null) {
                 // one more look with ?verbose: Kubernetes-style readiness endpoints list their failing parts there
                 const verbose = checkUrl(base, withVerbose(check.path));
-                const budget = Math.min(opts.requestTimeoutMs, Math.max(0, deadline - performance.now()) + 750);
+                const budget = Math.min(opts.requestTimeoutMs, Math.max(0, deadline - performance.now()) + 500);
                 try {
                     const res = await send({
                         url: verbose.toString(),
@@ -45515,7 +45516,8 @@ await (0,_action_run_js__WEBPACK_IMPORTED_MODULE_1__/* .runAction */ .C)(async (
         insecureTls,
         validate: _lib_prometheus_validate_js__WEBPACK_IMPORTED_MODULE_8__/* .validateExposition */ .jh,
         redactor,
-        log: line => _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .info */ .pq(line)
+        log: line => _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .info */ .pq(line),
+        startedAt: 0 // performance.now() counts from process start: the deadline includes our own start-up
     }).finally(() => _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .endGroup */ .N4());
     for (const r of report.results) {
         const took = r['latency-ms'] === null ? '' : `, ${r['latency-ms']} ms`;

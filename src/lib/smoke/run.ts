@@ -44,6 +44,8 @@ export interface SmokeOptions {
   log?: (line: string) => void
   redactor?: Redactor
   backoff?: Partial<BackoffOptions>
+  /** performance.now() value the deadline counts from (default: when runSmoke is called) */
+  startedAt?: number
 }
 
 export interface SmokeReport {
@@ -124,7 +126,8 @@ interface Attempt {
 
 export async function runSmoke(opts: SmokeOptions): Promise<SmokeReport> {
   const started = performance.now()
-  const deadline = started + opts.timeoutMs
+  // the deadline counts from `startedAt` when given (the entrypoint passes its process start)
+  const deadline = (opts.startedAt ?? started) + opts.timeoutMs
   const redactor = opts.redactor ?? new Redactor()
   const log = (line: string): void => opts.log?.(redactor.redact(line))
   const { url: base, authorization } = splitUserinfo(parseBaseUrl(opts.url))
@@ -230,10 +233,10 @@ export async function runSmoke(opts: SmokeOptions): Promise<SmokeReport> {
         )
       else {
         log(`${check.path}: FAILED after ${attempts} attempt${attempts === 1 ? '' : 's'}: ${last.error}`)
-        if (isReadinessPath(check.path)) {
+        if (isReadinessPath(check.path) && last.status !== null) {
           // one more look with ?verbose: Kubernetes-style readiness endpoints list their failing parts there
           const verbose = checkUrl(base, withVerbose(check.path))
-          const budget = Math.min(opts.requestTimeoutMs, Math.max(0, deadline - performance.now()) + 750)
+          const budget = Math.min(opts.requestTimeoutMs, Math.max(0, deadline - performance.now()) + 500)
           try {
             const res = await send({
               url: verbose.toString(),
