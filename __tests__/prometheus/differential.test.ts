@@ -39,7 +39,10 @@ const STRICTER: Record<string, string> = {
   'histogram-count-mismatch': 'promtool does not compare the +Inf bucket with _count',
   'summary-quantile-missing': 'promtool accepts a bare summary sample without quantile',
   'summary-quantile-range': 'promtool accepts any float as quantile; quantiles are in [0, 1]',
-  'label-value-utf8': 'U+FFFD in a decoded response means invalid UTF-8 on the wire'
+  'label-value-utf8': 'U+FFFD in a decoded response means invalid UTF-8 on the wire',
+  'timestamp-sign': "promtool takes -5 and +15; Prometheus' own scrape parser fails the scrape on them",
+  'leading-whitespace':
+    "promtool skips blanks before a sample; Prometheus' scrape parser fails the scrape on them"
 }
 
 interface PromtoolVerdict {
@@ -60,7 +63,7 @@ function promtool(text: string): PromtoolVerdict {
 
 interface Row {
   id: string
-  promtool: 'rejects' | 'accepts'
+  verdict: 'rejects' | 'accepts'
   ours: string[]
   problem?: string
 }
@@ -69,7 +72,7 @@ interface Row {
 function compare(id: string, text: string): Row {
   const verdict = promtool(text)
   const ours = [...new Set(validateExposition(text, TEXT, { maxErrors: 1000 }).errors.map(e => e.rule))]
-  const row: Row = { id, promtool: verdict.rejected ? 'rejects' : 'accepts', ours }
+  const row: Row = { id, verdict: verdict.rejected ? 'rejects' : 'accepts', ours }
   if (verdict.rejected && ours.length === 0)
     row.problem = `promtool rejects (${verdict.output}) but we accept`
   if (!verdict.rejected) {
@@ -189,8 +192,8 @@ const procs: Proc[] = []
 let dir = ''
 let server: Server | undefined
 const captured: { id: string; text: string; contentType: string }[] = []
-/** OpenMetrics expositions served to the real Prometheus, by path */
-const served = new Map<string, string>()
+/** Expositions served to the real Prometheus for scraping, by path (/om/… OpenMetrics, /text/… text 0.0.4) */
+const served = new Map<string, { text: string; contentType: string }>()
 let promUrl = ''
 
 beforeAll(async () => {
@@ -206,15 +209,31 @@ beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'prom-diff-'))
 
   // OpenMetrics expositions for Prometheus to scrape: the corpus and mutations of its valid files
-  const om = loadCorpus().filter(f => f.format === 'openmetrics')
-  for (const f of om) served.set(`/${f.id.replace(/[^a-zA-Z0-9.-]/g, '_')}`, f.text)
+  const corpus = loadCorpus()
+  const om = corpus.filter(f => f.format === 'openmetrics')
+  for (const f of corpus) {
+    const prefix = f.format === 'openmetrics' ? '/om/' : '/text/'
+    served.set(prefix + f.id.replace(/[^a-zA-Z0-9.-]/g, '_'), { text: f.text, contentType: f.contentType })
+  }
   const next = rng(7)
   const validOm = om.filter(f => f.valid && f.text.length > 10)
-  for (let i = 0; i < 120; i++) served.set(`/mutation-${i}`, mutate(validOm[i % validOm.length].text, next))
+  for (let i = 0; i < 150; i++) {
+    served.set(`/om/mutation-${i}`, {
+      text: mutate(validOm[i % validOm.length].text, next),
+      contentType: OPENMETRICS
+    })
+  }
+  const validText = corpus.filter(f => f.format === 'text' && f.valid && f.text.length > 0)
+  for (let i = 0; i < 150; i++) {
+    served.set(`/text/mutation-${i}`, {
+      text: mutate(validText[i % validText.length].text, next),
+      contentType: TEXT
+    })
+  }
   server = createServer((req, res) => {
     const body = served.get(req.url ?? '')
-    res.writeHead(body === undefined ? 404 : 200, { 'content-type': OPENMETRICS })
-    res.end(body ?? '')
+    res.writeHead(body ? 200 : 404, { 'content-type': body?.contentType ?? 'text/plain' })
+    res.end(body?.text ?? '')
   })
   await new Promise<void>(r => server!.listen(0, '127.0.0.1', r))
   const fixturePort = (server.address() as AddressInfo).port
@@ -271,7 +290,7 @@ describe('real expositions', () => {
       })
       expect(r.samples).toBeGreaterThan(50)
       expect(r.metricNames.has('go_goroutines')).toBe(true)
-      expect(compare(c.id, c.text)).toMatchObject({ promtool: 'accepts', ours: [] })
+      expect(compare(c.id, c.text)).toMatchObject({ verdict: 'accepts', ours: [] })
     }
   })
 })
@@ -282,48 +301,72 @@ interface Target {
   lastError: string
 }
 
-describe('OpenMetrics against the real Prometheus scrape parser', () => {
-  test('Prometheus fails the scrape ⇒ we reject; we reject alone ⇒ only STRICTER_OM rules', async () => {
-    // wait until every target was scraped once
-    let targets: Target[] = []
+/** Every served exposition with Prometheus' verdict once it has scraped them all. */
+let scrapes:
+  Promise<{ path: string; text: string; contentType: string; up: boolean; lastError: string }[]> | undefined
+function scraped(): NonNullable<typeof scrapes> {
+  scrapes ??= (async () => {
     const deadline = Date.now() + 40_000
     for (;;) {
       const r = (await (await fetch(`${promUrl}/api/v1/targets?state=active`)).json()) as {
         data: { activeTargets: Target[] }
       }
-      targets = r.data.activeTargets
-      if (targets.length === served.size && targets.every(t => t.health !== 'unknown')) break
-      if (Date.now() > deadline)
-        throw new Error(
-          `Prometheus scraped ${targets.filter(t => t.health !== 'unknown').length} of ${served.size} targets in 40 s`
-        )
+      const targets = r.data.activeTargets
+      if (targets.length === served.size && targets.every(t => t.health !== 'unknown')) {
+        return targets.map(t => ({
+          path: t.labels.fixture,
+          ...served.get(t.labels.fixture)!,
+          up: t.health === 'up',
+          lastError: t.lastError
+        }))
+      }
+      if (Date.now() > deadline) {
+        const done = targets.filter(t => t.health !== 'unknown').length
+        throw new Error(`Prometheus scraped ${done} of ${served.size} targets in 40 s`)
+      }
       await new Promise(r => setTimeout(r, 500))
     }
-    const rows = targets.map(t => {
-      const path = t.labels.fixture
-      const text = served.get(path)!
-      const ours = [
-        ...new Set(validateExposition(text, OPENMETRICS, { maxErrors: 1000 }).errors.map(e => e.rule))
-      ]
-      const row: Row = {
-        id: `${path}: ${JSON.stringify(text.slice(0, 300))}`,
-        promtool: t.health === 'down' ? 'rejects' : 'accepts',
-        ours
-      }
-      if (t.health === 'down' && ours.length === 0)
-        row.problem = `Prometheus fails the scrape (${t.lastError}) but we accept`
-      if (t.health === 'up') {
+  })()
+  return scrapes
+}
+
+describe('against the real Prometheus scrape parsers', () => {
+  test('OpenMetrics: Prometheus fails the scrape ⇒ we reject; we reject alone ⇒ only STRICTER_OM rules', async () => {
+    const rows = (await scraped())
+      .filter(x => x.path.startsWith('/om/'))
+      .map(x => {
+        const ours = [
+          ...new Set(validateExposition(x.text, x.contentType, { maxErrors: 1000 }).errors.map(e => e.rule))
+        ]
+        const row: Row = {
+          id: `${x.path}: ${JSON.stringify(x.text.slice(0, 300))}`,
+          verdict: x.up ? 'accepts' : 'rejects',
+          ours
+        }
+        if (!x.up && ours.length === 0)
+          row.problem = `Prometheus fails the scrape (${x.lastError}) but we accept`
         const unlisted = ours.filter(r => !(r in STRICTER_OM))
-        if (unlisted.length)
+        if (x.up && unlisted.length)
           row.problem = `Prometheus scrapes it but we fire ${unlisted.join(', ')}, not in STRICTER_OM`
-      }
-      return row
-    })
+        return row
+      })
     expect(rows.filter(r => r.problem).map(r => `${r.problem}: ${r.id}`)).toEqual([])
-    expect(rows.filter(r => r.promtool === 'rejects').length).toBeGreaterThan(20)
-    expect(rows.filter(r => r.promtool === 'accepts' && r.ours.length === 0).length).toBeGreaterThan(10)
-    const earned = new Set(rows.filter(r => r.promtool === 'accepts').flatMap(r => r.ours))
+    expect(rows.filter(r => r.verdict === 'rejects').length).toBeGreaterThan(20)
+    expect(rows.filter(r => r.verdict === 'accepts' && r.ours.length === 0).length).toBeGreaterThan(10)
+    const earned = new Set(rows.filter(r => r.verdict === 'accepts').flatMap(r => r.ours))
     expect(Object.keys(STRICTER_OM).filter(r => !earned.has(r))).toEqual([])
+  }, 60_000)
+
+  test("text 0.0.4 (its scrape parser is not promtool's): Prometheus fails the scrape ⇒ we reject", async () => {
+    const rows = (await scraped()).filter(x => x.path.startsWith('/text/'))
+    const missed = rows
+      .filter(x => !x.up && validateExposition(x.text, x.contentType).errors.length === 0)
+      .map(
+        x =>
+          `Prometheus fails the scrape (${x.lastError}) but we accept: ${x.path}: ${JSON.stringify(x.text.slice(0, 300))}`
+      )
+    expect(missed).toEqual([])
+    expect(rows.filter(x => !x.up).length).toBeGreaterThan(20)
   }, 60_000)
 })
 
@@ -334,10 +377,10 @@ describe('differential against promtool check metrics', () => {
       .map(f => compare(f.id, f.text))
     expect(rows.filter(r => r.problem).map(r => `${r.problem}: ${r.id}`)).toEqual([])
     // every STRICTER entry is earned: some fixture shows promtool accepting what that rule rejects
-    const earned = new Set(rows.filter(r => r.promtool === 'accepts').flatMap(r => r.ours))
+    const earned = new Set(rows.filter(r => r.verdict === 'accepts').flatMap(r => r.ours))
     expect(Object.keys(STRICTER).filter(r => !earned.has(r))).toEqual([])
     // and the corpus is not one-sided: promtool rejects a good share of it
-    expect(rows.filter(r => r.promtool === 'rejects').length).toBeGreaterThan(30)
+    expect(rows.filter(r => r.verdict === 'rejects').length).toBeGreaterThan(30)
   })
 
   test('OpenMetrics fixtures are valid text only by accident, so they are compared with our text mode', () => {
@@ -368,8 +411,8 @@ describe('differential against promtool check metrics', () => {
     }
     expect(rows.filter(r => r.problem).map(r => `${r.problem}: ${r.id}`)).toEqual([])
     // the mutations exercise both sides
-    expect(rows.filter(r => r.promtool === 'rejects').length).toBeGreaterThan(100)
-    expect(rows.filter(r => r.promtool === 'accepts').length).toBeGreaterThan(50)
+    expect(rows.filter(r => r.verdict === 'rejects').length).toBeGreaterThan(100)
+    expect(rows.filter(r => r.verdict === 'accepts').length).toBeGreaterThan(50)
   })
 })
 

@@ -52,6 +52,8 @@ export const RULES = {
   'value-float': 'sample values are floats (Go ParseFloat syntax, +Inf, -Inf, NaN)',
   'timestamp-integer': 'text format: timestamps are integer milliseconds (int64)',
   'timestamp-invalid': 'OpenMetrics: timestamps are numbers of seconds',
+  'timestamp-sign': 'text format: timestamps are plain digits, as Prometheus scrapes them (no sign)',
+  'leading-whitespace': 'text format: sample lines do not start with blanks (Prometheus cannot scrape them)',
   'trailing-whitespace': 'nothing, not even blanks, after the value or timestamp',
   'sample-syntax': 'a sample line is name[{labels}] value [timestamp]',
   'help-syntax': 'HELP lines are # HELP name text',
@@ -306,7 +308,14 @@ class Validator {
         if (p < eol) {
           if (text.charCodeAt(p) === HASH) {
             if (this.comment(p, eol)) eofLine = this.line
-          } else this.sample(p, eol)
+          } else {
+            if (!om)
+              this.err(
+                'leading-whitespace',
+                "sample line starts with blanks; Prometheus' scrape parser rejects it (promtool does not)"
+              )
+            this.sample(p, eol)
+          }
         }
       } else if (pos === eol) {
         if (om) this.err('om-blank-line', 'blank line (OpenMetrics allows none)')
@@ -901,7 +910,13 @@ class Validator {
     }
     let p = s
     const c = text.charCodeAt(p)
-    if (c === 43 || c === 45) p++
+    if (c === 43 || c === 45) {
+      p++
+      this.err(
+        'timestamp-sign',
+        `timestamp ${show(text.slice(s, e))} has a sign; Prometheus' scrape parser accepts only digits (no times before 1970)`
+      )
+    }
     const ds = p
     while (p < e) {
       const d = text.charCodeAt(p)
