@@ -43344,6 +43344,8 @@ const RULES = {
     'value-float': 'sample values are floats (Go ParseFloat syntax, +Inf, -Inf, NaN)',
     'timestamp-integer': 'text format: timestamps are integer milliseconds (int64)',
     'timestamp-invalid': 'OpenMetrics: timestamps are numbers of seconds',
+    'timestamp-sign': 'text format: timestamps are plain digits, as Prometheus scrapes them (no sign)',
+    'leading-whitespace': 'text format: sample lines do not start with blanks (Prometheus cannot scrape them)',
     'trailing-whitespace': 'nothing, not even blanks, after the value or timestamp',
     'sample-syntax': 'a sample line is name[{labels}] value [timestamp]',
     'help-syntax': 'HELP lines are # HELP name text',
@@ -43559,8 +43561,11 @@ class Validator {
                         if (this.comment(p, eol))
                             eofLine = this.line;
                     }
-                    else
+                    else {
+                        if (!om)
+                            this.err('leading-whitespace', "sample line starts with blanks; Prometheus' scrape parser rejects it (promtool does not)");
                         this.sample(p, eol);
+                    }
                 }
             }
             else if (pos === eol) {
@@ -44135,8 +44140,10 @@ class Validator {
         }
         let p = s;
         const c = text.charCodeAt(p);
-        if (c === 43 || c === 45)
+        if (c === 43 || c === 45) {
             p++;
+            this.err('timestamp-sign', `timestamp ${show(text.slice(s, e))} has a sign; Prometheus' scrape parser accepts only digits (no times before 1970)`);
+        }
         const ds = p;
         while (p < e) {
             const d = text.charCodeAt(p);
@@ -45225,10 +45232,10 @@ async function runSmoke(opts) {
             redactor.addHeaderValue(v);
         const target = checkUrl(base, check.path);
         const follow = !check.status.some(s => (typeof s === 'number' ? s >= 300 && s < 400 : s === '3xx'));
-        const tryOnce = async (timeoutMs, url = target) => {
+        const tryOnce = async (timeoutMs) => {
             try {
                 const res = await send({
-                    url: url.toString(),
+                    url: target.toString(),
                     method: check.method,
                     headers,
                     body: check.data,
@@ -45237,21 +45244,21 @@ async function runSmoke(opts) {
                     followRedirects: follow,
                     secretHeaders
                 });
-                return { attempt: evaluate(check, res, opts.validate ?? validate/* validateExposition */.jh), res };
+                return evaluate(check, res, opts.validate ?? validate/* validateExposition */.jh);
             }
             catch (e) {
                 const err = e instanceof RequestError ? e : new RequestError('other', String(e));
                 const hint = err.kind === 'tls'
                     ? "; if the certificate is self-signed on purpose, set 'insecure-tls: true'"
                     : '';
-                const attempt = {
+                return {
                     ok: false,
                     status: null,
                     latencyMs: null,
                     error: `${err.message}${hint}`,
-                    retryable: err.kind !== 'tls'
+                    retryable: err.kind !== 'tls',
+                    timedOut: err.kind === 'timeout'
                 };
-                return { attempt: { ...attempt, timedOut: err.kind === 'timeout' } };
             }
         };
         let attempts = 0;
@@ -45268,7 +45275,7 @@ async function runSmoke(opts) {
                 break;
             attempts++;
             const clamped = remaining < opts.requestTimeoutMs;
-            const attempt = (await tryOnce(Math.min(opts.requestTimeoutMs, remaining))).attempt;
+            const attempt = await tryOnce(Math.min(opts.requestTimeoutMs, remaining));
             if (clamped && attempt.timedOut && last.status !== null) {
                 // the deadline, not the server, cut this attempt short: the previous answer says more
                 last = { ...last, error: `${last.error} (attempt ${attempts} was cut short by the deadline)` };

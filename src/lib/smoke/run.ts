@@ -151,13 +151,10 @@ export async function runSmoke(opts: SmokeOptions): Promise<SmokeReport> {
       for (const v of Object.values(check.headers)) redactor.addHeaderValue(v)
       const target = checkUrl(base, check.path)
       const follow = !check.status.some(s => (typeof s === 'number' ? s >= 300 && s < 400 : s === '3xx'))
-      const tryOnce = async (
-        timeoutMs: number,
-        url = target
-      ): Promise<{ attempt: Attempt; res?: HttpResponse }> => {
+      const tryOnce = async (timeoutMs: number): Promise<Attempt> => {
         try {
           const res = await send({
-            url: url.toString(),
+            url: target.toString(),
             method: check.method,
             headers,
             body: check.data,
@@ -166,21 +163,21 @@ export async function runSmoke(opts: SmokeOptions): Promise<SmokeReport> {
             followRedirects: follow,
             secretHeaders
           })
-          return { attempt: evaluate(check, res, opts.validate ?? validateExposition), res }
+          return evaluate(check, res, opts.validate ?? validateExposition)
         } catch (e) {
           const err = e instanceof RequestError ? e : new RequestError('other', String(e))
           const hint =
             err.kind === 'tls'
               ? "; if the certificate is self-signed on purpose, set 'insecure-tls: true'"
               : ''
-          const attempt = {
+          return {
             ok: false,
             status: null,
             latencyMs: null,
             error: `${err.message}${hint}`,
-            retryable: err.kind !== 'tls'
+            retryable: err.kind !== 'tls',
+            timedOut: err.kind === 'timeout'
           }
-          return { attempt: { ...attempt, timedOut: err.kind === 'timeout' } }
         }
       }
 
@@ -197,7 +194,7 @@ export async function runSmoke(opts: SmokeOptions): Promise<SmokeReport> {
         if (remaining <= 0) break
         attempts++
         const clamped = remaining < opts.requestTimeoutMs
-        const attempt = (await tryOnce(Math.min(opts.requestTimeoutMs, remaining))).attempt
+        const attempt = await tryOnce(Math.min(opts.requestTimeoutMs, remaining))
         if (clamped && attempt.timedOut && last.status !== null) {
           // the deadline, not the server, cut this attempt short: the previous answer says more
           last = { ...last, error: `${last.error} (attempt ${attempts} was cut short by the deadline)` }
