@@ -116,4 +116,34 @@ describe('GitHub REST stand-in', () => {
       404
     )
   })
+
+  it('lists statuses and the combined status; a failing context blocks a deployment with 409 unless skipped', async () => {
+    const k = kit()
+    const sha = 'e'.repeat(40)
+    await k.rest.repos.createCommitStatus({ owner: 'o', repo: 's', sha, state: 'success', context: 'ci' })
+    await k.rest.repos.createCommitStatus({ owner: 'o', repo: 's', sha, state: 'failure', context: 'smoke' })
+    const list = await k.rest.repos.listCommitStatusesForRef({ owner: 'o', repo: 's', ref: sha })
+    expect(list.data.map(x => x.context)).toEqual(['smoke', 'ci'])
+    const combined = await k.rest.repos.getCombinedStatusForRef({ owner: 'o', repo: 's', ref: sha })
+    expect(combined.data).toMatchObject({ state: 'failure', total_count: 2 })
+    const blocked = await fail(
+      k.rest.repos.createDeployment({ owner: 'o', repo: 's', ref: sha, environment: 'prod' })
+    )
+    expect(blocked.status).toBe(409)
+    expect(blocked.message).toContain('Commit status checks failed')
+    const onlyCi = await k.rest.repos.createDeployment({
+      owner: 'o',
+      repo: 's',
+      ref: sha,
+      required_contexts: ['ci']
+    })
+    expect(onlyCi.status).toBe(201)
+    const none = await k.rest.repos.createDeployment({
+      owner: 'o',
+      repo: 's',
+      ref: sha,
+      required_contexts: []
+    })
+    expect(none.status).toBe(201)
+  })
 })

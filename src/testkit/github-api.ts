@@ -3,10 +3,14 @@
  * It follows the documented routes, status codes and payloads of the endpoints shipline calls:
  *
  *   POST  /repos/{owner}/{repo}/statuses/{sha}                       201 status          (repos/create-commit-status)
+ *   GET   /repos/{owner}/{repo}/commits/{ref}/statuses              200 status[]        (repos/list-commit-statuses-for-ref, newest first)
+ *   GET   /repos/{owner}/{repo}/commits/{ref}/status                200 combined-commit-status (repos/get-combined-status-for-ref)
  *   POST  /repos/{owner}/{repo}/check-runs                           201 check-run       (checks/create)
  *   PATCH /repos/{owner}/{repo}/check-runs/{check_run_id}            200 check-run       (checks/update)
  *   GET   /repos/{owner}/{repo}/check-runs/{check_run_id}            200 check-run       (checks/get)
- *   POST  /repos/{owner}/{repo}/deployments                          201 deployment      (repos/create-deployment)
+ *   POST  /repos/{owner}/{repo}/deployments                          201 deployment      (repos/create-deployment; 409 when
+ *                                                                      a required status context of the commit is not
+ *                                                                      success: required_contexts, default every context)
  *   GET   /repos/{owner}/{repo}/deployments?sha&ref&task&environment 200 deployment[]    (repos/list-deployments, newest first)
  *   GET   /repos/{owner}/{repo}/deployments/{deployment_id}          200 deployment      (repos/get-deployment)
  *   POST  /repos/{owner}/{repo}/deployments/{deployment_id}/statuses 201 deployment-status (repos/create-deployment-status;
@@ -296,6 +300,28 @@ export async function start(opts: StartOptions = {}): Promise<GitHubApi> {
       statuses.push({ ...status, repo, sha })
       return [201, status]
     }
+    if (method === 'GET' && (r = /^\/commits\/([^/]+)\/(statuses|status)$/.exec(rest))) {
+      const sha = shaOf(decodeURIComponent(r[1]))
+      const list = statuses.filter(x => x.repo === repo && x.sha === sha).reverse()
+      if (r[2] === 'statuses') return [200, page(list, query).map(stripStatus)]
+      const latest = [...latestStatuses(repo, sha).keys()].map(c => list.find(x => x.context === c)!)
+      const states = latest.map(x => x.state)
+      const state = states.some(x => x === 'error' || x === 'failure')
+        ? 'failure'
+        : states.length === 0 || states.some(x => x === 'pending')
+          ? 'pending'
+          : 'success'
+      return [
+        200,
+        {
+          state,
+          statuses: latest.map(stripStatus),
+          sha,
+          total_count: latest.length,
+          repository: { full_name: repo }
+        }
+      ]
+    }
     if (method === 'POST' && rest === '/check-runs') {
       validateCheckRun(body, true)
       const id = nextId++
@@ -327,6 +353,26 @@ export async function start(opts: StartOptions = {}): Promise<GitHubApi> {
       ) {
         throw invalid(`For 'payload', ${JSON.stringify(body.payload)} is not an object or a string.`)
       }
+      // GitHub verifies commit statuses first: the given required_contexts, or (when omitted) every
+      // context set on the commit, must be 'success', else 409 (pass required_contexts: [] to skip)
+      const sha = shaOf(body.ref as string)
+      const latest = latestStatuses(repo, sha)
+      const required = (body.required_contexts as string[] | undefined) ?? [...latest.keys()]
+      const bad = required.filter(c => latest.get(c) !== 'success')
+      if (bad.length) {
+        throw new HttpError(409, {
+          message: `Conflict: Commit status checks failed for ${String(body.ref)}.`,
+          errors: [
+            {
+              contexts: bad.map(c => ({ context: c, state: latest.get(c) ?? 'missing' })),
+              resource: 'Deployment',
+              field: 'required_contexts',
+              code: 'invalid'
+            }
+          ],
+          documentation_url: DOCS
+        })
+      }
       const id = nextId++
       const t = now()
       const environment = (body.environment as string | undefined) ?? 'production'
@@ -334,7 +380,7 @@ export async function start(opts: StartOptions = {}): Promise<GitHubApi> {
         url: `${repoUrl}/deployments/${id}`,
         id,
         node_id: nodeId('Deployment', id),
-        sha: shaOf(body.ref as string),
+        sha,
         ref: body.ref,
         task: body.task ?? 'deploy',
         payload: typeof body.payload === 'string' ? safeJson(body.payload) : (body.payload ?? {}),
@@ -411,6 +457,14 @@ export async function start(opts: StartOptions = {}): Promise<GitHubApi> {
       }
     }
     throw notFound()
+  }
+
+  /** context → state of the newest status of each context on a commit */
+  function latestStatuses(repo: string, sha: string): Map<string, string> {
+    const out = new Map<string, string>()
+    for (const x of statuses)
+      if (x.repo === repo && x.sha === sha) out.set(String(x.context), String(x.state))
+    return out
   }
 
   function addDeploymentStatus(dep: GitHubApi['deployments'][number], fields: Obj): Obj {
@@ -557,6 +611,11 @@ export async function start(opts: StartOptions = {}): Promise<GitHubApi> {
         server.close(() => resolve())
       })
   }
+}
+
+function stripStatus(o: Obj): Obj {
+  const { repo: _r, sha: _s, ...rest } = o
+  return rest
 }
 
 function strip<T extends Obj>(o: T): Obj {
