@@ -7,6 +7,7 @@
 //    `node -e` that prints one line (the floor any JavaScript action pays).
 // Medians of N runs (default 15), after one warm-up run of each.
 import { spawn } from 'node:child_process'
+import { performance } from 'node:perf_hooks'
 import { createServer } from 'node:http'
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
