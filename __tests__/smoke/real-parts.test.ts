@@ -9,7 +9,8 @@ import { join } from 'node:path'
 import { parseChecks } from '../../src/lib/smoke/checks.js'
 import { runSmoke } from '../../src/lib/smoke/run.js'
 import { validateExposition } from '../../src/lib/prometheus/validate.js'
-import { freePort, startProcess, type Proc } from '../../src/testkit/net.js'
+import { freePort, startProcess, waitForPort, type Proc } from '../../src/testkit/net.js'
+import { ok, routes, serve, type Fixture } from '../../src/testkit/http-fixtures.js'
 
 let dir: string
 const procs: Proc[] = []
@@ -31,8 +32,9 @@ beforeAll(async () => {
   )
 })
 
+const fixtures: Fixture[] = []
 afterAll(async () => {
-  await Promise.all(procs.map(p => p.stop()))
+  await Promise.all([...procs.map(p => p.stop()), ...fixtures.map(f => f.stop())])
   rmSync(dir, { recursive: true, force: true })
 })
 
@@ -91,5 +93,49 @@ describe('real Prometheus parts', () => {
       ['/readyz', false, 404],
       ['/metrics', true, 200]
     ])
+  })
+
+  it('behind a real nginx: 502 Bad Gateway while the service is down, then it comes up and passes', async () => {
+    const backendPort = await freePort()
+    const nginxPort = await freePort()
+    const conf = join(dir, 'nginx.conf')
+    writeFileSync(
+      conf,
+      [
+        ...(process.getuid?.() === 0 ? ['user root;'] : []),
+        'worker_processes 1;',
+        `pid ${join(dir, 'nginx.pid')};`,
+        `error_log ${join(dir, 'nginx-error.log')};`,
+        'events { worker_connections 64; }',
+        'http {',
+        '  access_log off;',
+        ...['client_body', 'proxy', 'fastcgi', 'uwsgi', 'scgi'].map(t => `  ${t}_temp_path ${join(dir, t)};`),
+        `  server { listen 127.0.0.1:${nginxPort}; location / { proxy_pass http://127.0.0.1:${backendPort}; } }`,
+        '}'
+      ].join('\n') + '\n'
+    )
+    procs.push(startProcess('/usr/sbin/nginx', ['-p', dir, '-c', conf, '-g', 'daemon off;']))
+    await waitForPort(nginxPort)
+    const logs: string[] = []
+    let backend: Promise<Fixture> | undefined
+    const r = await runSmoke({
+      url: `http://localhost:${nginxPort}`,
+      checks: parseChecks('- /health'),
+      timeoutMs: 30_000,
+      requestTimeoutMs: 5000,
+      log: line => {
+        logs.push(line)
+        // the first 502 seen: now the deployment "finishes" and the service starts listening
+        backend ??= serve(routes({ '/health': ok('up\n') }), { port: backendPort }).then(
+          f => (fixtures.push(f), f)
+        )
+      }
+    })
+    await backend
+    expect(logs[0]).toMatch(
+      /^\/health: attempt 1: status 502 Bad Gateway, expected 200: 502 Bad Gateway; retrying/
+    )
+    expect(r.results[0]).toMatchObject({ ok: true, status: 200, error: null })
+    expect(r.results[0].attempts).toBeGreaterThanOrEqual(2)
   })
 })

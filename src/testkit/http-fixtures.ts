@@ -36,7 +36,7 @@ export interface Fixture {
 
 export async function serve(
   handler: Handler,
-  opts: { host?: string; tls?: { key: string; cert: string } } = {}
+  opts: { host?: string; port?: number; tls?: { key: string; cert: string } } = {}
 ): Promise<Fixture> {
   const host = opts.host ?? '127.0.0.1'
   const requests: Seen[] = []
@@ -59,7 +59,7 @@ export async function serve(
   })
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject)
-    server.listen(0, host, () => resolve())
+    server.listen(opts.port ?? 0, host, () => resolve())
   })
   const port = (server.address() as AddressInfo).port
   const h = host.includes(':') ? `[${host}]` : host
