@@ -182,6 +182,8 @@ const STRICTER_OM: Record<string, string> = {
   'label-name-reserved':
     'Prometheus accepts __-prefixed labels from the exposition (relabelling may use them)',
   'help-duplicate': 'the parser lets a second HELP override the first; the spec allows one per family',
+  'om-interleaved':
+    'the parser reads sample by sample; the spec: Metrics and MetricPoints MUST NOT be interleaved',
   'label-value-escape':
     'the ABNF admits a backslash before any character but says undefined escapes SHOULD NOT be used; we allow only the three defined ones, as in the text format',
   'histogram-count-missing':

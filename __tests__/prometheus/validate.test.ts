@@ -76,6 +76,8 @@ describe('text format 0.0.4: rules with their lines', () => {
     ['float value', 'a 1\nb one\n', ['2:value-float']],
     ['integer timestamp', 'a 1 1.5\nb 1 17\n', ['1:timestamp-integer']],
     ['trailing blanks', 'a 1\t\n', ['1:trailing-whitespace']],
+    ['signed timestamp (Prometheus cannot scrape it)', 'a 1 5\nb 1 -5\n', ['2:timestamp-sign']],
+    ['indented sample (Prometheus cannot scrape it)', 'a 1\n  b 1\n  # comment\n', ['2:leading-whitespace']],
     ['help duplicate', '# HELP a x\na 1\n# HELP a y\n', ['3:help-duplicate']],
     ['help escape', '# HELP a ok \\\\ \\n\n# HELP b bad \\t\n', ['2:help-escape']],
     ['type duplicate', '# TYPE a gauge\n# TYPE a counter\na 1\n', ['2:type-duplicate']],
@@ -128,6 +130,17 @@ describe('text format 0.0.4: rules with their lines', () => {
     expect(text(two)).toEqual(['7:histogram-count-mismatch'])
   })
 
+  test('messages say what to fix', () => {
+    const [crlf] = validateExposition('a 1\r\n').errors
+    expect(crlf).toMatchObject({
+      line: 1,
+      rule: 'value-float',
+      message: expect.stringContaining('carriage return')
+    })
+    const [om] = validateExposition('# TYPE i info\ni_info 1\n').errors
+    expect(om.message).toContain('application/openmetrics-text')
+  })
+
   test('an untyped family named like a bucket is not a histogram', () => {
     expect(text('x_bucket 1\nx_count 5\n')).toEqual([])
   })
@@ -150,7 +163,25 @@ describe('OpenMetrics 1.0: rules with their lines', () => {
     ['text-only type', '# TYPE a untyped\na 1\n# EOF\n', ['1:type-unknown']],
     ['trailing comma', 'a{x="1",} 1\n# EOF\n', ['1:label-syntax']],
     ['bad timestamp', 'a 1 never\n# EOF\n', ['1:timestamp-invalid']],
-    ['info value', '# TYPE b info\nb_info 1\nb_info{x="1"} 0\n# EOF\n', ['3:om-info-value']]
+    ['info value', '# TYPE b info\nb_info 1\nb_info{x="1"} 0\n# EOF\n', ['3:om-info-value']],
+    ['MetricPoints told apart by timestamps', '# TYPE g gauge\ng 17.0 123\ng 18.0 456\n# EOF\n', []],
+    [
+      'MetricPoints with one timestamp',
+      '# TYPE g gauge\ng 17.0 123\ng 18.0 123\n# EOF\n',
+      ['3:series-duplicate']
+    ],
+    [
+      '_sum without _count',
+      '# TYPE h histogram\nh_bucket{le="+Inf"} 1\nh_sum 1\n# EOF\n',
+      ['3:histogram-count-missing']
+    ],
+    [
+      'interleaved Metrics',
+      '# TYPE c counter\nc_total{a="1"} 1\nc_total{a="2"} 1\nc_created{a="1"} 1\n# EOF\n',
+      ['4:om-interleaved']
+    ],
+    ['HELP needs the space', '# HELP a\n# HELP b \n# EOF\n', ['1:help-syntax']],
+    ['exemplars on counters and buckets', '# TYPE c counter\nc_total 1 # {id="x"} 1 1.5\n# EOF\n', []]
   ])('%s', (_title, input, expected) => {
     expect(om(input)).toEqual(expected)
   })

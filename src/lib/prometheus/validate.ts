@@ -93,6 +93,7 @@ export const RULES = {
   'om-info-value': 'OpenMetrics: info samples have the value 1',
   'om-stateset': 'OpenMetrics: stateset samples are 0 or 1 and carry a label named after the family',
   'om-negative-count': 'OpenMetrics: histogram and summary counts and buckets are not negative or NaN',
+  'om-interleaved': 'OpenMetrics: the samples of one Metric (label set) are not interleaved with others',
   'om-exemplar':
     'OpenMetrics: exemplars (# {labels} value [ts]) only on counter _total and histogram _bucket samples'
 } as const
@@ -223,6 +224,9 @@ interface Family {
   closed: boolean
   series: Set<string>
   groups: Map<string, Group> | null
+  /** OpenMetrics: label sets (without le/quantile) seen, and the current one */
+  metrics?: Set<string>
+  lastMetric?: string
 }
 
 function isBlank(c: number): boolean {
@@ -404,6 +408,8 @@ class Validator {
     }
     // the duplicate check is per family; a family that comes back is an error of its own
     f.series = new Set()
+    f.metrics = undefined
+    f.lastMetric = undefined
   }
 
   // ---- comments and metadata ---------------------------------------------------------------------------
@@ -1007,7 +1013,18 @@ class Validator {
     if (!this.labelsSorted) this.duplicateLabels(name)
 
     // duplicate series
-    const gk = special >= 0 || isHist ? this.groupKey(special) : ''
+    const gk = special >= 0 || isHist || this.om ? this.groupKey(special) : ''
+    if (this.om && gk !== fam.lastMetric) {
+      // OpenMetrics: all samples of one Metric (label set without le/quantile) form one group
+      const metrics = (fam.metrics ??= new Set())
+      if (metrics.has(gk))
+        this.err(
+          'om-interleaved',
+          `samples of ${show(fam.name)}{${gk}} come back after another label set; keep each Metric's samples together`
+        )
+      else metrics.add(gk)
+      fam.lastMetric = gk
+    }
     const key =
       special >= 0
         ? name + '{' + gk + '}' + text.slice(this.lvS[special], this.lvE[special])
