@@ -1,0 +1,106 @@
+import type { Remote } from '../ssh/remote.js'
+import type { ImageRef } from '../compose/validate.js'
+import type { Logger } from '../compose/host.js'
+
+export type { Logger }
+
+export interface RegistryAuth {
+  registry: string
+  username: string
+  password: string
+}
+
+export interface Common {
+  /** host lines as the user wrote them (labels); connect() turns one into a Remote */
+  hosts: string[]
+  connect(host: string): Promise<Remote>
+  path: string
+  healthTimeout: number
+  lockTimeout: number
+  /** hosts at once after the first (canary) host */
+  maxParallel?: number
+  /** login on the host for pulls (only used when an image is missing there) */
+  registry?: RegistryAuth
+  actor?: string
+  runUrl?: string
+  log: Logger
+  /** seconds a container without a healthcheck must stay running unchanged (default 5) */
+  stableSeconds?: number
+  /** Compose project name (default: derived from path) */
+  project?: string
+}
+
+export interface DeployOptions extends Common {
+  /** local compose files, in order */
+  composeFiles: string[]
+  /** text of the release's .env (a secret); undefined: the previous release's .env is carried over */
+  envFile?: string
+  /** `service=image-ref` lines */
+  images: string[]
+  /** only these services are updated (default all) */
+  services?: string[]
+  version: string
+  sha?: string
+  autoRollback: boolean
+  keepReleases: number
+  /** tag → digest through the registry (not needed for refs that carry a digest) */
+  resolveDigest?(ref: ImageRef): Promise<string>
+  /** called once the release is planned (images pinned), before any host is contacted */
+  onPlanned?(plan: Plan): Promise<void> | void
+}
+
+export interface RollbackOptions extends Common {
+  /** a version or a release id; default: the release live before the current one */
+  to?: string
+}
+
+export interface Plan {
+  releaseId: string
+  version: string
+  /** service → image@sha256:… */
+  images: Record<string, string>
+}
+
+export type HostStatus = 'deployed' | 'rolled-back' | 'failed' | 'reverted' | 'skipped' | 'unchanged'
+
+export interface HostResult {
+  host: string
+  status: HostStatus
+  releaseId?: string
+  version?: string
+  previousReleaseId?: string
+  previousVersion?: string
+  compose?: string
+  message?: string
+  /** failing containers' last log lines */
+  logs?: string
+  durationMs: number
+  /** remote commands and file writes (round trips) */
+  execs: number
+}
+
+export type DeployStatus = 'deployed' | 'rolled-back' | 'failed'
+
+export interface DeployResult {
+  status: DeployStatus
+  releaseId: string
+  version: string
+  previousVersion: string
+  images: Record<string, string>
+  hosts: HostResult[]
+  /** one line for the step's failure */
+  error?: string
+  connections: number
+}
+
+export interface RollbackResult {
+  /** rolled-back, unchanged (already live: a no-op) or failed */
+  status: 'rolled-back' | 'unchanged' | 'failed'
+  fromVersion: string
+  toVersion: string
+  releaseId: string
+  images: Record<string, string>
+  hosts: HostResult[]
+  error?: string
+  connections: number
+}
