@@ -233,9 +233,13 @@ function isBlank(c: number): boolean {
   return c === SP || c === TAB
 }
 
+function clip(s: string, max: number): string {
+  return s.length > max ? s.slice(0, max) + '\u2026' : s
+}
+
+/** A token from the input, quoted and escaped for a message. */
 function show(s: string, max = 60): string {
-  const t = s.length > max ? s.slice(0, max) + '\u2026' : s
-  return JSON.stringify(t)
+  return JSON.stringify(clip(s, max))
 }
 
 class Validator {
@@ -382,24 +386,25 @@ class Validator {
     this.cur = null
     if (f.groups) {
       const countName = f.type === 'gaugehistogram' ? '_gcount' : '_count'
-      for (const g of f.groups.values()) {
+      for (const [gk, g] of f.groups) {
+        const series = `${f.name}{${gk}}`
         if (!g.hasInf) {
           this.err(
             'histogram-inf-bucket',
-            `histogram ${show(f.name)}: a series has no le="+Inf" bucket (its last bucket is on line ${g.lastBucketLine || g.firstLine})`,
+            `histogram series ${series} has no le="+Inf" bucket${g.lastBucketLine ? ` (its last bucket is on line ${g.lastBucketLine})` : ''}`,
             g.lastBucketLine || g.firstLine
           )
         } else if (g.hasCount && g.inf !== g.count && !(Number.isNaN(g.inf) && Number.isNaN(g.count))) {
           this.err(
             'histogram-count-mismatch',
-            `histogram ${show(f.name)}: ${f.name}${countName} is ${g.count} but the le="+Inf" bucket is ${g.inf}`,
+            `histogram series ${series}: ${f.name}${countName} is ${g.count} but the le="+Inf" bucket is ${g.inf}; they must be equal`,
             g.countLine
           )
         }
         if (this.om && g.sumLine && !g.hasCount) {
           this.err(
             'histogram-count-missing',
-            `histogram ${show(f.name)}: a series has ${f.name}${countName === '_count' ? '_sum' : '_gsum'} but no ${f.name}${countName}; OpenMetrics requires both or neither`,
+            `histogram series ${series} has ${f.name}${countName === '_count' ? '_sum' : '_gsum'} but no ${f.name}${countName}; OpenMetrics requires both or neither`,
             g.sumLine
           )
         }
@@ -1035,7 +1040,7 @@ class Validator {
     if (fam.series.size === size)
       this.err(
         'series-duplicate',
-        `duplicate series ${show(this.nLabels ? text.slice(start, this.labelsClose + 1) : name, 120)}: the same name and label set appear twice`
+        `duplicate series ${clip(this.nLabels ? text.slice(start, this.labelsClose + 1) : name, 160)}: the same name and label set appear twice`
       )
 
     if (special >= 0) {
