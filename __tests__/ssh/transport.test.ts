@@ -181,3 +181,46 @@ describe('one connection', () => {
     }
   })
 })
+
+describe('a host that goes away', () => {
+  test('a dropped connection fails the running command with "connection lost", later calls fail clearly', async () => {
+    const s = await startSshd()
+    try {
+      const r = await connectSsh({
+        target: { host: s.host, port: s.port, user: 'root' },
+        privateKey: s.clientKey.privateKey,
+        knownHosts: s.knownHostsLine
+      })
+      let started!: () => void
+      const isStarted = new Promise<void>(res => (started = res))
+      const p = r.exec(['sh', '-c', 'echo started; sleep 60'], { onStdout: () => started() })
+      await isStarted
+      s.dropConnections()
+      await expect(p).rejects.toThrow(/connection to root@127\.0\.0\.1:\d+ was lost while running 'sh -c/)
+      await expect(r.exec(['true'])).rejects.toThrow(/connection to root@127\.0\.0\.1:\d+ is closed/)
+      await r.close()
+    } finally {
+      await s.stop()
+    }
+  })
+
+  test('a host that stops answering is dropped by keepalive', async () => {
+    const s = await startSshd()
+    try {
+      const r = await connectSsh({
+        target: { host: s.host, port: s.port, user: 'root' },
+        privateKey: s.clientKey.privateKey,
+        knownHosts: s.knownHostsLine,
+        keepaliveIntervalMs: 200
+      })
+      s.freeze()
+      await expect(r.exec(['true'])).rejects.toThrow(
+        /connection to root@127\.0\.0\.1:\d+ (was lost|is closed).*(keepalive|Keepalive)/i
+      )
+      s.thaw()
+      await r.close()
+    } finally {
+      await s.stop()
+    }
+  })
+})

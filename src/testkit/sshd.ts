@@ -7,7 +7,7 @@
  */
 import { execFileSync } from 'node:child_process'
 import { createHash, randomBytes } from 'node:crypto'
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import ssh2 from 'ssh2'
@@ -48,6 +48,13 @@ export interface Sshd {
   knownHostsLine: string
   clientKey: KeyPair
   dir: string
+  /** pid of the listening sshd (its process group holds the per-connection sshd processes too) */
+  pid: number
+  /** SIGSTOP / SIGCONT sshd and everything it started: a host that stops answering */
+  freeze: () => void
+  thaw: () => void
+  /** SIGKILL the per-connection sshd processes (not what they started): a dropped connection */
+  dropConnections: () => void
   /** sshd's log so far (LogLevel VERBOSE) */
   log: () => string
   /** lines of the log that match the pattern */
@@ -154,12 +161,21 @@ export async function startSshd(opts: SshdOptions = {}): Promise<Sshd> {
       knownHostsLine: `[127.0.0.1]:${port} ${keyType} ${keyB64}`,
       clientKey,
       dir,
+      pid: proc.child.pid!,
+      freeze: () => signalAll([proc.child.pid!, ...descendants(proc.child.pid!)], 'SIGSTOP'),
+      thaw: () => signalAll([proc.child.pid!, ...descendants(proc.child.pid!)], 'SIGCONT'),
+      dropConnections: () => signalAll(children(proc.child.pid!), 'SIGKILL'),
       log,
       logLines: (re: RegExp) =>
         log()
           .split('\n')
           .filter(l => re.test(l)),
       stop: async () => {
+        // each connection's sshd runs in its own session (setsid), so the listener's process group does
+        // not hold them: kill the whole tree, sessions included
+        const tree = descendants(proc.child.pid!)
+        signalAll(tree, 'SIGKILL')
+        signalAll([proc.child.pid!], 'SIGCONT')
         await proc.stop()
         rmSync(dir, { recursive: true, force: true })
       }
@@ -167,6 +183,49 @@ export async function startSshd(opts: SshdOptions = {}): Promise<Sshd> {
   }
   rmSync(dir, { recursive: true, force: true })
   throw new Error(`sshd did not start: ${lastErr}`)
+}
+
+function parentsMap(): Map<number, number[]> {
+  const kids = new Map<number, number[]>()
+  for (const d of readdirSync('/proc')) {
+    if (!/^\d+$/.test(d)) continue
+    try {
+      // pid (comm) state ppid ...; comm may hold spaces and parentheses
+      const stat = readFileSync(`/proc/${d}/stat`, 'utf8')
+      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1])
+      kids.set(ppid, [...(kids.get(ppid) ?? []), Number(d)])
+    } catch {
+      /* exited */
+    }
+  }
+  return kids
+}
+
+function children(pid: number): number[] {
+  return parentsMap().get(pid) ?? []
+}
+
+function descendants(pid: number): number[] {
+  const kids = parentsMap()
+  const out: number[] = []
+  const walk = (p: number) => {
+    for (const c of kids.get(p) ?? []) {
+      out.push(c)
+      walk(c)
+    }
+  }
+  walk(pid)
+  return out
+}
+
+function signalAll(pids: number[], sig: NodeJS.Signals): void {
+  for (const p of pids) {
+    try {
+      process.kill(p, sig)
+    } catch {
+      /* gone */
+    }
+  }
 }
 
 /** A random password for the password-auth test (never put on a command line). */

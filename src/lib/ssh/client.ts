@@ -309,27 +309,34 @@ export class SshRemote implements Remote {
     })
   }
 
-  private channel(line: string, priority = false): Promise<{ ch: ClientChannel; release: () => void }> {
-    return this.slots.take(priority).then(
-      release =>
-        new Promise((resolve, reject) => {
-          if (this.closed) {
-            release()
-            reject(
-              new UserError(
-                `The SSH connection to ${this.label} is closed (${this.lostReason}); the step cannot continue.`
-              )
-            )
-            return
-          }
-          this.client.exec(line, (err, ch) => {
-            if (err) {
-              release()
-              reject(new UserError(`Could not start a command on ${this.label}: ${err.message}`))
-            } else resolve({ ch, release })
-          })
-        })
+  private closedError(): UserError {
+    const why = this.lostReason || 'connection closed'
+    const hint = /keepalive/i.test(why) ? ': the host stopped answering (network or host down)' : ''
+    return new UserError(
+      `The SSH connection to ${this.label} is closed (${why})${hint}; the step cannot continue.`
     )
+  }
+
+  private async channel(line: string, priority = false): Promise<{ ch: ClientChannel; release: () => void }> {
+    const release = await this.slots.take(priority)
+    return new Promise((resolve, reject) => {
+      if (this.closed) {
+        release()
+        return reject(this.closedError())
+      }
+      this.client.exec(line, (err, ch) => {
+        if (!err) return resolve({ ch, release })
+        release()
+        // when the connection died, say so (and why) rather than the channel's own complaint
+        setImmediate(() =>
+          reject(
+            this.closed || this.lostReason
+              ? this.closedError()
+              : new UserError(`Could not start a command on ${this.label}: ${err.message}`)
+          )
+        )
+      })
+    })
   }
 
   /** Runs a raw shell line (already quoted) and collects bytes. The engine under exec/readFile/writeFile. */
@@ -349,7 +356,7 @@ export class SshRemote implements Remote {
     }
     let hard: NodeJS.Timeout | undefined
     const timer =
-      opts.timeoutMs !== undefined
+      opts.timeoutMs !== undefined && opts.timeoutMs > 0
         ? setTimeout(() => {
             timedOut = true
             kill()
