@@ -43385,6 +43385,7 @@ const RULES = {
     'om-info-value': 'OpenMetrics: info samples have the value 1',
     'om-stateset': 'OpenMetrics: stateset samples are 0 or 1 and carry a label named after the family',
     'om-negative-count': 'OpenMetrics: histogram and summary counts and buckets are not negative or NaN',
+    'om-interleaved': 'OpenMetrics: the samples of one Metric (label set) are not interleaved with others',
     'om-exemplar': 'OpenMetrics: exemplars (# {labels} value [ts]) only on counter _total and histogram _bucket samples'
 };
 /** `application/openmetrics-text` selects OpenMetrics 1.0; anything else (or nothing) the text format 0.0.4. */
@@ -43624,21 +43625,24 @@ class Validator {
         this.cur = null;
         if (f.groups) {
             const countName = f.type === 'gaugehistogram' ? '_gcount' : '_count';
-            for (const g of f.groups.values()) {
+            for (const [gk, g] of f.groups) {
+                const series = `${f.name}{${gk}}`;
                 if (!g.hasInf) {
-                    this.err('histogram-inf-bucket', `histogram ${show(f.name)}: a series has no le="+Inf" bucket (its last bucket is on line ${g.lastBucketLine || g.firstLine})`, g.lastBucketLine || g.firstLine);
+                    this.err('histogram-inf-bucket', `histogram series ${series} has no le="+Inf" bucket${g.lastBucketLine ? ` (its last bucket is on line ${g.lastBucketLine})` : ''}`, g.lastBucketLine || g.firstLine);
                 }
                 else if (g.hasCount && g.inf !== g.count && !(Number.isNaN(g.inf) && Number.isNaN(g.count))) {
-                    this.err('histogram-count-mismatch', `histogram ${show(f.name)}: ${f.name}${countName} is ${g.count} but the le="+Inf" bucket is ${g.inf}`, g.countLine);
+                    this.err('histogram-count-mismatch', `histogram series ${series}: ${f.name}${countName} is ${g.count} but the le="+Inf" bucket is ${g.inf}; they must be equal`, g.countLine);
                 }
                 if (this.om && g.sumLine && !g.hasCount) {
-                    this.err('histogram-count-missing', `histogram ${show(f.name)}: a series has ${f.name}${countName === '_count' ? '_sum' : '_gsum'} but no ${f.name}${countName}; OpenMetrics requires both or neither`, g.sumLine);
+                    this.err('histogram-count-missing', `histogram series ${series} has ${f.name}${countName === '_count' ? '_sum' : '_gsum'} but no ${f.name}${countName}; OpenMetrics requires both or neither`, g.sumLine);
                 }
             }
             f.groups = null;
         }
         // the duplicate check is per family; a family that comes back is an error of its own
         f.series = new Set();
+        f.metrics = undefined;
+        f.lastMetric = undefined;
     }
     // ---- comments and metadata ---------------------------------------------------------------------------
     /** A line starting with '#'. Returns true for OpenMetrics' "# EOF". */
@@ -44240,7 +44244,16 @@ class Validator {
         if (!this.labelsSorted)
             this.duplicateLabels(name);
         // duplicate series
-        const gk = special >= 0 || isHist ? this.groupKey(special) : '';
+        const gk = special >= 0 || isHist || this.om ? this.groupKey(special) : '';
+        if (this.om && gk !== fam.lastMetric) {
+            // OpenMetrics: all samples of one Metric (label set without le/quantile) form one group
+            const metrics = (fam.metrics ??= new Set());
+            if (metrics.has(gk))
+                this.err('om-interleaved', `samples of ${show(fam.name)}{${gk}} come back after another label set; keep each Metric's samples together`);
+            else
+                metrics.add(gk);
+            fam.lastMetric = gk;
+        }
         const key = special >= 0
             ? name + '{' + gk + '}' + text.slice(this.lvS[special], this.lvE[special])
             : this.seriesKey(start, ne, name);
