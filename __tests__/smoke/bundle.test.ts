@@ -113,6 +113,11 @@ describe('dist/smoke-test bundle', () => {
     const firstMask = r.stdout.indexOf('::add-mask::')
     expect(r.stdout.slice(0, firstMask).trim()).toBe('')
     expectNoSecretsOutsideMasks(r)
+    // pending while the checks ran, then the verdict, on the same context
+    expect(gh.statuses.filter(x => x.context === 'smoke / stage').map(x => x.state)).toEqual([
+      'pending',
+      'success'
+    ])
     const status = gh.statuses.at(-1)!
     expect(status).toMatchObject({
       repo: 'acme/shop',
@@ -159,7 +164,13 @@ describe('dist/smoke-test bundle', () => {
     expect(error?.message).toMatch(
       /^Smoke test failed: 1 of 2 checks failed; first: \/broken-readyz: status 503/
     )
+    // one check run: created in progress at the start, completed by a PATCH at the end
     expect(gh.checkRuns).toHaveLength(before + 1)
+    const runCalls = gh.requests.filter(q => q.path.includes('/check-runs')).slice(-2)
+    expect(runCalls.map(q => [q.method, (q.body as { status?: string }).status, q.status])).toEqual([
+      ['POST', 'in_progress', 201],
+      ['PATCH', 'completed', 200]
+    ])
     expect(gh.checkRuns.at(-1)).toMatchObject({
       head_sha: HEAD_SHA,
       name: 'smoke-test',
@@ -190,7 +201,9 @@ describe('dist/smoke-test bundle', () => {
     expect(warning?.message).toMatch(
       /report: status skipped: .*Resource not accessible by integration.*statuses: write/
     )
-    expect(gh.requests.at(-1)).toMatchObject({ status: 403 })
+    expect(gh.requests.at(-1)).toMatchObject({ status: 403, body: { state: 'pending' } })
+    // one warning, and no second call after the first was refused
+    expect(r.annotations.filter(a => a.level === 'warning')).toHaveLength(1)
   })
 
   it('a failing GitHub API is a warning, not a failed smoke test', async () => {

@@ -38121,8 +38121,8 @@ function list(name, opts) {
 
 // EXPORTS
 __nccwpck_require__.d(__webpack_exports__, {
-  Hf: () => (/* binding */ parseReportMode),
-  Ki: () => (/* binding */ reportVerdict)
+  a8: () => (/* binding */ Reporter),
+  Hf: () => (/* binding */ parseReportMode)
 });
 
 // UNUSED EXPORTS: REPORT_MODES, commitUnderTest
@@ -43143,6 +43143,7 @@ var errors = __nccwpck_require__(2830);
  * The API is GitHub's (GITHUB_API_URL, honoured by getOctokit). Reporting never fails the step: a token that
  * may not write (fork pull requests get a read-only GITHUB_TOKEN: 403 "Resource not accessible by
  * integration") or any other API failure is a warning that says what to grant.
+ * API calls are bounded (10 s each); GitHub's own API is not a smoke-test target, so no retries.
  */
 
 
@@ -43167,62 +43168,138 @@ function runUrl() {
     return repo && run ? `${server}/${repo}/actions/runs/${run}` : undefined;
 }
 const clip = (s, n) => (s.length > n ? `${s.slice(0, n - 1)}…` : s);
-/** Posts the verdict; returns what was created (for logs), or undefined when skipped. */
-async function reportVerdict(v) {
-    if (v.mode === 'summary')
-        return undefined;
-    if (!v.token) {
-        core/* warning */.$e(`report: ${v.mode} skipped: no github-token. Pass 'github-token: \${{ github.token }}' (the default).`);
-        return undefined;
-    }
-    const targetUrl = runUrl();
-    let sha = '';
-    try {
-        sha = commitUnderTest();
-        const { owner, repo } = github_context.repo;
-        const octokit = getOctokit(v.token, { request: { signal: AbortSignal.timeout(10_000) } });
-        if (v.mode === 'status') {
-            await octokit.rest.repos.createCommitStatus({
-                owner,
-                repo,
-                sha,
-                state: v.passed ? 'success' : 'failure',
-                context: v.name,
-                description: clip(v.description, 140),
-                ...(targetUrl ? { target_url: targetUrl } : {})
-            });
-            return `commit status '${v.name}' (${v.passed ? 'success' : 'failure'}) on ${sha}`;
+/**
+ * Two phases: `begin()` marks the commit at once (a pending status, or an in-progress check run) so the pull
+ * request shows the check running, without delaying the work (call it without awaiting); `finish()` sets the
+ * verdict (the same status context, or the same check run completed). The first failure (e.g. a read-only
+ * token) is one warning and the rest is skipped. Returns what was reported, for the log.
+ */
+class Reporter {
+    mode;
+    name;
+    octokit;
+    where;
+    begun;
+    checkRunId;
+    failed = false;
+    constructor(mode, token, name) {
+        this.mode = mode;
+        this.name = name;
+        if (mode === 'summary')
+            return;
+        if (!token) {
+            core/* warning */.$e(`report: ${mode} skipped: no github-token. Pass 'github-token: \${{ github.token }}' (the default).`);
+            this.failed = true;
+            return;
         }
-        const created = await octokit.rest.checks.create({
-            owner,
-            repo,
-            name: v.name,
-            head_sha: sha,
-            status: 'completed',
-            conclusion: v.passed ? 'success' : 'failure',
-            completed_at: new Date().toISOString(),
-            ...(targetUrl ? { details_url: targetUrl } : {}),
-            output: {
-                title: clip(v.title, 255),
-                summary: clip(v.description, 65535),
-                text: clip(v.markdown, 65535)
+        try {
+            const { owner, repo } = github_context.repo;
+            this.where = { owner, repo, sha: commitUnderTest() };
+            this.octokit = getOctokit(token, { request: { signal: AbortSignal.timeout(10_000) } });
+        }
+        catch (e) {
+            this.warn(e);
+        }
+    }
+    /** Marks the commit as being checked (pending status / in-progress check run). Never throws. */
+    begin(description) {
+        this.begun = this.call(async (octokit, { owner, repo, sha }) => {
+            if (this.mode === 'status') {
+                await octokit.rest.repos.createCommitStatus({
+                    owner,
+                    repo,
+                    sha,
+                    state: 'pending',
+                    context: this.name,
+                    description: clip(description, 140),
+                    ...report_link('target_url')
+                });
+            }
+            else {
+                const run = await octokit.rest.checks.create({
+                    owner,
+                    repo,
+                    name: this.name,
+                    head_sha: sha,
+                    status: 'in_progress',
+                    started_at: new Date().toISOString(),
+                    ...report_link('details_url'),
+                    output: { title: clip(description, 255), summary: clip(description, 65535) }
+                });
+                this.checkRunId = Number(run.data.id);
             }
         });
-        return `check run '${v.name}' (${v.passed ? 'success' : 'failure'}) on ${sha}: ${created.data.html_url ?? created.data.id}`;
+        return this.begun;
     }
-    catch (e) {
+    /** Sets the verdict; returns what was reported, or undefined when skipped. Never throws. */
+    async finish(v) {
+        await this.begun;
+        let done;
+        await this.call(async (octokit, { owner, repo, sha }) => {
+            const state = v.passed ? 'success' : 'failure';
+            if (this.mode === 'status') {
+                await octokit.rest.repos.createCommitStatus({
+                    owner,
+                    repo,
+                    sha,
+                    state,
+                    context: this.name,
+                    description: clip(v.description, 140),
+                    ...report_link('target_url')
+                });
+                done = `commit status '${this.name}' (${state}) on ${sha}`;
+                return;
+            }
+            const fields = {
+                owner,
+                repo,
+                name: this.name,
+                status: 'completed',
+                conclusion: state,
+                completed_at: new Date().toISOString(),
+                ...report_link('details_url'),
+                output: {
+                    title: clip(v.title, 255),
+                    summary: clip(v.description, 65535),
+                    text: clip(v.markdown, 65535)
+                }
+            };
+            const run = this.checkRunId !== undefined
+                ? await octokit.rest.checks.update({ ...fields, check_run_id: this.checkRunId })
+                : await octokit.rest.checks.create({ ...fields, head_sha: sha });
+            done = `check run '${this.name}' (${state}) on ${sha}: ${run.data.html_url ?? run.data.id}`;
+        });
+        return done;
+    }
+    async call(f) {
+        if (this.mode === 'summary' || this.failed || !this.octokit || !this.where)
+            return;
+        try {
+            await f(this.octokit, this.where);
+        }
+        catch (e) {
+            this.warn(e);
+        }
+    }
+    warn(e) {
+        if (this.failed)
+            return;
+        this.failed = true;
         const status = e.status;
         const msg = (0,errors/* errorMessage */.gJ)(e).split('\n')[0];
-        const perm = v.mode === 'status' ? 'statuses: write' : 'checks: write';
+        const perm = this.mode === 'status' ? 'statuses: write' : 'checks: write';
         if (status === 403 && /not accessible by integration/i.test(msg)) {
-            core/* warning */.$e(`report: ${v.mode} skipped: the token may not write ${v.mode === 'status' ? 'commit statuses' : 'check runs'} (${msg}). ` +
+            core/* warning */.$e(`report: ${this.mode} skipped: the token may not write ${this.mode === 'status' ? 'commit statuses' : 'check runs'} (${msg}). ` +
                 `Pull requests from forks get a read-only token; elsewhere grant 'permissions: ${perm}' to the job.`);
         }
         else {
-            core/* warning */.$e(`report: ${v.mode} failed${status ? ` (HTTP ${status})` : ''}: ${msg}. The smoke result stands; check 'github-token' and 'permissions: ${perm}'.`);
+            core/* warning */.$e(`report: ${this.mode} failed${status ? ` (HTTP ${status})` : ''}: ${msg}. The result stands; check 'github-token' and 'permissions: ${perm}'.`);
         }
-        return undefined;
     }
+}
+function report_link(key) {
+    const url = runUrl();
+    return url ? { [key]: url } : {};
 }
 
 
@@ -43482,9 +43559,12 @@ const OM_ALLOWED = {
 function isBlank(c) {
     return c === SP || c === TAB;
 }
+function clip(s, max) {
+    return s.length > max ? s.slice(0, max) + '\u2026' : s;
+}
+/** A token from the input, quoted and escaped for a message. */
 function show(s, max = 60) {
-    const t = s.length > max ? s.slice(0, max) + '\u2026' : s;
-    return JSON.stringify(t);
+    return JSON.stringify(clip(s, max));
 }
 class Validator {
     text;
@@ -43600,8 +43680,11 @@ class Validator {
                 unitLine: 0,
                 samples: 0,
                 closed: false,
-                series: new Set(),
-                groups: null
+                series: null,
+                firstSeries: null,
+                groups: null,
+                metrics: null,
+                lastMetric: null
             };
             this.families.set(name, f);
             this.metricNames.add(name);
@@ -43640,9 +43723,10 @@ class Validator {
             f.groups = null;
         }
         // the duplicate check is per family; a family that comes back is an error of its own
-        f.series = new Set();
-        f.metrics = undefined;
-        f.lastMetric = undefined;
+        f.series = null;
+        f.firstSeries = null;
+        f.metrics = null;
+        f.lastMetric = null;
     }
     // ---- comments and metadata ---------------------------------------------------------------------------
     /** A line starting with '#'. Returns true for OpenMetrics' "# EOF". */
@@ -44247,21 +44331,22 @@ class Validator {
         const gk = special >= 0 || isHist || this.om ? this.groupKey(special) : '';
         if (this.om && gk !== fam.lastMetric) {
             // OpenMetrics: all samples of one Metric (label set without le/quantile) form one group
-            const metrics = (fam.metrics ??= new Set());
-            if (metrics.has(gk))
-                this.err('om-interleaved', `samples of ${show(fam.name)}{${gk}} come back after another label set; keep each Metric's samples together`);
-            else
-                metrics.add(gk);
+            // (no Set until a family has a second label set: most families have one)
+            if (fam.lastMetric !== null) {
+                const metrics = (fam.metrics ??= new Set([fam.lastMetric]));
+                if (metrics.has(gk))
+                    this.err('om-interleaved', `samples of ${show(fam.name)}{${gk}} come back after another label set; keep each Metric's samples together`);
+                else
+                    metrics.add(gk);
+            }
             fam.lastMetric = gk;
         }
         const key = special >= 0
             ? name + '{' + gk + '}' + text.slice(this.lvS[special], this.lvE[special])
             : this.seriesKey(start, ne, name);
-        const size = fam.series.size;
         // OpenMetrics: one Metric may carry several MetricPoints, told apart by their timestamps
-        fam.series.add(this.om && this.tsStart >= 0 ? key + ' ' + text.slice(this.tsStart, this.tsEnd) : key);
-        if (fam.series.size === size)
-            this.err('series-duplicate', `duplicate series ${show(this.nLabels ? text.slice(start, this.labelsClose + 1) : name, 120)}: the same name and label set appear twice`);
+        if (this.seenSeries(fam, this.om && this.tsStart >= 0 ? key + ' ' + text.slice(this.tsStart, this.tsEnd) : key))
+            this.err('series-duplicate', `duplicate series ${clip(this.nLabels ? text.slice(start, this.labelsClose + 1) : name, 160)}: the same name and label set appear twice`);
         if (special >= 0) {
             const sv = this.parseFloat(this.lvS[special], this.lvE[special]);
             if (sv === undefined || Number.isNaN(sv)) {
@@ -44490,6 +44575,23 @@ class Validator {
                 text.slice(this.lnS[except + 1], this.lvE[n - 1] + 1));
         }
         return this.sortedPairs(except);
+    }
+    /** Records a series key in its family; true when it was there already. No Set for one-series families. */
+    seenSeries(fam, key) {
+        const series = fam.series;
+        if (series) {
+            const size = series.size;
+            series.add(key);
+            return series.size === size;
+        }
+        const first = fam.firstSeries;
+        if (first === null)
+            fam.firstSeries = key;
+        else if (first === key)
+            return true;
+        else
+            fam.series = new Set([first, key]);
+        return false;
     }
     /** Label names strictly increasing, skipping index `except`, whose name must not appear again. */
     sortedExcept(except) {
@@ -44933,10 +45035,11 @@ function parseHeaderLines(text, inputName = 'headers') {
 
 // EXPORTS
 __nccwpck_require__.d(__webpack_exports__, {
+  Q2: () => (/* binding */ parseBaseUrl),
   Lw: () => (/* binding */ runSmoke)
 });
 
-// UNUSED EXPORTS: PROMETHEUS_ACCEPT, backoffMs, checkUrl, evaluate, isReadinessPath, parseBaseUrl, parseRetryAfter
+// UNUSED EXPORTS: PROMETHEUS_ACCEPT, backoffMs, checkUrl, evaluate, isReadinessPath, parseRetryAfter
 
 // EXTERNAL MODULE: ./build/tsc/lib/smoke/checks.js
 var checks = __nccwpck_require__(2742);
@@ -45517,6 +45620,7 @@ await (0,_action_run_js__WEBPACK_IMPORTED_MODULE_1__/* .runAction */ .C)(async (
         _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .setSecret */ .Pq(form); // forms() already holds the base64 and URL-encoded forms
     if (url.trim() === '')
         throw new _lib_errors_js__WEBPACK_IMPORTED_MODULE_4__/* .UserError */ .yo("Input 'url' is required: the base URL of the deployment, e.g. 'url: https://stage.example.com'.");
+    (0,_lib_smoke_run_js__WEBPACK_IMPORTED_MODULE_7__/* .parseBaseUrl */ .Q2)(url);
     const timeout = (0,_action_inputs_js__WEBPACK_IMPORTED_MODULE_2__/* .int */ .Wh)('timeout', 60, { min: 1, max: 3600 });
     const requestTimeout = (0,_action_inputs_js__WEBPACK_IMPORTED_MODULE_2__/* .int */ .Wh)('request-timeout', 5, { min: 1, max: 600 });
     const insecureTls = (0,_action_inputs_js__WEBPACK_IMPORTED_MODULE_2__/* .bool */ .lc)('insecure-tls', false);
@@ -45526,6 +45630,8 @@ await (0,_action_run_js__WEBPACK_IMPORTED_MODULE_1__/* .runAction */ .C)(async (
     _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .info */ .pq(`smoke-test: ${target}: ${checks.length} check${checks.length === 1 ? '' : 's'}, deadline ${timeout}s, ${requestTimeout}s per request`);
     if (insecureTls)
         _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .warning */ .$e('insecure-tls: TLS certificates are not verified');
+    const reporter = new _action_report_js__WEBPACK_IMPORTED_MODULE_3__/* .Reporter */ .a8(mode, token, name);
+    void reporter.begin(`checking ${checks.length} endpoint${checks.length === 1 ? '' : 's'} of ${target}`);
     _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .startGroup */ .Oh(`attempt log (${checks.length} checks at once)`);
     const report = await (0,_lib_smoke_run_js__WEBPACK_IMPORTED_MODULE_7__/* .runSmoke */ .Lw)({
         url: url.trim(),
@@ -45538,7 +45644,19 @@ await (0,_action_run_js__WEBPACK_IMPORTED_MODULE_1__/* .runAction */ .C)(async (
         redactor,
         log: line => _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .info */ .pq(line),
         startedAt: 0 // performance.now() counts from process start: the deadline includes our own start-up
-    }).finally(() => _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .endGroup */ .N4());
+    })
+        .catch(async (e) => {
+        // never leave a pending status / in-progress check run behind
+        const why = redactor.redact(String(e?.message ?? e)).split('\n')[0];
+        await reporter.finish({
+            passed: false,
+            description: `smoke test could not run: ${why}`,
+            markdown: why,
+            title: 'Smoke test failed'
+        });
+        throw e;
+    })
+        .finally(() => _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .endGroup */ .N4());
     for (const r of report.results) {
         const took = r['latency-ms'] === null ? '' : `, ${r['latency-ms']} ms`;
         const tries = `${r.attempts} attempt${r.attempts === 1 ? '' : 's'}`;
@@ -45549,10 +45667,7 @@ await (0,_action_run_js__WEBPACK_IMPORTED_MODULE_1__/* .runAction */ .C)(async (
     _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .setOutput */ .uH('results', JSON.stringify(report.results));
     const markdown = (0,_lib_smoke_summary_js__WEBPACK_IMPORTED_MODULE_9__/* .summaryMarkdown */ .eH)(target, report.results, report.durationMs);
     await _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .summary */ .z.addRaw(markdown).write();
-    const reported = await (0,_action_report_js__WEBPACK_IMPORTED_MODULE_3__/* .reportVerdict */ .Ki)({
-        mode,
-        token,
-        name,
+    const reported = await reporter.finish({
         passed: report.passed,
         description: line,
         markdown,

@@ -5,6 +5,7 @@
  * The API is GitHub's (GITHUB_API_URL, honoured by getOctokit). Reporting never fails the step: a token that
  * may not write (fork pull requests get a read-only GITHUB_TOKEN: 403 "Resource not accessible by
  * integration") or any other API failure is a warning that says what to grant.
+ * API calls are bounded (10 s each); GitHub's own API is not a smoke-test target, so no retries.
  */
 import * as core from '@actions/core'
 import { context, getOctokit } from '@actions/github'
@@ -24,10 +25,6 @@ export function parseReportMode(raw: string, inputName = 'report'): ReportMode {
 }
 
 export interface Verdict {
-  mode: ReportMode
-  token: string
-  /** status context / check run name */
-  name: string
   passed: boolean
   /** one line, e.g. "3 of 3 checks passed" (clipped to 140 characters for statuses) */
   description: string
@@ -51,63 +48,147 @@ function runUrl(): string | undefined {
 
 const clip = (s: string, n: number): string => (s.length > n ? `${s.slice(0, n - 1)}…` : s)
 
-/** Posts the verdict; returns what was created (for logs), or undefined when skipped. */
-export async function reportVerdict(v: Verdict): Promise<string | undefined> {
-  if (v.mode === 'summary') return undefined
-  if (!v.token) {
-    core.warning(
-      `report: ${v.mode} skipped: no github-token. Pass 'github-token: \${{ github.token }}' (the default).`
-    )
-    return undefined
-  }
-  const targetUrl = runUrl()
-  let sha = ''
-  try {
-    sha = commitUnderTest()
-    const { owner, repo } = context.repo
-    const octokit = getOctokit(v.token, { request: { signal: AbortSignal.timeout(10_000) } })
-    if (v.mode === 'status') {
-      await octokit.rest.repos.createCommitStatus({
-        owner,
-        repo,
-        sha,
-        state: v.passed ? 'success' : 'failure',
-        context: v.name,
-        description: clip(v.description, 140),
-        ...(targetUrl ? { target_url: targetUrl } : {})
-      })
-      return `commit status '${v.name}' (${v.passed ? 'success' : 'failure'}) on ${sha}`
+/**
+ * Two phases: `begin()` marks the commit at once (a pending status, or an in-progress check run) so the pull
+ * request shows the check running, without delaying the work (call it without awaiting); `finish()` sets the
+ * verdict (the same status context, or the same check run completed). The first failure (e.g. a read-only
+ * token) is one warning and the rest is skipped. Returns what was reported, for the log.
+ */
+export class Reporter {
+  private readonly octokit?: ReturnType<typeof getOctokit>
+  private readonly where?: { owner: string; repo: string; sha: string }
+  private begun?: Promise<void>
+  private checkRunId?: number
+  private failed = false
+
+  constructor(
+    readonly mode: ReportMode,
+    token: string,
+    readonly name: string
+  ) {
+    if (mode === 'summary') return
+    if (!token) {
+      core.warning(
+        `report: ${mode} skipped: no github-token. Pass 'github-token: \${{ github.token }}' (the default).`
+      )
+      this.failed = true
+      return
     }
-    const created = await octokit.rest.checks.create({
-      owner,
-      repo,
-      name: v.name,
-      head_sha: sha,
-      status: 'completed',
-      conclusion: v.passed ? 'success' : 'failure',
-      completed_at: new Date().toISOString(),
-      ...(targetUrl ? { details_url: targetUrl } : {}),
-      output: {
-        title: clip(v.title, 255),
-        summary: clip(v.description, 65535),
-        text: clip(v.markdown, 65535)
+    try {
+      const { owner, repo } = context.repo
+      this.where = { owner, repo, sha: commitUnderTest() }
+      this.octokit = getOctokit(token, { request: { signal: AbortSignal.timeout(10_000) } })
+    } catch (e) {
+      this.warn(e)
+    }
+  }
+
+  /** Marks the commit as being checked (pending status / in-progress check run). Never throws. */
+  begin(description: string): Promise<void> {
+    this.begun = this.call(async (octokit, { owner, repo, sha }) => {
+      if (this.mode === 'status') {
+        await octokit.rest.repos.createCommitStatus({
+          owner,
+          repo,
+          sha,
+          state: 'pending',
+          context: this.name,
+          description: clip(description, 140),
+          ...link('target_url')
+        })
+      } else {
+        const run = await octokit.rest.checks.create({
+          owner,
+          repo,
+          name: this.name,
+          head_sha: sha,
+          status: 'in_progress',
+          started_at: new Date().toISOString(),
+          ...link('details_url'),
+          output: { title: clip(description, 255), summary: clip(description, 65535) }
+        })
+        this.checkRunId = Number(run.data.id)
       }
     })
-    return `check run '${v.name}' (${v.passed ? 'success' : 'failure'}) on ${sha}: ${created.data.html_url ?? created.data.id}`
-  } catch (e) {
+    return this.begun
+  }
+
+  /** Sets the verdict; returns what was reported, or undefined when skipped. Never throws. */
+  async finish(v: Verdict): Promise<string | undefined> {
+    await this.begun
+    let done: string | undefined
+    await this.call(async (octokit, { owner, repo, sha }) => {
+      const state: 'success' | 'failure' = v.passed ? 'success' : 'failure'
+      if (this.mode === 'status') {
+        await octokit.rest.repos.createCommitStatus({
+          owner,
+          repo,
+          sha,
+          state,
+          context: this.name,
+          description: clip(v.description, 140),
+          ...link('target_url')
+        })
+        done = `commit status '${this.name}' (${state}) on ${sha}`
+        return
+      }
+      const fields = {
+        owner,
+        repo,
+        name: this.name,
+        status: 'completed' as const,
+        conclusion: state,
+        completed_at: new Date().toISOString(),
+        ...link('details_url'),
+        output: {
+          title: clip(v.title, 255),
+          summary: clip(v.description, 65535),
+          text: clip(v.markdown, 65535)
+        }
+      }
+      const run =
+        this.checkRunId !== undefined
+          ? await octokit.rest.checks.update({ ...fields, check_run_id: this.checkRunId })
+          : await octokit.rest.checks.create({ ...fields, head_sha: sha })
+      done = `check run '${this.name}' (${state}) on ${sha}: ${run.data.html_url ?? run.data.id}`
+    })
+    return done
+  }
+
+  private async call(
+    f: (
+      octokit: ReturnType<typeof getOctokit>,
+      where: { owner: string; repo: string; sha: string }
+    ) => Promise<void>
+  ): Promise<void> {
+    if (this.mode === 'summary' || this.failed || !this.octokit || !this.where) return
+    try {
+      await f(this.octokit, this.where)
+    } catch (e) {
+      this.warn(e)
+    }
+  }
+
+  private warn(e: unknown): void {
+    if (this.failed) return
+    this.failed = true
     const status = (e as { status?: number }).status
     const msg = errorMessage(e).split('\n')[0]
-    const perm = v.mode === 'status' ? 'statuses: write' : 'checks: write'
+    const perm = this.mode === 'status' ? 'statuses: write' : 'checks: write'
     if (status === 403 && /not accessible by integration/i.test(msg)) {
       core.warning(
-        `report: ${v.mode} skipped: the token may not write ${v.mode === 'status' ? 'commit statuses' : 'check runs'} (${msg}). ` +
+        `report: ${this.mode} skipped: the token may not write ${this.mode === 'status' ? 'commit statuses' : 'check runs'} (${msg}). ` +
           `Pull requests from forks get a read-only token; elsewhere grant 'permissions: ${perm}' to the job.`
       )
     } else {
       core.warning(
-        `report: ${v.mode} failed${status ? ` (HTTP ${status})` : ''}: ${msg}. The smoke result stands; check 'github-token' and 'permissions: ${perm}'.`
+        `report: ${this.mode} failed${status ? ` (HTTP ${status})` : ''}: ${msg}. The result stands; check 'github-token' and 'permissions: ${perm}'.`
       )
     }
-    return undefined
   }
+}
+
+function link<K extends string>(key: K): Partial<Record<K, string>> {
+  const url = runUrl()
+  return url ? ({ [key]: url } as Record<K, string>) : {}
 }

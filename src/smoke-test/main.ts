@@ -1,11 +1,11 @@
 import * as core from '@actions/core'
 import { runAction } from '../action/run.js'
 import { bool, int, secret, str } from '../action/inputs.js'
-import { parseReportMode, reportVerdict } from '../action/report.js'
+import { parseReportMode, Reporter } from '../action/report.js'
 import { UserError } from '../lib/errors.js'
 import { Redactor, displayUrl } from '../lib/redact.js'
 import { parseChecks, parseHeaderLines } from '../lib/smoke/checks.js'
-import { runSmoke } from '../lib/smoke/run.js'
+import { parseBaseUrl, runSmoke } from '../lib/smoke/run.js'
 import { summaryMarkdown, verdict } from '../lib/smoke/summary.js'
 import { validateExposition } from '../lib/prometheus/validate.js'
 
@@ -26,6 +26,7 @@ await runAction(async () => {
     throw new UserError(
       "Input 'url' is required: the base URL of the deployment, e.g. 'url: https://stage.example.com'."
     )
+  parseBaseUrl(url)
   const timeout = int('timeout', 60, { min: 1, max: 3600 })
   const requestTimeout = int('request-timeout', 5, { min: 1, max: 600 })
   const insecureTls = bool('insecure-tls', false)
@@ -37,6 +38,8 @@ await runAction(async () => {
     `smoke-test: ${target}: ${checks.length} check${checks.length === 1 ? '' : 's'}, deadline ${timeout}s, ${requestTimeout}s per request`
   )
   if (insecureTls) core.warning('insecure-tls: TLS certificates are not verified')
+  const reporter = new Reporter(mode, token, name)
+  void reporter.begin(`checking ${checks.length} endpoint${checks.length === 1 ? '' : 's'} of ${target}`)
   core.startGroup(`attempt log (${checks.length} checks at once)`)
   const report = await runSmoke({
     url: url.trim(),
@@ -49,7 +52,19 @@ await runAction(async () => {
     redactor,
     log: line => core.info(line),
     startedAt: 0 // performance.now() counts from process start: the deadline includes our own start-up
-  }).finally(() => core.endGroup())
+  })
+    .catch(async (e: unknown) => {
+      // never leave a pending status / in-progress check run behind
+      const why = redactor.redact(String((e as Error)?.message ?? e)).split('\n')[0]
+      await reporter.finish({
+        passed: false,
+        description: `smoke test could not run: ${why}`,
+        markdown: why,
+        title: 'Smoke test failed'
+      })
+      throw e
+    })
+    .finally(() => core.endGroup())
   for (const r of report.results) {
     const took = r['latency-ms'] === null ? '' : `, ${r['latency-ms']} ms`
     const tries = `${r.attempts} attempt${r.attempts === 1 ? '' : 's'}`
@@ -63,10 +78,7 @@ await runAction(async () => {
   core.setOutput('results', JSON.stringify(report.results))
   const markdown = summaryMarkdown(target, report.results, report.durationMs)
   await core.summary.addRaw(markdown).write()
-  const reported = await reportVerdict({
-    mode,
-    token,
-    name,
+  const reported = await reporter.finish({
     passed: report.passed,
     description: line,
     markdown,
