@@ -5,7 +5,19 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals'
 import { runActionBundle, type RunResult } from '../../src/testkit/runner.js'
 import { start as startGitHub, type GitHubApi } from '../../src/testkit/github-api.js'
-import { bearer, flaky, ok, readyz, routes, serve, type Fixture } from '../../src/testkit/http-fixtures.js'
+import {
+  bearer,
+  flaky,
+  ok,
+  readyz,
+  routes,
+  selfSignedCert,
+  serve,
+  type Fixture
+} from '../../src/testkit/http-fixtures.js'
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 
 const TOKEN = 'ghs_bundle_rw_0123456789abcdef'
 const RO_TOKEN = 'ghs_bundle_ro_0123456789abcdef'
@@ -227,6 +239,28 @@ describe('dist/smoke-test bundle', () => {
       path: '/repos/acme/shop/check-runs',
       status: 502
     })
+  })
+
+  it('TLS with a private CA: NODE_EXTRA_CA_CERTS verifies it, insecure-tls is not needed', async () => {
+    const pem = selfSignedCert()
+    const tls = await serve(routes({ '/health': ok() }), { tls: pem })
+    const dir = mkdtempSync(join(tmpdir(), 'shipline-ca-'))
+    try {
+      writeFileSync(join(dir, 'ca.pem'), pem.cert)
+      const inputs = { url: `https://localhost:${tls.port}`, checks: '- /health', timeout: '5' }
+      const trusted = await runActionBundle({
+        action: 'smoke-test',
+        inputs,
+        env: { NODE_EXTRA_CA_CERTS: join(dir, 'ca.pem') }
+      })
+      expect(trusted.exitCode).toBe(0)
+      const untrusted = await runActionBundle({ action: 'smoke-test', inputs })
+      expect(untrusted.exitCode).toBe(1)
+      expect(JSON.parse(untrusted.outputs.results)[0]).toMatchObject({ ok: false, attempts: 1 })
+    } finally {
+      await tls.stop()
+      rmSync(dir, { recursive: true, force: true })
+    }
   })
 
   it('a malformed checks input fails with the line and the key', async () => {
