@@ -222,11 +222,14 @@ interface Family {
   unitLine: number
   samples: number
   closed: boolean
-  series: Set<string>
+  /** series keys seen in the current run of the family (created on its first sample) */
+  series: Set<string> | null
+  /** the only series key while the family has one */
+  firstSeries: string | null
   groups: Map<string, Group> | null
   /** OpenMetrics: label sets (without le/quantile) seen, and the current one */
-  metrics?: Set<string>
-  lastMetric?: string
+  metrics: Set<string> | null
+  lastMetric: string | null
 }
 
 function isBlank(c: number): boolean {
@@ -358,8 +361,11 @@ class Validator {
         unitLine: 0,
         samples: 0,
         closed: false,
-        series: new Set(),
-        groups: null
+        series: null,
+        firstSeries: null,
+        groups: null,
+        metrics: null,
+        lastMetric: null
       }
       this.families.set(name, f)
       this.metricNames.add(name)
@@ -412,9 +418,10 @@ class Validator {
       f.groups = null
     }
     // the duplicate check is per family; a family that comes back is an error of its own
-    f.series = new Set()
-    f.metrics = undefined
-    f.lastMetric = undefined
+    f.series = null
+    f.firstSeries = null
+    f.metrics = null
+    f.lastMetric = null
   }
 
   // ---- comments and metadata ---------------------------------------------------------------------------
@@ -993,12 +1000,12 @@ class Validator {
       if (fam !== this.cur) this.enter(fam)
     } else {
       name = text.slice(start, ne)
-      this.metricNames.add(name)
       if (this.om) {
         ;[fam, kind] = this.omFamily(name)
       } else {
         ;[fam, kind] = this.textFamily(name)
       }
+      if (name !== fam.name) this.metricNames.add(name) // family() added the family's own name
       this.enter(fam)
       this.lastName = name
       this.lastFam = fam
@@ -1021,23 +1028,29 @@ class Validator {
     const gk = special >= 0 || isHist || this.om ? this.groupKey(special) : ''
     if (this.om && gk !== fam.lastMetric) {
       // OpenMetrics: all samples of one Metric (label set without le/quantile) form one group
-      const metrics = (fam.metrics ??= new Set())
-      if (metrics.has(gk))
-        this.err(
-          'om-interleaved',
-          `samples of ${show(fam.name)}{${gk}} come back after another label set; keep each Metric's samples together`
-        )
-      else metrics.add(gk)
+      // (no Set until a family has a second label set: most families have one)
+      if (fam.lastMetric !== null) {
+        const metrics = (fam.metrics ??= new Set([fam.lastMetric]))
+        if (metrics.has(gk))
+          this.err(
+            'om-interleaved',
+            `samples of ${show(fam.name)}{${gk}} come back after another label set; keep each Metric's samples together`
+          )
+        else metrics.add(gk)
+      }
       fam.lastMetric = gk
     }
     const key =
       special >= 0
         ? name + '{' + gk + '}' + text.slice(this.lvS[special], this.lvE[special])
         : this.seriesKey(start, ne, name)
-    const size = fam.series.size
     // OpenMetrics: one Metric may carry several MetricPoints, told apart by their timestamps
-    fam.series.add(this.om && this.tsStart >= 0 ? key + ' ' + text.slice(this.tsStart, this.tsEnd) : key)
-    if (fam.series.size === size)
+    if (
+      this.seenSeries(
+        fam,
+        this.om && this.tsStart >= 0 ? key + ' ' + text.slice(this.tsStart, this.tsEnd) : key
+      )
+    )
       this.err(
         'series-duplicate',
         `duplicate series ${clip(this.nLabels ? text.slice(start, this.labelsClose + 1) : name, 160)}: the same name and label set appear twice`
@@ -1286,6 +1299,21 @@ class Validator {
       )
     }
     return this.sortedPairs(except)
+  }
+
+  /** Records a series key in its family; true when it was there already. No Set for one-series families. */
+  private seenSeries(fam: Family, key: string): boolean {
+    const series = fam.series
+    if (series) {
+      const size = series.size
+      series.add(key)
+      return series.size === size
+    }
+    const first = fam.firstSeries
+    if (first === null) fam.firstSeries = key
+    else if (first === key) return true
+    else fam.series = new Set([first, key])
+    return false
   }
 
   /** Label names strictly increasing, skipping index `except`, whose name must not appear again. */
