@@ -28570,20 +28570,175 @@ module.exports = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("util");
 
 /***/ }),
 
-/***/ 6174:
+/***/ 5580:
 /***/ ((__unused_webpack___webpack_module__, __webpack_exports__, __nccwpck_require__) => {
 
 
 // EXPORTS
 __nccwpck_require__.d(__webpack_exports__, {
-  C: () => (/* binding */ runAction)
+  p_: () => (/* binding */ list),
+  rJ: () => (/* binding */ secret),
+  gx: () => (/* binding */ str)
 });
 
-// UNUSED EXPORTS: isPost
+// UNUSED EXPORTS: bool, int, maskSecret
 
 // EXTERNAL MODULE: ./node_modules/@actions/core/lib/core.js + 20 modules
-var core = __nccwpck_require__(3218);
-;// CONCATENATED MODULE: ./build/tsc/lib/errors.js
+var lib_core = __nccwpck_require__(3218);
+// EXTERNAL MODULE: ./build/tsc/lib/errors.js
+var errors = __nccwpck_require__(2830);
+;// CONCATENATED MODULE: ./build/tsc/lib/parse.js
+
+/** Plain parsers for action inputs; they know nothing of @actions/core so the library can reuse them. */
+function parse_parseBoolean(name, raw, fallback) {
+    const v = raw.trim();
+    if (v === '')
+        return fallback;
+    if (/^true$/i.test(v))
+        return true;
+    if (/^false$/i.test(v))
+        return false;
+    throw new UserError(`Input '${name}' must be true or false, got '${v}'. Set '${name}: true' or '${name}: false'.`);
+}
+/** One item per line; commas also accepted. Blank items and surrounding spaces are dropped. */
+function parseList(raw, { commas = true } = {}) {
+    const out = [];
+    for (const line of raw.split(/\r?\n/)) {
+        const parts = commas ? line.split(',') : [line];
+        for (const p of parts) {
+            const t = p.trim();
+            if (t !== '' && !t.startsWith('#'))
+                out.push(t);
+        }
+    }
+    return out;
+}
+function parse_parseInteger(name, raw, fallback, { min = 0, max = Number.MAX_SAFE_INTEGER } = {}) {
+    const v = raw.trim();
+    if (v === '')
+        return fallback;
+    if (!/^-?\d+$/.test(v)) {
+        throw new UserError(`Input '${name}' must be a whole number, got '${v}'. Write it as plain digits, e.g. '${name}: ${fallback}'.`);
+    }
+    const n = Number(v);
+    if (n < min || n > max) {
+        throw new UserError(`Input '${name}' must be between ${min} and ${max}, got ${n}.`);
+    }
+    return n;
+}
+/** `key=value` lines (commas not accepted as separators, values may contain them). */
+function parseKeyValues(name, raw) {
+    const out = new Map();
+    for (const line of parseList(raw, { commas: false })) {
+        const i = line.indexOf('=');
+        if (i <= 0)
+            throw new UserError(`Input '${name}': line '${line}' is not of the form key=value.`);
+        out.set(line.slice(0, i).trim(), line.slice(i + 1).trim());
+    }
+    return out;
+}
+
+;// CONCATENATED MODULE: ./build/tsc/action/inputs.js
+
+
+/** Typed readers over core.getInput: the only place actions read their inputs. */
+function str(name, fallback = '') {
+    const v = lib_core/* getInput */.V4(name);
+    return v === '' ? fallback : v;
+}
+/** A secret input: masked (and its lines) before anything can log it. */
+function secret(name, fallback = '') {
+    const v = lib_core/* getInput */.V4(name, { trimWhitespace: false });
+    const value = v.trim() === '' ? fallback : v;
+    maskSecret(value);
+    return value;
+}
+function maskSecret(value) {
+    if (!value)
+        return;
+    lib_core/* setSecret */.Pq(value);
+    const trimmed = value.trim();
+    if (trimmed !== value && trimmed)
+        lib_core/* setSecret */.Pq(trimmed);
+    for (const line of value.split(/\r?\n/))
+        if (line.trim().length >= 4)
+            lib_core/* setSecret */.Pq(line.trim());
+    lib_core/* setSecret */.Pq(Buffer.from(value).toString('base64'));
+}
+function bool(name, fallback) {
+    return parseBoolean(name, core.getInput(name), fallback);
+}
+function inputs_int(name, fallback, range) {
+    return parseInteger(name, core.getInput(name), fallback, range);
+}
+function list(name, opts) {
+    return parseList(lib_core/* getInput */.V4(name), opts);
+}
+
+
+/***/ }),
+
+/***/ 6082:
+/***/ ((__unused_webpack___webpack_module__, __webpack_exports__, __nccwpck_require__) => {
+
+/* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
+/* harmony export */   C: () => (/* binding */ runAction)
+/* harmony export */ });
+/* unused harmony export isPost */
+/* harmony import */ var _actions_core__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(3218);
+/* harmony import */ var _lib_errors_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(2830);
+
+
+const POST_STATE = 'shipline-is-post';
+/** True when this process is the action's `post` step (main saved the marker state). */
+function isPost() {
+    return _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .getState */ .Gu(POST_STATE) === 'true';
+}
+/**
+ * Runs an action's main (and optional post) with the suite's error policy: a one-line failure that
+ * says what was wrong and how to fix it; details (stack, causes) in a collapsed group.
+ */
+async function runAction(main, post) {
+    if (post && isPost()) {
+        try {
+            await post();
+        }
+        catch (e) {
+            _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .warning */ .$e(`cleanup failed: ${(0,_lib_errors_js__WEBPACK_IMPORTED_MODULE_1__/* .errorMessage */ .gJ)(e)}`);
+        }
+        return;
+    }
+    if (post)
+        _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .saveState */ .LZ(POST_STATE, 'true');
+    try {
+        await main();
+    }
+    catch (e) {
+        if (!(0,_lib_errors_js__WEBPACK_IMPORTED_MODULE_1__/* .isUserError */ .iU)(e) && e instanceof Error && e.stack) {
+            _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .startGroup */ .Oh('error details');
+            _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .info */ .pq(e.stack);
+            _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .endGroup */ .N4();
+        }
+        else if ((0,_lib_errors_js__WEBPACK_IMPORTED_MODULE_1__/* .isUserError */ .iU)(e) && e.details) {
+            _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .startGroup */ .Oh('error details');
+            _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .info */ .pq(e.details);
+            _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .endGroup */ .N4();
+        }
+        _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .setFailed */ .C1((0,_lib_errors_js__WEBPACK_IMPORTED_MODULE_1__/* .errorMessage */ .gJ)(e).split('\n')[0]);
+    }
+}
+
+
+/***/ }),
+
+/***/ 2830:
+/***/ ((__unused_webpack___webpack_module__, __webpack_exports__, __nccwpck_require__) => {
+
+/* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
+/* harmony export */   gJ: () => (/* binding */ errorMessage),
+/* harmony export */   iU: () => (/* binding */ isUserError),
+/* harmony export */   yo: () => (/* binding */ UserError)
+/* harmony export */ });
 /**
  * An error the user can fix. Its message is one line that says what was wrong and how to fix it;
  * `details` (optional) holds the longer story for a collapsed log group.
@@ -28605,46 +28760,1096 @@ function errorMessage(e) {
     return String(e);
 }
 
-;// CONCATENATED MODULE: ./build/tsc/action/run.js
+
+/***/ }),
+
+/***/ 9644:
+/***/ ((__unused_webpack___webpack_module__, __webpack_exports__, __nccwpck_require__) => {
 
 
-const POST_STATE = 'shipline-is-post';
-/** True when this process is the action's `post` step (main saved the marker state). */
-function isPost() {
-    return core/* getState */.Gu(POST_STATE) === 'true';
+// EXPORTS
+__nccwpck_require__.d(__webpack_exports__, {
+  bP: () => (/* binding */ RegistryClient)
+});
+
+// UNUSED EXPORTS: parseChallenge, retryAfterMs
+
+// EXTERNAL MODULE: ./build/tsc/lib/errors.js
+var errors = __nccwpck_require__(2830);
+;// CONCATENATED MODULE: ./build/tsc/lib/registry/errors.js
+/** Registry failures mapped to one-line fixes (UserError), keeping the HTTP facts for callers and logs. */
+
+class RegistryError extends errors/* UserError */.yo {
+    status;
+    code;
+    facts;
+    constructor(message, facts, details) {
+        super(message, details ?? describe(facts));
+        this.facts = facts;
+        this.status = facts.status;
+        this.code = facts.code;
+    }
 }
+function describe(f) {
+    return `${f.method} ${f.registry}${f.path} → ${f.status ?? 'no answer'}${f.code ? ` ${f.code}` : ''}${f.detail ? `: ${f.detail}` : ''}`;
+}
+const GHCR_FIX = "give this repository Write access in the package's Manage Actions access settings (and 'packages: write' in the workflow's permissions)";
+function isGhcr(registry) {
+    return registry === 'ghcr.io' || registry.endsWith('.ghcr.io');
+}
+/** Reads the first `{errors:[{code,message}]}` entry of a registry error body, if it is one. */
+function parseErrorBody(text) {
+    try {
+        const body = JSON.parse(text);
+        const e = body.errors?.[0];
+        if (e)
+            return { code: e.code, detail: e.message };
+    }
+    catch {
+        /* not JSON */
+    }
+    const t = text.trim();
+    return t ? { detail: t.slice(0, 200) } : {};
+}
+/** The UserError for a final (not retried, or out of retries) HTTP answer. */
+function httpError(f, attempts = 1, elapsedMs = 0) {
+    const where = f.repository ? `${f.registry}/${f.repository}` : f.registry;
+    const what = f.reference ? `${where}${f.reference.startsWith('sha256:') ? '@' : ':'}${f.reference}` : where;
+    const status = f.status ?? 0;
+    const isPush = f.method === 'PUT' || f.method === 'POST' || f.method === 'PATCH';
+    let msg;
+    if ((status === 401 || status === 403) && f.anonymous) {
+        msg = `${f.registry} needs credentials for ${where} (${status}): set registry-username and registry-password.`;
+    }
+    else if ((status === 401 || status === 403) && isGhcr(f.registry)) {
+        msg = `ghcr.io refused ${isPush ? 'to write to' : 'access to'} ${where} (${status}): ${GHCR_FIX}.`;
+    }
+    else if (status === 401) {
+        msg = `${f.registry} refused the credentials (401) for ${where}: check registry-username and registry-password.`;
+    }
+    else if (status === 403) {
+        msg = `${f.registry} denied ${isPush ? 'push' : 'pull'} on ${where} (403): use credentials with ${isPush ? 'push' : 'pull'} rights on that repository.`;
+    }
+    else if (status === 404 && (f.code === 'NAME_UNKNOWN' || (!f.reference && f.path.includes('/tags/list')))) {
+        msg = `repository ${where} does not exist on ${f.registry} (404): check the image name, or push it first.`;
+    }
+    else if (status === 404 && f.path.includes('/manifests/')) {
+        msg = `${what} was not found (404): check that the tag exists (push it first) and that the image name is right.`;
+    }
+    else if (status === 404 && f.path.includes('/blobs/')) {
+        msg = `blob ${f.reference ?? ''} is missing in ${where} (404): the source image is incomplete; push it again.`;
+    }
+    else if (status === 429) {
+        msg = `${f.registry} kept rate-limiting (429) ${f.method} ${f.path} after ${attempts} attempts over ${Math.round(elapsedMs / 1000)} s: wait and run the job again.`;
+    }
+    else if (status >= 500) {
+        msg = `${f.registry} answered ${status} to ${f.method} ${f.path} after ${attempts} attempts over ${Math.round(elapsedMs / 1000)} s: the registry is unavailable; run the job again later.`;
+    }
+    else if (status === 400 && f.code === 'TAG_INVALID') {
+        msg = `${f.registry} refused the tag of ${what} (400 TAG_INVALID): use a valid tag.`;
+    }
+    else if (status === 400 && f.code === 'MANIFEST_BLOB_UNKNOWN') {
+        msg = `${f.registry} refused the manifest for ${what}: a blob it references is missing in ${where} (MANIFEST_BLOB_UNKNOWN).`;
+    }
+    else {
+        msg = `${f.registry} answered ${status}${f.code ? ` ${f.code}` : ''} to ${f.method} ${f.path}${f.detail ? `: ${f.detail}` : ''}.`;
+    }
+    return new RegistryError(msg, f);
+}
+/** The UserError for a request that never got an answer (connection refused, reset, DNS, timeout). */
+function networkError(f, cause, attempts, elapsedMs) {
+    if (/ENOTFOUND|EAI_AGAIN/.test(cause)) {
+        return new RegistryError(`cannot resolve the registry host ${f.registry} (${cause}): check the registry name in image / registry.`, f);
+    }
+    if (/certificate|CERT|SSL|TLS/i.test(cause)) {
+        return new RegistryError(`TLS with ${f.registry} failed (${cause}): the registry needs a valid certificate (only loopback registries may use http).`, f);
+    }
+    return new RegistryError(`no answer from ${f.registry} to ${f.method} ${f.path} after ${attempts} attempts over ${Math.round(elapsedMs / 1000)} s (${cause}): check that the registry is reachable, then run the job again.`, f);
+}
+
+// EXTERNAL MODULE: ./build/tsc/lib/registry/media.js
+var media = __nccwpck_require__(5397);
+// EXTERNAL MODULE: ./build/tsc/lib/registry/reference.js
+var registry_reference = __nccwpck_require__(8892);
+;// CONCATENATED MODULE: ./build/tsc/lib/registry/client.js
 /**
- * Runs an action's main (and optional post) with the suite's error policy: a one-line failure that
- * says what was wrong and how to fix it; details (stack, causes) in a collapsed group.
+ * A small OCI distribution client on Node's fetch: the `/v2/` challenge (anonymous, Basic, or the Bearer
+ * realm/service/scope token flow of ghcr.io and Docker Hub, one token for every repository in play),
+ * manifests by exact bytes, blob HEAD / cross-repository mount / streamed copy, tag listing, and retries
+ * with capped, jittered backoff on 5xx, 429 (Retry-After) and dropped connections within a time budget.
+ * Plain module: no @actions/core.
  */
-async function runAction(main, post) {
-    if (post && isPost()) {
+
+
+
+const RETRY_STATUS = new Set([408, 429, 500, 502, 503, 504]);
+const sleep = (ms) => new Promise(r => setTimeout(r, ms));
+/** Parses `Bearer realm="…",service="…",scope="…"` (or Basic …) into its scheme and parameters. */
+function parseChallenge(header) {
+    if (!header)
+        return undefined;
+    const m = /^\s*(\w+)\s*(.*)$/.exec(header);
+    if (!m)
+        return undefined;
+    const params = {};
+    for (const p of m[2].matchAll(/(\w+)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^\s,]+))/g))
+        params[p[1].toLowerCase()] = p[2] ?? p[3];
+    return { scheme: m[1].toLowerCase(), params };
+}
+/** Retry-After as milliseconds (seconds or an HTTP date); undefined when absent or unreadable. */
+function retryAfterMs(value, now = Date.now()) {
+    if (!value)
+        return undefined;
+    if (/^\d+$/.test(value.trim()))
+        return Number(value.trim()) * 1000;
+    const t = Date.parse(value);
+    return Number.isNaN(t) ? undefined : Math.max(0, t - now);
+}
+function causeOf(e) {
+    const err = e;
+    if (err?.name === 'TimeoutError' || err?.name === 'AbortError')
+        return 'timed out';
+    return err?.cause?.code ?? err?.code ?? err?.cause?.message ?? err?.message ?? String(e);
+}
+class RegistryClient {
+    registry;
+    base;
+    stats = { requests: 0, bytesIn: 0, bytesOut: 0, retries: 0, mounts: 0, uploads: 0 };
+    username;
+    password;
+    retry;
+    timeoutMs;
+    log;
+    userAgent;
+    challenge;
+    scopes = new Map();
+    tokens = new Map();
+    constructor(opts) {
+        this.registry = opts.registry;
+        const insecure = opts.insecure ?? (0,registry_reference/* isLoopback */.U9)(opts.registry);
+        this.base = `${insecure ? 'http' : 'https'}://${(0,registry_reference/* apiHost */.nz)(opts.registry)}`;
+        this.username = opts.username || undefined;
+        this.password = opts.password || undefined;
+        this.retry = {
+            attempts: opts.retry?.attempts ?? 6,
+            baseDelayMs: opts.retry?.baseDelayMs ?? 250,
+            maxDelayMs: opts.retry?.maxDelayMs ?? 10_000,
+            maxRetryAfterMs: opts.retry?.maxRetryAfterMs ?? 30_000,
+            budgetMs: opts.retry?.budgetMs ?? 120_000
+        };
+        this.timeoutMs = opts.requestTimeoutMs ?? 60_000;
+        this.log = opts.log ?? (() => { });
+        this.userAgent = opts.userAgent ?? 'shipline';
+    }
+    /**
+     * Declares the repositories and actions this client will use, so one Bearer token covers them all
+     * (ghcr.io: `repository:src:pull repository:dst:pull,push` in one token request).
+     */
+    authorize(repository, actions) {
+        const set = this.scopes.get(repository) ?? new Set();
+        for (const a of actions)
+            set.add(a);
+        this.scopes.set(repository, set);
+    }
+    // ---------------------------------------------------------------- manifests
+    /** GET a manifest by tag or digest: exact bytes, the digest computed over them, the media type. */
+    async getManifest(repository, reference) {
+        const res = await this.send({
+            method: 'GET',
+            path: `/v2/${repository}/manifests/${reference}`,
+            repository,
+            reference,
+            actions: ['pull'],
+            headers: { accept: media/* MANIFEST_ACCEPT */.dY },
+            ok: [200]
+        });
+        const bytes = Buffer.from(await res.arrayBuffer());
+        this.stats.bytesIn += bytes.length;
+        const digest = (0,media/* sha256 */.sc)(bytes);
+        const header = res.headers.get('docker-content-digest');
+        const facts = { registry: this.registry, method: 'GET', path: `/v2/${repository}/manifests/${reference}`, repository, reference };
+        if (header && header.startsWith('sha256:') && header !== digest) {
+            throw new RegistryError(`${this.registry}/${repository}:${reference}: the registry says ${header} but the bytes it sent hash to ${digest}; a proxy may be rewriting manifests.`, facts);
+        }
+        if ((0,registry_reference/* isDigest */.Bc)(reference) && reference.startsWith('sha256:') && reference !== digest) {
+            throw new RegistryError(`${this.registry}/${repository}@${reference}: the manifest received hashes to ${digest}; refusing it.`, facts);
+        }
+        const contentType = (res.headers.get('content-type') ?? '').split(';')[0].trim();
+        const mediaType = (0,media/* declaredMediaType */.TN)(bytes) ?? contentType;
+        return { digest, mediaType, size: bytes.length, bytes };
+    }
+    /** Resolves a tag or digest to the manifest's digest (plus its bytes, read once). */
+    async resolve(repository, tagOrDigest) {
+        return this.getManifest(repository, tagOrDigest);
+    }
+    /** HEAD a manifest: its digest, media type and size, or null when the tag or digest does not exist. */
+    async headManifest(repository, reference) {
+        const res = await this.send({
+            method: 'HEAD',
+            path: `/v2/${repository}/manifests/${reference}`,
+            repository,
+            reference,
+            actions: ['pull'],
+            headers: { accept: media/* MANIFEST_ACCEPT */.dY },
+            ok: [200],
+            pass: [404]
+        });
+        if (res.status === 404)
+            return null;
+        const digest = res.headers.get('docker-content-digest');
+        if (!digest) {
+            // a registry that does not say the digest on HEAD: read the bytes
+            const m = await this.getManifest(repository, reference);
+            return { digest: m.digest, mediaType: m.mediaType, size: m.size };
+        }
+        return {
+            digest,
+            mediaType: (res.headers.get('content-type') ?? '').split(';')[0].trim(),
+            size: Number(res.headers.get('content-length') ?? 0)
+        };
+    }
+    /** PUT the exact bytes under a tag or digest with the exact Content-Type; returns the digest. */
+    async putManifest(repository, reference, bytes, mediaType) {
+        const digest = (0,media/* sha256 */.sc)(bytes);
+        const res = await this.send({
+            method: 'PUT',
+            path: `/v2/${repository}/manifests/${reference}`,
+            repository,
+            reference,
+            actions: ['pull', 'push'],
+            headers: { 'content-type': mediaType },
+            body: bytes,
+            ok: [201, 200, 202]
+        });
+        await this.drain(res);
+        const answered = res.headers.get('docker-content-digest');
+        if (answered && answered !== digest) {
+            throw new RegistryError(`${this.registry}/${repository}:${reference}: the registry stored ${answered} for a manifest whose digest is ${digest}; it rewrote the manifest.`, { registry: this.registry, method: 'PUT', path: `/v2/${repository}/manifests/${reference}`, repository, reference });
+        }
+        return digest;
+    }
+    // ---------------------------------------------------------------- blobs
+    async blobExists(repository, digest) {
+        const res = await this.send({
+            method: 'HEAD',
+            path: `/v2/${repository}/blobs/${digest}`,
+            repository,
+            reference: digest,
+            actions: ['pull'],
+            ok: [200],
+            pass: [404]
+        });
+        return res.status === 200;
+    }
+    /**
+     * Cross-repository mount: true when the registry mounted the blob (201); false when it refused (202),
+     * in which case the upload session it opened is cancelled.
+     */
+    async mountBlob(fromRepository, toRepository, digest) {
+        const location = await this.tryMount(fromRepository, toRepository, digest);
+        if (location === true)
+            return true;
+        await this.cancelUpload(location, toRepository);
+        return false;
+    }
+    /** Mounts a blob, or copies it (streamed, retried) when the registry will not mount it. */
+    async copyBlob(fromRepository, toRepository, digest, size) {
+        if (fromRepository === toRepository)
+            return 'present';
+        const location = await this.tryMount(fromRepository, toRepository, digest);
+        if (location === true)
+            return 'mounted';
+        if (await this.blobExists(toRepository, digest)) {
+            await this.cancelUpload(location, toRepository);
+            return 'present';
+        }
+        await this.streamCopy(fromRepository, toRepository, digest, size, location);
+        return 'uploaded';
+    }
+    /** Uploads a blob from memory (POST, then PUT ?digest=); a no-op when it already exists. */
+    async uploadBlob(repository, digest, data) {
+        if (await this.blobExists(repository, digest))
+            return;
+        const location = await this.startUpload(repository);
+        const url = this.withDigest(location, digest);
+        const res = await this.send({
+            method: 'PUT',
+            path: new URL(url).pathname,
+            url,
+            repository,
+            reference: digest,
+            actions: ['pull', 'push'],
+            headers: { 'content-type': 'application/octet-stream' },
+            body: data,
+            ok: [201, 204]
+        });
+        await this.drain(res);
+        this.stats.uploads++;
+    }
+    async listTags(repository) {
+        const tags = [];
+        let next = `${this.base}/v2/${repository}/tags/list?n=1000`;
+        for (let page = 0; next && page < 1000; page++) {
+            const res = await this.send({
+                method: 'GET',
+                path: new URL(next).pathname,
+                url: next,
+                repository,
+                actions: ['pull'],
+                ok: [200]
+            });
+            const text = await res.text();
+            this.stats.bytesIn += Buffer.byteLength(text);
+            const body = JSON.parse(text);
+            tags.push(...(body.tags ?? []));
+            const link = /<([^>]+)>\s*;\s*rel="?next"?/.exec(res.headers.get('link') ?? '');
+            next = link ? new URL(link[1], this.base).toString() : undefined;
+        }
+        return tags;
+    }
+    // ---------------------------------------------------------------- blob internals
+    /** true when mounted, else the upload Location the registry opened instead. */
+    async tryMount(fromRepository, toRepository, digest) {
+        this.authorize(fromRepository, ['pull']);
+        const path = `/v2/${toRepository}/blobs/uploads/?mount=${encodeURIComponent(digest)}&from=${encodeURIComponent(fromRepository)}`;
+        const res = await this.send({
+            method: 'POST',
+            path,
+            repository: toRepository,
+            reference: digest,
+            actions: ['pull', 'push'],
+            ok: [201, 202]
+        });
+        await this.drain(res);
+        if (res.status === 201) {
+            this.stats.mounts++;
+            return true;
+        }
+        return this.location(res, toRepository);
+    }
+    async startUpload(repository) {
+        const res = await this.send({
+            method: 'POST',
+            path: `/v2/${repository}/blobs/uploads/`,
+            repository,
+            actions: ['pull', 'push'],
+            ok: [202]
+        });
+        await this.drain(res);
+        return this.location(res, repository);
+    }
+    location(res, repository) {
+        const loc = res.headers.get('location');
+        if (!loc) {
+            throw new RegistryError(`${this.registry} opened an upload for ${repository} without a Location header; it is not an OCI registry.`, {
+                registry: this.registry,
+                method: 'POST',
+                path: `/v2/${repository}/blobs/uploads/`,
+                status: res.status
+            });
+        }
+        return new URL(loc, this.base).toString();
+    }
+    withDigest(location, digest) {
+        const u = new URL(location);
+        u.searchParams.set('digest', digest);
+        return u.toString();
+    }
+    async cancelUpload(location, repository) {
         try {
-            await post();
+            const res = await this.send({
+                method: 'DELETE',
+                path: new URL(location).pathname,
+                url: location,
+                repository,
+                actions: ['pull', 'push'],
+                ok: [200, 202, 204],
+                pass: [404, 405],
+                noRetry: true
+            });
+            await this.drain(res);
         }
         catch (e) {
-            core/* warning */.$e(`cleanup failed: ${errorMessage(e)}`);
+            this.log(`cancelling upload ${location} failed: ${String(e)}`);
         }
-        return;
     }
-    if (post)
-        core/* saveState */.LZ(POST_STATE, 'true');
+    /**
+     * Streams a blob from one repository into another: GET (streamed) → PATCH into the upload session →
+     * PUT ?digest= to close it. A failure anywhere restarts the whole copy in a new session, within the
+     * retry budget.
+     */
+    async streamCopy(from, to, digest, size, firstLocation) {
+        const started = Date.now();
+        let location = firstLocation;
+        for (let attempt = 1;; attempt++) {
+            try {
+                location ??= await this.startUpload(to);
+                const src = await this.send({
+                    method: 'GET',
+                    path: `/v2/${from}/blobs/${digest}`,
+                    repository: from,
+                    reference: digest,
+                    actions: ['pull'],
+                    ok: [200],
+                    stream: true
+                });
+                if (!src.body)
+                    throw new Error('empty blob body');
+                let moved = 0;
+                // web streams carry a source error through to the upload (node's pipe() would leave it hanging)
+                const body = src.body.pipeThrough(new TransformStream({
+                    transform: (chunk, ctl) => {
+                        moved += chunk.length;
+                        this.stats.bytesIn += chunk.length;
+                        this.stats.bytesOut += chunk.length;
+                        ctl.enqueue(chunk);
+                    }
+                }));
+                const length = size ?? (Number(src.headers.get('content-length')) || undefined);
+                const patch = await this.send({
+                    method: 'PATCH',
+                    path: new URL(location).pathname,
+                    url: location,
+                    repository: to,
+                    reference: digest,
+                    actions: ['pull', 'push'],
+                    headers: {
+                        'content-type': 'application/octet-stream',
+                        ...(length !== undefined ? { 'content-length': String(length) } : {})
+                    },
+                    streamBody: body,
+                    ok: [202, 204],
+                    noRetry: true
+                });
+                await this.drain(patch);
+                if (length !== undefined && moved !== length)
+                    throw new Error(`copied ${moved} of ${length} bytes`);
+                const next = this.location(patch, to);
+                const put = await this.send({
+                    method: 'PUT',
+                    path: new URL(next).pathname,
+                    url: this.withDigest(next, digest),
+                    repository: to,
+                    reference: digest,
+                    actions: ['pull', 'push'],
+                    headers: { 'content-length': '0' },
+                    ok: [201, 204],
+                    noRetry: true
+                });
+                await this.drain(put);
+                this.stats.uploads++;
+                return;
+            }
+            catch (e) {
+                if (e instanceof RegistryError && e.status !== undefined && !RETRY_STATUS.has(e.status))
+                    throw e;
+                const elapsed = Date.now() - started;
+                if (attempt >= this.retry.attempts || elapsed > this.retry.budgetMs) {
+                    if (e instanceof RegistryError)
+                        throw e;
+                    throw networkError({ registry: this.registry, method: 'PATCH', path: `/v2/${to}/blobs/uploads/`, repository: to, reference: digest }, causeOf(e), attempt, elapsed);
+                }
+                this.stats.retries++;
+                this.log(`blob copy ${digest} → ${to} failed (${causeOf(e)}); starting it again (attempt ${attempt + 1})`);
+                if (location)
+                    await this.cancelUpload(location, to);
+                location = undefined;
+                await sleep(this.backoff(attempt));
+            }
+        }
+    }
+    // ---------------------------------------------------------------- HTTP, auth, retries
+    backoff(attempt) {
+        const d = Math.min(this.retry.maxDelayMs, this.retry.baseDelayMs * 2 ** (attempt - 1));
+        return Math.round(d / 2 + (Math.random() * d) / 2);
+    }
+    async drain(res) {
+        if (!res.body)
+            return;
+        const buf = await res.arrayBuffer();
+        this.stats.bytesIn += buf.byteLength;
+    }
+    /**
+     * Runs one request until it gets an answer that is not worth retrying: network errors, 408/429/5xx are
+     * retried with capped, jittered backoff (Retry-After honoured up to a cap) within the attempt and time
+     * budget. Returns that answer; throws a mapped error when the budget is spent.
+     */
+    async fetchRetrying(facts, doFetch, noRetry = false) {
+        const started = Date.now();
+        for (let attempt = 1;; attempt++) {
+            let res;
+            try {
+                this.stats.requests++;
+                res = await doFetch();
+            }
+            catch (e) {
+                if (e instanceof RegistryError)
+                    throw e;
+                const elapsed = Date.now() - started;
+                if (noRetry)
+                    throw e;
+                if (/ENOTFOUND|CERT|certificate/.test(causeOf(e)) || attempt >= this.retry.attempts || elapsed > this.retry.budgetMs) {
+                    throw networkError(facts, causeOf(e), attempt, elapsed);
+                }
+                this.stats.retries++;
+                const wait = this.backoff(attempt);
+                this.log(`${facts.method} ${facts.path}: ${causeOf(e)}; retrying in ${wait} ms`);
+                await sleep(wait);
+                continue;
+            }
+            const elapsed = Date.now() - started;
+            if (!noRetry && RETRY_STATUS.has(res.status)) {
+                const after = retryAfterMs(res.headers.get('retry-after'));
+                const wait = after !== undefined ? Math.min(after, this.retry.maxRetryAfterMs) : this.backoff(attempt);
+                if (attempt < this.retry.attempts && elapsed + wait <= this.retry.budgetMs) {
+                    await this.drain(res);
+                    this.stats.retries++;
+                    this.log(`${facts.method} ${facts.path}: ${res.status}; retrying in ${wait} ms`);
+                    await sleep(wait);
+                    continue;
+                }
+            }
+            return { res, attempts: attempt, elapsed };
+        }
+    }
+    /** One request with auth and retries. Returns responses in `ok`/`pass`; throws a mapped RegistryError otherwise. */
+    async send(o) {
+        if (o.repository && o.actions)
+            this.authorize(o.repository, o.actions);
+        const facts = {
+            registry: this.registry,
+            method: o.method,
+            path: o.path,
+            repository: o.repository,
+            reference: o.reference,
+            anonymous: !this.username && !this.password
+        };
+        for (let round = 1;; round++) {
+            const { res, attempts, elapsed } = await this.fetchRetrying(facts, async () => {
+                const authorization = await this.authorization(facts);
+                const headers = { 'user-agent': this.userAgent, ...o.headers };
+                if (authorization)
+                    headers.authorization = authorization;
+                const init = { method: o.method, headers, redirect: 'follow' };
+                if (o.streamBody) {
+                    init.body = o.streamBody;
+                    init.duplex = 'half';
+                }
+                else {
+                    if (o.body) {
+                        init.body = o.body;
+                        this.stats.bytesOut += o.body.length;
+                    }
+                    if (!o.stream)
+                        init.signal = AbortSignal.timeout(this.timeoutMs);
+                }
+                this.log(`${o.method} ${o.url ?? this.base + o.path}`);
+                return fetch(o.url ?? this.base + o.path, init);
+            }, o.noRetry || !!o.streamBody);
+            if (o.ok.includes(res.status) || o.pass?.includes(res.status))
+                return res;
+            const challenge = parseChallenge(res.headers.get('www-authenticate'));
+            if (res.status === 401 && round === 1 && !o.streamBody && (await this.reauthorize(res, challenge, facts)))
+                continue;
+            const text = o.method === 'HEAD' ? '' : await res.text().catch(() => '');
+            this.stats.bytesIn += Buffer.byteLength(text);
+            // a valid token without the rights asked for is a 403 in substance (ghcr.io, distribution)
+            const status = res.status === 401 && challenge?.params.error === 'insufficient_scope' ? 403 : res.status;
+            throw httpError({ ...facts, ...parseErrorBody(text), status }, attempts, elapsed);
+        }
+    }
+    async ping() {
+        const facts = { registry: this.registry, method: 'GET', path: '/v2/' };
+        const { res, attempts, elapsed } = await this.fetchRetrying(facts, () => fetch(`${this.base}/v2/`, { headers: { 'user-agent': this.userAgent }, signal: AbortSignal.timeout(this.timeoutMs) }));
+        const text = await res.text().catch(() => '');
+        this.stats.bytesIn += Buffer.byteLength(text);
+        if (res.status === 200)
+            return { scheme: 'none' };
+        if (res.status === 401) {
+            const c = parseChallenge(res.headers.get('www-authenticate'));
+            if (c?.scheme === 'bearer' && c.params.realm)
+                return { scheme: 'bearer', realm: c.params.realm, service: c.params.service };
+            if (c?.scheme === 'basic')
+                return { scheme: 'basic' };
+            throw new RegistryError(`${this.registry} asks for an authentication scheme shipline does not speak ('${res.headers.get('www-authenticate')}').`, {
+                ...facts,
+                status: 401
+            });
+        }
+        if (res.status === 404) {
+            throw new RegistryError(`${this.registry} does not serve the registry API at ${this.base}/v2/ (404): check the registry host.`, {
+                ...facts,
+                status: 404
+            });
+        }
+        throw httpError({ ...facts, status: res.status, ...parseErrorBody(text) }, attempts, elapsed);
+    }
+    scopeList() {
+        return [...this.scopes.entries()]
+            .sort(([a], [b]) => a.localeCompare(b))
+            .map(([repo, acts]) => `repository:${repo}:${[...acts].sort().join(',')}`);
+    }
+    basic() {
+        if (!this.username && !this.password)
+            return undefined;
+        return `Basic ${Buffer.from(`${this.username ?? ''}:${this.password ?? ''}`).toString('base64')}`;
+    }
+    async authorization(facts) {
+        this.challenge ??= this.ping();
+        let challenge;
+        try {
+            challenge = await this.challenge;
+        }
+        catch (e) {
+            this.challenge = undefined;
+            throw e;
+        }
+        if (challenge.scheme === 'none')
+            return undefined;
+        if (challenge.scheme === 'basic') {
+            const b = this.basic();
+            if (!b)
+                throw httpError({ ...facts, status: 401 });
+            return b;
+        }
+        const scopes = this.scopeList();
+        const key = scopes.join(' ');
+        const cached = this.tokens.get(key);
+        if (cached) {
+            try {
+                const t = await cached;
+                if (t.expires > Date.now() + 10_000)
+                    return `Bearer ${t.token}`;
+            }
+            catch {
+                /* fetch again */
+            }
+        }
+        const pending = this.fetchToken(challenge, scopes, facts);
+        this.tokens.set(key, pending);
+        try {
+            return `Bearer ${(await pending).token}`;
+        }
+        catch (e) {
+            this.tokens.delete(key);
+            throw e;
+        }
+    }
+    /** A 401 on a request: learn the scope the registry asks for (insufficient_scope) and get a new token. */
+    async reauthorize(res, c, facts) {
+        if (c?.scheme !== 'bearer')
+            return false;
+        await res.arrayBuffer().catch(() => undefined);
+        for (const scope of (c.params.scope ?? '').split(' ')) {
+            const m = /^repository:(.+):([a-z,*]+)$/.exec(scope);
+            if (m)
+                this.authorize(m[1], m[2].split(',').filter((a) => a === 'pull' || a === 'push'));
+        }
+        this.tokens.delete(this.scopeList().join(' '));
+        this.log(`401 on ${facts.method} ${facts.path}: asking for a new token`);
+        return true;
+    }
+    async fetchToken(challenge, scopes, facts) {
+        const url = new URL(challenge.realm);
+        if (challenge.service)
+            url.searchParams.set('service', challenge.service);
+        for (const s of scopes)
+            url.searchParams.append('scope', s);
+        const headers = { 'user-agent': this.userAgent };
+        const basic = this.basic();
+        if (basic)
+            headers.authorization = basic;
+        this.log(`token: GET ${url.origin}${url.pathname} scopes ${scopes.join(' ') || '(none)'}`);
+        const tokenFacts = { ...facts, method: 'GET', path: `${url.pathname} (token service ${url.host})` };
+        const { res, attempts, elapsed } = await this.fetchRetrying(tokenFacts, () => fetch(url, { headers, signal: AbortSignal.timeout(this.timeoutMs) }));
+        const text = await res.text().catch(() => '');
+        this.stats.bytesIn += Buffer.byteLength(text);
+        if (res.status === 200) {
+            const body = JSON.parse(text);
+            const token = body.token ?? body.access_token;
+            if (!token)
+                throw new RegistryError(`the token service of ${this.registry} answered without a token.`, { ...facts, status: 200 });
+            return { token, expires: Date.now() + (body.expires_in ?? 60) * 1000 };
+        }
+        // a refused token request is about the credentials (or their rights on these repositories)
+        throw httpError({ ...facts, status: res.status, ...parseErrorBody(text) }, attempts, elapsed);
+    }
+}
+
+
+/***/ }),
+
+/***/ 5397:
+/***/ ((__unused_webpack___webpack_module__, __webpack_exports__, __nccwpck_require__) => {
+
+/* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
+/* harmony export */   BI: () => (/* binding */ childManifests),
+/* harmony export */   TN: () => (/* binding */ declaredMediaType),
+/* harmony export */   dY: () => (/* binding */ MANIFEST_ACCEPT),
+/* harmony export */   nw: () => (/* binding */ isIndex),
+/* harmony export */   q2: () => (/* binding */ manifestBlobs),
+/* harmony export */   sc: () => (/* binding */ sha256)
+/* harmony export */ });
+/* unused harmony exports OCI_INDEX, DOCKER_LIST, OCI_MANIFEST, DOCKER_MANIFEST, parseManifestJson */
+/* harmony import */ var node_crypto__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(7598);
+/** Manifest media types and the parts of manifests the client and promote read. */
+
+const OCI_INDEX = 'application/vnd.oci.image.index.v1+json';
+const DOCKER_LIST = 'application/vnd.docker.distribution.manifest.list.v2+json';
+const OCI_MANIFEST = 'application/vnd.oci.image.manifest.v1+json';
+const DOCKER_MANIFEST = 'application/vnd.docker.distribution.manifest.v2+json';
+/** Accept header for manifest GET/HEAD: indexes first, so multi-platform images are never narrowed. */
+const MANIFEST_ACCEPT = [OCI_INDEX, DOCKER_LIST, OCI_MANIFEST, DOCKER_MANIFEST].join(', ');
+function isIndex(mediaType) {
+    return mediaType === OCI_INDEX || mediaType === DOCKER_LIST;
+}
+function sha256(bytes) {
+    return `sha256:${(0,node_crypto__WEBPACK_IMPORTED_MODULE_0__.createHash)('sha256').update(bytes).digest('hex')}`;
+}
+function parseManifestJson(bytes) {
+    return JSON.parse(Buffer.from(bytes).toString('utf8'));
+}
+/** The media type a manifest declares in its body (used when the registry's Content-Type is generic). */
+function declaredMediaType(bytes) {
     try {
-        await main();
+        const m = parseManifestJson(bytes);
+        if (m.mediaType)
+            return m.mediaType;
+        if (m.manifests)
+            return OCI_INDEX;
+        if (m.config)
+            return OCI_MANIFEST;
     }
-    catch (e) {
-        if (!isUserError(e) && e instanceof Error && e.stack) {
-            core/* startGroup */.Oh('error details');
-            core/* info */.pq(e.stack);
-            core/* endGroup */.N4();
-        }
-        else if (isUserError(e) && e.details) {
-            core/* startGroup */.Oh('error details');
-            core/* info */.pq(e.details);
-            core/* endGroup */.N4();
-        }
-        core/* setFailed */.C1(errorMessage(e).split('\n')[0]);
+    catch {
+        /* not JSON */
     }
+    return undefined;
+}
+/** Children of an index (manifests) — empty for an image manifest. */
+function childManifests(bytes) {
+    return parseManifestJson(bytes).manifests ?? [];
+}
+/** Blobs an image manifest references: config first, then layers (foreign/non-distributable skipped). */
+function manifestBlobs(bytes) {
+    const m = parseManifestJson(bytes);
+    const out = [];
+    if (m.config)
+        out.push(m.config);
+    for (const l of m.layers ?? m.blobs ?? []) {
+        if (/foreign|nondistributable/.test(l.mediaType ?? ''))
+            continue;
+        out.push(l);
+    }
+    return out;
+}
+
+
+/***/ }),
+
+/***/ 7233:
+/***/ ((__unused_webpack___webpack_module__, __webpack_exports__, __nccwpck_require__) => {
+
+/* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
+/* harmony export */   p: () => (/* binding */ promote)
+/* harmony export */ });
+/* unused harmony export checkPromoteInputs */
+/* harmony import */ var _errors_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(2830);
+/* harmony import */ var _media_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(5397);
+/* harmony import */ var _reference_js__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(8892);
+/**
+ * promote: registry-side retag, byte for byte. `from` is resolved to a digest once; every target tag is
+ * PUT with the exact manifest bytes and media type; then each target is HEADed and must answer that digest.
+ * Across repositories, blobs are mounted (not copied) and an index's child manifests are put (by digest)
+ * before the index. Commit-SHA tags are immutable; cosign `.sig`/`.att`/`.sbom` tags come along.
+ */
+
+
+
+const COSIGN_SUFFIXES = ['sig', 'att', 'sbom'];
+async function mapLimit(items, limit, fn) {
+    const out = new Array(items.length);
+    let next = 0;
+    const worker = async () => {
+        while (next < items.length) {
+            const i = next++;
+            out[i] = await fn(items[i]);
+        }
+    };
+    await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+    return out;
+}
+function platformOf(d) {
+    const p = d.platform;
+    if (!p)
+        return 'unknown';
+    return [p.os ?? 'unknown', p.architecture ?? 'unknown', p.variant].filter(Boolean).join('/');
+}
+/** Validates to-tags and from before anything talks to the registry. */
+function checkPromoteInputs(from, toTags) {
+    if (!from)
+        throw new _errors_js__WEBPACK_IMPORTED_MODULE_0__/* .UserError */ .yo("Input 'from' is empty: give the source tag, the full commit SHA tag, or a sha256: digest.");
+    if (!(0,_reference_js__WEBPACK_IMPORTED_MODULE_2__/* .isDigest */ .Bc)(from)) {
+        if (from.startsWith('sha256:')) {
+            throw new _errors_js__WEBPACK_IMPORTED_MODULE_0__/* .UserError */ .yo(`from: '${from}' is not a valid digest; write sha256: followed by 64 lowercase hex characters.`);
+        }
+        (0,_reference_js__WEBPACK_IMPORTED_MODULE_2__/* .checkTag */ .Bs)(from, 'from');
+    }
+    if (toTags.length === 0)
+        throw new _errors_js__WEBPACK_IMPORTED_MODULE_0__/* .UserError */ .yo("Input 'to-tags' is empty: give at least one tag to set, e.g. 'to-tags: prod'.");
+    for (const t of toTags)
+        (0,_reference_js__WEBPACK_IMPORTED_MODULE_2__/* .checkTag */ .Bs)(t, 'to-tags');
+}
+class Copier {
+    client;
+    from;
+    to;
+    limit;
+    log;
+    blobsMounted = 0;
+    blobsUploaded = 0;
+    manifestsCopied = 0;
+    constructor(client, from, to, limit, log) {
+        this.client = client;
+        this.from = from;
+        this.to = to;
+        this.limit = limit;
+        this.log = log;
+    }
+    /** Makes everything `m` references exist in the target repository (children by digest; not m itself). */
+    async contents(m) {
+        if ((0,_media_js__WEBPACK_IMPORTED_MODULE_1__/* .isIndex */ .nw)(m.mediaType)) {
+            await mapLimit((0,_media_js__WEBPACK_IMPORTED_MODULE_1__/* .childManifests */ .BI)(m.bytes), this.limit, child => this.manifestByDigest(child));
+            return;
+        }
+        await mapLimit((0,_media_js__WEBPACK_IMPORTED_MODULE_1__/* .manifestBlobs */ .q2)(m.bytes), this.limit, async (blob) => {
+            const how = await this.client.copyBlob(this.from, this.to, blob.digest, blob.size);
+            if (how === 'uploaded')
+                this.blobsUploaded++;
+            else
+                this.blobsMounted++;
+            this.log(`blob ${blob.digest} (${blob.size} bytes): ${how}`);
+        });
+    }
+    async manifestByDigest(d) {
+        const there = await this.client.headManifest(this.to, d.digest);
+        if (there && there.digest === d.digest)
+            return;
+        const child = await this.client.getManifest(this.from, d.digest);
+        await this.contents(child);
+        await this.client.putManifest(this.to, d.digest, child.bytes, child.mediaType);
+        this.manifestsCopied++;
+        this.log(`manifest ${d.digest} (${platformOf(d)}) put in ${this.to}`);
+    }
+}
+async function promote(o) {
+    const log = o.log ?? (() => { });
+    const { client } = o;
+    const toTags = [...new Set(o.toTags)];
+    checkPromoteInputs(o.from, toTags);
+    const cross = o.sourceRepository !== o.targetRepository;
+    client.authorize(o.sourceRepository, ['pull']);
+    client.authorize(o.targetRepository, ['pull', 'push']);
+    // 1. resolve once
+    const source = await client.getManifest(o.sourceRepository, o.from);
+    const digest = source.digest;
+    const sourceRef = `${o.registry}/${o.sourceRepository}@${digest}`;
+    log(`${o.registry}/${o.sourceRepository}:${o.from} is ${digest} (${source.mediaType}, ${source.size} bytes)`);
+    const platforms = (0,_media_js__WEBPACK_IMPORTED_MODULE_1__/* .isIndex */ .nw)(source.mediaType) ? (0,_media_js__WEBPACK_IMPORTED_MODULE_1__/* .childManifests */ .BI)(source.bytes).map(platformOf) : [];
+    // 2. where the targets point now; SHA tags never move
+    const before = await mapLimit(toTags, 4, async (tag) => (await client.headManifest(o.targetRepository, tag))?.digest ?? null);
+    for (const [i, tag] of toTags.entries()) {
+        if ((0,_reference_js__WEBPACK_IMPORTED_MODULE_2__/* .isShaTag */ .vQ)(tag) && before[i] && before[i] !== digest) {
+            throw new _errors_js__WEBPACK_IMPORTED_MODULE_0__/* .UserError */ .yo(`${o.registry}/${o.targetRepository}:${tag} is a commit SHA tag and already points at ${before[i]}; SHA tags are immutable, so it is not moved to ${digest}: promote to a moving tag (e.g. prod) instead.`);
+        }
+    }
+    const pending = toTags.filter((_, i) => before[i] !== digest);
+    // 3. content first (cross-repository), then the tags
+    const copier = new Copier(client, o.sourceRepository, o.targetRepository, o.concurrency ?? 6, log);
+    if (pending.length > 0) {
+        if (cross)
+            await copier.contents(source);
+        for (const tag of pending) {
+            await client.putManifest(o.targetRepository, tag, source.bytes, source.mediaType);
+            log(`${o.registry}/${o.targetRepository}:${tag} → ${digest}`);
+        }
+    }
+    // 4. verify every target answers the digest
+    const after = await mapLimit(toTags, 4, async (tag) => (await client.headManifest(o.targetRepository, tag))?.digest ?? null);
+    const wrong = toTags.map((tag, i) => ({ tag, got: after[i] })).filter(t => t.got !== digest);
+    if (wrong.length > 0) {
+        const list = wrong.map(w => `${w.tag} → ${w.got ?? 'missing'}`).join(', ');
+        throw new _errors_js__WEBPACK_IMPORTED_MODULE_0__/* .UserError */ .yo(`after promoting, ${o.registry}/${o.targetRepository} does not answer ${digest} for ${list}; another job may be moving the same tags: run promote again.`);
+    }
+    // 5. cosign signatures / attestations / SBOMs attached to the digest
+    const signatures = [];
+    if (cross) {
+        const hex = digest.replace(':', '-');
+        for (const suffix of COSIGN_SUFFIXES) {
+            const tag = `${hex}.${suffix}`;
+            const src = await client.headManifest(o.sourceRepository, tag);
+            if (!src)
+                continue;
+            const dst = await client.headManifest(o.targetRepository, tag);
+            if (dst?.digest !== src.digest) {
+                const m = await client.getManifest(o.sourceRepository, tag);
+                await copier.contents(m);
+                await client.putManifest(o.targetRepository, tag, m.bytes, m.mediaType);
+                log(`carried ${tag} to ${o.targetRepository}`);
+            }
+            signatures.push(tag);
+        }
+    }
+    const targets = toTags.map((tag, i) => ({
+        tag,
+        ref: `${o.registry}/${o.targetRepository}:${tag}`,
+        before: before[i],
+        after: digest,
+        action: before[i] === digest ? 'unchanged' : before[i] ? 'moved' : 'created'
+    }));
+    return {
+        digest,
+        mediaType: source.mediaType,
+        sourceRef,
+        targets,
+        previousDigest: before[0] ?? '',
+        changed: pending.length > 0,
+        platforms,
+        blobsMounted: copier.blobsMounted,
+        blobsUploaded: copier.blobsUploaded,
+        manifestsCopied: copier.manifestsCopied,
+        signatures
+    };
+}
+
+
+/***/ }),
+
+/***/ 8892:
+/***/ ((__unused_webpack___webpack_module__, __webpack_exports__, __nccwpck_require__) => {
+
+/* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
+/* harmony export */   Bc: () => (/* binding */ isDigest),
+/* harmony export */   Bs: () => (/* binding */ checkTag),
+/* harmony export */   U9: () => (/* binding */ isLoopback),
+/* harmony export */   Uh: () => (/* binding */ namesRegistry),
+/* harmony export */   nz: () => (/* binding */ apiHost),
+/* harmony export */   o_: () => (/* binding */ parseImageReference),
+/* harmony export */   vQ: () => (/* binding */ isShaTag)
+/* harmony export */ });
+/* unused harmony exports DEFAULT_REGISTRY, FULL_SHA, isTag, formatReference */
+/* harmony import */ var _errors_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(2830);
+/**
+ * Image references as Docker and the distribution spec read them:
+ * `[registry[:port]/]path/name[:tag][@sha256:hex]`, with docker.io (and `library/`) as the defaults.
+ */
+
+const DEFAULT_REGISTRY = 'docker.io';
+const COMPONENT = /^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$/;
+const TAG = /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$/;
+const DIGEST = /^(sha256:[a-f0-9]{64}|sha512:[a-f0-9]{128})$/;
+const DOMAIN = /^(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)(?:\.(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?))*(?::[0-9]+)?$|^\[[0-9a-fA-F:]+\](?::[0-9]+)?$/;
+const FULL_SHA = /^[0-9a-f]{40}$/;
+function isDigest(s) {
+    return DIGEST.test(s);
+}
+function isTag(s) {
+    return TAG.test(s);
+}
+/** A tag that is a full 40-hex commit SHA: immutable by the suite's rule. */
+function isShaTag(s) {
+    return FULL_SHA.test(s);
+}
+/** Throws a UserError saying what a valid tag looks like. `what` names the input, e.g. "to-tags". */
+function checkTag(tag, what = 'tag') {
+    if (!TAG.test(tag)) {
+        throw new _errors_js__WEBPACK_IMPORTED_MODULE_0__/* .UserError */ .yo(`${what}: '${tag}' is not a valid tag; tags are 1-128 characters of letters, digits, '_', '.' and '-', and do not start with '.' or '-'.`);
+    }
+    return tag;
+}
+function looksLikeDomain(first) {
+    return first.includes('.') || first.includes(':') || first === 'localhost';
+}
+/** True when the reference starts with a registry host (`ghcr.io/…`, `127.0.0.1:5000/…`, `localhost/…`). */
+function namesRegistry(ref) {
+    const parts = ref.trim().split('/');
+    return parts.length > 1 && looksLikeDomain(parts[0]);
+}
+/**
+ * Parses an image reference. Uppercase repository names are refused with the lowercase spelling as the fix
+ * (or lowercased with `{ lowercase: true }`); bad tags and digests are refused with the grammar.
+ */
+function parseImageReference(ref, opts = {}) {
+    const what = opts.what ?? 'image';
+    const input = ref.trim();
+    if (!input)
+        throw new _errors_js__WEBPACK_IMPORTED_MODULE_0__/* .UserError */ .yo(`${what} is empty: give an image such as ghcr.io/owner/app.`);
+    if (/\s/.test(input) || input.includes('://')) {
+        throw new _errors_js__WEBPACK_IMPORTED_MODULE_0__/* .UserError */ .yo(`${what}: '${input}' is not an image reference; write it as registry/path/name[:tag], without a scheme.`);
+    }
+    let rest = input;
+    let digest;
+    const at = rest.indexOf('@');
+    if (at >= 0) {
+        digest = rest.slice(at + 1);
+        rest = rest.slice(0, at);
+        if (!DIGEST.test(digest)) {
+            throw new _errors_js__WEBPACK_IMPORTED_MODULE_0__/* .UserError */ .yo(`${what}: '${digest}' is not a valid digest; write sha256: followed by 64 lowercase hex characters.`);
+        }
+    }
+    let tag;
+    const slash = rest.lastIndexOf('/');
+    const colon = rest.lastIndexOf(':');
+    if (colon > slash) {
+        tag = rest.slice(colon + 1);
+        rest = rest.slice(0, colon);
+        checkTag(tag, what);
+    }
+    const parts = rest.split('/');
+    let registry = DEFAULT_REGISTRY;
+    if (parts.length > 1 && looksLikeDomain(parts[0])) {
+        registry = parts.shift();
+        if (!DOMAIN.test(registry))
+            throw new _errors_js__WEBPACK_IMPORTED_MODULE_0__/* .UserError */ .yo(`${what}: '${registry}' is not a valid registry host.`);
+    }
+    let repository = parts.join('/');
+    if (opts.lowercase) {
+        registry = registry.toLowerCase();
+        repository = repository.toLowerCase();
+    }
+    if (repository !== repository.toLowerCase() || registry !== registry.toLowerCase()) {
+        const fixed = formatReference({ registry: registry.toLowerCase(), repository: repository.toLowerCase(), tag, digest });
+        throw new _errors_js__WEBPACK_IMPORTED_MODULE_0__/* .UserError */ .yo(`${what}: '${input}' has uppercase letters; repository names must be lowercase: use '${fixed}'.`);
+    }
+    for (const c of repository.split('/')) {
+        if (!COMPONENT.test(c)) {
+            throw new _errors_js__WEBPACK_IMPORTED_MODULE_0__/* .UserError */ .yo(`${what}: '${input}' is not a valid repository name; each path component is lowercase letters and digits, separated by '.', '_', '__' or '-'.`);
+        }
+    }
+    if (repository.length > 255)
+        throw new _errors_js__WEBPACK_IMPORTED_MODULE_0__/* .UserError */ .yo(`${what}: repository name is longer than 255 characters.`);
+    if (registry === 'index.docker.io' || registry === 'registry-1.docker.io')
+        registry = DEFAULT_REGISTRY;
+    if (registry === DEFAULT_REGISTRY && !repository.includes('/'))
+        repository = `library/${repository}`;
+    return { registry, repository, ...(tag !== undefined ? { tag } : {}), ...(digest !== undefined ? { digest } : {}) };
+}
+/** registry/repository[:tag][@digest]; the docker.io `library/` prefix is kept (it is unambiguous). */
+function formatReference(r) {
+    let s = `${r.registry}/${r.repository}`;
+    if (r.tag)
+        s += `:${r.tag}`;
+    if (r.digest)
+        s += `@${r.digest}`;
+    return s;
+}
+/** The host to talk HTTP to: Docker Hub's API lives on registry-1.docker.io. */
+function apiHost(registry) {
+    return registry === DEFAULT_REGISTRY ? 'registry-1.docker.io' : registry;
+}
+/** Loopback registries speak plain http (as dockerd allows by default); everything else https. */
+function isLoopback(registry) {
+    const host = registry.replace(/:\d+$/, '').replace(/^\[|\]$/g, '');
+    return host === 'localhost' || host === '::1' || /^127\.\d+\.\d+\.\d+$/.test(host);
 }
 
 
@@ -28655,11 +29860,86 @@ async function runAction(main, post) {
 
 __nccwpck_require__.a(__webpack_module__, async (__webpack_handle_async_dependencies__, __webpack_async_result__) => { try {
 /* harmony import */ var _actions_core__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(3218);
-/* harmony import */ var _action_run_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(6174);
+/* harmony import */ var _action_inputs_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(5580);
+/* harmony import */ var _action_run_js__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(6082);
+/* harmony import */ var _lib_errors_js__WEBPACK_IMPORTED_MODULE_3__ = __nccwpck_require__(2830);
+/* harmony import */ var _lib_registry_reference_js__WEBPACK_IMPORTED_MODULE_4__ = __nccwpck_require__(8892);
+/* harmony import */ var _lib_registry_client_js__WEBPACK_IMPORTED_MODULE_5__ = __nccwpck_require__(9644);
+/* harmony import */ var _lib_registry_promote_js__WEBPACK_IMPORTED_MODULE_6__ = __nccwpck_require__(7233);
 
 
-await (0,_action_run_js__WEBPACK_IMPORTED_MODULE_1__/* .runAction */ .C)(async () => {
-    _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .info */ .pq('promote: not implemented yet');
+
+
+
+
+
+function image(name, raw, registry) {
+    const withRegistry = registry && !(0,_lib_registry_reference_js__WEBPACK_IMPORTED_MODULE_4__/* .namesRegistry */ .Uh)(raw) ? `${registry}/${raw}` : raw;
+    const ref = (0,_lib_registry_reference_js__WEBPACK_IMPORTED_MODULE_4__/* .parseImageReference */ .o_)(withRegistry, { lowercase: true, what: name });
+    if (ref.tag || ref.digest) {
+        throw new _lib_errors_js__WEBPACK_IMPORTED_MODULE_3__/* .UserError */ .yo(`Input '${name}' must be a repository without a tag or digest ('${raw}'); put the tag in 'from' or 'to-tags'.`);
+    }
+    if (withRegistry.toLowerCase() !== withRegistry)
+        _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .notice */ .lm(`${name}: '${raw}' lowercased to '${ref.registry}/${ref.repository}' (image names must be lowercase).`);
+    if (registry && ref.registry !== registry.toLowerCase()) {
+        throw new _lib_errors_js__WEBPACK_IMPORTED_MODULE_3__/* .UserError */ .yo(`Input '${name}' (${ref.registry}) is on another registry than 'registry' (${registry}): promote works inside one registry.`);
+    }
+    return ref;
+}
+await (0,_action_run_js__WEBPACK_IMPORTED_MODULE_2__/* .runAction */ .C)(async () => {
+    const registryInput = (0,_action_inputs_js__WEBPACK_IMPORTED_MODULE_1__/* .str */ .gx)('registry');
+    const src = image('image', (0,_action_inputs_js__WEBPACK_IMPORTED_MODULE_1__/* .str */ .gx)('image'), registryInput);
+    const dst = image('to-image', (0,_action_inputs_js__WEBPACK_IMPORTED_MODULE_1__/* .str */ .gx)('to-image', `${src.registry}/${src.repository}`), registryInput || src.registry);
+    const username = (0,_action_inputs_js__WEBPACK_IMPORTED_MODULE_1__/* .str */ .gx)('registry-username');
+    const password = (0,_action_inputs_js__WEBPACK_IMPORTED_MODULE_1__/* .secret */ .rJ)('registry-password');
+    const from = (0,_action_inputs_js__WEBPACK_IMPORTED_MODULE_1__/* .str */ .gx)('from');
+    const toTags = (0,_action_inputs_js__WEBPACK_IMPORTED_MODULE_1__/* .list */ .p_)('to-tags');
+    const client = new _lib_registry_client_js__WEBPACK_IMPORTED_MODULE_5__/* .RegistryClient */ .bP({ registry: src.registry, username, password, log: line => _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .debug */ .Yz(line) });
+    _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .startGroup */ .Oh(`promote ${src.registry}/${src.repository}:${from} → ${dst.repository}:${toTags.join(', ')}`);
+    let result;
+    try {
+        result = await (0,_lib_registry_promote_js__WEBPACK_IMPORTED_MODULE_6__/* .promote */ .p)({
+            client,
+            registry: src.registry,
+            sourceRepository: src.repository,
+            from,
+            targetRepository: dst.repository,
+            toTags,
+            log: line => _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .info */ .pq(line)
+        });
+    }
+    finally {
+        _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .endGroup */ .N4();
+    }
+    _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .setOutput */ .uH('digest', result.digest);
+    _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .setOutput */ .uH('source-ref', result.sourceRef);
+    _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .setOutput */ .uH('target-refs', result.targets.map(t => t.ref).join('\n'));
+    _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .setOutput */ .uH('previous-digest', result.previousDigest);
+    _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .setOutput */ .uH('changed', String(result.changed));
+    const short = (d) => (d ? `\`${d.slice(0, 19)}…\`` : '—');
+    const rows = result.targets.map(t => [`\`${t.ref}\``, short(t.before), short(t.after), t.action]);
+    _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .summary */ .z
+        .addHeading('promote', 3)
+        .addRaw(`Source \`${src.registry}/${src.repository}:${from}\` = \`${result.digest}\` (${result.mediaType}`)
+        .addRaw(result.platforms.length ? `; platforms ${result.platforms.join(', ')})` : ')', true)
+        .addTable([
+        [
+            { data: 'target', header: true },
+            { data: 'before', header: true },
+            { data: 'now', header: true },
+            { data: 'result', header: true }
+        ],
+        ...rows
+    ])
+        .addRaw(result.changed
+        ? `Blobs mounted: ${result.blobsMounted}, uploaded: ${result.blobsUploaded}; child manifests copied: ${result.manifestsCopied}` +
+            (result.signatures.length ? `; carried ${result.signatures.join(', ')}` : '') +
+            '.'
+        : 'Every target already pointed at this digest: nothing was written.', true);
+    await _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .summary */ .z.write();
+    _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .info */ .pq(result.changed
+        ? `promoted ${result.digest} to ${result.targets.map(t => t.tag).join(', ')} (${client.stats.requests} requests, ${client.stats.bytesIn + client.stats.bytesOut} bytes)`
+        : `every target already points at ${result.digest}: changed=false`);
 });
 
 __webpack_async_result__();
@@ -28673,16 +29953,22 @@ __webpack_async_result__();
 
 // EXPORTS
 __nccwpck_require__.d(__webpack_exports__, {
+  Yz: () => (/* binding */ core_debug),
   N4: () => (/* binding */ endGroup),
+  V4: () => (/* binding */ getInput),
   Gu: () => (/* binding */ getState),
   pq: () => (/* binding */ info),
+  lm: () => (/* binding */ notice),
   LZ: () => (/* binding */ saveState),
   C1: () => (/* binding */ setFailed),
+  uH: () => (/* binding */ setOutput),
+  Pq: () => (/* binding */ core_setSecret),
   Oh: () => (/* binding */ startGroup),
+  z: () => (/* reexport */ summary),
   $e: () => (/* binding */ warning)
 });
 
-// UNUSED EXPORTS: ExitCode, addPath, debug, error, exportVariable, getBooleanInput, getIDToken, getInput, getMultilineInput, group, isDebug, markdownSummary, notice, platform, setCommandEcho, setOutput, setSecret, summary, toPlatformPath, toPosixPath, toWin32Path
+// UNUSED EXPORTS: ExitCode, addPath, error, exportVariable, getBooleanInput, getIDToken, getMultilineInput, group, isDebug, markdownSummary, platform, setCommandEcho, toPlatformPath, toPosixPath, toWin32Path
 
 ;// CONCATENATED MODULE: external "os"
 const external_os_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("os");
@@ -28708,7 +29994,7 @@ function utils_toCommandValue(input) {
  * @returns The command properties to send with the actual annotation command
  * See IssueCommandProperties: https://github.com/actions/runner/blob/main/src/Runner.Worker/ActionCommandManager.cs#L646
  */
-function utils_toCommandProperties(annotationProperties) {
+function toCommandProperties(annotationProperties) {
     if (!Object.keys(annotationProperties).length) {
         return {};
     }
@@ -30080,7 +31366,7 @@ const _summary = new Summary();
  * @deprecated use `core.summary`
  */
 const markdownSummary = (/* unused pure expression or super */ null && (_summary));
-const summary = (/* unused pure expression or super */ null && (_summary));
+const summary = _summary;
 //# sourceMappingURL=summary.js.map
 ;// CONCATENATED MODULE: ./node_modules/@actions/core/lib/path-utils.js
 
@@ -31389,7 +32675,7 @@ function exportVariable(name, val) {
  * ```
  */
 function core_setSecret(secret) {
-    issueCommand('add-mask', {}, secret);
+    command_issueCommand('add-mask', {}, secret);
 }
 /**
  * Prepends inputPath to the PATH (for this action and future actions)
@@ -31472,10 +32758,10 @@ function getBooleanInput(name, options) {
 function setOutput(name, value) {
     const filePath = process.env['GITHUB_OUTPUT'] || '';
     if (filePath) {
-        return issueFileCommand('OUTPUT', prepareKeyValueMessage(name, value));
+        return file_command_issueFileCommand('OUTPUT', file_command_prepareKeyValueMessage(name, value));
     }
-    process.stdout.write(os.EOL);
-    issueCommand('set-output', { name }, toCommandValue(value));
+    process.stdout.write(external_os_namespaceObject.EOL);
+    command_issueCommand('set-output', { name }, utils_toCommandValue(value));
 }
 /**
  * Enables or disables the echoing of commands into stdout for the rest of the step.
@@ -31511,7 +32797,7 @@ function isDebug() {
  * @param message debug message
  */
 function core_debug(message) {
-    issueCommand('debug', {}, message);
+    command_issueCommand('debug', {}, message);
 }
 /**
  * Adds an error issue
@@ -31519,7 +32805,7 @@ function core_debug(message) {
  * @param properties optional properties to add to the annotation.
  */
 function error(message, properties = {}) {
-    command_issueCommand('error', utils_toCommandProperties(properties), message instanceof Error ? message.toString() : message);
+    command_issueCommand('error', toCommandProperties(properties), message instanceof Error ? message.toString() : message);
 }
 /**
  * Adds a warning issue
@@ -31527,7 +32813,7 @@ function error(message, properties = {}) {
  * @param properties optional properties to add to the annotation.
  */
 function warning(message, properties = {}) {
-    command_issueCommand('warning', utils_toCommandProperties(properties), message instanceof Error ? message.toString() : message);
+    command_issueCommand('warning', toCommandProperties(properties), message instanceof Error ? message.toString() : message);
 }
 /**
  * Adds a notice issue
@@ -31535,7 +32821,7 @@ function warning(message, properties = {}) {
  * @param properties optional properties to add to the annotation.
  */
 function notice(message, properties = {}) {
-    issueCommand('notice', toCommandProperties(properties), message instanceof Error ? message.toString() : message);
+    command_issueCommand('notice', toCommandProperties(properties), message instanceof Error ? message.toString() : message);
 }
 /**
  * Writes info to log with console.log.

@@ -14,6 +14,8 @@ export type Fault =
   | { drop: 'before-response' }
   /** forward, send the status and half of the body, then destroy the connection */
   | { drop: 'mid-body' }
+  /** forward with a rewritten path+query (e.g. strip `mount=` so the registry opens a plain upload) */
+  | { rewrite: (path: string) => string }
 
 export interface FaultRule {
   /** HTTP method to match (default any) */
@@ -81,16 +83,17 @@ export async function startFaultProxy(target: string, rules: FaultRule[] = []): 
       })
       return
     }
-    if (fault && fault.drop === 'before-response') {
+    if (fault && 'drop' in fault && fault.drop === 'before-response') {
       req.resume()
       req.socket.destroy()
       return
     }
+    const path = fault && 'rewrite' in fault ? fault.rewrite(req.url ?? '/') : req.url
     const up = httpRequest(
-      { host: upstream.hostname, port: upstream.port, method: req.method, path: req.url, headers: req.headers },
+      { host: upstream.hostname, port: upstream.port, method: req.method, path, headers: req.headers },
       upRes => {
         entry.outcome = upRes.statusCode ?? 502
-        if (fault && fault.drop === 'mid-body') {
+        if (fault && 'drop' in fault && fault.drop === 'mid-body') {
           const len = Number(upRes.headers['content-length'] ?? 0)
           res.writeHead(upRes.statusCode ?? 502, upRes.headers)
           let sent = 0

@@ -1,0 +1,196 @@
+/**
+ * The registry client against real docker-registry instances (htpasswd and token auth) and real dockerd
+ * pushes; reference grammar and challenge parsing as plain units.
+ */
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals'
+import { execFileSync } from 'node:child_process'
+import { randomBytes } from 'node:crypto'
+import { RegistryClient, parseChallenge, retryAfterMs } from '../../src/lib/registry/client.js'
+import { httpError, RegistryError } from '../../src/lib/registry/errors.js'
+import { DOCKER_MANIFEST, OCI_MANIFEST, sha256 } from '../../src/lib/registry/media.js'
+import { checkTag, formatReference, isShaTag, parseImageReference } from '../../src/lib/registry/reference.js'
+import { startFaultProxy, type FaultProxy } from '../../src/testkit/fault-proxy.js'
+import { buildAppImage, removeImages } from '../../src/testkit/images.js'
+import { uniqueName } from '../../src/testkit/net.js'
+import { dockerLogin, startRegistry, type TestRegistry } from '../../src/testkit/registry.js'
+import { pushImage } from './helpers.js'
+
+describe('parseImageReference', () => {
+  it('applies the docker.io defaults', () => {
+    expect(parseImageReference('nginx')).toEqual({ registry: 'docker.io', repository: 'library/nginx' })
+    expect(parseImageReference('acme/app:1.2')).toEqual({ registry: 'docker.io', repository: 'acme/app', tag: '1.2' })
+    expect(parseImageReference('index.docker.io/acme/app').registry).toBe('docker.io')
+  })
+  it('reads registries with ports, tags and digests', () => {
+    const d = 'sha256:' + 'a'.repeat(64)
+    expect(parseImageReference('127.0.0.1:5000/team/app:v1')).toEqual({ registry: '127.0.0.1:5000', repository: 'team/app', tag: 'v1' })
+    expect(parseImageReference(`ghcr.io/acme/shop/api@${d}`)).toEqual({ registry: 'ghcr.io', repository: 'acme/shop/api', digest: d })
+    expect(parseImageReference(`localhost/app:x@${d}`)).toEqual({ registry: 'localhost', repository: 'app', tag: 'x', digest: d })
+    expect(formatReference(parseImageReference('ghcr.io/a/b:c'))).toBe('ghcr.io/a/b:c')
+  })
+  it('refuses uppercase names with the lowercase spelling as the fix, or lowercases on request', () => {
+    expect(() => parseImageReference('ghcr.io/Acme/App:v1')).toThrow("use 'ghcr.io/acme/app:v1'")
+    expect(parseImageReference('ghcr.io/Acme/App:V1', { lowercase: true })).toEqual({ registry: 'ghcr.io', repository: 'acme/app', tag: 'V1' })
+  })
+  it('refuses bad tags, digests and names', () => {
+    expect(() => parseImageReference('acme/app:-bad')).toThrow(/not a valid tag/)
+    expect(() => parseImageReference('acme/app@sha256:abc')).toThrow(/not a valid digest/)
+    expect(() => parseImageReference('acme/a..b')).toThrow(/not a valid repository name/)
+    expect(() => parseImageReference('https://ghcr.io/a/b')).toThrow(/without a scheme/)
+    expect(() => checkTag('x'.repeat(129), 'to-tags')).toThrow(/1-128 characters/)
+    expect(checkTag('v1.2_3-rc')).toBe('v1.2_3-rc')
+    expect(isShaTag('0123456789abcdef0123456789abcdef01234567')).toBe(true)
+    expect(isShaTag('0123456789ABCDEF0123456789abcdef01234567')).toBe(false)
+  })
+})
+
+describe('challenges and errors', () => {
+  it('parses Bearer and Basic challenges', () => {
+    expect(parseChallenge('Bearer realm="https://ghcr.io/token",service="ghcr.io",scope="repository:a/b:pull"')).toEqual({
+      scheme: 'bearer',
+      params: { realm: 'https://ghcr.io/token', service: 'ghcr.io', scope: 'repository:a/b:pull' }
+    })
+    expect(parseChallenge('Basic realm="Registry Realm"')?.scheme).toBe('basic')
+  })
+  it('reads Retry-After in seconds and as a date', () => {
+    expect(retryAfterMs('3')).toBe(3000)
+    expect(retryAfterMs(new Date(10_000).toUTCString(), 4_000)).toBe(6000)
+    expect(retryAfterMs(null)).toBeUndefined()
+  })
+  it('maps ghcr.io refusals to the Manage Actions access fix', () => {
+    const e = httpError({ registry: 'ghcr.io', method: 'PUT', path: '/v2/acme/app/manifests/prod', status: 403, repository: 'acme/app' })
+    expect(e.message).toMatch(/Write access in the package's Manage Actions access settings/)
+    expect(httpError({ registry: 'ghcr.io', method: 'GET', path: '/token', status: 401 }).message).toMatch(/Manage Actions/)
+  })
+})
+
+describe('against docker-registry with htpasswd', () => {
+  let reg: TestRegistry
+  let client: RegistryClient
+  const images: string[] = []
+  let pushedDigest = ''
+  let repo = ''
+
+  beforeAll(async () => {
+    reg = await startRegistry({ auth: 'htpasswd' })
+    client = new RegistryClient({ registry: reg.host, username: reg.username, password: reg.password })
+    repo = `team/${uniqueName('app')}`
+    const ref = `${reg.host}/${repo}:v1`
+    images.push(ref)
+    buildAppImage({ tag: ref, version: uniqueName('v') })
+    const login = dockerLogin(reg)
+    try {
+      execFileSync('docker', ['--config', login.config, 'push', ref], { stdio: 'pipe' })
+    } finally {
+      login.remove()
+    }
+    const repoDigests = execFileSync('docker', ['image', 'inspect', '--format', '{{json .RepoDigests}}', ref], { encoding: 'utf8' })
+    pushedDigest = (JSON.parse(repoDigests) as string[]).find(d => d.startsWith(`${reg.host}/${repo}@`))!.split('@')[1]
+  })
+  afterAll(async () => {
+    removeImages(...images)
+    await reg?.stop()
+  })
+
+  it('resolves what docker pushed to the same digest, over the exact bytes', async () => {
+    const m = await client.resolve(repo, 'v1')
+    expect(m.digest).toBe(pushedDigest)
+    expect(sha256(m.bytes)).toBe(pushedDigest)
+    expect(m.mediaType).toBe(DOCKER_MANIFEST)
+    expect(await client.headManifest(repo, 'v1')).toEqual({ digest: pushedDigest, mediaType: DOCKER_MANIFEST, size: m.size })
+    expect((await client.resolve(repo, pushedDigest)).digest).toBe(pushedDigest)
+  })
+
+  it('answers null for a missing tag on HEAD and names it on GET', async () => {
+    expect(await client.headManifest(repo, 'nope')).toBeNull()
+    await expect(client.resolve(repo, 'nope')).rejects.toThrow(`${reg.host}/${repo}:nope was not found (404): check that the tag exists`)
+    await expect(client.resolve('team/no-such-repo', 'v1')).rejects.toThrow(/team\/no-such-repo/)
+  })
+
+  it('lists tags and checks blobs', async () => {
+    expect(await client.listTags(repo)).toEqual(['v1'])
+    const m = await client.resolve(repo, 'v1')
+    const config = (JSON.parse(m.bytes.toString()) as { config: { digest: string } }).config.digest
+    expect(await client.blobExists(repo, config)).toBe(true)
+    expect(await client.blobExists(repo, sha256(randomBytes(8)))).toBe(false)
+  })
+
+  it('puts manifests byte for byte', async () => {
+    const img = await pushImage(client, `${repo}-raw`, 'x')
+    const back = await client.getManifest(`${repo}-raw`, 'x')
+    expect(back.bytes.equals(img.bytes)).toBe(true)
+    expect(back.digest).toBe(img.digest)
+    expect(back.mediaType).toBe(OCI_MANIFEST)
+  })
+
+  it('says to check the credentials on a wrong password', async () => {
+    const bad = new RegistryClient({ registry: reg.host, username: reg.username, password: 'wrong' })
+    const err = await bad.resolve(repo, 'v1').catch(e => e as RegistryError)
+    expect(err).toBeInstanceOf(RegistryError)
+    expect((err as RegistryError).message).toBe(
+      `${reg.host} refused the credentials (401) for ${reg.host}/${repo}: check registry-username and registry-password.`
+    )
+  })
+
+  it('copies a blob by streaming when the registry will not mount it', async () => {
+    const proxy: FaultProxy = await startFaultProxy(reg.url, [
+      { method: 'POST', path: /mount=/, times: Infinity, fault: { rewrite: p => p.replace(/\?.*$/, '') } }
+    ])
+    try {
+      const c = new RegistryClient({ registry: proxy.host, username: reg.username, password: reg.password })
+      const data = randomBytes(300_000)
+      const digest = sha256(data)
+      await c.uploadBlob(`${repo}-src`, digest, data)
+      const before = c.stats.bytesOut
+      expect(await c.copyBlob(`${repo}-src`, `${repo}-dst`, digest, data.length)).toBe('uploaded')
+      expect(c.stats.bytesOut - before).toBe(data.length)
+      expect(await c.blobExists(`${repo}-dst`, digest)).toBe(true)
+      expect(proxy.requests.some(r => r.method === 'PATCH' && r.path.includes(`${repo}-dst`))).toBe(true)
+      expect(await c.mountBlob(`${repo}-src`, `${repo}-other`, digest)).toBe(false)
+    } finally {
+      await proxy.stop()
+    }
+  })
+})
+
+describe('against docker-registry with token auth', () => {
+  let reg: TestRegistry
+  beforeAll(async () => {
+    reg = await startRegistry({
+      auth: 'token',
+      users: { ci: 'ci-secret', reader: 'reader-secret' },
+      grants: { reader: { '*': ['pull'] } }
+    })
+  })
+  afterAll(async () => {
+    await reg?.stop()
+  })
+
+  it('gets one token for source pull and target push at once, and caches it', async () => {
+    const c = new RegistryClient({ registry: reg.host, username: 'ci', password: 'ci-secret' })
+    c.authorize('team/src', ['pull'])
+    c.authorize('team/dst', ['pull', 'push'])
+    await pushImage(c, 'team/dst', 'v1')
+    await c.headManifest('team/src', 'v1')
+    const asked = reg.tokenRequests().filter(t => t.user === 'ci')
+    expect(asked).toHaveLength(1)
+    expect(asked[0].scopes).toEqual(['repository:team/dst:pull,push', 'repository:team/src:pull'])
+  })
+
+  it('reports a token without push rights as a 403 with the fix', async () => {
+    const c = new RegistryClient({ registry: reg.host, username: 'reader', password: 'reader-secret' })
+    await expect(pushImage(c, 'team/ro', 'v1')).rejects.toThrow(
+      `${reg.host} denied push on ${reg.host}/team/ro (403): use credentials with push rights on that repository.`
+    )
+  })
+
+  it('reports a wrong password at the token service', async () => {
+    const c = new RegistryClient({ registry: reg.host, username: 'ci', password: 'nope' })
+    await expect(c.headManifest('team/dst', 'v1')).rejects.toThrow(/refused the credentials \(401\).*check registry-username and registry-password/)
+  })
+
+  it('works anonymously where the issuer grants nothing: a clear 401', async () => {
+    const c = new RegistryClient({ registry: reg.host })
+    await expect(c.headManifest("team/dst", "v1")).rejects.toThrow(/needs credentials for .*: set registry-username and registry-password/)
+  })
+})
