@@ -209,6 +209,13 @@ describe('corpus', () => {
     }
   )
 
+  test('what every fixture yields, line by line (reviewed snapshot)', () => {
+    const table = Object.fromEntries(
+      corpus.map(f => [f.id, validateExposition(f.text, f.contentType).errors.map(e => `${e.line}:${e.rule}`)])
+    )
+    expect(table).toMatchSnapshot()
+  })
+
   test('every rule has an invalid fixture', () => {
     const covered = new Set(corpus.filter(f => !f.valid).map(f => f.rule))
     expect(Object.keys(RULES).filter(r => !covered.has(r))).toEqual([])
