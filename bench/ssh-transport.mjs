@@ -2,18 +2,21 @@
 //
 //   node bench/ssh-transport.mjs [--runs 3] [--cmds 20] [--files 20]
 //
+// For two login shells: root (bash, with whatever ~/.bashrc the machine has; sshd makes bash read it)
+// and a plain user whose shell is /bin/sh without rc files:
 // 1. per remote command: our reused connection (one channel per command) against a new ssh2 connection per
 //    command, and against the OpenSSH `ssh` binary per command (what `ssh host cmd` steps do);
-// 2. writeFile as the transport does it (SFTP on the connection's one SFTP session: open, then fchmod +
-//    pipelined writes + close, then posix-rename) against the `sh` fallback (mktemp, chmod, cat, mv with
-//    the data on stdin: one channel, but a login shell started on the host);
+// 2. writeFile as the transport does it (the connection's SFTP session: open, then fchmod + pipelined
+//    writes + close, then posix-rename) against its `sh` fallback (mktemp, chmod, cat, mv with the data on
+//    stdin: one channel, but a login shell started on the host);
 // 3. 20 commands in parallel on one connection against the same 20 one after the other.
 //
 // The transport is compiled on the fly from src/ with esbuild (a devDependency) into build/ (gitignored),
 // so the figures are for the current source. Over loopback the network round trip is ~0; on a real link
-// each saved handshake also saves several RTTs, so the ratios here are a floor.
+// each saved handshake also saves several round trips, so the connection ratios here are a floor.
 import { build } from 'esbuild'
 import { spawnSync } from 'node:child_process'
+import { randomBytes } from 'node:crypto'
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
@@ -51,110 +54,94 @@ const time = async f => {
   return Number(process.hrtime.bigint() - t) / 1e6
 }
 
-const sshd = await startSshd({ extraConfig: ['MaxStartups 100:30:200'] })
+// `password` makes the fixture create its plain user (shell /bin/sh); the bench logs in with the key
+const sshd = await startSshd({
+  password: randomBytes(12).toString('hex'),
+  extraConfig: ['MaxStartups 100:30:200']
+})
 const tmp = mkdtempSync(join(tmpdir(), 'shipline-bench-ssh-'))
 // the ssh binary needs key and known_hosts files; the bench writes them to a private temp dir (the
 // transport itself never does)
 writeFileSync(join(tmp, 'id'), sshd.clientKey.privateKey, { mode: 0o600 })
 writeFileSync(join(tmp, 'known_hosts'), sshd.knownHostsLine + '\n')
-const target = { host: sshd.host, port: sshd.port, user: sshd.user }
-const opts = { target, privateKey: sshd.clientKey.privateKey, knownHosts: sshd.knownHostsLine }
-const remote = await connectSsh(opts)
-const dir = `/tmp/shipline-bench-${process.pid}`
-await remote.exec(['mkdir', '-p', dir])
-const viaSh = await connectSsh({ ...opts, fileTransfer: 'exec' })
 const payload = Buffer.alloc(64 * 1024, 'x')
 
-const results = {
-  reused: [],
-  ssh2New: [],
-  sshBin: [],
-  writeExec: [],
-  writeSftp: [],
-  parallel: [],
-  serial: []
+async function measure(user) {
+  const opts = {
+    target: { host: sshd.host, port: sshd.port, user },
+    privateKey: sshd.clientKey.privateKey,
+    knownHosts: sshd.knownHostsLine
+  }
+  const remote = await connectSsh(opts)
+  const viaSh = await connectSsh({ ...opts, fileTransfer: 'exec' })
+  const dir = `/tmp/shipline-bench-${user}-${process.pid}`
+  await remote.exec(['mkdir', '-p', dir])
+  const sshArgs = ['-i', join(tmp, 'id'), '-p', String(sshd.port), '-o', 'BatchMode=yes']
+  sshArgs.push('-o', `UserKnownHostsFile=${join(tmp, 'known_hosts')}`, '-o', 'LogLevel=ERROR')
+  sshArgs.push(`${user}@${sshd.host}`, 'true')
+  const r = { reused: [], ssh2New: [], sshBin: [], writeSh: [], writeSftp: [], parallel: [], serial: [] }
+  const perCmd = async f => (await time(async () => { for (let i = 0; i < CMDS; i++) await f(i) })) / CMDS // prettier-ignore
+  const perFile = async f => (await time(async () => { for (let i = 0; i < FILES; i++) await f(i) })) / FILES // prettier-ignore
+  try {
+    for (let run = 0; run < RUNS; run++) {
+      r.reused.push(await perCmd(() => remote.exec(['true'])))
+      r.ssh2New.push(
+        await perCmd(async () => {
+          const c = await connectSsh(opts)
+          await c.exec(['true'])
+          await c.close()
+        })
+      )
+      r.sshBin.push(
+        await perCmd(() => {
+          const p = spawnSync('ssh', sshArgs)
+          if (p.status !== 0) throw new Error(`ssh failed (${p.status} ${p.signal} ${p.error}): ${p.stderr}`)
+        })
+      )
+      r.writeSh.push(await perFile(i => viaSh.writeFile(`${dir}/f${i}`, payload, 0o600)))
+      r.writeSftp.push(await perFile(i => remote.writeFile(`${dir}/s${i}`, payload, 0o600)))
+      const job = () => remote.exec(['sh', '-c', 'sleep 0.05'])
+      r.parallel.push(await time(() => Promise.all(Array.from({ length: 20 }, job))))
+      r.serial.push(
+        await time(async () => {
+          for (let i = 0; i < 20; i++) await job()
+        })
+      )
+    }
+  } finally {
+    await remote.exec(['rm', '-rf', dir]).catch(() => undefined)
+    await remote.close()
+    await viaSh.close()
+  }
+  return Object.fromEntries(Object.entries(r).map(([k, v]) => [k, median(v)]))
 }
+
 try {
-  for (let run = 0; run < RUNS; run++) {
-    results.reused.push(
-      (await time(async () => {
-        for (let i = 0; i < CMDS; i++) await remote.exec(['true'])
-      })) / CMDS
+  const f = x => x.toFixed(2)
+  console.log(`runs: ${RUNS} (medians), ${CMDS} commands, ${FILES} files of 64 KiB, node ${process.version}`)
+  for (const [user, what] of [
+    [sshd.passwordUser, 'plain /bin/sh login'],
+    ['root', "root: bash reading this machine's ~/.bashrc"]
+  ]) {
+    const m = await measure(user)
+    console.log(`\n${what}`)
+    console.log(`  per command, reused ssh2 connection:         ${f(m.reused)} ms`)
+    console.log(
+      `  per command, new ssh2 connection each:       ${f(m.ssh2New)} ms  (${f(m.ssh2New / m.reused)}x)`
     )
-    results.ssh2New.push(
-      (await time(async () => {
-        for (let i = 0; i < CMDS; i++) {
-          const r = await connectSsh(opts)
-          await r.exec(['true'])
-          await r.close()
-        }
-      })) / CMDS
+    console.log(
+      `  per command, OpenSSH ssh binary each:        ${f(m.sshBin)} ms  (${f(m.sshBin / m.reused)}x)`
     )
-    const sshArgs = [
-      '-i',
-      join(tmp, 'id'),
-      '-p',
-      String(sshd.port),
-      '-o',
-      'BatchMode=yes',
-      '-o',
-      'StrictHostKeyChecking=yes'
-    ]
-    sshArgs.push(
-      '-o',
-      `UserKnownHostsFile=${join(tmp, 'known_hosts')}`,
-      '-o',
-      'LogLevel=ERROR',
-      `root@${sshd.host}`,
-      'true'
+    console.log(`  writeFile 64 KiB over SFTP (3 round trips):  ${f(m.writeSftp)} ms`)
+    console.log(
+      `  writeFile 64 KiB over sh + stdin:            ${f(m.writeSh)} ms  (${f(m.writeSh / m.writeSftp)}x SFTP)`
     )
-    results.sshBin.push(
-      (await time(async () => {
-        for (let i = 0; i < CMDS; i++) {
-          const r = spawnSync('ssh', sshArgs)
-          if (r.status !== 0) throw new Error(`ssh failed (${r.status} ${r.signal} ${r.error}): ${r.stderr}`)
-        }
-      })) / CMDS
-    )
-    results.writeExec.push(
-      (await time(async () => {
-        for (let i = 0; i < FILES; i++) await viaSh.writeFile(`${dir}/f${i}`, payload, 0o600)
-      })) / FILES
-    )
-    results.writeSftp.push(
-      (await time(async () => {
-        for (let i = 0; i < FILES; i++) await remote.writeFile(`${dir}/s${i}`, payload, 0o600)
-      })) / FILES
-    )
-    const job = () => remote.exec(['sh', '-c', 'sleep 0.05'])
-    results.parallel.push(await time(() => Promise.all(Array.from({ length: 20 }, job))))
-    results.serial.push(
-      await time(async () => {
-        for (let i = 0; i < 20; i++) await job()
-      })
+    console.log(`  20 × sleep 0.05, parallel on one connection: ${f(m.parallel)} ms`)
+    console.log(
+      `  20 × sleep 0.05, one after the other:        ${f(m.serial)} ms  (${f(m.serial / m.parallel)}x)`
     )
   }
 } finally {
-  await remote.exec(['rm', '-rf', dir]).catch(() => undefined)
-  await remote.close()
-  await viaSh.close()
   await sshd.stop()
   rmSync(tmp, { recursive: true, force: true })
 }
-
-const m = Object.fromEntries(Object.entries(results).map(([k, v]) => [k, median(v)]))
-const f = x => x.toFixed(2)
-console.log(`runs: ${RUNS} (medians), ${CMDS} commands, ${FILES} files of 64 KiB, node ${process.version}`)
-console.log(`per command, reused ssh2 connection:        ${f(m.reused)} ms`)
-console.log(
-  `per command, new ssh2 connection each:      ${f(m.ssh2New)} ms  (${f(m.ssh2New / m.reused)}x the reused connection)`
-)
-console.log(
-  `per command, OpenSSH ssh binary each:       ${f(m.sshBin)} ms  (${f(m.sshBin / m.reused)}x the reused connection)`
-)
-console.log(`writeFile 64 KiB over SFTP (3 round trips): ${f(m.writeSftp)} ms`)
-console.log(
-  `writeFile 64 KiB over sh + stdin:           ${f(m.writeExec)} ms  (${f(m.writeExec / m.writeSftp)}x SFTP)`
-)
-console.log(`20 × sleep 0.05, parallel on one connection: ${f(m.parallel)} ms`)
-console.log(`20 × sleep 0.05, one after the other:        ${f(m.serial)} ms  (${f(m.serial / m.parallel)}x)`)

@@ -6,7 +6,7 @@
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals'
 import { execFileSync } from 'node:child_process'
 import { connectSsh, RemoteTimeoutError, type SshRemote } from '../../src/lib/ssh/client.js'
-import { startSshd, type Sshd } from '../../src/testkit/sshd.js'
+import { randomPassword, startSshd, type Sshd } from '../../src/testkit/sshd.js'
 import { uniqueName } from '../../src/testkit/net.js'
 
 let sshd: Sshd
@@ -16,7 +16,8 @@ let viaSh: SshRemote
 const dir = `/tmp/${uniqueName('shipline-ssh-t')}`
 
 beforeAll(async () => {
-  sshd = await startSshd()
+  // `password` also creates the fixture's plain user (shell /bin/sh, no rc files: commands finish fast)
+  sshd = await startSshd({ password: randomPassword() })
   remote = await connectSsh({
     target: { host: sshd.host, port: sshd.port, user: sshd.user },
     privateKey: sshd.clientKey.privateKey,
@@ -141,6 +142,31 @@ describe.each(['sftp', 'sh'])('files over %s', mode => {
   })
 })
 
+describe('fast commands', () => {
+  test('exit status and output of commands that finish at once are never lost', async () => {
+    // the whole reply (confirmation, output, exit status, close) can come in one read from the socket
+    const plain = await connectSsh({
+      target: { host: sshd.host, port: sshd.port, user: sshd.passwordUser! },
+      privateKey: sshd.clientKey.privateKey,
+      knownHosts: sshd.knownHostsLine
+    })
+    try {
+      for (let i = 0; i < 30; i++)
+        expect(await plain.exec(['sh', '-c', `echo ${i}; exit ${i % 4}`])).toEqual({
+          code: i % 4,
+          stdout: `${i}\n`,
+          stderr: ''
+        })
+      const rs = await Promise.all(
+        Array.from({ length: 30 }, (_, i) => plain.exec(['sh', '-c', `exit ${i % 5}`]))
+      )
+      expect(rs.map(r => r.code)).toEqual(Array.from({ length: 30 }, (_, i) => i % 5))
+    } finally {
+      await plain.close()
+    }
+  })
+})
+
 describe('timeouts', () => {
   test('a timeout kills the remote command and everything it started', async () => {
     const tag = uniqueName('shiplinesleep')
@@ -185,22 +211,26 @@ describe('one connection', () => {
 describe('a host that goes away', () => {
   test('a dropped connection fails the running command with "connection lost", later calls fail clearly', async () => {
     const s = await startSshd()
+    let leftover = 0
     try {
       const r = await connectSsh({
         target: { host: s.host, port: s.port, user: 'root' },
         privateKey: s.clientKey.privateKey,
         knownHosts: s.knownHostsLine
       })
-      let started!: () => void
-      const isStarted = new Promise<void>(res => (started = res))
-      const p = r.exec(['sh', '-c', 'echo started; sleep 60'], { onStdout: () => started() })
-      await isStarted
+      let started!: (pid: number) => void
+      const isStarted = new Promise<number>(res => (started = res))
+      const p = r.exec(['sh', '-c', 'echo $$; exec sleep 60'], { onStdout: c => started(Number(c.trim())) })
+      leftover = await isStarted
       s.dropConnections()
       await expect(p).rejects.toThrow(/connection to root@127\.0\.0\.1:\d+ was lost while running 'sh -c/)
       await expect(r.exec(['true'])).rejects.toThrow(/connection to root@127\.0\.0\.1:\d+ is closed/)
       await r.close()
     } finally {
       await s.stop()
+      // without a pty nothing on the host gets a hangup: the command outlives the connection (by design
+      // of sshd); end it here by its pid
+      if (leftover) process.kill(leftover, 'SIGKILL')
     }
   })
 

@@ -7,7 +7,7 @@
  */
 import { execFileSync } from 'node:child_process'
 import { createHash, randomBytes } from 'node:crypto'
-import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs'
+import { chmodSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import ssh2 from 'ssh2'
@@ -38,7 +38,7 @@ export interface Sshd {
   host: '127.0.0.1'
   port: number
   user: 'root'
-  /** set when `password` was given */
+  /** set when `password` was given: a plain user (shell /bin/sh) who may log in with the password or clientKey */
   passwordUser?: string
   /** the host key as an OpenSSH public key line (`ssh-ed25519 AAAA… comment`) */
   hostKeyPublic: string
@@ -106,7 +106,9 @@ export async function startSshd(opts: SshdOptions = {}): Promise<Sshd> {
     ...(opts.authorizeClientKey === false ? [] : [clientKey.publicKey]),
     ...(opts.authorizedKeys ?? [])
   ]
-  writeFileSync(join(dir, 'authorized_keys'), authorized.map(l => l.trim() + '\n').join(''), { mode: 0o600 })
+  // readable by the plain user too (sshd reads it with the user's rights); public keys only
+  chmodSync(dir, 0o755)
+  writeFileSync(join(dir, 'authorized_keys'), authorized.map(l => l.trim() + '\n').join(''), { mode: 0o644 })
   if (opts.password) ensurePasswordUser(opts.password)
 
   let lastErr = ''

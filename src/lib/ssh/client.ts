@@ -317,7 +317,16 @@ export class SshRemote implements Remote {
     )
   }
 
-  private async channel(line: string, priority = false): Promise<{ ch: ClientChannel; release: () => void }> {
+  /**
+   * Opens an exec channel for a raw shell line. `attach` runs synchronously in ssh2's callback: a fast
+   * command's output, exit status and close can arrive in the same read as the channel's confirmation,
+   * and ssh2 emits 'exit' at once, so listeners attached a microtask later would miss it.
+   */
+  private async channel(
+    line: string,
+    priority: boolean,
+    attach: (ch: ClientChannel, release: () => void) => void
+  ): Promise<void> {
     const release = await this.slots.take(priority)
     return new Promise((resolve, reject) => {
       if (this.closed) {
@@ -325,7 +334,10 @@ export class SshRemote implements Remote {
         return reject(this.closedError())
       }
       this.client.exec(line, (err, ch) => {
-        if (!err) return resolve({ ch, release })
+        if (!err) {
+          attach(ch, release)
+          return resolve()
+        }
         release()
         // when the connection died, say so (and why) rather than the channel's own complaint
         setImmediate(() =>
@@ -341,11 +353,27 @@ export class SshRemote implements Remote {
 
   /** Runs a raw shell line (already quoted) and collects bytes. The engine under exec/readFile/writeFile. */
   async run(line: string, opts: ExecOptions = {}, what = line.slice(0, 60)): Promise<RawResult> {
-    const { ch, release } = await this.channel(PGID_PREFIX + line)
+    let settle!: { resolve: (r: RawResult) => void; reject: (e: unknown) => void }
+    const result = new Promise<RawResult>((resolve, reject) => (settle = { resolve, reject }))
+    await this.channel(PGID_PREFIX + line, false, (ch, release) =>
+      this.collect(ch, release, opts, what, settle)
+    )
+    return result
+  }
+
+  /** Wires one command's channel: output, the process-group header, exit status, timeout, stdin. */
+  private collect(
+    ch: ClientChannel,
+    release: () => void,
+    opts: ExecOptions,
+    what: string,
+    settle: { resolve: (r: RawResult) => void; reject: (e: unknown) => void }
+  ): void {
     const out: Buffer[] = []
     const err: Buffer[] = []
     const outDec = new StringDecoder('utf8')
     const errDec = new StringDecoder('utf8')
+    let code: number | undefined
     let pgid: number | undefined
     let header = Buffer.alloc(0)
     let timedOut = false
@@ -365,59 +393,55 @@ export class SshRemote implements Remote {
             hard = setTimeout(() => ch.close(), 8000)
           }, opts.timeoutMs)
         : undefined
-
-    return new Promise<RawResult>((resolve, reject) => {
-      let code: number | undefined
-      ch.on('data', (d: Buffer) => {
-        out.push(d)
-        if (opts.onStdout) emit(outDec.write(d), opts.onStdout)
-      })
-      const onErr = (d: Buffer) => {
-        err.push(d)
-        if (opts.onStderr) emit(errDec.write(d), opts.onStderr)
-      }
-      ch.stderr.on('data', (d: Buffer) => {
-        if (pgid !== undefined) return onErr(d)
-        header = Buffer.concat([header, d])
-        const nl = header.indexOf(10)
-        if (nl < 0) return
-        pgid = Number(header.subarray(0, nl).toString('latin1').trim()) || 0
-        kill()
-        if (header.length > nl + 1) onErr(header.subarray(nl + 1))
-      })
-      ch.on('exit', (c: number | null, signal?: string) => {
-        code = c ?? signalCode(signal)
-      })
-      ch.on('close', () => {
-        if (timer) clearTimeout(timer)
-        if (hard) clearTimeout(hard)
-        release()
-        if (opts.onStdout) flush(outDec, opts.onStdout)
-        if (opts.onStderr) flush(errDec, opts.onStderr)
-        void (killing ?? Promise.resolve()).then(() => {
-          const stdout = Buffer.concat(out)
-          const stderr = Buffer.concat(err)
-          if (timedOut) {
-            const s = ((opts.timeoutMs ?? 0) / 1000).toFixed(opts.timeoutMs! % 1000 ? 1 : 0)
-            reject(
-              new RemoteTimeoutError(
-                `'${what}' on ${this.label} did not finish within ${s} s and was stopped (its whole process group was killed).`,
-                stdout.toString('utf8'),
-                stderr.toString('utf8')
-              )
-            )
-          } else if (code === undefined) {
-            reject(
-              new UserError(
-                `The SSH connection to ${this.label} was lost while running '${what}' (${this.lostReason || 'no exit status'}).`
-              )
-            )
-          } else resolve({ code, stdout, stderr })
-        })
-      })
-      if (opts.stdin !== undefined) ch.end(opts.stdin)
-      else ch.end()
+    const onErr = (d: Buffer) => {
+      err.push(d)
+      if (opts.onStderr) emit(errDec.write(d), opts.onStderr)
+    }
+    ch.on('data', (d: Buffer) => {
+      out.push(d)
+      if (opts.onStdout) emit(outDec.write(d), opts.onStdout)
     })
+    ch.stderr.on('data', (d: Buffer) => {
+      if (pgid !== undefined) return onErr(d)
+      header = Buffer.concat([header, d])
+      const nl = header.indexOf(10)
+      if (nl < 0) return
+      pgid = Number(header.subarray(0, nl).toString('latin1').trim()) || 0
+      kill()
+      if (header.length > nl + 1) onErr(header.subarray(nl + 1))
+    })
+    ch.on('exit', (c: number | null, signal?: string) => {
+      code = c ?? signalCode(signal)
+    })
+    ch.on('close', () => {
+      if (timer) clearTimeout(timer)
+      if (hard) clearTimeout(hard)
+      release()
+      if (opts.onStdout) flush(outDec, opts.onStdout)
+      if (opts.onStderr) flush(errDec, opts.onStderr)
+      void (killing ?? Promise.resolve()).then(() => {
+        const stdout = Buffer.concat(out)
+        const stderr = Buffer.concat(err)
+        if (timedOut) {
+          const secs = (opts.timeoutMs ?? 0) / 1000
+          settle.reject(
+            new RemoteTimeoutError(
+              `'${what}' on ${this.label} did not finish within ${secs % 1 ? secs.toFixed(1) : secs} s and was stopped (its whole process group was killed).`,
+              stdout.toString('utf8'),
+              stderr.toString('utf8')
+            )
+          )
+        } else if (code === undefined) {
+          settle.reject(
+            new UserError(
+              `The SSH connection to ${this.label} was lost while running '${what}' (${this.lostReason || 'no exit status'}).`
+            )
+          )
+        } else settle.resolve({ code, stdout, stderr })
+      })
+    })
+    if (opts.stdin !== undefined) ch.end(opts.stdin)
+    else ch.end()
   }
 
   /** TERM to the whole process group, KILL after 3 s if anything is left; on its own channel. */
@@ -428,14 +452,19 @@ export class SshRemote implements Remote {
       `kill -TERM -- -${g} 2>/dev/null || kill -TERM ${g} 2>/dev/null; i=0; ` +
       `while kill -0 -- -${g} 2>/dev/null && [ $i -lt 30 ]; do sleep 0.1; i=$((i+1)); done; ` +
       `kill -KILL -- -${g} 2>/dev/null; exit 0`
-    const { ch, release } = await this.channel(script, true)
-    await new Promise<void>(resolve => {
-      ch.on('close', () => resolve())
-      ch.on('data', () => undefined)
-      ch.stderr.on('data', () => undefined)
+    let closed!: Promise<void>
+    await this.channel(script, true, (ch, release) => {
+      closed = new Promise<void>(resolve =>
+        ch.on('close', () => {
+          release()
+          resolve()
+        })
+      )
+      ch.resume()
+      ch.stderr.resume()
       ch.end()
     })
-    release()
+    await closed
   }
 
   async exec(argv: string[], opts: ExecOptions = {}): Promise<RemoteResult> {
