@@ -5,7 +5,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals'
 import { execFileSync } from 'node:child_process'
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { startRegistry, type TestRegistry } from '../../src/testkit/registry.js'
@@ -42,11 +42,14 @@ describe('build and push with the classic builder (real dockerd, real registry)'
   const ctx = appContext(uniqueName('v'))
 
   beforeAll(async () => {
-    ;[basic, token] = await Promise.all([startRegistry({ auth: 'htpasswd' }), startRegistry({ auth: 'token' })])
+    // one after the other, so afterAll stops whichever started even when the other did not
+    basic = await startRegistry({ auth: 'htpasswd' })
+    token = await startRegistry({ auth: 'token' })
   })
   afterAll(async () => {
     await removeRepositories(...repos)
-    await Promise.all([basic?.stop(), token?.stop()])
+    await basic?.stop()
+    await token?.stop()
     ctx.remove()
     rmSync(temp, { recursive: true, force: true })
   })
@@ -154,6 +157,20 @@ describe('build and push with the classic builder (real dockerd, real registry)'
     try {
       await expect(buildPush(o, recorder())).rejects.toThrow(/needs buildx.*docker\/setup-buildx-action/)
     } finally {
+      removeDockerConfig(o.config.dir)
+    }
+  })
+
+  it('a failing Dockerfile step is one line naming it', async () => {
+    const bad = appContext(uniqueName('bad'))
+    const o = options(basic, { push: false, login: undefined })
+    try {
+      writeFileSync(join(bad.dir, 'Dockerfile'), 'FROM scratch\nCOPY busybox /bin/busybox\nRUN ["/bin/busybox", "false"]\n')
+      await expect(buildPush({ ...o, context: bad.dir }, recorder())).rejects.toThrow(
+        /^docker build failed: The command .*busybox.*false.* returned a non-zero code: 1\. Fix the Dockerfile/
+      )
+    } finally {
+      bad.remove()
       removeDockerConfig(o.config.dir)
     }
   })

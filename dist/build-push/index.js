@@ -29019,10 +29019,7 @@ async function detectBuildx(opts = {}) {
         if (r.code !== 0)
             return undefined;
         const inspect = await (0,cli/* runDocker */.S)(['buildx', 'inspect'], opts);
-        return {
-            version: r.stdout.trim() || 'buildx',
-            driver: inspect.code === 0 ? parseBuildxDriver(inspect.stdout) : undefined
-        };
+        return { version: r.stdout.trim() || 'buildx', driver: inspect.code === 0 ? parseBuildxDriver(inspect.stdout) : undefined };
     }
     catch {
         return undefined;
@@ -29099,6 +29096,14 @@ function pushFailure(what, r, registry) {
     }
     return new errors/* UserError */.yo(`${what} failed: ${line}. ${fix}`, `${r.stderr}\n${r.stdout}`.trim());
 }
+function buildFailure(what, r, loginFailure) {
+    const line = (0,cli/* lastErrorLine */.H)(r);
+    const fix = loginFailure && /pull access denied|unauthorized|denied|authentication required|not found/i.test(line)
+        ? `A base image may need the registry login, which failed: ${loginFailure}`
+        : 'Fix the Dockerfile or the build inputs (the full output is in the log group above).';
+    // the whole output was streamed into a log group already
+    return new errors/* UserError */.yo(`${what} failed: ${line}. ${fix}`);
+}
 /** Builds, pushes and reads back. Throws UserError for everything a user can fix. */
 async function buildPush(o, log) {
     const started = Date.now();
@@ -29121,6 +29126,7 @@ async function buildPush(o, log) {
             throw new errors/* UserError */.yo(`'platforms' lists ${o.platforms.length} platforms but the current buildx builder uses the docker driver, which builds one platform. Add docker/setup-buildx-action before this step.`);
         }
     }
+    let loginFailure;
     if (o.login) {
         const login = o.login;
         try {
@@ -29132,7 +29138,9 @@ async function buildPush(o, log) {
         catch (e) {
             if (o.push)
                 throw e;
-            log.warning(`${e.message} Building without a login (push: false): private base images will not pull.`);
+            // push: false (pull requests, often with a read-only token): only private base images need the login
+            loginFailure = e.message;
+            log.info(`${loginFailure} Building without a login (push: false).`);
         }
     }
     const refs = o.tags.all.map(t => `${o.image.image}:${t}`);
@@ -29172,7 +29180,7 @@ async function buildPush(o, log) {
         if (r.code !== 0) {
             if (o.push && /push|denied|unauthorized|forbidden|401|403/i.test((0,cli/* lastErrorLine */.H)(r)))
                 throw pushFailure('docker buildx build --push', r, o.image.registry);
-            throw new errors/* UserError */.yo(`docker buildx build failed: ${(0,cli/* lastErrorLine */.H)(r)}. Fix the Dockerfile or build inputs (full output in the log group above).`, r.stderr);
+            throw buildFailure('docker buildx build', r, loginFailure);
         }
         const meta = readBuildxMetadata(spec.metadataFile);
         cliDigest = o.push ? meta.digest : undefined;
@@ -29186,7 +29194,7 @@ async function buildPush(o, log) {
             return run(args, { DOCKER_BUILDKIT: '0' }, true);
         });
         if (r.code !== 0)
-            throw new errors/* UserError */.yo(`docker build failed: ${(0,cli/* lastErrorLine */.H)(r)}. Fix the Dockerfile or build inputs (full output in the log group above).`, r.stderr);
+            throw buildFailure('docker build', r, loginFailure);
         imageId = readIidFile(spec.iidFile) ?? '';
         if (o.push) {
             for (const ref of refs) {
@@ -29432,10 +29440,7 @@ function lastErrorLine(r) {
         .filter(l => l && !NOISE.test(l));
     const err = meaningful(r.stderr);
     const out = meaningful(r.stdout);
-    const pick = [...err].reverse().find(l => FAILURE.test(l)) ??
-        [...out].reverse().find(l => FAILURE.test(l)) ??
-        err.at(-1) ??
-        out.at(-1);
+    const pick = [...err].reverse().find(l => FAILURE.test(l)) ?? [...out].reverse().find(l => FAILURE.test(l)) ?? err.at(-1) ?? out.at(-1);
     return (pick ?? `exit code ${r.code}`).replace(/^ERROR:\s*/, '').replace(/\.$/, '');
 }
 
@@ -29478,9 +29483,7 @@ function userConfigDir(env = process.env) {
 }
 /** Registry keys as Docker writes them in `auths` (Docker Hub has its historical URL). */
 function authKeys(registry) {
-    return registry === 'docker.io'
-        ? ['https://index.docker.io/v1/', 'docker.io', 'index.docker.io', 'registry-1.docker.io']
-        : [registry, `https://${registry}`, `http://${registry}`];
+    return registry === 'docker.io' ? ['https://index.docker.io/v1/', 'docker.io', 'index.docker.io', 'registry-1.docker.io'] : [registry, `https://${registry}`, `http://${registry}`];
 }
 /**
  * Creates `<parent>/shipline-docker-XXXXXX` (mode 0700) seeded from the user's config without credential

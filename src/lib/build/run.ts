@@ -104,6 +104,16 @@ function pushFailure(what: string, r: DockerResult, registry: string): UserError
   return new UserError(`${what} failed: ${line}. ${fix}`, `${r.stderr}\n${r.stdout}`.trim())
 }
 
+function buildFailure(what: string, r: DockerResult, loginFailure: string | undefined): UserError {
+  const line = lastErrorLine(r)
+  const fix =
+    loginFailure && /pull access denied|unauthorized|denied|authentication required|not found/i.test(line)
+      ? `A base image may need the registry login, which failed: ${loginFailure}`
+      : 'Fix the Dockerfile or the build inputs (the full output is in the log group above).'
+  // the whole output was streamed into a log group already
+  return new UserError(`${what} failed: ${line}. ${fix}`)
+}
+
 /** Builds, pushes and reads back. Throws UserError for everything a user can fix. */
 export async function buildPush(o: BuildPushOptions, log: Log): Promise<BuildPushResult> {
   const started = Date.now()
@@ -131,6 +141,7 @@ export async function buildPush(o: BuildPushOptions, log: Log): Promise<BuildPus
     }
   }
 
+  let loginFailure: string | undefined
   if (o.login) {
     const login = o.login
     try {
@@ -140,7 +151,9 @@ export async function buildPush(o: BuildPushOptions, log: Log): Promise<BuildPus
       })
     } catch (e) {
       if (o.push) throw e
-      log.warning(`${(e as Error).message} Building without a login (push: false): private base images will not pull.`)
+      // push: false (pull requests, often with a read-only token): only private base images need the login
+      loginFailure = (e as Error).message
+      log.info(`${loginFailure} Building without a login (push: false).`)
     }
   }
 
@@ -179,7 +192,7 @@ export async function buildPush(o: BuildPushOptions, log: Log): Promise<BuildPus
     })
     if (r.code !== 0) {
       if (o.push && /push|denied|unauthorized|forbidden|401|403/i.test(lastErrorLine(r))) throw pushFailure('docker buildx build --push', r, o.image.registry)
-      throw new UserError(`docker buildx build failed: ${lastErrorLine(r)}. Fix the Dockerfile or build inputs (full output in the log group above).`, r.stderr)
+      throw buildFailure('docker buildx build', r, loginFailure)
     }
     const meta = readBuildxMetadata(spec.metadataFile!)
     cliDigest = o.push ? meta.digest : undefined
@@ -191,7 +204,7 @@ export async function buildPush(o: BuildPushOptions, log: Log): Promise<BuildPus
       log.info(`docker ${args.join(' ')}`)
       return run(args, { DOCKER_BUILDKIT: '0' }, true)
     })
-    if (r.code !== 0) throw new UserError(`docker build failed: ${lastErrorLine(r)}. Fix the Dockerfile or build inputs (full output in the log group above).`, r.stderr)
+    if (r.code !== 0) throw buildFailure('docker build', r, loginFailure)
     imageId = readIidFile(spec.iidFile!) ?? ''
     if (o.push) {
       for (const ref of refs) {
