@@ -7,6 +7,7 @@ import { runActionBundle, type RunResult } from '../../src/testkit/runner.js'
 import { start as startGitHub, type GitHubApi } from '../../src/testkit/github-api.js'
 import {
   bearer,
+  canListen,
   flaky,
   ok,
   readyz,
@@ -50,7 +51,8 @@ beforeAll(async () => {
       })
     )
   )
-  app6 = await serve(bearer(BEARER, routes({ '/health': ok() })), { host: '::1' })
+  const ipv6 = await canListen('::1')
+  app6 = await serve(bearer(BEARER, routes({ '/health': ok() })), { host: ipv6 ? '::1' : '127.0.0.1' })
 })
 afterAll(async () => {
   await Promise.all([gh.stop(), app.stop(), app6.stop()])

@@ -14,7 +14,7 @@ import { execFileSync } from 'node:child_process'
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { createServer as createHttp, type IncomingMessage, type ServerResponse, type Server } from 'node:http'
 import { createServer as createHttps } from 'node:https'
-import type { AddressInfo, Socket } from 'node:net'
+import { createServer as createNetServer, type AddressInfo, type Socket } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 
@@ -191,4 +191,13 @@ export function selfSignedCert(): { key: string; cert: string } {
   } finally {
     rmSync(dir, { recursive: true, force: true })
   }
+}
+
+/** True when this machine can listen on the address (::1 is missing where IPv6 is disabled). */
+export async function canListen(host: string): Promise<boolean> {
+  return new Promise(resolve => {
+    const srv = createNetServer()
+    srv.once('error', () => resolve(false))
+    srv.listen(0, host, () => srv.close(() => resolve(true)))
+  })
 }
