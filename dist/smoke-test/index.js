@@ -43680,8 +43680,11 @@ class Validator {
                 unitLine: 0,
                 samples: 0,
                 closed: false,
-                series: new Set(),
-                groups: null
+                series: null,
+                firstSeries: null,
+                groups: null,
+                metrics: null,
+                lastMetric: null
             };
             this.families.set(name, f);
             this.metricNames.add(name);
@@ -43720,9 +43723,10 @@ class Validator {
             f.groups = null;
         }
         // the duplicate check is per family; a family that comes back is an error of its own
-        f.series = new Set();
-        f.metrics = undefined;
-        f.lastMetric = undefined;
+        f.series = null;
+        f.firstSeries = null;
+        f.metrics = null;
+        f.lastMetric = null;
     }
     // ---- comments and metadata ---------------------------------------------------------------------------
     /** A line starting with '#'. Returns true for OpenMetrics' "# EOF". */
@@ -44295,7 +44299,6 @@ class Validator {
         }
         else {
             name = text.slice(start, ne);
-            this.metricNames.add(name);
             if (this.om) {
                 ;
                 [fam, kind] = this.omFamily(name);
@@ -44304,6 +44307,8 @@ class Validator {
                 ;
                 [fam, kind] = this.textFamily(name);
             }
+            if (name !== fam.name)
+                this.metricNames.add(name); // family() added the family's own name
             this.enter(fam);
             this.lastName = name;
             this.lastFam = fam;
@@ -44327,20 +44332,21 @@ class Validator {
         const gk = special >= 0 || isHist || this.om ? this.groupKey(special) : '';
         if (this.om && gk !== fam.lastMetric) {
             // OpenMetrics: all samples of one Metric (label set without le/quantile) form one group
-            const metrics = (fam.metrics ??= new Set());
-            if (metrics.has(gk))
-                this.err('om-interleaved', `samples of ${show(fam.name)}{${gk}} come back after another label set; keep each Metric's samples together`);
-            else
-                metrics.add(gk);
+            // (no Set until a family has a second label set: most families have one)
+            if (fam.lastMetric !== null) {
+                const metrics = (fam.metrics ??= new Set([fam.lastMetric]));
+                if (metrics.has(gk))
+                    this.err('om-interleaved', `samples of ${show(fam.name)}{${gk}} come back after another label set; keep each Metric's samples together`);
+                else
+                    metrics.add(gk);
+            }
             fam.lastMetric = gk;
         }
         const key = special >= 0
             ? name + '{' + gk + '}' + text.slice(this.lvS[special], this.lvE[special])
             : this.seriesKey(start, ne, name);
-        const size = fam.series.size;
         // OpenMetrics: one Metric may carry several MetricPoints, told apart by their timestamps
-        fam.series.add(this.om && this.tsStart >= 0 ? key + ' ' + text.slice(this.tsStart, this.tsEnd) : key);
-        if (fam.series.size === size)
+        if (this.seenSeries(fam, this.om && this.tsStart >= 0 ? key + ' ' + text.slice(this.tsStart, this.tsEnd) : key))
             this.err('series-duplicate', `duplicate series ${clip(this.nLabels ? text.slice(start, this.labelsClose + 1) : name, 160)}: the same name and label set appear twice`);
         if (special >= 0) {
             const sv = this.parseFloat(this.lvS[special], this.lvE[special]);
@@ -44570,6 +44576,23 @@ class Validator {
                 text.slice(this.lnS[except + 1], this.lvE[n - 1] + 1));
         }
         return this.sortedPairs(except);
+    }
+    /** Records a series key in its family; true when it was there already. No Set for one-series families. */
+    seenSeries(fam, key) {
+        const series = fam.series;
+        if (series) {
+            const size = series.size;
+            series.add(key);
+            return series.size === size;
+        }
+        const first = fam.firstSeries;
+        if (first === null)
+            fam.firstSeries = key;
+        else if (first === key)
+            return true;
+        else
+            fam.series = new Set([first, key]);
+        return false;
     }
     /** Label names strictly increasing, skipping index `except`, whose name must not appear again. */
     sortedExcept(except) {
