@@ -1,6 +1,7 @@
 /**
  * Reports an action's verdict on the commit under test, for pull-request status checks:
- * `status` posts a commit status, `check` creates a completed check run whose output holds the table.
+ * `status` posts a commit status (pending, then success/failure), `check` a check run (in progress, then
+ * completed with the results table as its output).
  * The commit is the PR head (`pull_request.head.sha`) on pull_request events, else GITHUB_SHA.
  * The API is GitHub's (GITHUB_API_URL, honoured by getOctokit). Reporting never fails the step: a token that
  * may not write (fork pull requests get a read-only GITHUB_TOKEN: 403 "Resource not accessible by

@@ -1,3 +1,7 @@
+/**
+ * smoke-test: reads the inputs, masks every credential form, runs the checks (src/lib/smoke) within the
+ * deadline, writes outputs and the job summary, and reports to the commit when asked (src/action/report.ts).
+ */
 import * as core from '@actions/core'
 import { runAction } from '../action/run.js'
 import { bool, int, secret, str } from '../action/inputs.js'
