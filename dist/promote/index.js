@@ -29386,7 +29386,7 @@ class RegistryClient {
     }
     scopeList() {
         return [...this.scopes.entries()]
-            .sort(([a], [b]) => a.localeCompare(b))
+            .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
             .map(([repo, acts]) => `repository:${repo}:${[...acts].sort().join(',')}`);
     }
     basic() {

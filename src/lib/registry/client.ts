@@ -610,7 +610,7 @@ export class RegistryClient {
 
   private scopeList(): string[] {
     return [...this.scopes.entries()]
-      .sort(([a], [b]) => a.localeCompare(b))
+      .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
       .map(([repo, acts]) => `repository:${repo}:${[...acts].sort().join(',')}`)
   }
 
