@@ -628,7 +628,8 @@ class Validator {
       if (c === LBRACE) {
         this.labelsCanonical = false
         if (om) this.err('om-whitespace', 'blank between the metric name and "{"')
-      } else if (om && p - b > 1) this.err('om-whitespace', 'more than one space before the value')
+      } else if (om && (p - b > 1 || text.charCodeAt(b) !== SP))
+        this.err('om-whitespace', 'use exactly one space before the value')
     }
     if (c === LBRACE) {
       p = this.labels(p, eol, true)
