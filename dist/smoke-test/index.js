@@ -43138,7 +43138,8 @@ var errors = __nccwpck_require__(2830);
 ;// CONCATENATED MODULE: ./build/tsc/action/report.js
 /**
  * Reports an action's verdict on the commit under test, for pull-request status checks:
- * `status` posts a commit status, `check` creates a completed check run whose output holds the table.
+ * `status` posts a commit status (pending, then success/failure), `check` a check run (in progress, then
+ * completed with the results table as its output).
  * The commit is the PR head (`pull_request.head.sha`) on pull_request events, else GITHUB_SHA.
  * The API is GitHub's (GITHUB_API_URL, honoured by getOctokit). Reporting never fails the step: a token that
  * may not write (fork pull requests get a read-only GITHUB_TOKEN: 403 "Resource not accessible by
@@ -45593,6 +45594,10 @@ __nccwpck_require__.a(__webpack_module__, async (__webpack_handle_async_dependen
 /* harmony import */ var _lib_smoke_run_js__WEBPACK_IMPORTED_MODULE_7__ = __nccwpck_require__(790);
 /* harmony import */ var _lib_smoke_summary_js__WEBPACK_IMPORTED_MODULE_9__ = __nccwpck_require__(6483);
 /* harmony import */ var _lib_prometheus_validate_js__WEBPACK_IMPORTED_MODULE_8__ = __nccwpck_require__(8566);
+/**
+ * smoke-test: reads the inputs, masks every credential form, runs the checks (src/lib/smoke) within the
+ * deadline, writes outputs and the job summary, and reports to the commit when asked (src/action/report.ts).
+ */
 
 
 
