@@ -108,6 +108,23 @@ describe('dist/build-push run as the runner does', () => {
     expect(existsSync(join(home, '.docker', 'config.json'))).toBe(false)
   })
 
+  it('pushes through the token flow (ghcr.io style) with the default stage tag', async () => {
+    const tokenReg = await startRegistry({ auth: 'token' })
+    try {
+      const image = `${tokenReg.host}/${uniqueName('team/token')}`
+      repos.push(image)
+      const r = await run({ image, 'registry-username': tokenReg.username, 'registry-password': tokenReg.password })
+      expect(r.exitCode).toBe(0)
+      expect(await skopeoDigest(tokenReg, `${image}:${SHA}`)).toBe(r.outputs.digest)
+      expect(await skopeoDigest(tokenReg, `${image}:stage`)).toBe(r.outputs.digest)
+      // docker's own token requests and the client's (read-back, registry-side tags) both went to the issuer
+      expect(tokenReg.tokenRequests().filter(t => t.status === 200 && t.scopes.some(s => s.endsWith(':pull,push'))).length).toBeGreaterThan(0)
+      expect(r.post?.exitCode).toBe(0)
+    } finally {
+      await tokenReg.stop()
+    }
+  })
+
   it('push: false on a pull request: PR head SHA, no digest, the image id, and says nothing was pushed', async () => {
     const image = `${reg.host}/${uniqueName('team/pr')}`
     repos.push(image)

@@ -14,6 +14,7 @@ import { buildPush, type BuildPushOptions, type Log } from '../../src/lib/build/
 import { normalizeImage } from '../../src/lib/build/naming.js'
 import { planTags } from '../../src/lib/build/tags.js'
 import { ociLabels } from '../../src/lib/build/labels.js'
+import { registryAccess } from '../../src/lib/build/registry.js'
 import { createDockerConfig, removeDockerConfig } from '../../src/lib/docker/config.js'
 import { isUserError } from '../../src/lib/errors.js'
 import { appContext, removeRepositories, skopeoDigest } from './helpers.js'
@@ -69,7 +70,7 @@ describe('build and push with the classic builder (real dockerd, real registry)'
       push: true,
       config,
       login: { registry: reg.host, username: reg.username, password: reg.password },
-      readDigest: tag => skopeoDigest(reg, `${image.image}:${tag}`),
+      registry: registryAccess(image, { username: reg.username, password: reg.password }),
       builder: 'classic',
       ...over
     }

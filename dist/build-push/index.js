@@ -28710,7 +28710,7 @@ __nccwpck_require__.a(__webpack_module__, async (__webpack_handle_async_dependen
 /* harmony import */ var _lib_build_labels_js__WEBPACK_IMPORTED_MODULE_7__ = __nccwpck_require__(9155);
 /* harmony import */ var _lib_build_run_js__WEBPACK_IMPORTED_MODULE_8__ = __nccwpck_require__(7273);
 /* harmony import */ var _lib_build_summary_js__WEBPACK_IMPORTED_MODULE_11__ = __nccwpck_require__(5194);
-/* harmony import */ var _lib_build_digest_js__WEBPACK_IMPORTED_MODULE_9__ = __nccwpck_require__(4388);
+/* harmony import */ var _lib_build_registry_js__WEBPACK_IMPORTED_MODULE_9__ = __nccwpck_require__(8802);
 /* harmony import */ var _lib_docker_config_js__WEBPACK_IMPORTED_MODULE_10__ = __nccwpck_require__(9490);
 
 
@@ -28760,7 +28760,7 @@ async function main() {
             cache: (0,_action_inputs_js__WEBPACK_IMPORTED_MODULE_3__/* .bool */ .lc)('cache', true),
             config,
             login,
-            readDigest: (0,_lib_build_digest_js__WEBPACK_IMPORTED_MODULE_9__/* .registryDigestReader */ .D)(image, config)
+            registry: (0,_lib_build_registry_js__WEBPACK_IMPORTED_MODULE_9__/* .registryAccess */ .Y)(image, login, line => _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .debug */ .Yz(line))
         }, {
             info: m => _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .info */ .pq(m),
             notice: m => _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .notice */ .lm(m),
@@ -28796,31 +28796,6 @@ await (0,_action_run_js__WEBPACK_IMPORTED_MODULE_2__/* .runAction */ .C)(main, p
 
 __webpack_async_result__();
 } catch(e) { __webpack_async_result__(e); } }, 1);
-
-/***/ }),
-
-/***/ 4388:
-/***/ ((__unused_webpack___webpack_module__, __webpack_exports__, __nccwpck_require__) => {
-
-/* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
-/* harmony export */   D: () => (/* binding */ registryDigestReader)
-/* harmony export */ });
-/* harmony import */ var _docker_cli_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(3600);
-
-function registryDigestReader(image, config) {
-    return async (tag) => {
-        const insecure = /^(127\.|localhost(:|$)|\[::1\])/.test(image.registry) ? ['--insecure'] : [];
-        const r = await (0,_docker_cli_js__WEBPACK_IMPORTED_MODULE_0__/* .runDocker */ .S)(['manifest', 'inspect', ...insecure, '--verbose', `${image.image}:${tag}`], { env: config.env });
-        if (r.code !== 0) {
-            if (/no such manifest|manifest unknown|not found/i.test(r.stderr))
-                return undefined;
-            throw new Error(`docker manifest inspect ${image.image}:${tag}: ${r.stderr.trim()}`);
-        }
-        const j = JSON.parse(r.stdout);
-        return j.Descriptor?.digest;
-    };
-}
-
 
 /***/ }),
 
@@ -28869,19 +28844,14 @@ function ociLabels(src, user) {
 /* harmony export */   h: () => (/* binding */ normalizeImage)
 /* harmony export */ });
 /* harmony import */ var _errors_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(2830);
+/* harmony import */ var _registry_reference_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(8892);
 /**
  * The image repository build-push pushes to: `image` when given, else `ghcr.io/<owner>/<repo>[/<service>]`,
  * always lowercased (registries accept lowercase repository names only; the caller tells the user when
- * the name changed), and validated against the distribution grammar before Docker sees it.
+ * the name changed), and validated by the registry client's reference parser before Docker sees it.
  */
 
-/** One path component of a repository name (distribution reference grammar). */
-const COMPONENT = /^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$/;
-/** A registry host: a domain or IP with an optional port, or bracketed IPv6. */
-const HOST = /^(?:[a-z0-9](?:[a-z0-9-]*[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]*[a-z0-9])?)*|\[[0-9a-f:.]+\])(?::\d+)?$/;
-function hasHost(first) {
-    return first.includes('.') || first.includes(':') || first === 'localhost' || first.startsWith('[');
-}
+
 /** The default image: `ghcr.io/<owner>/<repo>` plus `/<service>`. */
 function defaultImage(repository, service) {
     if (!repository || !repository.includes('/')) {
@@ -28890,37 +28860,995 @@ function defaultImage(repository, service) {
     const s = service.trim().replace(/^\/+|\/+$/g, '');
     return `ghcr.io/${repository}${s ? `/${s}` : ''}`;
 }
-/**
- * Lowercases and validates an image repository name (no tag, no digest). `input` names where the name
- * came from, for the error message.
- */
+/** Lowercases and validates an image repository name (no tag, no digest). */
 function normalizeImage(raw, input = 'image') {
     const given = raw.trim();
-    if (given === '')
-        throw new _errors_js__WEBPACK_IMPORTED_MODULE_0__/* .UserError */ .yo(`Input '${input}' is empty. Pass a repository such as 'ghcr.io/<owner>/<name>'.`);
     if (given.includes('@')) {
         throw new _errors_js__WEBPACK_IMPORTED_MODULE_0__/* .UserError */ .yo(`Input '${input}' must be a repository without a digest, got '${given}'. Drop the '@sha256:…' part.`);
     }
-    const lower = given.toLowerCase();
-    const parts = lower.split('/');
-    const registry = parts.length > 1 && hasHost(parts[0]) ? parts[0] : 'docker.io';
-    const pathParts = registry === 'docker.io' && !(parts.length > 1 && parts[0] === 'docker.io') ? parts : parts.slice(1);
-    const last = pathParts[pathParts.length - 1] ?? '';
-    if (last.includes(':')) {
+    const ref = (0,_registry_reference_js__WEBPACK_IMPORTED_MODULE_1__/* .parseImageReference */ .o_)(given, { lowercase: true, what: `Input '${input}'` });
+    if (ref.tag !== undefined) {
         throw new _errors_js__WEBPACK_IMPORTED_MODULE_0__/* .UserError */ .yo(`Input '${input}' must be a repository without a tag, got '${given}'. Put tags in 'tags' (the commit and stage tags are added for you).`);
     }
-    if (registry !== 'docker.io' && !HOST.test(registry)) {
-        throw new _errors_js__WEBPACK_IMPORTED_MODULE_0__/* .UserError */ .yo(`Input '${input}': '${parts[0]}' is not a valid registry host. Write it as host[:port]/path.`);
+    const image = given.toLowerCase();
+    return { image, registry: ref.registry, path: ref.repository, ...(image !== given ? { lowercasedFrom: given } : {}) };
+}
+
+
+/***/ }),
+
+/***/ 8802:
+/***/ ((__unused_webpack___webpack_module__, __webpack_exports__, __nccwpck_require__) => {
+
+
+// EXPORTS
+__nccwpck_require__.d(__webpack_exports__, {
+  Y: () => (/* binding */ registryAccess)
+});
+
+// EXTERNAL MODULE: ./build/tsc/lib/registry/reference.js
+var registry_reference = __nccwpck_require__(8892);
+// EXTERNAL MODULE: ./build/tsc/lib/errors.js
+var errors = __nccwpck_require__(2830);
+;// CONCATENATED MODULE: ./build/tsc/lib/registry/errors.js
+/** Registry failures mapped to one-line fixes (UserError), keeping the HTTP facts for callers and logs. */
+
+class RegistryError extends errors/* UserError */.yo {
+    status;
+    code;
+    facts;
+    constructor(message, facts, details) {
+        super(message, details ?? describe(facts));
+        this.facts = facts;
+        this.status = facts.status;
+        this.code = facts.code;
     }
-    if (pathParts.length === 0 || pathParts.some(p => !COMPONENT.test(p))) {
-        const bad = pathParts.find(p => !COMPONENT.test(p)) ?? '';
-        throw new _errors_js__WEBPACK_IMPORTED_MODULE_0__/* .UserError */ .yo(`Input '${input}': '${given}' is not a valid image repository ('${bad}' is not a valid path component). Use lowercase letters, digits and single separators (. _ -) between them, e.g. 'ghcr.io/owner/app'.`);
+}
+function describe(f) {
+    return `${f.method} ${f.registry}${f.path} → ${f.status ?? 'no answer'}${f.code ? ` ${f.code}` : ''}${f.detail ? `: ${f.detail}` : ''}`;
+}
+const GHCR_FIX = "give this repository Write access in the package's Manage Actions access settings (and 'packages: write' in the workflow's permissions)";
+function isGhcr(registry) {
+    return registry === 'ghcr.io' || registry.endsWith('.ghcr.io');
+}
+/** Reads the first `{errors:[{code,message}]}` entry of a registry error body, if it is one. */
+function parseErrorBody(text) {
+    try {
+        const body = JSON.parse(text);
+        const e = body.errors?.[0];
+        if (e)
+            return { code: e.code, detail: e.message };
     }
-    const path = pathParts.join('/');
-    const image = registry === 'docker.io' && parts[0] !== 'docker.io' ? path : `${registry}/${path}`;
-    if (image.length > 255)
-        throw new _errors_js__WEBPACK_IMPORTED_MODULE_0__/* .UserError */ .yo(`Input '${input}': the repository name is longer than 255 characters.`);
-    return { image, registry, path, ...(lower !== given ? { lowercasedFrom: given } : {}) };
+    catch {
+        /* not JSON */
+    }
+    const t = text.trim();
+    return t ? { detail: t.slice(0, 200) } : {};
+}
+/** The UserError for a final (not retried, or out of retries) HTTP answer. */
+function httpError(f, attempts = 1, elapsedMs = 0) {
+    const where = f.repository ? `${f.registry}/${f.repository}` : f.registry;
+    const what = f.reference ? `${where}${f.reference.startsWith('sha256:') ? '@' : ':'}${f.reference}` : where;
+    const status = f.status ?? 0;
+    const isPush = f.method === 'PUT' || f.method === 'POST' || f.method === 'PATCH';
+    let msg;
+    if ((status === 401 || status === 403) && f.anonymous) {
+        msg = `${f.registry} needs credentials for ${where} (${status}): set registry-username and registry-password.`;
+    }
+    else if ((status === 401 || status === 403) && isGhcr(f.registry)) {
+        msg = `ghcr.io refused ${isPush ? 'to write to' : 'access to'} ${where} (${status}): ${GHCR_FIX}.`;
+    }
+    else if (status === 401) {
+        msg = `${f.registry} refused the credentials (401) for ${where}: check registry-username and registry-password.`;
+    }
+    else if (status === 403) {
+        msg = `${f.registry} denied ${isPush ? 'push' : 'pull'} on ${where} (403): use credentials with ${isPush ? 'push' : 'pull'} rights on that repository.`;
+    }
+    else if (status === 404 && (f.code === 'NAME_UNKNOWN' || (!f.reference && f.path.includes('/tags/list')))) {
+        msg = `repository ${where} does not exist on ${f.registry} (404): check the image name, or push it first.`;
+    }
+    else if (status === 404 && f.path.includes('/manifests/')) {
+        msg = `${what} was not found (404): check that the tag exists (push it first) and that the image name is right.`;
+    }
+    else if (status === 404 && f.path.includes('/blobs/')) {
+        msg = `blob ${f.reference ?? ''} is missing in ${where} (404): the source image is incomplete; push it again.`;
+    }
+    else if (status === 429) {
+        msg = `${f.registry} kept rate-limiting (429) ${f.method} ${f.path} after ${attempts} attempts over ${Math.round(elapsedMs / 1000)} s: wait and run the job again.`;
+    }
+    else if (status >= 500) {
+        msg = `${f.registry} answered ${status} to ${f.method} ${f.path} after ${attempts} attempts over ${Math.round(elapsedMs / 1000)} s: the registry is unavailable; run the job again later.`;
+    }
+    else if (status === 400 && f.code === 'TAG_INVALID') {
+        msg = `${f.registry} refused the tag of ${what} (400 TAG_INVALID): use a valid tag.`;
+    }
+    else if (status === 400 && f.code === 'MANIFEST_BLOB_UNKNOWN') {
+        msg = `${f.registry} refused the manifest for ${what}: a blob it references is missing in ${where} (MANIFEST_BLOB_UNKNOWN).`;
+    }
+    else {
+        msg = `${f.registry} answered ${status}${f.code ? ` ${f.code}` : ''} to ${f.method} ${f.path}${f.detail ? `: ${f.detail}` : ''}.`;
+    }
+    return new RegistryError(msg, f);
+}
+/** The UserError for a request that never got an answer (connection refused, reset, DNS, timeout). */
+function networkError(f, cause, attempts, elapsedMs) {
+    if (/ENOTFOUND|EAI_AGAIN/.test(cause)) {
+        return new RegistryError(`cannot resolve the registry host ${f.registry} (${cause}): check the registry name in image / registry.`, f);
+    }
+    if (/certificate|CERT|SSL|TLS/i.test(cause)) {
+        return new RegistryError(`TLS with ${f.registry} failed (${cause}): the registry needs a valid certificate (only loopback registries may use http).`, f);
+    }
+    return new RegistryError(`no answer from ${f.registry} to ${f.method} ${f.path} after ${attempts} attempts over ${Math.round(elapsedMs / 1000)} s (${cause}): check that the registry is reachable, then run the job again.`, f);
+}
+
+// EXTERNAL MODULE: external "node:crypto"
+var external_node_crypto_ = __nccwpck_require__(7598);
+;// CONCATENATED MODULE: ./build/tsc/lib/registry/media.js
+/** Manifest media types and the parts of manifests the client and promote read. */
+
+const OCI_INDEX = 'application/vnd.oci.image.index.v1+json';
+const DOCKER_LIST = 'application/vnd.docker.distribution.manifest.list.v2+json';
+const OCI_MANIFEST = 'application/vnd.oci.image.manifest.v1+json';
+const DOCKER_MANIFEST = 'application/vnd.docker.distribution.manifest.v2+json';
+/** Accept header for manifest GET/HEAD: indexes first, so multi-platform images are never narrowed. */
+const MANIFEST_ACCEPT = [OCI_INDEX, DOCKER_LIST, OCI_MANIFEST, DOCKER_MANIFEST].join(', ');
+function media_isIndex(mediaType) {
+    return mediaType === OCI_INDEX || mediaType === DOCKER_LIST;
+}
+function sha256(bytes) {
+    return `sha256:${(0,external_node_crypto_.createHash)('sha256').update(bytes).digest('hex')}`;
+}
+function parseManifestJson(bytes) {
+    return JSON.parse(Buffer.from(bytes).toString('utf8'));
+}
+/** The media type a manifest declares in its body (used when the registry's Content-Type is generic). */
+function declaredMediaType(bytes) {
+    try {
+        const m = parseManifestJson(bytes);
+        if (m.mediaType)
+            return m.mediaType;
+        if (m.manifests)
+            return OCI_INDEX;
+        if (m.config)
+            return OCI_MANIFEST;
+    }
+    catch {
+        /* not JSON */
+    }
+    return undefined;
+}
+/** Children of an index (manifests) — empty for an image manifest. */
+function media_childManifests(bytes) {
+    return parseManifestJson(bytes).manifests ?? [];
+}
+/** Blobs an image manifest references: config first, then layers (foreign/non-distributable skipped). */
+function media_manifestBlobs(bytes) {
+    const m = parseManifestJson(bytes);
+    const out = [];
+    if (m.config)
+        out.push(m.config);
+    for (const l of m.layers ?? m.blobs ?? []) {
+        if (/foreign|nondistributable/.test(l.mediaType ?? ''))
+            continue;
+        out.push(l);
+    }
+    return out;
+}
+
+;// CONCATENATED MODULE: ./build/tsc/lib/registry/client.js
+/**
+ * A small OCI distribution client on Node's fetch: the `/v2/` challenge (anonymous, Basic, or the Bearer
+ * realm/service/scope token flow of ghcr.io and Docker Hub, one token for every repository in play),
+ * manifests by exact bytes, blob HEAD / cross-repository mount / streamed copy, tag listing, and retries
+ * with capped, jittered backoff on 5xx, 429 (Retry-After) and dropped connections within a time budget.
+ * Plain module: no @actions/core.
+ */
+
+
+
+const RETRY_STATUS = new Set([408, 429, 500, 502, 503, 504]);
+const sleep = (ms) => new Promise(r => setTimeout(r, ms));
+/** Parses `Bearer realm="…",service="…",scope="…"` (or Basic …) into its scheme and parameters. */
+function parseChallenge(header) {
+    if (!header)
+        return undefined;
+    const m = /^\s*(\w+)\s*(.*)$/.exec(header);
+    if (!m)
+        return undefined;
+    const params = {};
+    for (const p of m[2].matchAll(/(\w+)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^\s,]+))/g))
+        params[p[1].toLowerCase()] = p[2] ?? p[3];
+    return { scheme: m[1].toLowerCase(), params };
+}
+/** Retry-After as milliseconds (seconds or an HTTP date); undefined when absent or unreadable. */
+function retryAfterMs(value, now = Date.now()) {
+    if (!value)
+        return undefined;
+    if (/^\d+$/.test(value.trim()))
+        return Number(value.trim()) * 1000;
+    const t = Date.parse(value);
+    return Number.isNaN(t) ? undefined : Math.max(0, t - now);
+}
+function causeOf(e) {
+    const err = e;
+    if (err?.name === 'TimeoutError' || err?.name === 'AbortError')
+        return 'timed out';
+    return err?.cause?.code ?? err?.code ?? err?.cause?.message ?? err?.message ?? String(e);
+}
+class RegistryClient {
+    registry;
+    base;
+    stats = { requests: 0, bytesIn: 0, bytesOut: 0, retries: 0, mounts: 0, uploads: 0 };
+    username;
+    password;
+    retry;
+    timeoutMs;
+    log;
+    userAgent;
+    challenge;
+    scopes = new Map();
+    tokens = new Map();
+    constructor(opts) {
+        this.registry = opts.registry;
+        const insecure = opts.insecure ?? (0,registry_reference/* isLoopback */.U9)(opts.registry);
+        this.base = `${insecure ? 'http' : 'https'}://${(0,registry_reference/* apiHost */.nz)(opts.registry)}`;
+        this.username = opts.username || undefined;
+        this.password = opts.password || undefined;
+        this.retry = {
+            attempts: opts.retry?.attempts ?? 6,
+            baseDelayMs: opts.retry?.baseDelayMs ?? 250,
+            maxDelayMs: opts.retry?.maxDelayMs ?? 10_000,
+            maxRetryAfterMs: opts.retry?.maxRetryAfterMs ?? 30_000,
+            budgetMs: opts.retry?.budgetMs ?? 120_000
+        };
+        this.timeoutMs = opts.requestTimeoutMs ?? 60_000;
+        this.log = opts.log ?? (() => { });
+        this.userAgent = opts.userAgent ?? 'shipline';
+    }
+    /**
+     * Declares the repositories and actions this client will use, so one Bearer token covers them all
+     * (ghcr.io: `repository:src:pull repository:dst:pull,push` in one token request).
+     */
+    authorize(repository, actions) {
+        const set = this.scopes.get(repository) ?? new Set();
+        for (const a of actions)
+            set.add(a);
+        this.scopes.set(repository, set);
+    }
+    // ---------------------------------------------------------------- manifests
+    /** GET a manifest by tag or digest: exact bytes, the digest computed over them, the media type. */
+    async getManifest(repository, reference) {
+        const res = await this.send({
+            method: 'GET',
+            path: `/v2/${repository}/manifests/${reference}`,
+            repository,
+            reference,
+            actions: ['pull'],
+            headers: { accept: MANIFEST_ACCEPT },
+            ok: [200]
+        });
+        const bytes = Buffer.from(await res.arrayBuffer());
+        this.stats.bytesIn += bytes.length;
+        const digest = sha256(bytes);
+        const header = res.headers.get('docker-content-digest');
+        const facts = { registry: this.registry, method: 'GET', path: `/v2/${repository}/manifests/${reference}`, repository, reference };
+        if (header && header.startsWith('sha256:') && header !== digest) {
+            throw new RegistryError(`${this.registry}/${repository}:${reference}: the registry says ${header} but the bytes it sent hash to ${digest}; a proxy may be rewriting manifests.`, facts);
+        }
+        if ((0,registry_reference/* isDigest */.Bc)(reference) && reference.startsWith('sha256:') && reference !== digest) {
+            throw new RegistryError(`${this.registry}/${repository}@${reference}: the manifest received hashes to ${digest}; refusing it.`, facts);
+        }
+        const contentType = (res.headers.get('content-type') ?? '').split(';')[0].trim();
+        const mediaType = declaredMediaType(bytes) ?? contentType;
+        return { digest, mediaType, size: bytes.length, bytes };
+    }
+    /** Resolves a tag or digest to the manifest's digest (plus its bytes, read once). */
+    async resolve(repository, tagOrDigest) {
+        return this.getManifest(repository, tagOrDigest);
+    }
+    /** HEAD a manifest: its digest, media type and size, or null when the tag or digest does not exist. */
+    async headManifest(repository, reference) {
+        const res = await this.send({
+            method: 'HEAD',
+            path: `/v2/${repository}/manifests/${reference}`,
+            repository,
+            reference,
+            actions: ['pull'],
+            headers: { accept: MANIFEST_ACCEPT },
+            ok: [200],
+            pass: [404]
+        });
+        if (res.status === 404)
+            return null;
+        const digest = res.headers.get('docker-content-digest');
+        if (!digest) {
+            // a registry that does not say the digest on HEAD: read the bytes
+            const m = await this.getManifest(repository, reference);
+            return { digest: m.digest, mediaType: m.mediaType, size: m.size };
+        }
+        return {
+            digest,
+            mediaType: (res.headers.get('content-type') ?? '').split(';')[0].trim(),
+            size: Number(res.headers.get('content-length') ?? 0)
+        };
+    }
+    /** PUT the exact bytes under a tag or digest with the exact Content-Type; returns the digest. */
+    async putManifest(repository, reference, bytes, mediaType) {
+        const digest = sha256(bytes);
+        const res = await this.send({
+            method: 'PUT',
+            path: `/v2/${repository}/manifests/${reference}`,
+            repository,
+            reference,
+            actions: ['pull', 'push'],
+            headers: { 'content-type': mediaType },
+            body: bytes,
+            ok: [201, 200, 202]
+        });
+        await this.drain(res);
+        const answered = res.headers.get('docker-content-digest');
+        if (answered && answered !== digest) {
+            throw new RegistryError(`${this.registry}/${repository}:${reference}: the registry stored ${answered} for a manifest whose digest is ${digest}; it rewrote the manifest.`, { registry: this.registry, method: 'PUT', path: `/v2/${repository}/manifests/${reference}`, repository, reference });
+        }
+        return digest;
+    }
+    // ---------------------------------------------------------------- blobs
+    async blobExists(repository, digest) {
+        const res = await this.send({
+            method: 'HEAD',
+            path: `/v2/${repository}/blobs/${digest}`,
+            repository,
+            reference: digest,
+            actions: ['pull'],
+            ok: [200],
+            pass: [404]
+        });
+        return res.status === 200;
+    }
+    /**
+     * Cross-repository mount: true when the registry mounted the blob (201); false when it refused (202),
+     * in which case the upload session it opened is cancelled.
+     */
+    async mountBlob(fromRepository, toRepository, digest) {
+        const location = await this.tryMount(fromRepository, toRepository, digest);
+        if (location === true)
+            return true;
+        await this.cancelUpload(location, toRepository);
+        return false;
+    }
+    /** Mounts a blob, or copies it (streamed, retried) when the registry will not mount it. */
+    async copyBlob(fromRepository, toRepository, digest, size) {
+        if (fromRepository === toRepository)
+            return 'present';
+        const location = await this.tryMount(fromRepository, toRepository, digest);
+        if (location === true)
+            return 'mounted';
+        if (await this.blobExists(toRepository, digest)) {
+            await this.cancelUpload(location, toRepository);
+            return 'present';
+        }
+        await this.streamCopy(fromRepository, toRepository, digest, size, location);
+        return 'uploaded';
+    }
+    /** Uploads a blob from memory (POST, then PUT ?digest=); a no-op when it already exists. */
+    async uploadBlob(repository, digest, data) {
+        if (await this.blobExists(repository, digest))
+            return;
+        const location = await this.startUpload(repository);
+        const url = this.withDigest(location, digest);
+        const res = await this.send({
+            method: 'PUT',
+            path: new URL(url).pathname,
+            url,
+            repository,
+            reference: digest,
+            actions: ['pull', 'push'],
+            headers: { 'content-type': 'application/octet-stream' },
+            body: data,
+            ok: [201, 204]
+        });
+        await this.drain(res);
+        this.stats.uploads++;
+    }
+    async listTags(repository) {
+        const tags = [];
+        let next = `${this.base}/v2/${repository}/tags/list?n=1000`;
+        for (let page = 0; next && page < 1000; page++) {
+            const res = await this.send({
+                method: 'GET',
+                path: new URL(next).pathname,
+                url: next,
+                repository,
+                actions: ['pull'],
+                ok: [200]
+            });
+            const text = await res.text();
+            this.stats.bytesIn += Buffer.byteLength(text);
+            const body = JSON.parse(text);
+            tags.push(...(body.tags ?? []));
+            const link = /<([^>]+)>\s*;\s*rel="?next"?/.exec(res.headers.get('link') ?? '');
+            next = link ? new URL(link[1], this.base).toString() : undefined;
+        }
+        return tags;
+    }
+    // ---------------------------------------------------------------- blob internals
+    /** true when mounted, else the upload Location the registry opened instead. */
+    async tryMount(fromRepository, toRepository, digest) {
+        this.authorize(fromRepository, ['pull']);
+        const path = `/v2/${toRepository}/blobs/uploads/?mount=${encodeURIComponent(digest)}&from=${encodeURIComponent(fromRepository)}`;
+        const res = await this.send({
+            method: 'POST',
+            path,
+            repository: toRepository,
+            reference: digest,
+            actions: ['pull', 'push'],
+            ok: [201, 202]
+        });
+        await this.drain(res);
+        if (res.status === 201) {
+            this.stats.mounts++;
+            return true;
+        }
+        return this.location(res, toRepository);
+    }
+    async startUpload(repository) {
+        const res = await this.send({
+            method: 'POST',
+            path: `/v2/${repository}/blobs/uploads/`,
+            repository,
+            actions: ['pull', 'push'],
+            ok: [202]
+        });
+        await this.drain(res);
+        return this.location(res, repository);
+    }
+    location(res, repository) {
+        const loc = res.headers.get('location');
+        if (!loc) {
+            throw new RegistryError(`${this.registry} opened an upload for ${repository} without a Location header; it is not an OCI registry.`, {
+                registry: this.registry,
+                method: 'POST',
+                path: `/v2/${repository}/blobs/uploads/`,
+                status: res.status
+            });
+        }
+        return new URL(loc, this.base).toString();
+    }
+    withDigest(location, digest) {
+        const u = new URL(location);
+        u.searchParams.set('digest', digest);
+        return u.toString();
+    }
+    async cancelUpload(location, repository) {
+        try {
+            const res = await this.send({
+                method: 'DELETE',
+                path: new URL(location).pathname,
+                url: location,
+                repository,
+                actions: ['pull', 'push'],
+                ok: [200, 202, 204],
+                pass: [404, 405],
+                noRetry: true
+            });
+            await this.drain(res);
+        }
+        catch (e) {
+            this.log(`cancelling upload ${location} failed: ${String(e)}`);
+        }
+    }
+    /**
+     * Streams a blob from one repository into another: GET (streamed) → PATCH into the upload session →
+     * PUT ?digest= to close it. A failure anywhere restarts the whole copy in a new session, within the
+     * retry budget.
+     */
+    async streamCopy(from, to, digest, size, firstLocation) {
+        const started = Date.now();
+        let location = firstLocation;
+        for (let attempt = 1;; attempt++) {
+            try {
+                location ??= await this.startUpload(to);
+                const src = await this.send({
+                    method: 'GET',
+                    path: `/v2/${from}/blobs/${digest}`,
+                    repository: from,
+                    reference: digest,
+                    actions: ['pull'],
+                    ok: [200],
+                    stream: true
+                });
+                if (!src.body)
+                    throw new Error('empty blob body');
+                let moved = 0;
+                // web streams carry a source error through to the upload (node's pipe() would leave it hanging)
+                const body = src.body.pipeThrough(new TransformStream({
+                    transform: (chunk, ctl) => {
+                        moved += chunk.length;
+                        this.stats.bytesIn += chunk.length;
+                        this.stats.bytesOut += chunk.length;
+                        ctl.enqueue(chunk);
+                    }
+                }));
+                const length = size ?? (Number(src.headers.get('content-length')) || undefined);
+                const patch = await this.send({
+                    method: 'PATCH',
+                    path: new URL(location).pathname,
+                    url: location,
+                    repository: to,
+                    reference: digest,
+                    actions: ['pull', 'push'],
+                    headers: {
+                        'content-type': 'application/octet-stream',
+                        ...(length !== undefined ? { 'content-length': String(length) } : {})
+                    },
+                    streamBody: body,
+                    ok: [202, 204],
+                    noRetry: true
+                });
+                await this.drain(patch);
+                if (length !== undefined && moved !== length)
+                    throw new Error(`copied ${moved} of ${length} bytes`);
+                const next = this.location(patch, to);
+                const put = await this.send({
+                    method: 'PUT',
+                    path: new URL(next).pathname,
+                    url: this.withDigest(next, digest),
+                    repository: to,
+                    reference: digest,
+                    actions: ['pull', 'push'],
+                    headers: { 'content-length': '0' },
+                    ok: [201, 204],
+                    noRetry: true
+                });
+                await this.drain(put);
+                this.stats.uploads++;
+                return;
+            }
+            catch (e) {
+                if (e instanceof RegistryError && e.status !== undefined && !RETRY_STATUS.has(e.status))
+                    throw e;
+                const elapsed = Date.now() - started;
+                if (attempt >= this.retry.attempts || elapsed > this.retry.budgetMs) {
+                    if (e instanceof RegistryError)
+                        throw e;
+                    throw networkError({ registry: this.registry, method: 'PATCH', path: `/v2/${to}/blobs/uploads/`, repository: to, reference: digest }, causeOf(e), attempt, elapsed);
+                }
+                this.stats.retries++;
+                this.log(`blob copy ${digest} → ${to} failed (${causeOf(e)}); starting it again (attempt ${attempt + 1})`);
+                if (location)
+                    await this.cancelUpload(location, to);
+                location = undefined;
+                await sleep(this.backoff(attempt));
+            }
+        }
+    }
+    // ---------------------------------------------------------------- HTTP, auth, retries
+    backoff(attempt) {
+        const d = Math.min(this.retry.maxDelayMs, this.retry.baseDelayMs * 2 ** (attempt - 1));
+        return Math.round(d / 2 + (Math.random() * d) / 2);
+    }
+    async drain(res) {
+        if (!res.body)
+            return;
+        const buf = await res.arrayBuffer();
+        this.stats.bytesIn += buf.byteLength;
+    }
+    /**
+     * Runs one request until it gets an answer that is not worth retrying: network errors, 408/429/5xx are
+     * retried with capped, jittered backoff (Retry-After honoured up to a cap) within the attempt and time
+     * budget. Returns that answer; throws a mapped error when the budget is spent.
+     */
+    async fetchRetrying(facts, doFetch, noRetry = false) {
+        const started = Date.now();
+        for (let attempt = 1;; attempt++) {
+            let res;
+            try {
+                this.stats.requests++;
+                res = await doFetch();
+            }
+            catch (e) {
+                if (e instanceof RegistryError)
+                    throw e;
+                const elapsed = Date.now() - started;
+                if (noRetry)
+                    throw e;
+                if (/ENOTFOUND|CERT|certificate/.test(causeOf(e)) || attempt >= this.retry.attempts || elapsed > this.retry.budgetMs) {
+                    throw networkError(facts, causeOf(e), attempt, elapsed);
+                }
+                this.stats.retries++;
+                const wait = this.backoff(attempt);
+                this.log(`${facts.method} ${facts.path}: ${causeOf(e)}; retrying in ${wait} ms`);
+                await sleep(wait);
+                continue;
+            }
+            const elapsed = Date.now() - started;
+            if (!noRetry && RETRY_STATUS.has(res.status)) {
+                const after = retryAfterMs(res.headers.get('retry-after'));
+                const wait = after !== undefined ? Math.min(after, this.retry.maxRetryAfterMs) : this.backoff(attempt);
+                if (attempt < this.retry.attempts && elapsed + wait <= this.retry.budgetMs) {
+                    await this.drain(res);
+                    this.stats.retries++;
+                    this.log(`${facts.method} ${facts.path}: ${res.status}; retrying in ${wait} ms`);
+                    await sleep(wait);
+                    continue;
+                }
+            }
+            return { res, attempts: attempt, elapsed };
+        }
+    }
+    /** One request with auth and retries. Returns responses in `ok`/`pass`; throws a mapped RegistryError otherwise. */
+    async send(o) {
+        if (o.repository && o.actions)
+            this.authorize(o.repository, o.actions);
+        const facts = {
+            registry: this.registry,
+            method: o.method,
+            path: o.path,
+            repository: o.repository,
+            reference: o.reference,
+            anonymous: !this.username && !this.password
+        };
+        for (let round = 1;; round++) {
+            const { res, attempts, elapsed } = await this.fetchRetrying(facts, async () => {
+                const authorization = await this.authorization(facts);
+                const headers = { 'user-agent': this.userAgent, ...o.headers };
+                if (authorization)
+                    headers.authorization = authorization;
+                const init = { method: o.method, headers, redirect: 'follow' };
+                if (o.streamBody) {
+                    init.body = o.streamBody;
+                    init.duplex = 'half';
+                }
+                else {
+                    if (o.body) {
+                        init.body = o.body;
+                        this.stats.bytesOut += o.body.length;
+                    }
+                    if (!o.stream)
+                        init.signal = AbortSignal.timeout(this.timeoutMs);
+                }
+                this.log(`${o.method} ${o.url ?? this.base + o.path}`);
+                return fetch(o.url ?? this.base + o.path, init);
+            }, o.noRetry || !!o.streamBody);
+            if (o.ok.includes(res.status) || o.pass?.includes(res.status))
+                return res;
+            const challenge = parseChallenge(res.headers.get('www-authenticate'));
+            if (res.status === 401 && round === 1 && !o.streamBody && (await this.reauthorize(res, challenge, facts)))
+                continue;
+            const text = o.method === 'HEAD' ? '' : await res.text().catch(() => '');
+            this.stats.bytesIn += Buffer.byteLength(text);
+            // a valid token without the rights asked for is a 403 in substance (ghcr.io, distribution)
+            const status = res.status === 401 && challenge?.params.error === 'insufficient_scope' ? 403 : res.status;
+            throw httpError({ ...facts, ...parseErrorBody(text), status }, attempts, elapsed);
+        }
+    }
+    async ping() {
+        const facts = { registry: this.registry, method: 'GET', path: '/v2/' };
+        const { res, attempts, elapsed } = await this.fetchRetrying(facts, () => fetch(`${this.base}/v2/`, { headers: { 'user-agent': this.userAgent }, signal: AbortSignal.timeout(this.timeoutMs) }));
+        const text = await res.text().catch(() => '');
+        this.stats.bytesIn += Buffer.byteLength(text);
+        if (res.status === 200)
+            return { scheme: 'none' };
+        if (res.status === 401) {
+            const c = parseChallenge(res.headers.get('www-authenticate'));
+            if (c?.scheme === 'bearer' && c.params.realm)
+                return { scheme: 'bearer', realm: c.params.realm, service: c.params.service };
+            if (c?.scheme === 'basic')
+                return { scheme: 'basic' };
+            throw new RegistryError(`${this.registry} asks for an authentication scheme shipline does not speak ('${res.headers.get('www-authenticate')}').`, {
+                ...facts,
+                status: 401
+            });
+        }
+        if (res.status === 404) {
+            throw new RegistryError(`${this.registry} does not serve the registry API at ${this.base}/v2/ (404): check the registry host.`, {
+                ...facts,
+                status: 404
+            });
+        }
+        throw httpError({ ...facts, status: res.status, ...parseErrorBody(text) }, attempts, elapsed);
+    }
+    scopeList() {
+        return [...this.scopes.entries()]
+            .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
+            .map(([repo, acts]) => `repository:${repo}:${[...acts].sort().join(',')}`);
+    }
+    basic() {
+        if (!this.username && !this.password)
+            return undefined;
+        return `Basic ${Buffer.from(`${this.username ?? ''}:${this.password ?? ''}`).toString('base64')}`;
+    }
+    async authorization(facts) {
+        this.challenge ??= this.ping();
+        let challenge;
+        try {
+            challenge = await this.challenge;
+        }
+        catch (e) {
+            this.challenge = undefined;
+            throw e;
+        }
+        if (challenge.scheme === 'none')
+            return undefined;
+        if (challenge.scheme === 'basic') {
+            const b = this.basic();
+            if (!b)
+                throw httpError({ ...facts, status: 401 });
+            return b;
+        }
+        const scopes = this.scopeList();
+        const key = scopes.join(' ');
+        const cached = this.tokens.get(key);
+        if (cached) {
+            try {
+                const t = await cached;
+                if (t.expires > Date.now() + 10_000)
+                    return `Bearer ${t.token}`;
+            }
+            catch {
+                /* fetch again */
+            }
+        }
+        const pending = this.fetchToken(challenge, scopes, facts);
+        this.tokens.set(key, pending);
+        try {
+            return `Bearer ${(await pending).token}`;
+        }
+        catch (e) {
+            this.tokens.delete(key);
+            throw e;
+        }
+    }
+    /** A 401 on a request: learn the scope the registry asks for (insufficient_scope) and get a new token. */
+    async reauthorize(res, c, facts) {
+        if (c?.scheme !== 'bearer')
+            return false;
+        await res.arrayBuffer().catch(() => undefined);
+        for (const scope of (c.params.scope ?? '').split(' ')) {
+            const m = /^repository:(.+):([a-z,*]+)$/.exec(scope);
+            if (m)
+                this.authorize(m[1], m[2].split(',').filter((a) => a === 'pull' || a === 'push'));
+        }
+        this.tokens.delete(this.scopeList().join(' '));
+        this.log(`401 on ${facts.method} ${facts.path}: asking for a new token`);
+        return true;
+    }
+    async fetchToken(challenge, scopes, facts) {
+        const url = new URL(challenge.realm);
+        if (challenge.service)
+            url.searchParams.set('service', challenge.service);
+        for (const s of scopes)
+            url.searchParams.append('scope', s);
+        const headers = { 'user-agent': this.userAgent };
+        const basic = this.basic();
+        if (basic)
+            headers.authorization = basic;
+        this.log(`token: GET ${url.origin}${url.pathname} scopes ${scopes.join(' ') || '(none)'}`);
+        const tokenFacts = { ...facts, method: 'GET', path: `${url.pathname} (token service ${url.host})` };
+        const { res, attempts, elapsed } = await this.fetchRetrying(tokenFacts, () => fetch(url, { headers, signal: AbortSignal.timeout(this.timeoutMs) }));
+        const text = await res.text().catch(() => '');
+        this.stats.bytesIn += Buffer.byteLength(text);
+        if (res.status === 200) {
+            const body = JSON.parse(text);
+            const token = body.token ?? body.access_token;
+            if (!token)
+                throw new RegistryError(`the token service of ${this.registry} answered without a token.`, { ...facts, status: 200 });
+            return { token, expires: Date.now() + (body.expires_in ?? 60) * 1000 };
+        }
+        // a refused token request is about the credentials (or their rights on these repositories)
+        throw httpError({ ...facts, status: res.status, ...parseErrorBody(text) }, attempts, elapsed);
+    }
+}
+
+;// CONCATENATED MODULE: ./build/tsc/lib/registry/promote.js
+/**
+ * promote: registry-side retag, byte for byte. `from` is resolved to a digest once; every target tag is
+ * PUT with the exact manifest bytes and media type; then each target is HEADed and must answer that digest.
+ * Across repositories, blobs are mounted (not copied) and an index's child manifests are put (by digest)
+ * before the index. Commit-SHA tags are immutable; cosign `.sig`/`.att`/`.sbom` tags come along.
+ */
+
+
+
+const COSIGN_SUFFIXES = (/* unused pure expression or super */ null && (['sig', 'att', 'sbom']));
+async function mapLimit(items, limit, fn) {
+    const out = new Array(items.length);
+    let next = 0;
+    const worker = async () => {
+        while (next < items.length) {
+            const i = next++;
+            out[i] = await fn(items[i]);
+        }
+    };
+    await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+    return out;
+}
+function platformOf(d) {
+    const p = d.platform;
+    if (!p)
+        return 'unknown';
+    return [p.os ?? 'unknown', p.architecture ?? 'unknown', p.variant].filter(Boolean).join('/');
+}
+/** Validates to-tags and from before anything talks to the registry. */
+function checkPromoteInputs(from, toTags) {
+    if (!from)
+        throw new UserError("Input 'from' is empty: give the source tag, the full commit SHA tag, or a sha256: digest.");
+    if (!isDigest(from)) {
+        if (from.startsWith('sha256:')) {
+            throw new UserError(`from: '${from}' is not a valid digest; write sha256: followed by 64 lowercase hex characters.`);
+        }
+        checkTag(from, 'from');
+    }
+    if (toTags.length === 0)
+        throw new UserError("Input 'to-tags' is empty: give at least one tag to set, e.g. 'to-tags: prod'.");
+    for (const t of toTags)
+        checkTag(t, 'to-tags');
+}
+class Copier {
+    client;
+    from;
+    to;
+    limit;
+    log;
+    blobsMounted = 0;
+    blobsUploaded = 0;
+    manifestsCopied = 0;
+    constructor(client, from, to, limit, log) {
+        this.client = client;
+        this.from = from;
+        this.to = to;
+        this.limit = limit;
+        this.log = log;
+    }
+    /** Makes everything `m` references exist in the target repository (children by digest; not m itself). */
+    async contents(m) {
+        if (isIndex(m.mediaType)) {
+            await mapLimit(childManifests(m.bytes), this.limit, child => this.manifestByDigest(child));
+            return;
+        }
+        await mapLimit(manifestBlobs(m.bytes), this.limit, async (blob) => {
+            const how = await this.client.copyBlob(this.from, this.to, blob.digest, blob.size);
+            if (how === 'uploaded')
+                this.blobsUploaded++;
+            else
+                this.blobsMounted++;
+            this.log(`blob ${blob.digest} (${blob.size} bytes): ${how}`);
+        });
+    }
+    async manifestByDigest(d) {
+        const there = await this.client.headManifest(this.to, d.digest);
+        if (there && there.digest === d.digest)
+            return;
+        const child = await this.client.getManifest(this.from, d.digest);
+        await this.contents(child);
+        await this.client.putManifest(this.to, d.digest, child.bytes, child.mediaType);
+        this.manifestsCopied++;
+        this.log(`manifest ${d.digest} (${platformOf(d)}) put in ${this.to}`);
+    }
+}
+async function promote(o) {
+    const log = o.log ?? (() => { });
+    const { client } = o;
+    const toTags = [...new Set(o.toTags)];
+    checkPromoteInputs(o.from, toTags);
+    const cross = o.sourceRepository !== o.targetRepository;
+    client.authorize(o.sourceRepository, ['pull']);
+    client.authorize(o.targetRepository, ['pull', 'push']);
+    // 1. resolve once
+    const source = await client.getManifest(o.sourceRepository, o.from);
+    const digest = source.digest;
+    const sourceRef = `${o.registry}/${o.sourceRepository}@${digest}`;
+    log(`${o.registry}/${o.sourceRepository}:${o.from} is ${digest} (${source.mediaType}, ${source.size} bytes)`);
+    const platforms = isIndex(source.mediaType) ? childManifests(source.bytes).map(platformOf) : [];
+    // 2. where the targets point now; SHA tags never move
+    const before = await mapLimit(toTags, 4, async (tag) => (await client.headManifest(o.targetRepository, tag))?.digest ?? null);
+    for (const [i, tag] of toTags.entries()) {
+        if (isShaTag(tag) && before[i] && before[i] !== digest) {
+            throw new UserError(`${o.registry}/${o.targetRepository}:${tag} is a commit SHA tag and already points at ${before[i]}; SHA tags are immutable, so it is not moved to ${digest}: promote to a moving tag (e.g. prod) instead.`);
+        }
+    }
+    const pending = toTags.filter((_, i) => before[i] !== digest);
+    // 3. content first (cross-repository), then the tags
+    const copier = new Copier(client, o.sourceRepository, o.targetRepository, o.concurrency ?? 6, log);
+    if (pending.length > 0) {
+        if (cross)
+            await copier.contents(source);
+        for (const tag of pending) {
+            await client.putManifest(o.targetRepository, tag, source.bytes, source.mediaType);
+            log(`${o.registry}/${o.targetRepository}:${tag} → ${digest}`);
+        }
+    }
+    // 4. verify every target answers the digest
+    const after = await mapLimit(toTags, 4, async (tag) => (await client.headManifest(o.targetRepository, tag))?.digest ?? null);
+    const wrong = toTags.map((tag, i) => ({ tag, got: after[i] })).filter(t => t.got !== digest);
+    if (wrong.length > 0) {
+        const list = wrong.map(w => `${w.tag} → ${w.got ?? 'missing'}`).join(', ');
+        throw new UserError(`after promoting, ${o.registry}/${o.targetRepository} does not answer ${digest} for ${list}; another job may be moving the same tags: run promote again.`);
+    }
+    // 5. cosign signatures / attestations / SBOMs attached to the digest
+    const signatures = [];
+    if (cross) {
+        const hex = digest.replace(':', '-');
+        for (const suffix of COSIGN_SUFFIXES) {
+            const tag = `${hex}.${suffix}`;
+            const src = await client.headManifest(o.sourceRepository, tag);
+            if (!src)
+                continue;
+            const dst = await client.headManifest(o.targetRepository, tag);
+            if (dst?.digest !== src.digest) {
+                const m = await client.getManifest(o.sourceRepository, tag);
+                await copier.contents(m);
+                await client.putManifest(o.targetRepository, tag, m.bytes, m.mediaType);
+                log(`carried ${tag} to ${o.targetRepository}`);
+            }
+            signatures.push(tag);
+        }
+    }
+    const targets = toTags.map((tag, i) => ({
+        tag,
+        ref: `${o.registry}/${o.targetRepository}:${tag}`,
+        before: before[i],
+        after: digest,
+        action: before[i] === digest ? 'unchanged' : before[i] ? 'moved' : 'created'
+    }));
+    return {
+        digest,
+        mediaType: source.mediaType,
+        sourceRef,
+        targets,
+        previousDigest: before[0] ?? '',
+        changed: pending.length > 0,
+        platforms,
+        blobsMounted: copier.blobsMounted,
+        blobsUploaded: copier.blobsUploaded,
+        manifestsCopied: copier.manifestsCopied,
+        signatures
+    };
+}
+
+;// CONCATENATED MODULE: ./build/tsc/lib/registry/index.js
+/** shipline's own OCI registry client: references, the client, errors, media types, promote. */
+
+
+
+
+
+
+;// CONCATENATED MODULE: ./build/tsc/lib/build/registry.js
+/**
+ * build-push's registry side, through shipline's own registry client: the digest a tag has right now
+ * (GET of the manifest, digest computed over the exact bytes), and putting the manifest a tag points at
+ * under more tags, byte for byte (one push, the other tags by manifest PUT: the same digest by construction).
+ */
+
+function registryAccess(image, login, log) {
+    const client = new RegistryClient({
+        registry: image.registry,
+        username: login?.username,
+        password: login?.password,
+        log,
+        userAgent: 'shipline-build-push'
+    });
+    // one Bearer token for reading back and for the tag PUTs
+    client.authorize(image.path, ['pull', 'push']);
+    return {
+        async digest(tag) {
+            try {
+                return (await client.resolve(image.path, tag)).digest;
+            }
+            catch (e) {
+                if (e instanceof RegistryError && e.status === 404)
+                    return undefined;
+                throw e;
+            }
+        },
+        async retag(from, to) {
+            const m = await client.getManifest(image.path, from);
+            for (const tag of to)
+                await client.putManifest(image.path, tag, m.bytes, m.mediaType);
+            return m.digest;
+        }
+    };
 }
 
 
@@ -29147,7 +30075,7 @@ async function buildPush(o, log) {
     const shaRef = `${o.image.image}:${o.tags.shaTag}`;
     let before;
     if (o.push)
-        before = await o.readDigest(o.tags.shaTag).catch(() => undefined);
+        before = await o.registry.digest(o.tags.shaTag).catch(() => undefined);
     const spec = {
         context,
         file,
@@ -29197,12 +30125,15 @@ async function buildPush(o, log) {
             throw buildFailure('docker build', r, loginFailure);
         imageId = readIidFile(spec.iidFile) ?? '';
         if (o.push) {
-            for (const ref of refs) {
-                const p = await log.group(`docker push ${ref}`, () => run(['push', ref], {}, true));
-                if (p.code !== 0)
-                    throw pushFailure(`docker push ${ref}`, p, o.image.registry);
-                if (ref === shaRef)
-                    cliDigest = pushedDigest(p.stdout);
+            // one docker push (the SHA tag); the other tags are manifest PUTs of the very same bytes
+            const p = await log.group(`docker push ${shaRef}`, () => run(['push', shaRef], {}, true));
+            if (p.code !== 0)
+                throw pushFailure(`docker push ${shaRef}`, p, o.image.registry);
+            cliDigest = pushedDigest(p.stdout);
+            const others = o.tags.all.filter(t => t !== o.tags.shaTag);
+            if (others.length) {
+                await o.registry.retag(o.tags.shaTag, others);
+                log.info(`tagged ${others.join(', ')} registry-side (manifest PUT of the ${o.tags.shaTag} manifest's exact bytes)`);
             }
         }
     }
@@ -29210,7 +30141,7 @@ async function buildPush(o, log) {
     let digest = '';
     if (o.push) {
         for (const tag of o.tags.all) {
-            const d = await o.readDigest(tag);
+            const d = await o.registry.digest(tag);
             if (!d)
                 throw new errors/* UserError */.yo(`The registry does not answer ${o.image.image}:${tag} after the push. Check that nothing deletes tags of ${o.image.image} while this step runs, then re-run.`);
             tagDigests[tag] = d;
@@ -29289,21 +30220,20 @@ function summaryMarkdown(r, notes = []) {
 /* harmony export */   Vd: () => (/* binding */ planTags),
 /* harmony export */   mJ: () => (/* binding */ commitSha)
 /* harmony export */ });
-/* unused harmony exports TAG_PATTERN, FULL_SHA, validateTag, pullRequestHead */
+/* unused harmony exports validateTag, pullRequestHead */
 /* harmony import */ var node_fs__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(3024);
 /* harmony import */ var _errors_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(2830);
+/* harmony import */ var _registry_reference_js__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(8892);
 /**
  * Which commit an image is tagged with, and the tags it gets: the full 40-hex commit SHA (immutable), the
  * moving stage tag, and any extra tags, each validated against the OCI tag grammar.
  */
 
 
-/** The OCI distribution tag grammar: `[\w][\w.-]{0,127}`. */
-const TAG_PATTERN = /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$/;
-const FULL_SHA = /^[0-9a-f]{40}$/;
-/** Throws a UserError naming the input unless `tag` is a valid tag. */
+
+/** Throws a UserError naming the input unless `tag` is a valid tag (`[\w][\w.-]{0,127}`), saying why. */
 function validateTag(input, tag) {
-    if (TAG_PATTERN.test(tag))
+    if ((0,_registry_reference_js__WEBPACK_IMPORTED_MODULE_2__/* .isTag */ .dz)(tag))
         return tag;
     const why = tag.length > 128
         ? `is ${tag.length} characters long (at most 128)`
@@ -29339,7 +30269,7 @@ function commitSha(src) {
         if (!value)
             continue;
         const sha = value.toLowerCase();
-        if (!FULL_SHA.test(sha)) {
+        if (!_registry_reference_js__WEBPACK_IMPORTED_MODULE_2__/* .FULL_SHA */ .RG.test(sha)) {
             throw new _errors_js__WEBPACK_IMPORTED_MODULE_1__/* .UserError */ .yo(`The commit from ${from} is '${value}', not a full 40-hex commit SHA. Pass the full SHA, e.g. 'sha: \${{ github.sha }}'.`);
         }
         return { sha, from };
@@ -29654,12 +30584,143 @@ function parseKeyValues(name, raw) {
 
 /***/ }),
 
+/***/ 8892:
+/***/ ((__unused_webpack___webpack_module__, __webpack_exports__, __nccwpck_require__) => {
+
+/* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
+/* harmony export */   Bc: () => (/* binding */ isDigest),
+/* harmony export */   RG: () => (/* binding */ FULL_SHA),
+/* harmony export */   U9: () => (/* binding */ isLoopback),
+/* harmony export */   dz: () => (/* binding */ isTag),
+/* harmony export */   nz: () => (/* binding */ apiHost),
+/* harmony export */   o_: () => (/* binding */ parseImageReference)
+/* harmony export */ });
+/* unused harmony exports DEFAULT_REGISTRY, isShaTag, checkTag, namesRegistry, formatReference */
+/* harmony import */ var _errors_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(2830);
+/**
+ * Image references as Docker and the distribution spec read them:
+ * `[registry[:port]/]path/name[:tag][@sha256:hex]`, with docker.io (and `library/`) as the defaults.
+ */
+
+const DEFAULT_REGISTRY = 'docker.io';
+const COMPONENT = /^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$/;
+const TAG = /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$/;
+const DIGEST = /^(sha256:[a-f0-9]{64}|sha512:[a-f0-9]{128})$/;
+const DOMAIN = /^(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)(?:\.(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?))*(?::[0-9]+)?$|^\[[0-9a-fA-F:]+\](?::[0-9]+)?$/;
+const FULL_SHA = /^[0-9a-f]{40}$/;
+function isDigest(s) {
+    return DIGEST.test(s);
+}
+function isTag(s) {
+    return TAG.test(s);
+}
+/** A tag that is a full 40-hex commit SHA: immutable by the suite's rule. */
+function isShaTag(s) {
+    return FULL_SHA.test(s);
+}
+/** Throws a UserError saying what a valid tag looks like. `what` names the input, e.g. "to-tags". */
+function checkTag(tag, what = 'tag') {
+    if (!TAG.test(tag)) {
+        throw new _errors_js__WEBPACK_IMPORTED_MODULE_0__/* .UserError */ .yo(`${what}: '${tag}' is not a valid tag; tags are 1-128 characters of letters, digits, '_', '.' and '-', and do not start with '.' or '-'.`);
+    }
+    return tag;
+}
+function looksLikeDomain(first) {
+    return first.includes('.') || first.includes(':') || first === 'localhost';
+}
+/** True when the reference starts with a registry host (`ghcr.io/…`, `127.0.0.1:5000/…`, `localhost/…`). */
+function namesRegistry(ref) {
+    const parts = ref.trim().split('/');
+    return parts.length > 1 && looksLikeDomain(parts[0]);
+}
+/**
+ * Parses an image reference. Uppercase repository names are refused with the lowercase spelling as the fix
+ * (or lowercased with `{ lowercase: true }`); bad tags and digests are refused with the grammar.
+ */
+function parseImageReference(ref, opts = {}) {
+    const what = opts.what ?? 'image';
+    const input = ref.trim();
+    if (!input)
+        throw new _errors_js__WEBPACK_IMPORTED_MODULE_0__/* .UserError */ .yo(`${what} is empty: give an image such as ghcr.io/owner/app.`);
+    if (/\s/.test(input) || input.includes('://')) {
+        throw new _errors_js__WEBPACK_IMPORTED_MODULE_0__/* .UserError */ .yo(`${what}: '${input}' is not an image reference; write it as registry/path/name[:tag], without a scheme.`);
+    }
+    let rest = input;
+    let digest;
+    const at = rest.indexOf('@');
+    if (at >= 0) {
+        digest = rest.slice(at + 1);
+        rest = rest.slice(0, at);
+        if (!DIGEST.test(digest)) {
+            throw new _errors_js__WEBPACK_IMPORTED_MODULE_0__/* .UserError */ .yo(`${what}: '${digest}' is not a valid digest; write sha256: followed by 64 lowercase hex characters.`);
+        }
+    }
+    let tag;
+    const slash = rest.lastIndexOf('/');
+    const colon = rest.lastIndexOf(':');
+    if (colon > slash) {
+        tag = rest.slice(colon + 1);
+        rest = rest.slice(0, colon);
+        checkTag(tag, what);
+    }
+    const parts = rest.split('/');
+    let registry = DEFAULT_REGISTRY;
+    if (parts.length > 1 && looksLikeDomain(parts[0])) {
+        registry = parts.shift();
+        if (!DOMAIN.test(registry))
+            throw new _errors_js__WEBPACK_IMPORTED_MODULE_0__/* .UserError */ .yo(`${what}: '${registry}' is not a valid registry host.`);
+    }
+    let repository = parts.join('/');
+    if (opts.lowercase) {
+        registry = registry.toLowerCase();
+        repository = repository.toLowerCase();
+    }
+    if (repository !== repository.toLowerCase() || registry !== registry.toLowerCase()) {
+        const fixed = formatReference({ registry: registry.toLowerCase(), repository: repository.toLowerCase(), tag, digest });
+        throw new _errors_js__WEBPACK_IMPORTED_MODULE_0__/* .UserError */ .yo(`${what}: '${input}' has uppercase letters; repository names must be lowercase: use '${fixed}'.`);
+    }
+    for (const c of repository.split('/')) {
+        if (!COMPONENT.test(c)) {
+            throw new _errors_js__WEBPACK_IMPORTED_MODULE_0__/* .UserError */ .yo(`${what}: '${input}' is not a valid repository name; each path component is lowercase letters and digits, separated by '.', '_', '__' or '-'.`);
+        }
+    }
+    if (repository.length > 255)
+        throw new _errors_js__WEBPACK_IMPORTED_MODULE_0__/* .UserError */ .yo(`${what}: repository name is longer than 255 characters.`);
+    if (registry === 'index.docker.io' || registry === 'registry-1.docker.io')
+        registry = DEFAULT_REGISTRY;
+    if (registry === DEFAULT_REGISTRY && !repository.includes('/'))
+        repository = `library/${repository}`;
+    return { registry, repository, ...(tag !== undefined ? { tag } : {}), ...(digest !== undefined ? { digest } : {}) };
+}
+/** registry/repository[:tag][@digest]; the docker.io `library/` prefix is kept (it is unambiguous). */
+function formatReference(r) {
+    let s = `${r.registry}/${r.repository}`;
+    if (r.tag)
+        s += `:${r.tag}`;
+    if (r.digest)
+        s += `@${r.digest}`;
+    return s;
+}
+/** The host to talk HTTP to: Docker Hub's API lives on registry-1.docker.io. */
+function apiHost(registry) {
+    return registry === DEFAULT_REGISTRY ? 'registry-1.docker.io' : registry;
+}
+/** Loopback registries speak plain http (as dockerd allows by default); everything else https. */
+function isLoopback(registry) {
+    const host = registry.replace(/:\d+$/, '').replace(/^\[|\]$/g, '');
+    return host === 'localhost' || host === '::1' || /^127\.\d+\.\d+\.\d+$/.test(host);
+}
+
+
+/***/ }),
+
 /***/ 3218:
 /***/ ((__unused_webpack___webpack_module__, __webpack_exports__, __nccwpck_require__) => {
 
 
 // EXPORTS
 __nccwpck_require__.d(__webpack_exports__, {
+  Yz: () => (/* binding */ core_debug),
   N4: () => (/* binding */ endGroup),
   V4: () => (/* binding */ getInput),
   Gu: () => (/* binding */ getState),
@@ -29675,7 +30736,7 @@ __nccwpck_require__.d(__webpack_exports__, {
   $e: () => (/* binding */ warning)
 });
 
-// UNUSED EXPORTS: ExitCode, addPath, debug, error, exportVariable, getBooleanInput, getIDToken, getMultilineInput, isDebug, markdownSummary, platform, setCommandEcho, toPlatformPath, toPosixPath, toWin32Path
+// UNUSED EXPORTS: ExitCode, addPath, error, exportVariable, getBooleanInput, getIDToken, getMultilineInput, isDebug, markdownSummary, platform, setCommandEcho, toPlatformPath, toPosixPath, toWin32Path
 
 ;// CONCATENATED MODULE: external "os"
 const external_os_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("os");
@@ -32504,7 +33565,7 @@ function isDebug() {
  * @param message debug message
  */
 function core_debug(message) {
-    issueCommand('debug', {}, message);
+    command_issueCommand('debug', {}, message);
 }
 /**
  * Adds an error issue

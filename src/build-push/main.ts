@@ -8,7 +8,7 @@ import { defaultImage, normalizeImage } from '../lib/build/naming.js'
 import { ociLabels } from '../lib/build/labels.js'
 import { buildPush } from '../lib/build/run.js'
 import { summaryMarkdown } from '../lib/build/summary.js'
-import { registryDigestReader } from '../lib/build/digest.js'
+import { registryAccess } from '../lib/build/registry.js'
 import { createDockerConfig, removeDockerConfig } from '../lib/docker/config.js'
 
 const STATE_CONFIG = 'docker-config'
@@ -53,7 +53,7 @@ async function main(): Promise<void> {
         cache: bool('cache', true),
         config,
         login,
-        readDigest: registryDigestReader(image, config)
+        registry: registryAccess(image, login, line => core.debug(line))
       },
       {
         info: m => core.info(m),

@@ -22,6 +22,7 @@ import {
   type BuildxInfo
 } from '../docker/build.js'
 import type { ImageName } from './naming.js'
+import type { RegistryAccess } from './registry.js'
 import type { TagPlan } from './tags.js'
 
 export interface Log {
@@ -48,8 +49,8 @@ export interface BuildPushOptions {
   config: DockerConfig
   /** registry login; none when the password is empty */
   login?: { registry: string; username: string; password: string }
-  /** reads the digest a tag of `image` has in the registry right now (undefined when the tag does not exist) */
-  readDigest: (tag: string) => Promise<string | undefined>
+  /** the registry of `image`: digests read back after the push, extra tags put registry-side */
+  registry: RegistryAccess
   env?: NodeJS.ProcessEnv
   /** the docker binary (tests) */
   bin?: string
@@ -160,7 +161,7 @@ export async function buildPush(o: BuildPushOptions, log: Log): Promise<BuildPus
   const refs = o.tags.all.map(t => `${o.image.image}:${t}`)
   const shaRef = `${o.image.image}:${o.tags.shaTag}`
   let before: string | undefined
-  if (o.push) before = await o.readDigest(o.tags.shaTag).catch(() => undefined)
+  if (o.push) before = await o.registry.digest(o.tags.shaTag).catch(() => undefined)
 
   const spec: BuildSpec = {
     context,
@@ -207,10 +208,14 @@ export async function buildPush(o: BuildPushOptions, log: Log): Promise<BuildPus
     if (r.code !== 0) throw buildFailure('docker build', r, loginFailure)
     imageId = readIidFile(spec.iidFile!) ?? ''
     if (o.push) {
-      for (const ref of refs) {
-        const p = await log.group(`docker push ${ref}`, () => run(['push', ref], {}, true))
-        if (p.code !== 0) throw pushFailure(`docker push ${ref}`, p, o.image.registry)
-        if (ref === shaRef) cliDigest = pushedDigest(p.stdout)
+      // one docker push (the SHA tag); the other tags are manifest PUTs of the very same bytes
+      const p = await log.group(`docker push ${shaRef}`, () => run(['push', shaRef], {}, true))
+      if (p.code !== 0) throw pushFailure(`docker push ${shaRef}`, p, o.image.registry)
+      cliDigest = pushedDigest(p.stdout)
+      const others = o.tags.all.filter(t => t !== o.tags.shaTag)
+      if (others.length) {
+        await o.registry.retag(o.tags.shaTag, others)
+        log.info(`tagged ${others.join(', ')} registry-side (manifest PUT of the ${o.tags.shaTag} manifest's exact bytes)`)
       }
     }
   }
@@ -219,7 +224,7 @@ export async function buildPush(o: BuildPushOptions, log: Log): Promise<BuildPus
   let digest = ''
   if (o.push) {
     for (const tag of o.tags.all) {
-      const d = await o.readDigest(tag)
+      const d = await o.registry.digest(tag)
       if (!d) throw new UserError(`The registry does not answer ${o.image.image}:${tag} after the push. Check that nothing deletes tags of ${o.image.image} while this step runs, then re-run.`)
       tagDigests[tag] = d
     }

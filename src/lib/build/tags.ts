@@ -4,14 +4,11 @@
  */
 import { readFileSync } from 'node:fs'
 import { UserError } from '../errors.js'
+import { FULL_SHA, isTag } from '../registry/reference.js'
 
-/** The OCI distribution tag grammar: `[\w][\w.-]{0,127}`. */
-export const TAG_PATTERN = /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$/
-export const FULL_SHA = /^[0-9a-f]{40}$/
-
-/** Throws a UserError naming the input unless `tag` is a valid tag. */
+/** Throws a UserError naming the input unless `tag` is a valid tag (`[\w][\w.-]{0,127}`), saying why. */
 export function validateTag(input: string, tag: string): string {
-  if (TAG_PATTERN.test(tag)) return tag
+  if (isTag(tag)) return tag
   const why =
     tag.length > 128
       ? `is ${tag.length} characters long (at most 128)`
