@@ -254,3 +254,26 @@ describe('a host that goes away', () => {
     }
   })
 })
+
+describe('hosts with few sessions per connection', () => {
+  test.each([2, 1])('MaxSessions %i: parallel commands and files still all run', async max => {
+    const s = await startSshd({ password: randomPassword(), extraConfig: [`MaxSessions ${max}`] })
+    try {
+      const r = await connectSsh({
+        target: { host: s.host, port: s.port, user: s.passwordUser! },
+        privateKey: s.clientKey.privateKey,
+        knownHosts: s.knownHostsLine
+      })
+      const f = `/tmp/${uniqueName('shipline-maxs')}`
+      await r.writeFile(f, 'one')
+      const rs = await Promise.all(Array.from({ length: 12 }, (_, i) => r.exec(['sh', '-c', `exit ${i}`])))
+      expect(rs.map(x => x.code)).toEqual(Array.from({ length: 12 }, (_, i) => i))
+      await r.writeFile(f, 'two')
+      expect((await r.readFile(f)).toString()).toBe('two')
+      await r.exec(['rm', '-f', f])
+      await r.close()
+    } finally {
+      await s.stop()
+    }
+  })
+})

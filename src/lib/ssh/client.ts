@@ -228,9 +228,9 @@ function openClient(
 class Slots {
   private used = 0
   private waiting: (() => void)[] = []
-  constructor(private readonly max: number) {}
+  constructor(private max: number) {}
   async take(priority = false): Promise<() => void> {
-    if (!priority && this.used >= this.max) await new Promise<void>(r => this.waiting.push(r))
+    while (!priority && this.used >= this.max) await new Promise<void>(r => this.waiting.push(r))
     this.used++
     let done = false
     return () => {
@@ -239,6 +239,10 @@ class Slots {
       this.used--
       this.waiting.shift()?.()
     }
+  }
+  /** the host refused a session: use fewer at once from now on (never below one) */
+  shrink(): void {
+    this.max = Math.max(1, Math.min(this.max, this.used) - 1)
   }
 }
 
@@ -292,6 +296,7 @@ export class SshRemote implements Remote {
   private readonly slots: Slots
 
   private sftpSession?: Promise<SFTPWrapper | undefined>
+  private sftpBusy = 0
 
   constructor(
     private readonly client: ClientType,
@@ -327,28 +332,32 @@ export class SshRemote implements Remote {
     priority: boolean,
     attach: (ch: ClientChannel, release: () => void) => void
   ): Promise<void> {
-    const release = await this.slots.take(priority)
-    return new Promise((resolve, reject) => {
-      if (this.closed) {
-        release()
-        return reject(this.closedError())
-      }
-      this.client.exec(line, (err, ch) => {
-        if (!err) {
+    for (let attempt = 0; ; attempt++) {
+      const release = await this.slots.take(priority)
+      const err = await new Promise<Error | undefined>(resolve => {
+        if (this.closed) return resolve(new Error('closed'))
+        this.client.exec(line, (e, ch) => {
+          if (e) return resolve(e)
           attach(ch, release)
-          return resolve()
-        }
-        release()
-        // when the connection died, say so (and why) rather than the channel's own complaint
-        setImmediate(() =>
-          reject(
-            this.closed || this.lostReason
-              ? this.closedError()
-              : new UserError(`Could not start a command on ${this.label}: ${err.message}`)
-          )
-        )
+          resolve(undefined)
+        })
       })
-    })
+      if (!err) return
+      release()
+      // let a dying connection report why, then say so rather than the channel's own complaint
+      await new Promise(r => setImmediate(r))
+      if (this.closed || this.lostReason) throw this.closedError()
+      // OpenSSH refuses a session beyond MaxSessions (10 by default, fewer on some hosts), and frees a
+      // closed one only on its next loop: use fewer at once and retry after a short pause
+      if (attempt >= 8) {
+        throw new UserError(
+          `${this.label} refuses new SSH sessions (${err.message}); check MaxSessions in its sshd_config (at least 2 needed).`
+        )
+      }
+      this.slots.shrink()
+      if (attempt >= 2) this.dropIdleSftp()
+      await new Promise(r => setTimeout(r, Math.min(25 * 2 ** attempt, 1000)))
+    }
   }
 
   /** Runs a raw shell line (already quoted) and collects bytes. The engine under exec/readFile/writeFile. */
@@ -473,6 +482,25 @@ export class SshRemote implements Remote {
   }
 
   /** The connection's SFTP session, opened once; undefined when the host offers none (files then go through sh). */
+  /** Runs f over SFTP (counted as busy, so a session shortage never closes it mid-use), else fallback. */
+  private async withSftp<T>(f: (s: SFTPWrapper) => Promise<T>, fallback: () => Promise<T>): Promise<T> {
+    this.sftpBusy++
+    try {
+      const s = await this.sftp()
+      return await (s ? f(s) : fallback())
+    } finally {
+      this.sftpBusy--
+    }
+  }
+
+  /** A host short of sessions: give the idle SFTP session's slot back; files go through sh from now on. */
+  private dropIdleSftp(): void {
+    if (!this.sftpSession || this.sftpBusy > 0) return
+    const session = this.sftpSession
+    this.sftpSession = Promise.resolve(undefined)
+    void session.then(s => s?.end())
+  }
+
   private sftp(): Promise<SFTPWrapper | undefined> {
     if (this.opts.fileTransfer === 'exec') return Promise.resolve(undefined)
     this.sftpSession ??= new Promise(resolve => {
@@ -494,8 +522,13 @@ export class SshRemote implements Remote {
   async writeFile(path: string, data: string | Buffer, mode = 0o644): Promise<void> {
     if (!path.startsWith('/')) throw new Error(`writeFile needs an absolute path, got ${path}`)
     const buf = typeof data === 'string' ? Buffer.from(data) : data
-    const s = await this.sftp()
-    if (!s) return this.writeFileSh(path, buf, mode)
+    return this.withSftp(
+      s => this.writeFileSftp(s, path, buf, mode),
+      () => this.writeFileSh(path, buf, mode)
+    )
+  }
+
+  private async writeFileSftp(s: SFTPWrapper, path: string, buf: Buffer, mode: number): Promise<void> {
     const tmp = `${posix.dirname(path)}/.${posix.basename(path)}.shipline-${randomBytes(6).toString('hex')}`
     let handle: Buffer
     try {
@@ -542,12 +575,16 @@ export class SshRemote implements Remote {
   }
 
   async readFile(path: string): Promise<Buffer> {
-    const s = await this.sftp()
-    if (s) {
-      return sftpCall<Buffer>(cb => s.readFile(path, cb)).catch(e => {
-        throw this.fileError('read', path, errorMessage(e))
-      })
-    }
+    return this.withSftp(
+      s =>
+        sftpCall<Buffer>(cb => s.readFile(path, cb)).catch(e => {
+          throw this.fileError('read', path, errorMessage(e))
+        }),
+      () => this.readFileSh(path)
+    )
+  }
+
+  private async readFileSh(path: string): Promise<Buffer> {
     const r = await this.run(commandLine(['cat', '--', path]), {}, `cat ${path}`)
     if (r.code !== 0) throw this.fileError('read', path, `exit ${r.code}: ${lastLine(r.stderr)}`)
     return r.stdout
