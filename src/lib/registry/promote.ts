@@ -134,8 +134,12 @@ export async function promote(o: PromoteOptions): Promise<PromoteResult> {
   log(`${o.registry}/${o.sourceRepository}:${o.from} is ${digest} (${source.mediaType}, ${source.size} bytes)`)
   const platforms = isIndex(source.mediaType) ? childManifests(source.bytes).map(platformOf) : []
 
-  // 2. where the targets point now; SHA tags never move
-  const before = await mapLimit(toTags, 4, async tag => (await client.headManifest(o.targetRepository, tag))?.digest ?? null)
+  // 2. where the targets point now (and, across repositories, which cosign tags the source has); SHA tags never move
+  const cosignTags = cross ? COSIGN_SUFFIXES.map(suffix => `${digest.replace(':', '-')}.${suffix}`) : []
+  const [before, cosignSource] = await Promise.all([
+    mapLimit(toTags, 4, async tag => (await client.headManifest(o.targetRepository, tag))?.digest ?? null),
+    mapLimit(cosignTags, 3, tag => client.headManifest(o.sourceRepository, tag))
+  ])
   for (const [i, tag] of toTags.entries()) {
     if (isShaTag(tag) && before[i] && before[i] !== digest) {
       throw new UserError(
@@ -167,21 +171,17 @@ export async function promote(o: PromoteOptions): Promise<PromoteResult> {
 
   // 5. cosign signatures / attestations / SBOMs attached to the digest
   const signatures: string[] = []
-  if (cross) {
-    const hex = digest.replace(':', '-')
-    for (const suffix of COSIGN_SUFFIXES) {
-      const tag = `${hex}.${suffix}`
-      const src = await client.headManifest(o.sourceRepository, tag)
-      if (!src) continue
-      const dst = await client.headManifest(o.targetRepository, tag)
-      if (dst?.digest !== src.digest) {
-        const m = await client.getManifest(o.sourceRepository, tag)
-        await copier.contents(m)
-        await client.putManifest(o.targetRepository, tag, m.bytes, m.mediaType)
-        log(`carried ${tag} to ${o.targetRepository}`)
-      }
-      signatures.push(tag)
+  for (const [i, tag] of cosignTags.entries()) {
+    const src = cosignSource[i]
+    if (!src) continue
+    const dst = await client.headManifest(o.targetRepository, tag)
+    if (dst?.digest !== src.digest) {
+      const m = await client.getManifest(o.sourceRepository, tag)
+      await copier.contents(m)
+      await client.putManifest(o.targetRepository, tag, m.bytes, m.mediaType)
+      log(`carried ${tag} to ${o.targetRepository}`)
     }
+    signatures.push(tag)
   }
 
   const targets: TargetResult[] = toTags.map((tag, i) => ({
