@@ -3,6 +3,7 @@
  * version label. Every failure is a UserError that says how to fix the input.
  */
 import { UserError } from '../errors.js'
+import { formatReference, parseImageReference, type ImageReference } from '../registry/reference.js'
 
 /** An absolute, normalized path of plain characters: no `..`, not `/`, nothing a shell would interpret. */
 export function validateProjectPath(raw: string): string {
@@ -56,51 +57,20 @@ export function validateProjectPath(raw: string): string {
   return p
 }
 
-export interface ImageRef {
+export interface ImageRef extends ImageReference {
   /** as given */
   raw: string
-  /** registry host (docker.io when none is named) */
-  registry: string
-  /** repository path inside the registry (library/ added for docker.io single names) */
-  repository: string
-  /** the name as written, without tag and digest (what goes in front of @sha256:) */
+  /** registry/repository, what goes in front of @sha256:… */
   name: string
-  tag?: string
-  digest?: string
 }
 
-const COMPONENT = '[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*'
-const DOMAIN =
-  '(?:(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)(?:\\.(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?))*|\\[[0-9a-fA-F:]+\\])(?::[0-9]+)?'
-const REF_RE = new RegExp(
-  `^(?:(${DOMAIN})/)?(${COMPONENT}(?:/${COMPONENT})*)(?::([\\w][\\w.-]{0,127}))?(?:@(sha256:[a-f0-9]{64}))?$`
-)
-
-/** Parses `[registry/]repo[:tag][@sha256:…]` by the distribution reference grammar. */
+/** Parses `[registry/]repo[:tag][@sha256:…]` with the registry module's grammar (UserError when invalid). */
 export function parseImageRef(raw: string, what = 'image'): ImageRef {
-  const ref = raw.trim()
-  const m = REF_RE.exec(ref)
-  if (!m || ref.length > 255) {
-    throw new UserError(
-      `${what} '${raw}' is not a valid image reference. Write it as registry/repository:tag or registry/repository@sha256:<64 hex>.`
-    )
-  }
-  let [, domain, path] = m
-  const [, , , tag, digest] = m
-  // the first component is a registry only when it looks like a host (has . or :, or is localhost)
-  if (domain && !/[.:]/.test(domain) && domain !== 'localhost' && !domain.startsWith('[')) {
-    path = `${domain}/${path}`
-    domain = undefined as unknown as string
-  }
-  const registry = domain ?? 'docker.io'
-  const repository = !domain && !path.includes('/') ? `library/${path}` : path
+  const ref = parseImageReference(raw, { what })
   return {
-    raw: ref,
-    registry,
-    repository,
-    name: domain ? `${domain}/${path}` : path,
-    tag: tag || undefined,
-    digest: digest || undefined
+    ...ref,
+    raw: raw.trim(),
+    name: formatReference({ registry: ref.registry, repository: ref.repository })
   }
 }
 

@@ -63,6 +63,17 @@ export async function rollback(opts: RollbackOptions): Promise<RollbackResult> {
       const live = h.state.current ? h.state.releases.get(h.state.current) : undefined
       plans.set(h, { target, live, liveFrom: previousRelease(h.state) })
     }
+    const first = plans.get(fleet[0])
+    if (first && first.target.id !== first.live?.id) {
+      const t = first.target
+      await opts.onPlanned?.({
+        releaseId: t.id,
+        version: t.version,
+        images: t.images,
+        sha: t.sha,
+        fromVersion: first.live?.version
+      })
+    }
     ok = await rollOut(fleet, opts.maxParallel ?? 1, async h => {
       const { target, live, liveFrom } = plans.get(h)!
       const log = (m: string): void => opts.log.info(`${h.label}: ${m}`)

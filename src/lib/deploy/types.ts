@@ -52,6 +52,8 @@ export interface DeployOptions extends Common {
 export interface RollbackOptions extends Common {
   /** a version or a release id; default: the release live before the current one */
   to?: string
+  /** called once the target is known on every host, before any change (not called for a no-op) */
+  onPlanned?(plan: Plan): Promise<void> | void
 }
 
 export interface Plan {
@@ -59,6 +61,10 @@ export interface Plan {
   version: string
   /** service → image@sha256:… */
   images: Record<string, string>
+  /** the commit the release was made from, when known */
+  sha?: string
+  /** rollback: the version live before */
+  fromVersion?: string
 }
 
 export type HostStatus = 'deployed' | 'rolled-back' | 'failed' | 'reverted' | 'skipped' | 'unchanged'
