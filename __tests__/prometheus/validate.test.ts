@@ -211,7 +211,10 @@ describe('corpus', () => {
 
   test('what every fixture yields, line by line (reviewed snapshot)', () => {
     const table = Object.fromEntries(
-      corpus.map(f => [f.id, validateExposition(f.text, f.contentType).errors.map(e => `${e.line}:${e.rule}`)])
+      corpus.map(f => [
+        f.id,
+        validateExposition(f.text, f.contentType).errors.map(e => `${e.line}:${e.rule}`)
+      ])
     )
     expect(table).toMatchSnapshot()
   })

@@ -41,6 +41,7 @@ export interface ValidateOptions {
 /** Rule ids (stable: tests, the smoke-test report and users rely on them) and what each checks. */
 export const RULES = {
   'final-newline': 'the exposition ends with a line feed',
+  'byte-order-mark': 'no byte order mark before the first line',
   'metric-name': 'metric names match [a-zA-Z_:][a-zA-Z0-9_:]*',
   'label-name': 'label names match [a-zA-Z_][a-zA-Z0-9_]*',
   'label-name-reserved': 'label names starting with __ are reserved',
@@ -297,6 +298,10 @@ class Validator {
     const om = this.om
     let pos = 0
     let eofLine = 0
+    if (text.charCodeAt(0) === 0xfeff) {
+      this.err('byte-order-mark', 'the exposition starts with a byte order mark (U+FEFF); remove it', 1)
+      pos = 1
+    }
     while (pos < n) {
       let eol = text.indexOf('\n', pos)
       if (eol === -1) eol = n
