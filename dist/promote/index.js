@@ -29655,8 +29655,12 @@ async function promote(o) {
     const sourceRef = `${o.registry}/${o.sourceRepository}@${digest}`;
     log(`${o.registry}/${o.sourceRepository}:${o.from} is ${digest} (${source.mediaType}, ${source.size} bytes)`);
     const platforms = (0,_media_js__WEBPACK_IMPORTED_MODULE_1__/* .isIndex */ .nw)(source.mediaType) ? (0,_media_js__WEBPACK_IMPORTED_MODULE_1__/* .childManifests */ .BI)(source.bytes).map(platformOf) : [];
-    // 2. where the targets point now; SHA tags never move
-    const before = await mapLimit(toTags, 4, async (tag) => (await client.headManifest(o.targetRepository, tag))?.digest ?? null);
+    // 2. where the targets point now (and, across repositories, which cosign tags the source has); SHA tags never move
+    const cosignTags = cross ? COSIGN_SUFFIXES.map(suffix => `${digest.replace(':', '-')}.${suffix}`) : [];
+    const [before, cosignSource] = await Promise.all([
+        mapLimit(toTags, 4, async (tag) => (await client.headManifest(o.targetRepository, tag))?.digest ?? null),
+        mapLimit(cosignTags, 3, tag => client.headManifest(o.sourceRepository, tag))
+    ]);
     for (const [i, tag] of toTags.entries()) {
         if ((0,_reference_js__WEBPACK_IMPORTED_MODULE_2__/* .isShaTag */ .vQ)(tag) && before[i] && before[i] !== digest) {
             throw new _errors_js__WEBPACK_IMPORTED_MODULE_0__/* .UserError */ .yo(`${o.registry}/${o.targetRepository}:${tag} is a commit SHA tag and already points at ${before[i]}; SHA tags are immutable, so it is not moved to ${digest}: promote to a moving tag (e.g. prod) instead.`);
@@ -29682,22 +29686,18 @@ async function promote(o) {
     }
     // 5. cosign signatures / attestations / SBOMs attached to the digest
     const signatures = [];
-    if (cross) {
-        const hex = digest.replace(':', '-');
-        for (const suffix of COSIGN_SUFFIXES) {
-            const tag = `${hex}.${suffix}`;
-            const src = await client.headManifest(o.sourceRepository, tag);
-            if (!src)
-                continue;
-            const dst = await client.headManifest(o.targetRepository, tag);
-            if (dst?.digest !== src.digest) {
-                const m = await client.getManifest(o.sourceRepository, tag);
-                await copier.contents(m);
-                await client.putManifest(o.targetRepository, tag, m.bytes, m.mediaType);
-                log(`carried ${tag} to ${o.targetRepository}`);
-            }
-            signatures.push(tag);
+    for (const [i, tag] of cosignTags.entries()) {
+        const src = cosignSource[i];
+        if (!src)
+            continue;
+        const dst = await client.headManifest(o.targetRepository, tag);
+        if (dst?.digest !== src.digest) {
+            const m = await client.getManifest(o.sourceRepository, tag);
+            await copier.contents(m);
+            await client.putManifest(o.targetRepository, tag, m.bytes, m.mediaType);
+            log(`carried ${tag} to ${o.targetRepository}`);
         }
+        signatures.push(tag);
     }
     const targets = toTags.map((tag, i) => ({
         tag,
