@@ -31,29 +31,54 @@ const spec = (over: Partial<BuildSpec> = {}): BuildSpec => ({
 describe('docker buildx build argv', () => {
   it('pushes, writes the metadata file and turns provenance off by default', () => {
     expect(buildxArgs(spec())).toEqual([
-      'buildx', 'build',
-      '--file', '/src/Dockerfile',
-      '--tag', `ghcr.io/o/app:${SHA}`,
-      '--tag', 'ghcr.io/o/app:stage',
-      '--label', `org.opencontainers.image.revision=${SHA}`,
-      '--build-arg', 'VERSION=1.2=3',
+      'buildx',
+      'build',
+      '--file',
+      '/src/Dockerfile',
+      '--tag',
+      `ghcr.io/o/app:${SHA}`,
+      '--tag',
+      'ghcr.io/o/app:stage',
+      '--label',
+      `org.opencontainers.image.revision=${SHA}`,
+      '--build-arg',
+      'VERSION=1.2=3',
       '--provenance=false',
-      '--metadata-file', '/tmp/m.json',
-      '--iidfile', '/tmp/iid',
+      '--metadata-file',
+      '/tmp/m.json',
+      '--iidfile',
+      '/tmp/iid',
       '--push',
       '/src'
     ])
   })
   it('passes platforms as one comma list and a provenance mode as given', () => {
-    const a = buildxArgs(spec({ platforms: ['linux/amd64', 'linux/arm64'], provenance: 'mode=max', target: 'runtime' }))
-    expect(a).toEqual(expect.arrayContaining(['--platform', 'linux/amd64,linux/arm64', '--provenance=mode=max', '--target', 'runtime']))
+    const a = buildxArgs(
+      spec({ platforms: ['linux/amd64', 'linux/arm64'], provenance: 'mode=max', target: 'runtime' })
+    )
+    expect(a).toEqual(
+      expect.arrayContaining([
+        '--platform',
+        'linux/amd64,linux/arm64',
+        '--provenance=mode=max',
+        '--target',
+        'runtime'
+      ])
+    )
     expect(a.indexOf('--platform')).toBe(a.indexOf('linux/amd64,linux/arm64') - 1)
   })
   it('uses the gha cache with a scope per image, exporting only when the builder can', () => {
     const scope = cacheScope('ghcr.io/o/app/api')
     expect(scope).toBe('ghcr.io-o-app-api')
     const a = buildxArgs(spec({ ghaCacheScope: scope }))
-    expect(a).toEqual(expect.arrayContaining(['--cache-from', `type=gha,scope=${scope}`, '--cache-to', `type=gha,mode=max,scope=${scope}`]))
+    expect(a).toEqual(
+      expect.arrayContaining([
+        '--cache-from',
+        `type=gha,scope=${scope}`,
+        '--cache-to',
+        `type=gha,mode=max,scope=${scope}`
+      ])
+    )
     const b = buildxArgs(spec({ ghaCacheScope: scope, ghaCacheExport: false }))
     expect(b).toContain('--cache-from')
     expect(b).not.toContain('--cache-to')
@@ -77,13 +102,20 @@ describe('classic docker build argv', () => {
   it('builds and tags; pushing is separate; one platform only', () => {
     expect(classicBuildArgs(spec({ platforms: ['linux/amd64'] }))).toEqual([
       'build',
-      '--file', '/src/Dockerfile',
-      '--tag', `ghcr.io/o/app:${SHA}`,
-      '--tag', 'ghcr.io/o/app:stage',
-      '--label', `org.opencontainers.image.revision=${SHA}`,
-      '--build-arg', 'VERSION=1.2=3',
-      '--platform', 'linux/amd64',
-      '--iidfile', '/tmp/iid',
+      '--file',
+      '/src/Dockerfile',
+      '--tag',
+      `ghcr.io/o/app:${SHA}`,
+      '--tag',
+      'ghcr.io/o/app:stage',
+      '--label',
+      `org.opencontainers.image.revision=${SHA}`,
+      '--build-arg',
+      'VERSION=1.2=3',
+      '--platform',
+      'linux/amd64',
+      '--iidfile',
+      '/tmp/iid',
       '/src'
     ])
     expect(classicBuildArgs(spec())).not.toContain('--push')
@@ -97,7 +129,8 @@ describe('buildx facts', () => {
     expect(ghaCacheAvailable({ ACTIONS_CACHE_URL: 'https://x' })).toBe(false)
   })
   it('reads the current builder driver from buildx inspect', () => {
-    const inspect = 'Name:          builder-1\nDriver:        docker-container\nLast Activity: 2026-01-01\n\nNodes:\nName:      builder-10\n'
+    const inspect =
+      'Name:          builder-1\nDriver:        docker-container\nLast Activity: 2026-01-01\n\nNodes:\nName:      builder-10\n'
     expect(parseBuildxDriver(inspect)).toBe('docker-container')
     expect(canExportCache({ version: 'v0.12', driver: 'docker' })).toBe(false)
     expect(canExportCache({ version: 'v0.12', driver: 'docker-container' })).toBe(true)

@@ -11,7 +11,13 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { startRegistry, type TestRegistry } from '../../src/testkit/registry.js'
 import { uniqueName } from '../../src/testkit/net.js'
-import { node24, REPO_ROOT, runActionBundle, type RunOptions, type RunResult } from '../../src/testkit/runner.js'
+import {
+  node24,
+  REPO_ROOT,
+  runActionBundle,
+  type RunOptions,
+  type RunResult
+} from '../../src/testkit/runner.js'
 import { appContext, removeRepositories, skopeoDigest } from './helpers.js'
 
 const SHA = 'c0ffee0123456789abcdef0123456789abcdef01'
@@ -64,7 +70,12 @@ describe('dist/build-push run as the runner does', () => {
   function run(inputs: Record<string, string>, opts: Partial<RunOptions> = {}): Promise<RunResult> {
     return runActionBundle({
       action: 'build-push',
-      inputs: { context: ctx.dir, 'registry-username': reg.username, 'registry-password': reg.password, ...inputs },
+      inputs: {
+        context: ctx.dir,
+        'registry-username': reg.username,
+        'registry-password': reg.password,
+        ...inputs
+      },
       github: { repository: 'Shipline-Test/App', sha: SHA, ...opts.github },
       env: { HOME: home, RUNNER_TEMP: runnerTemp, ...opts.env },
       timeoutMs: 120_000
@@ -92,12 +103,17 @@ describe('dist/build-push run as the runner does', () => {
       pushed: 'true'
     })
     expect(r.outputs['image-id']).toMatch(/^sha256:/)
-    expect(r.annotations).toContainEqual({ level: 'notice', message: expect.stringMatching(/lowercased to '.*team\/app/) })
+    expect(r.annotations).toContainEqual({
+      level: 'notice',
+      message: expect.stringMatching(/lowercased to '.*team\/app/)
+    })
     expect(r.summary).toContain(digest)
     expect(r.summary).toMatch(/builder \| docker build \(classic/)
     // the password: masked, never printed, never on a command line
     expect(r.masks).toContain(reg.password)
-    const printed = `${r.stdout}\n${r.stderr}\n${r.post?.stdout}\n${r.post?.stderr}`.split('\n').filter(l => l.includes(reg.password))
+    const printed = `${r.stdout}\n${r.stderr}\n${r.post?.stdout}\n${r.post?.stderr}`
+      .split('\n')
+      .filter(l => l.includes(reg.password))
     expect(printed.filter(l => !l.startsWith('::add-mask::'))).toEqual([])
     expect(argvWithPassword).toEqual([])
     // the login lived in a temporary folder under RUNNER_TEMP, gone after the post step; ~/.docker untouched
@@ -113,12 +129,19 @@ describe('dist/build-push run as the runner does', () => {
     try {
       const image = `${tokenReg.host}/${uniqueName('team/token')}`
       repos.push(image)
-      const r = await run({ image, 'registry-username': tokenReg.username, 'registry-password': tokenReg.password })
+      const r = await run({
+        image,
+        'registry-username': tokenReg.username,
+        'registry-password': tokenReg.password
+      })
       expect(r.exitCode).toBe(0)
       expect(await skopeoDigest(tokenReg, `${image}:${SHA}`)).toBe(r.outputs.digest)
       expect(await skopeoDigest(tokenReg, `${image}:stage`)).toBe(r.outputs.digest)
       // docker's own token requests and the client's (read-back, registry-side tags) both went to the issuer
-      expect(tokenReg.tokenRequests().filter(t => t.status === 200 && t.scopes.some(s => s.endsWith(':pull,push'))).length).toBeGreaterThan(0)
+      expect(
+        tokenReg.tokenRequests().filter(t => t.status === 200 && t.scopes.some(s => s.endsWith(':pull,push')))
+          .length
+      ).toBeGreaterThan(0)
       expect(r.post?.exitCode).toBe(0)
     } finally {
       await tokenReg.stop()
@@ -133,7 +156,12 @@ describe('dist/build-push run as the runner does', () => {
       { github: { eventName: 'pull_request', event: { pull_request: { head: { sha: PR_HEAD } } } } }
     )
     expect(r.exitCode).toBe(0)
-    expect(r.outputs).toMatchObject({ digest: '', ref: '', pushed: 'false', 'sha-tag': `${image}:${PR_HEAD}` })
+    expect(r.outputs).toMatchObject({
+      digest: '',
+      ref: '',
+      pushed: 'false',
+      'sha-tag': `${image}:${PR_HEAD}`
+    })
     expect(r.outputs['image-id']).toMatch(/^sha256:[0-9a-f]{64}$/)
     expect(r.summary).toMatch(/nothing was pushed/)
     expect(await skopeoDigest(reg, `${image}:${PR_HEAD}`)).toBeUndefined()
@@ -143,7 +171,12 @@ describe('dist/build-push run as the runner does', () => {
     const r = await run({ image: `${reg.host}/team/never`, tags: 'ok\nnot:ok' })
     expect(r.exitCode).toBe(1)
     expect(r.annotations.filter(a => a.level === 'error')).toEqual([
-      { level: 'error', message: expect.stringMatching(/^Input 'tags': 'not:ok' is not a valid image tag: it contains ':'\. Tags are /) }
+      {
+        level: 'error',
+        message: expect.stringMatching(
+          /^Input 'tags': 'not:ok' is not a valid image tag: it contains ':'\. Tags are /
+        )
+      }
     ])
   })
 
@@ -154,7 +187,11 @@ describe('dist/build-push run as the runner does', () => {
     expect(r.exitCode).toBe(1)
     const errors = r.annotations.filter(a => a.level === 'error')
     expect(errors).toHaveLength(1)
-    expect(errors[0].message).toMatch(new RegExp(`^Login to ${reg.host} as ${reg.username} failed: .*401.*Check 'registry-username' and 'registry-password'\\.$`))
+    expect(errors[0].message).toMatch(
+      new RegExp(
+        `^Login to ${reg.host} as ${reg.username} failed: .*401.*Check 'registry-username' and 'registry-password'\\.$`
+      )
+    )
     expect(readdirSync(runnerTemp).filter(f => f.startsWith('shipline-docker-'))).toEqual([])
   })
 

@@ -1,6 +1,15 @@
 /** The temporary Docker config folder: seeded from the user's config without credential stores, removed safely. */
 import { afterAll, describe, expect, it } from '@jest/globals'
-import { existsSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
+import {
+  existsSync,
+  lstatSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeFileSync
+} from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { createDockerConfig, removeDockerConfig, userConfigDir } from '../../src/lib/docker/config.js'
@@ -23,7 +32,10 @@ describe('temporary Docker config', () => {
         detachKeys: 'ctrl-e,e'
       })
     )
-    const c = createDockerConfig(join(root, 'runner-temp'), { registry: 'ghcr.io', env: { DOCKER_CONFIG: user } })
+    const c = createDockerConfig(join(root, 'runner-temp'), {
+      registry: 'ghcr.io',
+      env: { DOCKER_CONFIG: user }
+    })
     expect(c.dir).toMatch(/\/runner-temp\/shipline-docker-[^/]+$/)
     expect(statSync(c.dir).mode & 0o777).toBe(0o700)
     expect(statSync(join(c.dir, 'config.json')).mode & 0o777).toBe(0o600)

@@ -64,7 +64,10 @@ describe('build and push with the classic builder (real dockerd, real registry)'
       file: '',
       image,
       tags: planTags(SHA, 'stage', ['v1']),
-      labels: ociLabels({ serverUrl: 'https://github.com', repository: 'o/r', sha: SHA, sourceDateEpoch: '1700000000' }, new Map([['team', 'core']])),
+      labels: ociLabels(
+        { serverUrl: 'https://github.com', repository: 'o/r', sha: SHA, sourceDateEpoch: '1700000000' },
+        new Map([['team', 'core']])
+      ),
       buildArgs: new Map([['VERSION', '1']]),
       platforms: [],
       push: true,
@@ -85,11 +88,14 @@ describe('build and push with the classic builder (real dockerd, real registry)'
       expect(r.ref).toBe(`${o.image.image}@${r.digest}`)
       expect(r.tags).toEqual([`${o.image.image}:${SHA}`, `${o.image.image}:stage`, `${o.image.image}:v1`])
       expect(r.shaTag).toBe(`${o.image.image}:${SHA}`)
-      for (const tag of [SHA, 'stage', 'v1']) expect(await skopeoDigest(basic, `${o.image.image}:${tag}`)).toBe(r.digest)
+      for (const tag of [SHA, 'stage', 'v1'])
+        expect(await skopeoDigest(basic, `${o.image.image}:${tag}`)).toBe(r.digest)
       expect(r.builder).toMatch(/classic/)
       expect(r.imageId).toMatch(/^sha256:/)
       const labels = JSON.parse(
-        execFileSync('docker', ['image', 'inspect', '--format', '{{json .Config.Labels}}', r.imageId], { encoding: 'utf8' })
+        execFileSync('docker', ['image', 'inspect', '--format', '{{json .Config.Labels}}', r.imageId], {
+          encoding: 'utf8'
+        })
       ) as Record<string, string>
       expect(labels).toMatchObject({
         'org.opencontainers.image.source': 'https://github.com/o/r',
@@ -98,7 +104,9 @@ describe('build and push with the classic builder (real dockerd, real registry)'
         team: 'core'
       })
       // the login went into the step's own config folder, nowhere else
-      expect(JSON.parse(readFileSync(join(o.config.dir, 'config.json'), 'utf8')).auths).toHaveProperty([basic.host])
+      expect(JSON.parse(readFileSync(join(o.config.dir, 'config.json'), 'utf8')).auths).toHaveProperty([
+        basic.host
+      ])
     } finally {
       removeDockerConfig(o.config.dir)
     }
@@ -123,7 +131,11 @@ describe('build and push with the classic builder (real dockerd, real registry)'
       const r = await buildPush(o, recorder())
       expect(r).toMatchObject({ digest: '', ref: '', pushed: false, tagDigests: {} })
       expect(r.imageId).toMatch(/^sha256:[0-9a-f]{64}$/)
-      expect(execFileSync('docker', ['image', 'inspect', '--format', '{{.Id}}', r.shaTag], { encoding: 'utf8' }).trim()).toBe(r.imageId)
+      expect(
+        execFileSync('docker', ['image', 'inspect', '--format', '{{.Id}}', r.shaTag], {
+          encoding: 'utf8'
+        }).trim()
+      ).toBe(r.imageId)
       expect(await skopeoDigest(basic, r.shaTag)).toBeUndefined()
     } finally {
       removeDockerConfig(o.config.dir)
@@ -131,12 +143,18 @@ describe('build and push with the classic builder (real dockerd, real registry)'
   })
 
   it('a wrong password is one clear line', async () => {
-    const o = options(basic, { login: { registry: basic.host, username: basic.username, password: 'not-the-password' } })
+    const o = options(basic, {
+      login: { registry: basic.host, username: basic.username, password: 'not-the-password' }
+    })
     try {
       const e = await buildPush(o, recorder()).catch((err: unknown) => err)
       expect(isUserError(e)).toBe(true)
       const msg = (e as Error).message
-      expect(msg).toMatch(new RegExp(`^Login to ${basic.host.replace(/\./g, '\\.')} as ${basic.username} failed: .*401.*Check 'registry-username' and 'registry-password'\\.$`))
+      expect(msg).toMatch(
+        new RegExp(
+          `^Login to ${basic.host.replace(/\./g, '\\.')} as ${basic.username} failed: .*401.*Check 'registry-username' and 'registry-password'\\.$`
+        )
+      )
       expect(msg).not.toContain('\n')
       expect(msg).not.toContain('not-the-password')
     } finally {
@@ -147,7 +165,9 @@ describe('build and push with the classic builder (real dockerd, real registry)'
   it('pushing without a login says the registry wants one', async () => {
     const o = options(basic, { login: undefined })
     try {
-      await expect(buildPush(o, recorder())).rejects.toThrow(/^docker push .* failed: .*set 'registry-password'/)
+      await expect(buildPush(o, recorder())).rejects.toThrow(
+        /^docker push .* failed: .*set 'registry-password'/
+      )
     } finally {
       removeDockerConfig(o.config.dir)
     }
@@ -166,7 +186,10 @@ describe('build and push with the classic builder (real dockerd, real registry)'
     const bad = appContext(uniqueName('bad'))
     const o = options(basic, { push: false, login: undefined })
     try {
-      writeFileSync(join(bad.dir, 'Dockerfile'), 'FROM scratch\nCOPY busybox /bin/busybox\nRUN ["/bin/busybox", "false"]\n')
+      writeFileSync(
+        join(bad.dir, 'Dockerfile'),
+        'FROM scratch\nCOPY busybox /bin/busybox\nRUN ["/bin/busybox", "false"]\n'
+      )
       await expect(buildPush({ ...o, context: bad.dir }, recorder())).rejects.toThrow(
         /^docker build failed: The command .*busybox.*false.* returned a non-zero code: 1\. Fix the Dockerfile/
       )
@@ -179,8 +202,12 @@ describe('build and push with the classic builder (real dockerd, real registry)'
   it('a missing Dockerfile or context says which', async () => {
     const o = options(basic)
     try {
-      await expect(buildPush({ ...o, file: join(ctx.dir, 'Nope.Dockerfile') }, recorder())).rejects.toThrow(/Dockerfile '.*Nope.Dockerfile' not found/)
-      await expect(buildPush({ ...o, context: join(ctx.dir, 'nope') }, recorder())).rejects.toThrow(/is not a folder/)
+      await expect(buildPush({ ...o, file: join(ctx.dir, 'Nope.Dockerfile') }, recorder())).rejects.toThrow(
+        /Dockerfile '.*Nope.Dockerfile' not found/
+      )
+      await expect(buildPush({ ...o, context: join(ctx.dir, 'nope') }, recorder())).rejects.toThrow(
+        /is not a folder/
+      )
     } finally {
       removeDockerConfig(o.config.dir)
     }

@@ -17,16 +17,23 @@ export async function skopeoDigest(reg: TestRegistry, ref: string): Promise<stri
   const dir = mkdtempSync(join(tmpdir(), 'shipline-bp-skopeo-'))
   try {
     const authfile = join(dir, 'auth.json')
-    const auths = reg.username ? { [reg.host]: { auth: Buffer.from(`${reg.username}:${reg.password}`).toString('base64') } } : {}
+    const auths = reg.username
+      ? { [reg.host]: { auth: Buffer.from(`${reg.username}:${reg.password}`).toString('base64') } }
+      : {}
     writeFileSync(authfile, JSON.stringify({ auths }), { mode: 0o600 })
-    const { stdout } = await run('skopeo', ['inspect', '--tls-verify=false', '--authfile', authfile, '--raw', `docker://${ref}`], {
-      encoding: 'buffer',
-      maxBuffer: 16 << 20
-    })
+    const { stdout } = await run(
+      'skopeo',
+      ['inspect', '--tls-verify=false', '--authfile', authfile, '--raw', `docker://${ref}`],
+      {
+        encoding: 'buffer',
+        maxBuffer: 16 << 20
+      }
+    )
     const { createHash } = await import('node:crypto')
     return `sha256:${createHash('sha256').update(stdout).digest('hex')}`
   } catch (e) {
-    if (/manifest unknown|not found|404/i.test(String((e as { stderr?: Buffer }).stderr ?? e))) return undefined
+    if (/manifest unknown|not found|404/i.test(String((e as { stderr?: Buffer }).stderr ?? e)))
+      return undefined
     throw e
   } finally {
     rmSync(dir, { recursive: true, force: true })
@@ -43,7 +50,13 @@ export function appContext(version: string): { dir: string; remove(): void } {
 /** Removes every local image of these repositories (the tests name them uniquely). */
 export async function removeRepositories(...repos: string[]): Promise<void> {
   for (const repo of repos) {
-    const { stdout } = await run('docker', ['image', 'ls', '--format', '{{.Repository}}:{{.Tag}}', repo]).catch(() => ({ stdout: '' }))
+    const { stdout } = await run('docker', [
+      'image',
+      'ls',
+      '--format',
+      '{{.Repository}}:{{.Tag}}',
+      repo
+    ]).catch(() => ({ stdout: '' }))
     const refs = stdout.split('\n').filter(Boolean)
     if (refs.length) await run('docker', ['rmi', '-f', ...refs]).catch(() => undefined)
   }

@@ -18,27 +18,44 @@ describe('commit SHA', () => {
   afterAll(() => rmSync(dir, { recursive: true, force: true }))
 
   it('is GITHUB_SHA on push', () => {
-    expect(commitSha({ input: '', eventName: 'push', eventPath: event, githubSha: A })).toEqual({ sha: A, from: 'GITHUB_SHA' })
+    expect(commitSha({ input: '', eventName: 'push', eventPath: event, githubSha: A })).toEqual({
+      sha: A,
+      from: 'GITHUB_SHA'
+    })
   })
   it('is the pull request head on pull_request (GITHUB_SHA is the merge commit), lowercased', () => {
     expect(commitSha({ input: '', eventName: 'pull_request', eventPath: event, githubSha: A }).sha).toBe(B)
-    expect(commitSha({ input: '', eventName: 'pull_request_target', eventPath: event, githubSha: A }).sha).toBe(B)
+    expect(
+      commitSha({ input: '', eventName: 'pull_request_target', eventPath: event, githubSha: A }).sha
+    ).toBe(B)
   })
   it('is the sha input when given', () => {
-    expect(commitSha({ input: ` ${'c'.repeat(40)} `, eventName: 'pull_request', eventPath: event, githubSha: A }).sha).toBe('c'.repeat(40))
+    expect(
+      commitSha({ input: ` ${'c'.repeat(40)} `, eventName: 'pull_request', eventPath: event, githubSha: A })
+        .sha
+    ).toBe('c'.repeat(40))
   })
   it('must be a full 40-hex SHA', () => {
-    expect(() => commitSha({ input: 'abc1234', githubSha: A })).toThrow(/'abc1234', not a full 40-hex commit SHA/)
+    expect(() => commitSha({ input: 'abc1234', githubSha: A })).toThrow(
+      /'abc1234', not a full 40-hex commit SHA/
+    )
     expect(() => commitSha({ input: '' })).toThrow(UserError)
   })
   it('falls back to GITHUB_SHA when the payload is unreadable', () => {
-    expect(commitSha({ input: '', eventName: 'pull_request', eventPath: join(dir, 'missing.json'), githubSha: A }).sha).toBe(A)
+    expect(
+      commitSha({ input: '', eventName: 'pull_request', eventPath: join(dir, 'missing.json'), githubSha: A })
+        .sha
+    ).toBe(A)
   })
 })
 
 describe('tags', () => {
   it('SHA tag first, stage tag, extras, no duplicates', () => {
-    expect(planTags(A, 'stage', ['v1.2.3', 'stage', 'latest'])).toEqual({ shaTag: A, stageTag: 'stage', all: [A, 'stage', 'v1.2.3', 'latest'] })
+    expect(planTags(A, 'stage', ['v1.2.3', 'stage', 'latest'])).toEqual({
+      shaTag: A,
+      stageTag: 'stage',
+      all: [A, 'stage', 'v1.2.3', 'latest']
+    })
   })
   it('an empty stage tag means none', () => {
     expect(planTags(A, '  ', []).all).toEqual([A])
@@ -77,16 +94,29 @@ describe('image name', () => {
     })
   })
   it('knows registry hosts with ports and Docker Hub names', () => {
-    expect(normalizeImage('127.0.0.1:5000/team/app')).toMatchObject({ registry: '127.0.0.1:5000', path: 'team/app' })
+    expect(normalizeImage('127.0.0.1:5000/team/app')).toMatchObject({
+      registry: '127.0.0.1:5000',
+      path: 'team/app'
+    })
     expect(normalizeImage('localhost/app')).toMatchObject({ registry: 'localhost', path: 'app' })
-    expect(normalizeImage('user/app')).toMatchObject({ image: 'user/app', registry: 'docker.io', path: 'user/app' })
+    expect(normalizeImage('user/app')).toMatchObject({
+      image: 'user/app',
+      registry: 'docker.io',
+      path: 'user/app'
+    })
     expect(normalizeImage('app')).toMatchObject({ image: 'app', registry: 'docker.io', path: 'library/app' })
-    expect(normalizeImage('docker.io/user/app')).toMatchObject({ image: 'docker.io/user/app', registry: 'docker.io', path: 'user/app' })
+    expect(normalizeImage('docker.io/user/app')).toMatchObject({
+      image: 'docker.io/user/app',
+      registry: 'docker.io',
+      path: 'user/app'
+    })
   })
   it('refuses tags, digests and bad components with a fix', () => {
     expect(() => normalizeImage('ghcr.io/o/app:latest')).toThrow(/without a tag.*Put tags in 'tags'/)
     expect(() => normalizeImage(`ghcr.io/o/app@sha256:${'0'.repeat(64)}`)).toThrow(/without a digest/)
-    expect(() => normalizeImage('ghcr.io/o/-app')).toThrow(/^Input 'image': 'ghcr.io\/o\/-app' is not a valid repository name; each path component/)
+    expect(() => normalizeImage('ghcr.io/o/-app')).toThrow(
+      /^Input 'image': 'ghcr.io\/o\/-app' is not a valid repository name; each path component/
+    )
     expect(() => normalizeImage('ghcr.io/o//app')).toThrow(/not a valid repository name/)
     expect(() => normalizeImage('https://ghcr.io/o/app')).toThrow(/without a scheme/)
     expect(() => normalizeImage('  ')).toThrow(/is empty/)
@@ -96,8 +126,16 @@ describe('image name', () => {
 describe('labels', () => {
   it('sets source, revision and created; the user may override', () => {
     const l = ociLabels(
-      { serverUrl: 'https://github.com/', repository: 'o/r', sha: A, now: new Date('2026-01-02T03:04:05.678Z') },
-      new Map([['org.opencontainers.image.source', 'https://example.com/x'], ['team', 'core']])
+      {
+        serverUrl: 'https://github.com/',
+        repository: 'o/r',
+        sha: A,
+        now: new Date('2026-01-02T03:04:05.678Z')
+      },
+      new Map([
+        ['org.opencontainers.image.source', 'https://example.com/x'],
+        ['team', 'core']
+      ])
     )
     expect(Object.fromEntries(l)).toEqual({
       'org.opencontainers.image.source': 'https://example.com/x',
@@ -105,7 +143,9 @@ describe('labels', () => {
       'org.opencontainers.image.created': '2026-01-02T03:04:05Z',
       team: 'core'
     })
-    expect(ociLabels({ repository: 'o/r', sha: A }, new Map()).get('org.opencontainers.image.source')).toBe('https://github.com/o/r')
+    expect(ociLabels({ repository: 'o/r', sha: A }, new Map()).get('org.opencontainers.image.source')).toBe(
+      'https://github.com/o/r'
+    )
   })
   it('respects SOURCE_DATE_EPOCH', () => {
     expect(createdTime('1700000000')).toBe('2023-11-14T22:13:20Z')

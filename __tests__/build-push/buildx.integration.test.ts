@@ -1,0 +1,118 @@
+/**
+ * The buildx code path end to end, with a stand-in buildx CLI plugin (fake-buildx.ts) that the real docker
+ * CLI discovers through build-push's temporary config and that builds and pushes with the real engine to
+ * a real registry: build-push must choose buildx, hand it the right argv (push, metadata file, provenance
+ * off, gha cache only when the runner offers it, one scope per image) and read the digest back.
+ */
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals'
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { startRegistry, type TestRegistry } from '../../src/testkit/registry.js'
+import { uniqueName } from '../../src/testkit/net.js'
+import { buildPush, type BuildPushOptions, type Log } from '../../src/lib/build/run.js'
+import { normalizeImage } from '../../src/lib/build/naming.js'
+import { planTags } from '../../src/lib/build/tags.js'
+import { registryAccess } from '../../src/lib/build/registry.js'
+import { createDockerConfig, removeDockerConfig } from '../../src/lib/docker/config.js'
+import { installFakeBuildx } from './fake-buildx.js'
+import { appContext, removeRepositories, skopeoDigest } from './helpers.js'
+
+const SHA = '1111111111222222222233333333334444444444'
+
+describe('the buildx path (stand-in plugin, real engine, real registry)', () => {
+  let reg: TestRegistry
+  const temp = mkdtempSync(join(tmpdir(), 'shipline-bp-buildx-'))
+  const ctx = appContext(uniqueName('buildx'))
+  const repos: string[] = []
+  const users = { container: join(temp, 'user-container'), docker: join(temp, 'user-docker') }
+  const logs = { container: join(temp, 'argv-container.jsonl'), docker: join(temp, 'argv-docker.jsonl') }
+
+  beforeAll(async () => {
+    installFakeBuildx(users.container, { argvLog: logs.container, driver: 'docker-container' })
+    installFakeBuildx(users.docker, { argvLog: logs.docker, driver: 'docker' })
+    mkdirSync(join(users.container, 'buildx'))
+    reg = await startRegistry({ auth: 'htpasswd' })
+  })
+  afterAll(async () => {
+    await removeRepositories(...repos)
+    await reg?.stop()
+    ctx.remove()
+    rmSync(temp, { recursive: true, force: true })
+  })
+
+  const argvOf = (log: string): string[][] =>
+    existsSync(log) ? readFileSync(log, 'utf8').trim().split('\n').map(l => JSON.parse(l) as string[]) : []
+
+  function options(user: string, over: Partial<BuildPushOptions> = {}): BuildPushOptions {
+    const image = normalizeImage(`${reg.host}/${uniqueName('bp-buildx/app')}`)
+    repos.push(image.image)
+    return {
+      context: ctx.dir,
+      file: '',
+      image,
+      tags: planTags(SHA, 'stage', []),
+      labels: new Map([['org.opencontainers.image.revision', SHA]]),
+      buildArgs: new Map(),
+      platforms: [],
+      push: true,
+      config: createDockerConfig(temp, { registry: reg.host, env: { DOCKER_CONFIG: user } }),
+      login: { registry: reg.host, username: reg.username, password: reg.password },
+      registry: registryAccess(image, { username: reg.username, password: reg.password }),
+      env: {},
+      ...over
+    }
+  }
+  const log = (lines: string[] = []): Log => ({
+    info: m => lines.push(m),
+    notice: m => lines.push(`notice: ${m}`),
+    warning: m => lines.push(`warning: ${m}`),
+    group: (_n, fn) => fn()
+  })
+
+  it('pushes with docker buildx build --push and the digest the registry answers', async () => {
+    const o = options(users.container)
+    try {
+      const r = await buildPush(o, log())
+      expect(r.builder).toBe('buildx (github.com/docker/buildx v0.0.0-fake shipline, docker-container driver)')
+      expect(r.digest).toMatch(/^sha256:/)
+      expect(await skopeoDigest(reg, `${o.image.image}:${SHA}`)).toBe(r.digest)
+      expect(await skopeoDigest(reg, `${o.image.image}:stage`)).toBe(r.digest)
+      const build = argvOf(logs.container).find(a => a[1] === 'build')!
+      expect(build.slice(0, 2)).toEqual(['buildx', 'build'])
+      expect(build).toEqual(expect.arrayContaining(['--push', '--provenance=false', '--metadata-file', '--tag', `${o.image.image}:stage`]))
+      expect(build).not.toContain('--cache-from')
+      // the builder config of the user's folder is what buildx sees
+      expect(o.config.env.BUILDX_CONFIG).toBe(join(users.container, 'buildx'))
+    } finally {
+      removeDockerConfig(o.config.dir)
+    }
+  })
+
+  it('uses the gha cache when the runner offers it, scoped per image', async () => {
+    const o = options(users.container, { env: { ACTIONS_RUNTIME_TOKEN: 't', ACTIONS_CACHE_URL: 'http://127.0.0.1:9/' }, push: false, login: undefined })
+    try {
+      await buildPush(o, log())
+      const build = argvOf(logs.container).filter(a => a[1] === 'build').at(-1)!
+      const scope = o.image.image.replace(/[^a-zA-Z0-9._-]+/g, '-')
+      expect(build).toEqual(expect.arrayContaining(['--load', '--cache-from', `type=gha,scope=${scope}`, '--cache-to', `type=gha,mode=max,scope=${scope}`]))
+    } finally {
+      removeDockerConfig(o.config.dir)
+    }
+  })
+
+  it('with the docker driver: reads the cache only (with a notice), and refuses several platforms', async () => {
+    const lines: string[] = []
+    const o = options(users.docker, { env: { ACTIONS_RUNTIME_TOKEN: 't', ACTIONS_RESULTS_URL: 'http://127.0.0.1:9/' }, push: false, login: undefined })
+    try {
+      await buildPush(o, log(lines))
+      const build = argvOf(logs.docker).filter(a => a[1] === 'build').at(-1)!
+      expect(build).toContain('--cache-from')
+      expect(build).not.toContain('--cache-to')
+      expect(lines).toContainEqual(expect.stringMatching(/^notice: .*docker\/setup-buildx-action/))
+      await expect(buildPush({ ...o, platforms: ['linux/amd64', 'linux/arm64'] }, log())).rejects.toThrow(/docker driver.*docker\/setup-buildx-action/)
+    } finally {
+      removeDockerConfig(o.config.dir)
+    }
+  })
+})
