@@ -7,10 +7,17 @@
 import { spawn } from 'node:child_process'
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
-import { join, resolve } from 'node:path'
+import { dirname, join, resolve } from 'node:path'
 import { parse } from 'yaml'
 
-export const REPO_ROOT = resolve(import.meta.dirname, '..', '..')
+/** The repository's root: the nearest folder above this module with an action.yml (works from src/ and build/). */
+function findRoot(start: string): string {
+  for (let dir = start; ; dir = dirname(dir)) {
+    if (existsSync(join(dir, 'action.yml')) && existsSync(join(dir, 'package.json'))) return dir
+    if (dirname(dir) === dir) return resolve(start, '..', '..')
+  }
+}
+export const REPO_ROOT = findRoot(import.meta.dirname)
 
 export interface GitHubContext {
   repository?: string
