@@ -278,6 +278,9 @@ class Validator {
   /** the parsed le / quantile of the current sample */
   private specialValue = 0
   private labelsSorted = true
+  /** OpenMetrics: where the current sample's exemplar starts (-1: none), and whether its kind may have one */
+  private exemplarAt = -1
+  private exemplarAllowed = false
 
   constructor(
     private readonly text: string,
@@ -704,9 +707,6 @@ class Validator {
     }
   }
 
-  private exemplarAt = -1
-  private exemplarAllowed = false
-
   /**
    * Parses a label set starting at "{"; returns the position after "}" or -1 after an error.
    * store=false (exemplars): checks the syntax only.
@@ -777,7 +777,7 @@ class Validator {
       }
       p++
       const vs = p
-      const ve = this.labelValue(p, eol, text.slice(ls, le))
+      const ve = this.labelValue(p, eol, ls, le)
       if (ve < 0) return -1
       if (store) {
         this.lnS[n] = ls
@@ -833,8 +833,8 @@ class Validator {
     return this.nextBackslash
   }
 
-  /** p: after the opening quote. Returns the position of the closing quote, or -1 after an error. */
-  private labelValue(p: number, eol: number, labelName: string): number {
+  /** p: after the opening quote; ls..le: the label name. Returns the closing quote's position, or -1 after an error. */
+  private labelValue(p: number, eol: number, ls: number, le: number): number {
     const text = this.text
     let q = text.indexOf('"', p)
     if (q === -1 || q > eol) q = -1
@@ -853,14 +853,14 @@ class Validator {
       }
       this.err(
         'label-value-escape',
-        `invalid escape ${show(text.slice(b, Math.min(b + 2, eol)))} in the value of label ${show(labelName)}; only \\\\, \\" and \\n are allowed`
+        `invalid escape ${show(text.slice(b, Math.min(b + 2, eol)))} in the value of label ${show(text.slice(ls, le))}; only \\\\, \\" and \\n are allowed`
       )
       return -1
     }
     if (q === -1) {
       this.err(
         'label-value-unterminated',
-        `the value of label ${show(labelName)} has no closing quote on this line (a raw line break inside a value must be written \\n)`
+        `the value of label ${show(text.slice(ls, le))} has no closing quote on this line (a raw line break inside a value must be written \\n)`
       )
       return -1
     }
@@ -872,7 +872,7 @@ class Validator {
       if (this.nextReplacement < q) {
         this.err(
           'label-value-utf8',
-          `the value of label ${show(labelName)} contains U+FFFD: the response held bytes that are not valid UTF-8`
+          `the value of label ${show(text.slice(ls, le))} contains U+FFFD: the response held bytes that are not valid UTF-8`
         )
       }
     }
