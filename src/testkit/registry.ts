@@ -290,9 +290,14 @@ export function parseAccessLog(text: string): { method: string; path: string; st
 /** Runs `docker login` into a DOCKER_CONFIG folder of its own (password over stdin) and returns that folder. */
 export function dockerLogin(reg: Pick<TestRegistry, 'host' | 'username' | 'password'>): { config: string; remove(): void } {
   const config = mkdtempSync(join(tmpdir(), 'shipline-docker-config-'))
-  execFileSync('docker', ['--config', config, 'login', reg.host, '--username', reg.username, '--password-stdin'], {
-    input: reg.password,
-    stdio: ['pipe', 'pipe', 'pipe']
-  })
+  try {
+    execFileSync('docker', ['--config', config, 'login', reg.host, '--username', reg.username, '--password-stdin'], {
+      input: reg.password,
+      stdio: ['pipe', 'pipe', 'pipe']
+    })
+  } catch (e) {
+    rmSync(config, { recursive: true, force: true })
+    throw e
+  }
   return { config, remove: () => rmSync(config, { recursive: true, force: true }) }
 }
