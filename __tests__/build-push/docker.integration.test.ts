@@ -125,6 +125,19 @@ describe('build and push with the classic builder (real dockerd, real registry)'
     }
   })
 
+  it('pushes to a registry without auth when no password is given', async () => {
+    const open = await startRegistry({ auth: 'none' })
+    const o = options(open, { login: undefined, tags: planTags(SHA, 'stage', []) })
+    try {
+      const r = await buildPush(o, recorder())
+      expect(await skopeoDigest(open, `${o.image.image}:stage`)).toBe(r.digest)
+      expect(JSON.parse(readFileSync(join(o.config.dir, 'config.json'), 'utf8')).auths ?? {}).toEqual({})
+    } finally {
+      removeDockerConfig(o.config.dir)
+      await open.stop()
+    }
+  })
+
   it('push: false builds only: no digest, the local image id, nothing in the registry', async () => {
     const o = options(basic, { push: false, login: undefined })
     try {

@@ -4,7 +4,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { commitSha, planTags, validateTag } from '../../src/lib/build/tags.js'
-import { defaultImage, normalizeImage } from '../../src/lib/build/naming.js'
+import { defaultImage, loginRegistry, normalizeImage } from '../../src/lib/build/naming.js'
 import { createdTime, ociLabels } from '../../src/lib/build/labels.js'
 import { UserError } from '../../src/lib/errors.js'
 
@@ -120,6 +120,21 @@ describe('image name', () => {
     expect(() => normalizeImage('ghcr.io/o//app')).toThrow(/not a valid repository name/)
     expect(() => normalizeImage('https://ghcr.io/o/app')).toThrow(/without a scheme/)
     expect(() => normalizeImage('  ')).toThrow(/is empty/)
+  })
+})
+
+describe('login registry', () => {
+  it('is the image host by default; Docker Hub aliases and URLs are normalised', () => {
+    const ghcr = normalizeImage('ghcr.io/o/app')
+    expect(loginRegistry('', ghcr)).toEqual({ registry: 'ghcr.io' })
+    expect(loginRegistry('https://GHCR.io/', ghcr)).toEqual({ registry: 'ghcr.io' })
+    const hub = normalizeImage('user/app')
+    for (const r of ['docker.io', 'index.docker.io', 'https://index.docker.io/v1/', 'registry-1.docker.io']) {
+      expect(loginRegistry(r, hub)).toEqual({ registry: 'docker.io' })
+    }
+  })
+  it('warns when it is not where the image goes', () => {
+    expect(loginRegistry('quay.io', normalizeImage('ghcr.io/o/app')).warning).toMatch(/^'registry' is quay\.io but the image is pushed to ghcr\.io/)
   })
 })
 

@@ -28733,14 +28733,16 @@ async function main() {
     if (username && password)
         (0,_action_inputs_js__WEBPACK_IMPORTED_MODULE_3__/* .maskSecret */ .$l)(`${username}:${password}`);
     const { sha, from } = (0,_lib_build_tags_js__WEBPACK_IMPORTED_MODULE_5__/* .commitSha */ .mJ)({ input: (0,_action_inputs_js__WEBPACK_IMPORTED_MODULE_3__/* .str */ .gx)('sha'), eventName: env.GITHUB_EVENT_NAME, eventPath: env.GITHUB_EVENT_PATH, githubSha: env.GITHUB_SHA });
-    const image = (0,_lib_build_naming_js__WEBPACK_IMPORTED_MODULE_6__/* .normalizeImage */ .h)((0,_action_inputs_js__WEBPACK_IMPORTED_MODULE_3__/* .str */ .gx)('image') || (0,_lib_build_naming_js__WEBPACK_IMPORTED_MODULE_6__/* .defaultImage */ .X)(env.GITHUB_REPOSITORY, (0,_action_inputs_js__WEBPACK_IMPORTED_MODULE_3__/* .str */ .gx)('service')));
+    const image = (0,_lib_build_naming_js__WEBPACK_IMPORTED_MODULE_6__/* .normalizeImage */ .hE)((0,_action_inputs_js__WEBPACK_IMPORTED_MODULE_3__/* .str */ .gx)('image') || (0,_lib_build_naming_js__WEBPACK_IMPORTED_MODULE_6__/* .defaultImage */ .XS)(env.GITHUB_REPOSITORY, (0,_action_inputs_js__WEBPACK_IMPORTED_MODULE_3__/* .str */ .gx)('service')));
     if (image.lowercasedFrom) {
         _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .notice */ .lm(`Image name '${image.lowercasedFrom}' lowercased to '${image.image}': registries accept lowercase repository names only.`);
     }
     const tags = (0,_lib_build_tags_js__WEBPACK_IMPORTED_MODULE_5__/* .planTags */ .Vd)(sha, (0,_action_inputs_js__WEBPACK_IMPORTED_MODULE_3__/* .str */ .gx)('stage-tag'), (0,_action_inputs_js__WEBPACK_IMPORTED_MODULE_3__/* .list */ .p_)('tags'));
     const labels = (0,_lib_build_labels_js__WEBPACK_IMPORTED_MODULE_7__/* .ociLabels */ .T)({ serverUrl: env.GITHUB_SERVER_URL, repository: env.GITHUB_REPOSITORY, sha, sourceDateEpoch: env.SOURCE_DATE_EPOCH }, (0,_lib_parse_js__WEBPACK_IMPORTED_MODULE_4__/* .parseKeyValues */ .Hl)('labels', (0,_action_inputs_js__WEBPACK_IMPORTED_MODULE_3__/* .str */ .gx)('labels')));
     const buildArgs = (0,_lib_parse_js__WEBPACK_IMPORTED_MODULE_4__/* .parseKeyValues */ .Hl)('build-args', (0,_action_inputs_js__WEBPACK_IMPORTED_MODULE_3__/* .str */ .gx)('build-args'));
-    const registry = (0,_action_inputs_js__WEBPACK_IMPORTED_MODULE_3__/* .str */ .gx)('registry') || image.registry;
+    const { registry, warning } = (0,_lib_build_naming_js__WEBPACK_IMPORTED_MODULE_6__/* .loginRegistry */ .ZS)((0,_action_inputs_js__WEBPACK_IMPORTED_MODULE_3__/* .str */ .gx)('registry'), image);
+    if (warning)
+        _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .warning */ .$e(warning);
     _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .info */ .pq(`image ${image.image}, commit ${sha} (from ${from}), tags: ${tags.all.join(', ')}`);
     const config = (0,_lib_docker_config_js__WEBPACK_IMPORTED_MODULE_10__/* .createDockerConfig */ .lp)(env.RUNNER_TEMP || (0,node_os__WEBPACK_IMPORTED_MODULE_1__.tmpdir)(), { registry });
     _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .saveState */ .LZ(STATE_CONFIG, config.dir);
@@ -28840,8 +28842,9 @@ function ociLabels(src, user) {
 /***/ ((__unused_webpack___webpack_module__, __webpack_exports__, __nccwpck_require__) => {
 
 /* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
-/* harmony export */   X: () => (/* binding */ defaultImage),
-/* harmony export */   h: () => (/* binding */ normalizeImage)
+/* harmony export */   XS: () => (/* binding */ defaultImage),
+/* harmony export */   ZS: () => (/* binding */ loginRegistry),
+/* harmony export */   hE: () => (/* binding */ normalizeImage)
 /* harmony export */ });
 /* harmony import */ var _errors_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(2830);
 /* harmony import */ var _registry_reference_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(8892);
@@ -28872,6 +28875,24 @@ function normalizeImage(raw, input = 'image') {
     }
     const image = given.toLowerCase();
     return { image, registry: ref.registry, path: ref.repository, ...(image !== given ? { lowercasedFrom: given } : {}) };
+}
+const DOCKER_HUB = new Set(['docker.io', 'index.docker.io', 'registry-1.docker.io', 'registry.hub.docker.com']);
+/**
+ * The registry to log in to: the `registry` input (scheme, path and case dropped; Docker Hub's aliases are
+ * docker.io) or the image's host. Returns a warning when it is not the registry the image is pushed to.
+ */
+function loginRegistry(input, image) {
+    const raw = input.trim();
+    if (!raw)
+        return { registry: image.registry };
+    const host = raw.replace(/^[a-z]+:\/\//i, '').replace(/\/.*$/, '').toLowerCase();
+    const registry = DOCKER_HUB.has(host) ? 'docker.io' : host;
+    if (registry === image.registry)
+        return { registry };
+    return {
+        registry,
+        warning: `'registry' is ${registry} but the image is pushed to ${image.registry}: the login is for ${registry}. Leave 'registry' empty to log in where the image goes.`
+    };
 }
 
 
@@ -29740,8 +29761,12 @@ async function promote(o) {
     const sourceRef = `${o.registry}/${o.sourceRepository}@${digest}`;
     log(`${o.registry}/${o.sourceRepository}:${o.from} is ${digest} (${source.mediaType}, ${source.size} bytes)`);
     const platforms = isIndex(source.mediaType) ? childManifests(source.bytes).map(platformOf) : [];
-    // 2. where the targets point now; SHA tags never move
-    const before = await mapLimit(toTags, 4, async (tag) => (await client.headManifest(o.targetRepository, tag))?.digest ?? null);
+    // 2. where the targets point now (and, across repositories, which cosign tags the source has); SHA tags never move
+    const cosignTags = cross ? COSIGN_SUFFIXES.map(suffix => `${digest.replace(':', '-')}.${suffix}`) : [];
+    const [before, cosignSource] = await Promise.all([
+        mapLimit(toTags, 4, async (tag) => (await client.headManifest(o.targetRepository, tag))?.digest ?? null),
+        mapLimit(cosignTags, 3, tag => client.headManifest(o.sourceRepository, tag))
+    ]);
     for (const [i, tag] of toTags.entries()) {
         if (isShaTag(tag) && before[i] && before[i] !== digest) {
             throw new UserError(`${o.registry}/${o.targetRepository}:${tag} is a commit SHA tag and already points at ${before[i]}; SHA tags are immutable, so it is not moved to ${digest}: promote to a moving tag (e.g. prod) instead.`);
@@ -29767,22 +29792,18 @@ async function promote(o) {
     }
     // 5. cosign signatures / attestations / SBOMs attached to the digest
     const signatures = [];
-    if (cross) {
-        const hex = digest.replace(':', '-');
-        for (const suffix of COSIGN_SUFFIXES) {
-            const tag = `${hex}.${suffix}`;
-            const src = await client.headManifest(o.sourceRepository, tag);
-            if (!src)
-                continue;
-            const dst = await client.headManifest(o.targetRepository, tag);
-            if (dst?.digest !== src.digest) {
-                const m = await client.getManifest(o.sourceRepository, tag);
-                await copier.contents(m);
-                await client.putManifest(o.targetRepository, tag, m.bytes, m.mediaType);
-                log(`carried ${tag} to ${o.targetRepository}`);
-            }
-            signatures.push(tag);
+    for (const [i, tag] of cosignTags.entries()) {
+        const src = cosignSource[i];
+        if (!src)
+            continue;
+        const dst = await client.headManifest(o.targetRepository, tag);
+        if (dst?.digest !== src.digest) {
+            const m = await client.getManifest(o.sourceRepository, tag);
+            await copier.contents(m);
+            await client.putManifest(o.targetRepository, tag, m.bytes, m.mediaType);
+            log(`carried ${tag} to ${o.targetRepository}`);
         }
+        signatures.push(tag);
     }
     const targets = toTags.map((tag, i) => ({
         tag,

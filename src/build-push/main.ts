@@ -4,7 +4,7 @@ import { runAction } from '../action/run.js'
 import { bool, list, maskSecret, secret, str } from '../action/inputs.js'
 import { parseKeyValues } from '../lib/parse.js'
 import { commitSha, planTags } from '../lib/build/tags.js'
-import { defaultImage, normalizeImage } from '../lib/build/naming.js'
+import { defaultImage, loginRegistry, normalizeImage } from '../lib/build/naming.js'
 import { ociLabels } from '../lib/build/labels.js'
 import { buildPush } from '../lib/build/run.js'
 import { summaryMarkdown } from '../lib/build/summary.js'
@@ -31,7 +31,8 @@ async function main(): Promise<void> {
     parseKeyValues('labels', str('labels'))
   )
   const buildArgs = parseKeyValues('build-args', str('build-args'))
-  const registry = str('registry') || image.registry
+  const { registry, warning } = loginRegistry(str('registry'), image)
+  if (warning) core.warning(warning)
   core.info(`image ${image.image}, commit ${sha} (from ${from}), tags: ${tags.all.join(', ')}`)
 
   const config = createDockerConfig(env.RUNNER_TEMP || tmpdir(), { registry })

@@ -41,3 +41,21 @@ export function normalizeImage(raw: string, input = 'image'): ImageName {
   const image = given.toLowerCase()
   return { image, registry: ref.registry, path: ref.repository, ...(image !== given ? { lowercasedFrom: given } : {}) }
 }
+
+const DOCKER_HUB = new Set(['docker.io', 'index.docker.io', 'registry-1.docker.io', 'registry.hub.docker.com'])
+
+/**
+ * The registry to log in to: the `registry` input (scheme, path and case dropped; Docker Hub's aliases are
+ * docker.io) or the image's host. Returns a warning when it is not the registry the image is pushed to.
+ */
+export function loginRegistry(input: string, image: ImageName): { registry: string; warning?: string } {
+  const raw = input.trim()
+  if (!raw) return { registry: image.registry }
+  const host = raw.replace(/^[a-z]+:\/\//i, '').replace(/\/.*$/, '').toLowerCase()
+  const registry = DOCKER_HUB.has(host) ? 'docker.io' : host
+  if (registry === image.registry) return { registry }
+  return {
+    registry,
+    warning: `'registry' is ${registry} but the image is pushed to ${image.registry}: the login is for ${registry}. Leave 'registry' empty to log in where the image goes.`
+  }
+}
