@@ -579,6 +579,13 @@ class Validator {
     else f.type = type
   }
 
+  /** Whether `s` occurs in the text at `pos` (a plain loop: startsWith with a position is slow on long strings). */
+  private textIs(s: string, pos: number): boolean {
+    const text = this.text
+    for (let i = s.length - 1; i >= 0; i--) if (text.charCodeAt(pos + i) !== s.charCodeAt(i)) return false
+    return true
+  }
+
   /** End of the name at p whose first char has class bit `start` and the rest `char` (p when none). */
   private scanName(p: number, e: number, start: number, char: number): number {
     const text = this.text
@@ -999,7 +1006,7 @@ class Validator {
     let name: string
     let fam: Family
     let kind: number
-    if (this.lastFam && ne - start === this.lastName.length && text.startsWith(this.lastName, start)) {
+    if (this.lastFam && ne - start === this.lastName.length && this.textIs(this.lastName, start)) {
       name = this.lastName
       fam = this.lastFam
       kind = this.lastKind
@@ -1174,8 +1181,7 @@ class Validator {
   private findLabel(labelName: string): number {
     const text = this.text
     for (let i = 0; i < this.nLabels; i++) {
-      if (this.lnE[i] - this.lnS[i] === labelName.length && text.startsWith(labelName, this.lnS[i]))
-        return i + 1
+      if (this.lnE[i] - this.lnS[i] === labelName.length && this.textIs(labelName, this.lnS[i])) return i + 1
     }
     return 0
   }
