@@ -1,6 +1,6 @@
 // SSH transport costs against a real local sshd (src/testkit/sshd.ts), same run, medians of several runs:
 //
-//   node bench/ssh-transport.mjs [--runs 3] [--cmds 20] [--files 20]
+//   node bench/ssh-transport.mjs [--runs 3] [--cmds 10] [--files 10]
 //
 // For two login shells: root (bash, with whatever ~/.bashrc the machine has; sshd makes bash read it)
 // and a plain user whose shell is /bin/sh without rc files:
@@ -28,8 +28,8 @@ const opt = (name, def) => {
   return i === -1 ? def : Number(args[i + 1])
 }
 const RUNS = opt('runs', 3)
-const CMDS = opt('cmds', 20)
-const FILES = opt('files', 20)
+const CMDS = opt('cmds', 10)
+const FILES = opt('files', 10)
 
 const root = resolve(import.meta.dirname, '..')
 const out = join(root, 'build', 'bench-ssh')
