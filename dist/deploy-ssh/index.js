@@ -52912,13 +52912,6 @@ module.exports = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:net");
 
 /***/ }),
 
-/***/ 6760:
-/***/ ((module) => {
-
-module.exports = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:path");
-
-/***/ }),
-
 /***/ 643:
 /***/ ((module) => {
 
@@ -61605,27 +61598,111 @@ exports.visitAsync = visitAsync;
 
 /***/ }),
 
-/***/ 3058:
+/***/ 3668:
 /***/ ((__unused_webpack___webpack_module__, __webpack_exports__, __nccwpck_require__) => {
 
 
 // EXPORTS
 __nccwpck_require__.d(__webpack_exports__, {
-  Zx: () => (/* binding */ actionLog),
-  r0: () => (/* binding */ readDeploymentInputs),
-  OP: () => (/* binding */ readFleetInputs),
-  rS: () => (/* binding */ readRegistryInputs),
-  pI: () => (/* binding */ runFacts)
+  c: () => (/* binding */ deployStep)
 });
 
 // EXTERNAL MODULE: ./node_modules/@actions/core/lib/core.js + 15 modules
 var core = __nccwpck_require__(4116);
+;// CONCATENATED MODULE: external "node:path"
+const external_node_path_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:path");
 // EXTERNAL MODULE: ./build/tsc/lib/errors.js
 var errors = __nccwpck_require__(2830);
+;// CONCATENATED MODULE: ./build/tsc/lib/parse.js
+
+/** Plain parsers for action inputs; they know nothing of @actions/core so the library can reuse them. */
+function parseBoolean(name, raw, fallback) {
+    const v = raw.trim();
+    if (v === '')
+        return fallback;
+    if (/^true$/i.test(v))
+        return true;
+    if (/^false$/i.test(v))
+        return false;
+    throw new errors/* UserError */.yo(`Input '${name}' must be true or false, got '${v}'. Set '${name}: true' or '${name}: false'.`);
+}
+/** One item per line; commas also accepted. Blank items and surrounding spaces are dropped. */
+function parseList(raw, { commas = true } = {}) {
+    const out = [];
+    for (const line of raw.split(/\r?\n/)) {
+        const parts = commas ? line.split(',') : [line];
+        for (const p of parts) {
+            const t = p.trim();
+            if (t !== '' && !t.startsWith('#'))
+                out.push(t);
+        }
+    }
+    return out;
+}
+function parseInteger(name, raw, fallback, { min = 0, max = Number.MAX_SAFE_INTEGER } = {}) {
+    const v = raw.trim();
+    if (v === '')
+        return fallback;
+    if (!/^-?\d+$/.test(v)) {
+        throw new errors/* UserError */.yo(`Input '${name}' must be a whole number, got '${v}'. Write it as plain digits, e.g. '${name}: ${fallback}'.`);
+    }
+    const n = Number(v);
+    if (n < min || n > max) {
+        throw new errors/* UserError */.yo(`Input '${name}' must be between ${min} and ${max}, got ${n}.`);
+    }
+    return n;
+}
+/** `key=value` lines (commas not accepted as separators, values may contain them). */
+function parseKeyValues(name, raw) {
+    const out = new Map();
+    for (const line of parseList(raw, { commas: false })) {
+        const i = line.indexOf('=');
+        if (i <= 0)
+            throw new UserError(`Input '${name}': line '${line}' is not of the form key=value.`);
+        out.set(line.slice(0, i).trim(), line.slice(i + 1).trim());
+    }
+    return out;
+}
+
+;// CONCATENATED MODULE: ./build/tsc/action/inputs.js
+
+
+/** Typed readers over core.getInput: the only place actions read their inputs. */
+function str(name, fallback = '') {
+    const v = core/* getInput */.V4(name);
+    return v === '' ? fallback : v;
+}
+/** A secret input: masked (and its lines) before anything can log it. */
+function secret(name, fallback = '') {
+    const v = core/* getInput */.V4(name, { trimWhitespace: false });
+    const value = v.trim() === '' ? fallback : v;
+    maskSecret(value);
+    return value;
+}
+function maskSecret(value) {
+    if (!value)
+        return;
+    core/* setSecret */.Pq(value);
+    const trimmed = value.trim();
+    if (trimmed !== value && trimmed)
+        core/* setSecret */.Pq(trimmed);
+    for (const line of value.split(/\r?\n/))
+        if (line.trim().length >= 4)
+            core/* setSecret */.Pq(line.trim());
+    core/* setSecret */.Pq(Buffer.from(value).toString('base64'));
+}
+function bool(name, fallback) {
+    return parseBoolean(name, core/* getInput */.V4(name), fallback);
+}
+function inputs_int(name, fallback, range) {
+    return parseInteger(name, core/* getInput */.V4(name), fallback, range);
+}
+function list(name, opts) {
+    return parseList(core/* getInput */.V4(name), opts);
+}
+
 // EXTERNAL MODULE: external "node:crypto"
 var external_node_crypto_ = __nccwpck_require__(7598);
-// EXTERNAL MODULE: external "node:path"
-var external_node_path_ = __nccwpck_require__(6760);
 ;// CONCATENATED MODULE: external "node:os"
 const external_node_os_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:os");
 ;// CONCATENATED MODULE: external "node:string_decoder"
@@ -61903,8 +61980,19 @@ class HostKeyChecker {
     }
 }
 
-// EXTERNAL MODULE: ./build/tsc/lib/ssh/remote.js
-var remote = __nccwpck_require__(9424);
+;// CONCATENATED MODULE: ./build/tsc/lib/ssh/remote.js
+/** Quotes one argument for a POSIX shell: 'it'\''s' style, safe for any byte string without NUL. */
+function shellQuote(arg) {
+    if (arg.includes('\0'))
+        throw new Error('argument contains a NUL byte');
+    if (/^[A-Za-z0-9_@%+=:,./-]+$/.test(arg))
+        return arg;
+    return `'${arg.replace(/'/g, `'\\''`)}'`;
+}
+function shellJoin(argv) {
+    return argv.map(shellQuote).join(' ');
+}
+
 ;// CONCATENATED MODULE: ./build/tsc/lib/ssh/client.js
 /**
  * The SSH transport: an in-process ssh2 client (no ssh binary, no key file written anywhere), one
@@ -62125,9 +62213,9 @@ const PGID_PREFIX = 'echo $$ >&2; ';
 function commandLine(argv, cwd) {
     if (argv.length === 0)
         throw new Error('exec needs a command');
-    const first = (0,remote/* shellQuote */.Z)(argv[0]);
-    const words = [first.startsWith("'") ? first : `'${first}'`, ...argv.slice(1).map(remote/* shellQuote */.Z)];
-    return (cwd !== undefined ? `cd -- ${(0,remote/* shellQuote */.Z)(cwd)} && ` : '') + words.join(' ');
+    const first = shellQuote(argv[0]);
+    const words = [first.startsWith("'") ? first : `'${first}'`, ...argv.slice(1).map(shellQuote)];
+    return (cwd !== undefined ? `cd -- ${shellQuote(cwd)} && ` : '') + words.join(' ');
 }
 class SshRemote {
     client;
@@ -62350,7 +62438,7 @@ class SshRemote {
         return this.withSftp(s => this.writeFileSftp(s, path, buf, mode), () => this.writeFileSh(path, buf, mode));
     }
     async writeFileSftp(s, path, buf, mode) {
-        const tmp = `${external_node_path_.posix.dirname(path)}/.${external_node_path_.posix.basename(path)}.shipline-${(0,external_node_crypto_.randomBytes)(6).toString('hex')}`;
+        const tmp = `${external_node_path_namespaceObject.posix.dirname(path)}/.${external_node_path_namespaceObject.posix.basename(path)}.shipline-${(0,external_node_crypto_.randomBytes)(6).toString('hex')}`;
         let handle;
         try {
             handle = await sftpCall(cb => s.open(tmp, 'wx', { mode: 0o600 }, cb));
@@ -62389,13 +62477,13 @@ class SshRemote {
         }
     }
     async writeFileSh(path, data, mode) {
-        const dir = external_node_path_.posix.dirname(path);
-        const base = external_node_path_.posix.basename(path);
+        const dir = external_node_path_namespaceObject.posix.dirname(path);
+        const base = external_node_path_namespaceObject.posix.basename(path);
         // mktemp makes the temp file 0600; chmod to the final mode before a byte lands; rename is atomic
         const script = 'set -e; umask 077; t=$(mktemp "$2/.$3.shipline-XXXXXX"); trap \'rm -f "$t"\' EXIT; ' +
             'chmod "$4" "$t"; cat > "$t"; mv -f -- "$t" "$1"; trap - EXIT';
         const octal = (mode & 0o7777).toString(8).padStart(4, '0');
-        const line = ['sh', '-c', script, 'sh', path, dir, base, octal].map(remote/* shellQuote */.Z).join(' ');
+        const line = ['sh', '-c', script, 'sh', path, dir, base, octal].map(shellQuote).join(' ');
         const r = await this.run(line, { stdin: data }, `write ${path}`);
         if (r.code !== 0)
             throw this.fileError('write', path, `exit ${r.code}: ${lastLine(r.stderr)}`);
@@ -62498,8 +62586,6 @@ async function connectHosts(targets, opts) {
     }
 }
 
-// EXTERNAL MODULE: ./build/tsc/action/inputs.js + 1 modules
-var inputs = __nccwpck_require__(5580);
 ;// CONCATENATED MODULE: ./build/tsc/action/ssh-inputs.js
 /**
  * The SSH inputs common to deploy-ssh, rollback and ship, read into typed options and checked before
@@ -62512,21 +62598,21 @@ var inputs = __nccwpck_require__(5580);
 
 
 function readSshInputs() {
-    const user = checkUser(inputs/* str */.gx('user', 'root'), 'user');
-    const port = inputs/* int */.Wh('port', 22, { min: 1, max: 65535 });
-    const hostLines = inputs/* list */.p_('hosts');
+    const user = checkUser(str('user', 'root'), 'user');
+    const port = inputs_int('port', 22, { min: 1, max: 65535 });
+    const hostLines = list('hosts');
     if (hostLines.length === 0) {
         throw new errors/* UserError */.yo("Input 'hosts' is required: one host per line as [user@]host[:port], e.g. 'deploy@app1.example.com'.");
     }
     const targets = parseTargets(hostLines, { user, port }, 'hosts');
-    const jump = inputs/* str */.gx('proxy-jump');
+    const jump = str('proxy-jump');
     const options = {
-        privateKey: inputs/* secret */.rJ('ssh-key') || undefined,
-        passphrase: inputs/* secret */.rJ('ssh-key-passphrase') || undefined,
-        password: inputs/* secret */.rJ('ssh-password') || undefined,
-        knownHosts: inputs/* str */.gx('known-hosts') || undefined,
-        fingerprints: inputs/* list */.p_('host-fingerprint', { commas: false }),
-        insecureAcceptAnyHostKey: inputs/* bool */.lc('insecure-accept-any-host-key', false),
+        privateKey: secret('ssh-key') || undefined,
+        passphrase: secret('ssh-key-passphrase') || undefined,
+        password: secret('ssh-password') || undefined,
+        knownHosts: str('known-hosts') || undefined,
+        fingerprints: list('host-fingerprint', { commas: false }),
+        insecureAcceptAnyHostKey: bool('insecure-accept-any-host-key', false),
         proxyJump: jump ? parseTarget(jump, { user, port: 22 }, 'proxy-jump') : undefined
     };
     const { checker, warnings } = preflight(options, targets);
@@ -62567,45 +62653,31 @@ function readFleetInputs() {
     return {
         hosts: labels,
         connect,
-        path: inputs/* str */.gx('path'),
-        healthTimeout: inputs/* int */.Wh('health-timeout', 120, { min: 1, max: 3600 }),
-        lockTimeout: inputs/* int */.Wh('lock-timeout', 300, { min: 0, max: 86400 }),
-        maxParallel: inputs/* int */.Wh('max-parallel', 1, { min: 1, max: 100 }),
+        path: str('path'),
+        healthTimeout: inputs_int('health-timeout', 120, { min: 1, max: 3600 }),
+        lockTimeout: inputs_int('lock-timeout', 300, { min: 0, max: 86400 }),
+        maxParallel: inputs_int('max-parallel', 1, { min: 1, max: 100 }),
         ...runFacts()
     };
 }
 /** Registry login for pulls on the host: only when a password is given. */
 function readRegistryInputs(fallbackRegistry) {
-    const registry = inputs/* str */.gx('registry');
-    const username = inputs/* str */.gx('registry-username', process.env.GITHUB_ACTOR ?? '');
-    const password = inputs/* secret */.rJ('registry-password');
+    const registry = str('registry');
+    const username = str('registry-username', process.env.GITHUB_ACTOR ?? '');
+    const password = secret('registry-password');
     const host = registry || fallbackRegistry || '';
     const auth = password && host ? { registry: host, username: username || 'token', password } : undefined;
     return { auth, username, password, registry };
 }
 function readDeploymentInputs() {
     return {
-        environment: inputs/* str */.gx('environment'),
-        environmentUrl: inputs/* str */.gx('environment-url') || undefined,
-        token: inputs/* secret */.rJ('github-token'),
+        environment: str('environment'),
+        environmentUrl: str('environment-url') || undefined,
+        token: secret('github-token'),
         logUrl: runFacts().runUrl
     };
 }
 
-
-/***/ }),
-
-/***/ 4795:
-/***/ ((__unused_webpack___webpack_module__, __webpack_exports__, __nccwpck_require__) => {
-
-
-// EXPORTS
-__nccwpck_require__.d(__webpack_exports__, {
-  i: () => (/* binding */ startDeployment)
-});
-
-// EXTERNAL MODULE: ./node_modules/@actions/core/lib/core.js + 15 modules
-var core = __nccwpck_require__(4116);
 // EXTERNAL MODULE: external "fs"
 var external_fs_ = __nccwpck_require__(9896);
 // EXTERNAL MODULE: external "os"
@@ -62664,7 +62736,7 @@ class Context {
 }
 //# sourceMappingURL=context.js.map
 // EXTERNAL MODULE: ./node_modules/@actions/github/node_modules/@actions/http-client/lib/index.js
-var lib = __nccwpck_require__(9659);
+var http_client_lib = __nccwpck_require__(9659);
 // EXTERNAL MODULE: ./node_modules/undici/index.js
 var undici = __nccwpck_require__(6752);
 ;// CONCATENATED MODULE: ./node_modules/@actions/github/lib/internal/utils.js
@@ -62689,11 +62761,11 @@ function getAuthString(token, options) {
     return typeof options.auth === 'string' ? options.auth : `token ${token}`;
 }
 function getProxyAgent(destinationUrl) {
-    const hc = new lib.HttpClient();
+    const hc = new http_client_lib.HttpClient();
     return hc.getAgent(destinationUrl);
 }
 function getProxyAgentDispatcher(destinationUrl) {
-    const hc = new lib.HttpClient();
+    const hc = new http_client_lib.HttpClient();
     return hc.getAgentDispatcher(destinationUrl);
 }
 function getProxyFetch(destinationUrl) {
@@ -67610,8 +67682,6 @@ function getOctokit(token, options, ...additionalPlugins) {
     return new GitHubWithPlugins(getOctokitOptions(token, options));
 }
 //# sourceMappingURL=github.js.map
-// EXTERNAL MODULE: ./build/tsc/lib/errors.js
-var errors = __nccwpck_require__(2830);
 ;// CONCATENATED MODULE: ./build/tsc/action/deployments.js
 /**
  * GitHub Deployments for deploy-ssh and rollback: one Deployment per run for `environment` (ref = the
@@ -67712,424 +67782,6 @@ async function startDeployment(opts, plan) {
     };
 }
 
-
-/***/ }),
-
-/***/ 5580:
-/***/ ((__unused_webpack___webpack_module__, __webpack_exports__, __nccwpck_require__) => {
-
-
-// EXPORTS
-__nccwpck_require__.d(__webpack_exports__, {
-  lc: () => (/* binding */ bool),
-  Wh: () => (/* binding */ inputs_int),
-  p_: () => (/* binding */ list),
-  $l: () => (/* binding */ maskSecret),
-  rJ: () => (/* binding */ secret),
-  gx: () => (/* binding */ str)
-});
-
-// EXTERNAL MODULE: ./node_modules/@actions/core/lib/core.js + 15 modules
-var core = __nccwpck_require__(4116);
-// EXTERNAL MODULE: ./build/tsc/lib/errors.js
-var errors = __nccwpck_require__(2830);
-;// CONCATENATED MODULE: ./build/tsc/lib/parse.js
-
-/** Plain parsers for action inputs; they know nothing of @actions/core so the library can reuse them. */
-function parseBoolean(name, raw, fallback) {
-    const v = raw.trim();
-    if (v === '')
-        return fallback;
-    if (/^true$/i.test(v))
-        return true;
-    if (/^false$/i.test(v))
-        return false;
-    throw new errors/* UserError */.yo(`Input '${name}' must be true or false, got '${v}'. Set '${name}: true' or '${name}: false'.`);
-}
-/** One item per line; commas also accepted. Blank items and surrounding spaces are dropped. */
-function parseList(raw, { commas = true } = {}) {
-    const out = [];
-    for (const line of raw.split(/\r?\n/)) {
-        const parts = commas ? line.split(',') : [line];
-        for (const p of parts) {
-            const t = p.trim();
-            if (t !== '' && !t.startsWith('#'))
-                out.push(t);
-        }
-    }
-    return out;
-}
-function parseInteger(name, raw, fallback, { min = 0, max = Number.MAX_SAFE_INTEGER } = {}) {
-    const v = raw.trim();
-    if (v === '')
-        return fallback;
-    if (!/^-?\d+$/.test(v)) {
-        throw new errors/* UserError */.yo(`Input '${name}' must be a whole number, got '${v}'. Write it as plain digits, e.g. '${name}: ${fallback}'.`);
-    }
-    const n = Number(v);
-    if (n < min || n > max) {
-        throw new errors/* UserError */.yo(`Input '${name}' must be between ${min} and ${max}, got ${n}.`);
-    }
-    return n;
-}
-/** `key=value` lines (commas not accepted as separators, values may contain them). */
-function parseKeyValues(name, raw) {
-    const out = new Map();
-    for (const line of parseList(raw, { commas: false })) {
-        const i = line.indexOf('=');
-        if (i <= 0)
-            throw new UserError(`Input '${name}': line '${line}' is not of the form key=value.`);
-        out.set(line.slice(0, i).trim(), line.slice(i + 1).trim());
-    }
-    return out;
-}
-
-;// CONCATENATED MODULE: ./build/tsc/action/inputs.js
-
-
-/** Typed readers over core.getInput: the only place actions read their inputs. */
-function str(name, fallback = '') {
-    const v = core/* getInput */.V4(name);
-    return v === '' ? fallback : v;
-}
-/** A secret input: masked (and its lines) before anything can log it. */
-function secret(name, fallback = '') {
-    const v = core/* getInput */.V4(name, { trimWhitespace: false });
-    const value = v.trim() === '' ? fallback : v;
-    maskSecret(value);
-    return value;
-}
-function maskSecret(value) {
-    if (!value)
-        return;
-    core/* setSecret */.Pq(value);
-    const trimmed = value.trim();
-    if (trimmed !== value && trimmed)
-        core/* setSecret */.Pq(trimmed);
-    for (const line of value.split(/\r?\n/))
-        if (line.trim().length >= 4)
-            core/* setSecret */.Pq(line.trim());
-    core/* setSecret */.Pq(Buffer.from(value).toString('base64'));
-}
-function bool(name, fallback) {
-    return parseBoolean(name, core/* getInput */.V4(name), fallback);
-}
-function inputs_int(name, fallback, range) {
-    return parseInteger(name, core/* getInput */.V4(name), fallback, range);
-}
-function list(name, opts) {
-    return parseList(core/* getInput */.V4(name), opts);
-}
-
-
-/***/ }),
-
-/***/ 6082:
-/***/ ((__unused_webpack___webpack_module__, __webpack_exports__, __nccwpck_require__) => {
-
-/* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
-/* harmony export */   C: () => (/* binding */ runAction)
-/* harmony export */ });
-/* unused harmony export isPost */
-/* harmony import */ var _actions_core__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(4116);
-/* harmony import */ var _lib_errors_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(2830);
-
-
-const POST_STATE = 'shipline-is-post';
-/** True when this process is the action's `post` step (main saved the marker state). */
-function isPost() {
-    return _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .getState */ .Gu(POST_STATE) === 'true';
-}
-/**
- * Runs an action's main (and optional post) with the suite's error policy: a one-line failure that
- * says what was wrong and how to fix it; details (stack, causes) in a collapsed group.
- */
-async function runAction(main, post) {
-    if (post && isPost()) {
-        try {
-            await post();
-        }
-        catch (e) {
-            _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .warning */ .$e(`cleanup failed: ${(0,_lib_errors_js__WEBPACK_IMPORTED_MODULE_1__/* .errorMessage */ .gJ)(e)}`);
-        }
-        return;
-    }
-    if (post)
-        _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .saveState */ .LZ(POST_STATE, 'true');
-    try {
-        await main();
-    }
-    catch (e) {
-        if (!(0,_lib_errors_js__WEBPACK_IMPORTED_MODULE_1__/* .isUserError */ .iU)(e) && e instanceof Error && e.stack) {
-            _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .startGroup */ .Oh('error details');
-            _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .info */ .pq(e.stack);
-            _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .endGroup */ .N4();
-        }
-        else if ((0,_lib_errors_js__WEBPACK_IMPORTED_MODULE_1__/* .isUserError */ .iU)(e) && e.details) {
-            _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .startGroup */ .Oh('error details');
-            _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .info */ .pq(e.details);
-            _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .endGroup */ .N4();
-        }
-        _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .setFailed */ .C1((0,_lib_errors_js__WEBPACK_IMPORTED_MODULE_1__/* .errorMessage */ .gJ)(e).split('\n')[0]);
-    }
-}
-
-
-/***/ }),
-
-/***/ 4493:
-/***/ ((__webpack_module__, __unused_webpack___webpack_exports__, __nccwpck_require__) => {
-
-__nccwpck_require__.a(__webpack_module__, async (__webpack_handle_async_dependencies__, __webpack_async_result__) => { try {
-/* harmony import */ var _actions_core__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(4116);
-/* harmony import */ var node_path__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(6760);
-/* harmony import */ var _action_run_js__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(6082);
-/* harmony import */ var _action_inputs_js__WEBPACK_IMPORTED_MODULE_3__ = __nccwpck_require__(5580);
-/* harmony import */ var _action_deploy_inputs_js__WEBPACK_IMPORTED_MODULE_4__ = __nccwpck_require__(3058);
-/* harmony import */ var _action_deployments_js__WEBPACK_IMPORTED_MODULE_5__ = __nccwpck_require__(4795);
-/* harmony import */ var _lib_errors_js__WEBPACK_IMPORTED_MODULE_6__ = __nccwpck_require__(2830);
-/* harmony import */ var _lib_deploy_index_js__WEBPACK_IMPORTED_MODULE_7__ = __nccwpck_require__(7271);
-/* harmony import */ var _lib_compose_validate_js__WEBPACK_IMPORTED_MODULE_8__ = __nccwpck_require__(8098);
-/* harmony import */ var _lib_registry_index_js__WEBPACK_IMPORTED_MODULE_9__ = __nccwpck_require__(7621);
-
-
-
-
-
-
-
-
-
-
-async function main() {
-    const envFile = _action_inputs_js__WEBPACK_IMPORTED_MODULE_3__/* .secret */ .rJ('env-file');
-    // each value of the .env is a secret of its own too (an app may log it bare); short ones would garble logs
-    for (const line of envFile.split(/\r?\n/)) {
-        const value = /^\s*(?:export\s+)?[A-Za-z_][A-Za-z0-9_.-]*\s*=\s*(.*)$/
-            .exec(line)?.[1]
-            ?.replace(/^(['"])(.*)\1$/, '$2');
-        if (value && value.length >= 6)
-            _action_inputs_js__WEBPACK_IMPORTED_MODULE_3__/* .maskSecret */ .$l(value);
-    }
-    const fleet = (0,_action_deploy_inputs_js__WEBPACK_IMPORTED_MODULE_4__/* .readFleetInputs */ .OP)();
-    const images = _action_inputs_js__WEBPACK_IMPORTED_MODULE_3__/* .list */ .p_('images', { commas: false });
-    const firstRegistry = images.length ? [...(0,_lib_compose_validate_js__WEBPACK_IMPORTED_MODULE_8__/* .parseImagesInput */ .M)(images).values()][0].registry : undefined;
-    const reg = (0,_action_deploy_inputs_js__WEBPACK_IMPORTED_MODULE_4__/* .readRegistryInputs */ .rS)(firstRegistry);
-    const dep = (0,_action_deploy_inputs_js__WEBPACK_IMPORTED_MODULE_4__/* .readDeploymentInputs */ .r0)();
-    const facts = (0,_action_deploy_inputs_js__WEBPACK_IMPORTED_MODULE_4__/* .runFacts */ .pI)();
-    const version = _action_inputs_js__WEBPACK_IMPORTED_MODULE_3__/* .str */ .gx('version', facts.sha ?? '');
-    const workspace = process.env.GITHUB_WORKSPACE || process.cwd();
-    const clients = new Map();
-    const resolveDigest = async (ref) => {
-        // credentials only go to the registry they are for
-        const mine = reg.password && (!reg.registry || reg.registry === ref.registry);
-        let c = clients.get(ref.registry);
-        if (!c) {
-            c = new _lib_registry_index_js__WEBPACK_IMPORTED_MODULE_9__/* .RegistryClient */ .bP({
-                registry: ref.registry,
-                ...(mine ? { username: reg.username || 'token', password: reg.password } : {})
-            });
-            clients.set(ref.registry, c);
-        }
-        const m = await c.resolve(ref.repository, ref.tag ?? 'latest');
-        return m.digest;
-    };
-    let record;
-    const result = await (0,_lib_deploy_index_js__WEBPACK_IMPORTED_MODULE_7__/* .deploy */ .gg)({
-        ...fleet,
-        log: _action_deploy_inputs_js__WEBPACK_IMPORTED_MODULE_4__/* .actionLog */ .Zx,
-        registry: reg.auth,
-        composeFiles: _action_inputs_js__WEBPACK_IMPORTED_MODULE_3__/* .list */ .p_('compose-file', { commas: false }).map(f => (0,node_path__WEBPACK_IMPORTED_MODULE_1__.resolve)(workspace, f)),
-        envFile: envFile === '' ? undefined : envFile,
-        images,
-        services: _action_inputs_js__WEBPACK_IMPORTED_MODULE_3__/* .list */ .p_('services'),
-        version,
-        sha: facts.sha,
-        autoRollback: _action_inputs_js__WEBPACK_IMPORTED_MODULE_3__/* .bool */ .lc('auto-rollback', true),
-        keepReleases: _action_inputs_js__WEBPACK_IMPORTED_MODULE_3__/* .int */ .Wh('keep-releases', 5, { min: 1, max: 100 }),
-        resolveDigest,
-        onPlanned: async (plan) => {
-            _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .info */ .pq(`release ${plan.releaseId} (${plan.version}): ${Object.entries(plan.images)
-                .map(([s, r]) => `${s}=${r}`)
-                .join(', ') || 'no pinned images'}`);
-            record = await (0,_action_deployments_js__WEBPACK_IMPORTED_MODULE_5__/* .startDeployment */ .i)(dep, {
-                ref: facts.sha || plan.version,
-                version: plan.version,
-                releaseId: plan.releaseId,
-                images: plan.images,
-                task: 'deploy',
-                description: `shipline deploy ${plan.version}`
-            });
-        }
-    }).catch(async (e) => {
-        await record?.finish('error', `deploy did not start: ${String(e instanceof Error ? e.message : e).slice(0, 100)}`);
-        throw e;
-    });
-    _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .setOutput */ .uH('release-id', result.releaseId);
-    _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .setOutput */ .uH('version', result.version);
-    _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .setOutput */ .uH('previous-version', result.previousVersion);
-    _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .setOutput */ .uH('images', JSON.stringify(result.images));
-    _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .setOutput */ .uH('status', result.status);
-    await _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .summary */ .z
-        .addRaw((0,_lib_deploy_index_js__WEBPACK_IMPORTED_MODULE_7__/* .summaryTable */ .jb)(`deploy-ssh: ${result.status}`, result.hosts, [
-        ['path', fleet.path],
-        ['version', version],
-        [
-            'images',
-            Object.entries(result.images)
-                .map(([s, r]) => `${s}=${r}`)
-                .join(', ') || '—'
-        ]
-    ]))
-        .write();
-    await record?.finish(result.status === 'deployed' ? 'success' : 'failure', result.status === 'deployed' ? `${version} is live` : (result.error ?? result.status));
-    if (result.status !== 'deployed')
-        throw new _lib_errors_js__WEBPACK_IMPORTED_MODULE_6__/* .UserError */ .yo(result.error ?? `deploy ${result.status}`);
-    _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .info */ .pq(`deployed ${version} (${result.releaseId}) to ${result.hosts.length} host(s)`);
-}
-await (0,_action_run_js__WEBPACK_IMPORTED_MODULE_2__/* .runAction */ .C)(main, async () => {
-    // nothing to undo here: the host lock lives only as long as main's SSH connection, and the temporary
-    // registry login on the host is removed with it
-});
-
-__webpack_async_result__();
-} catch(e) { __webpack_async_result__(e); } }, 1);
-
-/***/ }),
-
-/***/ 8098:
-/***/ ((__unused_webpack___webpack_module__, __webpack_exports__, __nccwpck_require__) => {
-
-/* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
-/* harmony export */   M: () => (/* binding */ parseImagesInput),
-/* harmony export */   Pj: () => (/* binding */ validateVersion),
-/* harmony export */   T1: () => (/* binding */ makeReleaseId),
-/* harmony export */   Tx: () => (/* binding */ validateServiceName),
-/* harmony export */   _J: () => (/* binding */ RELEASE_ID_RE),
-/* harmony export */   fm: () => (/* binding */ validateProjectPath)
-/* harmony export */ });
-/* unused harmony export parseImageRef */
-/* harmony import */ var _errors_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(2830);
-/* harmony import */ var _registry_reference_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(8892);
-/**
- * Checks made before anything touches a host: the project path, image references, service names, the
- * version label. Every failure is a UserError that says how to fix the input.
- */
-
-
-/** An absolute, normalized path of plain characters: no `..`, not `/`, nothing a shell would interpret. */
-function validateProjectPath(raw) {
-    const p = raw.trim().replace(/\/+$/, '');
-    if (!p)
-        throw new _errors_js__WEBPACK_IMPORTED_MODULE_0__/* .UserError */ .yo(`Input 'path' is required: set it to the project directory on the host, e.g. 'path: /opt/app'.`);
-    if (!p.startsWith('/'))
-        throw new _errors_js__WEBPACK_IMPORTED_MODULE_0__/* .UserError */ .yo(`Input 'path' must be absolute, got '${raw}'. Write it from the root, e.g. '/opt/app'.`);
-    if (!/^[A-Za-z0-9._/@+-]+$/.test(p)) {
-        throw new _errors_js__WEBPACK_IMPORTED_MODULE_0__/* .UserError */ .yo(`Input 'path' may hold only letters, digits and . _ - + @ /, got '${raw}'. Choose a plain directory name such as '/opt/app'.`);
-    }
-    const segs = p.split('/').slice(1);
-    if (segs.some(s => s === '' || s === '.' || s === '..')) {
-        throw new _errors_js__WEBPACK_IMPORTED_MODULE_0__/* .UserError */ .yo(`Input 'path' must be normalized (no '//', '.' or '..' segments), got '${raw}'. Write the real directory, e.g. '/opt/app'.`);
-    }
-    if (segs.some(s => s.startsWith('-')))
-        throw new _errors_js__WEBPACK_IMPORTED_MODULE_0__/* .UserError */ .yo(`Input 'path' has a segment starting with '-': '${raw}'. Rename that directory.`);
-    const top = [
-        'bin',
-        'boot',
-        'dev',
-        'etc',
-        'lib',
-        'lib64',
-        'proc',
-        'root',
-        'run',
-        'sbin',
-        'sys',
-        'usr',
-        'var',
-        'tmp',
-        'home',
-        'opt',
-        'srv',
-        'mnt'
-    ];
-    if (segs.length === 1 && top.includes(segs[0])) {
-        throw new _errors_js__WEBPACK_IMPORTED_MODULE_0__/* .UserError */ .yo(`Input 'path' is a system directory ('${p}'). Use a folder of its own, e.g. '${p}/app'.`);
-    }
-    return p;
-}
-/** Parses `[registry/]repo[:tag][@sha256:…]` with the registry module's grammar (UserError when invalid). */
-function parseImageRef(raw, what = 'image') {
-    const ref = (0,_registry_reference_js__WEBPACK_IMPORTED_MODULE_1__/* .parseImageReference */ .o_)(raw, { what });
-    return {
-        ...ref,
-        raw: raw.trim(),
-        name: (0,_registry_reference_js__WEBPACK_IMPORTED_MODULE_1__/* .formatReference */ .FH)({ registry: ref.registry, repository: ref.repository })
-    };
-}
-const SERVICE_RE = /^[a-zA-Z0-9][a-zA-Z0-9._-]*$/;
-function validateServiceName(name, input) {
-    if (!SERVICE_RE.test(name)) {
-        throw new _errors_js__WEBPACK_IMPORTED_MODULE_0__/* .UserError */ .yo(`Input '${input}': '${name}' is not a Compose service name. Use the names under 'services:' in your compose file.`);
-    }
-    return name;
-}
-/** `service=image-ref` lines → service → parsed ref. */
-function parseImagesInput(lines) {
-    const out = new Map();
-    for (const line of lines) {
-        const i = line.indexOf('=');
-        if (i <= 0)
-            throw new _errors_js__WEBPACK_IMPORTED_MODULE_0__/* .UserError */ .yo(`Input 'images': line '${line}' is not of the form service=image-ref, e.g. 'web=ghcr.io/acme/app:1.2.3'.`);
-        const svc = validateServiceName(line.slice(0, i).trim(), 'images');
-        if (out.has(svc))
-            throw new _errors_js__WEBPACK_IMPORTED_MODULE_0__/* .UserError */ .yo(`Input 'images' names service '${svc}' twice. Keep one line per service.`);
-        out.set(svc, parseImageRef(line.slice(i + 1), `Input 'images': service '${svc}' image`));
-    }
-    return out;
-}
-/** The version label: printable, no spaces or quotes, at most 128 characters. */
-function validateVersion(raw) {
-    const v = raw.trim();
-    if (!v)
-        throw new _errors_js__WEBPACK_IMPORTED_MODULE_0__/* .UserError */ .yo(`Input 'version' is empty and no commit SHA is known. Set 'version', e.g. 'version: \${{ github.sha }}'.`);
-    if (!/^[A-Za-z0-9._+:@/-]{1,128}$/.test(v)) {
-        throw new _errors_js__WEBPACK_IMPORTED_MODULE_0__/* .UserError */ .yo(`Input 'version' may hold only letters, digits and . _ + : @ / - (at most 128), got '${raw}'.`);
-    }
-    return v;
-}
-/** A release id: sortable UTC time to the millisecond, then a short slug of the version. */
-function makeReleaseId(version, now = new Date()) {
-    const stamp = now.toISOString().replace(/[-:]/g, '').replace('.', '').replace('Z', 'Z');
-    const slug = version
-        .replace(/[^A-Za-z0-9._-]+/g, '-')
-        .replace(/^[-.]+/, '')
-        .slice(0, 24) || 'release';
-    return `${stamp}-${slug}`;
-}
-const RELEASE_ID_RE = /^[0-9]{8}T[0-9]{9}Z-[A-Za-z0-9._-]{1,24}$/;
-
-
-/***/ }),
-
-/***/ 7271:
-/***/ ((__unused_webpack___webpack_module__, __webpack_exports__, __nccwpck_require__) => {
-
-
-// EXPORTS
-__nccwpck_require__.d(__webpack_exports__, {
-  gg: () => (/* reexport */ deploy),
-  jb: () => (/* reexport */ summaryTable)
-});
-
-// UNUSED EXPORTS: pickTarget, putBack, rollback
-
-// EXTERNAL MODULE: ./build/tsc/lib/errors.js
-var errors = __nccwpck_require__(2830);
-// EXTERNAL MODULE: external "node:crypto"
-var external_node_crypto_ = __nccwpck_require__(7598);
-// EXTERNAL MODULE: ./build/tsc/lib/ssh/remote.js
-var remote = __nccwpck_require__(9424);
 ;// CONCATENATED MODULE: ./build/tsc/lib/compose/layout.js
 /**
  * Where shipline keeps things on a host, under the project path:
@@ -68362,8 +68014,220 @@ done
 mkdir -p "$s/run/$tok" && touch "$s/run/$tok/release"
 `;
 
-// EXTERNAL MODULE: ./build/tsc/lib/compose/validate.js
-var validate = __nccwpck_require__(8098);
+;// CONCATENATED MODULE: ./build/tsc/lib/registry/reference.js
+/**
+ * Image references as Docker and the distribution spec read them:
+ * `[registry[:port]/]path/name[:tag][@sha256:hex]`, with docker.io (and `library/`) as the defaults.
+ */
+
+const DEFAULT_REGISTRY = 'docker.io';
+const COMPONENT = /^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$/;
+const TAG = /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$/;
+const DIGEST = /^(sha256:[a-f0-9]{64}|sha512:[a-f0-9]{128})$/;
+const DOMAIN = /^(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)(?:\.(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?))*(?::[0-9]+)?$|^\[[0-9a-fA-F:]+\](?::[0-9]+)?$/;
+const FULL_SHA = /^[0-9a-f]{40}$/;
+function reference_isDigest(s) {
+    return DIGEST.test(s);
+}
+function isTag(s) {
+    return TAG.test(s);
+}
+/** A tag that is a full 40-hex commit SHA: immutable by the suite's rule. */
+function reference_isShaTag(s) {
+    return FULL_SHA.test(s);
+}
+/** Throws a UserError saying what a valid tag looks like. `what` names the input, e.g. "to-tags". */
+function reference_checkTag(tag, what = 'tag') {
+    if (!TAG.test(tag)) {
+        throw new errors/* UserError */.yo(`${what}: '${tag}' is not a valid tag; tags are 1-128 characters of letters, digits, '_', '.' and '-', and do not start with '.' or '-'.`);
+    }
+    return tag;
+}
+function looksLikeDomain(first) {
+    return first.includes('.') || first.includes(':') || first === 'localhost';
+}
+/** True when the reference starts with a registry host (`ghcr.io/…`, `127.0.0.1:5000/…`, `localhost/…`). */
+function namesRegistry(ref) {
+    const parts = ref.trim().split('/');
+    return parts.length > 1 && looksLikeDomain(parts[0]);
+}
+/**
+ * Parses an image reference. Uppercase repository names are refused with the lowercase spelling as the fix
+ * (or lowercased with `{ lowercase: true }`); bad tags and digests are refused with the grammar.
+ */
+function parseImageReference(ref, opts = {}) {
+    const what = opts.what ?? 'image';
+    const input = ref.trim();
+    if (!input)
+        throw new errors/* UserError */.yo(`${what} is empty: give an image such as ghcr.io/owner/app.`);
+    if (/\s/.test(input) || input.includes('://')) {
+        throw new errors/* UserError */.yo(`${what}: '${input}' is not an image reference; write it as registry/path/name[:tag], without a scheme.`);
+    }
+    let rest = input;
+    let digest;
+    const at = rest.indexOf('@');
+    if (at >= 0) {
+        digest = rest.slice(at + 1);
+        rest = rest.slice(0, at);
+        if (!DIGEST.test(digest)) {
+            throw new errors/* UserError */.yo(`${what}: '${digest}' is not a valid digest; write sha256: followed by 64 lowercase hex characters.`);
+        }
+    }
+    let tag;
+    const slash = rest.lastIndexOf('/');
+    const colon = rest.lastIndexOf(':');
+    if (colon > slash) {
+        tag = rest.slice(colon + 1);
+        rest = rest.slice(0, colon);
+        reference_checkTag(tag, what);
+    }
+    const parts = rest.split('/');
+    let registry = DEFAULT_REGISTRY;
+    if (parts.length > 1 && looksLikeDomain(parts[0])) {
+        registry = parts.shift();
+        if (!DOMAIN.test(registry))
+            throw new errors/* UserError */.yo(`${what}: '${registry}' is not a valid registry host.`);
+    }
+    let repository = parts.join('/');
+    if (opts.lowercase) {
+        registry = registry.toLowerCase();
+        repository = repository.toLowerCase();
+    }
+    if (repository !== repository.toLowerCase() || registry !== registry.toLowerCase()) {
+        const fixed = formatReference({ registry: registry.toLowerCase(), repository: repository.toLowerCase(), tag, digest });
+        throw new errors/* UserError */.yo(`${what}: '${input}' has uppercase letters; repository names must be lowercase: use '${fixed}'.`);
+    }
+    for (const c of repository.split('/')) {
+        if (!COMPONENT.test(c)) {
+            throw new errors/* UserError */.yo(`${what}: '${input}' is not a valid repository name; each path component is lowercase letters and digits, separated by '.', '_', '__' or '-'.`);
+        }
+    }
+    if (repository.length > 255)
+        throw new errors/* UserError */.yo(`${what}: repository name is longer than 255 characters.`);
+    if (registry === 'index.docker.io' || registry === 'registry-1.docker.io')
+        registry = DEFAULT_REGISTRY;
+    if (registry === DEFAULT_REGISTRY && !repository.includes('/'))
+        repository = `library/${repository}`;
+    return { registry, repository, ...(tag !== undefined ? { tag } : {}), ...(digest !== undefined ? { digest } : {}) };
+}
+/** registry/repository[:tag][@digest]; the docker.io `library/` prefix is kept (it is unambiguous). */
+function formatReference(r) {
+    let s = `${r.registry}/${r.repository}`;
+    if (r.tag)
+        s += `:${r.tag}`;
+    if (r.digest)
+        s += `@${r.digest}`;
+    return s;
+}
+/** The host to talk HTTP to: Docker Hub's API lives on registry-1.docker.io. */
+function apiHost(registry) {
+    return registry === DEFAULT_REGISTRY ? 'registry-1.docker.io' : registry;
+}
+/** Loopback registries speak plain http (as dockerd allows by default); everything else https. */
+function isLoopback(registry) {
+    const host = registry.replace(/:\d+$/, '').replace(/^\[|\]$/g, '');
+    return host === 'localhost' || host === '::1' || /^127\.\d+\.\d+\.\d+$/.test(host);
+}
+
+;// CONCATENATED MODULE: ./build/tsc/lib/compose/validate.js
+/**
+ * Checks made before anything touches a host: the project path, image references, service names, the
+ * version label. Every failure is a UserError that says how to fix the input.
+ */
+
+
+/** An absolute, normalized path of plain characters: no `..`, not `/`, nothing a shell would interpret. */
+function validate_validateProjectPath(raw) {
+    const p = raw.trim().replace(/\/+$/, '');
+    if (!p)
+        throw new errors/* UserError */.yo(`Input 'path' is required: set it to the project directory on the host, e.g. 'path: /opt/app'.`);
+    if (!p.startsWith('/'))
+        throw new errors/* UserError */.yo(`Input 'path' must be absolute, got '${raw}'. Write it from the root, e.g. '/opt/app'.`);
+    if (!/^[A-Za-z0-9._/@+-]+$/.test(p)) {
+        throw new errors/* UserError */.yo(`Input 'path' may hold only letters, digits and . _ - + @ /, got '${raw}'. Choose a plain directory name such as '/opt/app'.`);
+    }
+    const segs = p.split('/').slice(1);
+    if (segs.some(s => s === '' || s === '.' || s === '..')) {
+        throw new errors/* UserError */.yo(`Input 'path' must be normalized (no '//', '.' or '..' segments), got '${raw}'. Write the real directory, e.g. '/opt/app'.`);
+    }
+    if (segs.some(s => s.startsWith('-')))
+        throw new errors/* UserError */.yo(`Input 'path' has a segment starting with '-': '${raw}'. Rename that directory.`);
+    const top = [
+        'bin',
+        'boot',
+        'dev',
+        'etc',
+        'lib',
+        'lib64',
+        'proc',
+        'root',
+        'run',
+        'sbin',
+        'sys',
+        'usr',
+        'var',
+        'tmp',
+        'home',
+        'opt',
+        'srv',
+        'mnt'
+    ];
+    if (segs.length === 1 && top.includes(segs[0])) {
+        throw new errors/* UserError */.yo(`Input 'path' is a system directory ('${p}'). Use a folder of its own, e.g. '${p}/app'.`);
+    }
+    return p;
+}
+/** Parses `[registry/]repo[:tag][@sha256:…]` with the registry module's grammar (UserError when invalid). */
+function parseImageRef(raw, what = 'image') {
+    const ref = parseImageReference(raw, { what });
+    return {
+        ...ref,
+        raw: raw.trim(),
+        name: formatReference({ registry: ref.registry, repository: ref.repository })
+    };
+}
+const SERVICE_RE = /^[a-zA-Z0-9][a-zA-Z0-9._-]*$/;
+function validateServiceName(name, input) {
+    if (!SERVICE_RE.test(name)) {
+        throw new errors/* UserError */.yo(`Input '${input}': '${name}' is not a Compose service name. Use the names under 'services:' in your compose file.`);
+    }
+    return name;
+}
+/** `service=image-ref` lines → service → parsed ref. */
+function parseImagesInput(lines) {
+    const out = new Map();
+    for (const line of lines) {
+        const i = line.indexOf('=');
+        if (i <= 0)
+            throw new errors/* UserError */.yo(`Input 'images': line '${line}' is not of the form service=image-ref, e.g. 'web=ghcr.io/acme/app:1.2.3'.`);
+        const svc = validateServiceName(line.slice(0, i).trim(), 'images');
+        if (out.has(svc))
+            throw new errors/* UserError */.yo(`Input 'images' names service '${svc}' twice. Keep one line per service.`);
+        out.set(svc, parseImageRef(line.slice(i + 1), `Input 'images': service '${svc}' image`));
+    }
+    return out;
+}
+/** The version label: printable, no spaces or quotes, at most 128 characters. */
+function validateVersion(raw) {
+    const v = raw.trim();
+    if (!v)
+        throw new errors/* UserError */.yo(`Input 'version' is empty and no commit SHA is known. Set 'version', e.g. 'version: \${{ github.sha }}'.`);
+    if (!/^[A-Za-z0-9._+:@/-]{1,128}$/.test(v)) {
+        throw new errors/* UserError */.yo(`Input 'version' may hold only letters, digits and . _ + : @ / - (at most 128), got '${raw}'.`);
+    }
+    return v;
+}
+/** A release id: sortable UTC time to the millisecond, then a short slug of the version. */
+function makeReleaseId(version, now = new Date()) {
+    const stamp = now.toISOString().replace(/[-:]/g, '').replace('.', '').replace('Z', 'Z');
+    const slug = version
+        .replace(/[^A-Za-z0-9._-]+/g, '-')
+        .replace(/^[-.]+/, '')
+        .slice(0, 24) || 'release';
+    return `${stamp}-${slug}`;
+}
+const RELEASE_ID_RE = /^[0-9]{8}T[0-9]{9}Z-[A-Za-z0-9._-]{1,24}$/;
+
 ;// CONCATENATED MODULE: ./build/tsc/lib/compose/host.js
 /**
  * One project path on one host, driven through a Remote: the lock (with the state probe), uploads of a
@@ -68472,7 +68336,7 @@ class ComposeHost {
     async finish(prune = {}) {
         if (!this.holder)
             return [];
-        const rel = (prune.releases ?? []).filter(id => validate/* RELEASE_ID_RE */._J.test(id));
+        const rel = (prune.releases ?? []).filter(id => RELEASE_ID_RE.test(id));
         const r = await this.exec(SH(FINISH_SCRIPT, this.layout.state, this.token, ...rel, '--images', ...(prune.images ?? [])));
         const holder = this.holder;
         this.holder = undefined;
@@ -68579,11 +68443,11 @@ class ComposeHost {
         });
         return [
             '# shipline: run by the lock holder when the deploy connection dies before the deploy finished',
-            (0,remote/* shellJoin */.n)(up),
-            (0,remote/* shellJoin */.n)(['ln', '-sfn', `releases/${meta.id}`, `${this.layout.state}/current.tmp`]) +
+            shellJoin(up),
+            shellJoin(['ln', '-sfn', `releases/${meta.id}`, `${this.layout.state}/current.tmp`]) +
                 ' && ' +
-                (0,remote/* shellJoin */.n)(['mv', '-fT', `${this.layout.state}/current.tmp`, this.layout.current]),
-            `printf '{"time":"%s",%s\\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" ${(0,remote/* shellJoin */.n)([entry.slice(1)])} >> ${(0,remote/* shellJoin */.n)([this.layout.ledger])}`,
+                shellJoin(['mv', '-fT', `${this.layout.state}/current.tmp`, this.layout.current]),
+            `printf '{"time":"%s",%s\\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" ${shellJoin([entry.slice(1)])} >> ${shellJoin([this.layout.ledger])}`,
             ''
         ].join('\n');
     }
@@ -68668,8 +68532,6 @@ function prunePlan(state, current, keep) {
 
 ;// CONCATENATED MODULE: external "node:fs"
 const external_node_fs_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:fs");
-// EXTERNAL MODULE: external "node:path"
-var external_node_path_ = __nccwpck_require__(6760);
 // EXTERNAL MODULE: ./node_modules/yaml/dist/index.js
 var dist = __nccwpck_require__(8815);
 ;// CONCATENATED MODULE: ./build/tsc/lib/deploy/release.js
@@ -68709,11 +68571,11 @@ function readComposeFiles(paths) {
         }
         if (svc && typeof svc === 'object')
             for (const k of Object.keys(svc))
-                services.add((0,validate/* validateServiceName */.Tx)(k, 'compose-file'));
+                services.add(validateServiceName(k, 'compose-file'));
         const v = doc.version;
         if (i === 0 && v !== undefined)
             version = String(v);
-        let name = (0,external_node_path_.basename)(p).replace(/[^A-Za-z0-9._-]/g, '_');
+        let name = (0,external_node_path_namespaceObject.basename)(p).replace(/[^A-Za-z0-9._-]/g, '_');
         if (!/\.ya?ml$/.test(name))
             name += '.yml';
         if (used.has(name) || name.startsWith('.'))
@@ -68725,13 +68587,13 @@ function readComposeFiles(paths) {
 }
 /** Checks `images` and `services` against the compose files; returns the parsed refs. */
 function checkServices(input) {
-    const images = (0,validate/* parseImagesInput */.M)(input.images);
+    const images = parseImagesInput(input.images);
     const known = new Set(input.compose.services);
     for (const svc of images.keys()) {
         if (!known.has(svc))
             throw new errors/* UserError */.yo(`Input 'images' names service '${svc}', which the compose files do not define. Known: ${[...known].join(', ')}.`);
     }
-    const updated = (input.services ?? []).map(s => (0,validate/* validateServiceName */.Tx)(s, 'services'));
+    const updated = (input.services ?? []).map(s => validateServiceName(s, 'services'));
     for (const s of updated) {
         if (!known.has(s))
             throw new errors/* UserError */.yo(`Input 'services' names '${s}', which the compose files do not define. Known: ${[...known].join(', ')}.`);
@@ -68877,14 +68739,14 @@ async function fleet_closeFleet(fleet, prune) {
 const now = () => new Date().toISOString();
 async function deploy(opts) {
     // 1. everything that can be checked locally, before any host is contacted
-    const path = (0,validate/* validateProjectPath */.fm)(opts.path);
-    const version = (0,validate/* validateVersion */.Pj)(opts.version);
+    const path = validate_validateProjectPath(opts.path);
+    const version = validateVersion(opts.version);
     if (opts.hosts.length === 0)
         throw new errors/* UserError */.yo(`Input 'hosts' is empty. Name at least one host, e.g. 'hosts: deploy@203.0.113.10'.`);
     const compose = readComposeFiles(opts.composeFiles);
     const { images, updated } = checkServices({ compose, images: opts.images, services: opts.services });
     const pinned = await pinImages(images, opts.resolveDigest);
-    const releaseId = (0,validate/* makeReleaseId */.T1)(version);
+    const releaseId = makeReleaseId(version);
     await opts.onPlanned?.({ releaseId, version, images: pinned });
     const subset = opts.services && opts.services.length ? updated : undefined;
     // 2. connect and lock every host
@@ -69278,56 +69140,6 @@ function summaryTable(title, hosts, extra = []) {
 
 
 
-
-/***/ }),
-
-/***/ 2830:
-/***/ ((__unused_webpack___webpack_module__, __webpack_exports__, __nccwpck_require__) => {
-
-/* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
-/* harmony export */   gJ: () => (/* binding */ errorMessage),
-/* harmony export */   iU: () => (/* binding */ isUserError),
-/* harmony export */   yo: () => (/* binding */ UserError)
-/* harmony export */ });
-/**
- * An error the user can fix. Its message is one line that says what was wrong and how to fix it;
- * `details` (optional) holds the longer story for a collapsed log group.
- */
-class UserError extends Error {
-    details;
-    constructor(message, details) {
-        super(message);
-        this.name = 'UserError';
-        this.details = details;
-    }
-}
-function isUserError(e) {
-    return e instanceof UserError || (e instanceof Error && e.name === 'UserError');
-}
-function errorMessage(e) {
-    if (e instanceof Error)
-        return e.message;
-    return String(e);
-}
-
-
-/***/ }),
-
-/***/ 7621:
-/***/ ((__unused_webpack___webpack_module__, __webpack_exports__, __nccwpck_require__) => {
-
-
-// EXPORTS
-__nccwpck_require__.d(__webpack_exports__, {
-  bP: () => (/* reexport */ RegistryClient)
-});
-
-// UNUSED EXPORTS: DEFAULT_REGISTRY, DOCKER_LIST, DOCKER_MANIFEST, FULL_SHA, GHCR_FIX, MANIFEST_ACCEPT, OCI_INDEX, OCI_MANIFEST, RegistryError, apiHost, checkPromoteInputs, checkTag, childManifests, declaredMediaType, formatReference, httpError, isDigest, isGhcr, isIndex, isLoopback, isShaTag, isTag, manifestBlobs, namesRegistry, networkError, parseChallenge, parseErrorBody, parseImageReference, parseManifestJson, promote, retryAfterMs, sha256
-
-// EXTERNAL MODULE: ./build/tsc/lib/registry/reference.js
-var registry_reference = __nccwpck_require__(8892);
-// EXTERNAL MODULE: ./build/tsc/lib/errors.js
-var errors = __nccwpck_require__(2830);
 ;// CONCATENATED MODULE: ./build/tsc/lib/registry/errors.js
 /** Registry failures mapped to one-line fixes (UserError), keeping the HTTP facts for callers and logs. */
 
@@ -69419,8 +69231,6 @@ function networkError(f, cause, attempts, elapsedMs) {
     return new RegistryError(`no answer from ${f.registry} to ${f.method} ${f.path} after ${attempts} attempts over ${Math.round(elapsedMs / 1000)} s (${cause}): check that the registry is reachable, then run the job again.`, f);
 }
 
-// EXTERNAL MODULE: external "node:crypto"
-var external_node_crypto_ = __nccwpck_require__(7598);
 ;// CONCATENATED MODULE: ./build/tsc/lib/registry/media.js
 /** Manifest media types and the parts of manifests the client and promote read. */
 
@@ -69528,8 +69338,8 @@ class RegistryClient {
     tokens = new Map();
     constructor(opts) {
         this.registry = opts.registry;
-        const insecure = opts.insecure ?? (0,registry_reference/* isLoopback */.U9)(opts.registry);
-        this.base = `${insecure ? 'http' : 'https'}://${(0,registry_reference/* apiHost */.nz)(opts.registry)}`;
+        const insecure = opts.insecure ?? isLoopback(opts.registry);
+        this.base = `${insecure ? 'http' : 'https'}://${apiHost(opts.registry)}`;
         this.username = opts.username || undefined;
         this.password = opts.password || undefined;
         this.retry = {
@@ -69573,7 +69383,7 @@ class RegistryClient {
         if (header && header.startsWith('sha256:') && header !== digest) {
             throw new RegistryError(`${this.registry}/${repository}:${reference}: the registry says ${header} but the bytes it sent hash to ${digest}; a proxy may be rewriting manifests.`, facts);
         }
-        if ((0,registry_reference/* isDigest */.Bc)(reference) && reference.startsWith('sha256:') && reference !== digest) {
+        if (reference_isDigest(reference) && reference.startsWith('sha256:') && reference !== digest) {
             throw new RegistryError(`${this.registry}/${repository}@${reference}: the manifest received hashes to ${digest}; refusing it.`, facts);
         }
         const contentType = (res.headers.get('content-type') ?? '').split(';')[0].trim();
@@ -70252,155 +70062,216 @@ async function promote(o) {
 
 
 
-
-/***/ }),
-
-/***/ 8892:
-/***/ ((__unused_webpack___webpack_module__, __webpack_exports__, __nccwpck_require__) => {
-
-/* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
-/* harmony export */   Bc: () => (/* binding */ isDigest),
-/* harmony export */   FH: () => (/* binding */ formatReference),
-/* harmony export */   U9: () => (/* binding */ isLoopback),
-/* harmony export */   nz: () => (/* binding */ apiHost),
-/* harmony export */   o_: () => (/* binding */ parseImageReference)
-/* harmony export */ });
-/* unused harmony exports DEFAULT_REGISTRY, FULL_SHA, isTag, isShaTag, checkTag, namesRegistry */
-/* harmony import */ var _errors_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(2830);
+;// CONCATENATED MODULE: ./build/tsc/action/deploy-step.js
 /**
- * Image references as Docker and the distribution spec read them:
- * `[registry[:port]/]path/name[:tag][@sha256:hex]`, with docker.io (and `library/`) as the defaults.
+ * The deploy step shared by deploy-ssh and ship: reads deploy-ssh's inputs, pins images through the
+ * registry, deploys the release over the fleet, records a GitHub Deployment, sets the deploy outputs and
+ * writes the summary. The caller decides when the step has failed and finishes the Deployment record.
  */
 
-const DEFAULT_REGISTRY = 'docker.io';
-const COMPONENT = /^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$/;
-const TAG = /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$/;
-const DIGEST = /^(sha256:[a-f0-9]{64}|sha512:[a-f0-9]{128})$/;
-const DOMAIN = /^(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)(?:\.(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?))*(?::[0-9]+)?$|^\[[0-9a-fA-F:]+\](?::[0-9]+)?$/;
-const FULL_SHA = /^[0-9a-f]{40}$/;
-function isDigest(s) {
-    return DIGEST.test(s);
-}
-function isTag(s) {
-    return TAG.test(s);
-}
-/** A tag that is a full 40-hex commit SHA: immutable by the suite's rule. */
-function isShaTag(s) {
-    return FULL_SHA.test(s);
-}
-/** Throws a UserError saying what a valid tag looks like. `what` names the input, e.g. "to-tags". */
-function checkTag(tag, what = 'tag') {
-    if (!TAG.test(tag)) {
-        throw new _errors_js__WEBPACK_IMPORTED_MODULE_0__/* .UserError */ .yo(`${what}: '${tag}' is not a valid tag; tags are 1-128 characters of letters, digits, '_', '.' and '-', and do not start with '.' or '-'.`);
+
+
+
+
+
+
+
+async function deployStep() {
+    const envFile = secret('env-file');
+    // each value of the .env is a secret of its own too (an app may log it bare); short ones would garble logs
+    for (const line of envFile.split(/\r?\n/)) {
+        const value = /^\s*(?:export\s+)?[A-Za-z_][A-Za-z0-9_.-]*\s*=\s*(.*)$/
+            .exec(line)?.[1]
+            ?.replace(/^(['"])(.*)\1$/, '$2');
+        if (value && value.length >= 6)
+            maskSecret(value);
     }
-    return tag;
-}
-function looksLikeDomain(first) {
-    return first.includes('.') || first.includes(':') || first === 'localhost';
-}
-/** True when the reference starts with a registry host (`ghcr.io/…`, `127.0.0.1:5000/…`, `localhost/…`). */
-function namesRegistry(ref) {
-    const parts = ref.trim().split('/');
-    return parts.length > 1 && looksLikeDomain(parts[0]);
-}
-/**
- * Parses an image reference. Uppercase repository names are refused with the lowercase spelling as the fix
- * (or lowercased with `{ lowercase: true }`); bad tags and digests are refused with the grammar.
- */
-function parseImageReference(ref, opts = {}) {
-    const what = opts.what ?? 'image';
-    const input = ref.trim();
-    if (!input)
-        throw new _errors_js__WEBPACK_IMPORTED_MODULE_0__/* .UserError */ .yo(`${what} is empty: give an image such as ghcr.io/owner/app.`);
-    if (/\s/.test(input) || input.includes('://')) {
-        throw new _errors_js__WEBPACK_IMPORTED_MODULE_0__/* .UserError */ .yo(`${what}: '${input}' is not an image reference; write it as registry/path/name[:tag], without a scheme.`);
-    }
-    let rest = input;
-    let digest;
-    const at = rest.indexOf('@');
-    if (at >= 0) {
-        digest = rest.slice(at + 1);
-        rest = rest.slice(0, at);
-        if (!DIGEST.test(digest)) {
-            throw new _errors_js__WEBPACK_IMPORTED_MODULE_0__/* .UserError */ .yo(`${what}: '${digest}' is not a valid digest; write sha256: followed by 64 lowercase hex characters.`);
+    const fleet = readFleetInputs();
+    const images = list('images', { commas: false });
+    const firstRegistry = images.length ? [...parseImagesInput(images).values()][0].registry : undefined;
+    const reg = readRegistryInputs(firstRegistry);
+    const dep = readDeploymentInputs();
+    const facts = runFacts();
+    const version = str('version', facts.sha ?? '');
+    const workspace = process.env.GITHUB_WORKSPACE || process.cwd();
+    const clients = new Map();
+    const resolveDigest = async (ref) => {
+        // credentials only go to the registry they are for
+        const mine = reg.password && (!reg.registry || reg.registry === ref.registry);
+        let c = clients.get(ref.registry);
+        if (!c) {
+            c = new RegistryClient({
+                registry: ref.registry,
+                ...(mine ? { username: reg.username || 'token', password: reg.password } : {})
+            });
+            clients.set(ref.registry, c);
         }
-    }
-    let tag;
-    const slash = rest.lastIndexOf('/');
-    const colon = rest.lastIndexOf(':');
-    if (colon > slash) {
-        tag = rest.slice(colon + 1);
-        rest = rest.slice(0, colon);
-        checkTag(tag, what);
-    }
-    const parts = rest.split('/');
-    let registry = DEFAULT_REGISTRY;
-    if (parts.length > 1 && looksLikeDomain(parts[0])) {
-        registry = parts.shift();
-        if (!DOMAIN.test(registry))
-            throw new _errors_js__WEBPACK_IMPORTED_MODULE_0__/* .UserError */ .yo(`${what}: '${registry}' is not a valid registry host.`);
-    }
-    let repository = parts.join('/');
-    if (opts.lowercase) {
-        registry = registry.toLowerCase();
-        repository = repository.toLowerCase();
-    }
-    if (repository !== repository.toLowerCase() || registry !== registry.toLowerCase()) {
-        const fixed = formatReference({ registry: registry.toLowerCase(), repository: repository.toLowerCase(), tag, digest });
-        throw new _errors_js__WEBPACK_IMPORTED_MODULE_0__/* .UserError */ .yo(`${what}: '${input}' has uppercase letters; repository names must be lowercase: use '${fixed}'.`);
-    }
-    for (const c of repository.split('/')) {
-        if (!COMPONENT.test(c)) {
-            throw new _errors_js__WEBPACK_IMPORTED_MODULE_0__/* .UserError */ .yo(`${what}: '${input}' is not a valid repository name; each path component is lowercase letters and digits, separated by '.', '_', '__' or '-'.`);
+        const m = await c.resolve(ref.repository, ref.tag ?? 'latest');
+        return m.digest;
+    };
+    let record;
+    const result = await deploy({
+        ...fleet,
+        log: actionLog,
+        registry: reg.auth,
+        composeFiles: list('compose-file', { commas: false }).map(f => (0,external_node_path_namespaceObject.resolve)(workspace, f)),
+        envFile: envFile === '' ? undefined : envFile,
+        images,
+        services: list('services'),
+        version,
+        sha: facts.sha,
+        autoRollback: bool('auto-rollback', true),
+        keepReleases: inputs_int('keep-releases', 5, { min: 1, max: 100 }),
+        resolveDigest,
+        onPlanned: async (plan) => {
+            core/* info */.pq(`release ${plan.releaseId} (${plan.version}): ${Object.entries(plan.images)
+                .map(([s, r]) => `${s}=${r}`)
+                .join(', ') || 'no pinned images'}`);
+            record = await startDeployment(dep, {
+                ref: facts.sha || plan.version,
+                version: plan.version,
+                releaseId: plan.releaseId,
+                images: plan.images,
+                task: 'deploy',
+                description: `shipline deploy ${plan.version}`
+            });
         }
-    }
-    if (repository.length > 255)
-        throw new _errors_js__WEBPACK_IMPORTED_MODULE_0__/* .UserError */ .yo(`${what}: repository name is longer than 255 characters.`);
-    if (registry === 'index.docker.io' || registry === 'registry-1.docker.io')
-        registry = DEFAULT_REGISTRY;
-    if (registry === DEFAULT_REGISTRY && !repository.includes('/'))
-        repository = `library/${repository}`;
-    return { registry, repository, ...(tag !== undefined ? { tag } : {}), ...(digest !== undefined ? { digest } : {}) };
-}
-/** registry/repository[:tag][@digest]; the docker.io `library/` prefix is kept (it is unambiguous). */
-function formatReference(r) {
-    let s = `${r.registry}/${r.repository}`;
-    if (r.tag)
-        s += `:${r.tag}`;
-    if (r.digest)
-        s += `@${r.digest}`;
-    return s;
-}
-/** The host to talk HTTP to: Docker Hub's API lives on registry-1.docker.io. */
-function apiHost(registry) {
-    return registry === DEFAULT_REGISTRY ? 'registry-1.docker.io' : registry;
-}
-/** Loopback registries speak plain http (as dockerd allows by default); everything else https. */
-function isLoopback(registry) {
-    const host = registry.replace(/:\d+$/, '').replace(/^\[|\]$/g, '');
-    return host === 'localhost' || host === '::1' || /^127\.\d+\.\d+\.\d+$/.test(host);
+    }).catch(async (e) => {
+        await record?.finish('error', `deploy did not start: ${String(e instanceof Error ? e.message : e).slice(0, 100)}`);
+        throw e;
+    });
+    core/* setOutput */.uH('release-id', result.releaseId);
+    core/* setOutput */.uH('version', result.version);
+    core/* setOutput */.uH('previous-version', result.previousVersion);
+    core/* setOutput */.uH('images', JSON.stringify(result.images));
+    core/* setOutput */.uH('status', result.status);
+    await core/* summary */.z
+        .addRaw(summaryTable(`deploy-ssh: ${result.status}`, result.hosts, [
+        ['path', fleet.path],
+        ['version', version],
+        [
+            'images',
+            Object.entries(result.images)
+                .map(([s, r]) => `${s}=${r}`)
+                .join(', ') || '—'
+        ]
+    ]))
+        .write();
+    return { result, version, record, registry: reg };
 }
 
 
 /***/ }),
 
-/***/ 9424:
+/***/ 6082:
 /***/ ((__unused_webpack___webpack_module__, __webpack_exports__, __nccwpck_require__) => {
 
 /* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
-/* harmony export */   Z: () => (/* binding */ shellQuote),
-/* harmony export */   n: () => (/* binding */ shellJoin)
+/* harmony export */   C: () => (/* binding */ runAction)
 /* harmony export */ });
-/** Quotes one argument for a POSIX shell: 'it'\''s' style, safe for any byte string without NUL. */
-function shellQuote(arg) {
-    if (arg.includes('\0'))
-        throw new Error('argument contains a NUL byte');
-    if (/^[A-Za-z0-9_@%+=:,./-]+$/.test(arg))
-        return arg;
-    return `'${arg.replace(/'/g, `'\\''`)}'`;
+/* unused harmony export isPost */
+/* harmony import */ var _actions_core__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(4116);
+/* harmony import */ var _lib_errors_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(2830);
+
+
+const POST_STATE = 'shipline-is-post';
+/** True when this process is the action's `post` step (main saved the marker state). */
+function isPost() {
+    return _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .getState */ .Gu(POST_STATE) === 'true';
 }
-function shellJoin(argv) {
-    return argv.map(shellQuote).join(' ');
+/**
+ * Runs an action's main (and optional post) with the suite's error policy: a one-line failure that
+ * says what was wrong and how to fix it; details (stack, causes) in a collapsed group.
+ */
+async function runAction(main, post) {
+    if (post && isPost()) {
+        try {
+            await post();
+        }
+        catch (e) {
+            _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .warning */ .$e(`cleanup failed: ${(0,_lib_errors_js__WEBPACK_IMPORTED_MODULE_1__/* .errorMessage */ .gJ)(e)}`);
+        }
+        return;
+    }
+    if (post)
+        _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .saveState */ .LZ(POST_STATE, 'true');
+    try {
+        await main();
+    }
+    catch (e) {
+        if (!(0,_lib_errors_js__WEBPACK_IMPORTED_MODULE_1__/* .isUserError */ .iU)(e) && e instanceof Error && e.stack) {
+            _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .startGroup */ .Oh('error details');
+            _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .info */ .pq(e.stack);
+            _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .endGroup */ .N4();
+        }
+        else if ((0,_lib_errors_js__WEBPACK_IMPORTED_MODULE_1__/* .isUserError */ .iU)(e) && e.details) {
+            _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .startGroup */ .Oh('error details');
+            _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .info */ .pq(e.details);
+            _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .endGroup */ .N4();
+        }
+        _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .setFailed */ .C1((0,_lib_errors_js__WEBPACK_IMPORTED_MODULE_1__/* .errorMessage */ .gJ)(e).split('\n')[0]);
+    }
+}
+
+
+/***/ }),
+
+/***/ 4493:
+/***/ ((__webpack_module__, __unused_webpack___webpack_exports__, __nccwpck_require__) => {
+
+__nccwpck_require__.a(__webpack_module__, async (__webpack_handle_async_dependencies__, __webpack_async_result__) => { try {
+/* harmony import */ var _actions_core__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(4116);
+/* harmony import */ var _action_run_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(6082);
+/* harmony import */ var _action_deploy_step_js__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(3668);
+/* harmony import */ var _lib_errors_js__WEBPACK_IMPORTED_MODULE_3__ = __nccwpck_require__(2830);
+
+
+
+
+async function main() {
+    const { result, version, record } = await (0,_action_deploy_step_js__WEBPACK_IMPORTED_MODULE_2__/* .deployStep */ .c)();
+    await record?.finish(result.status === 'deployed' ? 'success' : 'failure', result.status === 'deployed' ? `${version} is live` : (result.error ?? result.status));
+    if (result.status !== 'deployed')
+        throw new _lib_errors_js__WEBPACK_IMPORTED_MODULE_3__/* .UserError */ .yo(result.error ?? `deploy ${result.status}`);
+    _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .info */ .pq(`deployed ${version} (${result.releaseId}) to ${result.hosts.length} host(s)`);
+}
+await (0,_action_run_js__WEBPACK_IMPORTED_MODULE_1__/* .runAction */ .C)(main, async () => {
+    // nothing to undo here: the host lock lives only as long as main's SSH connection, and the temporary
+    // registry login on the host is removed with it
+});
+
+__webpack_async_result__();
+} catch(e) { __webpack_async_result__(e); } }, 1);
+
+/***/ }),
+
+/***/ 2830:
+/***/ ((__unused_webpack___webpack_module__, __webpack_exports__, __nccwpck_require__) => {
+
+/* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
+/* harmony export */   gJ: () => (/* binding */ errorMessage),
+/* harmony export */   iU: () => (/* binding */ isUserError),
+/* harmony export */   yo: () => (/* binding */ UserError)
+/* harmony export */ });
+/**
+ * An error the user can fix. Its message is one line that says what was wrong and how to fix it;
+ * `details` (optional) holds the longer story for a collapsed log group.
+ */
+class UserError extends Error {
+    details;
+    constructor(message, details) {
+        super(message);
+        this.name = 'UserError';
+        this.details = details;
+    }
+}
+function isUserError(e) {
+    return e instanceof UserError || (e instanceof Error && e.name === 'UserError');
+}
+function errorMessage(e) {
+    if (e instanceof Error)
+        return e.message;
+    return String(e);
 }
 
 

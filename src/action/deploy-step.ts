@@ -1,0 +1,119 @@
+/**
+ * The deploy step shared by deploy-ssh and ship: reads deploy-ssh's inputs, pins images through the
+ * registry, deploys the release over the fleet, records a GitHub Deployment, sets the deploy outputs and
+ * writes the summary. The caller decides when the step has failed and finishes the Deployment record.
+ */
+import * as core from '@actions/core'
+import { resolve } from 'node:path'
+import * as inputs from './inputs.js'
+import {
+  actionLog,
+  readDeploymentInputs,
+  readFleetInputs,
+  readRegistryInputs,
+  runFacts
+} from './deploy-inputs.js'
+import { startDeployment, type DeploymentRecord } from './deployments.js'
+import { deploy, summaryTable, type DeployResult, type Plan } from '../lib/deploy/index.js'
+import { parseImagesInput, type ImageRef } from '../lib/compose/validate.js'
+import { RegistryClient } from '../lib/registry/index.js'
+
+export interface DeployStep {
+  result: DeployResult
+  version: string
+  /** the GitHub Deployment (a no-op when no environment is set), still to be finished */
+  record?: DeploymentRecord
+  registry: ReturnType<typeof readRegistryInputs>
+}
+
+export async function deployStep(): Promise<DeployStep> {
+  const envFile = inputs.secret('env-file')
+  // each value of the .env is a secret of its own too (an app may log it bare); short ones would garble logs
+  for (const line of envFile.split(/\r?\n/)) {
+    const value = /^\s*(?:export\s+)?[A-Za-z_][A-Za-z0-9_.-]*\s*=\s*(.*)$/
+      .exec(line)?.[1]
+      ?.replace(/^(['"])(.*)\1$/, '$2')
+    if (value && value.length >= 6) inputs.maskSecret(value)
+  }
+  const fleet = readFleetInputs()
+  const images = inputs.list('images', { commas: false })
+  const firstRegistry = images.length ? [...parseImagesInput(images).values()][0].registry : undefined
+  const reg = readRegistryInputs(firstRegistry)
+  const dep = readDeploymentInputs()
+  const facts = runFacts()
+  const version = inputs.str('version', facts.sha ?? '')
+  const workspace = process.env.GITHUB_WORKSPACE || process.cwd()
+  const clients = new Map<string, RegistryClient>()
+  const resolveDigest = async (ref: ImageRef): Promise<string> => {
+    // credentials only go to the registry they are for
+    const mine = reg.password && (!reg.registry || reg.registry === ref.registry)
+    let c = clients.get(ref.registry)
+    if (!c) {
+      c = new RegistryClient({
+        registry: ref.registry,
+        ...(mine ? { username: reg.username || 'token', password: reg.password } : {})
+      })
+      clients.set(ref.registry, c)
+    }
+    const m = await c.resolve(ref.repository, ref.tag ?? 'latest')
+    return m.digest
+  }
+  let record: Awaited<ReturnType<typeof startDeployment>> | undefined
+  const result = await deploy({
+    ...fleet,
+    log: actionLog,
+    registry: reg.auth,
+    composeFiles: inputs.list('compose-file', { commas: false }).map(f => resolve(workspace, f)),
+    envFile: envFile === '' ? undefined : envFile,
+    images,
+    services: inputs.list('services'),
+    version,
+    sha: facts.sha,
+    autoRollback: inputs.bool('auto-rollback', true),
+    keepReleases: inputs.int('keep-releases', 5, { min: 1, max: 100 }),
+    resolveDigest,
+    onPlanned: async (plan: Plan) => {
+      core.info(
+        `release ${plan.releaseId} (${plan.version}): ${
+          Object.entries(plan.images)
+            .map(([s, r]) => `${s}=${r}`)
+            .join(', ') || 'no pinned images'
+        }`
+      )
+      record = await startDeployment(dep, {
+        ref: facts.sha || plan.version,
+        version: plan.version,
+        releaseId: plan.releaseId,
+        images: plan.images,
+        task: 'deploy',
+        description: `shipline deploy ${plan.version}`
+      })
+    }
+  }).catch(async e => {
+    await record?.finish(
+      'error',
+      `deploy did not start: ${String(e instanceof Error ? e.message : e).slice(0, 100)}`
+    )
+    throw e
+  })
+  core.setOutput('release-id', result.releaseId)
+  core.setOutput('version', result.version)
+  core.setOutput('previous-version', result.previousVersion)
+  core.setOutput('images', JSON.stringify(result.images))
+  core.setOutput('status', result.status)
+  await core.summary
+    .addRaw(
+      summaryTable(`deploy-ssh: ${result.status}`, result.hosts, [
+        ['path', fleet.path],
+        ['version', version],
+        [
+          'images',
+          Object.entries(result.images)
+            .map(([s, r]) => `${s}=${r}`)
+            .join(', ') || '—'
+        ]
+      ])
+    )
+    .write()
+  return { result, version, record, registry: reg }
+}
