@@ -1102,7 +1102,7 @@ class Validator {
       } else if (type === 'stateset') {
         if (value !== 0 && value !== 1)
           this.err('om-stateset', `stateset ${name} has the value ${value}; states are 0 or 1`)
-        if (!this.findLabel(fam.name))
+        if (this.labelIndex(fam.name) < 0)
           this.err('om-stateset', `stateset ${name} has no label named ${show(fam.name)}`)
       }
     }
@@ -1178,16 +1178,12 @@ class Validator {
     return check(f, K_BARE)
   }
 
-  private findLabel(labelName: string): number {
-    const text = this.text
-    for (let i = 0; i < this.nLabels; i++) {
-      if (this.lnE[i] - this.lnS[i] === labelName.length && this.textIs(labelName, this.lnS[i])) return i + 1
-    }
-    return 0
-  }
-
+  /** Index of the current sample's label with that name, -1 when it has none. */
   private labelIndex(labelName: string): number {
-    return this.findLabel(labelName) - 1
+    for (let i = 0; i < this.nLabels; i++) {
+      if (this.lnE[i] - this.lnS[i] === labelName.length && this.textIs(labelName, this.lnS[i])) return i
+    }
+    return -1
   }
 
   private quantile(i: number): void {
