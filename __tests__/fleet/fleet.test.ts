@@ -17,6 +17,7 @@ import { startRegistry, type TestRegistry } from '../../src/testkit/registry.js'
 import { FLEET_COMPOSE, startFleet, type SandboxFleet } from './fleet-hosts.js'
 
 const N = 5
+const run = uniqueName('r')
 
 describe('fleet of five hosts', () => {
   let reg: TestRegistry
@@ -32,8 +33,10 @@ describe('fleet of five hosts', () => {
   beforeAll(async () => {
     reg = await startRegistry({ auth: 'none' })
     image = repo()
-    buildAppImage({ tag: `${image}:v1`, version: 'v1' })
-    buildAppImage({ tag: `${image}:v2`, version: 'v2' })
+    // versions unique to the run (an image sharing another suite's content would share its id, and that
+    // suite's cleanup by id would remove ours)
+    buildAppImage({ tag: `${image}:v1`, version: `v1_${run}` })
+    buildAppImage({ tag: `${image}:v2`, version: `v2_${run}` })
     for (const t of ['v1', 'v2']) execFileSync('docker', ['push', '-q', `${image}:${t}`], { stdio: 'ignore' })
     fleet = await startFleet(N, path)
     const compose = join(base, 'docker-compose.yml')
@@ -91,7 +94,7 @@ describe('fleet of five hosts', () => {
     expect(r1.error).toBeUndefined()
     expect(r1.status).toBe('deployed')
     expect(r1.hosts.map(h => h.status)).toEqual(Array(N).fill('deployed'))
-    for (const h of fleet.hosts) expect(await versionOn(h.port)).toBe('v1')
+    for (const h of fleet.hosts) expect(await versionOn(h.port)).toBe(`v1_${run}`)
     const v1Release = r1.releaseId
 
     // host 3 gets a broken configuration for the next release
@@ -106,7 +109,7 @@ describe('fleet of five hosts', () => {
     expect(byHost[3]).toBe('rolled-back')
     expect(byHost.every(s => ['reverted', 'rolled-back', 'skipped'].includes(s))).toBe(true)
     for (const h of fleet.hosts) {
-      expect(await versionOn(h.port)).toBe('v1')
+      expect(await versionOn(h.port)).toBe(`v1_${run}`)
       expect(readlinkSync(`${h.path}/.shipline/current`)).toBe(`releases/${v1Release}`)
     }
     expect(fleet.connections).toBe(2 * N)
@@ -114,6 +117,6 @@ describe('fleet of five hosts', () => {
     // the next good release goes everywhere
     const r3 = await deploy({ ...common, images: [`app=${image}:v2`], version: 'v2' })
     expect(r3.status).toBe('deployed')
-    for (const h of fleet.hosts) expect(await versionOn(h.port)).toBe('v2')
+    for (const h of fleet.hosts) expect(await versionOn(h.port)).toBe(`v2_${run}`)
   }, 300_000)
 })

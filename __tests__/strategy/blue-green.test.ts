@@ -73,6 +73,9 @@ describe('blue-green on docker + nginx', () => {
   const host = () => ({ remote: localRemote('local'), layout: L, compose: kind, log, label: 'local' })
 
   /** a release folder as deploy writes it (only the compose file matters to the strategy) */
+  // versions unique to this run: an image with the same content as another suite's would share its image
+  // id, and that suite's `docker rmi -f <id>` would take ours away
+  const V = (v: string) => `${v}-${id}`
   const release = (version: string, tag: string, mem = '32m') => {
     const rid = `20260101T000000000Z-${version}`
     mkdirSync(L.release(rid), { recursive: true })
@@ -90,9 +93,9 @@ describe('blue-green on docker + nginx', () => {
     } catch {
       kind = 'v1'
     }
-    buildAppImage({ tag: `${repo}:v1`, version: 'v1' })
-    buildAppImage({ tag: `${repo}:v2`, version: 'v2' })
-    buildAppImage({ tag: `${repo}:bad`, version: 'bad', healthy: false })
+    buildAppImage({ tag: `${repo}:v1`, version: V('v1') })
+    buildAppImage({ tag: `${repo}:v2`, version: V('v2') })
+    buildAppImage({ tag: `${repo}:bad`, version: V('bad'), healthy: false })
     mkdirSync(`${L.state}/nginx`, { recursive: true, mode: 0o700 })
     nginx = await startNginx({ includeFile: `${L.state}/nginx/app.conf`, upstreamName: upstreamName('app') })
     const [a, b] = [await freePort(), await freePort()]
@@ -127,7 +130,7 @@ describe('blue-green on docker + nginx', () => {
     const v1 = release('v1', 'v1')
     const first = await bg.activate(v1)
     expect(first).toMatchObject({ ok: true, slot: 'blue' })
-    expect((await (await fetch(`${nginx.url}/version`)).text()).trim()).toBe('v1')
+    expect((await (await fetch(`${nginx.url}/version`)).text()).trim()).toBe(V('v1'))
 
     const load = startLoad({ url: `${nginx.url}/version`, rate: 40 })
     const second = await bg.activate(release('v2', 'v2'))
@@ -169,8 +172,8 @@ describe('blue-green on docker + nginx', () => {
       non2xx: {},
       failed: {}
     })
-    expect(Object.keys(res.bodies).sort()).toEqual(['v1', 'v2'])
-    expect((await (await fetch(`${nginx.url}/version`)).text()).trim()).toBe('v1')
+    expect(Object.keys(res.bodies).sort()).toEqual([V('v1'), V('v2')])
+    expect((await (await fetch(`${nginx.url}/version`)).text()).trim()).toBe(V('v1'))
   }, 240_000)
 
   it('refuses to start a second copy when the host lacks the memory, before changing anything', async () => {
@@ -184,6 +187,6 @@ describe('blue-green on docker + nginx', () => {
       /needed by memory limits \(app /
     )
     expect(readFileSync(`${L.state}/slot`, 'utf8')).toBe(before)
-    expect((await (await fetch(`${nginx.url}/version`)).text()).trim()).toBe('v1')
+    expect((await (await fetch(`${nginx.url}/version`)).text()).trim()).toBe(V('v1'))
   }, 60_000)
 })

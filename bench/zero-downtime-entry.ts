@@ -1,0 +1,10 @@
+// What bench/zero-downtime.mjs needs from src/, bundled by esbuild on the fly.
+export { BlueGreen, upstreamName } from '../src/lib/strategy/blue-green.js'
+export { parseSlotPorts } from '../src/lib/strategy/options.js'
+export { ComposeHost } from '../src/lib/compose/host.js'
+export { layout } from '../src/lib/compose/layout.js'
+export { buildAppImage, removeImages } from '../src/testkit/images.js'
+export { startLoad } from '../src/testkit/load.js'
+export { localRemote } from '../src/testkit/local-remote.js'
+export { freePort, uniqueName } from '../src/testkit/net.js'
+export { startNginx } from '../src/testkit/nginx.js'
