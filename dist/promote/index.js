@@ -28882,6 +28882,7 @@ var registry_reference = __nccwpck_require__(8892);
 
 
 
+const KNOWN_MANIFEST_TYPES = new Set([media/* OCI_INDEX */.$p, media/* DOCKER_LIST */.Y2, media/* OCI_MANIFEST */.EG, media/* DOCKER_MANIFEST */.Vv]);
 const RETRY_STATUS = new Set([408, 429, 500, 502, 503, 504]);
 const sleep = (ms) => new Promise(r => setTimeout(r, ms));
 /** Parses `Bearer realm="…",service="…",scope="…"` (or Basic …) into its scheme and parameters. */
@@ -28975,7 +28976,8 @@ class RegistryClient {
             throw new RegistryError(`${this.registry}/${repository}@${reference}: the manifest received hashes to ${digest}; refusing it.`, facts);
         }
         const contentType = (res.headers.get('content-type') ?? '').split(';')[0].trim();
-        const mediaType = (0,media/* declaredMediaType */.TN)(bytes) ?? contentType;
+        // the registry's Content-Type when it is a manifest type (that is what gets PUT back), else what the body declares
+        const mediaType = KNOWN_MANIFEST_TYPES.has(contentType) ? contentType : ((0,media/* declaredMediaType */.TN)(bytes) ?? contentType);
         return { digest, mediaType, size: bytes.length, bytes };
     }
     /** Resolves a tag or digest to the manifest's digest (plus its bytes, read once). */
@@ -29483,14 +29485,18 @@ class RegistryClient {
 /***/ ((__unused_webpack___webpack_module__, __webpack_exports__, __nccwpck_require__) => {
 
 /* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
+/* harmony export */   $p: () => (/* binding */ OCI_INDEX),
 /* harmony export */   BI: () => (/* binding */ childManifests),
+/* harmony export */   EG: () => (/* binding */ OCI_MANIFEST),
 /* harmony export */   TN: () => (/* binding */ declaredMediaType),
+/* harmony export */   Vv: () => (/* binding */ DOCKER_MANIFEST),
+/* harmony export */   Y2: () => (/* binding */ DOCKER_LIST),
 /* harmony export */   dY: () => (/* binding */ MANIFEST_ACCEPT),
 /* harmony export */   nw: () => (/* binding */ isIndex),
 /* harmony export */   q2: () => (/* binding */ manifestBlobs),
 /* harmony export */   sc: () => (/* binding */ sha256)
 /* harmony export */ });
-/* unused harmony exports OCI_INDEX, DOCKER_LIST, OCI_MANIFEST, DOCKER_MANIFEST, parseManifestJson */
+/* unused harmony export parseManifestJson */
 /* harmony import */ var node_crypto__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(7598);
 /** Manifest media types and the parts of manifests the client and promote read. */
 
@@ -29888,7 +29894,10 @@ function image(name, raw, registry) {
 }
 await (0,_action_run_js__WEBPACK_IMPORTED_MODULE_2__/* .runAction */ .C)(async () => {
     const registryInput = (0,_action_inputs_js__WEBPACK_IMPORTED_MODULE_1__/* .str */ .gx)('registry');
-    const src = image('image', (0,_action_inputs_js__WEBPACK_IMPORTED_MODULE_1__/* .str */ .gx)('image'), registryInput);
+    const imageInput = (0,_action_inputs_js__WEBPACK_IMPORTED_MODULE_1__/* .str */ .gx)('image');
+    if (!imageInput)
+        throw new _lib_errors_js__WEBPACK_IMPORTED_MODULE_3__/* .UserError */ .yo("Input 'image' is required: the source repository, e.g. 'image: ghcr.io/acme/app'.");
+    const src = image('image', imageInput, registryInput);
     const dst = image('to-image', (0,_action_inputs_js__WEBPACK_IMPORTED_MODULE_1__/* .str */ .gx)('to-image', `${src.registry}/${src.repository}`), registryInput || src.registry);
     const username = (0,_action_inputs_js__WEBPACK_IMPORTED_MODULE_1__/* .str */ .gx)('registry-username');
     const password = (0,_action_inputs_js__WEBPACK_IMPORTED_MODULE_1__/* .secret */ .rJ)('registry-password');

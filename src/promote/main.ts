@@ -21,7 +21,9 @@ function image(name: string, raw: string, registry: string): ImageReference {
 
 await runAction(async () => {
   const registryInput = str('registry')
-  const src = image('image', str('image'), registryInput)
+  const imageInput = str('image')
+  if (!imageInput) throw new UserError("Input 'image' is required: the source repository, e.g. 'image: ghcr.io/acme/app'.")
+  const src = image('image', imageInput, registryInput)
   const dst = image('to-image', str('to-image', `${src.registry}/${src.repository}`), registryInput || src.registry)
   const username = str('registry-username')
   const password = secret('registry-password')

@@ -6,7 +6,7 @@
  * Plain module: no @actions/core.
  */
 import { httpError, networkError, parseErrorBody, RegistryError, type RegistryErrorFacts } from './errors.js'
-import { declaredMediaType, MANIFEST_ACCEPT, sha256 } from './media.js'
+import { declaredMediaType, DOCKER_LIST, DOCKER_MANIFEST, MANIFEST_ACCEPT, OCI_INDEX, OCI_MANIFEST, sha256 } from './media.js'
 import { apiHost, isDigest, isLoopback } from './reference.js'
 
 export interface RetryOptions {
@@ -84,6 +84,7 @@ interface SendOptions {
   noRetry?: boolean
 }
 
+const KNOWN_MANIFEST_TYPES = new Set([OCI_INDEX, DOCKER_LIST, OCI_MANIFEST, DOCKER_MANIFEST])
 const RETRY_STATUS = new Set([408, 429, 500, 502, 503, 504])
 const sleep = (ms: number): Promise<void> => new Promise(r => setTimeout(r, ms))
 
@@ -181,7 +182,8 @@ export class RegistryClient {
       throw new RegistryError(`${this.registry}/${repository}@${reference}: the manifest received hashes to ${digest}; refusing it.`, facts)
     }
     const contentType = (res.headers.get('content-type') ?? '').split(';')[0].trim()
-    const mediaType = declaredMediaType(bytes) ?? contentType
+    // the registry's Content-Type when it is a manifest type (that is what gets PUT back), else what the body declares
+    const mediaType = KNOWN_MANIFEST_TYPES.has(contentType) ? contentType : (declaredMediaType(bytes) ?? contentType)
     return { digest, mediaType, size: bytes.length, bytes }
   }
 
