@@ -12,6 +12,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { connectSsh, preflight, type SshOptions } from '../../src/lib/ssh/client.js'
 import { isUserError } from '../../src/lib/errors.js'
+import { parseTarget } from '../../src/lib/ssh/hosts.js'
 import { freePort } from '../../src/testkit/net.js'
 import { fingerprintOf, generateClientKey, startSshd, type Sshd } from '../../src/testkit/sshd.js'
 
@@ -98,6 +99,37 @@ describe('known-hosts', () => {
   test('unreadable known-hosts text is a clear error', async () => {
     const e = await failure(roundTrip(a, { knownHosts: 'this is not a known_hosts line' }))
     expect(e.message).toMatch(/known-hosts.*ssh-keyscan/)
+  })
+})
+
+describe('servers with several host keys, and IPv6', () => {
+  test('the key type known_hosts lists for the host is the one negotiated (as OpenSSH does)', async () => {
+    const s = await startSshd({ extraHostKeyTypes: ['rsa', 'ecdsa'], ipv6: true })
+    try {
+      expect(s.hostKeys.map(k => k.type)).toEqual(['ssh-ed25519', 'ssh-rsa', 'ecdsa-sha2-nistp256'])
+      for (const k of s.hostKeys) {
+        const line = `[127.0.0.1]:${s.port} ${k.line.split(' ').slice(0, 2).join(' ')}`
+        expect(await roundTrip(s, { knownHosts: line })).toBe('hi\n')
+      }
+      // a pin carries no type: the server's preferred key must match it, and the error says which was seen
+      const rsa = s.hostKeys[1].fingerprint
+      const e = await failure(roundTrip(s, { fingerprints: [rsa] }))
+      expect(e.message).toContain(`presented ssh-ed25519 ${s.hostFingerprint}`)
+      // IPv6: [::1]:port in host lines and known_hosts
+      const t6 = parseTarget(`[::1]:${s.port}`, { user: 'root', port: 22 })
+      const r = await connectSsh({
+        target: t6,
+        privateKey: s.clientKey.privateKey,
+        knownHosts: `[::1]:${s.port} ${keyPart(s)}`
+      })
+      expect((await r.exec(['sh', '-c', 'echo "$SSH_CONNECTION"'])).stdout).toMatch(
+        new RegExp(`^::1 \\d+ ::1 ${s.port}\\n$`)
+      )
+      expect(r.label).toBe(`root@[::1]:${s.port}`)
+      await r.close()
+    } finally {
+      await s.stop()
+    }
   })
 })
 

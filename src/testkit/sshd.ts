@@ -25,6 +25,10 @@ export interface SshdOptions {
   password?: string
   /** host key type (default ed25519) */
   hostKeyType?: 'ed25519' | 'rsa' | 'ecdsa'
+  /** more host keys (the server then offers several types) */
+  extraHostKeyTypes?: ('ed25519' | 'rsa' | 'ecdsa')[]
+  /** also listen on [::1] (same port) */
+  ipv6?: boolean
   /** extra sshd_config lines */
   extraConfig?: string[]
 }
@@ -46,6 +50,8 @@ export interface Sshd {
   hostFingerprint: string
   /** `[127.0.0.1]:port ssh-ed25519 AAAA…` */
   knownHostsLine: string
+  /** every host key: the first is hostKeyPublic, then extraHostKeyTypes */
+  hostKeys: { type: string; line: string; fingerprint: string }[]
   clientKey: KeyPair
   dir: string
   /** pid of the listening sshd (its process group holds the per-connection sshd processes too) */
@@ -94,12 +100,16 @@ function ensurePasswordUser(password: string): void {
 export async function startSshd(opts: SshdOptions = {}): Promise<Sshd> {
   mkdirSync('/run/sshd', { recursive: true, mode: 0o755 })
   const dir = mkdtempSync(join(tmpdir(), 'shipline-sshd-'))
-  const type = opts.hostKeyType ?? 'ed25519'
-  const hostKey = join(dir, `host_${type}`)
-  execFileSync('ssh-keygen', ['-q', '-t', type, '-N', '', '-C', 'shipline-test-host', '-f', hostKey], {
-    stdio: 'pipe'
+  const types = [opts.hostKeyType ?? 'ed25519', ...(opts.extraHostKeyTypes ?? [])]
+  const hostKeys = types.map(type => {
+    const file = join(dir, `host_${type}`)
+    execFileSync('ssh-keygen', ['-q', '-t', type, '-N', '', '-C', 'shipline-test-host', '-f', file], {
+      stdio: 'pipe'
+    })
+    const line = readFileSync(file + '.pub', 'utf8').trim()
+    return { file, type: line.split(/\s+/)[0], line, fingerprint: fingerprintOf(line) }
   })
-  const pub = readFileSync(hostKey + '.pub', 'utf8').trim()
+  const pub = hostKeys[0].line
   const [keyType, keyB64] = pub.split(/\s+/)
   const clientKey = generateClientKey()
   const authorized = [
@@ -117,7 +127,8 @@ export async function startSshd(opts: SshdOptions = {}): Promise<Sshd> {
     const config = [
       `Port ${port}`,
       'ListenAddress 127.0.0.1',
-      `HostKey ${hostKey}`,
+      ...(opts.ipv6 ? ['ListenAddress ::1'] : []),
+      ...hostKeys.map(k => `HostKey ${k.file}`),
       `PidFile ${join(dir, 'sshd.pid')}`,
       `AuthorizedKeysFile ${join(dir, 'authorized_keys')}`,
       'PermitRootLogin prohibit-password',
@@ -161,6 +172,7 @@ export async function startSshd(opts: SshdOptions = {}): Promise<Sshd> {
       hostKeyPublic: pub,
       hostFingerprint: fingerprintOf(pub),
       knownHostsLine: `[127.0.0.1]:${port} ${keyType} ${keyB64}`,
+      hostKeys: hostKeys.map(({ type, line, fingerprint }) => ({ type, line, fingerprint })),
       clientKey,
       dir,
       pid: proc.child.pid!,

@@ -153,8 +153,23 @@ function mapConnectError(
   return new UserError(`SSH connection to ${where} failed: ${msg}`)
 }
 
-const HOSTKEY_ALGOS: Record<string, string[]> = {
-  'ssh-rsa': ['rsa-sha2-512', 'rsa-sha2-256', 'ssh-rsa']
+/** ssh2's host-key algorithms, in its default order */
+const HOSTKEY_DEFAULT = [
+  'ssh-ed25519',
+  'ecdsa-sha2-nistp256',
+  'ecdsa-sha2-nistp384',
+  'ecdsa-sha2-nistp521',
+  'rsa-sha2-512',
+  'rsa-sha2-256',
+  'ssh-rsa'
+]
+const HOSTKEY_ALGOS: Record<string, string[]> = { 'ssh-rsa': ['rsa-sha2-512', 'rsa-sha2-256', 'ssh-rsa'] }
+
+/** Host-key algorithms with the types known for this host first, as OpenSSH orders them. */
+export function hostKeyAlgorithms(knownTypes: string[]): string[] | undefined {
+  const first = knownTypes.flatMap(k => HOSTKEY_ALGOS[k] ?? [k]).filter(a => HOSTKEY_DEFAULT.includes(a))
+  if (first.length === 0) return undefined
+  return [...new Set([...first, ...HOSTKEY_DEFAULT])]
 }
 
 /** Opens one authenticated ssh2 connection (over `sock` when hopping through a bastion). */
@@ -167,7 +182,7 @@ function openClient(
 ): Promise<ClientType> {
   const client = new ssh2.Client()
   let verdict: Verdict | undefined
-  const preferred = checker.knownKeyTypes(t.host, t.port).flatMap(k => HOSTKEY_ALGOS[k] ?? [k])
+  const hostKeyAlgos = hostKeyAlgorithms(checker.knownKeyTypes(t.host, t.port))
   const methods: ('publickey' | 'password' | 'keyboard-interactive')[] = []
   if (opts.privateKey) methods.push('publickey')
   if (opts.password) methods.push('password', 'keyboard-interactive')
@@ -190,7 +205,8 @@ function openClient(
       return verdict.ok
     }
   }
-  if (preferred.length) config.algorithms = { serverHostKey: { prepend: preferred } as never }
+  // an exact list: ssh2's `prepend` skips algorithms already in its defaults, so it cannot reorder
+  if (hostKeyAlgos) config.algorithms = { serverHostKey: hostKeyAlgos as never }
   if (opts.password) {
     const pw = opts.password
     client.on('keyboard-interactive', (_n, _i, _l, prompts, finish) => {
