@@ -1,6 +1,91 @@
+/**
+ * ship (the root action): deploy-ssh, then smoke-test against `smoke-url`; when the smoke test fails, the
+ * release that was live before is put back (health-gated, recorded in the ledger and on the GitHub
+ * Deployment) and the step fails with both reasons. The same library code as the separate actions.
+ */
 import * as core from '@actions/core'
 import { runAction } from '../action/run.js'
+import * as inputs from '../action/inputs.js'
+import { deployStep } from '../action/deploy-step.js'
+import { smokeStep } from '../action/smoke-step.js'
+import { actionLog, readFleetInputs } from '../action/deploy-inputs.js'
+import { UserError } from '../lib/errors.js'
+import { rollback, summaryTable } from '../lib/deploy/index.js'
 
-await runAction(async () => {
-  core.info('ship: not implemented yet')
+async function main(): Promise<void> {
+  const smokeUrl = inputs.str('smoke-url')
+  const smokeChecks = inputs.str('smoke-checks')
+  const smokeTimeout = inputs.int('smoke-timeout', 60, { min: 1, max: 3600 })
+  if (smokeUrl.trim() === '')
+    throw new UserError(
+      "Input 'smoke-url' is required: the base URL ship checks after the deploy, e.g. 'smoke-url: https://stage.example.com'."
+    )
+
+  const { result, version, record, registry } = await deployStep()
+  if (result.status !== 'deployed') {
+    core.setOutput('smoke-passed', 'false')
+    await record?.finish('failure', result.error ?? result.status)
+    throw new UserError(result.error ?? `deploy ${result.status}`)
+  }
+
+  const smoke = await smokeStep({
+    url: smokeUrl,
+    urlInput: 'smoke-url',
+    checksText: smokeChecks,
+    checksInput: 'smoke-checks',
+    headers: {},
+    timeout: smokeTimeout,
+    requestTimeout: Math.min(5, smokeTimeout),
+    insecureTls: false
+  })
+  core.setOutput('smoke-passed', String(smoke.report.passed))
+  if (smoke.report.passed) {
+    await record?.finish('success', `${version} is live; smoke test passed`)
+    core.info(`shipped ${version} (${result.releaseId}); smoke test: ${smoke.line}`)
+    return
+  }
+
+  // The smoke test failed: put back what was live before this release, on every host.
+  const smokeReason = `smoke test failed: ${smoke.line}${smoke.firstFailure ? ` (${smoke.firstFailure})` : ''}`
+  core.error(smokeReason)
+  const previous = result.hosts.find(h => h.previousReleaseId)?.previousReleaseId
+  if (!previous) {
+    core.setOutput('status', 'failed')
+    await record?.finish('failure', smokeReason.slice(0, 140))
+    throw new UserError(
+      `${smokeReason}; this was the first release on the host, so there is nothing to put back. Fix the release and deploy again.`
+    )
+  }
+  core.info(`putting back release ${previous} (${result.previousVersion}) …`)
+  const back = await rollback({
+    ...readFleetInputs(), // a fresh set of connections: deploy() closed its own
+    log: actionLog,
+    registry: registry.auth,
+    to: previous
+  })
+  await core.summary
+    .addRaw(
+      summaryTable(`ship: put back after the failed smoke test: ${back.status}`, back.hosts, [
+        ['from', version],
+        ['to', `${back.toVersion} (${back.releaseId})`]
+      ])
+    )
+    .write()
+  if (back.status === 'failed') {
+    core.setOutput('status', 'failed')
+    await record?.finish('failure', `${smokeReason}; putting back failed`.slice(0, 140))
+    throw new UserError(
+      `${smokeReason}; and putting back ${result.previousVersion} failed too: ${back.error ?? 'see the summary'}. The hosts need a look.`
+    )
+  }
+  core.setOutput('status', 'rolled-back')
+  core.setOutput('release-id', back.releaseId)
+  await record?.finish('failure', `${smokeReason}; ${back.toVersion} put back`.slice(0, 140))
+  throw new UserError(
+    `${smokeReason}; the previous release ${back.toVersion} was put back and is healthy. Fix the release and ship again.`
+  )
+}
+
+await runAction(main, async () => {
+  // nothing to undo: host locks end with main's SSH connections
 })

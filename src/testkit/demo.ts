@@ -54,7 +54,10 @@ export function formatStep(step: DemoStep, index: number): string {
   for (const a of r.annotations) lines.push(`  ${a.level}: ${a.message}`)
   for (const n of step.notes) lines.push(`  check: ${n}`)
   if (r.summary.trim()) lines.push('  summary:', indent(r.summary.replace(/<[^>]+>/g, ''), '    │ '))
-  if (!step.ok) lines.push('  log (last lines):', indent(r.stdout.split('\n').slice(-40).join('\n'), '    '))
+  if (!step.ok) {
+    lines.push('  log (last lines):', indent(r.stdout.split('\n').slice(-40).join('\n'), '    '))
+    if (r.stderr.trim()) lines.push('  stderr:', indent(r.stderr.split('\n').slice(-20).join('\n'), '    '))
+  }
   return lines.join('\n')
 }
 
