@@ -86,6 +86,21 @@ describe('proxy-jump', () => {
   })
 })
 
+describe('several hosts', () => {
+  test('all or nothing: one host refused closes the others', async () => {
+    const wrong = `[127.0.0.1]:${app2.port} ${app1.hostKeyPublic.split(' ').slice(0, 2).join(' ')}`
+    const opts = { privateKey: key.privateKey, passphrase, knownHosts: `${app1.knownHostsLine}\n${wrong}` }
+    const closedBefore = app1.logLines(/Disconnected from user root/).length
+    await expect(connectHosts([t(app1), t(app2)], opts)).rejects.toThrow(
+      `HOST KEY MISMATCH for [127.0.0.1]:${app2.port}`
+    )
+    for (let i = 0; i < 100 && app1.logLines(/Disconnected from user root/).length === closedBefore; i++) {
+      await new Promise(r => setTimeout(r, 50))
+    }
+    expect(app1.logLines(/Disconnected from user root/).length).toBe(closedBefore + 1)
+  })
+})
+
 describe('password login', () => {
   test('password auth for a user with a password', async () => {
     const r = await connectSsh({
