@@ -115,54 +115,140 @@ function buildFailure(what: string, r: DockerResult, loginFailure: string | unde
   return new UserError(`${what} failed: ${line}. ${fix}`)
 }
 
+type Run = (args: string[], extraEnv?: Record<string, string>) => Promise<DockerResult>
+
+interface Built {
+  builder: string
+  imageId: string
+  /** the digest the CLI reported for the SHA tag, when it pushed */
+  cliDigest?: string
+}
+
+/** buildx when present (or required), the classic builder otherwise; refuses what the builder cannot do. */
+async function chooseBuilder(o: BuildPushOptions): Promise<BuildxInfo | undefined> {
+  const buildx = o.builder === 'classic' ? undefined : await detectBuildx({ env: o.config.env, bin: o.bin })
+  if (o.builder === 'buildx' && !buildx) {
+    throw new UserError('buildx was required but `docker buildx version` fails. Add docker/setup-buildx-action before this step.')
+  }
+  if (o.platforms.length > 1 && !buildx) {
+    throw new UserError(
+      `'platforms' lists ${o.platforms.length} platforms (${o.platforms.join(', ')}): a multi-platform build needs buildx, which this runner lacks. Add docker/setup-buildx-action (and docker/setup-qemu-action) before this step, or build one platform.`
+    )
+  }
+  if (o.platforms.length > 1 && buildx?.driver === 'docker') {
+    throw new UserError(
+      `'platforms' lists ${o.platforms.length} platforms but the current buildx builder uses the docker driver, which builds one platform. Add docker/setup-buildx-action before this step.`
+    )
+  }
+  return buildx
+}
+
+/** Logs in; returns the failure message when a login failed that push: false can do without. */
+async function login(o: BuildPushOptions, log: Log): Promise<string | undefined> {
+  const login = o.login
+  if (!login) return undefined
+  try {
+    await log.group(`docker login ${login.registry}`, async () => {
+      await dockerLogin({ config: o.config, bin: o.bin, ...login })
+      log.info(`logged in to ${login.registry} as ${login.username} (credential kept in ${o.config.dir} for this step only)`)
+    })
+    return undefined
+  } catch (e) {
+    if (o.push) throw e
+    // push: false (pull requests, often with a read-only token): only private base images need the login
+    log.info(`${(e as Error).message} Building without a login (push: false).`)
+    return (e as Error).message
+  }
+}
+
+/** `docker buildx build`: it pushes every tag itself and writes the digest to the metadata file. */
+async function buildWithBuildx(o: BuildPushOptions, spec: BuildSpec, buildx: BuildxInfo, run: Run, log: Log, loginFailure?: string): Promise<Built> {
+  const env = o.env ?? process.env
+  if (o.cache !== false && ghaCacheAvailable(env)) {
+    spec.ghaCacheScope = cacheScope(o.image.image)
+    spec.ghaCacheExport = canExportCache(buildx)
+    if (!spec.ghaCacheExport) {
+      log.notice(
+        `The buildx builder's driver (${buildx.driver ?? 'unknown'}) cannot write the GitHub Actions cache, so it is only read: add docker/setup-buildx-action to cache layers between runs.`
+      )
+    }
+  }
+  const args = buildxArgs(spec)
+  const r = await log.group(`docker buildx build (${o.push ? 'push' : 'no push'})`, async () => {
+    log.info(`docker ${args.join(' ')}`)
+    return run(args)
+  })
+  if (r.code !== 0) {
+    if (o.push && /push|denied|unauthorized|forbidden|401|403/i.test(lastErrorLine(r))) throw pushFailure('docker buildx build --push', r, o.image.registry)
+    throw buildFailure('docker buildx build', r, loginFailure)
+  }
+  const meta = readBuildxMetadata(spec.metadataFile!)
+  return {
+    builder: `buildx (${buildx.version.split('\n')[0]}${buildx.driver ? `, ${buildx.driver} driver` : ''})`,
+    imageId: readIidFile(spec.iidFile!) ?? meta.configDigest ?? '',
+    cliDigest: o.push ? meta.digest : undefined
+  }
+}
+
+/**
+ * `docker build` with the classic builder, then one `docker push` (the SHA tag); the other tags are put
+ * registry-side, as manifest PUTs of the very bytes that push stored.
+ */
+async function buildClassic(o: BuildPushOptions, spec: BuildSpec, run: Run, log: Log, loginFailure?: string): Promise<Built> {
+  const args = classicBuildArgs(spec)
+  const r = await log.group('docker build', async () => {
+    log.info(`docker ${args.join(' ')}`)
+    return run(args, { DOCKER_BUILDKIT: '0' })
+  })
+  if (r.code !== 0) throw buildFailure('docker build', r, loginFailure)
+  const built: Built = { builder: 'docker build (classic builder; no buildx)', imageId: readIidFile(spec.iidFile!) ?? '' }
+  if (!o.push) return built
+  const shaRef = `${o.image.image}:${o.tags.shaTag}`
+  const p = await log.group(`docker push ${shaRef}`, () => run(['push', shaRef]))
+  if (p.code !== 0) throw pushFailure(`docker push ${shaRef}`, p, o.image.registry)
+  built.cliDigest = pushedDigest(p.stdout)
+  const others = o.tags.all.filter(t => t !== o.tags.shaTag)
+  if (others.length) {
+    await o.registry.retag(built.cliDigest ?? o.tags.shaTag, others)
+    log.info(`tagged ${others.join(', ')} registry-side (manifest PUT of the pushed manifest's exact bytes)`)
+  }
+  return built
+}
+
+/** The digest of every tag as the registry answers now; the SHA tag's is the result. */
+async function readBack(o: BuildPushOptions, cliDigest: string | undefined, log: Log): Promise<{ digest: string; tagDigests: Record<string, string> }> {
+  const tagDigests: Record<string, string> = {}
+  for (const tag of o.tags.all) {
+    const d = await o.registry.digest(tag)
+    if (!d) {
+      throw new UserError(
+        `The registry does not answer ${o.image.image}:${tag} after the push. Check that nothing deletes tags of ${o.image.image} while this step runs, then re-run.`
+      )
+    }
+    tagDigests[tag] = d
+  }
+  const digest = tagDigests[o.tags.shaTag]
+  if (cliDigest && cliDigest !== digest) {
+    log.warning(
+      `${o.image.image}:${o.tags.shaTag} is ${digest} in the registry but the push reported ${cliDigest}: another job pushed the same tag meanwhile. The outputs give the registry's digest.`
+    )
+  }
+  for (const [tag, d] of Object.entries(tagDigests)) {
+    if (d !== digest) log.warning(`${o.image.image}:${tag} points at ${d}, not at ${digest}: another job moved it after this push.`)
+  }
+  return { digest, tagDigests }
+}
+
 /** Builds, pushes and reads back. Throws UserError for everything a user can fix. */
 export async function buildPush(o: BuildPushOptions, log: Log): Promise<BuildPushResult> {
   const started = Date.now()
-  const env = o.env ?? process.env
   const { context, file } = checkContext(o.context, o.file)
-  const dockerEnv = o.config.env
-  const run = (args: string[], extra: Record<string, string> = {}, stream = false): Promise<DockerResult> =>
-    runDocker(args, { env: { ...dockerEnv, ...extra }, bin: o.bin, onLine: stream ? l => log.info(l) : undefined })
-
-  let buildx: BuildxInfo | undefined
-  if (o.builder === 'classic') buildx = undefined
-  else buildx = await detectBuildx({ env: dockerEnv, bin: o.bin })
-  if (o.builder === 'buildx' && !buildx) throw new UserError('buildx was required but `docker buildx version` fails. Add docker/setup-buildx-action before this step.')
-
-  if (o.platforms.length > 1) {
-    if (!buildx) {
-      throw new UserError(
-        `'platforms' lists ${o.platforms.length} platforms (${o.platforms.join(', ')}): a multi-platform build needs buildx, which this runner lacks. Add docker/setup-buildx-action (and docker/setup-qemu-action) before this step, or build one platform.`
-      )
-    }
-    if (buildx.driver === 'docker') {
-      throw new UserError(
-        `'platforms' lists ${o.platforms.length} platforms but the current buildx builder uses the docker driver, which builds one platform. Add docker/setup-buildx-action before this step.`
-      )
-    }
-  }
-
-  let loginFailure: string | undefined
-  if (o.login) {
-    const login = o.login
-    try {
-      await log.group(`docker login ${login.registry}`, async () => {
-        await dockerLogin({ config: o.config, bin: o.bin, ...login })
-        log.info(`logged in to ${login.registry} as ${login.username} (credential kept in ${o.config.dir} for this step only)`)
-      })
-    } catch (e) {
-      if (o.push) throw e
-      // push: false (pull requests, often with a read-only token): only private base images need the login
-      loginFailure = (e as Error).message
-      log.info(`${loginFailure} Building without a login (push: false).`)
-    }
-  }
+  const run: Run = (args, extraEnv = {}) => runDocker(args, { env: { ...o.config.env, ...extraEnv }, bin: o.bin, onLine: l => log.info(l) })
+  const buildx = await chooseBuilder(o)
+  const loginFailure = await login(o, log)
+  const before = o.push ? await o.registry.digest(o.tags.shaTag).catch(() => undefined) : undefined
 
   const refs = o.tags.all.map(t => `${o.image.image}:${t}`)
-  const shaRef = `${o.image.image}:${o.tags.shaTag}`
-  let before: string | undefined
-  if (o.push) before = await o.registry.digest(o.tags.shaTag).catch(() => undefined)
-
   const spec: BuildSpec = {
     context,
     file,
@@ -176,66 +262,10 @@ export async function buildPush(o: BuildPushOptions, log: Log): Promise<BuildPus
     metadataFile: join(o.config.dir, 'metadata.json'),
     iidFile: join(o.config.dir, 'iid')
   }
-  let cliDigest: string | undefined
-  let imageId = ''
-  let builder: string
-  if (buildx) {
-    builder = `buildx (${buildx.version.split('\n')[0]}${buildx.driver ? `, ${buildx.driver} driver` : ''})`
-    if (o.cache !== false && ghaCacheAvailable(env)) {
-      spec.ghaCacheScope = cacheScope(o.image.image)
-      spec.ghaCacheExport = canExportCache(buildx)
-      if (!spec.ghaCacheExport) log.notice('The docker buildx driver cannot write the GitHub Actions cache: add docker/setup-buildx-action to cache layers between runs.')
-    }
-    const args = buildxArgs(spec)
-    const r = await log.group(`docker ${args.slice(0, 2).join(' ')} (${o.push ? 'push' : 'no push'})`, async () => {
-      log.info(`docker ${args.join(' ')}`)
-      return run(args, {}, true)
-    })
-    if (r.code !== 0) {
-      if (o.push && /push|denied|unauthorized|forbidden|401|403/i.test(lastErrorLine(r))) throw pushFailure('docker buildx build --push', r, o.image.registry)
-      throw buildFailure('docker buildx build', r, loginFailure)
-    }
-    const meta = readBuildxMetadata(spec.metadataFile!)
-    cliDigest = o.push ? meta.digest : undefined
-    imageId = readIidFile(spec.iidFile!) ?? meta.configDigest ?? ''
-  } else {
-    builder = 'docker build (classic builder; no buildx)'
-    const args = classicBuildArgs(spec)
-    const r = await log.group('docker build', async () => {
-      log.info(`docker ${args.join(' ')}`)
-      return run(args, { DOCKER_BUILDKIT: '0' }, true)
-    })
-    if (r.code !== 0) throw buildFailure('docker build', r, loginFailure)
-    imageId = readIidFile(spec.iidFile!) ?? ''
-    if (o.push) {
-      // one docker push (the SHA tag); the other tags are manifest PUTs of the very same bytes
-      const p = await log.group(`docker push ${shaRef}`, () => run(['push', shaRef], {}, true))
-      if (p.code !== 0) throw pushFailure(`docker push ${shaRef}`, p, o.image.registry)
-      cliDigest = pushedDigest(p.stdout)
-      const others = o.tags.all.filter(t => t !== o.tags.shaTag)
-      if (others.length) {
-        await o.registry.retag(o.tags.shaTag, others)
-        log.info(`tagged ${others.join(', ')} registry-side (manifest PUT of the ${o.tags.shaTag} manifest's exact bytes)`)
-      }
-    }
-  }
+  const built = buildx ? await buildWithBuildx(o, spec, buildx, run, log, loginFailure) : await buildClassic(o, spec, run, log, loginFailure)
+  const { digest, tagDigests } = o.push ? await readBack(o, built.cliDigest, log) : { digest: '', tagDigests: {} }
 
-  const tagDigests: Record<string, string> = {}
-  let digest = ''
-  if (o.push) {
-    for (const tag of o.tags.all) {
-      const d = await o.registry.digest(tag)
-      if (!d) throw new UserError(`The registry does not answer ${o.image.image}:${tag} after the push. Check that nothing deletes tags of ${o.image.image} while this step runs, then re-run.`)
-      tagDigests[tag] = d
-    }
-    digest = tagDigests[o.tags.shaTag]
-    if (cliDigest && cliDigest !== digest) {
-      log.warning(`${shaRef} is ${digest} in the registry but the push reported ${cliDigest}: another job pushed the same tag meanwhile. The outputs give the registry's digest.`)
-    }
-    for (const [tag, d] of Object.entries(tagDigests)) {
-      if (d !== digest) log.warning(`${o.image.image}:${tag} points at ${d}, not at ${digest}: another job moved it after this push.`)
-    }
-  }
+  const shaRef = `${o.image.image}:${o.tags.shaTag}`
   const replacedDigest = before && digest && before !== digest ? before : undefined
   if (replacedDigest) {
     log.warning(
@@ -248,9 +278,9 @@ export async function buildPush(o: BuildPushOptions, log: Log): Promise<BuildPus
     ref: digest ? `${o.image.image}@${digest}` : '',
     tags: refs,
     shaTag: shaRef,
-    imageId,
+    imageId: built.imageId,
     pushed: o.push,
-    builder,
+    builder: built.builder,
     tagDigests,
     replacedDigest,
     durationMs: Date.now() - started
