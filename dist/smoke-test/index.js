@@ -43411,6 +43411,7 @@ function errorMessage(e) {
 /** Rule ids (stable: tests, the smoke-test report and users rely on them) and what each checks. */
 const RULES = {
     'final-newline': 'the exposition ends with a line feed',
+    'byte-order-mark': 'no byte order mark before the first line',
     'metric-name': 'metric names match [a-zA-Z_:][a-zA-Z0-9_:]*',
     'label-name': 'label names match [a-zA-Z_][a-zA-Z0-9_]*',
     'label-name-reserved': 'label names starting with __ are reserved',
@@ -43601,6 +43602,9 @@ class Validator {
     /** the parsed le / quantile of the current sample */
     specialValue = 0;
     labelsSorted = true;
+    /** OpenMetrics: where the current sample's exemplar starts (-1: none), and whether its kind may have one */
+    exemplarAt = -1;
+    exemplarAllowed = false;
     constructor(text, om, maxErrors) {
         this.text = text;
         this.om = om;
@@ -43618,6 +43622,10 @@ class Validator {
         const om = this.om;
         let pos = 0;
         let eofLine = 0;
+        if (text.charCodeAt(0) === 0xfeff) {
+            this.err('byte-order-mark', 'the exposition starts with a byte order mark (U+FEFF); remove it', 1);
+            pos = 1;
+        }
         while (pos < n) {
             let eol = text.indexOf('\n', pos);
             if (eol === -1)
@@ -43874,6 +43882,14 @@ class Validator {
         else
             f.type = type;
     }
+    /** Whether `s` occurs in the text at `pos` (a plain loop: startsWith with a position is slow on long strings). */
+    textIs(s, pos) {
+        const text = this.text;
+        for (let i = s.length - 1; i >= 0; i--)
+            if (text.charCodeAt(pos + i) !== s.charCodeAt(i))
+                return false;
+        return true;
+    }
     /** End of the name at p whose first char has class bit `start` and the rest `char` (p when none). */
     scanName(p, e, start, char) {
         const text = this.text;
@@ -43931,8 +43947,8 @@ class Validator {
                 if (om)
                     this.err('om-whitespace', 'blank between the metric name and "{"');
             }
-            else if (om && p - b > 1)
-                this.err('om-whitespace', 'more than one space before the value');
+            else if (om && (p - b > 1 || text.charCodeAt(b) !== SP))
+                this.err('om-whitespace', 'use exactly one space before the value');
         }
         if (c === LBRACE) {
             p = this.labels(p, eol, true);
@@ -44008,8 +44024,6 @@ class Validator {
             this.exemplar(x, eol);
         }
     }
-    exemplarAt = -1;
-    exemplarAllowed = false;
     /**
      * Parses a label set starting at "{"; returns the position after "}" or -1 after an error.
      * store=false (exemplars): checks the syntax only.
@@ -44074,7 +44088,7 @@ class Validator {
             }
             p++;
             const vs = p;
-            const ve = this.labelValue(p, eol, text.slice(ls, le));
+            const ve = this.labelValue(p, eol, ls, le);
             if (ve < 0)
                 return -1;
             if (store) {
@@ -44127,8 +44141,8 @@ class Validator {
         }
         return this.nextBackslash;
     }
-    /** p: after the opening quote. Returns the position of the closing quote, or -1 after an error. */
-    labelValue(p, eol, labelName) {
+    /** p: after the opening quote; ls..le: the label name. Returns the closing quote's position, or -1 after an error. */
+    labelValue(p, eol, ls, le) {
         const text = this.text;
         let q = text.indexOf('"', p);
         if (q === -1 || q > eol)
@@ -44148,11 +44162,11 @@ class Validator {
                 }
                 continue;
             }
-            this.err('label-value-escape', `invalid escape ${show(text.slice(b, Math.min(b + 2, eol)))} in the value of label ${show(labelName)}; only \\\\, \\" and \\n are allowed`);
+            this.err('label-value-escape', `invalid escape ${show(text.slice(b, Math.min(b + 2, eol)))} in the value of label ${show(text.slice(ls, le))}; only \\\\, \\" and \\n are allowed`);
             return -1;
         }
         if (q === -1) {
-            this.err('label-value-unterminated', `the value of label ${show(labelName)} has no closing quote on this line (a raw line break inside a value must be written \\n)`);
+            this.err('label-value-unterminated', `the value of label ${show(text.slice(ls, le))} has no closing quote on this line (a raw line break inside a value must be written \\n)`);
             return -1;
         }
         if (this.hasReplacement) {
@@ -44162,7 +44176,7 @@ class Validator {
                     this.nextReplacement = Infinity;
             }
             if (this.nextReplacement < q) {
-                this.err('label-value-utf8', `the value of label ${show(labelName)} contains U+FFFD: the response held bytes that are not valid UTF-8`);
+                this.err('label-value-utf8', `the value of label ${show(text.slice(ls, le))} contains U+FFFD: the response held bytes that are not valid UTF-8`);
             }
         }
         return q;
@@ -44291,7 +44305,7 @@ class Validator {
         let name;
         let fam;
         let kind;
-        if (this.lastFam && ne - start === this.lastName.length && text.startsWith(this.lastName, start)) {
+        if (this.lastFam && ne - start === this.lastName.length && this.textIs(this.lastName, start)) {
             name = this.lastName;
             fam = this.lastFam;
             kind = this.lastKind;
@@ -44387,7 +44401,7 @@ class Validator {
             else if (type === 'stateset') {
                 if (value !== 0 && value !== 1)
                     this.err('om-stateset', `stateset ${name} has the value ${value}; states are 0 or 1`);
-                if (!this.findLabel(fam.name))
+                if (this.labelIndex(fam.name) < 0)
                     this.err('om-stateset', `stateset ${name} has no label named ${show(fam.name)}`);
             }
         }
@@ -44457,16 +44471,13 @@ class Validator {
         const f = this.family(name);
         return check(f, K_BARE);
     }
-    findLabel(labelName) {
-        const text = this.text;
-        for (let i = 0; i < this.nLabels; i++) {
-            if (this.lnE[i] - this.lnS[i] === labelName.length && text.startsWith(labelName, this.lnS[i]))
-                return i + 1;
-        }
-        return 0;
-    }
+    /** Index of the current sample's label with that name, -1 when it has none. */
     labelIndex(labelName) {
-        return this.findLabel(labelName) - 1;
+        for (let i = 0; i < this.nLabels; i++) {
+            if (this.lnE[i] - this.lnS[i] === labelName.length && this.textIs(labelName, this.lnS[i]))
+                return i;
+        }
+        return -1;
     }
     quantile(i) {
         if (i < 0) {
