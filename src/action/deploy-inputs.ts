@@ -5,6 +5,7 @@
 import * as core from '@actions/core'
 import { readSshInputs } from './ssh-inputs.js'
 import * as inputs from './inputs.js'
+import { readStrategyInputs } from './strategy-inputs.js'
 import { connectHosts } from '../lib/ssh/client.js'
 import { formatTarget } from '../lib/ssh/hosts.js'
 import type { Remote } from '../lib/ssh/remote.js'
@@ -39,6 +40,8 @@ export function readFleetInputs(): Omit<Common, 'log' | 'registry'> {
     healthTimeout: inputs.int('health-timeout', 120, { min: 1, max: 3600 }),
     lockTimeout: inputs.int('lock-timeout', 300, { min: 0, max: 86400 }),
     maxParallel: inputs.int('max-parallel', 1, { min: 1, max: 100 }),
+    // strategy (recreate | blue-green) and target (compose | swarm): src/action/strategy-inputs.ts
+    ...readStrategyInputs(),
     ...runFacts()
   }
 }

@@ -98,6 +98,8 @@ export class ComposeHost {
   /** exec calls made (round trips), for the benchmark */
   execs = 0
   compose: ComposeKind = 'v1'
+  /** false for hosts that deploy without Compose (a swarm manager, src/lib/swarm) */
+  protected requiresCompose = true
 
   constructor(remote: Remote, opts: ComposeHostOptions) {
     this.remote = remote
@@ -195,12 +197,12 @@ export class ComposeHost {
         }
       )
     }).then(state => {
-      if (state.compose === 'none') {
+      if (state.compose === 'none' && this.requiresCompose) {
         throw new UserError(
           `${this.label}: neither 'docker compose' (v2) nor 'docker-compose' (v1) is installed on the host. Install the Compose plugin.`
         )
       }
-      this.compose = state.compose
+      if (state.compose !== 'none') this.compose = state.compose
       return state
     })
   }

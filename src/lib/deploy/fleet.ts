@@ -30,7 +30,11 @@ export async function openFleet(opts: Common, owner: string): Promise<FleetHost[
     const remote = (r as PromiseFulfilledResult<Awaited<ReturnType<Common['connect']>>>).value
     return {
       label: opts.hosts[i],
-      ch: new ComposeHost(remote, { path: opts.path, project: opts.project, log: opts.log })
+      ch: (opts.makeHost ?? ((r, o) => new ComposeHost(r, o)))(remote, {
+        path: opts.path,
+        project: opts.project,
+        log: opts.log
+      })
     }
   })
   const locked = await Promise.allSettled(hosts.map(h => h.ch.lock(opts.lockTimeout, owner)))

@@ -1,6 +1,6 @@
 import type { Remote } from '../ssh/remote.js'
 import type { ImageRef } from '../compose/validate.js'
-import type { Logger } from '../compose/host.js'
+import type { ComposeHost, ComposeHostOptions, Logger } from '../compose/host.js'
 
 export type { Logger }
 
@@ -28,6 +28,11 @@ export interface Common {
   stableSeconds?: number
   /** Compose project name (default: derived from path) */
   project?: string
+  /**
+   * the host object for a strategy or target (src/lib/strategy/host.ts: blue-green, swarm); default a
+   * ComposeHost (recreate)
+   */
+  makeHost?(remote: Remote, opts: ComposeHostOptions): ComposeHost
 }
 
 export interface DeployOptions extends Common {

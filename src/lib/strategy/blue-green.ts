@@ -90,12 +90,14 @@ export class BlueGreen {
   }
 
   /** The live slot and MemAvailable (bytes). */
-  async probe(): Promise<{ slot?: Slot; memAvailable?: number }> {
+  async probe(): Promise<{ slot?: Slot; release?: string; memAvailable?: number }> {
     const r = await this.run('reading the live slot', SH(PROBE_SCRIPT, this.host.layout.state))
-    const slot = /^slot (\w+)$/m.exec(r.stdout)?.[1] as Slot | undefined
+    const m = /^slot (\w+)(?: (\S+))?$/m.exec(r.stdout)
+    const slot = m?.[1] as Slot | undefined
     const kb = /^memavail (\d+)$/m.exec(r.stdout)?.[1]
     return {
       slot: slot && SLOTS.includes(slot) ? slot : undefined,
+      release: m?.[2],
       memAvailable: kb ? Number(kb) * 1024 : undefined
     }
   }
@@ -183,24 +185,27 @@ export class BlueGreen {
    * stopped. On any failure before the reload, the old slot keeps serving and the idle one is removed.
    */
   async activate(release: SlotRelease): Promise<ActivateResult> {
+    const started = await this.start(release)
+    if ('ok' in started) return started
+    return this.complete(started)
+  }
+
+  /** Phase 1: headroom check, then `up -d` of the release in the idle slot (nothing live changes). */
+  async start(release: SlotRelease): Promise<Started | ActivateResult> {
     const { host, cfg } = this
-    const log = (m: string): void => host.log.info(`${host.label}: ${m}`)
     const probe = await this.probe()
     const live = probe.slot
     const idle = otherSlot(live)
     const idx = SLOTS.indexOf(idle)
     const ports = Object.fromEntries([...cfg.ports].map(([s, p]) => [s, p[idx]]))
-    const base = { previousSlot: live, ports }
-
-    // 1. headroom for two copies
     const need = await this.needed(release, idle)
     if (probe.memAvailable !== undefined && probe.memAvailable < need.bytes) {
       throw new UserError(
         `${host.label}: not enough free memory for a second copy during the blue-green switch: ${Math.round(probe.memAvailable / MiB)} MiB available, ${Math.round(need.bytes / MiB)} MiB needed by ${need.from}. Free memory on the host, lower 'min-free-memory' or the services' memory limits, or use 'strategy: recreate'.`
       )
     }
-    log(
-      `blue-green: live slot ${live ?? 'none'}, starting ${release.version} in ${idle} (${Object.entries(
+    host.log.info(
+      `${host.label}: blue-green: live slot ${live ?? 'none'}, starting ${release.version} in ${idle} (${Object.entries(
         ports
       )
         .map(([s, p]) => `${s}:${p}`)
@@ -208,13 +213,7 @@ export class BlueGreen {
           ', '
         )}); ${Math.round((probe.memAvailable ?? 0) / MiB)} MiB free, ${Math.round(need.bytes / MiB)} MiB needed`
     )
-
-    // 2. the idle slot: up, healthy
-    const idleProject = slotProject(host.layout.project, idle)
-    const fail = async (h: HealthResult, nginx?: string): Promise<ActivateResult> => {
-      await this.stop(idleProject, 0)
-      return { ...h, ...base, ok: false, slot: live, nginx }
-    }
+    const st: Started = { release, live, idle, ports }
     try {
       await this.run(`starting ${release.id} in the ${idle} slot`, [
         ...this.composeArgv(release, idle),
@@ -225,13 +224,27 @@ export class BlueGreen {
         ...this.services
       ])
     } catch (e) {
-      return fail({
+      return this.fail(st, {
         ok: false,
         result: 'failed',
         state: errorMessage(e),
         logs: (e as UserError).details ?? ''
       })
     }
+    return st
+  }
+
+  private async fail(st: Started, h: HealthResult, nginx?: string): Promise<ActivateResult> {
+    await this.stop(slotProject(this.host.layout.project, st.idle), 0)
+    return { ...h, ok: false, slot: st.live, previousSlot: st.live, ports: st.ports, nginx }
+  }
+
+  /** Phase 2: wait for the idle slot to be healthy, switch nginx to it, drain and stop the old slot. */
+  async complete(st: Started): Promise<ActivateResult> {
+    const { host, cfg } = this
+    const { release, live, idle, ports } = st
+    const log = (m: string): void => host.log.info(`${host.label}: ${m}`)
+    const idleProject = slotProject(host.layout.project, idle)
     const slotHost = new ComposeHost(host.remote, {
       path: host.layout.path,
       project: idleProject,
@@ -240,10 +253,10 @@ export class BlueGreen {
     const health = await slotHost.waitHealthy(this.services, this.opts.healthTimeout, {
       stableSec: this.opts.stableSeconds
     })
-    if (!health.ok) return fail(health)
+    if (!health.ok) return this.fail(st, health)
     log(`${idle} slot healthy (${health.state})`)
 
-    // 3. nginx: new upstream files, test, reload (the old files go back when either fails)
+    // nginx: new upstream files, test, reload (the old files go back when either fails)
     const old = await this.readOld()
     await this.run('creating the nginx include directory', ['mkdir', '-p', this.includeDir])
     await this.writeUpstreams(new Map(this.services.map(s => [s, upstreamFile(s, ports[s], release)])))
@@ -251,7 +264,8 @@ export class BlueGreen {
     if (t.code !== 0) {
       await this.writeUpstreams(old)
       const out = (t.stderr + t.stdout).trim()
-      return fail(
+      return this.fail(
+        st,
         { ...health, ok: false, result: 'nginx-test' },
         `'${cfg.testCommand}' failed: ${out.split('\n').pop()}`
       )
@@ -261,15 +275,16 @@ export class BlueGreen {
       await this.writeUpstreams(old)
       await host.remote.exec(USER_COMMAND(cfg.reloadCommand), { timeoutMs: 60_000 })
       const out = (rl.stderr + rl.stdout).trim()
-      return fail(
+      return this.fail(
+        st,
         { ...health, ok: false, result: 'nginx-reload' },
         `'${cfg.reloadCommand}' failed: ${out.split('\n').pop()}`
       )
     }
-    await host.remote.writeFile(`${host.layout.state}/slot`, `${idle}\n`, 0o644)
+    await host.remote.writeFile(`${host.layout.state}/slot`, `${idle} ${release.id}\n`, 0o644)
     log(`nginx now sends ${this.services.map(upstreamName).join(', ')} to the ${idle} slot`)
 
-    // 4. drain and stop the old slot (and containers a recreate deploy left in the main project)
+    // drain and stop the old slot (and containers a recreate deploy left in the main project)
     if (cfg.drainSeconds > 0) {
       log(`draining the ${live ?? 'previous'} containers for ${cfg.drainSeconds}s`)
       await new Promise(r => setTimeout(r, cfg.drainSeconds * 1000))
@@ -279,8 +294,16 @@ export class BlueGreen {
       ...(await this.stop(host.layout.project))
     ]
     if (stopped.length) log(stopped.join(', '))
-    return { ...health, ...base, ok: true, slot: idle }
+    return { ...health, ok: true, slot: idle, previousSlot: live, ports }
   }
+}
+
+/** A release started in the idle slot, not yet taking traffic. */
+export interface Started {
+  release: SlotRelease
+  live?: Slot
+  idle: Slot
+  ports: Record<string, number>
 }
 
 /** The nginx include lines a user's config needs, for docs and the job summary. */

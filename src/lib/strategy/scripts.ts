@@ -5,7 +5,7 @@
 
 /** Prints the live slot (`slot blue|green|`) and the host's MemAvailable in kB. args: state-dir */
 export const PROBE_SCRIPT = `s=$1
-slot=$(cat "$s/slot" 2>/dev/null | head -c 16) || slot=
+slot=$(head -n 1 "$s/slot" 2>/dev/null | head -c 100) || slot=
 echo "slot $slot"
 echo "memavail $(awk '/^MemAvailable:/ {print $2}' /proc/meminfo 2>/dev/null)"
 `

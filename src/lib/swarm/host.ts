@@ -70,6 +70,7 @@ export interface SwarmHostOptions extends ComposeHostOptions {
 
 export class SwarmHost extends ComposeHost {
   readonly stack: string
+  protected override requiresCompose = false
   private auth?: { registry: string; username: string; password: string }
 
   constructor(remote: Remote, opts: SwarmHostOptions) {

@@ -1,0 +1,33 @@
+/**
+ * The inputs that choose how releases reach a host (deploy-ssh, rollback and ship): `strategy`
+ * (recreate | blue-green) with the blue-green settings, and `target` (compose | swarm) with `stack`.
+ * Checked before anything connects; returns deploy()/rollback()'s `makeHost` (undefined: recreate).
+ */
+import * as inputs from './inputs.js'
+import { hostFactory, parseTarget, type MakeHost } from '../lib/strategy/host.js'
+import {
+  BLUE_GREEN_DEFAULTS,
+  checkBlueGreen,
+  parseSlotPorts,
+  parseStrategy,
+  type BlueGreenConfig
+} from '../lib/strategy/options.js'
+
+export function readStrategyInputs(): { makeHost?: MakeHost } {
+  const strategy = parseStrategy(inputs.str('strategy'))
+  const target = parseTarget(inputs.str('target'))
+  let blueGreen: BlueGreenConfig | undefined
+  if (strategy === 'blue-green') {
+    blueGreen = {
+      ports: parseSlotPorts(inputs.str('blue-green-ports')),
+      includeDir: inputs.str('nginx-include-dir') || undefined,
+      testCommand: inputs.str('nginx-test-command', BLUE_GREEN_DEFAULTS.testCommand),
+      reloadCommand: inputs.str('nginx-reload-command', BLUE_GREEN_DEFAULTS.reloadCommand),
+      drainSeconds: inputs.int('drain-seconds', BLUE_GREEN_DEFAULTS.drainSeconds, { min: 0, max: 3600 }),
+      minFreeMiB: inputs.int('min-free-memory', BLUE_GREEN_DEFAULTS.minFreeMiB, { min: 0, max: 1024 * 1024 })
+    }
+    checkBlueGreen(blueGreen, [...blueGreen.ports.keys()])
+  }
+  const makeHost = hostFactory({ strategy, target, blueGreen, stack: inputs.str('stack') || undefined })
+  return makeHost ? { makeHost } : {}
+}
