@@ -277,3 +277,32 @@ describe('hosts with few sessions per connection', () => {
     }
   })
 })
+
+describe('chatty login shells', () => {
+  test('stderr printed by the host before the command (rc files) stays stderr; timeouts still kill', async () => {
+    // ForceCommand runs like an rc file would: noise on stderr, then the command line
+    const s = await startSshd({
+      extraConfig: ['ForceCommand echo rc-noise >&2; eval "$SSH_ORIGINAL_COMMAND"']
+    })
+    try {
+      const r = await connectSsh({
+        target: { host: s.host, port: s.port, user: 'root' },
+        privateKey: s.clientKey.privateKey,
+        knownHosts: s.knownHostsLine
+      })
+      expect(await r.exec(['sh', '-c', 'printf x; echo e >&2; exit 3'])).toEqual({
+        code: 3,
+        stdout: 'x',
+        stderr: 'rc-noise\ne\n'
+      })
+      const tag = uniqueName('shiplinechatty')
+      await expect(r.exec(['sh', '-c', 'sleep 300', tag], { timeoutMs: 500 })).rejects.toBeInstanceOf(
+        RemoteTimeoutError
+      )
+      expect(execFileSync('ps', ['-eo', 'args']).toString()).not.toContain(tag)
+      await r.close()
+    } finally {
+      await s.stop()
+    }
+  })
+})

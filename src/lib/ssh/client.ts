@@ -293,8 +293,13 @@ interface RawResult {
   stderr: Buffer
 }
 
-/** The first stderr line of each wrapped command is its process group id. */
-const PGID_PREFIX = 'echo $$ >&2; '
+/**
+ * Each wrapped command first writes a marker line with its process group id to stderr. A marker (not
+ * just "the first line") because the host's shell rc files may print to stderr before it; whatever
+ * comes before the marker is passed on as the command's stderr.
+ */
+const PGID_MARK = `@@shipline-pgid-${randomBytes(4).toString('hex')}:`
+const PGID_PREFIX = `echo ${PGID_MARK}$$ >&2; `
 
 /** Quotes argv for the remote shell; the command word is always quoted (so `A=b` or `if` stay plain words). */
 export function commandLine(argv: string[], cwd?: string): string {
@@ -429,11 +434,20 @@ export class SshRemote implements Remote {
     ch.stderr.on('data', (d: Buffer) => {
       if (pgid !== undefined) return onErr(d)
       header = Buffer.concat([header, d])
-      const nl = header.indexOf(10)
+      const at = header.indexOf(PGID_MARK)
+      const nl = at < 0 ? -1 : header.indexOf(10, at)
       if (nl < 0) return
-      pgid = Number(header.subarray(0, nl).toString('latin1').trim()) || 0
+      pgid =
+        Number(
+          header
+            .subarray(at + PGID_MARK.length, nl)
+            .toString('latin1')
+            .trim()
+        ) || 0
       kill()
+      if (at > 0) onErr(header.subarray(0, at))
       if (header.length > nl + 1) onErr(header.subarray(nl + 1))
+      header = Buffer.alloc(0)
     })
     ch.on('exit', (c: number | null, signal?: string) => {
       code = c ?? signalCode(signal)
@@ -442,6 +456,8 @@ export class SshRemote implements Remote {
       if (timer) clearTimeout(timer)
       if (hard) clearTimeout(hard)
       release()
+      // no marker came (the login shell is not POSIX, or failed first): its stderr is still stderr
+      if (pgid === undefined && header.length) onErr(header)
       if (opts.onStdout) flush(outDec, opts.onStdout)
       if (opts.onStderr) flush(errDec, opts.onStderr)
       void (killing ?? Promise.resolve()).then(() => {
