@@ -1,0 +1,165 @@
+/**
+ * strategy: blue-green through deploy() and rollback() over a real sshd, with the real registry, Docker
+ * engine, docker-compose and nginx, under steady load through nginx: two releases, a release that never
+ * turns healthy (the live slot keeps serving, status rolled-back), a rollback, and not one failed request.
+ */
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals'
+import { execFileSync } from 'node:child_process'
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { projectName } from '../../src/lib/compose/layout.js'
+import { deploy, rollback } from '../../src/lib/deploy/index.js'
+import type { DeployOptions } from '../../src/lib/deploy/types.js'
+import { connectSsh } from '../../src/lib/ssh/client.js'
+import { hostFactory } from '../../src/lib/strategy/host.js'
+import { upstreamName } from '../../src/lib/strategy/blue-green.js'
+import { parseSlotPorts } from '../../src/lib/strategy/options.js'
+import { buildAppImage, removeImages } from '../../src/testkit/images.js'
+import { startLoad } from '../../src/testkit/load.js'
+import { freePort, uniqueName } from '../../src/testkit/net.js'
+import { startNginx, type Nginx } from '../../src/testkit/nginx.js'
+import { startRegistry, type TestRegistry } from '../../src/testkit/registry.js'
+import { startSshd, type Sshd } from '../../src/testkit/sshd.js'
+
+describe('deploy-ssh with strategy: blue-green', () => {
+  let reg: TestRegistry
+  let sshd: Sshd
+  let nginx: Nginx
+  const base = mkdtempSync(join(tmpdir(), 'shipline-bgd-'))
+  const path = `${base}/app`
+  const run = uniqueName('r')
+  let image = ''
+  const logs: string[] = []
+  const log = { info: (m: string) => logs.push(m), warning: (m: string) => logs.push('WARN ' + m) }
+  let common: Omit<DeployOptions, 'images' | 'version'>
+
+  beforeAll(async () => {
+    reg = await startRegistry({ auth: 'none' })
+    sshd = await startSshd()
+    image = `${reg.host}/${run.toLowerCase()}`
+    for (const v of ['v1', 'v2', 'bad']) {
+      buildAppImage({ tag: `${image}:${v}`, version: `${v}_${run}`, healthy: v !== 'bad' })
+      execFileSync('docker', ['push', '-q', `${image}:${v}`], { stdio: 'ignore' })
+    }
+    mkdirSync(`${path}/nginx`, { recursive: true })
+    nginx = await startNginx({ includeFile: `${path}/nginx/web.conf`, upstreamName: upstreamName('web') })
+    const compose = join(base, 'docker-compose.yml')
+    writeFileSync(
+      compose,
+      [
+        'services:',
+        '  web:',
+        '    image: placeholder',
+        '    init: true',
+        '    mem_limit: 32m',
+        '    ports: ["127.0.0.1:${SHIPLINE_PORT}:8080"]',
+        ''
+      ].join('\n')
+    )
+    const [a, b] = [await freePort(), await freePort()]
+    common = {
+      hosts: [`root@127.0.0.1:${sshd.port}`],
+      connect: () =>
+        connectSsh({
+          target: { host: '127.0.0.1', port: sshd.port, user: 'root' },
+          privateKey: sshd.clientKey.privateKey,
+          knownHosts: sshd.knownHostsLine
+        }),
+      path,
+      healthTimeout: 60,
+      lockTimeout: 60,
+      log,
+      stableSeconds: 1,
+      composeFiles: [compose],
+      autoRollback: true,
+      keepReleases: 5,
+      makeHost: hostFactory({
+        strategy: 'blue-green',
+        target: 'compose',
+        blueGreen: {
+          ports: parseSlotPorts(`web=${a},${b}`),
+          includeDir: `${path}/nginx`,
+          testCommand: nginx.testCommand,
+          reloadCommand: nginx.reloadCommand,
+          drainSeconds: 1,
+          minFreeMiB: 16
+        }
+      }),
+      resolveDigest: async ref => {
+        const r = await fetch(`${reg.url}/v2/${ref.repository}/manifests/${ref.tag}`, {
+          method: 'HEAD',
+          headers: { accept: 'application/vnd.docker.distribution.manifest.v2+json' }
+        })
+        return r.headers.get('docker-content-digest') ?? ''
+      }
+    }
+  }, 180_000)
+
+  afterAll(async () => {
+    const p = projectName(path)
+    for (const proj of [p, `${p}-blue`, `${p}-green`]) {
+      const ids = execFileSync(
+        'docker',
+        ['ps', '-aq', '--filter', `label=com.docker.compose.project=${proj}`],
+        {
+          encoding: 'utf8'
+        }
+      ).trim()
+      if (ids) execFileSync('docker', ['rm', '-f', ...ids.split('\n')], { stdio: 'ignore' })
+      try {
+        execFileSync('docker', ['network', 'rm', `${proj}_default`], { stdio: 'ignore' })
+      } catch {
+        /* none */
+      }
+    }
+    await nginx?.stop()
+    await sshd?.stop()
+    await reg?.stop()
+    removeImages(...['v1', 'v2', 'bad'].map(v => `${image}:${v}`))
+    rmSync(base, { recursive: true, force: true })
+  })
+
+  const version = async () => (await (await fetch(`${nginx.url}/version`)).text()).trim().split('_')[0]
+
+  it('deploys, survives a bad release and rolls back without a failed request', async () => {
+    const r1 = await deploy({ ...common, images: [`web=${image}:v1`], version: 'v1' })
+    expect(r1.error).toBeUndefined()
+    expect(r1.status).toBe('deployed')
+    expect(await version()).toBe('v1')
+
+    const load = startLoad({ url: `${nginx.url}/version`, rate: 40 })
+    const r2 = await deploy({ ...common, images: [`web=${image}:v2`], version: 'v2' })
+    expect(r2.status).toBe('deployed')
+    expect(await version()).toBe('v2')
+
+    const r3 = await deploy({ ...common, images: [`web=${image}:bad`], version: 'bad' })
+    expect(r3.status).toBe('rolled-back')
+    expect(r3.version).toBe('v2')
+    expect(await version()).toBe('v2')
+    expect(logs.join('\n')).toMatch(/v2 still serves from the green slot/)
+
+    const rb = await rollback({ ...common, to: 'v1' })
+    expect(rb.status).toBe('rolled-back')
+    expect(await version()).toBe('v1')
+    const res = await load.stop()
+    expect(res.sent).toBeGreaterThan(0)
+    expect({ bad: res.bad, non2xx: res.non2xx, failed: res.failed }).toEqual({
+      bad: 0,
+      non2xx: {},
+      failed: {}
+    })
+
+    const ledger = readFileSync(`${path}/.shipline/ledger.jsonl`, 'utf8')
+      .trim()
+      .split('\n')
+      .map(l => JSON.parse(l) as { event: string; version: string })
+    expect(ledger.map(e => `${e.event} ${e.version}`)).toEqual([
+      'deploy v1',
+      'deploy v2',
+      'auto-rollback v2',
+      'rollback v1'
+    ])
+    expect(readFileSync(`${path}/nginx/web.conf`, 'utf8')).toMatch(/upstream shipline_web/)
+  }, 300_000)
+})
