@@ -28710,7 +28710,7 @@ __nccwpck_require__.a(__webpack_module__, async (__webpack_handle_async_dependen
 /* harmony import */ var _lib_build_labels_js__WEBPACK_IMPORTED_MODULE_7__ = __nccwpck_require__(9155);
 /* harmony import */ var _lib_build_run_js__WEBPACK_IMPORTED_MODULE_8__ = __nccwpck_require__(7273);
 /* harmony import */ var _lib_build_summary_js__WEBPACK_IMPORTED_MODULE_11__ = __nccwpck_require__(5194);
-/* harmony import */ var _lib_build_registry_js__WEBPACK_IMPORTED_MODULE_9__ = __nccwpck_require__(8802);
+/* harmony import */ var _lib_build_registry_js__WEBPACK_IMPORTED_MODULE_9__ = __nccwpck_require__(2066);
 /* harmony import */ var _lib_docker_config_js__WEBPACK_IMPORTED_MODULE_10__ = __nccwpck_require__(9490);
 
 
@@ -28898,7 +28898,7 @@ function loginRegistry(input, image) {
 
 /***/ }),
 
-/***/ 8802:
+/***/ 2066:
 /***/ ((__unused_webpack___webpack_module__, __webpack_exports__, __nccwpck_require__) => {
 
 
@@ -28907,8 +28907,6 @@ __nccwpck_require__.d(__webpack_exports__, {
   Y: () => (/* binding */ registryAccess)
 });
 
-// EXTERNAL MODULE: ./build/tsc/lib/registry/reference.js
-var registry_reference = __nccwpck_require__(8892);
 // EXTERNAL MODULE: ./build/tsc/lib/errors.js
 var errors = __nccwpck_require__(2830);
 ;// CONCATENATED MODULE: ./build/tsc/lib/registry/errors.js
@@ -29013,7 +29011,7 @@ const OCI_MANIFEST = 'application/vnd.oci.image.manifest.v1+json';
 const DOCKER_MANIFEST = 'application/vnd.docker.distribution.manifest.v2+json';
 /** Accept header for manifest GET/HEAD: indexes first, so multi-platform images are never narrowed. */
 const MANIFEST_ACCEPT = [OCI_INDEX, DOCKER_LIST, OCI_MANIFEST, DOCKER_MANIFEST].join(', ');
-function media_isIndex(mediaType) {
+function isIndex(mediaType) {
     return mediaType === OCI_INDEX || mediaType === DOCKER_LIST;
 }
 function sha256(bytes) {
@@ -29039,11 +29037,11 @@ function declaredMediaType(bytes) {
     return undefined;
 }
 /** Children of an index (manifests) — empty for an image manifest. */
-function media_childManifests(bytes) {
+function childManifests(bytes) {
     return parseManifestJson(bytes).manifests ?? [];
 }
 /** Blobs an image manifest references: config first, then layers (foreign/non-distributable skipped). */
-function media_manifestBlobs(bytes) {
+function manifestBlobs(bytes) {
     const m = parseManifestJson(bytes);
     const out = [];
     if (m.config)
@@ -29056,6 +29054,8 @@ function media_manifestBlobs(bytes) {
     return out;
 }
 
+// EXTERNAL MODULE: ./build/tsc/lib/registry/reference.js
+var registry_reference = __nccwpck_require__(8892);
 ;// CONCATENATED MODULE: ./build/tsc/lib/registry/client.js
 /**
  * A small OCI distribution client on Node's fetch: the `/v2/` challenge (anonymous, Basic, or the Bearer
@@ -29663,186 +29663,13 @@ class RegistryClient {
     }
 }
 
-;// CONCATENATED MODULE: ./build/tsc/lib/registry/promote.js
-/**
- * promote: registry-side retag, byte for byte. `from` is resolved to a digest once; every target tag is
- * PUT with the exact manifest bytes and media type; then each target is HEADed and must answer that digest.
- * Across repositories, blobs are mounted (not copied) and an index's child manifests are put (by digest)
- * before the index. Commit-SHA tags are immutable; cosign `.sig`/`.att`/`.sbom` tags come along.
- */
-
-
-
-const COSIGN_SUFFIXES = (/* unused pure expression or super */ null && (['sig', 'att', 'sbom']));
-async function mapLimit(items, limit, fn) {
-    const out = new Array(items.length);
-    let next = 0;
-    const worker = async () => {
-        while (next < items.length) {
-            const i = next++;
-            out[i] = await fn(items[i]);
-        }
-    };
-    await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
-    return out;
-}
-function platformOf(d) {
-    const p = d.platform;
-    if (!p)
-        return 'unknown';
-    return [p.os ?? 'unknown', p.architecture ?? 'unknown', p.variant].filter(Boolean).join('/');
-}
-/** Validates to-tags and from before anything talks to the registry. */
-function checkPromoteInputs(from, toTags) {
-    if (!from)
-        throw new UserError("Input 'from' is empty: give the source tag, the full commit SHA tag, or a sha256: digest.");
-    if (!isDigest(from)) {
-        if (from.startsWith('sha256:')) {
-            throw new UserError(`from: '${from}' is not a valid digest; write sha256: followed by 64 lowercase hex characters.`);
-        }
-        checkTag(from, 'from');
-    }
-    if (toTags.length === 0)
-        throw new UserError("Input 'to-tags' is empty: give at least one tag to set, e.g. 'to-tags: prod'.");
-    for (const t of toTags)
-        checkTag(t, 'to-tags');
-}
-class Copier {
-    client;
-    from;
-    to;
-    limit;
-    log;
-    blobsMounted = 0;
-    blobsUploaded = 0;
-    manifestsCopied = 0;
-    constructor(client, from, to, limit, log) {
-        this.client = client;
-        this.from = from;
-        this.to = to;
-        this.limit = limit;
-        this.log = log;
-    }
-    /** Makes everything `m` references exist in the target repository (children by digest; not m itself). */
-    async contents(m) {
-        if (isIndex(m.mediaType)) {
-            await mapLimit(childManifests(m.bytes), this.limit, child => this.manifestByDigest(child));
-            return;
-        }
-        await mapLimit(manifestBlobs(m.bytes), this.limit, async (blob) => {
-            const how = await this.client.copyBlob(this.from, this.to, blob.digest, blob.size);
-            if (how === 'uploaded')
-                this.blobsUploaded++;
-            else
-                this.blobsMounted++;
-            this.log(`blob ${blob.digest} (${blob.size} bytes): ${how}`);
-        });
-    }
-    async manifestByDigest(d) {
-        const there = await this.client.headManifest(this.to, d.digest);
-        if (there && there.digest === d.digest)
-            return;
-        const child = await this.client.getManifest(this.from, d.digest);
-        await this.contents(child);
-        await this.client.putManifest(this.to, d.digest, child.bytes, child.mediaType);
-        this.manifestsCopied++;
-        this.log(`manifest ${d.digest} (${platformOf(d)}) put in ${this.to}`);
-    }
-}
-async function promote(o) {
-    const log = o.log ?? (() => { });
-    const { client } = o;
-    const toTags = [...new Set(o.toTags)];
-    checkPromoteInputs(o.from, toTags);
-    const cross = o.sourceRepository !== o.targetRepository;
-    client.authorize(o.sourceRepository, ['pull']);
-    client.authorize(o.targetRepository, ['pull', 'push']);
-    // 1. resolve once
-    const source = await client.getManifest(o.sourceRepository, o.from);
-    const digest = source.digest;
-    const sourceRef = `${o.registry}/${o.sourceRepository}@${digest}`;
-    log(`${o.registry}/${o.sourceRepository}:${o.from} is ${digest} (${source.mediaType}, ${source.size} bytes)`);
-    const platforms = isIndex(source.mediaType) ? childManifests(source.bytes).map(platformOf) : [];
-    // 2. where the targets point now (and, across repositories, which cosign tags the source has); SHA tags never move
-    const cosignTags = cross ? COSIGN_SUFFIXES.map(suffix => `${digest.replace(':', '-')}.${suffix}`) : [];
-    const [before, cosignSource] = await Promise.all([
-        mapLimit(toTags, 4, async (tag) => (await client.headManifest(o.targetRepository, tag))?.digest ?? null),
-        mapLimit(cosignTags, 3, tag => client.headManifest(o.sourceRepository, tag))
-    ]);
-    for (const [i, tag] of toTags.entries()) {
-        if (isShaTag(tag) && before[i] && before[i] !== digest) {
-            throw new UserError(`${o.registry}/${o.targetRepository}:${tag} is a commit SHA tag and already points at ${before[i]}; SHA tags are immutable, so it is not moved to ${digest}: promote to a moving tag (e.g. prod) instead.`);
-        }
-    }
-    const pending = toTags.filter((_, i) => before[i] !== digest);
-    // 3. content first (cross-repository), then the tags
-    const copier = new Copier(client, o.sourceRepository, o.targetRepository, o.concurrency ?? 6, log);
-    if (pending.length > 0) {
-        if (cross)
-            await copier.contents(source);
-        for (const tag of pending) {
-            await client.putManifest(o.targetRepository, tag, source.bytes, source.mediaType);
-            log(`${o.registry}/${o.targetRepository}:${tag} → ${digest}`);
-        }
-    }
-    // 4. verify every target answers the digest
-    const after = await mapLimit(toTags, 4, async (tag) => (await client.headManifest(o.targetRepository, tag))?.digest ?? null);
-    const wrong = toTags.map((tag, i) => ({ tag, got: after[i] })).filter(t => t.got !== digest);
-    if (wrong.length > 0) {
-        const list = wrong.map(w => `${w.tag} → ${w.got ?? 'missing'}`).join(', ');
-        throw new UserError(`after promoting, ${o.registry}/${o.targetRepository} does not answer ${digest} for ${list}; another job may be moving the same tags: run promote again.`);
-    }
-    // 5. cosign signatures / attestations / SBOMs attached to the digest
-    const signatures = [];
-    for (const [i, tag] of cosignTags.entries()) {
-        const src = cosignSource[i];
-        if (!src)
-            continue;
-        const dst = await client.headManifest(o.targetRepository, tag);
-        if (dst?.digest !== src.digest) {
-            const m = await client.getManifest(o.sourceRepository, tag);
-            await copier.contents(m);
-            await client.putManifest(o.targetRepository, tag, m.bytes, m.mediaType);
-            log(`carried ${tag} to ${o.targetRepository}`);
-        }
-        signatures.push(tag);
-    }
-    const targets = toTags.map((tag, i) => ({
-        tag,
-        ref: `${o.registry}/${o.targetRepository}:${tag}`,
-        before: before[i],
-        after: digest,
-        action: before[i] === digest ? 'unchanged' : before[i] ? 'moved' : 'created'
-    }));
-    return {
-        digest,
-        mediaType: source.mediaType,
-        sourceRef,
-        targets,
-        previousDigest: before[0] ?? '',
-        changed: pending.length > 0,
-        platforms,
-        blobsMounted: copier.blobsMounted,
-        blobsUploaded: copier.blobsUploaded,
-        manifestsCopied: copier.manifestsCopied,
-        signatures
-    };
-}
-
-;// CONCATENATED MODULE: ./build/tsc/lib/registry/index.js
-/** shipline's own OCI registry client: references, the client, errors, media types, promote. */
-
-
-
-
-
-
 ;// CONCATENATED MODULE: ./build/tsc/lib/build/registry.js
 /**
  * build-push's registry side, through shipline's own registry client: the digest a tag has right now
  * (GET of the manifest, digest computed over the exact bytes), and putting the manifest a tag points at
  * under more tags, byte for byte (one push, the other tags by manifest PUT: the same digest by construction).
  */
+
 
 function registryAccess(image, login, log) {
     const client = new RegistryClient({
@@ -30347,8 +30174,9 @@ function runDocker(args, opts = {}) {
         const env = { ...process.env, ...opts.env };
         if (opts.configDir)
             env.DOCKER_CONFIG = opts.configDir;
+        // the action's inputs (INPUT_REGISTRY-PASSWORD among them) are no business of docker or its plugins
         for (const k of Object.keys(env))
-            if (env[k] === undefined)
+            if (env[k] === undefined || (k.startsWith('INPUT_') && !opts.env?.[k]))
                 delete env[k];
         const child = (0,external_node_child_process_namespaceObject.spawn)(opts.bin ?? 'docker', args, { env, cwd: opts.cwd, stdio: ['pipe', 'pipe', 'pipe'] });
         let stdout = '';

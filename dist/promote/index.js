@@ -29655,24 +29655,32 @@ async function promote(o) {
     const cross = o.sourceRepository !== o.targetRepository;
     client.authorize(o.sourceRepository, ['pull']);
     client.authorize(o.targetRepository, ['pull', 'push']);
-    // 1. resolve once
-    const source = await client.getManifest(o.sourceRepository, o.from);
+    // 1. resolve `from` once and, at the same time, read where the targets point now
+    // (both settle before a failure is reported: no request of this promote outlives it)
+    const [got, heads] = await Promise.allSettled([
+        client.getManifest(o.sourceRepository, o.from),
+        mapLimit(toTags, 4, async (tag) => (await client.headManifest(o.targetRepository, tag))?.digest ?? null)
+    ]);
+    if (got.status === 'rejected')
+        throw got.reason;
+    if (heads.status === 'rejected')
+        throw heads.reason;
+    const [source, before] = [got.value, heads.value];
     const digest = source.digest;
     const sourceRef = `${o.registry}/${o.sourceRepository}@${digest}`;
     log(`${o.registry}/${o.sourceRepository}:${o.from} is ${digest} (${source.mediaType}, ${source.size} bytes)`);
     const platforms = (0,_media_js__WEBPACK_IMPORTED_MODULE_1__/* .isIndex */ .nw)(source.mediaType) ? (0,_media_js__WEBPACK_IMPORTED_MODULE_1__/* .childManifests */ .BI)(source.bytes).map(platformOf) : [];
-    // 2. where the targets point now (and, across repositories, which cosign tags the source has); SHA tags never move
-    const cosignTags = cross ? COSIGN_SUFFIXES.map(suffix => `${digest.replace(':', '-')}.${suffix}`) : [];
-    const [before, cosignSource] = await Promise.all([
-        mapLimit(toTags, 4, async (tag) => (await client.headManifest(o.targetRepository, tag))?.digest ?? null),
-        mapLimit(cosignTags, 3, tag => client.headManifest(o.sourceRepository, tag))
-    ]);
+    // 2. SHA tags never move
     for (const [i, tag] of toTags.entries()) {
         if ((0,_reference_js__WEBPACK_IMPORTED_MODULE_2__/* .isShaTag */ .vQ)(tag) && before[i] && before[i] !== digest) {
             throw new _errors_js__WEBPACK_IMPORTED_MODULE_0__/* .UserError */ .yo(`${o.registry}/${o.targetRepository}:${tag} is a commit SHA tag and already points at ${before[i]}; SHA tags are immutable, so it is not moved to ${digest}: promote to a moving tag (e.g. prod) instead.`);
         }
     }
     const pending = toTags.filter((_, i) => before[i] !== digest);
+    // across repositories: which cosign tags of the digest the source has (read while the blobs are mounted)
+    const cosignTags = cross ? COSIGN_SUFFIXES.map(suffix => `${digest.replace(':', '-')}.${suffix}`) : [];
+    const cosignLookup = mapLimit(cosignTags, 3, tag => client.headManifest(o.sourceRepository, tag));
+    cosignLookup.catch(() => undefined); // awaited below; keeps an early failure from being an unhandled rejection
     // 3. content first (cross-repository), then the tags
     const copier = new Copier(client, o.sourceRepository, o.targetRepository, o.concurrency ?? 6, log);
     if (pending.length > 0) {
@@ -29692,6 +29700,7 @@ async function promote(o) {
     }
     // 5. cosign signatures / attestations / SBOMs attached to the digest
     const signatures = [];
+    const cosignSource = await cosignLookup;
     for (const [i, tag] of cosignTags.entries()) {
         const src = cosignSource[i];
         if (!src)

@@ -2133,7 +2133,7 @@ module.exports = {
 
 
 
-const binding = __nccwpck_require__(5243);
+const binding = __nccwpck_require__(7318);
 
 module.exports = binding.getCPUInfo;
 
@@ -13167,7 +13167,7 @@ let AESGCMDecipher;
 let ChaChaPolyDecipher;
 let GenericDecipher;
 try {
-  binding = __nccwpck_require__(8440);
+  binding = __nccwpck_require__(490);
   ({ AESGCMCipher, ChaChaPolyCipher, GenericCipher,
      AESGCMDecipher, ChaChaPolyDecipher, GenericDecipher } = binding);
 } catch {}
@@ -52751,17 +52751,19 @@ module.exports = {
 
 /***/ }),
 
-/***/ 5243:
-/***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
+/***/ 7318:
+/***/ ((module) => {
 
-module.exports = __WEBPACK_EXTERNAL_createRequire(import.meta.url)(__nccwpck_require__.ab + "build/Release/cpufeatures.node")
+module.exports = eval("require")("../build/Release/cpufeatures.node");
+
 
 /***/ }),
 
-/***/ 8440:
-/***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
+/***/ 490:
+/***/ ((module) => {
 
-module.exports = __WEBPACK_EXTERNAL_createRequire(import.meta.url)(__nccwpck_require__.ab + "lib/protocol/crypto/build/Release/sshcrypto.node")
+module.exports = eval("require")("./crypto/build/Release/sshcrypto.node");
+
 
 /***/ }),
 
@@ -55687,10 +55689,10 @@ __webpack_unused_export__ = cst;
 __webpack_unused_export__ = lexer.Lexer;
 __webpack_unused_export__ = lineCounter.LineCounter;
 __webpack_unused_export__ = parser.Parser;
-__webpack_unused_export__ = publicApi.parse;
+exports.qg = publicApi.parse;
 __webpack_unused_export__ = publicApi.parseAllDocuments;
 __webpack_unused_export__ = publicApi.parseDocument;
-__webpack_unused_export__ = publicApi.stringify;
+exports.As = publicApi.stringify;
 __webpack_unused_export__ = visit.visit;
 __webpack_unused_export__ = visit.visitAsync;
 
@@ -61605,7 +61607,7 @@ exports.visitAsync = visitAsync;
 
 /***/ }),
 
-/***/ 3058:
+/***/ 7891:
 /***/ ((__unused_webpack___webpack_module__, __webpack_exports__, __nccwpck_require__) => {
 
 
@@ -62002,14 +62004,29 @@ function mapConnectError(e, t, verdict, opts, via) {
     }
     return new errors/* UserError */.yo(`SSH connection to ${where} failed: ${msg}`);
 }
-const HOSTKEY_ALGOS = {
-    'ssh-rsa': ['rsa-sha2-512', 'rsa-sha2-256', 'ssh-rsa']
-};
+/** ssh2's host-key algorithms, in its default order */
+const HOSTKEY_DEFAULT = [
+    'ssh-ed25519',
+    'ecdsa-sha2-nistp256',
+    'ecdsa-sha2-nistp384',
+    'ecdsa-sha2-nistp521',
+    'rsa-sha2-512',
+    'rsa-sha2-256',
+    'ssh-rsa'
+];
+const HOSTKEY_ALGOS = { 'ssh-rsa': ['rsa-sha2-512', 'rsa-sha2-256', 'ssh-rsa'] };
+/** Host-key algorithms with the types known for this host first, as OpenSSH orders them. */
+function hostKeyAlgorithms(knownTypes) {
+    const first = knownTypes.flatMap(k => HOSTKEY_ALGOS[k] ?? [k]).filter(a => HOSTKEY_DEFAULT.includes(a));
+    if (first.length === 0)
+        return undefined;
+    return [...new Set([...first, ...HOSTKEY_DEFAULT])];
+}
 /** Opens one authenticated ssh2 connection (over `sock` when hopping through a bastion). */
 function openClient(t, opts, checker, sock, via) {
     const client = new lib.Client();
     let verdict;
-    const preferred = checker.knownKeyTypes(t.host, t.port).flatMap(k => HOSTKEY_ALGOS[k] ?? [k]);
+    const hostKeyAlgos = hostKeyAlgorithms(checker.knownKeyTypes(t.host, t.port));
     const methods = [];
     if (opts.privateKey)
         methods.push('publickey');
@@ -62034,8 +62051,9 @@ function openClient(t, opts, checker, sock, via) {
             return verdict.ok;
         }
     };
-    if (preferred.length)
-        config.algorithms = { serverHostKey: { prepend: preferred } };
+    // an exact list: ssh2's `prepend` skips algorithms already in its defaults, so it cannot reorder
+    if (hostKeyAlgos)
+        config.algorithms = { serverHostKey: hostKeyAlgos };
     if (opts.password) {
         const pw = opts.password;
         client.on('keyboard-interactive', (_n, _i, _l, prompts, finish) => {
@@ -62119,8 +62137,13 @@ const emit = (s, f) => {
         f(s);
 };
 const flush = (d, f) => emit(d.end(), f);
-/** The first stderr line of each wrapped command is its process group id. */
-const PGID_PREFIX = 'echo $$ >&2; ';
+/**
+ * Each wrapped command first writes a marker line with its process group id to stderr. A marker (not
+ * just "the first line") because the host's shell rc files may print to stderr before it; whatever
+ * comes before the marker is passed on as the command's stderr.
+ */
+const PGID_MARK = `@@shipline-pgid-${(0,external_node_crypto_.randomBytes)(4).toString('hex')}:`;
+const PGID_PREFIX = `echo ${PGID_MARK}$$ >&2; `;
 /** Quotes argv for the remote shell; the command word is always quoted (so `A=b` or `if` stay plain words). */
 function commandLine(argv, cwd) {
     if (argv.length === 0)
@@ -62241,13 +62264,17 @@ class SshRemote {
             if (pgid !== undefined)
                 return onErr(d);
             header = Buffer.concat([header, d]);
-            const nl = header.indexOf(10);
+            const at = header.indexOf(PGID_MARK);
+            const nl = at < 0 ? -1 : header.indexOf(10, at);
             if (nl < 0)
                 return;
-            pgid = Number(header.subarray(0, nl).toString('latin1').trim()) || 0;
+            pgid = Number(header.subarray(at + PGID_MARK.length, nl).toString('latin1').trim()) || 0;
             kill();
+            if (at > 0)
+                onErr(header.subarray(0, at));
             if (header.length > nl + 1)
                 onErr(header.subarray(nl + 1));
+            header = Buffer.alloc(0);
         });
         ch.on('exit', (c, signal) => {
             code = c ?? signalCode(signal);
@@ -62258,6 +62285,9 @@ class SshRemote {
             if (hard)
                 clearTimeout(hard);
             release();
+            // no marker came (the login shell is not POSIX, or failed first): its stderr is still stderr
+            if (pgid === undefined && header.length)
+                onErr(header);
             if (opts.onStdout)
                 flush(outDec, opts.onStdout);
             if (opts.onStderr)
@@ -62498,8 +62528,8 @@ async function connectHosts(targets, opts) {
     }
 }
 
-// EXTERNAL MODULE: ./build/tsc/action/inputs.js + 1 modules
-var inputs = __nccwpck_require__(5580);
+// EXTERNAL MODULE: ./build/tsc/action/inputs.js
+var inputs = __nccwpck_require__(7871);
 ;// CONCATENATED MODULE: ./build/tsc/action/ssh-inputs.js
 /**
  * The SSH inputs common to deploy-ssh, rollback and ship, read into typed options and checked before
@@ -62536,11 +62566,733 @@ function readSshInputs() {
     return { targets, options, warnings };
 }
 
+// EXTERNAL MODULE: ./build/tsc/lib/compose/host.js + 1 modules
+var compose_host = __nccwpck_require__(6490);
+// EXTERNAL MODULE: ./node_modules/yaml/dist/index.js
+var dist = __nccwpck_require__(8815);
+// EXTERNAL MODULE: ./build/tsc/lib/compose/layout.js
+var layout = __nccwpck_require__(2630);
+;// CONCATENATED MODULE: ./build/tsc/lib/swarm/scripts.js
+/**
+ * Shell scripts of the swarm target. Constants: every value arrives as a quoted argument or on stdin.
+ * Each runs as `sh -c SCRIPT sh ARGS…`.
+ */
+/**
+ * `docker stack deploy` of one release: checks the host is a swarm manager, exports the release's .env
+ * (KEY=VALUE lines, exported as data, never evaluated: `docker stack deploy` does not read .env itself),
+ * logs in to the registry in a temporary Docker config (password on stdin; removed on every exit path) and
+ * deploys with --with-registry-auth so the nodes can pull, --prune so services a release no longer has go.
+ * Images are pinned by digest already, so --resolve-image never (no registry needed for a rollback).
+ * args: config-dir registry username stack env-file -c file [-c file …]   stdin: password (or nothing)
+ */
+const STACK_DEPLOY_SCRIPT = `umask 077
+cfg=$1; reg=$2; user=$3; stack=$4; envf=$5; shift 5
+trap 'rm -rf "$cfg"' EXIT
+if [ "$(docker info --format '{{.Swarm.ControlAvailable}}' 2>/dev/null)" != true ]; then
+  echo "ERR this host is not a swarm manager"; exit 5
+fi
+if [ -n "$envf" ] && [ -f "$envf" ]; then
+  while IFS= read -r line || [ -n "$line" ]; do
+    case "$line" in ''|'#'*) continue ;; [A-Za-z_]*=*) export "$line" ;; esac
+  done < "$envf"
+fi
+if [ -n "$reg" ]; then
+  mkdir -p "$cfg" && chmod 700 "$cfg" || exit 70
+  docker --config "$cfg" login --username "$user" --password-stdin "$reg" >/dev/null || { echo "ERR login to $reg failed"; exit 3; }
+  export DOCKER_CONFIG="$cfg"
+else
+  cat >/dev/null
+fi
+docker stack deploy --with-registry-auth --prune --resolve-image never "$@" "$stack" </dev/null || { echo "ERR docker stack deploy failed"; exit 4; }
+`;
+/**
+ * Waits until every named service of the stack has converged on its current spec: no update running,
+ * paused or rolled back, and as many tasks as desired running the spec's image (swarm reports a task with
+ * a HEALTHCHECK as running only once it is healthy), for <stable> seconds. Fails at once when an update
+ * paused or rolled back, or when a service's tasks keep failing; at the deadline, times out. Then prints
+ * the task history and the last log lines of each failing service.
+ * args: timeout stable stack tail service…
+ */
+const CONVERGE_SCRIPT = `t=$1; stable=$2; stack=$3; n=$4; shift 4
+end=$(( $(date +%s) + t ))
+since=
+last=
+while :; do
+  now=$(date +%s)
+  report=; pending=; failed=
+  for svc in "$@"; do
+    name="\${stack}_$svc"
+    info=$(docker service inspect --format '{{if .UpdateStatus}}{{.UpdateStatus.State}}{{else}}none{{end}} {{if .Spec.Mode.Replicated}}{{.Spec.Mode.Replicated.Replicas}}{{else}}global{{end}} {{.Spec.TaskTemplate.ContainerSpec.Image}}' "$name" 2>/dev/null) || { pending="$pending $svc"; report="$report $svc=missing"; continue; }
+    up=$(echo "$info" | cut -d' ' -f1); want=$(echo "$info" | cut -d' ' -f2); img=$(echo "$info" | cut -d' ' -f3)
+    tasks=$(docker service ps --no-trunc --filter desired-state=running --format '{{.Image}} {{.CurrentState}}' "$name" 2>/dev/null)
+    running=$(printf '%s\\n' "$tasks" | awk -v i="$img" '$1 == i && $2 == "Running"' | wc -l)
+    desired=$(printf '%s\\n' "$tasks" | grep -c .)
+    [ "$want" = global ] && want=$desired
+    bad=$(docker service ps --no-trunc --format '{{.Image}} {{.CurrentState}}' "$name" 2>/dev/null | awk -v i="$img" '$1 == i && ($2 == "Failed" || $2 == "Rejected")' | wc -l)
+    report="$report $svc=$up/$running/$want"
+    case "$up" in
+      paused|rollback_started|rollback_paused|rollback_completed) failed="$failed $svc" ;;
+      updating) pending="$pending $svc" ;;
+      *)
+        if [ "$bad" -ge 2 ] && [ "$running" -lt "$want" ]; then failed="$failed $svc"
+        elif [ "$running" -lt "$want" ] || [ "$desired" -gt "$want" ] || [ "$want" = 0 -a "$desired" != 0 ]; then pending="$pending $svc"; fi ;;
+    esac
+  done
+  if [ "$report" != "$last" ]; then echo "state$report"; last=$report; fi
+  if [ -n "$failed" ]; then result=failed; break; fi
+  if [ -z "$pending" ]; then
+    [ -z "$since" ] && since=$now
+    if [ $((now - since)) -ge "$stable" ]; then result=healthy; break; fi
+  else since=; fi
+  if [ "$now" -ge "$end" ]; then result=timeout; failed=$pending; break; fi
+  sleep 1
+done
+echo "result $result$failed"
+for svc in $failed; do
+  echo "logs $svc"
+  docker service ps --no-trunc --format '{{.Name}} {{.Image}} {{.DesiredState}} {{.CurrentState}} {{.Error}}' "\${stack}_$svc" 2>&1 | head -n 10 | sed 's/^/| /'
+  docker service logs --no-task-ids --tail "$n" "\${stack}_$svc" 2>&1 | tail -n "$n" | sed 's/^/| /'
+done
+[ "$result" = healthy ]
+`;
+
+;// CONCATENATED MODULE: ./build/tsc/lib/swarm/host.js
+/**
+ * `target: swarm`: a release deployed as a stack on a swarm manager, over the same SSH connection, lock,
+ * release folders, ledger and current pointer as a Compose host. SwarmHost is a ComposeHost whose steps
+ * that touch containers are swarm's:
+ *
+ * - upload: the release's override pins every image by digest (as for Compose) and injects
+ *   `deploy.update_config: {order: start-first, failure_action: pause}` into each updated service, so a new
+ *   task runs (and turns healthy) beside the old one before the old one stops, and a failing update stops;
+ * - up: `docker stack deploy --with-registry-auth --prune -c <release files> <stack>` (registry login in a
+ *   temporary config, password on stdin; the release's .env exported as data, since stack deploy ignores it);
+ * - waitHealthy: polls `docker service inspect` (UpdateStatus) and `docker service ps` until every service
+ *   runs as many tasks of its spec's image as desired (a task with a HEALTHCHECK is only `Running` once
+ *   healthy), instead of `--detach=false`; paused/rolled-back updates and crash-looping tasks fail at once;
+ * - recoverScript: a lost connection re-deploys the previous release's files.
+ *
+ * A rollback re-deploys the kept release's own files (any kept release), not `docker service rollback`
+ * (which knows only the one previous spec of each service).
+ */
+
+
+
+
+
+
+const SH = (script, ...args) => ['sh', '-c', script, 'sh', ...args];
+const UPDATE_CONFIG = { order: 'start-first', failure_action: 'pause', monitor: '5s' };
+/** A stack name docker accepts: letters, digits, _ . - (starting with a letter or digit), at most 63. */
+function validateStackName(raw) {
+    const s = raw.trim();
+    if (!/^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}$/.test(s))
+        throw new errors/* UserError */.yo(`Input 'stack' must be a Docker stack name (letters, digits, _ . -; at most 63), got '${raw}'.`);
+    return s;
+}
+/** The compose file version an override needs for `order: start-first` (3.4+); keeps a newer one. */
+function stackVersion(version) {
+    const m = /^3\.(\d+)$/.exec(version ?? '');
+    return m && Number(m[1]) >= 4 ? version : '3.8';
+}
+/** Rewrites an override (image pins) for swarm: start-first updates for the updated services. */
+function swarmOverride(override, updated, version) {
+    const doc = ((0,dist/* parse */.qg)(override) ?? {});
+    const services = doc.services ?? {};
+    for (const s of updated) {
+        const svc = (services[s] ??= {});
+        const deploy = (svc.deploy ?? {});
+        deploy.update_config = { ...UPDATE_CONFIG };
+        svc.deploy = deploy;
+    }
+    const out = { version: stackVersion(version ?? doc.version), services };
+    return ('# written by shipline: pins each service to the digest of this release, start-first updates (target: swarm)\n' +
+        (0,dist/* stringify */.As)(out));
+}
+class SwarmHost extends compose_host/* ComposeHost */.FK {
+    stack;
+    requiresCompose = false;
+    auth;
+    constructor(remote, opts) {
+        super(remote, opts);
+        this.stack = opts.stack ? validateStackName(opts.stack) : this.layout.project;
+    }
+    async upload(meta, files, env, copyEnvFrom) {
+        const version = (0,dist/* parse */.qg)(files[0]?.data ?? '')?.version;
+        const out = files.map(f => f.name === layout/* OVERRIDE_FILE */.KY
+            ? { name: f.name, data: swarmOverride(f.data, meta.updated, version ? String(version) : undefined) }
+            : f);
+        return super.upload(meta, out, env, copyEnvFrom);
+    }
+    /** Remembers the registry login for the stack deploy (--with-registry-auth), then pulls what is missing. */
+    async ensureImages(refs, auth) {
+        this.auth = auth;
+        return super.ensureImages(refs, auth);
+    }
+    /** argv of the stack deploy of a release (the registry password goes on stdin). */
+    stackArgv(meta, withAuth = true) {
+        const dir = this.layout.release(meta.id);
+        const a = withAuth ? this.auth : undefined;
+        return SH(STACK_DEPLOY_SCRIPT, `${this.runDir}/docker-config-stack`, a?.registry ?? '', a?.username ?? '', this.stack, meta.env ? `${dir}/${layout/* ENV_FILE */.h9}` : '', ...meta.files.flatMap(f => ['-c', `${dir}/${f}`]));
+    }
+    async up(meta, _services, recoverScript) {
+        this.execs++;
+        // the recovery script first (as the Compose path does), then the deploy
+        await this.remote.exec([
+            'sh',
+            '-c',
+            'mkdir -p "$1" && cat > "$1/recover.sh.tmp" && if [ -s "$1/recover.sh.tmp" ]; then mv -f "$1/recover.sh.tmp" "$1/recover.sh"; else rm -f "$1/recover.sh.tmp"; fi',
+            'sh',
+            this.runDir
+        ], {
+            stdin: recoverScript
+        });
+        this.execs++;
+        const r = await this.remote.exec(['flock', `${this.runDir}/step`, ...this.stackArgv(meta)], {
+            stdin: this.auth?.password ?? '',
+            timeoutMs: 600_000
+        });
+        if (r.code !== 0) {
+            const text = (r.stdout + '\n' + r.stderr).trim();
+            const msg = /ERR (.*)/.exec(text)?.[1] ?? text.split('\n').pop() ?? `exit ${r.code}`;
+            const hint = /not a swarm manager/.test(msg)
+                ? " Run 'docker swarm init' there (or name a manager in 'hosts'), or use 'target: compose'."
+                : '';
+            throw new errors/* UserError */.yo(`${this.label}: docker stack deploy of ${meta.id} failed: ${msg}.${hint}`, text);
+        }
+    }
+    async waitHealthy(services, timeoutSec, opts = {}) {
+        this.execs++;
+        const r = await this.remote.exec(SH(CONVERGE_SCRIPT, String(timeoutSec), String(opts.stableSec ?? 2), this.stack, String(opts.tail ?? 30), ...services), { timeoutMs: (timeoutSec + 60) * 1000 });
+        const lines = r.stdout.split('\n');
+        const state = [...lines].reverse().find(l => l.startsWith('state ')) ?? '';
+        const i = lines.findIndex(l => l.startsWith('result '));
+        const result = i >= 0 ? lines[i].split(' ')[1] : `exit ${r.code}`;
+        const logs = i >= 0
+            ? lines
+                .slice(i + 1)
+                .join('\n')
+                .trim()
+            : r.stderr.trim();
+        return { ok: r.code === 0 && result === 'healthy', result, state: state.slice(6).trim(), logs };
+    }
+    recoverScript(meta, from, attempted) {
+        const lines = super.recoverScript(meta, from, attempted).split('\n');
+        // line 1 is the compose up of the base class: the stack deploy of that release instead (no registry
+        // login: its images are on the nodes already)
+        lines[1] = `${(0,remote/* shellJoin */.n)(this.stackArgv(meta, false))} </dev/null`;
+        return lines.join('\n');
+    }
+}
+
+;// CONCATENATED MODULE: ./build/tsc/lib/strategy/scripts.js
+/**
+ * Shell scripts of the blue-green strategy. Constants: every value arrives as a quoted argument ($1, …),
+ * never pasted into the text. Each runs as `sh -c SCRIPT sh ARGS…`.
+ */
+/** Prints the live slot (`slot blue|green|`) and the host's MemAvailable in kB. args: state-dir */
+const PROBE_SCRIPT = `s=$1
+slot=$(head -n 1 "$s/slot" 2>/dev/null | head -c 100) || slot=
+echo "slot $slot"
+echo "memavail $(awk '/^MemAvailable:/ {print $2}' /proc/meminfo 2>/dev/null)"
+`;
+/**
+ * Stops and removes the containers of some services of one Compose project (a slot, or the project a
+ * recreate deploy ran): \`docker stop -t grace\` lets the app finish what it is doing, then \`docker rm\`.
+ * args: grace project service…
+ */
+const STOP_SCRIPT = `g=$1; p=$2; shift 2
+rc=0
+for svc in "$@"; do
+  ids=$(docker ps -aq --filter "label=com.docker.compose.project=$p" --filter "label=com.docker.compose.service=$svc")
+  [ -z "$ids" ] && continue
+  docker stop -t "$g" $ids >/dev/null || rc=1
+  docker rm -f $ids >/dev/null || rc=1
+  echo "stopped $p/$svc"
+done
+exit $rc
+`;
+/**
+ * Runs a shell command of the user's (nginx -t, the reload), with its output, under a limit. The command
+ * text is the user's own configuration (not data), passed as one argument to sh -c.
+ */
+const USER_COMMAND = (cmd) => ['sh', '-c', cmd];
+
+// EXTERNAL MODULE: ./build/tsc/lib/parse.js
+var parse = __nccwpck_require__(3054);
+// EXTERNAL MODULE: ./build/tsc/lib/compose/validate.js + 1 modules
+var validate = __nccwpck_require__(8046);
+;// CONCATENATED MODULE: ./build/tsc/lib/strategy/options.js
+/**
+ * The `strategy` input and the blue-green inputs, parsed and checked before any host is contacted.
+ * Plain module: no @actions/core, every failure a UserError that says the fix.
+ */
+
+
+
+const STRATEGIES = ['recreate', 'blue-green'];
+function parseStrategy(raw) {
+    const v = raw.trim().toLowerCase();
+    if (v === '')
+        return 'recreate';
+    if (STRATEGIES.includes(v))
+        return v;
+    throw new errors/* UserError */.yo(`Input 'strategy' must be 'recreate' or 'blue-green', got '${raw.trim()}'.`);
+}
+const SLOTS = ['blue', 'green'];
+const otherSlot = (s) => (s === 'blue' ? 'green' : 'blue');
+const BLUE_GREEN_DEFAULTS = {
+    testCommand: 'nginx -t',
+    reloadCommand: 'nginx -s reload',
+    drainSeconds: 10,
+    minFreeMiB: 128
+};
+const PORTS_HELP = `one line per service: service=<blue port>,<green port>, e.g. 'web=8001,8002'`;
+/** `blue-green-ports`: `web=8001,8002` lines (also `web=8001:8002`). */
+function parseSlotPorts(raw) {
+    const out = new Map();
+    const seen = new Map();
+    for (const line of (0,parse/* parseList */.E1)(raw, { commas: false })) {
+        const m = /^([^=\s]+)\s*=\s*(\d{1,5})\s*[,:/ ]\s*(\d{1,5})$/.exec(line);
+        if (!m)
+            throw new errors/* UserError */.yo(`Input 'blue-green-ports': '${line}' is not ${PORTS_HELP}.`);
+        const svc = (0,validate/* validateServiceName */.Tx)(m[1], 'blue-green-ports');
+        const a = Number(m[2]);
+        const b = Number(m[3]);
+        for (const p of [a, b]) {
+            if (p < 1 || p > 65535)
+                throw new errors/* UserError */.yo(`Input 'blue-green-ports': port ${p} of '${svc}' is outside 1-65535.`);
+            const other = seen.get(p);
+            if (other !== undefined)
+                throw new errors/* UserError */.yo(`Input 'blue-green-ports': port ${p} is used twice (${other} and ${svc}). Give each slot of each service its own port.`);
+            seen.set(p, svc);
+        }
+        if (out.has(svc))
+            throw new errors/* UserError */.yo(`Input 'blue-green-ports' names '${svc}' twice. Keep one line per service.`);
+        out.set(svc, [a, b]);
+    }
+    return out;
+}
+/** Checks the blue-green config against the services a release updates. */
+function checkBlueGreen(cfg, services) {
+    if (cfg.ports.size === 0)
+        throw new errors/* UserError */.yo(`'strategy: blue-green' needs 'blue-green-ports': ${PORTS_HELP}. The service publishes \${SHIPLINE_PORT} on the host.`);
+    for (const s of cfg.ports.keys()) {
+        if (!services.includes(s))
+            throw new errors/* UserError */.yo(`Input 'blue-green-ports' names '${s}', which this release does not update. Known: ${services.join(', ')}.`);
+    }
+    if (!cfg.testCommand.trim() || !cfg.reloadCommand.trim())
+        throw new errors/* UserError */.yo(`Inputs 'nginx-test-command' and 'nginx-reload-command' must not be empty when set.`);
+    if (cfg.includeDir !== undefined && !/^\/[A-Za-z0-9._/@+-]*$/.test(cfg.includeDir))
+        throw new errors/* UserError */.yo(`Input 'nginx-include-dir' must be an absolute path of plain characters, got '${cfg.includeDir}'.`);
+}
+const UNITS = { '': 1, b: 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3, t: 1024 ** 4 };
+/** Compose memory values: 67108864, "64m", "64M", "1g", "512MiB", "1.5gb" → bytes; undefined if absent/odd. */
+function parseMemory(v) {
+    if (typeof v === 'number' && Number.isFinite(v) && v > 0)
+        return v;
+    if (typeof v !== 'string')
+        return undefined;
+    const m = /^\s*(\d+(?:\.\d+)?)\s*([bkmgt]?)(?:i?b)?\s*$/i.exec(v);
+    if (!m)
+        return undefined;
+    return Math.round(Number(m[1]) * UNITS[m[2].toLowerCase()]);
+}
+/** The memory limit of a service in a resolved compose config (mem_limit or deploy.resources.limits.memory). */
+function memoryLimit(service) {
+    if (!service || typeof service !== 'object')
+        return undefined;
+    const s = service;
+    return parseMemory(s.mem_limit) ?? parseMemory(s.deploy?.resources?.limits?.memory);
+}
+/** The service name as an environment variable suffix: web-api → WEB_API. */
+const envSuffix = (service) => service.toUpperCase().replace(/[^A-Z0-9]/g, '_');
+
+;// CONCATENATED MODULE: ./build/tsc/lib/strategy/blue-green.js
+/**
+ * Blue-green releases on one Compose host behind the host's nginx.
+ *
+ * Each service named in `blue-green-ports` runs in one of two slots, each its own Compose project
+ * (`<project>-blue`, `<project>-green`) publishing its own host port through `${SHIPLINE_PORT}` (also
+ * `${SHIPLINE_PORT_<SERVICE>}` and `${SHIPLINE_SLOT}`). activate():
+ *
+ *   probe (live slot, MemAvailable) → memory headroom for a second copy, else refuse
+ *   → `up -d` of the release in the idle slot → wait healthy (the same health script as a recreate deploy)
+ *   → write <include-dir>/<service>.conf (`upstream shipline_<service> { server 127.0.0.1:<port>; }`)
+ *     atomically → `nginx -t` (else the old files go back) → reload → record the live slot
+ *   → drain: the old slot keeps running for drain-seconds, then it is stopped.
+ *
+ * Until the reload, nothing the old slot serves changes: any failure before it leaves the old slot serving
+ * and removes the idle slot's containers. The user's nginx.conf includes the files and proxies to
+ * `shipline_<service>`; nginx's graceful reload lets its old workers finish their requests.
+ */
+
+
+
+
+
+
+const MiB = 1024 * 1024;
+const blue_green_SH = (script, ...args) => ['sh', '-c', script, 'sh', ...args];
+const slotProject = (project, slot) => `${project}-${slot}`;
+const upstreamName = (service) => `shipline_${service.replace(/[^A-Za-z0-9_]/g, '_')}`;
+function upstreamFile(service, port, release) {
+    return (`# written by shipline (blue-green)${release ? `: release ${release.id} (${release.version})` : ''}\n` +
+        `upstream ${upstreamName(service)} {\n  server 127.0.0.1:${port};\n}\n`);
+}
+class BlueGreen {
+    host;
+    cfg;
+    opts;
+    includeDir;
+    constructor(host, cfg, opts = {
+        healthTimeout: 120
+    }) {
+        this.host = host;
+        this.cfg = cfg;
+        this.opts = opts;
+        this.includeDir = cfg.includeDir ?? `${host.layout.state}/nginx`;
+    }
+    get services() {
+        return [...this.cfg.ports.keys()];
+    }
+    async run(what, argv, stdin) {
+        const r = await this.host.remote.exec(argv, {
+            timeoutMs: this.opts.stepTimeoutMs ?? 600_000,
+            stdin
+        });
+        if (r.code !== 0) {
+            const err = (r.stderr.trim() || r.stdout.trim()).split('\n').slice(-15).join('\n');
+            throw new errors/* UserError */.yo(`${this.host.label}: ${what} failed (exit ${r.code}): ${err.split('\n').pop() ?? ''}`, err);
+        }
+        return r;
+    }
+    /** The live slot and MemAvailable (bytes). */
+    async probe() {
+        const r = await this.run('reading the live slot', blue_green_SH(PROBE_SCRIPT, this.host.layout.state));
+        const m = /^slot (\w+)(?: (\S+))?$/m.exec(r.stdout);
+        const slot = m?.[1];
+        const kb = /^memavail (\d+)$/m.exec(r.stdout)?.[1];
+        return {
+            slot: slot && SLOTS.includes(slot) ? slot : undefined,
+            release: m?.[2],
+            memAvailable: kb ? Number(kb) * 1024 : undefined
+        };
+    }
+    /** argv prefix of `docker compose` for a release in a slot, with the slot's ports in the environment. */
+    composeArgv(release, slot) {
+        const i = SLOTS.indexOf(slot);
+        const env = [`SHIPLINE_SLOT=${slot}`];
+        const first = this.services[0];
+        env.push(`SHIPLINE_PORT=${this.cfg.ports.get(first)[i]}`);
+        for (const [svc, ports] of this.cfg.ports)
+            env.push(`SHIPLINE_PORT_${envSuffix(svc)}=${ports[i]}`);
+        const dir = this.host.layout.release(release.id);
+        return [
+            'env',
+            ...env,
+            ...(0,layout/* composeArgv */.NS)(this.host.compose, slotProject(this.host.layout.project, slot), dir, release.files, release.env ? layout/* ENV_FILE */.h9 : undefined)
+        ];
+    }
+    /** Bytes a second copy of the services needs: the sum of their memory limits, at least min-free-memory. */
+    async needed(release, slot) {
+        const r = await this.run('docker compose config', [...this.composeArgv(release, slot), 'config']);
+        let doc = {};
+        try {
+            doc = (0,dist/* parse */.qg)(r.stdout) ?? {};
+        }
+        catch {
+            /* unreadable: fall back to the minimum */
+        }
+        let sum = 0;
+        const parts = [];
+        for (const s of this.services) {
+            const lim = memoryLimit(doc.services?.[s]);
+            if (lim) {
+                sum += lim;
+                parts.push(`${s} ${Math.round(lim / MiB)} MiB`);
+            }
+        }
+        const min = this.cfg.minFreeMiB * MiB;
+        if (sum >= min)
+            return { bytes: sum, from: `memory limits (${parts.join(', ')})` };
+        return {
+            bytes: min,
+            from: parts.length
+                ? `min-free-memory ${this.cfg.minFreeMiB} MiB (limits: ${parts.join(', ')})`
+                : `min-free-memory ${this.cfg.minFreeMiB} MiB (no memory limit declared)`
+        };
+    }
+    /** Removes the containers of the services in a slot (or another project), after `grace` seconds of stop. */
+    async stop(project, grace = 10) {
+        const r = await this.host.remote.exec(blue_green_SH(STOP_SCRIPT, String(grace), project, ...this.services), {
+            timeoutMs: (grace + 120) * 1000
+        });
+        if (r.code !== 0)
+            this.host.log.warning(`${this.host.label}: stopping ${project}: ${r.stderr.trim()}`);
+        return r.stdout.split('\n').filter(Boolean);
+    }
+    async readOld() {
+        const old = new Map();
+        for (const s of this.services) {
+            try {
+                old.set(s, (await this.host.remote.readFile(`${this.includeDir}/${s}.conf`)).toString('utf8'));
+            }
+            catch {
+                old.set(s, undefined);
+            }
+        }
+        return old;
+    }
+    async writeUpstreams(files) {
+        for (const [s, text] of files) {
+            const p = `${this.includeDir}/${s}.conf`;
+            if (text === undefined)
+                await this.host.remote.exec(['rm', '-f', p]);
+            else
+                await this.host.remote.writeFile(p, text, 0o644);
+        }
+    }
+    /**
+     * Starts `release` in the idle slot and, once healthy, moves nginx to it; the old slot is drained and
+     * stopped. On any failure before the reload, the old slot keeps serving and the idle one is removed.
+     */
+    async activate(release) {
+        const started = await this.start(release);
+        if ('ok' in started)
+            return started;
+        return this.complete(started);
+    }
+    /** Phase 1: headroom check, then `up -d` of the release in the idle slot (nothing live changes). */
+    async start(release) {
+        const { host, cfg } = this;
+        const probe = await this.probe();
+        const live = probe.slot;
+        const idle = otherSlot(live);
+        const idx = SLOTS.indexOf(idle);
+        const ports = Object.fromEntries([...cfg.ports].map(([s, p]) => [s, p[idx]]));
+        const need = await this.needed(release, idle);
+        if (probe.memAvailable !== undefined && probe.memAvailable < need.bytes) {
+            throw new errors/* UserError */.yo(`${host.label}: not enough free memory for a second copy during the blue-green switch: ${Math.round(probe.memAvailable / MiB)} MiB available, ${Math.round(need.bytes / MiB)} MiB needed by ${need.from}. Free memory on the host, lower 'min-free-memory' or the services' memory limits, or use 'strategy: recreate'.`);
+        }
+        host.log.info(`${host.label}: blue-green: live slot ${live ?? 'none'}, starting ${release.version} in ${idle} (${Object.entries(ports)
+            .map(([s, p]) => `${s}:${p}`)
+            .join(', ')}); ${Math.round((probe.memAvailable ?? 0) / MiB)} MiB free, ${Math.round(need.bytes / MiB)} MiB needed`);
+        const st = { release, live, idle, ports };
+        try {
+            await this.run(`starting ${release.id} in the ${idle} slot`, [
+                ...this.composeArgv(release, idle),
+                'up',
+                '-d',
+                '--no-deps',
+                '--force-recreate',
+                ...this.services
+            ]);
+        }
+        catch (e) {
+            return this.fail(st, {
+                ok: false,
+                result: 'failed',
+                state: (0,errors/* errorMessage */.gJ)(e),
+                logs: e.details ?? ''
+            });
+        }
+        return st;
+    }
+    async fail(st, h, nginx) {
+        await this.stop(slotProject(this.host.layout.project, st.idle), 0);
+        return { ...h, ok: false, slot: st.live, previousSlot: st.live, ports: st.ports, nginx };
+    }
+    /** Phase 2: wait for the idle slot to be healthy, switch nginx to it, drain and stop the old slot. */
+    async complete(st) {
+        const { host, cfg } = this;
+        const { release, live, idle, ports } = st;
+        const log = (m) => host.log.info(`${host.label}: ${m}`);
+        const idleProject = slotProject(host.layout.project, idle);
+        const slotHost = new compose_host/* ComposeHost */.FK(host.remote, {
+            path: host.layout.path,
+            project: idleProject,
+            log: host.log
+        });
+        const health = await slotHost.waitHealthy(this.services, this.opts.healthTimeout, {
+            stableSec: this.opts.stableSeconds
+        });
+        if (!health.ok)
+            return this.fail(st, health);
+        log(`${idle} slot healthy (${health.state})`);
+        // nginx: new upstream files, test, reload (the old files go back when either fails)
+        const old = await this.readOld();
+        await this.run('creating the nginx include directory', ['mkdir', '-p', this.includeDir]);
+        await this.writeUpstreams(new Map(this.services.map(s => [s, upstreamFile(s, ports[s], release)])));
+        const t = await host.remote.exec(USER_COMMAND(cfg.testCommand), { timeoutMs: 60_000 });
+        if (t.code !== 0) {
+            await this.writeUpstreams(old);
+            const out = (t.stderr + t.stdout).trim();
+            return this.fail(st, { ...health, ok: false, result: 'nginx-test' }, `'${cfg.testCommand}' failed: ${out.split('\n').pop()}`);
+        }
+        const rl = await host.remote.exec(USER_COMMAND(cfg.reloadCommand), { timeoutMs: 60_000 });
+        if (rl.code !== 0) {
+            await this.writeUpstreams(old);
+            await host.remote.exec(USER_COMMAND(cfg.reloadCommand), { timeoutMs: 60_000 });
+            const out = (rl.stderr + rl.stdout).trim();
+            return this.fail(st, { ...health, ok: false, result: 'nginx-reload' }, `'${cfg.reloadCommand}' failed: ${out.split('\n').pop()}`);
+        }
+        await host.remote.writeFile(`${host.layout.state}/slot`, `${idle} ${release.id}\n`, 0o644);
+        log(`nginx now sends ${this.services.map(upstreamName).join(', ')} to the ${idle} slot`);
+        // drain and stop the old slot (and containers a recreate deploy left in the main project)
+        if (cfg.drainSeconds > 0) {
+            log(`draining the ${live ?? 'previous'} containers for ${cfg.drainSeconds}s`);
+            await new Promise(r => setTimeout(r, cfg.drainSeconds * 1000));
+        }
+        const stopped = [
+            ...(live ? await this.stop(slotProject(host.layout.project, live)) : []),
+            ...(await this.stop(host.layout.project))
+        ];
+        if (stopped.length)
+            log(stopped.join(', '));
+        return { ...health, ok: true, slot: idle, previousSlot: live, ports };
+    }
+}
+/** The nginx include lines a user's config needs, for docs and the job summary. */
+function nginxSnippet(includeDir, services) {
+    return [
+        `# in the http {} block of nginx.conf:`,
+        `include ${includeDir}/*.conf;`,
+        ...services.map(s => `# in a location: proxy_pass http://${upstreamName(s)};`)
+    ].join('\n');
+}
+
+;// CONCATENATED MODULE: ./build/tsc/lib/strategy/host.js
+
+
+
+
+function host_parseTarget(raw) {
+    const v = raw.trim().toLowerCase();
+    if (v === '' || v === 'compose')
+        return 'compose';
+    if (v === 'swarm')
+        return 'swarm';
+    throw new errors/* UserError */.yo(`Input 'target' must be 'compose' or 'swarm', got '${raw.trim()}'.`);
+}
+/** The host factory for deploy()/rollback(); undefined for the default (recreate on Compose). */
+function hostFactory(c) {
+    if (c.target === 'swarm') {
+        if (c.strategy === 'blue-green')
+            throw new errors/* UserError */.yo(`'strategy: blue-green' is for Compose hosts; with 'target: swarm' updates are start-first already. Remove 'strategy' or set it to 'recreate'.`);
+        const stack = c.stack === undefined ? undefined : validateStackName(c.stack);
+        return (remote, opts) => new SwarmHost(remote, { ...opts, stack });
+    }
+    if (c.strategy === 'blue-green') {
+        if (!c.blueGreen || c.blueGreen.ports.size === 0)
+            throw new errors/* UserError */.yo(`'strategy: blue-green' needs 'blue-green-ports': one line per service, service=<blue port>,<green port>, e.g. 'web=8001,8002'.`);
+        const cfg = c.blueGreen;
+        return (remote, opts) => new BlueGreenHost(remote, opts, cfg);
+    }
+    return undefined;
+}
+class BlueGreenHost extends compose_host/* ComposeHost */.FK {
+    bg;
+    started;
+    noop = false;
+    others = [];
+    constructor(remote, opts, cfg) {
+        super(remote, opts);
+        // health timeout and stable seconds come with each waitHealthy call
+        this.bg = new BlueGreen(this, cfg, { healthTimeout: 120 });
+    }
+    async up(meta, services, recoverScript) {
+        const slotted = this.bg.services;
+        const missing = slotted.filter(s => !meta.services.includes(s));
+        if (missing.length)
+            throw new errors/* UserError */.yo(`Input 'blue-green-ports' names ${missing.join(', ')}, which the compose files do not define. Known: ${meta.services.join(', ')}.`);
+        this.started = undefined;
+        // services without slots (a database, a worker) are recreated in the main project as before
+        this.others = (services ?? meta.services).filter(s => !slotted.includes(s));
+        if (this.others.length)
+            await super.up(meta, this.others, recoverScript);
+        const probe = await this.bg.probe();
+        // putting back the release the live slot still serves (the new one failed before the switch): nothing to do
+        this.noop = probe.release === meta.id && probe.slot !== undefined;
+        if (this.noop) {
+            this.log.info(`${this.label}: ${meta.version} still serves from the ${probe.slot} slot`);
+            return;
+        }
+        const st = await this.bg.start(meta);
+        if ('ok' in st) {
+            this.failedStart = st;
+            return;
+        }
+        this.started = st;
+    }
+    failedStart;
+    async waitHealthy(services, timeoutSec, opts = {}) {
+        const others = services.filter(s => this.others.includes(s));
+        if (others.length) {
+            const h = await super.waitHealthy(others, timeoutSec, opts);
+            if (!h.ok) {
+                if (this.started)
+                    await this.bg.stop(`${this.layout.project}-${this.started.idle}`, 0);
+                this.started = undefined;
+                return h;
+            }
+        }
+        if (this.failedStart) {
+            const f = this.failedStart;
+            this.failedStart = undefined;
+            return f;
+        }
+        if (this.noop || !this.started)
+            return { ok: true, result: 'healthy', state: 'live slot unchanged', logs: '' };
+        const st = this.started;
+        this.started = undefined;
+        this.bg.opts.healthTimeout = timeoutSec;
+        this.bg.opts.stableSeconds = opts.stableSec;
+        const r = await this.bg.complete(st);
+        if (!r.ok && r.nginx)
+            return { ...r, state: `${r.state}; ${r.nginx}` };
+        return r;
+    }
+    /** Until the switch the old slot keeps serving, so a lost connection needs no recovery of containers. */
+    recoverScript() {
+        return '';
+    }
+}
+
+;// CONCATENATED MODULE: ./build/tsc/action/strategy-inputs.js
+/**
+ * The inputs that choose how releases reach a host (deploy-ssh, rollback and ship): `strategy`
+ * (recreate | blue-green) with the blue-green settings, and `target` (compose | swarm) with `stack`.
+ * Checked before anything connects; returns deploy()/rollback()'s `makeHost` (undefined: recreate).
+ */
+
+
+
+function readStrategyInputs() {
+    const strategy = parseStrategy(inputs/* str */.gx('strategy'));
+    const target = host_parseTarget(inputs/* str */.gx('target'));
+    let blueGreen;
+    if (strategy === 'blue-green') {
+        blueGreen = {
+            ports: parseSlotPorts(inputs/* str */.gx('blue-green-ports')),
+            includeDir: inputs/* str */.gx('nginx-include-dir') || undefined,
+            testCommand: inputs/* str */.gx('nginx-test-command', BLUE_GREEN_DEFAULTS.testCommand),
+            reloadCommand: inputs/* str */.gx('nginx-reload-command', BLUE_GREEN_DEFAULTS.reloadCommand),
+            drainSeconds: inputs/* int */.Wh('drain-seconds', BLUE_GREEN_DEFAULTS.drainSeconds, { min: 0, max: 3600 }),
+            minFreeMiB: inputs/* int */.Wh('min-free-memory', BLUE_GREEN_DEFAULTS.minFreeMiB, { min: 0, max: 1024 * 1024 })
+        };
+        checkBlueGreen(blueGreen, [...blueGreen.ports.keys()]);
+    }
+    const makeHost = hostFactory({ strategy, target, blueGreen, stack: inputs/* str */.gx('stack') || undefined });
+    return makeHost ? { makeHost } : {};
+}
+
 ;// CONCATENATED MODULE: ./build/tsc/action/deploy-inputs.js
 /**
  * Inputs deploy-ssh, rollback (and ship) share beyond SSH: the fleet (hosts → connections), path, timeouts,
  * registry login, GitHub Deployments and run facts. Reads through the typed readers with literal names.
  */
+
 
 
 
@@ -62571,6 +63323,8 @@ function readFleetInputs() {
         healthTimeout: inputs/* int */.Wh('health-timeout', 120, { min: 1, max: 3600 }),
         lockTimeout: inputs/* int */.Wh('lock-timeout', 300, { min: 0, max: 86400 }),
         maxParallel: inputs/* int */.Wh('max-parallel', 1, { min: 1, max: 100 }),
+        // strategy (recreate | blue-green) and target (compose | swarm): src/action/strategy-inputs.ts
+        ...readStrategyInputs(),
         ...runFacts()
     };
 }
@@ -67715,87 +68469,29 @@ async function startDeployment(opts, plan) {
 
 /***/ }),
 
-/***/ 5580:
+/***/ 7871:
 /***/ ((__unused_webpack___webpack_module__, __webpack_exports__, __nccwpck_require__) => {
 
-
-// EXPORTS
-__nccwpck_require__.d(__webpack_exports__, {
-  lc: () => (/* binding */ bool),
-  Wh: () => (/* binding */ inputs_int),
-  p_: () => (/* binding */ list),
-  rJ: () => (/* binding */ secret),
-  gx: () => (/* binding */ str)
-});
-
-// UNUSED EXPORTS: maskSecret
-
-// EXTERNAL MODULE: ./node_modules/@actions/core/lib/core.js + 15 modules
-var core = __nccwpck_require__(4116);
-// EXTERNAL MODULE: ./build/tsc/lib/errors.js
-var errors = __nccwpck_require__(2830);
-;// CONCATENATED MODULE: ./build/tsc/lib/parse.js
-
-/** Plain parsers for action inputs; they know nothing of @actions/core so the library can reuse them. */
-function parseBoolean(name, raw, fallback) {
-    const v = raw.trim();
-    if (v === '')
-        return fallback;
-    if (/^true$/i.test(v))
-        return true;
-    if (/^false$/i.test(v))
-        return false;
-    throw new errors/* UserError */.yo(`Input '${name}' must be true or false, got '${v}'. Set '${name}: true' or '${name}: false'.`);
-}
-/** One item per line; commas also accepted. Blank items and surrounding spaces are dropped. */
-function parseList(raw, { commas = true } = {}) {
-    const out = [];
-    for (const line of raw.split(/\r?\n/)) {
-        const parts = commas ? line.split(',') : [line];
-        for (const p of parts) {
-            const t = p.trim();
-            if (t !== '' && !t.startsWith('#'))
-                out.push(t);
-        }
-    }
-    return out;
-}
-function parseInteger(name, raw, fallback, { min = 0, max = Number.MAX_SAFE_INTEGER } = {}) {
-    const v = raw.trim();
-    if (v === '')
-        return fallback;
-    if (!/^-?\d+$/.test(v)) {
-        throw new errors/* UserError */.yo(`Input '${name}' must be a whole number, got '${v}'. Write it as plain digits, e.g. '${name}: ${fallback}'.`);
-    }
-    const n = Number(v);
-    if (n < min || n > max) {
-        throw new errors/* UserError */.yo(`Input '${name}' must be between ${min} and ${max}, got ${n}.`);
-    }
-    return n;
-}
-/** `key=value` lines (commas not accepted as separators, values may contain them). */
-function parseKeyValues(name, raw) {
-    const out = new Map();
-    for (const line of parseList(raw, { commas: false })) {
-        const i = line.indexOf('=');
-        if (i <= 0)
-            throw new UserError(`Input '${name}': line '${line}' is not of the form key=value.`);
-        out.set(line.slice(0, i).trim(), line.slice(i + 1).trim());
-    }
-    return out;
-}
-
-;// CONCATENATED MODULE: ./build/tsc/action/inputs.js
+/* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
+/* harmony export */   Wh: () => (/* binding */ int),
+/* harmony export */   gx: () => (/* binding */ str),
+/* harmony export */   lc: () => (/* binding */ bool),
+/* harmony export */   p_: () => (/* binding */ list),
+/* harmony export */   rJ: () => (/* binding */ secret)
+/* harmony export */ });
+/* unused harmony export maskSecret */
+/* harmony import */ var _actions_core__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(4116);
+/* harmony import */ var _lib_parse_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(3054);
 
 
 /** Typed readers over core.getInput: the only place actions read their inputs. */
 function str(name, fallback = '') {
-    const v = core/* getInput */.V4(name);
+    const v = _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .getInput */ .V4(name);
     return v === '' ? fallback : v;
 }
 /** A secret input: masked (and its lines) before anything can log it. */
 function secret(name, fallback = '') {
-    const v = core/* getInput */.V4(name, { trimWhitespace: false });
+    const v = _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .getInput */ .V4(name, { trimWhitespace: false });
     const value = v.trim() === '' ? fallback : v;
     maskSecret(value);
     return value;
@@ -67803,23 +68499,23 @@ function secret(name, fallback = '') {
 function maskSecret(value) {
     if (!value)
         return;
-    core/* setSecret */.Pq(value);
+    _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .setSecret */ .Pq(value);
     const trimmed = value.trim();
     if (trimmed !== value && trimmed)
-        core/* setSecret */.Pq(trimmed);
+        _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .setSecret */ .Pq(trimmed);
     for (const line of value.split(/\r?\n/))
         if (line.trim().length >= 4)
-            core/* setSecret */.Pq(line.trim());
-    core/* setSecret */.Pq(Buffer.from(value).toString('base64'));
+            _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .setSecret */ .Pq(line.trim());
+    _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .setSecret */ .Pq(Buffer.from(value).toString('base64'));
 }
 function bool(name, fallback) {
-    return parseBoolean(name, core/* getInput */.V4(name), fallback);
+    return (0,_lib_parse_js__WEBPACK_IMPORTED_MODULE_1__/* .parseBoolean */ .yG)(name, _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .getInput */ .V4(name), fallback);
 }
-function inputs_int(name, fallback, range) {
-    return parseInteger(name, core/* getInput */.V4(name), fallback, range);
+function int(name, fallback, range) {
+    return (0,_lib_parse_js__WEBPACK_IMPORTED_MODULE_1__/* .parseInteger */ .cG)(name, _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .getInput */ .V4(name), fallback, range);
 }
 function list(name, opts) {
-    return parseList(core/* getInput */.V4(name), opts);
+    return (0,_lib_parse_js__WEBPACK_IMPORTED_MODULE_1__/* .parseList */ .E1)(_actions_core__WEBPACK_IMPORTED_MODULE_0__/* .getInput */ .V4(name), opts);
 }
 
 
@@ -67878,79 +68574,26 @@ async function runAction(main, post) {
 
 /***/ }),
 
-/***/ 1655:
+/***/ 6490:
 /***/ ((__unused_webpack___webpack_module__, __webpack_exports__, __nccwpck_require__) => {
 
 
 // EXPORTS
 __nccwpck_require__.d(__webpack_exports__, {
-  dU: () => (/* reexport */ rollback),
-  jb: () => (/* reexport */ summaryTable)
+  FK: () => (/* binding */ ComposeHost),
+  Fi: () => (/* binding */ previousRelease)
 });
 
-// UNUSED EXPORTS: deploy, pickTarget, putBack
+// UNUSED EXPORTS: parseState, prunePlan
 
-// EXTERNAL MODULE: ./build/tsc/lib/errors.js
-var errors = __nccwpck_require__(2830);
 // EXTERNAL MODULE: external "node:crypto"
 var external_node_crypto_ = __nccwpck_require__(7598);
+// EXTERNAL MODULE: ./build/tsc/lib/errors.js
+var errors = __nccwpck_require__(2830);
 // EXTERNAL MODULE: ./build/tsc/lib/ssh/remote.js
 var remote = __nccwpck_require__(9424);
-;// CONCATENATED MODULE: ./build/tsc/lib/compose/layout.js
-/**
- * Where shipline keeps things on a host, under the project path:
- *
- *   <path>/.shipline/                 0700
- *     lock                            flock file (held by a remote process bound to the SSH channel)
- *     current -> releases/<id>        symlink, replaced atomically (ln -s to a temp name + mv -T)
- *     ledger.jsonl                    append-only: one JSON line per deploy, rollback and recovery
- *     releases/<id>/                  one folder per release
- *       <compose files>               as sent, in order
- *       shipline.override.yml         pins every service shipline knows an image for to image@sha256:…
- *       .env                          0600, the env-file input (the one intended secret file)
- *       release.json                  metadata: version, images, time, actor, run URL, services
- *     run/<token>/                    0700, lives only while one deploy holds the lock: a temporary
- *                                     DOCKER_CONFIG and recover.sh; removed when the lock is let go
- */
-
-const STATE_DIR = '.shipline';
-const layout_OVERRIDE_FILE = 'shipline.override.yml';
-const layout_META_FILE = 'release.json';
-const layout_ENV_FILE = '.env';
-/** The Compose project name for a path: fixed, so that every release replaces the previous one's containers. */
-function projectName(path) {
-    const base = (path.split('/').pop() ?? 'app')
-        .toLowerCase()
-        .replace(/[^a-z0-9_-]+/g, '-')
-        .replace(/^[-_]+/, '') || 'app';
-    const hash = (0,external_node_crypto_.createHash)('sha256').update(path).digest('hex').slice(0, 8);
-    return `${base.slice(0, 40)}-${hash}`;
-}
-function layout(path, project = projectName(path)) {
-    const state = `${path}/${STATE_DIR}`;
-    return {
-        path,
-        state,
-        releases: `${state}/releases`,
-        ledger: `${state}/ledger.jsonl`,
-        current: `${state}/current`,
-        lock: `${state}/lock`,
-        run: `${state}/run`,
-        project,
-        release: (id) => `${state}/releases/${id}`
-    };
-}
-/** argv prefix for one release's files: `docker compose` (v2) or `docker-compose` (v1). */
-function composeArgv(kind, project, dir, files, envFile) {
-    const head = kind === 'v2' ? ['docker', 'compose'] : ['docker-compose'];
-    const args = ['--project-name', project, '--project-directory', dir];
-    for (const f of files)
-        args.push('--file', `${dir}/${f}`);
-    if (envFile)
-        args.push('--env-file', `${dir}/${envFile}`);
-    return [...head, ...args];
-}
-
+// EXTERNAL MODULE: ./build/tsc/lib/compose/layout.js
+var layout = __nccwpck_require__(2630);
 ;// CONCATENATED MODULE: ./build/tsc/lib/compose/scripts.js
 /**
  * The shell scripts shipline runs on a host. They are constants: every value reaches them as a quoted
@@ -68128,6 +68771,400 @@ done
 mkdir -p "$s/run/$tok" && touch "$s/run/$tok/release"
 `;
 
+// EXTERNAL MODULE: ./build/tsc/lib/compose/validate.js + 1 modules
+var validate = __nccwpck_require__(8046);
+;// CONCATENATED MODULE: ./build/tsc/lib/compose/host.js
+/**
+ * One project path on one host, driven through a Remote: the lock (with the state probe), uploads of a
+ * release, images, `up`, health, the current pointer, the ledger, pruning. Knows nothing of GitHub.
+ */
+
+
+
+
+
+
+const SH = (script, ...args) => ['sh', '-c', script, 'sh', ...args];
+class ComposeHost {
+    remote;
+    layout;
+    token = (0,external_node_crypto_.randomBytes)(8).toString('hex');
+    log;
+    holder;
+    stepTimeoutMs;
+    /** exec calls made (round trips), for the benchmark */
+    execs = 0;
+    compose = 'v1';
+    /** false for hosts that deploy without Compose (a swarm manager, src/lib/swarm) */
+    requiresCompose = true;
+    constructor(remote, opts) {
+        this.remote = remote;
+        this.layout = (0,layout/* layout */.Zp)(opts.path, opts.project);
+        this.log = opts.log;
+        this.stepTimeoutMs = opts.stepTimeoutMs ?? 600_000;
+    }
+    get label() {
+        return this.remote.label;
+    }
+    get runDir() {
+        return `${this.layout.run}/${this.token}`;
+    }
+    async exec(argv, opts = {}) {
+        this.execs++;
+        return this.remote.exec(argv, { timeoutMs: this.stepTimeoutMs, ...opts });
+    }
+    async check(what, argv, opts = {}) {
+        const r = await this.exec(argv, opts);
+        if (r.code !== 0) {
+            const err = (r.stderr.trim() || r.stdout.trim()).split('\n').slice(-15).join('\n');
+            throw new errors/* UserError */.yo(`${this.label}: ${what} failed (exit ${r.code}): ${err.split('\n').pop() ?? ''}`, err);
+        }
+        return r;
+    }
+    /**
+     * Takes the host lock (waiting up to timeoutSec) and reads the state under it. The lock is held by a
+     * remote process until release() or until the connection dies.
+     */
+    async lock(timeoutSec, owner) {
+        let out = '';
+        let settled = false;
+        let waitingSaid = false;
+        this.execs++;
+        return new Promise((resolve, reject) => {
+            const onData = (chunk) => {
+                if (settled)
+                    return;
+                out += chunk;
+                if (!waitingSaid && /^WAITING(.*)$/m.test(out)) {
+                    waitingSaid = true;
+                    const who = /^WAITING(.*)$/m.exec(out)?.[1]?.trim();
+                    this.log.info(`${this.label}: another deploy holds the lock on ${this.layout.path}${who ? ` (${who})` : ''}; waiting up to ${timeoutSec}s`);
+                }
+                if (/^READY$/m.test(out)) {
+                    settled = true;
+                    try {
+                        resolve(parseState(out));
+                    }
+                    catch (e) {
+                        reject(e);
+                    }
+                }
+            };
+            this.holder = this.remote.exec(SH(LOCK_SCRIPT, this.layout.state, String(timeoutSec), this.token, owner.slice(0, 300)), {
+                onStdout: onData
+            });
+            this.holder.then(r => {
+                if (settled)
+                    return;
+                settled = true;
+                const text = (r.stdout + '\n' + r.stderr).trim();
+                if (/ERR timeout/.test(text)) {
+                    reject(new errors/* UserError */.yo(`${this.label}: another deploy or rollback held the lock on ${this.layout.path} for more than lock-timeout (${timeoutSec}s). Wait for it, or raise 'lock-timeout'.`));
+                }
+                else {
+                    const err = /ERR (.*)/.exec(text)?.[1] ?? text.split('\n').pop();
+                    reject(new errors/* UserError */.yo(`${this.label}: could not take the lock on ${this.layout.path}: ${err}`, text));
+                }
+            }, e => {
+                if (settled)
+                    return;
+                settled = true;
+                reject(e);
+            });
+        }).then(state => {
+            if (state.compose === 'none' && this.requiresCompose) {
+                throw new errors/* UserError */.yo(`${this.label}: neither 'docker compose' (v2) nor 'docker-compose' (v1) is installed on the host. Install the Compose plugin.`);
+            }
+            if (state.compose !== 'none')
+                this.compose = state.compose;
+            return state;
+        });
+    }
+    /** Lets the lock go: removes the recovery script, prunes, and waits for the holder to exit. */
+    async finish(prune = {}) {
+        if (!this.holder)
+            return [];
+        const rel = (prune.releases ?? []).filter(id => validate/* RELEASE_ID_RE */._J.test(id));
+        const r = await this.exec(SH(FINISH_SCRIPT, this.layout.state, this.token, ...rel, '--images', ...(prune.images ?? [])));
+        const holder = this.holder;
+        this.holder = undefined;
+        await holder;
+        return r.stdout.split('\n').filter(Boolean);
+    }
+    composeFor(meta) {
+        const dir = this.layout.release(meta.id);
+        return (0,layout/* composeArgv */.NS)(this.compose, this.layout.project, dir, meta.files, meta.env ? layout/* ENV_FILE */.h9 : undefined);
+    }
+    /** Writes a release folder: compose files, override, .env (0600), release.json last (marks it complete). */
+    async upload(meta, files, env, copyEnvFrom) {
+        const dir = this.layout.release(meta.id);
+        await this.check('creating the release folder', ['mkdir', '-p', '-m', '700', dir]);
+        for (const f of files) {
+            this.execs++;
+            await this.remote.writeFile(`${dir}/${f.name}`, f.data, 0o644);
+        }
+        if (env !== undefined) {
+            this.execs++;
+            await this.remote.writeFile(`${dir}/${layout/* ENV_FILE */.h9}`, env, 0o600);
+        }
+        else if (copyEnvFrom) {
+            await this.check('copying the previous .env', [
+                'cp',
+                '-p',
+                `${this.layout.release(copyEnvFrom)}/${layout/* ENV_FILE */.h9}`,
+                `${dir}/${layout/* ENV_FILE */.h9}`
+            ]);
+        }
+        this.execs++;
+        await this.remote.writeFile(`${dir}/${layout/* META_FILE */.fg}`, JSON.stringify(meta) + '\n', 0o644);
+    }
+    /** Images present stay; missing ones are pulled (login in a temporary config when a registry is given). */
+    async ensureImages(refs, auth) {
+        if (refs.length === 0)
+            return [];
+        const cfg = `${this.runDir}/docker-config`;
+        const r = await this.exec(SH(IMAGES_SCRIPT, cfg, auth?.registry ?? '', auth?.username ?? '', ...refs), {
+            stdin: auth?.password ?? ''
+        });
+        const pulled = r.stdout
+            .split('\n')
+            .filter(l => l.startsWith('pull '))
+            .map(l => l.slice(5));
+        if (r.code !== 0) {
+            const msg = /ERR (.*)/.exec(r.stdout)?.[1] ?? `exit ${r.code}`;
+            const hint = auth
+                ? 'Check registry-username/registry-password and that the image exists.'
+                : "Set 'registry', 'registry-username' and 'registry-password' so the host can pull it.";
+            throw new errors/* UserError */.yo(`${this.label}: ${msg}. ${hint}`, (r.stdout + r.stderr).trim());
+        }
+        return pulled;
+    }
+    /** `up -d` of a release (all services with --remove-orphans, or only `services` with --no-deps). */
+    async up(meta, services, recoverScript) {
+        const argv = [...this.composeFor(meta), 'up', '-d'];
+        if (services && services.length)
+            argv.push('--no-deps', ...services);
+        else
+            argv.push('--remove-orphans');
+        await this.check(`docker ${this.compose === 'v2' ? 'compose' : '-compose'} up of ${meta.id}`, SH(STEP_SCRIPT, this.runDir, ...argv), {
+            stdin: recoverScript
+        });
+    }
+    async waitHealthy(services, timeoutSec, opts = {}) {
+        const r = await this.exec(SH(HEALTH_SCRIPT, String(timeoutSec), String(opts.stableSec ?? 5), this.layout.project, String(opts.tail ?? 30), ...services), { timeoutMs: (timeoutSec + 60) * 1000 });
+        const lines = r.stdout.split('\n');
+        const state = [...lines].reverse().find(l => l.startsWith('state ')) ?? '';
+        const result = lines.find(l => l.startsWith('result '))?.split(' ')[1] ?? `exit ${r.code}`;
+        const i = lines.findIndex(l => l.startsWith('result '));
+        const logs = i >= 0
+            ? lines
+                .slice(i + 1)
+                .join('\n')
+                .trim()
+            : r.stderr.trim();
+        return { ok: r.code === 0 && result === 'healthy', result, state: state.slice(6).trim(), logs };
+    }
+    /** Atomically points `current` at a release and appends the ledger line. */
+    async switchCurrent(id, entry) {
+        await this.check('switching the current release', SH(SWITCH_SCRIPT, this.layout.state, id), {
+            stdin: JSON.stringify(entry) + '\n'
+        });
+    }
+    async appendLedger(entry) {
+        await this.check('appending to the ledger', SH(LEDGER_SCRIPT, this.layout.state), {
+            stdin: JSON.stringify(entry) + '\n'
+        });
+    }
+    /**
+     * recover.sh for the window in which the host runs something else than `current` says: brings `meta`
+     * back, points current at it and records it, should the connection die before the deploy finishes.
+     */
+    recoverScript(meta, from, attempted) {
+        const up = [...this.composeFor(meta), 'up', '-d', '--remove-orphans'];
+        const entry = JSON.stringify({
+            event: 'recovered',
+            release: meta.id,
+            version: meta.version,
+            from,
+            attempted,
+            reason: 'the deploy connection was lost'
+        });
+        return [
+            '# shipline: run by the lock holder when the deploy connection dies before the deploy finished',
+            (0,remote/* shellJoin */.n)(up),
+            (0,remote/* shellJoin */.n)(['ln', '-sfn', `releases/${meta.id}`, `${this.layout.state}/current.tmp`]) +
+                ' && ' +
+                (0,remote/* shellJoin */.n)(['mv', '-fT', `${this.layout.state}/current.tmp`, this.layout.current]),
+            `printf '{"time":"%s",%s\\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" ${(0,remote/* shellJoin */.n)([entry.slice(1)])} >> ${(0,remote/* shellJoin */.n)([this.layout.ledger])}`,
+            ''
+        ].join('\n');
+    }
+}
+/** Parses the lock script's output between LOCKED and READY. */
+function parseState(out) {
+    const state = { compose: 'none', releases: new Map(), ledger: [] };
+    const start = out.indexOf('LOCKED\n');
+    for (const line of out.slice(start + 7).split('\n')) {
+        if (line === 'READY')
+            break;
+        const sp = line.indexOf(' ');
+        const key = sp < 0 ? line : line.slice(0, sp);
+        const rest = sp < 0 ? '' : line.slice(sp + 1);
+        if (key === 'compose')
+            state.compose = rest;
+        else if (key === 'current')
+            state.current = rest.trim() || undefined;
+        else if (key === 'release') {
+            const sp2 = rest.indexOf(' ');
+            try {
+                const meta = JSON.parse(rest.slice(sp2 + 1));
+                state.releases.set(rest.slice(0, sp2), meta);
+            }
+            catch {
+                /* a damaged release.json: that release cannot be used */
+            }
+        }
+        else if (key === 'ledger') {
+            try {
+                state.ledger.push(JSON.parse(rest));
+            }
+            catch {
+                /* a torn line */
+            }
+        }
+    }
+    return state;
+}
+/** The release that was live before the current one, from the ledger (else the newest older release). */
+function previousRelease(state) {
+    const cur = state.current;
+    if (!cur)
+        return undefined;
+    for (let i = state.ledger.length - 1; i >= 0; i--) {
+        const e = state.ledger[i];
+        if (e.release === cur && e.event !== 'failed') {
+            if (e.from && state.releases.has(e.from))
+                return e.from;
+            break;
+        }
+    }
+    return [...state.releases.keys()]
+        .filter(id => id < cur)
+        .sort()
+        .pop();
+}
+/** Release ids and image refs to remove so that `keep` releases stay (current and its predecessor always). */
+function prunePlan(state, current, keep) {
+    const ids = [...state.releases.keys()].sort().reverse();
+    const keepSet = new Set([current]);
+    const prev = previousRelease({ ...state, current });
+    if (prev)
+        keepSet.add(prev);
+    for (const id of ids) {
+        if (keepSet.size >= keep)
+            break;
+        keepSet.add(id);
+    }
+    const drop = ids.filter(id => !keepSet.has(id));
+    const needed = new Set();
+    for (const id of keepSet)
+        for (const ref of Object.values(state.releases.get(id)?.images ?? {}))
+            needed.add(ref);
+    const images = new Set();
+    for (const id of drop)
+        for (const ref of Object.values(state.releases.get(id)?.images ?? {}))
+            if (!needed.has(ref))
+                images.add(ref);
+    return { releases: drop, images: [...images] };
+}
+
+
+/***/ }),
+
+/***/ 2630:
+/***/ ((__unused_webpack___webpack_module__, __webpack_exports__, __nccwpck_require__) => {
+
+/* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
+/* harmony export */   KY: () => (/* binding */ OVERRIDE_FILE),
+/* harmony export */   NS: () => (/* binding */ composeArgv),
+/* harmony export */   Zp: () => (/* binding */ layout),
+/* harmony export */   fg: () => (/* binding */ META_FILE),
+/* harmony export */   h9: () => (/* binding */ ENV_FILE)
+/* harmony export */ });
+/* unused harmony exports STATE_DIR, projectName */
+/* harmony import */ var node_crypto__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(7598);
+/**
+ * Where shipline keeps things on a host, under the project path:
+ *
+ *   <path>/.shipline/                 0700
+ *     lock                            flock file (held by a remote process bound to the SSH channel)
+ *     current -> releases/<id>        symlink, replaced atomically (ln -s to a temp name + mv -T)
+ *     ledger.jsonl                    append-only: one JSON line per deploy, rollback and recovery
+ *     releases/<id>/                  one folder per release
+ *       <compose files>               as sent, in order
+ *       shipline.override.yml         pins every service shipline knows an image for to image@sha256:…
+ *       .env                          0600, the env-file input (the one intended secret file)
+ *       release.json                  metadata: version, images, time, actor, run URL, services
+ *     run/<token>/                    0700, lives only while one deploy holds the lock: a temporary
+ *                                     DOCKER_CONFIG and recover.sh; removed when the lock is let go
+ */
+
+const STATE_DIR = '.shipline';
+const OVERRIDE_FILE = 'shipline.override.yml';
+const META_FILE = 'release.json';
+const ENV_FILE = '.env';
+/** The Compose project name for a path: fixed, so that every release replaces the previous one's containers. */
+function projectName(path) {
+    const base = (path.split('/').pop() ?? 'app')
+        .toLowerCase()
+        .replace(/[^a-z0-9_-]+/g, '-')
+        .replace(/^[-_]+/, '') || 'app';
+    const hash = (0,node_crypto__WEBPACK_IMPORTED_MODULE_0__.createHash)('sha256').update(path).digest('hex').slice(0, 8);
+    return `${base.slice(0, 40)}-${hash}`;
+}
+function layout(path, project = projectName(path)) {
+    const state = `${path}/${STATE_DIR}`;
+    return {
+        path,
+        state,
+        releases: `${state}/releases`,
+        ledger: `${state}/ledger.jsonl`,
+        current: `${state}/current`,
+        lock: `${state}/lock`,
+        run: `${state}/run`,
+        project,
+        release: (id) => `${state}/releases/${id}`
+    };
+}
+/** argv prefix for one release's files: `docker compose` (v2) or `docker-compose` (v1). */
+function composeArgv(kind, project, dir, files, envFile) {
+    const head = kind === 'v2' ? ['docker', 'compose'] : ['docker-compose'];
+    const args = ['--project-name', project, '--project-directory', dir];
+    for (const f of files)
+        args.push('--file', `${dir}/${f}`);
+    if (envFile)
+        args.push('--env-file', `${dir}/${envFile}`);
+    return [...head, ...args];
+}
+
+
+/***/ }),
+
+/***/ 8046:
+/***/ ((__unused_webpack___webpack_module__, __webpack_exports__, __nccwpck_require__) => {
+
+
+// EXPORTS
+__nccwpck_require__.d(__webpack_exports__, {
+  _J: () => (/* binding */ RELEASE_ID_RE),
+  fm: () => (/* binding */ validateProjectPath),
+  Tx: () => (/* binding */ validateServiceName)
+});
+
+// UNUSED EXPORTS: makeReleaseId, parseImageRef, parseImagesInput, validateVersion
+
+// EXTERNAL MODULE: ./build/tsc/lib/errors.js
+var errors = __nccwpck_require__(2830);
 ;// CONCATENATED MODULE: ./build/tsc/lib/registry/reference.js
 /**
  * Image references as Docker and the distribution spec read them:
@@ -68251,7 +69288,7 @@ function isLoopback(registry) {
 
 
 /** An absolute, normalized path of plain characters: no `..`, not `/`, nothing a shell would interpret. */
-function validate_validateProjectPath(raw) {
+function validateProjectPath(raw) {
     const p = raw.trim().replace(/\/+$/, '');
     if (!p)
         throw new errors/* UserError */.yo(`Input 'path' is required: set it to the project directory on the host, e.g. 'path: /opt/app'.`);
@@ -68301,20 +69338,20 @@ function parseImageRef(raw, what = 'image') {
     };
 }
 const SERVICE_RE = /^[a-zA-Z0-9][a-zA-Z0-9._-]*$/;
-function validate_validateServiceName(name, input) {
+function validateServiceName(name, input) {
     if (!SERVICE_RE.test(name)) {
-        throw new UserError(`Input '${input}': '${name}' is not a Compose service name. Use the names under 'services:' in your compose file.`);
+        throw new errors/* UserError */.yo(`Input '${input}': '${name}' is not a Compose service name. Use the names under 'services:' in your compose file.`);
     }
     return name;
 }
 /** `service=image-ref` lines → service → parsed ref. */
-function validate_parseImagesInput(lines) {
+function parseImagesInput(lines) {
     const out = new Map();
     for (const line of lines) {
         const i = line.indexOf('=');
         if (i <= 0)
             throw new UserError(`Input 'images': line '${line}' is not of the form service=image-ref, e.g. 'web=ghcr.io/acme/app:1.2.3'.`);
-        const svc = validate_validateServiceName(line.slice(0, i).trim(), 'images');
+        const svc = validateServiceName(line.slice(0, i).trim(), 'images');
         if (out.has(svc))
             throw new UserError(`Input 'images' names service '${svc}' twice. Keep one line per service.`);
         out.set(svc, parseImageRef(line.slice(i + 1), `Input 'images': service '${svc}' image`));
@@ -68322,7 +69359,7 @@ function validate_parseImagesInput(lines) {
     return out;
 }
 /** The version label: printable, no spaces or quotes, at most 128 characters. */
-function validate_validateVersion(raw) {
+function validateVersion(raw) {
     const v = raw.trim();
     if (!v)
         throw new UserError(`Input 'version' is empty and no commit SHA is known. Set 'version', e.g. 'version: \${{ github.sha }}'.`);
@@ -68332,7 +69369,7 @@ function validate_validateVersion(raw) {
     return v;
 }
 /** A release id: sortable UTC time to the millisecond, then a short slug of the version. */
-function validate_makeReleaseId(version, now = new Date()) {
+function makeReleaseId(version, now = new Date()) {
     const stamp = now.toISOString().replace(/[-:]/g, '').replace('.', '').replace('Z', 'Z');
     const slug = version
         .replace(/[^A-Za-z0-9._-]+/g, '-')
@@ -68342,314 +69379,35 @@ function validate_makeReleaseId(version, now = new Date()) {
 }
 const RELEASE_ID_RE = /^[0-9]{8}T[0-9]{9}Z-[A-Za-z0-9._-]{1,24}$/;
 
-;// CONCATENATED MODULE: ./build/tsc/lib/compose/host.js
-/**
- * One project path on one host, driven through a Remote: the lock (with the state probe), uploads of a
- * release, images, `up`, health, the current pointer, the ledger, pruning. Knows nothing of GitHub.
- */
+
+/***/ }),
+
+/***/ 6064:
+/***/ ((__unused_webpack___webpack_module__, __webpack_exports__, __nccwpck_require__) => {
 
 
+// EXPORTS
+__nccwpck_require__.d(__webpack_exports__, {
+  dU: () => (/* reexport */ rollback),
+  jb: () => (/* reexport */ summaryTable)
+});
 
+// UNUSED EXPORTS: deploy, pickTarget, putBack
 
-
-
-const SH = (script, ...args) => ['sh', '-c', script, 'sh', ...args];
-class ComposeHost {
-    remote;
-    layout;
-    token = (0,external_node_crypto_.randomBytes)(8).toString('hex');
-    log;
-    holder;
-    stepTimeoutMs;
-    /** exec calls made (round trips), for the benchmark */
-    execs = 0;
-    compose = 'v1';
-    constructor(remote, opts) {
-        this.remote = remote;
-        this.layout = layout(opts.path, opts.project);
-        this.log = opts.log;
-        this.stepTimeoutMs = opts.stepTimeoutMs ?? 600_000;
-    }
-    get label() {
-        return this.remote.label;
-    }
-    get runDir() {
-        return `${this.layout.run}/${this.token}`;
-    }
-    async exec(argv, opts = {}) {
-        this.execs++;
-        return this.remote.exec(argv, { timeoutMs: this.stepTimeoutMs, ...opts });
-    }
-    async check(what, argv, opts = {}) {
-        const r = await this.exec(argv, opts);
-        if (r.code !== 0) {
-            const err = (r.stderr.trim() || r.stdout.trim()).split('\n').slice(-15).join('\n');
-            throw new errors/* UserError */.yo(`${this.label}: ${what} failed (exit ${r.code}): ${err.split('\n').pop() ?? ''}`, err);
-        }
-        return r;
-    }
-    /**
-     * Takes the host lock (waiting up to timeoutSec) and reads the state under it. The lock is held by a
-     * remote process until release() or until the connection dies.
-     */
-    async lock(timeoutSec, owner) {
-        let out = '';
-        let settled = false;
-        let waitingSaid = false;
-        this.execs++;
-        return new Promise((resolve, reject) => {
-            const onData = (chunk) => {
-                if (settled)
-                    return;
-                out += chunk;
-                if (!waitingSaid && /^WAITING(.*)$/m.test(out)) {
-                    waitingSaid = true;
-                    const who = /^WAITING(.*)$/m.exec(out)?.[1]?.trim();
-                    this.log.info(`${this.label}: another deploy holds the lock on ${this.layout.path}${who ? ` (${who})` : ''}; waiting up to ${timeoutSec}s`);
-                }
-                if (/^READY$/m.test(out)) {
-                    settled = true;
-                    try {
-                        resolve(parseState(out));
-                    }
-                    catch (e) {
-                        reject(e);
-                    }
-                }
-            };
-            this.holder = this.remote.exec(SH(LOCK_SCRIPT, this.layout.state, String(timeoutSec), this.token, owner.slice(0, 300)), {
-                onStdout: onData
-            });
-            this.holder.then(r => {
-                if (settled)
-                    return;
-                settled = true;
-                const text = (r.stdout + '\n' + r.stderr).trim();
-                if (/ERR timeout/.test(text)) {
-                    reject(new errors/* UserError */.yo(`${this.label}: another deploy or rollback held the lock on ${this.layout.path} for more than lock-timeout (${timeoutSec}s). Wait for it, or raise 'lock-timeout'.`));
-                }
-                else {
-                    const err = /ERR (.*)/.exec(text)?.[1] ?? text.split('\n').pop();
-                    reject(new errors/* UserError */.yo(`${this.label}: could not take the lock on ${this.layout.path}: ${err}`, text));
-                }
-            }, e => {
-                if (settled)
-                    return;
-                settled = true;
-                reject(e);
-            });
-        }).then(state => {
-            if (state.compose === 'none') {
-                throw new errors/* UserError */.yo(`${this.label}: neither 'docker compose' (v2) nor 'docker-compose' (v1) is installed on the host. Install the Compose plugin.`);
-            }
-            this.compose = state.compose;
-            return state;
-        });
-    }
-    /** Lets the lock go: removes the recovery script, prunes, and waits for the holder to exit. */
-    async finish(prune = {}) {
-        if (!this.holder)
-            return [];
-        const rel = (prune.releases ?? []).filter(id => RELEASE_ID_RE.test(id));
-        const r = await this.exec(SH(FINISH_SCRIPT, this.layout.state, this.token, ...rel, '--images', ...(prune.images ?? [])));
-        const holder = this.holder;
-        this.holder = undefined;
-        await holder;
-        return r.stdout.split('\n').filter(Boolean);
-    }
-    composeFor(meta) {
-        const dir = this.layout.release(meta.id);
-        return composeArgv(this.compose, this.layout.project, dir, meta.files, meta.env ? layout_ENV_FILE : undefined);
-    }
-    /** Writes a release folder: compose files, override, .env (0600), release.json last (marks it complete). */
-    async upload(meta, files, env, copyEnvFrom) {
-        const dir = this.layout.release(meta.id);
-        await this.check('creating the release folder', ['mkdir', '-p', '-m', '700', dir]);
-        for (const f of files) {
-            this.execs++;
-            await this.remote.writeFile(`${dir}/${f.name}`, f.data, 0o644);
-        }
-        if (env !== undefined) {
-            this.execs++;
-            await this.remote.writeFile(`${dir}/${layout_ENV_FILE}`, env, 0o600);
-        }
-        else if (copyEnvFrom) {
-            await this.check('copying the previous .env', [
-                'cp',
-                '-p',
-                `${this.layout.release(copyEnvFrom)}/${layout_ENV_FILE}`,
-                `${dir}/${layout_ENV_FILE}`
-            ]);
-        }
-        this.execs++;
-        await this.remote.writeFile(`${dir}/${layout_META_FILE}`, JSON.stringify(meta) + '\n', 0o644);
-    }
-    /** Images present stay; missing ones are pulled (login in a temporary config when a registry is given). */
-    async ensureImages(refs, auth) {
-        if (refs.length === 0)
-            return [];
-        const cfg = `${this.runDir}/docker-config`;
-        const r = await this.exec(SH(IMAGES_SCRIPT, cfg, auth?.registry ?? '', auth?.username ?? '', ...refs), {
-            stdin: auth?.password ?? ''
-        });
-        const pulled = r.stdout
-            .split('\n')
-            .filter(l => l.startsWith('pull '))
-            .map(l => l.slice(5));
-        if (r.code !== 0) {
-            const msg = /ERR (.*)/.exec(r.stdout)?.[1] ?? `exit ${r.code}`;
-            const hint = auth
-                ? 'Check registry-username/registry-password and that the image exists.'
-                : "Set 'registry', 'registry-username' and 'registry-password' so the host can pull it.";
-            throw new errors/* UserError */.yo(`${this.label}: ${msg}. ${hint}`, (r.stdout + r.stderr).trim());
-        }
-        return pulled;
-    }
-    /** `up -d` of a release (all services with --remove-orphans, or only `services` with --no-deps). */
-    async up(meta, services, recoverScript) {
-        const argv = [...this.composeFor(meta), 'up', '-d'];
-        if (services && services.length)
-            argv.push('--no-deps', ...services);
-        else
-            argv.push('--remove-orphans');
-        await this.check(`docker ${this.compose === 'v2' ? 'compose' : '-compose'} up of ${meta.id}`, SH(STEP_SCRIPT, this.runDir, ...argv), {
-            stdin: recoverScript
-        });
-    }
-    async waitHealthy(services, timeoutSec, opts = {}) {
-        const r = await this.exec(SH(HEALTH_SCRIPT, String(timeoutSec), String(opts.stableSec ?? 5), this.layout.project, String(opts.tail ?? 30), ...services), { timeoutMs: (timeoutSec + 60) * 1000 });
-        const lines = r.stdout.split('\n');
-        const state = [...lines].reverse().find(l => l.startsWith('state ')) ?? '';
-        const result = lines.find(l => l.startsWith('result '))?.split(' ')[1] ?? `exit ${r.code}`;
-        const i = lines.findIndex(l => l.startsWith('result '));
-        const logs = i >= 0
-            ? lines
-                .slice(i + 1)
-                .join('\n')
-                .trim()
-            : r.stderr.trim();
-        return { ok: r.code === 0 && result === 'healthy', result, state: state.slice(6).trim(), logs };
-    }
-    /** Atomically points `current` at a release and appends the ledger line. */
-    async switchCurrent(id, entry) {
-        await this.check('switching the current release', SH(SWITCH_SCRIPT, this.layout.state, id), {
-            stdin: JSON.stringify(entry) + '\n'
-        });
-    }
-    async appendLedger(entry) {
-        await this.check('appending to the ledger', SH(LEDGER_SCRIPT, this.layout.state), {
-            stdin: JSON.stringify(entry) + '\n'
-        });
-    }
-    /**
-     * recover.sh for the window in which the host runs something else than `current` says: brings `meta`
-     * back, points current at it and records it, should the connection die before the deploy finishes.
-     */
-    recoverScript(meta, from, attempted) {
-        const up = [...this.composeFor(meta), 'up', '-d', '--remove-orphans'];
-        const entry = JSON.stringify({
-            event: 'recovered',
-            release: meta.id,
-            version: meta.version,
-            from,
-            attempted,
-            reason: 'the deploy connection was lost'
-        });
-        return [
-            '# shipline: run by the lock holder when the deploy connection dies before the deploy finished',
-            (0,remote/* shellJoin */.n)(up),
-            (0,remote/* shellJoin */.n)(['ln', '-sfn', `releases/${meta.id}`, `${this.layout.state}/current.tmp`]) +
-                ' && ' +
-                (0,remote/* shellJoin */.n)(['mv', '-fT', `${this.layout.state}/current.tmp`, this.layout.current]),
-            `printf '{"time":"%s",%s\\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" ${(0,remote/* shellJoin */.n)([entry.slice(1)])} >> ${(0,remote/* shellJoin */.n)([this.layout.ledger])}`,
-            ''
-        ].join('\n');
-    }
-}
-/** Parses the lock script's output between LOCKED and READY. */
-function parseState(out) {
-    const state = { compose: 'none', releases: new Map(), ledger: [] };
-    const start = out.indexOf('LOCKED\n');
-    for (const line of out.slice(start + 7).split('\n')) {
-        if (line === 'READY')
-            break;
-        const sp = line.indexOf(' ');
-        const key = sp < 0 ? line : line.slice(0, sp);
-        const rest = sp < 0 ? '' : line.slice(sp + 1);
-        if (key === 'compose')
-            state.compose = rest;
-        else if (key === 'current')
-            state.current = rest.trim() || undefined;
-        else if (key === 'release') {
-            const sp2 = rest.indexOf(' ');
-            try {
-                const meta = JSON.parse(rest.slice(sp2 + 1));
-                state.releases.set(rest.slice(0, sp2), meta);
-            }
-            catch {
-                /* a damaged release.json: that release cannot be used */
-            }
-        }
-        else if (key === 'ledger') {
-            try {
-                state.ledger.push(JSON.parse(rest));
-            }
-            catch {
-                /* a torn line */
-            }
-        }
-    }
-    return state;
-}
-/** The release that was live before the current one, from the ledger (else the newest older release). */
-function host_previousRelease(state) {
-    const cur = state.current;
-    if (!cur)
-        return undefined;
-    for (let i = state.ledger.length - 1; i >= 0; i--) {
-        const e = state.ledger[i];
-        if (e.release === cur && e.event !== 'failed') {
-            if (e.from && state.releases.has(e.from))
-                return e.from;
-            break;
-        }
-    }
-    return [...state.releases.keys()]
-        .filter(id => id < cur)
-        .sort()
-        .pop();
-}
-/** Release ids and image refs to remove so that `keep` releases stay (current and its predecessor always). */
-function host_prunePlan(state, current, keep) {
-    const ids = [...state.releases.keys()].sort().reverse();
-    const keepSet = new Set([current]);
-    const prev = host_previousRelease({ ...state, current });
-    if (prev)
-        keepSet.add(prev);
-    for (const id of ids) {
-        if (keepSet.size >= keep)
-            break;
-        keepSet.add(id);
-    }
-    const drop = ids.filter(id => !keepSet.has(id));
-    const needed = new Set();
-    for (const id of keepSet)
-        for (const ref of Object.values(state.releases.get(id)?.images ?? {}))
-            needed.add(ref);
-    const images = new Set();
-    for (const id of drop)
-        for (const ref of Object.values(state.releases.get(id)?.images ?? {}))
-            if (!needed.has(ref))
-                images.add(ref);
-    return { releases: drop, images: [...images] };
-}
-
+// EXTERNAL MODULE: ./build/tsc/lib/errors.js
+var errors = __nccwpck_require__(2830);
+// EXTERNAL MODULE: ./build/tsc/lib/compose/host.js + 1 modules
+var compose_host = __nccwpck_require__(6490);
+// EXTERNAL MODULE: ./build/tsc/lib/compose/validate.js + 1 modules
+var validate = __nccwpck_require__(8046);
 ;// CONCATENATED MODULE: external "node:fs"
 const external_node_fs_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:fs");
 // EXTERNAL MODULE: external "node:path"
 var external_node_path_ = __nccwpck_require__(6760);
 // EXTERNAL MODULE: ./node_modules/yaml/dist/index.js
 var dist = __nccwpck_require__(8815);
+// EXTERNAL MODULE: ./build/tsc/lib/compose/layout.js
+var layout = __nccwpck_require__(2630);
 ;// CONCATENATED MODULE: ./build/tsc/lib/deploy/release.js
 /** Builds a release locally (compose files, override, metadata) before any host is contacted. */
 
@@ -68777,7 +69535,11 @@ async function fleet_openFleet(opts, owner) {
         const remote = r.value;
         return {
             label: opts.hosts[i],
-            ch: new ComposeHost(remote, { path: opts.path, project: opts.project, log: opts.log })
+            ch: (opts.makeHost ?? ((r, o) => new compose_host/* ComposeHost */.FK(r, o)))(remote, {
+                path: opts.path,
+                project: opts.project,
+                log: opts.log
+            })
         };
     });
     const locked = await Promise.allSettled(hosts.map(h => h.ch.lock(opts.lockTimeout, owner)));
@@ -69101,13 +69863,13 @@ function pickTarget(state, to, host) {
     }
     if (!state.current)
         throw new errors/* UserError */.yo(`${host}: nothing has been deployed to this path yet, so there is nothing to roll back.`);
-    const prev = host_previousRelease(state);
+    const prev = (0,compose_host/* previousRelease */.Fi)(state);
     if (!prev)
         throw new errors/* UserError */.yo(`${host}: the live release is the only one kept, so there is nothing to roll back to. Name a release with 'to'.`);
     return state.releases.get(prev);
 }
 async function rollback(opts) {
-    const path = validate_validateProjectPath(opts.path);
+    const path = (0,validate/* validateProjectPath */.fm)(opts.path);
     if (opts.hosts.length === 0)
         throw new errors/* UserError */.yo(`Input 'hosts' is empty. Name at least one host, e.g. 'hosts: deploy@203.0.113.10'.`);
     if (opts.to !== undefined && opts.to !== '' && !/^[A-Za-z0-9._+:@/-]{1,128}$/.test(opts.to)) {
@@ -69121,7 +69883,7 @@ async function rollback(opts) {
         for (const h of fleet) {
             const target = pickTarget(h.state, opts.to || undefined, h.label);
             const live = h.state.current ? h.state.releases.get(h.state.current) : undefined;
-            plans.set(h, { target, live, liveFrom: host_previousRelease(h.state) });
+            plans.set(h, { target, live, liveFrom: (0,compose_host/* previousRelease */.Fi)(h.state) });
         }
         const first = plans.get(fleet[0]);
         if (first && first.target.id !== first.live?.id) {
@@ -69291,6 +70053,69 @@ function errorMessage(e) {
 
 /***/ }),
 
+/***/ 3054:
+/***/ ((__unused_webpack___webpack_module__, __webpack_exports__, __nccwpck_require__) => {
+
+/* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
+/* harmony export */   E1: () => (/* binding */ parseList),
+/* harmony export */   cG: () => (/* binding */ parseInteger),
+/* harmony export */   yG: () => (/* binding */ parseBoolean)
+/* harmony export */ });
+/* unused harmony export parseKeyValues */
+/* harmony import */ var _errors_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(2830);
+
+/** Plain parsers for action inputs; they know nothing of @actions/core so the library can reuse them. */
+function parseBoolean(name, raw, fallback) {
+    const v = raw.trim();
+    if (v === '')
+        return fallback;
+    if (/^true$/i.test(v))
+        return true;
+    if (/^false$/i.test(v))
+        return false;
+    throw new _errors_js__WEBPACK_IMPORTED_MODULE_0__/* .UserError */ .yo(`Input '${name}' must be true or false, got '${v}'. Set '${name}: true' or '${name}: false'.`);
+}
+/** One item per line; commas also accepted. Blank items and surrounding spaces are dropped. */
+function parseList(raw, { commas = true } = {}) {
+    const out = [];
+    for (const line of raw.split(/\r?\n/)) {
+        const parts = commas ? line.split(',') : [line];
+        for (const p of parts) {
+            const t = p.trim();
+            if (t !== '' && !t.startsWith('#'))
+                out.push(t);
+        }
+    }
+    return out;
+}
+function parseInteger(name, raw, fallback, { min = 0, max = Number.MAX_SAFE_INTEGER } = {}) {
+    const v = raw.trim();
+    if (v === '')
+        return fallback;
+    if (!/^-?\d+$/.test(v)) {
+        throw new _errors_js__WEBPACK_IMPORTED_MODULE_0__/* .UserError */ .yo(`Input '${name}' must be a whole number, got '${v}'. Write it as plain digits, e.g. '${name}: ${fallback}'.`);
+    }
+    const n = Number(v);
+    if (n < min || n > max) {
+        throw new _errors_js__WEBPACK_IMPORTED_MODULE_0__/* .UserError */ .yo(`Input '${name}' must be between ${min} and ${max}, got ${n}.`);
+    }
+    return n;
+}
+/** `key=value` lines (commas not accepted as separators, values may contain them). */
+function parseKeyValues(name, raw) {
+    const out = new Map();
+    for (const line of parseList(raw, { commas: false })) {
+        const i = line.indexOf('=');
+        if (i <= 0)
+            throw new UserError(`Input '${name}': line '${line}' is not of the form key=value.`);
+        out.set(line.slice(0, i).trim(), line.slice(i + 1).trim());
+    }
+    return out;
+}
+
+
+/***/ }),
+
 /***/ 9424:
 /***/ ((__unused_webpack___webpack_module__, __webpack_exports__, __nccwpck_require__) => {
 
@@ -69319,11 +70144,11 @@ function shellJoin(argv) {
 __nccwpck_require__.a(__webpack_module__, async (__webpack_handle_async_dependencies__, __webpack_async_result__) => { try {
 /* harmony import */ var _actions_core__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(4116);
 /* harmony import */ var _action_run_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(6082);
-/* harmony import */ var _action_inputs_js__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(5580);
-/* harmony import */ var _action_deploy_inputs_js__WEBPACK_IMPORTED_MODULE_3__ = __nccwpck_require__(3058);
+/* harmony import */ var _action_inputs_js__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(7871);
+/* harmony import */ var _action_deploy_inputs_js__WEBPACK_IMPORTED_MODULE_3__ = __nccwpck_require__(7891);
 /* harmony import */ var _action_deployments_js__WEBPACK_IMPORTED_MODULE_4__ = __nccwpck_require__(4795);
 /* harmony import */ var _lib_errors_js__WEBPACK_IMPORTED_MODULE_5__ = __nccwpck_require__(2830);
-/* harmony import */ var _lib_deploy_index_js__WEBPACK_IMPORTED_MODULE_6__ = __nccwpck_require__(1655);
+/* harmony import */ var _lib_deploy_index_js__WEBPACK_IMPORTED_MODULE_6__ = __nccwpck_require__(6064);
 
 
 
