@@ -1,7 +1,8 @@
 /**
  * The whole shipline story on the local sandbox, each action run from its built bundle exactly as the
  * Actions runner runs it (src/testkit/runner.ts): build-push (SHA + stage) → deploy stage → smoke →
- * promote to prod → ship prod → a broken release rolled back by itself → a one-click rollback.
+ * promote to prod → ship prod → a broken release rolled back by itself → a one-click rollback → a release
+ * whose smoke test fails, put back by ship.
  * `npm run demo` prints the report; the end-to-end test runs the same function.
  */
 import { randomBytes } from 'node:crypto'
@@ -214,6 +215,27 @@ export async function runDemo(log: (line: string) => void = console.log): Promis
       async r => {
         if (r.outputs['to-version'] !== v1) throw new Error(`to-version is '${r.outputs['to-version']}', expected ${v1}`)
         return [`from ${r.outputs['from-version']} to ${r.outputs['to-version']}`, ...(await expectVersion(sb.envs.prod.url, 'v1'))]
+      }
+    )
+    // 9. ship a release that deploys healthy but fails its smoke test: the previous release comes back
+    const v4 = sha()
+    sb.writeApp('v4')
+    await step('build-push v4', 'build-push', { context: 'app', image: sb.image, ...registryInputs }, 'success', v4)
+    await step(
+      'ship: v4 turns healthy but fails its smoke test (a metric is missing); v1 is put back',
+      'ship',
+      {
+        ...deployInputs('prod', `app=${sb.image}:${v4}`, v4),
+        'smoke-url': sb.envs.prod.url,
+        'smoke-checks': '- path: /health\n- path: /metrics\n  format: prometheus\n  require-metrics: [checkout_orders_total]\n',
+        'smoke-timeout': '5'
+      },
+      'failure',
+      v4,
+      async r => {
+        if (r.outputs['smoke-passed'] !== 'false') throw new Error(`smoke-passed is '${r.outputs['smoke-passed']}'`)
+        if (r.outputs.status !== 'rolled-back') throw new Error(`status is '${r.outputs.status}', expected rolled-back`)
+        return ['smoke-passed false, status rolled-back', ...(await expectVersion(sb.envs.prod.url, 'v1'))]
       }
     )
     const deployments = sb.github.deployments.length
