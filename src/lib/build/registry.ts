@@ -3,7 +3,8 @@
  * (GET of the manifest, digest computed over the exact bytes), and putting the manifest a tag points at
  * under more tags, byte for byte (one push, the other tags by manifest PUT: the same digest by construction).
  */
-import { RegistryClient, RegistryError } from '../registry/index.js'
+import { RegistryClient } from '../registry/client.js'
+import { RegistryError } from '../registry/errors.js'
 import type { ImageName } from './naming.js'
 
 export interface RegistryAccess {

@@ -31,7 +31,8 @@ export function runDocker(args: string[], opts: DockerRunOptions = {}): Promise<
   return new Promise((resolve, reject) => {
     const env: Record<string, string | undefined> = { ...process.env, ...opts.env }
     if (opts.configDir) env.DOCKER_CONFIG = opts.configDir
-    for (const k of Object.keys(env)) if (env[k] === undefined) delete env[k]
+    // the action's inputs (INPUT_REGISTRY-PASSWORD among them) are no business of docker or its plugins
+    for (const k of Object.keys(env)) if (env[k] === undefined || (k.startsWith('INPUT_') && !opts.env?.[k])) delete env[k]
     const child = spawn(opts.bin ?? 'docker', args, { env, cwd: opts.cwd, stdio: ['pipe', 'pipe', 'pipe'] })
     let stdout = ''
     let stderr = ''
