@@ -134,8 +134,19 @@ describe('promote across repositories', () => {
     expect(mounts.every(q => q.status === 201)).toBe(true)
     expect(w.some(q => q.method === 'PATCH' || (q.method === 'PUT' && q.path.includes('/blobs/uploads/')))).toBe(false)
     expect(w.filter(q => q.method === 'PUT').map(q => q.path)).toEqual([`/v2/${dst}/manifests/prod`])
-    // the copy is the same image: docker can pull it by the same digest
+    // the copy is the same image: the real dockerd pulls it by the same digest, with no local copy to lean on
     expect((await client.resolve(dst, 'prod')).bytes.equals((await client.resolve(repo, 'v1')).bytes)).toBe(true)
+    const pulled = `${reg.host}/${dst}:prod`
+    images.push(pulled)
+    removeImages(`${reg.host}/${repo}:v1`)
+    const login = dockerLogin(reg)
+    try {
+      execFileSync('docker', ['--config', login.config, 'pull', pulled], { stdio: 'pipe' })
+    } finally {
+      login.remove()
+    }
+    const repoDigests = execFileSync('docker', ['image', 'inspect', '--format', '{{json .RepoDigests}}', pulled], { encoding: 'utf8' })
+    expect(JSON.parse(repoDigests)).toContain(`${reg.host}/${dst}@${digest}`)
   })
 
   it('keeps a two-platform index, its digest and its children', async () => {

@@ -127,19 +127,21 @@ export async function promote(o: PromoteOptions): Promise<PromoteResult> {
   client.authorize(o.sourceRepository, ['pull'])
   client.authorize(o.targetRepository, ['pull', 'push'])
 
-  // 1. resolve once
-  const source = await client.getManifest(o.sourceRepository, o.from)
+  // 1. resolve `from` once and, at the same time, read where the targets point now
+  // (both settle before a failure is reported: no request of this promote outlives it)
+  const [got, heads] = await Promise.allSettled([
+    client.getManifest(o.sourceRepository, o.from),
+    mapLimit(toTags, 4, async tag => (await client.headManifest(o.targetRepository, tag))?.digest ?? null)
+  ])
+  if (got.status === 'rejected') throw got.reason
+  if (heads.status === 'rejected') throw heads.reason
+  const [source, before] = [got.value, heads.value]
   const digest = source.digest
   const sourceRef = `${o.registry}/${o.sourceRepository}@${digest}`
   log(`${o.registry}/${o.sourceRepository}:${o.from} is ${digest} (${source.mediaType}, ${source.size} bytes)`)
   const platforms = isIndex(source.mediaType) ? childManifests(source.bytes).map(platformOf) : []
 
-  // 2. where the targets point now (and, across repositories, which cosign tags the source has); SHA tags never move
-  const cosignTags = cross ? COSIGN_SUFFIXES.map(suffix => `${digest.replace(':', '-')}.${suffix}`) : []
-  const [before, cosignSource] = await Promise.all([
-    mapLimit(toTags, 4, async tag => (await client.headManifest(o.targetRepository, tag))?.digest ?? null),
-    mapLimit(cosignTags, 3, tag => client.headManifest(o.sourceRepository, tag))
-  ])
+  // 2. SHA tags never move
   for (const [i, tag] of toTags.entries()) {
     if (isShaTag(tag) && before[i] && before[i] !== digest) {
       throw new UserError(
@@ -148,6 +150,11 @@ export async function promote(o: PromoteOptions): Promise<PromoteResult> {
     }
   }
   const pending = toTags.filter((_, i) => before[i] !== digest)
+
+  // across repositories: which cosign tags of the digest the source has (read while the blobs are mounted)
+  const cosignTags = cross ? COSIGN_SUFFIXES.map(suffix => `${digest.replace(':', '-')}.${suffix}`) : []
+  const cosignLookup = mapLimit(cosignTags, 3, tag => client.headManifest(o.sourceRepository, tag))
+  cosignLookup.catch(() => undefined) // awaited below; keeps an early failure from being an unhandled rejection
 
   // 3. content first (cross-repository), then the tags
   const copier = new Copier(client, o.sourceRepository, o.targetRepository, o.concurrency ?? 6, log)
@@ -171,6 +178,7 @@ export async function promote(o: PromoteOptions): Promise<PromoteResult> {
 
   // 5. cosign signatures / attestations / SBOMs attached to the digest
   const signatures: string[] = []
+  const cosignSource = await cosignLookup
   for (const [i, tag] of cosignTags.entries()) {
     const src = cosignSource[i]
     if (!src) continue
