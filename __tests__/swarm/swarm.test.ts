@@ -10,16 +10,14 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals'
 import { execFileSync } from 'node:child_process'
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { makeReleaseId } from '../../src/lib/compose/validate.js'
-import { OVERRIDE_FILE } from '../../src/lib/compose/layout.js'
-import type { ReleaseMeta } from '../../src/lib/compose/host.js'
-import { putBack } from '../../src/lib/deploy/deploy.js'
-import { overrideFile, releaseMeta } from '../../src/lib/deploy/release.js'
+import { deploy, rollback } from '../../src/lib/deploy/index.js'
+import { overrideFile } from '../../src/lib/deploy/release.js'
+import { hostFactory } from '../../src/lib/strategy/host.js'
 import { connectSsh } from '../../src/lib/ssh/client.js'
-import { stackVersion, swarmOverride, SwarmHost, validateStackName } from '../../src/lib/swarm/host.js'
+import { stackVersion, swarmOverride, validateStackName } from '../../src/lib/swarm/host.js'
 import { buildAppImage, removeImages } from '../../src/testkit/images.js'
 import { sleep, uniqueName } from '../../src/testkit/net.js'
 import { startRegistry, type TestRegistry } from '../../src/testkit/registry.js'
@@ -117,103 +115,84 @@ describe('target: swarm on a single-node swarm', () => {
     return docker('exec', ids[0], 'wget', '-qO-', 'http://127.0.0.1:8080/version').split('_')[0]
   }
 
-  it('deploys releases as a stack, puts the previous one back when the new one does not turn healthy, rolls back to any kept release', async () => {
-    const remote = await connectSsh({
-      target: { host: '127.0.0.1', port: sshd.port, user: 'root' },
-      privateKey: sshd.clientKey.privateKey,
-      knownHosts: sshd.knownHostsLine
-    })
-    const ch = new SwarmHost(remote, { path, stack, log })
-    const metas: Record<string, ReleaseMeta> = {}
-    try {
-      await ch.lock(30, 'swarm test')
-      const release = async (v: string): Promise<ReleaseMeta> => {
-        const meta = releaseMeta({
-          id: makeReleaseId(v),
-          version: v,
-          compose: { files: [compose], services: ['app'], version: '3.8' },
-          images: { app: digests[v] },
-          updated: ['app'],
-          env: true
-        })
-        await ch.upload(
-          meta,
-          [compose, { name: OVERRIDE_FILE, data: overrideFile(meta.images, '3.8') }],
-          `GREETING=hello ${v}\n`
-        )
-        await ch.ensureImages([digests[v]])
-        metas[v] = meta
-        return meta
+  it('deploys releases as a stack through deploy(), puts the previous one back when the new one does not turn healthy, rolls back to any kept release', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'shipline-swarm-ws-'))
+    writeFileSync(join(dir, 'docker-compose.yml'), compose.data)
+    const common = {
+      hosts: [`root@127.0.0.1:${sshd.port}`],
+      connect: () =>
+        connectSsh({
+          target: { host: '127.0.0.1', port: sshd.port, user: 'root' },
+          privateKey: sshd.clientKey.privateKey,
+          knownHosts: sshd.knownHostsLine
+        }),
+      path,
+      healthTimeout: 90,
+      lockTimeout: 60,
+      log,
+      stableSeconds: 1,
+      composeFiles: [join(dir, 'docker-compose.yml')],
+      autoRollback: true,
+      keepReleases: 5,
+      makeHost: hostFactory({ strategy: 'recreate', target: 'swarm', stack }),
+      resolveDigest: async () => {
+        throw new Error('pinned by digest already')
       }
-      const live = async (meta: ReleaseMeta, from?: ReleaseMeta): Promise<void> =>
-        ch.switchCurrent(meta.id, {
-          time: new Date().toISOString(),
-          event: 'deploy',
-          release: meta.id,
-          version: meta.version,
-          from: from?.id
-        })
-
+    }
+    try {
       // 1. first release: the stack is created; convergence waits for the healthy task
-      const v1 = await release('v1')
-      await ch.up(v1, undefined, '')
-      const h1 = await ch.waitHealthy(['app'], 90, { stableSec: 1 })
-      expect(h1).toMatchObject({ ok: true, result: 'healthy' })
-      await live(v1)
+      const r1 = await deploy({
+        ...common,
+        images: [`app=${digests.v1}`],
+        version: 'v1',
+        envFile: 'GREETING=hello v1\n'
+      })
+      expect(r1.error).toBeUndefined()
+      expect(r1.status).toBe('deployed')
       expect(served()).toBe('v1')
       const spec = JSON.parse(docker('service', 'inspect', `${stack}_app`, '--format', '{{json .Spec}}'))
       expect(spec.UpdateConfig.Order).toBe('start-first')
       expect(spec.TaskTemplate.ContainerSpec.Image).toBe(digests.v1)
       expect(spec.TaskTemplate.ContainerSpec.Env).toContain('GREETING=hello v1')
 
-      // 2. second release: start-first update to v2
-      const v2 = await release('v2')
-      await ch.up(v2, undefined, ch.recoverScript(v1, undefined, v2.id))
-      expect(await ch.waitHealthy(['app'], 90, { stableSec: 1 })).toMatchObject({ ok: true })
-      await live(v2, v1)
+      // 2. second release: start-first update to v2 (the .env carried over)
+      const r2 = await deploy({ ...common, images: [`app=${digests.v2}`], version: 'v2' })
+      expect(r2.status).toBe('deployed')
       expect(served()).toBe('v2')
 
-      // 3. a release that never turns healthy: the update pauses, v2 keeps running, then v2's files go back
-      const bad = await release('bad')
-      await ch.up(bad, undefined, ch.recoverScript(v2, v1.id, bad.id))
-      const hb = await ch.waitHealthy(['app'], 90, { stableSec: 1 })
-      expect(hb.ok).toBe(false)
-      expect(hb.result).toBe('failed')
-      expect(hb.logs).toMatch(/unhealthy|non-zero exit/)
-      expect(served()).toBe('v2')
-      expect(await putBack(ch, v2, ['app'], 90, '', 1)).toBe(true)
+      // 3. a release that never turns healthy: the update pauses with v2 still running; v2's files go back
+      const r3 = await deploy({ ...common, images: [`app=${digests.bad}`], version: 'bad' })
+      expect(r3.status).toBe('rolled-back')
+      expect(r3.hosts[0].logs).toMatch(/unhealthy|non-zero exit/)
       expect(served()).toBe('v2')
       expect(
         docker('service', 'inspect', `${stack}_app`, '--format', '{{.Spec.TaskTemplate.ContainerSpec.Image}}')
       ).toBe(digests.v2)
 
       // 4. rollback two releases back, to v1, from its own release folder
-      expect(await putBack(ch, v1, ['app'], 90, ch.recoverScript(v2, v1.id, v1.id), 1)).toBe(true)
-      await ch.switchCurrent(v1.id, {
-        time: new Date().toISOString(),
-        event: 'rollback',
-        release: v1.id,
-        version: 'v1',
-        from: v2.id
-      })
+      const rb = await rollback({ ...common, to: 'v1' })
+      expect(rb.error).toBeUndefined()
+      expect(rb.status).toBe('rolled-back')
       expect(served()).toBe('v1')
       const ledger = readFileSync(`${path}/.shipline/ledger.jsonl`, 'utf8')
         .trim()
         .split('\n')
-        .map(l => JSON.parse(l))
-      expect(ledger.map(e => `${e.event} ${e.version}`)).toEqual(['deploy v1', 'deploy v2', 'rollback v1'])
-      // the recovery script a lost connection would run re-deploys a release's own files
-      expect(ch.recoverScript(v2, v1.id, 'x')).toContain(`${stack}`)
+        .map(l => JSON.parse(l) as { event: string; version: string })
+      expect(ledger.map(e => `${e.event} ${e.version}`)).toEqual([
+        'deploy v1',
+        'deploy v2',
+        'auto-rollback v2',
+        'rollback v1'
+      ])
+      // no temporary Docker config or recovery script left behind
+      expect(execFileSync('sh', ['-c', `ls -A ${path}/.shipline/run`], { encoding: 'utf8' }).trim()).toBe('')
     } finally {
-      await ch.finish().catch(() => undefined)
-      await remote.close()
+      rmSync(dir, { recursive: true, force: true })
     }
-    // the registry password never reached a command line (none was used here); no temp config left
-    expect(docker('info', '--format', '{{.Swarm.LocalNodeState}}')).toBe('active')
   }, 300_000)
 
-  it('refuses with a clear message on a host that is not a swarm manager', () => {
-    // covered by the script's own check; the message names the fix
-    expect(SwarmHost.name).toBe('SwarmHost')
+  it('refuses blue-green with swarm and a bad stack name before connecting', () => {
+    expect(() => hostFactory({ strategy: 'blue-green', target: 'swarm' })).toThrow(/start-first already/)
+    expect(() => hostFactory({ strategy: 'recreate', target: 'swarm', stack: 'a b' })).toThrow(/stack name/)
   })
 })
