@@ -28737,7 +28737,7 @@ async function main() {
     if (image.lowercasedFrom) {
         _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .notice */ .lm(`Image name '${image.lowercasedFrom}' lowercased to '${image.image}': registries accept lowercase repository names only.`);
     }
-    const tags = (0,_lib_build_tags_js__WEBPACK_IMPORTED_MODULE_5__/* .planTags */ .Vd)(sha, (0,_action_inputs_js__WEBPACK_IMPORTED_MODULE_3__/* .str */ .gx)('stage-tag'), (0,_action_inputs_js__WEBPACK_IMPORTED_MODULE_3__/* .list */ .p_)('tags'));
+    const tags = (0,_lib_build_tags_js__WEBPACK_IMPORTED_MODULE_5__/* .planTags */ .Vd)(sha, (0,_action_inputs_js__WEBPACK_IMPORTED_MODULE_3__/* .str */ .gx)('stage-tag'), (0,_action_inputs_js__WEBPACK_IMPORTED_MODULE_3__/* .list */ .p_)('tags'), image.image);
     const labels = (0,_lib_build_labels_js__WEBPACK_IMPORTED_MODULE_7__/* .ociLabels */ .T)({ serverUrl: env.GITHUB_SERVER_URL, repository: env.GITHUB_REPOSITORY, sha, sourceDateEpoch: env.SOURCE_DATE_EPOCH }, (0,_lib_parse_js__WEBPACK_IMPORTED_MODULE_4__/* .parseKeyValues */ .Hl)('labels', (0,_action_inputs_js__WEBPACK_IMPORTED_MODULE_3__/* .str */ .gx)('labels')));
     const buildArgs = (0,_lib_parse_js__WEBPACK_IMPORTED_MODULE_4__/* .parseKeyValues */ .Hl)('build-args', (0,_action_inputs_js__WEBPACK_IMPORTED_MODULE_3__/* .str */ .gx)('build-args'));
     const { registry, warning } = (0,_lib_build_naming_js__WEBPACK_IMPORTED_MODULE_6__/* .loginRegistry */ .ZS)((0,_action_inputs_js__WEBPACK_IMPORTED_MODULE_3__/* .str */ .gx)('registry'), image);
@@ -30080,7 +30080,7 @@ function summaryMarkdown(r, notes = []) {
 /* harmony export */   Vd: () => (/* binding */ planTags),
 /* harmony export */   mJ: () => (/* binding */ commitSha)
 /* harmony export */ });
-/* unused harmony exports validateTag, pullRequestHead */
+/* unused harmony exports validateTag, pullRequestHead, tagOf */
 /* harmony import */ var node_fs__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(3024);
 /* harmony import */ var _errors_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(2830);
 /* harmony import */ var _registry_reference_js__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(8892);
@@ -30136,13 +30136,26 @@ function commitSha(src) {
     }
     throw new _errors_js__WEBPACK_IMPORTED_MODULE_1__/* .UserError */ .yo("No commit SHA: GITHUB_SHA is not set. Pass 'sha: <full 40-hex commit SHA>'.");
 }
-function planTags(sha, stageTag, extra) {
+/**
+ * An entry of `tags`: a tag, or a full reference `<image>:<tag>` of this very image (as
+ * docker/metadata-action writes them), reduced to its tag. A reference to another image is refused.
+ */
+function tagOf(entry, image) {
+    const colon = entry.lastIndexOf(':');
+    if (image && entry.includes('/') && colon > entry.lastIndexOf('/')) {
+        const repo = entry.slice(0, colon);
+        if (repo.toLowerCase() === image.toLowerCase())
+            return entry.slice(colon + 1);
+        throw new _errors_js__WEBPACK_IMPORTED_MODULE_1__/* .UserError */ .yo(`Input 'tags': '${entry}' is a reference to ${repo}, not to ${image}. List tag names (e.g. 'v1.2.3'); to push to another repository set 'image'.`);
+    }
+    return entry;
+}
+function planTags(sha, stageTag, extra, image) {
     const stage = stageTag.trim();
     if (stage)
         validateTag('stage-tag', stage);
-    for (const t of extra)
-        validateTag('tags', t);
-    const all = [...new Set([sha, ...(stage ? [stage] : []), ...extra])];
+    const tags = extra.map(t => validateTag('tags', tagOf(t, image)));
+    const all = [...new Set([sha, ...(stage ? [stage] : []), ...tags])];
     return { shaTag: sha, stageTag: stage || undefined, all };
 }
 

@@ -25,7 +25,7 @@ async function main(): Promise<void> {
   if (image.lowercasedFrom) {
     core.notice(`Image name '${image.lowercasedFrom}' lowercased to '${image.image}': registries accept lowercase repository names only.`)
   }
-  const tags = planTags(sha, str('stage-tag'), list('tags'))
+  const tags = planTags(sha, str('stage-tag'), list('tags'), image.image)
   const labels = ociLabels(
     { serverUrl: env.GITHUB_SERVER_URL, repository: env.GITHUB_REPOSITORY, sha, sourceDateEpoch: env.SOURCE_DATE_EPOCH },
     parseKeyValues('labels', str('labels'))

@@ -73,10 +73,26 @@ export interface TagPlan {
   all: string[]
 }
 
-export function planTags(sha: string, stageTag: string, extra: string[]): TagPlan {
+/**
+ * An entry of `tags`: a tag, or a full reference `<image>:<tag>` of this very image (as
+ * docker/metadata-action writes them), reduced to its tag. A reference to another image is refused.
+ */
+export function tagOf(entry: string, image?: string): string {
+  const colon = entry.lastIndexOf(':')
+  if (image && entry.includes('/') && colon > entry.lastIndexOf('/')) {
+    const repo = entry.slice(0, colon)
+    if (repo.toLowerCase() === image.toLowerCase()) return entry.slice(colon + 1)
+    throw new UserError(
+      `Input 'tags': '${entry}' is a reference to ${repo}, not to ${image}. List tag names (e.g. 'v1.2.3'); to push to another repository set 'image'.`
+    )
+  }
+  return entry
+}
+
+export function planTags(sha: string, stageTag: string, extra: string[], image?: string): TagPlan {
   const stage = stageTag.trim()
   if (stage) validateTag('stage-tag', stage)
-  for (const t of extra) validateTag('tags', t)
-  const all = [...new Set([sha, ...(stage ? [stage] : []), ...extra])]
+  const tags = extra.map(t => validateTag('tags', tagOf(t, image)))
+  const all = [...new Set([sha, ...(stage ? [stage] : []), ...tags])]
   return { shaTag: sha, stageTag: stage || undefined, all }
 }
