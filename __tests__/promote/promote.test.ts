@@ -4,14 +4,13 @@
  * witness for "no blob uploaded" and "no write at all".
  */
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals'
-import { execFileSync } from 'node:child_process'
 import { RegistryClient } from '../../src/lib/registry/client.js'
 import { OCI_MANIFEST, sha256 } from '../../src/lib/registry/media.js'
 import { promote, type PromoteOptions } from '../../src/lib/registry/promote.js'
-import { buildAppImage, removeImages } from '../../src/testkit/images.js'
+import { removeImages } from '../../src/testkit/images.js'
 import { uniqueName } from '../../src/testkit/net.js'
-import { dockerLogin, startRegistry, type TestRegistry } from '../../src/testkit/registry.js'
-import { pushImage, pushIndex } from '../registry/helpers.js'
+import { startRegistry, type TestRegistry } from '../../src/testkit/registry.js'
+import { dockerPushApp, dockerRepoDigest, dockerWithLogin, pushImage, pushIndex } from '../registry/helpers.js'
 
 let reg: TestRegistry
 let client: RegistryClient
@@ -31,15 +30,7 @@ beforeAll(async () => {
   reg = await startRegistry({ auth: 'htpasswd' })
   client = new RegistryClient({ registry: reg.host, username: reg.username, password: reg.password })
   repo = `team/${uniqueName('app')}`
-  const ref = `${reg.host}/${repo}:v1`
-  images.push(ref)
-  buildAppImage({ tag: ref, version: uniqueName('v') })
-  const login = dockerLogin(reg)
-  try {
-    execFileSync('docker', ['--config', login.config, 'push', ref], { stdio: 'pipe' })
-  } finally {
-    login.remove()
-  }
+  images.push(dockerPushApp(reg, repo, 'v1'))
   digest = (await client.resolve(repo, 'v1')).digest
 })
 afterAll(async () => {
@@ -139,14 +130,8 @@ describe('promote across repositories', () => {
     const pulled = `${reg.host}/${dst}:prod`
     images.push(pulled)
     removeImages(`${reg.host}/${repo}:v1`)
-    const login = dockerLogin(reg)
-    try {
-      execFileSync('docker', ['--config', login.config, 'pull', pulled], { stdio: 'pipe' })
-    } finally {
-      login.remove()
-    }
-    const repoDigests = execFileSync('docker', ['image', 'inspect', '--format', '{{json .RepoDigests}}', pulled], { encoding: 'utf8' })
-    expect(JSON.parse(repoDigests)).toContain(`${reg.host}/${dst}@${digest}`)
+    dockerWithLogin(reg, ['pull', pulled])
+    expect(dockerRepoDigest(pulled)).toBe(digest)
   })
 
   it('keeps a two-platform index, its digest and its children', async () => {

@@ -3,17 +3,16 @@
  * pushes; reference grammar and challenge parsing as plain units.
  */
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals'
-import { execFileSync } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { RegistryClient, parseChallenge, retryAfterMs } from '../../src/lib/registry/client.js'
 import { httpError, RegistryError } from '../../src/lib/registry/errors.js'
 import { DOCKER_MANIFEST, OCI_MANIFEST, sha256 } from '../../src/lib/registry/media.js'
 import { checkTag, formatReference, isShaTag, parseImageReference } from '../../src/lib/registry/reference.js'
 import { startFaultProxy, type FaultProxy } from '../../src/testkit/fault-proxy.js'
-import { buildAppImage, removeImages } from '../../src/testkit/images.js'
+import { removeImages } from '../../src/testkit/images.js'
 import { uniqueName } from '../../src/testkit/net.js'
-import { dockerLogin, startRegistry, type TestRegistry } from '../../src/testkit/registry.js'
-import { pushImage } from './helpers.js'
+import { startRegistry, type TestRegistry } from '../../src/testkit/registry.js'
+import { dockerPushApp, dockerRepoDigest, pushImage } from './helpers.js'
 
 describe('parseImageReference', () => {
   it('applies the docker.io defaults', () => {
@@ -75,17 +74,8 @@ describe('against docker-registry with htpasswd', () => {
     reg = await startRegistry({ auth: 'htpasswd' })
     client = new RegistryClient({ registry: reg.host, username: reg.username, password: reg.password })
     repo = `team/${uniqueName('app')}`
-    const ref = `${reg.host}/${repo}:v1`
-    images.push(ref)
-    buildAppImage({ tag: ref, version: uniqueName('v') })
-    const login = dockerLogin(reg)
-    try {
-      execFileSync('docker', ['--config', login.config, 'push', ref], { stdio: 'pipe' })
-    } finally {
-      login.remove()
-    }
-    const repoDigests = execFileSync('docker', ['image', 'inspect', '--format', '{{json .RepoDigests}}', ref], { encoding: 'utf8' })
-    pushedDigest = (JSON.parse(repoDigests) as string[]).find(d => d.startsWith(`${reg.host}/${repo}@`))!.split('@')[1]
+    images.push(dockerPushApp(reg, repo, 'v1'))
+    pushedDigest = dockerRepoDigest(images[0])
   })
   afterAll(async () => {
     removeImages(...images)

@@ -1,7 +1,14 @@
-/** Images made directly through the registry API (no Docker): random layers, a config, a manifest or an index. */
+/**
+ * Test images: made directly through the registry API (no Docker: random layers, a config, a manifest or an
+ * index), or built and pushed by the real dockerd.
+ */
+import { execFileSync } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import type { RegistryClient } from '../../src/lib/registry/client.js'
 import { OCI_INDEX, OCI_MANIFEST, sha256 } from '../../src/lib/registry/media.js'
+import { buildAppImage } from '../../src/testkit/images.js'
+import { uniqueName } from '../../src/testkit/net.js'
+import { dockerLogin, type TestRegistry } from '../../src/testkit/registry.js'
 
 export interface PushedImage {
   digest: string
@@ -59,4 +66,31 @@ export async function pushIndex(client: RegistryClient, repository: string, tag:
   const bytes = Buffer.from(JSON.stringify(index, null, 3))
   const digest = await client.putManifest(repository, tag, bytes, OCI_INDEX)
   return { digest, bytes, mediaType: OCI_INDEX, blobs: children.flatMap(c => c.blobs), children }
+}
+
+/** Runs a docker command logged in to the test registry (a temporary DOCKER_CONFIG, removed after). */
+export function dockerWithLogin(reg: Pick<TestRegistry, 'host' | 'username' | 'password'>, args: string[]): void {
+  const login = dockerLogin(reg)
+  try {
+    execFileSync('docker', ['--config', login.config, ...args], { stdio: 'pipe' })
+  } finally {
+    login.remove()
+  }
+}
+
+/** The digest dockerd recorded for `ref` after a push or pull (RepoDigests), e.g. sha256:… */
+export function dockerRepoDigest(ref: string): string {
+  const repo = ref.replace(/:[^:/]+$/, '')
+  const all = JSON.parse(execFileSync('docker', ['image', 'inspect', '--format', '{{json .RepoDigests}}', ref], { encoding: 'utf8' })) as string[]
+  const hit = all.find(d => d.startsWith(`${repo}@`))
+  if (!hit) throw new Error(`no repo digest for ${ref} in ${all.join(', ')}`)
+  return hit.split('@')[1]
+}
+
+/** Builds the sample app with the real dockerd and pushes it as `<registry>/<repository>:<tag>`; returns the ref. */
+export function dockerPushApp(reg: Pick<TestRegistry, 'host' | 'username' | 'password'>, repository: string, tag: string): string {
+  const ref = `${reg.host}/${repository}:${tag}`
+  buildAppImage({ tag: ref, version: uniqueName('v') })
+  dockerWithLogin(reg, ['push', ref])
+  return ref
 }
