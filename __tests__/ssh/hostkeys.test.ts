@@ -241,6 +241,22 @@ describe('login errors', () => {
     }
   })
 
+  test('an ed25519 key whose public part starts with a zero byte (1 key in 256) logs in', async () => {
+    const key = ed25519WithLeadingZero()
+    // OpenSSH itself reads the key we built and derives the same public key
+    const f = join(tmp, 'zero-key')
+    writeFileSync(f, key.privateKey, { mode: 0o600 })
+    expect(execFileSync('ssh-keygen', ['-y', '-f', f]).toString().split(' ').slice(0, 2)).toEqual(
+      key.publicKey.split(' ').slice(0, 2)
+    )
+    const s = await startSshd({ authorizedKeys: [key.publicKey] })
+    try {
+      expect(await roundTrip(s, { knownHosts: s.knownHostsLine, privateKey: key.privateKey })).toBe('hi\n')
+    } finally {
+      await s.stop()
+    }
+  })
+
   test('garbage in ssh-key is refused before connecting', () => {
     expect(() => preflight({ privateKey: 'not a key', knownHosts: a.knownHostsLine }, [target(a)])).toThrow(
       /BEGIN and END lines/
@@ -284,4 +300,41 @@ describe('login errors', () => {
 
 async function waitForLog(s: Sshd, from: number, re: RegExp): Promise<void> {
   for (let i = 0; i < 100 && !re.test(s.log().slice(from)); i++) await new Promise(r => setTimeout(r, 50))
+}
+
+/** An unencrypted OpenSSH ed25519 key whose 32-byte public key starts with 0x00, built from Node's keygen. */
+function ed25519WithLeadingZero(): { privateKey: string; publicKey: string } {
+  for (;;) {
+    const { privateKey } = generateKeyPairSync('ed25519')
+    const jwk = privateKey.export({ format: 'jwk' })
+    const pub = Buffer.from(jwk.x!, 'base64url')
+    if (pub[0] !== 0) continue
+    const seed = Buffer.from(jwk.d!, 'base64url')
+    const u32 = (n: number) => Buffer.from([n >>> 24, (n >>> 16) & 255, (n >>> 8) & 255, n & 255])
+    const str = (b: Buffer | string) => Buffer.concat([u32(Buffer.byteLength(b)), Buffer.from(b)])
+    const blob = Buffer.concat([str('ssh-ed25519'), str(pub)])
+    let priv = Buffer.concat([
+      u32(0x5eed),
+      u32(0x5eed),
+      str('ssh-ed25519'),
+      str(pub),
+      str(Buffer.concat([seed, pub])),
+      str('zero')
+    ])
+    for (let i = 1; priv.length % 8; i++) priv = Buffer.concat([priv, Buffer.from([i])])
+    const body = Buffer.concat([
+      Buffer.from('openssh-key-v1\0'),
+      str('none'),
+      str('none'),
+      str(''),
+      u32(1),
+      str(blob),
+      str(priv)
+    ])
+    const b64 = body.toString('base64').replace(/.{70}/g, '$&\n')
+    return {
+      privateKey: `-----BEGIN OPENSSH PRIVATE KEY-----\n${b64}\n-----END OPENSSH PRIVATE KEY-----\n`,
+      publicKey: `ssh-ed25519 ${blob.toString('base64')} zero`
+    }
+  }
 }

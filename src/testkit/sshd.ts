@@ -74,11 +74,20 @@ export function fingerprintOf(key: string | Buffer): string {
   return 'SHA256:' + createHash('sha256').update(blob).digest('base64').replace(/=+$/, '')
 }
 
-/** A fresh ed25519 key pair made in memory; with a passphrase the private key is encrypted (aes256-ctr). */
+/**
+ * A fresh ed25519 key pair made in memory; with a passphrase the private key is encrypted (aes256-ctr).
+ * ssh2's generator drops a leading zero byte of the public key (about 1 key in 256 comes out malformed),
+ * so malformed ones are thrown away.
+ */
 export function generateClientKey(passphrase?: string, comment = 'shipline-test'): KeyPair {
   const opts = passphrase ? { comment, passphrase, cipher: 'aes256-ctr', rounds: 4 } : { comment }
-  const kp = ssh2.utils.generateKeyPairSync('ed25519', opts as { comment: string })
-  return { privateKey: kp.private, publicKey: kp.public }
+  for (;;) {
+    const kp = ssh2.utils.generateKeyPairSync('ed25519', opts as { comment: string })
+    const blob = Buffer.from(kp.public.split(' ')[1], 'base64')
+    const parsed = ssh2.utils.parseKey(kp.private, passphrase)
+    if (blob.length === 51 && !(parsed instanceof Error))
+      return { privateKey: kp.private, publicKey: kp.public }
+  }
 }
 
 function ensurePasswordUser(password: string): void {

@@ -256,9 +256,13 @@ class Slots {
       this.waiting.shift()?.()
     }
   }
-  /** the host refused a session: use fewer at once from now on (never below one) */
+  /**
+   * The host refused a session while `used` of ours were open: its limit is about there, so use no more
+   * at once from now on. With none of ours open it was a passing refusal (OpenSSH frees a closed session
+   * a loop later): keep the limit.
+   */
   shrink(): void {
-    this.max = Math.max(1, Math.min(this.max, this.used) - 1)
+    if (this.used > 0) this.max = Math.min(this.max, this.used)
   }
 }
 
