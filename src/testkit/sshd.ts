@@ -77,7 +77,7 @@ export function fingerprintOf(key: string | Buffer): string {
 /**
  * A fresh ed25519 key pair made in memory; with a passphrase the private key is encrypted (aes256-ctr).
  * ssh2's generator drops a leading zero byte of the public key (about 1 key in 256 comes out malformed),
- * so malformed ones are thrown away.
+ * so malformed ones are thrown away (mscdex/ssh2#1390, #1513).
  */
 export function generateClientKey(passphrase?: string, comment = 'shipline-test'): KeyPair {
   const opts = passphrase ? { comment, passphrase, cipher: 'aes256-ctr', rounds: 4 } : { comment }
