@@ -74,6 +74,20 @@ describe('retries', () => {
     expect(await direct.blobExists(`${src}-stream`, digest)).toBe(true)
     expect(proxy.requests.some(q => q.faulted && q.outcome === 'dropped')).toBe(true)
   })
+
+  it('starts a blob upload again in a new session when its PUT is cut off or answered 500', async () => {
+    proxy.setRules([
+      { method: 'PUT', path: /\/blobs\/uploads\//, times: 1, fault: { drop: 'before-response' } },
+      { method: 'PUT', path: /\/blobs\/uploads\//, times: 1, fault: { status: 500 } }
+    ])
+    const c = viaProxy()
+    const data = randomBytes(100_000)
+    const digest = sha256(data)
+    await c.uploadBlob(`${src}-up`, digest, data)
+    expect(await direct.blobExists(`${src}-up`, digest)).toBe(true)
+    expect(proxy.requests.filter(q => q.method === 'POST' && q.path.includes(`${src}-up/blobs/uploads/`)).length).toBe(3)
+    expect(c.stats.retries).toBe(2)
+  })
 })
 
 describe('failures', () => {

@@ -29068,25 +29068,11 @@ class RegistryClient {
         await this.streamCopy(fromRepository, toRepository, digest, size, location);
         return 'uploaded';
     }
-    /** Uploads a blob from memory (POST, then PUT ?digest=); a no-op when it already exists. */
+    /** Uploads a blob from memory (POST, then PUT ?digest= with the body; restarted on failure); a no-op when it exists. */
     async uploadBlob(repository, digest, data) {
         if (await this.blobExists(repository, digest))
             return;
-        const location = await this.startUpload(repository);
-        const url = this.withDigest(location, digest);
-        const res = await this.send({
-            method: 'PUT',
-            path: new URL(url).pathname,
-            url,
-            repository,
-            reference: digest,
-            actions: ['pull', 'push'],
-            headers: { 'content-type': 'application/octet-stream' },
-            body: data,
-            ok: [201, 204]
-        });
-        await this.drain(res);
-        this.stats.uploads++;
+        await this.uploadWithRestarts(repository, digest, undefined, location => this.finishUpload(location, repository, digest, data));
     }
     async listTags(repository) {
         const tags = [];
@@ -29176,69 +29162,17 @@ class RegistryClient {
         }
     }
     /**
-     * Streams a blob from one repository into another: GET (streamed) → PATCH into the upload session →
-     * PUT ?digest= to close it. A failure anywhere restarts the whole copy in a new session, within the
-     * retry budget.
+     * Runs one blob upload into `to`, starting it again in a new upload session whenever it fails in a way
+     * worth retrying (dropped connection, 408/429/5xx), within the attempt and time budget. `upload` gets the
+     * session's Location and must finish the blob (PUT ?digest=).
      */
-    async streamCopy(from, to, digest, size, firstLocation) {
+    async uploadWithRestarts(to, digest, firstLocation, upload) {
         const started = Date.now();
         let location = firstLocation;
         for (let attempt = 1;; attempt++) {
             try {
                 location ??= await this.startUpload(to);
-                const src = await this.send({
-                    method: 'GET',
-                    path: `/v2/${from}/blobs/${digest}`,
-                    repository: from,
-                    reference: digest,
-                    actions: ['pull'],
-                    ok: [200],
-                    stream: true
-                });
-                if (!src.body)
-                    throw new Error('empty blob body');
-                let moved = 0;
-                // web streams carry a source error through to the upload (node's pipe() would leave it hanging)
-                const body = src.body.pipeThrough(new TransformStream({
-                    transform: (chunk, ctl) => {
-                        moved += chunk.length;
-                        this.stats.bytesIn += chunk.length;
-                        this.stats.bytesOut += chunk.length;
-                        ctl.enqueue(chunk);
-                    }
-                }));
-                const length = size ?? (Number(src.headers.get('content-length')) || undefined);
-                const patch = await this.send({
-                    method: 'PATCH',
-                    path: new URL(location).pathname,
-                    url: location,
-                    repository: to,
-                    reference: digest,
-                    actions: ['pull', 'push'],
-                    headers: {
-                        'content-type': 'application/octet-stream',
-                        ...(length !== undefined ? { 'content-length': String(length) } : {})
-                    },
-                    streamBody: body,
-                    ok: [202, 204],
-                    noRetry: true
-                });
-                await this.drain(patch);
-                if (length !== undefined && moved !== length)
-                    throw new Error(`copied ${moved} of ${length} bytes`);
-                const next = this.location(patch, to);
-                const put = await this.send({
-                    method: 'PUT',
-                    path: new URL(next).pathname,
-                    url: this.withDigest(next, digest),
-                    repository: to,
-                    reference: digest,
-                    actions: ['pull', 'push'],
-                    headers: { 'content-length': '0' },
-                    ok: [201, 204],
-                    noRetry: true
-                });
-                await this.drain(put);
+                await upload(location);
                 this.stats.uploads++;
                 return;
             }
@@ -29252,13 +29186,79 @@ class RegistryClient {
                     throw networkError({ registry: this.registry, method: 'PATCH', path: `/v2/${to}/blobs/uploads/`, repository: to, reference: digest }, causeOf(e), attempt, elapsed);
                 }
                 this.stats.retries++;
-                this.log(`blob copy ${digest} → ${to} failed (${causeOf(e)}); starting it again (attempt ${attempt + 1})`);
+                this.log(`blob upload ${digest} → ${to} failed (${causeOf(e)}); starting it again (attempt ${attempt + 1})`);
                 if (location)
                     await this.cancelUpload(location, to);
                 location = undefined;
                 await sleep(this.backoff(attempt));
             }
         }
+    }
+    /** Closes an upload session with PUT ?digest= (a body only for monolithic uploads). */
+    async finishUpload(location, to, digest, body) {
+        const url = this.withDigest(location, digest);
+        const res = await this.send({
+            method: 'PUT',
+            path: new URL(url).pathname,
+            url,
+            repository: to,
+            reference: digest,
+            actions: ['pull', 'push'],
+            headers: body ? { 'content-type': 'application/octet-stream' } : { 'content-length': '0' },
+            body,
+            ok: [201, 204],
+            noRetry: true
+        });
+        await this.drain(res);
+    }
+    /**
+     * Streams a blob from one repository into another: GET (streamed) → PATCH into the upload session →
+     * PUT ?digest= to close it; restarted from scratch on failure.
+     */
+    async streamCopy(from, to, digest, size, firstLocation) {
+        await this.uploadWithRestarts(to, digest, firstLocation, async (location) => {
+            const src = await this.send({
+                method: 'GET',
+                path: `/v2/${from}/blobs/${digest}`,
+                repository: from,
+                reference: digest,
+                actions: ['pull'],
+                ok: [200],
+                stream: true
+            });
+            if (!src.body)
+                throw new Error('empty blob body');
+            let moved = 0;
+            // web streams carry a source error through to the upload (node's pipe() would leave it hanging)
+            const body = src.body.pipeThrough(new TransformStream({
+                transform: (chunk, ctl) => {
+                    moved += chunk.length;
+                    this.stats.bytesIn += chunk.length;
+                    this.stats.bytesOut += chunk.length;
+                    ctl.enqueue(chunk);
+                }
+            }));
+            const length = size ?? (Number(src.headers.get('content-length')) || undefined);
+            const patch = await this.send({
+                method: 'PATCH',
+                path: new URL(location).pathname,
+                url: location,
+                repository: to,
+                reference: digest,
+                actions: ['pull', 'push'],
+                headers: {
+                    'content-type': 'application/octet-stream',
+                    ...(length !== undefined ? { 'content-length': String(length) } : {})
+                },
+                streamBody: body,
+                ok: [202, 204],
+                noRetry: true
+            });
+            await this.drain(patch);
+            if (length !== undefined && moved !== length)
+                throw new Error(`copied ${moved} of ${length} bytes`);
+            await this.finishUpload(this.location(patch, to), to, digest);
+        });
     }
     // ---------------------------------------------------------------- HTTP, auth, retries
     backoff(attempt) {

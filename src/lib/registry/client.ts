@@ -66,6 +66,8 @@ interface Challenge {
 }
 
 interface SendOptions {
+  /** a streamed request body (never retried by send itself) */
+  streamBody?: ReadableStream<Uint8Array>
   method: string
   path: string
   repository?: string
@@ -281,24 +283,10 @@ export class RegistryClient {
     return 'uploaded'
   }
 
-  /** Uploads a blob from memory (POST, then PUT ?digest=); a no-op when it already exists. */
+  /** Uploads a blob from memory (POST, then PUT ?digest= with the body; restarted on failure); a no-op when it exists. */
   async uploadBlob(repository: string, digest: string, data: Buffer): Promise<void> {
     if (await this.blobExists(repository, digest)) return
-    const location = await this.startUpload(repository)
-    const url = this.withDigest(location, digest)
-    const res = await this.send({
-      method: 'PUT',
-      path: new URL(url).pathname,
-      url,
-      repository,
-      reference: digest,
-      actions: ['pull', 'push'],
-      headers: { 'content-type': 'application/octet-stream' },
-      body: data,
-      ok: [201, 204]
-    })
-    await this.drain(res)
-    this.stats.uploads++
+    await this.uploadWithRestarts(repository, digest, undefined, location => this.finishUpload(location, repository, digest, data))
   }
 
   async listTags(repository: string): Promise<string[]> {
@@ -395,69 +383,17 @@ export class RegistryClient {
   }
 
   /**
-   * Streams a blob from one repository into another: GET (streamed) → PATCH into the upload session →
-   * PUT ?digest= to close it. A failure anywhere restarts the whole copy in a new session, within the
-   * retry budget.
+   * Runs one blob upload into `to`, starting it again in a new upload session whenever it fails in a way
+   * worth retrying (dropped connection, 408/429/5xx), within the attempt and time budget. `upload` gets the
+   * session's Location and must finish the blob (PUT ?digest=).
    */
-  private async streamCopy(from: string, to: string, digest: string, size: number | undefined, firstLocation: string): Promise<void> {
+  private async uploadWithRestarts(to: string, digest: string, firstLocation: string | undefined, upload: (location: string) => Promise<void>): Promise<void> {
     const started = Date.now()
-    let location: string | undefined = firstLocation
+    let location = firstLocation
     for (let attempt = 1; ; attempt++) {
       try {
         location ??= await this.startUpload(to)
-        const src = await this.send({
-          method: 'GET',
-          path: `/v2/${from}/blobs/${digest}`,
-          repository: from,
-          reference: digest,
-          actions: ['pull'],
-          ok: [200],
-          stream: true
-        })
-        if (!src.body) throw new Error('empty blob body')
-        let moved = 0
-        // web streams carry a source error through to the upload (node's pipe() would leave it hanging)
-        const body = src.body.pipeThrough(
-          new TransformStream<Uint8Array, Uint8Array>({
-            transform: (chunk, ctl) => {
-              moved += chunk.length
-              this.stats.bytesIn += chunk.length
-              this.stats.bytesOut += chunk.length
-              ctl.enqueue(chunk)
-            }
-          })
-        )
-        const length = size ?? (Number(src.headers.get('content-length')) || undefined)
-        const patch = await this.send({
-          method: 'PATCH',
-          path: new URL(location).pathname,
-          url: location,
-          repository: to,
-          reference: digest,
-          actions: ['pull', 'push'],
-          headers: {
-            'content-type': 'application/octet-stream',
-            ...(length !== undefined ? { 'content-length': String(length) } : {})
-          },
-          streamBody: body,
-          ok: [202, 204],
-          noRetry: true
-        } as SendOptions & { streamBody: ReadableStream<Uint8Array> })
-        await this.drain(patch)
-        if (length !== undefined && moved !== length) throw new Error(`copied ${moved} of ${length} bytes`)
-        const next = this.location(patch, to)
-        const put = await this.send({
-          method: 'PUT',
-          path: new URL(next).pathname,
-          url: this.withDigest(next, digest),
-          repository: to,
-          reference: digest,
-          actions: ['pull', 'push'],
-          headers: { 'content-length': '0' },
-          ok: [201, 204],
-          noRetry: true
-        })
-        await this.drain(put)
+        await upload(location)
         this.stats.uploads++
         return
       } catch (e) {
@@ -473,12 +409,80 @@ export class RegistryClient {
           )
         }
         this.stats.retries++
-        this.log(`blob copy ${digest} → ${to} failed (${causeOf(e)}); starting it again (attempt ${attempt + 1})`)
+        this.log(`blob upload ${digest} → ${to} failed (${causeOf(e)}); starting it again (attempt ${attempt + 1})`)
         if (location) await this.cancelUpload(location, to)
         location = undefined
         await sleep(this.backoff(attempt))
       }
     }
+  }
+
+  /** Closes an upload session with PUT ?digest= (a body only for monolithic uploads). */
+  private async finishUpload(location: string, to: string, digest: string, body?: Buffer): Promise<void> {
+    const url = this.withDigest(location, digest)
+    const res = await this.send({
+      method: 'PUT',
+      path: new URL(url).pathname,
+      url,
+      repository: to,
+      reference: digest,
+      actions: ['pull', 'push'],
+      headers: body ? { 'content-type': 'application/octet-stream' } : { 'content-length': '0' },
+      body,
+      ok: [201, 204],
+      noRetry: true
+    })
+    await this.drain(res)
+  }
+
+  /**
+   * Streams a blob from one repository into another: GET (streamed) → PATCH into the upload session →
+   * PUT ?digest= to close it; restarted from scratch on failure.
+   */
+  private async streamCopy(from: string, to: string, digest: string, size: number | undefined, firstLocation: string): Promise<void> {
+    await this.uploadWithRestarts(to, digest, firstLocation, async location => {
+      const src = await this.send({
+        method: 'GET',
+        path: `/v2/${from}/blobs/${digest}`,
+        repository: from,
+        reference: digest,
+        actions: ['pull'],
+        ok: [200],
+        stream: true
+      })
+      if (!src.body) throw new Error('empty blob body')
+      let moved = 0
+      // web streams carry a source error through to the upload (node's pipe() would leave it hanging)
+      const body = src.body.pipeThrough(
+        new TransformStream<Uint8Array, Uint8Array>({
+          transform: (chunk, ctl) => {
+            moved += chunk.length
+            this.stats.bytesIn += chunk.length
+            this.stats.bytesOut += chunk.length
+            ctl.enqueue(chunk)
+          }
+        })
+      )
+      const length = size ?? (Number(src.headers.get('content-length')) || undefined)
+      const patch = await this.send({
+        method: 'PATCH',
+        path: new URL(location).pathname,
+        url: location,
+        repository: to,
+        reference: digest,
+        actions: ['pull', 'push'],
+        headers: {
+          'content-type': 'application/octet-stream',
+          ...(length !== undefined ? { 'content-length': String(length) } : {})
+        },
+        streamBody: body,
+        ok: [202, 204],
+        noRetry: true
+      })
+      await this.drain(patch)
+      if (length !== undefined && moved !== length) throw new Error(`copied ${moved} of ${length} bytes`)
+      await this.finishUpload(this.location(patch, to), to, digest)
+    })
   }
 
   // ---------------------------------------------------------------- HTTP, auth, retries
@@ -540,7 +544,7 @@ export class RegistryClient {
   }
 
   /** One request with auth and retries. Returns responses in `ok`/`pass`; throws a mapped RegistryError otherwise. */
-  private async send(o: SendOptions & { streamBody?: ReadableStream<Uint8Array> }): Promise<Response> {
+  private async send(o: SendOptions): Promise<Response> {
     if (o.repository && o.actions) this.authorize(o.repository, o.actions)
     const facts: RegistryErrorFacts = {
       registry: this.registry,
