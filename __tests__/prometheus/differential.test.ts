@@ -4,7 +4,7 @@
  * 1. `promtool check metrics` (text 0.0.4 only), on the fixture corpus, on /metrics of a real prometheus
  *    server and prometheus-node-exporter started here (neither Debian build serves OpenMetrics), and on 400
  *    seeded mutations of them:
- *      - whatever promtool rejects as invalid, we reject;
+ *      - whatever promtool rejects as invalid, we reject, with an error on the line promtool names;
  *      - where we reject and promtool accepts, every rule that fired is in STRICTER, with the reason.
  *    promtool's exit status: 0 = fine, 3 = lint problems only (missing HELP, counter naming…: not
  *    validity), 1 = its text parser rejected the exposition ("text format parsing error in line N: …").
@@ -79,10 +79,15 @@ interface Row {
 /** Compares one text-format exposition; returns the row, with `problem` set when the invariant breaks. */
 function compare(id: string, text: string): Row {
   const verdict = promtool(text)
-  const ours = [...new Set(validateExposition(text, TEXT, { maxErrors: 1000 }).errors.map(e => e.rule))]
+  const errors = validateExposition(text, TEXT, { maxErrors: 1000 }).errors
+  const ours = [...new Set(errors.map(e => e.rule))]
   const row: Row = { id, verdict: verdict.rejected ? 'rejects' : 'accepts', ours }
   if (verdict.rejected && ours.length === 0)
     row.problem = `promtool rejects (${verdict.output}) but we accept`
+  // and we name the line promtool names ("text format parsing error in line N")
+  const line = /parsing error in line (\d+)/.exec(verdict.output)?.[1]
+  if (verdict.rejected && ours.length && line && !errors.some(e => e.line === Number(line)))
+    row.problem = `promtool rejects line ${line} (${verdict.output}), our errors are on lines ${errors.map(e => e.line).join(', ')}`
   if (!verdict.rejected) {
     const unlisted = ours.filter(r => !(r in STRICTER))
     if (unlisted.length) row.problem = `promtool accepts but we fire ${unlisted.join(', ')}, not in STRICTER`
