@@ -47,17 +47,14 @@ export function appContext(version: string): { dir: string; remove(): void } {
   return { dir, remove: () => rmSync(dir, { recursive: true, force: true }) }
 }
 
-/** Removes every local image of these repositories (the tests name them uniquely). */
+/**
+ * Removes every local image of these repositories (the tests name them uniquely), by id: an image whose
+ * tags moved to a later build (the re-run test) is left as `<repo>:<none>` and has no name to remove.
+ */
 export async function removeRepositories(...repos: string[]): Promise<void> {
   for (const repo of repos) {
-    const { stdout } = await run('docker', [
-      'image',
-      'ls',
-      '--format',
-      '{{.Repository}}:{{.Tag}}',
-      repo
-    ]).catch(() => ({ stdout: '' }))
-    const refs = stdout.split('\n').filter(Boolean)
-    if (refs.length) await run('docker', ['rmi', '-f', ...refs]).catch(() => undefined)
+    const { stdout } = await run('docker', ['image', 'ls', '--quiet', '--no-trunc', repo]).catch(() => ({ stdout: '' }))
+    const ids = [...new Set(stdout.split('\n').filter(Boolean))]
+    if (ids.length) await run('docker', ['rmi', '-f', ...ids]).catch(() => undefined)
   }
 }
