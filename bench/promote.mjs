@@ -50,13 +50,16 @@ await build({
   outfile: join(out, 'lib.mjs'),
   logLevel: 'warning'
 })
-const { RegistryClient, promote, startRegistry, buildAppImage, removeImages } = await import(pathToFileURL(join(out, 'lib.mjs')).href)
+const { RegistryClient, promote, startRegistry, buildAppImage, removeImages } = await import(
+  pathToFileURL(join(out, 'lib.mjs')).href
+)
 
 const median = xs => {
   const s = [...xs].sort((a, b) => a - b)
   return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2
 }
-const sh = (cmd, argv) => execFileSync(cmd, argv, { stdio: ['ignore', 'pipe', 'pipe'], encoding: 'utf8', maxBuffer: 64 << 20 })
+const sh = (cmd, argv) =>
+  execFileSync(cmd, argv, { stdio: ['ignore', 'pipe', 'pipe'], encoding: 'utf8', maxBuffer: 64 << 20 })
 const time = async fn => {
   const t0 = performance.now()
   await fn()
@@ -81,7 +84,9 @@ try {
   const src = await probe.resolve('bench/app', 'src')
   const manifest = JSON.parse(src.bytes.toString())
   const imageBytes = manifest.config.size + manifest.layers.reduce((n, l) => n + l.size, 0)
-  console.error(`image ${src.digest}: ${manifest.layers.length} layers, ${(imageBytes / 1048576).toFixed(1)} MiB compressed`)
+  console.error(
+    `image ${src.digest}: ${manifest.layers.length} layers, ${(imageBytes / 1048576).toFixed(1)} MiB compressed`
+  )
 
   const results = { same: [], cross: [], small: [], pull: [], skopeo: [] }
   const bytes = { same: [], cross: [], small: [] }
@@ -90,7 +95,14 @@ try {
     let r
     results[key].push(
       await time(async () => {
-        r = await promote({ client, registry: reg.host, sourceRepository: repository, from: 'src', targetRepository: target, toTags: [tag] })
+        r = await promote({
+          client,
+          registry: reg.host,
+          sourceRepository: repository,
+          from: 'src',
+          targetRepository: target,
+          toTags: [tag]
+        })
       })
     )
     if (r.digest !== (await probe.headManifest(target, tag))?.digest) throw new Error(`${key}: wrong digest`)
@@ -107,8 +119,15 @@ try {
     await runPromote('small', 'bench/small', `bench/small-cross-${stamp}-${i}`, 'prod')
     results.skopeo.push(
       await time(async () =>
-        sh('skopeo', ['copy', '--all', '--quiet', '--src-tls-verify=false', '--dest-tls-verify=false',
-          `docker://${big}:src`, `docker://${reg.host}/bench/skopeo-${stamp}-${i}:prod`])
+        sh('skopeo', [
+          'copy',
+          '--all',
+          '--quiet',
+          '--src-tls-verify=false',
+          '--dest-tls-verify=false',
+          `docker://${big}:src`,
+          `docker://${reg.host}/bench/skopeo-${stamp}-${i}:prod`
+        ])
       )
     )
   }
@@ -129,7 +148,9 @@ try {
   const m = Object.fromEntries(Object.entries(results).map(([k, v]) => [k, median(v)]))
   const b = Object.fromEntries(Object.entries(bytes).map(([k, v]) => [k, median(v)]))
   const ratio = (a, c) => `${(a / c).toFixed(1)}×`
-  console.log(`\nimage: ${(imageBytes / 1048576).toFixed(1)} MiB (${manifest.layers.length} layers), registry docker-registry ${sh('docker-registry', ['--version']).trim().split(' ').pop()} on loopback, ${RUNS} runs (pull+tag+push: ${PULL_RUNS}), medians\n`)
+  console.log(
+    `\nimage: ${(imageBytes / 1048576).toFixed(1)} MiB (${manifest.layers.length} layers), registry docker-registry ${sh('docker-registry', ['--version']).trim().split(' ').pop()} on loopback, ${RUNS} runs (pull+tag+push: ${PULL_RUNS}), medians\n`
+  )
   console.log('| what | median | bytes through the client |')
   console.log('|---|---|---|')
   console.log(`| promote, same repository | ${ms(m.same)} | ${b.same} B |`)
@@ -145,7 +166,9 @@ try {
   console.log(`| skopeo copy --all / promote same-repo | ${ratio(m.skopeo, m.same)} |`)
   console.log(`| skopeo copy --all / promote cross-repo | ${ratio(m.skopeo, m.cross)} |`)
   console.log(`| promote cross-repo: ${MIB} MiB image / 2 MB image | ${ratio(m.cross, m.small)} |`)
-  console.log(`\nall runs (ms): ${JSON.stringify(Object.fromEntries(Object.entries(results).map(([k, v]) => [k, v.map(x => Math.round(x))])))}`)
+  console.log(
+    `\nall runs (ms): ${JSON.stringify(Object.fromEntries(Object.entries(results).map(([k, v]) => [k, v.map(x => Math.round(x))])))}`
+  )
 } finally {
   removeImages(...localTags)
   await reg.stop()

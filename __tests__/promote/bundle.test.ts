@@ -16,7 +16,8 @@ let repo = ''
 let image: PushedImage
 
 beforeAll(async () => {
-  if (!existsSync(join(REPO_ROOT, 'dist', 'promote', 'index.js'))) throw new Error('dist/promote/index.js is missing: run npm run build')
+  if (!existsSync(join(REPO_ROOT, 'dist', 'promote', 'index.js')))
+    throw new Error('dist/promote/index.js is missing: run npm run build')
   reg = await startRegistry({ auth: 'token', users: { 'octo-bot': `tok-${uniqueName('pw')}` } })
   repo = `acme/${uniqueName('shop')}`
   const c = new RegistryClient({ registry: reg.host, username: reg.username, password: reg.password })
@@ -50,7 +51,12 @@ describe('promote bundle', () => {
       changed: 'true'
     })
     expect(r.masks).toContain(reg.password)
-    expect(r.stdout.split('\n').filter(l => !l.startsWith('::add-mask::')).join('\n')).not.toContain(reg.password)
+    expect(
+      r.stdout
+        .split('\n')
+        .filter(l => !l.startsWith('::add-mask::'))
+        .join('\n')
+    ).not.toContain(reg.password)
     expect(r.annotations.some(a => a.level === 'notice' && a.message.includes('lowercased'))).toBe(true)
     expect(r.summary).toContain('<table>')
     expect(r.summary).toContain(`${repo}-prod:prod`)
@@ -81,7 +87,13 @@ describe('promote bundle', () => {
   it('fails with one line on a wrong password, and on another registry in to-image', async () => {
     const bad = await runActionBundle({
       action: 'promote',
-      inputs: { image: `${reg.host}/${repo}`, from: 'stage', 'to-tags': 'prod', 'registry-username': reg.username, 'registry-password': 'nope' }
+      inputs: {
+        image: `${reg.host}/${repo}`,
+        from: 'stage',
+        'to-tags': 'prod',
+        'registry-username': reg.username,
+        'registry-password': 'nope'
+      }
     })
     expect(bad.exitCode).toBe(1)
     expect(bad.annotations.filter(a => a.level === 'error').map(a => a.message)).toEqual([
@@ -89,9 +101,16 @@ describe('promote bundle', () => {
     ])
     const other = await runActionBundle({
       action: 'promote',
-      inputs: { image: `${reg.host}/${repo}`, from: 'stage', 'to-tags': 'prod', 'to-image': 'ghcr.io/acme/shop' }
+      inputs: {
+        image: `${reg.host}/${repo}`,
+        from: 'stage',
+        'to-tags': 'prod',
+        'to-image': 'ghcr.io/acme/shop'
+      }
     })
     expect(other.exitCode).toBe(1)
-    expect(other.annotations.find(a => a.level === 'error')?.message).toMatch(/to-image.*another registry.*promote works inside one registry/)
+    expect(other.annotations.find(a => a.level === 'error')?.message).toMatch(
+      /to-image.*another registry.*promote works inside one registry/
+    )
   })
 })

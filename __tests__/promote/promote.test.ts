@@ -10,7 +10,13 @@ import { promote, type PromoteOptions } from '../../src/lib/registry/promote.js'
 import { removeImages } from '../../src/testkit/images.js'
 import { uniqueName } from '../../src/testkit/net.js'
 import { startRegistry, type TestRegistry } from '../../src/testkit/registry.js'
-import { dockerPushApp, dockerRepoDigest, dockerWithLogin, pushImage, pushIndex } from '../registry/helpers.js'
+import {
+  dockerPushApp,
+  dockerRepoDigest,
+  dockerWithLogin,
+  pushImage,
+  pushIndex
+} from '../registry/helpers.js'
 
 let reg: TestRegistry
 let client: RegistryClient
@@ -19,9 +25,14 @@ let digest = ''
 const images: string[] = []
 
 const writes = (since: number): { method: string; path: string; status: number }[] =>
-  reg.requests().slice(since).filter(r => !['GET', 'HEAD'].includes(r.method))
+  reg
+    .requests()
+    .slice(since)
+    .filter(r => !['GET', 'HEAD'].includes(r.method))
 
-function run(o: Partial<PromoteOptions> & Pick<PromoteOptions, 'from' | 'toTags'>): ReturnType<typeof promote> {
+function run(
+  o: Partial<PromoteOptions> & Pick<PromoteOptions, 'from' | 'toTags'>
+): ReturnType<typeof promote> {
   const c = new RegistryClient({ registry: reg.host, username: reg.username, password: reg.password })
   return promote({ client: c, registry: reg.host, sourceRepository: repo, targetRepository: repo, ...o })
 }
@@ -54,7 +65,12 @@ describe('promote in one repository', () => {
       `PUT /v2/${repo}/manifests/stage 201`,
       `PUT /v2/${repo}/manifests/prod 201`
     ])
-    expect(reg.requests().slice(mark).some(q => q.path.includes('/blobs/'))).toBe(false)
+    expect(
+      reg
+        .requests()
+        .slice(mark)
+        .some(q => q.path.includes('/blobs/'))
+    ).toBe(false)
   })
 
   it('is a no-op on a re-run: changed=false and nothing written', async () => {
@@ -97,7 +113,9 @@ describe('promote in one repository', () => {
 
   it('refuses invalid tags before talking to the registry', async () => {
     const mark = reg.requests().length
-    await expect(run({ from: 'v1', toTags: ['-prod'] })).rejects.toThrow(/to-tags: '-prod' is not a valid tag/)
+    await expect(run({ from: 'v1', toTags: ['-prod'] })).rejects.toThrow(
+      /to-tags: '-prod' is not a valid tag/
+    )
     await expect(run({ from: 'v1', toTags: ['has space'] })).rejects.toThrow(/not a valid tag/)
     await expect(run({ from: 'sha256:1234', toTags: ['prod'] })).rejects.toThrow(/not a valid digest/)
     await expect(run({ from: 'v1', toTags: [] })).rejects.toThrow(/to-tags' is empty/)
@@ -106,9 +124,16 @@ describe('promote in one repository', () => {
 
   it('says to check the credentials on a wrong password', async () => {
     const bad = new RegistryClient({ registry: reg.host, username: reg.username, password: 'wrong' })
-    await expect(promote({ client: bad, registry: reg.host, sourceRepository: repo, targetRepository: repo, from: 'v1', toTags: ['x'] })).rejects.toThrow(
-      /refused the credentials \(401\) .*check registry-username and registry-password/
-    )
+    await expect(
+      promote({
+        client: bad,
+        registry: reg.host,
+        sourceRepository: repo,
+        targetRepository: repo,
+        from: 'v1',
+        toTags: ['x']
+      })
+    ).rejects.toThrow(/refused the credentials \(401\) .*check registry-username and registry-password/)
   })
 })
 
@@ -123,10 +148,14 @@ describe('promote across repositories', () => {
     const mounts = w.filter(q => q.method === 'POST' && q.path.includes('mount='))
     expect(mounts.length).toBe(r.blobsMounted)
     expect(mounts.every(q => q.status === 201)).toBe(true)
-    expect(w.some(q => q.method === 'PATCH' || (q.method === 'PUT' && q.path.includes('/blobs/uploads/')))).toBe(false)
+    expect(
+      w.some(q => q.method === 'PATCH' || (q.method === 'PUT' && q.path.includes('/blobs/uploads/')))
+    ).toBe(false)
     expect(w.filter(q => q.method === 'PUT').map(q => q.path)).toEqual([`/v2/${dst}/manifests/prod`])
     // the copy is the same image: the real dockerd pulls it by the same digest, with no local copy to lean on
-    expect((await client.resolve(dst, 'prod')).bytes.equals((await client.resolve(repo, 'v1')).bytes)).toBe(true)
+    expect((await client.resolve(dst, 'prod')).bytes.equals((await client.resolve(repo, 'v1')).bytes)).toBe(
+      true
+    )
     const pulled = `${reg.host}/${dst}:prod`
     images.push(pulled)
     removeImages(`${reg.host}/${repo}:v1`)
@@ -144,12 +173,19 @@ describe('promote across repositories', () => {
     expect(r.manifestsCopied).toBe(2)
     const back = await client.getManifest(dst, 'prod')
     expect(back.bytes.equals(idx.bytes)).toBe(true)
-    for (const child of idx.children) expect((await client.headManifest(dst, child.digest))?.digest).toBe(child.digest)
-    const puts = writes(mark).filter(q => q.method === 'PUT').map(q => q.path)
+    for (const child of idx.children)
+      expect((await client.headManifest(dst, child.digest))?.digest).toBe(child.digest)
+    const puts = writes(mark)
+      .filter(q => q.method === 'PUT')
+      .map(q => q.path)
     // children first (by digest), the index last
     expect(puts.slice(-1)).toEqual([`/v2/${dst}/manifests/prod`])
     expect(puts.slice(0, 2).sort()).toEqual(idx.children.map(c => `/v2/${dst}/manifests/${c.digest}`).sort())
-    expect(writes(mark).some(q => q.method === 'PATCH' || q.path.includes('/blobs/uploads/') && q.method === 'PUT')).toBe(false)
+    expect(
+      writes(mark).some(
+        q => q.method === 'PATCH' || (q.path.includes('/blobs/uploads/') && q.method === 'PUT')
+      )
+    ).toBe(false)
   })
 
   it('carries cosign signature and attestation tags', async () => {

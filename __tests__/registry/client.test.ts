@@ -17,19 +17,40 @@ import { dockerPushApp, dockerRepoDigest, pushImage } from './helpers.js'
 describe('parseImageReference', () => {
   it('applies the docker.io defaults', () => {
     expect(parseImageReference('nginx')).toEqual({ registry: 'docker.io', repository: 'library/nginx' })
-    expect(parseImageReference('acme/app:1.2')).toEqual({ registry: 'docker.io', repository: 'acme/app', tag: '1.2' })
+    expect(parseImageReference('acme/app:1.2')).toEqual({
+      registry: 'docker.io',
+      repository: 'acme/app',
+      tag: '1.2'
+    })
     expect(parseImageReference('index.docker.io/acme/app').registry).toBe('docker.io')
   })
   it('reads registries with ports, tags and digests', () => {
     const d = 'sha256:' + 'a'.repeat(64)
-    expect(parseImageReference('127.0.0.1:5000/team/app:v1')).toEqual({ registry: '127.0.0.1:5000', repository: 'team/app', tag: 'v1' })
-    expect(parseImageReference(`ghcr.io/acme/shop/api@${d}`)).toEqual({ registry: 'ghcr.io', repository: 'acme/shop/api', digest: d })
-    expect(parseImageReference(`localhost/app:x@${d}`)).toEqual({ registry: 'localhost', repository: 'app', tag: 'x', digest: d })
+    expect(parseImageReference('127.0.0.1:5000/team/app:v1')).toEqual({
+      registry: '127.0.0.1:5000',
+      repository: 'team/app',
+      tag: 'v1'
+    })
+    expect(parseImageReference(`ghcr.io/acme/shop/api@${d}`)).toEqual({
+      registry: 'ghcr.io',
+      repository: 'acme/shop/api',
+      digest: d
+    })
+    expect(parseImageReference(`localhost/app:x@${d}`)).toEqual({
+      registry: 'localhost',
+      repository: 'app',
+      tag: 'x',
+      digest: d
+    })
     expect(formatReference(parseImageReference('ghcr.io/a/b:c'))).toBe('ghcr.io/a/b:c')
   })
   it('refuses uppercase names with the lowercase spelling as the fix, or lowercases on request', () => {
     expect(() => parseImageReference('ghcr.io/Acme/App:v1')).toThrow("use 'ghcr.io/acme/app:v1'")
-    expect(parseImageReference('ghcr.io/Acme/App:V1', { lowercase: true })).toEqual({ registry: 'ghcr.io', repository: 'acme/app', tag: 'V1' })
+    expect(parseImageReference('ghcr.io/Acme/App:V1', { lowercase: true })).toEqual({
+      registry: 'ghcr.io',
+      repository: 'acme/app',
+      tag: 'V1'
+    })
   })
   it('refuses bad tags, digests and names', () => {
     expect(() => parseImageReference('acme/app:-bad')).toThrow(/not a valid tag/)
@@ -45,7 +66,9 @@ describe('parseImageReference', () => {
 
 describe('challenges and errors', () => {
   it('parses Bearer and Basic challenges', () => {
-    expect(parseChallenge('Bearer realm="https://ghcr.io/token",service="ghcr.io",scope="repository:a/b:pull"')).toEqual({
+    expect(
+      parseChallenge('Bearer realm="https://ghcr.io/token",service="ghcr.io",scope="repository:a/b:pull"')
+    ).toEqual({
       scheme: 'bearer',
       params: { realm: 'https://ghcr.io/token', service: 'ghcr.io', scope: 'repository:a/b:pull' }
     })
@@ -57,9 +80,17 @@ describe('challenges and errors', () => {
     expect(retryAfterMs(null)).toBeUndefined()
   })
   it('maps ghcr.io refusals to the Manage Actions access fix', () => {
-    const e = httpError({ registry: 'ghcr.io', method: 'PUT', path: '/v2/acme/app/manifests/prod', status: 403, repository: 'acme/app' })
+    const e = httpError({
+      registry: 'ghcr.io',
+      method: 'PUT',
+      path: '/v2/acme/app/manifests/prod',
+      status: 403,
+      repository: 'acme/app'
+    })
     expect(e.message).toMatch(/Write access in the package's Manage Actions access settings/)
-    expect(httpError({ registry: 'ghcr.io', method: 'GET', path: '/token', status: 401 }).message).toMatch(/Manage Actions/)
+    expect(httpError({ registry: 'ghcr.io', method: 'GET', path: '/token', status: 401 }).message).toMatch(
+      /Manage Actions/
+    )
   })
 })
 
@@ -87,13 +118,19 @@ describe('against docker-registry with htpasswd', () => {
     expect(m.digest).toBe(pushedDigest)
     expect(sha256(m.bytes)).toBe(pushedDigest)
     expect(m.mediaType).toBe(DOCKER_MANIFEST)
-    expect(await client.headManifest(repo, 'v1')).toEqual({ digest: pushedDigest, mediaType: DOCKER_MANIFEST, size: m.size })
+    expect(await client.headManifest(repo, 'v1')).toEqual({
+      digest: pushedDigest,
+      mediaType: DOCKER_MANIFEST,
+      size: m.size
+    })
     expect((await client.resolve(repo, pushedDigest)).digest).toBe(pushedDigest)
   })
 
   it('answers null for a missing tag on HEAD and names it on GET', async () => {
     expect(await client.headManifest(repo, 'nope')).toBeNull()
-    await expect(client.resolve(repo, 'nope')).rejects.toThrow(`${reg.host}/${repo}:nope was not found (404): check that the tag exists`)
+    await expect(client.resolve(repo, 'nope')).rejects.toThrow(
+      `${reg.host}/${repo}:nope was not found (404): check that the tag exists`
+    )
     await expect(client.resolve('team/no-such-repo', 'v1')).rejects.toThrow(/team\/no-such-repo/)
   })
 
@@ -176,11 +213,15 @@ describe('against docker-registry with token auth', () => {
 
   it('reports a wrong password at the token service', async () => {
     const c = new RegistryClient({ registry: reg.host, username: 'ci', password: 'nope' })
-    await expect(c.headManifest('team/dst', 'v1')).rejects.toThrow(/refused the credentials \(401\).*check registry-username and registry-password/)
+    await expect(c.headManifest('team/dst', 'v1')).rejects.toThrow(
+      /refused the credentials \(401\).*check registry-username and registry-password/
+    )
   })
 
   it('works anonymously where the issuer grants nothing: a clear 401', async () => {
     const c = new RegistryClient({ registry: reg.host })
-    await expect(c.headManifest("team/dst", "v1")).rejects.toThrow(/needs credentials for .*: set registry-username and registry-password/)
+    await expect(c.headManifest('team/dst', 'v1')).rejects.toThrow(
+      /needs credentials for .*: set registry-username and registry-password/
+    )
   })
 })

@@ -20,7 +20,8 @@ let direct: RegistryClient
 let src = ''
 let image: PushedImage
 const fast = { attempts: 5, baseDelayMs: 20, maxDelayMs: 200, maxRetryAfterMs: 2000, budgetMs: 20_000 }
-const viaProxy = (): RegistryClient => new RegistryClient({ registry: proxy.host, username: reg.username, password: reg.password, retry: fast })
+const viaProxy = (): RegistryClient =>
+  new RegistryClient({ registry: proxy.host, username: reg.username, password: reg.password, retry: fast })
 
 beforeAll(async () => {
   reg = await startRegistry({ auth: 'htpasswd' })
@@ -38,7 +39,14 @@ describe('retries', () => {
   it('waits out a 429 with Retry-After and then puts the tag', async () => {
     proxy.setRules([{ method: 'PUT', path: /\/manifests\/r429$/, fault: { status: 429, retryAfter: 1 } }])
     const c = viaProxy()
-    const r = await promote({ client: c, registry: proxy.host, sourceRepository: src, from: 'v1', targetRepository: src, toTags: ['r429'] })
+    const r = await promote({
+      client: c,
+      registry: proxy.host,
+      sourceRepository: src,
+      from: 'v1',
+      targetRepository: src,
+      toTags: ['r429']
+    })
     expect(r.digest).toBe(image.digest)
     const puts = proxy.requests.filter(q => q.method === 'PUT' && q.path.endsWith('/manifests/r429'))
     expect(puts.map(p => p.outcome)).toEqual([429, 201])
@@ -53,7 +61,14 @@ describe('retries', () => {
       { method: 'GET', path: /\/v2\/$/, times: 1, fault: { status: 502 } }
     ])
     const dst = `${src}-copy`
-    const r = await promote({ client: viaProxy(), registry: proxy.host, sourceRepository: src, from: 'v1', targetRepository: dst, toTags: ['prod'] })
+    const r = await promote({
+      client: viaProxy(),
+      registry: proxy.host,
+      sourceRepository: src,
+      from: 'v1',
+      targetRepository: dst,
+      toTags: ['prod']
+    })
     expect(r.blobsMounted).toBe(3)
     expect(r.blobsUploaded).toBe(0)
     expect((await direct.headManifest(dst, 'prod'))?.digest).toBe(image.digest)
@@ -85,7 +100,9 @@ describe('retries', () => {
     const digest = sha256(data)
     await c.uploadBlob(`${src}-up`, digest, data)
     expect(await direct.blobExists(`${src}-up`, digest)).toBe(true)
-    expect(proxy.requests.filter(q => q.method === 'POST' && q.path.includes(`${src}-up/blobs/uploads/`)).length).toBe(3)
+    expect(
+      proxy.requests.filter(q => q.method === 'POST' && q.path.includes(`${src}-up/blobs/uploads/`)).length
+    ).toBe(3)
     expect(c.stats.retries).toBe(2)
   })
 })
@@ -96,19 +113,45 @@ describe('failures', () => {
     const old = await pushImage(direct, dst, 'prod')
     proxy.setRules([{ method: 'PUT', path: /\/manifests\/prod$/, times: Infinity, fault: { status: 503 } }])
     const c = viaProxy()
-    const err = await promote({ client: c, registry: proxy.host, sourceRepository: src, from: 'v1', targetRepository: dst, toTags: ['prod'] }).catch(
-      e => e as RegistryError
-    )
+    const err = await promote({
+      client: c,
+      registry: proxy.host,
+      sourceRepository: src,
+      from: 'v1',
+      targetRepository: dst,
+      toTags: ['prod']
+    }).catch(e => e as RegistryError)
     expect(err).toBeInstanceOf(RegistryError)
-    expect((err as RegistryError).message).toMatch(/answered 503 to PUT .*\/manifests\/prod after 5 attempts .*run the job again later\.$/)
+    expect((err as RegistryError).message).toMatch(
+      /answered 503 to PUT .*\/manifests\/prod after 5 attempts .*run the job again later\.$/
+    )
     expect((await direct.headManifest(dst, 'prod'))?.digest).toBe(old.digest)
   })
 
   it('gives up on a Retry-After longer than the budget at once', async () => {
-    proxy.setRules([{ method: 'PUT', path: /\/manifests\/later$/, times: Infinity, fault: { status: 429, retryAfter: 3600 } }])
-    const c = new RegistryClient({ registry: proxy.host, username: reg.username, password: reg.password, retry: { ...fast, maxRetryAfterMs: 3_600_000 } })
+    proxy.setRules([
+      {
+        method: 'PUT',
+        path: /\/manifests\/later$/,
+        times: Infinity,
+        fault: { status: 429, retryAfter: 3600 }
+      }
+    ])
+    const c = new RegistryClient({
+      registry: proxy.host,
+      username: reg.username,
+      password: reg.password,
+      retry: { ...fast, maxRetryAfterMs: 3_600_000 }
+    })
     await expect(
-      promote({ client: c, registry: proxy.host, sourceRepository: src, from: 'v1', targetRepository: src, toTags: ['later'] })
+      promote({
+        client: c,
+        registry: proxy.host,
+        sourceRepository: src,
+        from: 'v1',
+        targetRepository: src,
+        toTags: ['later']
+      })
     ).rejects.toThrow(/kept rate-limiting \(429\) PUT .* after 1 attempts .*wait and run the job again/)
     expect(await direct.headManifest(src, 'later')).toBeNull()
   })
@@ -120,7 +163,14 @@ describe('failures', () => {
       { path: /\/manifests\//, after: 1, times: 2, fault: { drop: 'before-response' } },
       { method: 'POST', times: 1, fault: { status: 429, retryAfter: 0 } }
     ])
-    const r = await promote({ client: viaProxy(), registry: proxy.host, sourceRepository: src, from: 'v1', targetRepository: dst, toTags: ['a', 'b'] })
+    const r = await promote({
+      client: viaProxy(),
+      registry: proxy.host,
+      sourceRepository: src,
+      from: 'v1',
+      targetRepository: dst,
+      toTags: ['a', 'b']
+    })
     for (const t of ['a', 'b']) expect((await direct.headManifest(dst, t))?.digest).toBe(image.digest)
     expect(r.targets.map(t => t.after)).toEqual([image.digest, image.digest])
   })

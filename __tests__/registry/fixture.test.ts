@@ -44,8 +44,15 @@ describe.each(['htpasswd', 'token'] as const)('docker-registry with %s auth', au
       images.push(ref)
       execFileSync('docker', ['tag', localTag, ref])
       execFileSync('docker', ['--config', login.config, 'push', ref], { stdio: 'pipe' })
-      expect(reg.requests().some(q => q.method === 'PUT' && q.path.includes('/manifests/v1') && q.status === 201)).toBe(true)
-      if (auth === 'token') expect(reg.tokenRequests().some(t => t.user === reg.username && t.scopes.some(s => /:(push,pull|pull,push)$/.test(s)))).toBe(true)
+      expect(
+        reg.requests().some(q => q.method === 'PUT' && q.path.includes('/manifests/v1') && q.status === 201)
+      ).toBe(true)
+      if (auth === 'token')
+        expect(
+          reg
+            .tokenRequests()
+            .some(t => t.user === reg.username && t.scopes.some(s => /:(push,pull|pull,push)$/.test(s)))
+        ).toBe(true)
     } finally {
       login.remove()
     }
@@ -58,7 +65,11 @@ describe.each(['htpasswd', 'token'] as const)('docker-registry with %s auth', au
 
 describe('libtrust key id', () => {
   it('has 12 groups of 4 base32 characters', () => {
-    const pem = execFileSync('openssl', ['genpkey', '-algorithm', 'RSA', '-pkeyopt', 'rsa_keygen_bits:1024'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] })
+    const pem = execFileSync(
+      'openssl',
+      ['genpkey', '-algorithm', 'RSA', '-pkeyopt', 'rsa_keygen_bits:1024'],
+      { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }
+    )
     expect(libtrustKeyId(pem)).toMatch(/^([A-Z2-7]{4}:){11}[A-Z2-7]{4}$/)
   })
 })

@@ -22,9 +22,20 @@ export async function pushImage(
   client: RegistryClient,
   repository: string,
   tag: string,
-  { layers = 2, layerBytes = 4096, arch = 'amd64' }: { layers?: number; layerBytes?: number; arch?: string } = {}
+  {
+    layers = 2,
+    layerBytes = 4096,
+    arch = 'amd64'
+  }: { layers?: number; layerBytes?: number; arch?: string } = {}
 ): Promise<PushedImage> {
-  const config = Buffer.from(JSON.stringify({ architecture: arch, os: 'linux', rootfs: { type: 'layers', diff_ids: [] }, nonce: randomBytes(8).toString('hex') }))
+  const config = Buffer.from(
+    JSON.stringify({
+      architecture: arch,
+      os: 'linux',
+      rootfs: { type: 'layers', diff_ids: [] },
+      nonce: randomBytes(8).toString('hex')
+    })
+  )
   const configDigest = sha256(config)
   await client.uploadBlob(repository, configDigest, config)
   const layerDescs = []
@@ -32,12 +43,20 @@ export async function pushImage(
     const data = randomBytes(layerBytes)
     const d = sha256(data)
     await client.uploadBlob(repository, d, data)
-    layerDescs.push({ mediaType: 'application/vnd.oci.image.layer.v1.tar+gzip', digest: d, size: data.length })
+    layerDescs.push({
+      mediaType: 'application/vnd.oci.image.layer.v1.tar+gzip',
+      digest: d,
+      size: data.length
+    })
   }
   const manifest = {
     schemaVersion: 2,
     mediaType: OCI_MANIFEST,
-    config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: configDigest, size: config.length },
+    config: {
+      mediaType: 'application/vnd.oci.image.config.v1+json',
+      digest: configDigest,
+      size: config.length
+    },
     layers: layerDescs
   }
   // two-space indentation: the bytes are not what JSON.stringify would make, so a re-serialising client would change the digest
@@ -47,10 +66,17 @@ export async function pushImage(
 }
 
 /** Pushes a two-platform OCI index (linux/amd64 + linux/arm64) whose children are pushed by digest. */
-export async function pushIndex(client: RegistryClient, repository: string, tag: string): Promise<PushedImage & { children: PushedImage[] }> {
+export async function pushIndex(
+  client: RegistryClient,
+  repository: string,
+  tag: string
+): Promise<PushedImage & { children: PushedImage[] }> {
   const children: PushedImage[] = []
   for (const arch of ['amd64', 'arm64']) {
-    const child = await pushImage(client, repository, `tmp-${arch}-${randomBytes(4).toString('hex')}`, { arch, layers: 1 })
+    const child = await pushImage(client, repository, `tmp-${arch}-${randomBytes(4).toString('hex')}`, {
+      arch,
+      layers: 1
+    })
     children.push(child)
   }
   const index = {
@@ -69,7 +95,10 @@ export async function pushIndex(client: RegistryClient, repository: string, tag:
 }
 
 /** Runs a docker command logged in to the test registry (a temporary DOCKER_CONFIG, removed after). */
-export function dockerWithLogin(reg: Pick<TestRegistry, 'host' | 'username' | 'password'>, args: string[]): void {
+export function dockerWithLogin(
+  reg: Pick<TestRegistry, 'host' | 'username' | 'password'>,
+  args: string[]
+): void {
   const login = dockerLogin(reg)
   try {
     execFileSync('docker', ['--config', login.config, ...args], { stdio: 'pipe' })
@@ -81,14 +110,22 @@ export function dockerWithLogin(reg: Pick<TestRegistry, 'host' | 'username' | 'p
 /** The digest dockerd recorded for `ref` after a push or pull (RepoDigests), e.g. sha256:… */
 export function dockerRepoDigest(ref: string): string {
   const repo = ref.replace(/:[^:/]+$/, '')
-  const all = JSON.parse(execFileSync('docker', ['image', 'inspect', '--format', '{{json .RepoDigests}}', ref], { encoding: 'utf8' })) as string[]
+  const all = JSON.parse(
+    execFileSync('docker', ['image', 'inspect', '--format', '{{json .RepoDigests}}', ref], {
+      encoding: 'utf8'
+    })
+  ) as string[]
   const hit = all.find(d => d.startsWith(`${repo}@`))
   if (!hit) throw new Error(`no repo digest for ${ref} in ${all.join(', ')}`)
   return hit.split('@')[1]
 }
 
 /** Builds the sample app with the real dockerd and pushes it as `<registry>/<repository>:<tag>`; returns the ref. */
-export function dockerPushApp(reg: Pick<TestRegistry, 'host' | 'username' | 'password'>, repository: string, tag: string): string {
+export function dockerPushApp(
+  reg: Pick<TestRegistry, 'host' | 'username' | 'password'>,
+  repository: string,
+  tag: string
+): string {
   const ref = `${reg.host}/${repository}:${tag}`
   buildAppImage({ tag: ref, version: uniqueName('v') })
   dockerWithLogin(reg, ['push', ref])

@@ -28830,7 +28830,8 @@ function httpError(f, attempts = 1, elapsedMs = 0) {
     else if (status === 403) {
         msg = `${f.registry} denied ${isPush ? 'push' : 'pull'} on ${where} (403): use credentials with ${isPush ? 'push' : 'pull'} rights on that repository.`;
     }
-    else if (status === 404 && (f.code === 'NAME_UNKNOWN' || (!f.reference && f.path.includes('/tags/list')))) {
+    else if (status === 404 &&
+        (f.code === 'NAME_UNKNOWN' || (!f.reference && f.path.includes('/tags/list')))) {
         msg = `repository ${where} does not exist on ${f.registry} (404): check the image name, or push it first.`;
     }
     else if (status === 404 && f.path.includes('/manifests/')) {
@@ -28968,7 +28969,13 @@ class RegistryClient {
         this.stats.bytesIn += bytes.length;
         const digest = (0,media/* sha256 */.sc)(bytes);
         const header = res.headers.get('docker-content-digest');
-        const facts = { registry: this.registry, method: 'GET', path: `/v2/${repository}/manifests/${reference}`, repository, reference };
+        const facts = {
+            registry: this.registry,
+            method: 'GET',
+            path: `/v2/${repository}/manifests/${reference}`,
+            repository,
+            reference
+        };
         if (header && header.startsWith('sha256:') && header !== digest) {
             throw new RegistryError(`${this.registry}/${repository}:${reference}: the registry says ${header} but the bytes it sent hash to ${digest}; a proxy may be rewriting manifests.`, facts);
         }
@@ -28977,7 +28984,9 @@ class RegistryClient {
         }
         const contentType = (res.headers.get('content-type') ?? '').split(';')[0].trim();
         // the registry's Content-Type when it is a manifest type (that is what gets PUT back), else what the body declares
-        const mediaType = KNOWN_MANIFEST_TYPES.has(contentType) ? contentType : ((0,media/* declaredMediaType */.TN)(bytes) ?? contentType);
+        const mediaType = KNOWN_MANIFEST_TYPES.has(contentType)
+            ? contentType
+            : ((0,media/* declaredMediaType */.TN)(bytes) ?? contentType);
         return { digest, mediaType, size: bytes.length, bytes };
     }
     /** Resolves a tag or digest to the manifest's digest (plus its bytes, read once). */
@@ -29026,7 +29035,13 @@ class RegistryClient {
         await this.drain(res);
         const answered = res.headers.get('docker-content-digest');
         if (answered && answered !== digest) {
-            throw new RegistryError(`${this.registry}/${repository}:${reference}: the registry stored ${answered} for a manifest whose digest is ${digest}; it rewrote the manifest.`, { registry: this.registry, method: 'PUT', path: `/v2/${repository}/manifests/${reference}`, repository, reference });
+            throw new RegistryError(`${this.registry}/${repository}:${reference}: the registry stored ${answered} for a manifest whose digest is ${digest}; it rewrote the manifest.`, {
+                registry: this.registry,
+                method: 'PUT',
+                path: `/v2/${repository}/manifests/${reference}`,
+                repository,
+                reference
+            });
         }
         return digest;
     }
@@ -29183,7 +29198,13 @@ class RegistryClient {
                 if (attempt >= this.retry.attempts || elapsed > this.retry.budgetMs) {
                     if (e instanceof RegistryError)
                         throw e;
-                    throw networkError({ registry: this.registry, method: 'PATCH', path: `/v2/${to}/blobs/uploads/`, repository: to, reference: digest }, causeOf(e), attempt, elapsed);
+                    throw networkError({
+                        registry: this.registry,
+                        method: 'PATCH',
+                        path: `/v2/${to}/blobs/uploads/`,
+                        repository: to,
+                        reference: digest
+                    }, causeOf(e), attempt, elapsed);
                 }
                 this.stats.retries++;
                 this.log(`blob upload ${digest} → ${to} failed (${causeOf(e)}); starting it again (attempt ${attempt + 1})`);
@@ -29290,7 +29311,9 @@ class RegistryClient {
                 const elapsed = Date.now() - started;
                 if (noRetry)
                     throw e;
-                if (/ENOTFOUND|CERT|certificate/.test(causeOf(e)) || attempt >= this.retry.attempts || elapsed > this.retry.budgetMs) {
+                if (/ENOTFOUND|CERT|certificate/.test(causeOf(e)) ||
+                    attempt >= this.retry.attempts ||
+                    elapsed > this.retry.budgetMs) {
                     throw networkError(facts, causeOf(e), attempt, elapsed);
                 }
                 this.stats.retries++;
@@ -29351,7 +29374,10 @@ class RegistryClient {
             if (o.ok.includes(res.status) || o.pass?.includes(res.status))
                 return res;
             const challenge = parseChallenge(res.headers.get('www-authenticate'));
-            if (res.status === 401 && round === 1 && !o.streamBody && (await this.reauthorize(res, challenge, facts)))
+            if (res.status === 401 &&
+                round === 1 &&
+                !o.streamBody &&
+                (await this.reauthorize(res, challenge, facts)))
                 continue;
             const text = o.method === 'HEAD' ? '' : await res.text().catch(() => '');
             this.stats.bytesIn += Buffer.byteLength(text);
@@ -29362,7 +29388,10 @@ class RegistryClient {
     }
     async ping() {
         const facts = { registry: this.registry, method: 'GET', path: '/v2/' };
-        const { res, attempts, elapsed } = await this.fetchRetrying(facts, () => fetch(`${this.base}/v2/`, { headers: { 'user-agent': this.userAgent }, signal: AbortSignal.timeout(this.timeoutMs) }));
+        const { res, attempts, elapsed } = await this.fetchRetrying(facts, () => fetch(`${this.base}/v2/`, {
+            headers: { 'user-agent': this.userAgent },
+            signal: AbortSignal.timeout(this.timeoutMs)
+        }));
         const text = await res.text().catch(() => '');
         this.stats.bytesIn += Buffer.byteLength(text);
         if (res.status === 200)
@@ -29470,7 +29499,10 @@ class RegistryClient {
             const body = JSON.parse(text);
             const token = body.token ?? body.access_token;
             if (!token)
-                throw new RegistryError(`the token service of ${this.registry} answered without a token.`, { ...facts, status: 200 });
+                throw new RegistryError(`the token service of ${this.registry} answered without a token.`, {
+                    ...facts,
+                    status: 200
+                });
             return { token, expires: Date.now() + (body.expires_in ?? 60) * 1000 };
         }
         // a refused token request is about the credentials (or their rights on these repositories)
@@ -29832,7 +29864,12 @@ function parseImageReference(ref, opts = {}) {
         repository = repository.toLowerCase();
     }
     if (repository !== repository.toLowerCase() || registry !== registry.toLowerCase()) {
-        const fixed = formatReference({ registry: registry.toLowerCase(), repository: repository.toLowerCase(), tag, digest });
+        const fixed = formatReference({
+            registry: registry.toLowerCase(),
+            repository: repository.toLowerCase(),
+            tag,
+            digest
+        });
         throw new _errors_js__WEBPACK_IMPORTED_MODULE_0__/* .UserError */ .yo(`${what}: '${input}' has uppercase letters; repository names must be lowercase: use '${fixed}'.`);
     }
     for (const c of repository.split('/')) {
@@ -29846,7 +29883,12 @@ function parseImageReference(ref, opts = {}) {
         registry = DEFAULT_REGISTRY;
     if (registry === DEFAULT_REGISTRY && !repository.includes('/'))
         repository = `library/${repository}`;
-    return { registry, repository, ...(tag !== undefined ? { tag } : {}), ...(digest !== undefined ? { digest } : {}) };
+    return {
+        registry,
+        repository,
+        ...(tag !== undefined ? { tag } : {}),
+        ...(digest !== undefined ? { digest } : {})
+    };
 }
 /** registry/repository[:tag][@digest]; the docker.io `library/` prefix is kept (it is unambiguous). */
 function formatReference(r) {
@@ -29912,7 +29954,12 @@ await (0,_action_run_js__WEBPACK_IMPORTED_MODULE_2__/* .runAction */ .C)(async (
     const password = (0,_action_inputs_js__WEBPACK_IMPORTED_MODULE_1__/* .secret */ .rJ)('registry-password');
     const from = (0,_action_inputs_js__WEBPACK_IMPORTED_MODULE_1__/* .str */ .gx)('from');
     const toTags = (0,_action_inputs_js__WEBPACK_IMPORTED_MODULE_1__/* .list */ .p_)('to-tags');
-    const client = new _lib_registry_client_js__WEBPACK_IMPORTED_MODULE_5__/* .RegistryClient */ .bP({ registry: src.registry, username, password, log: line => _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .debug */ .Yz(line) });
+    const client = new _lib_registry_client_js__WEBPACK_IMPORTED_MODULE_5__/* .RegistryClient */ .bP({
+        registry: src.registry,
+        username,
+        password,
+        log: line => _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .debug */ .Yz(line)
+    });
     _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .startGroup */ .Oh(`promote ${src.registry}/${src.repository}:${from} → ${dst.repository}:${toTags.join(', ')}`);
     let result;
     try {

@@ -10,11 +10,18 @@ function image(name: string, raw: string, registry: string): ImageReference {
   const withRegistry = registry && !namesRegistry(raw) ? `${registry}/${raw}` : raw
   const ref = parseImageReference(withRegistry, { lowercase: true, what: name })
   if (ref.tag || ref.digest) {
-    throw new UserError(`Input '${name}' must be a repository without a tag or digest ('${raw}'); put the tag in 'from' or 'to-tags'.`)
+    throw new UserError(
+      `Input '${name}' must be a repository without a tag or digest ('${raw}'); put the tag in 'from' or 'to-tags'.`
+    )
   }
-  if (withRegistry.toLowerCase() !== withRegistry) core.notice(`${name}: '${raw}' lowercased to '${ref.registry}/${ref.repository}' (image names must be lowercase).`)
+  if (withRegistry.toLowerCase() !== withRegistry)
+    core.notice(
+      `${name}: '${raw}' lowercased to '${ref.registry}/${ref.repository}' (image names must be lowercase).`
+    )
   if (registry && ref.registry !== registry.toLowerCase()) {
-    throw new UserError(`Input '${name}' (${ref.registry}) is on another registry than 'registry' (${registry}): promote works inside one registry.`)
+    throw new UserError(
+      `Input '${name}' (${ref.registry}) is on another registry than 'registry' (${registry}): promote works inside one registry.`
+    )
   }
   return ref
 }
@@ -22,16 +29,28 @@ function image(name: string, raw: string, registry: string): ImageReference {
 await runAction(async () => {
   const registryInput = str('registry')
   const imageInput = str('image')
-  if (!imageInput) throw new UserError("Input 'image' is required: the source repository, e.g. 'image: ghcr.io/acme/app'.")
+  if (!imageInput)
+    throw new UserError("Input 'image' is required: the source repository, e.g. 'image: ghcr.io/acme/app'.")
   const src = image('image', imageInput, registryInput)
-  const dst = image('to-image', str('to-image', `${src.registry}/${src.repository}`), registryInput || src.registry)
+  const dst = image(
+    'to-image',
+    str('to-image', `${src.registry}/${src.repository}`),
+    registryInput || src.registry
+  )
   const username = str('registry-username')
   const password = secret('registry-password')
   const from = str('from')
   const toTags = list('to-tags')
 
-  const client = new RegistryClient({ registry: src.registry, username, password, log: line => core.debug(line) })
-  core.startGroup(`promote ${src.registry}/${src.repository}:${from} → ${dst.repository}:${toTags.join(', ')}`)
+  const client = new RegistryClient({
+    registry: src.registry,
+    username,
+    password,
+    log: line => core.debug(line)
+  })
+  core.startGroup(
+    `promote ${src.registry}/${src.repository}:${from} → ${dst.repository}:${toTags.join(', ')}`
+  )
   let result
   try {
     result = await promote({
@@ -57,7 +76,9 @@ await runAction(async () => {
   const rows = result.targets.map(t => [`\`${t.ref}\``, short(t.before), short(t.after), t.action])
   core.summary
     .addHeading('promote', 3)
-    .addRaw(`Source \`${src.registry}/${src.repository}:${from}\` = \`${result.digest}\` (${result.mediaType}`)
+    .addRaw(
+      `Source \`${src.registry}/${src.repository}:${from}\` = \`${result.digest}\` (${result.mediaType}`
+    )
     .addRaw(result.platforms.length ? `; platforms ${result.platforms.join(', ')})` : ')', true)
     .addTable([
       [

@@ -70,7 +70,12 @@ export async function startFaultProxy(target: string, rules: FaultRule[] = []): 
 
   const server = createServer((req: IncomingMessage, res: ServerResponse) => {
     const fault = pick(req)
-    const entry: ProxiedRequest = { method: req.method ?? '', path: req.url ?? '', outcome: 'dropped', faulted: !!fault }
+    const entry: ProxiedRequest = {
+      method: req.method ?? '',
+      path: req.url ?? '',
+      outcome: 'dropped',
+      faulted: !!fault
+    }
     requests.push(entry)
     if (fault && 'status' in fault) {
       req.resume()
@@ -79,7 +84,9 @@ export async function startFaultProxy(target: string, rules: FaultRule[] = []): 
         if (fault.retryAfter !== undefined) headers['retry-after'] = String(fault.retryAfter)
         entry.outcome = fault.status
         res.writeHead(fault.status, headers)
-        res.end(fault.body ?? JSON.stringify({ errors: [{ code: 'TOOMANYREQUESTS', message: 'injected fault' }] }))
+        res.end(
+          fault.body ?? JSON.stringify({ errors: [{ code: 'TOOMANYREQUESTS', message: 'injected fault' }] })
+        )
       })
       return
     }

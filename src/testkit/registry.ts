@@ -165,7 +165,17 @@ async function startTokenIssuer(
   const port = await freePort()
   const logFile = join(dir, 'token-requests.jsonl')
   writeFileSync(logFile, '')
-  const cfg = { keyFile: join(dir, 'token.key'), kid, users, service, issuer, grants: grants ?? {}, anonymousPull, port, logFile }
+  const cfg = {
+    keyFile: join(dir, 'token.key'),
+    kid,
+    users,
+    service,
+    issuer,
+    grants: grants ?? {},
+    anonymousPull,
+    port,
+    logFile
+  }
   writeFileSync(join(dir, 'issuer.json'), JSON.stringify(cfg), { mode: 0o600 })
   writeFileSync(join(dir, 'issuer.mjs'), ISSUER_SCRIPT)
   const proc = startProcess(process.execPath, [join(dir, 'issuer.mjs'), join(dir, 'issuer.json')])
@@ -198,15 +208,34 @@ export async function startRegistry(opts: RegistryOptions = {}): Promise<TestReg
 
   let authYaml = ''
   if (auth === 'htpasswd') {
-    writeFileSync(join(dir, 'htpasswd'), Object.entries(users).map(([u, p]) => htpasswdLine(u, p)).join('\n') + '\n', {
-      mode: 0o600
-    })
+    writeFileSync(
+      join(dir, 'htpasswd'),
+      Object.entries(users)
+        .map(([u, p]) => htpasswdLine(u, p))
+        .join('\n') + '\n',
+      {
+        mode: 0o600
+      }
+    )
     authYaml = `auth:\n  htpasswd:\n    realm: shipline-test\n    path: ${join(dir, 'htpasswd')}\n`
   } else if (auth === 'token') {
     execFileSync(
       'openssl',
-      ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', join(dir, 'token.key'), '-out', join(dir, 'token.crt'),
-        '-days', '3', '-subj', '/CN=shipline-test-token-issuer'],
+      [
+        'req',
+        '-x509',
+        '-newkey',
+        'rsa:2048',
+        '-nodes',
+        '-keyout',
+        join(dir, 'token.key'),
+        '-out',
+        join(dir, 'token.crt'),
+        '-days',
+        '3',
+        '-subj',
+        '/CN=shipline-test-token-issuer'
+      ],
       { stdio: 'ignore' }
     )
     issuer = await startTokenIssuer(dir, users, service, issuerName, opts.grants, opts.anonymousPull ?? false)
@@ -257,7 +286,10 @@ export async function startRegistry(opts: RegistryOptions = {}): Promise<TestReg
   const tokenRequests = (): TokenRequest[] => {
     if (!issuer) return []
     try {
-      return readFileSync(issuer.logFile, 'utf8').split('\n').filter(Boolean).map(l => JSON.parse(l) as TokenRequest)
+      return readFileSync(issuer.logFile, 'utf8')
+        .split('\n')
+        .filter(Boolean)
+        .map(l => JSON.parse(l) as TokenRequest)
     } catch {
       return []
     }
@@ -288,13 +320,20 @@ export function parseAccessLog(text: string): { method: string; path: string; st
 }
 
 /** Runs `docker login` into a DOCKER_CONFIG folder of its own (password over stdin) and returns that folder. */
-export function dockerLogin(reg: Pick<TestRegistry, 'host' | 'username' | 'password'>): { config: string; remove(): void } {
+export function dockerLogin(reg: Pick<TestRegistry, 'host' | 'username' | 'password'>): {
+  config: string
+  remove(): void
+} {
   const config = mkdtempSync(join(tmpdir(), 'shipline-docker-config-'))
   try {
-    execFileSync('docker', ['--config', config, 'login', reg.host, '--username', reg.username, '--password-stdin'], {
-      input: reg.password,
-      stdio: ['pipe', 'pipe', 'pipe']
-    })
+    execFileSync(
+      'docker',
+      ['--config', config, 'login', reg.host, '--username', reg.username, '--password-stdin'],
+      {
+        input: reg.password,
+        stdio: ['pipe', 'pipe', 'pipe']
+      }
+    )
   } catch (e) {
     rmSync(config, { recursive: true, force: true })
     throw e

@@ -6,7 +6,15 @@
  * Plain module: no @actions/core.
  */
 import { httpError, networkError, parseErrorBody, RegistryError, type RegistryErrorFacts } from './errors.js'
-import { declaredMediaType, DOCKER_LIST, DOCKER_MANIFEST, MANIFEST_ACCEPT, OCI_INDEX, OCI_MANIFEST, sha256 } from './media.js'
+import {
+  declaredMediaType,
+  DOCKER_LIST,
+  DOCKER_MANIFEST,
+  MANIFEST_ACCEPT,
+  OCI_INDEX,
+  OCI_MANIFEST,
+  sha256
+} from './media.js'
 import { apiHost, isDigest, isLoopback } from './reference.js'
 
 export interface RetryOptions {
@@ -91,12 +99,15 @@ const RETRY_STATUS = new Set([408, 429, 500, 502, 503, 504])
 const sleep = (ms: number): Promise<void> => new Promise(r => setTimeout(r, ms))
 
 /** Parses `Bearer realm="…",service="…",scope="…"` (or Basic …) into its scheme and parameters. */
-export function parseChallenge(header: string | null): { scheme: string; params: Record<string, string> } | undefined {
+export function parseChallenge(
+  header: string | null
+): { scheme: string; params: Record<string, string> } | undefined {
   if (!header) return undefined
   const m = /^\s*(\w+)\s*(.*)$/.exec(header)
   if (!m) return undefined
   const params: Record<string, string> = {}
-  for (const p of m[2].matchAll(/(\w+)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^\s,]+))/g)) params[p[1].toLowerCase()] = p[2] ?? p[3]
+  for (const p of m[2].matchAll(/(\w+)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^\s,]+))/g))
+    params[p[1].toLowerCase()] = p[2] ?? p[3]
   return { scheme: m[1].toLowerCase(), params }
 }
 
@@ -109,7 +120,12 @@ export function retryAfterMs(value: string | null, now = Date.now()): number | u
 }
 
 function causeOf(e: unknown): string {
-  const err = e as { name?: string; message?: string; code?: string; cause?: { code?: string; message?: string } }
+  const err = e as {
+    name?: string
+    message?: string
+    code?: string
+    cause?: { code?: string; message?: string }
+  }
   if (err?.name === 'TimeoutError' || err?.name === 'AbortError') return 'timed out'
   return err?.cause?.code ?? err?.code ?? err?.cause?.message ?? err?.message ?? String(e)
 }
@@ -173,7 +189,13 @@ export class RegistryClient {
     this.stats.bytesIn += bytes.length
     const digest = sha256(bytes)
     const header = res.headers.get('docker-content-digest')
-    const facts: RegistryErrorFacts = { registry: this.registry, method: 'GET', path: `/v2/${repository}/manifests/${reference}`, repository, reference }
+    const facts: RegistryErrorFacts = {
+      registry: this.registry,
+      method: 'GET',
+      path: `/v2/${repository}/manifests/${reference}`,
+      repository,
+      reference
+    }
     if (header && header.startsWith('sha256:') && header !== digest) {
       throw new RegistryError(
         `${this.registry}/${repository}:${reference}: the registry says ${header} but the bytes it sent hash to ${digest}; a proxy may be rewriting manifests.`,
@@ -181,11 +203,16 @@ export class RegistryClient {
       )
     }
     if (isDigest(reference) && reference.startsWith('sha256:') && reference !== digest) {
-      throw new RegistryError(`${this.registry}/${repository}@${reference}: the manifest received hashes to ${digest}; refusing it.`, facts)
+      throw new RegistryError(
+        `${this.registry}/${repository}@${reference}: the manifest received hashes to ${digest}; refusing it.`,
+        facts
+      )
     }
     const contentType = (res.headers.get('content-type') ?? '').split(';')[0].trim()
     // the registry's Content-Type when it is a manifest type (that is what gets PUT back), else what the body declares
-    const mediaType = KNOWN_MANIFEST_TYPES.has(contentType) ? contentType : (declaredMediaType(bytes) ?? contentType)
+    const mediaType = KNOWN_MANIFEST_TYPES.has(contentType)
+      ? contentType
+      : (declaredMediaType(bytes) ?? contentType)
     return { digest, mediaType, size: bytes.length, bytes }
   }
 
@@ -221,7 +248,12 @@ export class RegistryClient {
   }
 
   /** PUT the exact bytes under a tag or digest with the exact Content-Type; returns the digest. */
-  async putManifest(repository: string, reference: string, bytes: Buffer, mediaType: string): Promise<string> {
+  async putManifest(
+    repository: string,
+    reference: string,
+    bytes: Buffer,
+    mediaType: string
+  ): Promise<string> {
     const digest = sha256(bytes)
     const res = await this.send({
       method: 'PUT',
@@ -238,7 +270,13 @@ export class RegistryClient {
     if (answered && answered !== digest) {
       throw new RegistryError(
         `${this.registry}/${repository}:${reference}: the registry stored ${answered} for a manifest whose digest is ${digest}; it rewrote the manifest.`,
-        { registry: this.registry, method: 'PUT', path: `/v2/${repository}/manifests/${reference}`, repository, reference }
+        {
+          registry: this.registry,
+          method: 'PUT',
+          path: `/v2/${repository}/manifests/${reference}`,
+          repository,
+          reference
+        }
       )
     }
     return digest
@@ -271,7 +309,12 @@ export class RegistryClient {
   }
 
   /** Mounts a blob, or copies it (streamed, retried) when the registry will not mount it. */
-  async copyBlob(fromRepository: string, toRepository: string, digest: string, size?: number): Promise<'mounted' | 'uploaded' | 'present'> {
+  async copyBlob(
+    fromRepository: string,
+    toRepository: string,
+    digest: string,
+    size?: number
+  ): Promise<'mounted' | 'uploaded' | 'present'> {
     if (fromRepository === toRepository) return 'present'
     const location = await this.tryMount(fromRepository, toRepository, digest)
     if (location === true) return 'mounted'
@@ -286,7 +329,9 @@ export class RegistryClient {
   /** Uploads a blob from memory (POST, then PUT ?digest= with the body; restarted on failure); a no-op when it exists. */
   async uploadBlob(repository: string, digest: string, data: Buffer): Promise<void> {
     if (await this.blobExists(repository, digest)) return
-    await this.uploadWithRestarts(repository, digest, undefined, location => this.finishUpload(location, repository, digest, data))
+    await this.uploadWithRestarts(repository, digest, undefined, location =>
+      this.finishUpload(location, repository, digest, data)
+    )
   }
 
   async listTags(repository: string): Promise<string[]> {
@@ -314,7 +359,11 @@ export class RegistryClient {
   // ---------------------------------------------------------------- blob internals
 
   /** true when mounted, else the upload Location the registry opened instead. */
-  private async tryMount(fromRepository: string, toRepository: string, digest: string): Promise<true | string> {
+  private async tryMount(
+    fromRepository: string,
+    toRepository: string,
+    digest: string
+  ): Promise<true | string> {
     this.authorize(fromRepository, ['pull'])
     const path = `/v2/${toRepository}/blobs/uploads/?mount=${encodeURIComponent(digest)}&from=${encodeURIComponent(fromRepository)}`
     const res = await this.send({
@@ -348,12 +397,15 @@ export class RegistryClient {
   private location(res: Response, repository: string): string {
     const loc = res.headers.get('location')
     if (!loc) {
-      throw new RegistryError(`${this.registry} opened an upload for ${repository} without a Location header; it is not an OCI registry.`, {
-        registry: this.registry,
-        method: 'POST',
-        path: `/v2/${repository}/blobs/uploads/`,
-        status: res.status
-      })
+      throw new RegistryError(
+        `${this.registry} opened an upload for ${repository} without a Location header; it is not an OCI registry.`,
+        {
+          registry: this.registry,
+          method: 'POST',
+          path: `/v2/${repository}/blobs/uploads/`,
+          status: res.status
+        }
+      )
     }
     return new URL(loc, this.base).toString()
   }
@@ -387,7 +439,12 @@ export class RegistryClient {
    * worth retrying (dropped connection, 408/429/5xx), within the attempt and time budget. `upload` gets the
    * session's Location and must finish the blob (PUT ?digest=).
    */
-  private async uploadWithRestarts(to: string, digest: string, firstLocation: string | undefined, upload: (location: string) => Promise<void>): Promise<void> {
+  private async uploadWithRestarts(
+    to: string,
+    digest: string,
+    firstLocation: string | undefined,
+    upload: (location: string) => Promise<void>
+  ): Promise<void> {
     const started = Date.now()
     let location = firstLocation
     for (let attempt = 1; ; attempt++) {
@@ -402,14 +459,22 @@ export class RegistryClient {
         if (attempt >= this.retry.attempts || elapsed > this.retry.budgetMs) {
           if (e instanceof RegistryError) throw e
           throw networkError(
-            { registry: this.registry, method: 'PATCH', path: `/v2/${to}/blobs/uploads/`, repository: to, reference: digest },
+            {
+              registry: this.registry,
+              method: 'PATCH',
+              path: `/v2/${to}/blobs/uploads/`,
+              repository: to,
+              reference: digest
+            },
             causeOf(e),
             attempt,
             elapsed
           )
         }
         this.stats.retries++
-        this.log(`blob upload ${digest} → ${to} failed (${causeOf(e)}); starting it again (attempt ${attempt + 1})`)
+        this.log(
+          `blob upload ${digest} → ${to} failed (${causeOf(e)}); starting it again (attempt ${attempt + 1})`
+        )
         if (location) await this.cancelUpload(location, to)
         location = undefined
         await sleep(this.backoff(attempt))
@@ -439,7 +504,13 @@ export class RegistryClient {
    * Streams a blob from one repository into another: GET (streamed) → PATCH into the upload session →
    * PUT ?digest= to close it; restarted from scratch on failure.
    */
-  private async streamCopy(from: string, to: string, digest: string, size: number | undefined, firstLocation: string): Promise<void> {
+  private async streamCopy(
+    from: string,
+    to: string,
+    digest: string,
+    size: number | undefined,
+    firstLocation: string
+  ): Promise<void> {
     await this.uploadWithRestarts(to, digest, firstLocation, async location => {
       const src = await this.send({
         method: 'GET',
@@ -518,7 +589,11 @@ export class RegistryClient {
         if (e instanceof RegistryError) throw e
         const elapsed = Date.now() - started
         if (noRetry) throw e
-        if (/ENOTFOUND|CERT|certificate/.test(causeOf(e)) || attempt >= this.retry.attempts || elapsed > this.retry.budgetMs) {
+        if (
+          /ENOTFOUND|CERT|certificate/.test(causeOf(e)) ||
+          attempt >= this.retry.attempts ||
+          elapsed > this.retry.budgetMs
+        ) {
           throw networkError(facts, causeOf(e), attempt, elapsed)
         }
         this.stats.retries++
@@ -579,7 +654,13 @@ export class RegistryClient {
       )
       if (o.ok.includes(res.status) || o.pass?.includes(res.status)) return res
       const challenge = parseChallenge(res.headers.get('www-authenticate'))
-      if (res.status === 401 && round === 1 && !o.streamBody && (await this.reauthorize(res, challenge, facts))) continue
+      if (
+        res.status === 401 &&
+        round === 1 &&
+        !o.streamBody &&
+        (await this.reauthorize(res, challenge, facts))
+      )
+        continue
       const text = o.method === 'HEAD' ? '' : await res.text().catch(() => '')
       this.stats.bytesIn += Buffer.byteLength(text)
       // a valid token without the rights asked for is a 403 in substance (ghcr.io, distribution)
@@ -591,25 +672,35 @@ export class RegistryClient {
   private async ping(): Promise<Challenge> {
     const facts: RegistryErrorFacts = { registry: this.registry, method: 'GET', path: '/v2/' }
     const { res, attempts, elapsed } = await this.fetchRetrying(facts, () =>
-      fetch(`${this.base}/v2/`, { headers: { 'user-agent': this.userAgent }, signal: AbortSignal.timeout(this.timeoutMs) })
+      fetch(`${this.base}/v2/`, {
+        headers: { 'user-agent': this.userAgent },
+        signal: AbortSignal.timeout(this.timeoutMs)
+      })
     )
     const text = await res.text().catch(() => '')
     this.stats.bytesIn += Buffer.byteLength(text)
     if (res.status === 200) return { scheme: 'none' }
     if (res.status === 401) {
       const c = parseChallenge(res.headers.get('www-authenticate'))
-      if (c?.scheme === 'bearer' && c.params.realm) return { scheme: 'bearer', realm: c.params.realm, service: c.params.service }
+      if (c?.scheme === 'bearer' && c.params.realm)
+        return { scheme: 'bearer', realm: c.params.realm, service: c.params.service }
       if (c?.scheme === 'basic') return { scheme: 'basic' }
-      throw new RegistryError(`${this.registry} asks for an authentication scheme shipline does not speak ('${res.headers.get('www-authenticate')}').`, {
-        ...facts,
-        status: 401
-      })
+      throw new RegistryError(
+        `${this.registry} asks for an authentication scheme shipline does not speak ('${res.headers.get('www-authenticate')}').`,
+        {
+          ...facts,
+          status: 401
+        }
+      )
     }
     if (res.status === 404) {
-      throw new RegistryError(`${this.registry} does not serve the registry API at ${this.base}/v2/ (404): check the registry host.`, {
-        ...facts,
-        status: 404
-      })
+      throw new RegistryError(
+        `${this.registry} does not serve the registry API at ${this.base}/v2/ (404): check the registry host.`,
+        {
+          ...facts,
+          status: 404
+        }
+      )
     }
     throw httpError({ ...facts, status: res.status, ...parseErrorBody(text) }, attempts, elapsed)
   }
@@ -662,19 +753,31 @@ export class RegistryClient {
   }
 
   /** A 401 on a request: learn the scope the registry asks for (insufficient_scope) and get a new token. */
-  private async reauthorize(res: Response, c: ReturnType<typeof parseChallenge>, facts: RegistryErrorFacts): Promise<boolean> {
+  private async reauthorize(
+    res: Response,
+    c: ReturnType<typeof parseChallenge>,
+    facts: RegistryErrorFacts
+  ): Promise<boolean> {
     if (c?.scheme !== 'bearer') return false
     await res.arrayBuffer().catch(() => undefined)
     for (const scope of (c.params.scope ?? '').split(' ')) {
       const m = /^repository:(.+):([a-z,*]+)$/.exec(scope)
-      if (m) this.authorize(m[1], m[2].split(',').filter((a): a is Action => a === 'pull' || a === 'push'))
+      if (m)
+        this.authorize(
+          m[1],
+          m[2].split(',').filter((a): a is Action => a === 'pull' || a === 'push')
+        )
     }
     this.tokens.delete(this.scopeList().join(' '))
     this.log(`401 on ${facts.method} ${facts.path}: asking for a new token`)
     return true
   }
 
-  private async fetchToken(challenge: Challenge, scopes: string[], facts: RegistryErrorFacts): Promise<{ token: string; expires: number }> {
+  private async fetchToken(
+    challenge: Challenge,
+    scopes: string[],
+    facts: RegistryErrorFacts
+  ): Promise<{ token: string; expires: number }> {
     const url = new URL(challenge.realm!)
     if (challenge.service) url.searchParams.set('service', challenge.service)
     for (const s of scopes) url.searchParams.append('scope', s)
@@ -691,7 +794,11 @@ export class RegistryClient {
     if (res.status === 200) {
       const body = JSON.parse(text) as { token?: string; access_token?: string; expires_in?: number }
       const token = body.token ?? body.access_token
-      if (!token) throw new RegistryError(`the token service of ${this.registry} answered without a token.`, { ...facts, status: 200 })
+      if (!token)
+        throw new RegistryError(`the token service of ${this.registry} answered without a token.`, {
+          ...facts,
+          status: 200
+        })
       return { token, expires: Date.now() + (body.expires_in ?? 60) * 1000 }
     }
     // a refused token request is about the credentials (or their rights on these repositories)

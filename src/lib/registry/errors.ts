@@ -68,7 +68,10 @@ export function httpError(f: RegistryErrorFacts, attempts = 1, elapsedMs = 0): R
     msg = `${f.registry} refused the credentials (401) for ${where}: check registry-username and registry-password.`
   } else if (status === 403) {
     msg = `${f.registry} denied ${isPush ? 'push' : 'pull'} on ${where} (403): use credentials with ${isPush ? 'push' : 'pull'} rights on that repository.`
-  } else if (status === 404 && (f.code === 'NAME_UNKNOWN' || (!f.reference && f.path.includes('/tags/list')))) {
+  } else if (
+    status === 404 &&
+    (f.code === 'NAME_UNKNOWN' || (!f.reference && f.path.includes('/tags/list')))
+  ) {
     msg = `repository ${where} does not exist on ${f.registry} (404): check the image name, or push it first.`
   } else if (status === 404 && f.path.includes('/manifests/')) {
     msg = `${what} was not found (404): check that the tag exists (push it first) and that the image name is right.`
@@ -89,12 +92,23 @@ export function httpError(f: RegistryErrorFacts, attempts = 1, elapsedMs = 0): R
 }
 
 /** The UserError for a request that never got an answer (connection refused, reset, DNS, timeout). */
-export function networkError(f: RegistryErrorFacts, cause: string, attempts: number, elapsedMs: number): RegistryError {
+export function networkError(
+  f: RegistryErrorFacts,
+  cause: string,
+  attempts: number,
+  elapsedMs: number
+): RegistryError {
   if (/ENOTFOUND|EAI_AGAIN/.test(cause)) {
-    return new RegistryError(`cannot resolve the registry host ${f.registry} (${cause}): check the registry name in image / registry.`, f)
+    return new RegistryError(
+      `cannot resolve the registry host ${f.registry} (${cause}): check the registry name in image / registry.`,
+      f
+    )
   }
   if (/certificate|CERT|SSL|TLS/i.test(cause)) {
-    return new RegistryError(`TLS with ${f.registry} failed (${cause}): the registry needs a valid certificate (only loopback registries may use http).`, f)
+    return new RegistryError(
+      `TLS with ${f.registry} failed (${cause}): the registry needs a valid certificate (only loopback registries may use http).`,
+      f
+    )
   }
   return new RegistryError(
     `no answer from ${f.registry} to ${f.method} ${f.path} after ${attempts} attempts over ${Math.round(elapsedMs / 1000)} s (${cause}): check that the registry is reachable, then run the job again.`,

@@ -70,14 +70,20 @@ function platformOf(d: Descriptor): string {
 
 /** Validates to-tags and from before anything talks to the registry. */
 export function checkPromoteInputs(from: string, toTags: string[]): void {
-  if (!from) throw new UserError("Input 'from' is empty: give the source tag, the full commit SHA tag, or a sha256: digest.")
+  if (!from)
+    throw new UserError(
+      "Input 'from' is empty: give the source tag, the full commit SHA tag, or a sha256: digest."
+    )
   if (!isDigest(from)) {
     if (from.startsWith('sha256:')) {
-      throw new UserError(`from: '${from}' is not a valid digest; write sha256: followed by 64 lowercase hex characters.`)
+      throw new UserError(
+        `from: '${from}' is not a valid digest; write sha256: followed by 64 lowercase hex characters.`
+      )
     }
     checkTag(from, 'from')
   }
-  if (toTags.length === 0) throw new UserError("Input 'to-tags' is empty: give at least one tag to set, e.g. 'to-tags: prod'.")
+  if (toTags.length === 0)
+    throw new UserError("Input 'to-tags' is empty: give at least one tag to set, e.g. 'to-tags: prod'.")
   for (const t of toTags) checkTag(t, 'to-tags')
 }
 
@@ -138,7 +144,9 @@ export async function promote(o: PromoteOptions): Promise<PromoteResult> {
   const [source, before] = [got.value, heads.value]
   const digest = source.digest
   const sourceRef = `${o.registry}/${o.sourceRepository}@${digest}`
-  log(`${o.registry}/${o.sourceRepository}:${o.from} is ${digest} (${source.mediaType}, ${source.size} bytes)`)
+  log(
+    `${o.registry}/${o.sourceRepository}:${o.from} is ${digest} (${source.mediaType}, ${source.size} bytes)`
+  )
   const platforms = isIndex(source.mediaType) ? childManifests(source.bytes).map(platformOf) : []
 
   // 2. SHA tags never move
@@ -167,7 +175,11 @@ export async function promote(o: PromoteOptions): Promise<PromoteResult> {
   }
 
   // 4. verify every target answers the digest
-  const after = await mapLimit(toTags, 4, async tag => (await client.headManifest(o.targetRepository, tag))?.digest ?? null)
+  const after = await mapLimit(
+    toTags,
+    4,
+    async tag => (await client.headManifest(o.targetRepository, tag))?.digest ?? null
+  )
   const wrong = toTags.map((tag, i) => ({ tag, got: after[i] })).filter(t => t.got !== digest)
   if (wrong.length > 0) {
     const list = wrong.map(w => `${w.tag} → ${w.got ?? 'missing'}`).join(', ')

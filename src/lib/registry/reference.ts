@@ -18,7 +18,8 @@ export const DEFAULT_REGISTRY = 'docker.io'
 const COMPONENT = /^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$/
 const TAG = /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$/
 const DIGEST = /^(sha256:[a-f0-9]{64}|sha512:[a-f0-9]{128})$/
-const DOMAIN = /^(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)(?:\.(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?))*(?::[0-9]+)?$|^\[[0-9a-fA-F:]+\](?::[0-9]+)?$/
+const DOMAIN =
+  /^(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)(?:\.(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?))*(?::[0-9]+)?$|^\[[0-9a-fA-F:]+\](?::[0-9]+)?$/
 export const FULL_SHA = /^[0-9a-f]{40}$/
 
 export function isDigest(s: string): boolean {
@@ -70,7 +71,9 @@ export function parseImageReference(ref: string, opts: ParseOptions = {}): Image
   const input = ref.trim()
   if (!input) throw new UserError(`${what} is empty: give an image such as ghcr.io/owner/app.`)
   if (/\s/.test(input) || input.includes('://')) {
-    throw new UserError(`${what}: '${input}' is not an image reference; write it as registry/path/name[:tag], without a scheme.`)
+    throw new UserError(
+      `${what}: '${input}' is not an image reference; write it as registry/path/name[:tag], without a scheme.`
+    )
   }
   let rest = input
   let digest: string | undefined
@@ -79,7 +82,9 @@ export function parseImageReference(ref: string, opts: ParseOptions = {}): Image
     digest = rest.slice(at + 1)
     rest = rest.slice(0, at)
     if (!DIGEST.test(digest)) {
-      throw new UserError(`${what}: '${digest}' is not a valid digest; write sha256: followed by 64 lowercase hex characters.`)
+      throw new UserError(
+        `${what}: '${digest}' is not a valid digest; write sha256: followed by 64 lowercase hex characters.`
+      )
     }
   }
   let tag: string | undefined
@@ -102,8 +107,15 @@ export function parseImageReference(ref: string, opts: ParseOptions = {}): Image
     repository = repository.toLowerCase()
   }
   if (repository !== repository.toLowerCase() || registry !== registry.toLowerCase()) {
-    const fixed = formatReference({ registry: registry.toLowerCase(), repository: repository.toLowerCase(), tag, digest })
-    throw new UserError(`${what}: '${input}' has uppercase letters; repository names must be lowercase: use '${fixed}'.`)
+    const fixed = formatReference({
+      registry: registry.toLowerCase(),
+      repository: repository.toLowerCase(),
+      tag,
+      digest
+    })
+    throw new UserError(
+      `${what}: '${input}' has uppercase letters; repository names must be lowercase: use '${fixed}'.`
+    )
   }
   for (const c of repository.split('/')) {
     if (!COMPONENT.test(c)) {
@@ -115,7 +127,12 @@ export function parseImageReference(ref: string, opts: ParseOptions = {}): Image
   if (repository.length > 255) throw new UserError(`${what}: repository name is longer than 255 characters.`)
   if (registry === 'index.docker.io' || registry === 'registry-1.docker.io') registry = DEFAULT_REGISTRY
   if (registry === DEFAULT_REGISTRY && !repository.includes('/')) repository = `library/${repository}`
-  return { registry, repository, ...(tag !== undefined ? { tag } : {}), ...(digest !== undefined ? { digest } : {}) }
+  return {
+    registry,
+    repository,
+    ...(tag !== undefined ? { tag } : {}),
+    ...(digest !== undefined ? { digest } : {})
+  }
 }
 
 /** registry/repository[:tag][@digest]; the docker.io `library/` prefix is kept (it is unambiguous). */
