@@ -167,6 +167,29 @@ describe('fast commands', () => {
   })
 })
 
+describe('background processes', () => {
+  test('a command that leaves a process in the background holding its output does not hang the step', async () => {
+    const r = await connectSsh({
+      target: { host: sshd.host, port: sshd.port, user: sshd.passwordUser! },
+      privateKey: sshd.clientKey.privateKey,
+      knownHosts: sshd.knownHostsLine,
+      exitGraceMs: 300
+    })
+    let pid = 0
+    try {
+      const res = await r.exec(['sh', '-c', 'sleep 120 & echo $!; echo done; exit 4'])
+      pid = Number(res.stdout.split('\n')[0])
+      expect(res).toEqual({ code: 4, stdout: `${pid}\ndone\n`, stderr: '' })
+      // the connection is still good for more
+      expect((await r.exec(['echo', 'next'])).stdout).toBe('next\n')
+    } finally {
+      await r.close()
+      // left running on purpose (like `ssh host 'cmd &'`); end it here by its pid
+      if (pid > 1) process.kill(pid, 'SIGKILL')
+    }
+  })
+})
+
 describe('timeouts', () => {
   test('a timeout kills the remote command and everything it started', async () => {
     const tag = uniqueName('shiplinesleep')

@@ -40,6 +40,11 @@ export interface SshOptions extends SshAuth, HostKeyPolicy {
   maxChannels?: number
   /** how files travel: 'auto' (SFTP, or a shell command when the host has no SFTP) or always 'exec' */
   fileTransfer?: 'auto' | 'exec'
+  /**
+   * after a command has exited, how long to wait for its output to end (default 3 s): a process it left
+   * in the background holding stdout/stderr would otherwise keep the step waiting until it ends
+   */
+  exitGraceMs?: number
   /** a pre-built checker (parsed once for many hosts); otherwise built from the policy fields */
   checker?: HostKeyChecker
 }
@@ -327,7 +332,7 @@ export class SshRemote implements Remote {
     private readonly client: ClientType,
     target: SshTarget,
     private readonly onClose: () => Promise<void>,
-    private readonly opts: Pick<SshOptions, 'maxChannels' | 'fileTransfer'> = {}
+    private readonly opts: Pick<SshOptions, 'maxChannels' | 'fileTransfer' | 'exitGraceMs'> = {}
   ) {
     this.target = target
     this.label = formatTarget(target)
@@ -453,12 +458,16 @@ export class SshRemote implements Remote {
       if (header.length > nl + 1) onErr(header.subarray(nl + 1))
       header = Buffer.alloc(0)
     })
+    let grace: NodeJS.Timeout | undefined
     ch.on('exit', (c: number | null, signal?: string) => {
       code = c ?? signalCode(signal)
+      // the command is done; what still holds its output open was put in the background by it
+      grace = setTimeout(() => ch.close(), this.opts.exitGraceMs ?? 3000)
     })
     ch.on('close', () => {
       if (timer) clearTimeout(timer)
       if (hard) clearTimeout(hard)
+      if (grace) clearTimeout(grace)
       release()
       // no marker came (the login shell is not POSIX, or failed first): its stderr is still stderr
       if (pgid === undefined && header.length) onErr(header)
