@@ -199,6 +199,7 @@ describe('dist/build-push run as the runner does', () => {
         `^Login to ${reg.host} as ${reg.username} failed: .*401.*Check 'registry-username' and 'registry-password'\\.$`
       )
     )
+    expect(r.summary).toMatch(/^### build-push failed: `.*team\/denied.*`\n\n> Login to .* failed: /)
     expect(readdirSync(runnerTemp).filter(f => f.startsWith('shipline-docker-'))).toEqual([])
   })
 

@@ -28784,6 +28784,10 @@ async function main() {
         await _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .summary */ .z.addRaw((0,_lib_build_summary_js__WEBPACK_IMPORTED_MODULE_11__/* .summaryMarkdown */ .e)(result, notes)).write();
         _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .info */ .pq(push ? `pushed ${result.ref}` : `built ${result.imageId} (not pushed)`);
     }
+    catch (e) {
+        await _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .summary */ .z.addRaw((0,_lib_build_summary_js__WEBPACK_IMPORTED_MODULE_11__/* .failureMarkdown */ .A)(image.image, tags.all, e.message)).write();
+        throw e;
+    }
     finally {
         // the credential is on disk only while this step needs it; the post step removes it again if main was killed
         (0,_lib_docker_config_js__WEBPACK_IMPORTED_MODULE_10__/* .removeDockerConfig */ .nS)(config.dir);
@@ -28963,7 +28967,8 @@ function httpError(f, attempts = 1, elapsedMs = 0) {
     else if (status === 403) {
         msg = `${f.registry} denied ${isPush ? 'push' : 'pull'} on ${where} (403): use credentials with ${isPush ? 'push' : 'pull'} rights on that repository.`;
     }
-    else if (status === 404 && (f.code === 'NAME_UNKNOWN' || (!f.reference && f.path.includes('/tags/list')))) {
+    else if (status === 404 &&
+        (f.code === 'NAME_UNKNOWN' || (!f.reference && f.path.includes('/tags/list')))) {
         msg = `repository ${where} does not exist on ${f.registry} (404): check the image name, or push it first.`;
     }
     else if (status === 404 && f.path.includes('/manifests/')) {
@@ -29153,7 +29158,13 @@ class RegistryClient {
         this.stats.bytesIn += bytes.length;
         const digest = sha256(bytes);
         const header = res.headers.get('docker-content-digest');
-        const facts = { registry: this.registry, method: 'GET', path: `/v2/${repository}/manifests/${reference}`, repository, reference };
+        const facts = {
+            registry: this.registry,
+            method: 'GET',
+            path: `/v2/${repository}/manifests/${reference}`,
+            repository,
+            reference
+        };
         if (header && header.startsWith('sha256:') && header !== digest) {
             throw new RegistryError(`${this.registry}/${repository}:${reference}: the registry says ${header} but the bytes it sent hash to ${digest}; a proxy may be rewriting manifests.`, facts);
         }
@@ -29162,7 +29173,9 @@ class RegistryClient {
         }
         const contentType = (res.headers.get('content-type') ?? '').split(';')[0].trim();
         // the registry's Content-Type when it is a manifest type (that is what gets PUT back), else what the body declares
-        const mediaType = KNOWN_MANIFEST_TYPES.has(contentType) ? contentType : (declaredMediaType(bytes) ?? contentType);
+        const mediaType = KNOWN_MANIFEST_TYPES.has(contentType)
+            ? contentType
+            : (declaredMediaType(bytes) ?? contentType);
         return { digest, mediaType, size: bytes.length, bytes };
     }
     /** Resolves a tag or digest to the manifest's digest (plus its bytes, read once). */
@@ -29211,7 +29224,13 @@ class RegistryClient {
         await this.drain(res);
         const answered = res.headers.get('docker-content-digest');
         if (answered && answered !== digest) {
-            throw new RegistryError(`${this.registry}/${repository}:${reference}: the registry stored ${answered} for a manifest whose digest is ${digest}; it rewrote the manifest.`, { registry: this.registry, method: 'PUT', path: `/v2/${repository}/manifests/${reference}`, repository, reference });
+            throw new RegistryError(`${this.registry}/${repository}:${reference}: the registry stored ${answered} for a manifest whose digest is ${digest}; it rewrote the manifest.`, {
+                registry: this.registry,
+                method: 'PUT',
+                path: `/v2/${repository}/manifests/${reference}`,
+                repository,
+                reference
+            });
         }
         return digest;
     }
@@ -29253,25 +29272,11 @@ class RegistryClient {
         await this.streamCopy(fromRepository, toRepository, digest, size, location);
         return 'uploaded';
     }
-    /** Uploads a blob from memory (POST, then PUT ?digest=); a no-op when it already exists. */
+    /** Uploads a blob from memory (POST, then PUT ?digest= with the body; restarted on failure); a no-op when it exists. */
     async uploadBlob(repository, digest, data) {
         if (await this.blobExists(repository, digest))
             return;
-        const location = await this.startUpload(repository);
-        const url = this.withDigest(location, digest);
-        const res = await this.send({
-            method: 'PUT',
-            path: new URL(url).pathname,
-            url,
-            repository,
-            reference: digest,
-            actions: ['pull', 'push'],
-            headers: { 'content-type': 'application/octet-stream' },
-            body: data,
-            ok: [201, 204]
-        });
-        await this.drain(res);
-        this.stats.uploads++;
+        await this.uploadWithRestarts(repository, digest, undefined, location => this.finishUpload(location, repository, digest, data));
     }
     async listTags(repository) {
         const tags = [];
@@ -29361,69 +29366,17 @@ class RegistryClient {
         }
     }
     /**
-     * Streams a blob from one repository into another: GET (streamed) → PATCH into the upload session →
-     * PUT ?digest= to close it. A failure anywhere restarts the whole copy in a new session, within the
-     * retry budget.
+     * Runs one blob upload into `to`, starting it again in a new upload session whenever it fails in a way
+     * worth retrying (dropped connection, 408/429/5xx), within the attempt and time budget. `upload` gets the
+     * session's Location and must finish the blob (PUT ?digest=).
      */
-    async streamCopy(from, to, digest, size, firstLocation) {
+    async uploadWithRestarts(to, digest, firstLocation, upload) {
         const started = Date.now();
         let location = firstLocation;
         for (let attempt = 1;; attempt++) {
             try {
                 location ??= await this.startUpload(to);
-                const src = await this.send({
-                    method: 'GET',
-                    path: `/v2/${from}/blobs/${digest}`,
-                    repository: from,
-                    reference: digest,
-                    actions: ['pull'],
-                    ok: [200],
-                    stream: true
-                });
-                if (!src.body)
-                    throw new Error('empty blob body');
-                let moved = 0;
-                // web streams carry a source error through to the upload (node's pipe() would leave it hanging)
-                const body = src.body.pipeThrough(new TransformStream({
-                    transform: (chunk, ctl) => {
-                        moved += chunk.length;
-                        this.stats.bytesIn += chunk.length;
-                        this.stats.bytesOut += chunk.length;
-                        ctl.enqueue(chunk);
-                    }
-                }));
-                const length = size ?? (Number(src.headers.get('content-length')) || undefined);
-                const patch = await this.send({
-                    method: 'PATCH',
-                    path: new URL(location).pathname,
-                    url: location,
-                    repository: to,
-                    reference: digest,
-                    actions: ['pull', 'push'],
-                    headers: {
-                        'content-type': 'application/octet-stream',
-                        ...(length !== undefined ? { 'content-length': String(length) } : {})
-                    },
-                    streamBody: body,
-                    ok: [202, 204],
-                    noRetry: true
-                });
-                await this.drain(patch);
-                if (length !== undefined && moved !== length)
-                    throw new Error(`copied ${moved} of ${length} bytes`);
-                const next = this.location(patch, to);
-                const put = await this.send({
-                    method: 'PUT',
-                    path: new URL(next).pathname,
-                    url: this.withDigest(next, digest),
-                    repository: to,
-                    reference: digest,
-                    actions: ['pull', 'push'],
-                    headers: { 'content-length': '0' },
-                    ok: [201, 204],
-                    noRetry: true
-                });
-                await this.drain(put);
+                await upload(location);
                 this.stats.uploads++;
                 return;
             }
@@ -29434,16 +29387,88 @@ class RegistryClient {
                 if (attempt >= this.retry.attempts || elapsed > this.retry.budgetMs) {
                     if (e instanceof RegistryError)
                         throw e;
-                    throw networkError({ registry: this.registry, method: 'PATCH', path: `/v2/${to}/blobs/uploads/`, repository: to, reference: digest }, causeOf(e), attempt, elapsed);
+                    throw networkError({
+                        registry: this.registry,
+                        method: 'PATCH',
+                        path: `/v2/${to}/blobs/uploads/`,
+                        repository: to,
+                        reference: digest
+                    }, causeOf(e), attempt, elapsed);
                 }
                 this.stats.retries++;
-                this.log(`blob copy ${digest} → ${to} failed (${causeOf(e)}); starting it again (attempt ${attempt + 1})`);
+                this.log(`blob upload ${digest} → ${to} failed (${causeOf(e)}); starting it again (attempt ${attempt + 1})`);
                 if (location)
                     await this.cancelUpload(location, to);
                 location = undefined;
                 await sleep(this.backoff(attempt));
             }
         }
+    }
+    /** Closes an upload session with PUT ?digest= (a body only for monolithic uploads). */
+    async finishUpload(location, to, digest, body) {
+        const url = this.withDigest(location, digest);
+        const res = await this.send({
+            method: 'PUT',
+            path: new URL(url).pathname,
+            url,
+            repository: to,
+            reference: digest,
+            actions: ['pull', 'push'],
+            headers: body ? { 'content-type': 'application/octet-stream' } : { 'content-length': '0' },
+            body,
+            ok: [201, 204],
+            noRetry: true
+        });
+        await this.drain(res);
+    }
+    /**
+     * Streams a blob from one repository into another: GET (streamed) → PATCH into the upload session →
+     * PUT ?digest= to close it; restarted from scratch on failure.
+     */
+    async streamCopy(from, to, digest, size, firstLocation) {
+        await this.uploadWithRestarts(to, digest, firstLocation, async (location) => {
+            const src = await this.send({
+                method: 'GET',
+                path: `/v2/${from}/blobs/${digest}`,
+                repository: from,
+                reference: digest,
+                actions: ['pull'],
+                ok: [200],
+                stream: true
+            });
+            if (!src.body)
+                throw new Error('empty blob body');
+            let moved = 0;
+            // web streams carry a source error through to the upload (node's pipe() would leave it hanging)
+            const body = src.body.pipeThrough(new TransformStream({
+                transform: (chunk, ctl) => {
+                    moved += chunk.length;
+                    this.stats.bytesIn += chunk.length;
+                    this.stats.bytesOut += chunk.length;
+                    ctl.enqueue(chunk);
+                }
+            }));
+            const length = size ?? (Number(src.headers.get('content-length')) || undefined);
+            const patch = await this.send({
+                method: 'PATCH',
+                path: new URL(location).pathname,
+                url: location,
+                repository: to,
+                reference: digest,
+                actions: ['pull', 'push'],
+                headers: {
+                    'content-type': 'application/octet-stream',
+                    ...(length !== undefined ? { 'content-length': String(length) } : {})
+                },
+                streamBody: body,
+                ok: [202, 204],
+                noRetry: true
+            });
+            await this.drain(patch);
+            if (length !== undefined && moved !== length)
+                throw new Error(`copied ${moved} of ${length} bytes`);
+            await this.finishUpload(this.location(patch, to), to, digest);
+        });
     }
     // ---------------------------------------------------------------- HTTP, auth, retries
     backoff(attempt) {
@@ -29475,7 +29500,9 @@ class RegistryClient {
                 const elapsed = Date.now() - started;
                 if (noRetry)
                     throw e;
-                if (/ENOTFOUND|CERT|certificate/.test(causeOf(e)) || attempt >= this.retry.attempts || elapsed > this.retry.budgetMs) {
+                if (/ENOTFOUND|CERT|certificate/.test(causeOf(e)) ||
+                    attempt >= this.retry.attempts ||
+                    elapsed > this.retry.budgetMs) {
                     throw networkError(facts, causeOf(e), attempt, elapsed);
                 }
                 this.stats.retries++;
@@ -29536,7 +29563,10 @@ class RegistryClient {
             if (o.ok.includes(res.status) || o.pass?.includes(res.status))
                 return res;
             const challenge = parseChallenge(res.headers.get('www-authenticate'));
-            if (res.status === 401 && round === 1 && !o.streamBody && (await this.reauthorize(res, challenge, facts)))
+            if (res.status === 401 &&
+                round === 1 &&
+                !o.streamBody &&
+                (await this.reauthorize(res, challenge, facts)))
                 continue;
             const text = o.method === 'HEAD' ? '' : await res.text().catch(() => '');
             this.stats.bytesIn += Buffer.byteLength(text);
@@ -29547,7 +29577,10 @@ class RegistryClient {
     }
     async ping() {
         const facts = { registry: this.registry, method: 'GET', path: '/v2/' };
-        const { res, attempts, elapsed } = await this.fetchRetrying(facts, () => fetch(`${this.base}/v2/`, { headers: { 'user-agent': this.userAgent }, signal: AbortSignal.timeout(this.timeoutMs) }));
+        const { res, attempts, elapsed } = await this.fetchRetrying(facts, () => fetch(`${this.base}/v2/`, {
+            headers: { 'user-agent': this.userAgent },
+            signal: AbortSignal.timeout(this.timeoutMs)
+        }));
         const text = await res.text().catch(() => '');
         this.stats.bytesIn += Buffer.byteLength(text);
         if (res.status === 200)
@@ -29655,7 +29688,10 @@ class RegistryClient {
             const body = JSON.parse(text);
             const token = body.token ?? body.access_token;
             if (!token)
-                throw new RegistryError(`the token service of ${this.registry} answered without a token.`, { ...facts, status: 200 });
+                throw new RegistryError(`the token service of ${this.registry} answered without a token.`, {
+                    ...facts,
+                    status: 200
+                });
             return { token, expires: Date.now() + (body.expires_in ?? 60) * 1000 };
         }
         // a refused token request is about the credentials (or their rights on these repositories)
@@ -30041,6 +30077,7 @@ async function buildPush(o, log) {
 /***/ ((__unused_webpack___webpack_module__, __webpack_exports__, __nccwpck_require__) => {
 
 /* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
+/* harmony export */   A: () => (/* binding */ failureMarkdown),
 /* harmony export */   e: () => (/* binding */ summaryMarkdown)
 /* harmony export */ });
 const code = (s) => `\`${s.replace(/`/g, "'")}\``;
@@ -30068,6 +30105,17 @@ function summaryMarkdown(r, notes = []) {
     for (const n of notes)
         lines.push(`> ${n}`, '');
     return lines.join('\n');
+}
+/** The job summary of a failed build-push: what it was building and the one-line reason. */
+function failureMarkdown(image, tags, message) {
+    return [
+        `### build-push failed: ${code(image)}`,
+        '',
+        `> ${message.split('\n')[0]}`,
+        '',
+        `Tags it was to push: ${tags.map(code).join(', ')}. Nothing was output; see the log for details.`,
+        ''
+    ].join('\n');
 }
 
 
@@ -30550,7 +30598,12 @@ function parseImageReference(ref, opts = {}) {
         repository = repository.toLowerCase();
     }
     if (repository !== repository.toLowerCase() || registry !== registry.toLowerCase()) {
-        const fixed = formatReference({ registry: registry.toLowerCase(), repository: repository.toLowerCase(), tag, digest });
+        const fixed = formatReference({
+            registry: registry.toLowerCase(),
+            repository: repository.toLowerCase(),
+            tag,
+            digest
+        });
         throw new _errors_js__WEBPACK_IMPORTED_MODULE_0__/* .UserError */ .yo(`${what}: '${input}' has uppercase letters; repository names must be lowercase: use '${fixed}'.`);
     }
     for (const c of repository.split('/')) {
@@ -30564,7 +30617,12 @@ function parseImageReference(ref, opts = {}) {
         registry = DEFAULT_REGISTRY;
     if (registry === DEFAULT_REGISTRY && !repository.includes('/'))
         repository = `library/${repository}`;
-    return { registry, repository, ...(tag !== undefined ? { tag } : {}), ...(digest !== undefined ? { digest } : {}) };
+    return {
+        registry,
+        repository,
+        ...(tag !== undefined ? { tag } : {}),
+        ...(digest !== undefined ? { digest } : {})
+    };
 }
 /** registry/repository[:tag][@digest]; the docker.io `library/` prefix is kept (it is unambiguous). */
 function formatReference(r) {

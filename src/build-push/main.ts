@@ -7,7 +7,7 @@ import { commitSha, planTags } from '../lib/build/tags.js'
 import { defaultImage, loginRegistry, normalizeImage } from '../lib/build/naming.js'
 import { ociLabels } from '../lib/build/labels.js'
 import { buildPush } from '../lib/build/run.js'
-import { summaryMarkdown } from '../lib/build/summary.js'
+import { failureMarkdown, summaryMarkdown } from '../lib/build/summary.js'
 import { registryAccess } from '../lib/build/registry.js'
 import { createDockerConfig, removeDockerConfig } from '../lib/docker/config.js'
 
@@ -75,6 +75,9 @@ async function main(): Promise<void> {
     if (!push) notes.push('push: false: the image was built and tagged on the runner only; no registry digest exists, see `image-id`.')
     await core.summary.addRaw(summaryMarkdown(result, notes)).write()
     core.info(push ? `pushed ${result.ref}` : `built ${result.imageId} (not pushed)`)
+  } catch (e) {
+    await core.summary.addRaw(failureMarkdown(image.image, tags.all, (e as Error).message)).write()
+    throw e
   } finally {
     // the credential is on disk only while this step needs it; the post step removes it again if main was killed
     removeDockerConfig(config.dir)

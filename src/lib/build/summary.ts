@@ -26,3 +26,15 @@ export function summaryMarkdown(r: BuildPushResult, notes: string[] = []): strin
   for (const n of notes) lines.push(`> ${n}`, '')
   return lines.join('\n')
 }
+
+/** The job summary of a failed build-push: what it was building and the one-line reason. */
+export function failureMarkdown(image: string, tags: string[], message: string): string {
+  return [
+    `### build-push failed: ${code(image)}`,
+    '',
+    `> ${message.split('\n')[0]}`,
+    '',
+    `Tags it was to push: ${tags.map(code).join(', ')}. Nothing was output; see the log for details.`,
+    ''
+  ].join('\n')
+}
