@@ -77,7 +77,7 @@ export function removeProject(path: string): void {
     .filter(Boolean)
   if (ids.length) execFileSync('docker', ['rm', '-f', ...ids], { stdio: 'ignore' })
   try {
-    execFileSync('docker', ['network', 'rm', `${projectName(path)}_default`], { stdio: 'ignore' })
+    execFileSync('docker', ['network', 'rm', `${project}_default`], { stdio: 'ignore' })
   } catch {
     /* none */
   }

@@ -12,8 +12,10 @@ export interface LocalRemote extends Remote {
   calls: string[][]
 }
 
-export function localRemote(label = 'local'): LocalRemote {
+/** `env`: the environment of every command (default: this process's). */
+export function localRemote(label = 'local', envOpts: { env?: NodeJS.ProcessEnv } = {}): LocalRemote {
   const calls: string[][] = []
+  const running = new Set<number>()
   return {
     label,
     calls,
@@ -22,9 +24,11 @@ export function localRemote(label = 'local'): LocalRemote {
       return new Promise((resolve, reject) => {
         const child = spawn(argv[0], argv.slice(1), {
           cwd: opts.cwd,
+          env: envOpts.env ?? process.env,
           detached: true,
           stdio: ['pipe', 'pipe', 'pipe']
         })
+        if (child.pid) running.add(child.pid)
         let stdout = ''
         let stderr = ''
         child.stdout.on('data', (d: Buffer) => {
@@ -48,6 +52,7 @@ export function localRemote(label = 'local'): LocalRemote {
           : undefined
         child.on('error', reject)
         child.on('close', (code, signal) => {
+          if (child.pid) running.delete(child.pid)
           if (timer) clearTimeout(timer)
           resolve({ code: code ?? (signal ? 128 + 9 : 1), stdout, stderr })
         })
@@ -65,7 +70,14 @@ export function localRemote(label = 'local'): LocalRemote {
       return readFileSync(path)
     },
     async close(): Promise<void> {
-      /* nothing held */
+      // like a dropped connection: whatever still runs loses its channel
+      for (const pid of running) {
+        try {
+          process.kill(-pid, 'SIGKILL')
+        } catch {
+          /* gone */
+        }
+      }
     }
   }
 }
