@@ -67,10 +67,10 @@ export function workspace(opts: { healthOverride?: boolean } = {}): Workspace {
   }
 }
 
-export function removeProject(path: string): void {
+export function removeProject(path: string, project = projectName(path)): void {
   const ids = execFileSync(
     'docker',
-    ['ps', '-aq', '--filter', `label=com.docker.compose.project=${projectName(path)}`],
+    ['ps', '-aq', '--filter', `label=com.docker.compose.project=${project}`],
     { encoding: 'utf8' }
   )
     .split('\n')
