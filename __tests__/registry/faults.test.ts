@@ -75,6 +75,16 @@ describe('retries', () => {
     expect(proxy.requests.filter(q => q.faulted).length).toBeGreaterThanOrEqual(6)
   })
 
+  it('reads a manifest again when its body is cut off halfway', async () => {
+    proxy.setRules([{ method: 'GET', path: /\/manifests\/v1$/, times: 2, fault: { drop: 'mid-body' } }])
+    const c = viaProxy()
+    const m = await c.resolve(src, 'v1')
+    expect(m.digest).toBe(image.digest)
+    expect(m.bytes.equals(image.bytes)).toBe(true)
+    expect(c.stats.retries).toBe(2)
+    expect(proxy.requests.filter(q => q.faulted && q.outcome === 'dropped').length).toBeGreaterThanOrEqual(2)
+  })
+
   it('restarts a streamed blob copy cut off halfway', async () => {
     proxy.setRules([
       { method: 'POST', path: /mount=/, times: Infinity, fault: { rewrite: p => p.replace(/\?.*$/, '') } },

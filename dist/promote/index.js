@@ -28966,7 +28966,6 @@ class RegistryClient {
             ok: [200]
         });
         const bytes = Buffer.from(await res.arrayBuffer());
-        this.stats.bytesIn += bytes.length;
         const digest = (0,media/* sha256 */.sc)(bytes);
         const header = res.headers.get('docker-content-digest');
         const facts = {
@@ -29102,7 +29101,6 @@ class RegistryClient {
                 ok: [200]
             });
             const text = await res.text();
-            this.stats.bytesIn += Buffer.byteLength(text);
             const body = JSON.parse(text);
             tags.push(...(body.tags ?? []));
             const link = /<([^>]+)>\s*;\s*rel="?next"?/.exec(res.headers.get('link') ?? '');
@@ -29286,24 +29284,34 @@ class RegistryClient {
         const d = Math.min(this.retry.maxDelayMs, this.retry.baseDelayMs * 2 ** (attempt - 1));
         return Math.round(d / 2 + (Math.random() * d) / 2);
     }
+    /** Reads a response body to the end (counted) and hands back an equivalent, already-read response. */
+    async buffered(res) {
+        const buf = res.body ? Buffer.from(await res.arrayBuffer()) : undefined;
+        this.stats.bytesIn += buf?.length ?? 0;
+        const nullBody = [101, 204, 205, 304].includes(res.status);
+        return new Response(nullBody ? null : buf, { status: res.status, statusText: res.statusText, headers: res.headers });
+    }
+    /** Discards a streamed response's body (buffered ones were counted when read). */
     async drain(res) {
-        if (!res.body)
+        if (res.bodyUsed || !res.body)
             return;
-        const buf = await res.arrayBuffer();
-        this.stats.bytesIn += buf.byteLength;
+        await res.arrayBuffer();
     }
     /**
      * Runs one request until it gets an answer that is not worth retrying: network errors, 408/429/5xx are
      * retried with capped, jittered backoff (Retry-After honoured up to a cap) within the attempt and time
      * budget. Returns that answer; throws a mapped error when the budget is spent.
      */
-    async fetchRetrying(facts, doFetch, noRetry = false) {
+    async fetchRetrying(facts, doFetch, { noRetry = false, buffer = true } = {}) {
         const started = Date.now();
         for (let attempt = 1;; attempt++) {
             let res;
             try {
                 this.stats.requests++;
                 res = await doFetch();
+                // the body is read here, so a connection cut off halfway through it is retried like any other drop
+                if (buffer)
+                    res = await this.buffered(res);
             }
             catch (e) {
                 if (e instanceof RegistryError)
@@ -29327,7 +29335,8 @@ class RegistryClient {
                 const after = retryAfterMs(res.headers.get('retry-after'));
                 const wait = after !== undefined ? Math.min(after, this.retry.maxRetryAfterMs) : this.backoff(attempt);
                 if (attempt < this.retry.attempts && elapsed + wait <= this.retry.budgetMs) {
-                    await this.drain(res);
+                    if (!buffer)
+                        await this.drain(res);
                     this.stats.retries++;
                     this.log(`${facts.method} ${facts.path}: ${res.status}; retrying in ${wait} ms`);
                     await sleep(wait);
@@ -29370,7 +29379,7 @@ class RegistryClient {
                 }
                 this.log(`${o.method} ${o.url ?? this.base + o.path}`);
                 return fetch(o.url ?? this.base + o.path, init);
-            }, o.noRetry || !!o.streamBody);
+            }, { noRetry: o.noRetry || !!o.streamBody, buffer: !o.stream });
             if (o.ok.includes(res.status) || o.pass?.includes(res.status))
                 return res;
             const challenge = parseChallenge(res.headers.get('www-authenticate'));
@@ -29380,7 +29389,6 @@ class RegistryClient {
                 (await this.reauthorize(res, challenge, facts)))
                 continue;
             const text = o.method === 'HEAD' ? '' : await res.text().catch(() => '');
-            this.stats.bytesIn += Buffer.byteLength(text);
             // a valid token without the rights asked for is a 403 in substance (ghcr.io, distribution)
             const status = res.status === 401 && challenge?.params.error === 'insufficient_scope' ? 403 : res.status;
             throw httpError({ ...facts, ...parseErrorBody(text), status }, attempts, elapsed);
@@ -29393,7 +29401,6 @@ class RegistryClient {
             signal: AbortSignal.timeout(this.timeoutMs)
         }));
         const text = await res.text().catch(() => '');
-        this.stats.bytesIn += Buffer.byteLength(text);
         if (res.status === 200)
             return { scheme: 'none' };
         if (res.status === 401) {
@@ -29494,7 +29501,6 @@ class RegistryClient {
         const tokenFacts = { ...facts, method: 'GET', path: `${url.pathname} (token service ${url.host})` };
         const { res, attempts, elapsed } = await this.fetchRetrying(tokenFacts, () => fetch(url, { headers, signal: AbortSignal.timeout(this.timeoutMs) }));
         const text = await res.text().catch(() => '');
-        this.stats.bytesIn += Buffer.byteLength(text);
         if (res.status === 200) {
             const body = JSON.parse(text);
             const token = body.token ?? body.access_token;

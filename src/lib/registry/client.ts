@@ -186,7 +186,6 @@ export class RegistryClient {
       ok: [200]
     })
     const bytes = Buffer.from(await res.arrayBuffer())
-    this.stats.bytesIn += bytes.length
     const digest = sha256(bytes)
     const header = res.headers.get('docker-content-digest')
     const facts: RegistryErrorFacts = {
@@ -347,7 +346,6 @@ export class RegistryClient {
         ok: [200]
       })
       const text = await res.text()
-      this.stats.bytesIn += Buffer.byteLength(text)
       const body = JSON.parse(text) as { tags?: string[] | null }
       tags.push(...(body.tags ?? []))
       const link = /<([^>]+)>\s*;\s*rel="?next"?/.exec(res.headers.get('link') ?? '')
@@ -563,10 +561,18 @@ export class RegistryClient {
     return Math.round(d / 2 + (Math.random() * d) / 2)
   }
 
+  /** Reads a response body to the end (counted) and hands back an equivalent, already-read response. */
+  private async buffered(res: Response): Promise<Response> {
+    const buf = res.body ? Buffer.from(await res.arrayBuffer()) : undefined
+    this.stats.bytesIn += buf?.length ?? 0
+    const nullBody = [101, 204, 205, 304].includes(res.status)
+    return new Response(nullBody ? null : buf, { status: res.status, statusText: res.statusText, headers: res.headers })
+  }
+
+  /** Discards a streamed response's body (buffered ones were counted when read). */
   private async drain(res: Response): Promise<void> {
-    if (!res.body) return
-    const buf = await res.arrayBuffer()
-    this.stats.bytesIn += buf.byteLength
+    if (res.bodyUsed || !res.body) return
+    await res.arrayBuffer()
   }
 
   /**
@@ -577,7 +583,7 @@ export class RegistryClient {
   private async fetchRetrying(
     facts: RegistryErrorFacts,
     doFetch: () => Promise<Response>,
-    noRetry = false
+    { noRetry = false, buffer = true }: { noRetry?: boolean; buffer?: boolean } = {}
   ): Promise<{ res: Response; attempts: number; elapsed: number }> {
     const started = Date.now()
     for (let attempt = 1; ; attempt++) {
@@ -585,6 +591,8 @@ export class RegistryClient {
       try {
         this.stats.requests++
         res = await doFetch()
+        // the body is read here, so a connection cut off halfway through it is retried like any other drop
+        if (buffer) res = await this.buffered(res)
       } catch (e) {
         if (e instanceof RegistryError) throw e
         const elapsed = Date.now() - started
@@ -607,7 +615,7 @@ export class RegistryClient {
         const after = retryAfterMs(res.headers.get('retry-after'))
         const wait = after !== undefined ? Math.min(after, this.retry.maxRetryAfterMs) : this.backoff(attempt)
         if (attempt < this.retry.attempts && elapsed + wait <= this.retry.budgetMs) {
-          await this.drain(res)
+          if (!buffer) await this.drain(res)
           this.stats.retries++
           this.log(`${facts.method} ${facts.path}: ${res.status}; retrying in ${wait} ms`)
           await sleep(wait)
@@ -650,7 +658,7 @@ export class RegistryClient {
           this.log(`${o.method} ${o.url ?? this.base + o.path}`)
           return fetch(o.url ?? this.base + o.path, init)
         },
-        o.noRetry || !!o.streamBody
+        { noRetry: o.noRetry || !!o.streamBody, buffer: !o.stream }
       )
       if (o.ok.includes(res.status) || o.pass?.includes(res.status)) return res
       const challenge = parseChallenge(res.headers.get('www-authenticate'))
@@ -662,7 +670,6 @@ export class RegistryClient {
       )
         continue
       const text = o.method === 'HEAD' ? '' : await res.text().catch(() => '')
-      this.stats.bytesIn += Buffer.byteLength(text)
       // a valid token without the rights asked for is a 403 in substance (ghcr.io, distribution)
       const status = res.status === 401 && challenge?.params.error === 'insufficient_scope' ? 403 : res.status
       throw httpError({ ...facts, ...parseErrorBody(text), status }, attempts, elapsed)
@@ -678,7 +685,6 @@ export class RegistryClient {
       })
     )
     const text = await res.text().catch(() => '')
-    this.stats.bytesIn += Buffer.byteLength(text)
     if (res.status === 200) return { scheme: 'none' }
     if (res.status === 401) {
       const c = parseChallenge(res.headers.get('www-authenticate'))
@@ -790,7 +796,6 @@ export class RegistryClient {
       fetch(url, { headers, signal: AbortSignal.timeout(this.timeoutMs) })
     )
     const text = await res.text().catch(() => '')
-    this.stats.bytesIn += Buffer.byteLength(text)
     if (res.status === 200) {
       const body = JSON.parse(text) as { token?: string; access_token?: string; expires_in?: number }
       const token = body.token ?? body.access_token
