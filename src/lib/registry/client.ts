@@ -566,7 +566,11 @@ export class RegistryClient {
     const buf = res.body ? Buffer.from(await res.arrayBuffer()) : undefined
     this.stats.bytesIn += buf?.length ?? 0
     const nullBody = [101, 204, 205, 304].includes(res.status)
-    return new Response(nullBody ? null : buf, { status: res.status, statusText: res.statusText, headers: res.headers })
+    return new Response(nullBody ? null : buf, {
+      status: res.status,
+      statusText: res.statusText,
+      headers: res.headers
+    })
   }
 
   /** Discards a streamed response's body (buffered ones were counted when read). */
