@@ -95,6 +95,11 @@ function compare(id: string, text: string): Row {
   return row
 }
 
+/** "line N: …" of a text, for failure messages. */
+function quoteLine(text: string, line: number): string {
+  return `line ${line}: ${JSON.stringify(text.split('\n')[line - 1] ?? '')}`
+}
+
 /** Small deterministic PRNG (mulberry32) so the mutations are the same on every run. */
 function rng(seed: number): () => number {
   let a = seed >>> 0
@@ -195,6 +200,9 @@ const STRICTER_OM: Record<string, string> = {
   'label-name-reserved':
     'Prometheus accepts __-prefixed labels from the exposition (relabelling may use them)',
   'help-duplicate': 'the parser lets a second HELP override the first; the spec allows one per family',
+  'om-exemplar':
+    "Prometheus' parser reads an exemplar on any sample; OpenMetrics defines them for counter totals and histogram buckets",
+  'histogram-le-missing': 'the parser does not require le on _bucket samples',
   'om-interleaved':
     'the parser reads sample by sample; the spec: Metrics and MetricPoints MUST NOT be interleaved',
   'label-value-escape':
@@ -223,25 +231,28 @@ beforeAll(async () => {
   }
   dir = mkdtempSync(join(tmpdir(), 'prom-diff-'))
 
-  // OpenMetrics expositions for Prometheus to scrape: the corpus and mutations of its valid files
+  // expositions for Prometheus to scrape: the whole corpus and mutations of its valid files
   const corpus = loadCorpus()
   const om = corpus.filter(f => f.format === 'openmetrics')
   for (const f of corpus) {
     const prefix = f.format === 'openmetrics' ? '/om/' : '/text/'
     served.set(prefix + f.id.replace(/[^a-zA-Z0-9.-]/g, '_'), { text: f.text, contentType: f.contentType })
   }
+  // mutations: one edit, or two in a third of the cases
   const next = rng(7)
+  const mutant = (base: string): string => {
+    const once = mutate(base, next)
+    return next() < 0.33 ? mutate(once, next) : once
+  }
   const validOm = om.filter(f => f.valid && f.text.length > 10)
-  for (let i = 0; i < 150; i++) {
+  const validText = corpus.filter(f => f.format === 'text' && f.valid && f.text.length > 0)
+  for (let i = 0; i < 200; i++) {
     served.set(`/om/mutation-${i}`, {
-      text: mutate(validOm[i % validOm.length].text, next),
+      text: mutant(validOm[i % validOm.length].text),
       contentType: OPENMETRICS
     })
-  }
-  const validText = corpus.filter(f => f.format === 'text' && f.valid && f.text.length > 0)
-  for (let i = 0; i < 150; i++) {
     served.set(`/text/mutation-${i}`, {
-      text: mutate(validText[i % validText.length].text, next),
+      text: mutant(validText[i % validText.length].text),
       contentType: TEXT
     })
   }
@@ -350,11 +361,10 @@ describe('against the real Prometheus scrape parsers', () => {
     const rows = (await scraped())
       .filter(x => x.path.startsWith('/om/'))
       .map(x => {
-        const ours = [
-          ...new Set(validateExposition(x.text, x.contentType, { maxErrors: 1000 }).errors.map(e => e.rule))
-        ]
+        const errors = validateExposition(x.text, x.contentType, { maxErrors: 1000 }).errors
+        const ours = [...new Set(errors.map(e => e.rule))]
         const row: Row = {
-          id: `${x.path}: ${JSON.stringify(x.text.slice(0, 300))}`,
+          id: `${x.path}: ${errors.length ? quoteLine(x.text, errors[0].line) : JSON.stringify(x.text.slice(0, 300))}`,
           verdict: x.up ? 'accepts' : 'rejects',
           ours
         }

@@ -95,8 +95,8 @@ export const RULES = {
   'om-stateset': 'OpenMetrics: stateset samples are 0 or 1 and carry a label named after the family',
   'om-negative-count': 'OpenMetrics: histogram and summary counts and buckets are not negative or NaN',
   'om-interleaved': 'OpenMetrics: the samples of one Metric (label set) are not interleaved with others',
-  'om-exemplar':
-    'OpenMetrics: exemplars (# {labels} value [ts]) only on counter _total and histogram _bucket samples'
+  'om-exemplar': 'OpenMetrics: exemplars only on counter _total and histogram _bucket samples',
+  'om-exemplar-syntax': 'OpenMetrics: an exemplar is # {labels} value [timestamp]'
 } as const
 
 export type RuleId = keyof typeof RULES
@@ -976,7 +976,7 @@ class Validator {
     if (!this.exemplarAllowed)
       this.err('om-exemplar', 'exemplars are allowed only on counter _total and histogram _bucket samples')
     if (!text.startsWith('# {', p)) {
-      this.err('om-exemplar', `expected "# {" to start an exemplar, got ${show(text.slice(p, eol))}`)
+      this.err('om-exemplar-syntax', `expected "# {" to start an exemplar, got ${show(text.slice(p, eol))}`)
       return
     }
     const saveCanonical = this.labelsCanonical
@@ -984,19 +984,19 @@ class Validator {
     this.labelsCanonical = saveCanonical
     if (p < 0) return
     if (text.charCodeAt(p) !== SP) {
-      this.err('om-exemplar', 'the exemplar has no value')
+      this.err('om-exemplar-syntax', 'the exemplar has no value')
       return
     }
     p++
     const vs = p
     while (p < eol && text.charCodeAt(p) !== SP) p++
     if (this.parseFloat(vs, p) === undefined)
-      this.err('om-exemplar', `exemplar value ${show(text.slice(vs, p))} is not a number`)
+      this.err('om-exemplar-syntax', `exemplar value ${show(text.slice(vs, p))} is not a number`)
     if (p < eol) {
       p++
       const t = this.parseFloat(p, eol)
       if (t === undefined || !Number.isFinite(t))
-        this.err('om-exemplar', `exemplar timestamp ${show(text.slice(p, eol))} is not a number`)
+        this.err('om-exemplar-syntax', `exemplar timestamp ${show(text.slice(p, eol))} is not a number`)
     }
   }
 
