@@ -61,7 +61,8 @@ async function main(): Promise<void> {
     ...readFleetInputs(), // a fresh set of connections: deploy() closed its own
     log: actionLog,
     registry: registry.auth,
-    to: previous
+    to: previous,
+    givingUp: smokeReason
   })
   await core.summary
     .addRaw(

@@ -238,6 +238,18 @@ export async function runDemo(log: (line: string) => void = console.log): Promis
         return ['smoke-passed false, status rolled-back', ...(await expectVersion(sb.envs.prod.url, 'v1'))]
       }
     )
+    // 10. the release ship gave up is never a rollback target: one click goes to v2, not to v4
+    await step(
+      'rollback again: the release before v1 is v2 (v4, given up by ship, is skipped)',
+      'rollback',
+      { ...sb.sshInputs(), path: sb.envs.prod.path, ...registryInputs, registry: sb.registry.host },
+      'success',
+      v4,
+      async r => {
+        if (r.outputs['to-version'] !== v2) throw new Error(`to-version is '${r.outputs['to-version']}', expected ${v2}`)
+        return [`to ${r.outputs['to-version']}`, ...(await expectVersion(sb.envs.prod.url, 'v2'))]
+      }
+    )
     const deployments = sb.github.deployments.length
     log(`\nGitHub Deployments recorded on the stand-in: ${deployments}, statuses: ${sb.github.deploymentStatuses.length}`)
     report.ok = true

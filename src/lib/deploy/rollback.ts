@@ -104,13 +104,16 @@ export async function rollback(opts: RollbackOptions): Promise<RollbackResult> {
         opts.stableSeconds
       )
       if (back) {
+        const givenUp = opts.givingUp && live ? live : undefined
+        const targetFrom = givenUp ? previousRelease({ ...h.state, current: target.id }) : undefined
         await h.ch.switchCurrent(target.id, {
           time: now(),
-          event: 'rollback',
+          event: givenUp ? 'auto-rollback' : 'rollback',
           release: target.id,
           version: target.version,
-          from: live?.id,
-          fromVersion: live?.version,
+          from: givenUp ? targetFrom : live?.id,
+          fromVersion: givenUp ? (targetFrom && h.state.releases.get(targetFrom)?.version) : live?.version,
+          ...(givenUp ? { attempted: givenUp.id, reason: opts.givingUp } : {}),
           actor: opts.actor,
           runUrl: opts.runUrl
         })

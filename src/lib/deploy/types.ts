@@ -57,6 +57,12 @@ export interface DeployOptions extends Common {
 export interface RollbackOptions extends Common {
   /** a version or a release id; default: the release live before the current one */
   to?: string
+  /**
+   * the live release is being given up (ship: it failed its smoke test): the ledger records it like a
+   * deploy's auto-rollback (`attempted`), and the target keeps its own predecessor as `from`, so a later
+   * default rollback never goes back to the release that was given up
+   */
+  givingUp?: string
   /** called once the target is known on every host, before any change (not called for a no-op) */
   onPlanned?(plan: Plan): Promise<void> | void
 }
