@@ -185,6 +185,7 @@ describe('dist/build-push run as the runner does', () => {
         )
       }
     ])
+    expect(r.summary).toMatch(/^### build-push failed: `.*team\/never`\n\n> Input 'tags': 'not:ok' is not a valid image tag/)
   })
 
   it('a wrong password fails with one line and leaves nothing behind', async () => {

@@ -28725,7 +28725,22 @@ __nccwpck_require__.a(__webpack_module__, async (__webpack_handle_async_dependen
 
 
 const STATE_CONFIG = 'docker-config';
+/** What a failure summary can say: filled in as main learns it. */
+const known = {};
 async function main() {
+    try {
+        await buildAndPush();
+    }
+    catch (e) {
+        // the failure itself is what the step reports, even when no summary file can be written
+        await _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .summary */ .z
+            .addRaw((0,_lib_build_summary_js__WEBPACK_IMPORTED_MODULE_11__/* .failureMarkdown */ .A)(known.image, known.tags ?? [], e.message))
+            .write()
+            .catch(() => undefined);
+        throw e;
+    }
+}
+async function buildAndPush() {
     const env = process.env;
     const push = (0,_action_inputs_js__WEBPACK_IMPORTED_MODULE_3__/* .bool */ .lc)('push', true);
     const username = (0,_action_inputs_js__WEBPACK_IMPORTED_MODULE_3__/* .str */ .gx)('registry-username');
@@ -28737,7 +28752,9 @@ async function main() {
     if (image.lowercasedFrom) {
         _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .notice */ .lm(`Image name '${image.lowercasedFrom}' lowercased to '${image.image}': registries accept lowercase repository names only.`);
     }
+    known.image = image.image;
     const tags = (0,_lib_build_tags_js__WEBPACK_IMPORTED_MODULE_5__/* .planTags */ .Vd)(sha, (0,_action_inputs_js__WEBPACK_IMPORTED_MODULE_3__/* .str */ .gx)('stage-tag'), (0,_action_inputs_js__WEBPACK_IMPORTED_MODULE_3__/* .list */ .p_)('tags'), image.image);
+    known.tags = tags.all;
     const labels = (0,_lib_build_labels_js__WEBPACK_IMPORTED_MODULE_7__/* .ociLabels */ .T)({ serverUrl: env.GITHUB_SERVER_URL, repository: env.GITHUB_REPOSITORY, sha, sourceDateEpoch: env.SOURCE_DATE_EPOCH }, (0,_lib_parse_js__WEBPACK_IMPORTED_MODULE_4__/* .parseKeyValues */ .Hl)('labels', (0,_action_inputs_js__WEBPACK_IMPORTED_MODULE_3__/* .str */ .gx)('labels')));
     const buildArgs = (0,_lib_parse_js__WEBPACK_IMPORTED_MODULE_4__/* .parseKeyValues */ .Hl)('build-args', (0,_action_inputs_js__WEBPACK_IMPORTED_MODULE_3__/* .str */ .gx)('build-args'));
     const { registry, warning } = (0,_lib_build_naming_js__WEBPACK_IMPORTED_MODULE_6__/* .loginRegistry */ .ZS)((0,_action_inputs_js__WEBPACK_IMPORTED_MODULE_3__/* .str */ .gx)('registry'), image);
@@ -28783,10 +28800,6 @@ async function main() {
             notes.push('push: false: the image was built and tagged on the runner only; no registry digest exists, see `image-id`.');
         await _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .summary */ .z.addRaw((0,_lib_build_summary_js__WEBPACK_IMPORTED_MODULE_11__/* .summaryMarkdown */ .e)(result, notes)).write();
         _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .info */ .pq(push ? `pushed ${result.ref}` : `built ${result.imageId} (not pushed)`);
-    }
-    catch (e) {
-        await _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .summary */ .z.addRaw((0,_lib_build_summary_js__WEBPACK_IMPORTED_MODULE_11__/* .failureMarkdown */ .A)(image.image, tags.all, e.message)).write();
-        throw e;
     }
     finally {
         // the credential is on disk only while this step needs it; the post step removes it again if main was killed
@@ -29155,7 +29168,6 @@ class RegistryClient {
             ok: [200]
         });
         const bytes = Buffer.from(await res.arrayBuffer());
-        this.stats.bytesIn += bytes.length;
         const digest = sha256(bytes);
         const header = res.headers.get('docker-content-digest');
         const facts = {
@@ -29291,7 +29303,6 @@ class RegistryClient {
                 ok: [200]
             });
             const text = await res.text();
-            this.stats.bytesIn += Buffer.byteLength(text);
             const body = JSON.parse(text);
             tags.push(...(body.tags ?? []));
             const link = /<([^>]+)>\s*;\s*rel="?next"?/.exec(res.headers.get('link') ?? '');
@@ -29475,24 +29486,38 @@ class RegistryClient {
         const d = Math.min(this.retry.maxDelayMs, this.retry.baseDelayMs * 2 ** (attempt - 1));
         return Math.round(d / 2 + (Math.random() * d) / 2);
     }
+    /** Reads a response body to the end (counted) and hands back an equivalent, already-read response. */
+    async buffered(res) {
+        const buf = res.body ? Buffer.from(await res.arrayBuffer()) : undefined;
+        this.stats.bytesIn += buf?.length ?? 0;
+        const nullBody = [101, 204, 205, 304].includes(res.status);
+        return new Response(nullBody ? null : buf, {
+            status: res.status,
+            statusText: res.statusText,
+            headers: res.headers
+        });
+    }
+    /** Discards a streamed response's body (buffered ones were counted when read). */
     async drain(res) {
-        if (!res.body)
+        if (res.bodyUsed || !res.body)
             return;
-        const buf = await res.arrayBuffer();
-        this.stats.bytesIn += buf.byteLength;
+        await res.arrayBuffer();
     }
     /**
      * Runs one request until it gets an answer that is not worth retrying: network errors, 408/429/5xx are
      * retried with capped, jittered backoff (Retry-After honoured up to a cap) within the attempt and time
      * budget. Returns that answer; throws a mapped error when the budget is spent.
      */
-    async fetchRetrying(facts, doFetch, noRetry = false) {
+    async fetchRetrying(facts, doFetch, { noRetry = false, buffer = true } = {}) {
         const started = Date.now();
         for (let attempt = 1;; attempt++) {
             let res;
             try {
                 this.stats.requests++;
                 res = await doFetch();
+                // the body is read here, so a connection cut off halfway through it is retried like any other drop
+                if (buffer)
+                    res = await this.buffered(res);
             }
             catch (e) {
                 if (e instanceof RegistryError)
@@ -29516,7 +29541,8 @@ class RegistryClient {
                 const after = retryAfterMs(res.headers.get('retry-after'));
                 const wait = after !== undefined ? Math.min(after, this.retry.maxRetryAfterMs) : this.backoff(attempt);
                 if (attempt < this.retry.attempts && elapsed + wait <= this.retry.budgetMs) {
-                    await this.drain(res);
+                    if (!buffer)
+                        await this.drain(res);
                     this.stats.retries++;
                     this.log(`${facts.method} ${facts.path}: ${res.status}; retrying in ${wait} ms`);
                     await sleep(wait);
@@ -29559,7 +29585,7 @@ class RegistryClient {
                 }
                 this.log(`${o.method} ${o.url ?? this.base + o.path}`);
                 return fetch(o.url ?? this.base + o.path, init);
-            }, o.noRetry || !!o.streamBody);
+            }, { noRetry: o.noRetry || !!o.streamBody, buffer: !o.stream });
             if (o.ok.includes(res.status) || o.pass?.includes(res.status))
                 return res;
             const challenge = parseChallenge(res.headers.get('www-authenticate'));
@@ -29569,7 +29595,6 @@ class RegistryClient {
                 (await this.reauthorize(res, challenge, facts)))
                 continue;
             const text = o.method === 'HEAD' ? '' : await res.text().catch(() => '');
-            this.stats.bytesIn += Buffer.byteLength(text);
             // a valid token without the rights asked for is a 403 in substance (ghcr.io, distribution)
             const status = res.status === 401 && challenge?.params.error === 'insufficient_scope' ? 403 : res.status;
             throw httpError({ ...facts, ...parseErrorBody(text), status }, attempts, elapsed);
@@ -29582,7 +29607,6 @@ class RegistryClient {
             signal: AbortSignal.timeout(this.timeoutMs)
         }));
         const text = await res.text().catch(() => '');
-        this.stats.bytesIn += Buffer.byteLength(text);
         if (res.status === 200)
             return { scheme: 'none' };
         if (res.status === 401) {
@@ -29683,7 +29707,6 @@ class RegistryClient {
         const tokenFacts = { ...facts, method: 'GET', path: `${url.pathname} (token service ${url.host})` };
         const { res, attempts, elapsed } = await this.fetchRetrying(tokenFacts, () => fetch(url, { headers, signal: AbortSignal.timeout(this.timeoutMs) }));
         const text = await res.text().catch(() => '');
-        this.stats.bytesIn += Buffer.byteLength(text);
         if (res.status === 200) {
             const body = JSON.parse(text);
             const token = body.token ?? body.access_token;
@@ -30106,15 +30129,14 @@ function summaryMarkdown(r, notes = []) {
         lines.push(`> ${n}`, '');
     return lines.join('\n');
 }
-/** The job summary of a failed build-push: what it was building and the one-line reason. */
+/** The job summary of a failed build-push: what it was building (as far as known) and the one-line reason. */
 function failureMarkdown(image, tags, message) {
     return [
-        `### build-push failed: ${code(image)}`,
+        `### build-push failed${image ? `: ${code(image)}` : ''}`,
         '',
         `> ${message.split('\n')[0]}`,
         '',
-        `Tags it was to push: ${tags.map(code).join(', ')}. Nothing was output; see the log for details.`,
-        ''
+        ...(tags.length ? [`Tags it was to push: ${tags.map(code).join(', ')}. Nothing was output; see the log for details.`, ''] : [])
     ].join('\n');
 }
 

@@ -13,7 +13,23 @@ import { createDockerConfig, removeDockerConfig } from '../lib/docker/config.js'
 
 const STATE_CONFIG = 'docker-config'
 
+/** What a failure summary can say: filled in as main learns it. */
+const known: { image?: string; tags?: string[] } = {}
+
 async function main(): Promise<void> {
+  try {
+    await buildAndPush()
+  } catch (e) {
+    // the failure itself is what the step reports, even when no summary file can be written
+    await core.summary
+      .addRaw(failureMarkdown(known.image, known.tags ?? [], (e as Error).message))
+      .write()
+      .catch(() => undefined)
+    throw e
+  }
+}
+
+async function buildAndPush(): Promise<void> {
   const env = process.env
   const push = bool('push', true)
   const username = str('registry-username')
@@ -25,7 +41,9 @@ async function main(): Promise<void> {
   if (image.lowercasedFrom) {
     core.notice(`Image name '${image.lowercasedFrom}' lowercased to '${image.image}': registries accept lowercase repository names only.`)
   }
+  known.image = image.image
   const tags = planTags(sha, str('stage-tag'), list('tags'), image.image)
+  known.tags = tags.all
   const labels = ociLabels(
     { serverUrl: env.GITHUB_SERVER_URL, repository: env.GITHUB_REPOSITORY, sha, sourceDateEpoch: env.SOURCE_DATE_EPOCH },
     parseKeyValues('labels', str('labels'))
@@ -75,9 +93,6 @@ async function main(): Promise<void> {
     if (!push) notes.push('push: false: the image was built and tagged on the runner only; no registry digest exists, see `image-id`.')
     await core.summary.addRaw(summaryMarkdown(result, notes)).write()
     core.info(push ? `pushed ${result.ref}` : `built ${result.imageId} (not pushed)`)
-  } catch (e) {
-    await core.summary.addRaw(failureMarkdown(image.image, tags.all, (e as Error).message)).write()
-    throw e
   } finally {
     // the credential is on disk only while this step needs it; the post step removes it again if main was killed
     removeDockerConfig(config.dir)

@@ -27,14 +27,13 @@ export function summaryMarkdown(r: BuildPushResult, notes: string[] = []): strin
   return lines.join('\n')
 }
 
-/** The job summary of a failed build-push: what it was building and the one-line reason. */
-export function failureMarkdown(image: string, tags: string[], message: string): string {
+/** The job summary of a failed build-push: what it was building (as far as known) and the one-line reason. */
+export function failureMarkdown(image: string | undefined, tags: string[], message: string): string {
   return [
-    `### build-push failed: ${code(image)}`,
+    `### build-push failed${image ? `: ${code(image)}` : ''}`,
     '',
     `> ${message.split('\n')[0]}`,
     '',
-    `Tags it was to push: ${tags.map(code).join(', ')}. Nothing was output; see the log for details.`,
-    ''
+    ...(tags.length ? [`Tags it was to push: ${tags.map(code).join(', ')}. Nothing was output; see the log for details.`, ''] : [])
   ].join('\n')
 }
