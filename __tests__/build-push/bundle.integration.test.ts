@@ -9,7 +9,7 @@ import { execFileSync } from 'node:child_process'
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { startRegistry, type TestRegistry } from '../../src/testkit/registry.js'
+import { dockerLogin, startRegistry, type TestRegistry } from '../../src/testkit/registry.js'
 import { uniqueName } from '../../src/testkit/net.js'
 import {
   node24,
@@ -152,6 +152,22 @@ describe('dist/build-push run as the runner does', () => {
       expect(r.post?.exitCode).toBe(0)
     } finally {
       await tokenReg.stop()
+    }
+  })
+
+  it('without a password it pushes with a login made by an earlier step, and leaves that config as it was', async () => {
+    const earlier = dockerLogin(reg) // as docker/login-action would, into the user's DOCKER_CONFIG
+    try {
+      const before = readFileSync(join(earlier.config, 'config.json'), 'utf8')
+      const image = `${reg.host}/${uniqueName('team/earlier')}`
+      repos.push(image)
+      const r = await run({ image, 'registry-password': '' }, { env: { DOCKER_CONFIG: earlier.config } })
+      expect([r.exitCode, r.annotations]).toEqual([0, []])
+      expect(await skopeoDigest(reg, `${image}:stage`)).toBe(r.outputs.digest)
+      expect(readFileSync(join(earlier.config, 'config.json'), 'utf8')).toBe(before)
+      expect(readdirSync(earlier.config).filter(f => f.startsWith('shipline-docker-'))).toEqual([])
+    } finally {
+      earlier.remove()
     }
   })
 

@@ -12,7 +12,7 @@ import {
 } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { createDockerConfig, removeDockerConfig, userConfigDir } from '../../src/lib/docker/config.js'
+import { configCredential, createDockerConfig, removeDockerConfig, userConfigDir } from '../../src/lib/docker/config.js'
 
 describe('temporary Docker config', () => {
   const root = mkdtempSync(join(tmpdir(), 'shipline-bp-config-'))
@@ -59,6 +59,20 @@ describe('temporary Docker config', () => {
     expect(c.env).toEqual({ DOCKER_CONFIG: c.dir })
     expect(userConfigDir({ HOME: '/home/u' })).toBe('/home/u/.docker')
     removeDockerConfig(c.dir)
+  })
+
+  it("reads an earlier login's inline credential for the registry client", () => {
+    const dir = join(root, 'with-auths')
+    mkdirSync(dir)
+    const auth = (s: string): string => Buffer.from(s).toString('base64')
+    writeFileSync(
+      join(dir, 'config.json'),
+      JSON.stringify({ auths: { 'ghcr.io': { auth: auth('octo:pa:ss') }, 'https://index.docker.io/v1/': { auth: auth('hub:pw') }, 'quay.io': {} } })
+    )
+    expect(configCredential(dir, 'ghcr.io')).toEqual({ username: 'octo', password: 'pa:ss' })
+    expect(configCredential(dir, 'docker.io')).toEqual({ username: 'hub', password: 'pw' })
+    expect(configCredential(dir, 'quay.io')).toBeUndefined()
+    expect(configCredential(join(root, 'nothing-here'), 'ghcr.io')).toBeUndefined()
   })
 
   it('removes only folders it made (a bad state value cannot remove anything else)', () => {

@@ -28761,10 +28761,16 @@ async function buildAndPush() {
     if (warning)
         _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .warning */ .$e(warning);
     _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .info */ .pq(`image ${image.image}, commit ${sha} (from ${from}), tags: ${tags.all.join(', ')}`);
-    const config = (0,_lib_docker_config_js__WEBPACK_IMPORTED_MODULE_10__/* .createDockerConfig */ .lp)(env.RUNNER_TEMP || (0,node_os__WEBPACK_IMPORTED_MODULE_1__.tmpdir)(), { registry });
+    // an earlier login to this registry is dropped from the copy only when this step logs in itself
+    const config = (0,_lib_docker_config_js__WEBPACK_IMPORTED_MODULE_10__/* .createDockerConfig */ .lp)(env.RUNNER_TEMP || (0,node_os__WEBPACK_IMPORTED_MODULE_1__.tmpdir)(), { registry: password ? registry : undefined });
     _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .saveState */ .LZ(STATE_CONFIG, config.dir);
     try {
         const login = password ? { registry, username, password } : undefined;
+        // without a password of its own the step uses an earlier step's login (docker/login-action): the
+        // registry client takes it from the same config the docker CLI reads
+        const earlier = login ? undefined : (0,_lib_docker_config_js__WEBPACK_IMPORTED_MODULE_10__/* .configCredential */ .I0)(config.dir, image.registry);
+        if (earlier)
+            (0,_action_inputs_js__WEBPACK_IMPORTED_MODULE_3__/* .maskSecret */ .$l)(earlier.password);
         const result = await (0,_lib_build_run_js__WEBPACK_IMPORTED_MODULE_8__/* .buildPush */ .h)({
             context: (0,_action_inputs_js__WEBPACK_IMPORTED_MODULE_3__/* .str */ .gx)('context', '.'),
             file: (0,_action_inputs_js__WEBPACK_IMPORTED_MODULE_3__/* .str */ .gx)('file'),
@@ -28779,7 +28785,7 @@ async function buildAndPush() {
             cache: (0,_action_inputs_js__WEBPACK_IMPORTED_MODULE_3__/* .bool */ .lc)('cache', true),
             config,
             login,
-            registry: (0,_lib_build_registry_js__WEBPACK_IMPORTED_MODULE_9__/* .registryAccess */ .Y)(image, login, line => _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .debug */ .Yz(line))
+            registry: (0,_lib_build_registry_js__WEBPACK_IMPORTED_MODULE_9__/* .registryAccess */ .Y)(image, login ?? earlier, line => _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .debug */ .Yz(line))
         }, {
             info: m => _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .info */ .pq(m),
             notice: m => _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .notice */ .lm(m),
@@ -30325,6 +30331,7 @@ function lastErrorLine(r) {
 /***/ ((__unused_webpack___webpack_module__, __webpack_exports__, __nccwpck_require__) => {
 
 /* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
+/* harmony export */   I0: () => (/* binding */ configCredential),
 /* harmony export */   a1: () => (/* binding */ dockerLogin),
 /* harmony export */   lp: () => (/* binding */ createDockerConfig),
 /* harmony export */   nS: () => (/* binding */ removeDockerConfig)
@@ -30428,6 +30435,29 @@ async function dockerLogin(o) {
             : "Check 'registry-username' and 'registry-password'."
         : `Check that ${o.registry} is reachable from the runner and 'registry' names it.`;
     throw new _errors_js__WEBPACK_IMPORTED_MODULE_3__/* .UserError */ .yo(`Login to ${o.registry} as ${o.username} failed: ${line}. ${fix}`, `${r.stderr}\n${r.stdout}`.trim());
+}
+/**
+ * The credential an earlier `docker login` left for `registry` in a config folder (an inline `auth`
+ * entry), so shipline's registry client can use the same login as the docker CLI. Undefined when none.
+ */
+function configCredential(dir, registry) {
+    let config;
+    try {
+        config = JSON.parse((0,node_fs__WEBPACK_IMPORTED_MODULE_0__.readFileSync)((0,node_path__WEBPACK_IMPORTED_MODULE_2__.join)(dir, 'config.json'), 'utf8'));
+    }
+    catch {
+        return undefined;
+    }
+    for (const key of authKeys(registry)) {
+        const entry = config.auths?.[key];
+        if (typeof entry?.auth !== 'string')
+            continue;
+        const raw = Buffer.from(entry.auth, 'base64').toString('utf8');
+        const i = raw.indexOf(':');
+        if (i > 0)
+            return { username: raw.slice(0, i), password: raw.slice(i + 1) };
+    }
+    return undefined;
 }
 
 

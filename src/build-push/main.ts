@@ -9,7 +9,7 @@ import { ociLabels } from '../lib/build/labels.js'
 import { buildPush } from '../lib/build/run.js'
 import { failureMarkdown, summaryMarkdown } from '../lib/build/summary.js'
 import { registryAccess } from '../lib/build/registry.js'
-import { createDockerConfig, removeDockerConfig } from '../lib/docker/config.js'
+import { configCredential, createDockerConfig, removeDockerConfig } from '../lib/docker/config.js'
 
 const STATE_CONFIG = 'docker-config'
 
@@ -53,10 +53,15 @@ async function buildAndPush(): Promise<void> {
   if (warning) core.warning(warning)
   core.info(`image ${image.image}, commit ${sha} (from ${from}), tags: ${tags.all.join(', ')}`)
 
-  const config = createDockerConfig(env.RUNNER_TEMP || tmpdir(), { registry })
+  // an earlier login to this registry is dropped from the copy only when this step logs in itself
+  const config = createDockerConfig(env.RUNNER_TEMP || tmpdir(), { registry: password ? registry : undefined })
   core.saveState(STATE_CONFIG, config.dir)
   try {
     const login = password ? { registry, username, password } : undefined
+    // without a password of its own the step uses an earlier step's login (docker/login-action): the
+    // registry client takes it from the same config the docker CLI reads
+    const earlier = login ? undefined : configCredential(config.dir, image.registry)
+    if (earlier) maskSecret(earlier.password)
     const result = await buildPush(
       {
         context: str('context', '.'),
@@ -72,7 +77,7 @@ async function buildAndPush(): Promise<void> {
         cache: bool('cache', true),
         config,
         login,
-        registry: registryAccess(image, login, line => core.debug(line))
+        registry: registryAccess(image, login ?? earlier, line => core.debug(line))
       },
       {
         info: m => core.info(m),

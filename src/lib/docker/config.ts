@@ -111,3 +111,24 @@ export async function dockerLogin(o: LoginOptions): Promise<void> {
     : `Check that ${o.registry} is reachable from the runner and 'registry' names it.`
   throw new UserError(`Login to ${o.registry} as ${o.username} failed: ${line}. ${fix}`, `${r.stderr}\n${r.stdout}`.trim())
 }
+
+/**
+ * The credential an earlier `docker login` left for `registry` in a config folder (an inline `auth`
+ * entry), so shipline's registry client can use the same login as the docker CLI. Undefined when none.
+ */
+export function configCredential(dir: string, registry: string): { username: string; password: string } | undefined {
+  let config: ConfigJson
+  try {
+    config = JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8')) as ConfigJson
+  } catch {
+    return undefined
+  }
+  for (const key of authKeys(registry)) {
+    const entry = config.auths?.[key] as { auth?: unknown } | undefined
+    if (typeof entry?.auth !== 'string') continue
+    const raw = Buffer.from(entry.auth, 'base64').toString('utf8')
+    const i = raw.indexOf(':')
+    if (i > 0) return { username: raw.slice(0, i), password: raw.slice(i + 1) }
+  }
+  return undefined
+}
