@@ -47,6 +47,8 @@ const STRICTER: Record<string, string> = {
   'histogram-count-mismatch': 'promtool does not compare the +Inf bucket with _count',
   'summary-quantile-missing': 'promtool accepts a bare summary sample without quantile',
   'summary-quantile-range': 'promtool accepts any float as quantile; quantiles are in [0, 1]',
+  'final-newline':
+    'promtool lets a last line of only blanks go without \\n; the format: the last line ends with \\n',
   'label-value-utf8': 'U+FFFD in a decoded response means invalid UTF-8 on the wire',
   'timestamp-sign': "promtool takes -5 and +15; Prometheus' own scrape parser fails the scrape on them",
   'leading-whitespace':

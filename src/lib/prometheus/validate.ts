@@ -672,7 +672,7 @@ class Validator {
         'value-float',
         text.charCodeAt(ve - 1) === 13
           ? `value ${show(text.slice(vs, ve))} ends with a carriage return: use \\n line endings, not \\r\\n`
-          : `value ${show(text.slice(vs, ve))} is not a float (use digits, e.g. 1.5e3, or +Inf, -Inf, NaN)`
+          : `value ${show(text.slice(vs, ve))} is not a float64 (use digits, e.g. 1.5e3, within ±1.8e308, or +Inf, -Inf, NaN)`
       )
     }
     // timestamp / exemplar
@@ -920,7 +920,9 @@ class Validator {
         if (p === ds) return undefined
       }
       if (p !== e) return undefined
-      return +text.slice(s, e)
+      const v = +text.slice(s, e)
+      // beyond float64 (Go's ParseFloat says ErrRange there; JavaScript rounds to Infinity alike)
+      return v === Infinity || v === -Infinity ? undefined : v
     }
     const len = e - p
     if (len === 3 || len === 8) {
