@@ -498,14 +498,17 @@ export class SshRemote implements Remote {
     else ch.end()
   }
 
-  /** TERM to the whole process group, KILL after 3 s if anything is left; on its own channel. */
+  /**
+   * TERM to the whole process group, KILL after 3 s if anything is left; on its own channel. Written
+   * `kill -TERM -PGID` (not `kill -TERM -- -PGID`): dash and busybox sh, common login shells, reject `--`.
+   */
   private async killGroup(pgid: number): Promise<void> {
     if (!(pgid > 1)) return
     const g = String(pgid)
     const script =
-      `kill -TERM -- -${g} 2>/dev/null || kill -TERM ${g} 2>/dev/null; i=0; ` +
-      `while kill -0 -- -${g} 2>/dev/null && [ $i -lt 30 ]; do sleep 0.1; i=$((i+1)); done; ` +
-      `kill -KILL -- -${g} 2>/dev/null; exit 0`
+      `kill -TERM -${g} 2>/dev/null || kill -TERM ${g} 2>/dev/null; i=0; ` +
+      `while kill -0 -${g} 2>/dev/null && [ $i -lt 30 ]; do sleep 0.1; i=$((i+1)); done; ` +
+      `kill -KILL -${g} 2>/dev/null; exit 0`
     let closed!: Promise<void>
     await this.channel(script, true, (ch, release) => {
       closed = new Promise<void>(resolve =>
