@@ -27,6 +27,9 @@ import { overrideFile, readComposeFiles } from '../../src/lib/deploy/release.js'
 import { pickTarget } from '../../src/lib/deploy/rollback.js'
 import { isUserError } from '../../src/lib/errors.js'
 import { localRemote } from '../../src/testkit/local-remote.js'
+import { tar } from '../../src/lib/compose/tar.js'
+import { execFileSync } from 'node:child_process'
+import { statSync } from 'node:fs'
 
 const tmp = mkdtempSync(join(tmpdir(), 'shipline-deploy-unit-'))
 afterAll(() => rmSync(tmp, { recursive: true, force: true }))
@@ -115,6 +118,26 @@ describe('validation', () => {
     writeFileSync(join(tmp, 'bad.yml'), 'foo: 1\n')
     expect(userError(() => readComposeFiles([join(tmp, 'bad.yml')]))).toMatch(/services/)
     expect(userError(() => readComposeFiles([join(tmp, 'missing.yml')]))).toMatch(/cannot read/)
+  })
+})
+
+describe('release upload archive', () => {
+  it('is a ustar archive the system tar extracts with contents and modes', () => {
+    const out = join(tmp, 'untar')
+    mkdirSync(out)
+    const big = 'x'.repeat(1500)
+    execFileSync('tar', ['-xf', '-', '-C', out], {
+      input: tar([
+        { name: 'a.yml', data: 'services: {}\n' },
+        { name: '.env', data: 'K=v\n', mode: 0o600 },
+        { name: 'big', data: big }
+      ])
+    })
+    expect(readFileSync(join(out, 'a.yml'), 'utf8')).toBe('services: {}\n')
+    expect(readFileSync(join(out, '.env'), 'utf8')).toBe('K=v\n')
+    expect(statSync(join(out, '.env')).mode & 0o777).toBe(0o600)
+    expect(readFileSync(join(out, 'big'), 'utf8')).toBe(big)
+    expect(() => tar([{ name: '../x', data: '' }])).toThrow()
   })
 })
 

@@ -61600,7 +61600,7 @@ exports.visitAsync = visitAsync;
 
 /***/ }),
 
-/***/ 5796:
+/***/ 5257:
 /***/ ((__unused_webpack___webpack_module__, __webpack_exports__, __nccwpck_require__) => {
 
 
@@ -62413,14 +62413,17 @@ class SshRemote {
         else
             ch.end();
     }
-    /** TERM to the whole process group, KILL after 3 s if anything is left; on its own channel. */
+    /**
+     * TERM to the whole process group, KILL after 3 s if anything is left; on its own channel. Written
+     * `kill -TERM -PGID` (not `kill -TERM -- -PGID`): dash and busybox sh, common login shells, reject `--`.
+     */
     async killGroup(pgid) {
         if (!(pgid > 1))
             return;
         const g = String(pgid);
-        const script = `kill -TERM -- -${g} 2>/dev/null || kill -TERM ${g} 2>/dev/null; i=0; ` +
-            `while kill -0 -- -${g} 2>/dev/null && [ $i -lt 30 ]; do sleep 0.1; i=$((i+1)); done; ` +
-            `kill -KILL -- -${g} 2>/dev/null; exit 0`;
+        const script = `kill -TERM -${g} 2>/dev/null || kill -TERM ${g} 2>/dev/null; i=0; ` +
+            `while kill -0 -${g} 2>/dev/null && [ $i -lt 30 ]; do sleep 0.1; i=$((i+1)); done; ` +
+            `kill -KILL -${g} 2>/dev/null; exit 0`;
         let closed;
         await this.channel(script, true, (ch, release) => {
             closed = new Promise(resolve => ch.on('close', () => {
@@ -62775,6 +62778,16 @@ rm -f "$s/lock.owner"
 exit 0
 `;
 /**
+ * Writes a release folder from a tar on stdin (umask 077: nothing in it is readable by others), after
+ * copying the previous release's .env when asked. args: release-dir previous-env-or-empty
+ */
+const UPLOAD_SCRIPT = `umask 077
+d=$1; from=$2
+mkdir -p "$d" || exit 70
+if [ -n "$from" ]; then cp -p "$from" "$d/.env" || exit 71; fi
+tar -xf - -C "$d"
+`;
+/**
  * Brings images onto the host: those already present are left alone (no registry needed), the rest are
  * pulled, after a login into a temporary Docker config when a registry is given (password on stdin).
  * The temporary config is removed on every exit path.
@@ -62897,6 +62910,37 @@ for d in "$s"/releases/*; do
 done
 mkdir -p "$s/run/$tok" && touch "$s/run/$tok/release"
 `;
+
+;// CONCATENATED MODULE: ./build/tsc/lib/compose/tar.js
+function octal(n, width) {
+    return n.toString(8).padStart(width - 1, '0') + '\0';
+}
+function tar(entries, mtime = Math.floor(Date.now() / 1000)) {
+    const parts = [];
+    for (const e of entries) {
+        const data = Buffer.isBuffer(e.data) ? e.data : Buffer.from(e.data);
+        const name = Buffer.from(e.name);
+        if (name.length > 100 || e.name.includes('/'))
+            throw new Error(`tar: bad entry name '${e.name}'`);
+        const h = Buffer.alloc(512);
+        name.copy(h, 0);
+        h.write(octal(e.mode ?? 0o644, 8), 100, 'ascii');
+        h.write(octal(0, 8), 108, 'ascii');
+        h.write(octal(0, 8), 116, 'ascii');
+        h.write(octal(data.length, 12), 124, 'ascii');
+        h.write(octal(mtime, 12), 136, 'ascii');
+        h.write('        ', 148, 'ascii');
+        h.write('0', 156, 'ascii');
+        h.write('ustar\0' + '00', 257, 'ascii');
+        let sum = 0;
+        for (const b of h)
+            sum += b;
+        h.write(sum.toString(8).padStart(6, '0') + '\0 ', 148, 'ascii');
+        parts.push(h, data, Buffer.alloc((512 - (data.length % 512)) % 512));
+    }
+    parts.push(Buffer.alloc(1024));
+    return Buffer.concat(parts);
+}
 
 ;// CONCATENATED MODULE: ./build/tsc/lib/registry/reference.js
 /**
@@ -63133,6 +63177,7 @@ const RELEASE_ID_RE = /^[0-9]{8}T[0-9]{9}Z-[A-Za-z0-9._-]{1,24}$/;
 
 
 
+
 const SH = (script, ...args) => ['sh', '-c', script, 'sh', ...args];
 class ComposeHost {
     remote;
@@ -63244,28 +63289,19 @@ class ComposeHost {
         const dir = this.layout.release(meta.id);
         return composeArgv(this.compose, this.layout.project, dir, meta.files, meta.env ? ENV_FILE : undefined);
     }
-    /** Writes a release folder: compose files, override, .env (0600), release.json last (marks it complete). */
+    /**
+     * Writes a release folder in one round trip: compose files, override, .env (0600) and release.json
+     * (last: it marks the folder complete) as a tar on stdin; without a new .env the previous one is copied
+     * on the host (it never travels again).
+     */
     async upload(meta, files, env, copyEnvFrom) {
         const dir = this.layout.release(meta.id);
-        await this.check('creating the release folder', ['mkdir', '-p', '-m', '700', dir]);
-        for (const f of files) {
-            this.execs++;
-            await this.remote.writeFile(`${dir}/${f.name}`, f.data, 0o644);
-        }
-        if (env !== undefined) {
-            this.execs++;
-            await this.remote.writeFile(`${dir}/${ENV_FILE}`, env, 0o600);
-        }
-        else if (copyEnvFrom) {
-            await this.check('copying the previous .env', [
-                'cp',
-                '-p',
-                `${this.layout.release(copyEnvFrom)}/${ENV_FILE}`,
-                `${dir}/${ENV_FILE}`
-            ]);
-        }
-        this.execs++;
-        await this.remote.writeFile(`${dir}/${META_FILE}`, JSON.stringify(meta) + '\n', 0o644);
+        const entries = files.map(f => ({ name: f.name, data: f.data, mode: 0o644 }));
+        if (env !== undefined)
+            entries.push({ name: ENV_FILE, data: env, mode: 0o600 });
+        entries.push({ name: META_FILE, data: JSON.stringify(meta) + '\n', mode: 0o644 });
+        const from = env === undefined && copyEnvFrom ? `${this.layout.release(copyEnvFrom)}/${ENV_FILE}` : '';
+        await this.check('uploading the release', SH(UPLOAD_SCRIPT, dir, from), { stdin: tar(entries) });
     }
     /** Images present stay; missing ones are pulled (login in a temporary config when a registry is given). */
     async ensureImages(refs, auth) {
@@ -70156,7 +70192,6 @@ class RegistryClient {
             ok: [200]
         });
         const bytes = Buffer.from(await res.arrayBuffer());
-        this.stats.bytesIn += bytes.length;
         const digest = sha256(bytes);
         const header = res.headers.get('docker-content-digest');
         const facts = {
@@ -70292,7 +70327,6 @@ class RegistryClient {
                 ok: [200]
             });
             const text = await res.text();
-            this.stats.bytesIn += Buffer.byteLength(text);
             const body = JSON.parse(text);
             tags.push(...(body.tags ?? []));
             const link = /<([^>]+)>\s*;\s*rel="?next"?/.exec(res.headers.get('link') ?? '');
@@ -70476,24 +70510,38 @@ class RegistryClient {
         const d = Math.min(this.retry.maxDelayMs, this.retry.baseDelayMs * 2 ** (attempt - 1));
         return Math.round(d / 2 + (Math.random() * d) / 2);
     }
+    /** Reads a response body to the end (counted) and hands back an equivalent, already-read response. */
+    async buffered(res) {
+        const buf = res.body ? Buffer.from(await res.arrayBuffer()) : undefined;
+        this.stats.bytesIn += buf?.length ?? 0;
+        const nullBody = [101, 204, 205, 304].includes(res.status);
+        return new Response(nullBody ? null : buf, {
+            status: res.status,
+            statusText: res.statusText,
+            headers: res.headers
+        });
+    }
+    /** Discards a streamed response's body (buffered ones were counted when read). */
     async drain(res) {
-        if (!res.body)
+        if (res.bodyUsed || !res.body)
             return;
-        const buf = await res.arrayBuffer();
-        this.stats.bytesIn += buf.byteLength;
+        await res.arrayBuffer();
     }
     /**
      * Runs one request until it gets an answer that is not worth retrying: network errors, 408/429/5xx are
      * retried with capped, jittered backoff (Retry-After honoured up to a cap) within the attempt and time
      * budget. Returns that answer; throws a mapped error when the budget is spent.
      */
-    async fetchRetrying(facts, doFetch, noRetry = false) {
+    async fetchRetrying(facts, doFetch, { noRetry = false, buffer = true } = {}) {
         const started = Date.now();
         for (let attempt = 1;; attempt++) {
             let res;
             try {
                 this.stats.requests++;
                 res = await doFetch();
+                // the body is read here, so a connection cut off halfway through it is retried like any other drop
+                if (buffer)
+                    res = await this.buffered(res);
             }
             catch (e) {
                 if (e instanceof RegistryError)
@@ -70517,7 +70565,8 @@ class RegistryClient {
                 const after = retryAfterMs(res.headers.get('retry-after'));
                 const wait = after !== undefined ? Math.min(after, this.retry.maxRetryAfterMs) : this.backoff(attempt);
                 if (attempt < this.retry.attempts && elapsed + wait <= this.retry.budgetMs) {
-                    await this.drain(res);
+                    if (!buffer)
+                        await this.drain(res);
                     this.stats.retries++;
                     this.log(`${facts.method} ${facts.path}: ${res.status}; retrying in ${wait} ms`);
                     await sleep(wait);
@@ -70560,7 +70609,7 @@ class RegistryClient {
                 }
                 this.log(`${o.method} ${o.url ?? this.base + o.path}`);
                 return fetch(o.url ?? this.base + o.path, init);
-            }, o.noRetry || !!o.streamBody);
+            }, { noRetry: o.noRetry || !!o.streamBody, buffer: !o.stream });
             if (o.ok.includes(res.status) || o.pass?.includes(res.status))
                 return res;
             const challenge = parseChallenge(res.headers.get('www-authenticate'));
@@ -70570,7 +70619,6 @@ class RegistryClient {
                 (await this.reauthorize(res, challenge, facts)))
                 continue;
             const text = o.method === 'HEAD' ? '' : await res.text().catch(() => '');
-            this.stats.bytesIn += Buffer.byteLength(text);
             // a valid token without the rights asked for is a 403 in substance (ghcr.io, distribution)
             const status = res.status === 401 && challenge?.params.error === 'insufficient_scope' ? 403 : res.status;
             throw httpError({ ...facts, ...parseErrorBody(text), status }, attempts, elapsed);
@@ -70583,7 +70631,6 @@ class RegistryClient {
             signal: AbortSignal.timeout(this.timeoutMs)
         }));
         const text = await res.text().catch(() => '');
-        this.stats.bytesIn += Buffer.byteLength(text);
         if (res.status === 200)
             return { scheme: 'none' };
         if (res.status === 401) {
@@ -70684,7 +70731,6 @@ class RegistryClient {
         const tokenFacts = { ...facts, method: 'GET', path: `${url.pathname} (token service ${url.host})` };
         const { res, attempts, elapsed } = await this.fetchRetrying(tokenFacts, () => fetch(url, { headers, signal: AbortSignal.timeout(this.timeoutMs) }));
         const text = await res.text().catch(() => '');
-        this.stats.bytesIn += Buffer.byteLength(text);
         if (res.status === 200) {
             const body = JSON.parse(text);
             const token = body.token ?? body.access_token;
@@ -71043,7 +71089,7 @@ async function runAction(main, post) {
 __nccwpck_require__.a(__webpack_module__, async (__webpack_handle_async_dependencies__, __webpack_async_result__) => { try {
 /* harmony import */ var _actions_core__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(4116);
 /* harmony import */ var _action_run_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(6082);
-/* harmony import */ var _action_deploy_step_js__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(5796);
+/* harmony import */ var _action_deploy_step_js__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(5257);
 /* harmony import */ var _lib_errors_js__WEBPACK_IMPORTED_MODULE_3__ = __nccwpck_require__(2830);
 
 

@@ -62325,14 +62325,17 @@ class SshRemote {
         else
             ch.end();
     }
-    /** TERM to the whole process group, KILL after 3 s if anything is left; on its own channel. */
+    /**
+     * TERM to the whole process group, KILL after 3 s if anything is left; on its own channel. Written
+     * `kill -TERM -PGID` (not `kill -TERM -- -PGID`): dash and busybox sh, common login shells, reject `--`.
+     */
     async killGroup(pgid) {
         if (!(pgid > 1))
             return;
         const g = String(pgid);
-        const script = `kill -TERM -- -${g} 2>/dev/null || kill -TERM ${g} 2>/dev/null; i=0; ` +
-            `while kill -0 -- -${g} 2>/dev/null && [ $i -lt 30 ]; do sleep 0.1; i=$((i+1)); done; ` +
-            `kill -KILL -- -${g} 2>/dev/null; exit 0`;
+        const script = `kill -TERM -${g} 2>/dev/null || kill -TERM ${g} 2>/dev/null; i=0; ` +
+            `while kill -0 -${g} 2>/dev/null && [ $i -lt 30 ]; do sleep 0.1; i=$((i+1)); done; ` +
+            `kill -KILL -${g} 2>/dev/null; exit 0`;
         let closed;
         await this.channel(script, true, (ch, release) => {
             closed = new Promise(resolve => ch.on('close', () => {
@@ -62580,8 +62583,8 @@ function readSshInputs() {
     return { targets, options, warnings };
 }
 
-// EXTERNAL MODULE: ./build/tsc/lib/compose/host.js + 1 modules
-var compose_host = __nccwpck_require__(6490);
+// EXTERNAL MODULE: ./build/tsc/lib/compose/host.js + 2 modules
+var compose_host = __nccwpck_require__(7098);
 // EXTERNAL MODULE: ./node_modules/yaml/dist/index.js
 var dist = __nccwpck_require__(8815);
 // EXTERNAL MODULE: ./build/tsc/lib/compose/layout.js
@@ -68588,7 +68591,7 @@ async function runAction(main, post) {
 
 /***/ }),
 
-/***/ 6490:
+/***/ 7098:
 /***/ ((__unused_webpack___webpack_module__, __webpack_exports__, __nccwpck_require__) => {
 
 
@@ -68660,6 +68663,16 @@ fi
 rm -rf "$r"
 rm -f "$s/lock.owner"
 exit 0
+`;
+/**
+ * Writes a release folder from a tar on stdin (umask 077: nothing in it is readable by others), after
+ * copying the previous release's .env when asked. args: release-dir previous-env-or-empty
+ */
+const UPLOAD_SCRIPT = `umask 077
+d=$1; from=$2
+mkdir -p "$d" || exit 70
+if [ -n "$from" ]; then cp -p "$from" "$d/.env" || exit 71; fi
+tar -xf - -C "$d"
 `;
 /**
  * Brings images onto the host: those already present are left alone (no registry needed), the rest are
@@ -68785,6 +68798,37 @@ done
 mkdir -p "$s/run/$tok" && touch "$s/run/$tok/release"
 `;
 
+;// CONCATENATED MODULE: ./build/tsc/lib/compose/tar.js
+function octal(n, width) {
+    return n.toString(8).padStart(width - 1, '0') + '\0';
+}
+function tar(entries, mtime = Math.floor(Date.now() / 1000)) {
+    const parts = [];
+    for (const e of entries) {
+        const data = Buffer.isBuffer(e.data) ? e.data : Buffer.from(e.data);
+        const name = Buffer.from(e.name);
+        if (name.length > 100 || e.name.includes('/'))
+            throw new Error(`tar: bad entry name '${e.name}'`);
+        const h = Buffer.alloc(512);
+        name.copy(h, 0);
+        h.write(octal(e.mode ?? 0o644, 8), 100, 'ascii');
+        h.write(octal(0, 8), 108, 'ascii');
+        h.write(octal(0, 8), 116, 'ascii');
+        h.write(octal(data.length, 12), 124, 'ascii');
+        h.write(octal(mtime, 12), 136, 'ascii');
+        h.write('        ', 148, 'ascii');
+        h.write('0', 156, 'ascii');
+        h.write('ustar\0' + '00', 257, 'ascii');
+        let sum = 0;
+        for (const b of h)
+            sum += b;
+        h.write(sum.toString(8).padStart(6, '0') + '\0 ', 148, 'ascii');
+        parts.push(h, data, Buffer.alloc((512 - (data.length % 512)) % 512));
+    }
+    parts.push(Buffer.alloc(1024));
+    return Buffer.concat(parts);
+}
+
 // EXTERNAL MODULE: ./build/tsc/lib/compose/validate.js + 1 modules
 var validate = __nccwpck_require__(8046);
 ;// CONCATENATED MODULE: ./build/tsc/lib/compose/host.js
@@ -68792,6 +68836,7 @@ var validate = __nccwpck_require__(8046);
  * One project path on one host, driven through a Remote: the lock (with the state probe), uploads of a
  * release, images, `up`, health, the current pointer, the ledger, pruning. Knows nothing of GitHub.
  */
+
 
 
 
@@ -68909,28 +68954,19 @@ class ComposeHost {
         const dir = this.layout.release(meta.id);
         return (0,layout/* composeArgv */.NS)(this.compose, this.layout.project, dir, meta.files, meta.env ? layout/* ENV_FILE */.h9 : undefined);
     }
-    /** Writes a release folder: compose files, override, .env (0600), release.json last (marks it complete). */
+    /**
+     * Writes a release folder in one round trip: compose files, override, .env (0600) and release.json
+     * (last: it marks the folder complete) as a tar on stdin; without a new .env the previous one is copied
+     * on the host (it never travels again).
+     */
     async upload(meta, files, env, copyEnvFrom) {
         const dir = this.layout.release(meta.id);
-        await this.check('creating the release folder', ['mkdir', '-p', '-m', '700', dir]);
-        for (const f of files) {
-            this.execs++;
-            await this.remote.writeFile(`${dir}/${f.name}`, f.data, 0o644);
-        }
-        if (env !== undefined) {
-            this.execs++;
-            await this.remote.writeFile(`${dir}/${layout/* ENV_FILE */.h9}`, env, 0o600);
-        }
-        else if (copyEnvFrom) {
-            await this.check('copying the previous .env', [
-                'cp',
-                '-p',
-                `${this.layout.release(copyEnvFrom)}/${layout/* ENV_FILE */.h9}`,
-                `${dir}/${layout/* ENV_FILE */.h9}`
-            ]);
-        }
-        this.execs++;
-        await this.remote.writeFile(`${dir}/${layout/* META_FILE */.fg}`, JSON.stringify(meta) + '\n', 0o644);
+        const entries = files.map(f => ({ name: f.name, data: f.data, mode: 0o644 }));
+        if (env !== undefined)
+            entries.push({ name: layout/* ENV_FILE */.h9, data: env, mode: 0o600 });
+        entries.push({ name: layout/* META_FILE */.fg, data: JSON.stringify(meta) + '\n', mode: 0o644 });
+        const from = env === undefined && copyEnvFrom ? `${this.layout.release(copyEnvFrom)}/${layout/* ENV_FILE */.h9}` : '';
+        await this.check('uploading the release', SH(UPLOAD_SCRIPT, dir, from), { stdin: tar(entries) });
     }
     /** Images present stay; missing ones are pulled (login in a temporary config when a registry is given). */
     async ensureImages(refs, auth) {
@@ -69420,8 +69456,8 @@ __nccwpck_require__.d(__webpack_exports__, {
 
 // EXTERNAL MODULE: ./build/tsc/lib/errors.js
 var errors = __nccwpck_require__(2830);
-// EXTERNAL MODULE: ./build/tsc/lib/compose/host.js + 1 modules
-var compose_host = __nccwpck_require__(6490);
+// EXTERNAL MODULE: ./build/tsc/lib/compose/host.js + 2 modules
+var compose_host = __nccwpck_require__(7098);
 // EXTERNAL MODULE: ./build/tsc/lib/compose/validate.js + 1 modules
 var validate = __nccwpck_require__(8046);
 ;// CONCATENATED MODULE: external "node:fs"

@@ -13,8 +13,10 @@ import {
   LEDGER_SCRIPT,
   LOCK_SCRIPT,
   STEP_SCRIPT,
-  SWITCH_SCRIPT
+  SWITCH_SCRIPT,
+  UPLOAD_SCRIPT
 } from './scripts.js'
+import { tar, type TarEntry } from './tar.js'
 import { RELEASE_ID_RE } from './validate.js'
 
 export interface Logger {
@@ -225,7 +227,11 @@ export class ComposeHost {
     return composeArgv(this.compose, this.layout.project, dir, meta.files, meta.env ? ENV_FILE : undefined)
   }
 
-  /** Writes a release folder: compose files, override, .env (0600), release.json last (marks it complete). */
+  /**
+   * Writes a release folder in one round trip: compose files, override, .env (0600) and release.json
+   * (last: it marks the folder complete) as a tar on stdin; without a new .env the previous one is copied
+   * on the host (it never travels again).
+   */
   async upload(
     meta: ReleaseMeta,
     files: { name: string; data: string }[],
@@ -233,24 +239,11 @@ export class ComposeHost {
     copyEnvFrom?: string
   ): Promise<void> {
     const dir = this.layout.release(meta.id)
-    await this.check('creating the release folder', ['mkdir', '-p', '-m', '700', dir])
-    for (const f of files) {
-      this.execs++
-      await this.remote.writeFile(`${dir}/${f.name}`, f.data, 0o644)
-    }
-    if (env !== undefined) {
-      this.execs++
-      await this.remote.writeFile(`${dir}/${ENV_FILE}`, env, 0o600)
-    } else if (copyEnvFrom) {
-      await this.check('copying the previous .env', [
-        'cp',
-        '-p',
-        `${this.layout.release(copyEnvFrom)}/${ENV_FILE}`,
-        `${dir}/${ENV_FILE}`
-      ])
-    }
-    this.execs++
-    await this.remote.writeFile(`${dir}/${META_FILE}`, JSON.stringify(meta) + '\n', 0o644)
+    const entries: TarEntry[] = files.map(f => ({ name: f.name, data: f.data, mode: 0o644 }))
+    if (env !== undefined) entries.push({ name: ENV_FILE, data: env, mode: 0o600 })
+    entries.push({ name: META_FILE, data: JSON.stringify(meta) + '\n', mode: 0o644 })
+    const from = env === undefined && copyEnvFrom ? `${this.layout.release(copyEnvFrom)}/${ENV_FILE}` : ''
+    await this.check('uploading the release', SH(UPLOAD_SCRIPT, dir, from), { stdin: tar(entries) })
   }
 
   /** Images present stay; missing ones are pulled (login in a temporary config when a registry is given). */

@@ -53,6 +53,17 @@ exit 0
 `
 
 /**
+ * Writes a release folder from a tar on stdin (umask 077: nothing in it is readable by others), after
+ * copying the previous release's .env when asked. args: release-dir previous-env-or-empty
+ */
+export const UPLOAD_SCRIPT = `umask 077
+d=$1; from=$2
+mkdir -p "$d" || exit 70
+if [ -n "$from" ]; then cp -p "$from" "$d/.env" || exit 71; fi
+tar -xf - -C "$d"
+`
+
+/**
  * Brings images onto the host: those already present are left alone (no registry needed), the rest are
  * pulled, after a login into a temporary Docker config when a registry is given (password on stdin).
  * The temporary config is removed on every exit path.
