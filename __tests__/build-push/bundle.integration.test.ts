@@ -190,6 +190,16 @@ describe('dist/build-push run as the runner does', () => {
     expect(await skopeoDigest(reg, `${image}:${PR_HEAD}`)).toBeUndefined()
   })
 
+  it('defaults the image to ghcr.io/<owner>/<repo>/<service>, lowercased with a notice', async () => {
+    const repo = `Shipline-Test/${uniqueName('App')}`
+    const image = `ghcr.io/${repo.toLowerCase()}/api`
+    repos.push(image)
+    const r = await run({ service: 'api', push: 'false', 'registry-password': '' }, { github: { repository: repo } })
+    expect(r.exitCode).toBe(0)
+    expect(r.outputs).toMatchObject({ image, 'sha-tag': `${image}:${SHA}`, tags: `${image}:${SHA}\n${image}:stage` })
+    expect(r.annotations).toContainEqual({ level: 'notice', message: `Image name 'ghcr.io/${repo}/api' lowercased to '${image}': registries accept lowercase repository names only.` })
+  })
+
   it('an invalid tag fails with one line that says the grammar', async () => {
     const r = await run({ image: `${reg.host}/team/never`, tags: 'ok\nnot:ok' })
     expect(r.exitCode).toBe(1)
