@@ -227,7 +227,10 @@ describe('one connection', () => {
         fingerprints: [fresh.hostFingerprint]
       })
       for (let i = 0; i < 10; i++) await r.exec(['true'])
-      await r.writeFile('/tmp/' + uniqueName('shipline-one') + '.txt', 'x')
+      const f = '/tmp/' + uniqueName('shipline-one') + '.txt'
+      await r.writeFile(f, 'x')
+      await r.readFile(f)
+      await r.exec(['rm', '-f', f])
       await r.close()
       expect(fresh.logLines(/Accepted publickey/)).toHaveLength(1)
     } finally {
@@ -328,6 +331,53 @@ describe('chatty login shells', () => {
         RemoteTimeoutError
       )
       expect(execFileSync('ps', ['-eo', 'args']).toString()).not.toContain(tag)
+      await r.close()
+    } finally {
+      await s.stop()
+    }
+  })
+})
+
+describe('other login shells', () => {
+  test('busybox ash (Alpine hosts): awkward arguments byte-exact, exit codes, timeouts kill the group', async () => {
+    const s = await startSshd({
+      extraConfig: ['ForceCommand exec /bin/busybox sh -c "$SSH_ORIGINAL_COMMAND"']
+    })
+    try {
+      const r = await connectSsh({
+        target: { host: s.host, port: s.port, user: 'root' },
+        privateKey: s.clientKey.privateKey,
+        knownHosts: s.knownHostsLine
+      })
+      const args = [
+        '',
+        "it's",
+        '$(id)',
+        '`id`',
+        'a;b|c&d',
+        'x\ny',
+        '*',
+        '~',
+        'ü ✓',
+        '\\',
+        '$HOME',
+        '!x',
+        'A=b'
+      ]
+      const res = await r.exec(['printf', '%s\\0', ...args])
+      expect(res.code).toBe(0)
+      expect(res.stdout.split('\0').slice(0, -1)).toEqual(args)
+      expect((await r.exec(['sh', '-c', 'exit 9'])).code).toBe(9)
+      const n = 3000 + Math.floor(Math.random() * 5000)
+      await expect(
+        r.exec(['sh', '-c', `sleep ${n} & sleep ${n + 1}`], { timeoutMs: 500 })
+      ).rejects.toBeInstanceOf(RemoteTimeoutError)
+      const left = execFileSync('ps', ['-eo', 'args']).toString().split('\n')
+      expect(left.filter(l => l.trim() === `sleep ${n}` || l.trim() === `sleep ${n + 1}`)).toEqual([])
+      const f = `/tmp/${uniqueName('shipline-bb')}`
+      await r.writeFile(f, 'x', 0o600)
+      expect((await r.readFile(f)).toString()).toBe('x')
+      await r.exec(['rm', '-f', f])
       await r.close()
     } finally {
       await s.stop()
