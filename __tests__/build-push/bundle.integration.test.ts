@@ -115,7 +115,8 @@ describe('dist/build-push run as the runner does', () => {
       message: expect.stringMatching(/lowercased to '.*team\/app/)
     })
     expect(r.summary).toContain(digest)
-    expect(r.summary).toMatch(/builder \| docker build \(classic/)
+    // the classic builder here (no buildx on this machine); buildx where it is installed
+    expect(r.summary).toMatch(/builder \| (docker build \(classic builder; no buildx\)|buildx \()/)
     // the password: masked, never printed, never on a command line
     expect(r.masks).toContain(reg.password)
     const printed = `${r.stdout}\n${r.stderr}\n${r.post?.stdout}\n${r.post?.stderr}`
