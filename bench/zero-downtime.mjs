@@ -86,7 +86,7 @@ const release = (name, tag, ports) => {
   mkdirSync(L.release(rid), { recursive: true })
   writeFileSync(
     join(L.release(rid), 'docker-compose.yml'),
-    `services:\n  app:\n    image: ${repo}:${tag}\n    ports: ["127.0.0.1:${ports}:8080"]\n    mem_limit: 32m\n    init: true\n`
+    `services:\n  app:\n    image: ${repo}:${tag}\n    ports: ["127.0.0.1:${ports}:8080"]\n    mem_limit: 32m\n    init: true\n    network_mode: bridge\n`
   )
   return {
     id: rid,

@@ -11,6 +11,7 @@
 import { connectSsh } from '../../src/lib/ssh/client.js'
 import type { ExecOptions, Remote } from '../../src/lib/ssh/remote.js'
 import { projectName } from '../../src/lib/compose/layout.js'
+import { tar, type TarEntry } from '../../src/lib/compose/tar.js'
 import { freePort } from '../../src/testkit/net.js'
 import { startSshd, type Sshd } from '../../src/testkit/sshd.js'
 
@@ -43,6 +44,8 @@ export const FLEET_COMPOSE = `services:
     ports: ["127.0.0.1:\${APP_PORT}:8080"]
     mem_limit: 32m
     init: true
+    # the default bridge: no network per host project (the engine's address pools are shared and few)
+    network_mode: bridge
 `
 
 export async function startFleet(n: number, path: string): Promise<SandboxFleet> {
@@ -81,14 +84,19 @@ export async function startFleet(n: number, path: string): Promise<SandboxFleet>
           .split(`${path}/`)
           .join(`${h.path}/`)
           .replace(new RegExp(`${path.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}(?=$|[^/\\w-])`, 'g'), h.path)
+      const text = (d: string): string =>
+        rw(d)
+          .split('@PORT@')
+          .join(String(h.port))
+          .split('@INNER@')
+          .join(broken === i ? '9999' : '8080')
+      // a release upload is a ustar archive on stdin: its files are rewritten one by one
       const data = (d: string | Buffer): string | Buffer =>
         typeof d === 'string'
-          ? rw(d)
-              .split('@PORT@')
-              .join(String(h.port))
-              .split('@INNER@')
-              .join(broken === i ? '9999' : '8080')
-          : d
+          ? text(d)
+          : isTar(d)
+            ? tar(untar(d).map(e => ({ ...e, data: text(e.data.toString()) })))
+            : d
       return {
         label: remote.label,
         exec: (argv: string[], opts: ExecOptions = {}) =>
@@ -106,4 +114,22 @@ export async function startFleet(n: number, path: string): Promise<SandboxFleet>
     }
   }
   return fleet
+}
+
+const isTar = (b: Buffer): boolean => b.length >= 1024 && b.subarray(257, 262).toString('latin1') === 'ustar'
+
+/** Reads the regular files of a ustar archive (as src/lib/compose/tar.ts writes them). */
+function untar(b: Buffer): (TarEntry & { data: Buffer })[] {
+  const out: (TarEntry & { data: Buffer })[] = []
+  let off = 0
+  while (off + 512 <= b.length) {
+    const h = b.subarray(off, off + 512)
+    if (h.every(x => x === 0)) break
+    const name = h.subarray(0, 100).toString('utf8').replace(/\0.*$/s, '')
+    const mode = parseInt(h.subarray(100, 108).toString('ascii'), 8)
+    const size = parseInt(h.subarray(124, 136).toString('ascii'), 8)
+    out.push({ name, mode, data: b.subarray(off + 512, off + 512 + size) })
+    off += 512 + Math.ceil(size / 512) * 512
+  }
+  return out
 }

@@ -81,7 +81,7 @@ describe('blue-green on docker + nginx', () => {
     mkdirSync(L.release(rid), { recursive: true })
     writeFileSync(
       join(L.release(rid), 'docker-compose.yml'),
-      `services:\n  app:\n    image: ${repo}:${tag}\n    ports: ["127.0.0.1:\${SHIPLINE_PORT}:8080"]\n    mem_limit: ${mem}\n`
+      `services:\n  app:\n    image: ${repo}:${tag}\n    ports: ["127.0.0.1:\${SHIPLINE_PORT}:8080"]\n    mem_limit: ${mem}\n    network_mode: bridge\n`
     )
     return { id: rid, version, files: ['docker-compose.yml'], env: false }
   }

@@ -41,7 +41,7 @@ describe('dist/deploy-ssh and dist/rollback with strategy: blue-green', () => {
     nginx = await startNginx({ includeFile: `${path}/nginx/web.conf`, upstreamName: upstreamName('web') })
     writeFileSync(
       join(ws, 'docker-compose.yml'),
-      'services:\n  web:\n    image: placeholder\n    init: true\n    mem_limit: 32m\n    ports: ["127.0.0.1:${SHIPLINE_PORT_WEB}:8080"]\n'
+      'services:\n  web:\n    image: placeholder\n    init: true\n    mem_limit: 32m\n    network_mode: bridge\n    ports: ["127.0.0.1:${SHIPLINE_PORT_WEB}:8080"]\n'
     )
     ports = `web=${await freePort()},${await freePort()}`
   }, 120_000)

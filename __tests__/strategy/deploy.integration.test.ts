@@ -53,6 +53,8 @@ describe('deploy-ssh with strategy: blue-green', () => {
         '    image: placeholder',
         '    init: true',
         '    mem_limit: 32m',
+        // the default bridge: no network per slot project (the engine's address pools are few)
+        '    network_mode: bridge',
         '    ports: ["127.0.0.1:${SHIPLINE_PORT}:8080"]',
         ''
       ].join('\n')
