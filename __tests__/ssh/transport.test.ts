@@ -339,6 +339,27 @@ describe('chatty login shells', () => {
 })
 
 describe('other login shells', () => {
+  test('a login wrapper that does not exec (the shell is not the group leader): a timeout still kills all', async () => {
+    const s = await startSshd({ extraConfig: ['ForceCommand /bin/sh -c "$SSH_ORIGINAL_COMMAND"; true'] })
+    try {
+      const r = await connectSsh({
+        target: { host: s.host, port: s.port, user: 'root' },
+        privateKey: s.clientKey.privateKey,
+        knownHosts: s.knownHostsLine
+      })
+      const n = 3000 + Math.floor(Math.random() * 5000)
+      await expect(
+        r.exec(['sh', '-c', `sleep ${n} & sleep ${n + 1}`], { timeoutMs: 500 })
+      ).rejects.toBeInstanceOf(RemoteTimeoutError)
+      const left = execFileSync('ps', ['-eo', 'args']).toString().split('\n')
+      expect(left.filter(l => l.trim() === `sleep ${n}` || l.trim() === `sleep ${n + 1}`)).toEqual([])
+      expect((await r.exec(['echo', 'ok'])).stdout).toBe('ok\n')
+      await r.close()
+    } finally {
+      await s.stop()
+    }
+  })
+
   test('busybox ash (Alpine hosts): awkward arguments byte-exact, exit codes, timeouts kill the group', async () => {
     const s = await startSshd({
       extraConfig: ['ForceCommand exec /bin/busybox sh -c "$SSH_ORIGINAL_COMMAND"']

@@ -499,16 +499,19 @@ export class SshRemote implements Remote {
   }
 
   /**
-   * TERM to the whole process group, KILL after 3 s if anything is left; on its own channel. Written
-   * `kill -TERM -PGID` (not `kill -TERM -- -PGID`): dash and busybox sh, common login shells, reject `--`.
+   * TERM to the whole process group, KILL after 3 s if anything is left; on its own channel. The group is
+   * read from /proc (the reported shell is the group's leader on a plain sshd, but not under a
+   * ForceCommand or login wrapper that does not exec); without /proc the shell's pid is taken as the
+   * group. Written `kill -TERM -PGID`: dash and busybox sh reject `kill -- -PGID`.
    */
-  private async killGroup(pgid: number): Promise<void> {
-    if (!(pgid > 1)) return
-    const g = String(pgid)
+  private async killGroup(pid: number): Promise<void> {
+    if (!(pid > 1)) return
     const script =
-      `kill -TERM -${g} 2>/dev/null || kill -TERM ${g} 2>/dev/null; i=0; ` +
-      `while kill -0 -${g} 2>/dev/null && [ $i -lt 30 ]; do sleep 0.1; i=$((i+1)); done; ` +
-      `kill -KILL -${g} 2>/dev/null; exit 0`
+      `p=${pid}; g=$p; if read -r l < /proc/$p/stat 2>/dev/null; then set -- \${l##*) }; g=$3; fi; ` +
+      '[ "$g" -gt 1 ] 2>/dev/null || g=$p; ' +
+      'kill -TERM -$g 2>/dev/null || kill -TERM $p 2>/dev/null; i=0; ' +
+      'while kill -0 -$g 2>/dev/null && [ $i -lt 30 ]; do sleep 0.1; i=$((i+1)); done; ' +
+      'kill -KILL -$g 2>/dev/null; exit 0'
     let closed!: Promise<void>
     await this.channel(script, true, (ch, release) => {
       closed = new Promise<void>(resolve =>
