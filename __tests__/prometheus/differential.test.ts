@@ -49,6 +49,7 @@ const STRICTER: Record<string, string> = {
   'summary-quantile-range': 'promtool accepts any float as quantile; quantiles are in [0, 1]',
   'final-newline':
     'promtool lets a last line of only blanks go without \\n; the format: the last line ends with \\n',
+  'type-unknown': 'promtool lets "# TYPE a gauge\\" (a backslash at the end) pass; the type is "gauge\\"',
   'label-value-utf8': 'U+FFFD in a decoded response means invalid UTF-8 on the wire',
   'timestamp-sign': "promtool takes -5 and +15; Prometheus' own scrape parser fails the scrape on them",
   'leading-whitespace':

@@ -624,7 +624,9 @@ class Validator {
     }
     let p = ne
     let c = p < eol ? text.charCodeAt(p) : NL
-    if (!(c === LBRACE || isBlank(c) || c === NL)) {
+    // text format: a value may follow the name without a blank when it cannot merge with it (a+1, b-1, c.5)
+    const glued = !om && (c === 43 || c === 45 || c === 46)
+    if (!(c === LBRACE || isBlank(c) || c === NL || glued)) {
       this.err(
         'metric-name',
         `invalid character ${show(String.fromCharCode(c))} in metric name ${show(text.slice(start, p + 1))}`
@@ -668,6 +670,16 @@ class Validator {
     if (value === undefined) {
       valueOk = false
       value = NaN
+      if (glued && vs === ne) {
+        // "http-requests 1": more likely a bad name than a value glued to it
+        let te = ne
+        while (te < eol && !isBlank(text.charCodeAt(te)) && text.charCodeAt(te) !== LBRACE) te++
+        this.err(
+          'metric-name',
+          `invalid character ${show(text[ne])} in metric name ${show(text.slice(start, te))}`
+        )
+        return
+      }
       this.err(
         'value-float',
         text.charCodeAt(ve - 1) === 13
