@@ -43465,7 +43465,8 @@ const RULES = {
     'om-stateset': 'OpenMetrics: stateset samples are 0 or 1 and carry a label named after the family',
     'om-negative-count': 'OpenMetrics: histogram and summary counts and buckets are not negative or NaN',
     'om-interleaved': 'OpenMetrics: the samples of one Metric (label set) are not interleaved with others',
-    'om-exemplar': 'OpenMetrics: exemplars (# {labels} value [ts]) only on counter _total and histogram _bucket samples'
+    'om-exemplar': 'OpenMetrics: exemplars only on counter _total and histogram _bucket samples',
+    'om-exemplar-syntax': 'OpenMetrics: an exemplar is # {labels} value [timestamp]'
 };
 /** `application/openmetrics-text` selects OpenMetrics 1.0; anything else (or nothing) the text format 0.0.4. */
 function formatFromContentType(contentType) {
@@ -43928,7 +43929,9 @@ class Validator {
         }
         let p = ne;
         let c = p < eol ? text.charCodeAt(p) : NL;
-        if (!(c === LBRACE || isBlank(c) || c === NL)) {
+        // text format: a value may follow the name without a blank when it cannot merge with it (a+1, b-1, c.5)
+        const glued = !om && (c === 43 || c === 45 || c === 46);
+        if (!(c === LBRACE || isBlank(c) || c === NL || glued)) {
             this.err('metric-name', `invalid character ${show(String.fromCharCode(c))} in metric name ${show(text.slice(start, p + 1))}`);
             return;
         }
@@ -43975,9 +43978,17 @@ class Validator {
         if (value === undefined) {
             valueOk = false;
             value = NaN;
+            if (glued && vs === ne) {
+                // "http-requests 1": more likely a bad name than a value glued to it
+                let te = ne;
+                while (te < eol && !isBlank(text.charCodeAt(te)) && text.charCodeAt(te) !== LBRACE)
+                    te++;
+                this.err('metric-name', `invalid character ${show(text[ne])} in metric name ${show(text.slice(start, te))}`);
+                return;
+            }
             this.err('value-float', text.charCodeAt(ve - 1) === 13
                 ? `value ${show(text.slice(vs, ve))} ends with a carriage return: use \\n line endings, not \\r\\n`
-                : `value ${show(text.slice(vs, ve))} is not a float (use digits, e.g. 1.5e3, or +Inf, -Inf, NaN)`);
+                : `value ${show(text.slice(vs, ve))} is not a float64 (use digits, e.g. 1.5e3, within ±1.8e308, or +Inf, -Inf, NaN)`);
         }
         // timestamp / exemplar
         if (p < eol) {
@@ -44221,7 +44232,9 @@ class Validator {
             }
             if (p !== e)
                 return undefined;
-            return +text.slice(s, e);
+            const v = +text.slice(s, e);
+            // beyond float64 (Go's ParseFloat says ErrRange there; JavaScript rounds to Infinity alike)
+            return v === Infinity || v === -Infinity ? undefined : v;
         }
         const len = e - p;
         if (len === 3 || len === 8) {
@@ -44274,7 +44287,7 @@ class Validator {
         if (!this.exemplarAllowed)
             this.err('om-exemplar', 'exemplars are allowed only on counter _total and histogram _bucket samples');
         if (!text.startsWith('# {', p)) {
-            this.err('om-exemplar', `expected "# {" to start an exemplar, got ${show(text.slice(p, eol))}`);
+            this.err('om-exemplar-syntax', `expected "# {" to start an exemplar, got ${show(text.slice(p, eol))}`);
             return;
         }
         const saveCanonical = this.labelsCanonical;
@@ -44283,7 +44296,7 @@ class Validator {
         if (p < 0)
             return;
         if (text.charCodeAt(p) !== SP) {
-            this.err('om-exemplar', 'the exemplar has no value');
+            this.err('om-exemplar-syntax', 'the exemplar has no value');
             return;
         }
         p++;
@@ -44291,12 +44304,12 @@ class Validator {
         while (p < eol && text.charCodeAt(p) !== SP)
             p++;
         if (this.parseFloat(vs, p) === undefined)
-            this.err('om-exemplar', `exemplar value ${show(text.slice(vs, p))} is not a number`);
+            this.err('om-exemplar-syntax', `exemplar value ${show(text.slice(vs, p))} is not a number`);
         if (p < eol) {
             p++;
             const t = this.parseFloat(p, eol);
             if (t === undefined || !Number.isFinite(t))
-                this.err('om-exemplar', `exemplar timestamp ${show(text.slice(p, eol))} is not a number`);
+                this.err('om-exemplar-syntax', `exemplar timestamp ${show(text.slice(p, eol))} is not a number`);
         }
     }
     /** Attributes the parsed sample to its family and runs the per-family checks. */
