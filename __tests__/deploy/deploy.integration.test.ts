@@ -4,7 +4,8 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals'
 import { execFileSync } from 'node:child_process'
-import { existsSync, readFileSync, readdirSync, readlinkSync, statSync } from 'node:fs'
+import { existsSync, readFileSync, readdirSync, readlinkSync, statSync, writeFileSync } from 'node:fs'
+import { projectName } from '../../src/lib/compose/layout.js'
 import { join } from 'node:path'
 import { deploy, rollback, type DeployOptions, type RollbackOptions } from '../../src/lib/deploy/index.js'
 import { isUserError } from '../../src/lib/errors.js'
@@ -270,3 +271,59 @@ describe('releases on one host', () => {
     )
   })
 })
+
+describe('services: only the named services are updated', () => {
+  it('recreates web with --no-deps, leaves side running as it was, and keeps side pinned in the new release', async () => {
+    const path = ws.path()
+    const compose = join(ws.dir, 'two-services.yml')
+    writeFileSync(
+      compose,
+      [
+        'services:',
+        ...['web', 'side'].flatMap(s => [
+          `  ${s}:`,
+          '    image: placeholder.invalid/x:0',
+          '    init: true',
+          '    stop_grace_period: 1s'
+        ])
+      ].join('\n') + '\n'
+    )
+    const first = await deploy({
+      ...opts(path, 'v1'),
+      composeFiles: [compose],
+      images: [`web=${repo}:v1`, `side=${repo}:v1`]
+    })
+    expect(first.status).toBe('deployed')
+    const sideId = containerOf(path, 'side')
+    const second = await deploy({
+      ...opts(path, 'v2'),
+      composeFiles: [compose],
+      images: [`web=${repo}:v2`],
+      services: ['web']
+    })
+    expect(second.status).toBe('deployed')
+    expect(containerOf(path, 'side')).toBe(sideId)
+    expect(second.images).toEqual({ side: first.images.side, web: expect.stringContaining('@sha256:') })
+    expect(second.images.web).not.toBe(first.images.web)
+    const meta = JSON.parse(
+      readFileSync(join(path, '.shipline', 'releases', second.releaseId, 'release.json'), 'utf8')
+    )
+    expect(meta.updated).toEqual(['web'])
+  })
+})
+
+function containerOf(path: string, service: string): string {
+  return execFileSync(
+    'docker',
+    [
+      'ps',
+      '-q',
+      '--no-trunc',
+      '--filter',
+      `label=com.docker.compose.project=${projectName(path)}`,
+      '--filter',
+      `label=com.docker.compose.service=${service}`
+    ],
+    { encoding: 'utf8' }
+  ).trim()
+}

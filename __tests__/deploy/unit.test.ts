@@ -299,7 +299,10 @@ describe('examples/rollback-workflow.yml', () => {
     const { workflowErrors } = await import('../../src/testkit/workflow-parser.js')
     const { checkWorkflow } = await import('../examples/workflow-checks.js')
     const { parse } = await import('yaml')
-    const text = readFileSync(join(import.meta.dirname, '..', '..', 'examples', 'rollback-workflow.yml'), 'utf8')
+    const text = readFileSync(
+      join(import.meta.dirname, '..', '..', 'examples', 'rollback-workflow.yml'),
+      'utf8'
+    )
     expect(await workflowErrors('rollback-workflow.yml', text)).toEqual([])
     expect(checkWorkflow(parse(text))).toEqual([])
   })
