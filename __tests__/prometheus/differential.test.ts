@@ -200,6 +200,7 @@ const STRICTER_OM: Record<string, string> = {
   'histogram-count-mismatch': 'the parser does not compare the +Inf bucket with _count',
   'histogram-bucket-decreasing': 'the parser does not relate buckets to each other',
   'summary-quantile-range': 'the parser accepts any float as quantile',
+  'summary-quantile-missing': 'the parser accepts a bare summary sample without quantile',
   'label-name-reserved':
     'Prometheus accepts __-prefixed labels from the exposition (relabelling may use them)',
   'help-duplicate': 'the parser lets a second HELP override the first; the spec allows one per family',
@@ -218,6 +219,9 @@ const procs: Proc[] = []
 let dir = ''
 let server: Server | undefined
 const captured: { id: string; text: string; contentType: string }[] = []
+/** Mutations per format for Prometheus to scrape; PROM_DIFF_MUTATIONS=2000 for a deeper (slower) run */
+const SCRAPED_MUTATIONS = Number(process.env.PROM_DIFF_MUTATIONS ?? 200)
+
 /** Expositions served to the real Prometheus for scraping, by path (/om/… OpenMetrics, /text/… text 0.0.4) */
 const served = new Map<string, { text: string; contentType: string }>()
 let promUrl = ''
@@ -249,7 +253,7 @@ beforeAll(async () => {
   }
   const validOm = om.filter(f => f.valid && f.text.length > 10)
   const validText = corpus.filter(f => f.format === 'text' && f.valid && f.text.length > 0)
-  for (let i = 0; i < 200; i++) {
+  for (let i = 0; i < SCRAPED_MUTATIONS; i++) {
     served.set(`/om/mutation-${i}`, {
       text: mutant(validOm[i % validOm.length].text),
       contentType: OPENMETRICS
