@@ -102,6 +102,20 @@ describe('exec', () => {
   })
 })
 
+describe('sftp session', () => {
+  test('opened once per connection and kept through bursts of commands', async () => {
+    await remote.writeFile(`${dir}/burst`, 'a')
+    for (let i = 0; i < 3; i++) await Promise.all(Array.from({ length: 30 }, () => remote.exec(['true'])))
+    const commands = () => sshd.logLines(/Starting session: command/).length
+    const before = commands()
+    await remote.writeFile(`${dir}/burst`, 'b')
+    expect((await remote.readFile(`${dir}/burst`)).toString()).toBe('b')
+    // still over SFTP: no shell was started for the write or the read, and SFTP was opened only once
+    expect(commands()).toBe(before)
+    expect(sshd.logLines(/Starting session: subsystem 'sftp'/)).toHaveLength(1)
+  })
+})
+
 describe.each(['sftp', 'sh'])('files over %s', mode => {
   const r = () => (mode === 'sftp' ? remote : viaSh)
   test('writeFile is atomic with its mode; readFile returns the bytes', async () => {

@@ -261,6 +261,10 @@ class Slots {
       this.waiting.shift()?.()
     }
   }
+  get inUse(): number {
+    return this.used
+  }
+
   /**
    * The host refused a session while `used` of ours were open: its limit is about there, so use no more
    * at once from now on. With none of ours open it was a passing refusal (OpenSSH frees a closed session
@@ -385,7 +389,8 @@ export class SshRemote implements Remote {
         )
       }
       this.slots.shrink()
-      if (attempt >= 2) this.dropIdleSftp()
+      // refused with none of our commands open: the idle SFTP session holds the host's only slot
+      if (attempt >= 2 && this.slots.inUse === 0) this.dropIdleSftp()
       await new Promise(r => setTimeout(r, Math.min(25 * 2 ** attempt, 1000)))
     }
   }
