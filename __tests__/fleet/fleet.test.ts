@@ -15,6 +15,7 @@ import { buildAppImage, removeImages } from '../../src/testkit/images.js'
 import { uniqueName } from '../../src/testkit/net.js'
 import { startRegistry, type TestRegistry } from '../../src/testkit/registry.js'
 import { FLEET_COMPOSE, startFleet, type SandboxFleet } from './fleet-hosts.js'
+import { headDigest, removeProjects } from '../strategy/helpers.js'
 
 const N = 5
 const run = uniqueName('r')
@@ -54,32 +55,12 @@ describe('fleet of five hosts', () => {
       envFile: 'APP_PORT=@PORT@\nAPP_INNER_PORT=@INNER@\n',
       autoRollback: true,
       keepReleases: 5,
-      resolveDigest: async ref => {
-        const r = await fetch(`${reg.url}/v2/${ref.repository}/manifests/${ref.tag}`, {
-          method: 'HEAD',
-          headers: { accept: 'application/vnd.docker.distribution.manifest.v2+json' }
-        })
-        return r.headers.get('docker-content-digest') ?? ''
-      }
+      resolveDigest: headDigest(reg.url)
     }
   }, 180_000)
 
   afterAll(async () => {
-    for (const h of fleet?.hosts ?? []) {
-      const ids = execFileSync(
-        'docker',
-        ['ps', '-aq', '--filter', `label=com.docker.compose.project=${h.project}`],
-        {
-          encoding: 'utf8'
-        }
-      ).trim()
-      if (ids) execFileSync('docker', ['rm', '-f', ...ids.split('\n')], { stdio: 'ignore' })
-      try {
-        execFileSync('docker', ['network', 'rm', `${h.project}_default`], { stdio: 'ignore' })
-      } catch {
-        /* none */
-      }
-    }
+    removeProjects(...(fleet?.hosts ?? []).map(h => h.project))
     await fleet?.stop()
     await reg?.stop()
     removeImages(`${image}:v1`, `${image}:v2`)

@@ -23,6 +23,7 @@ import { startLoad } from '../../src/testkit/load.js'
 import { localRemote } from '../../src/testkit/local-remote.js'
 import { freePort, uniqueName } from '../../src/testkit/net.js'
 import { startNginx, type Nginx } from '../../src/testkit/nginx.js'
+import { removeProjects } from './helpers.js'
 
 describe('strategy inputs', () => {
   it('parses strategy, slot ports and memory values', () => {
@@ -109,17 +110,7 @@ describe('blue-green on docker + nginx', () => {
   }, 120_000)
 
   afterAll(async () => {
-    for (const p of [`${L.project}-blue`, `${L.project}-green`]) {
-      const ids = execFileSync('docker', ['ps', '-aq', '--filter', `label=com.docker.compose.project=${p}`], {
-        encoding: 'utf8'
-      }).trim()
-      if (ids) execFileSync('docker', ['rm', '-f', ...ids.split('\n')], { stdio: 'ignore' })
-      try {
-        execFileSync('docker', ['network', 'rm', `${p}_default`], { stdio: 'ignore' })
-      } catch {
-        /* none */
-      }
-    }
+    removeProjects(`${L.project}-blue`, `${L.project}-green`)
     await nginx?.stop()
     removeImages(`${repo}:v1`, `${repo}:v2`, `${repo}:bad`)
     rmSync(path, { recursive: true, force: true })

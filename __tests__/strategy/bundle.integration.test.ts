@@ -9,7 +9,6 @@ import { execFileSync } from 'node:child_process'
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { projectName } from '../../src/lib/compose/layout.js'
 import { upstreamName } from '../../src/lib/strategy/blue-green.js'
 import { buildAppImage, removeImages } from '../../src/testkit/images.js'
 import { startLoad } from '../../src/testkit/load.js'
@@ -18,6 +17,7 @@ import { startNginx, type Nginx } from '../../src/testkit/nginx.js'
 import { startRegistry, type TestRegistry } from '../../src/testkit/registry.js'
 import { runActionBundle } from '../../src/testkit/runner.js'
 import { startSshd, type Sshd } from '../../src/testkit/sshd.js'
+import { projectsOf, removeProjects } from './helpers.js'
 
 describe('dist/deploy-ssh and dist/rollback with strategy: blue-green', () => {
   let reg: TestRegistry
@@ -47,22 +47,7 @@ describe('dist/deploy-ssh and dist/rollback with strategy: blue-green', () => {
   }, 120_000)
 
   afterAll(async () => {
-    const p = projectName(path)
-    for (const proj of [p, `${p}-blue`, `${p}-green`]) {
-      const ids = execFileSync(
-        'docker',
-        ['ps', '-aq', '--filter', `label=com.docker.compose.project=${proj}`],
-        {
-          encoding: 'utf8'
-        }
-      ).trim()
-      if (ids) execFileSync('docker', ['rm', '-f', ...ids.split('\n')], { stdio: 'ignore' })
-      try {
-        execFileSync('docker', ['network', 'rm', `${proj}_default`], { stdio: 'ignore' })
-      } catch {
-        /* none */
-      }
-    }
+    removeProjects(...projectsOf(path))
     await nginx?.stop()
     await Promise.all([sshd?.stop(), reg?.stop()])
     removeImages(`${image}:v1`, `${image}:v2`)

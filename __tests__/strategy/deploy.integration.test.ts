@@ -8,7 +8,6 @@ import { execFileSync } from 'node:child_process'
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { projectName } from '../../src/lib/compose/layout.js'
 import { deploy, rollback } from '../../src/lib/deploy/index.js'
 import type { DeployOptions } from '../../src/lib/deploy/types.js'
 import { connectSsh } from '../../src/lib/ssh/client.js'
@@ -21,6 +20,7 @@ import { freePort, uniqueName } from '../../src/testkit/net.js'
 import { startNginx, type Nginx } from '../../src/testkit/nginx.js'
 import { startRegistry, type TestRegistry } from '../../src/testkit/registry.js'
 import { startSshd, type Sshd } from '../../src/testkit/sshd.js'
+import { headDigest, ledgerEvents, projectsOf, removeProjects } from './helpers.js'
 
 describe('deploy-ssh with strategy: blue-green', () => {
   let reg: TestRegistry
@@ -88,33 +88,12 @@ describe('deploy-ssh with strategy: blue-green', () => {
           minFreeMiB: 16
         }
       }),
-      resolveDigest: async ref => {
-        const r = await fetch(`${reg.url}/v2/${ref.repository}/manifests/${ref.tag}`, {
-          method: 'HEAD',
-          headers: { accept: 'application/vnd.docker.distribution.manifest.v2+json' }
-        })
-        return r.headers.get('docker-content-digest') ?? ''
-      }
+      resolveDigest: headDigest(reg.url)
     }
   }, 180_000)
 
   afterAll(async () => {
-    const p = projectName(path)
-    for (const proj of [p, `${p}-blue`, `${p}-green`]) {
-      const ids = execFileSync(
-        'docker',
-        ['ps', '-aq', '--filter', `label=com.docker.compose.project=${proj}`],
-        {
-          encoding: 'utf8'
-        }
-      ).trim()
-      if (ids) execFileSync('docker', ['rm', '-f', ...ids.split('\n')], { stdio: 'ignore' })
-      try {
-        execFileSync('docker', ['network', 'rm', `${proj}_default`], { stdio: 'ignore' })
-      } catch {
-        /* none */
-      }
-    }
+    removeProjects(...projectsOf(path))
     await nginx?.stop()
     await sshd?.stop()
     await reg?.stop()
@@ -152,16 +131,7 @@ describe('deploy-ssh with strategy: blue-green', () => {
       failed: {}
     })
 
-    const ledger = readFileSync(`${path}/.shipline/ledger.jsonl`, 'utf8')
-      .trim()
-      .split('\n')
-      .map(l => JSON.parse(l) as { event: string; version: string })
-    expect(ledger.map(e => `${e.event} ${e.version}`)).toEqual([
-      'deploy v1',
-      'deploy v2',
-      'auto-rollback v2',
-      'rollback v1'
-    ])
+    expect(ledgerEvents(path)).toEqual(['deploy v1', 'deploy v2', 'auto-rollback v2', 'rollback v1'])
     expect(readFileSync(`${path}/nginx/web.conf`, 'utf8')).toMatch(/upstream shipline_web/)
   }, 300_000)
 })

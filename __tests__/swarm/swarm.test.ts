@@ -10,7 +10,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals'
 import { execFileSync } from 'node:child_process'
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { deploy, rollback } from '../../src/lib/deploy/index.js'
@@ -22,6 +22,7 @@ import { buildAppImage, removeImages } from '../../src/testkit/images.js'
 import { sleep, uniqueName } from '../../src/testkit/net.js'
 import { startRegistry, type TestRegistry } from '../../src/testkit/registry.js'
 import { startSshd, type Sshd } from '../../src/testkit/sshd.js'
+import { ledgerEvents } from '../strategy/helpers.js'
 
 const docker = (...args: string[]): string => execFileSync('docker', args, { encoding: 'utf8' }).trim()
 
@@ -174,16 +175,7 @@ describe('target: swarm on a single-node swarm', () => {
       expect(rb.error).toBeUndefined()
       expect(rb.status).toBe('rolled-back')
       expect(served()).toBe('v1')
-      const ledger = readFileSync(`${path}/.shipline/ledger.jsonl`, 'utf8')
-        .trim()
-        .split('\n')
-        .map(l => JSON.parse(l) as { event: string; version: string })
-      expect(ledger.map(e => `${e.event} ${e.version}`)).toEqual([
-        'deploy v1',
-        'deploy v2',
-        'auto-rollback v2',
-        'rollback v1'
-      ])
+      expect(ledgerEvents(path)).toEqual(['deploy v1', 'deploy v2', 'auto-rollback v2', 'rollback v1'])
       // no temporary Docker config or recovery script left behind
       expect(execFileSync('sh', ['-c', `ls -A ${path}/.shipline/run`], { encoding: 'utf8' }).trim()).toBe('')
     } finally {

@@ -300,18 +300,7 @@ export class ComposeHost {
       ),
       { timeoutMs: (timeoutSec + 60) * 1000 }
     )
-    const lines = r.stdout.split('\n')
-    const state = [...lines].reverse().find(l => l.startsWith('state ')) ?? ''
-    const result = lines.find(l => l.startsWith('result '))?.split(' ')[1] ?? `exit ${r.code}`
-    const i = lines.findIndex(l => l.startsWith('result '))
-    const logs =
-      i >= 0
-        ? lines
-            .slice(i + 1)
-            .join('\n')
-            .trim()
-        : r.stderr.trim()
-    return { ok: r.code === 0 && result === 'healthy', result, state: state.slice(6).trim(), logs }
+    return parseHealth(r)
   }
 
   /** Atomically points `current` at a release and appends the ledger line. */
@@ -351,6 +340,22 @@ export class ComposeHost {
       ''
     ].join('\n')
   }
+}
+
+/** Reads a health wait's output: `state …` lines, then `result <word> …`, then the failing containers' logs. */
+export function parseHealth(r: RemoteResult): HealthResult {
+  const lines = r.stdout.split('\n')
+  const state = [...lines].reverse().find(l => l.startsWith('state ')) ?? ''
+  const i = lines.findIndex(l => l.startsWith('result '))
+  const result = i >= 0 ? lines[i].split(' ')[1] : `exit ${r.code}`
+  const logs =
+    i >= 0
+      ? lines
+          .slice(i + 1)
+          .join('\n')
+          .trim()
+      : r.stderr.trim()
+  return { ok: r.code === 0 && result === 'healthy', result, state: state.slice(6).trim(), logs }
 }
 
 /** Parses the lock script's output between LOCKED and READY. */

@@ -19,7 +19,13 @@
 import { parse, stringify } from 'yaml'
 import { UserError } from '../errors.js'
 import { shellJoin, type Remote } from '../ssh/remote.js'
-import { ComposeHost, type ComposeHostOptions, type HealthResult, type ReleaseMeta } from '../compose/host.js'
+import {
+  ComposeHost,
+  parseHealth,
+  type ComposeHostOptions,
+  type HealthResult,
+  type ReleaseMeta
+} from '../compose/host.js'
 import { ENV_FILE, OVERRIDE_FILE } from '../compose/layout.js'
 import { CONVERGE_SCRIPT, STACK_DEPLOY_SCRIPT } from './scripts.js'
 
@@ -168,18 +174,7 @@ export class SwarmHost extends ComposeHost {
       ),
       { timeoutMs: (timeoutSec + 60) * 1000 }
     )
-    const lines = r.stdout.split('\n')
-    const state = [...lines].reverse().find(l => l.startsWith('state ')) ?? ''
-    const i = lines.findIndex(l => l.startsWith('result '))
-    const result = i >= 0 ? lines[i].split(' ')[1] : `exit ${r.code}`
-    const logs =
-      i >= 0
-        ? lines
-            .slice(i + 1)
-            .join('\n')
-            .trim()
-        : r.stderr.trim()
-    return { ok: r.code === 0 && result === 'healthy', result, state: state.slice(6).trim(), logs }
+    return parseHealth(r)
   }
 
   override recoverScript(meta: ReleaseMeta, from: string | undefined, attempted: string): string {
