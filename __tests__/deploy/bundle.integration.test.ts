@@ -80,14 +80,17 @@ beforeAll(async () => {
 
 afterAll(async () => {
   ws?.cleanup()
-  for (const t of refs) {
-    const ids = execFileSync('docker', ['images', '-q', t.split(':').slice(0, -1).join(':')], {
+  // by reference, never by image id: an identical build elsewhere may share the id
+  const held = execFileSync(
+    'docker',
+    ['images', '--digests', '--format', '{{.Repository}}:{{.Tag}} {{.Repository}}@{{.Digest}}', repo],
+    {
       encoding: 'utf8'
-    })
-      .split('\n')
-      .filter(Boolean)
-    removeImages(...new Set(ids))
-  }
+    }
+  )
+    .split(/\s+/)
+    .filter(r => r && !r.endsWith(':<none>') && !r.endsWith('@<none>'))
+  removeImages(...new Set(held))
   await Promise.all([reg?.stop(), sshd?.stop(), gh?.stop()])
 })
 
