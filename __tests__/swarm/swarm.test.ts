@@ -96,7 +96,15 @@ describe('target: swarm on a single-node swarm', () => {
     await reg?.stop()
     removeImages(...['v1', 'v2', 'bad'].map(v => `${image}:${v}`))
     rmSync(path, { recursive: true, force: true })
-    if (initialised) docker('swarm', 'leave', '--force')
+    if (initialised) {
+      docker('swarm', 'leave', '--force')
+      // the bridge swarm mode made takes one of the engine's few local address pools
+      try {
+        docker('network', 'rm', 'docker_gwbridge')
+      } catch {
+        /* in use or gone */
+      }
+    }
   }, 120_000)
 
   const served = (): string => {
