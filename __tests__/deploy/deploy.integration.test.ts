@@ -272,6 +272,20 @@ describe('releases on one host', () => {
   })
 })
 
+describe('auto-rollback off', () => {
+  it('leaves the failed release running; a rollback to the current version brings it back (not a no-op)', async () => {
+    const path = ws.path()
+    expect((await deploy(opts(path, 'v1'))).status).toBe('deployed')
+    const r = await deploy({ ...opts(path, 'v3'), autoRollback: false })
+    expect(r.status).toBe('failed')
+    expect(r.error).toMatch(/auto-rollback is off/)
+    expect(await liveVersion(path)).toBe('v3')
+    const back = await rollback(rb(path, { to: 'v1' }))
+    expect(back).toMatchObject({ status: 'rolled-back', toVersion: 'v1' })
+    expect(await liveVersion(path)).toBe('v1')
+  })
+})
+
 describe('services: only the named services are updated', () => {
   it('recreates web with --no-deps, leaves side running as it was, and keeps side pinned in the new release', async () => {
     const path = ws.path()

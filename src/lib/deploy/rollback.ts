@@ -41,6 +41,16 @@ export function pickTarget(state: HostState, to: string | undefined, host: strin
   return state.releases.get(prev)!
 }
 
+/**
+ * True when the containers may not be what `current` says: the last ledger entry is a failed deploy
+ * that was left running (auto-rollback off, or its put-back failed). Rolling back to `current` then
+ * brings it up again instead of being a no-op.
+ */
+export function containersDiverge(state: HostState): boolean {
+  const last = state.ledger[state.ledger.length - 1]
+  return !!last && last.event === 'failed' && !!last.attempted
+}
+
 export async function rollback(opts: RollbackOptions): Promise<RollbackResult> {
   const path = validateProjectPath(opts.path)
   if (opts.hosts.length === 0)
@@ -54,17 +64,20 @@ export async function rollback(opts: RollbackOptions): Promise<RollbackResult> {
     { ...opts, path },
     `${opts.actor ?? 'someone'} ${opts.runUrl ?? ''} rollback`.trim()
   )
-  const plans = new Map<FleetHost, { target: ReleaseMeta; live?: ReleaseMeta; liveFrom?: string }>()
+  const plans = new Map<
+    FleetHost,
+    { target: ReleaseMeta; live?: ReleaseMeta; liveFrom?: string; diverged: boolean }
+  >()
   let ok = false
   try {
     // every host must know its target before any host changes
     for (const h of fleet) {
       const target = pickTarget(h.state, opts.to || undefined, h.label)
       const live = h.state.current ? h.state.releases.get(h.state.current) : undefined
-      plans.set(h, { target, live, liveFrom: previousRelease(h.state) })
+      plans.set(h, { target, live, liveFrom: previousRelease(h.state), diverged: containersDiverge(h.state) })
     }
     const first = plans.get(fleet[0])
-    if (first && first.target.id !== first.live?.id) {
+    if (first && (first.target.id !== first.live?.id || first.diverged)) {
       const t = first.target
       await opts.onPlanned?.({
         releaseId: t.id,
@@ -75,7 +88,7 @@ export async function rollback(opts: RollbackOptions): Promise<RollbackResult> {
       })
     }
     ok = await rollOut(fleet, opts.maxParallel ?? 1, async h => {
-      const { target, live, liveFrom } = plans.get(h)!
+      const { target, live, liveFrom, diverged } = plans.get(h)!
       const log = (m: string): void => opts.log.info(`${h.label}: ${m}`)
       Object.assign(h.result, {
         releaseId: target.id,
@@ -83,7 +96,7 @@ export async function rollback(opts: RollbackOptions): Promise<RollbackResult> {
         previousReleaseId: live?.id,
         previousVersion: live?.version
       })
-      if (live && live.id === target.id) {
+      if (live && live.id === target.id && !diverged) {
         h.result.status = 'unchanged'
         h.result.message = `${target.version} (${target.id}) is already live`
         log(h.result.message)
@@ -112,7 +125,7 @@ export async function rollback(opts: RollbackOptions): Promise<RollbackResult> {
           release: target.id,
           version: target.version,
           from: givenUp ? targetFrom : live?.id,
-          fromVersion: givenUp ? (targetFrom && h.state.releases.get(targetFrom)?.version) : live?.version,
+          fromVersion: givenUp ? targetFrom && h.state.releases.get(targetFrom)?.version : live?.version,
           ...(givenUp ? { attempted: givenUp.id, reason: opts.givingUp } : {}),
           actor: opts.actor,
           runUrl: opts.runUrl
