@@ -68971,8 +68971,10 @@ class ComposeHost {
         if (refs.length === 0)
             return [];
         const cfg = `${this.runDir}/docker-config`;
+        // pulls of big images over a slow link may take long: 30 min, not the ordinary step limit
         const r = await this.exec(SH(IMAGES_SCRIPT, cfg, auth?.registry ?? '', auth?.username ?? '', ...refs), {
-            stdin: auth?.password ?? ''
+            stdin: auth?.password ?? '',
+            timeoutMs: Math.max(this.stepTimeoutMs, 1_800_000)
         });
         const pulled = r.stdout
             .split('\n')
