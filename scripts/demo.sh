@@ -3,7 +3,7 @@
 # host, the built action bundles run the way the Actions runner runs them. Idempotent; run it twice.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-[ -d node_modules ] || npm ci --no-audit --no-fund
+[ -d node_modules ] || npm install --no-audit --no-fund
 bash scripts/setup-parts.sh
 [ -f dist/ship/index.js ] || npm run build
 rm -rf build/demo
