@@ -196,14 +196,7 @@ try {
     `per rollback: ${pr.connections} SSH connection, ${pr.exec + pr.writeFile} round trips (${pr.exec} commands, ${pr.writeFile} file writes)`
   )
 } finally {
-  const ids = execFileSync(
-    'docker',
-    ['ps', '-aq', '--filter', `label=com.docker.compose.project=${project}`],
-    { encoding: 'utf8' }
-  )
-    .split('\n')
-    .filter(Boolean)
-  if (ids.length) execFileSync('docker', ['rm', '-f', ...ids], { stdio: 'ignore' })
+  L.removeProject(path)
   const digests = execFileSync(
     'docker',
     ['images', '--digests', '--format', '{{.Repository}}@{{.Digest}}', repo],
