@@ -43359,45 +43359,341 @@ async function runAction(main, post) {
 
 /***/ }),
 
-/***/ 2830:
+/***/ 6198:
 /***/ ((__unused_webpack___webpack_module__, __webpack_exports__, __nccwpck_require__) => {
 
-/* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
-/* harmony export */   gJ: () => (/* binding */ errorMessage),
-/* harmony export */   iU: () => (/* binding */ isUserError),
-/* harmony export */   yo: () => (/* binding */ UserError)
-/* harmony export */ });
+
+// EXPORTS
+__nccwpck_require__.d(__webpack_exports__, {
+  o: () => (/* binding */ smokeStep)
+});
+
+// EXTERNAL MODULE: ./node_modules/@actions/core/lib/core.js + 18 modules
+var core = __nccwpck_require__(6257);
+// EXTERNAL MODULE: ./build/tsc/lib/errors.js
+var errors = __nccwpck_require__(2830);
+;// CONCATENATED MODULE: ./build/tsc/lib/redact.js
 /**
- * An error the user can fix. Its message is one line that says what was wrong and how to fix it;
- * `details` (optional) holds the longer story for a collapsed log group.
+ * Redaction of credentials in text that may reach a log, an output, a summary or a GitHub API call.
+ * A Redactor knows the secret values (header values, tokens, URL userinfo) and their encoded forms
+ * (base64 of the value and of `user:password` for Basic auth, percent-encoded forms) and replaces every
+ * occurrence with `***`; URL userinfo is redacted in any URL it sees, known or not.
+ * Plain module: callers that use @actions/core mask the same values through `forms()`.
  */
-class UserError extends Error {
-    details;
-    constructor(message, details) {
-        super(message);
-        this.name = 'UserError';
-        this.details = details;
+const MASK = '***';
+/** Header names whose values are credentials whatever the user says. */
+const SECRET_HEADERS = new Set([
+    'authorization',
+    'proxy-authorization',
+    'cookie',
+    'set-cookie',
+    'x-api-key',
+    'x-auth-token'
+]);
+class Redactor {
+    values = new Set();
+    /** Registers a secret (ignored when shorter than 3 characters: masking those would garble every log). */
+    add(value) {
+        if (!value)
+            return this;
+        for (const form of encodedForms(value))
+            if (form.length >= 3)
+                this.values.add(form);
+        return this;
+    }
+    /** Registers the credential parts of a header value: the whole value, and for `Basic`/`Bearer` the token and decoded user:password. */
+    addHeaderValue(value) {
+        this.add(value);
+        const m = /^\s*(\S+)\s+(.+?)\s*$/.exec(value);
+        if (m) {
+            this.add(m[2]);
+            if (/^basic$/i.test(m[1])) {
+                const decoded = Buffer.from(m[2], 'base64').toString('utf8');
+                if (decoded.includes(':')) {
+                    this.add(decoded);
+                    this.add(decoded.slice(decoded.indexOf(':') + 1));
+                }
+            }
+        }
+        return this;
+    }
+    /** Registers the userinfo of a URL (user:password, the password, Basic form). */
+    addUrl(url) {
+        try {
+            const u = new URL(url);
+            const user = decodeURIComponent(u.username);
+            const pass = decodeURIComponent(u.password);
+            if (pass) {
+                this.add(pass);
+                this.add(`${user}:${pass}`);
+                if (`${u.username}:${u.password}` !== `${user}:${pass}`)
+                    this.add(`${u.username}:${u.password}`);
+            }
+            else if (user)
+                this.add(user); // a token given as the user name
+        }
+        catch {
+            /* not a URL: nothing to register */
+        }
+        return this;
+    }
+    /** Every registered form, longest first (for core.setSecret). */
+    forms() {
+        return [...this.values].sort((a, b) => b.length - a.length);
+    }
+    redact(text) {
+        let out = redactUrlUserinfo(text);
+        for (const v of this.forms())
+            if (out.includes(v))
+                out = out.split(v).join(MASK);
+        return out;
     }
 }
-function isUserError(e) {
-    return e instanceof UserError || (e instanceof Error && e.name === 'UserError');
+/** The value and the encoded forms it may travel in: base64 (Basic auth, Kubernetes secrets), percent-encoding. */
+function encodedForms(value) {
+    const forms = new Set([value, value.trim()]);
+    forms.add(Buffer.from(value).toString('base64'));
+    forms.add(Buffer.from(value).toString('base64').replace(/=+$/, ''));
+    if (encodeURIComponent(value) !== value)
+        forms.add(encodeURIComponent(value));
+    return [...forms].filter(Boolean);
 }
-function errorMessage(e) {
-    if (e instanceof Error)
-        return e.message;
-    return String(e);
+/** `scheme://user:pass@host` → `scheme://***@host`, anywhere in the text. */
+function redactUrlUserinfo(text) {
+    return text.replace(/\b([a-z][a-z0-9+.-]*:\/\/)[^\s/@?#]+@/gi, `$1${MASK}@`);
+}
+/** A URL without userinfo, for display. */
+function displayUrl(url) {
+    try {
+        const u = new URL(url);
+        if (!u.username && !u.password)
+            return url;
+        u.username = '';
+        u.password = '';
+        return u.toString();
+    }
+    catch {
+        return redactUrlUserinfo(url);
+    }
 }
 
+// EXTERNAL MODULE: ./build/tsc/lib/smoke/checks.js
+var smoke_checks = __nccwpck_require__(2742);
+// EXTERNAL MODULE: external "node:dns"
+var external_node_dns_ = __nccwpck_require__(610);
+// EXTERNAL MODULE: external "node:http"
+var external_node_http_ = __nccwpck_require__(7067);
+;// CONCATENATED MODULE: external "node:https"
+const external_node_https_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:https");
+;// CONCATENATED MODULE: ./build/tsc/lib/smoke/http.js
+/**
+ * One HTTP exchange for a smoke check, on node:http/https (no global fetch: we need the lookup, the TLS
+ * switch and manual redirects in our hands):
+ * - `localhost` (and `*.localhost`) tries 127.0.0.1 and ::1, whichever listens (RFC 6761: both are
+ *   loopback; /etc/hosts often lists one only), other names use every address DNS gives (happy eyeballs);
+ * - one deadline covers connect, redirects and the body; a request never outlives it;
+ * - redirects are followed by hand: same origin keeps every header, another origin gets none of the
+ *   credential headers (Authorization, Cookie, and every header the user configured);
+ * - errors are classified (refused, reset, dns, timeout, tls…) so the caller can decide to retry.
+ */
 
-/***/ }),
 
-/***/ 8566:
-/***/ ((__unused_webpack___webpack_module__, __webpack_exports__, __nccwpck_require__) => {
 
-/* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
-/* harmony export */   jh: () => (/* binding */ validateExposition)
-/* harmony export */ });
-/* unused harmony exports RULES, formatFromContentType */
+
+class RequestError extends Error {
+    kind;
+    constructor(kind, message) {
+        super(message);
+        this.kind = kind;
+        this.name = 'RequestError';
+    }
+}
+const LOOPBACK = [
+    { address: '127.0.0.1', family: 4 },
+    { address: '::1', family: 6 }
+];
+/** dns.lookup, except that localhost names give both loopback addresses. */
+function smokeLookup(hostname, options, callback) {
+    const host = hostname.replace(/^\[|\]$/g, '').toLowerCase();
+    if (host === 'localhost' || host.endsWith('.localhost')) {
+        const fam = options.family === 'IPv4' ? 4 : options.family === 'IPv6' ? 6 : Number(options.family ?? 0);
+        const list = LOOPBACK.filter(a => !fam || a.family === fam);
+        if (options.all)
+            callback(null, list);
+        else
+            callback(null, list[0].address, list[0].family);
+        return;
+    }
+    (0,external_node_dns_.lookup)(hostname, { ...options, family: Number(options.family ?? 0) || 0, all: true }, (err, addrs) => {
+        if (err)
+            return callback(err, []);
+        if (options.all)
+            callback(null, addrs);
+        else
+            callback(null, addrs[0].address, addrs[0].family);
+    });
+}
+const TLS_CODES = /CERT|SSL|TLS|UNABLE_TO_VERIFY|SELF_SIGNED|ERR_TLS/;
+function classify(e) {
+    if (e instanceof RequestError)
+        return e;
+    const err = e;
+    const inner = err.errors?.length ? err.errors : [err];
+    const codes = inner.map(x => x.code ?? '').filter(Boolean);
+    const code = codes.find(c => c !== 'ECONNREFUSED') ?? codes[0] ?? err.code ?? '';
+    const msg = inner.map(x => x.message).join('; ') || err.message;
+    if (codes.length && codes.every(c => c === 'ECONNREFUSED'))
+        return new RequestError('refused', `connection refused (${msg})`);
+    if (code === 'ENOTFOUND' || code === 'EAI_AGAIN' || code === 'EAI_NONAME')
+        return new RequestError('dns', `DNS lookup failed (${msg})`);
+    if (code === 'ETIMEDOUT' || code === 'ESOCKETTIMEDOUT')
+        return new RequestError('timeout', `connect timed out (${msg})`);
+    if (TLS_CODES.test(code))
+        return new RequestError('tls', `TLS: ${msg} (${code})`);
+    if ([
+        'ECONNRESET',
+        'EPIPE',
+        'ECONNABORTED',
+        'EHOSTUNREACH',
+        'ENETUNREACH',
+        'EADDRNOTAVAIL',
+        'UND_ERR_SOCKET'
+    ].includes(code)) {
+        return new RequestError('reset', `connection ${code === 'ECONNRESET' ? 'reset' : 'failed'} (${msg})`);
+    }
+    if (/socket hang up/i.test(msg))
+        return new RequestError('reset', `connection reset (${msg})`);
+    return new RequestError('other', msg || String(e));
+}
+/** The Authorization header for userinfo in a URL, and the URL without it. */
+function splitUserinfo(url) {
+    if (!url.username && !url.password)
+        return { url };
+    const user = decodeURIComponent(url.username);
+    const pass = decodeURIComponent(url.password);
+    const clean = new URL(url);
+    clean.username = '';
+    clean.password = '';
+    return { url: clean, authorization: `Basic ${Buffer.from(`${user}:${pass}`).toString('base64')}` };
+}
+/** Performs the request (following redirects unless told not to) within `timeoutMs`. */
+async function send(req) {
+    const started = performance.now();
+    const deadline = started + req.timeoutMs;
+    const secret = new Set([...SECRET_HEADERS, ...[...(req.secretHeaders ?? [])].map(h => h.toLowerCase())]);
+    let url = new URL(req.url);
+    let method = req.method;
+    let body = req.body;
+    let headers = { ...req.headers };
+    const redirects = [];
+    const max = req.maxRedirects ?? 5;
+    for (;;) {
+        const remaining = deadline - performance.now();
+        if (remaining <= 0)
+            throw new RequestError('timeout', `no answer within ${req.timeoutMs} ms`);
+        const res = await exchange(url, method, headers, body, remaining, req);
+        const location = res.headers.location;
+        if (req.followRedirects === false ||
+            res.status < 300 ||
+            res.status > 399 ||
+            res.status === 304 ||
+            !location) {
+            return { ...res, url: url.toString(), redirects, latencyMs: Math.round(performance.now() - started) };
+        }
+        if (redirects.length >= max)
+            throw new RequestError('redirect', `more than ${max} redirects (last to ${location})`);
+        let next;
+        try {
+            next = new URL(location, url);
+        }
+        catch {
+            throw new RequestError('redirect', `redirect to an invalid location '${location}'`);
+        }
+        if (next.protocol !== 'http:' && next.protocol !== 'https:')
+            throw new RequestError('redirect', `redirect to unsupported ${next.protocol} URL`);
+        if (next.origin !== url.origin) {
+            // another origin: credentials stay behind (and userinfo in the Location does not become a header either)
+            headers = Object.fromEntries(Object.entries(headers).filter(([k]) => !secret.has(k.toLowerCase())));
+            next.username = '';
+            next.password = '';
+        }
+        if (res.status === 303 || ((res.status === 301 || res.status === 302) && method === 'POST')) {
+            method = method === 'HEAD' ? 'HEAD' : 'GET';
+            body = undefined;
+            headers = Object.fromEntries(Object.entries(headers).filter(([k]) => !/^content-(type|length)$/i.test(k)));
+        }
+        redirects.push(next.toString());
+        url = next;
+    }
+}
+function exchange(url, method, headers, body, timeoutMs, req) {
+    const limit = req.maxBodyBytes ?? 64 * 1024 * 1024;
+    return new Promise((resolve, reject) => {
+        const https = url.protocol === 'https:';
+        const options = {
+            method,
+            host: url.hostname.replace(/^\[|\]$/g, ''),
+            port: url.port || (https ? 443 : 80),
+            path: `${url.pathname}${url.search}`,
+            headers: {
+                'User-Agent': 'shipline-smoke-test',
+                ...headers,
+                ...(body !== undefined ? { 'Content-Length': String(Buffer.byteLength(body)) } : {})
+            },
+            agent: false,
+            lookup: smokeLookup,
+            autoSelectFamily: true
+        };
+        if (https) {
+            options.rejectUnauthorized = !req.insecureTls;
+            options.servername = /^[\d.]+$|:/.test(options.host)
+                ? undefined
+                : options.host;
+        }
+        let settled = false;
+        const done = (f) => {
+            if (settled)
+                return;
+            settled = true;
+            clearTimeout(timer);
+            f();
+        };
+        const r = (https ? external_node_https_namespaceObject.request : external_node_http_.request)(options, res => {
+            const chunks = [];
+            let size = 0;
+            res.on('data', (c) => {
+                size += c.length;
+                if (size > limit) {
+                    r.destroy();
+                    done(() => reject(new RequestError('too-large', `body larger than ${limit} bytes`)));
+                    return;
+                }
+                chunks.push(c);
+            });
+            res.on('end', () => done(() => resolve({
+                status: res.statusCode ?? 0,
+                statusText: res.statusMessage ?? '',
+                headers: res.headers,
+                body: Buffer.concat(chunks)
+            })));
+            res.on('error', e => done(() => reject(classify(e))));
+            res.on('close', () => {
+                if (!res.complete)
+                    done(() => reject(new RequestError('reset', 'connection closed before the body ended')));
+            });
+        });
+        const timer = setTimeout(() => {
+            done(() => reject(new RequestError('timeout', `no complete answer within ${Math.round(timeoutMs)} ms`)));
+            r.destroy();
+        }, Math.max(1, timeoutMs));
+        r.on('error', e => done(() => reject(classify(e))));
+        if (body !== undefined)
+            r.write(body);
+        r.end();
+    });
+}
+
+;// CONCATENATED MODULE: ./build/tsc/lib/prometheus/validate.js
 /**
  * A strict, single-pass validator for Prometheus expositions: the text format 0.0.4 and OpenMetrics 1.0.
  *
@@ -44665,120 +44961,400 @@ class Validator {
     }
 }
 
-
-/***/ }),
-
-/***/ 2308:
-/***/ ((__unused_webpack___webpack_module__, __webpack_exports__, __nccwpck_require__) => {
-
-/* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
-/* harmony export */   KY: () => (/* binding */ SECRET_HEADERS),
-/* harmony export */   Qy: () => (/* binding */ displayUrl),
-/* harmony export */   pO: () => (/* binding */ Redactor)
-/* harmony export */ });
-/* unused harmony exports MASK, encodedForms, redactUrlUserinfo */
+;// CONCATENATED MODULE: ./build/tsc/lib/smoke/run.js
 /**
- * Redaction of credentials in text that may reach a log, an output, a summary or a GitHub API call.
- * A Redactor knows the secret values (header values, tokens, URL userinfo) and their encoded forms
- * (base64 of the value and of `user:password` for Basic auth, percent-encoded forms) and replaces every
- * occurrence with `***`; URL userinfo is redacted in any URL it sees, known or not.
- * Plain module: callers that use @actions/core mask the same values through `forms()`.
+ * Runs smoke checks concurrently inside one deadline. Each check is tried until it passes or the deadline
+ * comes: connection failures, timeouts, 5xx and 429 are the classic transient ones, but a deployment that
+ * is still starting may also answer 404 or a half-ready body for a moment behind a proxy, so every failure
+ * is retried except TLS verification errors (waiting does not fix a certificate). Waits between attempts
+ * are capped exponential backoff with jitter, or the server's Retry-After; each request and each wait is
+ * clamped to what is left of the deadline, so the run ends at most a moment after it.
  */
-const MASK = '***';
-/** Header names whose values are credentials whatever the user says. */
-const SECRET_HEADERS = new Set([
-    'authorization',
-    'proxy-authorization',
-    'cookie',
-    'set-cookie',
-    'x-api-key',
-    'x-auth-token'
-]);
-class Redactor {
-    values = new Set();
-    /** Registers a secret (ignored when shorter than 3 characters: masking those would garble every log). */
-    add(value) {
-        if (!value)
-            return this;
-        for (const form of encodedForms(value))
-            if (form.length >= 3)
-                this.values.add(form);
-        return this;
+
+
+
+
+
+/** Capped exponential backoff with "equal jitter": between half and all of min(cap, base·2^(n-1)). */
+function backoffMs(attempt, { baseMs = 250, capMs = 5000, random = Math.random } = {}) {
+    const exp = Math.min(capMs, baseMs * 2 ** Math.max(0, attempt - 1));
+    return Math.round(exp / 2 + random() * (exp / 2));
+}
+/** Retry-After as milliseconds from now: delay-seconds or an HTTP date; undefined when absent or invalid. */
+function parseRetryAfter(value, nowMs = Date.now()) {
+    const v = (Array.isArray(value) ? value[0] : value)?.trim();
+    if (!v)
+        return undefined;
+    if (/^\d+$/.test(v))
+        return Number(v) * 1000;
+    const t = Date.parse(v);
+    if (Number.isNaN(t))
+        return undefined;
+    return Math.max(0, t - nowMs);
+}
+/** Base URL + check path (keeping the base's own path prefix). */
+function checkUrl(base, path) {
+    const u = new URL(base);
+    const q = path.indexOf('?');
+    const p = q >= 0 ? path.slice(0, q) : path;
+    u.pathname = base.pathname.replace(/\/+$/, '') + (p.startsWith('/') ? p : `/${p}`);
+    u.search = q >= 0 ? path.slice(q) : '';
+    u.hash = '';
+    return u;
+}
+function parseBaseUrl(raw) {
+    let u;
+    try {
+        u = new URL(raw.trim());
     }
-    /** Registers the credential parts of a header value: the whole value, and for `Basic`/`Bearer` the token and decoded user:password. */
-    addHeaderValue(value) {
-        this.add(value);
-        const m = /^\s*(\S+)\s+(.+?)\s*$/.exec(value);
-        if (m) {
-            this.add(m[2]);
-            if (/^basic$/i.test(m[1])) {
-                const decoded = Buffer.from(m[2], 'base64').toString('utf8');
-                if (decoded.includes(':')) {
-                    this.add(decoded);
-                    this.add(decoded.slice(decoded.indexOf(':') + 1));
+    catch {
+        throw new errors/* UserError */.yo(`Input 'url' must be an http:// or https:// URL like 'https://stage.example.com', got '${displayUrl(raw.trim())}'.`);
+    }
+    if (u.protocol !== 'http:' && u.protocol !== 'https:') {
+        throw new errors/* UserError */.yo(`Input 'url' must start with http:// or https://, got '${u.protocol}'.`);
+    }
+    return u;
+}
+const PROMETHEUS_ACCEPT = 'application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1';
+const sleep = (ms) => new Promise(r => setTimeout(r, Math.max(0, ms)));
+const run_clip = (s, n = 160) => (s.length > n ? `${s.slice(0, n - 1)}…` : s);
+async function runSmoke(opts) {
+    const started = performance.now();
+    // the deadline counts from `startedAt` when given (the entrypoint passes its process start)
+    const deadline = (opts.startedAt ?? started) + opts.timeoutMs;
+    const redactor = opts.redactor ?? new Redactor();
+    const log = (line) => opts.log?.(redactor.redact(line));
+    const { url: base, authorization } = splitUserinfo(parseBaseUrl(opts.url));
+    redactor.addUrl(opts.url);
+    const globalHeaders = {
+        ...(authorization ? { Authorization: authorization } : {}),
+        ...opts.headers
+    };
+    for (const v of Object.values(globalHeaders))
+        redactor.addHeaderValue(v);
+    const results = await Promise.all(opts.checks.map(async (check) => {
+        const headers = mergeHeaders(globalHeaders, check.headers);
+        // every header the user gave is a potential credential: none of them crosses to another origin
+        const secretHeaders = Object.keys(headers).map(h => h.toLowerCase());
+        const has = (name) => Object.keys(headers).some(h => h.toLowerCase() === name);
+        if (check.dataType && !has('content-type'))
+            headers['Content-Type'] = check.dataType;
+        if (check.format === 'prometheus' && !has('accept')) {
+            headers.Accept = PROMETHEUS_ACCEPT; // what Prometheus itself sends when it scrapes
+        }
+        for (const v of Object.values(check.headers))
+            redactor.addHeaderValue(v);
+        const target = checkUrl(base, check.path);
+        const follow = !check.status.some(s => (typeof s === 'number' ? s >= 300 && s < 400 : s === '3xx'));
+        const tryOnce = async (timeoutMs) => {
+            try {
+                const res = await send({
+                    url: target.toString(),
+                    method: check.method,
+                    headers,
+                    body: check.data,
+                    timeoutMs,
+                    insecureTls: opts.insecureTls,
+                    followRedirects: follow,
+                    secretHeaders
+                });
+                return evaluate(check, res, opts.validate ?? validateExposition);
+            }
+            catch (e) {
+                const err = e instanceof RequestError ? e : new RequestError('other', String(e));
+                const hint = err.kind === 'tls'
+                    ? "; if the certificate is self-signed on purpose, set 'insecure-tls: true'"
+                    : '';
+                return {
+                    ok: false,
+                    status: null,
+                    latencyMs: null,
+                    error: `${err.message}${hint}`,
+                    retryable: err.kind !== 'tls',
+                    timedOut: err.kind === 'timeout'
+                };
+            }
+        };
+        let attempts = 0;
+        let last = {
+            ok: false,
+            status: null,
+            latencyMs: null,
+            error: 'not tried: the deadline had passed',
+            retryable: false
+        };
+        for (;;) {
+            const remaining = deadline - performance.now();
+            if (remaining <= 0)
+                break;
+            attempts++;
+            const clamped = remaining < opts.requestTimeoutMs;
+            const attempt = await tryOnce(Math.min(opts.requestTimeoutMs, remaining));
+            if (clamped && attempt.timedOut && last.status !== null) {
+                // the deadline, not the server, cut this attempt short: the previous answer says more
+                last = { ...last, error: `${last.error} (attempt ${attempts} was cut short by the deadline)` };
+                break;
+            }
+            last = attempt;
+            if (last.ok || !last.retryable)
+                break;
+            const left = deadline - performance.now();
+            let wait = last.retryAfterMs ?? backoffMs(attempts, opts.backoff);
+            if (last.retryAfterMs !== undefined && last.retryAfterMs >= left) {
+                log(`${check.path}: attempt ${attempts}: ${last.error}; Retry-After ${Math.ceil(last.retryAfterMs / 1000)}s reaches past the deadline, giving up`);
+                last.error += ` (Retry-After ${Math.ceil(last.retryAfterMs / 1000)}s is past the deadline)`;
+                break;
+            }
+            // keep a slot for one last attempt before the deadline rather than sleeping past it
+            // (a Retry-After that ends before the deadline is honoured as given)
+            const reserve = Math.min(opts.requestTimeoutMs, 500);
+            if (last.retryAfterMs === undefined) {
+                if (left <= reserve) {
+                    log(`${check.path}: attempt ${attempts}: ${last.error}; no time left for another attempt`);
+                    break;
+                }
+                wait = Math.min(wait, left - reserve);
+            }
+            log(`${check.path}: attempt ${attempts}: ${last.error}; retrying in ${(wait / 1000).toFixed(1)}s`);
+            await sleep(wait);
+        }
+        if (last.ok)
+            log(`${check.path}: ok (${last.status}, ${last.latencyMs} ms, ${attempts} attempt${attempts === 1 ? '' : 's'})`);
+        else {
+            log(`${check.path}: FAILED after ${attempts} attempt${attempts === 1 ? '' : 's'}: ${last.error}`);
+            if (isReadinessPath(check.path) && last.status !== null) {
+                // one more look with ?verbose: Kubernetes-style readiness endpoints list their failing parts there
+                const verbose = checkUrl(base, withVerbose(check.path));
+                const budget = Math.min(opts.requestTimeoutMs, Math.max(0, deadline - performance.now()) + 500);
+                try {
+                    const res = await send({
+                        url: verbose.toString(),
+                        method: 'GET',
+                        headers,
+                        timeoutMs: budget,
+                        insecureTls: opts.insecureTls,
+                        secretHeaders
+                    });
+                    const failing = res.body
+                        .toString('utf8')
+                        .split('\n')
+                        .map(l => l.trim())
+                        .filter(l => /\[-\]|failed/i.test(l));
+                    if (failing.length) {
+                        log(`${check.path}?verbose says:\n  ${failing.join('\n  ')}`);
+                        last.error += `; ?verbose: ${run_clip(failing.join(' | '), 300)}`;
+                    }
+                }
+                catch (e) {
+                    log(`${check.path}?verbose could not be fetched: ${e.message}`);
                 }
             }
         }
-        return this;
+        const result = {
+            path: redactor.redact(check.path),
+            status: last.status,
+            'latency-ms': last.latencyMs,
+            attempts,
+            ok: last.ok,
+            error: last.ok ? null : redactor.redact(last.error ?? 'failed')
+        };
+        return result;
+    }));
+    return { passed: results.every(r => r.ok), results, durationMs: Math.round(performance.now() - started) };
+}
+function mergeHeaders(global, own) {
+    const out = {};
+    for (const [k, v] of Object.entries(global))
+        if (!Object.keys(own).some(o => o.toLowerCase() === k.toLowerCase()))
+            out[k] = v;
+    return { ...out, ...own };
+}
+function isReadinessPath(path) {
+    const p = path.split('?')[0].replace(/\/+$/, '').toLowerCase();
+    return p.endsWith('readyz') || p.endsWith('ready');
+}
+function withVerbose(path) {
+    return path.includes('?') ? `${path}&verbose` : `${path}?verbose`;
+}
+/** Judges one answer against the check. Every failure is retryable (see the module comment). */
+function evaluate(check, res, validate) {
+    const base = { status: res.status, latencyMs: res.latencyMs, retryable: true };
+    const fail = (error, extra = {}) => ({
+        ...base,
+        ok: false,
+        error,
+        ...extra
+    });
+    if (!(0,smoke_checks/* statusAccepted */.Kt)(check, res.status)) {
+        const text = firstWords(res);
+        const retryAfterMs = res.status === 429 || res.status === 503 ? parseRetryAfter(res.headers['retry-after']) : undefined;
+        return fail(`status ${res.status}${res.statusText ? ` ${res.statusText}` : ''}, expected ${check.status.join(' or ')}${text ? `: ${run_clip(text, 120)}` : ''}`, {
+            retryAfterMs
+        });
     }
-    /** Registers the userinfo of a URL (user:password, the password, Basic form). */
-    addUrl(url) {
+    if (check.maxLatencyMs !== undefined && res.latencyMs > check.maxLatencyMs) {
+        return fail(`latency ${res.latencyMs} ms is over max-latency-ms ${check.maxLatencyMs}`);
+    }
+    const text = res.body.toString('utf8');
+    if (check.body && !check.body.test(text))
+        return fail(`body does not match /${check.body.source}/: ${run_clip(text.trim().split('\n')[0] ?? '', 80)}`);
+    if (check.json !== undefined) {
+        let parsed;
         try {
-            const u = new URL(url);
-            const user = decodeURIComponent(u.username);
-            const pass = decodeURIComponent(u.password);
-            if (pass) {
-                this.add(pass);
-                this.add(`${user}:${pass}`);
-                if (`${u.username}:${u.password}` !== `${user}:${pass}`)
-                    this.add(`${u.username}:${u.password}`);
-            }
-            else if (user)
-                this.add(user); // a token given as the user name
+            parsed = JSON.parse(text);
         }
         catch {
-            /* not a URL: nothing to register */
+            return fail(`body is not JSON: ${run_clip(text.trim(), 80)}`);
         }
-        return this;
+        if (!(0,smoke_checks/* jsonContains */.MC)(parsed, check.json))
+            return fail(`JSON body does not contain ${run_clip(JSON.stringify(check.json), 120)}`);
     }
-    /** Every registered form, longest first (for core.setSecret). */
-    forms() {
-        return [...this.values].sort((a, b) => b.length - a.length);
+    if (check.format === 'prometheus') {
+        const ct = res.headers['content-type'];
+        const report = validate(text, Array.isArray(ct) ? ct[0] : ct);
+        if (report.errors.length > 0) {
+            const first = report.errors
+                .slice(0, 3)
+                .map(e => `line ${e.line}: ${e.rule}: ${e.message}`)
+                .join('; ');
+            const more = report.errors.length > 3 ? ` (and ${report.errors.length - 3} more)` : '';
+            return fail(`invalid Prometheus exposition (${report.format}): ${first}${more}`);
+        }
+        const missing = check.requireMetrics.filter(m => !report.metricNames.has(m));
+        if (missing.length)
+            return fail(`missing metrics: ${missing.join(', ')}`);
     }
-    redact(text) {
-        let out = redactUrlUserinfo(text);
-        for (const v of this.forms())
-            if (out.includes(v))
-                out = out.split(v).join(MASK);
-        return out;
+    return { ...base, ok: true };
+}
+/** What an error page says, in a few words: its HTML <title>, else its first line. */
+function firstWords(res) {
+    const text = res.body.toString('utf8', 0, Math.min(res.body.length, 64 * 1024));
+    const title = /<title[^>]*>([^<]*)<\/title>/i.exec(text)?.[1]?.trim();
+    if (title)
+        return title.replace(/\s+/g, ' ');
+    return (text.trim().split('\n')[0] ?? '').trim();
+}
+
+;// CONCATENATED MODULE: ./build/tsc/lib/smoke/summary.js
+const cell = (s) => s.replace(/\|/g, '\\|').replace(/\r?\n/g, ' ');
+function resultsTable(results) {
+    const rows = results.map(r => [
+        `\`${cell(r.path)}\``,
+        r.ok ? '✅ pass' : '❌ fail',
+        r.status === null ? '–' : String(r.status),
+        r['latency-ms'] === null ? '–' : `${r['latency-ms']} ms`,
+        String(r.attempts),
+        r.error ? cell(r.error) : ''
+    ].join(' | '));
+    return [
+        '| check | result | status | latency | attempts | reason |',
+        '|---|---|---|---|---|---|',
+        ...rows.map(r => `| ${r} |`)
+    ].join('\n');
+}
+function verdict(results, durationMs) {
+    const failed = results.filter(r => !r.ok);
+    const secs = (durationMs / 1000).toFixed(1);
+    if (failed.length === 0)
+        return `all ${results.length} checks passed in ${secs}s`;
+    return `${failed.length} of ${results.length} checks failed in ${secs}s: ${failed.map(f => f.path).join(', ')}`;
+}
+function summaryMarkdown(target, results, durationMs) {
+    return `## Smoke test ${results.every(r => r.ok) ? 'passed' : 'failed'}: ${cell(target)}\n\n${verdict(results, durationMs)}\n\n${resultsTable(results)}\n`;
+}
+
+;// CONCATENATED MODULE: ./build/tsc/action/smoke-step.js
+/**
+ * The smoke step shared by smoke-test and ship: masks every credential form, parses the checks, runs them
+ * inside one deadline, writes the summary. The caller sets its outputs and decides what a failure means.
+ */
+
+
+
+
+
+
+
+async function smokeStep(o) {
+    // Secrets first: nothing is logged before every credential form is masked.
+    const redactor = new Redactor();
+    const checks = (0,smoke_checks/* parseChecks */.B2)(o.checksText, o.checksInput);
+    redactor.addUrl(o.url);
+    for (const v of Object.values(o.headers))
+        redactor.addHeaderValue(v);
+    for (const c of checks)
+        for (const v of Object.values(c.headers))
+            redactor.addHeaderValue(v);
+    for (const form of redactor.forms())
+        core/* setSecret */.Pq(form); // forms() already holds the base64 and URL-encoded forms
+    if (o.url.trim() === '')
+        throw new errors/* UserError */.yo(`Input '${o.urlInput}' is required: the base URL of the deployment, e.g. '${o.urlInput}: https://stage.example.com'.`);
+    parseBaseUrl(o.url);
+    const target = displayUrl(o.url.trim());
+    core/* info */.pq(`smoke-test: ${target}: ${checks.length} check${checks.length === 1 ? '' : 's'}, deadline ${o.timeout}s, ${o.requestTimeout}s per request`);
+    if (o.insecureTls)
+        core/* warning */.$e('insecure-tls: TLS certificates are not verified');
+    o.begin?.(`checking ${checks.length} endpoint${checks.length === 1 ? '' : 's'} of ${target}`);
+    core/* startGroup */.Oh(`attempt log (${checks.length} checks at once)`);
+    const report = await runSmoke({
+        url: o.url.trim(),
+        checks,
+        timeoutMs: o.timeout * 1000,
+        requestTimeoutMs: Math.min(o.requestTimeout, o.timeout) * 1000,
+        headers: o.headers,
+        insecureTls: o.insecureTls,
+        validate: validateExposition,
+        redactor,
+        log: line => core/* info */.pq(line),
+        startedAt: o.startedAt
+    })
+        .catch(async (e) => {
+        await o.aborted?.(redactor.redact(String(e?.message ?? e)).split('\n')[0]);
+        throw e;
+    })
+        .finally(() => core/* endGroup */.N4());
+    for (const r of report.results) {
+        const took = r['latency-ms'] === null ? '' : `, ${r['latency-ms']} ms`;
+        const tries = `${r.attempts} attempt${r.attempts === 1 ? '' : 's'}`;
+        core/* info */.pq(`${r.ok ? 'pass' : 'FAIL'} ${r.path}: ${r.status ?? 'no answer'}${took}, ${tries}${r.ok ? '' : ` — ${r.error}`}`);
+    }
+    const line = verdict(report.results, report.durationMs);
+    const markdown = summaryMarkdown(target, report.results, report.durationMs);
+    await core/* summary */.z.addRaw(markdown).write();
+    const first = report.results.find(r => !r.ok);
+    return { report, line, markdown, firstFailure: first ? `${first.path}: ${first.error}` : undefined };
+}
+
+
+/***/ }),
+
+/***/ 2830:
+/***/ ((__unused_webpack___webpack_module__, __webpack_exports__, __nccwpck_require__) => {
+
+/* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
+/* harmony export */   gJ: () => (/* binding */ errorMessage),
+/* harmony export */   iU: () => (/* binding */ isUserError),
+/* harmony export */   yo: () => (/* binding */ UserError)
+/* harmony export */ });
+/**
+ * An error the user can fix. Its message is one line that says what was wrong and how to fix it;
+ * `details` (optional) holds the longer story for a collapsed log group.
+ */
+class UserError extends Error {
+    details;
+    constructor(message, details) {
+        super(message);
+        this.name = 'UserError';
+        this.details = details;
     }
 }
-/** The value and the encoded forms it may travel in: base64 (Basic auth, Kubernetes secrets), percent-encoding. */
-function encodedForms(value) {
-    const forms = new Set([value, value.trim()]);
-    forms.add(Buffer.from(value).toString('base64'));
-    forms.add(Buffer.from(value).toString('base64').replace(/=+$/, ''));
-    if (encodeURIComponent(value) !== value)
-        forms.add(encodeURIComponent(value));
-    return [...forms].filter(Boolean);
+function isUserError(e) {
+    return e instanceof UserError || (e instanceof Error && e.name === 'UserError');
 }
-/** `scheme://user:pass@host` → `scheme://***@host`, anywhere in the text. */
-function redactUrlUserinfo(text) {
-    return text.replace(/\b([a-z][a-z0-9+.-]*:\/\/)[^\s/@?#]+@/gi, `$1${MASK}@`);
-}
-/** A URL without userinfo, for display. */
-function displayUrl(url) {
-    try {
-        const u = new URL(url);
-        if (!u.username && !u.password)
-            return url;
-        u.username = '';
-        u.password = '';
-        return u.toString();
-    }
-    catch {
-        return redactUrlUserinfo(url);
-    }
+function errorMessage(e) {
+    if (e instanceof Error)
+        return e.message;
+    return String(e);
 }
 
 
@@ -45055,555 +45631,6 @@ function parseHeaderLines(text, inputName = 'headers') {
 
 /***/ }),
 
-/***/ 790:
-/***/ ((__unused_webpack___webpack_module__, __webpack_exports__, __nccwpck_require__) => {
-
-
-// EXPORTS
-__nccwpck_require__.d(__webpack_exports__, {
-  Q2: () => (/* binding */ parseBaseUrl),
-  Lw: () => (/* binding */ runSmoke)
-});
-
-// UNUSED EXPORTS: PROMETHEUS_ACCEPT, backoffMs, checkUrl, evaluate, isReadinessPath, parseRetryAfter
-
-// EXTERNAL MODULE: ./build/tsc/lib/smoke/checks.js
-var checks = __nccwpck_require__(2742);
-// EXTERNAL MODULE: external "node:dns"
-var external_node_dns_ = __nccwpck_require__(610);
-// EXTERNAL MODULE: external "node:http"
-var external_node_http_ = __nccwpck_require__(7067);
-;// CONCATENATED MODULE: external "node:https"
-const external_node_https_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:https");
-// EXTERNAL MODULE: ./build/tsc/lib/redact.js
-var redact = __nccwpck_require__(2308);
-;// CONCATENATED MODULE: ./build/tsc/lib/smoke/http.js
-/**
- * One HTTP exchange for a smoke check, on node:http/https (no global fetch: we need the lookup, the TLS
- * switch and manual redirects in our hands):
- * - `localhost` (and `*.localhost`) tries 127.0.0.1 and ::1, whichever listens (RFC 6761: both are
- *   loopback; /etc/hosts often lists one only), other names use every address DNS gives (happy eyeballs);
- * - one deadline covers connect, redirects and the body; a request never outlives it;
- * - redirects are followed by hand: same origin keeps every header, another origin gets none of the
- *   credential headers (Authorization, Cookie, and every header the user configured);
- * - errors are classified (refused, reset, dns, timeout, tls…) so the caller can decide to retry.
- */
-
-
-
-
-class RequestError extends Error {
-    kind;
-    constructor(kind, message) {
-        super(message);
-        this.kind = kind;
-        this.name = 'RequestError';
-    }
-}
-const LOOPBACK = [
-    { address: '127.0.0.1', family: 4 },
-    { address: '::1', family: 6 }
-];
-/** dns.lookup, except that localhost names give both loopback addresses. */
-function smokeLookup(hostname, options, callback) {
-    const host = hostname.replace(/^\[|\]$/g, '').toLowerCase();
-    if (host === 'localhost' || host.endsWith('.localhost')) {
-        const fam = options.family === 'IPv4' ? 4 : options.family === 'IPv6' ? 6 : Number(options.family ?? 0);
-        const list = LOOPBACK.filter(a => !fam || a.family === fam);
-        if (options.all)
-            callback(null, list);
-        else
-            callback(null, list[0].address, list[0].family);
-        return;
-    }
-    (0,external_node_dns_.lookup)(hostname, { ...options, family: Number(options.family ?? 0) || 0, all: true }, (err, addrs) => {
-        if (err)
-            return callback(err, []);
-        if (options.all)
-            callback(null, addrs);
-        else
-            callback(null, addrs[0].address, addrs[0].family);
-    });
-}
-const TLS_CODES = /CERT|SSL|TLS|UNABLE_TO_VERIFY|SELF_SIGNED|ERR_TLS/;
-function classify(e) {
-    if (e instanceof RequestError)
-        return e;
-    const err = e;
-    const inner = err.errors?.length ? err.errors : [err];
-    const codes = inner.map(x => x.code ?? '').filter(Boolean);
-    const code = codes.find(c => c !== 'ECONNREFUSED') ?? codes[0] ?? err.code ?? '';
-    const msg = inner.map(x => x.message).join('; ') || err.message;
-    if (codes.length && codes.every(c => c === 'ECONNREFUSED'))
-        return new RequestError('refused', `connection refused (${msg})`);
-    if (code === 'ENOTFOUND' || code === 'EAI_AGAIN' || code === 'EAI_NONAME')
-        return new RequestError('dns', `DNS lookup failed (${msg})`);
-    if (code === 'ETIMEDOUT' || code === 'ESOCKETTIMEDOUT')
-        return new RequestError('timeout', `connect timed out (${msg})`);
-    if (TLS_CODES.test(code))
-        return new RequestError('tls', `TLS: ${msg} (${code})`);
-    if ([
-        'ECONNRESET',
-        'EPIPE',
-        'ECONNABORTED',
-        'EHOSTUNREACH',
-        'ENETUNREACH',
-        'EADDRNOTAVAIL',
-        'UND_ERR_SOCKET'
-    ].includes(code)) {
-        return new RequestError('reset', `connection ${code === 'ECONNRESET' ? 'reset' : 'failed'} (${msg})`);
-    }
-    if (/socket hang up/i.test(msg))
-        return new RequestError('reset', `connection reset (${msg})`);
-    return new RequestError('other', msg || String(e));
-}
-/** The Authorization header for userinfo in a URL, and the URL without it. */
-function splitUserinfo(url) {
-    if (!url.username && !url.password)
-        return { url };
-    const user = decodeURIComponent(url.username);
-    const pass = decodeURIComponent(url.password);
-    const clean = new URL(url);
-    clean.username = '';
-    clean.password = '';
-    return { url: clean, authorization: `Basic ${Buffer.from(`${user}:${pass}`).toString('base64')}` };
-}
-/** Performs the request (following redirects unless told not to) within `timeoutMs`. */
-async function send(req) {
-    const started = performance.now();
-    const deadline = started + req.timeoutMs;
-    const secret = new Set([...redact/* SECRET_HEADERS */.KY, ...[...(req.secretHeaders ?? [])].map(h => h.toLowerCase())]);
-    let url = new URL(req.url);
-    let method = req.method;
-    let body = req.body;
-    let headers = { ...req.headers };
-    const redirects = [];
-    const max = req.maxRedirects ?? 5;
-    for (;;) {
-        const remaining = deadline - performance.now();
-        if (remaining <= 0)
-            throw new RequestError('timeout', `no answer within ${req.timeoutMs} ms`);
-        const res = await exchange(url, method, headers, body, remaining, req);
-        const location = res.headers.location;
-        if (req.followRedirects === false ||
-            res.status < 300 ||
-            res.status > 399 ||
-            res.status === 304 ||
-            !location) {
-            return { ...res, url: url.toString(), redirects, latencyMs: Math.round(performance.now() - started) };
-        }
-        if (redirects.length >= max)
-            throw new RequestError('redirect', `more than ${max} redirects (last to ${location})`);
-        let next;
-        try {
-            next = new URL(location, url);
-        }
-        catch {
-            throw new RequestError('redirect', `redirect to an invalid location '${location}'`);
-        }
-        if (next.protocol !== 'http:' && next.protocol !== 'https:')
-            throw new RequestError('redirect', `redirect to unsupported ${next.protocol} URL`);
-        if (next.origin !== url.origin) {
-            // another origin: credentials stay behind (and userinfo in the Location does not become a header either)
-            headers = Object.fromEntries(Object.entries(headers).filter(([k]) => !secret.has(k.toLowerCase())));
-            next.username = '';
-            next.password = '';
-        }
-        if (res.status === 303 || ((res.status === 301 || res.status === 302) && method === 'POST')) {
-            method = method === 'HEAD' ? 'HEAD' : 'GET';
-            body = undefined;
-            headers = Object.fromEntries(Object.entries(headers).filter(([k]) => !/^content-(type|length)$/i.test(k)));
-        }
-        redirects.push(next.toString());
-        url = next;
-    }
-}
-function exchange(url, method, headers, body, timeoutMs, req) {
-    const limit = req.maxBodyBytes ?? 64 * 1024 * 1024;
-    return new Promise((resolve, reject) => {
-        const https = url.protocol === 'https:';
-        const options = {
-            method,
-            host: url.hostname.replace(/^\[|\]$/g, ''),
-            port: url.port || (https ? 443 : 80),
-            path: `${url.pathname}${url.search}`,
-            headers: {
-                'User-Agent': 'shipline-smoke-test',
-                ...headers,
-                ...(body !== undefined ? { 'Content-Length': String(Buffer.byteLength(body)) } : {})
-            },
-            agent: false,
-            lookup: smokeLookup,
-            autoSelectFamily: true
-        };
-        if (https) {
-            options.rejectUnauthorized = !req.insecureTls;
-            options.servername = /^[\d.]+$|:/.test(options.host)
-                ? undefined
-                : options.host;
-        }
-        let settled = false;
-        const done = (f) => {
-            if (settled)
-                return;
-            settled = true;
-            clearTimeout(timer);
-            f();
-        };
-        const r = (https ? external_node_https_namespaceObject.request : external_node_http_.request)(options, res => {
-            const chunks = [];
-            let size = 0;
-            res.on('data', (c) => {
-                size += c.length;
-                if (size > limit) {
-                    r.destroy();
-                    done(() => reject(new RequestError('too-large', `body larger than ${limit} bytes`)));
-                    return;
-                }
-                chunks.push(c);
-            });
-            res.on('end', () => done(() => resolve({
-                status: res.statusCode ?? 0,
-                statusText: res.statusMessage ?? '',
-                headers: res.headers,
-                body: Buffer.concat(chunks)
-            })));
-            res.on('error', e => done(() => reject(classify(e))));
-            res.on('close', () => {
-                if (!res.complete)
-                    done(() => reject(new RequestError('reset', 'connection closed before the body ended')));
-            });
-        });
-        const timer = setTimeout(() => {
-            done(() => reject(new RequestError('timeout', `no complete answer within ${Math.round(timeoutMs)} ms`)));
-            r.destroy();
-        }, Math.max(1, timeoutMs));
-        r.on('error', e => done(() => reject(classify(e))));
-        if (body !== undefined)
-            r.write(body);
-        r.end();
-    });
-}
-
-// EXTERNAL MODULE: ./build/tsc/lib/errors.js
-var errors = __nccwpck_require__(2830);
-// EXTERNAL MODULE: ./build/tsc/lib/prometheus/validate.js
-var validate = __nccwpck_require__(8566);
-;// CONCATENATED MODULE: ./build/tsc/lib/smoke/run.js
-/**
- * Runs smoke checks concurrently inside one deadline. Each check is tried until it passes or the deadline
- * comes: connection failures, timeouts, 5xx and 429 are the classic transient ones, but a deployment that
- * is still starting may also answer 404 or a half-ready body for a moment behind a proxy, so every failure
- * is retried except TLS verification errors (waiting does not fix a certificate). Waits between attempts
- * are capped exponential backoff with jitter, or the server's Retry-After; each request and each wait is
- * clamped to what is left of the deadline, so the run ends at most a moment after it.
- */
-
-
-
-
-
-/** Capped exponential backoff with "equal jitter": between half and all of min(cap, base·2^(n-1)). */
-function backoffMs(attempt, { baseMs = 250, capMs = 5000, random = Math.random } = {}) {
-    const exp = Math.min(capMs, baseMs * 2 ** Math.max(0, attempt - 1));
-    return Math.round(exp / 2 + random() * (exp / 2));
-}
-/** Retry-After as milliseconds from now: delay-seconds or an HTTP date; undefined when absent or invalid. */
-function parseRetryAfter(value, nowMs = Date.now()) {
-    const v = (Array.isArray(value) ? value[0] : value)?.trim();
-    if (!v)
-        return undefined;
-    if (/^\d+$/.test(v))
-        return Number(v) * 1000;
-    const t = Date.parse(v);
-    if (Number.isNaN(t))
-        return undefined;
-    return Math.max(0, t - nowMs);
-}
-/** Base URL + check path (keeping the base's own path prefix). */
-function checkUrl(base, path) {
-    const u = new URL(base);
-    const q = path.indexOf('?');
-    const p = q >= 0 ? path.slice(0, q) : path;
-    u.pathname = base.pathname.replace(/\/+$/, '') + (p.startsWith('/') ? p : `/${p}`);
-    u.search = q >= 0 ? path.slice(q) : '';
-    u.hash = '';
-    return u;
-}
-function parseBaseUrl(raw) {
-    let u;
-    try {
-        u = new URL(raw.trim());
-    }
-    catch {
-        throw new errors/* UserError */.yo(`Input 'url' must be an http:// or https:// URL like 'https://stage.example.com', got '${(0,redact/* displayUrl */.Qy)(raw.trim())}'.`);
-    }
-    if (u.protocol !== 'http:' && u.protocol !== 'https:') {
-        throw new errors/* UserError */.yo(`Input 'url' must start with http:// or https://, got '${u.protocol}'.`);
-    }
-    return u;
-}
-const PROMETHEUS_ACCEPT = 'application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1';
-const sleep = (ms) => new Promise(r => setTimeout(r, Math.max(0, ms)));
-const clip = (s, n = 160) => (s.length > n ? `${s.slice(0, n - 1)}…` : s);
-async function runSmoke(opts) {
-    const started = performance.now();
-    // the deadline counts from `startedAt` when given (the entrypoint passes its process start)
-    const deadline = (opts.startedAt ?? started) + opts.timeoutMs;
-    const redactor = opts.redactor ?? new redact/* Redactor */.pO();
-    const log = (line) => opts.log?.(redactor.redact(line));
-    const { url: base, authorization } = splitUserinfo(parseBaseUrl(opts.url));
-    redactor.addUrl(opts.url);
-    const globalHeaders = {
-        ...(authorization ? { Authorization: authorization } : {}),
-        ...opts.headers
-    };
-    for (const v of Object.values(globalHeaders))
-        redactor.addHeaderValue(v);
-    const results = await Promise.all(opts.checks.map(async (check) => {
-        const headers = mergeHeaders(globalHeaders, check.headers);
-        // every header the user gave is a potential credential: none of them crosses to another origin
-        const secretHeaders = Object.keys(headers).map(h => h.toLowerCase());
-        const has = (name) => Object.keys(headers).some(h => h.toLowerCase() === name);
-        if (check.dataType && !has('content-type'))
-            headers['Content-Type'] = check.dataType;
-        if (check.format === 'prometheus' && !has('accept')) {
-            headers.Accept = PROMETHEUS_ACCEPT; // what Prometheus itself sends when it scrapes
-        }
-        for (const v of Object.values(check.headers))
-            redactor.addHeaderValue(v);
-        const target = checkUrl(base, check.path);
-        const follow = !check.status.some(s => (typeof s === 'number' ? s >= 300 && s < 400 : s === '3xx'));
-        const tryOnce = async (timeoutMs) => {
-            try {
-                const res = await send({
-                    url: target.toString(),
-                    method: check.method,
-                    headers,
-                    body: check.data,
-                    timeoutMs,
-                    insecureTls: opts.insecureTls,
-                    followRedirects: follow,
-                    secretHeaders
-                });
-                return evaluate(check, res, opts.validate ?? validate/* validateExposition */.jh);
-            }
-            catch (e) {
-                const err = e instanceof RequestError ? e : new RequestError('other', String(e));
-                const hint = err.kind === 'tls'
-                    ? "; if the certificate is self-signed on purpose, set 'insecure-tls: true'"
-                    : '';
-                return {
-                    ok: false,
-                    status: null,
-                    latencyMs: null,
-                    error: `${err.message}${hint}`,
-                    retryable: err.kind !== 'tls',
-                    timedOut: err.kind === 'timeout'
-                };
-            }
-        };
-        let attempts = 0;
-        let last = {
-            ok: false,
-            status: null,
-            latencyMs: null,
-            error: 'not tried: the deadline had passed',
-            retryable: false
-        };
-        for (;;) {
-            const remaining = deadline - performance.now();
-            if (remaining <= 0)
-                break;
-            attempts++;
-            const clamped = remaining < opts.requestTimeoutMs;
-            const attempt = await tryOnce(Math.min(opts.requestTimeoutMs, remaining));
-            if (clamped && attempt.timedOut && last.status !== null) {
-                // the deadline, not the server, cut this attempt short: the previous answer says more
-                last = { ...last, error: `${last.error} (attempt ${attempts} was cut short by the deadline)` };
-                break;
-            }
-            last = attempt;
-            if (last.ok || !last.retryable)
-                break;
-            const left = deadline - performance.now();
-            let wait = last.retryAfterMs ?? backoffMs(attempts, opts.backoff);
-            if (last.retryAfterMs !== undefined && last.retryAfterMs >= left) {
-                log(`${check.path}: attempt ${attempts}: ${last.error}; Retry-After ${Math.ceil(last.retryAfterMs / 1000)}s reaches past the deadline, giving up`);
-                last.error += ` (Retry-After ${Math.ceil(last.retryAfterMs / 1000)}s is past the deadline)`;
-                break;
-            }
-            // keep a slot for one last attempt before the deadline rather than sleeping past it
-            // (a Retry-After that ends before the deadline is honoured as given)
-            const reserve = Math.min(opts.requestTimeoutMs, 500);
-            if (last.retryAfterMs === undefined) {
-                if (left <= reserve) {
-                    log(`${check.path}: attempt ${attempts}: ${last.error}; no time left for another attempt`);
-                    break;
-                }
-                wait = Math.min(wait, left - reserve);
-            }
-            log(`${check.path}: attempt ${attempts}: ${last.error}; retrying in ${(wait / 1000).toFixed(1)}s`);
-            await sleep(wait);
-        }
-        if (last.ok)
-            log(`${check.path}: ok (${last.status}, ${last.latencyMs} ms, ${attempts} attempt${attempts === 1 ? '' : 's'})`);
-        else {
-            log(`${check.path}: FAILED after ${attempts} attempt${attempts === 1 ? '' : 's'}: ${last.error}`);
-            if (isReadinessPath(check.path) && last.status !== null) {
-                // one more look with ?verbose: Kubernetes-style readiness endpoints list their failing parts there
-                const verbose = checkUrl(base, withVerbose(check.path));
-                const budget = Math.min(opts.requestTimeoutMs, Math.max(0, deadline - performance.now()) + 500);
-                try {
-                    const res = await send({
-                        url: verbose.toString(),
-                        method: 'GET',
-                        headers,
-                        timeoutMs: budget,
-                        insecureTls: opts.insecureTls,
-                        secretHeaders
-                    });
-                    const failing = res.body
-                        .toString('utf8')
-                        .split('\n')
-                        .map(l => l.trim())
-                        .filter(l => /\[-\]|failed/i.test(l));
-                    if (failing.length) {
-                        log(`${check.path}?verbose says:\n  ${failing.join('\n  ')}`);
-                        last.error += `; ?verbose: ${clip(failing.join(' | '), 300)}`;
-                    }
-                }
-                catch (e) {
-                    log(`${check.path}?verbose could not be fetched: ${e.message}`);
-                }
-            }
-        }
-        const result = {
-            path: redactor.redact(check.path),
-            status: last.status,
-            'latency-ms': last.latencyMs,
-            attempts,
-            ok: last.ok,
-            error: last.ok ? null : redactor.redact(last.error ?? 'failed')
-        };
-        return result;
-    }));
-    return { passed: results.every(r => r.ok), results, durationMs: Math.round(performance.now() - started) };
-}
-function mergeHeaders(global, own) {
-    const out = {};
-    for (const [k, v] of Object.entries(global))
-        if (!Object.keys(own).some(o => o.toLowerCase() === k.toLowerCase()))
-            out[k] = v;
-    return { ...out, ...own };
-}
-function isReadinessPath(path) {
-    const p = path.split('?')[0].replace(/\/+$/, '').toLowerCase();
-    return p.endsWith('readyz') || p.endsWith('ready');
-}
-function withVerbose(path) {
-    return path.includes('?') ? `${path}&verbose` : `${path}?verbose`;
-}
-/** Judges one answer against the check. Every failure is retryable (see the module comment). */
-function evaluate(check, res, validate) {
-    const base = { status: res.status, latencyMs: res.latencyMs, retryable: true };
-    const fail = (error, extra = {}) => ({
-        ...base,
-        ok: false,
-        error,
-        ...extra
-    });
-    if (!(0,checks/* statusAccepted */.Kt)(check, res.status)) {
-        const text = firstWords(res);
-        const retryAfterMs = res.status === 429 || res.status === 503 ? parseRetryAfter(res.headers['retry-after']) : undefined;
-        return fail(`status ${res.status}${res.statusText ? ` ${res.statusText}` : ''}, expected ${check.status.join(' or ')}${text ? `: ${clip(text, 120)}` : ''}`, {
-            retryAfterMs
-        });
-    }
-    if (check.maxLatencyMs !== undefined && res.latencyMs > check.maxLatencyMs) {
-        return fail(`latency ${res.latencyMs} ms is over max-latency-ms ${check.maxLatencyMs}`);
-    }
-    const text = res.body.toString('utf8');
-    if (check.body && !check.body.test(text))
-        return fail(`body does not match /${check.body.source}/: ${clip(text.trim().split('\n')[0] ?? '', 80)}`);
-    if (check.json !== undefined) {
-        let parsed;
-        try {
-            parsed = JSON.parse(text);
-        }
-        catch {
-            return fail(`body is not JSON: ${clip(text.trim(), 80)}`);
-        }
-        if (!(0,checks/* jsonContains */.MC)(parsed, check.json))
-            return fail(`JSON body does not contain ${clip(JSON.stringify(check.json), 120)}`);
-    }
-    if (check.format === 'prometheus') {
-        const ct = res.headers['content-type'];
-        const report = validate(text, Array.isArray(ct) ? ct[0] : ct);
-        if (report.errors.length > 0) {
-            const first = report.errors
-                .slice(0, 3)
-                .map(e => `line ${e.line}: ${e.rule}: ${e.message}`)
-                .join('; ');
-            const more = report.errors.length > 3 ? ` (and ${report.errors.length - 3} more)` : '';
-            return fail(`invalid Prometheus exposition (${report.format}): ${first}${more}`);
-        }
-        const missing = check.requireMetrics.filter(m => !report.metricNames.has(m));
-        if (missing.length)
-            return fail(`missing metrics: ${missing.join(', ')}`);
-    }
-    return { ...base, ok: true };
-}
-/** What an error page says, in a few words: its HTML <title>, else its first line. */
-function firstWords(res) {
-    const text = res.body.toString('utf8', 0, Math.min(res.body.length, 64 * 1024));
-    const title = /<title[^>]*>([^<]*)<\/title>/i.exec(text)?.[1]?.trim();
-    if (title)
-        return title.replace(/\s+/g, ' ');
-    return (text.trim().split('\n')[0] ?? '').trim();
-}
-
-
-/***/ }),
-
-/***/ 6483:
-/***/ ((__unused_webpack___webpack_module__, __webpack_exports__, __nccwpck_require__) => {
-
-/* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
-/* harmony export */   WJ: () => (/* binding */ verdict),
-/* harmony export */   eH: () => (/* binding */ summaryMarkdown)
-/* harmony export */ });
-/* unused harmony export resultsTable */
-const cell = (s) => s.replace(/\|/g, '\\|').replace(/\r?\n/g, ' ');
-function resultsTable(results) {
-    const rows = results.map(r => [
-        `\`${cell(r.path)}\``,
-        r.ok ? '✅ pass' : '❌ fail',
-        r.status === null ? '–' : String(r.status),
-        r['latency-ms'] === null ? '–' : `${r['latency-ms']} ms`,
-        String(r.attempts),
-        r.error ? cell(r.error) : ''
-    ].join(' | '));
-    return [
-        '| check | result | status | latency | attempts | reason |',
-        '|---|---|---|---|---|---|',
-        ...rows.map(r => `| ${r} |`)
-    ].join('\n');
-}
-function verdict(results, durationMs) {
-    const failed = results.filter(r => !r.ok);
-    const secs = (durationMs / 1000).toFixed(1);
-    if (failed.length === 0)
-        return `all ${results.length} checks passed in ${secs}s`;
-    return `${failed.length} of ${results.length} checks failed in ${secs}s: ${failed.map(f => f.path).join(', ')}`;
-}
-function summaryMarkdown(target, results, durationMs) {
-    return `## Smoke test ${results.every(r => r.ok) ? 'passed' : 'failed'}: ${cell(target)}\n\n${verdict(results, durationMs)}\n\n${resultsTable(results)}\n`;
-}
-
-
-/***/ }),
-
 /***/ 9593:
 /***/ ((__webpack_module__, __unused_webpack___webpack_exports__, __nccwpck_require__) => {
 
@@ -45612,12 +45639,9 @@ __nccwpck_require__.a(__webpack_module__, async (__webpack_handle_async_dependen
 /* harmony import */ var _action_run_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(6082);
 /* harmony import */ var _action_inputs_js__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(5580);
 /* harmony import */ var _action_report_js__WEBPACK_IMPORTED_MODULE_3__ = __nccwpck_require__(4240);
-/* harmony import */ var _lib_errors_js__WEBPACK_IMPORTED_MODULE_4__ = __nccwpck_require__(2830);
-/* harmony import */ var _lib_redact_js__WEBPACK_IMPORTED_MODULE_5__ = __nccwpck_require__(2308);
+/* harmony import */ var _action_smoke_step_js__WEBPACK_IMPORTED_MODULE_4__ = __nccwpck_require__(6198);
+/* harmony import */ var _lib_errors_js__WEBPACK_IMPORTED_MODULE_5__ = __nccwpck_require__(2830);
 /* harmony import */ var _lib_smoke_checks_js__WEBPACK_IMPORTED_MODULE_6__ = __nccwpck_require__(2742);
-/* harmony import */ var _lib_smoke_run_js__WEBPACK_IMPORTED_MODULE_7__ = __nccwpck_require__(790);
-/* harmony import */ var _lib_smoke_summary_js__WEBPACK_IMPORTED_MODULE_9__ = __nccwpck_require__(6483);
-/* harmony import */ var _lib_prometheus_validate_js__WEBPACK_IMPORTED_MODULE_8__ = __nccwpck_require__(8566);
 /**
  * smoke-test: reads the inputs, masks every credential form, runs the checks (src/lib/smoke) within the
  * deadline, writes outputs and the job summary, and reports to the commit when asked (src/action/report.ts).
@@ -45629,74 +45653,40 @@ __nccwpck_require__.a(__webpack_module__, async (__webpack_handle_async_dependen
 
 
 
-
-
-
 await (0,_action_run_js__WEBPACK_IMPORTED_MODULE_1__/* .runAction */ .C)(async () => {
-    // Secrets first: nothing is logged before every credential form is masked.
-    const redactor = new _lib_redact_js__WEBPACK_IMPORTED_MODULE_5__/* .Redactor */ .pO();
-    const url = (0,_action_inputs_js__WEBPACK_IMPORTED_MODULE_2__/* .str */ .gx)('url');
     const headers = (0,_lib_smoke_checks_js__WEBPACK_IMPORTED_MODULE_6__/* .parseHeaderLines */ .oR)((0,_action_inputs_js__WEBPACK_IMPORTED_MODULE_2__/* .secret */ .rJ)('headers'));
+    const url = (0,_action_inputs_js__WEBPACK_IMPORTED_MODULE_2__/* .str */ .gx)('url');
     const checksText = (0,_action_inputs_js__WEBPACK_IMPORTED_MODULE_2__/* .str */ .gx)('checks');
     const token = (0,_action_inputs_js__WEBPACK_IMPORTED_MODULE_2__/* .secret */ .rJ)('github-token');
-    const checks = (0,_lib_smoke_checks_js__WEBPACK_IMPORTED_MODULE_6__/* .parseChecks */ .B2)(checksText);
-    redactor.addUrl(url);
-    for (const v of Object.values(headers))
-        redactor.addHeaderValue(v);
-    for (const c of checks)
-        for (const v of Object.values(c.headers))
-            redactor.addHeaderValue(v);
-    for (const form of redactor.forms())
-        _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .setSecret */ .Pq(form); // forms() already holds the base64 and URL-encoded forms
-    if (url.trim() === '')
-        throw new _lib_errors_js__WEBPACK_IMPORTED_MODULE_4__/* .UserError */ .yo("Input 'url' is required: the base URL of the deployment, e.g. 'url: https://stage.example.com'.");
-    (0,_lib_smoke_run_js__WEBPACK_IMPORTED_MODULE_7__/* .parseBaseUrl */ .Q2)(url);
     const timeout = (0,_action_inputs_js__WEBPACK_IMPORTED_MODULE_2__/* .int */ .Wh)('timeout', 60, { min: 1, max: 3600 });
     const requestTimeout = (0,_action_inputs_js__WEBPACK_IMPORTED_MODULE_2__/* .int */ .Wh)('request-timeout', 5, { min: 1, max: 600 });
     const insecureTls = (0,_action_inputs_js__WEBPACK_IMPORTED_MODULE_2__/* .bool */ .lc)('insecure-tls', false);
     const mode = (0,_action_report_js__WEBPACK_IMPORTED_MODULE_3__/* .parseReportMode */ .Hf)((0,_action_inputs_js__WEBPACK_IMPORTED_MODULE_2__/* .str */ .gx)('report', 'summary'));
     const name = (0,_action_inputs_js__WEBPACK_IMPORTED_MODULE_2__/* .str */ .gx)('status-context', 'smoke-test');
-    const target = (0,_lib_redact_js__WEBPACK_IMPORTED_MODULE_5__/* .displayUrl */ .Qy)(url.trim());
-    _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .info */ .pq(`smoke-test: ${target}: ${checks.length} check${checks.length === 1 ? '' : 's'}, deadline ${timeout}s, ${requestTimeout}s per request`);
-    if (insecureTls)
-        _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .warning */ .$e('insecure-tls: TLS certificates are not verified');
     const reporter = new _action_report_js__WEBPACK_IMPORTED_MODULE_3__/* .Reporter */ .a8(mode, token, name);
-    void reporter.begin(`checking ${checks.length} endpoint${checks.length === 1 ? '' : 's'} of ${target}`);
-    _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .startGroup */ .Oh(`attempt log (${checks.length} checks at once)`);
-    const report = await (0,_lib_smoke_run_js__WEBPACK_IMPORTED_MODULE_7__/* .runSmoke */ .Lw)({
-        url: url.trim(),
-        checks,
-        timeoutMs: timeout * 1000,
-        requestTimeoutMs: Math.min(requestTimeout, timeout) * 1000,
+    const { report, line, markdown } = await (0,_action_smoke_step_js__WEBPACK_IMPORTED_MODULE_4__/* .smokeStep */ .o)({
+        url,
+        urlInput: 'url',
+        checksText,
+        checksInput: 'checks',
         headers,
+        timeout,
+        requestTimeout,
         insecureTls,
-        validate: _lib_prometheus_validate_js__WEBPACK_IMPORTED_MODULE_8__/* .validateExposition */ .jh,
-        redactor,
-        log: line => _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .info */ .pq(line),
-        startedAt: 0 // performance.now() counts from process start: the deadline includes our own start-up
-    })
-        .catch(async (e) => {
+        startedAt: 0, // performance.now() counts from process start: the deadline includes our own start-up
+        begin: description => void reporter.begin(description),
         // never leave a pending status / in-progress check run behind
-        const why = redactor.redact(String(e?.message ?? e)).split('\n')[0];
-        await reporter.finish({
-            passed: false,
-            description: `smoke test could not run: ${why}`,
-            markdown: why,
-            title: 'Smoke test failed'
-        });
-        throw e;
-    })
-        .finally(() => _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .endGroup */ .N4());
-    for (const r of report.results) {
-        const took = r['latency-ms'] === null ? '' : `, ${r['latency-ms']} ms`;
-        const tries = `${r.attempts} attempt${r.attempts === 1 ? '' : 's'}`;
-        _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .info */ .pq(`${r.ok ? 'pass' : 'FAIL'} ${r.path}: ${r.status ?? 'no answer'}${took}, ${tries}${r.ok ? '' : ` — ${r.error}`}`);
-    }
-    const line = (0,_lib_smoke_summary_js__WEBPACK_IMPORTED_MODULE_9__/* .verdict */ .WJ)(report.results, report.durationMs);
+        aborted: async (why) => {
+            await reporter.finish({
+                passed: false,
+                description: `smoke test could not run: ${why}`,
+                markdown: why,
+                title: 'Smoke test failed'
+            });
+        }
+    });
     _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .setOutput */ .uH('passed', String(report.passed));
     _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .setOutput */ .uH('results', JSON.stringify(report.results));
-    const markdown = (0,_lib_smoke_summary_js__WEBPACK_IMPORTED_MODULE_9__/* .summaryMarkdown */ .eH)(target, report.results, report.durationMs);
-    await _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .summary */ .z.addRaw(markdown).write();
     const reported = await reporter.finish({
         passed: report.passed,
         description: line,
@@ -45707,7 +45697,7 @@ await (0,_action_run_js__WEBPACK_IMPORTED_MODULE_1__/* .runAction */ .C)(async (
         _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .info */ .pq(`reported ${reported}`);
     if (!report.passed) {
         const first = report.results.find(r => !r.ok);
-        throw new _lib_errors_js__WEBPACK_IMPORTED_MODULE_4__/* .UserError */ .yo(`Smoke test failed: ${report.results.filter(r => !r.ok).length} of ${report.results.length} checks failed; ` +
+        throw new _lib_errors_js__WEBPACK_IMPORTED_MODULE_5__/* .UserError */ .yo(`Smoke test failed: ${report.results.filter(r => !r.ok).length} of ${report.results.length} checks failed; ` +
             `first: ${first?.path}: ${first?.error}. See the job summary for every check.`);
     }
     _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .info */ .pq(`smoke-test: ${line}`);

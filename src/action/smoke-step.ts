@@ -22,6 +22,10 @@ export interface SmokeStepOptions {
   insecureTls: boolean
   /** performance.now() the deadline counts from (default: now; smoke-test passes 0, its process start) */
   startedAt?: number
+  /** marks the commit as soon as the checks start (smoke-test's pending status / in-progress check run) */
+  begin?: (description: string) => void
+  /** called with a one-line reason when the checks could not run at all, before the error is thrown */
+  aborted?: (why: string) => Promise<void>
 }
 
 export interface SmokeStep {
@@ -52,6 +56,7 @@ export async function smokeStep(o: SmokeStepOptions): Promise<SmokeStep> {
     `smoke-test: ${target}: ${checks.length} check${checks.length === 1 ? '' : 's'}, deadline ${o.timeout}s, ${o.requestTimeout}s per request`
   )
   if (o.insecureTls) core.warning('insecure-tls: TLS certificates are not verified')
+  o.begin?.(`checking ${checks.length} endpoint${checks.length === 1 ? '' : 's'} of ${target}`)
   core.startGroup(`attempt log (${checks.length} checks at once)`)
   const report = await runSmoke({
     url: o.url.trim(),
@@ -64,7 +69,12 @@ export async function smokeStep(o: SmokeStepOptions): Promise<SmokeStep> {
     redactor,
     log: line => core.info(line),
     startedAt: o.startedAt
-  }).finally(() => core.endGroup())
+  })
+    .catch(async (e: unknown) => {
+      await o.aborted?.(redactor.redact(String((e as Error)?.message ?? e)).split('\n')[0])
+      throw e
+    })
+    .finally(() => core.endGroup())
   for (const r of report.results) {
     const took = r['latency-ms'] === null ? '' : `, ${r['latency-ms']} ms`
     const tries = `${r.attempts} attempt${r.attempts === 1 ? '' : 's'}`
