@@ -9,7 +9,8 @@
 // 2. writeFile as the transport does it (the connection's SFTP session: open, then fchmod + pipelined
 //    writes + close, then posix-rename) against its `sh` fallback (mktemp, chmod, cat, mv with the data on
 //    stdin: one channel, but a login shell started on the host);
-// 3. 20 commands in parallel on one connection against the same 20 one after the other.
+// 3. 20 commands in parallel on one connection against the same 20 one after the other;
+// 4. commands and SFTP writes on a connection without TCP_NODELAY (Nagle's algorithm on, ssh2's default).
 //
 // The transport is compiled on the fly from src/ with esbuild (a devDependency) into build/ (gitignored),
 // so the figures are for the current source. Over loopback the network round trip is ~0; on a real link
@@ -74,17 +75,30 @@ async function measure(user) {
   }
   const remote = await connectSsh(opts)
   const viaSh = await connectSsh({ ...opts, fileTransfer: 'exec' })
+  const nagle = await connectSsh({ ...opts, noDelay: false })
   const dir = `/tmp/shipline-bench-${user}-${process.pid}`
   await remote.exec(['mkdir', '-p', dir])
   const sshArgs = ['-i', join(tmp, 'id'), '-p', String(sshd.port), '-o', 'BatchMode=yes']
   sshArgs.push('-o', `UserKnownHostsFile=${join(tmp, 'known_hosts')}`, '-o', 'LogLevel=ERROR')
   sshArgs.push(`${user}@${sshd.host}`, 'true')
-  const r = { reused: [], ssh2New: [], sshBin: [], writeSh: [], writeSftp: [], parallel: [], serial: [] }
+  const r = {
+    nagle: [],
+    nagleWrite: [],
+    reused: [],
+    ssh2New: [],
+    sshBin: [],
+    writeSh: [],
+    writeSftp: [],
+    parallel: [],
+    serial: []
+  }
   const perCmd = async f => (await time(async () => { for (let i = 0; i < CMDS; i++) await f(i) })) / CMDS // prettier-ignore
   const perFile = async f => (await time(async () => { for (let i = 0; i < FILES; i++) await f(i) })) / FILES // prettier-ignore
   try {
     for (let run = 0; run < RUNS; run++) {
       r.reused.push(await perCmd(() => remote.exec(['true'])))
+      r.nagle.push(await perCmd(() => nagle.exec(['true'])))
+      r.nagleWrite.push(await perFile(i => nagle.writeFile(`${dir}/n${i}`, payload, 0o600)))
       r.ssh2New.push(
         await perCmd(async () => {
           const c = await connectSsh(opts)
@@ -112,6 +126,7 @@ async function measure(user) {
     await remote.exec(['rm', '-rf', dir]).catch(() => undefined)
     await remote.close()
     await viaSh.close()
+    await nagle.close()
   }
   return Object.fromEntries(Object.entries(r).map(([k, v]) => [k, median(v)]))
 }
@@ -124,22 +139,20 @@ try {
     ['root', "root: bash reading this machine's ~/.bashrc"]
   ]) {
     const m = await measure(user)
+    const rows = [
+      ['per command, reused ssh2 connection', m.reused, 1],
+      ['per command, same without TCP_NODELAY', m.nagle, m.nagle / m.reused],
+      ['per command, new ssh2 connection each', m.ssh2New, m.ssh2New / m.reused],
+      ['per command, OpenSSH ssh binary each', m.sshBin, m.sshBin / m.reused],
+      ['writeFile 64 KiB over SFTP (3 round trips)', m.writeSftp, 1],
+      ['writeFile 64 KiB, SFTP without TCP_NODELAY', m.nagleWrite, m.nagleWrite / m.writeSftp],
+      ['writeFile 64 KiB over sh + stdin', m.writeSh, m.writeSh / m.writeSftp],
+      ['20 × sleep 0.05, parallel on one connection', m.parallel, 1],
+      ['20 × sleep 0.05, one after the other', m.serial, m.serial / m.parallel]
+    ]
     console.log(`\n${what}`)
-    console.log(`  per command, reused ssh2 connection:         ${f(m.reused)} ms`)
-    console.log(
-      `  per command, new ssh2 connection each:       ${f(m.ssh2New)} ms  (${f(m.ssh2New / m.reused)}x)`
-    )
-    console.log(
-      `  per command, OpenSSH ssh binary each:        ${f(m.sshBin)} ms  (${f(m.sshBin / m.reused)}x)`
-    )
-    console.log(`  writeFile 64 KiB over SFTP (3 round trips):  ${f(m.writeSftp)} ms`)
-    console.log(
-      `  writeFile 64 KiB over sh + stdin:            ${f(m.writeSh)} ms  (${f(m.writeSh / m.writeSftp)}x SFTP)`
-    )
-    console.log(`  20 × sleep 0.05, parallel on one connection: ${f(m.parallel)} ms`)
-    console.log(
-      `  20 × sleep 0.05, one after the other:        ${f(m.serial)} ms  (${f(m.serial / m.parallel)}x)`
-    )
+    for (const [label, ms, ratio] of rows)
+      console.log(`  ${label.padEnd(44)} ${f(ms).padStart(9)} ms  ${f(ratio)}x`)
   }
 } finally {
   await sshd.stop()

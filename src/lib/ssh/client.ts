@@ -45,6 +45,8 @@ export interface SshOptions extends SshAuth, HostKeyPolicy {
    * in the background holding stdout/stderr would otherwise keep the step waiting until it ends
    */
   exitGraceMs?: number
+  /** TCP_NODELAY (default true; false only to measure what it saves, see bench/ssh-transport.mjs) */
+  noDelay?: boolean
   /** a pre-built checker (parsed once for many hosts); otherwise built from the policy fields */
   checker?: HostKeyChecker
 }
@@ -240,7 +242,7 @@ function openClient(
       client.connect(config)
       // small request/response packets (SFTP, exec requests): without this, Nagle's algorithm and
       // delayed ACKs add ~40-100 ms to each round trip (measured: 64 KiB writeFile 90 ms → 3 ms)
-      client.setNoDelay(true)
+      if (opts.noDelay !== false) client.setNoDelay(true)
     } catch (e) {
       settled = true
       reject(mapConnectError(e, t, verdict, opts, via))
