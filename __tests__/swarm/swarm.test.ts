@@ -4,7 +4,8 @@
  * previous one, and a rollback two releases back by re-deploying that release's own files.
  *
  * Swarm mode changes the shared engine: the node becomes a swarm manager in beforeAll only when it is not
- * one already, and leaves in afterAll only when this test made it one. Compose keeps working on a swarm
+ * one already, and leaves in afterAll only when a shipline test made it one and no other run still uses it
+ * (useSwarm/releaseSwarm). Compose keeps working on a swarm
  * node (the other suites run beside this one). No published ports: ingress routing needs iptables, which
  * is off here, so what a release serves is read inside its task's container.
  */
@@ -26,6 +27,41 @@ import { ledgerEvents } from '../strategy/helpers.js'
 
 const docker = (...args: string[]): string => execFileSync('docker', args, { encoding: 'utf8' }).trim()
 
+/**
+ * Swarm mode for the length of a test file, safe when several runs of the suite overlap on one engine:
+ * under a flock, the engine becomes a swarm only when it is not one (and that is noted), each test process
+ * registers itself, and the last live one leaves the swarm, only when a shipline test made it. A swarm
+ * someone else made is never left.
+ */
+const SWARM_DIR = '/tmp/shipline-swarm-users'
+const swarmLocked = (script: string): void => {
+  execFileSync('flock', [`${SWARM_DIR}.lock`, 'sh', '-c', script, 'sh', SWARM_DIR, String(process.pid)], {
+    stdio: 'ignore'
+  })
+}
+function useSwarm(): void {
+  swarmLocked(`d=$1; mkdir -p "$d"
+if [ "$(docker info --format '{{.Swarm.LocalNodeState}}')" != active ]; then
+  docker swarm init --advertise-addr 127.0.0.1 >/dev/null && touch "$d/made-by-shipline" || exit 1
+fi
+touch "$d/user-$2"`)
+}
+function releaseSwarm(): void {
+  swarmLocked(`d=$1; rm -f "$d/user-$2"
+for f in "$d"/user-*; do
+  [ -e "$f" ] || continue
+  kill -0 "\${f##*-}" 2>/dev/null && exit 0
+  rm -f "$f"
+done
+if [ -e "$d/made-by-shipline" ]; then
+  docker swarm leave --force >/dev/null 2>&1
+  # the bridge swarm mode made takes one of the engine's few local address pools
+  docker network rm docker_gwbridge >/dev/null 2>&1
+  rm -f "$d/made-by-shipline"
+fi
+exit 0`)
+}
+
 describe('swarm override', () => {
   it('pins images and injects start-first updates for the updated services', () => {
     const o = swarmOverride(
@@ -45,7 +81,6 @@ describe('swarm override', () => {
 })
 
 describe('target: swarm on a single-node swarm', () => {
-  let initialised = false
   let reg: TestRegistry
   let sshd: Sshd
   const path = mkdtempSync(join(tmpdir(), 'shipline-swarm-'))
@@ -60,10 +95,7 @@ describe('target: swarm on a single-node swarm', () => {
   }
 
   beforeAll(async () => {
-    if (docker('info', '--format', '{{.Swarm.LocalNodeState}}') !== 'active') {
-      docker('swarm', 'init', '--advertise-addr', '127.0.0.1')
-      initialised = true
-    }
+    useSwarm()
     reg = await startRegistry({ auth: 'none' })
     sshd = await startSshd()
     image = `${reg.host}/${uniqueName('swarm').toLowerCase()}`
@@ -96,15 +128,7 @@ describe('target: swarm on a single-node swarm', () => {
     await reg?.stop()
     removeImages(...['v1', 'v2', 'bad'].map(v => `${image}:${v}`))
     rmSync(path, { recursive: true, force: true })
-    if (initialised) {
-      docker('swarm', 'leave', '--force')
-      // the bridge swarm mode made takes one of the engine's few local address pools
-      try {
-        docker('network', 'rm', 'docker_gwbridge')
-      } catch {
-        /* in use or gone */
-      }
-    }
+    releaseSwarm()
   }, 120_000)
 
   const served = (): string => {
