@@ -55,31 +55,53 @@ export const COMPOSE_FILE = `services:
     mem_limit: 64m
 `
 
-/** Containers and images left by sandboxes (this one or an earlier, crashed run) are removed. */
-function removeSandboxContainers(root: string): void {
+/**
+ * Containers and networks of the Compose projects whose files live under `root` (this sandbox, or an
+ * earlier crashed run) are removed.
+ */
+function removeSandboxProjects(root: string): void {
   let out = ''
   try {
     out = execFileSync(
       'docker',
-      ['ps', '-a', '--filter', 'label=com.docker.compose.project', '--format', '{{.ID}} {{.Label "com.docker.compose.project.working_dir"}}'],
+      [
+        'ps',
+        '-a',
+        '--filter',
+        'label=com.docker.compose.project',
+        '--format',
+        '{{.ID}} {{.Label "com.docker.compose.project"}} {{.Label "com.docker.compose.project.working_dir"}}'
+      ],
       { encoding: 'utf8' }
     )
   } catch {
     return
   }
-  const ids = out
+  const mine = out
     .split('\n')
     .map(l => l.split(' '))
-    .filter(([id, dir]) => id && dir && dir.startsWith(root))
-    .map(([id]) => id)
+    .filter(([id, , dir]) => id && dir && dir.startsWith(root))
+  const ids = mine.map(([id]) => id)
   if (ids.length) execFileSync('docker', ['rm', '-f', ...ids], { stdio: 'ignore' })
+  for (const project of new Set(mine.map(([, p]) => p))) {
+    try {
+      const nets = execFileSync('docker', ['network', 'ls', '-q', '--filter', `label=com.docker.compose.project=${project}`], {
+        encoding: 'utf8'
+      })
+        .split('\n')
+        .filter(Boolean)
+      if (nets.length) execFileSync('docker', ['network', 'rm', ...nets], { stdio: 'ignore' })
+    } catch {
+      /* in use or gone */
+    }
+  }
 }
 
 export const SANDBOX_ROOT = join(tmpdir(), 'shipline-sandbox')
 
 export async function startSandbox(): Promise<Sandbox> {
   mkdirSync(SANDBOX_ROOT, { recursive: true })
-  removeSandboxContainers(SANDBOX_ROOT)
+  removeSandboxProjects(SANDBOX_ROOT)
   const id = uniqueName('sb')
   const dir = mkdtempSync(join(SANDBOX_ROOT, `${id}-`))
   const registry = await startRegistry({ auth: 'token' })
@@ -124,22 +146,24 @@ export async function startSandbox(): Promise<Sandbox> {
       }
     },
     async stop() {
-      removeSandboxContainers(dir)
+      removeSandboxProjects(dir)
       await Promise.allSettled([registry.stop(), sshd.stop(), github.stop()])
+      // images of this sandbox's registry, by reference only: an image id can be shared with identical
+      // builds of other test suites on the same engine
       try {
-        const images = execFileSync('docker', ['images', '--format', '{{.Repository}}:{{.Tag}}', registry.host + '/*/*/*'], {
+        const refs = execFileSync('docker', ['images', '--digests', '--format', '{{.Repository}} {{.Tag}} {{.Digest}}'], {
           encoding: 'utf8'
         })
           .split('\n')
-          .filter(Boolean)
-        const byDigest = execFileSync('docker', ['images', '--digests', '--format', '{{.ID}} {{.Repository}}'], { encoding: 'utf8' })
-          .split('\n')
-          .filter(l => l.includes(registry.host))
-          .map(l => l.split(' ')[0])
-        const refs = [...new Set([...images, ...byDigest])]
-        if (refs.length) execFileSync('docker', ['rmi', '-f', ...refs], { stdio: 'ignore' })
+          .map(l => l.split(' '))
+          .filter(([repo]) => repo?.startsWith(`${registry.host}/`))
+          .flatMap(([repo, tag, digest]) => [
+            ...(tag && tag !== '<none>' ? [`${repo}:${tag}`] : []),
+            ...(digest && digest !== '<none>' ? [`${repo}@${digest}`] : [])
+          ])
+        if (refs.length) execFileSync('docker', ['rmi', ...new Set(refs)], { stdio: 'ignore' })
       } catch {
-        /* best effort */
+        /* best effort: an image still used by a container stays */
       }
       rmSync(dir, { recursive: true, force: true })
     }
