@@ -16,56 +16,20 @@
 //
 // Each run uses fresh tag names. The library and test kit are compiled on the fly from src/ with esbuild
 // (a devDependency) into build/ (gitignored).
-import { build } from 'esbuild'
 import { execFileSync } from 'node:child_process'
-import { mkdirSync } from 'node:fs'
-import { join, resolve } from 'node:path'
-import { pathToFileURL } from 'node:url'
-import { performance } from 'node:perf_hooks'
+import { loadTs, median, ms, options, time } from './lib.mjs'
 
-const args = process.argv.slice(2)
-const opt = (name, def) => {
-  const i = args.indexOf(`--${name}`)
-  return i === -1 ? def : Number(args[i + 1])
-}
-const RUNS = opt('runs', 7)
-const MIB = opt('mib', 50)
-const TAGS = opt('tags', 3)
+const { runs: RUNS, mib: MIB, tags: TAGS } = options({ runs: 7, mib: 50, tags: 3 })
 
-const root = resolve(import.meta.dirname, '..')
-const out = join(root, 'build', 'bench-build-push')
-mkdirSync(out, { recursive: true })
-await build({
-  stdin: {
-    contents: [
-      "export { registryAccess } from './src/lib/build/registry.ts'",
-      "export { normalizeImage } from './src/lib/build/naming.ts'",
-      "export { startRegistry, dockerLogin } from './src/testkit/registry.ts'",
-      "export { buildAppImage, removeImages } from './src/testkit/images.ts'"
-    ].join('\n'),
-    resolveDir: root,
-    loader: 'ts'
-  },
-  bundle: true,
-  platform: 'node',
-  format: 'esm',
-  outfile: join(out, 'lib.mjs'),
-  logLevel: 'warning'
-})
-const { registryAccess, normalizeImage, startRegistry, dockerLogin, buildAppImage, removeImages } = await import(
-  pathToFileURL(join(out, 'lib.mjs')).href
+const { registryAccess, normalizeImage, startRegistry, dockerLogin, buildAppImage, removeImages } = await loadTs(
+  'build-push',
+  [
+    "export { registryAccess } from './src/lib/build/registry.ts'",
+    "export { normalizeImage } from './src/lib/build/naming.ts'",
+    "export { startRegistry, dockerLogin } from './src/testkit/registry.ts'",
+    "export { buildAppImage, removeImages } from './src/testkit/images.ts'"
+  ]
 )
-
-const median = xs => {
-  const s = [...xs].sort((a, b) => a - b)
-  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2
-}
-const time = async fn => {
-  const t0 = performance.now()
-  await fn()
-  return performance.now() - t0
-}
-const ms = x => (x >= 1000 ? `${(x / 1000).toFixed(2)} s` : `${x.toFixed(1)} ms`)
 
 const reg = await startRegistry({ auth: 'htpasswd', logLevel: 'info' })
 const login = dockerLogin(reg)

@@ -14,33 +14,14 @@
 //    a hand-made health gate costs.
 // 3. rollback wall time from start to healthy, images cached (runbooks promise < 2 minutes).
 // 4. SSH connections and round trips (remote commands + file writes) per deploy and per rollback.
-import { build } from 'esbuild'
 import { execFileSync, spawnSync } from 'node:child_process'
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
-import { join, resolve } from 'node:path'
-import { pathToFileURL } from 'node:url'
+import { join } from 'node:path'
+import { loadTs, msSince as ms, options, seconds as fmt, upperMedian as median } from './lib.mjs'
 
-const args = process.argv.slice(2)
-const RUNS = (i => (i === -1 ? 5 : Number(args[i + 1])))(args.indexOf('--runs'))
-const root = resolve(import.meta.dirname, '..')
-const out = join(root, 'build', 'bench-deploy')
-mkdirSync(out, { recursive: true })
-await build({
-  entryPoints: { lib: join(root, 'bench/deploy-entry.ts') },
-  outdir: out,
-  format: 'esm',
-  platform: 'node',
-  bundle: true,
-  packages: 'external',
-  outExtension: { '.js': '.mjs' },
-  logLevel: 'warning'
-})
-const L = await import(pathToFileURL(join(out, 'lib.mjs')).href)
-
-const median = xs => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]
-const ms = t0 => Number(process.hrtime.bigint() - t0) / 1e6
-const fmt = x => `${(x / 1000).toFixed(2)} s`
+const { runs: RUNS } = options({ runs: 5 })
+const L = await loadTs('deploy', 'bench/deploy-entry.ts')
 
 const [reg, sshd] = await Promise.all([L.startRegistry({ auth: 'none' }), L.startSshd()])
 const tmp = mkdtempSync(join(tmpdir(), 'shipline-bench-deploy-'))

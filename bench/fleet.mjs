@@ -9,34 +9,15 @@
 // of the busybox sample app to every host, health-gated (stable 1 s); medians over the runs. The engine is
 // shared, so parallel hosts here compete for the same 2 cores and dockerd, unlike five real VPSes: the
 // parallel figure is a ceiling on what max-parallel costs, not the speed-up a real fleet gets.
-import { build } from 'esbuild'
 import { execFileSync } from 'node:child_process'
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
-import { join, resolve } from 'node:path'
-import { pathToFileURL } from 'node:url'
+import { join } from 'node:path'
+import { loadTs, options, upperMedian as median } from './lib.mjs'
 
-const args = process.argv.slice(2)
-const opt = (name, def) => {
-  const i = args.indexOf(`--${name}`)
-  return i === -1 ? def : Number(args[i + 1])
-}
-const RUNS = opt('runs', 3)
-const root = resolve(import.meta.dirname, '..')
-const out = join(root, 'build', 'bench-fleet')
-mkdirSync(out, { recursive: true })
-await build({
-  entryPoints: { lib: join(root, 'bench/fleet-entry.ts') },
-  outdir: out,
-  format: 'esm',
-  platform: 'node',
-  bundle: true,
-  packages: 'external',
-  outExtension: { '.js': '.mjs' },
-  logLevel: 'warning'
-})
+const { runs: RUNS } = options({ runs: 3 })
 const { deploy, buildAppImage, removeImages, uniqueName, startRegistry, FLEET_COMPOSE, startFleet } =
-  await import(pathToFileURL(join(out, 'lib.mjs')).href)
+  await loadTs('fleet', 'bench/fleet-entry.ts')
 
 const reg = await startRegistry({ auth: 'none' })
 const id = uniqueName('fb').toLowerCase()
@@ -44,7 +25,6 @@ const image = `${reg.host}/${id}`
 const base = mkdtempSync(join(tmpdir(), 'shipline-fleet-bench-'))
 const fleets = []
 const quiet = { info: () => undefined, warning: m => console.error('  warn: ' + m.split('\n')[0]) }
-const median = xs => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]
 const results = []
 const removeFleet = async f => {
   for (const h of f.hosts) {

@@ -7,7 +7,6 @@
 //
 // The validator is compiled on the fly from src/lib/prometheus/validate.ts with esbuild (a devDependency),
 // so the figure is for the current source. Its time includes reading the file (promtool reads it too).
-import { build } from 'esbuild'
 import { spawnSync } from 'node:child_process'
 import {
   closeSync,
@@ -20,36 +19,19 @@ import {
   writeSync
 } from 'node:fs'
 import { tmpdir } from 'node:os'
-import { join, resolve } from 'node:path'
-import { pathToFileURL } from 'node:url'
+import { join } from 'node:path'
+import { loadTs, msSince, options, upperMedian as med } from './lib.mjs'
 
-const args = process.argv.slice(2)
-const opt = (name, def) => {
-  const i = args.indexOf(`--${name}`)
-  return i === -1 ? def : Number(args[i + 1])
-}
-const RUNS = opt('runs', 5)
-const TARGET_MB = opt('mb', 50)
+const { runs: RUNS, mb: TARGET_MB, keep } = options({ runs: 5, mb: 50, keep: undefined })
 
-const root = resolve(import.meta.dirname, '..')
 const dir = mkdtempSync(join(tmpdir(), 'prom-bench-'))
 try {
-  const mod = join(dir, 'validate.mjs')
-  await build({
-    entryPoints: [join(root, 'src/lib/prometheus/validate.ts')],
-    outfile: mod,
-    format: 'esm',
-    platform: 'node',
-    bundle: true,
-    logLevel: 'warning'
-  })
-  const { validateExposition } = await import(pathToFileURL(mod).href)
+  const { validateExposition } = await loadTs('prometheus', 'src/lib/prometheus/validate.ts')
 
   const file = join(dir, 'metrics.prom')
   const { series } = generate(file, TARGET_MB * 1024 * 1024)
   const bytes = statSync(file).size
-  const keep = args.indexOf('--keep')
-  if (keep !== -1) copyFileSync(file, args[keep + 1])
+  if (keep !== undefined) copyFileSync(file, keep)
 
   const check = validateExposition(readFileSync(file, 'utf8'))
   if (check.errors.length)
@@ -69,13 +51,13 @@ try {
     const c = process.cpuUsage()
     const r = validateExposition(readFileSync(file, 'utf8'))
     const u = process.cpuUsage(c)
-    ours.push(Number(process.hrtime.bigint() - t) / 1e6)
+    ours.push(msSince(t))
     oursCpu.push((u.user + u.system) / 1000)
     if (r.samples !== series) throw new Error(`validator saw ${r.samples} samples, expected ${series}`)
 
     t = process.hrtime.bigint()
     const p = spawnSync('bash', ['-c', script, 'bench', file], { maxBuffer: 1 << 30 })
-    theirs.push(Number(process.hrtime.bigint() - t) / 1e6)
+    theirs.push(msSince(t))
     if (p.status !== 0)
       throw new Error(
         `promtool exit ${p.status}: ${String(p.stdout).slice(0, 300)} ${String(p.stderr).slice(0, 300)}`
@@ -84,7 +66,6 @@ try {
     if (!m) throw new Error(`no CPU times from bash: ${String(p.stderr).slice(-200)}`)
     theirsCpu.push((Number(m[1]) * 60 + Number(m[2]) + Number(m[3]) * 60 + Number(m[4])) * 1000)
   }
-  const med = a => [...a].sort((x, y) => x - y)[Math.floor(a.length / 2)]
   const mo = med(ours)
   const mt = med(theirs)
   const co = med(oursCpu)

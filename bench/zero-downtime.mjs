@@ -17,40 +17,15 @@
 //
 // Both drive this machine's Docker engine through localRemote (no SSH, so the figures are about the
 // switch, not the transport). The library is compiled on the fly from src/ with esbuild into build/.
-import { build } from 'esbuild'
 import { execFileSync } from 'node:child_process'
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
-import { join, resolve } from 'node:path'
-import { pathToFileURL } from 'node:url'
+import { join } from 'node:path'
+import { loadTs, options, upperMedian } from './lib.mjs'
 
-const args = process.argv.slice(2)
-const opt = (name, def) => {
-  const i = args.indexOf(`--${name}`)
-  return i === -1 ? def : Number(args[i + 1])
-}
-const CYCLES = opt('cycles', 20)
-const RATE = opt('rate', 50)
-const DRAIN = opt('drain', 2)
+const { cycles: CYCLES, rate: RATE, drain: DRAIN } = options({ cycles: 20, rate: 50, drain: 2 })
 
-const root = resolve(import.meta.dirname, '..')
-const out = join(root, 'build', 'bench-zero-downtime')
-mkdirSync(out, { recursive: true })
-await build({
-  entryPoints: {
-    lib: join(root, 'bench/zero-downtime-entry.ts')
-  },
-  outdir: out,
-  format: 'esm',
-  platform: 'node',
-  bundle: true,
-  packages: 'external',
-  outExtension: { '.js': '.mjs' },
-  logLevel: 'warning'
-}).catch(async () => {
-  throw new Error('esbuild failed')
-})
-const lib = await import(pathToFileURL(join(out, 'lib.mjs')).href)
+const lib = await loadTs('zero-downtime', 'bench/zero-downtime-entry.ts')
 const {
   BlueGreen,
   upstreamName,
@@ -129,8 +104,13 @@ async function phase(name, nginx, setup, switchTo) {
   }
   const res = await load.stop()
   process.stderr.write('\n')
-  const med = [...switchMs].sort((a, b) => a - b)[Math.floor(switchMs.length / 2)]
-  return { name, ...res, wallMs: Date.now() - t0, switchMedianMs: med, switches: switchMs.length }
+  return {
+    name,
+    ...res,
+    wallMs: Date.now() - t0,
+    switchMedianMs: upperMedian(switchMs),
+    switches: switchMs.length
+  }
 }
 
 const results = []
