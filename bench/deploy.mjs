@@ -178,14 +178,7 @@ try {
   )
 } finally {
   L.removeProject(path)
-  const digests = execFileSync(
-    'docker',
-    ['images', '--digests', '--format', '{{.Repository}}@{{.Digest}}', repo],
-    { encoding: 'utf8' }
-  )
-    .split('\n')
-    .filter(l => l.includes('@sha256:'))
-  L.removeImages(...versions.map(v => `${repo}:${v}`), ...digests)
+  L.removeRepository(repo)
   await Promise.all([reg.stop(), sshd.stop()])
   rmSync(tmp, { recursive: true, force: true })
 }

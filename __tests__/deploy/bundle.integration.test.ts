@@ -12,7 +12,7 @@ import { existsSync, readdirSync, readFileSync, readlinkSync } from 'node:fs'
 import { homedir } from 'node:os'
 import { join } from 'node:path'
 import { start as startGitHub, type GitHubApi } from '../../src/testkit/github-api.js'
-import { buildAppImage, removeImages } from '../../src/testkit/images.js'
+import { buildAppImage, removeImages, removeRepository } from '../../src/testkit/images.js'
 import { uniqueName } from '../../src/testkit/net.js'
 import { dockerLogin, startRegistry, type TestRegistry } from '../../src/testkit/registry.js'
 import {
@@ -80,17 +80,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   ws?.cleanup()
-  // by reference, never by image id: an identical build elsewhere may share the id
-  const held = execFileSync(
-    'docker',
-    ['images', '--digests', '--format', '{{.Repository}}:{{.Tag}} {{.Repository}}@{{.Digest}}', repo],
-    {
-      encoding: 'utf8'
-    }
-  )
-    .split(/\s+/)
-    .filter(r => r && !r.endsWith(':<none>') && !r.endsWith('@<none>'))
-  removeImages(...new Set(held))
+  removeRepository(repo)
   await Promise.all([reg?.stop(), sshd?.stop(), gh?.stop()])
 })
 

@@ -9,7 +9,7 @@ import { projectName } from '../../src/lib/compose/layout.js'
 import { join } from 'node:path'
 import { deploy, rollback, type DeployOptions, type RollbackOptions } from '../../src/lib/deploy/index.js'
 import { isUserError } from '../../src/lib/errors.js'
-import { buildAppImage, removeImages } from '../../src/testkit/images.js'
+import { buildAppImage, removeRepository } from '../../src/testkit/images.js'
 import { uniqueName } from '../../src/testkit/net.js'
 import { startRegistry, type TestRegistry } from '../../src/testkit/registry.js'
 import { generateClientKey, startSshd, type Sshd } from '../../src/testkit/sshd.js'
@@ -27,7 +27,6 @@ let reg: TestRegistry
 let sshd: Sshd
 let ws: Workspace
 let repo: string
-const built: string[] = []
 
 beforeAll(async () => {
   ;[reg, sshd] = await Promise.all([startRegistry({ auth: 'none' }), startSshd()])
@@ -40,20 +39,12 @@ beforeAll(async () => {
   ] as const) {
     buildAppImage({ tag: `${repo}:${v}`, version: v, healthy })
     execFileSync('docker', ['push', '-q', `${repo}:${v}`], { stdio: 'ignore' })
-    built.push(`${repo}:${v}`)
   }
 }, 120_000)
 
 afterAll(async () => {
   ws?.cleanup()
-  const digests = execFileSync(
-    'docker',
-    ['images', '--digests', '--format', '{{.Repository}}@{{.Digest}}', repo],
-    { encoding: 'utf8' }
-  )
-    .split('\n')
-    .filter(l => l.includes('@sha256:'))
-  removeImages(...built, ...digests)
+  removeRepository(repo)
   await Promise.all([reg?.stop(), sshd?.stop()])
 })
 

@@ -10,7 +10,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { deploy, summaryTable, type DeployOptions } from '../../src/lib/deploy/index.js'
-import { buildAppImage, removeImages } from '../../src/testkit/images.js'
+import { buildAppImage, removeRepository } from '../../src/testkit/images.js'
 import { uniqueName } from '../../src/testkit/net.js'
 import { startRegistry, type TestRegistry } from '../../src/testkit/registry.js'
 import { FLEET_COMPOSE, startFleet, type SandboxFleet } from '../fleet/fleet-hosts.js'
@@ -34,14 +34,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   for (const h of fleet?.hosts ?? []) removeProject(h.path, h.project)
-  const digests = execFileSync(
-    'docker',
-    ['images', '--digests', '--format', '{{.Repository}}@{{.Digest}}', repo],
-    { encoding: 'utf8' }
-  )
-    .split('\n')
-    .filter(l => l.includes('@sha256:'))
-  removeImages(`${repo}:v1`, `${repo}:v2`, ...digests)
+  removeRepository(repo)
   await Promise.all([reg?.stop(), fleet?.stop()])
   rmSync(dir, { recursive: true, force: true })
 })

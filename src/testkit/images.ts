@@ -76,6 +76,25 @@ export function buildAppImage(opts: AppImageOptions): string {
   }
 }
 
+/**
+ * Removes every tag and digest reference of `repo` (e.g. `127.0.0.1:5000/app`) from the local engine. By
+ * reference only, never by image id: an identical build of another suite may share the id.
+ */
+export function removeRepository(repo: string): void {
+  let listed = ''
+  try {
+    listed = execFileSync(
+      'docker',
+      ['images', '--digests', '--format', '{{.Repository}}:{{.Tag}} {{.Repository}}@{{.Digest}}', repo],
+      { encoding: 'utf8' }
+    )
+  } catch {
+    return
+  }
+  const refs = listed.split(/\s+/).filter(r => r && !r.endsWith(':<none>') && !r.endsWith('@<none>'))
+  removeImages(...new Set(refs))
+}
+
 export function removeImages(...refs: string[]): void {
   if (refs.length === 0) return
   try {
