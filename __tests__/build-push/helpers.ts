@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
 import type { TestRegistry } from '../../src/testkit/registry.js'
-import { writeAppContext } from '../../src/testkit/images.js'
+import { removeRepository, writeAppContext } from '../../src/testkit/images.js'
 
 const run = promisify(execFile)
 
@@ -48,13 +48,9 @@ export function appContext(version: string): { dir: string; remove(): void } {
 }
 
 /**
- * Removes every local image of these repositories (the tests name them uniquely), by id: an image whose
- * tags moved to a later build (the re-run test) is left as `<repo>:<none>` and has no name to remove.
+ * Removes every local image of these repositories (the tests name them uniquely), by tag and by digest
+ * reference (src/testkit/images.ts removeRepository), never by id: identical builds of other suites share ids.
  */
 export async function removeRepositories(...repos: string[]): Promise<void> {
-  for (const repo of repos) {
-    const { stdout } = await run('docker', ['image', 'ls', '--quiet', '--no-trunc', repo]).catch(() => ({ stdout: '' }))
-    const ids = [...new Set(stdout.split('\n').filter(Boolean))]
-    if (ids.length) await run('docker', ['rmi', '-f', ...ids]).catch(() => undefined)
-  }
+  for (const repo of repos) removeRepository(repo)
 }

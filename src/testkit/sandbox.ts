@@ -10,7 +10,7 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { start as startGitHubApi, type GitHubApi } from './github-api.js'
-import { writeAppContext } from './images.js'
+import { removeRepository, writeAppContext } from './images.js'
 import { freePort, uniqueName } from './net.js'
 import { startRegistry, type TestRegistry } from './registry.js'
 import { startSshd, type Sshd } from './sshd.js'
@@ -148,23 +148,8 @@ export async function startSandbox(): Promise<Sandbox> {
     async stop() {
       removeSandboxProjects(dir)
       await Promise.allSettled([registry.stop(), sshd.stop(), github.stop()])
-      // images of this sandbox's registry, by reference only: an image id can be shared with identical
-      // builds of other test suites on the same engine
-      try {
-        const refs = execFileSync('docker', ['images', '--digests', '--format', '{{.Repository}} {{.Tag}} {{.Digest}}'], {
-          encoding: 'utf8'
-        })
-          .split('\n')
-          .map(l => l.split(' '))
-          .filter(([repo]) => repo?.startsWith(`${registry.host}/`))
-          .flatMap(([repo, tag, digest]) => [
-            ...(tag && tag !== '<none>' ? [`${repo}:${tag}`] : []),
-            ...(digest && digest !== '<none>' ? [`${repo}@${digest}`] : [])
-          ])
-        if (refs.length) execFileSync('docker', ['rmi', ...new Set(refs)], { stdio: 'ignore' })
-      } catch {
-        /* best effort: an image still used by a container stays */
-      }
+      // the sandbox's images, by reference only: an image id can be shared with other suites' identical builds
+      removeRepository(sandbox.image)
       rmSync(dir, { recursive: true, force: true })
     }
   }
