@@ -21,19 +21,21 @@ import { loadTs, median, ms, options, time } from './lib.mjs'
 
 const { runs: RUNS, mib: MIB, tags: TAGS } = options({ runs: 7, mib: 50, tags: 3 })
 
-const { registryAccess, normalizeImage, startRegistry, dockerLogin, buildAppImage, removeImages } = await loadTs(
-  'build-push',
-  [
+const { registryAccess, normalizeImage, startRegistry, dockerLogin, buildAppImage, removeImages } =
+  await loadTs('build-push', [
     "export { registryAccess } from './src/lib/build/registry.ts'",
     "export { normalizeImage } from './src/lib/build/naming.ts'",
     "export { startRegistry, dockerLogin } from './src/testkit/registry.ts'",
     "export { buildAppImage, removeImages } from './src/testkit/images.ts'"
-  ]
-)
+  ])
 
 const reg = await startRegistry({ auth: 'htpasswd', logLevel: 'info' })
 const login = dockerLogin(reg)
-const docker = argv => execFileSync('docker', ['--config', login.config, ...argv], { stdio: ['ignore', 'pipe', 'pipe'], encoding: 'utf8' })
+const docker = argv =>
+  execFileSync('docker', ['--config', login.config, ...argv], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    encoding: 'utf8'
+  })
 const stamp = Date.now().toString(36)
 const image = normalizeImage(`${reg.host}/bench/build-push-${stamp}`)
 const sha = 'b'.repeat(40)
@@ -48,7 +50,8 @@ try {
   const results = { push: [], retag: [], readBack: [] }
   const check = async (tags, what) => {
     const access = registryAccess(image, creds)
-    for (const t of tags) if ((await access.digest(t)) !== digest) throw new Error(`${what}: ${t} is not on ${digest}`)
+    for (const t of tags)
+      if ((await access.digest(t)) !== digest) throw new Error(`${what}: ${t} is not on ${digest}`)
   }
   for (let i = -1; i < RUNS; i++) {
     // run -1 warms up (engine and registry caches), not counted
@@ -76,7 +79,9 @@ try {
     }
   }
   const m = Object.fromEntries(Object.entries(results).map(([k, v]) => [k, median(v)]))
-  console.log(`\nimage: ${MIB} MiB filler + busybox (5 layers), ${TAGS} extra tags, docker-registry on loopback with htpasswd, ${RUNS} runs, medians\n`)
+  console.log(
+    `\nimage: ${MIB} MiB filler + busybox (5 layers), ${TAGS} extra tags, docker-registry on loopback with htpasswd, ${RUNS} runs, medians\n`
+  )
   console.log('| what | median |')
   console.log('|---|---|')
   console.log(`| ${TAGS} extra tags by \`docker push\` each | ${ms(m.push)} |`)

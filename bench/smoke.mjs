@@ -25,17 +25,27 @@ function metrics() {
   const out = []
   out.push('# HELP http_requests_total Requests served.', '# TYPE http_requests_total counter')
   for (const m of ['GET', 'POST', 'PUT', 'DELETE'])
-    for (let c = 0; c < 50; c++) out.push(`http_requests_total{method="${m}",route="/r${c}",code="200"} ${c * 17 + 3}`)
+    for (let c = 0; c < 50; c++)
+      out.push(`http_requests_total{method="${m}",route="/r${c}",code="200"} ${c * 17 + 3}`)
   out.push('# HELP http_request_duration_seconds Latency.', '# TYPE http_request_duration_seconds histogram')
   const les = ['0.005', '0.01', '0.025', '0.05', '0.1', '0.25', '0.5', '1', '2.5', '5', '10', '+Inf']
   for (let r = 0; r < 60; r++) {
-    les.forEach((le, i) => out.push(`http_request_duration_seconds_bucket{route="/r${r}",le="${le}"} ${i * 10 + r}`))
-    out.push(`http_request_duration_seconds_sum{route="/r${r}"} ${r * 1.5}`, `http_request_duration_seconds_count{route="/r${r}"} ${110 + r}`)
+    les.forEach((le, i) =>
+      out.push(`http_request_duration_seconds_bucket{route="/r${r}",le="${le}"} ${i * 10 + r}`)
+    )
+    out.push(
+      `http_request_duration_seconds_sum{route="/r${r}"} ${r * 1.5}`,
+      `http_request_duration_seconds_count{route="/r${r}"} ${110 + r}`
+    )
   }
   out.push('# HELP rpc_duration_seconds RPC latency.', '# TYPE rpc_duration_seconds summary')
   for (let s = 0; s < 20; s++) {
-    for (const q of ['0.5', '0.9', '0.99']) out.push(`rpc_duration_seconds{service="s${s}",quantile="${q}"} ${Number(q) * s}`)
-    out.push(`rpc_duration_seconds_sum{service="s${s}"} ${s * 3}`, `rpc_duration_seconds_count{service="s${s}"} ${s * 9}`)
+    for (const q of ['0.5', '0.9', '0.99'])
+      out.push(`rpc_duration_seconds{service="s${s}",quantile="${q}"} ${Number(q) * s}`)
+    out.push(
+      `rpc_duration_seconds_sum{service="s${s}"} ${s * 3}`,
+      `rpc_duration_seconds_count{service="s${s}"} ${s * 9}`
+    )
   }
   out.push('# HELP process_resident_memory_bytes Memory.', '# TYPE process_resident_memory_bytes gauge')
   out.push('process_resident_memory_bytes 1.2345e+07')
@@ -123,12 +133,18 @@ server.close()
 rmSync(tmp, { recursive: true, force: true })
 
 const nodeVersion = (await timed(node, ['--version'])).out.trim()
-console.log(`smoke-test bench: ${runs} runs, medians, Node ${nodeVersion}, /metrics ${(body.length / 1024).toFixed(0)} KiB`)
+console.log(
+  `smoke-test bench: ${runs} runs, medians, Node ${nodeVersion}, /metrics ${(body.length / 1024).toFixed(0)} KiB`
+)
 console.log(`full default smoke pass (bundle, process start to exit): ${f(median(bundleTotal))}`)
 if (shell.length) {
   console.log(`curl x3 + promtool check metrics runbook:                 ${f(median(shell))}`)
-  console.log(`ratio smoke pass / runbook:                              ${(median(bundleTotal) / median(shell)).toFixed(2)}x`)
+  console.log(
+    `ratio smoke pass / runbook:                              ${(median(bundleTotal) / median(shell)).toFixed(2)}x`
+  )
 }
 console.log(`cold start (process start to first log line):            ${f(median(bundleFirst))}`)
 console.log(`bare node -e (start to first line):                      ${f(median(bare))}`)
-console.log(`ratio cold start / bare node:                            ${(median(bundleFirst) / median(bare)).toFixed(2)}x`)
+console.log(
+  `ratio cold start / bare node:                            ${(median(bundleFirst) / median(bare)).toFixed(2)}x`
+)

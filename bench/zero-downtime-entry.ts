@@ -1,7 +1,8 @@
 // What bench/zero-downtime.mjs needs from src/, bundled by esbuild on the fly.
 export { BlueGreen, upstreamName } from '../src/lib/strategy/blue-green.js'
 export { parseSlotPorts } from '../src/lib/strategy/options.js'
-export { ComposeHost } from '../src/lib/compose/host.js'
+export { ReleaseStore } from '../src/lib/release/store.js'
+export { ComposeRuntime } from '../src/lib/runtime/compose.js'
 export { layout } from '../src/lib/compose/layout.js'
 export { buildAppImage, removeImages } from '../src/testkit/images.js'
 export { startLoad } from '../src/testkit/load.js'

@@ -7,8 +7,8 @@
 // per request, for the whole run of each strategy. One cycle = a deploy (v1 → v2) and a rollback
 // (v2 → v1), each waited until healthy, so 20 cycles are 40 switches per strategy.
 //
-// - recreate: the code deploy-ssh runs per host today (ComposeHost.up = `docker-compose up -d` of the
-//   release folder in the project, then ComposeHost.waitHealthy), nginx pointing at the one published port;
+// - recreate: the code deploy-ssh runs per host today (ComposeRuntime.start = `docker-compose up -d` of the
+//   release folder in the project, then ComposeRuntime.waitHealthy), nginx pointing at the one published port;
 // - blue-green: src/lib/strategy BlueGreen.activate (idle slot up, healthy, upstream include rewritten,
 //   nginx -t, reload, drain, old slot stopped).
 //
@@ -30,7 +30,8 @@ const {
   BlueGreen,
   upstreamName,
   parseSlotPorts,
-  ComposeHost,
+  ComposeRuntime,
+  ReleaseStore,
   layout,
   buildAppImage,
   removeImages,
@@ -128,14 +129,17 @@ try {
     initialPort: port
   })
   const rel = { v1: release('r-v1', 'v1', port), v2: release('r-v2', 'v2', port) }
-  const ch = new ComposeHost(localRemote(), { path, log: quiet })
-  ch.compose = kind
+  const store = new ReleaseStore(localRemote(), { path, log: quiet })
+  await store.lock(30, 'bench')
+  const ch = new ComposeRuntime(store)
+  ch.kind = kind
   const rec = async v => {
-    await ch.up(rel[v], undefined, '')
-    const h = await ch.waitHealthy(['app'], 120, { stableSec: 1 })
+    await ch.start(rel[v], undefined, '')
+    const h = await ch.waitHealthy(rel[v], ['app'], 120, { stableSec: 1 })
     if (!h.ok) throw new Error(`recreate ${v}: ${h.result} ${h.state}`)
   }
   results.push(await phase('recreate', nginx, () => rec('v1'), rec))
+  await store.finish()
   cleanup()
   await nginx.stop()
   rmSync(`${L.state}/nginx/app.conf`, { force: true })

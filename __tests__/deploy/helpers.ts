@@ -166,12 +166,14 @@ export const quietLog = (): { info(m: string): void; warning(m: string): void; l
   return { lines, info: m => void lines.push(m), warning: m => void lines.push(`WARN ${m}`) }
 }
 
+/** The journal's final entries (each transaction's outcome; its write-ahead `begin` entries left out). */
 export function readLedger(path: string): Record<string, unknown>[] {
   try {
     return execFileSync('cat', [join(path, '.shipline', 'ledger.jsonl')], { encoding: 'utf8' })
       .split('\n')
       .filter(Boolean)
       .map(l => JSON.parse(l) as Record<string, unknown>)
+      .filter(e => e.event !== 'begin')
   } catch {
     return []
   }

@@ -8,13 +8,14 @@ import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync 
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import {
-  ComposeHost,
+  ReleaseStore,
   parseState,
   previousRelease,
   prunePlan,
   type HostState,
   type ReleaseMeta
-} from '../../src/lib/compose/host.js'
+} from '../../src/lib/release/store.js'
+import { ComposeRuntime } from '../../src/lib/runtime/compose.js'
 import { composeArgv, layout, projectName } from '../../src/lib/compose/layout.js'
 import {
   makeReleaseId,
@@ -187,8 +188,10 @@ describe('Compose v2 and v1 command lines', () => {
     try {
       const log = { info: () => undefined, warning: () => undefined }
       const path = join(tmp, 'proj')
-      const ch = new ComposeHost(remote, { path, log })
-      const state = await ch.lock(5, 'unit test')
+      const store = new ReleaseStore(remote, { path, log })
+      const ch = new ComposeRuntime(store)
+      const state = await store.lock(5, 'unit test')
+      ch.accept(state)
       expect(state.compose).toBe('v2')
       const meta: ReleaseMeta = {
         id: '20260101T000000000Z-v1',
@@ -200,9 +203,9 @@ describe('Compose v2 and v1 command lines', () => {
         services: ['web'],
         updated: ['web']
       }
-      await ch.up(meta, undefined, '')
-      await ch.up(meta, ['web'], '')
-      await ch.finish()
+      await ch.start(meta, undefined, '')
+      await ch.start(meta, ['web'], '')
+      await store.finish()
       const calls = readFileSync(record, 'utf8').split('\n')
       const dir = `${path}/.shipline/releases/${meta.id}`
       const head = `compose --project-name ${projectName(path)} --project-directory ${dir} --file ${dir}/docker-compose.yml --file ${dir}/shipline.override.yml --env-file ${dir}/.env`

@@ -11,7 +11,7 @@ import { join } from 'node:path'
 import { deploy, rollback } from '../../src/lib/deploy/index.js'
 import type { DeployOptions } from '../../src/lib/deploy/types.js'
 import { connectSsh } from '../../src/lib/ssh/client.js'
-import { hostFactory } from '../../src/lib/strategy/host.js'
+import { runtimeFactory } from '../../src/lib/strategy/host.js'
 import { upstreamName } from '../../src/lib/strategy/blue-green.js'
 import { parseSlotPorts } from '../../src/lib/strategy/options.js'
 import { buildAppImage, removeImages } from '../../src/testkit/images.js'
@@ -76,7 +76,7 @@ describe('deploy-ssh with strategy: blue-green', () => {
       composeFiles: [compose],
       autoRollback: true,
       keepReleases: 5,
-      makeHost: hostFactory({
+      runtime: runtimeFactory({
         strategy: 'blue-green',
         target: 'compose',
         blueGreen: {

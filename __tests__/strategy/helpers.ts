@@ -40,11 +40,12 @@ export function headDigest(registryUrl: string): (ref: ImageRef) => Promise<stri
   }
 }
 
-/** `event version` per ledger line of a project path. */
+/** `event version` per final journal entry of a project path (`begin` entries left out). */
 export function ledgerEvents(path: string): string[] {
   return readFileSync(`${path}/.shipline/ledger.jsonl`, 'utf8')
     .trim()
     .split('\n')
     .map(l => JSON.parse(l) as { event: string; version: string })
+    .filter(e => e.event !== 'begin')
     .map(e => `${e.event} ${e.version}`)
 }

@@ -16,7 +16,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { deploy, rollback } from '../../src/lib/deploy/index.js'
 import { overrideFile } from '../../src/lib/deploy/release.js'
-import { hostFactory } from '../../src/lib/strategy/host.js'
+import { runtimeFactory } from '../../src/lib/strategy/host.js'
 import { connectSsh } from '../../src/lib/ssh/client.js'
 import { stackVersion, swarmOverride, validateStackName } from '../../src/lib/swarm/host.js'
 import { buildAppImage, removeImages } from '../../src/testkit/images.js'
@@ -167,7 +167,7 @@ describe('target: swarm on a single-node swarm', () => {
       composeFiles: [join(dir, 'docker-compose.yml')],
       autoRollback: true,
       keepReleases: 5,
-      makeHost: hostFactory({ strategy: 'recreate', target: 'swarm', stack }),
+      runtime: runtimeFactory({ strategy: 'recreate', target: 'swarm', stack }),
       resolveDigest: async () => {
         throw new Error('pinned by digest already')
       }
@@ -216,7 +216,9 @@ describe('target: swarm on a single-node swarm', () => {
   }, 300_000)
 
   it('refuses blue-green with swarm and a bad stack name before connecting', () => {
-    expect(() => hostFactory({ strategy: 'blue-green', target: 'swarm' })).toThrow(/start-first already/)
-    expect(() => hostFactory({ strategy: 'recreate', target: 'swarm', stack: 'a b' })).toThrow(/stack name/)
+    expect(() => runtimeFactory({ strategy: 'blue-green', target: 'swarm' })).toThrow(/start-first already/)
+    expect(() => runtimeFactory({ strategy: 'recreate', target: 'swarm', stack: 'a b' })).toThrow(
+      /stack name/
+    )
   })
 })

@@ -29862,7 +29862,10 @@ async function detectBuildx(opts = {}) {
         if (r.code !== 0)
             return undefined;
         const inspect = await (0,cli/* runDocker */.S)(['buildx', 'inspect'], opts);
-        return { version: r.stdout.trim() || 'buildx', driver: inspect.code === 0 ? parseBuildxDriver(inspect.stdout) : undefined };
+        return {
+            version: r.stdout.trim() || 'buildx',
+            driver: inspect.code === 0 ? parseBuildxDriver(inspect.stdout) : undefined
+        };
     }
     catch {
         return undefined;
@@ -30320,7 +30323,10 @@ function lastErrorLine(r) {
         .filter(l => l && !NOISE.test(l));
     const err = meaningful(r.stderr);
     const out = meaningful(r.stdout);
-    const pick = [...err].reverse().find(l => FAILURE.test(l)) ?? [...out].reverse().find(l => FAILURE.test(l)) ?? err.at(-1) ?? out.at(-1);
+    const pick = [...err].reverse().find(l => FAILURE.test(l)) ??
+        [...out].reverse().find(l => FAILURE.test(l)) ??
+        err.at(-1) ??
+        out.at(-1);
     return (pick ?? `exit code ${r.code}`).replace(/^ERROR:\s*/, '').replace(/\.$/, '');
 }
 
@@ -30364,7 +30370,9 @@ function userConfigDir(env = process.env) {
 }
 /** Registry keys as Docker writes them in `auths` (Docker Hub has its historical URL). */
 function authKeys(registry) {
-    return registry === 'docker.io' ? ['https://index.docker.io/v1/', 'docker.io', 'index.docker.io', 'registry-1.docker.io'] : [registry, `https://${registry}`, `http://${registry}`];
+    return registry === 'docker.io'
+        ? ['https://index.docker.io/v1/', 'docker.io', 'index.docker.io', 'registry-1.docker.io']
+        : [registry, `https://${registry}`, `http://${registry}`];
 }
 /**
  * Creates `<parent>/shipline-docker-XXXXXX` (mode 0700) seeded from the user's config without credential

@@ -61600,7 +61600,7 @@ exports.visitAsync = visitAsync;
 
 /***/ }),
 
-/***/ 5257:
+/***/ 8809:
 /***/ ((__unused_webpack___webpack_module__, __webpack_exports__, __nccwpck_require__) => {
 
 
@@ -62276,6 +62276,9 @@ class SshRemote {
             this.lostReason ||= 'connection closed';
         });
     }
+    isOpen() {
+        return !this.closed && !this.lostReason;
+    }
     closedError() {
         const why = this.lostReason || 'connection closed';
         const hint = /keepalive/i.test(why) ? ': the host stopped answering (network or host down)' : '';
@@ -62680,6 +62683,57 @@ function readSshInputs() {
     return { targets, options, warnings };
 }
 
+// EXTERNAL MODULE: ./node_modules/yaml/dist/index.js
+var dist = __nccwpck_require__(8815);
+;// CONCATENATED MODULE: ./build/tsc/lib/swarm/host.js
+/**
+ * `target: swarm`: a release deployed as a stack on a swarm manager, over the same SSH connection, lock,
+ * release folders, ledger and current pointer as a Compose host. The swarm runtime (src/lib/runtime/swarm.ts)
+ * starts containers the swarm way; this module holds its pure parts:
+ *
+ * - upload: the release's override pins every image by digest (as for Compose) and injects
+ *   `deploy.update_config: {order: start-first, failure_action: pause}` into each updated service, so a new
+ *   task runs (and turns healthy) beside the old one before the old one stops, and a failing update stops;
+ * - up: `docker stack deploy --with-registry-auth --prune -c <release files> <stack>` (registry login in a
+ *   temporary config, password on stdin; the release's .env exported as data, since stack deploy ignores it);
+ * - waitHealthy: polls `docker service inspect` (UpdateStatus) and `docker service ps` until every service
+ *   runs as many tasks of its spec's image as desired (a task with a HEALTHCHECK is only `Running` once
+ *   healthy), instead of `--detach=false`; paused/rolled-back updates and crash-looping tasks fail at once;
+ * - recoverScript: a lost connection re-deploys the previous release's files.
+ *
+ * A rollback re-deploys the kept release's own files (any kept release), not `docker service rollback`
+ * (which knows only the one previous spec of each service).
+ */
+
+
+const UPDATE_CONFIG = { order: 'start-first', failure_action: 'pause', monitor: '5s' };
+/** A stack name docker accepts: letters, digits, _ . - (starting with a letter or digit), at most 63. */
+function validateStackName(raw) {
+    const s = raw.trim();
+    if (!/^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}$/.test(s))
+        throw new errors/* UserError */.yo(`Input 'stack' must be a Docker stack name (letters, digits, _ . -; at most 63), got '${raw}'.`);
+    return s;
+}
+/** The compose file version an override needs for `order: start-first` (3.4+); keeps a newer one. */
+function stackVersion(version) {
+    const m = /^3\.(\d+)$/.exec(version ?? '');
+    return m && Number(m[1]) >= 4 ? version : '3.8';
+}
+/** Rewrites an override (image pins) for swarm: start-first updates for the updated services. */
+function swarmOverride(override, updated, version) {
+    const doc = ((0,dist/* parse */.qg)(override) ?? {});
+    const services = doc.services ?? {};
+    for (const s of updated) {
+        const svc = (services[s] ??= {});
+        const deploy = (svc.deploy ?? {});
+        deploy.update_config = { ...UPDATE_CONFIG };
+        svc.deploy = deploy;
+    }
+    const out = { version: stackVersion(version ?? doc.version), services };
+    return ('# written by shipline: pins each service to the digest of this release, start-first updates (target: swarm)\n' +
+        (0,dist/* stringify */.As)(out));
+}
+
 ;// CONCATENATED MODULE: ./build/tsc/lib/compose/layout.js
 /**
  * Where shipline keeps things on a host, under the project path:
@@ -62737,67 +62791,10 @@ function composeArgv(kind, project, dir, files, envFile) {
 
 ;// CONCATENATED MODULE: ./build/tsc/lib/compose/scripts.js
 /**
- * The shell scripts shipline runs on a host. They are constants: every value reaches them as a quoted
+ * The Compose runtime's shell scripts (images, health). Constants: every value reaches them as a quoted
  * argument ($1, $2, …) or on stdin, never pasted into the script text. Each runs as `sh -c SCRIPT sh ARGS…`.
+ * The release store's own scripts (lock, journal, close) are in src/lib/release/scripts.ts.
  */
-/**
- * Lock holder and state probe, in one long-lived command on its own SSH channel.
- * args: state-dir lock-timeout token owner
- * It takes `flock` on <state>/lock (waiting up to lock-timeout), prints LOCKED, the host's state (compose
- * flavour, current release, releases' metadata, the ledger's tail), READY, then one byte every 0.2 s. The
- * lock lives as long as this process: it ends when the deploy writes run/<token>/release, or when a write
- * fails because the SSH channel is gone (job killed or cancelled, network lost). In that case it first
- * runs run/<token>/recover.sh (put the previous release back) after any running step, then removes
- * run/<token> (temporary Docker config included) and lets the lock go.
- */
-const LOCK_SCRIPT = `trap '' HUP PIPE
-umask 077
-s=$1; t=$2; tok=$3; owner=$4
-mkdir -p "$s/releases" "$s/run" || { echo "ERR cannot create $s"; exit 71; }
-chmod 700 "$s" "$s/run"
-command -v flock >/dev/null 2>&1 || { echo "ERR flock is missing on the host (package util-linux)"; exit 72; }
-exec 9>>"$s/lock" || { echo "ERR cannot open $s/lock"; exit 73; }
-if ! flock -n 9; then
-  echo "WAITING $(cat "$s/lock.owner" 2>/dev/null | head -c 300)"
-  flock -w "$t" 9 || { echo "ERR timeout"; exit 75; }
-fi
-r="$s/run/$tok"
-mkdir -p "$r" || exit 74
-printf '%s\\n' "$owner" > "$s/lock.owner"
-for d in "$s"/run/*; do [ "$d" = "$r" ] || rm -rf "$d"; done
-echo LOCKED
-if docker compose version >/dev/null 2>&1 9>&-; then echo "compose v2"
-elif command -v docker-compose >/dev/null 2>&1; then echo "compose v1"
-else echo "compose none"; fi
-c=$(readlink "$s/current" 2>/dev/null) || c=
-echo "current \${c##*/}"
-for d in "$s"/releases/*; do
-  [ -f "$d/release.json" ] || continue
-  printf 'release %s ' "\${d##*/}"; tr -d '\\n' < "$d/release.json"; echo
-done
-[ -f "$s/ledger.jsonl" ] && tail -n 200 "$s/ledger.jsonl" | sed 's/^/ledger /'
-echo READY
-while printf .; do
-  [ -e "$r/release" ] && break
-  sleep 0.2 9>&- 2>/dev/null || sleep 1 9>&-
-done
-if [ -f "$r/recover.sh" ]; then
-  flock "$r/step" sh "$r/recover.sh" </dev/null >"$s/recover.log" 2>&1 9>&-
-fi
-rm -rf "$r"
-rm -f "$s/lock.owner"
-exit 0
-`;
-/**
- * Writes a release folder from a tar on stdin (umask 077: nothing in it is readable by others), after
- * copying the previous release's .env when asked. args: release-dir previous-env-or-empty
- */
-const UPLOAD_SCRIPT = `umask 077
-d=$1; from=$2
-mkdir -p "$d" || exit 70
-if [ -n "$from" ]; then cp -p "$from" "$d/.env" || exit 71; fi
-tar -xf - -C "$d"
-`;
 /**
  * Brings images onto the host: those already present are left alone (no registry needed), the rest are
  * pulled, after a login into a temporary Docker config when a registry is given (password on stdin).
@@ -62821,16 +62818,6 @@ for r in $missing; do
   echo "pull $r"
   docker pull "$r" </dev/null >/dev/null || { echo "ERR pull $r failed"; exit 4; }
 done
-`;
-/**
- * Runs one step that changes containers, under the step lock (so a recovery waits for it), after writing
- * stdin to the recovery script (or removing it when stdin is empty).
- * args: run-dir command…   stdin: recover.sh text
- */
-const STEP_SCRIPT = `r=$1; shift
-mkdir -p "$r" || exit 70
-cat > "$r/recover.sh.tmp" && if [ -s "$r/recover.sh.tmp" ]; then mv -f "$r/recover.sh.tmp" "$r/recover.sh"; else rm -f "$r/recover.sh.tmp"; fi
-exec flock "$r/step" "$@"
 `;
 /**
  * Waits until every container of the given services is healthy: its healthcheck says healthy, or without
@@ -62891,35 +62878,6 @@ for x in $failed; do
   docker logs --tail "$n" "$id" 2>&1 | sed 's/^/| /'
 done
 [ "$result" = healthy ]
-`;
-/**
- * Makes a release current: symlink to a temp name, renamed over `current` (atomic), then one ledger line
- * from stdin appended. args: state-dir release-id
- */
-const SWITCH_SCRIPT = `s=$1; id=$2
-[ -d "$s/releases/$id" ] || { echo "ERR no release $id"; exit 2; }
-ln -sfn "releases/$id" "$s/current.tmp" && mv -fT "$s/current.tmp" "$s/current" || exit 3
-cat >> "$s/ledger.jsonl"
-`;
-/** Appends stdin to the ledger. args: state-dir */
-const LEDGER_SCRIPT = `cat >> "$1/ledger.jsonl"`;
-/**
- * Ends a deploy on a host: removes the recovery script, incomplete release folders, pruned releases and
- * the images only they needed (never with -f: an image a container still uses stays), then lets the
- * lock go. args: state-dir token release-id… --images ref…
- */
-const FINISH_SCRIPT = `s=$1; tok=$2; shift 2
-rm -f "$s/run/$tok/recover.sh"
-mode=release
-for a in "$@"; do
-  if [ "$a" = --images ]; then mode=image; continue; fi
-  if [ "$mode" = release ]; then rm -rf "$s/releases/$a" && echo "pruned $a"
-  else docker image rm "$a" >/dev/null 2>&1 && echo "removed $a"; fi
-done
-for d in "$s"/releases/*; do
-  [ -d "$d" ] && [ ! -f "$d/release.json" ] && [ "$d" != "$s/releases/*" ] && rm -rf "$d"
-done
-mkdir -p "$s/run/$tok" && touch "$s/run/$tok/release"
 `;
 
 ;// CONCATENATED MODULE: ./build/tsc/lib/compose/tar.js
@@ -63177,10 +63135,226 @@ function makeReleaseId(version, now = new Date()) {
 }
 const RELEASE_ID_RE = /^[0-9]{8}T[0-9]{9}Z-[A-Za-z0-9._-]{1,24}$/;
 
-;// CONCATENATED MODULE: ./build/tsc/lib/compose/host.js
+;// CONCATENATED MODULE: ./build/tsc/lib/release/journal.js
 /**
- * One project path on one host, driven through a Remote: the lock (with the state probe), uploads of a
- * release, images, `up`, health, the current pointer, the ledger, pruning. Knows nothing of GitHub.
+ * The release journal: `<path>/.shipline/ledger.jsonl`, one JSON object per line, append-only.
+ *
+ * Every deploy or rollback is a transaction (`txn`) the store journals *before* each irreversible step
+ * (write-ahead): a `begin` entry (intent: the release attempted, the release live before), then exactly one
+ * final entry (the outcome). The final entry's `release` is the release `current` names after it, and the
+ * one that serves. A transaction whose runner or link died is closed by the lock holder on the host
+ * (`recovered` when it put the previous release back, `aborted` when nothing live had changed yet), so a
+ * journal whose lock is free never ends on an open `begin`.
+ *
+ * The reader tolerates a torn last line (a crash or a full disk during an append) and says so; the appender
+ * on the host never glues a new line onto a torn one (it ends the file with a newline first).
+ */
+const FINAL_EVENTS = [
+    'deploy',
+    'rollback',
+    'auto-rollback',
+    'failed',
+    'revert',
+    'recovered',
+    'aborted'
+];
+/** Parses journal text line by line; a line that is not a JSON object is set aside, never fatal. */
+function parseJournal(text) {
+    const out = { entries: [], damaged: [] };
+    text.split('\n').forEach((raw, i) => {
+        const line = raw.trim();
+        if (!line)
+            return;
+        try {
+            const e = JSON.parse(line);
+            if (e && typeof e === 'object' && !Array.isArray(e) && typeof e.event === 'string')
+                out.entries.push(e);
+            else
+                out.damaged.push({ line: i + 1, text: line.slice(0, 200) });
+        }
+        catch {
+            out.damaged.push({ line: i + 1, text: line.slice(0, 200) });
+        }
+    });
+    return out;
+}
+const isFinal = (e) => FINAL_EVENTS.includes(e.event);
+/** The last transaction's entries still open (a `begin` with no final entry after it), if any. */
+function openTransaction(entries) {
+    for (let i = entries.length - 1; i >= 0; i--) {
+        const e = entries[i];
+        if (isFinal(e))
+            return undefined;
+        if (e.event === 'begin')
+            return e;
+    }
+    return undefined;
+}
+/** The last final entry (the journal's word on what is live), if any. */
+function lastFinal(entries) {
+    for (let i = entries.length - 1; i >= 0; i--)
+        if (isFinal(entries[i]))
+            return entries[i];
+    return undefined;
+}
+
+;// CONCATENATED MODULE: ./build/tsc/lib/release/scripts.js
+/**
+ * The release store's shell scripts. Constants: every value reaches them as a quoted argument ($1, $2, …)
+ * or on stdin, never pasted into the script text. Each runs as `sh -c SCRIPT sh ARGS…`.
+ *
+ * Appends to the journal go through `jadd` (defined in each script that appends): when the file does not
+ * end with a newline (a torn last line), a newline is written first, so a new entry is never glued onto
+ * the damaged one.
+ */
+const JADD = `jadd() { if [ -s "$1" ] && [ -n "$(tail -c 1 "$1")" ]; then echo >> "$1"; fi; cat >> "$1"; }`;
+/**
+ * Lock holder and state read, in one long-lived command on its own SSH channel.
+ * args: state-dir lock-timeout token owner
+ * Takes `flock` on <state>/lock (waiting up to lock-timeout), prints LOCKED, the host's facts (compose
+ * flavour), the current release, every release's metadata, the journal's tail (always ending with a
+ * newline, torn or not), READY, then one byte every 0.2 s. It ends when the deploy writes run/<token>/done,
+ * or when a write fails because the SSH channel is gone (job killed or cancelled, network lost). Either way
+ * it then closes the transaction left open, under the step lock (so after any step still running):
+ * run/<token>/recover.sh (put the previous release back, journal `recovered`) when it is armed, else the
+ * `aborted` entry of run/<token>/abort.json. Then it removes run/<token> and lets the lock go.
+ */
+const LOCK_SCRIPT = `trap '' HUP PIPE
+umask 077
+s=$1; t=$2; tok=$3; owner=$4
+${JADD}
+mkdir -p "$s/releases" "$s/run" || { echo "ERR cannot create $s"; exit 71; }
+chmod 700 "$s" "$s/run"
+command -v flock >/dev/null 2>&1 || { echo "ERR flock is missing on the host (package util-linux)"; exit 72; }
+exec 9>>"$s/lock" || { echo "ERR cannot open $s/lock"; exit 73; }
+if ! flock -n 9; then
+  echo "WAITING $(head -c 300 "$s/lock.owner" 2>/dev/null | tr -d '\\n')"
+  flock -w "$t" 9 || { echo "ERR timeout"; exit 75; }
+fi
+r="$s/run/$tok"
+mkdir -p "$r" || { echo "ERR cannot create $r"; exit 74; }
+printf '%s\\n' "$owner" > "$s/lock.owner"
+for d in "$s"/run/*; do [ "$d" = "$r" ] || rm -rf "$d"; done
+echo LOCKED
+if docker compose version >/dev/null 2>&1 9>&-; then echo "compose v2"
+elif command -v docker-compose >/dev/null 2>&1; then echo "compose v1"
+else echo "compose none"; fi
+c=$(readlink "$s/current" 2>/dev/null) || c=
+echo "current \${c##*/}"
+for d in "$s"/releases/*; do
+  [ -f "$d/release.json" ] || continue
+  printf 'release %s ' "\${d##*/}"; head -c 65536 "$d/release.json" | tr -d '\\n'; echo
+done
+if [ -f "$s/ledger.jsonl" ]; then tail -n 200 "$s/ledger.jsonl" | sed 's/^/ledger /'; echo; fi
+echo READY
+while printf .; do
+  [ -e "$r/done" ] && break
+  sleep 0.2 9>&- 2>/dev/null || sleep 1 9>&-
+done
+exec 7>>"$r/step" && flock -w 1800 7
+if [ -f "$r/recover.sh" ]; then sh "$r/recover.sh" </dev/null >"$s/recover.log" 2>&1 7>&- 9>&-
+elif [ -f "$r/abort.json" ]; then
+  { printf '{"time":"%s",' "$(date -u +%Y-%m-%dT%H:%M:%SZ)"; cat "$r/abort.json"; } | jadd "$s/ledger.jsonl"
+fi
+exec 7>&-
+rm -rf "$r"
+rm -f "$s/lock.owner"
+exit 0
+`;
+/**
+ * Opens a transaction (write-ahead): appends the `begin` entry (stdin line 1) and keeps the entry that
+ * closes it should the runner go away before anything live changed (stdin line 2, without its time, as
+ * run/<token>/abort.json). args: state-dir token
+ */
+const BEGIN_SCRIPT = `s=$1; r="$s/run/$2"
+${JADD}
+IFS= read -r begin && IFS= read -r abort || { echo "ERR incomplete input"; exit 2; }
+printf '%s\\n' "$abort" > "$r/abort.json.tmp" && mv -f "$r/abort.json.tmp" "$r/abort.json" || exit 3
+printf '%s\\n' "$begin" | jadd "$s/ledger.jsonl" || exit 4
+`;
+/**
+ * Writes a release folder from a tar on stdin (umask 077: nothing in it is readable by others), after
+ * copying the previous release's .env when asked. args: release-dir previous-env-or-empty
+ */
+const UPLOAD_SCRIPT = `umask 077
+d=$1; from=$2
+if [ -e "$d" ] && [ ! -d "$d" ]; then echo "ERR $d exists and is not a folder"; exit 69; fi
+mkdir -p "$d" || exit 70
+if [ -n "$from" ]; then cp -p "$from" "$d/.env" || { echo "ERR cannot copy $from"; exit 71; }; fi
+tar -xf - -C "$d"
+`;
+/**
+ * Runs one step that changes containers, under the step lock (so a recovery waits for it), after arming
+ * stdin as the recovery script (or keeping the armed one when stdin is empty).
+ * args: run-dir command…   stdin: recover.sh text
+ */
+const STEP_SCRIPT = `r=$1; shift
+[ -d "$r" ] || { echo "ERR the deploy's run folder $r is gone (the lock was lost)"; exit 70; }
+cat > "$r/recover.sh.tmp" && if [ -s "$r/recover.sh.tmp" ]; then mv -f "$r/recover.sh.tmp" "$r/recover.sh"; else rm -f "$r/recover.sh.tmp"; fi
+exec flock "$r/step" "$@"
+`;
+/**
+ * Closes a transaction, in one step that a lost link cannot cut in half (HUP and PIPE ignored, under the
+ * step lock): reads the final entry (stdin, one line), runs the runtime's cut-over command when one is
+ * given (blue-green: nginx to the new slot; on its failure nothing is switched), points `current` at the
+ * release (atomically: symlink to a temp name, renamed over `current`; '' leaves it), appends the entry,
+ * and disarms the recovery. args: state-dir token release-id-or-empty [cut-over command…]
+ */
+const CLOSE_SCRIPT = `trap '' HUP PIPE
+s=$1; r="$s/run/$2"; id=$3; shift 3
+${JADD}
+[ -d "$r" ] || { echo "ERR the deploy's run folder $r is gone (the lock was lost)"; exit 70; }
+exec 8>>"$r/step"; flock -w 600 8 || { echo "ERR a recovery holds the step lock"; exit 71; }
+IFS= read -r entry || { echo "ERR incomplete entry"; exit 2; }
+if [ -n "$id" ]; then
+  [ -f "$s/releases/$id/release.json" ] || { echo "ERR release folder $s/releases/$id is missing or incomplete"; exit 3; }
+fi
+if [ $# -gt 0 ]; then
+  "$@" 8>&- || { rc=$?; echo "ERR cut-over failed (exit $rc)"; exit 10; }
+fi
+if [ -n "$id" ]; then
+  rm -rf "$s/current.tmp" 2>/dev/null
+  ln -sfn "releases/$id" "$s/current.tmp" && mv -fT "$s/current.tmp" "$s/current" || { echo "ERR cannot point $s/current at $id"; exit 4; }
+fi
+printf '%s\\n' "$entry" | jadd "$s/ledger.jsonl" || { echo "ERR cannot append to $s/ledger.jsonl"; exit 5; }
+rm -f "$r/recover.sh" "$r/abort.json"
+echo OK
+`;
+/**
+ * Ends the lock: removes pruned releases and the images only they needed (never with -f: an image a
+ * container still uses stays), incomplete release folders, then marks the run done so the lock holder
+ * lets the lock go (closing any transaction still open first). args: state-dir token release-id… --images ref…
+ */
+const FINISH_SCRIPT = `s=$1; tok=$2; shift 2
+mode=release
+for a in "$@"; do
+  if [ "$a" = --images ]; then mode=image; continue; fi
+  if [ "$mode" = release ]; then rm -rf "$s/releases/$a" && echo "pruned $a"
+  else docker image rm "$a" >/dev/null 2>&1 && echo "removed $a"; fi
+done
+cur=$(readlink "$s/current" 2>/dev/null) || cur=
+for d in "$s"/releases/*; do
+  [ -d "$d" ] || continue
+  [ "releases/\${d##*/}" = "$cur" ] && continue
+  [ -f "$d/release.json" ] || rm -rf "$d"
+done
+[ -d "$s/run/$tok" ] || { echo "ERR the deploy's run folder is gone"; exit 70; }
+touch "$s/run/$tok/done"
+`;
+/** Appends stdin (one entry) to the journal, on a line of its own. args: state-dir */
+const APPEND_SCRIPT = `${JADD}
+jadd "$1/ledger.jsonl"
+`;
+
+;// CONCATENATED MODULE: ./build/tsc/lib/release/store.js
+/**
+ * ReleaseStore: what keeps releases on one host under one project path, over a Remote. The lock (with
+ * the state read), release folders, the journal (ledger.jsonl), the `current` pointer, pruning, and the
+ * recovery the lock holder runs when the runner goes away. It knows nothing of Compose, swarm or nginx:
+ * a Runtime (src/lib/runtime) starts containers; the store only runs the runtime's commands under its
+ * step lock with the recovery armed, and the runtime's cut-over inside its close step.
+ *
+ * Layout on the host: src/lib/compose/layout.ts. The journal: ./journal.ts.
  */
 
 
@@ -63189,24 +63363,30 @@ const RELEASE_ID_RE = /^[0-9]{8}T[0-9]{9}Z-[A-Za-z0-9._-]{1,24}$/;
 
 
 
+
 const SH = (script, ...args) => ['sh', '-c', script, 'sh', ...args];
-class ComposeHost {
+const now = () => new Date().toISOString();
+/** The one-line reason of a failed remote command: its last ERR line, else its last output line. */
+function failureLine(r) {
+    const text = (r.stdout + '\n' + r.stderr).trim();
+    return /^ERR (.*)$/m.exec(text)?.[1] ?? text.split('\n').pop() ?? `exit ${r.code}`;
+}
+class ReleaseStore {
     remote;
     layout;
     token = (0,external_node_crypto_.randomBytes)(8).toString('hex');
     log;
     holder;
     stepTimeoutMs;
+    readTimeoutMs;
     /** exec calls made (round trips), for the benchmark */
     execs = 0;
-    compose = 'v1';
-    /** false for hosts that deploy without Compose (a swarm manager, src/lib/swarm) */
-    requiresCompose = true;
     constructor(remote, opts) {
         this.remote = remote;
         this.layout = layout(opts.path, opts.project);
         this.log = opts.log;
         this.stepTimeoutMs = opts.stepTimeoutMs ?? 600_000;
+        this.readTimeoutMs = opts.readTimeoutMs ?? 60_000;
     }
     get label() {
         return this.remote.label;
@@ -63214,28 +63394,54 @@ class ComposeHost {
     get runDir() {
         return `${this.layout.run}/${this.token}`;
     }
-    async exec(argv, opts = {}) {
+    /** true while the connection is up (a Remote that cannot tell is taken as up) */
+    get connected() {
+        return this.remote.isOpen ? this.remote.isOpen() : true;
+    }
+    /** Runs a command on the host, bounded by the step limit unless told otherwise. */
+    exec = async (argv, opts = {}) => {
         this.execs++;
         return this.remote.exec(argv, { timeoutMs: this.stepTimeoutMs, ...opts });
-    }
+    };
+    /** Runs a command and throws a UserError with its last output lines when it fails. */
     async check(what, argv, opts = {}) {
         const r = await this.exec(argv, opts);
         if (r.code !== 0) {
             const err = (r.stderr.trim() || r.stdout.trim()).split('\n').slice(-15).join('\n');
-            throw new errors/* UserError */.yo(`${this.label}: ${what} failed (exit ${r.code}): ${err.split('\n').pop() ?? ''}`, err);
+            throw new errors/* UserError */.yo(`${this.label}: ${what} failed (exit ${r.code}): ${failureLine(r)}`, err);
         }
         return r;
     }
     /**
      * Takes the host lock (waiting up to timeoutSec) and reads the state under it. The lock is held by a
-     * remote process until release() or until the connection dies.
+     * remote process until finish() or until the connection dies. Bounded: the state read must follow the
+     * lock within readTimeoutMs.
      */
     async lock(timeoutSec, owner) {
         let out = '';
         let settled = false;
         let waitingSaid = false;
+        let locked = false;
         this.execs++;
         return new Promise((resolve, reject) => {
+            let timer;
+            const fail = (e) => {
+                if (settled)
+                    return;
+                settled = true;
+                if (timer)
+                    clearTimeout(timer);
+                reject(e);
+            };
+            const arm = (ms, what) => {
+                if (timer)
+                    clearTimeout(timer);
+                timer = setTimeout(() => {
+                    fail(new errors/* UserError */.yo(`${this.label}: ${what} on ${this.layout.path} did not finish within ${Math.round(ms / 1000)}s. Check the host (disk full? a hung 'docker' command?) and that ${this.layout.state} is readable; the lock ends with this connection.`, out.slice(-2000)));
+                    void this.remote.close().catch(() => undefined);
+                }, ms);
+            };
+            arm((timeoutSec + 60) * 1000, 'taking the lock');
             const onData = (chunk) => {
                 if (settled)
                     return;
@@ -63245,60 +63451,54 @@ class ComposeHost {
                     const who = /^WAITING(.*)$/m.exec(out)?.[1]?.trim();
                     this.log.info(`${this.label}: another deploy holds the lock on ${this.layout.path}${who ? ` (${who})` : ''}; waiting up to ${timeoutSec}s`);
                 }
+                if (!locked && /^LOCKED$/m.test(out)) {
+                    locked = true;
+                    arm(this.readTimeoutMs, 'reading the release state after taking the lock');
+                }
                 if (/^READY$/m.test(out)) {
                     settled = true;
+                    if (timer)
+                        clearTimeout(timer);
                     try {
-                        resolve(parseState(out));
+                        const state = parseState(out);
+                        if (state.damaged)
+                            this.log.warning(`${this.label}: ${state.damaged} damaged line(s) in ${this.layout.ledger} skipped (a torn write); new entries start on a line of their own`);
+                        if (state.currentMissing)
+                            this.log.warning(`${this.label}: ${this.layout.current} names release ${state.current}, whose folder is missing on the host`);
+                        resolve(state);
                     }
                     catch (e) {
                         reject(e);
                     }
                 }
             };
-            this.holder = this.remote.exec(SH(LOCK_SCRIPT, this.layout.state, String(timeoutSec), this.token, owner.slice(0, 300)), {
-                onStdout: onData
-            });
+            this.holder = this.remote.exec(SH(LOCK_SCRIPT, this.layout.state, String(timeoutSec), this.token, owner.slice(0, 300)), { onStdout: onData });
             this.holder.then(r => {
                 if (settled)
                     return;
-                settled = true;
                 const text = (r.stdout + '\n' + r.stderr).trim();
                 if (/ERR timeout/.test(text)) {
-                    reject(new errors/* UserError */.yo(`${this.label}: another deploy or rollback held the lock on ${this.layout.path} for more than lock-timeout (${timeoutSec}s). Wait for it, or raise 'lock-timeout'.`));
+                    fail(new errors/* UserError */.yo(`${this.label}: another deploy or rollback held the lock on ${this.layout.path} for more than lock-timeout (${timeoutSec}s). Wait for it, or raise 'lock-timeout'.`));
                 }
                 else {
-                    const err = /ERR (.*)/.exec(text)?.[1] ?? text.split('\n').pop();
-                    reject(new errors/* UserError */.yo(`${this.label}: could not take the lock on ${this.layout.path}: ${err}`, text));
+                    fail(new errors/* UserError */.yo(`${this.label}: could not take the lock on ${this.layout.path}: ${failureLine(r)}`, text));
                 }
-            }, e => {
-                if (settled)
-                    return;
-                settled = true;
-                reject(e);
-            });
-        }).then(state => {
-            if (state.compose === 'none' && this.requiresCompose) {
-                throw new errors/* UserError */.yo(`${this.label}: neither 'docker compose' (v2) nor 'docker-compose' (v1) is installed on the host. Install the Compose plugin.`);
-            }
-            if (state.compose !== 'none')
-                this.compose = state.compose;
-            return state;
+            }, e => fail(e));
         });
     }
-    /** Lets the lock go: removes the recovery script, prunes, and waits for the holder to exit. */
-    async finish(prune = {}) {
-        if (!this.holder)
-            return [];
-        const rel = (prune.releases ?? []).filter(id => RELEASE_ID_RE.test(id));
-        const r = await this.exec(SH(FINISH_SCRIPT, this.layout.state, this.token, ...rel, '--images', ...(prune.images ?? [])));
-        const holder = this.holder;
-        this.holder = undefined;
-        await holder;
-        return r.stdout.split('\n').filter(Boolean);
+    /** Opens a transaction: the `begin` entry, and the entry that closes it should the runner vanish first. */
+    async begin(entry, abort) {
+        const b = JSON.stringify({ time: now(), ...entry });
+        const a = JSON.stringify(abort).slice(1); // without '{': the lock holder prefixes the time
+        await this.check('opening the release transaction in the journal', SH(BEGIN_SCRIPT, this.layout.state, this.token), {
+            stdin: `${b}\n${a}\n`
+        });
     }
-    composeFor(meta) {
-        const dir = this.layout.release(meta.id);
-        return composeArgv(this.compose, this.layout.project, dir, meta.files, meta.env ? ENV_FILE : undefined);
+    /** Appends one entry (outside a transaction: closing one found open by this deploy). */
+    async append(entry) {
+        await this.check('appending to the journal', SH(APPEND_SCRIPT, this.layout.state), {
+            stdin: JSON.stringify({ time: now(), ...entry }) + '\n'
+        });
     }
     /**
      * Writes a release folder in one round trip: compose files, override, .env (0600) and release.json
@@ -63314,98 +63514,59 @@ class ComposeHost {
         const from = env === undefined && copyEnvFrom ? `${this.layout.release(copyEnvFrom)}/${ENV_FILE}` : '';
         await this.check('uploading the release', SH(UPLOAD_SCRIPT, dir, from), { stdin: tar(entries) });
     }
-    /** Images present stay; missing ones are pulled (login in a temporary config when a registry is given). */
-    async ensureImages(refs, auth) {
-        if (refs.length === 0)
-            return [];
-        const cfg = `${this.runDir}/docker-config`;
-        // pulls of big images over a slow link may take long: 30 min, not the ordinary step limit
-        const r = await this.exec(SH(IMAGES_SCRIPT, cfg, auth?.registry ?? '', auth?.username ?? '', ...refs), {
-            stdin: auth?.password ?? '',
-            timeoutMs: Math.max(this.stepTimeoutMs, 1_800_000)
-        });
-        const pulled = r.stdout
-            .split('\n')
-            .filter(l => l.startsWith('pull '))
-            .map(l => l.slice(5));
-        if (r.code !== 0) {
-            const msg = /ERR (.*)/.exec(r.stdout)?.[1] ?? `exit ${r.code}`;
-            const hint = auth
-                ? 'Check registry-username/registry-password and that the image exists.'
-                : "Set 'registry', 'registry-username' and 'registry-password' so the host can pull it.";
-            throw new errors/* UserError */.yo(`${this.label}: ${msg}. ${hint}`, (r.stdout + r.stderr).trim());
-        }
-        return pulled;
-    }
-    /** `up -d` of a release (all services with --remove-orphans, or only `services` with --no-deps). */
-    async up(meta, services, recoverScript) {
-        const argv = [...this.composeFor(meta), 'up', '-d'];
-        if (services && services.length)
-            argv.push('--no-deps', ...services);
-        else
-            argv.push('--remove-orphans');
-        await this.check(`docker ${this.compose === 'v2' ? 'compose' : '-compose'} up of ${meta.id}`, SH(STEP_SCRIPT, this.runDir, ...argv), {
-            stdin: recoverScript
-        });
-    }
-    async waitHealthy(services, timeoutSec, opts = {}) {
-        const r = await this.exec(SH(HEALTH_SCRIPT, String(timeoutSec), String(opts.stableSec ?? 5), this.layout.project, String(opts.tail ?? 30), ...services), { timeoutMs: (timeoutSec + 60) * 1000 });
-        return parseHealth(r);
-    }
-    /** Atomically points `current` at a release and appends the ledger line. */
-    async switchCurrent(id, entry) {
-        await this.check('switching the current release', SH(SWITCH_SCRIPT, this.layout.state, id), {
-            stdin: JSON.stringify(entry) + '\n'
-        });
-    }
-    async appendLedger(entry) {
-        await this.check('appending to the ledger', SH(LEDGER_SCRIPT, this.layout.state), {
-            stdin: JSON.stringify(entry) + '\n'
-        });
+    /**
+     * Runs a command that changes containers, under the step lock, with `recover` armed first (the shell
+     * text the lock holder runs should the runner go away; '' keeps what is armed).
+     */
+    async step(argv, recover, opts = {}) {
+        return this.exec(SH(STEP_SCRIPT, this.runDir, ...argv), { ...opts, stdin: recover });
     }
     /**
-     * recover.sh for the window in which the host runs something else than `current` says: brings `meta`
-     * back, points current at it and records it, should the connection die before the deploy finishes.
+     * The recovery script: the runtime's lines that bring `restore` back, then the journal's `recovered`
+     * entry (current already names it: `current` only moves in close()).
      */
-    recoverScript(meta, from, attempted) {
-        const up = [...this.composeFor(meta), 'up', '-d', '--remove-orphans'];
-        const entry = JSON.stringify({
+    recoverScript(restoreLines, entry) {
+        const json = JSON.stringify({
+            ...entry,
             event: 'recovered',
-            release: meta.id,
-            version: meta.version,
-            from,
-            attempted,
-            reason: 'the deploy connection was lost'
+            reason: entry.reason ?? 'the deploy connection was lost'
         });
         return [
-            '# shipline: run by the lock holder when the deploy connection dies before the deploy finished',
-            shellJoin(up),
-            shellJoin(['ln', '-sfn', `releases/${meta.id}`, `${this.layout.state}/current.tmp`]) +
-                ' && ' +
-                shellJoin(['mv', '-fT', `${this.layout.state}/current.tmp`, this.layout.current]),
-            `printf '{"time":"%s",%s\\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" ${shellJoin([entry.slice(1)])} >> ${shellJoin([this.layout.ledger])}`,
+            '# shipline: run by the lock holder when the runner went away before the transaction closed',
+            `jadd() { if [ -s "$1" ] && [ -n "$(tail -c 1 "$1")" ]; then echo >> "$1"; fi; cat >> "$1"; }`,
+            ...restoreLines,
+            `printf '{"time":"%s",%s\\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" ${shellJoin([json.slice(1)])} | jadd ${shellJoin([this.layout.ledger])}`,
             ''
         ].join('\n');
     }
-}
-/** Reads a health wait's output: `state …` lines, then `result <word> …`, then the failing containers' logs. */
-function parseHealth(r) {
-    const lines = r.stdout.split('\n');
-    const state = [...lines].reverse().find(l => l.startsWith('state ')) ?? '';
-    const i = lines.findIndex(l => l.startsWith('result '));
-    const result = i >= 0 ? lines[i].split(' ')[1] : `exit ${r.code}`;
-    const logs = i >= 0
-        ? lines
-            .slice(i + 1)
-            .join('\n')
-            .trim()
-        : r.stderr.trim();
-    return { ok: r.code === 0 && result === 'healthy', result, state: state.slice(6).trim(), logs };
+    /**
+     * Closes the transaction in one step a lost link cannot cut in half: the runtime's cut-over (when given),
+     * `current` → `switchTo` (when given), the final entry, the recovery disarmed.
+     */
+    async close(entry, switchTo, cutOver = []) {
+        const line = JSON.stringify({ time: now(), ...entry });
+        await this.check(switchTo && cutOver.length ? `switching to ${switchTo}` : 'closing the release transaction', SH(CLOSE_SCRIPT, this.layout.state, this.token, switchTo ?? '', ...cutOver), { stdin: line + '\n', timeoutMs: Math.max(this.stepTimeoutMs, 120_000) });
+    }
+    /** Lets the lock go: prunes, marks the run done, and waits (bounded) for the holder to exit. */
+    async finish(prune = {}) {
+        if (!this.holder)
+            return [];
+        const rel = (prune.releases ?? []).filter(id => RELEASE_ID_RE.test(id));
+        const r = await this.exec(SH(FINISH_SCRIPT, this.layout.state, this.token, ...rel, '--images', ...(prune.images ?? [])));
+        if (r.code !== 0)
+            throw new errors/* UserError */.yo(`${this.label}: finishing failed: ${failureLine(r)}`);
+        const holder = this.holder;
+        this.holder = undefined;
+        // the holder closes a transaction still open (a recovery may run a compose up): bounded
+        await Promise.race([holder, new Promise(res => setTimeout(res, 30 * 60_000).unref())]);
+        return r.stdout.split('\n').filter(Boolean);
+    }
 }
 /** Parses the lock script's output between LOCKED and READY. */
 function parseState(out) {
-    const state = { compose: 'none', releases: new Map(), ledger: [] };
+    const state = { compose: 'none', releases: new Map(), ledger: [], damaged: 0 };
     const start = out.indexOf('LOCKED\n');
+    const ledgerLines = [];
     for (const line of out.slice(start + 7).split('\n')) {
         if (line === 'READY')
             break;
@@ -63420,46 +63581,73 @@ function parseState(out) {
             const sp2 = rest.indexOf(' ');
             try {
                 const meta = JSON.parse(rest.slice(sp2 + 1));
-                state.releases.set(rest.slice(0, sp2), meta);
+                if (meta && typeof meta.id === 'string' && typeof meta.version === 'string')
+                    state.releases.set(rest.slice(0, sp2), meta);
             }
             catch {
                 /* a damaged release.json: that release cannot be used */
             }
         }
-        else if (key === 'ledger') {
-            try {
-                state.ledger.push(JSON.parse(rest));
-            }
-            catch {
-                /* a torn line */
-            }
-        }
+        else if (key === 'ledger')
+            ledgerLines.push(rest);
     }
+    const j = parseJournal(ledgerLines.join('\n'));
+    state.ledger = j.entries;
+    state.damaged = j.damaged.length;
+    state.open = openTransaction(j.entries);
+    if (state.current && !state.releases.has(state.current))
+        state.currentMissing = true;
     return state;
 }
-/** The release that was live before the current one, from the ledger (else the newest older release). */
-function host_previousRelease(state) {
+/** The live release's metadata, when `current` names a kept one. */
+function store_liveRelease(state) {
+    return state.current ? state.releases.get(state.current) : undefined;
+}
+/**
+ * The release that was live before the current one, from the journal's last final entry that made the
+ * current release live (never a release that failed); else the newest older kept release. Undefined when
+ * the journal names one whose folder is gone (see previousMissing).
+ */
+function store_previousRelease(state) {
     const cur = state.current;
     if (!cur)
         return undefined;
     for (let i = state.ledger.length - 1; i >= 0; i--) {
         const e = state.ledger[i];
-        if (e.release === cur && e.event !== 'failed') {
-            if (e.from && state.releases.has(e.from))
-                return e.from;
+        if (e.event === 'begin' || e.event === 'failed' || e.event === 'aborted')
+            continue;
+        if (e.release === cur) {
+            if (e.from)
+                return state.releases.has(e.from) ? e.from : undefined;
             break;
         }
     }
+    const gaveUp = ['auto-rollback', 'failed', 'recovered', 'revert', 'aborted'];
+    const failed = new Set(state.ledger.filter(e => e.attempted && gaveUp.includes(e.event)).map(e => e.attempted));
     return [...state.releases.keys()]
-        .filter(id => id < cur)
+        .filter(id => id < cur && !failed.has(id))
         .sort()
         .pop();
+}
+/** The journal's word for the release live before current, when its folder is no longer kept. */
+function store_previousMissing(state) {
+    const cur = state.current;
+    if (!cur)
+        return undefined;
+    for (let i = state.ledger.length - 1; i >= 0; i--) {
+        const e = state.ledger[i];
+        if (e.event === 'begin' || e.event === 'failed' || e.event === 'aborted')
+            continue;
+        if (e.release === cur)
+            return e.from && !state.releases.has(e.from) ? e.from : undefined;
+    }
+    return undefined;
 }
 /** Release ids and image refs to remove so that `keep` releases stay (current and its predecessor always). */
 function prunePlan(state, current, keep) {
     const ids = [...state.releases.keys()].sort().reverse();
     const keepSet = new Set([current]);
-    const prev = host_previousRelease({ ...state, current });
+    const prev = store_previousRelease({ ...state, current });
     if (prev)
         keepSet.add(prev);
     for (const id of ids) {
@@ -63480,208 +63668,130 @@ function prunePlan(state, current, keep) {
     return { releases: drop, images: [...images] };
 }
 
-// EXTERNAL MODULE: ./node_modules/yaml/dist/index.js
-var dist = __nccwpck_require__(8815);
-;// CONCATENATED MODULE: ./build/tsc/lib/swarm/scripts.js
+;// CONCATENATED MODULE: ./build/tsc/lib/runtime/compose.js
 /**
- * Shell scripts of the swarm target. Constants: every value arrives as a quoted argument or on stdin.
- * Each runs as `sh -c SCRIPT sh ARGS…`.
- */
-/**
- * `docker stack deploy` of one release: checks the host is a swarm manager, exports the release's .env
- * (KEY=VALUE lines, exported as data, never evaluated: `docker stack deploy` does not read .env itself),
- * logs in to the registry in a temporary Docker config (password on stdin; removed on every exit path) and
- * deploys with --with-registry-auth so the nodes can pull, --prune so services a release no longer has go.
- * Images are pinned by digest already, so --resolve-image never (no registry needed for a rollback).
- * args: config-dir registry username stack env-file -c file [-c file …]   stdin: password (or nothing)
- */
-const STACK_DEPLOY_SCRIPT = `umask 077
-cfg=$1; reg=$2; user=$3; stack=$4; envf=$5; shift 5
-trap 'rm -rf "$cfg"' EXIT
-if [ "$(docker info --format '{{.Swarm.ControlAvailable}}' 2>/dev/null)" != true ]; then
-  echo "ERR this host is not a swarm manager"; exit 5
-fi
-if [ -n "$envf" ] && [ -f "$envf" ]; then
-  while IFS= read -r line || [ -n "$line" ]; do
-    case "$line" in ''|'#'*) continue ;; [A-Za-z_]*=*) export "$line" ;; esac
-  done < "$envf"
-fi
-if [ -n "$reg" ]; then
-  mkdir -p "$cfg" && chmod 700 "$cfg" || exit 70
-  docker --config "$cfg" login --username "$user" --password-stdin "$reg" >/dev/null || { echo "ERR login to $reg failed"; exit 3; }
-  export DOCKER_CONFIG="$cfg"
-else
-  cat >/dev/null
-fi
-docker stack deploy --with-registry-auth --prune --resolve-image never "$@" "$stack" </dev/null || { echo "ERR docker stack deploy failed"; exit 4; }
-`;
-/**
- * Waits until every named service of the stack has converged on its current spec: no update running,
- * paused or rolled back, and as many tasks as desired running the spec's image (swarm reports a task with
- * a HEALTHCHECK as running only once it is healthy), for <stable> seconds. Fails at once when an update
- * paused or rolled back, or when a service's tasks keep failing; at the deadline, times out. Then prints
- * the task history and the last log lines of each failing service.
- * args: timeout stable stack tail service…
- */
-const CONVERGE_SCRIPT = `t=$1; stable=$2; stack=$3; n=$4; shift 4
-end=$(( $(date +%s) + t ))
-since=
-last=
-while :; do
-  now=$(date +%s)
-  report=; pending=; failed=
-  for svc in "$@"; do
-    name="\${stack}_$svc"
-    info=$(docker service inspect --format '{{if .UpdateStatus}}{{.UpdateStatus.State}}{{else}}none{{end}} {{if .Spec.Mode.Replicated}}{{.Spec.Mode.Replicated.Replicas}}{{else}}global{{end}} {{.Spec.TaskTemplate.ContainerSpec.Image}}' "$name" 2>/dev/null) || { pending="$pending $svc"; report="$report $svc=missing"; continue; }
-    up=$(echo "$info" | cut -d' ' -f1); want=$(echo "$info" | cut -d' ' -f2); img=$(echo "$info" | cut -d' ' -f3)
-    tasks=$(docker service ps --no-trunc --filter desired-state=running --format '{{.Image}} {{.CurrentState}}' "$name" 2>/dev/null)
-    running=$(printf '%s\\n' "$tasks" | awk -v i="$img" '$1 == i && $2 == "Running"' | wc -l)
-    desired=$(printf '%s\\n' "$tasks" | grep -c .)
-    [ "$want" = global ] && want=$desired
-    bad=$(docker service ps --no-trunc --format '{{.Image}} {{.CurrentState}}' "$name" 2>/dev/null | awk -v i="$img" '$1 == i && ($2 == "Failed" || $2 == "Rejected")' | wc -l)
-    report="$report $svc=$up/$running/$want"
-    case "$up" in
-      paused|rollback_started|rollback_paused|rollback_completed) failed="$failed $svc" ;;
-      updating) pending="$pending $svc" ;;
-      *)
-        if [ "$bad" -ge 2 ] && [ "$running" -lt "$want" ]; then failed="$failed $svc"
-        elif [ "$running" -lt "$want" ] || [ "$desired" -gt "$want" ] || [ "$want" = 0 -a "$desired" != 0 ]; then pending="$pending $svc"; fi ;;
-    esac
-  done
-  if [ "$report" != "$last" ]; then echo "state$report"; last=$report; fi
-  if [ -n "$failed" ]; then result=failed; break; fi
-  if [ -z "$pending" ]; then
-    [ -z "$since" ] && since=$now
-    if [ $((now - since)) -ge "$stable" ]; then result=healthy; break; fi
-  else since=; fi
-  if [ "$now" -ge "$end" ]; then result=timeout; failed=$pending; break; fi
-  sleep 1
-done
-echo "result $result$failed"
-for svc in $failed; do
-  echo "logs $svc"
-  docker service ps --no-trunc --format '{{.Name}} {{.Image}} {{.DesiredState}} {{.CurrentState}} {{.Error}}' "\${stack}_$svc" 2>&1 | head -n 10 | sed 's/^/| /'
-  docker service logs --no-task-ids --tail "$n" "\${stack}_$svc" 2>&1 | tail -n "$n" | sed 's/^/| /'
-done
-[ "$result" = healthy ]
-`;
-
-;// CONCATENATED MODULE: ./build/tsc/lib/swarm/host.js
-/**
- * `target: swarm`: a release deployed as a stack on a swarm manager, over the same SSH connection, lock,
- * release folders, ledger and current pointer as a Compose host. SwarmHost is a ComposeHost whose steps
- * that touch containers are swarm's:
- *
- * - upload: the release's override pins every image by digest (as for Compose) and injects
- *   `deploy.update_config: {order: start-first, failure_action: pause}` into each updated service, so a new
- *   task runs (and turns healthy) beside the old one before the old one stops, and a failing update stops;
- * - up: `docker stack deploy --with-registry-auth --prune -c <release files> <stack>` (registry login in a
- *   temporary config, password on stdin; the release's .env exported as data, since stack deploy ignores it);
- * - waitHealthy: polls `docker service inspect` (UpdateStatus) and `docker service ps` until every service
- *   runs as many tasks of its spec's image as desired (a task with a HEALTHCHECK is only `Running` once
- *   healthy), instead of `--detach=false`; paused/rolled-back updates and crash-looping tasks fail at once;
- * - recoverScript: a lost connection re-deploys the previous release's files.
- *
- * A rollback re-deploys the kept release's own files (any kept release), not `docker service rollback`
- * (which knows only the one previous spec of each service).
+ * The Compose runtime (`strategy: recreate`): `up -d` replaces a release's containers in the project of
+ * the path; health is each container's healthcheck (or a stable run); a put-back is the previous release's
+ * own files brought up again. Compose v2 (`docker compose`) and v1 (`docker-compose`) alike.
  */
 
 
 
 
 
-
-const host_SH = (script, ...args) => ['sh', '-c', script, 'sh', ...args];
-const UPDATE_CONFIG = { order: 'start-first', failure_action: 'pause', monitor: '5s' };
-/** A stack name docker accepts: letters, digits, _ . - (starting with a letter or digit), at most 63. */
-function validateStackName(raw) {
-    const s = raw.trim();
-    if (!/^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}$/.test(s))
-        throw new errors/* UserError */.yo(`Input 'stack' must be a Docker stack name (letters, digits, _ . -; at most 63), got '${raw}'.`);
-    return s;
+const compose_SH = (script, ...args) => ['sh', '-c', script, 'sh', ...args];
+/** Reads a health wait's output: `state …` lines, then `result <word> …`, then the failing containers' logs. */
+function parseHealth(r) {
+    const lines = r.stdout.split('\n');
+    const state = [...lines].reverse().find(l => l.startsWith('state ')) ?? '';
+    const i = lines.findIndex(l => l.startsWith('result '));
+    const result = i >= 0 ? lines[i].split(' ')[1] : `exit ${r.code}`;
+    const logs = i >= 0
+        ? lines
+            .slice(i + 1)
+            .join('\n')
+            .trim()
+        : r.stderr.trim();
+    return { ok: r.code === 0 && result === 'healthy', result, state: state.slice(6).trim(), logs };
 }
-/** The compose file version an override needs for `order: start-first` (3.4+); keeps a newer one. */
-function stackVersion(version) {
-    const m = /^3\.(\d+)$/.exec(version ?? '');
-    return m && Number(m[1]) >= 4 ? version : '3.8';
+/** Waits for the containers of `services` in a Compose project to be healthy (HEALTH_SCRIPT), bounded. */
+async function composeHealth(exec, project, services, timeoutSec, opts = {}) {
+    const r = await exec(compose_SH(HEALTH_SCRIPT, String(timeoutSec), String(opts.stableSec ?? 5), project, String(opts.tail ?? 30), ...services), { timeoutMs: (timeoutSec + 60) * 1000 });
+    return parseHealth(r);
 }
-/** Rewrites an override (image pins) for swarm: start-first updates for the updated services. */
-function swarmOverride(override, updated, version) {
-    const doc = ((0,dist/* parse */.qg)(override) ?? {});
-    const services = doc.services ?? {};
-    for (const s of updated) {
-        const svc = (services[s] ??= {});
-        const deploy = (svc.deploy ?? {});
-        deploy.update_config = { ...UPDATE_CONFIG };
-        svc.deploy = deploy;
+/** Images present stay; missing ones are pulled (login in a temporary config when a registry is given). */
+async function ensureImages(store, refs, auth) {
+    if (refs.length === 0)
+        return [];
+    const cfg = `${store.runDir}/docker-config`;
+    // pulls of big images over a slow link may take long: 30 min, not the ordinary step limit
+    const r = await store.exec(compose_SH(IMAGES_SCRIPT, cfg, auth?.registry ?? '', auth?.username ?? '', ...refs), {
+        stdin: auth?.password ?? '',
+        timeoutMs: 1_800_000
+    });
+    const pulled = r.stdout
+        .split('\n')
+        .filter(l => l.startsWith('pull '))
+        .map(l => l.slice(5));
+    if (r.code !== 0) {
+        const hint = auth
+            ? 'Check registry-username/registry-password and that the image exists.'
+            : "Set 'registry', 'registry-username' and 'registry-password' so the host can pull it.";
+        throw new errors/* UserError */.yo(`${store.label}: ${failureLine(r)}. ${hint}`, (r.stdout + r.stderr).trim());
     }
-    const out = { version: stackVersion(version ?? doc.version), services };
-    return ('# written by shipline: pins each service to the digest of this release, start-first updates (target: swarm)\n' +
-        (0,dist/* stringify */.As)(out));
+    return pulled;
 }
-class SwarmHost extends ComposeHost {
-    stack;
-    requiresCompose = false;
-    auth;
-    constructor(remote, opts) {
-        super(remote, opts);
-        this.stack = opts.stack ? validateStackName(opts.stack) : this.layout.project;
+/** Throws when the host has no Compose; returns the flavour. */
+function requireCompose(store, state) {
+    if (state.compose === 'none')
+        throw new errors/* UserError */.yo(`${store.label}: neither 'docker compose' (v2) nor 'docker-compose' (v1) is installed on the host. Install the Compose plugin.`);
+    return state.compose;
+}
+class ComposeRuntime {
+    store;
+    project;
+    name = 'compose';
+    kind = 'v1';
+    constructor(store, 
+    /** the Compose project (default: the path's) */
+    project = store.layout.project) {
+        this.store = store;
+        this.project = project;
     }
-    async upload(meta, files, env, copyEnvFrom) {
-        const version = (0,dist/* parse */.qg)(files[0]?.data ?? '')?.version;
-        const out = files.map(f => f.name === OVERRIDE_FILE
-            ? { name: f.name, data: swarmOverride(f.data, meta.updated, version ? String(version) : undefined) }
-            : f);
-        return super.upload(meta, out, env, copyEnvFrom);
+    accept(state) {
+        this.kind = requireCompose(this.store, state);
     }
-    /** Remembers the registry login for the stack deploy (--with-registry-auth), then pulls what is missing. */
-    async ensureImages(refs, auth) {
-        this.auth = auth;
-        return super.ensureImages(refs, auth);
+    prepareFiles(_meta, files) {
+        return files;
     }
-    /** argv of the stack deploy of a release (the registry password goes on stdin). */
-    stackArgv(meta, withAuth = true) {
-        const dir = this.layout.release(meta.id);
-        const a = withAuth ? this.auth : undefined;
-        return host_SH(STACK_DEPLOY_SCRIPT, `${this.runDir}/docker-config-stack`, a?.registry ?? '', a?.username ?? '', this.stack, meta.env ? `${dir}/${ENV_FILE}` : '', ...meta.files.flatMap(f => ['-c', `${dir}/${f}`]));
+    ensureImages(refs, auth) {
+        return ensureImages(this.store, refs, auth);
     }
-    async up(meta, _services, recoverScript) {
-        this.execs++;
-        // the recovery script first (as the Compose path does), then the deploy
-        await this.remote.exec([
-            'sh',
-            '-c',
-            'mkdir -p "$1" && cat > "$1/recover.sh.tmp" && if [ -s "$1/recover.sh.tmp" ]; then mv -f "$1/recover.sh.tmp" "$1/recover.sh"; else rm -f "$1/recover.sh.tmp"; fi',
-            'sh',
-            this.runDir
-        ], {
-            stdin: recoverScript
-        });
-        this.execs++;
-        const r = await this.remote.exec(['flock', `${this.runDir}/step`, ...this.stackArgv(meta)], {
-            stdin: this.auth?.password ?? '',
-            timeoutMs: 600_000
-        });
+    /** argv prefix of docker compose for a release's files in this runtime's project */
+    composeFor(meta) {
+        const dir = this.store.layout.release(meta.id);
+        return composeArgv(this.kind, this.project, dir, meta.files, meta.env ? ENV_FILE : undefined);
+    }
+    upArgv(meta, services) {
+        const argv = [...this.composeFor(meta), 'up', '-d'];
+        if (services && services.length)
+            argv.push('--no-deps', ...services);
+        else
+            argv.push('--remove-orphans');
+        return argv;
+    }
+    async start(meta, services, recover) {
+        const r = await this.store.step(this.upArgv(meta, services), recover);
         if (r.code !== 0) {
-            const text = (r.stdout + '\n' + r.stderr).trim();
-            const msg = /ERR (.*)/.exec(text)?.[1] ?? text.split('\n').pop() ?? `exit ${r.code}`;
-            const hint = /not a swarm manager/.test(msg)
-                ? " Run 'docker swarm init' there (or name a manager in 'hosts'), or use 'target: compose'."
-                : '';
-            throw new errors/* UserError */.yo(`${this.label}: docker stack deploy of ${meta.id} failed: ${msg}.${hint}`, text);
+            const err = (r.stderr.trim() || r.stdout.trim()).split('\n').slice(-15).join('\n');
+            throw new errors/* UserError */.yo(`${this.store.label}: docker ${this.kind === 'v2' ? 'compose' : '-compose'} up of ${meta.id} failed (exit ${r.code}): ${failureLine(r)}`, err);
         }
     }
-    async waitHealthy(services, timeoutSec, opts = {}) {
-        this.execs++;
-        const r = await this.remote.exec(host_SH(CONVERGE_SCRIPT, String(timeoutSec), String(opts.stableSec ?? 2), this.stack, String(opts.tail ?? 30), ...services), { timeoutMs: (timeoutSec + 60) * 1000 });
-        return parseHealth(r);
+    waitHealthy(_meta, services, timeoutSec, opts) {
+        return composeHealth(this.store.exec, this.project, services, timeoutSec, opts);
     }
-    recoverScript(meta, from, attempted) {
-        const lines = super.recoverScript(meta, from, attempted).split('\n');
-        // line 1 is the compose up of the base class: the stack deploy of that release instead (no registry
-        // login: its images are on the nodes already)
-        lines[1] = `${shellJoin(this.stackArgv(meta, false))} </dev/null`;
-        return lines.join('\n');
+    cutOverArgv() {
+        return [];
+    }
+    async afterClose() {
+        return [];
+    }
+    async restore(meta, services, timeoutSec, recover, opts) {
+        try {
+            await this.start(meta, undefined, recover);
+        }
+        catch (e) {
+            return {
+                ok: false,
+                result: 'failed',
+                state: e.message,
+                logs: e.details ?? ''
+            };
+        }
+        return this.waitHealthy(meta, services.filter(s => meta.services.includes(s)), timeoutSec, opts);
+    }
+    restoreLines(meta) {
+        return [shellJoin(this.upArgv(meta))];
     }
 }
 
@@ -63713,10 +63823,28 @@ done
 exit $rc
 `;
 /**
- * Runs a shell command of the user's (nginx -t, the reload), with its output, under a limit. The command
- * text is the user's own configuration (not data), passed as one argument to sh -c.
+ * Moves nginx to a slot in one step: saves the upstream files, writes the new ones (temp + rename), runs
+ * the user's test command, then the reload; when either fails the saved files go back (and the reload runs
+ * again after a failed reload), and nothing else changes. Then records the live slot.
+ * args: include-dir test-command reload-command slot-file slot-line [file-name content]…
  */
-const USER_COMMAND = (cmd) => ['sh', '-c', cmd];
+const NGINX_SWITCH_SCRIPT = `d=$1; t=$2; rl=$3; sf=$4; sl=$5; shift 5
+mkdir -p "$d" || { echo "ERR cannot create $d"; exit 70; }
+bk=$(mktemp -d) || exit 71
+trap 'rm -rf "$bk"' EXIT
+names=
+while [ $# -ge 2 ]; do
+  n=$1; c=$2; shift 2
+  names="$names $n"
+  if [ -f "$d/$n" ]; then cp -p "$d/$n" "$bk/$n"; else : > "$bk/$n.absent"; fi
+  printf '%s' "$c" > "$d/$n.tmp" && mv -f "$d/$n.tmp" "$d/$n" || { echo "ERR cannot write $d/$n"; exit 72; }
+done
+putback() { for n in $names; do if [ -f "$bk/$n.absent" ]; then rm -f "$d/$n"; else cp -p "$bk/$n" "$d/$n"; fi; done; }
+if ! out=$(sh -c "$t" 2>&1); then putback; echo "ERR nginx test '$t' failed: $(printf '%s' "$out" | tail -n 1)"; exit 11; fi
+if ! out=$(sh -c "$rl" 2>&1); then putback; sh -c "$rl" >/dev/null 2>&1; echo "ERR nginx reload '$rl' failed: $(printf '%s' "$out" | tail -n 1)"; exit 12; fi
+printf '%s\\n' "$sl" > "$sf.tmp" && mv -f "$sf.tmp" "$sf" || { echo "ERR cannot write $sf"; exit 73; }
+echo "switched"
+`;
 
 ;// CONCATENATED MODULE: ./build/tsc/lib/strategy/options.js
 /**
@@ -63928,27 +64056,6 @@ class BlueGreen {
             this.host.log.warning(`${this.host.label}: stopping ${project}: ${r.stderr.trim()}`);
         return r.stdout.split('\n').filter(Boolean);
     }
-    async readOld() {
-        const old = new Map();
-        for (const s of this.services) {
-            try {
-                old.set(s, (await this.host.remote.readFile(`${this.includeDir}/${s}.conf`)).toString('utf8'));
-            }
-            catch {
-                old.set(s, undefined);
-            }
-        }
-        return old;
-    }
-    async writeUpstreams(files) {
-        for (const [s, text] of files) {
-            const p = `${this.includeDir}/${s}.conf`;
-            if (text === undefined)
-                await this.host.remote.exec(['rm', '-f', p]);
-            else
-                await this.host.remote.writeFile(p, text, 0o644);
-        }
-    }
     /**
      * Starts `release` in the idle slot and, once healthy, moves nginx to it; the old slot is drained and
      * stopped. On any failure before the reload, the old slot keeps serving and the idle one is removed.
@@ -63999,54 +64106,73 @@ class BlueGreen {
         await this.stop(slotProject(this.host.layout.project, st.idle), 0);
         return { ...h, ok: false, slot: st.live, previousSlot: st.live, ports: st.ports, nginx };
     }
-    /** Phase 2: wait for the idle slot to be healthy, switch nginx to it, drain and stop the old slot. */
-    async complete(st) {
-        const { host, cfg } = this;
-        const { release, live, idle, ports } = st;
-        const log = (m) => host.log.info(`${host.label}: ${m}`);
-        const idleProject = slotProject(host.layout.project, idle);
-        const slotHost = new ComposeHost(host.remote, {
-            path: host.layout.path,
-            project: idleProject,
-            log: host.log
-        });
-        const health = await slotHost.waitHealthy(this.services, this.opts.healthTimeout, {
-            stableSec: this.opts.stableSeconds
-        });
+    /** Phase 2a: waits for the idle slot to be healthy; on failure its containers are removed. */
+    async slotHealth(st) {
+        const health = await composeHealth((argv, o) => this.host.remote.exec(argv, o), slotProject(this.host.layout.project, st.idle), this.services, this.opts.healthTimeout, { stableSec: this.opts.stableSeconds });
         if (!health.ok)
             return this.fail(st, health);
-        log(`${idle} slot healthy (${health.state})`);
-        // nginx: new upstream files, test, reload (the old files go back when either fails)
-        const old = await this.readOld();
-        await this.run('creating the nginx include directory', ['mkdir', '-p', this.includeDir]);
-        await this.writeUpstreams(new Map(this.services.map(s => [s, upstreamFile(s, ports[s], release)])));
-        const t = await host.remote.exec(USER_COMMAND(cfg.testCommand), { timeoutMs: 60_000 });
-        if (t.code !== 0) {
-            await this.writeUpstreams(old);
-            const out = (t.stderr + t.stdout).trim();
-            return this.fail(st, { ...health, ok: false, result: 'nginx-test' }, `'${cfg.testCommand}' failed: ${out.split('\n').pop()}`);
-        }
-        const rl = await host.remote.exec(USER_COMMAND(cfg.reloadCommand), { timeoutMs: 60_000 });
-        if (rl.code !== 0) {
-            await this.writeUpstreams(old);
-            await host.remote.exec(USER_COMMAND(cfg.reloadCommand), { timeoutMs: 60_000 });
-            const out = (rl.stderr + rl.stdout).trim();
-            return this.fail(st, { ...health, ok: false, result: 'nginx-reload' }, `'${cfg.reloadCommand}' failed: ${out.split('\n').pop()}`);
-        }
-        await host.remote.writeFile(`${host.layout.state}/slot`, `${idle} ${release.id}\n`, 0o644);
-        log(`nginx now sends ${this.services.map(upstreamName).join(', ')} to the ${idle} slot`);
-        // drain and stop the old slot (and containers a recreate deploy left in the main project)
+        this.host.log.info(`${this.host.label}: ${st.idle} slot healthy (${health.state})`);
+        return undefined;
+    }
+    /**
+     * Phase 2b, as an argv: nginx to the idle slot (upstream files, test, reload; the old files go back when
+     * either fails) and the live slot recorded. The release store runs it inside its close step, so the
+     * switch of nginx and of `current` cannot be cut apart by a lost link.
+     */
+    switchArgv(st) {
+        const files = this.services.flatMap(s => [`${s}.conf`, upstreamFile(s, st.ports[s], st.release)]);
+        return [
+            'sh',
+            '-c',
+            NGINX_SWITCH_SCRIPT,
+            'sh',
+            this.includeDir,
+            this.cfg.testCommand,
+            this.cfg.reloadCommand,
+            `${this.host.layout.state}/slot`,
+            `${st.idle} ${st.release.id}`,
+            ...files
+        ];
+    }
+    /** Phase 3: drain, then stop the old slot (and containers a recreate deploy left in the main project). */
+    async drain(st) {
+        const { host, cfg } = this;
         if (cfg.drainSeconds > 0) {
-            log(`draining the ${live ?? 'previous'} containers for ${cfg.drainSeconds}s`);
+            host.log.info(`${host.label}: draining the ${st.live ?? 'previous'} containers for ${cfg.drainSeconds}s`);
             await new Promise(r => setTimeout(r, cfg.drainSeconds * 1000));
         }
-        const stopped = [
-            ...(live ? await this.stop(slotProject(host.layout.project, live)) : []),
+        return [
+            ...(st.live ? await this.stop(slotProject(host.layout.project, st.live)) : []),
             ...(await this.stop(host.layout.project))
         ];
+    }
+    /** Phases 2 and 3 run directly (not inside a release transaction). */
+    async complete(st) {
+        const bad = await this.slotHealth(st);
+        if (bad)
+            return bad;
+        const r = await this.host.remote.exec(this.switchArgv(st), { timeoutMs: 120_000 });
+        if (r.code !== 0) {
+            const why = /^ERR (.*)$/m.exec(r.stdout)?.[1] ?? `exit ${r.code}`;
+            return this.fail(st, { ok: false, result: r.code === 11 ? 'nginx-test' : 'nginx-reload', state: why, logs: '' }, why);
+        }
+        this.host.log.info(`${this.host.label}: nginx now sends ${this.services.map(upstreamName).join(', ')} to the ${st.idle} slot`);
+        const stopped = await this.drain(st);
         if (stopped.length)
-            log(stopped.join(', '));
-        return { ...health, ok: true, slot: idle, previousSlot: live, ports };
+            this.host.log.info(`${this.host.label}: ${stopped.join(', ')}`);
+        return {
+            ok: true,
+            result: 'healthy',
+            state: `${st.idle} slot live`,
+            logs: '',
+            slot: st.idle,
+            previousSlot: st.live,
+            ports: st.ports
+        };
+    }
+    /** Removes a started slot's containers (the release it held did not go live). */
+    async discard(st) {
+        await this.stop(slotProject(this.host.layout.project, st.idle), 0);
     }
 }
 /** The nginx include lines a user's config needs, for docs and the job summary. */
@@ -64058,7 +64184,333 @@ function nginxSnippet(includeDir, services) {
     ].join('\n');
 }
 
+;// CONCATENATED MODULE: ./build/tsc/lib/runtime/blue-green.js
+/**
+ * The blue-green runtime: each service named in `blue-green-ports` runs in one of two slots behind the
+ * host's nginx (src/lib/strategy/blue-green.ts does the slot work). Mapped onto the transaction:
+ *
+ *   start       services without a slot (a database, a worker) are recreated in the main project, then the
+ *               release starts in the idle slot (after the memory check); nothing that serves changes
+ *   waitHealthy those services, then the idle slot
+ *   cutOverArgv nginx → the idle slot, run inside the store's close step together with `current`
+ *   afterClose  drain, then stop the old slot
+ *   restore     the live slot still serves the release being put back (the new one never took traffic):
+ *               remove the idle slot, bring the slotless services of that release back
+ */
+
+
+
+
+
+class BlueGreenRuntime {
+    store;
+    name = 'blue-green';
+    main;
+    bg;
+    started;
+    /** the release asked to start already serves from the live slot */
+    noop = false;
+    constructor(store, cfg) {
+        this.store = store;
+        this.main = new ComposeRuntime(store);
+        const main = this.main;
+        this.bg = new BlueGreen({
+            remote: store.remote,
+            layout: store.layout,
+            log: store.log,
+            label: store.label,
+            get compose() {
+                return main.kind;
+            }
+        }, cfg, { healthTimeout: 120 });
+    }
+    accept(state) {
+        this.main.accept(state);
+    }
+    prepareFiles(_meta, files) {
+        return files;
+    }
+    ensureImages(refs, auth) {
+        return this.main.ensureImages(refs, auth);
+    }
+    slotless(meta, services) {
+        return (services ?? meta.services).filter(s => !this.bg.services.includes(s));
+    }
+    async start(meta, services, recover) {
+        const missing = this.bg.services.filter(s => !meta.services.includes(s));
+        if (missing.length)
+            throw new errors/* UserError */.yo(`Input 'blue-green-ports' names ${missing.join(', ')}, which the compose files do not define. Known: ${meta.services.join(', ')}.`);
+        this.started = undefined;
+        this.noop = false;
+        const others = this.slotless(meta, services);
+        if (others.length)
+            await this.main.start(meta, others, recover);
+        else
+            await this.store.step(['true'], recover);
+        const probe = await this.bg.probe();
+        if (probe.release === meta.id && probe.slot !== undefined) {
+            this.noop = true;
+            this.store.log.info(`${this.store.label}: ${meta.version} still serves from the ${probe.slot} slot`);
+            return;
+        }
+        const st = await this.bg.start(meta);
+        if ('ok' in st)
+            throw new errors/* UserError */.yo(`${this.store.label}: starting ${meta.id} in the idle slot failed: ${st.state}`, st.logs);
+        this.started = st;
+    }
+    async waitHealthy(meta, services, timeoutSec, opts = {}) {
+        const others = services.filter(s => !this.bg.services.includes(s));
+        if (others.length) {
+            const h = await this.main.waitHealthy(meta, others, timeoutSec, opts);
+            if (!h.ok) {
+                if (this.started)
+                    await this.bg.discard(this.started);
+                this.started = undefined;
+                return h;
+            }
+        }
+        if (this.noop || !this.started)
+            return { ok: true, result: 'healthy', state: 'live slot unchanged', logs: '' };
+        this.bg.opts.healthTimeout = timeoutSec;
+        this.bg.opts.stableSeconds = opts.stableSec;
+        const bad = await this.bg.slotHealth(this.started);
+        if (bad) {
+            this.started = undefined;
+            return bad;
+        }
+        return { ok: true, result: 'healthy', state: `${this.started.idle} slot healthy`, logs: '' };
+    }
+    cutOverArgv() {
+        return this.started && !this.noop ? this.bg.switchArgv(this.started) : [];
+    }
+    async afterClose() {
+        const st = this.started;
+        this.started = undefined;
+        if (!st)
+            return [];
+        this.store.log.info(`${this.store.label}: nginx now sends ${this.bg.services.map(upstreamName).join(', ')} to the ${st.idle} slot`);
+        return this.bg.drain(st);
+    }
+    async restore(meta, services, timeoutSec, recover, opts = {}) {
+        try {
+            if (this.started)
+                await this.bg.discard(this.started);
+            this.started = undefined;
+            const others = this.slotless(meta);
+            if (others.length)
+                await this.main.start(meta, others, recover);
+            const probe = await this.bg.probe();
+            if (probe.release === meta.id && probe.slot !== undefined)
+                this.store.log.info(`${this.store.label}: ${meta.version} still serves from the ${probe.slot} slot`);
+            else {
+                // the live slot does not hold it (a host deployed with recreate before): a full switch to it
+                this.bg.opts.healthTimeout = timeoutSec;
+                this.bg.opts.stableSeconds = opts.stableSec;
+                const r = await this.bg.activate(meta);
+                if (!r.ok)
+                    return r;
+            }
+            const check = services.filter(s => others.includes(s));
+            return check.length
+                ? this.main.waitHealthy(meta, check, timeoutSec, opts)
+                : { ok: true, result: 'healthy', state: `${meta.version} serves from the live slot`, logs: '' };
+        }
+        catch (e) {
+            return { ok: false, result: 'failed', state: (0,errors/* errorMessage */.gJ)(e), logs: e.details ?? '' };
+        }
+    }
+    /** The idle slot's containers go (read at recovery time from the slot file); slotless services come back. */
+    restoreLines(meta) {
+        const project = this.store.layout.project;
+        const others = this.slotless(meta);
+        return [
+            `live=$(head -n 1 ${shellJoin([`${this.store.layout.state}/slot`])} 2>/dev/null | cut -d' ' -f1)`,
+            `if [ "$live" = blue ]; then idle=${shellJoin([slotProject(project, 'green')])}; else idle=${shellJoin([slotProject(project, 'blue')])}; fi`,
+            `sh -c ${shellJoin([STOP_SCRIPT])} sh 0 "$idle" ${shellJoin(this.bg.services)}`,
+            ...(others.length ? [shellJoin(this.main.upArgv(meta, others))] : [])
+        ];
+    }
+}
+
+;// CONCATENATED MODULE: ./build/tsc/lib/swarm/scripts.js
+/**
+ * Shell scripts of the swarm target. Constants: every value arrives as a quoted argument or on stdin.
+ * Each runs as `sh -c SCRIPT sh ARGS…`.
+ */
+/**
+ * `docker stack deploy` of one release: checks the host is a swarm manager, exports the release's .env
+ * (KEY=VALUE lines, exported as data, never evaluated: `docker stack deploy` does not read .env itself),
+ * logs in to the registry in a temporary Docker config (password on stdin; removed on every exit path) and
+ * deploys with --with-registry-auth so the nodes can pull, --prune so services a release no longer has go.
+ * Images are pinned by digest already, so --resolve-image never (no registry needed for a rollback).
+ * args: config-dir registry username stack env-file -c file [-c file …]   stdin: password (or nothing)
+ */
+const STACK_DEPLOY_SCRIPT = `umask 077
+cfg=$1; reg=$2; user=$3; stack=$4; envf=$5; shift 5
+trap 'rm -rf "$cfg"' EXIT
+if [ "$(docker info --format '{{.Swarm.ControlAvailable}}' 2>/dev/null)" != true ]; then
+  echo "ERR this host is not a swarm manager"; exit 5
+fi
+if [ -n "$envf" ] && [ -f "$envf" ]; then
+  while IFS= read -r line || [ -n "$line" ]; do
+    case "$line" in ''|'#'*) continue ;; [A-Za-z_]*=*) export "$line" ;; esac
+  done < "$envf"
+fi
+if [ -n "$reg" ]; then
+  mkdir -p "$cfg" && chmod 700 "$cfg" || exit 70
+  docker --config "$cfg" login --username "$user" --password-stdin "$reg" >/dev/null || { echo "ERR login to $reg failed"; exit 3; }
+  export DOCKER_CONFIG="$cfg"
+else
+  cat >/dev/null
+fi
+docker stack deploy --with-registry-auth --prune --resolve-image never "$@" "$stack" </dev/null || { echo "ERR docker stack deploy failed"; exit 4; }
+`;
+/**
+ * Waits until every named service of the stack has converged on its current spec: no update running,
+ * paused or rolled back, and as many tasks as desired running the spec's image (swarm reports a task with
+ * a HEALTHCHECK as running only once it is healthy), for <stable> seconds. Fails at once when an update
+ * paused or rolled back, or when a service's tasks keep failing; at the deadline, times out. Then prints
+ * the task history and the last log lines of each failing service.
+ * args: timeout stable stack tail service…
+ */
+const CONVERGE_SCRIPT = `t=$1; stable=$2; stack=$3; n=$4; shift 4
+end=$(( $(date +%s) + t ))
+since=
+last=
+while :; do
+  now=$(date +%s)
+  report=; pending=; failed=
+  for svc in "$@"; do
+    name="\${stack}_$svc"
+    info=$(docker service inspect --format '{{if .UpdateStatus}}{{.UpdateStatus.State}}{{else}}none{{end}} {{if .Spec.Mode.Replicated}}{{.Spec.Mode.Replicated.Replicas}}{{else}}global{{end}} {{.Spec.TaskTemplate.ContainerSpec.Image}}' "$name" 2>/dev/null) || { pending="$pending $svc"; report="$report $svc=missing"; continue; }
+    up=$(echo "$info" | cut -d' ' -f1); want=$(echo "$info" | cut -d' ' -f2); img=$(echo "$info" | cut -d' ' -f3)
+    tasks=$(docker service ps --no-trunc --filter desired-state=running --format '{{.Image}} {{.CurrentState}}' "$name" 2>/dev/null)
+    running=$(printf '%s\\n' "$tasks" | awk -v i="$img" '$1 == i && $2 == "Running"' | wc -l)
+    desired=$(printf '%s\\n' "$tasks" | grep -c .)
+    [ "$want" = global ] && want=$desired
+    bad=$(docker service ps --no-trunc --format '{{.Image}} {{.CurrentState}}' "$name" 2>/dev/null | awk -v i="$img" '$1 == i && ($2 == "Failed" || $2 == "Rejected")' | wc -l)
+    report="$report $svc=$up/$running/$want"
+    case "$up" in
+      paused|rollback_started|rollback_paused|rollback_completed) failed="$failed $svc" ;;
+      updating) pending="$pending $svc" ;;
+      *)
+        if [ "$bad" -ge 2 ] && [ "$running" -lt "$want" ]; then failed="$failed $svc"
+        elif [ "$running" -lt "$want" ] || [ "$desired" -gt "$want" ] || [ "$want" = 0 -a "$desired" != 0 ]; then pending="$pending $svc"; fi ;;
+    esac
+  done
+  if [ "$report" != "$last" ]; then echo "state$report"; last=$report; fi
+  if [ -n "$failed" ]; then result=failed; break; fi
+  if [ -z "$pending" ]; then
+    [ -z "$since" ] && since=$now
+    if [ $((now - since)) -ge "$stable" ]; then result=healthy; break; fi
+  else since=; fi
+  if [ "$now" -ge "$end" ]; then result=timeout; failed=$pending; break; fi
+  sleep 1
+done
+echo "result $result$failed"
+for svc in $failed; do
+  echo "logs $svc"
+  docker service ps --no-trunc --format '{{.Name}} {{.Image}} {{.DesiredState}} {{.CurrentState}} {{.Error}}' "\${stack}_$svc" 2>&1 | head -n 10 | sed 's/^/| /'
+  docker service logs --no-task-ids --tail "$n" "\${stack}_$svc" 2>&1 | tail -n "$n" | sed 's/^/| /'
+done
+[ "$result" = healthy ]
+`;
+
+;// CONCATENATED MODULE: ./build/tsc/lib/runtime/swarm.js
+/**
+ * The swarm runtime (`target: swarm`): a release is a stack on a swarm manager (see src/lib/swarm/host.ts
+ * for the override it writes and the scripts it runs). Start is `docker stack deploy` of the release's own
+ * files (start-first updates), health is convergence of every service on its spec, a put-back re-deploys
+ * the kept release's files.
+ */
+
+
+
+
+
+
+
+const swarm_SH = (script, ...args) => ['sh', '-c', script, 'sh', ...args];
+class SwarmRuntime {
+    store;
+    name = 'swarm';
+    stack;
+    auth;
+    constructor(store, stack) {
+        this.store = store;
+        this.stack = stack ? validateStackName(stack) : store.layout.project;
+    }
+    accept(_state) {
+        /* no Compose needed: the stack deploy checks for a manager itself */
+    }
+    prepareFiles(meta, files) {
+        const version = (0,dist/* parse */.qg)(files[0]?.data ?? '')?.version;
+        return files.map(f => f.name === OVERRIDE_FILE
+            ? { name: f.name, data: swarmOverride(f.data, meta.updated, version ? String(version) : undefined) }
+            : f);
+    }
+    /** Remembers the registry login for the stack deploy (--with-registry-auth), then pulls what is missing. */
+    ensureImages(refs, auth) {
+        this.auth = auth;
+        return ensureImages(this.store, refs, auth);
+    }
+    /** argv of the stack deploy of a release (the registry password goes on stdin). */
+    stackArgv(meta, withAuth = true) {
+        const dir = this.store.layout.release(meta.id);
+        const a = withAuth ? this.auth : undefined;
+        return swarm_SH(STACK_DEPLOY_SCRIPT, `${this.store.runDir}/docker-config-stack`, a?.registry ?? '', a?.username ?? '', this.stack, meta.env ? `${dir}/${ENV_FILE}` : '', ...meta.files.flatMap(f => ['-c', `${dir}/${f}`]));
+    }
+    async start(meta, _services, recover) {
+        // the recovery is armed first (stdin of the step is the recovery script), then the deploy runs
+        await this.store.step(['true'], recover);
+        const r = await this.store.exec(['flock', `${this.store.runDir}/step`, ...this.stackArgv(meta)], {
+            stdin: this.auth?.password ?? ''
+        });
+        if (r.code !== 0) {
+            const text = (r.stdout + '\n' + r.stderr).trim();
+            const msg = /ERR (.*)/.exec(text)?.[1] ?? text.split('\n').pop() ?? `exit ${r.code}`;
+            const hint = /not a swarm manager/.test(msg)
+                ? " Run 'docker swarm init' there (or name a manager in 'hosts'), or use 'target: compose'."
+                : '';
+            throw new errors/* UserError */.yo(`${this.store.label}: docker stack deploy of ${meta.id} failed: ${msg}.${hint}`, text);
+        }
+    }
+    async waitHealthy(_meta, services, timeoutSec, opts = {}) {
+        const r = await this.store.exec(swarm_SH(CONVERGE_SCRIPT, String(timeoutSec), String(opts.stableSec ?? 2), this.stack, String(opts.tail ?? 30), ...services), { timeoutMs: (timeoutSec + 60) * 1000 });
+        return parseHealth(r);
+    }
+    cutOverArgv() {
+        return [];
+    }
+    async afterClose() {
+        return [];
+    }
+    async restore(meta, services, timeoutSec, recover, opts) {
+        try {
+            await this.start(meta, undefined, recover);
+        }
+        catch (e) {
+            return {
+                ok: false,
+                result: 'failed',
+                state: e.message,
+                logs: e.details ?? ''
+            };
+        }
+        return this.waitHealthy(meta, services.filter(s => meta.services.includes(s)), timeoutSec, opts);
+    }
+    /** No registry login: the kept release's images are on the nodes already. */
+    restoreLines(meta) {
+        return [`${shellJoin(this.stackArgv(meta, false))} </dev/null`];
+    }
+}
+
 ;// CONCATENATED MODULE: ./build/tsc/lib/strategy/host.js
+/**
+ * Which Runtime deploy() and rollback() drive on each host, from the `strategy` and `target` inputs:
+ * compose (recreate, the default), blue-green (slots behind nginx) or swarm. The release store is the same
+ * for all three; only what starts containers differs (src/lib/runtime).
+ */
 
 
 
@@ -64071,95 +64523,28 @@ function host_parseTarget(raw) {
         return 'swarm';
     throw new errors/* UserError */.yo(`Input 'target' must be 'compose' or 'swarm', got '${raw.trim()}'.`);
 }
-/** The host factory for deploy()/rollback(); undefined for the default (recreate on Compose). */
-function hostFactory(c) {
+/** The runtime factory for deploy()/rollback(); undefined for the default (recreate on Compose). */
+function runtimeFactory(c) {
     if (c.target === 'swarm') {
         if (c.strategy === 'blue-green')
             throw new errors/* UserError */.yo(`'strategy: blue-green' is for Compose hosts; with 'target: swarm' updates are start-first already. Remove 'strategy' or set it to 'recreate'.`);
         const stack = c.stack === undefined ? undefined : validateStackName(c.stack);
-        return (remote, opts) => new SwarmHost(remote, { ...opts, stack });
+        return store => new SwarmRuntime(store, stack);
     }
     if (c.strategy === 'blue-green') {
         if (!c.blueGreen || c.blueGreen.ports.size === 0)
             throw new errors/* UserError */.yo(`'strategy: blue-green' needs 'blue-green-ports': one line per service, service=<blue port>,<green port>, e.g. 'web=8001,8002'.`);
         const cfg = c.blueGreen;
-        return (remote, opts) => new BlueGreenHost(remote, opts, cfg);
+        return store => new BlueGreenRuntime(store, cfg);
     }
     return undefined;
-}
-class BlueGreenHost extends ComposeHost {
-    bg;
-    started;
-    noop = false;
-    others = [];
-    constructor(remote, opts, cfg) {
-        super(remote, opts);
-        // health timeout and stable seconds come with each waitHealthy call
-        this.bg = new BlueGreen(this, cfg, { healthTimeout: 120 });
-    }
-    async up(meta, services, recoverScript) {
-        const slotted = this.bg.services;
-        const missing = slotted.filter(s => !meta.services.includes(s));
-        if (missing.length)
-            throw new errors/* UserError */.yo(`Input 'blue-green-ports' names ${missing.join(', ')}, which the compose files do not define. Known: ${meta.services.join(', ')}.`);
-        this.started = undefined;
-        // services without slots (a database, a worker) are recreated in the main project as before
-        this.others = (services ?? meta.services).filter(s => !slotted.includes(s));
-        if (this.others.length)
-            await super.up(meta, this.others, recoverScript);
-        const probe = await this.bg.probe();
-        // putting back the release the live slot still serves (the new one failed before the switch): nothing to do
-        this.noop = probe.release === meta.id && probe.slot !== undefined;
-        if (this.noop) {
-            this.log.info(`${this.label}: ${meta.version} still serves from the ${probe.slot} slot`);
-            return;
-        }
-        const st = await this.bg.start(meta);
-        if ('ok' in st) {
-            this.failedStart = st;
-            return;
-        }
-        this.started = st;
-    }
-    failedStart;
-    async waitHealthy(services, timeoutSec, opts = {}) {
-        const others = services.filter(s => this.others.includes(s));
-        if (others.length) {
-            const h = await super.waitHealthy(others, timeoutSec, opts);
-            if (!h.ok) {
-                if (this.started)
-                    await this.bg.stop(`${this.layout.project}-${this.started.idle}`, 0);
-                this.started = undefined;
-                return h;
-            }
-        }
-        if (this.failedStart) {
-            const f = this.failedStart;
-            this.failedStart = undefined;
-            return f;
-        }
-        if (this.noop || !this.started)
-            return { ok: true, result: 'healthy', state: 'live slot unchanged', logs: '' };
-        const st = this.started;
-        this.started = undefined;
-        this.bg.opts.healthTimeout = timeoutSec;
-        this.bg.opts.stableSeconds = opts.stableSec;
-        const r = await this.bg.complete(st);
-        if (!r.ok && r.nginx)
-            return { ...r, state: `${r.state}; ${r.nginx}` };
-        return r;
-    }
-    /** Until the switch the old slot keeps serving, so a lost connection needs no recovery of containers. */
-    recoverScript() {
-        return '';
-    }
 }
 
 ;// CONCATENATED MODULE: ./build/tsc/action/strategy-inputs.js
 /**
  * The inputs that choose how releases reach a host (deploy-ssh, rollback and ship): `strategy`
  * (recreate | blue-green) with the blue-green settings, and `target` (compose | swarm) with `stack`.
- * Checked before anything connects; returns deploy()/rollback()'s `makeHost` (undefined: recreate).
+ * Checked before anything connects; returns deploy()/rollback()'s `runtime` factory (undefined: recreate).
  */
 
 
@@ -64179,8 +64564,8 @@ function readStrategyInputs() {
         };
         checkBlueGreen(blueGreen, [...blueGreen.ports.keys()]);
     }
-    const makeHost = hostFactory({ strategy, target, blueGreen, stack: str('stack') || undefined });
-    return makeHost ? { makeHost } : {};
+    const runtime = runtimeFactory({ strategy, target, blueGreen, stack: str('stack') || undefined });
+    return runtime ? { runtime } : {};
 }
 
 ;// CONCATENATED MODULE: ./build/tsc/action/deploy-inputs.js
@@ -69460,45 +69845,53 @@ function releaseMeta(p) {
  * lock stops everything before any change), then the first host alone as canary, then the rest
  * `maxParallel` at a time. When a host fails, no further host starts, and every host that had already
  * switched goes back to its previous release, so all hosts end on one version.
+ *
+ * A host whose link died mid-transaction is *settled*: connect again, take its lock (which waits until
+ * its lock holder has closed the transaction by itself) and read the verdict from its journal.
  */
 
 
-async function fleet_openFleet(opts, owner) {
-    const fleet = [];
-    const remotes = await Promise.allSettled(opts.hosts.map(h => opts.connect(h)));
-    const failed = remotes.find(r => r.status === 'rejected');
-    if (failed) {
-        await Promise.all(remotes.map(r => (r.status === 'fulfilled' ? r.value.close().catch(() => undefined) : undefined)));
-        throw failed.reason;
-    }
-    const hosts = remotes.map((r, i) => {
-        const remote = r.value;
+
+const fleet_emit = async (opts, e) => {
+    await opts.onStep?.(e);
+};
+async function openHost(opts, label, owner, kind) {
+    const remote = await opts.connect(label);
+    const store = new ReleaseStore(remote, { path: opts.path, project: opts.project, log: opts.log });
+    const runtime = (opts.runtime ?? (s => new ComposeRuntime(s)))(store);
+    try {
+        await fleet_emit(opts, { host: label, kind, step: 'lock', phase: 'start' });
+        const state = await store.lock(opts.lockTimeout, owner);
+        runtime.accept(state);
+        await fleet_emit(opts, { host: label, kind, step: 'lock', phase: 'end' });
         return {
-            label: opts.hosts[i],
-            ch: (opts.makeHost ?? ((r, o) => new ComposeHost(r, o)))(remote, {
-                path: opts.path,
-                project: opts.project,
-                log: opts.log
-            })
-        };
-    });
-    const locked = await Promise.allSettled(hosts.map(h => h.ch.lock(opts.lockTimeout, owner)));
-    const lockErr = locked.find(r => r.status === 'rejected');
-    if (lockErr) {
-        await Promise.all(hosts.map(async (h, i) => locked[i].status === 'fulfilled' ? h.ch.finish().catch(() => undefined) : undefined));
-        await Promise.all(hosts.map(h => h.ch.remote.close().catch(() => undefined)));
-        throw lockErr.reason;
-    }
-    hosts.forEach((h, i) => {
-        const state = locked[i].value;
-        fleet.push({
-            ...h,
+            label,
+            store,
+            runtime,
             state,
             started: Date.now(),
-            result: { host: h.label, status: 'skipped', durationMs: 0, execs: 0, compose: state.compose }
-        });
-    });
-    return fleet;
+            result: { host: label, status: 'skipped', durationMs: 0, execs: 0, compose: state.compose }
+        };
+    }
+    catch (e) {
+        await store.finish().catch(() => undefined);
+        await remote.close().catch(() => undefined);
+        throw e;
+    }
+}
+async function fleet_openFleet(opts, owner, kind) {
+    const opened = await Promise.allSettled(opts.hosts.map(h => openHost(opts, h, owner, kind)));
+    const failed = opened.find(r => r.status === 'rejected');
+    if (failed) {
+        await Promise.all(opened.map(async (r) => {
+            if (r.status !== 'fulfilled')
+                return;
+            await r.value.store.finish().catch(() => undefined);
+            await r.value.store.remote.close().catch(() => undefined);
+        }));
+        throw failed.reason;
+    }
+    return { hosts: opened.map(r => r.value), opts, owner };
 }
 /** Runs `run` on the canary, then on the rest with a pool; stops starting hosts after the first failure. */
 async function fleet_rollOut(fleet, maxParallel, run) {
@@ -69527,35 +69920,247 @@ async function fleet_rollOut(fleet, maxParallel, run) {
     await Promise.all(workers);
     return ok;
 }
+/**
+ * After a lost link: connect again, take the lock (the old lock holder lets it go only once it has
+ * closed the transaction), and return the final journal entry of `txn`. The host's store, runtime and
+ * state are replaced by the new connection's, so the fleet goes on using it.
+ */
+async function fleet_settle(fleet, h, txn, kind) {
+    const old = h.store;
+    await old.remote.close().catch(() => undefined);
+    let fresh;
+    try {
+        fresh = await openHost(fleet.opts, h.label, fleet.owner, kind);
+    }
+    catch (e) {
+        return {
+            state: 'lost',
+            message: `lost the connection and could not connect again to read what the host did (${(0,errors/* errorMessage */.gJ)(e).split('\n')[0]}); its lock holder closes the transaction by itself: check ${old.layout.ledger}`
+        };
+    }
+    fresh.store.execs += old.execs;
+    h.store = fresh.store;
+    h.runtime = fresh.runtime;
+    h.state = fresh.state;
+    const final = [...fresh.state.ledger].reverse().find(e => e.txn === txn && e.event !== 'begin');
+    const where = `(read from the host's journal after the connection was lost)`;
+    if (!final)
+        return {
+            state: 'failed',
+            message: `the connection was lost and the journal has no outcome for this transaction ${where}`
+        };
+    const ev = final.event;
+    if (ev === 'deploy' ||
+        ev === 'rollback' ||
+        ev === 'revert' ||
+        (ev === 'auto-rollback' && final.release === final.attempted))
+        return { state: 'committed', event: ev };
+    if (ev === 'recovered' || ev === 'auto-rollback')
+        return {
+            state: 'put-back',
+            event: ev,
+            message: `the connection was lost; the host put ${final.version ?? final.release} back by itself ${where}`
+        };
+    if (ev === 'aborted')
+        return {
+            state: 'aborted',
+            event: ev,
+            message: `the connection was lost before anything live changed ${where}`
+        };
+    return { state: 'failed', event: ev, message: `${final.reason ?? 'failed'} ${where}` };
+}
 /** Lets every lock go (pruning where asked) and closes every connection; never throws. */
-async function fleet_closeFleet(fleet, prune) {
-    await Promise.all(fleet.map(async (h) => {
+async function fleet_closeFleet(fleet, prune, kind = 'deploy') {
+    await Promise.all(fleet.hosts.map(async (h) => {
         try {
-            const out = await h.ch.finish(prune?.(h) ?? {});
+            await fleet_emit(fleet.opts, { host: h.label, kind, step: 'finish', phase: 'start' });
+            const out = await h.store.finish(prune?.(h) ?? {});
             for (const l of out)
-                h.ch.log.info(`${h.label}: ${l}`);
+                h.store.log.info(`${h.label}: ${l}`);
+            await fleet_emit(fleet.opts, { host: h.label, kind, step: 'finish', phase: 'end' });
         }
         catch (e) {
-            h.ch.log.warning(`${h.label}: could not finish cleanly (${(0,errors/* errorMessage */.gJ)(e)}); the lock ends with the connection`);
+            h.store.log.warning(`${h.label}: could not finish cleanly (${(0,errors/* errorMessage */.gJ)(e)}); the lock ends with the connection`);
         }
-        h.result.execs = h.ch.execs;
-        await h.ch.remote.close().catch(() => undefined);
+        h.result.execs = h.store.execs;
+        await h.store.remote.close().catch(() => undefined);
     }));
+}
+
+;// CONCATENATED MODULE: ./build/tsc/lib/deploy/transaction.js
+/**
+ * One release transaction on one host: the steps a deploy, a rollback, a revert or a put-back after a
+ * failed smoke test all go through, journaled by the release store before each irreversible step.
+ *
+ *   begin (journal: intent)  → upload (deploys) → pull → up (recovery armed: put `live` back)
+ *   → health → close: [runtime cut-over] + current → target + final entry + recovery disarmed, in one step
+ *   → afterClose (drain, stop what no longer serves)
+ *
+ * Before `up`, a failure changes nothing live: the transaction closes `aborted`. From `up` on, any failure
+ * (a command failing, a health check, a timeout) puts `live` back when auto-rollback is on and closes
+ * `auto-rollback` (or `failed`). When the link is gone, nothing more can be done from here: the host's
+ * lock holder runs the armed recovery (or the abort entry) by itself, and the fleet settles the host's
+ * verdict by reading its journal once it can connect again (see fleet.ts settle()).
+ */
+
+
+const transaction_newTxn = () => (0,external_node_crypto_.randomBytes)(6).toString('hex');
+async function transaction_transact(store, runtime, a) {
+    const { target, live } = a;
+    const host = store.label;
+    const step = async (name, fn, release = target.id) => {
+        await a.onStep?.({ host, kind: a.kind, step: name, phase: 'start', release });
+        const r = await fn();
+        await a.onStep?.({ host, kind: a.kind, step: name, phase: 'end', release });
+        return r;
+    };
+    const base = {
+        txn: a.txn,
+        kind: a.kind,
+        attempted: target.id,
+        attemptedVersion: target.version,
+        actor: a.actor,
+        runUrl: a.runUrl
+    };
+    const stay = { release: live?.id ?? '', version: live?.version, from: a.liveFrom };
+    const lost = (e) => store.connected
+        ? undefined
+        : {
+            state: 'lost',
+            message: `the connection was lost (${(0,errors/* errorMessage */.gJ)(e).split('\n')[0]}); the host puts ${live ? `${live.version} (${live.id})` : 'nothing'} back by itself`
+        };
+    // 1. before anything live changes: failures close the transaction `aborted`
+    try {
+        await store.begin({ ...base, event: 'begin', ...stay }, { ...base, event: 'aborted', ...stay, reason: 'the runner went away before anything live changed' });
+        if (a.upload) {
+            const up = a.upload;
+            await step('upload', () => store.upload(target, runtime.prepareFiles(target, up.files), up.env, up.copyEnvFrom));
+            a.log(`uploaded release ${target.id}`);
+        }
+        const pulled = await step('pull', () => runtime.ensureImages(Object.values(target.images), a.registry));
+        a.log(pulled.length ? `pulled ${pulled.join(', ')}` : 'images already on the host');
+    }
+    catch (e) {
+        const gone = lost(e);
+        if (gone)
+            return gone;
+        const message = `${(0,errors/* errorMessage */.gJ)(e).split('\n')[0]}; nothing live changed${live ? `, ${live.version} still serves` : ''}`;
+        try {
+            await store.close({ ...base, event: 'aborted', ...stay, reason: message }, undefined);
+        }
+        catch (e2) {
+            return (lost(e2) ?? {
+                state: 'failed',
+                message: `${message}; and the journal could not be closed: ${(0,errors/* errorMessage */.gJ)(e2)}`
+            });
+        }
+        return { state: 'aborted', message };
+    }
+    // 2. containers change: the recovery puts `live` back should the runner go away
+    const recover = live ? store.recoverScript(runtime.restoreLines(live), { ...base, ...stay }) : '';
+    let reason;
+    let logs;
+    try {
+        a.log(`starting ${a.services?.length ? a.services.join(', ') : 'all services'} of ${target.version}`);
+        await step('up', () => runtime.start(target, a.services, recover));
+        a.log(`waiting up to ${a.healthTimeout}s for ${a.health.join(', ')} to be healthy`);
+        const h = await step('health', () => runtime.waitHealthy(target, a.health, a.healthTimeout, a.healthOpts));
+        if (h.ok) {
+            await step('switch', () => store.close({
+                ...base,
+                event: a.okEvent,
+                release: target.id,
+                version: target.version,
+                from: a.okFrom ?? live?.id,
+                fromVersion: a.okFrom !== undefined ? a.okFromVersion : live?.version,
+                images: target.images,
+                ...a.okExtra
+            }, target.id, runtime.cutOverArgv(target)));
+            a.log(`healthy (${h.state}); current → ${target.id}`);
+            try {
+                const stopped = await runtime.afterClose(target);
+                if (stopped.length)
+                    a.log(stopped.join(', '));
+            }
+            catch (e) {
+                a.warn(`${target.version} is live; cleaning up after it failed: ${(0,errors/* errorMessage */.gJ)(e)}`);
+            }
+            return { state: 'committed' };
+        }
+        reason = `${target.version} did not turn healthy within ${a.healthTimeout}s (${h.result}: ${h.state})`;
+        logs = h.logs;
+    }
+    catch (e) {
+        const gone = lost(e);
+        if (gone)
+            return gone;
+        reason = (0,errors/* errorMessage */.gJ)(e).split('\n')[0];
+        logs = (0,errors/* isUserError */.iU)(e) ? e.details : undefined;
+    }
+    a.warn(reason);
+    if (logs)
+        a.log(`last log lines of the failing containers:\n${logs}`);
+    // 3. the target failed after containers changed: put live back
+    try {
+        if (a.autoRollback && live) {
+            a.log(`putting ${live.version} (${live.id}) back`);
+            const back = await step('put-back', () => runtime.restore(live, a.health, a.healthTimeout, recover, a.healthOpts), live.id);
+            if (!back.ok)
+                a.warn(`${live.version} is not healthy either (${back.result}: ${back.state})${back.logs ? `\n${back.logs}` : ''}`);
+            const message = back.ok
+                ? reason
+                : `${reason}; putting ${live.version} back failed too (${back.result}: ${back.state})`;
+            await store.close({ ...base, event: back.ok ? 'auto-rollback' : 'failed', ...stay, reason: message }, live.id);
+            return back.ok ? { state: 'put-back', message, logs } : { state: 'failed', message, logs };
+        }
+        const message = `${reason}; ${live
+            ? 'auto-rollback is off, the new containers were left running'
+            : 'no previous release to go back to'}`;
+        await store.close({ ...base, event: 'failed', ...stay, reason: message }, undefined);
+        return { state: 'failed', message, logs };
+    }
+    catch (e) {
+        return lost(e) ?? { state: 'failed', message: `${reason}; then: ${(0,errors/* errorMessage */.gJ)(e).split('\n')[0]}`, logs };
+    }
 }
 
 ;// CONCATENATED MODULE: ./build/tsc/lib/deploy/deploy.js
 /**
- * deploy(): validate → pin images → connect and lock every host → per host (canary first): upload the
- * release → pull what is missing → up -d → wait healthy → switch current; on failure put the previous
- * release back (auto-rollback) and revert the hosts already switched → prune → unlock.
+ * deploy(): validate → pin images → connect and lock every host → per host (canary first) one release
+ * transaction (transaction.ts): upload → pull → up → health → switch; on failure the previous release is
+ * put back (auto-rollback) and the hosts already switched are reverted → prune → unlock.
+ *
+ * The step's status comes from each host's transaction outcome; where a link died, from the host's
+ * journal read again (fleet.ts settle()).
  */
 
 
 
 
 
-const now = () => new Date().toISOString();
+
 async function deploy(opts) {
+    const held = await deployHeld(opts);
+    await releaseDeploy(held, opts);
+    return held.result;
+}
+/** Lets the locks of a held deploy go, pruning when it went live. */
+async function releaseDeploy(held, opts) {
+    const ok = held.result.status === 'deployed';
+    await fleet_closeFleet(held.fleet, h => {
+        const m = held.plans.get(h);
+        if (!ok || !m || h.state.current !== m.meta.id)
+            return undefined;
+        return prunePlan(h.state, m.meta.id, opts.keepReleases);
+    });
+    for (const h of held.fleet.hosts) {
+        const r = held.result.hosts.find(x => x.host === h.label);
+        if (r)
+            r.execs = h.store.execs;
+    }
+}
+/** A deploy whose locks stay held (ship smoke-tests before letting them go). */
+async function deployHeld(opts) {
     // 1. everything that can be checked locally, before any host is contacted
     const path = validate_validateProjectPath(opts.path);
     const version = validateVersion(opts.version);
@@ -69568,180 +70173,186 @@ async function deploy(opts) {
     await opts.onPlanned?.({ releaseId, version, images: pinned });
     const subset = opts.services && opts.services.length ? updated : undefined;
     // 2. connect and lock every host
-    const fleet = await fleet_openFleet({ ...opts, path }, `${opts.actor ?? 'someone'} ${opts.runUrl ?? ''} release ${releaseId}`.trim());
-    const metas = new Map();
-    const deployOne = async (h) => {
-        const { ch, state } = h;
-        const log = (m) => opts.log.info(`${h.label}: ${m}`);
-        const prevId = state.current && state.releases.has(state.current) ? state.current : undefined;
-        const prev = prevId ? state.releases.get(prevId) : undefined;
-        const prevFrom = host_previousRelease(state);
-        // carry over the previous release's pins of services that still exist and this deploy does not name
-        const carried = Object.fromEntries(Object.entries(prev?.images ?? {}).filter(([s]) => compose.services.includes(s) && !(s in pinned)));
-        const all = { ...carried, ...pinned };
-        const meta = releaseMeta({
-            id: releaseId,
-            version,
-            sha: opts.sha,
-            actor: opts.actor,
-            runUrl: opts.runUrl,
-            compose,
-            images: all,
-            updated,
-            env: opts.envFile !== undefined || !!prev?.env
-        });
-        metas.set(h, { meta, prev, prevFrom });
-        Object.assign(h.result, {
-            releaseId,
-            version,
-            previousReleaseId: prevId,
-            previousVersion: prev?.version,
-            compose: state.compose
-        });
-        log(`compose ${state.compose}; live: ${prev ? `${prev.version} (${prevId})` : 'nothing yet'}`);
-        await ch.upload(meta, [...compose.files, { name: 'shipline.override.yml', data: overrideFile(all, compose.version) }], opts.envFile, opts.envFile === undefined && prev?.env ? prevId : undefined);
-        log(`uploaded release ${releaseId}`);
-        const pulled = await ch.ensureImages(Object.values(all), opts.registry);
-        log(pulled.length ? `pulled ${pulled.join(', ')}` : 'images already on the host');
-        const recover = prev ? ch.recoverScript(prev, prevFrom, releaseId) : '';
-        log(`starting ${subset ? subset.join(', ') : 'all services'}`);
-        await ch.up(meta, subset, recover);
-        log(`waiting up to ${opts.healthTimeout}s for ${updated.join(', ')} to be healthy`);
-        const health = await ch.waitHealthy(updated, opts.healthTimeout, { stableSec: opts.stableSeconds });
-        if (health.ok) {
-            await ch.switchCurrent(releaseId, {
-                time: now(),
-                event: 'deploy',
-                release: releaseId,
+    const fleet = await fleet_openFleet({ ...opts, path }, `${opts.actor ?? 'someone'} ${opts.runUrl ?? ''} release ${releaseId}`.trim(), 'deploy');
+    const plans = new Map();
+    const release = { fleet, plans, result: undefined };
+    try {
+        // 3. every host's plan before any host changes; refusals here change nothing anywhere
+        for (const h of fleet.hosts) {
+            const { state } = h;
+            const prev = store_liveRelease(state);
+            if (state.currentMissing && opts.envFile === undefined)
+                throw new errors/* UserError */.yo(`${h.label}: ${h.store.layout.current} names release ${state.current}, whose folder is missing, so its .env cannot be carried over and it cannot be put back. Set 'env-file' for this deploy, or restore ${h.store.layout.release(state.current)}.`);
+            const carried = Object.fromEntries(Object.entries(prev?.images ?? {}).filter(([s]) => compose.services.includes(s) && !(s in pinned)));
+            const all = { ...carried, ...pinned };
+            const meta = releaseMeta({
+                id: releaseId,
                 version,
-                from: prevId,
-                fromVersion: prev?.version,
+                sha: opts.sha,
                 actor: opts.actor,
                 runUrl: opts.runUrl,
-                images: all
+                compose,
+                images: all,
+                updated,
+                env: opts.envFile !== undefined || !!prev?.env
             });
-            h.result.status = 'deployed';
-            log(`healthy (${health.state}); current → ${releaseId}`);
-            return true;
+            plans.set(h, { meta, prev, prevFrom: store_previousRelease(state), txn: transaction_newTxn() });
+            Object.assign(h.result, {
+                releaseId,
+                version,
+                previousReleaseId: prev?.id,
+                previousVersion: prev?.version,
+                compose: state.compose
+            });
+            const live = prev
+                ? `${prev.version} (${prev.id})`
+                : state.currentMissing
+                    ? `release ${state.current}, whose folder is missing: nothing to put back`
+                    : 'nothing yet';
+            opts.log.info(`${h.label}: ${h.runtime.name}, compose ${state.compose}; live: ${live}`);
+            if (state.open)
+                await deploy_closeOpen(h);
         }
-        h.result.logs = health.logs;
-        h.result.message = `${version} did not turn healthy within ${opts.healthTimeout}s (${health.result}: ${health.state})`;
-        opts.log.warning(`${h.label}: ${h.result.message}`);
-        if (health.logs)
-            opts.log.info(`${h.label}: last log lines of the failing containers:\n${health.logs}`);
-        if (opts.autoRollback && prev && prevId) {
-            log(`putting ${prev.version} (${prevId}) back`);
-            const back = await deploy_putBack(ch, prev, updated, opts.healthTimeout, recover, opts.stableSeconds);
-            await ch.appendLedger({
-                time: now(),
-                event: back ? 'auto-rollback' : 'failed',
-                release: prevId,
-                version: prev.version,
-                from: prevFrom,
-                attempted: releaseId,
+        const deployOne = async (h) => {
+            const m = plans.get(h);
+            const all = m.meta.images;
+            let out = await transaction_transact(h.store, h.runtime, {
+                kind: 'deploy',
+                txn: m.txn,
+                target: m.meta,
+                live: m.prev,
+                liveFrom: m.prevFrom,
+                upload: {
+                    files: [
+                        ...compose.files,
+                        { name: 'shipline.override.yml', data: overrideFile(all, compose.version) }
+                    ],
+                    env: opts.envFile,
+                    copyEnvFrom: opts.envFile === undefined && m.prev?.env ? m.prev.id : undefined
+                },
+                services: subset,
+                health: updated,
+                healthTimeout: opts.healthTimeout,
+                healthOpts: { stableSec: opts.stableSeconds },
+                registry: opts.registry,
+                okEvent: 'deploy',
+                autoRollback: opts.autoRollback,
                 actor: opts.actor,
                 runUrl: opts.runUrl,
-                reason: h.result.message
+                onStep: opts.onStep,
+                log: msg => opts.log.info(`${h.label}: ${msg}`),
+                warn: msg => opts.log.warning(`${h.label}: ${msg}`)
             });
-            h.result.status = back ? 'rolled-back' : 'failed';
-            if (!back)
-                h.result.message += `; putting ${prev.version} back failed too`;
-            return false;
-        }
-        await ch.appendLedger({
-            time: now(),
-            event: 'failed',
-            release: prevId ?? '',
-            version: prev?.version,
-            from: prevFrom,
-            attempted: releaseId,
-            actor: opts.actor,
-            runUrl: opts.runUrl,
-            reason: h.result.message
-        });
-        h.result.status = 'failed';
-        if (!prev)
-            h.result.message += '; no previous release to go back to';
-        else
-            h.result.message += '; auto-rollback is off, the new containers were left running';
-        return false;
-    };
-    let ok = false;
-    try {
-        ok = await fleet_rollOut(fleet, opts.maxParallel ?? 1, deployOne);
+            if (out.state === 'lost') {
+                opts.log.warning(`${h.label}: ${out.message}; connecting again to read the outcome`);
+                out = await fleet_settle(fleet, h, m.txn, 'deploy');
+            }
+            else if (out.state === 'committed') {
+                // what the host now holds, for the prune plan and for ship's put-back on the same lock
+                h.state.current = m.meta.id;
+                h.state.releases.set(m.meta.id, m.meta);
+                h.state.ledger.push({ time: '', event: 'deploy', txn: m.txn, release: m.meta.id, from: m.prev?.id });
+            }
+            return deploy_record(h, out, 'deployed');
+        };
+        const ok = await fleet_rollOut(fleet.hosts, opts.maxParallel ?? 1, deployOne);
         if (!ok)
-            await revertSwitched(fleet, metas, opts, releaseId);
-    }
-    finally {
-        await fleet_closeFleet(fleet, h => {
-            if (!ok)
-                return undefined;
-            const m = metas.get(h);
-            if (!m)
-                return undefined;
-            const st = {
-                ...h.state,
-                current: releaseId,
-                releases: new Map([...h.state.releases, [releaseId, m.meta]])
-            };
-            st.ledger = [...h.state.ledger, { time: now(), event: 'deploy', release: releaseId, from: m.prev?.id }];
-            return prunePlan(st, releaseId, opts.keepReleases);
-        });
-    }
-    return result(fleet, ok, releaseId, version, pinned, metas);
-}
-/** up -d of a previous release, then its health; true when it is healthy again. */
-async function deploy_putBack(ch, prev, services, timeout, recover, stableSec) {
-    try {
-        await ch.up(prev, undefined, recover);
-        const h = await ch.waitHealthy(services.filter(s => prev.services.includes(s)), timeout, { stableSec });
-        if (!h.ok)
-            ch.log.warning(`${ch.label}: ${prev.version} is not healthy either (${h.result}: ${h.state})\n${h.logs}`);
-        return h.ok;
+            await revertSwitched(fleet, plans, opts);
+        release.result = result(fleet, ok, releaseId, version, pinned, plans);
     }
     catch (e) {
-        ch.log.warning(`${ch.label}: putting ${prev.version} back failed: ${(0,errors/* errorMessage */.gJ)(e)}`);
-        return false;
+        await fleet_closeFleet(fleet);
+        throw e;
+    }
+    return release;
+}
+/** Sets a host's result from a transaction outcome; true when it committed. */
+function deploy_record(h, out, committed) {
+    switch (out.state) {
+        case 'committed':
+            h.result.status = committed;
+            return true;
+        case 'put-back':
+            h.result.status = 'rolled-back';
+            h.result.message = out.message;
+            h.result.logs = out.logs;
+            return false;
+        default:
+            h.result.status = 'failed';
+            h.result.message = out.message;
+            if ('logs' in out)
+                h.result.logs = out.logs;
+            return false;
     }
 }
-async function revertSwitched(fleet, metas, opts, releaseId) {
-    const failedHost = fleet.find(h => h.result.status === 'failed' || h.result.status === 'rolled-back')?.label ??
+/** A transaction left open (its lock holder died with the host): close it, saying what is known. */
+async function deploy_closeOpen(h) {
+    const o = h.state.open;
+    const cur = h.state.current ?? '';
+    h.store.log.warning(`${h.label}: the journal's last transaction (${o.txn ?? '?'}, ${o.kind ?? 'deploy'} of ${o.attempted ?? '?'}) was left open; closing it: the containers may differ from ${cur || 'current'} until this ${o.kind ?? 'deploy'} replaces them`);
+    await h.store.append({
+        event: 'aborted',
+        txn: o.txn,
+        kind: o.kind,
+        release: cur,
+        attempted: o.attempted,
+        reason: 'left open (the host lost its lock holder); closed by the next deploy'
+    });
+    h.state.ledger.push({ time: '', event: 'aborted', txn: o.txn, release: cur, attempted: o.attempted });
+    h.state.open = undefined;
+    h.state.diverged = true;
+}
+/** Hosts that had switched go back to their previous release (a transaction of its own each). */
+async function revertSwitched(fleet, plans, opts) {
+    const failedHost = fleet.hosts.find(h => h.result.status === 'failed' || h.result.status === 'rolled-back')?.label ??
         'another host';
-    await Promise.all(fleet
+    await Promise.all(fleet.hosts
         .filter(h => h.result.status === 'deployed')
         .map(async (h) => {
-        const m = metas.get(h);
+        const m = plans.get(h);
         if (!m.prev) {
             h.result.message = `stays on ${m.meta.version}: no previous release to go back to`;
             return;
         }
         opts.log.info(`${h.label}: ${failedHost} failed; putting ${m.prev.version} back so all hosts run one version`);
-        const back = await deploy_putBack(h.ch, m.prev, m.meta.updated, opts.healthTimeout, h.ch.recoverScript(m.prev, m.prevFrom, releaseId), opts.stableSeconds);
-        if (back) {
-            await h.ch.switchCurrent(m.prev.id, {
-                time: now(),
-                event: 'revert',
-                release: m.prev.id,
-                version: m.prev.version,
-                from: m.prevFrom,
-                attempted: releaseId,
-                actor: opts.actor,
-                runUrl: opts.runUrl,
-                reason: `${failedHost} failed`
-            });
+        const txn = transaction_newTxn();
+        let out = await transaction_transact(h.store, h.runtime, {
+            kind: 'deploy',
+            txn,
+            target: m.prev,
+            live: m.meta,
+            liveFrom: m.prev.id,
+            health: m.meta.updated,
+            healthTimeout: opts.healthTimeout,
+            healthOpts: { stableSec: opts.stableSeconds },
+            registry: opts.registry,
+            okEvent: 'revert',
+            okFrom: m.prevFrom,
+            okFromVersion: m.prevFrom ? h.state.releases.get(m.prevFrom)?.version : undefined,
+            okExtra: { attempted: m.meta.id, attemptedVersion: m.meta.version, reason: `${failedHost} failed` },
+            autoRollback: true,
+            actor: opts.actor,
+            runUrl: opts.runUrl,
+            onStep: opts.onStep,
+            log: msg => opts.log.info(`${h.label}: ${msg}`),
+            warn: msg => opts.log.warning(`${h.label}: ${msg}`)
+        });
+        if (out.state === 'lost')
+            out = await fleet_settle(fleet, h, txn, 'deploy');
+        if (out.state === 'committed') {
             h.result.status = 'reverted';
             h.result.message = `went back to ${m.prev.version} because ${failedHost} failed`;
         }
         else {
             h.result.status = 'failed';
-            h.result.message = `could not go back to ${m.prev.version} after ${failedHost} failed`;
+            h.result.message = `could not go back to ${m.prev.version} after ${failedHost} failed: ${out.message}`;
         }
     }));
 }
-function result(fleet, ok, releaseId, version, pinned, metas) {
-    const hosts = fleet.map(h => h.result);
-    const first = fleet[0];
-    const m = first ? metas.get(first) : undefined;
+function result(fleet, ok, releaseId, version, pinned, plans) {
+    const hosts = fleet.hosts.map(h => h.result);
+    const first = fleet.hosts[0];
+    const m = first ? plans.get(first) : undefined;
     const images = m ? m.meta.images : pinned;
     if (ok)
         return {
@@ -69751,7 +70362,7 @@ function result(fleet, ok, releaseId, version, pinned, metas) {
             previousVersion: m?.prev?.version ?? '',
             images,
             hosts,
-            connections: fleet.length
+            connections: fleet.hosts.length
         };
     // every host back on its previous release (or never touched) counts as rolled back
     const allBack = hosts.every(r => r.status === 'rolled-back' || r.status === 'reverted' || r.status === 'skipped');
@@ -69767,22 +70378,27 @@ function result(fleet, ok, releaseId, version, pinned, metas) {
         images: status === 'rolled-back' && live ? live.images : images,
         hosts,
         error,
-        connections: fleet.length
+        connections: fleet.hosts.length
     };
 }
 
 ;// CONCATENATED MODULE: ./build/tsc/lib/deploy/rollback.js
 /**
  * rollback(): puts a previous release back on every host without rebuilding: the target's files are still
- * in its release folder, its images are pulled only when they are no longer on the host. Health-gated like
- * a deploy, recorded in the ledger; a host where the target is already live is left alone (idempotent).
+ * in its release folder, its images are pulled only when they are no longer on the host. One release
+ * transaction per host (transaction.ts), health-gated like a deploy; a host where the target is already
+ * live is left alone (idempotent). Every host's target is checked before any host changes.
  */
 
 
 
 
 
-const rollback_now = () => new Date().toISOString();
+
+const kept = (state) => [...state.releases.values()]
+    .sort((a, b) => (a.id < b.id ? 1 : -1))
+    .map(m => `${m.version} (${m.id})`)
+    .join(', ') || 'none';
 /** The target on one host: `to` as a release id, else the newest release with that version; default the previous. */
 function pickTarget(state, to, host) {
     if (to) {
@@ -69798,23 +70414,28 @@ function pickTarget(state, to, host) {
             return live;
         if (byVersion[0])
             return byVersion[0];
-        const known = [...state.releases.values()].map(m => m.version);
-        throw new UserError(`${host}: no release with version or id '${to}' is kept on the host. Kept: ${[...new Set(known)].join(', ') || 'none'}.`);
+        const gone = state.ledger.find(e => e.release === to || e.version === to || e.attempted === to);
+        throw new UserError(`${host}: no release with version or id '${to}' is kept on the host${gone ? ' (the journal knows it, but its folder is gone)' : ''}. Kept: ${kept(state)}.`);
     }
     if (!state.current)
         throw new UserError(`${host}: nothing has been deployed to this path yet, so there is nothing to roll back.`);
+    const missing = previousMissing(state);
+    if (missing)
+        throw new UserError(`${host}: the release live before the current one, ${missing}, is no longer kept on the host (its folder is gone). Kept: ${kept(state)}. Name one with 'to'.`);
     const prev = previousRelease(state);
     if (!prev)
         throw new UserError(`${host}: the live release is the only one kept, so there is nothing to roll back to. Name a release with 'to'.`);
     return state.releases.get(prev);
 }
 /**
- * True when the containers may not be what `current` says: the last ledger entry is a failed deploy
- * that was left running (auto-rollback off, or its put-back failed). Rolling back to `current` then
- * brings it up again instead of being a no-op.
+ * True when the containers may not be what `current` says: the last final entry is a failed deploy that
+ * was left running (auto-rollback off, or its put-back failed), or a transaction was found open. Rolling
+ * back to `current` then brings it up again instead of being a no-op.
  */
 function containersDiverge(state) {
-    const last = state.ledger[state.ledger.length - 1];
+    if (state.diverged)
+        return true;
+    const last = [...state.ledger].reverse().find(e => e.event !== 'begin');
     return !!last && last.event === 'failed' && !!last.attempted;
 }
 async function rollback(opts) {
@@ -69824,115 +70445,131 @@ async function rollback(opts) {
     if (opts.to !== undefined && opts.to !== '' && !/^[A-Za-z0-9._+:@/-]{1,128}$/.test(opts.to)) {
         throw new UserError(`Input 'to' must be a version or a release id (letters, digits, . _ + : @ / -), got '${opts.to}'.`);
     }
-    const fleet = await openFleet({ ...opts, path }, `${opts.actor ?? 'someone'} ${opts.runUrl ?? ''} rollback`.trim());
-    const plans = new Map();
-    let ok = false;
+    const fleet = await openFleet({ ...opts, path }, `${opts.actor ?? 'someone'} ${opts.runUrl ?? ''} rollback`.trim(), 'rollback');
     try {
-        // every host must know its target before any host changes
-        for (const h of fleet) {
-            const target = pickTarget(h.state, opts.to || undefined, h.label);
-            const live = h.state.current ? h.state.releases.get(h.state.current) : undefined;
-            plans.set(h, { target, live, liveFrom: previousRelease(h.state), diverged: containersDiverge(h.state) });
-        }
-        const first = plans.get(fleet[0]);
-        if (first && (first.target.id !== first.live?.id || first.diverged)) {
-            const t = first.target;
-            await opts.onPlanned?.({
-                releaseId: t.id,
-                version: t.version,
-                images: t.images,
-                sha: t.sha,
-                fromVersion: first.live?.version
-            });
-        }
-        ok = await rollOut(fleet, opts.maxParallel ?? 1, async (h) => {
-            const { target, live, liveFrom, diverged } = plans.get(h);
-            const log = (m) => opts.log.info(`${h.label}: ${m}`);
-            Object.assign(h.result, {
-                releaseId: target.id,
-                version: target.version,
-                previousReleaseId: live?.id,
-                previousVersion: live?.version
-            });
-            if (live && live.id === target.id && !diverged) {
-                h.result.status = 'unchanged';
-                h.result.message = `${target.version} (${target.id}) is already live`;
-                log(h.result.message);
-                return true;
-            }
-            log(`rolling back from ${live ? `${live.version} (${live.id})` : 'nothing'} to ${target.version} (${target.id})`);
-            const pulled = await h.ch.ensureImages(Object.values(target.images), opts.registry);
-            log(pulled.length ? `pulled ${pulled.join(', ')}` : 'images still on the host: no registry needed');
-            const recover = live ? h.ch.recoverScript(live, liveFrom, target.id) : '';
-            const back = await putBack(h.ch, target, target.services, opts.healthTimeout, recover, opts.stableSeconds);
-            if (back) {
-                const givenUp = opts.givingUp && live ? live : undefined;
-                const targetFrom = givenUp ? previousRelease({ ...h.state, current: target.id }) : undefined;
-                await h.ch.switchCurrent(target.id, {
-                    time: rollback_now(),
-                    event: givenUp ? 'auto-rollback' : 'rollback',
-                    release: target.id,
-                    version: target.version,
-                    from: givenUp ? targetFrom : live?.id,
-                    fromVersion: givenUp ? targetFrom && h.state.releases.get(targetFrom)?.version : live?.version,
-                    ...(givenUp ? { attempted: givenUp.id, reason: opts.givingUp } : {}),
-                    actor: opts.actor,
-                    runUrl: opts.runUrl
-                });
-                h.result.status = 'rolled-back';
-                log(`healthy; current → ${target.id}`);
-                return true;
-            }
-            h.result.status = 'failed';
-            h.result.message = `${target.version} did not turn healthy within ${opts.healthTimeout}s`;
-            if (live) {
-                const again = await putBack(h.ch, live, live.services, opts.healthTimeout, recover, opts.stableSeconds);
-                h.result.message += again ? `; ${live.version} is back` : `; putting ${live.version} back failed too`;
-            }
-            await h.ch.appendLedger({
-                time: rollback_now(),
-                event: 'failed',
-                release: live?.id ?? '',
-                version: live?.version,
-                from: liveFrom,
-                attempted: target.id,
-                actor: opts.actor,
-                runUrl: opts.runUrl,
-                reason: h.result.message
-            });
-            return false;
-        });
-        if (!ok) {
-            // hosts already rolled back go forward again, so all hosts end on one version
-            await Promise.all(fleet
-                .filter(h => h.result.status === 'rolled-back')
-                .map(async (h) => {
-                const { target, live, liveFrom } = plans.get(h);
-                if (!live)
-                    return;
-                const again = await putBack(h.ch, live, live.services, opts.healthTimeout, h.ch.recoverScript(live, liveFrom, target.id), opts.stableSeconds);
-                if (again) {
-                    await h.ch.switchCurrent(live.id, {
-                        time: rollback_now(),
-                        event: 'revert',
-                        release: live.id,
-                        version: live.version,
-                        from: liveFrom,
-                        attempted: target.id,
-                        reason: 'another host failed'
-                    });
-                    h.result.status = 'reverted';
-                }
-                else
-                    h.result.status = 'failed';
-            }));
-        }
+        return await rollbackOn(fleet, opts);
     }
     finally {
-        await closeFleet(fleet);
+        await closeFleet(fleet, undefined, 'rollback');
     }
-    const hosts = fleet.map(h => h.result);
-    const first = plans.get(fleet[0]);
+}
+/** A rollback on hosts already locked (by rollback() or by ship after its deploy). */
+async function rollbackOn(fleet, opts) {
+    const plans = new Map();
+    // every host must know its target before any host changes
+    for (const h of fleet.hosts) {
+        const target = pickTarget(h.state, opts.to || undefined, h.label);
+        const live = liveRelease(h.state);
+        plans.set(h, { target, live, liveFrom: previousRelease(h.state), diverged: containersDiverge(h.state) });
+    }
+    for (const h of fleet.hosts)
+        if (h.state.open)
+            await closeOpen(h);
+    const first = plans.get(fleet.hosts[0]);
+    if (first && (first.target.id !== first.live?.id || first.diverged)) {
+        const t = first.target;
+        await opts.onPlanned?.({
+            releaseId: t.id,
+            version: t.version,
+            images: t.images,
+            sha: t.sha,
+            fromVersion: first.live?.version
+        });
+    }
+    const txns = new Map();
+    const ok = await rollOut(fleet.hosts, opts.maxParallel ?? 1, async (h) => {
+        const { target, live, liveFrom } = plans.get(h);
+        const diverged = containersDiverge(h.state) || plans.get(h).diverged;
+        const log = (m) => opts.log.info(`${h.label}: ${m}`);
+        h.result.status = 'skipped';
+        h.result.message = undefined;
+        Object.assign(h.result, {
+            releaseId: target.id,
+            version: target.version,
+            previousReleaseId: live?.id,
+            previousVersion: live?.version
+        });
+        if (live && live.id === target.id && !diverged) {
+            h.result.status = 'unchanged';
+            h.result.message = `${target.version} (${target.id}) is already live`;
+            log(h.result.message);
+            return true;
+        }
+        log(`rolling back from ${live ? `${live.version} (${live.id})` : 'nothing'} to ${target.version} (${target.id})`);
+        const givenUp = opts.givingUp && live && live.id !== target.id ? live : undefined;
+        const targetFrom = givenUp ? previousRelease({ ...h.state, current: target.id }) : undefined;
+        const txn = newTxn();
+        txns.set(h, txn);
+        let out = await transact(h.store, h.runtime, {
+            kind: 'rollback',
+            txn,
+            target,
+            // putting a release back over itself (diverged containers): the put-back target is the same
+            live: live && live.id !== target.id ? live : undefined,
+            liveFrom,
+            health: target.services,
+            healthTimeout: opts.healthTimeout,
+            healthOpts: { stableSec: opts.stableSeconds },
+            registry: opts.registry,
+            okEvent: givenUp ? 'auto-rollback' : 'rollback',
+            okFrom: givenUp ? targetFrom : undefined,
+            okFromVersion: givenUp && targetFrom ? h.state.releases.get(targetFrom)?.version : undefined,
+            okExtra: givenUp
+                ? { attempted: givenUp.id, attemptedVersion: givenUp.version, reason: opts.givingUp }
+                : undefined,
+            autoRollback: true,
+            actor: opts.actor,
+            runUrl: opts.runUrl,
+            onStep: opts.onStep,
+            log,
+            warn: m => opts.log.warning(`${h.label}: ${m}`)
+        });
+        if (out.state === 'lost')
+            out = await settle(fleet, h, txn, 'rollback');
+        if (out.state === 'put-back') {
+            h.result.status = 'failed';
+            h.result.message = `${out.message}; ${live?.version ?? 'the live release'} is back`;
+            return false;
+        }
+        return record(h, out, 'rolled-back');
+    });
+    if (!ok) {
+        // hosts already rolled back go forward again, so all hosts end on one version
+        await Promise.all(fleet.hosts
+            .filter(h => h.result.status === 'rolled-back')
+            .map(async (h) => {
+            const { target, live, liveFrom } = plans.get(h);
+            if (!live)
+                return;
+            const txn = newTxn();
+            let out = await transact(h.store, h.runtime, {
+                kind: 'rollback',
+                txn,
+                target: live,
+                live: target,
+                liveFrom: live.id,
+                health: live.services,
+                healthTimeout: opts.healthTimeout,
+                healthOpts: { stableSec: opts.stableSeconds },
+                registry: opts.registry,
+                okEvent: 'revert',
+                okFrom: liveFrom,
+                okExtra: {
+                    attempted: target.id,
+                    attemptedVersion: target.version,
+                    reason: 'another host failed'
+                },
+                autoRollback: true,
+                onStep: opts.onStep,
+                log: m => opts.log.info(`${h.label}: ${m}`),
+                warn: m => opts.log.warning(`${h.label}: ${m}`)
+            });
+            if (out.state === 'lost')
+                out = await settle(fleet, h, txn, 'rollback');
+            h.result.status = out.state === 'committed' ? 'reverted' : 'failed';
+        }));
+    }
+    const hosts = fleet.hosts.map(h => h.result);
     const allSame = hosts.every(r => r.status === 'unchanged');
     const bad = hosts.find(r => r.status === 'failed');
     return {
@@ -69943,7 +70580,7 @@ async function rollback(opts) {
         images: first?.target.images ?? {},
         hosts,
         error: ok ? undefined : `${bad?.host ?? 'a host'}: ${bad?.message ?? 'rollback failed'}`,
-        connections: fleet.length
+        connections: fleet.hosts.length
     };
 }
 
@@ -70959,7 +71596,11 @@ async function promote(o) {
 
 
 
-async function deployStep() {
+/**
+ * Deploys; with `hold` the host locks stay held after the deploy (ship smoke-tests and puts back under
+ * the same locks, so no other deploy can slip in between), to be let go with releaseHeld().
+ */
+async function deployStep(opts = {}) {
     const envFile = secret('env-file');
     // each value of the .env is a secret of its own too (an app may log it bare); short ones would garble logs
     for (const line of envFile.split(/\r?\n/)) {
@@ -70993,7 +71634,8 @@ async function deployStep() {
         return m.digest;
     };
     let record;
-    const result = await deploy({
+    const keepReleases = inputs_int('keep-releases', 5, { min: 1, max: 100 });
+    const held = await deployHeld({
         ...fleet,
         log: actionLog,
         registry: reg.auth,
@@ -71004,7 +71646,7 @@ async function deployStep() {
         version,
         sha: facts.sha,
         autoRollback: bool('auto-rollback', true),
-        keepReleases: inputs_int('keep-releases', 5, { min: 1, max: 100 }),
+        keepReleases,
         resolveDigest,
         onPlanned: async (plan) => {
             core/* info */.pq(`release ${plan.releaseId} (${plan.version}): ${Object.entries(plan.images)
@@ -71023,6 +71665,9 @@ async function deployStep() {
         await record?.finish('error', `deploy did not start: ${String(e instanceof Error ? e.message : e).slice(0, 100)}`);
         throw e;
     });
+    if (!opts.hold)
+        await releaseDeploy(held, { keepReleases });
+    const result = held.result;
     core/* setOutput */.uH('release-id', result.releaseId);
     core/* setOutput */.uH('version', result.version);
     core/* setOutput */.uH('previous-version', result.previousVersion);
@@ -71040,7 +71685,7 @@ async function deployStep() {
         ]
     ]))
         .write();
-    return { result, version, record, registry: reg };
+    return { result, version, record, registry: reg, fleet, held: opts.hold ? held : undefined, keepReleases };
 }
 
 
@@ -71105,7 +71750,7 @@ async function runAction(main, post) {
 __nccwpck_require__.a(__webpack_module__, async (__webpack_handle_async_dependencies__, __webpack_async_result__) => { try {
 /* harmony import */ var _actions_core__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(4116);
 /* harmony import */ var _action_run_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(6082);
-/* harmony import */ var _action_deploy_step_js__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(5257);
+/* harmony import */ var _action_deploy_step_js__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(8809);
 /* harmony import */ var _lib_errors_js__WEBPACK_IMPORTED_MODULE_3__ = __nccwpck_require__(2830);
 
 

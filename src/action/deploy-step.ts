@@ -14,7 +14,14 @@ import {
   runFacts
 } from './deploy-inputs.js'
 import { startDeployment, type DeploymentRecord } from './deployments.js'
-import { deploy, summaryTable, type DeployResult, type Plan } from '../lib/deploy/index.js'
+import {
+  deployHeld,
+  releaseDeploy,
+  summaryTable,
+  type DeployResult,
+  type HeldDeploy,
+  type Plan
+} from '../lib/deploy/index.js'
 import { parseImagesInput, type ImageRef } from '../lib/compose/validate.js'
 import { RegistryClient } from '../lib/registry/index.js'
 
@@ -24,9 +31,18 @@ export interface DeployStep {
   /** the GitHub Deployment (a no-op when no environment is set), still to be finished */
   record?: DeploymentRecord
   registry: ReturnType<typeof readRegistryInputs>
+  /** the fleet inputs as read (ship's put-back uses them again) */
+  fleet: ReturnType<typeof readFleetInputs>
+  /** with `hold`: the hosts still locked, for ship's smoke test and put-back; release with releaseHeld() */
+  held?: HeldDeploy
+  keepReleases: number
 }
 
-export async function deployStep(): Promise<DeployStep> {
+/**
+ * Deploys; with `hold` the host locks stay held after the deploy (ship smoke-tests and puts back under
+ * the same locks, so no other deploy can slip in between), to be let go with releaseHeld().
+ */
+export async function deployStep(opts: { hold?: boolean } = {}): Promise<DeployStep> {
   const envFile = inputs.secret('env-file')
   // each value of the .env is a secret of its own too (an app may log it bare); short ones would garble logs
   for (const line of envFile.split(/\r?\n/)) {
@@ -59,7 +75,8 @@ export async function deployStep(): Promise<DeployStep> {
     return m.digest
   }
   let record: Awaited<ReturnType<typeof startDeployment>> | undefined
-  const result = await deploy({
+  const keepReleases = inputs.int('keep-releases', 5, { min: 1, max: 100 })
+  const held = await deployHeld({
     ...fleet,
     log: actionLog,
     registry: reg.auth,
@@ -70,7 +87,7 @@ export async function deployStep(): Promise<DeployStep> {
     version,
     sha: facts.sha,
     autoRollback: inputs.bool('auto-rollback', true),
-    keepReleases: inputs.int('keep-releases', 5, { min: 1, max: 100 }),
+    keepReleases,
     resolveDigest,
     onPlanned: async (plan: Plan) => {
       core.info(
@@ -96,6 +113,8 @@ export async function deployStep(): Promise<DeployStep> {
     )
     throw e
   })
+  if (!opts.hold) await releaseDeploy(held, { keepReleases })
+  const result = held.result
   core.setOutput('release-id', result.releaseId)
   core.setOutput('version', result.version)
   core.setOutput('previous-version', result.previousVersion)
@@ -115,5 +134,5 @@ export async function deployStep(): Promise<DeployStep> {
       ])
     )
     .write()
-  return { result, version, record, registry: reg }
+  return { result, version, record, registry: reg, fleet, held: opts.hold ? held : undefined, keepReleases }
 }

@@ -1,10 +1,10 @@
 /**
  * The inputs that choose how releases reach a host (deploy-ssh, rollback and ship): `strategy`
  * (recreate | blue-green) with the blue-green settings, and `target` (compose | swarm) with `stack`.
- * Checked before anything connects; returns deploy()/rollback()'s `makeHost` (undefined: recreate).
+ * Checked before anything connects; returns deploy()/rollback()'s `runtime` factory (undefined: recreate).
  */
 import * as inputs from './inputs.js'
-import { hostFactory, parseTarget, type MakeHost } from '../lib/strategy/host.js'
+import { runtimeFactory, parseTarget, type MakeRuntime } from '../lib/strategy/host.js'
 import {
   BLUE_GREEN_DEFAULTS,
   checkBlueGreen,
@@ -13,7 +13,7 @@ import {
   type BlueGreenConfig
 } from '../lib/strategy/options.js'
 
-export function readStrategyInputs(): { makeHost?: MakeHost } {
+export function readStrategyInputs(): { runtime?: MakeRuntime } {
   const strategy = parseStrategy(inputs.str('strategy'))
   const target = parseTarget(inputs.str('target'))
   let blueGreen: BlueGreenConfig | undefined
@@ -28,6 +28,6 @@ export function readStrategyInputs(): { makeHost?: MakeHost } {
     }
     checkBlueGreen(blueGreen, [...blueGreen.ports.keys()])
   }
-  const makeHost = hostFactory({ strategy, target, blueGreen, stack: inputs.str('stack') || undefined })
-  return makeHost ? { makeHost } : {}
+  const runtime = runtimeFactory({ strategy, target, blueGreen, stack: inputs.str('stack') || undefined })
+  return runtime ? { runtime } : {}
 }

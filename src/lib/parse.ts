@@ -7,7 +7,9 @@ export function parseBoolean(name: string, raw: string, fallback: boolean): bool
   if (v === '') return fallback
   if (/^true$/i.test(v)) return true
   if (/^false$/i.test(v)) return false
-  throw new UserError(`Input '${name}' must be true or false, got '${v}'. Set '${name}: true' or '${name}: false'.`)
+  throw new UserError(
+    `Input '${name}' must be true or false, got '${v}'. Set '${name}: true' or '${name}: false'.`
+  )
 }
 
 /** One item per line; commas also accepted. Blank items and surrounding spaces are dropped. */
@@ -32,7 +34,9 @@ export function parseInteger(
   const v = raw.trim()
   if (v === '') return fallback
   if (!/^-?\d+$/.test(v)) {
-    throw new UserError(`Input '${name}' must be a whole number, got '${v}'. Write it as plain digits, e.g. '${name}: ${fallback}'.`)
+    throw new UserError(
+      `Input '${name}' must be a whole number, got '${v}'. Write it as plain digits, e.g. '${name}: ${fallback}'.`
+    )
   }
   const n = Number(v)
   if (n < min || n > max) {

@@ -1,16 +1,18 @@
 /**
  * ship (the root action): deploy-ssh, then smoke-test against `smoke-url`; when the smoke test fails, the
  * release that was live before is put back (health-gated, recorded in the ledger and on the GitHub
- * Deployment) and the step fails with both reasons. The same library code as the separate actions.
+ * Deployment) and the step fails with both reasons. The same library code as the separate actions. The
+ * host locks are held from the deploy through the smoke test and the put-back: no other deploy can land
+ * in between and be overwritten.
  */
 import * as core from '@actions/core'
 import { runAction } from '../action/run.js'
 import * as inputs from '../action/inputs.js'
 import { deployStep } from '../action/deploy-step.js'
 import { smokeStep } from '../action/smoke-step.js'
-import { actionLog, readFleetInputs } from '../action/deploy-inputs.js'
+import { actionLog } from '../action/deploy-inputs.js'
 import { UserError } from '../lib/errors.js'
-import { rollback, summaryTable } from '../lib/deploy/index.js'
+import { releaseDeploy, rollbackOn, summaryTable } from '../lib/deploy/index.js'
 
 async function main(): Promise<void> {
   const smokeUrl = inputs.str('smoke-url')
@@ -21,7 +23,23 @@ async function main(): Promise<void> {
       "Input 'smoke-url' is required: the base URL ship checks after the deploy, e.g. 'smoke-url: https://stage.example.com'."
     )
 
-  const { result, version, record, registry } = await deployStep()
+  const step = await deployStep({ hold: true })
+  const held = step.held!
+  try {
+    await shipAfterDeploy(step, smokeUrl, smokeChecks, smokeTimeout)
+  } finally {
+    await releaseDeploy(held, { keepReleases: step.keepReleases })
+  }
+}
+
+async function shipAfterDeploy(
+  step: Awaited<ReturnType<typeof deployStep>>,
+  smokeUrl: string,
+  smokeChecks: string,
+  smokeTimeout: number
+): Promise<void> {
+  const { result, version, record, registry, fleet } = step
+  const held = step.held!
   if (result.status !== 'deployed') {
     core.setOutput('smoke-passed', 'false')
     await record?.finish('failure', result.error ?? result.status)
@@ -57,8 +75,8 @@ async function main(): Promise<void> {
     )
   }
   core.info(`putting back release ${previous} (${result.previousVersion}) …`)
-  const back = await rollback({
-    ...readFleetInputs(), // a fresh set of connections: deploy() closed its own
+  const back = await rollbackOn(held.fleet, {
+    ...fleet, // the same connections and locks as the deploy
     log: actionLog,
     registry: registry.auth,
     to: previous,

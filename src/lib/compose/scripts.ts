@@ -1,67 +1,8 @@
 /**
- * The shell scripts shipline runs on a host. They are constants: every value reaches them as a quoted
+ * The Compose runtime's shell scripts (images, health). Constants: every value reaches them as a quoted
  * argument ($1, $2, …) or on stdin, never pasted into the script text. Each runs as `sh -c SCRIPT sh ARGS…`.
+ * The release store's own scripts (lock, journal, close) are in src/lib/release/scripts.ts.
  */
-
-/**
- * Lock holder and state probe, in one long-lived command on its own SSH channel.
- * args: state-dir lock-timeout token owner
- * It takes `flock` on <state>/lock (waiting up to lock-timeout), prints LOCKED, the host's state (compose
- * flavour, current release, releases' metadata, the ledger's tail), READY, then one byte every 0.2 s. The
- * lock lives as long as this process: it ends when the deploy writes run/<token>/release, or when a write
- * fails because the SSH channel is gone (job killed or cancelled, network lost). In that case it first
- * runs run/<token>/recover.sh (put the previous release back) after any running step, then removes
- * run/<token> (temporary Docker config included) and lets the lock go.
- */
-export const LOCK_SCRIPT = `trap '' HUP PIPE
-umask 077
-s=$1; t=$2; tok=$3; owner=$4
-mkdir -p "$s/releases" "$s/run" || { echo "ERR cannot create $s"; exit 71; }
-chmod 700 "$s" "$s/run"
-command -v flock >/dev/null 2>&1 || { echo "ERR flock is missing on the host (package util-linux)"; exit 72; }
-exec 9>>"$s/lock" || { echo "ERR cannot open $s/lock"; exit 73; }
-if ! flock -n 9; then
-  echo "WAITING $(cat "$s/lock.owner" 2>/dev/null | head -c 300)"
-  flock -w "$t" 9 || { echo "ERR timeout"; exit 75; }
-fi
-r="$s/run/$tok"
-mkdir -p "$r" || exit 74
-printf '%s\\n' "$owner" > "$s/lock.owner"
-for d in "$s"/run/*; do [ "$d" = "$r" ] || rm -rf "$d"; done
-echo LOCKED
-if docker compose version >/dev/null 2>&1 9>&-; then echo "compose v2"
-elif command -v docker-compose >/dev/null 2>&1; then echo "compose v1"
-else echo "compose none"; fi
-c=$(readlink "$s/current" 2>/dev/null) || c=
-echo "current \${c##*/}"
-for d in "$s"/releases/*; do
-  [ -f "$d/release.json" ] || continue
-  printf 'release %s ' "\${d##*/}"; tr -d '\\n' < "$d/release.json"; echo
-done
-[ -f "$s/ledger.jsonl" ] && tail -n 200 "$s/ledger.jsonl" | sed 's/^/ledger /'
-echo READY
-while printf .; do
-  [ -e "$r/release" ] && break
-  sleep 0.2 9>&- 2>/dev/null || sleep 1 9>&-
-done
-if [ -f "$r/recover.sh" ]; then
-  flock "$r/step" sh "$r/recover.sh" </dev/null >"$s/recover.log" 2>&1 9>&-
-fi
-rm -rf "$r"
-rm -f "$s/lock.owner"
-exit 0
-`
-
-/**
- * Writes a release folder from a tar on stdin (umask 077: nothing in it is readable by others), after
- * copying the previous release's .env when asked. args: release-dir previous-env-or-empty
- */
-export const UPLOAD_SCRIPT = `umask 077
-d=$1; from=$2
-mkdir -p "$d" || exit 70
-if [ -n "$from" ]; then cp -p "$from" "$d/.env" || exit 71; fi
-tar -xf - -C "$d"
-`
 
 /**
  * Brings images onto the host: those already present are left alone (no registry needed), the rest are
@@ -86,17 +27,6 @@ for r in $missing; do
   echo "pull $r"
   docker pull "$r" </dev/null >/dev/null || { echo "ERR pull $r failed"; exit 4; }
 done
-`
-
-/**
- * Runs one step that changes containers, under the step lock (so a recovery waits for it), after writing
- * stdin to the recovery script (or removing it when stdin is empty).
- * args: run-dir command…   stdin: recover.sh text
- */
-export const STEP_SCRIPT = `r=$1; shift
-mkdir -p "$r" || exit 70
-cat > "$r/recover.sh.tmp" && if [ -s "$r/recover.sh.tmp" ]; then mv -f "$r/recover.sh.tmp" "$r/recover.sh"; else rm -f "$r/recover.sh.tmp"; fi
-exec flock "$r/step" "$@"
 `
 
 /**
@@ -158,36 +88,4 @@ for x in $failed; do
   docker logs --tail "$n" "$id" 2>&1 | sed 's/^/| /'
 done
 [ "$result" = healthy ]
-`
-
-/**
- * Makes a release current: symlink to a temp name, renamed over `current` (atomic), then one ledger line
- * from stdin appended. args: state-dir release-id
- */
-export const SWITCH_SCRIPT = `s=$1; id=$2
-[ -d "$s/releases/$id" ] || { echo "ERR no release $id"; exit 2; }
-ln -sfn "releases/$id" "$s/current.tmp" && mv -fT "$s/current.tmp" "$s/current" || exit 3
-cat >> "$s/ledger.jsonl"
-`
-
-/** Appends stdin to the ledger. args: state-dir */
-export const LEDGER_SCRIPT = `cat >> "$1/ledger.jsonl"`
-
-/**
- * Ends a deploy on a host: removes the recovery script, incomplete release folders, pruned releases and
- * the images only they needed (never with -f: an image a container still uses stays), then lets the
- * lock go. args: state-dir token release-id… --images ref…
- */
-export const FINISH_SCRIPT = `s=$1; tok=$2; shift 2
-rm -f "$s/run/$tok/recover.sh"
-mode=release
-for a in "$@"; do
-  if [ "$a" = --images ]; then mode=image; continue; fi
-  if [ "$mode" = release ]; then rm -rf "$s/releases/$a" && echo "pruned $a"
-  else docker image rm "$a" >/dev/null 2>&1 && echo "removed $a"; fi
-done
-for d in "$s"/releases/*; do
-  [ -d "$d" ] && [ ! -f "$d/release.json" ] && [ "$d" != "$s/releases/*" ] && rm -rf "$d"
-done
-mkdir -p "$s/run/$tok" && touch "$s/run/$tok/release"
 `

@@ -1,18 +1,58 @@
 /**
- * deploy(): validate → pin images → connect and lock every host → per host (canary first): upload the
- * release → pull what is missing → up -d → wait healthy → switch current; on failure put the previous
- * release back (auto-rollback) and revert the hosts already switched → prune → unlock.
+ * deploy(): validate → pin images → connect and lock every host → per host (canary first) one release
+ * transaction (transaction.ts): upload → pull → up → health → switch; on failure the previous release is
+ * put back (auto-rollback) and the hosts already switched are reverted → prune → unlock.
+ *
+ * The step's status comes from each host's transaction outcome; where a link died, from the host's
+ * journal read again (fleet.ts settle()).
  */
-import { UserError, errorMessage } from '../errors.js'
-import { ComposeHost, prunePlan, previousRelease, type HostState, type ReleaseMeta } from '../compose/host.js'
+import { UserError } from '../errors.js'
+import { liveRelease, previousRelease, prunePlan, type ReleaseMeta } from '../release/store.js'
 import { makeReleaseId, validateProjectPath, validateVersion } from '../compose/validate.js'
 import { checkServices, overrideFile, pinImages, readComposeFiles, releaseMeta } from './release.js'
-import { closeFleet, openFleet, rollOut, type FleetHost } from './fleet.js'
+import { closeFleet, openFleet, rollOut, settle, type Fleet, type FleetHost } from './fleet.js'
+import { newTxn, transact, type Outcome } from './transaction.js'
 import type { DeployOptions, DeployResult, HostResult } from './types.js'
 
-const now = (): string => new Date().toISOString()
+interface HostPlan {
+  meta: ReleaseMeta
+  prev?: ReleaseMeta
+  prevFrom?: string
+  txn: string
+}
+
+/** What a deploy leaves for ship: the fleet still locked, each host's plan. */
+export interface HeldDeploy {
+  fleet: Fleet
+  result: DeployResult
+  plans: Map<FleetHost, HostPlan>
+}
 
 export async function deploy(opts: DeployOptions): Promise<DeployResult> {
+  const held = await deployHeld(opts)
+  await releaseDeploy(held, opts)
+  return held.result
+}
+
+/** Lets the locks of a held deploy go, pruning when it went live. */
+export async function releaseDeploy(
+  held: HeldDeploy,
+  opts: Pick<DeployOptions, 'keepReleases'>
+): Promise<void> {
+  const ok = held.result.status === 'deployed'
+  await closeFleet(held.fleet, h => {
+    const m = held.plans.get(h)
+    if (!ok || !m || h.state.current !== m.meta.id) return undefined
+    return prunePlan(h.state, m.meta.id, opts.keepReleases)
+  })
+  for (const h of held.fleet.hosts) {
+    const r = held.result.hosts.find(x => x.host === h.label)
+    if (r) r.execs = h.store.execs
+  }
+}
+
+/** A deploy whose locks stay held (ship smoke-tests before letting them go). */
+export async function deployHeld(opts: DeployOptions): Promise<HeldDeploy> {
   // 1. everything that can be checked locally, before any host is contacted
   const path = validateProjectPath(opts.path)
   const version = validateVersion(opts.version)
@@ -28,173 +68,157 @@ export async function deploy(opts: DeployOptions): Promise<DeployResult> {
   // 2. connect and lock every host
   const fleet = await openFleet(
     { ...opts, path },
-    `${opts.actor ?? 'someone'} ${opts.runUrl ?? ''} release ${releaseId}`.trim()
+    `${opts.actor ?? 'someone'} ${opts.runUrl ?? ''} release ${releaseId}`.trim(),
+    'deploy'
   )
-  const metas = new Map<FleetHost, { meta: ReleaseMeta; prev?: ReleaseMeta; prevFrom?: string }>()
-
-  const deployOne = async (h: FleetHost): Promise<boolean> => {
-    const { ch, state } = h
-    const log = (m: string): void => opts.log.info(`${h.label}: ${m}`)
-    const prevId = state.current && state.releases.has(state.current) ? state.current : undefined
-    const prev = prevId ? state.releases.get(prevId) : undefined
-    const prevFrom = previousRelease(state)
-    // carry over the previous release's pins of services that still exist and this deploy does not name
-    const carried = Object.fromEntries(
-      Object.entries(prev?.images ?? {}).filter(([s]) => compose.services.includes(s) && !(s in pinned))
-    )
-    const all = { ...carried, ...pinned }
-    const meta = releaseMeta({
-      id: releaseId,
-      version,
-      sha: opts.sha,
-      actor: opts.actor,
-      runUrl: opts.runUrl,
-      compose,
-      images: all,
-      updated,
-      env: opts.envFile !== undefined || !!prev?.env
-    })
-    metas.set(h, { meta, prev, prevFrom })
-    Object.assign(h.result, {
-      releaseId,
-      version,
-      previousReleaseId: prevId,
-      previousVersion: prev?.version,
-      compose: state.compose
-    })
-    log(`compose ${state.compose}; live: ${prev ? `${prev.version} (${prevId})` : 'nothing yet'}`)
-
-    await ch.upload(
-      meta,
-      [...compose.files, { name: 'shipline.override.yml', data: overrideFile(all, compose.version) }],
-      opts.envFile,
-      opts.envFile === undefined && prev?.env ? prevId : undefined
-    )
-    log(`uploaded release ${releaseId}`)
-    const pulled = await ch.ensureImages(Object.values(all), opts.registry)
-    log(pulled.length ? `pulled ${pulled.join(', ')}` : 'images already on the host')
-    const recover = prev ? ch.recoverScript(prev, prevFrom, releaseId) : ''
-    log(`starting ${subset ? subset.join(', ') : 'all services'}`)
-    await ch.up(meta, subset, recover)
-    log(`waiting up to ${opts.healthTimeout}s for ${updated.join(', ')} to be healthy`)
-    const health = await ch.waitHealthy(updated, opts.healthTimeout, { stableSec: opts.stableSeconds })
-    if (health.ok) {
-      await ch.switchCurrent(releaseId, {
-        time: now(),
-        event: 'deploy',
-        release: releaseId,
-        version,
-        from: prevId,
-        fromVersion: prev?.version,
-        actor: opts.actor,
-        runUrl: opts.runUrl,
-        images: all
-      })
-      h.result.status = 'deployed'
-      log(`healthy (${health.state}); current → ${releaseId}`)
-      return true
-    }
-    h.result.logs = health.logs
-    h.result.message = `${version} did not turn healthy within ${opts.healthTimeout}s (${health.result}: ${health.state})`
-    opts.log.warning(`${h.label}: ${h.result.message}`)
-    if (health.logs) opts.log.info(`${h.label}: last log lines of the failing containers:\n${health.logs}`)
-    if (opts.autoRollback && prev && prevId) {
-      log(`putting ${prev.version} (${prevId}) back`)
-      const back = await putBack(ch, prev, updated, opts.healthTimeout, recover, opts.stableSeconds)
-      await ch.appendLedger({
-        time: now(),
-        event: back ? 'auto-rollback' : 'failed',
-        release: prevId,
-        version: prev.version,
-        from: prevFrom,
-        attempted: releaseId,
-        actor: opts.actor,
-        runUrl: opts.runUrl,
-        reason: h.result.message
-      })
-      h.result.status = back ? 'rolled-back' : 'failed'
-      if (!back) h.result.message += `; putting ${prev.version} back failed too`
-      return false
-    }
-    await ch.appendLedger({
-      time: now(),
-      event: 'failed',
-      release: prevId ?? '',
-      version: prev?.version,
-      from: prevFrom,
-      attempted: releaseId,
-      actor: opts.actor,
-      runUrl: opts.runUrl,
-      reason: h.result.message
-    })
-    h.result.status = 'failed'
-    if (!prev) h.result.message += '; no previous release to go back to'
-    else h.result.message += '; auto-rollback is off, the new containers were left running'
-    return false
-  }
-
-  let ok = false
+  const plans = new Map<FleetHost, HostPlan>()
+  const release = { fleet, plans, result: undefined as unknown as DeployResult }
   try {
-    ok = await rollOut(fleet, opts.maxParallel ?? 1, deployOne)
-    if (!ok) await revertSwitched(fleet, metas, opts, releaseId)
-  } finally {
-    await closeFleet(fleet, h => {
-      if (!ok) return undefined
-      const m = metas.get(h)
-      if (!m) return undefined
-      const st: HostState = {
-        ...h.state,
-        current: releaseId,
-        releases: new Map([...h.state.releases, [releaseId, m.meta]])
-      }
-      st.ledger = [...h.state.ledger, { time: now(), event: 'deploy', release: releaseId, from: m.prev?.id }]
-      return prunePlan(st, releaseId, opts.keepReleases)
-    })
-  }
-  return result(fleet, ok, releaseId, version, pinned, metas)
-}
-
-/** up -d of a previous release, then its health; true when it is healthy again. */
-export async function putBack(
-  ch: ComposeHost,
-  prev: ReleaseMeta,
-  services: string[],
-  timeout: number,
-  recover: string,
-  stableSec?: number
-): Promise<boolean> {
-  try {
-    await ch.up(prev, undefined, recover)
-    const h = await ch.waitHealthy(
-      services.filter(s => prev.services.includes(s)),
-      timeout,
-      { stableSec }
-    )
-    if (!h.ok)
-      ch.log.warning(
-        `${ch.label}: ${prev.version} is not healthy either (${h.result}: ${h.state})\n${h.logs}`
+    // 3. every host's plan before any host changes; refusals here change nothing anywhere
+    for (const h of fleet.hosts) {
+      const { state } = h
+      const prev = liveRelease(state)
+      if (state.currentMissing && opts.envFile === undefined)
+        throw new UserError(
+          `${h.label}: ${h.store.layout.current} names release ${state.current}, whose folder is missing, so its .env cannot be carried over and it cannot be put back. Set 'env-file' for this deploy, or restore ${h.store.layout.release(state.current!)}.`
+        )
+      const carried = Object.fromEntries(
+        Object.entries(prev?.images ?? {}).filter(([s]) => compose.services.includes(s) && !(s in pinned))
       )
-    return h.ok
+      const all = { ...carried, ...pinned }
+      const meta = releaseMeta({
+        id: releaseId,
+        version,
+        sha: opts.sha,
+        actor: opts.actor,
+        runUrl: opts.runUrl,
+        compose,
+        images: all,
+        updated,
+        env: opts.envFile !== undefined || !!prev?.env
+      })
+      plans.set(h, { meta, prev, prevFrom: previousRelease(state), txn: newTxn() })
+      Object.assign(h.result, {
+        releaseId,
+        version,
+        previousReleaseId: prev?.id,
+        previousVersion: prev?.version,
+        compose: state.compose
+      })
+      const live = prev
+        ? `${prev.version} (${prev.id})`
+        : state.currentMissing
+          ? `release ${state.current}, whose folder is missing: nothing to put back`
+          : 'nothing yet'
+      opts.log.info(`${h.label}: ${h.runtime.name}, compose ${state.compose}; live: ${live}`)
+      if (state.open) await closeOpen(h)
+    }
+
+    const deployOne = async (h: FleetHost): Promise<boolean> => {
+      const m = plans.get(h)!
+      const all = m.meta.images
+      let out: Outcome = await transact(h.store, h.runtime, {
+        kind: 'deploy',
+        txn: m.txn,
+        target: m.meta,
+        live: m.prev,
+        liveFrom: m.prevFrom,
+        upload: {
+          files: [
+            ...compose.files,
+            { name: 'shipline.override.yml', data: overrideFile(all, compose.version) }
+          ],
+          env: opts.envFile,
+          copyEnvFrom: opts.envFile === undefined && m.prev?.env ? m.prev.id : undefined
+        },
+        services: subset,
+        health: updated,
+        healthTimeout: opts.healthTimeout,
+        healthOpts: { stableSec: opts.stableSeconds },
+        registry: opts.registry,
+        okEvent: 'deploy',
+        autoRollback: opts.autoRollback,
+        actor: opts.actor,
+        runUrl: opts.runUrl,
+        onStep: opts.onStep,
+        log: msg => opts.log.info(`${h.label}: ${msg}`),
+        warn: msg => opts.log.warning(`${h.label}: ${msg}`)
+      })
+      if (out.state === 'lost') {
+        opts.log.warning(`${h.label}: ${out.message}; connecting again to read the outcome`)
+        out = await settle(fleet, h, m.txn, 'deploy')
+      } else if (out.state === 'committed') {
+        // what the host now holds, for the prune plan and for ship's put-back on the same lock
+        h.state.current = m.meta.id
+        h.state.releases.set(m.meta.id, m.meta)
+        h.state.ledger.push({ time: '', event: 'deploy', txn: m.txn, release: m.meta.id, from: m.prev?.id })
+      }
+      return record(h, out, 'deployed')
+    }
+
+    const ok = await rollOut(fleet.hosts, opts.maxParallel ?? 1, deployOne)
+    if (!ok) await revertSwitched(fleet, plans, opts)
+    release.result = result(fleet, ok, releaseId, version, pinned, plans)
   } catch (e) {
-    ch.log.warning(`${ch.label}: putting ${prev.version} back failed: ${errorMessage(e)}`)
-    return false
+    await closeFleet(fleet)
+    throw e
+  }
+  return release
+}
+
+/** Sets a host's result from a transaction outcome; true when it committed. */
+export function record(h: FleetHost, out: Outcome, committed: HostResult['status']): boolean {
+  switch (out.state) {
+    case 'committed':
+      h.result.status = committed
+      return true
+    case 'put-back':
+      h.result.status = 'rolled-back'
+      h.result.message = out.message
+      h.result.logs = out.logs
+      return false
+    default:
+      h.result.status = 'failed'
+      h.result.message = out.message
+      if ('logs' in out) h.result.logs = out.logs
+      return false
   }
 }
 
+/** A transaction left open (its lock holder died with the host): close it, saying what is known. */
+export async function closeOpen(h: FleetHost): Promise<void> {
+  const o = h.state.open!
+  const cur = h.state.current ?? ''
+  h.store.log.warning(
+    `${h.label}: the journal's last transaction (${o.txn ?? '?'}, ${o.kind ?? 'deploy'} of ${o.attempted ?? '?'}) was left open; closing it: the containers may differ from ${cur || 'current'} until this ${o.kind ?? 'deploy'} replaces them`
+  )
+  await h.store.append({
+    event: 'aborted',
+    txn: o.txn,
+    kind: o.kind,
+    release: cur,
+    attempted: o.attempted,
+    reason: 'left open (the host lost its lock holder); closed by the next deploy'
+  })
+  h.state.ledger.push({ time: '', event: 'aborted', txn: o.txn, release: cur, attempted: o.attempted })
+  h.state.open = undefined
+  h.state.diverged = true
+}
+
+/** Hosts that had switched go back to their previous release (a transaction of its own each). */
 async function revertSwitched(
-  fleet: FleetHost[],
-  metas: Map<FleetHost, { meta: ReleaseMeta; prev?: ReleaseMeta; prevFrom?: string }>,
-  opts: DeployOptions,
-  releaseId: string
+  fleet: Fleet,
+  plans: Map<FleetHost, HostPlan>,
+  opts: DeployOptions
 ): Promise<void> {
   const failedHost =
-    fleet.find(h => h.result.status === 'failed' || h.result.status === 'rolled-back')?.label ??
+    fleet.hosts.find(h => h.result.status === 'failed' || h.result.status === 'rolled-back')?.label ??
     'another host'
   await Promise.all(
-    fleet
+    fleet.hosts
       .filter(h => h.result.status === 'deployed')
       .map(async h => {
-        const m = metas.get(h)!
+        const m = plans.get(h)!
         if (!m.prev) {
           h.result.message = `stays on ${m.meta.version}: no previous release to go back to`
           return
@@ -202,47 +226,51 @@ async function revertSwitched(
         opts.log.info(
           `${h.label}: ${failedHost} failed; putting ${m.prev.version} back so all hosts run one version`
         )
-        const back = await putBack(
-          h.ch,
-          m.prev,
-          m.meta.updated,
-          opts.healthTimeout,
-          h.ch.recoverScript(m.prev, m.prevFrom, releaseId),
-          opts.stableSeconds
-        )
-        if (back) {
-          await h.ch.switchCurrent(m.prev.id, {
-            time: now(),
-            event: 'revert',
-            release: m.prev.id,
-            version: m.prev.version,
-            from: m.prevFrom,
-            attempted: releaseId,
-            actor: opts.actor,
-            runUrl: opts.runUrl,
-            reason: `${failedHost} failed`
-          })
+        const txn = newTxn()
+        let out = await transact(h.store, h.runtime, {
+          kind: 'deploy',
+          txn,
+          target: m.prev,
+          live: m.meta,
+          liveFrom: m.prev.id,
+          health: m.meta.updated,
+          healthTimeout: opts.healthTimeout,
+          healthOpts: { stableSec: opts.stableSeconds },
+          registry: opts.registry,
+          okEvent: 'revert',
+          okFrom: m.prevFrom,
+          okFromVersion: m.prevFrom ? h.state.releases.get(m.prevFrom)?.version : undefined,
+          okExtra: { attempted: m.meta.id, attemptedVersion: m.meta.version, reason: `${failedHost} failed` },
+          autoRollback: true,
+          actor: opts.actor,
+          runUrl: opts.runUrl,
+          onStep: opts.onStep,
+          log: msg => opts.log.info(`${h.label}: ${msg}`),
+          warn: msg => opts.log.warning(`${h.label}: ${msg}`)
+        })
+        if (out.state === 'lost') out = await settle(fleet, h, txn, 'deploy')
+        if (out.state === 'committed') {
           h.result.status = 'reverted'
           h.result.message = `went back to ${m.prev.version} because ${failedHost} failed`
         } else {
           h.result.status = 'failed'
-          h.result.message = `could not go back to ${m.prev.version} after ${failedHost} failed`
+          h.result.message = `could not go back to ${m.prev.version} after ${failedHost} failed: ${out.message}`
         }
       })
   )
 }
 
 function result(
-  fleet: FleetHost[],
+  fleet: Fleet,
   ok: boolean,
   releaseId: string,
   version: string,
   pinned: Record<string, string>,
-  metas: Map<FleetHost, { meta: ReleaseMeta; prev?: ReleaseMeta }>
+  plans: Map<FleetHost, HostPlan>
 ): DeployResult {
-  const hosts: HostResult[] = fleet.map(h => h.result)
-  const first = fleet[0]
-  const m = first ? metas.get(first) : undefined
+  const hosts: HostResult[] = fleet.hosts.map(h => h.result)
+  const first = fleet.hosts[0]
+  const m = first ? plans.get(first) : undefined
   const images = m ? m.meta.images : pinned
   if (ok)
     return {
@@ -252,7 +280,7 @@ function result(
       previousVersion: m?.prev?.version ?? '',
       images,
       hosts,
-      connections: fleet.length
+      connections: fleet.hosts.length
     }
   // every host back on its previous release (or never touched) counts as rolled back
   const allBack = hosts.every(
@@ -270,6 +298,6 @@ function result(
     images: status === 'rolled-back' && live ? live.images : images,
     hosts,
     error,
-    connections: fleet.length
+    connections: fleet.hosts.length
   }
 }

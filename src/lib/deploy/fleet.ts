@@ -3,61 +3,79 @@
  * lock stops everything before any change), then the first host alone as canary, then the rest
  * `maxParallel` at a time. When a host fails, no further host starts, and every host that had already
  * switched goes back to its previous release, so all hosts end on one version.
+ *
+ * A host whose link died mid-transaction is *settled*: connect again, take its lock (which waits until
+ * its lock holder has closed the transaction by itself) and read the verdict from its journal.
  */
 import { errorMessage } from '../errors.js'
-import { ComposeHost, type HostState } from '../compose/host.js'
-import type { Common, HostResult } from './types.js'
+import { ReleaseStore, type HostState } from '../release/store.js'
+import { ComposeRuntime } from '../runtime/compose.js'
+import type { Runtime } from '../runtime/runtime.js'
+import type { Common, HostResult, StepEvent } from './types.js'
+import type { Outcome } from './transaction.js'
 
 export interface FleetHost {
   label: string
-  ch: ComposeHost
+  store: ReleaseStore
+  runtime: Runtime
   state: HostState
   result: HostResult
   started: number
 }
 
-export async function openFleet(opts: Common, owner: string): Promise<FleetHost[]> {
-  const fleet: FleetHost[] = []
-  const remotes = await Promise.allSettled(opts.hosts.map(h => opts.connect(h)))
-  const failed = remotes.find(r => r.status === 'rejected') as PromiseRejectedResult | undefined
+export interface Fleet {
+  hosts: FleetHost[]
+  opts: Common
+  owner: string
+}
+
+const emit = async (opts: Common, e: StepEvent): Promise<void> => {
+  await opts.onStep?.(e)
+}
+
+async function openHost(
+  opts: Common,
+  label: string,
+  owner: string,
+  kind: StepEvent['kind']
+): Promise<FleetHost> {
+  const remote = await opts.connect(label)
+  const store = new ReleaseStore(remote, { path: opts.path, project: opts.project, log: opts.log })
+  const runtime = (opts.runtime ?? (s => new ComposeRuntime(s)))(store)
+  try {
+    await emit(opts, { host: label, kind, step: 'lock', phase: 'start' })
+    const state = await store.lock(opts.lockTimeout, owner)
+    runtime.accept(state)
+    await emit(opts, { host: label, kind, step: 'lock', phase: 'end' })
+    return {
+      label,
+      store,
+      runtime,
+      state,
+      started: Date.now(),
+      result: { host: label, status: 'skipped', durationMs: 0, execs: 0, compose: state.compose }
+    }
+  } catch (e) {
+    await store.finish().catch(() => undefined)
+    await remote.close().catch(() => undefined)
+    throw e
+  }
+}
+
+export async function openFleet(opts: Common, owner: string, kind: StepEvent['kind']): Promise<Fleet> {
+  const opened = await Promise.allSettled(opts.hosts.map(h => openHost(opts, h, owner, kind)))
+  const failed = opened.find(r => r.status === 'rejected') as PromiseRejectedResult | undefined
   if (failed) {
     await Promise.all(
-      remotes.map(r => (r.status === 'fulfilled' ? r.value.close().catch(() => undefined) : undefined))
+      opened.map(async r => {
+        if (r.status !== 'fulfilled') return
+        await r.value.store.finish().catch(() => undefined)
+        await r.value.store.remote.close().catch(() => undefined)
+      })
     )
     throw failed.reason
   }
-  const hosts = remotes.map((r, i) => {
-    const remote = (r as PromiseFulfilledResult<Awaited<ReturnType<Common['connect']>>>).value
-    return {
-      label: opts.hosts[i],
-      ch: (opts.makeHost ?? ((r, o) => new ComposeHost(r, o)))(remote, {
-        path: opts.path,
-        project: opts.project,
-        log: opts.log
-      })
-    }
-  })
-  const locked = await Promise.allSettled(hosts.map(h => h.ch.lock(opts.lockTimeout, owner)))
-  const lockErr = locked.find(r => r.status === 'rejected') as PromiseRejectedResult | undefined
-  if (lockErr) {
-    await Promise.all(
-      hosts.map(async (h, i) =>
-        locked[i].status === 'fulfilled' ? h.ch.finish().catch(() => undefined) : undefined
-      )
-    )
-    await Promise.all(hosts.map(h => h.ch.remote.close().catch(() => undefined)))
-    throw lockErr.reason
-  }
-  hosts.forEach((h, i) => {
-    const state = (locked[i] as PromiseFulfilledResult<HostState>).value
-    fleet.push({
-      ...h,
-      state,
-      started: Date.now(),
-      result: { host: h.label, status: 'skipped', durationMs: 0, execs: 0, compose: state.compose }
-    })
-  })
-  return fleet
+  return { hosts: opened.map(r => (r as PromiseFulfilledResult<FleetHost>).value), opts, owner }
 }
 
 /** Runs `run` on the canary, then on the rest with a pool; stops starting hosts after the first failure. */
@@ -88,23 +106,82 @@ export async function rollOut(
   return ok
 }
 
+/**
+ * After a lost link: connect again, take the lock (the old lock holder lets it go only once it has
+ * closed the transaction), and return the final journal entry of `txn`. The host's store, runtime and
+ * state are replaced by the new connection's, so the fleet goes on using it.
+ */
+export async function settle(
+  fleet: Fleet,
+  h: FleetHost,
+  txn: string,
+  kind: StepEvent['kind']
+): Promise<Outcome & { event?: string }> {
+  const old = h.store
+  await old.remote.close().catch(() => undefined)
+  let fresh: FleetHost
+  try {
+    fresh = await openHost(fleet.opts, h.label, fleet.owner, kind)
+  } catch (e) {
+    return {
+      state: 'lost',
+      message: `lost the connection and could not connect again to read what the host did (${errorMessage(e).split('\n')[0]}); its lock holder closes the transaction by itself: check ${old.layout.ledger}`
+    }
+  }
+  fresh.store.execs += old.execs
+  h.store = fresh.store
+  h.runtime = fresh.runtime
+  h.state = fresh.state
+  const final = [...fresh.state.ledger].reverse().find(e => e.txn === txn && e.event !== 'begin')
+  const where = `(read from the host's journal after the connection was lost)`
+  if (!final)
+    return {
+      state: 'failed',
+      message: `the connection was lost and the journal has no outcome for this transaction ${where}`
+    }
+  const ev = final.event
+  if (
+    ev === 'deploy' ||
+    ev === 'rollback' ||
+    ev === 'revert' ||
+    (ev === 'auto-rollback' && final.release === final.attempted)
+  )
+    return { state: 'committed', event: ev }
+  if (ev === 'recovered' || ev === 'auto-rollback')
+    return {
+      state: 'put-back',
+      event: ev,
+      message: `the connection was lost; the host put ${final.version ?? final.release} back by itself ${where}`
+    }
+  if (ev === 'aborted')
+    return {
+      state: 'aborted',
+      event: ev,
+      message: `the connection was lost before anything live changed ${where}`
+    }
+  return { state: 'failed', event: ev, message: `${final.reason ?? 'failed'} ${where}` }
+}
+
 /** Lets every lock go (pruning where asked) and closes every connection; never throws. */
 export async function closeFleet(
-  fleet: FleetHost[],
-  prune?: (h: FleetHost) => { releases: string[]; images: string[] } | undefined
+  fleet: Fleet,
+  prune?: (h: FleetHost) => { releases: string[]; images: string[] } | undefined,
+  kind: StepEvent['kind'] = 'deploy'
 ): Promise<void> {
   await Promise.all(
-    fleet.map(async h => {
+    fleet.hosts.map(async h => {
       try {
-        const out = await h.ch.finish(prune?.(h) ?? {})
-        for (const l of out) h.ch.log.info(`${h.label}: ${l}`)
+        await emit(fleet.opts, { host: h.label, kind, step: 'finish', phase: 'start' })
+        const out = await h.store.finish(prune?.(h) ?? {})
+        for (const l of out) h.store.log.info(`${h.label}: ${l}`)
+        await emit(fleet.opts, { host: h.label, kind, step: 'finish', phase: 'end' })
       } catch (e) {
-        h.ch.log.warning(
+        h.store.log.warning(
           `${h.label}: could not finish cleanly (${errorMessage(e)}); the lock ends with the connection`
         )
       }
-      h.result.execs = h.ch.execs
-      await h.ch.remote.close().catch(() => undefined)
+      h.result.execs = h.store.execs
+      await h.store.remote.close().catch(() => undefined)
     })
   )
 }

@@ -1,4 +1,4 @@
-export { deploy, putBack } from './deploy.js'
-export { rollback, pickTarget } from './rollback.js'
+export { deploy, deployHeld, releaseDeploy, type HeldDeploy } from './deploy.js'
+export { rollback, rollbackOn, pickTarget } from './rollback.js'
 export { summaryTable } from './summary.js'
 export type * from './types.js'

@@ -4,7 +4,7 @@ import { basename } from 'node:path'
 import { parse, stringify } from 'yaml'
 import { UserError } from '../errors.js'
 import { OVERRIDE_FILE, META_FILE, ENV_FILE } from '../compose/layout.js'
-import type { ReleaseMeta } from '../compose/host.js'
+import type { ReleaseMeta } from '../release/store.js'
 import { parseImagesInput, validateServiceName, type ImageRef } from '../compose/validate.js'
 
 export interface ComposeSet {

@@ -1,16 +1,28 @@
 /**
  * rollback(): puts a previous release back on every host without rebuilding: the target's files are still
- * in its release folder, its images are pulled only when they are no longer on the host. Health-gated like
- * a deploy, recorded in the ledger; a host where the target is already live is left alone (idempotent).
+ * in its release folder, its images are pulled only when they are no longer on the host. One release
+ * transaction per host (transaction.ts), health-gated like a deploy; a host where the target is already
+ * live is left alone (idempotent). Every host's target is checked before any host changes.
  */
 import { UserError } from '../errors.js'
-import { previousRelease, type HostState, type ReleaseMeta } from '../compose/host.js'
+import {
+  liveRelease,
+  previousMissing,
+  previousRelease,
+  type HostState,
+  type ReleaseMeta
+} from '../release/store.js'
 import { validateProjectPath } from '../compose/validate.js'
-import { closeFleet, openFleet, rollOut, type FleetHost } from './fleet.js'
-import { putBack } from './deploy.js'
+import { closeFleet, openFleet, rollOut, settle, type Fleet, type FleetHost } from './fleet.js'
+import { closeOpen, record } from './deploy.js'
+import { newTxn, transact } from './transaction.js'
 import type { RollbackOptions, RollbackResult } from './types.js'
 
-const now = (): string => new Date().toISOString()
+const kept = (state: HostState): string =>
+  [...state.releases.values()]
+    .sort((a, b) => (a.id < b.id ? 1 : -1))
+    .map(m => `${m.version} (${m.id})`)
+    .join(', ') || 'none'
 
 /** The target on one host: `to` as a release id, else the newest release with that version; default the previous. */
 export function pickTarget(state: HostState, to: string | undefined, host: string): ReleaseMeta {
@@ -24,14 +36,19 @@ export function pickTarget(state: HostState, to: string | undefined, host: strin
     const live = byVersion.find(m => m.id === state.current)
     if (live) return live
     if (byVersion[0]) return byVersion[0]
-    const known = [...state.releases.values()].map(m => m.version)
+    const gone = state.ledger.find(e => e.release === to || e.version === to || e.attempted === to)
     throw new UserError(
-      `${host}: no release with version or id '${to}' is kept on the host. Kept: ${[...new Set(known)].join(', ') || 'none'}.`
+      `${host}: no release with version or id '${to}' is kept on the host${gone ? ' (the journal knows it, but its folder is gone)' : ''}. Kept: ${kept(state)}.`
     )
   }
   if (!state.current)
     throw new UserError(
       `${host}: nothing has been deployed to this path yet, so there is nothing to roll back.`
+    )
+  const missing = previousMissing(state)
+  if (missing)
+    throw new UserError(
+      `${host}: the release live before the current one, ${missing}, is no longer kept on the host (its folder is gone). Kept: ${kept(state)}. Name one with 'to'.`
     )
   const prev = previousRelease(state)
   if (!prev)
@@ -42,12 +59,13 @@ export function pickTarget(state: HostState, to: string | undefined, host: strin
 }
 
 /**
- * True when the containers may not be what `current` says: the last ledger entry is a failed deploy
- * that was left running (auto-rollback off, or its put-back failed). Rolling back to `current` then
- * brings it up again instead of being a no-op.
+ * True when the containers may not be what `current` says: the last final entry is a failed deploy that
+ * was left running (auto-rollback off, or its put-back failed), or a transaction was found open. Rolling
+ * back to `current` then brings it up again instead of being a no-op.
  */
 export function containersDiverge(state: HostState): boolean {
-  const last = state.ledger[state.ledger.length - 1]
+  if (state.diverged) return true
+  const last = [...state.ledger].reverse().find(e => e.event !== 'begin')
   return !!last && last.event === 'failed' && !!last.attempted
 }
 
@@ -62,140 +80,135 @@ export async function rollback(opts: RollbackOptions): Promise<RollbackResult> {
   }
   const fleet = await openFleet(
     { ...opts, path },
-    `${opts.actor ?? 'someone'} ${opts.runUrl ?? ''} rollback`.trim()
+    `${opts.actor ?? 'someone'} ${opts.runUrl ?? ''} rollback`.trim(),
+    'rollback'
   )
+  try {
+    return await rollbackOn(fleet, opts)
+  } finally {
+    await closeFleet(fleet, undefined, 'rollback')
+  }
+}
+
+/** A rollback on hosts already locked (by rollback() or by ship after its deploy). */
+export async function rollbackOn(fleet: Fleet, opts: RollbackOptions): Promise<RollbackResult> {
   const plans = new Map<
     FleetHost,
     { target: ReleaseMeta; live?: ReleaseMeta; liveFrom?: string; diverged: boolean }
   >()
-  let ok = false
-  try {
-    // every host must know its target before any host changes
-    for (const h of fleet) {
-      const target = pickTarget(h.state, opts.to || undefined, h.label)
-      const live = h.state.current ? h.state.releases.get(h.state.current) : undefined
-      plans.set(h, { target, live, liveFrom: previousRelease(h.state), diverged: containersDiverge(h.state) })
-    }
-    const first = plans.get(fleet[0])
-    if (first && (first.target.id !== first.live?.id || first.diverged)) {
-      const t = first.target
-      await opts.onPlanned?.({
-        releaseId: t.id,
-        version: t.version,
-        images: t.images,
-        sha: t.sha,
-        fromVersion: first.live?.version
-      })
-    }
-    ok = await rollOut(fleet, opts.maxParallel ?? 1, async h => {
-      const { target, live, liveFrom, diverged } = plans.get(h)!
-      const log = (m: string): void => opts.log.info(`${h.label}: ${m}`)
-      Object.assign(h.result, {
-        releaseId: target.id,
-        version: target.version,
-        previousReleaseId: live?.id,
-        previousVersion: live?.version
-      })
-      if (live && live.id === target.id && !diverged) {
-        h.result.status = 'unchanged'
-        h.result.message = `${target.version} (${target.id}) is already live`
-        log(h.result.message)
-        return true
-      }
-      log(
-        `rolling back from ${live ? `${live.version} (${live.id})` : 'nothing'} to ${target.version} (${target.id})`
-      )
-      const pulled = await h.ch.ensureImages(Object.values(target.images), opts.registry)
-      log(pulled.length ? `pulled ${pulled.join(', ')}` : 'images still on the host: no registry needed')
-      const recover = live ? h.ch.recoverScript(live, liveFrom, target.id) : ''
-      const back = await putBack(
-        h.ch,
-        target,
-        target.services,
-        opts.healthTimeout,
-        recover,
-        opts.stableSeconds
-      )
-      if (back) {
-        const givenUp = opts.givingUp && live ? live : undefined
-        const targetFrom = givenUp ? previousRelease({ ...h.state, current: target.id }) : undefined
-        await h.ch.switchCurrent(target.id, {
-          time: now(),
-          event: givenUp ? 'auto-rollback' : 'rollback',
-          release: target.id,
-          version: target.version,
-          from: givenUp ? targetFrom : live?.id,
-          fromVersion: givenUp ? targetFrom && h.state.releases.get(targetFrom)?.version : live?.version,
-          ...(givenUp ? { attempted: givenUp.id, reason: opts.givingUp } : {}),
-          actor: opts.actor,
-          runUrl: opts.runUrl
-        })
-        h.result.status = 'rolled-back'
-        log(`healthy; current → ${target.id}`)
-        return true
-      }
-      h.result.status = 'failed'
-      h.result.message = `${target.version} did not turn healthy within ${opts.healthTimeout}s`
-      if (live) {
-        const again = await putBack(
-          h.ch,
-          live,
-          live.services,
-          opts.healthTimeout,
-          recover,
-          opts.stableSeconds
-        )
-        h.result.message += again ? `; ${live.version} is back` : `; putting ${live.version} back failed too`
-      }
-      await h.ch.appendLedger({
-        time: now(),
-        event: 'failed',
-        release: live?.id ?? '',
-        version: live?.version,
-        from: liveFrom,
-        attempted: target.id,
-        actor: opts.actor,
-        runUrl: opts.runUrl,
-        reason: h.result.message
-      })
-      return false
-    })
-    if (!ok) {
-      // hosts already rolled back go forward again, so all hosts end on one version
-      await Promise.all(
-        fleet
-          .filter(h => h.result.status === 'rolled-back')
-          .map(async h => {
-            const { target, live, liveFrom } = plans.get(h)!
-            if (!live) return
-            const again = await putBack(
-              h.ch,
-              live,
-              live.services,
-              opts.healthTimeout,
-              h.ch.recoverScript(live, liveFrom, target.id),
-              opts.stableSeconds
-            )
-            if (again) {
-              await h.ch.switchCurrent(live.id, {
-                time: now(),
-                event: 'revert',
-                release: live.id,
-                version: live.version,
-                from: liveFrom,
-                attempted: target.id,
-                reason: 'another host failed'
-              })
-              h.result.status = 'reverted'
-            } else h.result.status = 'failed'
-          })
-      )
-    }
-  } finally {
-    await closeFleet(fleet)
+  // every host must know its target before any host changes
+  for (const h of fleet.hosts) {
+    const target = pickTarget(h.state, opts.to || undefined, h.label)
+    const live = liveRelease(h.state)
+    plans.set(h, { target, live, liveFrom: previousRelease(h.state), diverged: containersDiverge(h.state) })
   }
-  const hosts = fleet.map(h => h.result)
-  const first = plans.get(fleet[0])
+  for (const h of fleet.hosts) if (h.state.open) await closeOpen(h)
+  const first = plans.get(fleet.hosts[0])
+  if (first && (first.target.id !== first.live?.id || first.diverged)) {
+    const t = first.target
+    await opts.onPlanned?.({
+      releaseId: t.id,
+      version: t.version,
+      images: t.images,
+      sha: t.sha,
+      fromVersion: first.live?.version
+    })
+  }
+  const txns = new Map<FleetHost, string>()
+  const ok = await rollOut(fleet.hosts, opts.maxParallel ?? 1, async h => {
+    const { target, live, liveFrom } = plans.get(h)!
+    const diverged = containersDiverge(h.state) || plans.get(h)!.diverged
+    const log = (m: string): void => opts.log.info(`${h.label}: ${m}`)
+    h.result.status = 'skipped'
+    h.result.message = undefined
+    Object.assign(h.result, {
+      releaseId: target.id,
+      version: target.version,
+      previousReleaseId: live?.id,
+      previousVersion: live?.version
+    })
+    if (live && live.id === target.id && !diverged) {
+      h.result.status = 'unchanged'
+      h.result.message = `${target.version} (${target.id}) is already live`
+      log(h.result.message)
+      return true
+    }
+    log(
+      `rolling back from ${live ? `${live.version} (${live.id})` : 'nothing'} to ${target.version} (${target.id})`
+    )
+    const givenUp = opts.givingUp && live && live.id !== target.id ? live : undefined
+    const targetFrom = givenUp ? previousRelease({ ...h.state, current: target.id }) : undefined
+    const txn = newTxn()
+    txns.set(h, txn)
+    let out = await transact(h.store, h.runtime, {
+      kind: 'rollback',
+      txn,
+      target,
+      // putting a release back over itself (diverged containers): the put-back target is the same
+      live: live && live.id !== target.id ? live : undefined,
+      liveFrom,
+      health: target.services,
+      healthTimeout: opts.healthTimeout,
+      healthOpts: { stableSec: opts.stableSeconds },
+      registry: opts.registry,
+      okEvent: givenUp ? 'auto-rollback' : 'rollback',
+      okFrom: givenUp ? targetFrom : undefined,
+      okFromVersion: givenUp && targetFrom ? h.state.releases.get(targetFrom)?.version : undefined,
+      okExtra: givenUp
+        ? { attempted: givenUp.id, attemptedVersion: givenUp.version, reason: opts.givingUp }
+        : undefined,
+      autoRollback: true,
+      actor: opts.actor,
+      runUrl: opts.runUrl,
+      onStep: opts.onStep,
+      log,
+      warn: m => opts.log.warning(`${h.label}: ${m}`)
+    })
+    if (out.state === 'lost') out = await settle(fleet, h, txn, 'rollback')
+    if (out.state === 'put-back') {
+      h.result.status = 'failed'
+      h.result.message = `${out.message}; ${live?.version ?? 'the live release'} is back`
+      return false
+    }
+    return record(h, out, 'rolled-back')
+  })
+  if (!ok) {
+    // hosts already rolled back go forward again, so all hosts end on one version
+    await Promise.all(
+      fleet.hosts
+        .filter(h => h.result.status === 'rolled-back')
+        .map(async h => {
+          const { target, live, liveFrom } = plans.get(h)!
+          if (!live) return
+          const txn = newTxn()
+          let out = await transact(h.store, h.runtime, {
+            kind: 'rollback',
+            txn,
+            target: live,
+            live: target,
+            liveFrom: live.id,
+            health: live.services,
+            healthTimeout: opts.healthTimeout,
+            healthOpts: { stableSec: opts.stableSeconds },
+            registry: opts.registry,
+            okEvent: 'revert',
+            okFrom: liveFrom,
+            okExtra: {
+              attempted: target.id,
+              attemptedVersion: target.version,
+              reason: 'another host failed'
+            },
+            autoRollback: true,
+            onStep: opts.onStep,
+            log: m => opts.log.info(`${h.label}: ${m}`),
+            warn: m => opts.log.warning(`${h.label}: ${m}`)
+          })
+          if (out.state === 'lost') out = await settle(fleet, h, txn, 'rollback')
+          h.result.status = out.state === 'committed' ? 'reverted' : 'failed'
+        })
+    )
+  }
+  const hosts = fleet.hosts.map(h => h.result)
   const allSame = hosts.every(r => r.status === 'unchanged')
   const bad = hosts.find(r => r.status === 'failed')
   return {
@@ -206,6 +219,6 @@ export async function rollback(opts: RollbackOptions): Promise<RollbackResult> {
     images: first?.target.images ?? {},
     hosts,
     error: ok ? undefined : `${bad?.host ?? 'a host'}: ${bad?.message ?? 'rollback failed'}`,
-    connections: fleet.length
+    connections: fleet.hosts.length
   }
 }

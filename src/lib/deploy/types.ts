@@ -1,6 +1,7 @@
 import type { Remote } from '../ssh/remote.js'
 import type { ImageRef } from '../compose/validate.js'
-import type { ComposeHost, ComposeHostOptions, Logger } from '../compose/host.js'
+import type { Logger } from '../release/store.js'
+import type { MakeRuntime } from '../runtime/runtime.js'
 
 export type { Logger }
 
@@ -29,10 +30,12 @@ export interface Common {
   /** Compose project name (default: derived from path) */
   project?: string
   /**
-   * the host object for a strategy or target (src/lib/strategy/host.ts: blue-green, swarm); default a
-   * ComposeHost (recreate)
+   * what starts containers on each host (src/lib/strategy/host.ts runtimeFactory: blue-green, swarm);
+   * default the Compose runtime (recreate)
    */
-  makeHost?(remote: Remote, opts: ComposeHostOptions): ComposeHost
+  runtime?: MakeRuntime
+  /** awaited at the start and end of every remote step on every host (logs, the fault-matrix tests) */
+  onStep?(e: StepEvent): void | Promise<void>
 }
 
 export interface DeployOptions extends Common {
@@ -120,4 +123,20 @@ export interface RollbackResult {
   hosts: HostResult[]
   error?: string
   connections: number
+}
+
+/** The remote steps of a deploy, rollback or ship, in the order they run on a host. */
+export type RemoteStep = 'lock' | 'upload' | 'pull' | 'up' | 'health' | 'switch' | 'finish' | 'put-back'
+
+/**
+ * A step starting or having ended on one host. Observability for logs and for the fault-matrix tests,
+ * which cut the link or kill the runner at a given step; the library awaits the callback.
+ */
+export interface StepEvent {
+  host: string
+  kind: 'deploy' | 'rollback'
+  step: RemoteStep
+  phase: 'start' | 'end'
+  /** the release the step works on (the attempted one; for put-back, the one being put back) */
+  release?: string
 }

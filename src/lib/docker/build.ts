@@ -42,7 +42,8 @@ export function buildxArgs(spec: BuildSpec): string[] {
   args.push(`--provenance=${spec.provenance ?? 'false'}`)
   if (spec.ghaCacheScope) {
     args.push('--cache-from', `type=gha,scope=${spec.ghaCacheScope}`)
-    if (spec.ghaCacheExport !== false) args.push('--cache-to', `type=gha,mode=max,scope=${spec.ghaCacheScope}`)
+    if (spec.ghaCacheExport !== false)
+      args.push('--cache-to', `type=gha,mode=max,scope=${spec.ghaCacheScope}`)
   }
   if (spec.metadataFile) args.push('--metadata-file', spec.metadataFile)
   if (spec.iidFile) args.push('--iidfile', spec.iidFile)
@@ -87,12 +88,17 @@ export function parseBuildxDriver(inspect: string): string | undefined {
 }
 
 /** buildx and its current builder, or undefined when buildx is not installed (or broken). */
-export async function detectBuildx(opts: Pick<DockerRunOptions, 'env' | 'bin'> = {}): Promise<BuildxInfo | undefined> {
+export async function detectBuildx(
+  opts: Pick<DockerRunOptions, 'env' | 'bin'> = {}
+): Promise<BuildxInfo | undefined> {
   try {
     const r = await runDocker(['buildx', 'version'], opts)
     if (r.code !== 0) return undefined
     const inspect = await runDocker(['buildx', 'inspect'], opts)
-    return { version: r.stdout.trim() || 'buildx', driver: inspect.code === 0 ? parseBuildxDriver(inspect.stdout) : undefined }
+    return {
+      version: r.stdout.trim() || 'buildx',
+      driver: inspect.code === 0 ? parseBuildxDriver(inspect.stdout) : undefined
+    }
   } catch {
     return undefined
   }

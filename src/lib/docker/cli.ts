@@ -32,7 +32,8 @@ export function runDocker(args: string[], opts: DockerRunOptions = {}): Promise<
     const env: Record<string, string | undefined> = { ...process.env, ...opts.env }
     if (opts.configDir) env.DOCKER_CONFIG = opts.configDir
     // the action's inputs (INPUT_REGISTRY-PASSWORD among them) are no business of docker or its plugins
-    for (const k of Object.keys(env)) if (env[k] === undefined || (k.startsWith('INPUT_') && !opts.env?.[k])) delete env[k]
+    for (const k of Object.keys(env))
+      if (env[k] === undefined || (k.startsWith('INPUT_') && !opts.env?.[k])) delete env[k]
     const child = spawn(opts.bin ?? 'docker', args, { env, cwd: opts.cwd, stdio: ['pipe', 'pipe', 'pipe'] })
     let stdout = ''
     let stderr = ''
@@ -56,7 +57,9 @@ export function runDocker(args: string[], opts: DockerRunOptions = {}): Promise<
     })
     child.on('error', e => {
       const err = e as NodeJS.ErrnoException
-      reject(err.code === 'ENOENT' ? new Error(`${opts.bin ?? 'docker'} is not installed or not on PATH`) : err)
+      reject(
+        err.code === 'ENOENT' ? new Error(`${opts.bin ?? 'docker'} is not installed or not on PATH`) : err
+      )
     })
     child.on('close', (code, signal) => {
       if (opts.onLine) for (const l of [partial.out, partial.err]) if (l) opts.onLine(l)
@@ -69,8 +72,10 @@ export function runDocker(args: string[], opts: DockerRunOptions = {}): Promise<
   })
 }
 
-const NOISE = /^DEPRECATED:|^BuildKit is currently disabled|^environment-variable\.|^Install the buildx component|^https:\/\/docs\.docker\.com|^WARNING! Your credentials|^Configure a credential helper/
-const FAILURE = /error|denied|unauthorized|forbidden|failed|not found|no such|invalid|refused|non-zero|unknown|credentials|timeout/i
+const NOISE =
+  /^DEPRECATED:|^BuildKit is currently disabled|^environment-variable\.|^Install the buildx component|^https:\/\/docs\.docker\.com|^WARNING! Your credentials|^Configure a credential helper/
+const FAILURE =
+  /error|denied|unauthorized|forbidden|failed|not found|no such|invalid|refused|non-zero|unknown|credentials|timeout/i
 
 /**
  * The line that says why docker failed: the last failure-looking line of stderr (where docker reports
@@ -84,6 +89,10 @@ export function lastErrorLine(r: DockerResult): string {
       .filter(l => l && !NOISE.test(l))
   const err = meaningful(r.stderr)
   const out = meaningful(r.stdout)
-  const pick = [...err].reverse().find(l => FAILURE.test(l)) ?? [...out].reverse().find(l => FAILURE.test(l)) ?? err.at(-1) ?? out.at(-1)
+  const pick =
+    [...err].reverse().find(l => FAILURE.test(l)) ??
+    [...out].reverse().find(l => FAILURE.test(l)) ??
+    err.at(-1) ??
+    out.at(-1)
   return (pick ?? `exit code ${r.code}`).replace(/^ERROR:\s*/, '').replace(/\.$/, '')
 }

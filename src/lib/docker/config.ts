@@ -37,7 +37,9 @@ export function userConfigDir(env: NodeJS.ProcessEnv = process.env): string {
 
 /** Registry keys as Docker writes them in `auths` (Docker Hub has its historical URL). */
 function authKeys(registry: string): string[] {
-  return registry === 'docker.io' ? ['https://index.docker.io/v1/', 'docker.io', 'index.docker.io', 'registry-1.docker.io'] : [registry, `https://${registry}`, `http://${registry}`]
+  return registry === 'docker.io'
+    ? ['https://index.docker.io/v1/', 'docker.io', 'index.docker.io', 'registry-1.docker.io']
+    : [registry, `https://${registry}`, `http://${registry}`]
 }
 
 /**
@@ -45,7 +47,10 @@ function authKeys(registry: string): string[] {
  * stores. `registry` (when given) also loses any credential helper and earlier login, so `docker login`
  * writes to this folder only.
  */
-export function createDockerConfig(parent: string, opts: { registry?: string; env?: NodeJS.ProcessEnv } = {}): DockerConfig {
+export function createDockerConfig(
+  parent: string,
+  opts: { registry?: string; env?: NodeJS.ProcessEnv } = {}
+): DockerConfig {
   const env = opts.env ?? process.env
   mkdirSync(parent, { recursive: true })
   const dir = mkdtempSync(join(parent, CONFIG_PREFIX))
@@ -93,7 +98,9 @@ export interface LoginOptions extends Pick<DockerRunOptions, 'bin'> {
 /** `docker login --password-stdin`: the password only ever goes over stdin. */
 export async function dockerLogin(o: LoginOptions): Promise<void> {
   if (!o.username) {
-    throw new UserError(`Cannot log in to ${o.registry}: 'registry-username' is empty. Set it (default: \${{ github.actor }}).`)
+    throw new UserError(
+      `Cannot log in to ${o.registry}: 'registry-username' is empty. Set it (default: \${{ github.actor }}).`
+    )
   }
   const server = o.registry === 'docker.io' ? 'https://index.docker.io/v1/' : o.registry
   const r = await runDocker(['login', '--username', o.username, '--password-stdin', server], {
@@ -103,20 +110,27 @@ export async function dockerLogin(o: LoginOptions): Promise<void> {
   })
   if (r.code === 0) return
   const line = lastErrorLine(r)
-  const denied = /unauthorized|401|403|denied|incorrect|invalid (username|password)|authentication required/i.test(line)
+  const denied =
+    /unauthorized|401|403|denied|incorrect|invalid (username|password)|authentication required/i.test(line)
   const fix = denied
     ? o.registry === 'ghcr.io'
       ? "Check 'registry-username'/'registry-password'; with the workflow token give the job 'permissions: packages: write'."
       : "Check 'registry-username' and 'registry-password'."
     : `Check that ${o.registry} is reachable from the runner and 'registry' names it.`
-  throw new UserError(`Login to ${o.registry} as ${o.username} failed: ${line}. ${fix}`, `${r.stderr}\n${r.stdout}`.trim())
+  throw new UserError(
+    `Login to ${o.registry} as ${o.username} failed: ${line}. ${fix}`,
+    `${r.stderr}\n${r.stdout}`.trim()
+  )
 }
 
 /**
  * The credential an earlier `docker login` left for `registry` in a config folder (an inline `auth`
  * entry), so shipline's registry client can use the same login as the docker CLI. Undefined when none.
  */
-export function configCredential(dir: string, registry: string): { username: string; password: string } | undefined {
+export function configCredential(
+  dir: string,
+  registry: string
+): { username: string; password: string } | undefined {
   let config: ConfigJson
   try {
     config = JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8')) as ConfigJson

@@ -353,6 +353,10 @@ export class SshRemote implements Remote {
     })
   }
 
+  isOpen(): boolean {
+    return !this.closed && !this.lostReason
+  }
+
   private closedError(): UserError {
     const why = this.lostReason || 'connection closed'
     const hint = /keepalive/i.test(why) ? ': the host stopped answering (network or host down)' : ''

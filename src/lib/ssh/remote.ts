@@ -35,6 +35,8 @@ export interface Remote {
   writeFile(path: string, data: string | Buffer, mode?: number): Promise<void>
   readFile(path: string): Promise<Buffer>
   close(): Promise<void>
+  /** false once the connection is known to be gone (optional: a Remote that cannot tell leaves it out) */
+  isOpen?(): boolean
 }
 
 /** Quotes one argument for a POSIX shell: 'it'\''s' style, safe for any byte string without NUL. */

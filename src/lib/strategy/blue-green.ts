@@ -18,12 +18,14 @@
 import { parse } from 'yaml'
 import { UserError, errorMessage } from '../errors.js'
 import type { Remote } from '../ssh/remote.js'
-import { ComposeHost, type HealthResult, type Logger, type ReleaseMeta } from '../compose/host.js'
+import type { Logger, ReleaseMeta } from '../release/store.js'
+import type { HealthResult } from '../runtime/runtime.js'
+import { composeHealth } from '../runtime/compose.js'
 import { composeArgv, ENV_FILE, type ComposeKind, type Layout } from '../compose/layout.js'
-import { PROBE_SCRIPT, STOP_SCRIPT, USER_COMMAND } from './scripts.js'
+import { NGINX_SWITCH_SCRIPT, PROBE_SCRIPT, STOP_SCRIPT } from './scripts.js'
 import { envSuffix, memoryLimit, otherSlot, SLOTS, type BlueGreenConfig, type Slot } from './options.js'
 
-/** What blue-green needs of a compose host (a ComposeHost fits). */
+/** What blue-green needs of a host (the ReleaseStore's remote and layout, the Compose flavour). */
 export interface SlotHost {
   readonly remote: Remote
   readonly layout: Layout
@@ -160,26 +162,6 @@ export class BlueGreen {
     return r.stdout.split('\n').filter(Boolean)
   }
 
-  private async readOld(): Promise<Map<string, string | undefined>> {
-    const old = new Map<string, string | undefined>()
-    for (const s of this.services) {
-      try {
-        old.set(s, (await this.host.remote.readFile(`${this.includeDir}/${s}.conf`)).toString('utf8'))
-      } catch {
-        old.set(s, undefined)
-      }
-    }
-    return old
-  }
-
-  private async writeUpstreams(files: Map<string, string | undefined>): Promise<void> {
-    for (const [s, text] of files) {
-      const p = `${this.includeDir}/${s}.conf`
-      if (text === undefined) await this.host.remote.exec(['rm', '-f', p])
-      else await this.host.remote.writeFile(p, text, 0o644)
-    }
-  }
-
   /**
    * Starts `release` in the idle slot and, once healthy, moves nginx to it; the old slot is drained and
    * stopped. On any failure before the reload, the old slot keeps serving and the idle one is removed.
@@ -234,67 +216,93 @@ export class BlueGreen {
     return st
   }
 
-  private async fail(st: Started, h: HealthResult, nginx?: string): Promise<ActivateResult> {
+  async fail(st: Started, h: HealthResult, nginx?: string): Promise<ActivateResult> {
     await this.stop(slotProject(this.host.layout.project, st.idle), 0)
     return { ...h, ok: false, slot: st.live, previousSlot: st.live, ports: st.ports, nginx }
   }
 
-  /** Phase 2: wait for the idle slot to be healthy, switch nginx to it, drain and stop the old slot. */
-  async complete(st: Started): Promise<ActivateResult> {
-    const { host, cfg } = this
-    const { release, live, idle, ports } = st
-    const log = (m: string): void => host.log.info(`${host.label}: ${m}`)
-    const idleProject = slotProject(host.layout.project, idle)
-    const slotHost = new ComposeHost(host.remote, {
-      path: host.layout.path,
-      project: idleProject,
-      log: host.log
-    })
-    const health = await slotHost.waitHealthy(this.services, this.opts.healthTimeout, {
-      stableSec: this.opts.stableSeconds
-    })
+  /** Phase 2a: waits for the idle slot to be healthy; on failure its containers are removed. */
+  async slotHealth(st: Started): Promise<ActivateResult | undefined> {
+    const health = await composeHealth(
+      (argv, o) => this.host.remote.exec(argv, o),
+      slotProject(this.host.layout.project, st.idle),
+      this.services,
+      this.opts.healthTimeout,
+      { stableSec: this.opts.stableSeconds }
+    )
     if (!health.ok) return this.fail(st, health)
-    log(`${idle} slot healthy (${health.state})`)
+    this.host.log.info(`${this.host.label}: ${st.idle} slot healthy (${health.state})`)
+    return undefined
+  }
 
-    // nginx: new upstream files, test, reload (the old files go back when either fails)
-    const old = await this.readOld()
-    await this.run('creating the nginx include directory', ['mkdir', '-p', this.includeDir])
-    await this.writeUpstreams(new Map(this.services.map(s => [s, upstreamFile(s, ports[s], release)])))
-    const t = await host.remote.exec(USER_COMMAND(cfg.testCommand), { timeoutMs: 60_000 })
-    if (t.code !== 0) {
-      await this.writeUpstreams(old)
-      const out = (t.stderr + t.stdout).trim()
-      return this.fail(
-        st,
-        { ...health, ok: false, result: 'nginx-test' },
-        `'${cfg.testCommand}' failed: ${out.split('\n').pop()}`
-      )
-    }
-    const rl = await host.remote.exec(USER_COMMAND(cfg.reloadCommand), { timeoutMs: 60_000 })
-    if (rl.code !== 0) {
-      await this.writeUpstreams(old)
-      await host.remote.exec(USER_COMMAND(cfg.reloadCommand), { timeoutMs: 60_000 })
-      const out = (rl.stderr + rl.stdout).trim()
-      return this.fail(
-        st,
-        { ...health, ok: false, result: 'nginx-reload' },
-        `'${cfg.reloadCommand}' failed: ${out.split('\n').pop()}`
-      )
-    }
-    await host.remote.writeFile(`${host.layout.state}/slot`, `${idle} ${release.id}\n`, 0o644)
-    log(`nginx now sends ${this.services.map(upstreamName).join(', ')} to the ${idle} slot`)
+  /**
+   * Phase 2b, as an argv: nginx to the idle slot (upstream files, test, reload; the old files go back when
+   * either fails) and the live slot recorded. The release store runs it inside its close step, so the
+   * switch of nginx and of `current` cannot be cut apart by a lost link.
+   */
+  switchArgv(st: Started): string[] {
+    const files = this.services.flatMap(s => [`${s}.conf`, upstreamFile(s, st.ports[s], st.release)])
+    return [
+      'sh',
+      '-c',
+      NGINX_SWITCH_SCRIPT,
+      'sh',
+      this.includeDir,
+      this.cfg.testCommand,
+      this.cfg.reloadCommand,
+      `${this.host.layout.state}/slot`,
+      `${st.idle} ${st.release.id}`,
+      ...files
+    ]
+  }
 
-    // drain and stop the old slot (and containers a recreate deploy left in the main project)
+  /** Phase 3: drain, then stop the old slot (and containers a recreate deploy left in the main project). */
+  async drain(st: Started): Promise<string[]> {
+    const { host, cfg } = this
     if (cfg.drainSeconds > 0) {
-      log(`draining the ${live ?? 'previous'} containers for ${cfg.drainSeconds}s`)
+      host.log.info(
+        `${host.label}: draining the ${st.live ?? 'previous'} containers for ${cfg.drainSeconds}s`
+      )
       await new Promise(r => setTimeout(r, cfg.drainSeconds * 1000))
     }
-    const stopped = [
-      ...(live ? await this.stop(slotProject(host.layout.project, live)) : []),
+    return [
+      ...(st.live ? await this.stop(slotProject(host.layout.project, st.live)) : []),
       ...(await this.stop(host.layout.project))
     ]
-    if (stopped.length) log(stopped.join(', '))
-    return { ...health, ok: true, slot: idle, previousSlot: live, ports }
+  }
+
+  /** Phases 2 and 3 run directly (not inside a release transaction). */
+  async complete(st: Started): Promise<ActivateResult> {
+    const bad = await this.slotHealth(st)
+    if (bad) return bad
+    const r = await this.host.remote.exec(this.switchArgv(st), { timeoutMs: 120_000 })
+    if (r.code !== 0) {
+      const why = /^ERR (.*)$/m.exec(r.stdout)?.[1] ?? `exit ${r.code}`
+      return this.fail(
+        st,
+        { ok: false, result: r.code === 11 ? 'nginx-test' : 'nginx-reload', state: why, logs: '' },
+        why
+      )
+    }
+    this.host.log.info(
+      `${this.host.label}: nginx now sends ${this.services.map(upstreamName).join(', ')} to the ${st.idle} slot`
+    )
+    const stopped = await this.drain(st)
+    if (stopped.length) this.host.log.info(`${this.host.label}: ${stopped.join(', ')}`)
+    return {
+      ok: true,
+      result: 'healthy',
+      state: `${st.idle} slot live`,
+      logs: '',
+      slot: st.idle,
+      previousSlot: st.live,
+      ports: st.ports
+    }
+  }
+
+  /** Removes a started slot's containers (the release it held did not go live). */
+  async discard(st: Started): Promise<void> {
+    await this.stop(slotProject(this.host.layout.project, st.idle), 0)
   }
 }
 

@@ -1,0 +1,196 @@
+/**
+ * Host state damaged or missing, and a `compose up` that fails for a real reason, on real parts (sshd,
+ * dockerd, docker-compose v1, a registry): a torn last journal line, a kept release's folder deleted by
+ * hand, `current`'s own folder gone, a port another process holds. Each ends in a known state: a healthy
+ * release serves, `current` names it, the journal parses, the lock is free, and the next deploy works.
+ */
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals'
+import { execFileSync } from 'node:child_process'
+import { appendFileSync, readFileSync, readdirSync, readlinkSync, rmSync, writeFileSync } from 'node:fs'
+import { createServer, type Server } from 'node:net'
+import { join } from 'node:path'
+import { deploy, rollback, type DeployOptions, type RollbackOptions } from '../../src/lib/deploy/index.js'
+import { parseJournal } from '../../src/lib/release/journal.js'
+import { buildAppImage, removeRepository } from '../../src/testkit/images.js'
+import { freePort, uniqueName } from '../../src/testkit/net.js'
+import { startRegistry, type TestRegistry } from '../../src/testkit/registry.js'
+import { startSshd, type Sshd } from '../../src/testkit/sshd.js'
+import {
+  connectTo,
+  digestResolver,
+  liveVersion,
+  quietLog,
+  readLedger,
+  workspace,
+  type Workspace
+} from './helpers.js'
+
+let reg: TestRegistry
+let sshd: Sshd
+let ws: Workspace
+let repo: string
+
+beforeAll(async () => {
+  ;[reg, sshd] = await Promise.all([startRegistry({ auth: 'none' }), startSshd()])
+  ws = workspace()
+  repo = `${reg.host}/${uniqueName('damage')}/app`
+  for (const v of ['v1', 'v2', 'v3']) {
+    buildAppImage({ tag: `${repo}:${v}`, version: v })
+    execFileSync('docker', ['push', '-q', `${repo}:${v}`], { stdio: 'ignore' })
+  }
+}, 120_000)
+
+afterAll(async () => {
+  ws?.cleanup()
+  removeRepository(repo)
+  await Promise.all([reg?.stop(), sshd?.stop()])
+})
+
+function opts(path: string, version: string, extra: Partial<DeployOptions> = {}): DeployOptions {
+  return {
+    hosts: [`${sshd.user}@${sshd.host}:${sshd.port}`],
+    connect: connectTo(sshd),
+    path,
+    healthTimeout: 30,
+    lockTimeout: 30,
+    log: quietLog(),
+    composeFiles: [ws.compose],
+    images: [`web=${repo}:${version}`],
+    version,
+    autoRollback: true,
+    keepReleases: 5,
+    resolveDigest: digestResolver(reg),
+    stableSeconds: 1,
+    ...extra
+  }
+}
+
+const rb = (path: string, extra: Partial<RollbackOptions> = {}): RollbackOptions => ({
+  hosts: ['h'],
+  connect: connectTo(sshd),
+  path,
+  healthTimeout: 30,
+  lockTimeout: 30,
+  log: quietLog(),
+  stableSeconds: 1,
+  ...extra
+})
+
+const state = (path: string): string => join(path, '.shipline')
+const current = (path: string): string =>
+  readlinkSync(join(state(path), 'current')).replace(/^releases\//, '')
+/** every line parses; the journal's last word is a final entry */
+function journalHolds(path: string): void {
+  const j = parseJournal(readFileSync(join(state(path), 'ledger.jsonl'), 'utf8'))
+  expect(j.damaged.map(d => d.line)).toEqual([])
+  expect(j.entries[j.entries.length - 1].event).not.toBe('begin')
+}
+const lockFree = (path: string): void => {
+  execFileSync('flock', ['-n', join(state(path), 'lock'), 'true'])
+  expect(readdirSync(join(state(path), 'run'))).toEqual([])
+}
+
+async function twoReleases(): Promise<{ path: string; v1: string; v2: string }> {
+  const path = ws.path()
+  const a = await deploy(opts(path, 'v1', { envFile: 'APP_SECRET=s3cr3t-value\n' }))
+  const b = await deploy(opts(path, 'v2'))
+  expect([a.status, b.status]).toEqual(['deployed', 'deployed'])
+  return { path, v1: a.releaseId, v2: b.releaseId }
+}
+
+describe('a torn last journal line', () => {
+  it('neither deploy nor rollback hangs; the torn line is skipped with a warning and never glued onto', async () => {
+    const { path, v1, v2 } = await twoReleases()
+    appendFileSync(join(state(path), 'ledger.jsonl'), '{"event":"deploy","id":"torn-')
+    const log = quietLog()
+    const r = await deploy(opts(path, 'v3', { log }))
+    expect(r.status).toBe('deployed')
+    expect(log.lines.join('\n')).toMatch(/damaged line\(s\) in .*ledger\.jsonl skipped/)
+    const text = readFileSync(join(state(path), 'ledger.jsonl'), 'utf8')
+    const lines = text.trimEnd().split('\n')
+    // the torn line stays as it was, on its own; every entry after it is whole
+    expect(lines.filter(l => l.startsWith('{"event":"deploy","id":"torn-'))).toEqual([
+      '{"event":"deploy","id":"torn-'
+    ])
+    const j = parseJournal(text)
+    expect(j.damaged).toHaveLength(1)
+    expect(j.entries.filter(e => e.event === 'deploy').map(e => e.version)).toEqual(['v1', 'v2', 'v3'])
+
+    appendFileSync(join(state(path), 'ledger.jsonl'), '{"time":"2026-')
+    const back = await rollback(rb(path))
+    expect(back).toMatchObject({ status: 'rolled-back', toVersion: 'v2', releaseId: v2 })
+    expect(await liveVersion(path)).toBe('v2')
+    expect(current(path)).toBe(v2)
+    lockFree(path)
+    void v1
+  })
+})
+
+describe('release folders deleted by hand', () => {
+  it('a rollback to a release whose folder is gone is refused before anything changes, naming what is kept', async () => {
+    const { path, v1, v2 } = await twoReleases()
+    rmSync(join(state(path), 'releases', v1), { recursive: true, force: true })
+    const before = readFileSync(join(state(path), 'ledger.jsonl'), 'utf8')
+    await expect(rollback(rb(path))).rejects.toThrow(
+      new RegExp(
+        `the release live before the current one, ${v1}, is no longer kept on the host \\(its folder is gone\\)\\. Kept: v2 \\(${v2}\\)`
+      )
+    )
+    await expect(rollback(rb(path, { to: v1 }))).rejects.toThrow(
+      /no release with version or id .* is kept on the host \(the journal knows it, but its folder is gone\)/
+    )
+    expect(readFileSync(join(state(path), 'ledger.jsonl'), 'utf8')).toBe(before)
+    expect(await liveVersion(path)).toBe('v2')
+    lockFree(path)
+  })
+
+  it("current's own folder gone: the deploy says so and refuses to guess the .env; with env-file it deploys", async () => {
+    const { path, v2 } = await twoReleases()
+    rmSync(join(state(path), 'releases', v2), { recursive: true, force: true })
+    await expect(deploy(opts(path, 'v3'))).rejects.toThrow(
+      new RegExp(
+        `names release ${v2}, whose folder is missing, so its \\.env cannot be carried over and it cannot be put back\\. Set 'env-file'`
+      )
+    )
+    expect(await liveVersion(path)).toBe('v2')
+    const log = quietLog()
+    const r = await deploy(opts(path, 'v3', { envFile: 'APP_SECRET=again\n', log }))
+    expect(r.status).toBe('deployed')
+    expect(log.lines.join('\n')).toMatch(/whose folder is missing/)
+    expect(await liveVersion(path)).toBe('v3')
+    journalHolds(path)
+    lockFree(path)
+  })
+})
+
+describe('compose up fails for a real reason', () => {
+  let blocker: Server
+  let port: number
+  beforeAll(async () => {
+    port = await freePort()
+    blocker = createServer()
+    await new Promise<void>(r => blocker.listen(port, '127.0.0.1', () => r()))
+  })
+  afterAll(() => new Promise<void>(r => blocker.close(() => r())))
+
+  it('a port another process holds: the previous release is put back and serves; rolled-back', async () => {
+    const { path, v2 } = await twoReleases()
+    const taken = join(ws.dir, `taken-${port}.yml`)
+    writeFileSync(taken, `version: "3.8"\nservices:\n  web:\n    ports: ["127.0.0.1:${port}:8080"]\n`)
+    const r = await deploy(opts(path, 'v3', { composeFiles: [ws.compose, taken] }))
+    expect(r.status).toBe('rolled-back')
+    expect(r.error).toMatch(/docker -compose up of .* failed/)
+    expect(r.releaseId).toBe(v2)
+    expect(await liveVersion(path)).toBe('v2')
+    expect(current(path)).toBe(v2)
+    expect(readLedger(path).pop()).toMatchObject({ event: 'auto-rollback', release: v2 })
+    journalHolds(path)
+    lockFree(path)
+    // and a one-click rollback still means the release before v2, not a no-op
+    const back = await rollback(rb(path))
+    expect(back).toMatchObject({ status: 'rolled-back', toVersion: 'v1' })
+    const next = await deploy(opts(path, 'v3'))
+    expect(next.status).toBe('deployed')
+    expect(await liveVersion(path)).toBe('v3')
+  })
+})

@@ -1,0 +1,206 @@
+/**
+ * One release transaction on one host: the steps a deploy, a rollback, a revert or a put-back after a
+ * failed smoke test all go through, journaled by the release store before each irreversible step.
+ *
+ *   begin (journal: intent)  → upload (deploys) → pull → up (recovery armed: put `live` back)
+ *   → health → close: [runtime cut-over] + current → target + final entry + recovery disarmed, in one step
+ *   → afterClose (drain, stop what no longer serves)
+ *
+ * Before `up`, a failure changes nothing live: the transaction closes `aborted`. From `up` on, any failure
+ * (a command failing, a health check, a timeout) puts `live` back when auto-rollback is on and closes
+ * `auto-rollback` (or `failed`). When the link is gone, nothing more can be done from here: the host's
+ * lock holder runs the armed recovery (or the abort entry) by itself, and the fleet settles the host's
+ * verdict by reading its journal once it can connect again (see fleet.ts settle()).
+ */
+import { randomBytes } from 'node:crypto'
+import { errorMessage, isUserError } from '../errors.js'
+import type { JournalEntry, FinalEvent } from '../release/journal.js'
+import type { ReleaseMeta, ReleaseStore } from '../release/store.js'
+import type { HealthOptions, RegistryLogin, Runtime } from '../runtime/runtime.js'
+import type { RemoteStep, StepEvent } from './types.js'
+
+export const newTxn = (): string => randomBytes(6).toString('hex')
+
+export interface Attempt {
+  kind: 'deploy' | 'rollback'
+  txn: string
+  /** the release this transaction makes live */
+  target: ReleaseMeta
+  /** the release `current` names and that serves now (undefined: none) */
+  live?: ReleaseMeta
+  /** live's own predecessor (the `from` of entries that leave live in place) */
+  liveFrom?: string
+  /** a deploy's upload: files, the .env text (undefined: copy live's) */
+  upload?: { files: { name: string; data: string }[]; env?: string; copyEnvFrom?: string }
+  /** only these services are brought up (--no-deps); default all */
+  services?: string[]
+  /** the services whose health gates the transaction */
+  health: string[]
+  healthTimeout: number
+  healthOpts?: HealthOptions
+  registry?: RegistryLogin
+  /** the final event when it works (deploy, rollback, revert; auto-rollback when ship gives a release up) */
+  okEvent: FinalEvent
+  /** `from` of the final entry when it works (default: live) */
+  okFrom?: string
+  okFromVersion?: string
+  /** extra fields of the final entry when it works (ship: the release given up) */
+  okExtra?: Partial<JournalEntry>
+  /** put `live` back when the target fails after containers changed */
+  autoRollback: boolean
+  actor?: string
+  runUrl?: string
+  onStep?(e: StepEvent): void | Promise<void>
+  log: (m: string) => void
+  warn: (m: string) => void
+}
+
+export type Outcome =
+  /** the target is current and serves */
+  | { state: 'committed' }
+  /** nothing live changed (failed before up) */
+  | { state: 'aborted'; message: string }
+  /** the target failed; live is back (put-back healthy) */
+  | { state: 'put-back'; message: string; logs?: string }
+  /** the target failed and live could not be brought back (or auto-rollback off / nothing to go back to) */
+  | { state: 'failed'; message: string; logs?: string }
+  /** the link died: the host's lock holder closes the transaction; read its journal to know */
+  | { state: 'lost'; message: string }
+
+export async function transact(store: ReleaseStore, runtime: Runtime, a: Attempt): Promise<Outcome> {
+  const { target, live } = a
+  const host = store.label
+  const step = async <T>(name: RemoteStep, fn: () => Promise<T>, release = target.id): Promise<T> => {
+    await a.onStep?.({ host, kind: a.kind, step: name, phase: 'start', release })
+    const r = await fn()
+    await a.onStep?.({ host, kind: a.kind, step: name, phase: 'end', release })
+    return r
+  }
+  const base = {
+    txn: a.txn,
+    kind: a.kind,
+    attempted: target.id,
+    attemptedVersion: target.version,
+    actor: a.actor,
+    runUrl: a.runUrl
+  }
+  const stay = { release: live?.id ?? '', version: live?.version, from: a.liveFrom }
+  const lost = (e: unknown): Outcome | undefined =>
+    store.connected
+      ? undefined
+      : {
+          state: 'lost',
+          message: `the connection was lost (${errorMessage(e).split('\n')[0]}); the host puts ${live ? `${live.version} (${live.id})` : 'nothing'} back by itself`
+        }
+
+  // 1. before anything live changes: failures close the transaction `aborted`
+  try {
+    await store.begin(
+      { ...base, event: 'begin', ...stay },
+      { ...base, event: 'aborted', ...stay, reason: 'the runner went away before anything live changed' }
+    )
+    if (a.upload) {
+      const up = a.upload
+      await step('upload', () =>
+        store.upload(target, runtime.prepareFiles(target, up.files), up.env, up.copyEnvFrom)
+      )
+      a.log(`uploaded release ${target.id}`)
+    }
+    const pulled = await step('pull', () => runtime.ensureImages(Object.values(target.images), a.registry))
+    a.log(pulled.length ? `pulled ${pulled.join(', ')}` : 'images already on the host')
+  } catch (e) {
+    const gone = lost(e)
+    if (gone) return gone
+    const message = `${errorMessage(e).split('\n')[0]}; nothing live changed${live ? `, ${live.version} still serves` : ''}`
+    try {
+      await store.close({ ...base, event: 'aborted', ...stay, reason: message }, undefined)
+    } catch (e2) {
+      return (
+        lost(e2) ?? {
+          state: 'failed',
+          message: `${message}; and the journal could not be closed: ${errorMessage(e2)}`
+        }
+      )
+    }
+    return { state: 'aborted', message }
+  }
+
+  // 2. containers change: the recovery puts `live` back should the runner go away
+  const recover = live ? store.recoverScript(runtime.restoreLines(live), { ...base, ...stay }) : ''
+  let reason: string
+  let logs: string | undefined
+  try {
+    a.log(`starting ${a.services?.length ? a.services.join(', ') : 'all services'} of ${target.version}`)
+    await step('up', () => runtime.start(target, a.services, recover))
+    a.log(`waiting up to ${a.healthTimeout}s for ${a.health.join(', ')} to be healthy`)
+    const h = await step('health', () => runtime.waitHealthy(target, a.health, a.healthTimeout, a.healthOpts))
+    if (h.ok) {
+      await step('switch', () =>
+        store.close(
+          {
+            ...base,
+            event: a.okEvent,
+            release: target.id,
+            version: target.version,
+            from: a.okFrom ?? live?.id,
+            fromVersion: a.okFrom !== undefined ? a.okFromVersion : live?.version,
+            images: target.images,
+            ...a.okExtra
+          },
+          target.id,
+          runtime.cutOverArgv(target)
+        )
+      )
+      a.log(`healthy (${h.state}); current → ${target.id}`)
+      try {
+        const stopped = await runtime.afterClose(target)
+        if (stopped.length) a.log(stopped.join(', '))
+      } catch (e) {
+        a.warn(`${target.version} is live; cleaning up after it failed: ${errorMessage(e)}`)
+      }
+      return { state: 'committed' }
+    }
+    reason = `${target.version} did not turn healthy within ${a.healthTimeout}s (${h.result}: ${h.state})`
+    logs = h.logs
+  } catch (e) {
+    const gone = lost(e)
+    if (gone) return gone
+    reason = errorMessage(e).split('\n')[0]
+    logs = isUserError(e) ? e.details : undefined
+  }
+  a.warn(reason)
+  if (logs) a.log(`last log lines of the failing containers:\n${logs}`)
+
+  // 3. the target failed after containers changed: put live back
+  try {
+    if (a.autoRollback && live) {
+      a.log(`putting ${live.version} (${live.id}) back`)
+      const back = await step(
+        'put-back',
+        () => runtime.restore(live, a.health, a.healthTimeout, recover, a.healthOpts),
+        live.id
+      )
+      if (!back.ok)
+        a.warn(
+          `${live.version} is not healthy either (${back.result}: ${back.state})${back.logs ? `\n${back.logs}` : ''}`
+        )
+      const message = back.ok
+        ? reason
+        : `${reason}; putting ${live.version} back failed too (${back.result}: ${back.state})`
+      await store.close(
+        { ...base, event: back.ok ? 'auto-rollback' : 'failed', ...stay, reason: message },
+        live.id
+      )
+      return back.ok ? { state: 'put-back', message, logs } : { state: 'failed', message, logs }
+    }
+    const message = `${reason}; ${
+      live
+        ? 'auto-rollback is off, the new containers were left running'
+        : 'no previous release to go back to'
+    }`
+    await store.close({ ...base, event: 'failed', ...stay, reason: message }, undefined)
+    return { state: 'failed', message, logs }
+  } catch (e) {
+    return lost(e) ?? { state: 'failed', message: `${reason}; then: ${errorMessage(e).split('\n')[0]}`, logs }
+  }
+}

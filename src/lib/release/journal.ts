@@ -1,0 +1,108 @@
+/**
+ * The release journal: `<path>/.shipline/ledger.jsonl`, one JSON object per line, append-only.
+ *
+ * Every deploy or rollback is a transaction (`txn`) the store journals *before* each irreversible step
+ * (write-ahead): a `begin` entry (intent: the release attempted, the release live before), then exactly one
+ * final entry (the outcome). The final entry's `release` is the release `current` names after it, and the
+ * one that serves. A transaction whose runner or link died is closed by the lock holder on the host
+ * (`recovered` when it put the previous release back, `aborted` when nothing live had changed yet), so a
+ * journal whose lock is free never ends on an open `begin`.
+ *
+ * The reader tolerates a torn last line (a crash or a full disk during an append) and says so; the appender
+ * on the host never glues a new line onto a torn one (it ends the file with a newline first).
+ */
+
+export type FinalEvent =
+  /** the attempted release is current, healthy and serving */
+  | 'deploy'
+  | 'rollback'
+  /** the attempted release failed; `release` (the one live before) is back and current */
+  | 'auto-rollback'
+  /** the attempted release failed and nothing could be put back; `release` is what `current` names */
+  | 'failed'
+  /** a fleet: this host had switched, another host failed, so this host went back to `release` */
+  | 'revert'
+  /** the lock holder put `release` back after the deploy's connection died */
+  | 'recovered'
+  /** the transaction ended before anything live changed (connection lost, runner killed, a step failed) */
+  | 'aborted'
+
+export type JournalEvent = 'begin' | FinalEvent
+
+export const FINAL_EVENTS: readonly FinalEvent[] = [
+  'deploy',
+  'rollback',
+  'auto-rollback',
+  'failed',
+  'revert',
+  'recovered',
+  'aborted'
+]
+
+export interface JournalEntry {
+  time: string
+  event: JournalEvent
+  /** the transaction this entry belongs to (entries written before journaling began have none) */
+  txn?: string
+  /** deploy or rollback */
+  kind?: 'deploy' | 'rollback'
+  /** the release live after this event ('' when none); for `begin`, the release live before */
+  release: string
+  version?: string
+  /** the release that was live before `release` (what a default rollback goes back to) */
+  from?: string
+  fromVersion?: string
+  /** the release this transaction tried to make live */
+  attempted?: string
+  attemptedVersion?: string
+  actor?: string
+  runUrl?: string
+  images?: Record<string, string>
+  reason?: string
+}
+
+/** The old name, kept for the callers that still say ledger. */
+export type LedgerEntry = JournalEntry
+export type LedgerEvent = JournalEvent
+
+export interface ParsedJournal {
+  entries: JournalEntry[]
+  /** lines that did not parse (a torn last line, a damaged line), with their 1-based line numbers */
+  damaged: { line: number; text: string }[]
+}
+
+/** Parses journal text line by line; a line that is not a JSON object is set aside, never fatal. */
+export function parseJournal(text: string): ParsedJournal {
+  const out: ParsedJournal = { entries: [], damaged: [] }
+  text.split('\n').forEach((raw, i) => {
+    const line = raw.trim()
+    if (!line) return
+    try {
+      const e = JSON.parse(line) as unknown
+      if (e && typeof e === 'object' && !Array.isArray(e) && typeof (e as JournalEntry).event === 'string')
+        out.entries.push(e as JournalEntry)
+      else out.damaged.push({ line: i + 1, text: line.slice(0, 200) })
+    } catch {
+      out.damaged.push({ line: i + 1, text: line.slice(0, 200) })
+    }
+  })
+  return out
+}
+
+export const isFinal = (e: JournalEntry): boolean => (FINAL_EVENTS as readonly string[]).includes(e.event)
+
+/** The last transaction's entries still open (a `begin` with no final entry after it), if any. */
+export function openTransaction(entries: JournalEntry[]): JournalEntry | undefined {
+  for (let i = entries.length - 1; i >= 0; i--) {
+    const e = entries[i]
+    if (isFinal(e)) return undefined
+    if (e.event === 'begin') return e
+  }
+  return undefined
+}
+
+/** The last final entry (the journal's word on what is live), if any. */
+export function lastFinal(entries: JournalEntry[]): JournalEntry | undefined {
+  for (let i = entries.length - 1; i >= 0; i--) if (isFinal(entries[i])) return entries[i]
+  return undefined
+}

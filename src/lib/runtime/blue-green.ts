@@ -1,0 +1,179 @@
+/**
+ * The blue-green runtime: each service named in `blue-green-ports` runs in one of two slots behind the
+ * host's nginx (src/lib/strategy/blue-green.ts does the slot work). Mapped onto the transaction:
+ *
+ *   start       services without a slot (a database, a worker) are recreated in the main project, then the
+ *               release starts in the idle slot (after the memory check); nothing that serves changes
+ *   waitHealthy those services, then the idle slot
+ *   cutOverArgv nginx → the idle slot, run inside the store's close step together with `current`
+ *   afterClose  drain, then stop the old slot
+ *   restore     the live slot still serves the release being put back (the new one never took traffic):
+ *               remove the idle slot, bring the slotless services of that release back
+ */
+import { UserError, errorMessage } from '../errors.js'
+import { shellJoin } from '../ssh/remote.js'
+import { BlueGreen, slotProject, upstreamName, type Started } from '../strategy/blue-green.js'
+import { STOP_SCRIPT } from '../strategy/scripts.js'
+import type { BlueGreenConfig } from '../strategy/options.js'
+import type { HostState, ReleaseMeta, ReleaseStore } from '../release/store.js'
+import { ComposeRuntime } from './compose.js'
+import type { HealthOptions, HealthResult, RegistryLogin, Runtime } from './runtime.js'
+
+export class BlueGreenRuntime implements Runtime {
+  readonly name = 'blue-green' as const
+  readonly main: ComposeRuntime
+  readonly bg: BlueGreen
+  private started?: Started
+  /** the release asked to start already serves from the live slot */
+  private noop = false
+
+  constructor(
+    readonly store: ReleaseStore,
+    cfg: BlueGreenConfig
+  ) {
+    this.main = new ComposeRuntime(store)
+    const main = this.main
+    this.bg = new BlueGreen(
+      {
+        remote: store.remote,
+        layout: store.layout,
+        log: store.log,
+        label: store.label,
+        get compose() {
+          return main.kind
+        }
+      },
+      cfg,
+      { healthTimeout: 120 }
+    )
+  }
+
+  accept(state: HostState): void {
+    this.main.accept(state)
+  }
+
+  prepareFiles(
+    _meta: ReleaseMeta,
+    files: { name: string; data: string }[]
+  ): { name: string; data: string }[] {
+    return files
+  }
+
+  ensureImages(refs: string[], auth?: RegistryLogin): Promise<string[]> {
+    return this.main.ensureImages(refs, auth)
+  }
+
+  private slotless(meta: ReleaseMeta, services?: string[]): string[] {
+    return (services ?? meta.services).filter(s => !this.bg.services.includes(s))
+  }
+
+  async start(meta: ReleaseMeta, services: string[] | undefined, recover: string): Promise<void> {
+    const missing = this.bg.services.filter(s => !meta.services.includes(s))
+    if (missing.length)
+      throw new UserError(
+        `Input 'blue-green-ports' names ${missing.join(', ')}, which the compose files do not define. Known: ${meta.services.join(', ')}.`
+      )
+    this.started = undefined
+    this.noop = false
+    const others = this.slotless(meta, services)
+    if (others.length) await this.main.start(meta, others, recover)
+    else await this.store.step(['true'], recover)
+    const probe = await this.bg.probe()
+    if (probe.release === meta.id && probe.slot !== undefined) {
+      this.noop = true
+      this.store.log.info(`${this.store.label}: ${meta.version} still serves from the ${probe.slot} slot`)
+      return
+    }
+    const st = await this.bg.start(meta)
+    if ('ok' in st)
+      throw new UserError(
+        `${this.store.label}: starting ${meta.id} in the idle slot failed: ${st.state}`,
+        st.logs
+      )
+    this.started = st
+  }
+
+  async waitHealthy(
+    meta: ReleaseMeta,
+    services: string[],
+    timeoutSec: number,
+    opts: HealthOptions = {}
+  ): Promise<HealthResult> {
+    const others = services.filter(s => !this.bg.services.includes(s))
+    if (others.length) {
+      const h = await this.main.waitHealthy(meta, others, timeoutSec, opts)
+      if (!h.ok) {
+        if (this.started) await this.bg.discard(this.started)
+        this.started = undefined
+        return h
+      }
+    }
+    if (this.noop || !this.started)
+      return { ok: true, result: 'healthy', state: 'live slot unchanged', logs: '' }
+    this.bg.opts.healthTimeout = timeoutSec
+    this.bg.opts.stableSeconds = opts.stableSec
+    const bad = await this.bg.slotHealth(this.started)
+    if (bad) {
+      this.started = undefined
+      return bad
+    }
+    return { ok: true, result: 'healthy', state: `${this.started.idle} slot healthy`, logs: '' }
+  }
+
+  cutOverArgv(): string[] {
+    return this.started && !this.noop ? this.bg.switchArgv(this.started) : []
+  }
+
+  async afterClose(): Promise<string[]> {
+    const st = this.started
+    this.started = undefined
+    if (!st) return []
+    this.store.log.info(
+      `${this.store.label}: nginx now sends ${this.bg.services.map(upstreamName).join(', ')} to the ${st.idle} slot`
+    )
+    return this.bg.drain(st)
+  }
+
+  async restore(
+    meta: ReleaseMeta,
+    services: string[],
+    timeoutSec: number,
+    recover: string,
+    opts: HealthOptions = {}
+  ): Promise<HealthResult> {
+    try {
+      if (this.started) await this.bg.discard(this.started)
+      this.started = undefined
+      const others = this.slotless(meta)
+      if (others.length) await this.main.start(meta, others, recover)
+      const probe = await this.bg.probe()
+      if (probe.release === meta.id && probe.slot !== undefined)
+        this.store.log.info(`${this.store.label}: ${meta.version} still serves from the ${probe.slot} slot`)
+      else {
+        // the live slot does not hold it (a host deployed with recreate before): a full switch to it
+        this.bg.opts.healthTimeout = timeoutSec
+        this.bg.opts.stableSeconds = opts.stableSec
+        const r = await this.bg.activate(meta)
+        if (!r.ok) return r
+      }
+      const check = services.filter(s => others.includes(s))
+      return check.length
+        ? this.main.waitHealthy(meta, check, timeoutSec, opts)
+        : { ok: true, result: 'healthy', state: `${meta.version} serves from the live slot`, logs: '' }
+    } catch (e) {
+      return { ok: false, result: 'failed', state: errorMessage(e), logs: (e as UserError).details ?? '' }
+    }
+  }
+
+  /** The idle slot's containers go (read at recovery time from the slot file); slotless services come back. */
+  restoreLines(meta: ReleaseMeta): string[] {
+    const project = this.store.layout.project
+    const others = this.slotless(meta)
+    return [
+      `live=$(head -n 1 ${shellJoin([`${this.store.layout.state}/slot`])} 2>/dev/null | cut -d' ' -f1)`,
+      `if [ "$live" = blue ]; then idle=${shellJoin([slotProject(project, 'green')])}; else idle=${shellJoin([slotProject(project, 'blue')])}; fi`,
+      `sh -c ${shellJoin([STOP_SCRIPT])} sh 0 "$idle" ${shellJoin(this.bg.services)}`,
+      ...(others.length ? [shellJoin(this.main.upArgv(meta, others))] : [])
+    ]
+  }
+}

@@ -1,0 +1,76 @@
+/**
+ * A Runtime starts containers for a release; the ReleaseStore (src/lib/release/store.ts) keeps releases.
+ * Three implementations sit side by side, none inheriting from another: compose (recreate, Compose v1/v2),
+ * blue-green (slots behind nginx, ./blue-green.ts) and swarm (`docker stack deploy`, ./swarm.ts). The
+ * transaction (src/lib/deploy/transaction.ts) drives them through the same steps:
+ *
+ *   accept(facts) → prepareFiles → ensureImages → start (recovery armed) → waitHealthy
+ *   → close, with cutOverArgv run inside the store's close step → afterClose
+ *   on failure: restore(previous) → close with the outcome
+ */
+import type { ComposeKind } from '../compose/layout.js'
+import type { HostState, ReleaseMeta, ReleaseStore } from '../release/store.js'
+
+export interface HealthResult {
+  ok: boolean
+  /** healthy, failed, timeout, … */
+  result: string
+  /** the last state line */
+  state: string
+  /** failing services with the last log lines of their containers */
+  logs: string
+}
+
+export interface RegistryLogin {
+  registry: string
+  username: string
+  password: string
+}
+
+export interface HealthOptions {
+  stableSec?: number
+  tail?: number
+}
+
+export interface Runtime {
+  readonly name: 'compose' | 'blue-green' | 'swarm'
+  /** checks the host's facts read under the lock (Compose installed, …); throws a UserError */
+  accept(state: HostState): void
+  /** the release files as this runtime needs them on the host (swarm rewrites the override) */
+  prepareFiles(meta: ReleaseMeta, files: { name: string; data: string }[]): { name: string; data: string }[]
+  /** images present stay; missing ones are pulled; returns the pulled refs */
+  ensureImages(refs: string[], auth?: RegistryLogin): Promise<string[]>
+  /**
+   * Brings `meta` up (only `services` when given), with `recover` armed as the store's recovery. Throws
+   * when the command fails; what was live may have changed then (recreate), or not (blue-green).
+   */
+  start(meta: ReleaseMeta, services: string[] | undefined, recover: string): Promise<void>
+  waitHealthy(
+    meta: ReleaseMeta,
+    services: string[],
+    timeoutSec: number,
+    opts?: HealthOptions
+  ): Promise<HealthResult>
+  /** argv run inside the store's close step before `current` moves (blue-green: nginx → the new slot) */
+  cutOverArgv(meta: ReleaseMeta): string[]
+  /** after the close: drain and stop what no longer serves; returns lines for the log */
+  afterClose(meta: ReleaseMeta): Promise<string[]>
+  /** puts a kept release back (health-gated), `recover` armed; false when it is not healthy */
+  restore(
+    meta: ReleaseMeta,
+    services: string[],
+    timeoutSec: number,
+    recover: string,
+    opts?: HealthOptions
+  ): Promise<HealthResult>
+  /** shell lines that bring `meta` back without the runner (the store's recovery script) */
+  restoreLines(meta: ReleaseMeta): string[]
+}
+
+/** What a runtime is made from: the host's store (its remote, layout, log) and the Compose flavour. */
+export interface RuntimeHost {
+  store: ReleaseStore
+  compose: () => ComposeKind
+}
+
+export type MakeRuntime = (store: ReleaseStore) => Runtime
