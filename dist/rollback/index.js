@@ -69243,16 +69243,27 @@ async function fleet_rollOut(fleet, maxParallel, run) {
     return ok;
 }
 /**
+ * Connects to a host again after its link was lost and takes its lock (which waits until the old lock
+ * holder has closed any open transaction); the host's store, runtime and state become the new ones.
+ */
+async function reconnect(fleet, h, kind) {
+    const old = h.store;
+    await old.remote.close().catch(() => undefined);
+    const fresh = await openHost(fleet.opts, h.label, fleet.owner, kind);
+    fresh.store.execs += old.execs;
+    h.store = fresh.store;
+    h.runtime = fresh.runtime;
+    h.state = fresh.state;
+}
+/**
  * After a lost link: connect again, take the lock (the old lock holder lets it go only once it has
  * closed the transaction), and return the final journal entry of `txn`. The host's store, runtime and
  * state are replaced by the new connection's, so the fleet goes on using it.
  */
 async function fleet_settle(fleet, h, txn, kind) {
     const old = h.store;
-    await old.remote.close().catch(() => undefined);
-    let fresh;
     try {
-        fresh = await openHost(fleet.opts, h.label, fleet.owner, kind);
+        await reconnect(fleet, h, kind);
     }
     catch (e) {
         return {
@@ -69260,16 +69271,19 @@ async function fleet_settle(fleet, h, txn, kind) {
             message: `lost the connection and could not connect again to read what the host did (${(0,errors/* errorMessage */.gJ)(e).split('\n')[0]}); its lock holder closes the transaction by itself: check ${old.layout.ledger}`
         };
     }
-    fresh.store.execs += old.execs;
-    h.store = fresh.store;
-    h.runtime = fresh.runtime;
-    h.state = fresh.state;
-    const final = [...fresh.state.ledger].reverse().find(e => e.txn === txn && e.event !== 'begin');
+    const fresh = h;
+    const mine = fresh.state.ledger.filter(e => e.txn === txn);
+    const final = [...mine].reverse().find(e => e.event !== 'begin');
     const where = `(read from the host's journal after the connection was lost)`;
+    if (mine.length === 0)
+        return {
+            state: 'aborted',
+            message: `the connection was lost before the transaction began; nothing on the host changed ${where}`
+        };
     if (!final)
         return {
             state: 'failed',
-            message: `the connection was lost and the journal has no outcome for this transaction ${where}`
+            message: `the connection was lost and the transaction is still open on the host (its lock holder did not close it) ${where}; the next deploy or rollback closes it`
         };
     const ev = final.event;
     if (ev === 'deploy' ||

@@ -6,11 +6,11 @@
  * The step's status comes from each host's transaction outcome; where a link died, from the host's
  * journal read again (fleet.ts settle()).
  */
-import { UserError } from '../errors.js'
+import { UserError, errorMessage } from '../errors.js'
 import { liveRelease, previousRelease, prunePlan, type ReleaseMeta } from '../release/store.js'
 import { makeReleaseId, validateProjectPath, validateVersion } from '../compose/validate.js'
 import { checkServices, overrideFile, pinImages, readComposeFiles, releaseMeta } from './release.js'
-import { closeFleet, openFleet, rollOut, settle, type Fleet, type FleetHost } from './fleet.js'
+import { closeFleet, openFleet, reconnect, rollOut, settle, type Fleet, type FleetHost } from './fleet.js'
 import { newTxn, transact, type Outcome } from './transaction.js'
 import type { DeployOptions, DeployResult, HostResult } from './types.js'
 

@@ -9,7 +9,15 @@ import { execFileSync } from 'node:child_process'
 import { appendFileSync, readFileSync, readdirSync, readlinkSync, rmSync, writeFileSync } from 'node:fs'
 import { createServer, type Server } from 'node:net'
 import { join } from 'node:path'
-import { deploy, rollback, type DeployOptions, type RollbackOptions } from '../../src/lib/deploy/index.js'
+import {
+  deploy,
+  deployHeld,
+  releaseDeploy,
+  rollback,
+  rollbackOn,
+  type DeployOptions,
+  type RollbackOptions
+} from '../../src/lib/deploy/index.js'
 import { parseJournal } from '../../src/lib/release/journal.js'
 import { buildAppImage, removeRepository } from '../../src/testkit/images.js'
 import { freePort, uniqueName } from '../../src/testkit/net.js'
@@ -192,5 +200,38 @@ describe('compose up fails for a real reason', () => {
     const next = await deploy(opts(path, 'v3'))
     expect(next.status).toBe('deployed')
     expect(await liveVersion(path)).toBe('v3')
+  })
+})
+
+describe("ship's locks stay held from the deploy through the put-back", () => {
+  it('a deploy started during the smoke test waits, and is not overwritten by the put-back', async () => {
+    const { path, v1 } = await twoReleases()
+    const held = await deployHeld(opts(path, 'v3'))
+    expect(held.result.status).toBe('deployed')
+    // another deploy arrives while ship smoke-tests v3: it must wait for the lock
+    const otherLog = quietLog()
+    const other = deploy(opts(path, 'v1', { log: otherLog, lockTimeout: 120 }))
+    let waiting = false
+    for (let i = 0; i < 100 && !waiting; i++) {
+      await new Promise(r => setTimeout(r, 100))
+      waiting = otherLog.lines.some(l => /another deploy holds the lock/.test(l))
+    }
+    expect(waiting).toBe(true)
+    // the smoke test failed: v2 goes back under the same lock
+    const back = await rollbackOn(held.fleet, {
+      ...rb(path),
+      to: held.result.hosts[0].previousReleaseId,
+      givingUp: 'smoke test failed'
+    })
+    expect(back).toMatchObject({ status: 'rolled-back', toVersion: 'v2' })
+    await releaseDeploy(held, { keepReleases: 5 })
+    const r = await other
+    expect(r).toMatchObject({ status: 'deployed', version: 'v1', previousVersion: 'v2' })
+    expect(await liveVersion(path)).toBe('v1')
+    const finals = readLedger(path).map(e => `${e.event} ${e.version}`)
+    expect(finals.slice(-3)).toEqual(['deploy v3', 'auto-rollback v2', 'deploy v1'])
+    journalHolds(path)
+    lockFree(path)
+    void v1
   })
 })
