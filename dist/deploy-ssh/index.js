@@ -70329,6 +70329,16 @@ async function revertSwitched(fleet, plans, opts) {
             return;
         }
         opts.log.info(`${h.label}: ${failedHost} failed; putting ${m.prev.version} back so all hosts run one version`);
+        if (!h.store.connected) {
+            try {
+                await reconnect(fleet, h, 'deploy');
+            }
+            catch (e) {
+                h.result.status = 'failed';
+                h.result.message = `went live with ${m.meta.version}, but ${failedHost} failed and this host cannot be reached to go back: ${(0,errors/* errorMessage */.gJ)(e).split('\n')[0]}`;
+                return;
+            }
+        }
         const txn = transaction_newTxn();
         let out = await transaction_transact(h.store, h.runtime, {
             kind: 'deploy',

@@ -69246,7 +69246,7 @@ async function fleet_rollOut(fleet, maxParallel, run) {
  * Connects to a host again after its link was lost and takes its lock (which waits until the old lock
  * holder has closed any open transaction); the host's store, runtime and state become the new ones.
  */
-async function reconnect(fleet, h, kind) {
+async function fleet_reconnect(fleet, h, kind) {
     const old = h.store;
     await old.remote.close().catch(() => undefined);
     const fresh = await openHost(fleet.opts, h.label, fleet.owner, kind);
@@ -69263,7 +69263,7 @@ async function reconnect(fleet, h, kind) {
 async function fleet_settle(fleet, h, txn, kind) {
     const old = h.store;
     try {
-        await reconnect(fleet, h, kind);
+        await fleet_reconnect(fleet, h, kind);
     }
     catch (e) {
         return {
@@ -69653,6 +69653,16 @@ async function revertSwitched(fleet, plans, opts) {
             return;
         }
         opts.log.info(`${h.label}: ${failedHost} failed; putting ${m.prev.version} back so all hosts run one version`);
+        if (!h.store.connected) {
+            try {
+                await reconnect(fleet, h, 'deploy');
+            }
+            catch (e) {
+                h.result.status = 'failed';
+                h.result.message = `went live with ${m.meta.version}, but ${failedHost} failed and this host cannot be reached to go back: ${errorMessage(e).split('\n')[0]}`;
+                return;
+            }
+        }
         const txn = newTxn();
         let out = await transact(h.store, h.runtime, {
             kind: 'deploy',

@@ -226,6 +226,15 @@ async function revertSwitched(
         opts.log.info(
           `${h.label}: ${failedHost} failed; putting ${m.prev.version} back so all hosts run one version`
         )
+        if (!h.store.connected) {
+          try {
+            await reconnect(fleet, h, 'deploy')
+          } catch (e) {
+            h.result.status = 'failed'
+            h.result.message = `went live with ${m.meta.version}, but ${failedHost} failed and this host cannot be reached to go back: ${errorMessage(e).split('\n')[0]}`
+            return
+          }
+        }
         const txn = newTxn()
         let out = await transact(h.store, h.runtime, {
           kind: 'deploy',
