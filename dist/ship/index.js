@@ -62927,8 +62927,11 @@ class BlueGreen {
             return started;
         return this.complete(started);
     }
-    /** Phase 1: headroom check, then `up -d` of the release in the idle slot (nothing live changes). */
-    async start(release) {
+    /**
+     * The idle slot, its ports and the memory check, before anything starts (throws when the host lacks
+     * the headroom for a second copy).
+     */
+    async plan(release) {
         const { host, cfg } = this;
         const probe = await this.probe();
         const live = probe.slot;
@@ -62942,6 +62945,11 @@ class BlueGreen {
         host.log.info(`${host.label}: blue-green: live slot ${live ?? 'none'}, starting ${release.version} in ${idle} (${Object.entries(ports)
             .map(([s, p]) => `${s}:${p}`)
             .join(', ')}); ${Math.round((probe.memAvailable ?? 0) / MiB)} MiB free, ${Math.round(need.bytes / MiB)} MiB needed`);
+        return { live, idle, ports };
+    }
+    /** Phase 1: headroom check (unless planned already), then `up -d` of the release in the idle slot (nothing live changes). */
+    async start(release, planned) {
+        const { live, idle, ports } = planned ?? (await this.plan(release));
         const st = { release, live, idle, ports };
         try {
             await this.run(`starting ${release.id} in the ${idle} slot`, [
@@ -63103,18 +63111,20 @@ class BlueGreenRuntime {
             throw new errors/* UserError */.yo(`Input 'blue-green-ports' names ${missing.join(', ')}, which the compose files do not define. Known: ${meta.services.join(', ')}.`);
         this.started = undefined;
         this.noop = false;
+        const probe = await this.bg.probe();
+        this.noop = probe.release === meta.id && probe.slot !== undefined;
+        // the memory check refuses before anything is recreated, slotless services included
+        const plan = this.noop ? undefined : await this.bg.plan(meta);
         const others = this.slotless(meta, services);
         if (others.length)
             await this.main.start(meta, others, recover);
         else
             await this.store.step(['true'], recover);
-        const probe = await this.bg.probe();
-        if (probe.release === meta.id && probe.slot !== undefined) {
-            this.noop = true;
+        if (!plan) {
             this.store.log.info(`${this.store.label}: ${meta.version} still serves from the ${probe.slot} slot`);
             return;
         }
-        const st = await this.bg.start(meta);
+        const st = await this.bg.start(meta, plan);
         if ('ok' in st)
             throw new errors/* UserError */.yo(`${this.store.label}: starting ${meta.id} in the idle slot failed: ${st.state}`, st.logs);
         this.started = st;

@@ -75,16 +75,18 @@ export class BlueGreenRuntime implements Runtime {
       )
     this.started = undefined
     this.noop = false
+    const probe = await this.bg.probe()
+    this.noop = probe.release === meta.id && probe.slot !== undefined
+    // the memory check refuses before anything is recreated, slotless services included
+    const plan = this.noop ? undefined : await this.bg.plan(meta)
     const others = this.slotless(meta, services)
     if (others.length) await this.main.start(meta, others, recover)
     else await this.store.step(['true'], recover)
-    const probe = await this.bg.probe()
-    if (probe.release === meta.id && probe.slot !== undefined) {
-      this.noop = true
+    if (!plan) {
       this.store.log.info(`${this.store.label}: ${meta.version} still serves from the ${probe.slot} slot`)
       return
     }
-    const st = await this.bg.start(meta)
+    const st = await this.bg.start(meta, plan)
     if ('ok' in st)
       throw new UserError(
         `${this.store.label}: starting ${meta.id} in the idle slot failed: ${st.state}`,

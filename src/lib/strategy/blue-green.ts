@@ -172,8 +172,11 @@ export class BlueGreen {
     return this.complete(started)
   }
 
-  /** Phase 1: headroom check, then `up -d` of the release in the idle slot (nothing live changes). */
-  async start(release: SlotRelease): Promise<Started | ActivateResult> {
+  /**
+   * The idle slot, its ports and the memory check, before anything starts (throws when the host lacks
+   * the headroom for a second copy).
+   */
+  async plan(release: SlotRelease): Promise<SlotPlan> {
     const { host, cfg } = this
     const probe = await this.probe()
     const live = probe.slot
@@ -195,6 +198,12 @@ export class BlueGreen {
           ', '
         )}); ${Math.round((probe.memAvailable ?? 0) / MiB)} MiB free, ${Math.round(need.bytes / MiB)} MiB needed`
     )
+    return { live, idle, ports }
+  }
+
+  /** Phase 1: headroom check (unless planned already), then `up -d` of the release in the idle slot (nothing live changes). */
+  async start(release: SlotRelease, planned?: SlotPlan): Promise<Started | ActivateResult> {
+    const { live, idle, ports } = planned ?? (await this.plan(release))
     const st: Started = { release, live, idle, ports }
     try {
       await this.run(`starting ${release.id} in the ${idle} slot`, [
@@ -304,6 +313,13 @@ export class BlueGreen {
   async discard(st: Started): Promise<void> {
     await this.stop(slotProject(this.host.layout.project, st.idle), 0)
   }
+}
+
+/** Where a release will start: the live and idle slots, the idle slot's ports. */
+export interface SlotPlan {
+  live?: Slot
+  idle: Slot
+  ports: Record<string, number>
 }
 
 /** A release started in the idle slot, not yet taking traffic. */
