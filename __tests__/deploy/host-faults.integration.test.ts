@@ -6,7 +6,17 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals'
 import { execFileSync } from 'node:child_process'
-import { appendFileSync, readFileSync, readdirSync, readlinkSync, rmSync, writeFileSync } from 'node:fs'
+import {
+  appendFileSync,
+  chownSync,
+  mkdirSync,
+  readFileSync,
+  readdirSync,
+  readlinkSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync
+} from 'node:fs'
 import { createServer, type Server } from 'node:net'
 import { join } from 'node:path'
 import {
@@ -233,5 +243,24 @@ describe("ship's locks stay held from the deploy through the put-back", () => {
     journalHolds(path)
     lockFree(path)
     void v1
+  })
+})
+
+describe('a state folder that is not what it should be', () => {
+  it('refuses a .shipline that is a symbolic link, or owned by another user, naming the path, before any change', async () => {
+    const path = ws.path()
+    const elsewhere = ws.path()
+    mkdirSync(elsewhere, { recursive: true })
+    mkdirSync(path, { recursive: true })
+    symlinkSync(elsewhere, state(path))
+    await expect(deploy(opts(path, 'v1'))).rejects.toThrow(
+      new RegExp(`${state(path).replace(/[.]/g, '\\.')} is a symbolic link`)
+    )
+    expect(readdirSync(elsewhere)).toEqual([])
+    rmSync(state(path))
+    mkdirSync(state(path), { mode: 0o700 })
+    chownSync(state(path), 65534, 65534)
+    await expect(deploy(opts(path, 'v1'))).rejects.toThrow(/is not owned by the SSH user root: chown it/)
+    expect(readdirSync(state(path))).toEqual([])
   })
 })

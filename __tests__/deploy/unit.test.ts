@@ -24,7 +24,7 @@ import {
   validateProjectPath,
   validateVersion
 } from '../../src/lib/compose/validate.js'
-import { overrideFile, readComposeFiles } from '../../src/lib/deploy/release.js'
+import { checkServices, overrideFile, readComposeFiles } from '../../src/lib/deploy/release.js'
 import { pickTarget } from '../../src/lib/deploy/rollback.js'
 import { isUserError } from '../../src/lib/errors.js'
 import { localRemote } from '../../src/testkit/local-remote.js'
@@ -308,5 +308,22 @@ describe('examples/rollback-workflow.yml', () => {
     )
     expect(await workflowErrors('rollback-workflow.yml', text)).toEqual([])
     expect(checkWorkflow(parse(text))).toEqual([])
+  })
+})
+
+describe('images and services agree', () => {
+  it('refuses an image for a service that services does not update, naming both inputs', () => {
+    const compose = { files: [], services: ['web', 'worker'] }
+    const msg = userError(() =>
+      checkServices({
+        compose,
+        images: ['web=r/a@sha256:' + 'a'.repeat(64), 'worker=r/b@sha256:' + 'b'.repeat(64)],
+        services: ['web']
+      })
+    )
+    expect(msg).toMatch(/Input 'images' names worker, which input 'services' does not update \(web\)/)
+    expect(
+      checkServices({ compose, images: ['web=r/a@sha256:' + 'a'.repeat(64)], services: ['web'] }).updated
+    ).toEqual(['web'])
   })
 })

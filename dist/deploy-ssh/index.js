@@ -62926,6 +62926,10 @@ const FULL_SHA = /^[0-9a-f]{40}$/;
 function reference_isDigest(s) {
     return DIGEST.test(s);
 }
+/** A repository path as the distribution spec's grammar has it (lowercase components, at most 255 characters). */
+function isRepository(s) {
+    return s.length > 0 && s.length <= 255 && s.split('/').every(c => COMPONENT.test(c));
+}
 function isTag(s) {
     return TAG.test(s);
 }
@@ -63223,6 +63227,12 @@ const LOCK_SCRIPT = `trap '' HUP PIPE
 umask 077
 s=$1; t=$2; tok=$3; owner=$4
 ${JADD}
+if [ -L "$s" ]; then echo "ERR $s is a symbolic link: shipline keeps its state in a folder of its own; remove the link (or move its target there)"; exit 76; fi
+mkdir -p "$s" || { echo "ERR cannot create $s"; exit 71; }
+if [ "$(stat -c %u "$s" 2>/dev/null)" != "$(id -u)" ]; then echo "ERR $s is not owned by the SSH user $(id -un): chown it to that user (or deploy as its owner)"; exit 77; fi
+for d in "$s/releases" "$s/run"; do
+  if [ -L "$d" ]; then echo "ERR $d is a symbolic link: remove it"; exit 76; fi
+done
 mkdir -p "$s/releases" "$s/run" || { echo "ERR cannot create $s"; exit 71; }
 chmod 700 "$s" "$s/run"
 command -v flock >/dev/null 2>&1 || { echo "ERR flock is missing on the host (package util-linux)"; exit 72; }
@@ -64348,11 +64358,15 @@ class BlueGreenRuntime {
  * Each runs as `sh -c SCRIPT sh ARGS…`.
  */
 /**
- * `docker stack deploy` of one release: checks the host is a swarm manager, exports the release's .env
- * (KEY=VALUE lines, exported as data, never evaluated: `docker stack deploy` does not read .env itself),
- * logs in to the registry in a temporary Docker config (password on stdin; removed on every exit path) and
- * deploys with --with-registry-auth so the nodes can pull, --prune so services a release no longer has go.
- * Images are pinned by digest already, so --resolve-image never (no registry needed for a rollback).
+ * `docker stack deploy` of one release: checks the host is a swarm manager and logs in to the registry in
+ * a temporary Docker config (password on stdin; removed on every exit path) with the host's own
+ * environment, and only then reads the release's .env, as Compose does (`KEY=VALUE`, optional `export `,
+ * comments, "double" and 'single' quotes stripped, an unquoted value's ` # comment` dropped), into the
+ * environment of the stack deploy alone, for the compose files' `${VAR}` interpolation (`docker stack
+ * deploy` does not read .env itself). Keys that are no shell names (`spring.profiles.active`: Compose does
+ * not interpolate them either) and keys that would steer docker or the shell itself (PATH, DOCKER_*, …)
+ * are skipped with a `skip` line; values are data, never evaluated. --with-registry-auth so the nodes can
+ * pull, --prune so services a release no longer has go, --resolve-image never (pinned by digest already).
  * args: config-dir registry username stack env-file -c file [-c file …]   stdin: password (or nothing)
  */
 const STACK_DEPLOY_SCRIPT = `umask 077
@@ -64361,19 +64375,34 @@ trap 'rm -rf "$cfg"' EXIT
 if [ "$(docker info --format '{{.Swarm.ControlAvailable}}' 2>/dev/null)" != true ]; then
   echo "ERR this host is not a swarm manager"; exit 5
 fi
-if [ -n "$envf" ] && [ -f "$envf" ]; then
-  while IFS= read -r line || [ -n "$line" ]; do
-    case "$line" in ''|'#'*) continue ;; [A-Za-z_]*=*) export "$line" ;; esac
-  done < "$envf"
-fi
 if [ -n "$reg" ]; then
   mkdir -p "$cfg" && chmod 700 "$cfg" || exit 70
   docker --config "$cfg" login --username "$user" --password-stdin "$reg" >/dev/null || { echo "ERR login to $reg failed"; exit 3; }
-  export DOCKER_CONFIG="$cfg"
 else
   cat >/dev/null
 fi
-docker stack deploy --with-registry-auth --prune --resolve-image never "$@" "$stack" </dev/null || { echo "ERR docker stack deploy failed"; exit 4; }
+docker_bin=$(command -v docker)
+if [ -n "$envf" ] && [ -f "$envf" ]; then
+  while IFS= read -r line || [ -n "$line" ]; do
+    line=\${line%"$(printf '\\r')"}
+    line=\${line#"\${line%%[! ]*}"}
+    case "$line" in ''|'#'*) continue ;; 'export '*) line=\${line#export }; line=\${line#"\${line%%[! ]*}"} ;; esac
+    case "$line" in *=*) ;; *) continue ;; esac
+    key=\${line%%=*}; key=\${key%"\${key##*[! ]}"}; val=\${line#*=}; val=\${val#"\${val%%[! ]*}"}
+    case "$key" in ''|[0-9]*|*[!A-Za-z0-9_]*) echo "skip $key: not a variable name Compose interpolates"; continue ;; esac
+    case "$key" in PATH|HOME|IFS|ENV|SHELL|PWD|OLDPWD|CDPATH|PS4|TMPDIR|LD_*|DOCKER_*|HTTP_PROXY|HTTPS_PROXY|NO_PROXY|ALL_PROXY|http_proxy|https_proxy|no_proxy|all_proxy|SSL_CERT_*)
+      echo "skip $key: it would steer docker or the shell on the host"; continue ;; esac
+    val=\${val%"\${val##*[! ]}"}
+    case "$val" in
+      \\"*\\") val=\${val#?}; val=\${val%?} ;;
+      \\'*\\') val=\${val#?}; val=\${val%?} ;;
+      *) case "$val" in *" #"*) val=\${val%% #*} ;; esac; val=\${val%"\${val##*[! ]}"} ;;
+    esac
+    export "$key=$val"
+  done < "$envf"
+fi
+[ -n "$reg" ] && export DOCKER_CONFIG="$cfg"
+"$docker_bin" stack deploy --with-registry-auth --prune --resolve-image never "$@" "$stack" </dev/null || { echo "ERR docker stack deploy failed"; exit 4; }
 `;
 /**
  * Waits until every named service of the stack has converged on its current spec: no update running,
@@ -64476,6 +64505,9 @@ class SwarmRuntime {
         const r = await this.store.exec(['flock', `${this.store.runDir}/step`, ...this.stackArgv(meta)], {
             stdin: this.auth?.password ?? ''
         });
+        for (const l of r.stdout.split('\n'))
+            if (l.startsWith('skip '))
+                this.store.log.warning(`${this.store.label}: .env of ${meta.id}: ${l.slice(5)}`);
         if (r.code !== 0) {
             const text = (r.stdout + '\n' + r.stderr).trim();
             const msg = /ERR (.*)/.exec(text)?.[1] ?? text.split('\n').pop() ?? `exit ${r.code}`;
@@ -64602,10 +64634,14 @@ function readFleetInputs() {
     const ssh = readSshInputs();
     const labels = ssh.targets.map(formatTarget);
     let pending;
+    // all hosts at once the first time; a host whose connection is gone (a lost link) gets a new one
     const connect = async (label) => {
         pending ??= connectHosts(ssh.targets, ssh.options);
         const all = await pending;
-        return all[labels.indexOf(label)];
+        const i = labels.indexOf(label);
+        if (all[i].isOpen?.() === false)
+            [all[i]] = await connectHosts([ssh.targets[i]], ssh.options);
+        return all[i];
     };
     return {
         hosts: labels,
@@ -69807,6 +69843,11 @@ function checkServices(input) {
         if (!known.has(s))
             throw new errors/* UserError */.yo(`Input 'services' names '${s}', which the compose files do not define. Known: ${[...known].join(', ')}.`);
     }
+    if (updated.length) {
+        const excluded = [...images.keys()].filter(s => !updated.includes(s));
+        if (excluded.length)
+            throw new errors/* UserError */.yo(`Input 'images' names ${excluded.join(', ')}, which input 'services' does not update (${updated.join(', ')}): the release would record an image that does not run. Add ${excluded.length > 1 ? 'them' : 'it'} to 'services', or remove ${excluded.length > 1 ? 'them' : 'it'} from 'images'.`);
+    }
     return { images, updated: updated.length ? updated : [...known] };
 }
 /** Pins every image to image@sha256:… (tags resolved through the registry). */
@@ -69847,6 +69888,21 @@ function releaseMeta(p) {
         services: p.compose.services,
         updated: p.updated
     };
+}
+/**
+ * The one registry `registry-password` is for: the `registry` input, else the single registry of all
+ * `images`. Images spanning several registries with a password and no `registry` are refused (the
+ * password must not travel to a registry it is not for). Undefined: no credentials at all.
+ */
+function credentialRegistry(input) {
+    if (!input.password)
+        return undefined;
+    if (input.registry)
+        return input.registry;
+    const all = [...new Set(input.images.map(r => r.registry))];
+    if (all.length > 1)
+        throw new errors/* UserError */.yo(`Input 'images' names images from several registries (${all.join(', ')}) and 'registry-password' is set without 'registry': say which registry the password is for, e.g. 'registry: ${all[0]}'. Images from the others are pulled without credentials.`);
+    return all[0];
 }
 
 ;// CONCATENATED MODULE: ./build/tsc/lib/deploy/fleet.js
@@ -70655,6 +70711,19 @@ class RegistryError extends errors/* UserError */.yo {
         this.code = facts.code;
     }
 }
+/**
+ * The registry's answer breaks the protocol or one of the client's limits (a bad digest, an oversized body,
+ * a Location on another scheme, a blob copy past its deadline): asking again would not help, so it is
+ * never retried.
+ */
+class RegistryProtocolError extends RegistryError {
+}
+/** A remote value quoted in a message: JSON-quoted (no control characters) and cut to `max` characters. */
+function quote(value, max = 120) {
+    const s = typeof value === 'string' ? value : value === undefined ? 'undefined' : JSON.stringify(value);
+    const cut = s.length > max ? `${s.slice(0, max)}…` : s;
+    return JSON.stringify(cut);
+}
 function describe(f) {
     return `${f.method} ${f.registry}${f.path} → ${f.status ?? 'no answer'}${f.code ? ` ${f.code}` : ''}${f.detail ? `: ${f.detail}` : ''}`;
 }
@@ -70748,6 +70817,16 @@ function media_isIndex(mediaType) {
 function sha256(bytes) {
     return `sha256:${(0,external_node_crypto_.createHash)('sha256').update(bytes).digest('hex')}`;
 }
+/** The digest of `bytes` in the algorithm of `like` (a valid sha256: or sha512: digest). */
+function digestLike(like, bytes) {
+    const algorithm = like.startsWith('sha512:') ? 'sha512' : 'sha256';
+    return `${algorithm}:${(0,external_node_crypto_.createHash)(algorithm).update(bytes).digest('hex')}`;
+}
+const MEDIA_TYPE = /^[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,126}\/[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,126}$/;
+/** A bare media type (RFC 6838 type/subtype, no parameters): safe to send as a Content-Type. */
+function isMediaType(s) {
+    return MEDIA_TYPE.test(s);
+}
 function parseManifestJson(bytes) {
     return JSON.parse(Buffer.from(bytes).toString('utf8'));
 }
@@ -70791,12 +70870,27 @@ function media_manifestBlobs(bytes) {
  * realm/service/scope token flow of ghcr.io and Docker Hub, one token for every repository in play),
  * manifests by exact bytes, blob HEAD / cross-repository mount / streamed copy, tag listing, and retries
  * with capped, jittered backoff on 5xx, 429 (Retry-After) and dropped connections within a time budget.
+ *
+ * What the registry says is not trusted further than it has to be: credentials go only to the registry's
+ * own origin (and Basic ones to the token realm, for the token request alone), never to another origin a
+ * `Location` or `Link` names; every digest from a response is checked against the OCI grammar before it
+ * is used in a URL or compared; manifests (4 MiB), token answers (1 MiB) and other bodies have size caps,
+ * every request a time limit, and every blob copy an overall deadline (`blobTimeoutMs`).
  * Plain module: no @actions/core.
  */
 
 
 
 const KNOWN_MANIFEST_TYPES = new Set([OCI_INDEX, DOCKER_LIST, OCI_MANIFEST, DOCKER_MANIFEST]);
+const client_MiB = 1024 * 1024;
+/** the distribution spec's limit on manifests a registry must accept */
+const MANIFEST_LIMIT_BYTES = 4 * client_MiB;
+const TOKEN_LIMIT_BYTES = 1 * client_MiB;
+/** any other body read whole (tag lists, upload answers, the /v2/ ping) */
+const BODY_LIMIT_BYTES = 4 * client_MiB;
+/** an error answer is read for its message only: the rest is dropped */
+const ERROR_BODY_BYTES = 64 * 1024;
+const DIGEST_GRAMMAR = 'sha256: and 64 lowercase hex characters, or sha512: and 128';
 const RETRY_STATUS = new Set([408, 429, 500, 502, 503, 504]);
 const sleep = (ms) => new Promise(r => setTimeout(r, ms));
 /** Parses `Bearer realm="…",service="…",scope="…"` (or Basic …) into its scheme and parameters. */
@@ -70820,6 +70914,14 @@ function retryAfterMs(value, now = Date.now()) {
     const t = Date.parse(value);
     return Number.isNaN(t) ? undefined : Math.max(0, t - now);
 }
+function formatBytes(n) {
+    return n % client_MiB === 0 ? `${n / client_MiB} MiB` : n % 1024 === 0 ? `${n / 1024} KiB` : `${n} bytes`;
+}
+function formatMs(ms) {
+    if (ms >= 60_000 && ms % 60_000 === 0)
+        return `${ms / 60_000} min`;
+    return `${Math.round(ms / 100) / 10} s`;
+}
 function causeOf(e) {
     const err = e;
     if (err?.name === 'TimeoutError' || err?.name === 'AbortError')
@@ -70834,6 +70936,8 @@ class RegistryClient {
     password;
     retry;
     timeoutMs;
+    blobTimeoutMs;
+    origin;
     log;
     userAgent;
     challenge;
@@ -70843,6 +70947,7 @@ class RegistryClient {
         this.registry = opts.registry;
         const insecure = opts.insecure ?? isLoopback(opts.registry);
         this.base = `${insecure ? 'http' : 'https'}://${apiHost(opts.registry)}`;
+        this.origin = new URL(this.base).origin;
         this.username = opts.username || undefined;
         this.password = opts.password || undefined;
         this.retry = {
@@ -70853,6 +70958,7 @@ class RegistryClient {
             budgetMs: opts.retry?.budgetMs ?? 120_000
         };
         this.timeoutMs = opts.requestTimeoutMs ?? 60_000;
+        this.blobTimeoutMs = opts.blobTimeoutMs ?? 30 * 60_000;
         this.log = opts.log ?? (() => { });
         this.userAgent = opts.userAgent ?? 'shipline';
     }
@@ -70869,36 +70975,40 @@ class RegistryClient {
     // ---------------------------------------------------------------- manifests
     /** GET a manifest by tag or digest: exact bytes, the digest computed over them, the media type. */
     async getManifest(repository, reference) {
+        const path = this.manifestPath('GET', repository, reference);
+        const facts = { registry: this.registry, method: 'GET', path, repository, reference };
         const res = await this.send({
             method: 'GET',
-            path: `/v2/${repository}/manifests/${reference}`,
+            path,
             repository,
             reference,
             actions: ['pull'],
             headers: { accept: MANIFEST_ACCEPT },
-            ok: [200]
+            ok: [200],
+            limit: {
+                bytes: MANIFEST_LIMIT_BYTES,
+                what: `the manifest ${this.refName(repository, reference)}`,
+                why: "the distribution spec's limit for manifests"
+            }
         });
         const bytes = Buffer.from(await res.arrayBuffer());
         const digest = sha256(bytes);
-        const header = res.headers.get('docker-content-digest');
-        const facts = {
-            registry: this.registry,
-            method: 'GET',
-            path: `/v2/${repository}/manifests/${reference}`,
-            repository,
-            reference
-        };
-        if (header && header.startsWith('sha256:') && header !== digest) {
-            throw new RegistryError(`${this.registry}/${repository}:${reference}: the registry says ${header} but the bytes it sent hash to ${digest}; a proxy may be rewriting manifests.`, facts);
+        const header = this.remoteDigest(res, facts);
+        if (header && digestLike(header, bytes) !== header) {
+            throw new RegistryError(`${this.refName(repository, reference)}: the registry says ${header} but the bytes it sent hash to ${digestLike(header, bytes)}; a proxy may be rewriting manifests.`, facts);
         }
-        if (reference_isDigest(reference) && reference.startsWith('sha256:') && reference !== digest) {
-            throw new RegistryError(`${this.registry}/${repository}@${reference}: the manifest received hashes to ${digest}; refusing it.`, facts);
+        if (reference_isDigest(reference) && digestLike(reference, bytes) !== reference) {
+            throw new RegistryError(`${this.registry}/${repository}@${reference}: the manifest received hashes to ${digestLike(reference, bytes)}; refusing it.`, facts);
         }
         const contentType = (res.headers.get('content-type') ?? '').split(';')[0].trim();
         // the registry's Content-Type when it is a manifest type (that is what gets PUT back), else what the body declares
         const mediaType = KNOWN_MANIFEST_TYPES.has(contentType)
             ? contentType
             : (declaredMediaType(bytes) ?? contentType);
+        if (mediaType && !isMediaType(mediaType)) {
+            throw new RegistryProtocolError(`${this.refName(repository, reference)}: the manifest's media type ${quote(mediaType)} is not a media type; refusing it.`, facts);
+        }
+        this.checkDescriptors(bytes, mediaType, facts);
         return { digest, mediaType, size: bytes.length, bytes };
     }
     /** Resolves a tag or digest to the manifest's digest (plus its bytes, read once). */
@@ -70907,9 +71017,10 @@ class RegistryClient {
     }
     /** HEAD a manifest: its digest, media type and size, or null when the tag or digest does not exist. */
     async headManifest(repository, reference) {
+        const path = this.manifestPath('HEAD', repository, reference);
         const res = await this.send({
             method: 'HEAD',
-            path: `/v2/${repository}/manifests/${reference}`,
+            path,
             repository,
             reference,
             actions: ['pull'],
@@ -70919,24 +71030,29 @@ class RegistryClient {
         });
         if (res.status === 404)
             return null;
-        const digest = res.headers.get('docker-content-digest');
-        if (!digest) {
-            // a registry that does not say the digest on HEAD: read the bytes
+        const digest = this.remoteDigest(res, {
+            registry: this.registry,
+            method: 'HEAD',
+            path,
+            repository,
+            reference
+        });
+        const mediaType = (res.headers.get('content-type') ?? '').split(';')[0].trim();
+        const length = res.headers.get('content-length') ?? '';
+        if (!digest || (mediaType && !isMediaType(mediaType))) {
+            // a registry that does not say the digest (or a usable media type) on HEAD: read the bytes
             const m = await this.getManifest(repository, reference);
             return { digest: m.digest, mediaType: m.mediaType, size: m.size };
         }
-        return {
-            digest,
-            mediaType: (res.headers.get('content-type') ?? '').split(';')[0].trim(),
-            size: Number(res.headers.get('content-length') ?? 0)
-        };
+        return { digest, mediaType, size: /^\d{1,15}$/.test(length) ? Number(length) : 0 };
     }
     /** PUT the exact bytes under a tag or digest with the exact Content-Type; returns the digest. */
     async putManifest(repository, reference, bytes, mediaType) {
         const digest = sha256(bytes);
+        const path = this.manifestPath('PUT', repository, reference);
         const res = await this.send({
             method: 'PUT',
-            path: `/v2/${repository}/manifests/${reference}`,
+            path,
             repository,
             reference,
             actions: ['pull', 'push'],
@@ -70945,20 +71061,19 @@ class RegistryClient {
             ok: [201, 200, 202]
         });
         await this.drain(res);
-        const answered = res.headers.get('docker-content-digest');
-        if (answered && answered !== digest) {
-            throw new RegistryError(`${this.registry}/${repository}:${reference}: the registry stored ${answered} for a manifest whose digest is ${digest}; it rewrote the manifest.`, {
-                registry: this.registry,
-                method: 'PUT',
-                path: `/v2/${repository}/manifests/${reference}`,
-                repository,
-                reference
-            });
+        const facts = { registry: this.registry, method: 'PUT', path, repository, reference };
+        const answered = this.remoteDigest(res, facts);
+        if (answered && answered !== digestLike(answered, bytes)) {
+            throw new RegistryError(`${this.refName(repository, reference)}: the registry stored ${answered} for a manifest whose digest is ${digestLike(answered, bytes)}; it rewrote the manifest.`, facts);
         }
         return digest;
     }
     // ---------------------------------------------------------------- blobs
     async blobExists(repository, digest) {
+        return this.blobExistsWithin(repository, digest);
+    }
+    async blobExistsWithin(repository, digest, deadline) {
+        this.checkBlobArgs('HEAD', repository, digest);
         const res = await this.send({
             method: 'HEAD',
             path: `/v2/${repository}/blobs/${digest}`,
@@ -70966,7 +71081,8 @@ class RegistryClient {
             reference: digest,
             actions: ['pull'],
             ok: [200],
-            pass: [404]
+            pass: [404],
+            deadline
         });
         return res.status === 200;
     }
@@ -70975,6 +71091,7 @@ class RegistryClient {
      * in which case the upload session it opened is cancelled.
      */
     async mountBlob(fromRepository, toRepository, digest) {
+        this.checkBlobArgs('POST', fromRepository, digest);
         const location = await this.tryMount(fromRepository, toRepository, digest);
         if (location === true)
             return true;
@@ -70983,47 +71100,197 @@ class RegistryClient {
     }
     /** Mounts a blob, or copies it (streamed, retried) when the registry will not mount it. */
     async copyBlob(fromRepository, toRepository, digest, size) {
+        this.checkBlobArgs('GET', fromRepository, digest);
+        this.checkBlobArgs('POST', toRepository, digest);
+        if (size !== undefined && !(Number.isSafeInteger(size) && size >= 0)) {
+            throw new RegistryProtocolError(`blob ${digest} of ${this.registry}/${fromRepository}: its size ${quote(size)} is not a byte count; refusing to copy it.`, this.blobFacts('GET', fromRepository, digest));
+        }
         if (fromRepository === toRepository)
             return 'present';
-        const location = await this.tryMount(fromRepository, toRepository, digest);
+        const deadline = this.deadline(`copying blob ${digest} from ${this.registry}/${fromRepository} to ${this.registry}/${toRepository}`, this.blobFacts('PUT', toRepository, digest));
+        const location = await this.tryMount(fromRepository, toRepository, digest, deadline);
         if (location === true)
             return 'mounted';
-        if (await this.blobExists(toRepository, digest)) {
+        if (await this.blobExistsWithin(toRepository, digest, deadline)) {
             await this.cancelUpload(location, toRepository);
             return 'present';
         }
-        await this.streamCopy(fromRepository, toRepository, digest, size, location);
+        await this.streamCopy(fromRepository, toRepository, digest, size, location, deadline);
         return 'uploaded';
     }
     /** Uploads a blob from memory (POST, then PUT ?digest= with the body; restarted on failure); a no-op when it exists. */
     async uploadBlob(repository, digest, data) {
-        if (await this.blobExists(repository, digest))
+        this.checkBlobArgs('POST', repository, digest);
+        const deadline = this.deadline(`uploading blob ${digest} to ${this.registry}/${repository}`, this.blobFacts('PUT', repository, digest));
+        if (await this.blobExistsWithin(repository, digest, deadline))
             return;
-        await this.uploadWithRestarts(repository, digest, undefined, location => this.finishUpload(location, repository, digest, data));
+        await this.uploadWithRestarts(repository, digest, undefined, deadline, location => this.finishUpload(location, repository, digest, deadline, data));
     }
     async listTags(repository) {
+        this.checkRepository('GET', repository, `/v2/${repository}/tags/list`);
         const tags = [];
+        const seen = new Set();
         let next = `${this.base}/v2/${repository}/tags/list?n=1000`;
         for (let page = 0; next && page < 1000; page++) {
+            seen.add(next);
+            const path = new URL(next).pathname;
+            const facts = { registry: this.registry, method: 'GET', path, repository };
             const res = await this.send({
                 method: 'GET',
-                path: new URL(next).pathname,
+                path,
                 url: next,
                 repository,
                 actions: ['pull'],
-                ok: [200]
+                ok: [200],
+                limit: {
+                    bytes: BODY_LIMIT_BYTES,
+                    what: `the tag list of ${this.registry}/${repository}`,
+                    why: 'the limit for one page of tags'
+                }
             });
             const text = await res.text();
-            const body = JSON.parse(text);
-            tags.push(...(body.tags ?? []));
+            let body;
+            try {
+                body = JSON.parse(text);
+            }
+            catch {
+                throw new RegistryProtocolError(`${this.registry}/${repository}: the tag list is not JSON (${quote(text, 60)}); refusing it.`, { ...facts, status: res.status });
+            }
+            const page = body?.tags ?? [];
+            if (!Array.isArray(page) || page.some(t => typeof t !== 'string' || !isTag(t))) {
+                throw new RegistryProtocolError(`${this.registry}/${repository}: the tag list holds ${quote(page)}, which is not a list of tags; refusing it.`, { ...facts, status: res.status });
+            }
+            tags.push(...page);
             const link = /<([^>]+)>\s*;\s*rel="?next"?/.exec(res.headers.get('link') ?? '');
-            next = link ? new URL(link[1], this.base).toString() : undefined;
+            next = link ? this.remoteUrl(link[1], next, 'Link', facts) : undefined;
+            if (next && seen.has(next)) {
+                throw new RegistryProtocolError(`${this.registry}/${repository}: the tag list's Link header leads back to a page already read (${quote(next)}); refusing to loop.`, facts);
+            }
         }
         return tags;
     }
+    // ---------------------------------------------------------------- checks on what the registry says
+    refName(repository, reference) {
+        return `${this.registry}/${repository}${reference_isDigest(reference) ? '@' : ':'}${reference}`;
+    }
+    blobFacts(method, repository, digest) {
+        return {
+            registry: this.registry,
+            method,
+            path: `/v2/${repository}/blobs/${digest}`,
+            repository,
+            reference: digest
+        };
+    }
+    /** A repository name goes into URL paths: it must be one by the distribution grammar. */
+    checkRepository(method, repository, path) {
+        if (!isRepository(repository)) {
+            throw new RegistryProtocolError(`${this.registry}: ${quote(repository)} is not a repository name (lowercase path components of letters and digits, separated by '.', '_', '__' or '-'); refusing to use it in a request.`, { registry: this.registry, method, path, repository });
+        }
+    }
+    /** `/v2/<repository>/manifests/<reference>`, once both are known to be safe in a URL path. */
+    manifestPath(method, repository, reference) {
+        const path = `/v2/${repository}/manifests/${reference}`;
+        this.checkRepository(method, repository, path);
+        if (!isTag(reference) && !reference_isDigest(reference)) {
+            throw new RegistryProtocolError(`${this.registry}/${repository}: ${quote(reference)} is neither a tag nor a digest (${DIGEST_GRAMMAR}); refusing to use it in a request.`, { registry: this.registry, method, path, repository, reference });
+        }
+        return path;
+    }
+    checkBlobArgs(method, repository, digest) {
+        this.checkRepository(method, repository, `/v2/${repository}/blobs/`);
+        if (typeof digest !== 'string' || !reference_isDigest(digest)) {
+            throw new RegistryProtocolError(`${this.registry}/${repository}: the blob digest ${quote(digest)} is not a digest (${DIGEST_GRAMMAR}); refusing to use it in a request.`, { registry: this.registry, method, path: `/v2/${repository}/blobs/`, repository });
+        }
+    }
+    /** The Docker-Content-Digest of an answer: undefined when absent; a clear error when it is not a digest. */
+    remoteDigest(res, facts) {
+        const header = res.headers.get('docker-content-digest')?.trim();
+        if (!header)
+            return undefined;
+        if (!reference_isDigest(header)) {
+            throw new RegistryProtocolError(`${this.registry}/${facts.repository ?? ''}: the registry answered ${facts.method} ${facts.path} with the Docker-Content-Digest ${quote(header)}, which is not a digest (${DIGEST_GRAMMAR}); refusing it.`, { ...facts, status: res.status });
+        }
+        return header;
+    }
+    /**
+     * Every descriptor of a manifest or index (config, layers, blobs, child manifests, subject) must carry a
+     * digest by the OCI grammar and, when it says one, a byte count: these digests become request paths
+     * (a child PUT by digest, a blob mount) and comparisons.
+     */
+    checkDescriptors(bytes, mediaType, facts) {
+        const where = this.refName(facts.repository ?? '', facts.reference ?? '');
+        let m;
+        try {
+            m = JSON.parse(bytes.toString('utf8'));
+        }
+        catch {
+            if (KNOWN_MANIFEST_TYPES.has(mediaType))
+                throw new RegistryProtocolError(`${where}: the ${mediaType} manifest is not JSON; refusing it.`, facts);
+            return;
+        }
+        if (!m || typeof m !== 'object') {
+            if (KNOWN_MANIFEST_TYPES.has(mediaType))
+                throw new RegistryProtocolError(`${where}: the manifest is not a JSON object; refusing it.`, facts);
+            return;
+        }
+        const fields = [
+            ['config', m.config],
+            ['subject', m.subject]
+        ];
+        for (const list of ['layers', 'blobs', 'manifests']) {
+            const v = m[list];
+            if (v === undefined)
+                continue;
+            if (!Array.isArray(v))
+                throw new RegistryProtocolError(`${where}: the manifest's ${list} is not a list; refusing it.`, facts);
+            v.forEach((d, i) => fields.push([`${list}[${i}]`, d]));
+        }
+        for (const [field, d] of fields) {
+            if (d === undefined)
+                continue;
+            const desc = d;
+            if (!desc || typeof desc !== 'object' || typeof desc.digest !== 'string' || !reference_isDigest(desc.digest)) {
+                throw new RegistryProtocolError(`${where}: the manifest's ${field} has the digest ${quote(desc?.digest)}, which is not a digest (${DIGEST_GRAMMAR}); refusing to use it.`, facts);
+            }
+            if (desc.size !== undefined && !(Number.isSafeInteger(desc.size) && desc.size >= 0)) {
+                throw new RegistryProtocolError(`${where}: the manifest's ${field} (${desc.digest}) has the size ${quote(desc.size)}, which is not a byte count; refusing it.`, facts);
+            }
+        }
+    }
+    /**
+     * A URL the registry hands us (an upload Location, a Link to the next page, the token realm), resolved
+     * against the URL it came with: http(s) only, and no plain http from a registry spoken to over https
+     * (except to loopback).
+     */
+    remoteUrl(raw, relativeTo, header, facts) {
+        let u;
+        try {
+            u = new URL(raw.trim(), relativeTo);
+        }
+        catch {
+            throw new RegistryProtocolError(`${this.registry} answered ${facts.method} ${facts.path} with a ${header} that is not a URL (${quote(raw)}); refusing to follow it.`, facts);
+        }
+        const secure = this.base.startsWith('https:');
+        if ((u.protocol !== 'http:' && u.protocol !== 'https:') ||
+            (u.protocol === 'http:' && secure && !isLoopback(u.host)) ||
+            u.username ||
+            u.password) {
+            throw new RegistryProtocolError(`${this.registry} answered ${facts.method} ${facts.path} with a ${header} ${quote(u.protocol === 'http:' || u.protocol === 'https:' ? u.origin + u.pathname : raw)} that shipline does not follow (only https, or http to loopback, without user info); refusing it.`, facts);
+        }
+        return u.toString();
+    }
+    /** A deadline of blobTimeoutMs for one blob copy or upload (every request in it, restarts included). */
+    deadline(what, facts) {
+        const ms = this.blobTimeoutMs;
+        return {
+            signal: AbortSignal.timeout(ms),
+            error: () => new RegistryProtocolError(`${what} did not finish within ${formatMs(ms)} (the blob time limit): the registry is stalled or too slow; run the job again, or allow more time.`, facts)
+        };
+    }
     // ---------------------------------------------------------------- blob internals
     /** true when mounted, else the upload Location the registry opened instead. */
-    async tryMount(fromRepository, toRepository, digest) {
+    async tryMount(fromRepository, toRepository, digest, deadline) {
         this.authorize(fromRepository, ['pull']);
         const path = `/v2/${toRepository}/blobs/uploads/?mount=${encodeURIComponent(digest)}&from=${encodeURIComponent(fromRepository)}`;
         const res = await this.send({
@@ -71032,27 +71299,31 @@ class RegistryClient {
             repository: toRepository,
             reference: digest,
             actions: ['pull', 'push'],
-            ok: [201, 202]
+            ok: [201, 202],
+            deadline
         });
         await this.drain(res);
         if (res.status === 201) {
             this.stats.mounts++;
             return true;
         }
-        return this.location(res, toRepository);
+        return this.location(res, toRepository, `${this.base}${path}`);
     }
-    async startUpload(repository) {
+    async startUpload(repository, deadline) {
+        const path = `/v2/${repository}/blobs/uploads/`;
         const res = await this.send({
             method: 'POST',
-            path: `/v2/${repository}/blobs/uploads/`,
+            path,
             repository,
             actions: ['pull', 'push'],
-            ok: [202]
+            ok: [202],
+            deadline
         });
         await this.drain(res);
-        return this.location(res, repository);
+        return this.location(res, repository, `${this.base}${path}`);
     }
-    location(res, repository) {
+    /** The upload Location of an answer, resolved against the URL of the request that got it. */
+    location(res, repository, requestUrl) {
         const loc = res.headers.get('location');
         if (!loc) {
             throw new RegistryError(`${this.registry} opened an upload for ${repository} without a Location header; it is not an OCI registry.`, {
@@ -71062,14 +71333,21 @@ class RegistryClient {
                 status: res.status
             });
         }
-        return new URL(loc, this.base).toString();
+        return this.remoteUrl(loc, requestUrl, 'Location', {
+            registry: this.registry,
+            method: 'POST',
+            path: `/v2/${repository}/blobs/uploads/`,
+            repository,
+            status: res.status
+        });
     }
     withDigest(location, digest) {
         const u = new URL(location);
         u.searchParams.set('digest', digest);
         return u.toString();
     }
-    async cancelUpload(location, repository) {
+    /** Best effort: a session left open expires on the registry. `quick` after a deadline: 5 s at most. */
+    async cancelUpload(location, repository, quick = false) {
         try {
             const res = await this.send({
                 method: 'DELETE',
@@ -71079,7 +71357,8 @@ class RegistryClient {
                 actions: ['pull', 'push'],
                 ok: [200, 202, 204],
                 pass: [404, 405],
-                noRetry: true
+                noRetry: true,
+                ...(quick ? { timeoutMs: Math.min(this.timeoutMs, 5000) } : {})
             });
             await this.drain(res);
         }
@@ -71092,17 +71371,27 @@ class RegistryClient {
      * worth retrying (dropped connection, 408/429/5xx), within the attempt and time budget. `upload` gets the
      * session's Location and must finish the blob (PUT ?digest=).
      */
-    async uploadWithRestarts(to, digest, firstLocation, upload) {
+    async uploadWithRestarts(to, digest, firstLocation, deadline, upload) {
         const started = Date.now();
         let location = firstLocation;
         for (let attempt = 1;; attempt++) {
             try {
-                location ??= await this.startUpload(to);
+                location ??= await this.startUpload(to, deadline);
                 await upload(location);
                 this.stats.uploads++;
                 return;
             }
             catch (e) {
+                if (deadline.signal.aborted) {
+                    if (location)
+                        await this.cancelUpload(location, to, true);
+                    throw deadline.error();
+                }
+                if (e instanceof RegistryProtocolError) {
+                    if (location)
+                        await this.cancelUpload(location, to);
+                    throw e;
+                }
                 if (e instanceof RegistryError && e.status !== undefined && !RETRY_STATUS.has(e.status))
                     throw e;
                 const elapsed = Date.now() - started;
@@ -71127,7 +71416,7 @@ class RegistryClient {
         }
     }
     /** Closes an upload session with PUT ?digest= (a body only for monolithic uploads). */
-    async finishUpload(location, to, digest, body) {
+    async finishUpload(location, to, digest, deadline, body) {
         const url = this.withDigest(location, digest);
         const res = await this.send({
             method: 'PUT',
@@ -71139,7 +71428,8 @@ class RegistryClient {
             headers: body ? { 'content-type': 'application/octet-stream' } : { 'content-length': '0' },
             body,
             ok: [201, 204],
-            noRetry: true
+            noRetry: true,
+            deadline
         });
         await this.drain(res);
     }
@@ -71147,8 +71437,8 @@ class RegistryClient {
      * Streams a blob from one repository into another: GET (streamed) → PATCH into the upload session →
      * PUT ?digest= to close it; restarted from scratch on failure.
      */
-    async streamCopy(from, to, digest, size, firstLocation) {
-        await this.uploadWithRestarts(to, digest, firstLocation, async (location) => {
+    async streamCopy(from, to, digest, size, firstLocation, deadline) {
+        await this.uploadWithRestarts(to, digest, firstLocation, deadline, async (location) => {
             const src = await this.send({
                 method: 'GET',
                 path: `/v2/${from}/blobs/${digest}`,
@@ -71156,21 +71446,28 @@ class RegistryClient {
                 reference: digest,
                 actions: ['pull'],
                 ok: [200],
-                stream: true
+                stream: true,
+                deadline
             });
             if (!src.body)
                 throw new Error('empty blob body');
+            const declared = src.headers.get('content-length') ?? '';
+            const length = size ?? (/^\d{1,15}$/.test(declared) ? Number(declared) : undefined);
             let moved = 0;
             // web streams carry a source error through to the upload (node's pipe() would leave it hanging)
             const body = src.body.pipeThrough(new TransformStream({
                 transform: (chunk, ctl) => {
                     moved += chunk.length;
+                    // a source that sends more than the blob's size is cut off there, not read on
+                    if (length !== undefined && moved > length) {
+                        ctl.error(new Error(`the source sent more than the ${length} bytes of blob ${digest}`));
+                        return;
+                    }
                     this.stats.bytesIn += chunk.length;
                     this.stats.bytesOut += chunk.length;
                     ctl.enqueue(chunk);
                 }
             }));
-            const length = size ?? (Number(src.headers.get('content-length')) || undefined);
             const patch = await this.send({
                 method: 'PATCH',
                 path: new URL(location).pathname,
@@ -71184,12 +71481,13 @@ class RegistryClient {
                 },
                 streamBody: body,
                 ok: [202, 204],
-                noRetry: true
+                noRetry: true,
+                deadline
             });
             await this.drain(patch);
             if (length !== undefined && moved !== length)
                 throw new Error(`copied ${moved} of ${length} bytes`);
-            await this.finishUpload(this.location(patch, to), to, digest);
+            await this.finishUpload(this.location(patch, to, location), to, digest, deadline);
         });
     }
     // ---------------------------------------------------------------- HTTP, auth, retries
@@ -71197,10 +71495,16 @@ class RegistryClient {
         const d = Math.min(this.retry.maxDelayMs, this.retry.baseDelayMs * 2 ** (attempt - 1));
         return Math.round(d / 2 + (Math.random() * d) / 2);
     }
-    /** Reads a response body to the end (counted) and hands back an equivalent, already-read response. */
-    async buffered(res) {
-        const buf = res.body ? Buffer.from(await res.arrayBuffer()) : undefined;
-        this.stats.bytesIn += buf?.length ?? 0;
+    /**
+     * Reads a response body to the end (counted) and hands back an equivalent, already-read response.
+     * A success body larger than `limit` is refused (by its Content-Length before reading, else once that
+     * many bytes came); an error body is read for its first 64 KiB only (it is only quoted in a message).
+     */
+    async buffered(res, limit, facts) {
+        const success = res.status >= 200 && res.status < 300;
+        const buf = res.body
+            ? await this.readCapped(res, success ? limit.bytes : ERROR_BODY_BYTES, !success, () => this.tooLarge(limit, facts, res.status))
+            : undefined;
         const nullBody = [101, 204, 205, 304].includes(res.status);
         return new Response(nullBody ? null : buf, {
             status: res.status,
@@ -71208,31 +71512,70 @@ class RegistryClient {
             headers: res.headers
         });
     }
-    /** Discards a streamed response's body (buffered ones were counted when read). */
+    tooLarge(limit, facts, status) {
+        return new RegistryProtocolError(`${limit.what} is larger than ${formatBytes(limit.bytes)}, ${limit.why}; refusing to read it (${facts.method} ${facts.path}).`, { ...facts, status });
+    }
+    /** At most `limit` bytes of a body: past it, the rest is dropped (`truncate`) or `tooLarge()` is thrown. */
+    async readCapped(res, limit, truncate, tooLarge) {
+        const declared = res.headers.get('content-length') ?? '';
+        if (!truncate && /^\d+$/.test(declared) && Number(declared) > limit) {
+            await res.body?.cancel().catch(() => undefined);
+            throw tooLarge();
+        }
+        const reader = res.body.getReader();
+        const chunks = [];
+        let total = 0;
+        for (;;) {
+            const { done, value } = await reader.read();
+            if (done)
+                break;
+            this.stats.bytesIn += value.length;
+            if (total + value.length > limit) {
+                await reader.cancel().catch(() => undefined);
+                if (!truncate)
+                    throw tooLarge();
+                chunks.push(value.subarray(0, limit - total));
+                total = limit;
+                break;
+            }
+            chunks.push(value);
+            total += value.length;
+        }
+        return Buffer.concat(chunks, total);
+    }
+    /** Discards a response's body: a buffered one is already read, a streamed one is cancelled, not read on. */
     async drain(res) {
         if (res.bodyUsed || !res.body)
             return;
-        await res.arrayBuffer();
+        await res.body.cancel().catch(() => undefined);
     }
     /**
      * Runs one request until it gets an answer that is not worth retrying: network errors, 408/429/5xx are
      * retried with capped, jittered backoff (Retry-After honoured up to a cap) within the attempt and time
      * budget. Returns that answer; throws a mapped error when the budget is spent.
      */
-    async fetchRetrying(facts, doFetch, { noRetry = false, buffer = true } = {}) {
+    async fetchRetrying(facts, doFetch, { noRetry = false, buffer = true, limit = {
+        bytes: BODY_LIMIT_BYTES,
+        what: `the answer of ${facts.registry} to ${facts.method} ${facts.path}`,
+        why: 'the limit for registry answers'
+    }, deadline } = {}) {
         const started = Date.now();
         for (let attempt = 1;; attempt++) {
             let res;
             try {
+                if (deadline?.signal.aborted)
+                    throw deadline.error();
                 this.stats.requests++;
                 res = await doFetch();
                 // the body is read here, so a connection cut off halfway through it is retried like any other drop
                 if (buffer)
-                    res = await this.buffered(res);
+                    res = await this.buffered(res, limit, facts);
             }
             catch (e) {
                 if (e instanceof RegistryError)
                     throw e;
+                if (deadline?.signal.aborted)
+                    throw deadline.error();
                 const elapsed = Date.now() - started;
                 if (noRetry)
                     throw e;
@@ -71251,7 +71594,7 @@ class RegistryClient {
             if (!noRetry && RETRY_STATUS.has(res.status)) {
                 const after = retryAfterMs(res.headers.get('retry-after'));
                 const wait = after !== undefined ? Math.min(after, this.retry.maxRetryAfterMs) : this.backoff(attempt);
-                if (attempt < this.retry.attempts && elapsed + wait <= this.retry.budgetMs) {
+                if (attempt < this.retry.attempts && elapsed + wait <= this.retry.budgetMs && !deadline?.signal.aborted) {
                     if (!buffer)
                         await this.drain(res);
                     this.stats.retries++;
@@ -71267,6 +71610,21 @@ class RegistryClient {
     async send(o) {
         if (o.repository && o.actions)
             this.authorize(o.repository, o.actions);
+        const url = o.url ?? this.base + o.path;
+        // credentials are for the registry itself: another origin (an upload Location or a Link on a storage
+        // host, a CDN, anyone) gets the request without them
+        const own = new URL(url).origin === this.origin;
+        // a streamed body (either way) has no request time limit of its own, only the blob deadline
+        const deadline = o.deadline ??
+            (o.stream || o.streamBody
+                ? this.deadline(`${o.method} ${url}`, {
+                    registry: this.registry,
+                    method: o.method,
+                    path: o.path,
+                    repository: o.repository,
+                    reference: o.reference
+                })
+                : undefined);
         const facts = {
             registry: this.registry,
             method: o.method,
@@ -71277,7 +71635,7 @@ class RegistryClient {
         };
         for (let round = 1;; round++) {
             const { res, attempts, elapsed } = await this.fetchRetrying(facts, async () => {
-                const authorization = await this.authorization(facts);
+                const authorization = own ? await this.authorization(facts) : undefined;
                 const headers = { 'user-agent': this.userAgent, ...o.headers };
                 if (authorization)
                     headers.authorization = authorization;
@@ -71286,26 +71644,30 @@ class RegistryClient {
                     init.body = o.streamBody;
                     init.duplex = 'half';
                 }
-                else {
-                    if (o.body) {
-                        init.body = o.body;
-                        this.stats.bytesOut += o.body.length;
-                    }
-                    if (!o.stream)
-                        init.signal = AbortSignal.timeout(this.timeoutMs);
+                else if (o.body) {
+                    init.body = o.body;
+                    this.stats.bytesOut += o.body.length;
                 }
-                this.log(`${o.method} ${o.url ?? this.base + o.path}`);
-                return fetch(o.url ?? this.base + o.path, init);
-            }, { noRetry: o.noRetry || !!o.streamBody, buffer: !o.stream });
+                const timeout = o.stream || o.streamBody ? undefined : AbortSignal.timeout(o.timeoutMs ?? this.timeoutMs);
+                const signals = [timeout, deadline?.signal].filter((s) => !!s);
+                init.signal = signals.length > 1 ? AbortSignal.any(signals) : signals[0];
+                this.log(`${o.method} ${url}${own ? '' : ' (another origin: without credentials)'}`);
+                return fetch(url, init);
+            }, { noRetry: o.noRetry || !!o.streamBody, buffer: !o.stream, limit: o.limit, deadline });
             if (o.ok.includes(res.status) || o.pass?.includes(res.status))
                 return res;
             const challenge = parseChallenge(res.headers.get('www-authenticate'));
             if (res.status === 401 &&
                 round === 1 &&
+                own &&
                 !o.streamBody &&
                 (await this.reauthorize(res, challenge, facts)))
                 continue;
-            const text = o.method === 'HEAD' ? '' : await res.text().catch(() => '');
+            const text = o.method === 'HEAD'
+                ? ''
+                : o.stream && res.body
+                    ? (await this.readCapped(res, ERROR_BODY_BYTES, true, () => undefined).catch(() => Buffer.alloc(0))).toString('utf8')
+                    : await res.text().catch(() => '');
             // a valid token without the rights asked for is a 403 in substance (ghcr.io, distribution)
             const status = res.status === 401 && challenge?.params.error === 'insufficient_scope' ? 403 : res.status;
             throw httpError({ ...facts, ...parseErrorBody(text), status }, attempts, elapsed);
@@ -71322,8 +71684,10 @@ class RegistryClient {
             return { scheme: 'none' };
         if (res.status === 401) {
             const c = parseChallenge(res.headers.get('www-authenticate'));
-            if (c?.scheme === 'bearer' && c.params.realm)
-                return { scheme: 'bearer', realm: c.params.realm, service: c.params.service };
+            if (c?.scheme === 'bearer' && c.params.realm) {
+                const realm = this.remoteUrl(c.params.realm, `${this.base}/v2/`, 'token realm', { ...facts, status: 401 });
+                return { scheme: 'bearer', realm, service: c.params.service };
+            }
             if (c?.scheme === 'basic')
                 return { scheme: 'basic' };
             throw new RegistryError(`${this.registry} asks for an authentication scheme shipline does not speak ('${res.headers.get('www-authenticate')}').`, {
@@ -71394,10 +71758,10 @@ class RegistryClient {
     async reauthorize(res, c, facts) {
         if (c?.scheme !== 'bearer')
             return false;
-        await res.arrayBuffer().catch(() => undefined);
+        await this.drain(res);
         for (const scope of (c.params.scope ?? '').split(' ')) {
             const m = /^repository:(.+):([a-z,*]+)$/.exec(scope);
-            if (m)
+            if (m && isRepository(m[1]))
                 this.authorize(m[1], m[2].split(',').filter((a) => a === 'pull' || a === 'push'));
         }
         this.tokens.delete(this.scopeList().join(' '));
@@ -71416,17 +71780,35 @@ class RegistryClient {
             headers.authorization = basic;
         this.log(`token: GET ${url.origin}${url.pathname} scopes ${scopes.join(' ') || '(none)'}`);
         const tokenFacts = { ...facts, method: 'GET', path: `${url.pathname} (token service ${url.host})` };
-        const { res, attempts, elapsed } = await this.fetchRetrying(tokenFacts, () => fetch(url, { headers, signal: AbortSignal.timeout(this.timeoutMs) }));
+        const { res, attempts, elapsed } = await this.fetchRetrying(tokenFacts, () => fetch(url, { headers, signal: AbortSignal.timeout(this.timeoutMs) }), {
+            limit: {
+                bytes: TOKEN_LIMIT_BYTES,
+                what: `the token answer of ${url.origin} (the token service of ${this.registry})`,
+                why: 'the limit for token answers'
+            }
+        });
         const text = await res.text().catch(() => '');
         if (res.status === 200) {
-            const body = JSON.parse(text);
-            const token = body.token ?? body.access_token;
+            let body;
+            try {
+                body = JSON.parse(text);
+            }
+            catch {
+                throw new RegistryProtocolError(`the token service of ${this.registry} (${url.origin}) answered with something that is not JSON (${quote(text, 60)}).`, { ...tokenFacts, status: 200 });
+            }
+            const token = body?.token ?? body?.access_token;
             if (!token)
                 throw new RegistryError(`the token service of ${this.registry} answered without a token.`, {
                     ...facts,
                     status: 200
                 });
-            return { token, expires: Date.now() + (body.expires_in ?? 60) * 1000 };
+            // the token goes into an Authorization header: visible ASCII only (token68 and JWTs are)
+            if (typeof token !== 'string' || !/^[\x21-\x7e]{1,65536}$/.test(token))
+                throw new RegistryProtocolError(`the token service of ${this.registry} (${url.origin}) answered with a token that cannot go in an Authorization header (not visible ASCII); refusing it.`, { ...tokenFacts, status: 200 });
+            const lifetime = typeof body.expires_in === 'number' && Number.isFinite(body.expires_in) && body.expires_in > 0
+                ? Math.min(body.expires_in, 24 * 3600)
+                : 60;
+            return { token, expires: Date.now() + lifetime * 1000 };
         }
         // a refused token request is about the credentials (or their rights on these repositories)
         throw httpError({ ...facts, status: res.status, ...parseErrorBody(text) }, attempts, elapsed);
@@ -71456,11 +71838,21 @@ async function mapLimit(items, limit, fn) {
     await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
     return out;
 }
+/** One platform word from the remote index, made safe for log lines and outputs (no control characters, no '::'). */
+function platformWord(v) {
+    if (v === undefined || v === null || v === '')
+        return undefined;
+    if (typeof v !== 'string' || !/^[A-Za-z0-9._+-]{1,64}$/.test(v))
+        return 'invalid';
+    return v;
+}
 function platformOf(d) {
     const p = d.platform;
-    if (!p)
+    if (!p || typeof p !== 'object')
         return 'unknown';
-    return [p.os ?? 'unknown', p.architecture ?? 'unknown', p.variant].filter(Boolean).join('/');
+    return [platformWord(p.os) ?? 'unknown', platformWord(p.architecture) ?? 'unknown', platformWord(p.variant)]
+        .filter(Boolean)
+        .join('/');
 }
 /** Validates to-tags and from before anything talks to the registry. */
 function checkPromoteInputs(from, toTags) {
@@ -71630,6 +72022,8 @@ async function promote(o) {
 
 
 
+
+
 /**
  * Deploys; with `hold` the host locks stay held after the deploy (ship smoke-tests and puts back under
  * the same locks, so no other deploy can slip in between), to be let go with releaseHeld().
@@ -71646,16 +72040,19 @@ async function deployStep(opts = {}) {
     }
     const fleet = readFleetInputs();
     const images = list('images', { commas: false });
-    const firstRegistry = images.length ? [...parseImagesInput(images).values()][0].registry : undefined;
-    const reg = readRegistryInputs(firstRegistry);
+    const refs = [...parseImagesInput(images).values()];
+    const raw = readRegistryInputs();
+    // credentials go only to the registry they are for; refused when that is ambiguous
+    const scope = credentialRegistry({ registry: raw.registry, password: raw.password, images: refs });
+    const reg = readRegistryInputs(scope);
     const dep = readDeploymentInputs();
     const facts = runFacts();
     const version = str('version', facts.sha ?? '');
     const workspace = process.env.GITHUB_WORKSPACE || process.cwd();
     const clients = new Map();
     const resolveDigest = async (ref) => {
-        // credentials only go to the registry they are for
-        const mine = reg.password && (!reg.registry || reg.registry === ref.registry);
+        // credentials only go to the registry they are for; the others are asked anonymously
+        const mine = !!reg.password && scope === ref.registry;
         let c = clients.get(ref.registry);
         if (!c) {
             c = new RegistryClient({
@@ -71664,8 +72061,15 @@ async function deployStep(opts = {}) {
             });
             clients.set(ref.registry, c);
         }
-        const m = await c.resolve(ref.repository, ref.tag ?? 'latest');
-        return m.digest;
+        try {
+            const m = await c.resolve(ref.repository, ref.tag ?? 'latest');
+            return m.digest;
+        }
+        catch (e) {
+            if (!mine && e instanceof RegistryError && (e.status === 401 || e.status === 403))
+                throw new errors/* UserError */.yo(`Input 'images': ${ref.raw}: ${ref.registry} needs its own login; shipline sends 'registry-password' only to ${scope ?? "the registry named in 'registry'"}. Pin the image by digest (image@sha256:…), or deploy it with its own registry credentials.`, e.details);
+            throw e;
+        }
     };
     let record;
     const keepReleases = inputs_int('keep-releases', 5, { min: 1, max: 100 });

@@ -63209,11 +63209,15 @@ class BlueGreenRuntime {
  * Each runs as `sh -c SCRIPT sh ARGS…`.
  */
 /**
- * `docker stack deploy` of one release: checks the host is a swarm manager, exports the release's .env
- * (KEY=VALUE lines, exported as data, never evaluated: `docker stack deploy` does not read .env itself),
- * logs in to the registry in a temporary Docker config (password on stdin; removed on every exit path) and
- * deploys with --with-registry-auth so the nodes can pull, --prune so services a release no longer has go.
- * Images are pinned by digest already, so --resolve-image never (no registry needed for a rollback).
+ * `docker stack deploy` of one release: checks the host is a swarm manager and logs in to the registry in
+ * a temporary Docker config (password on stdin; removed on every exit path) with the host's own
+ * environment, and only then reads the release's .env, as Compose does (`KEY=VALUE`, optional `export `,
+ * comments, "double" and 'single' quotes stripped, an unquoted value's ` # comment` dropped), into the
+ * environment of the stack deploy alone, for the compose files' `${VAR}` interpolation (`docker stack
+ * deploy` does not read .env itself). Keys that are no shell names (`spring.profiles.active`: Compose does
+ * not interpolate them either) and keys that would steer docker or the shell itself (PATH, DOCKER_*, …)
+ * are skipped with a `skip` line; values are data, never evaluated. --with-registry-auth so the nodes can
+ * pull, --prune so services a release no longer has go, --resolve-image never (pinned by digest already).
  * args: config-dir registry username stack env-file -c file [-c file …]   stdin: password (or nothing)
  */
 const STACK_DEPLOY_SCRIPT = `umask 077
@@ -63222,19 +63226,34 @@ trap 'rm -rf "$cfg"' EXIT
 if [ "$(docker info --format '{{.Swarm.ControlAvailable}}' 2>/dev/null)" != true ]; then
   echo "ERR this host is not a swarm manager"; exit 5
 fi
-if [ -n "$envf" ] && [ -f "$envf" ]; then
-  while IFS= read -r line || [ -n "$line" ]; do
-    case "$line" in ''|'#'*) continue ;; [A-Za-z_]*=*) export "$line" ;; esac
-  done < "$envf"
-fi
 if [ -n "$reg" ]; then
   mkdir -p "$cfg" && chmod 700 "$cfg" || exit 70
   docker --config "$cfg" login --username "$user" --password-stdin "$reg" >/dev/null || { echo "ERR login to $reg failed"; exit 3; }
-  export DOCKER_CONFIG="$cfg"
 else
   cat >/dev/null
 fi
-docker stack deploy --with-registry-auth --prune --resolve-image never "$@" "$stack" </dev/null || { echo "ERR docker stack deploy failed"; exit 4; }
+docker_bin=$(command -v docker)
+if [ -n "$envf" ] && [ -f "$envf" ]; then
+  while IFS= read -r line || [ -n "$line" ]; do
+    line=\${line%"$(printf '\\r')"}
+    line=\${line#"\${line%%[! ]*}"}
+    case "$line" in ''|'#'*) continue ;; 'export '*) line=\${line#export }; line=\${line#"\${line%%[! ]*}"} ;; esac
+    case "$line" in *=*) ;; *) continue ;; esac
+    key=\${line%%=*}; key=\${key%"\${key##*[! ]}"}; val=\${line#*=}; val=\${val#"\${val%%[! ]*}"}
+    case "$key" in ''|[0-9]*|*[!A-Za-z0-9_]*) echo "skip $key: not a variable name Compose interpolates"; continue ;; esac
+    case "$key" in PATH|HOME|IFS|ENV|SHELL|PWD|OLDPWD|CDPATH|PS4|TMPDIR|LD_*|DOCKER_*|HTTP_PROXY|HTTPS_PROXY|NO_PROXY|ALL_PROXY|http_proxy|https_proxy|no_proxy|all_proxy|SSL_CERT_*)
+      echo "skip $key: it would steer docker or the shell on the host"; continue ;; esac
+    val=\${val%"\${val##*[! ]}"}
+    case "$val" in
+      \\"*\\") val=\${val#?}; val=\${val%?} ;;
+      \\'*\\') val=\${val#?}; val=\${val%?} ;;
+      *) case "$val" in *" #"*) val=\${val%% #*} ;; esac; val=\${val%"\${val##*[! ]}"} ;;
+    esac
+    export "$key=$val"
+  done < "$envf"
+fi
+[ -n "$reg" ] && export DOCKER_CONFIG="$cfg"
+"$docker_bin" stack deploy --with-registry-auth --prune --resolve-image never "$@" "$stack" </dev/null || { echo "ERR docker stack deploy failed"; exit 4; }
 `;
 /**
  * Waits until every named service of the stack has converged on its current spec: no update running,
@@ -63337,6 +63356,9 @@ class SwarmRuntime {
         const r = await this.store.exec(['flock', `${this.store.runDir}/step`, ...this.stackArgv(meta)], {
             stdin: this.auth?.password ?? ''
         });
+        for (const l of r.stdout.split('\n'))
+            if (l.startsWith('skip '))
+                this.store.log.warning(`${this.store.label}: .env of ${meta.id}: ${l.slice(5)}`);
         if (r.code !== 0) {
             const text = (r.stdout + '\n' + r.stderr).trim();
             const msg = /ERR (.*)/.exec(text)?.[1] ?? text.split('\n').pop() ?? `exit ${r.code}`;
@@ -63463,10 +63485,14 @@ function readFleetInputs() {
     const ssh = readSshInputs();
     const labels = ssh.targets.map(formatTarget);
     let pending;
+    // all hosts at once the first time; a host whose connection is gone (a lost link) gets a new one
     const connect = async (label) => {
         pending ??= connectHosts(ssh.targets, ssh.options);
         const all = await pending;
-        return all[labels.indexOf(label)];
+        const i = labels.indexOf(label);
+        if (all[i].isOpen?.() === false)
+            [all[i]] = await connectHosts([ssh.targets[i]], ssh.options);
+        return all[i];
     };
     return {
         hosts: labels,
@@ -68825,6 +68851,10 @@ const FULL_SHA = /^[0-9a-f]{40}$/;
 function isDigest(s) {
     return DIGEST.test(s);
 }
+/** A repository path as the distribution spec's grammar has it (lowercase components, at most 255 characters). */
+function isRepository(s) {
+    return s.length > 0 && s.length <= 255 && s.split('/').every(c => COMPONENT.test(c));
+}
 function isTag(s) {
     return TAG.test(s);
 }
@@ -69127,6 +69157,11 @@ function release_checkServices(input) {
         if (!known.has(s))
             throw new UserError(`Input 'services' names '${s}', which the compose files do not define. Known: ${[...known].join(', ')}.`);
     }
+    if (updated.length) {
+        const excluded = [...images.keys()].filter(s => !updated.includes(s));
+        if (excluded.length)
+            throw new UserError(`Input 'images' names ${excluded.join(', ')}, which input 'services' does not update (${updated.join(', ')}): the release would record an image that does not run. Add ${excluded.length > 1 ? 'them' : 'it'} to 'services', or remove ${excluded.length > 1 ? 'them' : 'it'} from 'images'.`);
+    }
     return { images, updated: updated.length ? updated : [...known] };
 }
 /** Pins every image to image@sha256:… (tags resolved through the registry). */
@@ -69167,6 +69202,21 @@ function release_releaseMeta(p) {
         services: p.compose.services,
         updated: p.updated
     };
+}
+/**
+ * The one registry `registry-password` is for: the `registry` input, else the single registry of all
+ * `images`. Images spanning several registries with a password and no `registry` are refused (the
+ * password must not travel to a registry it is not for). Undefined: no credentials at all.
+ */
+function credentialRegistry(input) {
+    if (!input.password)
+        return undefined;
+    if (input.registry)
+        return input.registry;
+    const all = [...new Set(input.images.map(r => r.registry))];
+    if (all.length > 1)
+        throw new UserError(`Input 'images' names images from several registries (${all.join(', ')}) and 'registry-password' is set without 'registry': say which registry the password is for, e.g. 'registry: ${all[0]}'. Images from the others are pulled without credentials.`);
+    return all[0];
 }
 
 // EXTERNAL MODULE: ./build/tsc/lib/runtime/compose.js + 1 modules
@@ -70207,6 +70257,12 @@ const LOCK_SCRIPT = `trap '' HUP PIPE
 umask 077
 s=$1; t=$2; tok=$3; owner=$4
 ${JADD}
+if [ -L "$s" ]; then echo "ERR $s is a symbolic link: shipline keeps its state in a folder of its own; remove the link (or move its target there)"; exit 76; fi
+mkdir -p "$s" || { echo "ERR cannot create $s"; exit 71; }
+if [ "$(stat -c %u "$s" 2>/dev/null)" != "$(id -u)" ]; then echo "ERR $s is not owned by the SSH user $(id -un): chown it to that user (or deploy as its owner)"; exit 77; fi
+for d in "$s/releases" "$s/run"; do
+  if [ -L "$d" ]; then echo "ERR $d is a symbolic link: remove it"; exit 76; fi
+done
 mkdir -p "$s/releases" "$s/run" || { echo "ERR cannot create $s"; exit 71; }
 chmod 700 "$s" "$s/run"
 command -v flock >/dev/null 2>&1 || { echo "ERR flock is missing on the host (package util-linux)"; exit 72; }

@@ -63209,11 +63209,15 @@ class BlueGreenRuntime {
  * Each runs as `sh -c SCRIPT sh ARGS…`.
  */
 /**
- * `docker stack deploy` of one release: checks the host is a swarm manager, exports the release's .env
- * (KEY=VALUE lines, exported as data, never evaluated: `docker stack deploy` does not read .env itself),
- * logs in to the registry in a temporary Docker config (password on stdin; removed on every exit path) and
- * deploys with --with-registry-auth so the nodes can pull, --prune so services a release no longer has go.
- * Images are pinned by digest already, so --resolve-image never (no registry needed for a rollback).
+ * `docker stack deploy` of one release: checks the host is a swarm manager and logs in to the registry in
+ * a temporary Docker config (password on stdin; removed on every exit path) with the host's own
+ * environment, and only then reads the release's .env, as Compose does (`KEY=VALUE`, optional `export `,
+ * comments, "double" and 'single' quotes stripped, an unquoted value's ` # comment` dropped), into the
+ * environment of the stack deploy alone, for the compose files' `${VAR}` interpolation (`docker stack
+ * deploy` does not read .env itself). Keys that are no shell names (`spring.profiles.active`: Compose does
+ * not interpolate them either) and keys that would steer docker or the shell itself (PATH, DOCKER_*, …)
+ * are skipped with a `skip` line; values are data, never evaluated. --with-registry-auth so the nodes can
+ * pull, --prune so services a release no longer has go, --resolve-image never (pinned by digest already).
  * args: config-dir registry username stack env-file -c file [-c file …]   stdin: password (or nothing)
  */
 const STACK_DEPLOY_SCRIPT = `umask 077
@@ -63222,19 +63226,34 @@ trap 'rm -rf "$cfg"' EXIT
 if [ "$(docker info --format '{{.Swarm.ControlAvailable}}' 2>/dev/null)" != true ]; then
   echo "ERR this host is not a swarm manager"; exit 5
 fi
-if [ -n "$envf" ] && [ -f "$envf" ]; then
-  while IFS= read -r line || [ -n "$line" ]; do
-    case "$line" in ''|'#'*) continue ;; [A-Za-z_]*=*) export "$line" ;; esac
-  done < "$envf"
-fi
 if [ -n "$reg" ]; then
   mkdir -p "$cfg" && chmod 700 "$cfg" || exit 70
   docker --config "$cfg" login --username "$user" --password-stdin "$reg" >/dev/null || { echo "ERR login to $reg failed"; exit 3; }
-  export DOCKER_CONFIG="$cfg"
 else
   cat >/dev/null
 fi
-docker stack deploy --with-registry-auth --prune --resolve-image never "$@" "$stack" </dev/null || { echo "ERR docker stack deploy failed"; exit 4; }
+docker_bin=$(command -v docker)
+if [ -n "$envf" ] && [ -f "$envf" ]; then
+  while IFS= read -r line || [ -n "$line" ]; do
+    line=\${line%"$(printf '\\r')"}
+    line=\${line#"\${line%%[! ]*}"}
+    case "$line" in ''|'#'*) continue ;; 'export '*) line=\${line#export }; line=\${line#"\${line%%[! ]*}"} ;; esac
+    case "$line" in *=*) ;; *) continue ;; esac
+    key=\${line%%=*}; key=\${key%"\${key##*[! ]}"}; val=\${line#*=}; val=\${val#"\${val%%[! ]*}"}
+    case "$key" in ''|[0-9]*|*[!A-Za-z0-9_]*) echo "skip $key: not a variable name Compose interpolates"; continue ;; esac
+    case "$key" in PATH|HOME|IFS|ENV|SHELL|PWD|OLDPWD|CDPATH|PS4|TMPDIR|LD_*|DOCKER_*|HTTP_PROXY|HTTPS_PROXY|NO_PROXY|ALL_PROXY|http_proxy|https_proxy|no_proxy|all_proxy|SSL_CERT_*)
+      echo "skip $key: it would steer docker or the shell on the host"; continue ;; esac
+    val=\${val%"\${val##*[! ]}"}
+    case "$val" in
+      \\"*\\") val=\${val#?}; val=\${val%?} ;;
+      \\'*\\') val=\${val#?}; val=\${val%?} ;;
+      *) case "$val" in *" #"*) val=\${val%% #*} ;; esac; val=\${val%"\${val##*[! ]}"} ;;
+    esac
+    export "$key=$val"
+  done < "$envf"
+fi
+[ -n "$reg" ] && export DOCKER_CONFIG="$cfg"
+"$docker_bin" stack deploy --with-registry-auth --prune --resolve-image never "$@" "$stack" </dev/null || { echo "ERR docker stack deploy failed"; exit 4; }
 `;
 /**
  * Waits until every named service of the stack has converged on its current spec: no update running,
@@ -63337,6 +63356,9 @@ class SwarmRuntime {
         const r = await this.store.exec(['flock', `${this.store.runDir}/step`, ...this.stackArgv(meta)], {
             stdin: this.auth?.password ?? ''
         });
+        for (const l of r.stdout.split('\n'))
+            if (l.startsWith('skip '))
+                this.store.log.warning(`${this.store.label}: .env of ${meta.id}: ${l.slice(5)}`);
         if (r.code !== 0) {
             const text = (r.stdout + '\n' + r.stderr).trim();
             const msg = /ERR (.*)/.exec(text)?.[1] ?? text.split('\n').pop() ?? `exit ${r.code}`;
@@ -63463,10 +63485,14 @@ function readFleetInputs() {
     const ssh = readSshInputs();
     const labels = ssh.targets.map(formatTarget);
     let pending;
+    // all hosts at once the first time; a host whose connection is gone (a lost link) gets a new one
     const connect = async (label) => {
         pending ??= connectHosts(ssh.targets, ssh.options);
         const all = await pending;
-        return all[labels.indexOf(label)];
+        const i = labels.indexOf(label);
+        if (all[i].isOpen?.() === false)
+            [all[i]] = await connectHosts([ssh.targets[i]], ssh.options);
+        return all[i];
     };
     return {
         hosts: labels,
@@ -68624,8 +68650,8 @@ async function startDeployment(opts, plan) {
     };
 }
 
-// EXTERNAL MODULE: ./build/tsc/lib/deploy/index.js + 7 modules
-var deploy = __nccwpck_require__(4278);
+// EXTERNAL MODULE: ./build/tsc/lib/deploy/index.js + 5 modules
+var deploy = __nccwpck_require__(1968);
 // EXTERNAL MODULE: ./build/tsc/lib/compose/validate.js
 var validate = __nccwpck_require__(8098);
 // EXTERNAL MODULE: ./build/tsc/lib/registry/reference.js
@@ -68643,6 +68669,19 @@ class RegistryError extends errors/* UserError */.yo {
         this.status = facts.status;
         this.code = facts.code;
     }
+}
+/**
+ * The registry's answer breaks the protocol or one of the client's limits (a bad digest, an oversized body,
+ * a Location on another scheme, a blob copy past its deadline): asking again would not help, so it is
+ * never retried.
+ */
+class RegistryProtocolError extends RegistryError {
+}
+/** A remote value quoted in a message: JSON-quoted (no control characters) and cut to `max` characters. */
+function quote(value, max = 120) {
+    const s = typeof value === 'string' ? value : value === undefined ? 'undefined' : JSON.stringify(value);
+    const cut = s.length > max ? `${s.slice(0, max)}…` : s;
+    return JSON.stringify(cut);
 }
 function describe(f) {
     return `${f.method} ${f.registry}${f.path} → ${f.status ?? 'no answer'}${f.code ? ` ${f.code}` : ''}${f.detail ? `: ${f.detail}` : ''}`;
@@ -68739,6 +68778,16 @@ function media_isIndex(mediaType) {
 function sha256(bytes) {
     return `sha256:${(0,external_node_crypto_.createHash)('sha256').update(bytes).digest('hex')}`;
 }
+/** The digest of `bytes` in the algorithm of `like` (a valid sha256: or sha512: digest). */
+function digestLike(like, bytes) {
+    const algorithm = like.startsWith('sha512:') ? 'sha512' : 'sha256';
+    return `${algorithm}:${(0,external_node_crypto_.createHash)(algorithm).update(bytes).digest('hex')}`;
+}
+const MEDIA_TYPE = /^[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,126}\/[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,126}$/;
+/** A bare media type (RFC 6838 type/subtype, no parameters): safe to send as a Content-Type. */
+function isMediaType(s) {
+    return MEDIA_TYPE.test(s);
+}
 function parseManifestJson(bytes) {
     return JSON.parse(Buffer.from(bytes).toString('utf8'));
 }
@@ -68782,12 +68831,27 @@ function media_manifestBlobs(bytes) {
  * realm/service/scope token flow of ghcr.io and Docker Hub, one token for every repository in play),
  * manifests by exact bytes, blob HEAD / cross-repository mount / streamed copy, tag listing, and retries
  * with capped, jittered backoff on 5xx, 429 (Retry-After) and dropped connections within a time budget.
+ *
+ * What the registry says is not trusted further than it has to be: credentials go only to the registry's
+ * own origin (and Basic ones to the token realm, for the token request alone), never to another origin a
+ * `Location` or `Link` names; every digest from a response is checked against the OCI grammar before it
+ * is used in a URL or compared; manifests (4 MiB), token answers (1 MiB) and other bodies have size caps,
+ * every request a time limit, and every blob copy an overall deadline (`blobTimeoutMs`).
  * Plain module: no @actions/core.
  */
 
 
 
 const KNOWN_MANIFEST_TYPES = new Set([OCI_INDEX, DOCKER_LIST, OCI_MANIFEST, DOCKER_MANIFEST]);
+const MiB = 1024 * 1024;
+/** the distribution spec's limit on manifests a registry must accept */
+const MANIFEST_LIMIT_BYTES = 4 * MiB;
+const TOKEN_LIMIT_BYTES = 1 * MiB;
+/** any other body read whole (tag lists, upload answers, the /v2/ ping) */
+const BODY_LIMIT_BYTES = 4 * MiB;
+/** an error answer is read for its message only: the rest is dropped */
+const ERROR_BODY_BYTES = 64 * 1024;
+const DIGEST_GRAMMAR = 'sha256: and 64 lowercase hex characters, or sha512: and 128';
 const RETRY_STATUS = new Set([408, 429, 500, 502, 503, 504]);
 const sleep = (ms) => new Promise(r => setTimeout(r, ms));
 /** Parses `Bearer realm="…",service="…",scope="…"` (or Basic …) into its scheme and parameters. */
@@ -68811,6 +68875,14 @@ function retryAfterMs(value, now = Date.now()) {
     const t = Date.parse(value);
     return Number.isNaN(t) ? undefined : Math.max(0, t - now);
 }
+function formatBytes(n) {
+    return n % MiB === 0 ? `${n / MiB} MiB` : n % 1024 === 0 ? `${n / 1024} KiB` : `${n} bytes`;
+}
+function formatMs(ms) {
+    if (ms >= 60_000 && ms % 60_000 === 0)
+        return `${ms / 60_000} min`;
+    return `${Math.round(ms / 100) / 10} s`;
+}
 function causeOf(e) {
     const err = e;
     if (err?.name === 'TimeoutError' || err?.name === 'AbortError')
@@ -68825,6 +68897,8 @@ class RegistryClient {
     password;
     retry;
     timeoutMs;
+    blobTimeoutMs;
+    origin;
     log;
     userAgent;
     challenge;
@@ -68834,6 +68908,7 @@ class RegistryClient {
         this.registry = opts.registry;
         const insecure = opts.insecure ?? (0,registry_reference/* isLoopback */.U9)(opts.registry);
         this.base = `${insecure ? 'http' : 'https'}://${(0,registry_reference/* apiHost */.nz)(opts.registry)}`;
+        this.origin = new URL(this.base).origin;
         this.username = opts.username || undefined;
         this.password = opts.password || undefined;
         this.retry = {
@@ -68844,6 +68919,7 @@ class RegistryClient {
             budgetMs: opts.retry?.budgetMs ?? 120_000
         };
         this.timeoutMs = opts.requestTimeoutMs ?? 60_000;
+        this.blobTimeoutMs = opts.blobTimeoutMs ?? 30 * 60_000;
         this.log = opts.log ?? (() => { });
         this.userAgent = opts.userAgent ?? 'shipline';
     }
@@ -68860,36 +68936,40 @@ class RegistryClient {
     // ---------------------------------------------------------------- manifests
     /** GET a manifest by tag or digest: exact bytes, the digest computed over them, the media type. */
     async getManifest(repository, reference) {
+        const path = this.manifestPath('GET', repository, reference);
+        const facts = { registry: this.registry, method: 'GET', path, repository, reference };
         const res = await this.send({
             method: 'GET',
-            path: `/v2/${repository}/manifests/${reference}`,
+            path,
             repository,
             reference,
             actions: ['pull'],
             headers: { accept: MANIFEST_ACCEPT },
-            ok: [200]
+            ok: [200],
+            limit: {
+                bytes: MANIFEST_LIMIT_BYTES,
+                what: `the manifest ${this.refName(repository, reference)}`,
+                why: "the distribution spec's limit for manifests"
+            }
         });
         const bytes = Buffer.from(await res.arrayBuffer());
         const digest = sha256(bytes);
-        const header = res.headers.get('docker-content-digest');
-        const facts = {
-            registry: this.registry,
-            method: 'GET',
-            path: `/v2/${repository}/manifests/${reference}`,
-            repository,
-            reference
-        };
-        if (header && header.startsWith('sha256:') && header !== digest) {
-            throw new RegistryError(`${this.registry}/${repository}:${reference}: the registry says ${header} but the bytes it sent hash to ${digest}; a proxy may be rewriting manifests.`, facts);
+        const header = this.remoteDigest(res, facts);
+        if (header && digestLike(header, bytes) !== header) {
+            throw new RegistryError(`${this.refName(repository, reference)}: the registry says ${header} but the bytes it sent hash to ${digestLike(header, bytes)}; a proxy may be rewriting manifests.`, facts);
         }
-        if ((0,registry_reference/* isDigest */.Bc)(reference) && reference.startsWith('sha256:') && reference !== digest) {
-            throw new RegistryError(`${this.registry}/${repository}@${reference}: the manifest received hashes to ${digest}; refusing it.`, facts);
+        if ((0,registry_reference/* isDigest */.Bc)(reference) && digestLike(reference, bytes) !== reference) {
+            throw new RegistryError(`${this.registry}/${repository}@${reference}: the manifest received hashes to ${digestLike(reference, bytes)}; refusing it.`, facts);
         }
         const contentType = (res.headers.get('content-type') ?? '').split(';')[0].trim();
         // the registry's Content-Type when it is a manifest type (that is what gets PUT back), else what the body declares
         const mediaType = KNOWN_MANIFEST_TYPES.has(contentType)
             ? contentType
             : (declaredMediaType(bytes) ?? contentType);
+        if (mediaType && !isMediaType(mediaType)) {
+            throw new RegistryProtocolError(`${this.refName(repository, reference)}: the manifest's media type ${quote(mediaType)} is not a media type; refusing it.`, facts);
+        }
+        this.checkDescriptors(bytes, mediaType, facts);
         return { digest, mediaType, size: bytes.length, bytes };
     }
     /** Resolves a tag or digest to the manifest's digest (plus its bytes, read once). */
@@ -68898,9 +68978,10 @@ class RegistryClient {
     }
     /** HEAD a manifest: its digest, media type and size, or null when the tag or digest does not exist. */
     async headManifest(repository, reference) {
+        const path = this.manifestPath('HEAD', repository, reference);
         const res = await this.send({
             method: 'HEAD',
-            path: `/v2/${repository}/manifests/${reference}`,
+            path,
             repository,
             reference,
             actions: ['pull'],
@@ -68910,24 +68991,29 @@ class RegistryClient {
         });
         if (res.status === 404)
             return null;
-        const digest = res.headers.get('docker-content-digest');
-        if (!digest) {
-            // a registry that does not say the digest on HEAD: read the bytes
+        const digest = this.remoteDigest(res, {
+            registry: this.registry,
+            method: 'HEAD',
+            path,
+            repository,
+            reference
+        });
+        const mediaType = (res.headers.get('content-type') ?? '').split(';')[0].trim();
+        const length = res.headers.get('content-length') ?? '';
+        if (!digest || (mediaType && !isMediaType(mediaType))) {
+            // a registry that does not say the digest (or a usable media type) on HEAD: read the bytes
             const m = await this.getManifest(repository, reference);
             return { digest: m.digest, mediaType: m.mediaType, size: m.size };
         }
-        return {
-            digest,
-            mediaType: (res.headers.get('content-type') ?? '').split(';')[0].trim(),
-            size: Number(res.headers.get('content-length') ?? 0)
-        };
+        return { digest, mediaType, size: /^\d{1,15}$/.test(length) ? Number(length) : 0 };
     }
     /** PUT the exact bytes under a tag or digest with the exact Content-Type; returns the digest. */
     async putManifest(repository, reference, bytes, mediaType) {
         const digest = sha256(bytes);
+        const path = this.manifestPath('PUT', repository, reference);
         const res = await this.send({
             method: 'PUT',
-            path: `/v2/${repository}/manifests/${reference}`,
+            path,
             repository,
             reference,
             actions: ['pull', 'push'],
@@ -68936,20 +69022,19 @@ class RegistryClient {
             ok: [201, 200, 202]
         });
         await this.drain(res);
-        const answered = res.headers.get('docker-content-digest');
-        if (answered && answered !== digest) {
-            throw new RegistryError(`${this.registry}/${repository}:${reference}: the registry stored ${answered} for a manifest whose digest is ${digest}; it rewrote the manifest.`, {
-                registry: this.registry,
-                method: 'PUT',
-                path: `/v2/${repository}/manifests/${reference}`,
-                repository,
-                reference
-            });
+        const facts = { registry: this.registry, method: 'PUT', path, repository, reference };
+        const answered = this.remoteDigest(res, facts);
+        if (answered && answered !== digestLike(answered, bytes)) {
+            throw new RegistryError(`${this.refName(repository, reference)}: the registry stored ${answered} for a manifest whose digest is ${digestLike(answered, bytes)}; it rewrote the manifest.`, facts);
         }
         return digest;
     }
     // ---------------------------------------------------------------- blobs
     async blobExists(repository, digest) {
+        return this.blobExistsWithin(repository, digest);
+    }
+    async blobExistsWithin(repository, digest, deadline) {
+        this.checkBlobArgs('HEAD', repository, digest);
         const res = await this.send({
             method: 'HEAD',
             path: `/v2/${repository}/blobs/${digest}`,
@@ -68957,7 +69042,8 @@ class RegistryClient {
             reference: digest,
             actions: ['pull'],
             ok: [200],
-            pass: [404]
+            pass: [404],
+            deadline
         });
         return res.status === 200;
     }
@@ -68966,6 +69052,7 @@ class RegistryClient {
      * in which case the upload session it opened is cancelled.
      */
     async mountBlob(fromRepository, toRepository, digest) {
+        this.checkBlobArgs('POST', fromRepository, digest);
         const location = await this.tryMount(fromRepository, toRepository, digest);
         if (location === true)
             return true;
@@ -68974,47 +69061,197 @@ class RegistryClient {
     }
     /** Mounts a blob, or copies it (streamed, retried) when the registry will not mount it. */
     async copyBlob(fromRepository, toRepository, digest, size) {
+        this.checkBlobArgs('GET', fromRepository, digest);
+        this.checkBlobArgs('POST', toRepository, digest);
+        if (size !== undefined && !(Number.isSafeInteger(size) && size >= 0)) {
+            throw new RegistryProtocolError(`blob ${digest} of ${this.registry}/${fromRepository}: its size ${quote(size)} is not a byte count; refusing to copy it.`, this.blobFacts('GET', fromRepository, digest));
+        }
         if (fromRepository === toRepository)
             return 'present';
-        const location = await this.tryMount(fromRepository, toRepository, digest);
+        const deadline = this.deadline(`copying blob ${digest} from ${this.registry}/${fromRepository} to ${this.registry}/${toRepository}`, this.blobFacts('PUT', toRepository, digest));
+        const location = await this.tryMount(fromRepository, toRepository, digest, deadline);
         if (location === true)
             return 'mounted';
-        if (await this.blobExists(toRepository, digest)) {
+        if (await this.blobExistsWithin(toRepository, digest, deadline)) {
             await this.cancelUpload(location, toRepository);
             return 'present';
         }
-        await this.streamCopy(fromRepository, toRepository, digest, size, location);
+        await this.streamCopy(fromRepository, toRepository, digest, size, location, deadline);
         return 'uploaded';
     }
     /** Uploads a blob from memory (POST, then PUT ?digest= with the body; restarted on failure); a no-op when it exists. */
     async uploadBlob(repository, digest, data) {
-        if (await this.blobExists(repository, digest))
+        this.checkBlobArgs('POST', repository, digest);
+        const deadline = this.deadline(`uploading blob ${digest} to ${this.registry}/${repository}`, this.blobFacts('PUT', repository, digest));
+        if (await this.blobExistsWithin(repository, digest, deadline))
             return;
-        await this.uploadWithRestarts(repository, digest, undefined, location => this.finishUpload(location, repository, digest, data));
+        await this.uploadWithRestarts(repository, digest, undefined, deadline, location => this.finishUpload(location, repository, digest, deadline, data));
     }
     async listTags(repository) {
+        this.checkRepository('GET', repository, `/v2/${repository}/tags/list`);
         const tags = [];
+        const seen = new Set();
         let next = `${this.base}/v2/${repository}/tags/list?n=1000`;
         for (let page = 0; next && page < 1000; page++) {
+            seen.add(next);
+            const path = new URL(next).pathname;
+            const facts = { registry: this.registry, method: 'GET', path, repository };
             const res = await this.send({
                 method: 'GET',
-                path: new URL(next).pathname,
+                path,
                 url: next,
                 repository,
                 actions: ['pull'],
-                ok: [200]
+                ok: [200],
+                limit: {
+                    bytes: BODY_LIMIT_BYTES,
+                    what: `the tag list of ${this.registry}/${repository}`,
+                    why: 'the limit for one page of tags'
+                }
             });
             const text = await res.text();
-            const body = JSON.parse(text);
-            tags.push(...(body.tags ?? []));
+            let body;
+            try {
+                body = JSON.parse(text);
+            }
+            catch {
+                throw new RegistryProtocolError(`${this.registry}/${repository}: the tag list is not JSON (${quote(text, 60)}); refusing it.`, { ...facts, status: res.status });
+            }
+            const page = body?.tags ?? [];
+            if (!Array.isArray(page) || page.some(t => typeof t !== 'string' || !(0,registry_reference/* isTag */.dz)(t))) {
+                throw new RegistryProtocolError(`${this.registry}/${repository}: the tag list holds ${quote(page)}, which is not a list of tags; refusing it.`, { ...facts, status: res.status });
+            }
+            tags.push(...page);
             const link = /<([^>]+)>\s*;\s*rel="?next"?/.exec(res.headers.get('link') ?? '');
-            next = link ? new URL(link[1], this.base).toString() : undefined;
+            next = link ? this.remoteUrl(link[1], next, 'Link', facts) : undefined;
+            if (next && seen.has(next)) {
+                throw new RegistryProtocolError(`${this.registry}/${repository}: the tag list's Link header leads back to a page already read (${quote(next)}); refusing to loop.`, facts);
+            }
         }
         return tags;
     }
+    // ---------------------------------------------------------------- checks on what the registry says
+    refName(repository, reference) {
+        return `${this.registry}/${repository}${(0,registry_reference/* isDigest */.Bc)(reference) ? '@' : ':'}${reference}`;
+    }
+    blobFacts(method, repository, digest) {
+        return {
+            registry: this.registry,
+            method,
+            path: `/v2/${repository}/blobs/${digest}`,
+            repository,
+            reference: digest
+        };
+    }
+    /** A repository name goes into URL paths: it must be one by the distribution grammar. */
+    checkRepository(method, repository, path) {
+        if (!(0,registry_reference/* isRepository */.Z6)(repository)) {
+            throw new RegistryProtocolError(`${this.registry}: ${quote(repository)} is not a repository name (lowercase path components of letters and digits, separated by '.', '_', '__' or '-'); refusing to use it in a request.`, { registry: this.registry, method, path, repository });
+        }
+    }
+    /** `/v2/<repository>/manifests/<reference>`, once both are known to be safe in a URL path. */
+    manifestPath(method, repository, reference) {
+        const path = `/v2/${repository}/manifests/${reference}`;
+        this.checkRepository(method, repository, path);
+        if (!(0,registry_reference/* isTag */.dz)(reference) && !(0,registry_reference/* isDigest */.Bc)(reference)) {
+            throw new RegistryProtocolError(`${this.registry}/${repository}: ${quote(reference)} is neither a tag nor a digest (${DIGEST_GRAMMAR}); refusing to use it in a request.`, { registry: this.registry, method, path, repository, reference });
+        }
+        return path;
+    }
+    checkBlobArgs(method, repository, digest) {
+        this.checkRepository(method, repository, `/v2/${repository}/blobs/`);
+        if (typeof digest !== 'string' || !(0,registry_reference/* isDigest */.Bc)(digest)) {
+            throw new RegistryProtocolError(`${this.registry}/${repository}: the blob digest ${quote(digest)} is not a digest (${DIGEST_GRAMMAR}); refusing to use it in a request.`, { registry: this.registry, method, path: `/v2/${repository}/blobs/`, repository });
+        }
+    }
+    /** The Docker-Content-Digest of an answer: undefined when absent; a clear error when it is not a digest. */
+    remoteDigest(res, facts) {
+        const header = res.headers.get('docker-content-digest')?.trim();
+        if (!header)
+            return undefined;
+        if (!(0,registry_reference/* isDigest */.Bc)(header)) {
+            throw new RegistryProtocolError(`${this.registry}/${facts.repository ?? ''}: the registry answered ${facts.method} ${facts.path} with the Docker-Content-Digest ${quote(header)}, which is not a digest (${DIGEST_GRAMMAR}); refusing it.`, { ...facts, status: res.status });
+        }
+        return header;
+    }
+    /**
+     * Every descriptor of a manifest or index (config, layers, blobs, child manifests, subject) must carry a
+     * digest by the OCI grammar and, when it says one, a byte count: these digests become request paths
+     * (a child PUT by digest, a blob mount) and comparisons.
+     */
+    checkDescriptors(bytes, mediaType, facts) {
+        const where = this.refName(facts.repository ?? '', facts.reference ?? '');
+        let m;
+        try {
+            m = JSON.parse(bytes.toString('utf8'));
+        }
+        catch {
+            if (KNOWN_MANIFEST_TYPES.has(mediaType))
+                throw new RegistryProtocolError(`${where}: the ${mediaType} manifest is not JSON; refusing it.`, facts);
+            return;
+        }
+        if (!m || typeof m !== 'object') {
+            if (KNOWN_MANIFEST_TYPES.has(mediaType))
+                throw new RegistryProtocolError(`${where}: the manifest is not a JSON object; refusing it.`, facts);
+            return;
+        }
+        const fields = [
+            ['config', m.config],
+            ['subject', m.subject]
+        ];
+        for (const list of ['layers', 'blobs', 'manifests']) {
+            const v = m[list];
+            if (v === undefined)
+                continue;
+            if (!Array.isArray(v))
+                throw new RegistryProtocolError(`${where}: the manifest's ${list} is not a list; refusing it.`, facts);
+            v.forEach((d, i) => fields.push([`${list}[${i}]`, d]));
+        }
+        for (const [field, d] of fields) {
+            if (d === undefined)
+                continue;
+            const desc = d;
+            if (!desc || typeof desc !== 'object' || typeof desc.digest !== 'string' || !(0,registry_reference/* isDigest */.Bc)(desc.digest)) {
+                throw new RegistryProtocolError(`${where}: the manifest's ${field} has the digest ${quote(desc?.digest)}, which is not a digest (${DIGEST_GRAMMAR}); refusing to use it.`, facts);
+            }
+            if (desc.size !== undefined && !(Number.isSafeInteger(desc.size) && desc.size >= 0)) {
+                throw new RegistryProtocolError(`${where}: the manifest's ${field} (${desc.digest}) has the size ${quote(desc.size)}, which is not a byte count; refusing it.`, facts);
+            }
+        }
+    }
+    /**
+     * A URL the registry hands us (an upload Location, a Link to the next page, the token realm), resolved
+     * against the URL it came with: http(s) only, and no plain http from a registry spoken to over https
+     * (except to loopback).
+     */
+    remoteUrl(raw, relativeTo, header, facts) {
+        let u;
+        try {
+            u = new URL(raw.trim(), relativeTo);
+        }
+        catch {
+            throw new RegistryProtocolError(`${this.registry} answered ${facts.method} ${facts.path} with a ${header} that is not a URL (${quote(raw)}); refusing to follow it.`, facts);
+        }
+        const secure = this.base.startsWith('https:');
+        if ((u.protocol !== 'http:' && u.protocol !== 'https:') ||
+            (u.protocol === 'http:' && secure && !(0,registry_reference/* isLoopback */.U9)(u.host)) ||
+            u.username ||
+            u.password) {
+            throw new RegistryProtocolError(`${this.registry} answered ${facts.method} ${facts.path} with a ${header} ${quote(u.protocol === 'http:' || u.protocol === 'https:' ? u.origin + u.pathname : raw)} that shipline does not follow (only https, or http to loopback, without user info); refusing it.`, facts);
+        }
+        return u.toString();
+    }
+    /** A deadline of blobTimeoutMs for one blob copy or upload (every request in it, restarts included). */
+    deadline(what, facts) {
+        const ms = this.blobTimeoutMs;
+        return {
+            signal: AbortSignal.timeout(ms),
+            error: () => new RegistryProtocolError(`${what} did not finish within ${formatMs(ms)} (the blob time limit): the registry is stalled or too slow; run the job again, or allow more time.`, facts)
+        };
+    }
     // ---------------------------------------------------------------- blob internals
     /** true when mounted, else the upload Location the registry opened instead. */
-    async tryMount(fromRepository, toRepository, digest) {
+    async tryMount(fromRepository, toRepository, digest, deadline) {
         this.authorize(fromRepository, ['pull']);
         const path = `/v2/${toRepository}/blobs/uploads/?mount=${encodeURIComponent(digest)}&from=${encodeURIComponent(fromRepository)}`;
         const res = await this.send({
@@ -69023,27 +69260,31 @@ class RegistryClient {
             repository: toRepository,
             reference: digest,
             actions: ['pull', 'push'],
-            ok: [201, 202]
+            ok: [201, 202],
+            deadline
         });
         await this.drain(res);
         if (res.status === 201) {
             this.stats.mounts++;
             return true;
         }
-        return this.location(res, toRepository);
+        return this.location(res, toRepository, `${this.base}${path}`);
     }
-    async startUpload(repository) {
+    async startUpload(repository, deadline) {
+        const path = `/v2/${repository}/blobs/uploads/`;
         const res = await this.send({
             method: 'POST',
-            path: `/v2/${repository}/blobs/uploads/`,
+            path,
             repository,
             actions: ['pull', 'push'],
-            ok: [202]
+            ok: [202],
+            deadline
         });
         await this.drain(res);
-        return this.location(res, repository);
+        return this.location(res, repository, `${this.base}${path}`);
     }
-    location(res, repository) {
+    /** The upload Location of an answer, resolved against the URL of the request that got it. */
+    location(res, repository, requestUrl) {
         const loc = res.headers.get('location');
         if (!loc) {
             throw new RegistryError(`${this.registry} opened an upload for ${repository} without a Location header; it is not an OCI registry.`, {
@@ -69053,14 +69294,21 @@ class RegistryClient {
                 status: res.status
             });
         }
-        return new URL(loc, this.base).toString();
+        return this.remoteUrl(loc, requestUrl, 'Location', {
+            registry: this.registry,
+            method: 'POST',
+            path: `/v2/${repository}/blobs/uploads/`,
+            repository,
+            status: res.status
+        });
     }
     withDigest(location, digest) {
         const u = new URL(location);
         u.searchParams.set('digest', digest);
         return u.toString();
     }
-    async cancelUpload(location, repository) {
+    /** Best effort: a session left open expires on the registry. `quick` after a deadline: 5 s at most. */
+    async cancelUpload(location, repository, quick = false) {
         try {
             const res = await this.send({
                 method: 'DELETE',
@@ -69070,7 +69318,8 @@ class RegistryClient {
                 actions: ['pull', 'push'],
                 ok: [200, 202, 204],
                 pass: [404, 405],
-                noRetry: true
+                noRetry: true,
+                ...(quick ? { timeoutMs: Math.min(this.timeoutMs, 5000) } : {})
             });
             await this.drain(res);
         }
@@ -69083,17 +69332,27 @@ class RegistryClient {
      * worth retrying (dropped connection, 408/429/5xx), within the attempt and time budget. `upload` gets the
      * session's Location and must finish the blob (PUT ?digest=).
      */
-    async uploadWithRestarts(to, digest, firstLocation, upload) {
+    async uploadWithRestarts(to, digest, firstLocation, deadline, upload) {
         const started = Date.now();
         let location = firstLocation;
         for (let attempt = 1;; attempt++) {
             try {
-                location ??= await this.startUpload(to);
+                location ??= await this.startUpload(to, deadline);
                 await upload(location);
                 this.stats.uploads++;
                 return;
             }
             catch (e) {
+                if (deadline.signal.aborted) {
+                    if (location)
+                        await this.cancelUpload(location, to, true);
+                    throw deadline.error();
+                }
+                if (e instanceof RegistryProtocolError) {
+                    if (location)
+                        await this.cancelUpload(location, to);
+                    throw e;
+                }
                 if (e instanceof RegistryError && e.status !== undefined && !RETRY_STATUS.has(e.status))
                     throw e;
                 const elapsed = Date.now() - started;
@@ -69118,7 +69377,7 @@ class RegistryClient {
         }
     }
     /** Closes an upload session with PUT ?digest= (a body only for monolithic uploads). */
-    async finishUpload(location, to, digest, body) {
+    async finishUpload(location, to, digest, deadline, body) {
         const url = this.withDigest(location, digest);
         const res = await this.send({
             method: 'PUT',
@@ -69130,7 +69389,8 @@ class RegistryClient {
             headers: body ? { 'content-type': 'application/octet-stream' } : { 'content-length': '0' },
             body,
             ok: [201, 204],
-            noRetry: true
+            noRetry: true,
+            deadline
         });
         await this.drain(res);
     }
@@ -69138,8 +69398,8 @@ class RegistryClient {
      * Streams a blob from one repository into another: GET (streamed) → PATCH into the upload session →
      * PUT ?digest= to close it; restarted from scratch on failure.
      */
-    async streamCopy(from, to, digest, size, firstLocation) {
-        await this.uploadWithRestarts(to, digest, firstLocation, async (location) => {
+    async streamCopy(from, to, digest, size, firstLocation, deadline) {
+        await this.uploadWithRestarts(to, digest, firstLocation, deadline, async (location) => {
             const src = await this.send({
                 method: 'GET',
                 path: `/v2/${from}/blobs/${digest}`,
@@ -69147,21 +69407,28 @@ class RegistryClient {
                 reference: digest,
                 actions: ['pull'],
                 ok: [200],
-                stream: true
+                stream: true,
+                deadline
             });
             if (!src.body)
                 throw new Error('empty blob body');
+            const declared = src.headers.get('content-length') ?? '';
+            const length = size ?? (/^\d{1,15}$/.test(declared) ? Number(declared) : undefined);
             let moved = 0;
             // web streams carry a source error through to the upload (node's pipe() would leave it hanging)
             const body = src.body.pipeThrough(new TransformStream({
                 transform: (chunk, ctl) => {
                     moved += chunk.length;
+                    // a source that sends more than the blob's size is cut off there, not read on
+                    if (length !== undefined && moved > length) {
+                        ctl.error(new Error(`the source sent more than the ${length} bytes of blob ${digest}`));
+                        return;
+                    }
                     this.stats.bytesIn += chunk.length;
                     this.stats.bytesOut += chunk.length;
                     ctl.enqueue(chunk);
                 }
             }));
-            const length = size ?? (Number(src.headers.get('content-length')) || undefined);
             const patch = await this.send({
                 method: 'PATCH',
                 path: new URL(location).pathname,
@@ -69175,12 +69442,13 @@ class RegistryClient {
                 },
                 streamBody: body,
                 ok: [202, 204],
-                noRetry: true
+                noRetry: true,
+                deadline
             });
             await this.drain(patch);
             if (length !== undefined && moved !== length)
                 throw new Error(`copied ${moved} of ${length} bytes`);
-            await this.finishUpload(this.location(patch, to), to, digest);
+            await this.finishUpload(this.location(patch, to, location), to, digest, deadline);
         });
     }
     // ---------------------------------------------------------------- HTTP, auth, retries
@@ -69188,10 +69456,16 @@ class RegistryClient {
         const d = Math.min(this.retry.maxDelayMs, this.retry.baseDelayMs * 2 ** (attempt - 1));
         return Math.round(d / 2 + (Math.random() * d) / 2);
     }
-    /** Reads a response body to the end (counted) and hands back an equivalent, already-read response. */
-    async buffered(res) {
-        const buf = res.body ? Buffer.from(await res.arrayBuffer()) : undefined;
-        this.stats.bytesIn += buf?.length ?? 0;
+    /**
+     * Reads a response body to the end (counted) and hands back an equivalent, already-read response.
+     * A success body larger than `limit` is refused (by its Content-Length before reading, else once that
+     * many bytes came); an error body is read for its first 64 KiB only (it is only quoted in a message).
+     */
+    async buffered(res, limit, facts) {
+        const success = res.status >= 200 && res.status < 300;
+        const buf = res.body
+            ? await this.readCapped(res, success ? limit.bytes : ERROR_BODY_BYTES, !success, () => this.tooLarge(limit, facts, res.status))
+            : undefined;
         const nullBody = [101, 204, 205, 304].includes(res.status);
         return new Response(nullBody ? null : buf, {
             status: res.status,
@@ -69199,31 +69473,70 @@ class RegistryClient {
             headers: res.headers
         });
     }
-    /** Discards a streamed response's body (buffered ones were counted when read). */
+    tooLarge(limit, facts, status) {
+        return new RegistryProtocolError(`${limit.what} is larger than ${formatBytes(limit.bytes)}, ${limit.why}; refusing to read it (${facts.method} ${facts.path}).`, { ...facts, status });
+    }
+    /** At most `limit` bytes of a body: past it, the rest is dropped (`truncate`) or `tooLarge()` is thrown. */
+    async readCapped(res, limit, truncate, tooLarge) {
+        const declared = res.headers.get('content-length') ?? '';
+        if (!truncate && /^\d+$/.test(declared) && Number(declared) > limit) {
+            await res.body?.cancel().catch(() => undefined);
+            throw tooLarge();
+        }
+        const reader = res.body.getReader();
+        const chunks = [];
+        let total = 0;
+        for (;;) {
+            const { done, value } = await reader.read();
+            if (done)
+                break;
+            this.stats.bytesIn += value.length;
+            if (total + value.length > limit) {
+                await reader.cancel().catch(() => undefined);
+                if (!truncate)
+                    throw tooLarge();
+                chunks.push(value.subarray(0, limit - total));
+                total = limit;
+                break;
+            }
+            chunks.push(value);
+            total += value.length;
+        }
+        return Buffer.concat(chunks, total);
+    }
+    /** Discards a response's body: a buffered one is already read, a streamed one is cancelled, not read on. */
     async drain(res) {
         if (res.bodyUsed || !res.body)
             return;
-        await res.arrayBuffer();
+        await res.body.cancel().catch(() => undefined);
     }
     /**
      * Runs one request until it gets an answer that is not worth retrying: network errors, 408/429/5xx are
      * retried with capped, jittered backoff (Retry-After honoured up to a cap) within the attempt and time
      * budget. Returns that answer; throws a mapped error when the budget is spent.
      */
-    async fetchRetrying(facts, doFetch, { noRetry = false, buffer = true } = {}) {
+    async fetchRetrying(facts, doFetch, { noRetry = false, buffer = true, limit = {
+        bytes: BODY_LIMIT_BYTES,
+        what: `the answer of ${facts.registry} to ${facts.method} ${facts.path}`,
+        why: 'the limit for registry answers'
+    }, deadline } = {}) {
         const started = Date.now();
         for (let attempt = 1;; attempt++) {
             let res;
             try {
+                if (deadline?.signal.aborted)
+                    throw deadline.error();
                 this.stats.requests++;
                 res = await doFetch();
                 // the body is read here, so a connection cut off halfway through it is retried like any other drop
                 if (buffer)
-                    res = await this.buffered(res);
+                    res = await this.buffered(res, limit, facts);
             }
             catch (e) {
                 if (e instanceof RegistryError)
                     throw e;
+                if (deadline?.signal.aborted)
+                    throw deadline.error();
                 const elapsed = Date.now() - started;
                 if (noRetry)
                     throw e;
@@ -69242,7 +69555,7 @@ class RegistryClient {
             if (!noRetry && RETRY_STATUS.has(res.status)) {
                 const after = retryAfterMs(res.headers.get('retry-after'));
                 const wait = after !== undefined ? Math.min(after, this.retry.maxRetryAfterMs) : this.backoff(attempt);
-                if (attempt < this.retry.attempts && elapsed + wait <= this.retry.budgetMs) {
+                if (attempt < this.retry.attempts && elapsed + wait <= this.retry.budgetMs && !deadline?.signal.aborted) {
                     if (!buffer)
                         await this.drain(res);
                     this.stats.retries++;
@@ -69258,6 +69571,21 @@ class RegistryClient {
     async send(o) {
         if (o.repository && o.actions)
             this.authorize(o.repository, o.actions);
+        const url = o.url ?? this.base + o.path;
+        // credentials are for the registry itself: another origin (an upload Location or a Link on a storage
+        // host, a CDN, anyone) gets the request without them
+        const own = new URL(url).origin === this.origin;
+        // a streamed body (either way) has no request time limit of its own, only the blob deadline
+        const deadline = o.deadline ??
+            (o.stream || o.streamBody
+                ? this.deadline(`${o.method} ${url}`, {
+                    registry: this.registry,
+                    method: o.method,
+                    path: o.path,
+                    repository: o.repository,
+                    reference: o.reference
+                })
+                : undefined);
         const facts = {
             registry: this.registry,
             method: o.method,
@@ -69268,7 +69596,7 @@ class RegistryClient {
         };
         for (let round = 1;; round++) {
             const { res, attempts, elapsed } = await this.fetchRetrying(facts, async () => {
-                const authorization = await this.authorization(facts);
+                const authorization = own ? await this.authorization(facts) : undefined;
                 const headers = { 'user-agent': this.userAgent, ...o.headers };
                 if (authorization)
                     headers.authorization = authorization;
@@ -69277,26 +69605,30 @@ class RegistryClient {
                     init.body = o.streamBody;
                     init.duplex = 'half';
                 }
-                else {
-                    if (o.body) {
-                        init.body = o.body;
-                        this.stats.bytesOut += o.body.length;
-                    }
-                    if (!o.stream)
-                        init.signal = AbortSignal.timeout(this.timeoutMs);
+                else if (o.body) {
+                    init.body = o.body;
+                    this.stats.bytesOut += o.body.length;
                 }
-                this.log(`${o.method} ${o.url ?? this.base + o.path}`);
-                return fetch(o.url ?? this.base + o.path, init);
-            }, { noRetry: o.noRetry || !!o.streamBody, buffer: !o.stream });
+                const timeout = o.stream || o.streamBody ? undefined : AbortSignal.timeout(o.timeoutMs ?? this.timeoutMs);
+                const signals = [timeout, deadline?.signal].filter((s) => !!s);
+                init.signal = signals.length > 1 ? AbortSignal.any(signals) : signals[0];
+                this.log(`${o.method} ${url}${own ? '' : ' (another origin: without credentials)'}`);
+                return fetch(url, init);
+            }, { noRetry: o.noRetry || !!o.streamBody, buffer: !o.stream, limit: o.limit, deadline });
             if (o.ok.includes(res.status) || o.pass?.includes(res.status))
                 return res;
             const challenge = parseChallenge(res.headers.get('www-authenticate'));
             if (res.status === 401 &&
                 round === 1 &&
+                own &&
                 !o.streamBody &&
                 (await this.reauthorize(res, challenge, facts)))
                 continue;
-            const text = o.method === 'HEAD' ? '' : await res.text().catch(() => '');
+            const text = o.method === 'HEAD'
+                ? ''
+                : o.stream && res.body
+                    ? (await this.readCapped(res, ERROR_BODY_BYTES, true, () => undefined).catch(() => Buffer.alloc(0))).toString('utf8')
+                    : await res.text().catch(() => '');
             // a valid token without the rights asked for is a 403 in substance (ghcr.io, distribution)
             const status = res.status === 401 && challenge?.params.error === 'insufficient_scope' ? 403 : res.status;
             throw httpError({ ...facts, ...parseErrorBody(text), status }, attempts, elapsed);
@@ -69313,8 +69645,10 @@ class RegistryClient {
             return { scheme: 'none' };
         if (res.status === 401) {
             const c = parseChallenge(res.headers.get('www-authenticate'));
-            if (c?.scheme === 'bearer' && c.params.realm)
-                return { scheme: 'bearer', realm: c.params.realm, service: c.params.service };
+            if (c?.scheme === 'bearer' && c.params.realm) {
+                const realm = this.remoteUrl(c.params.realm, `${this.base}/v2/`, 'token realm', { ...facts, status: 401 });
+                return { scheme: 'bearer', realm, service: c.params.service };
+            }
             if (c?.scheme === 'basic')
                 return { scheme: 'basic' };
             throw new RegistryError(`${this.registry} asks for an authentication scheme shipline does not speak ('${res.headers.get('www-authenticate')}').`, {
@@ -69385,10 +69719,10 @@ class RegistryClient {
     async reauthorize(res, c, facts) {
         if (c?.scheme !== 'bearer')
             return false;
-        await res.arrayBuffer().catch(() => undefined);
+        await this.drain(res);
         for (const scope of (c.params.scope ?? '').split(' ')) {
             const m = /^repository:(.+):([a-z,*]+)$/.exec(scope);
-            if (m)
+            if (m && (0,registry_reference/* isRepository */.Z6)(m[1]))
                 this.authorize(m[1], m[2].split(',').filter((a) => a === 'pull' || a === 'push'));
         }
         this.tokens.delete(this.scopeList().join(' '));
@@ -69407,17 +69741,35 @@ class RegistryClient {
             headers.authorization = basic;
         this.log(`token: GET ${url.origin}${url.pathname} scopes ${scopes.join(' ') || '(none)'}`);
         const tokenFacts = { ...facts, method: 'GET', path: `${url.pathname} (token service ${url.host})` };
-        const { res, attempts, elapsed } = await this.fetchRetrying(tokenFacts, () => fetch(url, { headers, signal: AbortSignal.timeout(this.timeoutMs) }));
+        const { res, attempts, elapsed } = await this.fetchRetrying(tokenFacts, () => fetch(url, { headers, signal: AbortSignal.timeout(this.timeoutMs) }), {
+            limit: {
+                bytes: TOKEN_LIMIT_BYTES,
+                what: `the token answer of ${url.origin} (the token service of ${this.registry})`,
+                why: 'the limit for token answers'
+            }
+        });
         const text = await res.text().catch(() => '');
         if (res.status === 200) {
-            const body = JSON.parse(text);
-            const token = body.token ?? body.access_token;
+            let body;
+            try {
+                body = JSON.parse(text);
+            }
+            catch {
+                throw new RegistryProtocolError(`the token service of ${this.registry} (${url.origin}) answered with something that is not JSON (${quote(text, 60)}).`, { ...tokenFacts, status: 200 });
+            }
+            const token = body?.token ?? body?.access_token;
             if (!token)
                 throw new RegistryError(`the token service of ${this.registry} answered without a token.`, {
                     ...facts,
                     status: 200
                 });
-            return { token, expires: Date.now() + (body.expires_in ?? 60) * 1000 };
+            // the token goes into an Authorization header: visible ASCII only (token68 and JWTs are)
+            if (typeof token !== 'string' || !/^[\x21-\x7e]{1,65536}$/.test(token))
+                throw new RegistryProtocolError(`the token service of ${this.registry} (${url.origin}) answered with a token that cannot go in an Authorization header (not visible ASCII); refusing it.`, { ...tokenFacts, status: 200 });
+            const lifetime = typeof body.expires_in === 'number' && Number.isFinite(body.expires_in) && body.expires_in > 0
+                ? Math.min(body.expires_in, 24 * 3600)
+                : 60;
+            return { token, expires: Date.now() + lifetime * 1000 };
         }
         // a refused token request is about the credentials (or their rights on these repositories)
         throw httpError({ ...facts, status: res.status, ...parseErrorBody(text) }, attempts, elapsed);
@@ -69447,11 +69799,21 @@ async function mapLimit(items, limit, fn) {
     await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
     return out;
 }
+/** One platform word from the remote index, made safe for log lines and outputs (no control characters, no '::'). */
+function platformWord(v) {
+    if (v === undefined || v === null || v === '')
+        return undefined;
+    if (typeof v !== 'string' || !/^[A-Za-z0-9._+-]{1,64}$/.test(v))
+        return 'invalid';
+    return v;
+}
 function platformOf(d) {
     const p = d.platform;
-    if (!p)
+    if (!p || typeof p !== 'object')
         return 'unknown';
-    return [p.os ?? 'unknown', p.architecture ?? 'unknown', p.variant].filter(Boolean).join('/');
+    return [platformWord(p.os) ?? 'unknown', platformWord(p.architecture) ?? 'unknown', platformWord(p.variant)]
+        .filter(Boolean)
+        .join('/');
 }
 /** Validates to-tags and from before anything talks to the registry. */
 function checkPromoteInputs(from, toTags) {
@@ -69607,12 +69969,16 @@ async function promote(o) {
 
 
 
+// EXTERNAL MODULE: ./build/tsc/lib/deploy/release.js + 1 modules
+var release = __nccwpck_require__(7008);
 ;// CONCATENATED MODULE: ./build/tsc/action/deploy-step.js
 /**
  * The deploy step shared by deploy-ssh and ship: reads deploy-ssh's inputs, pins images through the
  * registry, deploys the release over the fleet, records a GitHub Deployment, sets the deploy outputs and
  * writes the summary. The caller decides when the step has failed and finishes the Deployment record.
  */
+
+
 
 
 
@@ -69637,16 +70003,19 @@ async function deployStep(opts = {}) {
     }
     const fleet = (0,deploy_inputs/* readFleetInputs */.OP)();
     const images = inputs/* list */.p_('images', { commas: false });
-    const firstRegistry = images.length ? [...(0,validate/* parseImagesInput */.M)(images).values()][0].registry : undefined;
-    const reg = (0,deploy_inputs/* readRegistryInputs */.rS)(firstRegistry);
+    const refs = [...(0,validate/* parseImagesInput */.M)(images).values()];
+    const raw = (0,deploy_inputs/* readRegistryInputs */.rS)();
+    // credentials go only to the registry they are for; refused when that is ambiguous
+    const scope = (0,release/* credentialRegistry */.Ty)({ registry: raw.registry, password: raw.password, images: refs });
+    const reg = (0,deploy_inputs/* readRegistryInputs */.rS)(scope);
     const dep = (0,deploy_inputs/* readDeploymentInputs */.r0)();
     const facts = (0,deploy_inputs/* runFacts */.pI)();
     const version = inputs/* str */.gx('version', facts.sha ?? '');
     const workspace = process.env.GITHUB_WORKSPACE || process.cwd();
     const clients = new Map();
     const resolveDigest = async (ref) => {
-        // credentials only go to the registry they are for
-        const mine = reg.password && (!reg.registry || reg.registry === ref.registry);
+        // credentials only go to the registry they are for; the others are asked anonymously
+        const mine = !!reg.password && scope === ref.registry;
         let c = clients.get(ref.registry);
         if (!c) {
             c = new RegistryClient({
@@ -69655,8 +70024,15 @@ async function deployStep(opts = {}) {
             });
             clients.set(ref.registry, c);
         }
-        const m = await c.resolve(ref.repository, ref.tag ?? 'latest');
-        return m.digest;
+        try {
+            const m = await c.resolve(ref.repository, ref.tag ?? 'latest');
+            return m.digest;
+        }
+        catch (e) {
+            if (!mine && e instanceof RegistryError && (e.status === 401 || e.status === 403))
+                throw new errors/* UserError */.yo(`Input 'images': ${ref.raw}: ${ref.registry} needs its own login; shipline sends 'registry-password' only to ${scope ?? "the registry named in 'registry'"}. Pin the image by digest (image@sha256:…), or deploy it with its own registry credentials.`, e.details);
+            throw e;
+        }
     };
     let record;
     const keepReleases = inputs/* int */.Wh('keep-releases', 5, { min: 1, max: 100 });
@@ -72231,7 +72607,7 @@ const RELEASE_ID_RE = /^[0-9]{8}T[0-9]{9}Z-[A-Za-z0-9._-]{1,24}$/;
 
 /***/ }),
 
-/***/ 4278:
+/***/ 1968:
 /***/ ((__unused_webpack___webpack_module__, __webpack_exports__, __nccwpck_require__) => {
 
 
@@ -72251,120 +72627,8 @@ var errors = __nccwpck_require__(2830);
 var release_store = __nccwpck_require__(1872);
 // EXTERNAL MODULE: ./build/tsc/lib/compose/validate.js
 var validate = __nccwpck_require__(8098);
-;// CONCATENATED MODULE: external "node:fs"
-const external_node_fs_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:fs");
-// EXTERNAL MODULE: external "node:path"
-var external_node_path_ = __nccwpck_require__(6760);
-// EXTERNAL MODULE: ./node_modules/yaml/dist/index.js
-var dist = __nccwpck_require__(8815);
-// EXTERNAL MODULE: ./build/tsc/lib/compose/layout.js
-var layout = __nccwpck_require__(2630);
-;// CONCATENATED MODULE: ./build/tsc/lib/deploy/release.js
-/** Builds a release locally (compose files, override, metadata) before any host is contacted. */
-
-
-
-
-
-
-/** Reads and checks the local compose files: each parses, names services, and file names stay distinct. */
-function readComposeFiles(paths) {
-    if (paths.length === 0)
-        throw new errors/* UserError */.yo(`Input 'compose-file' is empty. Name your compose file, e.g. 'compose-file: docker-compose.yml'.`);
-    const files = [];
-    const services = new Set();
-    let version;
-    const used = new Set([layout/* OVERRIDE_FILE */.KY, layout/* META_FILE */.fg, layout/* ENV_FILE */.h9]);
-    for (const [i, p] of paths.entries()) {
-        let data;
-        try {
-            data = (0,external_node_fs_namespaceObject.readFileSync)(p, 'utf8');
-        }
-        catch {
-            throw new errors/* UserError */.yo(`Input 'compose-file': cannot read '${p}'. Check the path (relative to the workspace) and that the repository is checked out.`);
-        }
-        let doc;
-        try {
-            doc = (0,dist/* parse */.qg)(data);
-        }
-        catch (e) {
-            throw new errors/* UserError */.yo(`Input 'compose-file': '${p}' is not valid YAML: ${String(e.message).split('\n')[0]}`);
-        }
-        const svc = doc?.services;
-        if (i === 0 && (typeof svc !== 'object' || svc === null || Array.isArray(svc))) {
-            throw new errors/* UserError */.yo(`Input 'compose-file': '${p}' has no 'services:' map. shipline deploys Compose files with services.`);
-        }
-        if (svc && typeof svc === 'object')
-            for (const k of Object.keys(svc))
-                services.add((0,validate/* validateServiceName */.Tx)(k, 'compose-file'));
-        const v = doc.version;
-        if (i === 0 && v !== undefined)
-            version = String(v);
-        let name = (0,external_node_path_.basename)(p).replace(/[^A-Za-z0-9._-]/g, '_');
-        if (!/\.ya?ml$/.test(name))
-            name += '.yml';
-        if (used.has(name) || name.startsWith('.'))
-            name = `${i}-${name.replace(/^\.+/, '')}`;
-        used.add(name);
-        files.push({ name, data });
-    }
-    return { files, services: [...services], version };
-}
-/** Checks `images` and `services` against the compose files; returns the parsed refs. */
-function checkServices(input) {
-    const images = (0,validate/* parseImagesInput */.M)(input.images);
-    const known = new Set(input.compose.services);
-    for (const svc of images.keys()) {
-        if (!known.has(svc))
-            throw new errors/* UserError */.yo(`Input 'images' names service '${svc}', which the compose files do not define. Known: ${[...known].join(', ')}.`);
-    }
-    const updated = (input.services ?? []).map(s => (0,validate/* validateServiceName */.Tx)(s, 'services'));
-    for (const s of updated) {
-        if (!known.has(s))
-            throw new errors/* UserError */.yo(`Input 'services' names '${s}', which the compose files do not define. Known: ${[...known].join(', ')}.`);
-    }
-    return { images, updated: updated.length ? updated : [...known] };
-}
-/** Pins every image to image@sha256:… (tags resolved through the registry). */
-async function pinImages(images, resolve) {
-    const out = {};
-    await Promise.all([...images].map(async ([svc, ref]) => {
-        let digest = ref.digest;
-        if (!digest) {
-            if (!resolve)
-                throw new errors/* UserError */.yo(`Input 'images': '${ref.raw}' has no digest and no registry client is set up to resolve it.`);
-            digest = await resolve(ref);
-            if (!/^sha256:[a-f0-9]{64}$/.test(digest))
-                throw new Error(`registry answered a malformed digest '${digest}' for ${ref.raw}`);
-        }
-        out[svc] = `${ref.name}@${digest}`;
-    }));
-    return Object.fromEntries(Object.entries(out).sort());
-}
-/** The override file: every pinned service's image, plus the compose file's version key when it has one. */
-function overrideFile(images, version) {
-    const doc = {};
-    if (version)
-        doc.version = version;
-    doc.services = Object.fromEntries(Object.entries(images).map(([s, ref]) => [s, { image: ref }]));
-    return ('# written by shipline: pins each service to the digest this release was made with\n' + (0,dist/* stringify */.As)(doc));
-}
-function releaseMeta(p) {
-    return {
-        id: p.id,
-        version: p.version,
-        sha: p.sha,
-        time: new Date().toISOString(),
-        actor: p.actor,
-        runUrl: p.runUrl,
-        files: [...p.compose.files.map(f => f.name), layout/* OVERRIDE_FILE */.KY],
-        env: p.env,
-        images: p.images,
-        services: p.compose.services,
-        updated: p.updated
-    };
-}
-
+// EXTERNAL MODULE: ./build/tsc/lib/deploy/release.js + 1 modules
+var deploy_release = __nccwpck_require__(7008);
 // EXTERNAL MODULE: ./build/tsc/lib/runtime/compose.js + 1 modules
 var compose = __nccwpck_require__(5870);
 ;// CONCATENATED MODULE: ./build/tsc/lib/deploy/fleet.js
@@ -72710,9 +72974,9 @@ async function deployHeld(opts) {
     const version = (0,validate/* validateVersion */.Pj)(opts.version);
     if (opts.hosts.length === 0)
         throw new errors/* UserError */.yo(`Input 'hosts' is empty. Name at least one host, e.g. 'hosts: deploy@203.0.113.10'.`);
-    const compose = readComposeFiles(opts.composeFiles);
-    const { images, updated } = checkServices({ compose, images: opts.images, services: opts.services });
-    const pinned = await pinImages(images, opts.resolveDigest);
+    const compose = (0,deploy_release/* readComposeFiles */.EW)(opts.composeFiles);
+    const { images, updated } = (0,deploy_release/* checkServices */.RP)({ compose, images: opts.images, services: opts.services });
+    const pinned = await (0,deploy_release/* pinImages */.Mc)(images, opts.resolveDigest);
     const releaseId = (0,validate/* makeReleaseId */.T1)(version);
     await opts.onPlanned?.({ releaseId, version, images: pinned });
     const subset = opts.services && opts.services.length ? updated : undefined;
@@ -72729,7 +72993,7 @@ async function deployHeld(opts) {
                 throw new errors/* UserError */.yo(`${h.label}: ${h.store.layout.current} names release ${state.current}, whose folder is missing, so its .env cannot be carried over and it cannot be put back. Set 'env-file' for this deploy, or restore ${h.store.layout.release(state.current)}.`);
             const carried = Object.fromEntries(Object.entries(prev?.images ?? {}).filter(([s]) => compose.services.includes(s) && !(s in pinned)));
             const all = { ...carried, ...pinned };
-            const meta = releaseMeta({
+            const meta = (0,deploy_release/* releaseMeta */.xR)({
                 id: releaseId,
                 version,
                 sha: opts.sha,
@@ -72769,7 +73033,7 @@ async function deployHeld(opts) {
                 upload: {
                     files: [
                         ...compose.files,
-                        { name: 'shipline.override.yml', data: overrideFile(all, compose.version) }
+                        { name: 'shipline.override.yml', data: (0,deploy_release/* overrideFile */.ng)(all, compose.version) }
                     ],
                     env: opts.envFile,
                     copyEnvFrom: opts.envFile === undefined && m.prev?.env ? m.prev.id : undefined
@@ -73164,6 +73428,161 @@ function summaryTable(title, hosts, extra = []) {
 
 /***/ }),
 
+/***/ 7008:
+/***/ ((__unused_webpack___webpack_module__, __webpack_exports__, __nccwpck_require__) => {
+
+
+// EXPORTS
+__nccwpck_require__.d(__webpack_exports__, {
+  RP: () => (/* binding */ checkServices),
+  Ty: () => (/* binding */ credentialRegistry),
+  ng: () => (/* binding */ overrideFile),
+  Mc: () => (/* binding */ pinImages),
+  EW: () => (/* binding */ readComposeFiles),
+  xR: () => (/* binding */ releaseMeta)
+});
+
+;// CONCATENATED MODULE: external "node:fs"
+const external_node_fs_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:fs");
+// EXTERNAL MODULE: external "node:path"
+var external_node_path_ = __nccwpck_require__(6760);
+// EXTERNAL MODULE: ./node_modules/yaml/dist/index.js
+var dist = __nccwpck_require__(8815);
+// EXTERNAL MODULE: ./build/tsc/lib/errors.js
+var errors = __nccwpck_require__(2830);
+// EXTERNAL MODULE: ./build/tsc/lib/compose/layout.js
+var layout = __nccwpck_require__(2630);
+// EXTERNAL MODULE: ./build/tsc/lib/compose/validate.js
+var validate = __nccwpck_require__(8098);
+;// CONCATENATED MODULE: ./build/tsc/lib/deploy/release.js
+/** Builds a release locally (compose files, override, metadata) before any host is contacted. */
+
+
+
+
+
+
+/** Reads and checks the local compose files: each parses, names services, and file names stay distinct. */
+function readComposeFiles(paths) {
+    if (paths.length === 0)
+        throw new errors/* UserError */.yo(`Input 'compose-file' is empty. Name your compose file, e.g. 'compose-file: docker-compose.yml'.`);
+    const files = [];
+    const services = new Set();
+    let version;
+    const used = new Set([layout/* OVERRIDE_FILE */.KY, layout/* META_FILE */.fg, layout/* ENV_FILE */.h9]);
+    for (const [i, p] of paths.entries()) {
+        let data;
+        try {
+            data = (0,external_node_fs_namespaceObject.readFileSync)(p, 'utf8');
+        }
+        catch {
+            throw new errors/* UserError */.yo(`Input 'compose-file': cannot read '${p}'. Check the path (relative to the workspace) and that the repository is checked out.`);
+        }
+        let doc;
+        try {
+            doc = (0,dist/* parse */.qg)(data);
+        }
+        catch (e) {
+            throw new errors/* UserError */.yo(`Input 'compose-file': '${p}' is not valid YAML: ${String(e.message).split('\n')[0]}`);
+        }
+        const svc = doc?.services;
+        if (i === 0 && (typeof svc !== 'object' || svc === null || Array.isArray(svc))) {
+            throw new errors/* UserError */.yo(`Input 'compose-file': '${p}' has no 'services:' map. shipline deploys Compose files with services.`);
+        }
+        if (svc && typeof svc === 'object')
+            for (const k of Object.keys(svc))
+                services.add((0,validate/* validateServiceName */.Tx)(k, 'compose-file'));
+        const v = doc.version;
+        if (i === 0 && v !== undefined)
+            version = String(v);
+        let name = (0,external_node_path_.basename)(p).replace(/[^A-Za-z0-9._-]/g, '_');
+        if (!/\.ya?ml$/.test(name))
+            name += '.yml';
+        if (used.has(name) || name.startsWith('.'))
+            name = `${i}-${name.replace(/^\.+/, '')}`;
+        used.add(name);
+        files.push({ name, data });
+    }
+    return { files, services: [...services], version };
+}
+/** Checks `images` and `services` against the compose files; returns the parsed refs. */
+function checkServices(input) {
+    const images = (0,validate/* parseImagesInput */.M)(input.images);
+    const known = new Set(input.compose.services);
+    for (const svc of images.keys()) {
+        if (!known.has(svc))
+            throw new errors/* UserError */.yo(`Input 'images' names service '${svc}', which the compose files do not define. Known: ${[...known].join(', ')}.`);
+    }
+    const updated = (input.services ?? []).map(s => (0,validate/* validateServiceName */.Tx)(s, 'services'));
+    for (const s of updated) {
+        if (!known.has(s))
+            throw new errors/* UserError */.yo(`Input 'services' names '${s}', which the compose files do not define. Known: ${[...known].join(', ')}.`);
+    }
+    if (updated.length) {
+        const excluded = [...images.keys()].filter(s => !updated.includes(s));
+        if (excluded.length)
+            throw new errors/* UserError */.yo(`Input 'images' names ${excluded.join(', ')}, which input 'services' does not update (${updated.join(', ')}): the release would record an image that does not run. Add ${excluded.length > 1 ? 'them' : 'it'} to 'services', or remove ${excluded.length > 1 ? 'them' : 'it'} from 'images'.`);
+    }
+    return { images, updated: updated.length ? updated : [...known] };
+}
+/** Pins every image to image@sha256:… (tags resolved through the registry). */
+async function pinImages(images, resolve) {
+    const out = {};
+    await Promise.all([...images].map(async ([svc, ref]) => {
+        let digest = ref.digest;
+        if (!digest) {
+            if (!resolve)
+                throw new errors/* UserError */.yo(`Input 'images': '${ref.raw}' has no digest and no registry client is set up to resolve it.`);
+            digest = await resolve(ref);
+            if (!/^sha256:[a-f0-9]{64}$/.test(digest))
+                throw new Error(`registry answered a malformed digest '${digest}' for ${ref.raw}`);
+        }
+        out[svc] = `${ref.name}@${digest}`;
+    }));
+    return Object.fromEntries(Object.entries(out).sort());
+}
+/** The override file: every pinned service's image, plus the compose file's version key when it has one. */
+function overrideFile(images, version) {
+    const doc = {};
+    if (version)
+        doc.version = version;
+    doc.services = Object.fromEntries(Object.entries(images).map(([s, ref]) => [s, { image: ref }]));
+    return ('# written by shipline: pins each service to the digest this release was made with\n' + (0,dist/* stringify */.As)(doc));
+}
+function releaseMeta(p) {
+    return {
+        id: p.id,
+        version: p.version,
+        sha: p.sha,
+        time: new Date().toISOString(),
+        actor: p.actor,
+        runUrl: p.runUrl,
+        files: [...p.compose.files.map(f => f.name), layout/* OVERRIDE_FILE */.KY],
+        env: p.env,
+        images: p.images,
+        services: p.compose.services,
+        updated: p.updated
+    };
+}
+/**
+ * The one registry `registry-password` is for: the `registry` input, else the single registry of all
+ * `images`. Images spanning several registries with a password and no `registry` are refused (the
+ * password must not travel to a registry it is not for). Undefined: no credentials at all.
+ */
+function credentialRegistry(input) {
+    if (!input.password)
+        return undefined;
+    if (input.registry)
+        return input.registry;
+    const all = [...new Set(input.images.map(r => r.registry))];
+    if (all.length > 1)
+        throw new errors/* UserError */.yo(`Input 'images' names images from several registries (${all.join(', ')}) and 'registry-password' is set without 'registry': say which registry the password is for, e.g. 'registry: ${all[0]}'. Images from the others are pulled without credentials.`);
+    return all[0];
+}
+
+
+/***/ }),
+
 /***/ 2830:
 /***/ ((__unused_webpack___webpack_module__, __webpack_exports__, __nccwpck_require__) => {
 
@@ -73266,10 +73685,12 @@ function parseKeyValues(name, raw) {
 /* harmony export */   Bc: () => (/* binding */ isDigest),
 /* harmony export */   FH: () => (/* binding */ formatReference),
 /* harmony export */   U9: () => (/* binding */ isLoopback),
+/* harmony export */   Z6: () => (/* binding */ isRepository),
+/* harmony export */   dz: () => (/* binding */ isTag),
 /* harmony export */   nz: () => (/* binding */ apiHost),
 /* harmony export */   o_: () => (/* binding */ parseImageReference)
 /* harmony export */ });
-/* unused harmony exports DEFAULT_REGISTRY, FULL_SHA, isTag, isShaTag, checkTag, namesRegistry */
+/* unused harmony exports DEFAULT_REGISTRY, FULL_SHA, isShaTag, checkTag, namesRegistry */
 /* harmony import */ var _errors_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(2830);
 /**
  * Image references as Docker and the distribution spec read them:
@@ -73284,6 +73705,10 @@ const DOMAIN = /^(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)(?:\.(?:[a-zA-Z0-9]
 const FULL_SHA = /^[0-9a-f]{40}$/;
 function isDigest(s) {
     return DIGEST.test(s);
+}
+/** A repository path as the distribution spec's grammar has it (lowercase components, at most 255 characters). */
+function isRepository(s) {
+    return s.length > 0 && s.length <= 255 && s.split('/').every(c => COMPONENT.test(c));
 }
 function isTag(s) {
     return TAG.test(s);
@@ -73543,6 +73968,12 @@ const LOCK_SCRIPT = `trap '' HUP PIPE
 umask 077
 s=$1; t=$2; tok=$3; owner=$4
 ${JADD}
+if [ -L "$s" ]; then echo "ERR $s is a symbolic link: shipline keeps its state in a folder of its own; remove the link (or move its target there)"; exit 76; fi
+mkdir -p "$s" || { echo "ERR cannot create $s"; exit 71; }
+if [ "$(stat -c %u "$s" 2>/dev/null)" != "$(id -u)" ]; then echo "ERR $s is not owned by the SSH user $(id -un): chown it to that user (or deploy as its owner)"; exit 77; fi
+for d in "$s/releases" "$s/run"; do
+  if [ -L "$d" ]; then echo "ERR $d is a symbolic link: remove it"; exit 76; fi
+done
 mkdir -p "$s/releases" "$s/run" || { echo "ERR cannot create $s"; exit 71; }
 chmod 700 "$s" "$s/run"
 command -v flock >/dev/null 2>&1 || { echo "ERR flock is missing on the host (package util-linux)"; exit 72; }
@@ -74267,7 +74698,7 @@ __nccwpck_require__.a(__webpack_module__, async (__webpack_handle_async_dependen
 /* harmony import */ var _action_smoke_step_js__WEBPACK_IMPORTED_MODULE_4__ = __nccwpck_require__(953);
 /* harmony import */ var _action_deploy_inputs_js__WEBPACK_IMPORTED_MODULE_5__ = __nccwpck_require__(1999);
 /* harmony import */ var _lib_errors_js__WEBPACK_IMPORTED_MODULE_6__ = __nccwpck_require__(2830);
-/* harmony import */ var _lib_deploy_index_js__WEBPACK_IMPORTED_MODULE_7__ = __nccwpck_require__(4278);
+/* harmony import */ var _lib_deploy_index_js__WEBPACK_IMPORTED_MODULE_7__ = __nccwpck_require__(1968);
 /**
  * ship (the root action): deploy-ssh, then smoke-test against `smoke-url`; when the smoke test fails, the
  * release that was live before is put back (health-gated, recorded in the ledger and on the GitHub

@@ -28,10 +28,13 @@ export function readFleetInputs(): Omit<Common, 'log' | 'registry'> {
   const ssh = readSshInputs()
   const labels = ssh.targets.map(formatTarget)
   let pending: Promise<Remote[]> | undefined
+  // all hosts at once the first time; a host whose connection is gone (a lost link) gets a new one
   const connect = async (label: string): Promise<Remote> => {
     pending ??= connectHosts(ssh.targets, ssh.options)
     const all = await pending
-    return all[labels.indexOf(label)]
+    const i = labels.indexOf(label)
+    if (all[i].isOpen?.() === false) [all[i]] = await connectHosts([ssh.targets[i]], ssh.options)
+    return all[i]
   }
   return {
     hosts: labels,

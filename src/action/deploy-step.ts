@@ -23,7 +23,9 @@ import {
   type Plan
 } from '../lib/deploy/index.js'
 import { parseImagesInput, type ImageRef } from '../lib/compose/validate.js'
-import { RegistryClient } from '../lib/registry/index.js'
+import { RegistryClient, RegistryError } from '../lib/registry/index.js'
+import { credentialRegistry } from '../lib/deploy/release.js'
+import { UserError } from '../lib/errors.js'
 
 export interface DeployStep {
   result: DeployResult
@@ -53,16 +55,19 @@ export async function deployStep(opts: { hold?: boolean } = {}): Promise<DeployS
   }
   const fleet = readFleetInputs()
   const images = inputs.list('images', { commas: false })
-  const firstRegistry = images.length ? [...parseImagesInput(images).values()][0].registry : undefined
-  const reg = readRegistryInputs(firstRegistry)
+  const refs = [...parseImagesInput(images).values()]
+  const raw = readRegistryInputs()
+  // credentials go only to the registry they are for; refused when that is ambiguous
+  const scope = credentialRegistry({ registry: raw.registry, password: raw.password, images: refs })
+  const reg = readRegistryInputs(scope)
   const dep = readDeploymentInputs()
   const facts = runFacts()
   const version = inputs.str('version', facts.sha ?? '')
   const workspace = process.env.GITHUB_WORKSPACE || process.cwd()
   const clients = new Map<string, RegistryClient>()
   const resolveDigest = async (ref: ImageRef): Promise<string> => {
-    // credentials only go to the registry they are for
-    const mine = reg.password && (!reg.registry || reg.registry === ref.registry)
+    // credentials only go to the registry they are for; the others are asked anonymously
+    const mine = !!reg.password && scope === ref.registry
     let c = clients.get(ref.registry)
     if (!c) {
       c = new RegistryClient({
@@ -71,8 +76,17 @@ export async function deployStep(opts: { hold?: boolean } = {}): Promise<DeployS
       })
       clients.set(ref.registry, c)
     }
-    const m = await c.resolve(ref.repository, ref.tag ?? 'latest')
-    return m.digest
+    try {
+      const m = await c.resolve(ref.repository, ref.tag ?? 'latest')
+      return m.digest
+    } catch (e) {
+      if (!mine && e instanceof RegistryError && (e.status === 401 || e.status === 403))
+        throw new UserError(
+          `Input 'images': ${ref.raw}: ${ref.registry} needs its own login; shipline sends 'registry-password' only to ${scope ?? "the registry named in 'registry'"}. Pin the image by digest (image@sha256:…), or deploy it with its own registry credentials.`,
+          e.details
+        )
+      throw e
+    }
   }
   let record: Awaited<ReturnType<typeof startDeployment>> | undefined
   const keepReleases = inputs.int('keep-releases', 5, { min: 1, max: 100 })

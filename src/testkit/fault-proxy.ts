@@ -35,6 +35,8 @@ export interface ProxiedRequest {
   /** status sent to the client, or 'dropped' */
   outcome: number | 'dropped'
   faulted: boolean
+  /** the request carried an Authorization header (a third party must never see one) */
+  authorization: boolean
 }
 
 export interface FaultProxy {
@@ -74,7 +76,8 @@ export async function startFaultProxy(target: string, rules: FaultRule[] = []): 
       method: req.method ?? '',
       path: req.url ?? '',
       outcome: 'dropped',
-      faulted: !!fault
+      faulted: !!fault,
+      authorization: req.headers.authorization !== undefined
     }
     requests.push(entry)
     if (fault && 'status' in fault) {

@@ -82,6 +82,13 @@ export function checkServices(input: ReleasePlanInput): { images: Map<string, Im
         `Input 'services' names '${s}', which the compose files do not define. Known: ${[...known].join(', ')}.`
       )
   }
+  if (updated.length) {
+    const excluded = [...images.keys()].filter(s => !updated.includes(s))
+    if (excluded.length)
+      throw new UserError(
+        `Input 'images' names ${excluded.join(', ')}, which input 'services' does not update (${updated.join(', ')}): the release would record an image that does not run. Add ${excluded.length > 1 ? 'them' : 'it'} to 'services', or remove ${excluded.length > 1 ? 'them' : 'it'} from 'images'.`
+      )
+  }
   return { images, updated: updated.length ? updated : [...known] }
 }
 
@@ -143,4 +150,24 @@ export function releaseMeta(p: {
     services: p.compose.services,
     updated: p.updated
   }
+}
+
+/**
+ * The one registry `registry-password` is for: the `registry` input, else the single registry of all
+ * `images`. Images spanning several registries with a password and no `registry` are refused (the
+ * password must not travel to a registry it is not for). Undefined: no credentials at all.
+ */
+export function credentialRegistry(input: {
+  registry: string
+  password: string
+  images: ImageRef[]
+}): string | undefined {
+  if (!input.password) return undefined
+  if (input.registry) return input.registry
+  const all = [...new Set(input.images.map(r => r.registry))]
+  if (all.length > 1)
+    throw new UserError(
+      `Input 'images' names images from several registries (${all.join(', ')}) and 'registry-password' is set without 'registry': say which registry the password is for, e.g. 'registry: ${all[0]}'. Images from the others are pulled without credentials.`
+    )
+  return all[0]
 }

@@ -29,6 +29,20 @@ export class RegistryError extends UserError {
   }
 }
 
+/**
+ * The registry's answer breaks the protocol or one of the client's limits (a bad digest, an oversized body,
+ * a Location on another scheme, a blob copy past its deadline): asking again would not help, so it is
+ * never retried.
+ */
+export class RegistryProtocolError extends RegistryError {}
+
+/** A remote value quoted in a message: JSON-quoted (no control characters) and cut to `max` characters. */
+export function quote(value: unknown, max = 120): string {
+  const s = typeof value === 'string' ? value : value === undefined ? 'undefined' : JSON.stringify(value)
+  const cut = s.length > max ? `${s.slice(0, max)}…` : s
+  return JSON.stringify(cut)
+}
+
 function describe(f: RegistryErrorFacts): string {
   return `${f.method} ${f.registry}${f.path} → ${f.status ?? 'no answer'}${f.code ? ` ${f.code}` : ''}${f.detail ? `: ${f.detail}` : ''}`
 }

@@ -17,6 +17,19 @@ export function sha256(bytes: Uint8Array): string {
   return `sha256:${createHash('sha256').update(bytes).digest('hex')}`
 }
 
+/** The digest of `bytes` in the algorithm of `like` (a valid sha256: or sha512: digest). */
+export function digestLike(like: string, bytes: Uint8Array): string {
+  const algorithm = like.startsWith('sha512:') ? 'sha512' : 'sha256'
+  return `${algorithm}:${createHash(algorithm).update(bytes).digest('hex')}`
+}
+
+const MEDIA_TYPE = /^[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,126}\/[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,126}$/
+
+/** A bare media type (RFC 6838 type/subtype, no parameters): safe to send as a Content-Type. */
+export function isMediaType(s: string): boolean {
+  return MEDIA_TYPE.test(s)
+}
+
 export interface Descriptor {
   mediaType: string
   digest: string

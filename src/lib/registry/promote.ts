@@ -62,10 +62,19 @@ async function mapLimit<T, R>(items: T[], limit: number, fn: (item: T) => Promis
   return out
 }
 
+/** One platform word from the remote index, made safe for log lines and outputs (no control characters, no '::'). */
+function platformWord(v: unknown): string | undefined {
+  if (v === undefined || v === null || v === '') return undefined
+  if (typeof v !== 'string' || !/^[A-Za-z0-9._+-]{1,64}$/.test(v)) return 'invalid'
+  return v
+}
+
 function platformOf(d: Descriptor): string {
   const p = d.platform
-  if (!p) return 'unknown'
-  return [p.os ?? 'unknown', p.architecture ?? 'unknown', p.variant].filter(Boolean).join('/')
+  if (!p || typeof p !== 'object') return 'unknown'
+  return [platformWord(p.os) ?? 'unknown', platformWord(p.architecture) ?? 'unknown', platformWord(p.variant)]
+    .filter(Boolean)
+    .join('/')
 }
 
 /** Validates to-tags and from before anything talks to the registry. */

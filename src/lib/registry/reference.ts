@@ -26,6 +26,11 @@ export function isDigest(s: string): boolean {
   return DIGEST.test(s)
 }
 
+/** A repository path as the distribution spec's grammar has it (lowercase components, at most 255 characters). */
+export function isRepository(s: string): boolean {
+  return s.length > 0 && s.length <= 255 && s.split('/').every(c => COMPONENT.test(c))
+}
+
 export function isTag(s: string): boolean {
   return TAG.test(s)
 }

@@ -24,6 +24,12 @@ export const LOCK_SCRIPT = `trap '' HUP PIPE
 umask 077
 s=$1; t=$2; tok=$3; owner=$4
 ${JADD}
+if [ -L "$s" ]; then echo "ERR $s is a symbolic link: shipline keeps its state in a folder of its own; remove the link (or move its target there)"; exit 76; fi
+mkdir -p "$s" || { echo "ERR cannot create $s"; exit 71; }
+if [ "$(stat -c %u "$s" 2>/dev/null)" != "$(id -u)" ]; then echo "ERR $s is not owned by the SSH user $(id -un): chown it to that user (or deploy as its owner)"; exit 77; fi
+for d in "$s/releases" "$s/run"; do
+  if [ -L "$d" ]; then echo "ERR $d is a symbolic link: remove it"; exit 76; fi
+done
 mkdir -p "$s/releases" "$s/run" || { echo "ERR cannot create $s"; exit 71; }
 chmod 700 "$s" "$s/run"
 command -v flock >/dev/null 2>&1 || { echo "ERR flock is missing on the host (package util-linux)"; exit 72; }

@@ -68,6 +68,9 @@ export class SwarmRuntime implements Runtime {
     const r = await this.store.exec(['flock', `${this.store.runDir}/step`, ...this.stackArgv(meta)], {
       stdin: this.auth?.password ?? ''
     })
+    for (const l of r.stdout.split('\n'))
+      if (l.startsWith('skip '))
+        this.store.log.warning(`${this.store.label}: .env of ${meta.id}: ${l.slice(5)}`)
     if (r.code !== 0) {
       const text = (r.stdout + '\n' + r.stderr).trim()
       const msg = /ERR (.*)/.exec(text)?.[1] ?? text.split('\n').pop() ?? `exit ${r.code}`

@@ -4,11 +4,15 @@
  */
 
 /**
- * `docker stack deploy` of one release: checks the host is a swarm manager, exports the release's .env
- * (KEY=VALUE lines, exported as data, never evaluated: `docker stack deploy` does not read .env itself),
- * logs in to the registry in a temporary Docker config (password on stdin; removed on every exit path) and
- * deploys with --with-registry-auth so the nodes can pull, --prune so services a release no longer has go.
- * Images are pinned by digest already, so --resolve-image never (no registry needed for a rollback).
+ * `docker stack deploy` of one release: checks the host is a swarm manager and logs in to the registry in
+ * a temporary Docker config (password on stdin; removed on every exit path) with the host's own
+ * environment, and only then reads the release's .env, as Compose does (`KEY=VALUE`, optional `export `,
+ * comments, "double" and 'single' quotes stripped, an unquoted value's ` # comment` dropped), into the
+ * environment of the stack deploy alone, for the compose files' `${VAR}` interpolation (`docker stack
+ * deploy` does not read .env itself). Keys that are no shell names (`spring.profiles.active`: Compose does
+ * not interpolate them either) and keys that would steer docker or the shell itself (PATH, DOCKER_*, …)
+ * are skipped with a `skip` line; values are data, never evaluated. --with-registry-auth so the nodes can
+ * pull, --prune so services a release no longer has go, --resolve-image never (pinned by digest already).
  * args: config-dir registry username stack env-file -c file [-c file …]   stdin: password (or nothing)
  */
 export const STACK_DEPLOY_SCRIPT = `umask 077
@@ -17,21 +21,35 @@ trap 'rm -rf "$cfg"' EXIT
 if [ "$(docker info --format '{{.Swarm.ControlAvailable}}' 2>/dev/null)" != true ]; then
   echo "ERR this host is not a swarm manager"; exit 5
 fi
-if [ -n "$envf" ] && [ -f "$envf" ]; then
-  while IFS= read -r line || [ -n "$line" ]; do
-    case "$line" in ''|'#'*) continue ;; [A-Za-z_]*=*) export "$line" ;; esac
-  done < "$envf"
-fi
 if [ -n "$reg" ]; then
   mkdir -p "$cfg" && chmod 700 "$cfg" || exit 70
   docker --config "$cfg" login --username "$user" --password-stdin "$reg" >/dev/null || { echo "ERR login to $reg failed"; exit 3; }
-  export DOCKER_CONFIG="$cfg"
 else
   cat >/dev/null
 fi
-docker stack deploy --with-registry-auth --prune --resolve-image never "$@" "$stack" </dev/null || { echo "ERR docker stack deploy failed"; exit 4; }
+docker_bin=$(command -v docker)
+if [ -n "$envf" ] && [ -f "$envf" ]; then
+  while IFS= read -r line || [ -n "$line" ]; do
+    line=\${line%"$(printf '\\r')"}
+    line=\${line#"\${line%%[! ]*}"}
+    case "$line" in ''|'#'*) continue ;; 'export '*) line=\${line#export }; line=\${line#"\${line%%[! ]*}"} ;; esac
+    case "$line" in *=*) ;; *) continue ;; esac
+    key=\${line%%=*}; key=\${key%"\${key##*[! ]}"}; val=\${line#*=}; val=\${val#"\${val%%[! ]*}"}
+    case "$key" in ''|[0-9]*|*[!A-Za-z0-9_]*) echo "skip $key: not a variable name Compose interpolates"; continue ;; esac
+    case "$key" in PATH|HOME|IFS|ENV|SHELL|PWD|OLDPWD|CDPATH|PS4|TMPDIR|LD_*|DOCKER_*|HTTP_PROXY|HTTPS_PROXY|NO_PROXY|ALL_PROXY|http_proxy|https_proxy|no_proxy|all_proxy|SSL_CERT_*)
+      echo "skip $key: it would steer docker or the shell on the host"; continue ;; esac
+    val=\${val%"\${val##*[! ]}"}
+    case "$val" in
+      \\"*\\") val=\${val#?}; val=\${val%?} ;;
+      \\'*\\') val=\${val#?}; val=\${val%?} ;;
+      *) case "$val" in *" #"*) val=\${val%% #*} ;; esac; val=\${val%"\${val##*[! ]}"} ;;
+    esac
+    export "$key=$val"
+  done < "$envf"
+fi
+[ -n "$reg" ] && export DOCKER_CONFIG="$cfg"
+"$docker_bin" stack deploy --with-registry-auth --prune --resolve-image never "$@" "$stack" </dev/null || { echo "ERR docker stack deploy failed"; exit 4; }
 `
-
 /**
  * Waits until every named service of the stack has converged on its current spec: no update running,
  * paused or rolled back, and as many tasks as desired running the spec's image (swarm reports a task with
