@@ -8,7 +8,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals'
 import { execFileSync, spawn } from 'node:child_process'
-import { existsSync, readdirSync, readFileSync, readlinkSync } from 'node:fs'
+import { existsSync, readdirSync, readFileSync, readlinkSync, writeFileSync } from 'node:fs'
 import { homedir } from 'node:os'
 import { join } from 'node:path'
 import { start as startGitHub, type GitHubApi } from '../../src/testkit/github-api.js'
@@ -262,5 +262,33 @@ describe('dist/deploy-ssh and dist/rollback as the runner runs them', () => {
     expect(gh.deploymentStatuses.filter(s => s.deployment_id === older.id).map(s => s.state)).toContain(
       'inactive'
     )
+  })
+})
+
+describe('texts sent to GitHub and the job summary pass through the run redactor', () => {
+  it('a Compose error that quotes an env-file value: not in the Deployment status, not in the summary', async () => {
+    const leaky = join(ws.dir, 'leaky.yml')
+    writeFileSync(
+      leaky,
+      ['services:', '  web:', '    image: placeholder.invalid/x:0', '    restart: "${APP_SECRET}"', ''].join(
+        '\n'
+      )
+    )
+    const r = await runActionBundle({
+      action: 'deploy-ssh',
+      inputs: deployInputs('v1', { path: ws.path(), 'compose-file': 'leaky.yml', environment: 'leaky' }),
+      github: runnerGitHub(),
+      cwd: ws.dir
+    })
+    expect(r.exitCode).not.toBe(0)
+    // the one-line error is Compose's own (it names the value): the log shows it masked by the runner
+    expect(r.stdout + r.stderr).toMatch(/invalid restart policy/)
+    const dep = gh.deployments.find(d => d.environment === 'leaky')!
+    const statuses = gh.deploymentStatuses.filter(s => s.deployment_id === dep.id)
+    expect(statuses.map(s => s.state)).toEqual(['in_progress', 'failure'])
+    expect(statuses.map(s => s.description).join('\n')).toMatch(/invalid restart policy '\*\*\*'/)
+    for (const s of statuses) expect(JSON.stringify(s)).not.toContain(ENV_SECRET)
+    expect(r.summary).toMatch(/\*\*\*/)
+    expect(r.summary).not.toContain(ENV_SECRET)
   })
 })

@@ -28604,6 +28604,8 @@ module.exports = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("util");
 /* unused harmony export int */
 /* harmony import */ var _actions_core__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(3218);
 /* harmony import */ var _lib_parse_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(3054);
+/* harmony import */ var _secrets_js__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(5901);
+
 
 
 /** Typed readers over core.getInput: the only place actions read their inputs. */
@@ -28621,6 +28623,10 @@ function secret(name, fallback = '') {
 function maskSecret(value) {
     if (!value)
         return;
+    _secrets_js__WEBPACK_IMPORTED_MODULE_2__/* .secrets */ .O3.add(value);
+    for (const line of value.split(/\r?\n/))
+        if (line.trim().length >= 4)
+            _secrets_js__WEBPACK_IMPORTED_MODULE_2__/* .secrets */ .O3.add(line.trim());
     _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .setSecret */ .Pq(value);
     const trimmed = value.trim();
     if (trimmed !== value && trimmed)
@@ -28652,6 +28658,8 @@ function list(name, opts) {
 /* unused harmony export isPost */
 /* harmony import */ var _actions_core__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(3218);
 /* harmony import */ var _lib_errors_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(2830);
+/* harmony import */ var _secrets_js__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(5901);
+
 
 
 const POST_STATE = 'shipline-is-post';
@@ -28675,6 +28683,7 @@ async function runAction(main, post) {
     }
     if (post)
         _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .saveState */ .LZ(POST_STATE, 'true');
+    (0,_secrets_js__WEBPACK_IMPORTED_MODULE_2__/* .redactSummaries */ .UD)();
     try {
         await main();
     }
@@ -28691,6 +28700,159 @@ async function runAction(main, post) {
         }
         _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .setFailed */ .C1((0,_lib_errors_js__WEBPACK_IMPORTED_MODULE_1__/* .errorMessage */ .gJ)(e).split('\n')[0]);
     }
+}
+
+
+/***/ }),
+
+/***/ 5901:
+/***/ ((__unused_webpack___webpack_module__, __webpack_exports__, __nccwpck_require__) => {
+
+
+// EXPORTS
+__nccwpck_require__.d(__webpack_exports__, {
+  UD: () => (/* binding */ redactSummaries),
+  O3: () => (/* binding */ secrets)
+});
+
+// UNUSED EXPORTS: redacted
+
+// EXTERNAL MODULE: ./node_modules/@actions/core/lib/core.js + 20 modules
+var core = __nccwpck_require__(3218);
+;// CONCATENATED MODULE: ./build/tsc/lib/redact.js
+/**
+ * Redaction of credentials in text that may reach a log, an output, a summary or a GitHub API call.
+ * A Redactor knows the secret values (header values, tokens, URL userinfo) and their encoded forms
+ * (base64 of the value and of `user:password` for Basic auth, percent-encoded forms) and replaces every
+ * occurrence with `***`; URL userinfo is redacted in any URL it sees, known or not.
+ * Plain module: callers that use @actions/core mask the same values through `forms()`.
+ */
+const MASK = '***';
+/** Header names whose values are credentials whatever the user says. */
+const SECRET_HEADERS = new Set([
+    'authorization',
+    'proxy-authorization',
+    'cookie',
+    'set-cookie',
+    'x-api-key',
+    'x-auth-token'
+]);
+class Redactor {
+    values = new Set();
+    /** Registers a secret (ignored when shorter than 3 characters: masking those would garble every log). */
+    add(value) {
+        if (!value)
+            return this;
+        for (const form of encodedForms(value))
+            if (form.length >= 3)
+                this.values.add(form);
+        return this;
+    }
+    /** Registers the credential parts of a header value: the whole value, and for `Basic`/`Bearer` the token and decoded user:password. */
+    addHeaderValue(value) {
+        this.add(value);
+        const m = /^\s*(\S+)\s+(.+?)\s*$/.exec(value);
+        if (m) {
+            this.add(m[2]);
+            if (/^basic$/i.test(m[1])) {
+                const decoded = Buffer.from(m[2], 'base64').toString('utf8');
+                if (decoded.includes(':')) {
+                    this.add(decoded);
+                    this.add(decoded.slice(decoded.indexOf(':') + 1));
+                }
+            }
+        }
+        return this;
+    }
+    /** Registers the userinfo of a URL (user:password, the password, Basic form). */
+    addUrl(url) {
+        try {
+            const u = new URL(url);
+            const user = decodeURIComponent(u.username);
+            const pass = decodeURIComponent(u.password);
+            if (pass) {
+                this.add(pass);
+                this.add(`${user}:${pass}`);
+                if (`${u.username}:${u.password}` !== `${user}:${pass}`)
+                    this.add(`${u.username}:${u.password}`);
+            }
+            else if (user)
+                this.add(user); // a token given as the user name
+        }
+        catch {
+            /* not a URL: nothing to register */
+        }
+        return this;
+    }
+    /** Every registered form, longest first (for core.setSecret). */
+    forms() {
+        return [...this.values].sort((a, b) => b.length - a.length);
+    }
+    redact(text) {
+        let out = redactUrlUserinfo(text);
+        for (const v of this.forms())
+            if (out.includes(v))
+                out = out.split(v).join(MASK);
+        return out;
+    }
+}
+/** The value and the encoded forms it may travel in: base64 (Basic auth, Kubernetes secrets), percent-encoding. */
+function encodedForms(value) {
+    const forms = new Set([value, value.trim()]);
+    forms.add(Buffer.from(value).toString('base64'));
+    forms.add(Buffer.from(value).toString('base64').replace(/=+$/, ''));
+    if (encodeURIComponent(value) !== value)
+        forms.add(encodeURIComponent(value));
+    return [...forms].filter(Boolean);
+}
+/** `scheme://user:pass@host` → `scheme://***@host`, anywhere in the text. */
+function redactUrlUserinfo(text) {
+    return text.replace(/\b([a-z][a-z0-9+.-]*:\/\/)[^\s/@?#]+@/gi, `$1${MASK}@`);
+}
+/** A URL without userinfo, for display. */
+function displayUrl(url) {
+    try {
+        const u = new URL(url);
+        if (!u.username && !u.password)
+            return url;
+        u.username = '';
+        u.password = '';
+        return u.toString();
+    }
+    catch {
+        return redactUrlUserinfo(url);
+    }
+}
+
+;// CONCATENATED MODULE: ./build/tsc/action/secrets.js
+/**
+ * Every secret this run has masked, in one Redactor, for the texts the runner's log masking does not
+ * cover: GitHub API payloads (Deployment statuses, commit statuses, check runs) and the job summary file.
+ * inputs.maskSecret() fills it; redacted() applies it.
+ */
+
+
+const secrets = new Redactor();
+/** The text with every secret of the run (and any URL userinfo) replaced by `***`. */
+function redacted(text) {
+    return secrets.redact(text);
+}
+/**
+ * Makes the job summary pass through the redactor: whatever an action adds, the buffer is redacted just
+ * before it is written (one place for all actions; summary is @actions/core's singleton).
+ */
+function redactSummaries() {
+    const s = core/* summary */.z;
+    if (s.__shiplineRedacts)
+        return;
+    s.__shiplineRedacts = true;
+    const write = s.write.bind(s);
+    s.write = async (opts) => {
+        const text = s.stringify();
+        s.emptyBuffer();
+        s.addRaw(redacted(text));
+        return write(opts);
+    };
 }
 
 
@@ -29742,7 +29904,7 @@ class RegistryClient {
     async buffered(res, limit, facts) {
         const success = res.status >= 200 && res.status < 300;
         const buf = res.body
-            ? await this.readCapped(res, success ? limit.bytes : ERROR_BODY_BYTES, !success, () => this.tooLarge(limit, facts, res.status))
+            ? await this.readCapped(res, success ? limit.bytes : ERROR_BODY_BYTES, success ? () => this.tooLarge(limit, facts, res.status) : undefined)
             : undefined;
         const nullBody = [101, 204, 205, 304].includes(res.status);
         return new Response(nullBody ? null : buf, {
@@ -29754,10 +29916,13 @@ class RegistryClient {
     tooLarge(limit, facts, status) {
         return new RegistryProtocolError(`${limit.what} is larger than ${formatBytes(limit.bytes)}, ${limit.why}; refusing to read it (${facts.method} ${facts.path}).`, { ...facts, status });
     }
-    /** At most `limit` bytes of a body: past it, the rest is dropped (`truncate`) or `tooLarge()` is thrown. */
-    async readCapped(res, limit, truncate, tooLarge) {
+    /**
+     * At most `limit` bytes of a body: past it, `tooLarge()` is thrown (before reading, when the
+     * Content-Length says so), or without `tooLarge` the rest is dropped unread.
+     */
+    async readCapped(res, limit, tooLarge) {
         const declared = res.headers.get('content-length') ?? '';
-        if (!truncate && /^\d+$/.test(declared) && Number(declared) > limit) {
+        if (tooLarge && /^\d+$/.test(declared) && Number(declared) > limit) {
             await res.body?.cancel().catch(() => undefined);
             throw tooLarge();
         }
@@ -29771,7 +29936,7 @@ class RegistryClient {
             this.stats.bytesIn += value.length;
             if (total + value.length > limit) {
                 await reader.cancel().catch(() => undefined);
-                if (!truncate)
+                if (tooLarge)
                     throw tooLarge();
                 chunks.push(value.subarray(0, limit - total));
                 total = limit;
@@ -29833,7 +29998,9 @@ class RegistryClient {
             if (!noRetry && RETRY_STATUS.has(res.status)) {
                 const after = retryAfterMs(res.headers.get('retry-after'));
                 const wait = after !== undefined ? Math.min(after, this.retry.maxRetryAfterMs) : this.backoff(attempt);
-                if (attempt < this.retry.attempts && elapsed + wait <= this.retry.budgetMs && !deadline?.signal.aborted) {
+                if (attempt < this.retry.attempts &&
+                    elapsed + wait <= this.retry.budgetMs &&
+                    !deadline?.signal.aborted) {
                     if (!buffer)
                         await this.drain(res);
                     this.stats.retries++;
@@ -29905,7 +30072,8 @@ class RegistryClient {
             const text = o.method === 'HEAD'
                 ? ''
                 : o.stream && res.body
-                    ? (await this.readCapped(res, ERROR_BODY_BYTES, true, () => undefined).catch(() => Buffer.alloc(0))).toString('utf8')
+                    ? // a streamed answer's error body: its first 64 KiB, for the message
+                        (await this.readCapped(res, ERROR_BODY_BYTES).catch(() => Buffer.alloc(0))).toString('utf8')
                     : await res.text().catch(() => '');
             // a valid token without the rights asked for is a 403 in substance (ghcr.io, distribution)
             const status = res.status === 401 && challenge?.params.error === 'insufficient_scope' ? 403 : res.status;
@@ -29924,7 +30092,10 @@ class RegistryClient {
         if (res.status === 401) {
             const c = parseChallenge(res.headers.get('www-authenticate'));
             if (c?.scheme === 'bearer' && c.params.realm) {
-                const realm = this.remoteUrl(c.params.realm, `${this.base}/v2/`, 'token realm', { ...facts, status: 401 });
+                const realm = this.remoteUrl(c.params.realm, `${this.base}/v2/`, 'token realm', {
+                    ...facts,
+                    status: 401
+                });
                 return { scheme: 'bearer', realm, service: c.params.service };
             }
             if (c?.scheme === 'basic')

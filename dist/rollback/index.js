@@ -63538,6 +63538,8 @@ __nccwpck_require__.d(__webpack_exports__, {
 
 // EXTERNAL MODULE: ./node_modules/@actions/core/lib/core.js + 15 modules
 var core = __nccwpck_require__(4116);
+// EXTERNAL MODULE: ./build/tsc/action/secrets.js + 1 modules
+var secrets = __nccwpck_require__(5901);
 // EXTERNAL MODULE: external "fs"
 var external_fs_ = __nccwpck_require__(9896);
 // EXTERNAL MODULE: external "os"
@@ -68556,6 +68558,7 @@ var errors = __nccwpck_require__(2830);
 
 
 
+
 const NOOP = { finish: async () => undefined };
 /** Creates the Deployment and its in_progress status; returns a handle to finish it. */
 async function startDeployment(opts, plan) {
@@ -68569,7 +68572,8 @@ async function startDeployment(opts, plan) {
         baseUrl: process.env.GITHUB_API_URL || 'https://api.github.com'
     });
     const { owner, repo } = github_context.repo;
-    const short = (s) => s.slice(0, 140);
+    // API payload text: every secret of the run redacted (log masking does not reach GitHub's API)
+    const short = (s) => (0,secrets/* redacted */.pc)(s).slice(0, 140);
     let id;
     let previous;
     let production = false;
@@ -68660,6 +68664,8 @@ async function startDeployment(opts, plan) {
 /* unused harmony export maskSecret */
 /* harmony import */ var _actions_core__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(4116);
 /* harmony import */ var _lib_parse_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(3054);
+/* harmony import */ var _secrets_js__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(5901);
+
 
 
 /** Typed readers over core.getInput: the only place actions read their inputs. */
@@ -68677,6 +68683,10 @@ function secret(name, fallback = '') {
 function maskSecret(value) {
     if (!value)
         return;
+    _secrets_js__WEBPACK_IMPORTED_MODULE_2__/* .secrets */ .O3.add(value);
+    for (const line of value.split(/\r?\n/))
+        if (line.trim().length >= 4)
+            _secrets_js__WEBPACK_IMPORTED_MODULE_2__/* .secrets */ .O3.add(line.trim());
     _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .setSecret */ .Pq(value);
     const trimmed = value.trim();
     if (trimmed !== value && trimmed)
@@ -68708,6 +68718,8 @@ function list(name, opts) {
 /* unused harmony export isPost */
 /* harmony import */ var _actions_core__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(4116);
 /* harmony import */ var _lib_errors_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(2830);
+/* harmony import */ var _secrets_js__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(5901);
+
 
 
 const POST_STATE = 'shipline-is-post';
@@ -68731,6 +68743,7 @@ async function runAction(main, post) {
     }
     if (post)
         _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .saveState */ .LZ(POST_STATE, 'true');
+    (0,_secrets_js__WEBPACK_IMPORTED_MODULE_2__/* .redactSummaries */ .UD)();
     try {
         await main();
     }
@@ -68747,6 +68760,158 @@ async function runAction(main, post) {
         }
         _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .setFailed */ .C1((0,_lib_errors_js__WEBPACK_IMPORTED_MODULE_1__/* .errorMessage */ .gJ)(e).split('\n')[0]);
     }
+}
+
+
+/***/ }),
+
+/***/ 5901:
+/***/ ((__unused_webpack___webpack_module__, __webpack_exports__, __nccwpck_require__) => {
+
+
+// EXPORTS
+__nccwpck_require__.d(__webpack_exports__, {
+  UD: () => (/* binding */ redactSummaries),
+  pc: () => (/* binding */ redacted),
+  O3: () => (/* binding */ secrets)
+});
+
+// EXTERNAL MODULE: ./node_modules/@actions/core/lib/core.js + 15 modules
+var core = __nccwpck_require__(4116);
+;// CONCATENATED MODULE: ./build/tsc/lib/redact.js
+/**
+ * Redaction of credentials in text that may reach a log, an output, a summary or a GitHub API call.
+ * A Redactor knows the secret values (header values, tokens, URL userinfo) and their encoded forms
+ * (base64 of the value and of `user:password` for Basic auth, percent-encoded forms) and replaces every
+ * occurrence with `***`; URL userinfo is redacted in any URL it sees, known or not.
+ * Plain module: callers that use @actions/core mask the same values through `forms()`.
+ */
+const MASK = '***';
+/** Header names whose values are credentials whatever the user says. */
+const SECRET_HEADERS = new Set([
+    'authorization',
+    'proxy-authorization',
+    'cookie',
+    'set-cookie',
+    'x-api-key',
+    'x-auth-token'
+]);
+class Redactor {
+    values = new Set();
+    /** Registers a secret (ignored when shorter than 3 characters: masking those would garble every log). */
+    add(value) {
+        if (!value)
+            return this;
+        for (const form of encodedForms(value))
+            if (form.length >= 3)
+                this.values.add(form);
+        return this;
+    }
+    /** Registers the credential parts of a header value: the whole value, and for `Basic`/`Bearer` the token and decoded user:password. */
+    addHeaderValue(value) {
+        this.add(value);
+        const m = /^\s*(\S+)\s+(.+?)\s*$/.exec(value);
+        if (m) {
+            this.add(m[2]);
+            if (/^basic$/i.test(m[1])) {
+                const decoded = Buffer.from(m[2], 'base64').toString('utf8');
+                if (decoded.includes(':')) {
+                    this.add(decoded);
+                    this.add(decoded.slice(decoded.indexOf(':') + 1));
+                }
+            }
+        }
+        return this;
+    }
+    /** Registers the userinfo of a URL (user:password, the password, Basic form). */
+    addUrl(url) {
+        try {
+            const u = new URL(url);
+            const user = decodeURIComponent(u.username);
+            const pass = decodeURIComponent(u.password);
+            if (pass) {
+                this.add(pass);
+                this.add(`${user}:${pass}`);
+                if (`${u.username}:${u.password}` !== `${user}:${pass}`)
+                    this.add(`${u.username}:${u.password}`);
+            }
+            else if (user)
+                this.add(user); // a token given as the user name
+        }
+        catch {
+            /* not a URL: nothing to register */
+        }
+        return this;
+    }
+    /** Every registered form, longest first (for core.setSecret). */
+    forms() {
+        return [...this.values].sort((a, b) => b.length - a.length);
+    }
+    redact(text) {
+        let out = redactUrlUserinfo(text);
+        for (const v of this.forms())
+            if (out.includes(v))
+                out = out.split(v).join(MASK);
+        return out;
+    }
+}
+/** The value and the encoded forms it may travel in: base64 (Basic auth, Kubernetes secrets), percent-encoding. */
+function encodedForms(value) {
+    const forms = new Set([value, value.trim()]);
+    forms.add(Buffer.from(value).toString('base64'));
+    forms.add(Buffer.from(value).toString('base64').replace(/=+$/, ''));
+    if (encodeURIComponent(value) !== value)
+        forms.add(encodeURIComponent(value));
+    return [...forms].filter(Boolean);
+}
+/** `scheme://user:pass@host` → `scheme://***@host`, anywhere in the text. */
+function redactUrlUserinfo(text) {
+    return text.replace(/\b([a-z][a-z0-9+.-]*:\/\/)[^\s/@?#]+@/gi, `$1${MASK}@`);
+}
+/** A URL without userinfo, for display. */
+function displayUrl(url) {
+    try {
+        const u = new URL(url);
+        if (!u.username && !u.password)
+            return url;
+        u.username = '';
+        u.password = '';
+        return u.toString();
+    }
+    catch {
+        return redactUrlUserinfo(url);
+    }
+}
+
+;// CONCATENATED MODULE: ./build/tsc/action/secrets.js
+/**
+ * Every secret this run has masked, in one Redactor, for the texts the runner's log masking does not
+ * cover: GitHub API payloads (Deployment statuses, commit statuses, check runs) and the job summary file.
+ * inputs.maskSecret() fills it; redacted() applies it.
+ */
+
+
+const secrets = new Redactor();
+/** The text with every secret of the run (and any URL userinfo) replaced by `***`. */
+function redacted(text) {
+    return secrets.redact(text);
+}
+/**
+ * Makes the job summary pass through the redactor: whatever an action adds, the buffer is redacted just
+ * before it is written (one place for all actions; summary is @actions/core's singleton).
+ */
+function redactSummaries() {
+    const s = core/* summary */.z;
+    if (s.__shiplineRedacts)
+        return;
+    s.__shiplineRedacts = true;
+    const write = s.write.bind(s);
+    s.write = async (opts) => {
+        const text = s.stringify();
+        s.emptyBuffer();
+        s.addRaw(redacted(text));
+        return write(opts);
+    };
 }
 
 
@@ -69442,7 +69607,7 @@ async function transaction_transact(store, runtime, a) {
         const gone = lost(e);
         if (gone)
             return gone;
-        const message = `${(0,errors/* errorMessage */.gJ)(e).split('\n')[0]}; nothing live changed${live ? `, ${live.version} still serves` : ''}`;
+        const message = `${(0,errors/* errorMessage */.gJ)(e).split('\n')[0].replace(`${host}: `, '')}; nothing live changed${live ? `, ${live.version} still serves` : ''}`;
         try {
             await store.close({ ...base, event: 'aborted', ...stay, reason: message }, undefined);
         }
@@ -69492,7 +69657,8 @@ async function transaction_transact(store, runtime, a) {
         const gone = lost(e);
         if (gone)
             return gone;
-        reason = (0,errors/* errorMessage */.gJ)(e).split('\n')[0];
+        // the host's label leads the step's error already: the result names the host once
+        reason = (0,errors/* errorMessage */.gJ)(e).split('\n')[0].replace(`${host}: `, '');
         logs = (0,errors/* isUserError */.iU)(e) ? e.details : undefined;
     }
     a.warn(reason);
@@ -70349,12 +70515,16 @@ IFS= read -r entry || { echo "ERR incomplete entry"; exit 2; }
 if [ -n "$id" ]; then
   [ -f "$s/releases/$id/release.json" ] || { echo "ERR release folder $s/releases/$id is missing or incomplete"; exit 3; }
 fi
+if [ -n "$id" ]; then
+  # the new pointer is made before the cut-over: when it cannot be, nothing has switched yet
+  rm -rf "$s/current.tmp" 2>/dev/null
+  ln -sfn "releases/$id" "$s/current.tmp" || { echo "ERR cannot point $s/current at $id"; exit 4; }
+fi
 if [ $# -gt 0 ]; then
-  "$@" 8>&- || { rc=$?; echo "ERR cut-over failed (exit $rc)"; exit 10; }
+  "$@" 8>&- || { rc=$?; rm -f "$s/current.tmp"; echo "ERR cut-over failed (exit $rc)"; exit 10; }
 fi
 if [ -n "$id" ]; then
-  rm -rf "$s/current.tmp" 2>/dev/null
-  ln -sfn "releases/$id" "$s/current.tmp" && mv -fT "$s/current.tmp" "$s/current" || { echo "ERR cannot point $s/current at $id"; exit 4; }
+  mv -fT "$s/current.tmp" "$s/current" || { echo "ERR cannot point $s/current at $id"; exit 4; }
 fi
 printf '%s\\n' "$entry" | jadd "$s/ledger.jsonl" || { echo "ERR cannot append to $s/ledger.jsonl"; exit 5; }
 rm -f "$r/recover.sh" "$r/abort.json"
@@ -70406,10 +70576,21 @@ jadd "$1/ledger.jsonl"
 
 const SH = (script, ...args) => ['sh', '-c', script, 'sh', ...args];
 const now = () => new Date().toISOString();
-/** The one-line reason of a failed remote command: its last ERR line, else its last output line. */
+/**
+ * The one-line reason of a failed remote command: its first `ERR` line (shipline's scripts), else the
+ * last line a tool marked as an error (`ERROR: …`, `Error …`: Compose, docker), else its last line.
+ */
 function failureLine(r) {
     const text = (r.stdout + '\n' + r.stderr).trim();
-    return /^ERR (.*)$/m.exec(text)?.[1] ?? text.split('\n').pop() ?? `exit ${r.code}`;
+    const lines = text.split('\n').map(l => l.trim());
+    return ((/^ERR (.*)$/m.exec(text)?.[1] ??
+        [...lines]
+            .reverse()
+            .find(l => /^(ERROR:|Error\b)/.test(l))
+            ?.replace(/^ERROR:\s*/, '') ??
+        lines.pop() ??
+        `exit ${r.code}`) ||
+        `exit ${r.code}`);
 }
 class ReleaseStore {
     remote;
@@ -70920,7 +71101,7 @@ class ComposeRuntime {
         const r = await this.store.step(this.upArgv(meta, services), recover);
         if (r.code !== 0) {
             const err = (r.stderr.trim() || r.stdout.trim()).split('\n').slice(-15).join('\n');
-            throw new errors/* UserError */.yo(`${this.store.label}: docker ${this.kind === 'v2' ? 'compose' : '-compose'} up of ${meta.id} failed (exit ${r.code}): ${(0,release_store/* failureLine */.Pu)(r)}`, err);
+            throw new errors/* UserError */.yo(`${this.store.label}: ${this.kind === 'v2' ? 'docker compose' : 'docker-compose'} up of ${meta.version} failed: ${(0,release_store/* failureLine */.Pu)(r).replace(/\s+/g, ' ')}`, err);
         }
     }
     waitHealthy(_meta, services, timeoutSec, opts) {

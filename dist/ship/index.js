@@ -63544,6 +63544,8 @@ var external_node_path_ = __nccwpck_require__(6760);
 var inputs = __nccwpck_require__(7871);
 // EXTERNAL MODULE: ./build/tsc/action/deploy-inputs.js + 15 modules
 var deploy_inputs = __nccwpck_require__(1999);
+// EXTERNAL MODULE: ./build/tsc/action/secrets.js
+var secrets = __nccwpck_require__(2161);
 // EXTERNAL MODULE: external "fs"
 var external_fs_ = __nccwpck_require__(9896);
 // EXTERNAL MODULE: external "os"
@@ -68562,6 +68564,7 @@ var errors = __nccwpck_require__(2830);
 
 
 
+
 const NOOP = { finish: async () => undefined };
 /** Creates the Deployment and its in_progress status; returns a handle to finish it. */
 async function startDeployment(opts, plan) {
@@ -68575,7 +68578,8 @@ async function startDeployment(opts, plan) {
         baseUrl: process.env.GITHUB_API_URL || 'https://api.github.com'
     });
     const { owner, repo } = github_context.repo;
-    const short = (s) => s.slice(0, 140);
+    // API payload text: every secret of the run redacted (log masking does not reach GitHub's API)
+    const short = (s) => (0,secrets/* redacted */.pc)(s).slice(0, 140);
     let id;
     let previous;
     let production = false;
@@ -69464,7 +69468,7 @@ class RegistryClient {
     async buffered(res, limit, facts) {
         const success = res.status >= 200 && res.status < 300;
         const buf = res.body
-            ? await this.readCapped(res, success ? limit.bytes : ERROR_BODY_BYTES, !success, () => this.tooLarge(limit, facts, res.status))
+            ? await this.readCapped(res, success ? limit.bytes : ERROR_BODY_BYTES, success ? () => this.tooLarge(limit, facts, res.status) : undefined)
             : undefined;
         const nullBody = [101, 204, 205, 304].includes(res.status);
         return new Response(nullBody ? null : buf, {
@@ -69476,10 +69480,13 @@ class RegistryClient {
     tooLarge(limit, facts, status) {
         return new RegistryProtocolError(`${limit.what} is larger than ${formatBytes(limit.bytes)}, ${limit.why}; refusing to read it (${facts.method} ${facts.path}).`, { ...facts, status });
     }
-    /** At most `limit` bytes of a body: past it, the rest is dropped (`truncate`) or `tooLarge()` is thrown. */
-    async readCapped(res, limit, truncate, tooLarge) {
+    /**
+     * At most `limit` bytes of a body: past it, `tooLarge()` is thrown (before reading, when the
+     * Content-Length says so), or without `tooLarge` the rest is dropped unread.
+     */
+    async readCapped(res, limit, tooLarge) {
         const declared = res.headers.get('content-length') ?? '';
-        if (!truncate && /^\d+$/.test(declared) && Number(declared) > limit) {
+        if (tooLarge && /^\d+$/.test(declared) && Number(declared) > limit) {
             await res.body?.cancel().catch(() => undefined);
             throw tooLarge();
         }
@@ -69493,7 +69500,7 @@ class RegistryClient {
             this.stats.bytesIn += value.length;
             if (total + value.length > limit) {
                 await reader.cancel().catch(() => undefined);
-                if (!truncate)
+                if (tooLarge)
                     throw tooLarge();
                 chunks.push(value.subarray(0, limit - total));
                 total = limit;
@@ -69555,7 +69562,9 @@ class RegistryClient {
             if (!noRetry && RETRY_STATUS.has(res.status)) {
                 const after = retryAfterMs(res.headers.get('retry-after'));
                 const wait = after !== undefined ? Math.min(after, this.retry.maxRetryAfterMs) : this.backoff(attempt);
-                if (attempt < this.retry.attempts && elapsed + wait <= this.retry.budgetMs && !deadline?.signal.aborted) {
+                if (attempt < this.retry.attempts &&
+                    elapsed + wait <= this.retry.budgetMs &&
+                    !deadline?.signal.aborted) {
                     if (!buffer)
                         await this.drain(res);
                     this.stats.retries++;
@@ -69627,7 +69636,8 @@ class RegistryClient {
             const text = o.method === 'HEAD'
                 ? ''
                 : o.stream && res.body
-                    ? (await this.readCapped(res, ERROR_BODY_BYTES, true, () => undefined).catch(() => Buffer.alloc(0))).toString('utf8')
+                    ? // a streamed answer's error body: its first 64 KiB, for the message
+                        (await this.readCapped(res, ERROR_BODY_BYTES).catch(() => Buffer.alloc(0))).toString('utf8')
                     : await res.text().catch(() => '');
             // a valid token without the rights asked for is a 403 in substance (ghcr.io, distribution)
             const status = res.status === 401 && challenge?.params.error === 'insufficient_scope' ? 403 : res.status;
@@ -69646,7 +69656,10 @@ class RegistryClient {
         if (res.status === 401) {
             const c = parseChallenge(res.headers.get('www-authenticate'));
             if (c?.scheme === 'bearer' && c.params.realm) {
-                const realm = this.remoteUrl(c.params.realm, `${this.base}/v2/`, 'token realm', { ...facts, status: 401 });
+                const realm = this.remoteUrl(c.params.realm, `${this.base}/v2/`, 'token realm', {
+                    ...facts,
+                    status: 401
+                });
                 return { scheme: 'bearer', realm, service: c.params.service };
             }
             if (c?.scheme === 'basic')
@@ -70105,6 +70118,8 @@ async function deployStep(opts = {}) {
 /* harmony export */ });
 /* harmony import */ var _actions_core__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(4116);
 /* harmony import */ var _lib_parse_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(3054);
+/* harmony import */ var _secrets_js__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(2161);
+
 
 
 /** Typed readers over core.getInput: the only place actions read their inputs. */
@@ -70122,6 +70137,10 @@ function secret(name, fallback = '') {
 function maskSecret(value) {
     if (!value)
         return;
+    _secrets_js__WEBPACK_IMPORTED_MODULE_2__/* .secrets */ .O3.add(value);
+    for (const line of value.split(/\r?\n/))
+        if (line.trim().length >= 4)
+            _secrets_js__WEBPACK_IMPORTED_MODULE_2__/* .secrets */ .O3.add(line.trim());
     _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .setSecret */ .Pq(value);
     const trimmed = value.trim();
     if (trimmed !== value && trimmed)
@@ -70153,6 +70172,8 @@ function list(name, opts) {
 /* unused harmony export isPost */
 /* harmony import */ var _actions_core__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(4116);
 /* harmony import */ var _lib_errors_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(2830);
+/* harmony import */ var _secrets_js__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(2161);
+
 
 
 const POST_STATE = 'shipline-is-post';
@@ -70176,6 +70197,7 @@ async function runAction(main, post) {
     }
     if (post)
         _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .saveState */ .LZ(POST_STATE, 'true');
+    (0,_secrets_js__WEBPACK_IMPORTED_MODULE_2__/* .redactSummaries */ .UD)();
     try {
         await main();
     }
@@ -70197,7 +70219,50 @@ async function runAction(main, post) {
 
 /***/ }),
 
-/***/ 953:
+/***/ 2161:
+/***/ ((__unused_webpack___webpack_module__, __webpack_exports__, __nccwpck_require__) => {
+
+/* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
+/* harmony export */   O3: () => (/* binding */ secrets),
+/* harmony export */   UD: () => (/* binding */ redactSummaries),
+/* harmony export */   pc: () => (/* binding */ redacted)
+/* harmony export */ });
+/* harmony import */ var _actions_core__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(4116);
+/* harmony import */ var _lib_redact_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(2308);
+/**
+ * Every secret this run has masked, in one Redactor, for the texts the runner's log masking does not
+ * cover: GitHub API payloads (Deployment statuses, commit statuses, check runs) and the job summary file.
+ * inputs.maskSecret() fills it; redacted() applies it.
+ */
+
+
+const secrets = new _lib_redact_js__WEBPACK_IMPORTED_MODULE_1__/* .Redactor */ .pO();
+/** The text with every secret of the run (and any URL userinfo) replaced by `***`. */
+function redacted(text) {
+    return secrets.redact(text);
+}
+/**
+ * Makes the job summary pass through the redactor: whatever an action adds, the buffer is redacted just
+ * before it is written (one place for all actions; summary is @actions/core's singleton).
+ */
+function redactSummaries() {
+    const s = _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .summary */ .z;
+    if (s.__shiplineRedacts)
+        return;
+    s.__shiplineRedacts = true;
+    const write = s.write.bind(s);
+    s.write = async (opts) => {
+        const text = s.stringify();
+        s.emptyBuffer();
+        s.addRaw(redacted(text));
+        return write(opts);
+    };
+}
+
+
+/***/ }),
+
+/***/ 6399:
 /***/ ((__unused_webpack___webpack_module__, __webpack_exports__, __nccwpck_require__) => {
 
 
@@ -70210,111 +70275,8 @@ __nccwpck_require__.d(__webpack_exports__, {
 var core = __nccwpck_require__(4116);
 // EXTERNAL MODULE: ./build/tsc/lib/errors.js
 var errors = __nccwpck_require__(2830);
-;// CONCATENATED MODULE: ./build/tsc/lib/redact.js
-/**
- * Redaction of credentials in text that may reach a log, an output, a summary or a GitHub API call.
- * A Redactor knows the secret values (header values, tokens, URL userinfo) and their encoded forms
- * (base64 of the value and of `user:password` for Basic auth, percent-encoded forms) and replaces every
- * occurrence with `***`; URL userinfo is redacted in any URL it sees, known or not.
- * Plain module: callers that use @actions/core mask the same values through `forms()`.
- */
-const MASK = '***';
-/** Header names whose values are credentials whatever the user says. */
-const SECRET_HEADERS = new Set([
-    'authorization',
-    'proxy-authorization',
-    'cookie',
-    'set-cookie',
-    'x-api-key',
-    'x-auth-token'
-]);
-class Redactor {
-    values = new Set();
-    /** Registers a secret (ignored when shorter than 3 characters: masking those would garble every log). */
-    add(value) {
-        if (!value)
-            return this;
-        for (const form of encodedForms(value))
-            if (form.length >= 3)
-                this.values.add(form);
-        return this;
-    }
-    /** Registers the credential parts of a header value: the whole value, and for `Basic`/`Bearer` the token and decoded user:password. */
-    addHeaderValue(value) {
-        this.add(value);
-        const m = /^\s*(\S+)\s+(.+?)\s*$/.exec(value);
-        if (m) {
-            this.add(m[2]);
-            if (/^basic$/i.test(m[1])) {
-                const decoded = Buffer.from(m[2], 'base64').toString('utf8');
-                if (decoded.includes(':')) {
-                    this.add(decoded);
-                    this.add(decoded.slice(decoded.indexOf(':') + 1));
-                }
-            }
-        }
-        return this;
-    }
-    /** Registers the userinfo of a URL (user:password, the password, Basic form). */
-    addUrl(url) {
-        try {
-            const u = new URL(url);
-            const user = decodeURIComponent(u.username);
-            const pass = decodeURIComponent(u.password);
-            if (pass) {
-                this.add(pass);
-                this.add(`${user}:${pass}`);
-                if (`${u.username}:${u.password}` !== `${user}:${pass}`)
-                    this.add(`${u.username}:${u.password}`);
-            }
-            else if (user)
-                this.add(user); // a token given as the user name
-        }
-        catch {
-            /* not a URL: nothing to register */
-        }
-        return this;
-    }
-    /** Every registered form, longest first (for core.setSecret). */
-    forms() {
-        return [...this.values].sort((a, b) => b.length - a.length);
-    }
-    redact(text) {
-        let out = redactUrlUserinfo(text);
-        for (const v of this.forms())
-            if (out.includes(v))
-                out = out.split(v).join(MASK);
-        return out;
-    }
-}
-/** The value and the encoded forms it may travel in: base64 (Basic auth, Kubernetes secrets), percent-encoding. */
-function encodedForms(value) {
-    const forms = new Set([value, value.trim()]);
-    forms.add(Buffer.from(value).toString('base64'));
-    forms.add(Buffer.from(value).toString('base64').replace(/=+$/, ''));
-    if (encodeURIComponent(value) !== value)
-        forms.add(encodeURIComponent(value));
-    return [...forms].filter(Boolean);
-}
-/** `scheme://user:pass@host` → `scheme://***@host`, anywhere in the text. */
-function redactUrlUserinfo(text) {
-    return text.replace(/\b([a-z][a-z0-9+.-]*:\/\/)[^\s/@?#]+@/gi, `$1${MASK}@`);
-}
-/** A URL without userinfo, for display. */
-function displayUrl(url) {
-    try {
-        const u = new URL(url);
-        if (!u.username && !u.password)
-            return url;
-        u.username = '';
-        u.password = '';
-        return u.toString();
-    }
-    catch {
-        return redactUrlUserinfo(url);
-    }
-}
-
+// EXTERNAL MODULE: ./build/tsc/lib/redact.js
+var redact = __nccwpck_require__(2308);
 // EXTERNAL MODULE: ./node_modules/yaml/dist/index.js
 var dist = __nccwpck_require__(8815);
 ;// CONCATENATED MODULE: ./build/tsc/lib/smoke/checks.js
@@ -70675,7 +70637,7 @@ function splitUserinfo(url) {
 async function send(req) {
     const started = performance.now();
     const deadline = started + req.timeoutMs;
-    const secret = new Set([...SECRET_HEADERS, ...[...(req.secretHeaders ?? [])].map(h => h.toLowerCase())]);
+    const secret = new Set([...redact/* SECRET_HEADERS */.KY, ...[...(req.secretHeaders ?? [])].map(h => h.toLowerCase())]);
     let url = new URL(req.url);
     let method = req.method;
     let body = req.body;
@@ -72103,7 +72065,7 @@ function parseBaseUrl(raw) {
         u = new URL(raw.trim());
     }
     catch {
-        throw new errors/* UserError */.yo(`Input 'url' must be an http:// or https:// URL like 'https://stage.example.com', got '${displayUrl(raw.trim())}'.`);
+        throw new errors/* UserError */.yo(`Input 'url' must be an http:// or https:// URL like 'https://stage.example.com', got '${(0,redact/* displayUrl */.Qy)(raw.trim())}'.`);
     }
     if (u.protocol !== 'http:' && u.protocol !== 'https:') {
         throw new errors/* UserError */.yo(`Input 'url' must start with http:// or https://, got '${u.protocol}'.`);
@@ -72117,7 +72079,7 @@ async function runSmoke(opts) {
     const started = performance.now();
     // the deadline counts from `startedAt` when given (the entrypoint passes its process start)
     const deadline = (opts.startedAt ?? started) + opts.timeoutMs;
-    const redactor = opts.redactor ?? new Redactor();
+    const redactor = opts.redactor ?? new redact/* Redactor */.pO();
     const log = (line) => opts.log?.(redactor.redact(line));
     const { url: base, authorization } = splitUserinfo(parseBaseUrl(opts.url));
     redactor.addUrl(opts.url);
@@ -72372,7 +72334,7 @@ function summaryMarkdown(target, results, durationMs) {
 
 async function smokeStep(o) {
     // Secrets first: nothing is logged before every credential form is masked.
-    const redactor = new Redactor();
+    const redactor = new redact/* Redactor */.pO();
     const checks = parseChecks(o.checksText, o.checksInput);
     redactor.addUrl(o.url);
     for (const v of Object.values(o.headers))
@@ -72385,7 +72347,7 @@ async function smokeStep(o) {
     if (o.url.trim() === '')
         throw new errors/* UserError */.yo(`Input '${o.urlInput}' is required: the base URL of the deployment, e.g. '${o.urlInput}: https://stage.example.com'.`);
     parseBaseUrl(o.url);
-    const target = displayUrl(o.url.trim());
+    const target = (0,redact/* displayUrl */.Qy)(o.url.trim());
     core/* info */.pq(`smoke-test: ${target}: ${checks.length} check${checks.length === 1 ? '' : 's'}, deadline ${o.timeout}s, ${o.requestTimeout}s per request`);
     if (o.insecureTls)
         core/* warning */.$e('insecure-tls: TLS certificates are not verified');
@@ -72852,7 +72814,7 @@ async function transact(store, runtime, a) {
         const gone = lost(e);
         if (gone)
             return gone;
-        const message = `${(0,errors/* errorMessage */.gJ)(e).split('\n')[0]}; nothing live changed${live ? `, ${live.version} still serves` : ''}`;
+        const message = `${(0,errors/* errorMessage */.gJ)(e).split('\n')[0].replace(`${host}: `, '')}; nothing live changed${live ? `, ${live.version} still serves` : ''}`;
         try {
             await store.close({ ...base, event: 'aborted', ...stay, reason: message }, undefined);
         }
@@ -72902,7 +72864,8 @@ async function transact(store, runtime, a) {
         const gone = lost(e);
         if (gone)
             return gone;
-        reason = (0,errors/* errorMessage */.gJ)(e).split('\n')[0];
+        // the host's label leads the step's error already: the result names the host once
+        reason = (0,errors/* errorMessage */.gJ)(e).split('\n')[0].replace(`${host}: `, '');
         logs = (0,errors/* isUserError */.iU)(e) ? e.details : undefined;
     }
     a.warn(reason);
@@ -73678,6 +73641,122 @@ function parseKeyValues(name, raw) {
 
 /***/ }),
 
+/***/ 2308:
+/***/ ((__unused_webpack___webpack_module__, __webpack_exports__, __nccwpck_require__) => {
+
+/* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
+/* harmony export */   KY: () => (/* binding */ SECRET_HEADERS),
+/* harmony export */   Qy: () => (/* binding */ displayUrl),
+/* harmony export */   pO: () => (/* binding */ Redactor)
+/* harmony export */ });
+/* unused harmony exports MASK, encodedForms, redactUrlUserinfo */
+/**
+ * Redaction of credentials in text that may reach a log, an output, a summary or a GitHub API call.
+ * A Redactor knows the secret values (header values, tokens, URL userinfo) and their encoded forms
+ * (base64 of the value and of `user:password` for Basic auth, percent-encoded forms) and replaces every
+ * occurrence with `***`; URL userinfo is redacted in any URL it sees, known or not.
+ * Plain module: callers that use @actions/core mask the same values through `forms()`.
+ */
+const MASK = '***';
+/** Header names whose values are credentials whatever the user says. */
+const SECRET_HEADERS = new Set([
+    'authorization',
+    'proxy-authorization',
+    'cookie',
+    'set-cookie',
+    'x-api-key',
+    'x-auth-token'
+]);
+class Redactor {
+    values = new Set();
+    /** Registers a secret (ignored when shorter than 3 characters: masking those would garble every log). */
+    add(value) {
+        if (!value)
+            return this;
+        for (const form of encodedForms(value))
+            if (form.length >= 3)
+                this.values.add(form);
+        return this;
+    }
+    /** Registers the credential parts of a header value: the whole value, and for `Basic`/`Bearer` the token and decoded user:password. */
+    addHeaderValue(value) {
+        this.add(value);
+        const m = /^\s*(\S+)\s+(.+?)\s*$/.exec(value);
+        if (m) {
+            this.add(m[2]);
+            if (/^basic$/i.test(m[1])) {
+                const decoded = Buffer.from(m[2], 'base64').toString('utf8');
+                if (decoded.includes(':')) {
+                    this.add(decoded);
+                    this.add(decoded.slice(decoded.indexOf(':') + 1));
+                }
+            }
+        }
+        return this;
+    }
+    /** Registers the userinfo of a URL (user:password, the password, Basic form). */
+    addUrl(url) {
+        try {
+            const u = new URL(url);
+            const user = decodeURIComponent(u.username);
+            const pass = decodeURIComponent(u.password);
+            if (pass) {
+                this.add(pass);
+                this.add(`${user}:${pass}`);
+                if (`${u.username}:${u.password}` !== `${user}:${pass}`)
+                    this.add(`${u.username}:${u.password}`);
+            }
+            else if (user)
+                this.add(user); // a token given as the user name
+        }
+        catch {
+            /* not a URL: nothing to register */
+        }
+        return this;
+    }
+    /** Every registered form, longest first (for core.setSecret). */
+    forms() {
+        return [...this.values].sort((a, b) => b.length - a.length);
+    }
+    redact(text) {
+        let out = redactUrlUserinfo(text);
+        for (const v of this.forms())
+            if (out.includes(v))
+                out = out.split(v).join(MASK);
+        return out;
+    }
+}
+/** The value and the encoded forms it may travel in: base64 (Basic auth, Kubernetes secrets), percent-encoding. */
+function encodedForms(value) {
+    const forms = new Set([value, value.trim()]);
+    forms.add(Buffer.from(value).toString('base64'));
+    forms.add(Buffer.from(value).toString('base64').replace(/=+$/, ''));
+    if (encodeURIComponent(value) !== value)
+        forms.add(encodeURIComponent(value));
+    return [...forms].filter(Boolean);
+}
+/** `scheme://user:pass@host` → `scheme://***@host`, anywhere in the text. */
+function redactUrlUserinfo(text) {
+    return text.replace(/\b([a-z][a-z0-9+.-]*:\/\/)[^\s/@?#]+@/gi, `$1${MASK}@`);
+}
+/** A URL without userinfo, for display. */
+function displayUrl(url) {
+    try {
+        const u = new URL(url);
+        if (!u.username && !u.password)
+            return url;
+        u.username = '';
+        u.password = '';
+        return u.toString();
+    }
+    catch {
+        return redactUrlUserinfo(url);
+    }
+}
+
+
+/***/ }),
+
 /***/ 8892:
 /***/ ((__unused_webpack___webpack_module__, __webpack_exports__, __nccwpck_require__) => {
 
@@ -74060,12 +74139,16 @@ IFS= read -r entry || { echo "ERR incomplete entry"; exit 2; }
 if [ -n "$id" ]; then
   [ -f "$s/releases/$id/release.json" ] || { echo "ERR release folder $s/releases/$id is missing or incomplete"; exit 3; }
 fi
+if [ -n "$id" ]; then
+  # the new pointer is made before the cut-over: when it cannot be, nothing has switched yet
+  rm -rf "$s/current.tmp" 2>/dev/null
+  ln -sfn "releases/$id" "$s/current.tmp" || { echo "ERR cannot point $s/current at $id"; exit 4; }
+fi
 if [ $# -gt 0 ]; then
-  "$@" 8>&- || { rc=$?; echo "ERR cut-over failed (exit $rc)"; exit 10; }
+  "$@" 8>&- || { rc=$?; rm -f "$s/current.tmp"; echo "ERR cut-over failed (exit $rc)"; exit 10; }
 fi
 if [ -n "$id" ]; then
-  rm -rf "$s/current.tmp" 2>/dev/null
-  ln -sfn "releases/$id" "$s/current.tmp" && mv -fT "$s/current.tmp" "$s/current" || { echo "ERR cannot point $s/current at $id"; exit 4; }
+  mv -fT "$s/current.tmp" "$s/current" || { echo "ERR cannot point $s/current at $id"; exit 4; }
 fi
 printf '%s\\n' "$entry" | jadd "$s/ledger.jsonl" || { echo "ERR cannot append to $s/ledger.jsonl"; exit 5; }
 rm -f "$r/recover.sh" "$r/abort.json"
@@ -74117,10 +74200,21 @@ jadd "$1/ledger.jsonl"
 
 const SH = (script, ...args) => ['sh', '-c', script, 'sh', ...args];
 const now = () => new Date().toISOString();
-/** The one-line reason of a failed remote command: its last ERR line, else its last output line. */
+/**
+ * The one-line reason of a failed remote command: its first `ERR` line (shipline's scripts), else the
+ * last line a tool marked as an error (`ERROR: …`, `Error …`: Compose, docker), else its last line.
+ */
 function failureLine(r) {
     const text = (r.stdout + '\n' + r.stderr).trim();
-    return /^ERR (.*)$/m.exec(text)?.[1] ?? text.split('\n').pop() ?? `exit ${r.code}`;
+    const lines = text.split('\n').map(l => l.trim());
+    return ((/^ERR (.*)$/m.exec(text)?.[1] ??
+        [...lines]
+            .reverse()
+            .find(l => /^(ERROR:|Error\b)/.test(l))
+            ?.replace(/^ERROR:\s*/, '') ??
+        lines.pop() ??
+        `exit ${r.code}`) ||
+        `exit ${r.code}`);
 }
 class ReleaseStore {
     remote;
@@ -74631,7 +74725,7 @@ class ComposeRuntime {
         const r = await this.store.step(this.upArgv(meta, services), recover);
         if (r.code !== 0) {
             const err = (r.stderr.trim() || r.stdout.trim()).split('\n').slice(-15).join('\n');
-            throw new errors/* UserError */.yo(`${this.store.label}: docker ${this.kind === 'v2' ? 'compose' : '-compose'} up of ${meta.id} failed (exit ${r.code}): ${(0,release_store/* failureLine */.Pu)(r)}`, err);
+            throw new errors/* UserError */.yo(`${this.store.label}: ${this.kind === 'v2' ? 'docker compose' : 'docker-compose'} up of ${meta.version} failed: ${(0,release_store/* failureLine */.Pu)(r).replace(/\s+/g, ' ')}`, err);
         }
     }
     waitHealthy(_meta, services, timeoutSec, opts) {
@@ -74695,7 +74789,7 @@ __nccwpck_require__.a(__webpack_module__, async (__webpack_handle_async_dependen
 /* harmony import */ var _action_run_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(6082);
 /* harmony import */ var _action_inputs_js__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(7871);
 /* harmony import */ var _action_deploy_step_js__WEBPACK_IMPORTED_MODULE_3__ = __nccwpck_require__(4055);
-/* harmony import */ var _action_smoke_step_js__WEBPACK_IMPORTED_MODULE_4__ = __nccwpck_require__(953);
+/* harmony import */ var _action_smoke_step_js__WEBPACK_IMPORTED_MODULE_4__ = __nccwpck_require__(6399);
 /* harmony import */ var _action_deploy_inputs_js__WEBPACK_IMPORTED_MODULE_5__ = __nccwpck_require__(1999);
 /* harmony import */ var _lib_errors_js__WEBPACK_IMPORTED_MODULE_6__ = __nccwpck_require__(2830);
 /* harmony import */ var _lib_deploy_index_js__WEBPACK_IMPORTED_MODULE_7__ = __nccwpck_require__(1968);

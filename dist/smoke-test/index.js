@@ -38075,7 +38075,10 @@ function parseKeyValues(name, raw) {
     return out;
 }
 
+// EXTERNAL MODULE: ./build/tsc/action/secrets.js
+var secrets = __nccwpck_require__(2161);
 ;// CONCATENATED MODULE: ./build/tsc/action/inputs.js
+
 
 
 /** Typed readers over core.getInput: the only place actions read their inputs. */
@@ -38093,6 +38096,10 @@ function secret(name, fallback = '') {
 function maskSecret(value) {
     if (!value)
         return;
+    secrets/* secrets */.O3.add(value);
+    for (const line of value.split(/\r?\n/))
+        if (line.trim().length >= 4)
+            secrets/* secrets */.O3.add(line.trim());
     lib_core/* setSecret */.Pq(value);
     const trimmed = value.trim();
     if (trimmed !== value && trimmed)
@@ -38129,6 +38136,8 @@ __nccwpck_require__.d(__webpack_exports__, {
 
 // EXTERNAL MODULE: ./node_modules/@actions/core/lib/core.js + 18 modules
 var core = __nccwpck_require__(6257);
+// EXTERNAL MODULE: ./build/tsc/action/secrets.js
+var secrets = __nccwpck_require__(2161);
 // EXTERNAL MODULE: external "fs"
 var external_fs_ = __nccwpck_require__(9896);
 // EXTERNAL MODULE: external "os"
@@ -43149,6 +43158,7 @@ var errors = __nccwpck_require__(2830);
 
 
 
+
 const REPORT_MODES = ['summary', 'status', 'check'];
 function parseReportMode(raw, inputName = 'report') {
     const v = raw.trim().toLowerCase() || 'summary';
@@ -43168,7 +43178,11 @@ function runUrl() {
     const run = process.env.GITHUB_RUN_ID;
     return repo && run ? `${server}/${repo}/actions/runs/${run}` : undefined;
 }
-const clip = (s, n) => (s.length > n ? `${s.slice(0, n - 1)}…` : s);
+/** API payload text: every secret of the run redacted, then clipped to the field's limit */
+const clip = (raw, n) => {
+    const s = (0,secrets/* redacted */.pc)(raw);
+    return s.length > n ? `${s.slice(0, n - 1)}…` : s;
+};
 /**
  * Two phases: `begin()` marks the commit at once (a pending status, or an in-progress check run) so the pull
  * request shows the check running, without delaying the work (call it without awaiting); `finish()` sets the
@@ -43315,6 +43329,8 @@ function report_link(key) {
 /* unused harmony export isPost */
 /* harmony import */ var _actions_core__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(6257);
 /* harmony import */ var _lib_errors_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(2830);
+/* harmony import */ var _secrets_js__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(2161);
+
 
 
 const POST_STATE = 'shipline-is-post';
@@ -43338,6 +43354,7 @@ async function runAction(main, post) {
     }
     if (post)
         _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .saveState */ .LZ(POST_STATE, 'true');
+    (0,_secrets_js__WEBPACK_IMPORTED_MODULE_2__/* .redactSummaries */ .UD)();
     try {
         await main();
     }
@@ -43359,7 +43376,50 @@ async function runAction(main, post) {
 
 /***/ }),
 
-/***/ 6198:
+/***/ 2161:
+/***/ ((__unused_webpack___webpack_module__, __webpack_exports__, __nccwpck_require__) => {
+
+/* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
+/* harmony export */   O3: () => (/* binding */ secrets),
+/* harmony export */   UD: () => (/* binding */ redactSummaries),
+/* harmony export */   pc: () => (/* binding */ redacted)
+/* harmony export */ });
+/* harmony import */ var _actions_core__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(6257);
+/* harmony import */ var _lib_redact_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(2308);
+/**
+ * Every secret this run has masked, in one Redactor, for the texts the runner's log masking does not
+ * cover: GitHub API payloads (Deployment statuses, commit statuses, check runs) and the job summary file.
+ * inputs.maskSecret() fills it; redacted() applies it.
+ */
+
+
+const secrets = new _lib_redact_js__WEBPACK_IMPORTED_MODULE_1__/* .Redactor */ .pO();
+/** The text with every secret of the run (and any URL userinfo) replaced by `***`. */
+function redacted(text) {
+    return secrets.redact(text);
+}
+/**
+ * Makes the job summary pass through the redactor: whatever an action adds, the buffer is redacted just
+ * before it is written (one place for all actions; summary is @actions/core's singleton).
+ */
+function redactSummaries() {
+    const s = _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .summary */ .z;
+    if (s.__shiplineRedacts)
+        return;
+    s.__shiplineRedacts = true;
+    const write = s.write.bind(s);
+    s.write = async (opts) => {
+        const text = s.stringify();
+        s.emptyBuffer();
+        s.addRaw(redacted(text));
+        return write(opts);
+    };
+}
+
+
+/***/ }),
+
+/***/ 2524:
 /***/ ((__unused_webpack___webpack_module__, __webpack_exports__, __nccwpck_require__) => {
 
 
@@ -43372,111 +43432,8 @@ __nccwpck_require__.d(__webpack_exports__, {
 var core = __nccwpck_require__(6257);
 // EXTERNAL MODULE: ./build/tsc/lib/errors.js
 var errors = __nccwpck_require__(2830);
-;// CONCATENATED MODULE: ./build/tsc/lib/redact.js
-/**
- * Redaction of credentials in text that may reach a log, an output, a summary or a GitHub API call.
- * A Redactor knows the secret values (header values, tokens, URL userinfo) and their encoded forms
- * (base64 of the value and of `user:password` for Basic auth, percent-encoded forms) and replaces every
- * occurrence with `***`; URL userinfo is redacted in any URL it sees, known or not.
- * Plain module: callers that use @actions/core mask the same values through `forms()`.
- */
-const MASK = '***';
-/** Header names whose values are credentials whatever the user says. */
-const SECRET_HEADERS = new Set([
-    'authorization',
-    'proxy-authorization',
-    'cookie',
-    'set-cookie',
-    'x-api-key',
-    'x-auth-token'
-]);
-class Redactor {
-    values = new Set();
-    /** Registers a secret (ignored when shorter than 3 characters: masking those would garble every log). */
-    add(value) {
-        if (!value)
-            return this;
-        for (const form of encodedForms(value))
-            if (form.length >= 3)
-                this.values.add(form);
-        return this;
-    }
-    /** Registers the credential parts of a header value: the whole value, and for `Basic`/`Bearer` the token and decoded user:password. */
-    addHeaderValue(value) {
-        this.add(value);
-        const m = /^\s*(\S+)\s+(.+?)\s*$/.exec(value);
-        if (m) {
-            this.add(m[2]);
-            if (/^basic$/i.test(m[1])) {
-                const decoded = Buffer.from(m[2], 'base64').toString('utf8');
-                if (decoded.includes(':')) {
-                    this.add(decoded);
-                    this.add(decoded.slice(decoded.indexOf(':') + 1));
-                }
-            }
-        }
-        return this;
-    }
-    /** Registers the userinfo of a URL (user:password, the password, Basic form). */
-    addUrl(url) {
-        try {
-            const u = new URL(url);
-            const user = decodeURIComponent(u.username);
-            const pass = decodeURIComponent(u.password);
-            if (pass) {
-                this.add(pass);
-                this.add(`${user}:${pass}`);
-                if (`${u.username}:${u.password}` !== `${user}:${pass}`)
-                    this.add(`${u.username}:${u.password}`);
-            }
-            else if (user)
-                this.add(user); // a token given as the user name
-        }
-        catch {
-            /* not a URL: nothing to register */
-        }
-        return this;
-    }
-    /** Every registered form, longest first (for core.setSecret). */
-    forms() {
-        return [...this.values].sort((a, b) => b.length - a.length);
-    }
-    redact(text) {
-        let out = redactUrlUserinfo(text);
-        for (const v of this.forms())
-            if (out.includes(v))
-                out = out.split(v).join(MASK);
-        return out;
-    }
-}
-/** The value and the encoded forms it may travel in: base64 (Basic auth, Kubernetes secrets), percent-encoding. */
-function encodedForms(value) {
-    const forms = new Set([value, value.trim()]);
-    forms.add(Buffer.from(value).toString('base64'));
-    forms.add(Buffer.from(value).toString('base64').replace(/=+$/, ''));
-    if (encodeURIComponent(value) !== value)
-        forms.add(encodeURIComponent(value));
-    return [...forms].filter(Boolean);
-}
-/** `scheme://user:pass@host` → `scheme://***@host`, anywhere in the text. */
-function redactUrlUserinfo(text) {
-    return text.replace(/\b([a-z][a-z0-9+.-]*:\/\/)[^\s/@?#]+@/gi, `$1${MASK}@`);
-}
-/** A URL without userinfo, for display. */
-function displayUrl(url) {
-    try {
-        const u = new URL(url);
-        if (!u.username && !u.password)
-            return url;
-        u.username = '';
-        u.password = '';
-        return u.toString();
-    }
-    catch {
-        return redactUrlUserinfo(url);
-    }
-}
-
+// EXTERNAL MODULE: ./build/tsc/lib/redact.js
+var redact = __nccwpck_require__(2308);
 // EXTERNAL MODULE: ./build/tsc/lib/smoke/checks.js
 var smoke_checks = __nccwpck_require__(2742);
 // EXTERNAL MODULE: external "node:dns"
@@ -43580,7 +43537,7 @@ function splitUserinfo(url) {
 async function send(req) {
     const started = performance.now();
     const deadline = started + req.timeoutMs;
-    const secret = new Set([...SECRET_HEADERS, ...[...(req.secretHeaders ?? [])].map(h => h.toLowerCase())]);
+    const secret = new Set([...redact/* SECRET_HEADERS */.KY, ...[...(req.secretHeaders ?? [])].map(h => h.toLowerCase())]);
     let url = new URL(req.url);
     let method = req.method;
     let body = req.body;
@@ -45008,7 +44965,7 @@ function parseBaseUrl(raw) {
         u = new URL(raw.trim());
     }
     catch {
-        throw new errors/* UserError */.yo(`Input 'url' must be an http:// or https:// URL like 'https://stage.example.com', got '${displayUrl(raw.trim())}'.`);
+        throw new errors/* UserError */.yo(`Input 'url' must be an http:// or https:// URL like 'https://stage.example.com', got '${(0,redact/* displayUrl */.Qy)(raw.trim())}'.`);
     }
     if (u.protocol !== 'http:' && u.protocol !== 'https:') {
         throw new errors/* UserError */.yo(`Input 'url' must start with http:// or https://, got '${u.protocol}'.`);
@@ -45022,7 +44979,7 @@ async function runSmoke(opts) {
     const started = performance.now();
     // the deadline counts from `startedAt` when given (the entrypoint passes its process start)
     const deadline = (opts.startedAt ?? started) + opts.timeoutMs;
-    const redactor = opts.redactor ?? new Redactor();
+    const redactor = opts.redactor ?? new redact/* Redactor */.pO();
     const log = (line) => opts.log?.(redactor.redact(line));
     const { url: base, authorization } = splitUserinfo(parseBaseUrl(opts.url));
     redactor.addUrl(opts.url);
@@ -45277,7 +45234,7 @@ function summaryMarkdown(target, results, durationMs) {
 
 async function smokeStep(o) {
     // Secrets first: nothing is logged before every credential form is masked.
-    const redactor = new Redactor();
+    const redactor = new redact/* Redactor */.pO();
     const checks = (0,smoke_checks/* parseChecks */.B2)(o.checksText, o.checksInput);
     redactor.addUrl(o.url);
     for (const v of Object.values(o.headers))
@@ -45290,7 +45247,7 @@ async function smokeStep(o) {
     if (o.url.trim() === '')
         throw new errors/* UserError */.yo(`Input '${o.urlInput}' is required: the base URL of the deployment, e.g. '${o.urlInput}: https://stage.example.com'.`);
     parseBaseUrl(o.url);
-    const target = displayUrl(o.url.trim());
+    const target = (0,redact/* displayUrl */.Qy)(o.url.trim());
     core/* info */.pq(`smoke-test: ${target}: ${checks.length} check${checks.length === 1 ? '' : 's'}, deadline ${o.timeout}s, ${o.requestTimeout}s per request`);
     if (o.insecureTls)
         core/* warning */.$e('insecure-tls: TLS certificates are not verified');
@@ -45355,6 +45312,122 @@ function errorMessage(e) {
     if (e instanceof Error)
         return e.message;
     return String(e);
+}
+
+
+/***/ }),
+
+/***/ 2308:
+/***/ ((__unused_webpack___webpack_module__, __webpack_exports__, __nccwpck_require__) => {
+
+/* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
+/* harmony export */   KY: () => (/* binding */ SECRET_HEADERS),
+/* harmony export */   Qy: () => (/* binding */ displayUrl),
+/* harmony export */   pO: () => (/* binding */ Redactor)
+/* harmony export */ });
+/* unused harmony exports MASK, encodedForms, redactUrlUserinfo */
+/**
+ * Redaction of credentials in text that may reach a log, an output, a summary or a GitHub API call.
+ * A Redactor knows the secret values (header values, tokens, URL userinfo) and their encoded forms
+ * (base64 of the value and of `user:password` for Basic auth, percent-encoded forms) and replaces every
+ * occurrence with `***`; URL userinfo is redacted in any URL it sees, known or not.
+ * Plain module: callers that use @actions/core mask the same values through `forms()`.
+ */
+const MASK = '***';
+/** Header names whose values are credentials whatever the user says. */
+const SECRET_HEADERS = new Set([
+    'authorization',
+    'proxy-authorization',
+    'cookie',
+    'set-cookie',
+    'x-api-key',
+    'x-auth-token'
+]);
+class Redactor {
+    values = new Set();
+    /** Registers a secret (ignored when shorter than 3 characters: masking those would garble every log). */
+    add(value) {
+        if (!value)
+            return this;
+        for (const form of encodedForms(value))
+            if (form.length >= 3)
+                this.values.add(form);
+        return this;
+    }
+    /** Registers the credential parts of a header value: the whole value, and for `Basic`/`Bearer` the token and decoded user:password. */
+    addHeaderValue(value) {
+        this.add(value);
+        const m = /^\s*(\S+)\s+(.+?)\s*$/.exec(value);
+        if (m) {
+            this.add(m[2]);
+            if (/^basic$/i.test(m[1])) {
+                const decoded = Buffer.from(m[2], 'base64').toString('utf8');
+                if (decoded.includes(':')) {
+                    this.add(decoded);
+                    this.add(decoded.slice(decoded.indexOf(':') + 1));
+                }
+            }
+        }
+        return this;
+    }
+    /** Registers the userinfo of a URL (user:password, the password, Basic form). */
+    addUrl(url) {
+        try {
+            const u = new URL(url);
+            const user = decodeURIComponent(u.username);
+            const pass = decodeURIComponent(u.password);
+            if (pass) {
+                this.add(pass);
+                this.add(`${user}:${pass}`);
+                if (`${u.username}:${u.password}` !== `${user}:${pass}`)
+                    this.add(`${u.username}:${u.password}`);
+            }
+            else if (user)
+                this.add(user); // a token given as the user name
+        }
+        catch {
+            /* not a URL: nothing to register */
+        }
+        return this;
+    }
+    /** Every registered form, longest first (for core.setSecret). */
+    forms() {
+        return [...this.values].sort((a, b) => b.length - a.length);
+    }
+    redact(text) {
+        let out = redactUrlUserinfo(text);
+        for (const v of this.forms())
+            if (out.includes(v))
+                out = out.split(v).join(MASK);
+        return out;
+    }
+}
+/** The value and the encoded forms it may travel in: base64 (Basic auth, Kubernetes secrets), percent-encoding. */
+function encodedForms(value) {
+    const forms = new Set([value, value.trim()]);
+    forms.add(Buffer.from(value).toString('base64'));
+    forms.add(Buffer.from(value).toString('base64').replace(/=+$/, ''));
+    if (encodeURIComponent(value) !== value)
+        forms.add(encodeURIComponent(value));
+    return [...forms].filter(Boolean);
+}
+/** `scheme://user:pass@host` → `scheme://***@host`, anywhere in the text. */
+function redactUrlUserinfo(text) {
+    return text.replace(/\b([a-z][a-z0-9+.-]*:\/\/)[^\s/@?#]+@/gi, `$1${MASK}@`);
+}
+/** A URL without userinfo, for display. */
+function displayUrl(url) {
+    try {
+        const u = new URL(url);
+        if (!u.username && !u.password)
+            return url;
+        u.username = '';
+        u.password = '';
+        return u.toString();
+    }
+    catch {
+        return redactUrlUserinfo(url);
+    }
 }
 
 
@@ -45639,7 +45712,7 @@ __nccwpck_require__.a(__webpack_module__, async (__webpack_handle_async_dependen
 /* harmony import */ var _action_run_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(6082);
 /* harmony import */ var _action_inputs_js__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(5580);
 /* harmony import */ var _action_report_js__WEBPACK_IMPORTED_MODULE_3__ = __nccwpck_require__(4240);
-/* harmony import */ var _action_smoke_step_js__WEBPACK_IMPORTED_MODULE_4__ = __nccwpck_require__(6198);
+/* harmony import */ var _action_smoke_step_js__WEBPACK_IMPORTED_MODULE_4__ = __nccwpck_require__(2524);
 /* harmony import */ var _lib_errors_js__WEBPACK_IMPORTED_MODULE_5__ = __nccwpck_require__(2830);
 /* harmony import */ var _lib_smoke_checks_js__WEBPACK_IMPORTED_MODULE_6__ = __nccwpck_require__(2742);
 /**

@@ -7,6 +7,7 @@
  * inactive ourselves. An API failure never fails the deploy: it is a warning.
  */
 import * as core from '@actions/core'
+import { redacted } from './secrets.js'
 import * as github from '@actions/github'
 import { errorMessage } from '../lib/errors.js'
 
@@ -51,7 +52,8 @@ export async function startDeployment(
     baseUrl: process.env.GITHUB_API_URL || 'https://api.github.com'
   })
   const { owner, repo } = github.context.repo
-  const short = (s: string): string => s.slice(0, 140)
+  // API payload text: every secret of the run redacted (log masking does not reach GitHub's API)
+  const short = (s: string): string => redacted(s).slice(0, 140)
   let id: number
   let previous: number | undefined
   let production = false

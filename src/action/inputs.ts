@@ -1,5 +1,6 @@
 import * as core from '@actions/core'
 import { parseBoolean, parseInteger, parseList } from '../lib/parse.js'
+import { secrets } from './secrets.js'
 
 /** Typed readers over core.getInput: the only place actions read their inputs. */
 
@@ -18,6 +19,8 @@ export function secret(name: string, fallback = ''): string {
 
 export function maskSecret(value: string): void {
   if (!value) return
+  secrets.add(value)
+  for (const line of value.split(/\r?\n/)) if (line.trim().length >= 4) secrets.add(line.trim())
   core.setSecret(value)
   const trimmed = value.trim()
   if (trimmed !== value && trimmed) core.setSecret(trimmed)

@@ -9,6 +9,7 @@
  * API calls are bounded (10 s each); GitHub's own API is not a smoke-test target, so no retries.
  */
 import * as core from '@actions/core'
+import { redacted } from './secrets.js'
 import { context, getOctokit } from '@actions/github'
 import { UserError, errorMessage } from '../lib/errors.js'
 
@@ -47,7 +48,11 @@ function runUrl(): string | undefined {
   return repo && run ? `${server}/${repo}/actions/runs/${run}` : undefined
 }
 
-const clip = (s: string, n: number): string => (s.length > n ? `${s.slice(0, n - 1)}…` : s)
+/** API payload text: every secret of the run redacted, then clipped to the field's limit */
+const clip = (raw: string, n: number): string => {
+  const s = redacted(raw)
+  return s.length > n ? `${s.slice(0, n - 1)}…` : s
+}
 
 /**
  * Two phases: `begin()` marks the commit at once (a pending status, or an in-progress check run) so the pull

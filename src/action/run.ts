@@ -1,5 +1,6 @@
 import * as core from '@actions/core'
 import { isUserError, errorMessage } from '../lib/errors.js'
+import { redactSummaries } from './secrets.js'
 
 const POST_STATE = 'shipline-is-post'
 
@@ -22,6 +23,7 @@ export async function runAction(main: () => Promise<void>, post?: () => Promise<
     return
   }
   if (post) core.saveState(POST_STATE, 'true')
+  redactSummaries()
   try {
     await main()
   } catch (e) {

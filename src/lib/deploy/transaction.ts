@@ -111,7 +111,7 @@ export async function transact(store: ReleaseStore, runtime: Runtime, a: Attempt
   } catch (e) {
     const gone = lost(e)
     if (gone) return gone
-    const message = `${errorMessage(e).split('\n')[0]}; nothing live changed${live ? `, ${live.version} still serves` : ''}`
+    const message = `${errorMessage(e).split('\n')[0].replace(`${host}: `, '')}; nothing live changed${live ? `, ${live.version} still serves` : ''}`
     try {
       await store.close({ ...base, event: 'aborted', ...stay, reason: message }, undefined)
     } catch (e2) {
@@ -165,7 +165,8 @@ export async function transact(store: ReleaseStore, runtime: Runtime, a: Attempt
   } catch (e) {
     const gone = lost(e)
     if (gone) return gone
-    reason = errorMessage(e).split('\n')[0]
+    // the host's label leads the step's error already: the result names the host once
+    reason = errorMessage(e).split('\n')[0].replace(`${host}: `, '')
     logs = isUserError(e) ? e.details : undefined
   }
   a.warn(reason)

@@ -891,8 +891,10 @@ export class RegistryClient {
   private async buffered(res: Response, limit: BodyLimit, facts: RegistryErrorFacts): Promise<Response> {
     const success = res.status >= 200 && res.status < 300
     const buf = res.body
-      ? await this.readCapped(res, success ? limit.bytes : ERROR_BODY_BYTES, !success, () =>
-          this.tooLarge(limit, facts, res.status)
+      ? await this.readCapped(
+          res,
+          success ? limit.bytes : ERROR_BODY_BYTES,
+          success ? () => this.tooLarge(limit, facts, res.status) : undefined
         )
       : undefined
     const nullBody = [101, 204, 205, 304].includes(res.status)
@@ -910,15 +912,17 @@ export class RegistryClient {
     )
   }
 
-  /** At most `limit` bytes of a body: past it, the rest is dropped (`truncate`) or `tooLarge()` is thrown. */
+  /**
+   * At most `limit` bytes of a body: past it, `tooLarge()` is thrown (before reading, when the
+   * Content-Length says so), or without `tooLarge` the rest is dropped unread.
+   */
   private async readCapped(
     res: Response,
     limit: number,
-    truncate: boolean,
-    tooLarge: () => RegistryProtocolError
+    tooLarge?: () => RegistryProtocolError
   ): Promise<Buffer> {
     const declared = res.headers.get('content-length') ?? ''
-    if (!truncate && /^\d+$/.test(declared) && Number(declared) > limit) {
+    if (tooLarge && /^\d+$/.test(declared) && Number(declared) > limit) {
       await res.body?.cancel().catch(() => undefined)
       throw tooLarge()
     }
@@ -931,7 +935,7 @@ export class RegistryClient {
       this.stats.bytesIn += value.length
       if (total + value.length > limit) {
         await reader.cancel().catch(() => undefined)
-        if (!truncate) throw tooLarge()
+        if (tooLarge) throw tooLarge()
         chunks.push(value.subarray(0, limit - total))
         total = limit
         break
@@ -1079,11 +1083,8 @@ export class RegistryClient {
         o.method === 'HEAD'
           ? ''
           : o.stream && res.body
-            ? (
-                await this.readCapped(res, ERROR_BODY_BYTES, true, () => undefined as never).catch(() =>
-                  Buffer.alloc(0)
-                )
-              ).toString('utf8')
+            ? // a streamed answer's error body: its first 64 KiB, for the message
+              (await this.readCapped(res, ERROR_BODY_BYTES).catch(() => Buffer.alloc(0))).toString('utf8')
             : await res.text().catch(() => '')
       // a valid token without the rights asked for is a 403 in substance (ghcr.io, distribution)
       const status = res.status === 401 && challenge?.params.error === 'insufficient_scope' ? 403 : res.status

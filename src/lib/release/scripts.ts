@@ -120,12 +120,16 @@ IFS= read -r entry || { echo "ERR incomplete entry"; exit 2; }
 if [ -n "$id" ]; then
   [ -f "$s/releases/$id/release.json" ] || { echo "ERR release folder $s/releases/$id is missing or incomplete"; exit 3; }
 fi
+if [ -n "$id" ]; then
+  # the new pointer is made before the cut-over: when it cannot be, nothing has switched yet
+  rm -rf "$s/current.tmp" 2>/dev/null
+  ln -sfn "releases/$id" "$s/current.tmp" || { echo "ERR cannot point $s/current at $id"; exit 4; }
+fi
 if [ $# -gt 0 ]; then
-  "$@" 8>&- || { rc=$?; echo "ERR cut-over failed (exit $rc)"; exit 10; }
+  "$@" 8>&- || { rc=$?; rm -f "$s/current.tmp"; echo "ERR cut-over failed (exit $rc)"; exit 10; }
 fi
 if [ -n "$id" ]; then
-  rm -rf "$s/current.tmp" 2>/dev/null
-  ln -sfn "releases/$id" "$s/current.tmp" && mv -fT "$s/current.tmp" "$s/current" || { echo "ERR cannot point $s/current at $id"; exit 4; }
+  mv -fT "$s/current.tmp" "$s/current" || { echo "ERR cannot point $s/current at $id"; exit 4; }
 fi
 printf '%s\\n' "$entry" | jadd "$s/ledger.jsonl" || { echo "ERR cannot append to $s/ledger.jsonl"; exit 5; }
 rm -f "$r/recover.sh" "$r/abort.json"

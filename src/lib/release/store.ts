@@ -81,10 +81,23 @@ export type StoreExec = (argv: string[], opts?: ExecOptions) => Promise<RemoteRe
 const SH = (script: string, ...args: string[]): string[] => ['sh', '-c', script, 'sh', ...args]
 const now = (): string => new Date().toISOString()
 
-/** The one-line reason of a failed remote command: its last ERR line, else its last output line. */
+/**
+ * The one-line reason of a failed remote command: its first `ERR` line (shipline's scripts), else the
+ * last line a tool marked as an error (`ERROR: …`, `Error …`: Compose, docker), else its last line.
+ */
 export function failureLine(r: RemoteResult): string {
   const text = (r.stdout + '\n' + r.stderr).trim()
-  return /^ERR (.*)$/m.exec(text)?.[1] ?? text.split('\n').pop() ?? `exit ${r.code}`
+  const lines = text.split('\n').map(l => l.trim())
+  return (
+    (/^ERR (.*)$/m.exec(text)?.[1] ??
+      [...lines]
+        .reverse()
+        .find(l => /^(ERROR:|Error\b)/.test(l))
+        ?.replace(/^ERROR:\s*/, '') ??
+      lines.pop() ??
+      `exit ${r.code}`) ||
+    `exit ${r.code}`
+  )
 }
 
 export class ReleaseStore {

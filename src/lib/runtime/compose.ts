@@ -128,7 +128,7 @@ export class ComposeRuntime implements Runtime {
     if (r.code !== 0) {
       const err = (r.stderr.trim() || r.stdout.trim()).split('\n').slice(-15).join('\n')
       throw new UserError(
-        `${this.store.label}: docker ${this.kind === 'v2' ? 'compose' : '-compose'} up of ${meta.id} failed (exit ${r.code}): ${failureLine(r)}`,
+        `${this.store.label}: ${this.kind === 'v2' ? 'docker compose' : 'docker-compose'} up of ${meta.version} failed: ${failureLine(r).replace(/\s+/g, ' ')}`,
         err
       )
     }
