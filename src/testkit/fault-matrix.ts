@@ -896,8 +896,10 @@ async function commandFault(
         },
         afterRun: async () => undo?.(),
         fired: () => fired,
-        expectStatus: 'failed',
-        note: `the switch fails (current.tmp a directory), then v1's image is removed from registry and host`
+        // the close step makes the new pointer before nginx's cut-over: the switch fails with nginx still on
+        // v1's slot, so the put-back has nothing to start and v1 keeps serving
+        expectStatus: 'rolled-back',
+        note: `the switch fails (current.tmp immutable) before nginx moves; v1's image is removed from registry and host`
       }
     }
   }
