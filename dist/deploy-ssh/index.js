@@ -61600,7 +61600,7 @@ exports.visitAsync = visitAsync;
 
 /***/ }),
 
-/***/ 8809:
+/***/ 9245:
 /***/ ((__unused_webpack___webpack_module__, __webpack_exports__, __nccwpck_require__) => {
 
 
@@ -63700,12 +63700,29 @@ function prunePlan(state, current, keep) {
     return { releases: drop, images: [...images] };
 }
 
+;// CONCATENATED MODULE: ./build/tsc/lib/runtime/runtime.js
+
+/**
+ * The put-back of a runtime whose start replaces what runs (compose, swarm): start `meta` again with the
+ * recovery armed, then wait for the services it has; a failed start is an unhealthy result, not a throw.
+ */
+async function restartAndWait(rt, meta, services, timeoutSec, recover, opts) {
+    try {
+        await rt.start(meta, undefined, recover);
+    }
+    catch (e) {
+        return { ok: false, result: 'failed', state: (0,errors/* errorMessage */.gJ)(e), logs: e.details ?? '' };
+    }
+    return rt.waitHealthy(meta, services.filter(s => meta.services.includes(s)), timeoutSec, opts);
+}
+
 ;// CONCATENATED MODULE: ./build/tsc/lib/runtime/compose.js
 /**
  * The Compose runtime (`strategy: recreate`): `up -d` replaces a release's containers in the project of
  * the path; health is each container's healthcheck (or a stable run); a put-back is the previous release's
  * own files brought up again. Compose v2 (`docker compose`) and v1 (`docker-compose`) alike.
  */
+
 
 
 
@@ -63809,18 +63826,7 @@ class ComposeRuntime {
         return [];
     }
     async restore(meta, services, timeoutSec, recover, opts) {
-        try {
-            await this.start(meta, undefined, recover);
-        }
-        catch (e) {
-            return {
-                ok: false,
-                result: 'failed',
-                state: e.message,
-                logs: e.details ?? ''
-            };
-        }
-        return this.waitHealthy(meta, services.filter(s => meta.services.includes(s)), timeoutSec, opts);
+        return restartAndWait(this, meta, services, timeoutSec, recover, opts);
     }
     restoreLines(meta) {
         return [shellJoin(this.upArgv(meta))];
@@ -64491,6 +64497,7 @@ done
 
 
 
+
 const swarm_SH = (script, ...args) => ['sh', '-c', script, 'sh', ...args];
 class SwarmRuntime {
     store;
@@ -64550,18 +64557,7 @@ class SwarmRuntime {
         return [];
     }
     async restore(meta, services, timeoutSec, recover, opts) {
-        try {
-            await this.start(meta, undefined, recover);
-        }
-        catch (e) {
-            return {
-                ok: false,
-                result: 'failed',
-                state: e.message,
-                logs: e.details ?? ''
-            };
-        }
-        return this.waitHealthy(meta, services.filter(s => meta.services.includes(s)), timeoutSec, opts);
+        return restartAndWait(this, meta, services, timeoutSec, recover, opts);
     }
     /** No registry login: the kept release's images are on the nodes already. */
     restoreLines(meta) {
@@ -72377,7 +72373,7 @@ function redactSummaries() {
 __nccwpck_require__.a(__webpack_module__, async (__webpack_handle_async_dependencies__, __webpack_async_result__) => { try {
 /* harmony import */ var _actions_core__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(4116);
 /* harmony import */ var _action_run_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(6082);
-/* harmony import */ var _action_deploy_step_js__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(8809);
+/* harmony import */ var _action_deploy_step_js__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(9245);
 /* harmony import */ var _lib_errors_js__WEBPACK_IMPORTED_MODULE_3__ = __nccwpck_require__(2830);
 
 

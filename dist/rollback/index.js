@@ -63306,6 +63306,8 @@ done
 [ "$result" = healthy ]
 `;
 
+// EXTERNAL MODULE: ./build/tsc/lib/runtime/runtime.js
+var runtime = __nccwpck_require__(5778);
 ;// CONCATENATED MODULE: ./build/tsc/lib/runtime/swarm.js
 /**
  * The swarm runtime (`target: swarm`): a release is a stack on a swarm manager (see src/lib/swarm/host.ts
@@ -63313,6 +63315,7 @@ done
  * files (start-first updates), health is convergence of every service on its spec, a put-back re-deploys
  * the kept release's files.
  */
+
 
 
 
@@ -63379,18 +63382,7 @@ class SwarmRuntime {
         return [];
     }
     async restore(meta, services, timeoutSec, recover, opts) {
-        try {
-            await this.start(meta, undefined, recover);
-        }
-        catch (e) {
-            return {
-                ok: false,
-                result: 'failed',
-                state: e.message,
-                logs: e.details ?? ''
-            };
-        }
-        return this.waitHealthy(meta, services.filter(s => meta.services.includes(s)), timeoutSec, opts);
+        return (0,runtime/* restartAndWait */.G)(this, meta, services, timeoutSec, recover, opts);
     }
     /** No registry login: the kept release's images are on the nodes already. */
     restoreLines(meta) {
@@ -71005,12 +70997,15 @@ done
 
 // EXTERNAL MODULE: ./build/tsc/lib/release/store.js + 3 modules
 var release_store = __nccwpck_require__(1872);
+// EXTERNAL MODULE: ./build/tsc/lib/runtime/runtime.js
+var runtime = __nccwpck_require__(5778);
 ;// CONCATENATED MODULE: ./build/tsc/lib/runtime/compose.js
 /**
  * The Compose runtime (`strategy: recreate`): `up -d` replaces a release's containers in the project of
  * the path; health is each container's healthcheck (or a stable run); a put-back is the previous release's
  * own files brought up again. Compose v2 (`docker compose`) and v1 (`docker-compose`) alike.
  */
+
 
 
 
@@ -71114,22 +71109,36 @@ class ComposeRuntime {
         return [];
     }
     async restore(meta, services, timeoutSec, recover, opts) {
-        try {
-            await this.start(meta, undefined, recover);
-        }
-        catch (e) {
-            return {
-                ok: false,
-                result: 'failed',
-                state: e.message,
-                logs: e.details ?? ''
-            };
-        }
-        return this.waitHealthy(meta, services.filter(s => meta.services.includes(s)), timeoutSec, opts);
+        return (0,runtime/* restartAndWait */.G)(this, meta, services, timeoutSec, recover, opts);
     }
     restoreLines(meta) {
         return [(0,remote/* shellJoin */.n)(this.upArgv(meta))];
     }
+}
+
+
+/***/ }),
+
+/***/ 5778:
+/***/ ((__unused_webpack___webpack_module__, __webpack_exports__, __nccwpck_require__) => {
+
+/* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
+/* harmony export */   G: () => (/* binding */ restartAndWait)
+/* harmony export */ });
+/* harmony import */ var _errors_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(2830);
+
+/**
+ * The put-back of a runtime whose start replaces what runs (compose, swarm): start `meta` again with the
+ * recovery armed, then wait for the services it has; a failed start is an unhealthy result, not a throw.
+ */
+async function restartAndWait(rt, meta, services, timeoutSec, recover, opts) {
+    try {
+        await rt.start(meta, undefined, recover);
+    }
+    catch (e) {
+        return { ok: false, result: 'failed', state: (0,_errors_js__WEBPACK_IMPORTED_MODULE_0__/* .errorMessage */ .gJ)(e), logs: e.details ?? '' };
+    }
+    return rt.waitHealthy(meta, services.filter(s => meta.services.includes(s)), timeoutSec, opts);
 }
 
 

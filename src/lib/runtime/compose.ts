@@ -8,7 +8,13 @@ import { shellJoin, type RemoteResult } from '../ssh/remote.js'
 import { composeArgv, ENV_FILE, type ComposeKind } from '../compose/layout.js'
 import { HEALTH_SCRIPT, IMAGES_SCRIPT } from '../compose/scripts.js'
 import { failureLine, type HostState, type ReleaseMeta, type ReleaseStore } from '../release/store.js'
-import type { HealthOptions, HealthResult, RegistryLogin, Runtime } from './runtime.js'
+import {
+  restartAndWait,
+  type HealthOptions,
+  type HealthResult,
+  type RegistryLogin,
+  type Runtime
+} from './runtime.js'
 
 const SH = (script: string, ...args: string[]): string[] => ['sh', '-c', script, 'sh', ...args]
 
@@ -158,22 +164,7 @@ export class ComposeRuntime implements Runtime {
     recover: string,
     opts?: HealthOptions
   ): Promise<HealthResult> {
-    try {
-      await this.start(meta, undefined, recover)
-    } catch (e) {
-      return {
-        ok: false,
-        result: 'failed',
-        state: (e as Error).message,
-        logs: (e as UserError).details ?? ''
-      }
-    }
-    return this.waitHealthy(
-      meta,
-      services.filter(s => meta.services.includes(s)),
-      timeoutSec,
-      opts
-    )
+    return restartAndWait(this, meta, services, timeoutSec, recover, opts)
   }
 
   restoreLines(meta: ReleaseMeta): string[] {

@@ -9,6 +9,7 @@
  *   on failure: restore(previous) → close with the outcome
  */
 import type { ComposeKind } from '../compose/layout.js'
+import { errorMessage, type UserError } from '../errors.js'
 import type { HostState, ReleaseMeta, ReleaseStore } from '../release/store.js'
 
 export interface HealthResult {
@@ -74,3 +75,28 @@ export interface RuntimeHost {
 }
 
 export type MakeRuntime = (store: ReleaseStore) => Runtime
+
+/**
+ * The put-back of a runtime whose start replaces what runs (compose, swarm): start `meta` again with the
+ * recovery armed, then wait for the services it has; a failed start is an unhealthy result, not a throw.
+ */
+export async function restartAndWait(
+  rt: Pick<Runtime, 'start' | 'waitHealthy'>,
+  meta: ReleaseMeta,
+  services: string[],
+  timeoutSec: number,
+  recover: string,
+  opts?: HealthOptions
+): Promise<HealthResult> {
+  try {
+    await rt.start(meta, undefined, recover)
+  } catch (e) {
+    return { ok: false, result: 'failed', state: errorMessage(e), logs: (e as UserError).details ?? '' }
+  }
+  return rt.waitHealthy(
+    meta,
+    services.filter(s => meta.services.includes(s)),
+    timeoutSec,
+    opts
+  )
+}

@@ -12,7 +12,13 @@ import { CONVERGE_SCRIPT, STACK_DEPLOY_SCRIPT } from '../swarm/scripts.js'
 import { swarmOverride, validateStackName } from '../swarm/host.js'
 import type { HostState, ReleaseMeta, ReleaseStore } from '../release/store.js'
 import { ensureImages, parseHealth } from './compose.js'
-import type { HealthOptions, HealthResult, RegistryLogin, Runtime } from './runtime.js'
+import {
+  restartAndWait,
+  type HealthOptions,
+  type HealthResult,
+  type RegistryLogin,
+  type Runtime
+} from './runtime.js'
 
 const SH = (script: string, ...args: string[]): string[] => ['sh', '-c', script, 'sh', ...args]
 
@@ -119,22 +125,7 @@ export class SwarmRuntime implements Runtime {
     recover: string,
     opts?: HealthOptions
   ): Promise<HealthResult> {
-    try {
-      await this.start(meta, undefined, recover)
-    } catch (e) {
-      return {
-        ok: false,
-        result: 'failed',
-        state: (e as Error).message,
-        logs: (e as UserError).details ?? ''
-      }
-    }
-    return this.waitHealthy(
-      meta,
-      services.filter(s => meta.services.includes(s)),
-      timeoutSec,
-      opts
-    )
+    return restartAndWait(this, meta, services, timeoutSec, recover, opts)
   }
 
   /** No registry login: the kept release's images are on the nodes already. */
