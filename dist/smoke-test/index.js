@@ -43670,7 +43670,7 @@ const RULES = {
     'label-name-reserved': 'label names starting with __ are reserved',
     'label-duplicate': 'a label name appears once per sample',
     'label-syntax': 'label sets are {name="value",...}',
-    'label-value-escape': 'label values use only the escapes \\\\ \\" \\n',
+    'label-value-escape': 'text format: label values use only the escapes \\\\ \\" \\n (OpenMetrics: a backslash before any character)',
     'label-value-unterminated': 'label values end with a quote on the same line',
     'label-value-utf8': 'label values are valid UTF-8 (U+FFFD marks bytes that were not)',
     'value-float': 'sample values are floats (Go ParseFloat syntax, +Inf, -Inf, NaN)',
@@ -43681,7 +43681,7 @@ const RULES = {
     'trailing-whitespace': 'nothing, not even blanks, after the value or timestamp',
     'sample-syntax': 'a sample line is name[{labels}] value [timestamp]',
     'help-syntax': 'HELP lines are # HELP name text',
-    'help-escape': 'HELP text uses only the escapes \\\\ and \\n (OpenMetrics also \\")',
+    'help-escape': 'text format: HELP text uses only the escapes \\\\ and \\n (OpenMetrics: a backslash before any character, none at the end)',
     'help-duplicate': 'one HELP line per family',
     'help-after-samples': 'OpenMetrics: HELP comes before the family\u2019s samples',
     'type-syntax': 'TYPE lines are # TYPE name type',
@@ -43719,7 +43719,21 @@ const RULES = {
     'om-negative-count': 'OpenMetrics: histogram and summary counts and buckets are not negative or NaN',
     'om-interleaved': 'OpenMetrics: the samples of one Metric (label set) are not interleaved with others',
     'om-exemplar': 'OpenMetrics: exemplars only on counter _total and histogram _bucket samples',
-    'om-exemplar-syntax': 'OpenMetrics: an exemplar is # {labels} value [timestamp]'
+    'om-exemplar-syntax': 'OpenMetrics: an exemplar is # {labels} value [timestamp]',
+    'om-exemplar-length': 'OpenMetrics: an exemplar\u2019s label names and values total at most 128 code points',
+    'om-exemplar-value': 'OpenMetrics: a bucket\u2019s exemplar value lies within that bucket',
+    'om-timestamp-order': 'OpenMetrics: the MetricPoints of one Metric carry increasing timestamps, all of them or none',
+    'om-sum-value': 'OpenMetrics: histogram and summary _sum are not NaN or negative; a gaugehistogram _gsum is not NaN, and negative only beside negative buckets',
+    'om-quantile-value': 'OpenMetrics: summary quantile values are not negative (NaN is allowed)',
+    'om-count-integer': 'OpenMetrics: histogram buckets and counts and summary counts are whole numbers',
+    'histogram-sum-missing': 'OpenMetrics: a histogram series with _count also has _sum (gaugehistogram: _gcount, _gsum)',
+    'histogram-negative-le-sum': 'OpenMetrics: a histogram with a negative bucket bound has no _sum',
+    'histogram-le-inf': 'OpenMetrics: the +Inf bucket is written le="+Inf", exactly',
+    'om-reserved-label': 'OpenMetrics: le only on histogram _bucket samples, quantile only on summary quantile samples',
+    'om-unit-type': 'OpenMetrics: info and stateset families have no unit',
+    'om-name-clash': 'OpenMetrics: no family is named like a sample another family writes (a gauge a_created beside a counter a)',
+    'om-name-reserved': 'OpenMetrics: family names do not start with an underscore',
+    'om-carriage-return': 'OpenMetrics: lines end with \\n, never \\r\\n'
 };
 /** `application/openmetrics-text` selects OpenMetrics 1.0; anything else (or nothing) the text format 0.0.4. */
 function formatFromContentType(contentType) {
@@ -43801,6 +43815,9 @@ const OM_SUFFIXES = [
     ['_gsum', K_GSUM],
     ['_info', K_INFO]
 ];
+const SUFFIX_OF = [];
+for (const [suffix, kind] of OM_SUFFIXES)
+    SUFFIX_OF[kind] = suffix;
 /** OpenMetrics: the sample kinds each type allows */
 const OM_ALLOWED = {
     counter: [K_TOTAL, K_CREATED],
@@ -43859,6 +43876,14 @@ class Validator {
     /** OpenMetrics: where the current sample's exemplar starts (-1: none), and whether its kind may have one */
     exemplarAt = -1;
     exemplarAllowed = false;
+    /** OpenMetrics: the current sample's timestamp in seconds */
+    tsValue = 0;
+    /** the current sample's le when it is a histogram bucket (an exemplar must not exceed it), else NaN */
+    exemplarLe = NaN;
+    /** exemplar labels: code points of names and values (labels() with store=false counts them) */
+    exemplarChars = 0;
+    /** OpenMetrics: sample names each family may write, for the clash check */
+    claimed = new Map();
     constructor(text, om, maxErrors) {
         this.text = text;
         this.om = om;
@@ -43879,6 +43904,15 @@ class Validator {
         if (text.charCodeAt(0) === 0xfeff) {
             this.err('byte-order-mark', 'the exposition starts with a byte order mark (U+FEFF); remove it', 1);
             pos = 1;
+        }
+        if (om) {
+            const cr = text.indexOf('\r\n');
+            if (cr !== -1) {
+                let line = 1;
+                for (let i = text.indexOf('\n'); i !== -1 && i < cr; i = text.indexOf('\n', i + 1))
+                    line++;
+                this.err('om-carriage-return', 'lines end with \\r\\n (first here); OpenMetrics requires \\n line endings without \\r', line);
+            }
         }
         while (pos < n) {
             let eol = text.indexOf('\n', pos);
@@ -43941,16 +43975,23 @@ class Validator {
                 typeLine: 0,
                 helpLine: 0,
                 unitLine: 0,
+                unit: '',
                 samples: 0,
                 closed: false,
                 series: null,
                 firstSeries: null,
                 groups: null,
                 metrics: null,
-                lastMetric: null
+                lastMetric: null,
+                times: null
             };
             this.families.set(name, f);
             this.metricNames.add(name);
+            if (this.om) {
+                if (name.charCodeAt(0) === 95)
+                    this.err('om-name-reserved', `metric family ${show(name)} starts with "_"; OpenMetrics reserves such names: rename it`);
+                this.claim(name, f);
+            }
         }
         return f;
     }
@@ -43979,8 +44020,18 @@ class Validator {
                 else if (g.hasCount && g.inf !== g.count && !(Number.isNaN(g.inf) && Number.isNaN(g.count))) {
                     this.err('histogram-count-mismatch', `histogram series ${series}: ${f.name}${countName} is ${g.count} but the le="+Inf" bucket is ${g.inf}; they must be equal`, g.countLine);
                 }
-                if (this.om && g.sumLine && !g.hasCount) {
-                    this.err('histogram-count-missing', `histogram series ${series} has ${f.name}${countName === '_count' ? '_sum' : '_gsum'} but no ${f.name}${countName}; OpenMetrics requires both or neither`, g.sumLine);
+                if (this.om) {
+                    const sumName = f.name + (countName === '_count' ? '_sum' : '_gsum');
+                    if (g.sumLine && !g.hasCount)
+                        this.err('histogram-count-missing', `histogram series ${series} has ${sumName} but no ${f.name}${countName}; OpenMetrics requires both or neither`, g.sumLine);
+                    else if (g.hasCount && !g.sumLine)
+                        this.err('histogram-sum-missing', `histogram series ${series} has ${f.name}${countName} but no ${sumName}; OpenMetrics requires both or neither`, g.countLine);
+                    if (g.sumLine) {
+                        if (f.type === 'histogram' && g.negativeLe)
+                            this.err('histogram-negative-le-sum', `histogram series ${series} has a bucket with a negative le and ${sumName}: a sum is no counter then; drop ${sumName} and ${f.name}_count, or serve it as a gaugehistogram`, g.sumLine);
+                        else if (Number.isNaN(g.sum) || (g.sum < 0 && !(f.type === 'gaugehistogram' && g.negativeLe)))
+                            this.err('om-sum-value', `${sumName}${gk ? `{${gk}}` : ''} is ${g.sum}; it must not be ${Number.isNaN(g.sum) ? 'NaN' : 'negative'}${f.type === 'gaugehistogram' ? ' (negative only when a bucket bound is)' : ''}`, g.sumLine);
+                    }
                 }
             }
             f.groups = null;
@@ -43990,6 +44041,18 @@ class Validator {
         f.firstSeries = null;
         f.metrics = null;
         f.lastMetric = null;
+        f.times = null;
+    }
+    /**
+     * OpenMetrics: records that family f writes samples named `name`; another family doing so is a clash
+     * (a gauge a_created beside a counter a: a reader cannot tell whose sample a_created is).
+     */
+    claim(name, f) {
+        const other = this.claimed.get(name);
+        if (other && other !== f)
+            this.err('om-name-clash', `metric family ${show(f.name)} would write samples named ${show(name)}, which is ${other.name === name ? 'the name of' : 'a sample name of'} family ${show(other.name)}; rename one of them`);
+        else
+            this.claimed.set(name, f);
     }
     // ---- comments and metadata ---------------------------------------------------------------------------
     /** A line starting with '#'. Returns true for OpenMetrics' "# EOF". */
@@ -44085,11 +44148,15 @@ class Validator {
             if (om && f.samples > 0)
                 this.err('help-after-samples', `# HELP for ${show(name)} comes after its samples; put metadata first`);
             // escapes
+            // OpenMetrics: a backslash may stand before any character (undefined escapes SHOULD NOT be used, but
+            // parse), never at the end; the text format: only \\ and \n, as Prometheus' text parser reads it
             let b = this.backslashFrom(r);
             while (b < eol) {
                 const e = b + 1 < eol ? text.charCodeAt(b + 1) : -1;
-                if (!(e === BS || e === 110 /* n */ || (om && e === QUOTE))) {
-                    this.err('help-escape', `invalid escape ${show(text.slice(b, Math.min(b + 2, eol)))} in # HELP ${name}; only \\\\ and \\n${om ? ' and \\"' : ''} are allowed`);
+                if (om ? e === -1 : !(e === BS || e === 110 /* n */)) {
+                    this.err('help-escape', om
+                        ? `# HELP ${name} ends with a lone backslash; write \\\\ for a backslash`
+                        : `invalid escape ${show(text.slice(b, Math.min(b + 2, eol)))} in # HELP ${name}; only \\\\ and \\n are allowed (write \\\\ for a backslash)`);
                     break;
                 }
                 b = this.backslashFrom(b + 2);
@@ -44100,8 +44167,12 @@ class Validator {
             const unit = text.slice(r, eol);
             if (f.unitLine)
                 this.err('om-unit-duplicate', `second # UNIT line for ${show(name)} (first on line ${f.unitLine})`);
-            else
+            else {
                 f.unitLine = this.line;
+                f.unit = unit;
+                if (unit !== '' && (f.type === 'info' || f.type === 'stateset'))
+                    this.err('om-unit-type', `${f.type} ${show(name)} has unit ${show(unit)}; ${f.type} families have no unit: drop the # UNIT line`);
+            }
             if (f.samples > 0)
                 this.err('om-unit-after-samples', `# UNIT for ${show(name)} comes after its samples; put metadata first`);
             if (unit !== '' && !name.endsWith('_' + unit))
@@ -44133,8 +44204,16 @@ class Validator {
         f.typeLine = this.line;
         if (f.samples > 0)
             this.err('type-after-samples', `# TYPE for ${show(name)} comes after its samples; it must come before them`);
-        else
+        else {
             f.type = type;
+            if (om && type) {
+                if (f.unit !== '' && (type === 'info' || type === 'stateset'))
+                    this.err('om-unit-type', `${type} ${show(name)} has unit ${show(f.unit)} (line ${f.unitLine}); ${type} families have no unit: drop the # UNIT line`);
+                for (const kind of OM_ALLOWED[type])
+                    if (kind !== K_BARE)
+                        this.claim(name + SUFFIX_OF[kind], f);
+            }
+        }
     }
     /** Whether `s` occurs in the text at `pos` (a plain loop: startsWith with a position is slow on long strings). */
     textIs(s, pos) {
@@ -44361,6 +44440,8 @@ class Validator {
                 this.lvS[n] = vs;
                 this.lvE[n] = ve;
             }
+            else
+                this.exemplarChars += le - ls + this.codePoints(vs, ve);
             n++;
             p = ve + 1;
             p = this.labelBlanks(p, eol);
@@ -44384,6 +44465,20 @@ class Validator {
             this.labelsClose = p - 1;
         }
         return p;
+    }
+    /** Code points of an escaped label value (an escape is one character; a surrogate pair is one). */
+    codePoints(s, e) {
+        const text = this.text;
+        let n = 0;
+        for (let i = s; i < e; i++) {
+            const c = text.charCodeAt(i);
+            if (c === BS)
+                i++;
+            else if (c >= 0xdc00 && c <= 0xdfff)
+                continue;
+            n++;
+        }
+        return n;
     }
     /** Skips blanks inside a label set (text format: allowed, OpenMetrics: an error). */
     labelBlanks(p, eol) {
@@ -44417,7 +44512,8 @@ class Validator {
             if (b >= eol || (q !== -1 && b > q))
                 break;
             const e = b + 1 < eol ? text.charCodeAt(b + 1) : -1;
-            if (e === BS || e === QUOTE || e === 110 /* n */) {
+            // OpenMetrics' ABNF: a backslash before any character; the text format: only \\ \" \n
+            if (e === BS || e === QUOTE || e === 110 /* n */ || (this.om && e !== -1)) {
                 p = b + 2;
                 if (q !== -1 && q < p) {
                     q = text.indexOf('"', p);
@@ -44505,6 +44601,7 @@ class Validator {
             const t = this.parseFloat(s, e);
             if (t === undefined || !Number.isFinite(t))
                 this.err('timestamp-invalid', `timestamp ${show(text.slice(s, e))} is not a number of seconds`);
+            this.tsValue = t ?? NaN;
             return;
         }
         let p = s;
@@ -44544,10 +44641,13 @@ class Validator {
             return;
         }
         const saveCanonical = this.labelsCanonical;
+        this.exemplarChars = 0;
         p = this.labels(p + 2, eol, false);
         this.labelsCanonical = saveCanonical;
         if (p < 0)
             return;
+        if (this.exemplarChars > 128)
+            this.err('om-exemplar-length', `the exemplar's label names and values are ${this.exemplarChars} characters (code points) long; OpenMetrics allows 128: shorten them (e.g. a trace id alone)`);
         if (text.charCodeAt(p) !== SP) {
             this.err('om-exemplar-syntax', 'the exemplar has no value');
             return;
@@ -44556,8 +44656,11 @@ class Validator {
         const vs = p;
         while (p < eol && text.charCodeAt(p) !== SP)
             p++;
-        if (this.parseFloat(vs, p) === undefined)
+        const v = this.parseFloat(vs, p);
+        if (v === undefined)
             this.err('om-exemplar-syntax', `exemplar value ${show(text.slice(vs, p))} is not a number`);
+        else if (v > this.exemplarLe)
+            this.err('om-exemplar-value', `exemplar value ${show(text.slice(vs, p))} is above its bucket's le=${this.exemplarLe}; put the exemplar on a bucket that holds it`);
         if (p < eol) {
             p++;
             const t = this.parseFloat(p, eol);
@@ -44597,6 +44700,7 @@ class Validator {
         }
         fam.samples++;
         this.exemplarAllowed = false;
+        this.exemplarLe = NaN;
         const type = fam.type;
         // histogram le / summary quantile: kept apart from the other labels, which identify the series group
         const isHist = type === 'histogram' || type === 'gaugehistogram';
@@ -44605,6 +44709,8 @@ class Validator {
             special = this.labelIndex('le');
         else if (type === 'summary')
             special = this.labelIndex('quantile');
+        if (this.om && special >= 0 && (isHist ? kind !== K_BUCKET : kind !== K_BARE))
+            this.err('om-reserved-label', `${name} carries a ${isHist ? 'le' : 'quantile'} label; only ${isHist ? `${fam.name}_bucket samples` : `the quantile samples ${fam.name}{quantile=...}`} may: drop it here`);
         // label names: sorted (the usual case) or checked for duplicates
         this.labelsSorted = this.sortedExcept(special);
         if (!this.labelsSorted)
@@ -44626,9 +44732,10 @@ class Validator {
         const key = special >= 0
             ? name + '{' + gk + '}' + text.slice(this.lvS[special], this.lvE[special])
             : this.seriesKey(start, ne, name);
-        // OpenMetrics: one Metric may carry several MetricPoints, told apart by their timestamps
-        if (this.seenSeries(fam, this.om && this.tsStart >= 0 ? key + ' ' + text.slice(this.tsStart, this.tsEnd) : key))
-            this.err('series-duplicate', `duplicate series ${clip(this.nLabels ? text.slice(start, this.labelsClose + 1) : name, 160)}: the same name and label set appear twice`);
+        if (this.om)
+            this.metricPoint(fam, key, start, name);
+        else if (this.seenSeries(fam, key))
+            this.duplicate(start, name, '');
         if (special >= 0) {
             const sv = this.parseFloat(this.lvS[special], this.lvE[special]);
             if (sv === undefined || Number.isNaN(sv)) {
@@ -44639,6 +44746,9 @@ class Validator {
                     this.err('summary-quantile-invalid', `quantile ${raw} is not a float`);
                 return;
             }
+            const ls = this.lvS[special];
+            if (this.om && sv === Infinity && !(this.lvE[special] - ls === 4 && this.textIs('+Inf', ls)))
+                this.err('histogram-le-inf', `bucket le=${show(text.slice(ls, this.lvE[special]))}: OpenMetrics writes the +Inf bucket as le="+Inf", exactly`);
             this.specialValue = sv;
         }
         if (!valueOk)
@@ -44649,10 +44759,15 @@ class Validator {
             this.histogram(fam, kind, value, name, special, gk);
         }
         else if (type === 'summary') {
-            if (kind === K_BARE)
+            if (kind === K_BARE) {
                 this.quantile(special);
-            else if (this.om && kind === K_COUNT && !(value >= 0))
-                this.err('om-negative-count', `${name} is ${value}; counts must not be negative or NaN`);
+                if (this.om && value < 0)
+                    this.err('om-quantile-value', `quantile sample ${name} is ${value}; quantile values must not be negative`);
+            }
+            else if (this.om && kind === K_COUNT)
+                this.count(name, value);
+            else if (this.om && kind === K_SUM && !(value >= 0))
+                this.err('om-sum-value', `${name} is ${value}; a summary's sum must not be negative or NaN`);
         }
         else if (this.om) {
             if (type === 'counter') {
@@ -44671,6 +44786,42 @@ class Validator {
                     this.err('om-stateset', `stateset ${name} has no label named ${show(fam.name)}`);
             }
         }
+    }
+    duplicate(start, name, why) {
+        this.err('series-duplicate', `duplicate series ${clip(this.nLabels ? this.text.slice(start, this.labelsClose + 1) : name, 160)}: the same name and label set appear twice${why}`);
+    }
+    /**
+     * OpenMetrics: one Metric may carry several MetricPoints, each with its timestamp, in increasing order
+     * (spec: "MUST have monotonically increasing timestamps"); the same timestamp twice is a duplicate,
+     * as Prometheus keeps only the first of them.
+     */
+    metricPoint(fam, key, start, name) {
+        const seen = this.seenSeries(fam, key);
+        const hasTs = this.tsStart >= 0;
+        if (!seen && !hasTs)
+            return;
+        const t = this.tsValue;
+        if (seen) {
+            const prev = fam.times?.get(key);
+            const ts = hasTs ? show(this.text.slice(this.tsStart, this.tsEnd)) : '';
+            if (!hasTs && prev === undefined)
+                this.duplicate(start, name, '');
+            else if (!hasTs || prev === undefined)
+                this.err('om-timestamp-order', `${clip(name, 80)} appears ${hasTs ? `with timestamp ${ts} after a sample without one` : 'without a timestamp after samples with one'}; give every MetricPoint of a Metric a timestamp, or none`);
+            else if (t === prev)
+                this.duplicate(start, name, ` with the same timestamp ${ts}`);
+            else if (t < prev)
+                this.err('om-timestamp-order', `timestamp ${ts} of ${clip(name, 80)} is before the previous one (${prev}); MetricPoints of a Metric go in increasing time order`);
+        }
+        if (hasTs)
+            (fam.times ??= new Map()).set(key, t);
+    }
+    /** OpenMetrics: histogram buckets and counts, summary counts: whole, not negative, not NaN. */
+    count(name, value) {
+        if (!(value >= 0))
+            this.err('om-negative-count', `${name} is ${value}; bucket and count values must not be negative or NaN`);
+        else if (!Number.isInteger(value))
+            this.err('om-count-integer', `${name} is ${value}; counts and buckets are whole numbers`);
     }
     /** text format: _bucket/_count/_sum belong to a declared histogram or summary family, anything else is its own */
     textFamily(name) {
@@ -44760,11 +44911,8 @@ class Validator {
             // textFamily/omFamily reported the name already
             return;
         }
-        const om = this.om;
-        if (kind === K_BUCKET || kind === K_COUNT || kind === K_GCOUNT) {
-            if (om && fam.type === 'histogram' && !(value >= 0))
-                this.err('om-negative-count', `${name} is ${value}; bucket and count values must not be negative or NaN`);
-        }
+        if (this.om && (kind === K_BUCKET || kind === K_COUNT || kind === K_GCOUNT))
+            this.count(name, value);
         if (kind !== K_BUCKET && kind !== K_COUNT && kind !== K_GCOUNT && kind !== K_SUM && kind !== K_GSUM)
             return;
         if (kind === K_BUCKET && leIdx < 0) {
@@ -44786,12 +44934,15 @@ class Validator {
                 count: 0,
                 countLine: 0,
                 sumLine: 0,
+                sum: 0,
+                negativeLe: false,
                 firstLine: line
             };
             groups.set(gk, g);
         }
         if (kind === K_SUM || kind === K_GSUM) {
             g.sumLine = line;
+            g.sum = value;
             return;
         }
         if (kind !== K_BUCKET) {
@@ -44801,6 +44952,9 @@ class Validator {
             return;
         }
         const le = this.specialValue;
+        this.exemplarLe = le;
+        if (le < 0)
+            g.negativeLe = true;
         if (g.lastBucketLine) {
             if (!(le > g.lastLe))
                 this.err('histogram-le-order', `bucket le="${this.text.slice(this.lvS[leIdx], this.lvE[leIdx])}" does not come after le=${g.lastLe} (line ${g.lastBucketLine}); le must increase strictly`);
