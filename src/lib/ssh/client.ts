@@ -8,52 +8,28 @@
  * line is visible in the host's process list). Each command is wrapped so that it first reports its
  * process group (sshd starts each session in a new session/process group); a timeout then kills that whole
  * group over the same connection, so nothing keeps running on the host after a timeout.
+ *
+ * This file is the facade: the connection (`SshRemote`, `connectSsh`, `connectHosts`) and its command
+ * channels. The checks before connecting and the error messages are in preflight.ts, files (SFTP, or sh)
+ * in sftp.ts, the bastion hop in jump.ts, the options in options.ts.
  */
 import { randomBytes } from 'node:crypto'
-import { posix } from 'node:path'
 import { constants as osConstants } from 'node:os'
 import { StringDecoder } from 'node:string_decoder'
-import type { Client as ClientType, ClientChannel, ConnectConfig, SFTPWrapper } from 'ssh2'
+import type { Client as ClientType, ClientChannel, ConnectConfig } from 'ssh2'
 import ssh2 from 'ssh2'
 import { UserError, errorMessage } from '../errors.js'
 import { formatTarget, type SshTarget } from './hosts.js'
-import { HostKeyChecker, type HostKeyPolicy, type Verdict } from './known-hosts.js'
-import { shellQuote, type ExecOptions, type Remote, type RemoteResult } from './remote.js'
+import { Jump } from './jump.js'
+import type { HostKeyChecker, Verdict } from './known-hosts.js'
+import type { ConnectOptions, SshOptions } from './options.js'
+import { mapConnectError, normalizeKey, preflight } from './preflight.js'
+import { commandLine, type ExecOptions, type Remote, type RemoteResult } from './remote.js'
+import { RemoteFiles, type RawResult } from './sftp.js'
 
-export interface SshAuth {
-  /** private key text (OpenSSH or PEM), kept in memory only */
-  privateKey?: string
-  passphrase?: string
-  password?: string
-}
-
-/** What every host of a deploy shares: credentials, host-key policy, bastion, timeouts. */
-export interface SshOptions extends SshAuth, HostKeyPolicy {
-  /** bastion to hop through (`proxy-jump`); authenticated with the same credentials */
-  proxyJump?: SshTarget
-  /** TCP connect + SSH handshake limit (default 20 s) */
-  readyTimeoutMs?: number
-  /** SSH keepalive interval (default 15 s; 0 disables); the connection is dropped after 3 unanswered */
-  keepaliveIntervalMs?: number
-  /** concurrent command channels per connection (default 7; OpenSSH allows 10 sessions per connection,
-   * one is kept for SFTP and one for timeout kills) */
-  maxChannels?: number
-  /** how files travel: 'auto' (SFTP, or a shell command when the host has no SFTP) or always 'exec' */
-  fileTransfer?: 'auto' | 'exec'
-  /**
-   * after a command has exited, how long to wait for its output to end (default 3 s): a process it left
-   * in the background holding stdout/stderr would otherwise keep the step waiting until it ends
-   */
-  exitGraceMs?: number
-  /** TCP_NODELAY (default true; false only to measure what it saves, see bench/ssh-transport.mjs) */
-  noDelay?: boolean
-  /** a pre-built checker (parsed once for many hosts); otherwise built from the policy fields */
-  checker?: HostKeyChecker
-}
-
-export interface ConnectOptions extends SshOptions {
-  target: SshTarget
-}
+export type { ConnectOptions, SshAuth, SshOptions } from './options.js'
+export { checkPrivateKey, normalizeKey, preflight } from './preflight.js'
+export { commandLine } from './remote.js'
 
 /** A timed-out remote command: it was killed on the host (its whole process group). */
 export class RemoteTimeoutError extends UserError {
@@ -64,100 +40,6 @@ export class RemoteTimeoutError extends UserError {
     this.stdout = stdout
     this.stderr = stderr
   }
-}
-
-/** Normalises pasted key text: CRLF, literal "\n" from one-line secrets, missing final newline. */
-export function normalizeKey(text: string): string {
-  let t = text.replace(/\r\n?/g, '\n').trim()
-  if (!t.includes('\n') && t.includes('\\n')) t = t.replace(/\\n/g, '\n')
-  return t + '\n'
-}
-
-/** Reads the private key (decrypting it with the passphrase) before any connection; UserError if unusable. */
-export function checkPrivateKey(privateKey: string, passphrase?: string): void {
-  const parsed = ssh2.utils.parseKey(normalizeKey(privateKey), passphrase || undefined)
-  if (!(parsed instanceof Error)) return
-  const m = parsed.message
-  if (/no passphrase/i.test(m))
-    throw new UserError("Input 'ssh-key' is encrypted: set 'ssh-key-passphrase' to its passphrase.")
-  if (/passphrase|decrypt|bad key/i.test(m) && passphrase) {
-    throw new UserError(
-      "Input 'ssh-key' could not be decrypted with 'ssh-key-passphrase': check the passphrase secret."
-    )
-  }
-  throw new UserError(
-    `Input 'ssh-key' is not a private key ssh2 can read (${m.replace(/[\r\n]+/g, ' ')}); paste the whole key, BEGIN and END lines included (OpenSSH or PEM format).`
-  )
-}
-
-/** Refuses before connecting: unreadable key, no credentials, or a host without a pinned key. Returns warnings. */
-export function preflight(
-  opts: SshOptions,
-  targets: SshTarget[]
-): { checker: HostKeyChecker; warnings: string[] } {
-  if (!opts.privateKey && !opts.password) {
-    throw new UserError("No SSH credentials: set 'ssh-key' (a private key in a secret) or 'ssh-password'.")
-  }
-  if (opts.privateKey) checkPrivateKey(opts.privateKey, opts.passphrase)
-  const checker = opts.checker ?? new HostKeyChecker(opts)
-  for (const t of opts.proxyJump ? [opts.proxyJump, ...targets] : targets)
-    checker.requirePolicy(t.host, t.port)
-  const w = checker.warning()
-  return { checker, warnings: w ? [w] : [] }
-}
-
-interface Level {
-  level?: string
-  code?: string
-}
-
-function mapConnectError(
-  e: unknown,
-  t: SshTarget,
-  verdict: Verdict | undefined,
-  opts: SshOptions,
-  via?: SshTarget
-): UserError {
-  if (verdict && verdict.ok === false) return new UserError(verdict.message)
-  const err = e as Error & Level
-  const where = `${t.host}:${t.port}${via ? ` (through ${formatTarget(via)})` : ''}`
-  const msg = errorMessage(e)
-  const creds = [opts.privateKey ? 'the key in ssh-key' : '', opts.password ? 'ssh-password' : '']
-    .filter(Boolean)
-    .join(' or ')
-  if (err.level === 'client-authentication' || /authentication methods failed/i.test(msg)) {
-    const fix = opts.privateKey
-      ? `add the public key of 'ssh-key' to ~${t.user}/.ssh/authorized_keys on ${t.host}, or set 'user' to the account that has it`
-      : `check 'ssh-password' and that ${t.host} allows password login for ${t.user}`
-    return new UserError(`SSH login as ${t.user}@${where} was refused for ${creds}: ${fix}.`)
-  }
-  if (err.code === 'ECONNREFUSED') {
-    return new UserError(
-      `Nothing listens for SSH on ${where} (connection refused): check the host and 'port', and that sshd runs there.`
-    )
-  }
-  if (err.code === 'ENOTFOUND' || err.code === 'EAI_AGAIN') {
-    return new UserError(
-      `The host name ${t.host} does not resolve (${err.code}): check 'hosts' and the runner's DNS.`
-    )
-  }
-  if (err.code === 'EHOSTUNREACH' || err.code === 'ENETUNREACH') {
-    return new UserError(
-      `${where} is unreachable from the runner (${err.code}): check the address, routes, or use 'proxy-jump'.`
-    )
-  }
-  if (err.level === 'client-timeout' || err.code === 'ETIMEDOUT' || /timed out/i.test(msg)) {
-    const s = Math.round((opts.readyTimeoutMs ?? 20_000) / 1000)
-    return new UserError(
-      `No SSH handshake with ${where} within ${s} s: a firewall may drop the port, or the host is down; check that the runner can reach port ${t.port}.`
-    )
-  }
-  if (err.code === 'ECONNRESET' || /closed|reset/i.test(msg)) {
-    return new UserError(
-      `${where} closed the SSH connection during the handshake (${msg}): check sshd's log there (MaxStartups, AllowUsers, fail2ban).`
-    )
-  }
-  return new UserError(`SSH connection to ${where} failed: ${msg}`)
 }
 
 /** ssh2's host-key algorithms, in its default order */
@@ -285,31 +167,10 @@ const signalCode = (name: string | undefined): number => {
   return 128 + (n ?? 0)
 }
 
-/** SFTP write size: below every server's packet limit (ssh2 assumes 34000 for non-OpenSSH servers) */
-const SFTP_CHUNK = 32 * 1024
-
-function sftpCall<T = void>(f: (cb: (err: Error | null | undefined, v?: T) => void) => void): Promise<T> {
-  return new Promise((resolve, reject) => {
-    try {
-      f((err, v) => (err ? reject(err) : resolve(v as T)))
-    } catch (e) {
-      reject(e)
-    }
-  })
-}
-
-const lastLine = (b: Buffer): string => b.toString('utf8').trim().split('\n').pop() ?? ''
-
 const emit = (s: string, f: (s: string) => void): void => {
   if (s) f(s)
 }
 const flush = (d: StringDecoder, f: (s: string) => void): void => emit(d.end(), f)
-
-interface RawResult {
-  code: number
-  stdout: Buffer
-  stderr: Buffer
-}
 
 /**
  * Each wrapped command first writes a marker line with its process group id to stderr. A marker (not
@@ -319,23 +180,13 @@ interface RawResult {
 const PGID_MARK = `@@shipline-pgid-${randomBytes(4).toString('hex')}:`
 const PGID_PREFIX = `echo ${PGID_MARK}$$ >&2; `
 
-/** Quotes argv for the remote shell; the command word is always quoted (so `A=b` or `if` stay plain words). */
-export function commandLine(argv: string[], cwd?: string): string {
-  if (argv.length === 0) throw new Error('exec needs a command')
-  const first = shellQuote(argv[0])
-  const words = [first.startsWith("'") ? first : `'${first}'`, ...argv.slice(1).map(shellQuote)]
-  return (cwd !== undefined ? `cd -- ${shellQuote(cwd)} && ` : '') + words.join(' ')
-}
-
 export class SshRemote implements Remote {
   readonly label: string
   readonly target: SshTarget
   private closed = false
   private lostReason = ''
   private readonly slots: Slots
-
-  private sftpSession?: Promise<SFTPWrapper | undefined>
-  private sftpBusy = 0
+  private readonly files: RemoteFiles
 
   constructor(
     private readonly client: ClientType,
@@ -346,6 +197,7 @@ export class SshRemote implements Remote {
     this.target = target
     this.label = formatTarget(target)
     this.slots = new Slots(opts.maxChannels ?? 7)
+    this.files = new RemoteFiles(client, this, () => this.closed, opts.fileTransfer)
     client.on('error', e => (this.lostReason ||= errorMessage(e)))
     client.on('close', () => {
       this.closed = true
@@ -399,7 +251,7 @@ export class SshRemote implements Remote {
       }
       this.slots.shrink()
       // refused with none of our commands open: the idle SFTP session holds the host's only slot
-      if (attempt >= 2 && this.slots.inUse === 0) this.dropIdleSftp()
+      if (attempt >= 2 && this.slots.inUse === 0) this.files.dropIdleSftp()
       await new Promise(r => setTimeout(r, Math.min(25 * 2 ** attempt, 1000)))
     }
   }
@@ -546,113 +398,13 @@ export class SshRemote implements Remote {
     return { code: r.code, stdout: r.stdout.toString('utf8'), stderr: r.stderr.toString('utf8') }
   }
 
-  /** The connection's SFTP session, opened once; undefined when the host offers none (files then go through sh). */
-  /** Runs f over SFTP (counted as busy, so a session shortage never closes it mid-use), else fallback. */
-  private async withSftp<T>(f: (s: SFTPWrapper) => Promise<T>, fallback: () => Promise<T>): Promise<T> {
-    this.sftpBusy++
-    try {
-      const s = await this.sftp()
-      return await (s ? f(s) : fallback())
-    } finally {
-      this.sftpBusy--
-    }
-  }
-
-  /** A host short of sessions: give the idle SFTP session's slot back; files go through sh from now on. */
-  private dropIdleSftp(): void {
-    if (!this.sftpSession || this.sftpBusy > 0) return
-    const session = this.sftpSession
-    this.sftpSession = Promise.resolve(undefined)
-    void session.then(s => s?.end())
-  }
-
-  private sftp(): Promise<SFTPWrapper | undefined> {
-    if (this.opts.fileTransfer === 'exec') return Promise.resolve(undefined)
-    this.sftpSession ??= new Promise(resolve => {
-      if (this.closed) return resolve(undefined)
-      this.client.sftp((err, s) => resolve(err ? undefined : s))
-    })
-    return this.sftpSession
-  }
-
-  private fileError(verb: string, path: string, detail: string): UserError {
-    return new UserError(`Could not ${verb} ${path} on ${this.label}: ${detail}`)
-  }
-
-  /**
-   * Atomic write: a temp file in the same folder, created 0600 (O_EXCL) and given its final mode before
-   * any byte lands, then renamed over the target. Over SFTP (open, fchmod + pipelined writes + close,
-   * posix-rename: 3 round trips, no shell started) or, without SFTP, one `sh` with the data on stdin.
-   */
+  /** Writes a file atomically (see sftp.ts): over the connection's SFTP session, or through sh. */
   async writeFile(path: string, data: string | Buffer, mode = 0o644): Promise<void> {
-    if (!path.startsWith('/')) throw new Error(`writeFile needs an absolute path, got ${path}`)
-    const buf = typeof data === 'string' ? Buffer.from(data) : data
-    return this.withSftp(
-      s => this.writeFileSftp(s, path, buf, mode),
-      () => this.writeFileSh(path, buf, mode)
-    )
-  }
-
-  private async writeFileSftp(s: SFTPWrapper, path: string, buf: Buffer, mode: number): Promise<void> {
-    const tmp = `${posix.dirname(path)}/.${posix.basename(path)}.shipline-${randomBytes(6).toString('hex')}`
-    let handle: Buffer
-    try {
-      handle = await sftpCall<Buffer>(cb => s.open(tmp, 'wx', { mode: 0o600 }, cb))
-    } catch (e) {
-      throw this.fileError('write', path, errorMessage(e))
-    }
-    let renamed = false
-    try {
-      const steps: Promise<unknown>[] = [sftpCall(cb => s.fchmod(handle, mode & 0o7777, cb))]
-      for (let off = 0; off < buf.length; off += SFTP_CHUNK) {
-        const len = Math.min(SFTP_CHUNK, buf.length - off)
-        // every chunk is its own request, all in flight at once (ssh2 alone would send one after another)
-        steps.push(sftpCall(cb => s.write(handle, buf, off, len, off, cb)))
-      }
-      steps.push(sftpCall(cb => s.close(handle, cb)))
-      await Promise.all(steps)
-      try {
-        await sftpCall(cb => s.ext_openssh_rename(tmp, path, cb))
-      } catch (e) {
-        if (!/does not support/.test(errorMessage(e))) throw e
-        const r = await this.run(commandLine(['mv', '-f', '--', tmp, path]), {}, `mv ${path}`)
-        if (r.code !== 0) throw new Error(r.stderr.toString('utf8').trim())
-      }
-      renamed = true
-    } catch (e) {
-      throw this.fileError('write', path, errorMessage(e))
-    } finally {
-      if (!renamed) await sftpCall(cb => s.unlink(tmp, cb)).catch(() => undefined)
-    }
-  }
-
-  private async writeFileSh(path: string, data: Buffer, mode: number): Promise<void> {
-    const dir = posix.dirname(path)
-    const base = posix.basename(path)
-    // mktemp makes the temp file 0600; chmod to the final mode before a byte lands; rename is atomic
-    const script =
-      'set -e; umask 077; t=$(mktemp "$2/.$3.shipline-XXXXXX"); trap \'rm -f "$t"\' EXIT; ' +
-      'chmod "$4" "$t"; cat > "$t"; mv -f -- "$t" "$1"; trap - EXIT'
-    const octal = (mode & 0o7777).toString(8).padStart(4, '0')
-    const line = ['sh', '-c', script, 'sh', path, dir, base, octal].map(shellQuote).join(' ')
-    const r = await this.run(line, { stdin: data }, `write ${path}`)
-    if (r.code !== 0) throw this.fileError('write', path, `exit ${r.code}: ${lastLine(r.stderr)}`)
+    return this.files.writeFile(path, data, mode)
   }
 
   async readFile(path: string): Promise<Buffer> {
-    return this.withSftp(
-      s =>
-        sftpCall<Buffer>(cb => s.readFile(path, cb)).catch(e => {
-          throw this.fileError('read', path, errorMessage(e))
-        }),
-      () => this.readFileSh(path)
-    )
-  }
-
-  private async readFileSh(path: string): Promise<Buffer> {
-    const r = await this.run(commandLine(['cat', '--', path]), {}, `cat ${path}`)
-    if (r.code !== 0) throw this.fileError('read', path, `exit ${r.code}: ${lastLine(r.stderr)}`)
-    return r.stdout
+    return this.files.readFile(path)
   }
 
   async close(): Promise<void> {
@@ -667,34 +419,6 @@ export class SshRemote implements Remote {
   }
 }
 
-/** A bastion connection shared by every host that hops through it; closed with the last of them. */
-class Jump {
-  private users = 0
-  constructor(readonly client: ClientType) {}
-  acquire(): () => Promise<void> {
-    this.users++
-    let done = false
-    return async () => {
-      if (done) return
-      done = true
-      if (--this.users === 0) this.client.end()
-    }
-  }
-  forward(t: SshTarget): Promise<ConnectConfig['sock']> {
-    return new Promise((resolve, reject) => {
-      this.client.forwardOut('127.0.0.1', 0, t.host, t.port, (err, stream) => {
-        if (err)
-          reject(
-            new UserError(
-              `The bastion could not open a connection to ${t.host}:${t.port} (${err.message}): check that the bastion reaches it and allows TCP forwarding (AllowTcpForwarding).`
-            )
-          )
-        else resolve(stream)
-      })
-    })
-  }
-}
-
 async function connectVia(
   t: SshTarget,
   opts: SshOptions,
@@ -705,15 +429,10 @@ async function connectVia(
     const c = await openClient(t, opts, checker)
     return new SshRemote(c, t, async () => undefined, opts)
   }
-  const release = jump.acquire()
-  try {
-    const sock = await jump.forward(t)
+  return jump.through(t, async (sock, release) => {
     const c = await openClient(t, opts, checker, sock, opts.proxyJump)
     return new SshRemote(c, { ...t }, release, opts)
-  } catch (e) {
-    await release()
-    throw e
-  }
+  })
 }
 
 /** Connects to one host (through the bastion when `proxyJump` is set); refuses before connecting without a host-key policy. */

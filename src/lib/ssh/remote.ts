@@ -49,3 +49,11 @@ export function shellQuote(arg: string): string {
 export function shellJoin(argv: string[]): string {
   return argv.map(shellQuote).join(' ')
 }
+
+/** Quotes argv for the remote shell; the command word is always quoted (so `A=b` or `if` stay plain words). */
+export function commandLine(argv: string[], cwd?: string): string {
+  if (argv.length === 0) throw new Error('exec needs a command')
+  const first = shellQuote(argv[0])
+  const words = [first.startsWith("'") ? first : `'${first}'`, ...argv.slice(1).map(shellQuote)]
+  return (cwd !== undefined ? `cd -- ${shellQuote(cwd)} && ` : '') + words.join(' ')
+}
