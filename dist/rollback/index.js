@@ -61607,7 +61607,7 @@ exports.visitAsync = visitAsync;
 
 /***/ }),
 
-/***/ 1999:
+/***/ 8999:
 /***/ ((__unused_webpack___webpack_module__, __webpack_exports__, __nccwpck_require__) => {
 
 
@@ -61626,8 +61626,6 @@ var core = __nccwpck_require__(4116);
 var errors = __nccwpck_require__(2830);
 // EXTERNAL MODULE: external "node:crypto"
 var external_node_crypto_ = __nccwpck_require__(7598);
-// EXTERNAL MODULE: external "node:path"
-var external_node_path_ = __nccwpck_require__(6760);
 ;// CONCATENATED MODULE: external "node:os"
 const external_node_os_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:os");
 ;// CONCATENATED MODULE: external "node:string_decoder"
@@ -61715,6 +61713,53 @@ function knownHostsName(host, port) {
 function formatTarget(t) {
     const h = t.host.includes(':') ? `[${t.host}]` : t.host;
     return `${t.user}@${h}:${t.port}`;
+}
+
+;// CONCATENATED MODULE: ./build/tsc/lib/ssh/jump.js
+
+/** A bastion connection shared by every host that hops through it; closed with the last of them. */
+class Jump {
+    client;
+    users = 0;
+    constructor(client) {
+        this.client = client;
+    }
+    acquire() {
+        this.users++;
+        let done = false;
+        return async () => {
+            if (done)
+                return;
+            done = true;
+            if (--this.users === 0)
+                this.client.end();
+        };
+    }
+    forward(t) {
+        return new Promise((resolve, reject) => {
+            this.client.forwardOut('127.0.0.1', 0, t.host, t.port, (err, stream) => {
+                if (err)
+                    reject(new errors/* UserError */.yo(`The bastion could not open a connection to ${t.host}:${t.port} (${err.message}): check that the bastion reaches it and allows TCP forwarding (AllowTcpForwarding).`));
+                else
+                    resolve(stream);
+            });
+        });
+    }
+    /**
+     * Opens a connection to `t` through the bastion: `open` gets the forwarded stream and the release it
+     * must call when that connection closes; when opening fails, the release is done here.
+     */
+    async through(t, open) {
+        const release = this.acquire();
+        try {
+            const sock = await this.forward(t);
+            return await open(sock, release);
+        }
+        catch (e) {
+            await release();
+            throw e;
+        }
+    }
 }
 
 ;// CONCATENATED MODULE: ./build/tsc/lib/ssh/known-hosts.js
@@ -61905,39 +61950,15 @@ class HostKeyChecker {
     }
 }
 
-// EXTERNAL MODULE: ./build/tsc/lib/ssh/remote.js
-var remote = __nccwpck_require__(9424);
-;// CONCATENATED MODULE: ./build/tsc/lib/ssh/client.js
+;// CONCATENATED MODULE: ./build/tsc/lib/ssh/preflight.js
 /**
- * The SSH transport: an in-process ssh2 client (no ssh binary, no key file written anywhere), one
- * connection per host reused for every step, host keys verified before authentication, optional
- * proxy-jump through a bastion.
- *
- * Remote commands: every argv element is quoted for the remote POSIX shell (see remote.ts); secrets go
- * over stdin or as file contents, never in a command line (sshd runs the line as `$SHELL -c LINE`, so the
- * line is visible in the host's process list). Each command is wrapped so that it first reports its
- * process group (sshd starts each session in a new session/process group); a timeout then kills that whole
- * group over the same connection, so nothing keeps running on the host after a timeout.
+ * What is refused before any connection (an unreadable private key, no credentials, a host without a
+ * pinned key), and the mapping of connection failures to UserErrors that say the fix.
  */
 
 
 
 
-
-
-
-
-
-/** A timed-out remote command: it was killed on the host (its whole process group). */
-class RemoteTimeoutError extends errors/* UserError */.yo {
-    stdout;
-    stderr;
-    constructor(message, stdout, stderr) {
-        super(message, `stdout (tail):\n${stdout.slice(-4000)}\nstderr (tail):\n${stderr.slice(-4000)}`);
-        this.stdout = stdout;
-        this.stderr = stderr;
-    }
-}
 /** Normalises pasted key text: CRLF, literal "\n" from one-line secrets, missing final newline. */
 function normalizeKey(text) {
     let t = text.replace(/\r\n?/g, '\n').trim();
@@ -61971,6 +61992,10 @@ function preflight(opts, targets) {
     const w = checker.warning();
     return { checker, warnings: w ? [w] : [] };
 }
+/**
+ * The UserError for a connection that did not come up: a refused host key (the checker's verdict says
+ * why), a refused login, or the network error, each with its fix. `via` is the bastion, when hopping.
+ */
 function mapConnectError(e, t, verdict, opts, via) {
     if (verdict && verdict.ok === false)
         return new errors/* UserError */.yo(verdict.message);
@@ -62003,6 +62028,194 @@ function mapConnectError(e, t, verdict, opts, via) {
         return new errors/* UserError */.yo(`${where} closed the SSH connection during the handshake (${msg}): check sshd's log there (MaxStartups, AllowUsers, fail2ban).`);
     }
     return new errors/* UserError */.yo(`SSH connection to ${where} failed: ${msg}`);
+}
+
+// EXTERNAL MODULE: ./build/tsc/lib/ssh/remote.js
+var remote = __nccwpck_require__(9424);
+// EXTERNAL MODULE: external "node:path"
+var external_node_path_ = __nccwpck_require__(6760);
+;// CONCATENATED MODULE: ./build/tsc/lib/ssh/sftp.js
+/**
+ * Files on a host, over the connection's single SFTP session or, when the host has none (or gave its
+ * slot back to commands), through `sh` on an exec channel. Writes are atomic: a temp file in the same
+ * folder, created 0600 and given its final mode before a byte lands, then renamed over the target.
+ */
+
+
+
+
+/** SFTP write size: below every server's packet limit (ssh2 assumes 34000 for non-OpenSSH servers) */
+const SFTP_CHUNK = 32 * 1024;
+function sftpCall(f) {
+    return new Promise((resolve, reject) => {
+        try {
+            f((err, v) => (err ? reject(err) : resolve(v)));
+        }
+        catch (e) {
+            reject(e);
+        }
+    });
+}
+const lastLine = (b) => b.toString('utf8').trim().split('\n').pop() ?? '';
+/** readFile/writeFile of one connection. */
+class RemoteFiles {
+    client;
+    shell;
+    isClosed;
+    fileTransfer;
+    sftpSession;
+    sftpBusy = 0;
+    constructor(client, shell, isClosed, fileTransfer) {
+        this.client = client;
+        this.shell = shell;
+        this.isClosed = isClosed;
+        this.fileTransfer = fileTransfer;
+    }
+    /** Runs f over SFTP (counted as busy, so a session shortage never closes it mid-use), else fallback. */
+    async withSftp(f, fallback) {
+        this.sftpBusy++;
+        try {
+            const s = await this.sftp();
+            return await (s ? f(s) : fallback());
+        }
+        finally {
+            this.sftpBusy--;
+        }
+    }
+    /** A host short of sessions: give the idle SFTP session's slot back; files go through sh from now on. */
+    dropIdleSftp() {
+        if (!this.sftpSession || this.sftpBusy > 0)
+            return;
+        const session = this.sftpSession;
+        this.sftpSession = Promise.resolve(undefined);
+        void session.then(s => s?.end());
+    }
+    /** The connection's SFTP session, opened once; undefined when the host offers none (files then go through sh). */
+    sftp() {
+        if (this.fileTransfer === 'exec')
+            return Promise.resolve(undefined);
+        this.sftpSession ??= new Promise(resolve => {
+            if (this.isClosed())
+                return resolve(undefined);
+            this.client.sftp((err, s) => resolve(err ? undefined : s));
+        });
+        return this.sftpSession;
+    }
+    fileError(verb, path, detail) {
+        return new errors/* UserError */.yo(`Could not ${verb} ${path} on ${this.shell.label}: ${detail}`);
+    }
+    /**
+     * Atomic write: a temp file in the same folder, created 0600 (O_EXCL) and given its final mode before
+     * any byte lands, then renamed over the target. Over SFTP (open, fchmod + pipelined writes + close,
+     * posix-rename: 3 round trips, no shell started) or, without SFTP, one `sh` with the data on stdin.
+     */
+    async writeFile(path, data, mode) {
+        if (!path.startsWith('/'))
+            throw new Error(`writeFile needs an absolute path, got ${path}`);
+        const buf = typeof data === 'string' ? Buffer.from(data) : data;
+        return this.withSftp(s => this.writeFileSftp(s, path, buf, mode), () => this.writeFileSh(path, buf, mode));
+    }
+    async writeFileSftp(s, path, buf, mode) {
+        const tmp = `${external_node_path_.posix.dirname(path)}/.${external_node_path_.posix.basename(path)}.shipline-${(0,external_node_crypto_.randomBytes)(6).toString('hex')}`;
+        let handle;
+        try {
+            handle = await sftpCall(cb => s.open(tmp, 'wx', { mode: 0o600 }, cb));
+        }
+        catch (e) {
+            throw this.fileError('write', path, (0,errors/* errorMessage */.gJ)(e));
+        }
+        let renamed = false;
+        try {
+            const steps = [sftpCall(cb => s.fchmod(handle, mode & 0o7777, cb))];
+            for (let off = 0; off < buf.length; off += SFTP_CHUNK) {
+                const len = Math.min(SFTP_CHUNK, buf.length - off);
+                // every chunk is its own request, all in flight at once (ssh2 alone would send one after another)
+                steps.push(sftpCall(cb => s.write(handle, buf, off, len, off, cb)));
+            }
+            steps.push(sftpCall(cb => s.close(handle, cb)));
+            await Promise.all(steps);
+            try {
+                await sftpCall(cb => s.ext_openssh_rename(tmp, path, cb));
+            }
+            catch (e) {
+                if (!/does not support/.test((0,errors/* errorMessage */.gJ)(e)))
+                    throw e;
+                const r = await this.shell.run((0,remote/* commandLine */.ay)(['mv', '-f', '--', tmp, path]), {}, `mv ${path}`);
+                if (r.code !== 0)
+                    throw new Error(r.stderr.toString('utf8').trim());
+            }
+            renamed = true;
+        }
+        catch (e) {
+            throw this.fileError('write', path, (0,errors/* errorMessage */.gJ)(e));
+        }
+        finally {
+            if (!renamed)
+                await sftpCall(cb => s.unlink(tmp, cb)).catch(() => undefined);
+        }
+    }
+    async writeFileSh(path, data, mode) {
+        const dir = external_node_path_.posix.dirname(path);
+        const base = external_node_path_.posix.basename(path);
+        // mktemp makes the temp file 0600; chmod to the final mode before a byte lands; rename is atomic
+        const script = 'set -e; umask 077; t=$(mktemp "$2/.$3.shipline-XXXXXX"); trap \'rm -f "$t"\' EXIT; ' +
+            'chmod "$4" "$t"; cat > "$t"; mv -f -- "$t" "$1"; trap - EXIT';
+        const octal = (mode & 0o7777).toString(8).padStart(4, '0');
+        const line = ['sh', '-c', script, 'sh', path, dir, base, octal].map(remote/* shellQuote */.ZL).join(' ');
+        const r = await this.shell.run(line, { stdin: data }, `write ${path}`);
+        if (r.code !== 0)
+            throw this.fileError('write', path, `exit ${r.code}: ${lastLine(r.stderr)}`);
+    }
+    async readFile(path) {
+        return this.withSftp(s => sftpCall(cb => s.readFile(path, cb)).catch(e => {
+            throw this.fileError('read', path, (0,errors/* errorMessage */.gJ)(e));
+        }), () => this.readFileSh(path));
+    }
+    async readFileSh(path) {
+        const r = await this.shell.run((0,remote/* commandLine */.ay)(['cat', '--', path]), {}, `cat ${path}`);
+        if (r.code !== 0)
+            throw this.fileError('read', path, `exit ${r.code}: ${lastLine(r.stderr)}`);
+        return r.stdout;
+    }
+}
+
+;// CONCATENATED MODULE: ./build/tsc/lib/ssh/client.js
+/**
+ * The SSH transport: an in-process ssh2 client (no ssh binary, no key file written anywhere), one
+ * connection per host reused for every step, host keys verified before authentication, optional
+ * proxy-jump through a bastion.
+ *
+ * Remote commands: every argv element is quoted for the remote POSIX shell (see remote.ts); secrets go
+ * over stdin or as file contents, never in a command line (sshd runs the line as `$SHELL -c LINE`, so the
+ * line is visible in the host's process list). Each command is wrapped so that it first reports its
+ * process group (sshd starts each session in a new session/process group); a timeout then kills that whole
+ * group over the same connection, so nothing keeps running on the host after a timeout.
+ *
+ * This file is the facade: the connection (`SshRemote`, `connectSsh`, `connectHosts`) and its command
+ * channels. The checks before connecting and the error messages are in preflight.ts, files (SFTP, or sh)
+ * in sftp.ts, the bastion hop in jump.ts, the options in options.ts.
+ */
+
+
+
+
+
+
+
+
+
+
+
+
+/** A timed-out remote command: it was killed on the host (its whole process group). */
+class RemoteTimeoutError extends errors/* UserError */.yo {
+    stdout;
+    stderr;
+    constructor(message, stdout, stderr) {
+        super(message, `stdout (tail):\n${stdout.slice(-4000)}\nstderr (tail):\n${stderr.slice(-4000)}`);
+        this.stdout = stdout;
+        this.stderr = stderr;
+    }
 }
 /** ssh2's host-key algorithms, in its default order */
 const HOSTKEY_DEFAULT = [
@@ -62131,19 +62344,6 @@ const signalCode = (name) => {
     const n = name ? external_node_os_namespaceObject.constants.signals[`SIG${name}`] : undefined;
     return 128 + (n ?? 0);
 };
-/** SFTP write size: below every server's packet limit (ssh2 assumes 34000 for non-OpenSSH servers) */
-const SFTP_CHUNK = 32 * 1024;
-function sftpCall(f) {
-    return new Promise((resolve, reject) => {
-        try {
-            f((err, v) => (err ? reject(err) : resolve(v)));
-        }
-        catch (e) {
-            reject(e);
-        }
-    });
-}
-const lastLine = (b) => b.toString('utf8').trim().split('\n').pop() ?? '';
 const emit = (s, f) => {
     if (s)
         f(s);
@@ -62156,14 +62356,6 @@ const flush = (d, f) => emit(d.end(), f);
  */
 const PGID_MARK = `@@shipline-pgid-${(0,external_node_crypto_.randomBytes)(4).toString('hex')}:`;
 const PGID_PREFIX = `echo ${PGID_MARK}$$ >&2; `;
-/** Quotes argv for the remote shell; the command word is always quoted (so `A=b` or `if` stay plain words). */
-function commandLine(argv, cwd) {
-    if (argv.length === 0)
-        throw new Error('exec needs a command');
-    const first = (0,remote/* shellQuote */.Z)(argv[0]);
-    const words = [first.startsWith("'") ? first : `'${first}'`, ...argv.slice(1).map(remote/* shellQuote */.Z)];
-    return (cwd !== undefined ? `cd -- ${(0,remote/* shellQuote */.Z)(cwd)} && ` : '') + words.join(' ');
-}
 class SshRemote {
     client;
     onClose;
@@ -62173,8 +62365,7 @@ class SshRemote {
     closed = false;
     lostReason = '';
     slots;
-    sftpSession;
-    sftpBusy = 0;
+    files;
     constructor(client, target, onClose, opts = {}) {
         this.client = client;
         this.onClose = onClose;
@@ -62182,6 +62373,7 @@ class SshRemote {
         this.target = target;
         this.label = formatTarget(target);
         this.slots = new Slots(opts.maxChannels ?? 7);
+        this.files = new RemoteFiles(client, this, () => this.closed, opts.fileTransfer);
         client.on('error', e => (this.lostReason ||= (0,errors/* errorMessage */.gJ)(e)));
         client.on('close', () => {
             this.closed = true;
@@ -62229,7 +62421,7 @@ class SshRemote {
             this.slots.shrink();
             // refused with none of our commands open: the idle SFTP session holds the host's only slot
             if (attempt >= 2 && this.slots.inUse === 0)
-                this.dropIdleSftp();
+                this.files.dropIdleSftp();
             await new Promise(r => setTimeout(r, Math.min(25 * 2 ** attempt, 1000)));
         }
     }
@@ -62363,114 +62555,15 @@ class SshRemote {
         await closed;
     }
     async exec(argv, opts = {}) {
-        const r = await this.run(commandLine(argv, opts.cwd), opts, argv.join(' ').slice(0, 80));
+        const r = await this.run((0,remote/* commandLine */.ay)(argv, opts.cwd), opts, argv.join(' ').slice(0, 80));
         return { code: r.code, stdout: r.stdout.toString('utf8'), stderr: r.stderr.toString('utf8') };
     }
-    /** The connection's SFTP session, opened once; undefined when the host offers none (files then go through sh). */
-    /** Runs f over SFTP (counted as busy, so a session shortage never closes it mid-use), else fallback. */
-    async withSftp(f, fallback) {
-        this.sftpBusy++;
-        try {
-            const s = await this.sftp();
-            return await (s ? f(s) : fallback());
-        }
-        finally {
-            this.sftpBusy--;
-        }
-    }
-    /** A host short of sessions: give the idle SFTP session's slot back; files go through sh from now on. */
-    dropIdleSftp() {
-        if (!this.sftpSession || this.sftpBusy > 0)
-            return;
-        const session = this.sftpSession;
-        this.sftpSession = Promise.resolve(undefined);
-        void session.then(s => s?.end());
-    }
-    sftp() {
-        if (this.opts.fileTransfer === 'exec')
-            return Promise.resolve(undefined);
-        this.sftpSession ??= new Promise(resolve => {
-            if (this.closed)
-                return resolve(undefined);
-            this.client.sftp((err, s) => resolve(err ? undefined : s));
-        });
-        return this.sftpSession;
-    }
-    fileError(verb, path, detail) {
-        return new errors/* UserError */.yo(`Could not ${verb} ${path} on ${this.label}: ${detail}`);
-    }
-    /**
-     * Atomic write: a temp file in the same folder, created 0600 (O_EXCL) and given its final mode before
-     * any byte lands, then renamed over the target. Over SFTP (open, fchmod + pipelined writes + close,
-     * posix-rename: 3 round trips, no shell started) or, without SFTP, one `sh` with the data on stdin.
-     */
+    /** Writes a file atomically (see sftp.ts): over the connection's SFTP session, or through sh. */
     async writeFile(path, data, mode = 0o644) {
-        if (!path.startsWith('/'))
-            throw new Error(`writeFile needs an absolute path, got ${path}`);
-        const buf = typeof data === 'string' ? Buffer.from(data) : data;
-        return this.withSftp(s => this.writeFileSftp(s, path, buf, mode), () => this.writeFileSh(path, buf, mode));
-    }
-    async writeFileSftp(s, path, buf, mode) {
-        const tmp = `${external_node_path_.posix.dirname(path)}/.${external_node_path_.posix.basename(path)}.shipline-${(0,external_node_crypto_.randomBytes)(6).toString('hex')}`;
-        let handle;
-        try {
-            handle = await sftpCall(cb => s.open(tmp, 'wx', { mode: 0o600 }, cb));
-        }
-        catch (e) {
-            throw this.fileError('write', path, (0,errors/* errorMessage */.gJ)(e));
-        }
-        let renamed = false;
-        try {
-            const steps = [sftpCall(cb => s.fchmod(handle, mode & 0o7777, cb))];
-            for (let off = 0; off < buf.length; off += SFTP_CHUNK) {
-                const len = Math.min(SFTP_CHUNK, buf.length - off);
-                // every chunk is its own request, all in flight at once (ssh2 alone would send one after another)
-                steps.push(sftpCall(cb => s.write(handle, buf, off, len, off, cb)));
-            }
-            steps.push(sftpCall(cb => s.close(handle, cb)));
-            await Promise.all(steps);
-            try {
-                await sftpCall(cb => s.ext_openssh_rename(tmp, path, cb));
-            }
-            catch (e) {
-                if (!/does not support/.test((0,errors/* errorMessage */.gJ)(e)))
-                    throw e;
-                const r = await this.run(commandLine(['mv', '-f', '--', tmp, path]), {}, `mv ${path}`);
-                if (r.code !== 0)
-                    throw new Error(r.stderr.toString('utf8').trim());
-            }
-            renamed = true;
-        }
-        catch (e) {
-            throw this.fileError('write', path, (0,errors/* errorMessage */.gJ)(e));
-        }
-        finally {
-            if (!renamed)
-                await sftpCall(cb => s.unlink(tmp, cb)).catch(() => undefined);
-        }
-    }
-    async writeFileSh(path, data, mode) {
-        const dir = external_node_path_.posix.dirname(path);
-        const base = external_node_path_.posix.basename(path);
-        // mktemp makes the temp file 0600; chmod to the final mode before a byte lands; rename is atomic
-        const script = 'set -e; umask 077; t=$(mktemp "$2/.$3.shipline-XXXXXX"); trap \'rm -f "$t"\' EXIT; ' +
-            'chmod "$4" "$t"; cat > "$t"; mv -f -- "$t" "$1"; trap - EXIT';
-        const octal = (mode & 0o7777).toString(8).padStart(4, '0');
-        const line = ['sh', '-c', script, 'sh', path, dir, base, octal].map(remote/* shellQuote */.Z).join(' ');
-        const r = await this.run(line, { stdin: data }, `write ${path}`);
-        if (r.code !== 0)
-            throw this.fileError('write', path, `exit ${r.code}: ${lastLine(r.stderr)}`);
+        return this.files.writeFile(path, data, mode);
     }
     async readFile(path) {
-        return this.withSftp(s => sftpCall(cb => s.readFile(path, cb)).catch(e => {
-            throw this.fileError('read', path, (0,errors/* errorMessage */.gJ)(e));
-        }), () => this.readFileSh(path));
-    }
-    async readFileSh(path) {
-        const r = await this.run(commandLine(['cat', '--', path]), {}, `cat ${path}`);
-        if (r.code !== 0)
-            throw this.fileError('read', path, `exit ${r.code}: ${lastLine(r.stderr)}`);
-        return r.stdout;
+        return this.files.readFile(path);
     }
     async close() {
         if (!this.closed) {
@@ -62483,50 +62576,15 @@ class SshRemote {
         await this.onClose();
     }
 }
-/** A bastion connection shared by every host that hops through it; closed with the last of them. */
-class Jump {
-    client;
-    users = 0;
-    constructor(client) {
-        this.client = client;
-    }
-    acquire() {
-        this.users++;
-        let done = false;
-        return async () => {
-            if (done)
-                return;
-            done = true;
-            if (--this.users === 0)
-                this.client.end();
-        };
-    }
-    forward(t) {
-        return new Promise((resolve, reject) => {
-            this.client.forwardOut('127.0.0.1', 0, t.host, t.port, (err, stream) => {
-                if (err)
-                    reject(new errors/* UserError */.yo(`The bastion could not open a connection to ${t.host}:${t.port} (${err.message}): check that the bastion reaches it and allows TCP forwarding (AllowTcpForwarding).`));
-                else
-                    resolve(stream);
-            });
-        });
-    }
-}
 async function connectVia(t, opts, checker, jump) {
     if (!jump) {
         const c = await openClient(t, opts, checker);
         return new SshRemote(c, t, async () => undefined, opts);
     }
-    const release = jump.acquire();
-    try {
-        const sock = await jump.forward(t);
+    return jump.through(t, async (sock, release) => {
         const c = await openClient(t, opts, checker, sock, opts.proxyJump);
         return new SshRemote(c, { ...t }, release, opts);
-    }
-    catch (e) {
-        await release();
-        throw e;
-    }
+    });
 }
 /** Connects to one host (through the bastion when `proxyJump` is set); refuses before connecting without a host-key policy. */
 async function connectSsh(opts) {
@@ -63195,10 +63253,10 @@ class BlueGreenRuntime {
         const project = this.store.layout.project;
         const others = this.slotless(meta);
         return [
-            `live=$(head -n 1 ${(0,remote/* shellJoin */.n)([`${this.store.layout.state}/slot`])} 2>/dev/null | cut -d' ' -f1)`,
-            `if [ "$live" = blue ]; then idle=${(0,remote/* shellJoin */.n)([slotProject(project, 'green')])}; else idle=${(0,remote/* shellJoin */.n)([slotProject(project, 'blue')])}; fi`,
-            `sh -c ${(0,remote/* shellJoin */.n)([STOP_SCRIPT])} sh 0 "$idle" ${(0,remote/* shellJoin */.n)(this.bg.services)}`,
-            ...(others.length ? [(0,remote/* shellJoin */.n)(this.main.upArgv(meta, others))] : [])
+            `live=$(head -n 1 ${(0,remote/* shellJoin */.nZ)([`${this.store.layout.state}/slot`])} 2>/dev/null | cut -d' ' -f1)`,
+            `if [ "$live" = blue ]; then idle=${(0,remote/* shellJoin */.nZ)([slotProject(project, 'green')])}; else idle=${(0,remote/* shellJoin */.nZ)([slotProject(project, 'blue')])}; fi`,
+            `sh -c ${(0,remote/* shellJoin */.nZ)([STOP_SCRIPT])} sh 0 "$idle" ${(0,remote/* shellJoin */.nZ)(this.bg.services)}`,
+            ...(others.length ? [(0,remote/* shellJoin */.nZ)(this.main.upArgv(meta, others))] : [])
         ];
     }
 }
@@ -63386,7 +63444,7 @@ class SwarmRuntime {
     }
     /** No registry login: the kept release's images are on the nodes already. */
     restoreLines(meta) {
-        return [`${(0,remote/* shellJoin */.n)(this.stackArgv(meta, false))} </dev/null`];
+        return [`${(0,remote/* shellJoin */.nZ)(this.stackArgv(meta, false))} </dev/null`];
     }
 }
 
@@ -70748,7 +70806,7 @@ class ReleaseStore {
             '# shipline: run by the lock holder when the runner went away before the transaction closed',
             `jadd() { if [ -s "$1" ] && [ -n "$(tail -c 1 "$1")" ]; then echo >> "$1"; fi; cat >> "$1"; }`,
             ...restoreLines,
-            `printf '{"time":"%s",%s\\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" ${(0,remote/* shellJoin */.n)([json.slice(1)])} | jadd ${(0,remote/* shellJoin */.n)([this.layout.ledger])}`,
+            `printf '{"time":"%s",%s\\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" ${(0,remote/* shellJoin */.nZ)([json.slice(1)])} | jadd ${(0,remote/* shellJoin */.nZ)([this.layout.ledger])}`,
             ''
         ].join('\n');
     }
@@ -71112,7 +71170,7 @@ class ComposeRuntime {
         return (0,runtime/* restartAndWait */.G)(this, meta, services, timeoutSec, recover, opts);
     }
     restoreLines(meta) {
-        return [(0,remote/* shellJoin */.n)(this.upArgv(meta))];
+        return [(0,remote/* shellJoin */.nZ)(this.upArgv(meta))];
     }
 }
 
@@ -71148,8 +71206,9 @@ async function restartAndWait(rt, meta, services, timeoutSec, recover, opts) {
 /***/ ((__unused_webpack___webpack_module__, __webpack_exports__, __nccwpck_require__) => {
 
 /* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
-/* harmony export */   Z: () => (/* binding */ shellQuote),
-/* harmony export */   n: () => (/* binding */ shellJoin)
+/* harmony export */   ZL: () => (/* binding */ shellQuote),
+/* harmony export */   ay: () => (/* binding */ commandLine),
+/* harmony export */   nZ: () => (/* binding */ shellJoin)
 /* harmony export */ });
 /** Quotes one argument for a POSIX shell: 'it'\''s' style, safe for any byte string without NUL. */
 function shellQuote(arg) {
@@ -71162,6 +71221,14 @@ function shellQuote(arg) {
 function shellJoin(argv) {
     return argv.map(shellQuote).join(' ');
 }
+/** Quotes argv for the remote shell; the command word is always quoted (so `A=b` or `if` stay plain words). */
+function commandLine(argv, cwd) {
+    if (argv.length === 0)
+        throw new Error('exec needs a command');
+    const first = shellQuote(argv[0]);
+    const words = [first.startsWith("'") ? first : `'${first}'`, ...argv.slice(1).map(shellQuote)];
+    return (cwd !== undefined ? `cd -- ${shellQuote(cwd)} && ` : '') + words.join(' ');
+}
 
 
 /***/ }),
@@ -71173,7 +71240,7 @@ __nccwpck_require__.a(__webpack_module__, async (__webpack_handle_async_dependen
 /* harmony import */ var _actions_core__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(4116);
 /* harmony import */ var _action_run_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(6082);
 /* harmony import */ var _action_inputs_js__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(7871);
-/* harmony import */ var _action_deploy_inputs_js__WEBPACK_IMPORTED_MODULE_3__ = __nccwpck_require__(1999);
+/* harmony import */ var _action_deploy_inputs_js__WEBPACK_IMPORTED_MODULE_3__ = __nccwpck_require__(8999);
 /* harmony import */ var _action_deployments_js__WEBPACK_IMPORTED_MODULE_4__ = __nccwpck_require__(4795);
 /* harmony import */ var _lib_errors_js__WEBPACK_IMPORTED_MODULE_5__ = __nccwpck_require__(2830);
 /* harmony import */ var _lib_deploy_index_js__WEBPACK_IMPORTED_MODULE_6__ = __nccwpck_require__(4278);

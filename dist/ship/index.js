@@ -61607,7 +61607,7 @@ exports.visitAsync = visitAsync;
 
 /***/ }),
 
-/***/ 1999:
+/***/ 8999:
 /***/ ((__unused_webpack___webpack_module__, __webpack_exports__, __nccwpck_require__) => {
 
 
@@ -61626,8 +61626,6 @@ var core = __nccwpck_require__(4116);
 var errors = __nccwpck_require__(2830);
 // EXTERNAL MODULE: external "node:crypto"
 var external_node_crypto_ = __nccwpck_require__(7598);
-// EXTERNAL MODULE: external "node:path"
-var external_node_path_ = __nccwpck_require__(6760);
 ;// CONCATENATED MODULE: external "node:os"
 const external_node_os_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:os");
 ;// CONCATENATED MODULE: external "node:string_decoder"
@@ -61715,6 +61713,53 @@ function knownHostsName(host, port) {
 function formatTarget(t) {
     const h = t.host.includes(':') ? `[${t.host}]` : t.host;
     return `${t.user}@${h}:${t.port}`;
+}
+
+;// CONCATENATED MODULE: ./build/tsc/lib/ssh/jump.js
+
+/** A bastion connection shared by every host that hops through it; closed with the last of them. */
+class Jump {
+    client;
+    users = 0;
+    constructor(client) {
+        this.client = client;
+    }
+    acquire() {
+        this.users++;
+        let done = false;
+        return async () => {
+            if (done)
+                return;
+            done = true;
+            if (--this.users === 0)
+                this.client.end();
+        };
+    }
+    forward(t) {
+        return new Promise((resolve, reject) => {
+            this.client.forwardOut('127.0.0.1', 0, t.host, t.port, (err, stream) => {
+                if (err)
+                    reject(new errors/* UserError */.yo(`The bastion could not open a connection to ${t.host}:${t.port} (${err.message}): check that the bastion reaches it and allows TCP forwarding (AllowTcpForwarding).`));
+                else
+                    resolve(stream);
+            });
+        });
+    }
+    /**
+     * Opens a connection to `t` through the bastion: `open` gets the forwarded stream and the release it
+     * must call when that connection closes; when opening fails, the release is done here.
+     */
+    async through(t, open) {
+        const release = this.acquire();
+        try {
+            const sock = await this.forward(t);
+            return await open(sock, release);
+        }
+        catch (e) {
+            await release();
+            throw e;
+        }
+    }
 }
 
 ;// CONCATENATED MODULE: ./build/tsc/lib/ssh/known-hosts.js
@@ -61905,39 +61950,15 @@ class HostKeyChecker {
     }
 }
 
-// EXTERNAL MODULE: ./build/tsc/lib/ssh/remote.js
-var remote = __nccwpck_require__(9424);
-;// CONCATENATED MODULE: ./build/tsc/lib/ssh/client.js
+;// CONCATENATED MODULE: ./build/tsc/lib/ssh/preflight.js
 /**
- * The SSH transport: an in-process ssh2 client (no ssh binary, no key file written anywhere), one
- * connection per host reused for every step, host keys verified before authentication, optional
- * proxy-jump through a bastion.
- *
- * Remote commands: every argv element is quoted for the remote POSIX shell (see remote.ts); secrets go
- * over stdin or as file contents, never in a command line (sshd runs the line as `$SHELL -c LINE`, so the
- * line is visible in the host's process list). Each command is wrapped so that it first reports its
- * process group (sshd starts each session in a new session/process group); a timeout then kills that whole
- * group over the same connection, so nothing keeps running on the host after a timeout.
+ * What is refused before any connection (an unreadable private key, no credentials, a host without a
+ * pinned key), and the mapping of connection failures to UserErrors that say the fix.
  */
 
 
 
 
-
-
-
-
-
-/** A timed-out remote command: it was killed on the host (its whole process group). */
-class RemoteTimeoutError extends errors/* UserError */.yo {
-    stdout;
-    stderr;
-    constructor(message, stdout, stderr) {
-        super(message, `stdout (tail):\n${stdout.slice(-4000)}\nstderr (tail):\n${stderr.slice(-4000)}`);
-        this.stdout = stdout;
-        this.stderr = stderr;
-    }
-}
 /** Normalises pasted key text: CRLF, literal "\n" from one-line secrets, missing final newline. */
 function normalizeKey(text) {
     let t = text.replace(/\r\n?/g, '\n').trim();
@@ -61971,6 +61992,10 @@ function preflight(opts, targets) {
     const w = checker.warning();
     return { checker, warnings: w ? [w] : [] };
 }
+/**
+ * The UserError for a connection that did not come up: a refused host key (the checker's verdict says
+ * why), a refused login, or the network error, each with its fix. `via` is the bastion, when hopping.
+ */
 function mapConnectError(e, t, verdict, opts, via) {
     if (verdict && verdict.ok === false)
         return new errors/* UserError */.yo(verdict.message);
@@ -62003,6 +62028,194 @@ function mapConnectError(e, t, verdict, opts, via) {
         return new errors/* UserError */.yo(`${where} closed the SSH connection during the handshake (${msg}): check sshd's log there (MaxStartups, AllowUsers, fail2ban).`);
     }
     return new errors/* UserError */.yo(`SSH connection to ${where} failed: ${msg}`);
+}
+
+// EXTERNAL MODULE: ./build/tsc/lib/ssh/remote.js
+var remote = __nccwpck_require__(9424);
+// EXTERNAL MODULE: external "node:path"
+var external_node_path_ = __nccwpck_require__(6760);
+;// CONCATENATED MODULE: ./build/tsc/lib/ssh/sftp.js
+/**
+ * Files on a host, over the connection's single SFTP session or, when the host has none (or gave its
+ * slot back to commands), through `sh` on an exec channel. Writes are atomic: a temp file in the same
+ * folder, created 0600 and given its final mode before a byte lands, then renamed over the target.
+ */
+
+
+
+
+/** SFTP write size: below every server's packet limit (ssh2 assumes 34000 for non-OpenSSH servers) */
+const SFTP_CHUNK = 32 * 1024;
+function sftpCall(f) {
+    return new Promise((resolve, reject) => {
+        try {
+            f((err, v) => (err ? reject(err) : resolve(v)));
+        }
+        catch (e) {
+            reject(e);
+        }
+    });
+}
+const lastLine = (b) => b.toString('utf8').trim().split('\n').pop() ?? '';
+/** readFile/writeFile of one connection. */
+class RemoteFiles {
+    client;
+    shell;
+    isClosed;
+    fileTransfer;
+    sftpSession;
+    sftpBusy = 0;
+    constructor(client, shell, isClosed, fileTransfer) {
+        this.client = client;
+        this.shell = shell;
+        this.isClosed = isClosed;
+        this.fileTransfer = fileTransfer;
+    }
+    /** Runs f over SFTP (counted as busy, so a session shortage never closes it mid-use), else fallback. */
+    async withSftp(f, fallback) {
+        this.sftpBusy++;
+        try {
+            const s = await this.sftp();
+            return await (s ? f(s) : fallback());
+        }
+        finally {
+            this.sftpBusy--;
+        }
+    }
+    /** A host short of sessions: give the idle SFTP session's slot back; files go through sh from now on. */
+    dropIdleSftp() {
+        if (!this.sftpSession || this.sftpBusy > 0)
+            return;
+        const session = this.sftpSession;
+        this.sftpSession = Promise.resolve(undefined);
+        void session.then(s => s?.end());
+    }
+    /** The connection's SFTP session, opened once; undefined when the host offers none (files then go through sh). */
+    sftp() {
+        if (this.fileTransfer === 'exec')
+            return Promise.resolve(undefined);
+        this.sftpSession ??= new Promise(resolve => {
+            if (this.isClosed())
+                return resolve(undefined);
+            this.client.sftp((err, s) => resolve(err ? undefined : s));
+        });
+        return this.sftpSession;
+    }
+    fileError(verb, path, detail) {
+        return new errors/* UserError */.yo(`Could not ${verb} ${path} on ${this.shell.label}: ${detail}`);
+    }
+    /**
+     * Atomic write: a temp file in the same folder, created 0600 (O_EXCL) and given its final mode before
+     * any byte lands, then renamed over the target. Over SFTP (open, fchmod + pipelined writes + close,
+     * posix-rename: 3 round trips, no shell started) or, without SFTP, one `sh` with the data on stdin.
+     */
+    async writeFile(path, data, mode) {
+        if (!path.startsWith('/'))
+            throw new Error(`writeFile needs an absolute path, got ${path}`);
+        const buf = typeof data === 'string' ? Buffer.from(data) : data;
+        return this.withSftp(s => this.writeFileSftp(s, path, buf, mode), () => this.writeFileSh(path, buf, mode));
+    }
+    async writeFileSftp(s, path, buf, mode) {
+        const tmp = `${external_node_path_.posix.dirname(path)}/.${external_node_path_.posix.basename(path)}.shipline-${(0,external_node_crypto_.randomBytes)(6).toString('hex')}`;
+        let handle;
+        try {
+            handle = await sftpCall(cb => s.open(tmp, 'wx', { mode: 0o600 }, cb));
+        }
+        catch (e) {
+            throw this.fileError('write', path, (0,errors/* errorMessage */.gJ)(e));
+        }
+        let renamed = false;
+        try {
+            const steps = [sftpCall(cb => s.fchmod(handle, mode & 0o7777, cb))];
+            for (let off = 0; off < buf.length; off += SFTP_CHUNK) {
+                const len = Math.min(SFTP_CHUNK, buf.length - off);
+                // every chunk is its own request, all in flight at once (ssh2 alone would send one after another)
+                steps.push(sftpCall(cb => s.write(handle, buf, off, len, off, cb)));
+            }
+            steps.push(sftpCall(cb => s.close(handle, cb)));
+            await Promise.all(steps);
+            try {
+                await sftpCall(cb => s.ext_openssh_rename(tmp, path, cb));
+            }
+            catch (e) {
+                if (!/does not support/.test((0,errors/* errorMessage */.gJ)(e)))
+                    throw e;
+                const r = await this.shell.run((0,remote/* commandLine */.ay)(['mv', '-f', '--', tmp, path]), {}, `mv ${path}`);
+                if (r.code !== 0)
+                    throw new Error(r.stderr.toString('utf8').trim());
+            }
+            renamed = true;
+        }
+        catch (e) {
+            throw this.fileError('write', path, (0,errors/* errorMessage */.gJ)(e));
+        }
+        finally {
+            if (!renamed)
+                await sftpCall(cb => s.unlink(tmp, cb)).catch(() => undefined);
+        }
+    }
+    async writeFileSh(path, data, mode) {
+        const dir = external_node_path_.posix.dirname(path);
+        const base = external_node_path_.posix.basename(path);
+        // mktemp makes the temp file 0600; chmod to the final mode before a byte lands; rename is atomic
+        const script = 'set -e; umask 077; t=$(mktemp "$2/.$3.shipline-XXXXXX"); trap \'rm -f "$t"\' EXIT; ' +
+            'chmod "$4" "$t"; cat > "$t"; mv -f -- "$t" "$1"; trap - EXIT';
+        const octal = (mode & 0o7777).toString(8).padStart(4, '0');
+        const line = ['sh', '-c', script, 'sh', path, dir, base, octal].map(remote/* shellQuote */.ZL).join(' ');
+        const r = await this.shell.run(line, { stdin: data }, `write ${path}`);
+        if (r.code !== 0)
+            throw this.fileError('write', path, `exit ${r.code}: ${lastLine(r.stderr)}`);
+    }
+    async readFile(path) {
+        return this.withSftp(s => sftpCall(cb => s.readFile(path, cb)).catch(e => {
+            throw this.fileError('read', path, (0,errors/* errorMessage */.gJ)(e));
+        }), () => this.readFileSh(path));
+    }
+    async readFileSh(path) {
+        const r = await this.shell.run((0,remote/* commandLine */.ay)(['cat', '--', path]), {}, `cat ${path}`);
+        if (r.code !== 0)
+            throw this.fileError('read', path, `exit ${r.code}: ${lastLine(r.stderr)}`);
+        return r.stdout;
+    }
+}
+
+;// CONCATENATED MODULE: ./build/tsc/lib/ssh/client.js
+/**
+ * The SSH transport: an in-process ssh2 client (no ssh binary, no key file written anywhere), one
+ * connection per host reused for every step, host keys verified before authentication, optional
+ * proxy-jump through a bastion.
+ *
+ * Remote commands: every argv element is quoted for the remote POSIX shell (see remote.ts); secrets go
+ * over stdin or as file contents, never in a command line (sshd runs the line as `$SHELL -c LINE`, so the
+ * line is visible in the host's process list). Each command is wrapped so that it first reports its
+ * process group (sshd starts each session in a new session/process group); a timeout then kills that whole
+ * group over the same connection, so nothing keeps running on the host after a timeout.
+ *
+ * This file is the facade: the connection (`SshRemote`, `connectSsh`, `connectHosts`) and its command
+ * channels. The checks before connecting and the error messages are in preflight.ts, files (SFTP, or sh)
+ * in sftp.ts, the bastion hop in jump.ts, the options in options.ts.
+ */
+
+
+
+
+
+
+
+
+
+
+
+
+/** A timed-out remote command: it was killed on the host (its whole process group). */
+class RemoteTimeoutError extends errors/* UserError */.yo {
+    stdout;
+    stderr;
+    constructor(message, stdout, stderr) {
+        super(message, `stdout (tail):\n${stdout.slice(-4000)}\nstderr (tail):\n${stderr.slice(-4000)}`);
+        this.stdout = stdout;
+        this.stderr = stderr;
+    }
 }
 /** ssh2's host-key algorithms, in its default order */
 const HOSTKEY_DEFAULT = [
@@ -62131,19 +62344,6 @@ const signalCode = (name) => {
     const n = name ? external_node_os_namespaceObject.constants.signals[`SIG${name}`] : undefined;
     return 128 + (n ?? 0);
 };
-/** SFTP write size: below every server's packet limit (ssh2 assumes 34000 for non-OpenSSH servers) */
-const SFTP_CHUNK = 32 * 1024;
-function sftpCall(f) {
-    return new Promise((resolve, reject) => {
-        try {
-            f((err, v) => (err ? reject(err) : resolve(v)));
-        }
-        catch (e) {
-            reject(e);
-        }
-    });
-}
-const lastLine = (b) => b.toString('utf8').trim().split('\n').pop() ?? '';
 const emit = (s, f) => {
     if (s)
         f(s);
@@ -62156,14 +62356,6 @@ const flush = (d, f) => emit(d.end(), f);
  */
 const PGID_MARK = `@@shipline-pgid-${(0,external_node_crypto_.randomBytes)(4).toString('hex')}:`;
 const PGID_PREFIX = `echo ${PGID_MARK}$$ >&2; `;
-/** Quotes argv for the remote shell; the command word is always quoted (so `A=b` or `if` stay plain words). */
-function commandLine(argv, cwd) {
-    if (argv.length === 0)
-        throw new Error('exec needs a command');
-    const first = (0,remote/* shellQuote */.Z)(argv[0]);
-    const words = [first.startsWith("'") ? first : `'${first}'`, ...argv.slice(1).map(remote/* shellQuote */.Z)];
-    return (cwd !== undefined ? `cd -- ${(0,remote/* shellQuote */.Z)(cwd)} && ` : '') + words.join(' ');
-}
 class SshRemote {
     client;
     onClose;
@@ -62173,8 +62365,7 @@ class SshRemote {
     closed = false;
     lostReason = '';
     slots;
-    sftpSession;
-    sftpBusy = 0;
+    files;
     constructor(client, target, onClose, opts = {}) {
         this.client = client;
         this.onClose = onClose;
@@ -62182,6 +62373,7 @@ class SshRemote {
         this.target = target;
         this.label = formatTarget(target);
         this.slots = new Slots(opts.maxChannels ?? 7);
+        this.files = new RemoteFiles(client, this, () => this.closed, opts.fileTransfer);
         client.on('error', e => (this.lostReason ||= (0,errors/* errorMessage */.gJ)(e)));
         client.on('close', () => {
             this.closed = true;
@@ -62229,7 +62421,7 @@ class SshRemote {
             this.slots.shrink();
             // refused with none of our commands open: the idle SFTP session holds the host's only slot
             if (attempt >= 2 && this.slots.inUse === 0)
-                this.dropIdleSftp();
+                this.files.dropIdleSftp();
             await new Promise(r => setTimeout(r, Math.min(25 * 2 ** attempt, 1000)));
         }
     }
@@ -62363,114 +62555,15 @@ class SshRemote {
         await closed;
     }
     async exec(argv, opts = {}) {
-        const r = await this.run(commandLine(argv, opts.cwd), opts, argv.join(' ').slice(0, 80));
+        const r = await this.run((0,remote/* commandLine */.ay)(argv, opts.cwd), opts, argv.join(' ').slice(0, 80));
         return { code: r.code, stdout: r.stdout.toString('utf8'), stderr: r.stderr.toString('utf8') };
     }
-    /** The connection's SFTP session, opened once; undefined when the host offers none (files then go through sh). */
-    /** Runs f over SFTP (counted as busy, so a session shortage never closes it mid-use), else fallback. */
-    async withSftp(f, fallback) {
-        this.sftpBusy++;
-        try {
-            const s = await this.sftp();
-            return await (s ? f(s) : fallback());
-        }
-        finally {
-            this.sftpBusy--;
-        }
-    }
-    /** A host short of sessions: give the idle SFTP session's slot back; files go through sh from now on. */
-    dropIdleSftp() {
-        if (!this.sftpSession || this.sftpBusy > 0)
-            return;
-        const session = this.sftpSession;
-        this.sftpSession = Promise.resolve(undefined);
-        void session.then(s => s?.end());
-    }
-    sftp() {
-        if (this.opts.fileTransfer === 'exec')
-            return Promise.resolve(undefined);
-        this.sftpSession ??= new Promise(resolve => {
-            if (this.closed)
-                return resolve(undefined);
-            this.client.sftp((err, s) => resolve(err ? undefined : s));
-        });
-        return this.sftpSession;
-    }
-    fileError(verb, path, detail) {
-        return new errors/* UserError */.yo(`Could not ${verb} ${path} on ${this.label}: ${detail}`);
-    }
-    /**
-     * Atomic write: a temp file in the same folder, created 0600 (O_EXCL) and given its final mode before
-     * any byte lands, then renamed over the target. Over SFTP (open, fchmod + pipelined writes + close,
-     * posix-rename: 3 round trips, no shell started) or, without SFTP, one `sh` with the data on stdin.
-     */
+    /** Writes a file atomically (see sftp.ts): over the connection's SFTP session, or through sh. */
     async writeFile(path, data, mode = 0o644) {
-        if (!path.startsWith('/'))
-            throw new Error(`writeFile needs an absolute path, got ${path}`);
-        const buf = typeof data === 'string' ? Buffer.from(data) : data;
-        return this.withSftp(s => this.writeFileSftp(s, path, buf, mode), () => this.writeFileSh(path, buf, mode));
-    }
-    async writeFileSftp(s, path, buf, mode) {
-        const tmp = `${external_node_path_.posix.dirname(path)}/.${external_node_path_.posix.basename(path)}.shipline-${(0,external_node_crypto_.randomBytes)(6).toString('hex')}`;
-        let handle;
-        try {
-            handle = await sftpCall(cb => s.open(tmp, 'wx', { mode: 0o600 }, cb));
-        }
-        catch (e) {
-            throw this.fileError('write', path, (0,errors/* errorMessage */.gJ)(e));
-        }
-        let renamed = false;
-        try {
-            const steps = [sftpCall(cb => s.fchmod(handle, mode & 0o7777, cb))];
-            for (let off = 0; off < buf.length; off += SFTP_CHUNK) {
-                const len = Math.min(SFTP_CHUNK, buf.length - off);
-                // every chunk is its own request, all in flight at once (ssh2 alone would send one after another)
-                steps.push(sftpCall(cb => s.write(handle, buf, off, len, off, cb)));
-            }
-            steps.push(sftpCall(cb => s.close(handle, cb)));
-            await Promise.all(steps);
-            try {
-                await sftpCall(cb => s.ext_openssh_rename(tmp, path, cb));
-            }
-            catch (e) {
-                if (!/does not support/.test((0,errors/* errorMessage */.gJ)(e)))
-                    throw e;
-                const r = await this.run(commandLine(['mv', '-f', '--', tmp, path]), {}, `mv ${path}`);
-                if (r.code !== 0)
-                    throw new Error(r.stderr.toString('utf8').trim());
-            }
-            renamed = true;
-        }
-        catch (e) {
-            throw this.fileError('write', path, (0,errors/* errorMessage */.gJ)(e));
-        }
-        finally {
-            if (!renamed)
-                await sftpCall(cb => s.unlink(tmp, cb)).catch(() => undefined);
-        }
-    }
-    async writeFileSh(path, data, mode) {
-        const dir = external_node_path_.posix.dirname(path);
-        const base = external_node_path_.posix.basename(path);
-        // mktemp makes the temp file 0600; chmod to the final mode before a byte lands; rename is atomic
-        const script = 'set -e; umask 077; t=$(mktemp "$2/.$3.shipline-XXXXXX"); trap \'rm -f "$t"\' EXIT; ' +
-            'chmod "$4" "$t"; cat > "$t"; mv -f -- "$t" "$1"; trap - EXIT';
-        const octal = (mode & 0o7777).toString(8).padStart(4, '0');
-        const line = ['sh', '-c', script, 'sh', path, dir, base, octal].map(remote/* shellQuote */.Z).join(' ');
-        const r = await this.run(line, { stdin: data }, `write ${path}`);
-        if (r.code !== 0)
-            throw this.fileError('write', path, `exit ${r.code}: ${lastLine(r.stderr)}`);
+        return this.files.writeFile(path, data, mode);
     }
     async readFile(path) {
-        return this.withSftp(s => sftpCall(cb => s.readFile(path, cb)).catch(e => {
-            throw this.fileError('read', path, (0,errors/* errorMessage */.gJ)(e));
-        }), () => this.readFileSh(path));
-    }
-    async readFileSh(path) {
-        const r = await this.run(commandLine(['cat', '--', path]), {}, `cat ${path}`);
-        if (r.code !== 0)
-            throw this.fileError('read', path, `exit ${r.code}: ${lastLine(r.stderr)}`);
-        return r.stdout;
+        return this.files.readFile(path);
     }
     async close() {
         if (!this.closed) {
@@ -62483,50 +62576,15 @@ class SshRemote {
         await this.onClose();
     }
 }
-/** A bastion connection shared by every host that hops through it; closed with the last of them. */
-class Jump {
-    client;
-    users = 0;
-    constructor(client) {
-        this.client = client;
-    }
-    acquire() {
-        this.users++;
-        let done = false;
-        return async () => {
-            if (done)
-                return;
-            done = true;
-            if (--this.users === 0)
-                this.client.end();
-        };
-    }
-    forward(t) {
-        return new Promise((resolve, reject) => {
-            this.client.forwardOut('127.0.0.1', 0, t.host, t.port, (err, stream) => {
-                if (err)
-                    reject(new errors/* UserError */.yo(`The bastion could not open a connection to ${t.host}:${t.port} (${err.message}): check that the bastion reaches it and allows TCP forwarding (AllowTcpForwarding).`));
-                else
-                    resolve(stream);
-            });
-        });
-    }
-}
 async function connectVia(t, opts, checker, jump) {
     if (!jump) {
         const c = await openClient(t, opts, checker);
         return new SshRemote(c, t, async () => undefined, opts);
     }
-    const release = jump.acquire();
-    try {
-        const sock = await jump.forward(t);
+    return jump.through(t, async (sock, release) => {
         const c = await openClient(t, opts, checker, sock, opts.proxyJump);
         return new SshRemote(c, { ...t }, release, opts);
-    }
-    catch (e) {
-        await release();
-        throw e;
-    }
+    });
 }
 /** Connects to one host (through the bastion when `proxyJump` is set); refuses before connecting without a host-key policy. */
 async function connectSsh(opts) {
@@ -63195,10 +63253,10 @@ class BlueGreenRuntime {
         const project = this.store.layout.project;
         const others = this.slotless(meta);
         return [
-            `live=$(head -n 1 ${(0,remote/* shellJoin */.n)([`${this.store.layout.state}/slot`])} 2>/dev/null | cut -d' ' -f1)`,
-            `if [ "$live" = blue ]; then idle=${(0,remote/* shellJoin */.n)([slotProject(project, 'green')])}; else idle=${(0,remote/* shellJoin */.n)([slotProject(project, 'blue')])}; fi`,
-            `sh -c ${(0,remote/* shellJoin */.n)([STOP_SCRIPT])} sh 0 "$idle" ${(0,remote/* shellJoin */.n)(this.bg.services)}`,
-            ...(others.length ? [(0,remote/* shellJoin */.n)(this.main.upArgv(meta, others))] : [])
+            `live=$(head -n 1 ${(0,remote/* shellJoin */.nZ)([`${this.store.layout.state}/slot`])} 2>/dev/null | cut -d' ' -f1)`,
+            `if [ "$live" = blue ]; then idle=${(0,remote/* shellJoin */.nZ)([slotProject(project, 'green')])}; else idle=${(0,remote/* shellJoin */.nZ)([slotProject(project, 'blue')])}; fi`,
+            `sh -c ${(0,remote/* shellJoin */.nZ)([STOP_SCRIPT])} sh 0 "$idle" ${(0,remote/* shellJoin */.nZ)(this.bg.services)}`,
+            ...(others.length ? [(0,remote/* shellJoin */.nZ)(this.main.upArgv(meta, others))] : [])
         ];
     }
 }
@@ -63386,7 +63444,7 @@ class SwarmRuntime {
     }
     /** No registry login: the kept release's images are on the nodes already. */
     restoreLines(meta) {
-        return [`${(0,remote/* shellJoin */.n)(this.stackArgv(meta, false))} </dev/null`];
+        return [`${(0,remote/* shellJoin */.nZ)(this.stackArgv(meta, false))} </dev/null`];
     }
 }
 
@@ -63519,7 +63577,7 @@ function readDeploymentInputs() {
 
 /***/ }),
 
-/***/ 4055:
+/***/ 6280:
 /***/ ((__unused_webpack___webpack_module__, __webpack_exports__, __nccwpck_require__) => {
 
 
@@ -63534,8 +63592,8 @@ var core = __nccwpck_require__(4116);
 var external_node_path_ = __nccwpck_require__(6760);
 // EXTERNAL MODULE: ./build/tsc/action/inputs.js
 var inputs = __nccwpck_require__(7871);
-// EXTERNAL MODULE: ./build/tsc/action/deploy-inputs.js + 15 modules
-var deploy_inputs = __nccwpck_require__(1999);
+// EXTERNAL MODULE: ./build/tsc/action/deploy-inputs.js + 18 modules
+var deploy_inputs = __nccwpck_require__(8999);
 // EXTERNAL MODULE: ./build/tsc/action/secrets.js
 var secrets = __nccwpck_require__(2161);
 // EXTERNAL MODULE: external "fs"
@@ -68821,47 +68879,23 @@ function media_manifestBlobs(bytes) {
     return out;
 }
 
-;// CONCATENATED MODULE: ./build/tsc/lib/registry/client.js
+;// CONCATENATED MODULE: ./build/tsc/lib/registry/http.js
 /**
- * A small OCI distribution client on Node's fetch: the `/v2/` challenge (anonymous, Basic, or the Bearer
- * realm/service/scope token flow of ghcr.io and Docker Hub, one token for every repository in play),
- * manifests by exact bytes, blob HEAD / cross-repository mount / streamed copy, tag listing, and retries
- * with capped, jittered backoff on 5xx, 429 (Retry-After) and dropped connections within a time budget.
- *
- * What the registry says is not trusted further than it has to be: credentials go only to the registry's
- * own origin (and Basic ones to the token realm, for the token request alone), never to another origin a
- * `Location` or `Link` names; every digest from a response is checked against the OCI grammar before it
- * is used in a URL or compared; manifests (4 MiB), token answers (1 MiB) and other bodies have size caps,
- * every request a time limit, and every blob copy an overall deadline (`blobTimeoutMs`).
- * Plain module: no @actions/core.
+ * The registry client's transport: one request on Node's fetch with its time limit (or the overall
+ * deadline of the blob copy it is part of), response bodies read whole under a size cap, and retries with
+ * capped, jittered backoff on dropped connections, 408, 429 (Retry-After) and 5xx within a time budget.
+ * Also which URLs a registry may send us to (`remoteUrl`). Credentials are not handled here: auth.ts adds
+ * them, for the registry's own origin only.
  */
 
 
-
-const KNOWN_MANIFEST_TYPES = new Set([OCI_INDEX, DOCKER_LIST, OCI_MANIFEST, DOCKER_MANIFEST]);
 const MiB = 1024 * 1024;
-/** the distribution spec's limit on manifests a registry must accept */
-const MANIFEST_LIMIT_BYTES = 4 * MiB;
-const TOKEN_LIMIT_BYTES = 1 * MiB;
 /** any other body read whole (tag lists, upload answers, the /v2/ ping) */
 const BODY_LIMIT_BYTES = 4 * MiB;
 /** an error answer is read for its message only: the rest is dropped */
 const ERROR_BODY_BYTES = 64 * 1024;
-const DIGEST_GRAMMAR = 'sha256: and 64 lowercase hex characters, or sha512: and 128';
 const RETRY_STATUS = new Set([408, 429, 500, 502, 503, 504]);
 const sleep = (ms) => new Promise(r => setTimeout(r, ms));
-/** Parses `Bearer realm="…",service="…",scope="…"` (or Basic …) into its scheme and parameters. */
-function parseChallenge(header) {
-    if (!header)
-        return undefined;
-    const m = /^\s*(\w+)\s*(.*)$/.exec(header);
-    if (!m)
-        return undefined;
-    const params = {};
-    for (const p of m[2].matchAll(/(\w+)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^\s,]+))/g))
-        params[p[1].toLowerCase()] = p[2] ?? p[3];
-    return { scheme: m[1].toLowerCase(), params };
-}
 /** Retry-After as milliseconds (seconds or an HTTP date); undefined when absent or unreadable. */
 function retryAfterMs(value, now = Date.now()) {
     if (!value)
@@ -68879,34 +68913,28 @@ function formatMs(ms) {
         return `${ms / 60_000} min`;
     return `${Math.round(ms / 100) / 10} s`;
 }
+/** Why a request got no answer, for messages and for telling DNS/TLS failures (not retried) apart. */
 function causeOf(e) {
     const err = e;
     if (err?.name === 'TimeoutError' || err?.name === 'AbortError')
         return 'timed out';
     return err?.cause?.code ?? err?.code ?? err?.cause?.message ?? err?.message ?? String(e);
 }
-class RegistryClient {
+class RegistryHttp {
     registry;
     base;
+    origin;
     stats = { requests: 0, bytesIn: 0, bytesOut: 0, retries: 0, mounts: 0, uploads: 0 };
-    username;
-    password;
     retry;
     timeoutMs;
     blobTimeoutMs;
-    origin;
     log;
     userAgent;
-    challenge;
-    scopes = new Map();
-    tokens = new Map();
     constructor(opts) {
         this.registry = opts.registry;
         const insecure = opts.insecure ?? (0,registry_reference/* isLoopback */.U9)(opts.registry);
         this.base = `${insecure ? 'http' : 'https'}://${(0,registry_reference/* apiHost */.nz)(opts.registry)}`;
         this.origin = new URL(this.base).origin;
-        this.username = opts.username || undefined;
-        this.password = opts.password || undefined;
         this.retry = {
             attempts: opts.retry?.attempts ?? 6,
             baseDelayMs: opts.retry?.baseDelayMs ?? 250,
@@ -68918,302 +68946,6 @@ class RegistryClient {
         this.blobTimeoutMs = opts.blobTimeoutMs ?? 30 * 60_000;
         this.log = opts.log ?? (() => { });
         this.userAgent = opts.userAgent ?? 'shipline';
-    }
-    /**
-     * Declares the repositories and actions this client will use, so one Bearer token covers them all
-     * (ghcr.io: `repository:src:pull repository:dst:pull,push` in one token request).
-     */
-    authorize(repository, actions) {
-        const set = this.scopes.get(repository) ?? new Set();
-        for (const a of actions)
-            set.add(a);
-        this.scopes.set(repository, set);
-    }
-    // ---------------------------------------------------------------- manifests
-    /** GET a manifest by tag or digest: exact bytes, the digest computed over them, the media type. */
-    async getManifest(repository, reference) {
-        const path = this.manifestPath('GET', repository, reference);
-        const facts = { registry: this.registry, method: 'GET', path, repository, reference };
-        const res = await this.send({
-            method: 'GET',
-            path,
-            repository,
-            reference,
-            actions: ['pull'],
-            headers: { accept: MANIFEST_ACCEPT },
-            ok: [200],
-            limit: {
-                bytes: MANIFEST_LIMIT_BYTES,
-                what: `the manifest ${this.refName(repository, reference)}`,
-                why: "the distribution spec's limit for manifests"
-            }
-        });
-        const bytes = Buffer.from(await res.arrayBuffer());
-        const digest = sha256(bytes);
-        const header = this.remoteDigest(res, facts);
-        if (header && digestLike(header, bytes) !== header) {
-            throw new RegistryError(`${this.refName(repository, reference)}: the registry says ${header} but the bytes it sent hash to ${digestLike(header, bytes)}; a proxy may be rewriting manifests.`, facts);
-        }
-        if ((0,registry_reference/* isDigest */.Bc)(reference) && digestLike(reference, bytes) !== reference) {
-            throw new RegistryError(`${this.registry}/${repository}@${reference}: the manifest received hashes to ${digestLike(reference, bytes)}; refusing it.`, facts);
-        }
-        const contentType = (res.headers.get('content-type') ?? '').split(';')[0].trim();
-        // the registry's Content-Type when it is a manifest type (that is what gets PUT back), else what the body declares
-        const mediaType = KNOWN_MANIFEST_TYPES.has(contentType)
-            ? contentType
-            : (declaredMediaType(bytes) ?? contentType);
-        if (mediaType && !isMediaType(mediaType)) {
-            throw new RegistryProtocolError(`${this.refName(repository, reference)}: the manifest's media type ${quote(mediaType)} is not a media type; refusing it.`, facts);
-        }
-        this.checkDescriptors(bytes, mediaType, facts);
-        return { digest, mediaType, size: bytes.length, bytes };
-    }
-    /** Resolves a tag or digest to the manifest's digest (plus its bytes, read once). */
-    async resolve(repository, tagOrDigest) {
-        return this.getManifest(repository, tagOrDigest);
-    }
-    /** HEAD a manifest: its digest, media type and size, or null when the tag or digest does not exist. */
-    async headManifest(repository, reference) {
-        const path = this.manifestPath('HEAD', repository, reference);
-        const res = await this.send({
-            method: 'HEAD',
-            path,
-            repository,
-            reference,
-            actions: ['pull'],
-            headers: { accept: MANIFEST_ACCEPT },
-            ok: [200],
-            pass: [404]
-        });
-        if (res.status === 404)
-            return null;
-        const digest = this.remoteDigest(res, {
-            registry: this.registry,
-            method: 'HEAD',
-            path,
-            repository,
-            reference
-        });
-        const mediaType = (res.headers.get('content-type') ?? '').split(';')[0].trim();
-        const length = res.headers.get('content-length') ?? '';
-        if (!digest || (mediaType && !isMediaType(mediaType))) {
-            // a registry that does not say the digest (or a usable media type) on HEAD: read the bytes
-            const m = await this.getManifest(repository, reference);
-            return { digest: m.digest, mediaType: m.mediaType, size: m.size };
-        }
-        return { digest, mediaType, size: /^\d{1,15}$/.test(length) ? Number(length) : 0 };
-    }
-    /** PUT the exact bytes under a tag or digest with the exact Content-Type; returns the digest. */
-    async putManifest(repository, reference, bytes, mediaType) {
-        const digest = sha256(bytes);
-        const path = this.manifestPath('PUT', repository, reference);
-        const res = await this.send({
-            method: 'PUT',
-            path,
-            repository,
-            reference,
-            actions: ['pull', 'push'],
-            headers: { 'content-type': mediaType },
-            body: bytes,
-            ok: [201, 200, 202]
-        });
-        await this.drain(res);
-        const facts = { registry: this.registry, method: 'PUT', path, repository, reference };
-        const answered = this.remoteDigest(res, facts);
-        if (answered && answered !== digestLike(answered, bytes)) {
-            throw new RegistryError(`${this.refName(repository, reference)}: the registry stored ${answered} for a manifest whose digest is ${digestLike(answered, bytes)}; it rewrote the manifest.`, facts);
-        }
-        return digest;
-    }
-    // ---------------------------------------------------------------- blobs
-    async blobExists(repository, digest) {
-        return this.blobExistsWithin(repository, digest);
-    }
-    async blobExistsWithin(repository, digest, deadline) {
-        this.checkBlobArgs('HEAD', repository, digest);
-        const res = await this.send({
-            method: 'HEAD',
-            path: `/v2/${repository}/blobs/${digest}`,
-            repository,
-            reference: digest,
-            actions: ['pull'],
-            ok: [200],
-            pass: [404],
-            deadline
-        });
-        return res.status === 200;
-    }
-    /**
-     * Cross-repository mount: true when the registry mounted the blob (201); false when it refused (202),
-     * in which case the upload session it opened is cancelled.
-     */
-    async mountBlob(fromRepository, toRepository, digest) {
-        this.checkBlobArgs('POST', fromRepository, digest);
-        const location = await this.tryMount(fromRepository, toRepository, digest);
-        if (location === true)
-            return true;
-        await this.cancelUpload(location, toRepository);
-        return false;
-    }
-    /** Mounts a blob, or copies it (streamed, retried) when the registry will not mount it. */
-    async copyBlob(fromRepository, toRepository, digest, size) {
-        this.checkBlobArgs('GET', fromRepository, digest);
-        this.checkBlobArgs('POST', toRepository, digest);
-        if (size !== undefined && !(Number.isSafeInteger(size) && size >= 0)) {
-            throw new RegistryProtocolError(`blob ${digest} of ${this.registry}/${fromRepository}: its size ${quote(size)} is not a byte count; refusing to copy it.`, this.blobFacts('GET', fromRepository, digest));
-        }
-        if (fromRepository === toRepository)
-            return 'present';
-        const deadline = this.deadline(`copying blob ${digest} from ${this.registry}/${fromRepository} to ${this.registry}/${toRepository}`, this.blobFacts('PUT', toRepository, digest));
-        const location = await this.tryMount(fromRepository, toRepository, digest, deadline);
-        if (location === true)
-            return 'mounted';
-        if (await this.blobExistsWithin(toRepository, digest, deadline)) {
-            await this.cancelUpload(location, toRepository);
-            return 'present';
-        }
-        await this.streamCopy(fromRepository, toRepository, digest, size, location, deadline);
-        return 'uploaded';
-    }
-    /** Uploads a blob from memory (POST, then PUT ?digest= with the body; restarted on failure); a no-op when it exists. */
-    async uploadBlob(repository, digest, data) {
-        this.checkBlobArgs('POST', repository, digest);
-        const deadline = this.deadline(`uploading blob ${digest} to ${this.registry}/${repository}`, this.blobFacts('PUT', repository, digest));
-        if (await this.blobExistsWithin(repository, digest, deadline))
-            return;
-        await this.uploadWithRestarts(repository, digest, undefined, deadline, location => this.finishUpload(location, repository, digest, deadline, data));
-    }
-    async listTags(repository) {
-        this.checkRepository('GET', repository, `/v2/${repository}/tags/list`);
-        const tags = [];
-        const seen = new Set();
-        let next = `${this.base}/v2/${repository}/tags/list?n=1000`;
-        for (let page = 0; next && page < 1000; page++) {
-            seen.add(next);
-            const path = new URL(next).pathname;
-            const facts = { registry: this.registry, method: 'GET', path, repository };
-            const res = await this.send({
-                method: 'GET',
-                path,
-                url: next,
-                repository,
-                actions: ['pull'],
-                ok: [200],
-                limit: {
-                    bytes: BODY_LIMIT_BYTES,
-                    what: `the tag list of ${this.registry}/${repository}`,
-                    why: 'the limit for one page of tags'
-                }
-            });
-            const text = await res.text();
-            let body;
-            try {
-                body = JSON.parse(text);
-            }
-            catch {
-                throw new RegistryProtocolError(`${this.registry}/${repository}: the tag list is not JSON (${quote(text, 60)}); refusing it.`, { ...facts, status: res.status });
-            }
-            const page = body?.tags ?? [];
-            if (!Array.isArray(page) || page.some(t => typeof t !== 'string' || !(0,registry_reference/* isTag */.dz)(t))) {
-                throw new RegistryProtocolError(`${this.registry}/${repository}: the tag list holds ${quote(page)}, which is not a list of tags; refusing it.`, { ...facts, status: res.status });
-            }
-            tags.push(...page);
-            const link = /<([^>]+)>\s*;\s*rel="?next"?/.exec(res.headers.get('link') ?? '');
-            next = link ? this.remoteUrl(link[1], next, 'Link', facts) : undefined;
-            if (next && seen.has(next)) {
-                throw new RegistryProtocolError(`${this.registry}/${repository}: the tag list's Link header leads back to a page already read (${quote(next)}); refusing to loop.`, facts);
-            }
-        }
-        return tags;
-    }
-    // ---------------------------------------------------------------- checks on what the registry says
-    refName(repository, reference) {
-        return `${this.registry}/${repository}${(0,registry_reference/* isDigest */.Bc)(reference) ? '@' : ':'}${reference}`;
-    }
-    blobFacts(method, repository, digest) {
-        return {
-            registry: this.registry,
-            method,
-            path: `/v2/${repository}/blobs/${digest}`,
-            repository,
-            reference: digest
-        };
-    }
-    /** A repository name goes into URL paths: it must be one by the distribution grammar. */
-    checkRepository(method, repository, path) {
-        if (!(0,registry_reference/* isRepository */.Z6)(repository)) {
-            throw new RegistryProtocolError(`${this.registry}: ${quote(repository)} is not a repository name (lowercase path components of letters and digits, separated by '.', '_', '__' or '-'); refusing to use it in a request.`, { registry: this.registry, method, path, repository });
-        }
-    }
-    /** `/v2/<repository>/manifests/<reference>`, once both are known to be safe in a URL path. */
-    manifestPath(method, repository, reference) {
-        const path = `/v2/${repository}/manifests/${reference}`;
-        this.checkRepository(method, repository, path);
-        if (!(0,registry_reference/* isTag */.dz)(reference) && !(0,registry_reference/* isDigest */.Bc)(reference)) {
-            throw new RegistryProtocolError(`${this.registry}/${repository}: ${quote(reference)} is neither a tag nor a digest (${DIGEST_GRAMMAR}); refusing to use it in a request.`, { registry: this.registry, method, path, repository, reference });
-        }
-        return path;
-    }
-    checkBlobArgs(method, repository, digest) {
-        this.checkRepository(method, repository, `/v2/${repository}/blobs/`);
-        if (typeof digest !== 'string' || !(0,registry_reference/* isDigest */.Bc)(digest)) {
-            throw new RegistryProtocolError(`${this.registry}/${repository}: the blob digest ${quote(digest)} is not a digest (${DIGEST_GRAMMAR}); refusing to use it in a request.`, { registry: this.registry, method, path: `/v2/${repository}/blobs/`, repository });
-        }
-    }
-    /** The Docker-Content-Digest of an answer: undefined when absent; a clear error when it is not a digest. */
-    remoteDigest(res, facts) {
-        const header = res.headers.get('docker-content-digest')?.trim();
-        if (!header)
-            return undefined;
-        if (!(0,registry_reference/* isDigest */.Bc)(header)) {
-            throw new RegistryProtocolError(`${this.registry}/${facts.repository ?? ''}: the registry answered ${facts.method} ${facts.path} with the Docker-Content-Digest ${quote(header)}, which is not a digest (${DIGEST_GRAMMAR}); refusing it.`, { ...facts, status: res.status });
-        }
-        return header;
-    }
-    /**
-     * Every descriptor of a manifest or index (config, layers, blobs, child manifests, subject) must carry a
-     * digest by the OCI grammar and, when it says one, a byte count: these digests become request paths
-     * (a child PUT by digest, a blob mount) and comparisons.
-     */
-    checkDescriptors(bytes, mediaType, facts) {
-        const where = this.refName(facts.repository ?? '', facts.reference ?? '');
-        let m;
-        try {
-            m = JSON.parse(bytes.toString('utf8'));
-        }
-        catch {
-            if (KNOWN_MANIFEST_TYPES.has(mediaType))
-                throw new RegistryProtocolError(`${where}: the ${mediaType} manifest is not JSON; refusing it.`, facts);
-            return;
-        }
-        if (!m || typeof m !== 'object') {
-            if (KNOWN_MANIFEST_TYPES.has(mediaType))
-                throw new RegistryProtocolError(`${where}: the manifest is not a JSON object; refusing it.`, facts);
-            return;
-        }
-        const fields = [
-            ['config', m.config],
-            ['subject', m.subject]
-        ];
-        for (const list of ['layers', 'blobs', 'manifests']) {
-            const v = m[list];
-            if (v === undefined)
-                continue;
-            if (!Array.isArray(v))
-                throw new RegistryProtocolError(`${where}: the manifest's ${list} is not a list; refusing it.`, facts);
-            v.forEach((d, i) => fields.push([`${list}[${i}]`, d]));
-        }
-        for (const [field, d] of fields) {
-            if (d === undefined)
-                continue;
-            const desc = d;
-            if (!desc || typeof desc !== 'object' || typeof desc.digest !== 'string' || !(0,registry_reference/* isDigest */.Bc)(desc.digest)) {
-                throw new RegistryProtocolError(`${where}: the manifest's ${field} has the digest ${quote(desc?.digest)}, which is not a digest (${DIGEST_GRAMMAR}); refusing to use it.`, facts);
-            }
-            if (desc.size !== undefined && !(Number.isSafeInteger(desc.size) && desc.size >= 0)) {
-                throw new RegistryProtocolError(`${where}: the manifest's ${field} (${desc.digest}) has the size ${quote(desc.size)}, which is not a byte count; refusing it.`, facts);
-            }
-        }
     }
     /**
      * A URL the registry hands us (an upload Location, a Link to the next page, the token realm), resolved
@@ -69245,209 +68977,20 @@ class RegistryClient {
             error: () => new RegistryProtocolError(`${what} did not finish within ${formatMs(ms)} (the blob time limit): the registry is stalled or too slow; run the job again, or allow more time.`, facts)
         };
     }
-    // ---------------------------------------------------------------- blob internals
-    /** true when mounted, else the upload Location the registry opened instead. */
-    async tryMount(fromRepository, toRepository, digest, deadline) {
-        this.authorize(fromRepository, ['pull']);
-        const path = `/v2/${toRepository}/blobs/uploads/?mount=${encodeURIComponent(digest)}&from=${encodeURIComponent(fromRepository)}`;
-        const res = await this.send({
-            method: 'POST',
-            path,
-            repository: toRepository,
-            reference: digest,
-            actions: ['pull', 'push'],
-            ok: [201, 202],
-            deadline
-        });
-        await this.drain(res);
-        if (res.status === 201) {
-            this.stats.mounts++;
-            return true;
-        }
-        return this.location(res, toRepository, `${this.base}${path}`);
+    /** The deadline a request runs under: the caller's, else one of its own for a streamed body. */
+    deadlineFor(o, url) {
+        // a streamed body (either way) has no request time limit of its own, only the blob deadline
+        return (o.deadline ??
+            (o.stream || o.streamBody
+                ? this.deadline(`${o.method} ${url}`, {
+                    registry: this.registry,
+                    method: o.method,
+                    path: o.path,
+                    repository: o.repository,
+                    reference: o.reference
+                })
+                : undefined));
     }
-    async startUpload(repository, deadline) {
-        const path = `/v2/${repository}/blobs/uploads/`;
-        const res = await this.send({
-            method: 'POST',
-            path,
-            repository,
-            actions: ['pull', 'push'],
-            ok: [202],
-            deadline
-        });
-        await this.drain(res);
-        return this.location(res, repository, `${this.base}${path}`);
-    }
-    /** The upload Location of an answer, resolved against the URL of the request that got it. */
-    location(res, repository, requestUrl) {
-        const loc = res.headers.get('location');
-        if (!loc) {
-            throw new RegistryError(`${this.registry} opened an upload for ${repository} without a Location header; it is not an OCI registry.`, {
-                registry: this.registry,
-                method: 'POST',
-                path: `/v2/${repository}/blobs/uploads/`,
-                status: res.status
-            });
-        }
-        return this.remoteUrl(loc, requestUrl, 'Location', {
-            registry: this.registry,
-            method: 'POST',
-            path: `/v2/${repository}/blobs/uploads/`,
-            repository,
-            status: res.status
-        });
-    }
-    withDigest(location, digest) {
-        const u = new URL(location);
-        u.searchParams.set('digest', digest);
-        return u.toString();
-    }
-    /** Best effort: a session left open expires on the registry. `quick` after a deadline: 5 s at most. */
-    async cancelUpload(location, repository, quick = false) {
-        try {
-            const res = await this.send({
-                method: 'DELETE',
-                path: new URL(location).pathname,
-                url: location,
-                repository,
-                actions: ['pull', 'push'],
-                ok: [200, 202, 204],
-                pass: [404, 405],
-                noRetry: true,
-                ...(quick ? { timeoutMs: Math.min(this.timeoutMs, 5000) } : {})
-            });
-            await this.drain(res);
-        }
-        catch (e) {
-            this.log(`cancelling upload ${location} failed: ${String(e)}`);
-        }
-    }
-    /**
-     * Runs one blob upload into `to`, starting it again in a new upload session whenever it fails in a way
-     * worth retrying (dropped connection, 408/429/5xx), within the attempt and time budget. `upload` gets the
-     * session's Location and must finish the blob (PUT ?digest=).
-     */
-    async uploadWithRestarts(to, digest, firstLocation, deadline, upload) {
-        const started = Date.now();
-        let location = firstLocation;
-        for (let attempt = 1;; attempt++) {
-            try {
-                location ??= await this.startUpload(to, deadline);
-                await upload(location);
-                this.stats.uploads++;
-                return;
-            }
-            catch (e) {
-                if (deadline.signal.aborted) {
-                    if (location)
-                        await this.cancelUpload(location, to, true);
-                    throw deadline.error();
-                }
-                if (e instanceof RegistryProtocolError) {
-                    if (location)
-                        await this.cancelUpload(location, to);
-                    throw e;
-                }
-                if (e instanceof RegistryError && e.status !== undefined && !RETRY_STATUS.has(e.status))
-                    throw e;
-                const elapsed = Date.now() - started;
-                if (attempt >= this.retry.attempts || elapsed > this.retry.budgetMs) {
-                    if (e instanceof RegistryError)
-                        throw e;
-                    throw networkError({
-                        registry: this.registry,
-                        method: 'PATCH',
-                        path: `/v2/${to}/blobs/uploads/`,
-                        repository: to,
-                        reference: digest
-                    }, causeOf(e), attempt, elapsed);
-                }
-                this.stats.retries++;
-                this.log(`blob upload ${digest} → ${to} failed (${causeOf(e)}); starting it again (attempt ${attempt + 1})`);
-                if (location)
-                    await this.cancelUpload(location, to);
-                location = undefined;
-                await sleep(this.backoff(attempt));
-            }
-        }
-    }
-    /** Closes an upload session with PUT ?digest= (a body only for monolithic uploads). */
-    async finishUpload(location, to, digest, deadline, body) {
-        const url = this.withDigest(location, digest);
-        const res = await this.send({
-            method: 'PUT',
-            path: new URL(url).pathname,
-            url,
-            repository: to,
-            reference: digest,
-            actions: ['pull', 'push'],
-            headers: body ? { 'content-type': 'application/octet-stream' } : { 'content-length': '0' },
-            body,
-            ok: [201, 204],
-            noRetry: true,
-            deadline
-        });
-        await this.drain(res);
-    }
-    /**
-     * Streams a blob from one repository into another: GET (streamed) → PATCH into the upload session →
-     * PUT ?digest= to close it; restarted from scratch on failure.
-     */
-    async streamCopy(from, to, digest, size, firstLocation, deadline) {
-        await this.uploadWithRestarts(to, digest, firstLocation, deadline, async (location) => {
-            const src = await this.send({
-                method: 'GET',
-                path: `/v2/${from}/blobs/${digest}`,
-                repository: from,
-                reference: digest,
-                actions: ['pull'],
-                ok: [200],
-                stream: true,
-                deadline
-            });
-            if (!src.body)
-                throw new Error('empty blob body');
-            const declared = src.headers.get('content-length') ?? '';
-            const length = size ?? (/^\d{1,15}$/.test(declared) ? Number(declared) : undefined);
-            let moved = 0;
-            // web streams carry a source error through to the upload (node's pipe() would leave it hanging)
-            const body = src.body.pipeThrough(new TransformStream({
-                transform: (chunk, ctl) => {
-                    moved += chunk.length;
-                    // a source that sends more than the blob's size is cut off there, not read on
-                    if (length !== undefined && moved > length) {
-                        ctl.error(new Error(`the source sent more than the ${length} bytes of blob ${digest}`));
-                        return;
-                    }
-                    this.stats.bytesIn += chunk.length;
-                    this.stats.bytesOut += chunk.length;
-                    ctl.enqueue(chunk);
-                }
-            }));
-            const patch = await this.send({
-                method: 'PATCH',
-                path: new URL(location).pathname,
-                url: location,
-                repository: to,
-                reference: digest,
-                actions: ['pull', 'push'],
-                headers: {
-                    'content-type': 'application/octet-stream',
-                    ...(length !== undefined ? { 'content-length': String(length) } : {})
-                },
-                streamBody: body,
-                ok: [202, 204],
-                noRetry: true,
-                deadline
-            });
-            await this.drain(patch);
-            if (length !== undefined && moved !== length)
-                throw new Error(`copied ${moved} of ${length} bytes`);
-            await this.finishUpload(this.location(patch, to, location), to, digest, deadline);
-        });
-    }
-    // ---------------------------------------------------------------- HTTP, auth, retries
     backoff(attempt) {
         const d = Math.min(this.retry.maxDelayMs, this.retry.baseDelayMs * 2 ** (attempt - 1));
         return Math.round(d / 2 + (Math.random() * d) / 2);
@@ -69568,27 +69111,102 @@ class RegistryClient {
             return { res, attempts: attempt, elapsed };
         }
     }
+    /**
+     * One request to `url`, retried by fetchRetrying (a streamed body never is), under its time limit or
+     * `deadline`. `credentials`, when given, is asked for the Authorization header before every attempt;
+     * without it the request goes out without any (another origin).
+     */
+    request(o, url, facts, deadline, credentials) {
+        return this.fetchRetrying(facts, async () => {
+            const authorization = credentials ? await credentials() : undefined;
+            const headers = { 'user-agent': this.userAgent, ...o.headers };
+            if (authorization)
+                headers.authorization = authorization;
+            const init = { method: o.method, headers, redirect: 'follow' };
+            if (o.streamBody) {
+                init.body = o.streamBody;
+                init.duplex = 'half';
+            }
+            else if (o.body) {
+                init.body = o.body;
+                this.stats.bytesOut += o.body.length;
+            }
+            const timeout = o.stream || o.streamBody ? undefined : AbortSignal.timeout(o.timeoutMs ?? this.timeoutMs);
+            const signals = [timeout, deadline?.signal].filter((s) => !!s);
+            init.signal = signals.length > 1 ? AbortSignal.any(signals) : signals[0];
+            this.log(`${o.method} ${url}${credentials ? '' : ' (another origin: without credentials)'}`);
+            return fetch(url, init);
+        }, { noRetry: o.noRetry || !!o.streamBody, buffer: !o.stream, limit: o.limit, deadline });
+    }
+    /** The mapped RegistryError for an answer the caller does not take, with the registry's message from its body. */
+    async failure(o, res, facts, status, attempts, elapsed) {
+        const text = o.method === 'HEAD'
+            ? ''
+            : o.stream && res.body
+                ? // a streamed answer's error body: its first 64 KiB, for the message
+                    (await this.readCapped(res, ERROR_BODY_BYTES).catch(() => Buffer.alloc(0))).toString('utf8')
+                : await res.text().catch(() => '');
+        return httpError({ ...facts, ...parseErrorBody(text), status }, attempts, elapsed);
+    }
+}
+
+;// CONCATENATED MODULE: ./build/tsc/lib/registry/auth.js
+/**
+ * Authentication for the registry client, and the one way every request goes out (`send`): the `/v2/`
+ * challenge, followed once per client (anonymous, Basic, or the Bearer realm/service/scope token flow of
+ * ghcr.io and Docker Hub), one token for every repository in play, cached per scope set until shortly
+ * before it expires; a 401 naming a scope adds it and asks again once.
+ *
+ * Which credential goes where: Basic or Bearer only to the registry's own origin; Basic credentials also
+ * to the token realm, for the token request alone. A request to another origin (an upload Location or a
+ * Link on a storage host, a CDN, anyone) goes without them, and a 401 from there does not change scopes.
+ */
+
+
+
+const TOKEN_LIMIT_BYTES = 1 * MiB;
+/** Parses `Bearer realm="…",service="…",scope="…"` (or Basic …) into its scheme and parameters. */
+function parseChallenge(header) {
+    if (!header)
+        return undefined;
+    const m = /^\s*(\w+)\s*(.*)$/.exec(header);
+    if (!m)
+        return undefined;
+    const params = {};
+    for (const p of m[2].matchAll(/(\w+)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^\s,]+))/g))
+        params[p[1].toLowerCase()] = p[2] ?? p[3];
+    return { scheme: m[1].toLowerCase(), params };
+}
+class RegistryAuth {
+    http;
+    username;
+    password;
+    challenge;
+    scopes = new Map();
+    tokens = new Map();
+    constructor(http, username, password) {
+        this.http = http;
+        this.username = username || undefined;
+        this.password = password || undefined;
+    }
+    /** Adds actions on a repository to the scopes every later token is asked for. */
+    authorize(repository, actions) {
+        const set = this.scopes.get(repository) ?? new Set();
+        for (const a of actions)
+            set.add(a);
+        this.scopes.set(repository, set);
+    }
     /** One request with auth and retries. Returns responses in `ok`/`pass`; throws a mapped RegistryError otherwise. */
     async send(o) {
         if (o.repository && o.actions)
             this.authorize(o.repository, o.actions);
-        const url = o.url ?? this.base + o.path;
+        const url = o.url ?? this.http.base + o.path;
         // credentials are for the registry itself: another origin (an upload Location or a Link on a storage
         // host, a CDN, anyone) gets the request without them
-        const own = new URL(url).origin === this.origin;
-        // a streamed body (either way) has no request time limit of its own, only the blob deadline
-        const deadline = o.deadline ??
-            (o.stream || o.streamBody
-                ? this.deadline(`${o.method} ${url}`, {
-                    registry: this.registry,
-                    method: o.method,
-                    path: o.path,
-                    repository: o.repository,
-                    reference: o.reference
-                })
-                : undefined);
+        const own = new URL(url).origin === this.http.origin;
+        const deadline = this.http.deadlineFor(o, url);
         const facts = {
-            registry: this.registry,
+            registry: this.http.registry,
             method: o.method,
             path: o.path,
             repository: o.repository,
@@ -69596,26 +69214,7 @@ class RegistryClient {
             anonymous: !this.username && !this.password
         };
         for (let round = 1;; round++) {
-            const { res, attempts, elapsed } = await this.fetchRetrying(facts, async () => {
-                const authorization = own ? await this.authorization(facts) : undefined;
-                const headers = { 'user-agent': this.userAgent, ...o.headers };
-                if (authorization)
-                    headers.authorization = authorization;
-                const init = { method: o.method, headers, redirect: 'follow' };
-                if (o.streamBody) {
-                    init.body = o.streamBody;
-                    init.duplex = 'half';
-                }
-                else if (o.body) {
-                    init.body = o.body;
-                    this.stats.bytesOut += o.body.length;
-                }
-                const timeout = o.stream || o.streamBody ? undefined : AbortSignal.timeout(o.timeoutMs ?? this.timeoutMs);
-                const signals = [timeout, deadline?.signal].filter((s) => !!s);
-                init.signal = signals.length > 1 ? AbortSignal.any(signals) : signals[0];
-                this.log(`${o.method} ${url}${own ? '' : ' (another origin: without credentials)'}`);
-                return fetch(url, init);
-            }, { noRetry: o.noRetry || !!o.streamBody, buffer: !o.stream, limit: o.limit, deadline });
+            const { res, attempts, elapsed } = await this.http.request(o, url, facts, deadline, own ? () => this.authorization(facts) : undefined);
             if (o.ok.includes(res.status) || o.pass?.includes(res.status))
                 return res;
             const challenge = parseChallenge(res.headers.get('www-authenticate'));
@@ -69625,22 +69224,17 @@ class RegistryClient {
                 !o.streamBody &&
                 (await this.reauthorize(res, challenge, facts)))
                 continue;
-            const text = o.method === 'HEAD'
-                ? ''
-                : o.stream && res.body
-                    ? // a streamed answer's error body: its first 64 KiB, for the message
-                        (await this.readCapped(res, ERROR_BODY_BYTES).catch(() => Buffer.alloc(0))).toString('utf8')
-                    : await res.text().catch(() => '');
             // a valid token without the rights asked for is a 403 in substance (ghcr.io, distribution)
             const status = res.status === 401 && challenge?.params.error === 'insufficient_scope' ? 403 : res.status;
-            throw httpError({ ...facts, ...parseErrorBody(text), status }, attempts, elapsed);
+            throw await this.http.failure(o, res, facts, status, attempts, elapsed);
         }
     }
     async ping() {
-        const facts = { registry: this.registry, method: 'GET', path: '/v2/' };
-        const { res, attempts, elapsed } = await this.fetchRetrying(facts, () => fetch(`${this.base}/v2/`, {
-            headers: { 'user-agent': this.userAgent },
-            signal: AbortSignal.timeout(this.timeoutMs)
+        const { registry, base } = this.http;
+        const facts = { registry, method: 'GET', path: '/v2/' };
+        const { res, attempts, elapsed } = await this.http.fetchRetrying(facts, () => fetch(`${base}/v2/`, {
+            headers: { 'user-agent': this.http.userAgent },
+            signal: AbortSignal.timeout(this.http.timeoutMs)
         }));
         const text = await res.text().catch(() => '');
         if (res.status === 200)
@@ -69648,7 +69242,7 @@ class RegistryClient {
         if (res.status === 401) {
             const c = parseChallenge(res.headers.get('www-authenticate'));
             if (c?.scheme === 'bearer' && c.params.realm) {
-                const realm = this.remoteUrl(c.params.realm, `${this.base}/v2/`, 'token realm', {
+                const realm = this.http.remoteUrl(c.params.realm, `${base}/v2/`, 'token realm', {
                     ...facts,
                     status: 401
                 });
@@ -69656,13 +69250,13 @@ class RegistryClient {
             }
             if (c?.scheme === 'basic')
                 return { scheme: 'basic' };
-            throw new RegistryError(`${this.registry} asks for an authentication scheme shipline does not speak ('${res.headers.get('www-authenticate')}').`, {
+            throw new RegistryError(`${registry} asks for an authentication scheme shipline does not speak ('${res.headers.get('www-authenticate')}').`, {
                 ...facts,
                 status: 401
             });
         }
         if (res.status === 404) {
-            throw new RegistryError(`${this.registry} does not serve the registry API at ${this.base}/v2/ (404): check the registry host.`, {
+            throw new RegistryError(`${registry} does not serve the registry API at ${base}/v2/ (404): check the registry host.`, {
                 ...facts,
                 status: 404
             });
@@ -69679,6 +69273,7 @@ class RegistryClient {
             return undefined;
         return `Basic ${Buffer.from(`${this.username ?? ''}:${this.password ?? ''}`).toString('base64')}`;
     }
+    /** The Authorization header for a request to the registry's own origin (undefined: anonymous). */
     async authorization(facts) {
         this.challenge ??= this.ping();
         let challenge;
@@ -69724,32 +69319,33 @@ class RegistryClient {
     async reauthorize(res, c, facts) {
         if (c?.scheme !== 'bearer')
             return false;
-        await this.drain(res);
+        await this.http.drain(res);
         for (const scope of (c.params.scope ?? '').split(' ')) {
             const m = /^repository:(.+):([a-z,*]+)$/.exec(scope);
             if (m && (0,registry_reference/* isRepository */.Z6)(m[1]))
                 this.authorize(m[1], m[2].split(',').filter((a) => a === 'pull' || a === 'push'));
         }
         this.tokens.delete(this.scopeList().join(' '));
-        this.log(`401 on ${facts.method} ${facts.path}: asking for a new token`);
+        this.http.log(`401 on ${facts.method} ${facts.path}: asking for a new token`);
         return true;
     }
     async fetchToken(challenge, scopes, facts) {
+        const { registry } = this.http;
         const url = new URL(challenge.realm);
         if (challenge.service)
             url.searchParams.set('service', challenge.service);
         for (const s of scopes)
             url.searchParams.append('scope', s);
-        const headers = { 'user-agent': this.userAgent };
+        const headers = { 'user-agent': this.http.userAgent };
         const basic = this.basic();
         if (basic)
             headers.authorization = basic;
-        this.log(`token: GET ${url.origin}${url.pathname} scopes ${scopes.join(' ') || '(none)'}`);
+        this.http.log(`token: GET ${url.origin}${url.pathname} scopes ${scopes.join(' ') || '(none)'}`);
         const tokenFacts = { ...facts, method: 'GET', path: `${url.pathname} (token service ${url.host})` };
-        const { res, attempts, elapsed } = await this.fetchRetrying(tokenFacts, () => fetch(url, { headers, signal: AbortSignal.timeout(this.timeoutMs) }), {
+        const { res, attempts, elapsed } = await this.http.fetchRetrying(tokenFacts, () => fetch(url, { headers, signal: AbortSignal.timeout(this.http.timeoutMs) }), {
             limit: {
                 bytes: TOKEN_LIMIT_BYTES,
-                what: `the token answer of ${url.origin} (the token service of ${this.registry})`,
+                what: `the token answer of ${url.origin} (the token service of ${registry})`,
                 why: 'the limit for token answers'
             }
         });
@@ -69760,17 +69356,17 @@ class RegistryClient {
                 body = JSON.parse(text);
             }
             catch {
-                throw new RegistryProtocolError(`the token service of ${this.registry} (${url.origin}) answered with something that is not JSON (${quote(text, 60)}).`, { ...tokenFacts, status: 200 });
+                throw new RegistryProtocolError(`the token service of ${registry} (${url.origin}) answered with something that is not JSON (${quote(text, 60)}).`, { ...tokenFacts, status: 200 });
             }
             const token = body?.token ?? body?.access_token;
             if (!token)
-                throw new RegistryError(`the token service of ${this.registry} answered without a token.`, {
+                throw new RegistryError(`the token service of ${registry} answered without a token.`, {
                     ...facts,
                     status: 200
                 });
             // the token goes into an Authorization header: visible ASCII only (token68 and JWTs are)
             if (typeof token !== 'string' || !/^[\x21-\x7e]{1,65536}$/.test(token))
-                throw new RegistryProtocolError(`the token service of ${this.registry} (${url.origin}) answered with a token that cannot go in an Authorization header (not visible ASCII); refusing it.`, { ...tokenFacts, status: 200 });
+                throw new RegistryProtocolError(`the token service of ${registry} (${url.origin}) answered with a token that cannot go in an Authorization header (not visible ASCII); refusing it.`, { ...tokenFacts, status: 200 });
             const lifetime = typeof body.expires_in === 'number' && Number.isFinite(body.expires_in) && body.expires_in > 0
                 ? Math.min(body.expires_in, 24 * 3600)
                 : 60;
@@ -69778,6 +69374,592 @@ class RegistryClient {
         }
         // a refused token request is about the credentials (or their rights on these repositories)
         throw httpError({ ...facts, status: res.status, ...parseErrorBody(text) }, attempts, elapsed);
+    }
+}
+
+;// CONCATENATED MODULE: ./build/tsc/lib/registry/checks.js
+/**
+ * Checks on what goes into a request path and on what the registry says back: repository names,
+ * references and digests by their grammar before they are used in a URL, the Docker-Content-Digest of an
+ * answer, and every descriptor of a manifest. A failed check is a RegistryProtocolError (never retried).
+ * `registry` is the registry host as the client was given it, named in every message.
+ */
+
+
+
+const KNOWN_MANIFEST_TYPES = new Set([OCI_INDEX, DOCKER_LIST, OCI_MANIFEST, DOCKER_MANIFEST]);
+const DIGEST_GRAMMAR = 'sha256: and 64 lowercase hex characters, or sha512: and 128';
+/** `registry/repository:tag` or `registry/repository@digest`, for messages. */
+function refName(registry, repository, reference) {
+    return `${registry}/${repository}${(0,registry_reference/* isDigest */.Bc)(reference) ? '@' : ':'}${reference}`;
+}
+function blobFacts(registry, method, repository, digest) {
+    return {
+        registry,
+        method,
+        path: `/v2/${repository}/blobs/${digest}`,
+        repository,
+        reference: digest
+    };
+}
+/** A repository name goes into URL paths: it must be one by the distribution grammar. */
+function checkRepository(registry, method, repository, path) {
+    if (!(0,registry_reference/* isRepository */.Z6)(repository)) {
+        throw new RegistryProtocolError(`${registry}: ${quote(repository)} is not a repository name (lowercase path components of letters and digits, separated by '.', '_', '__' or '-'); refusing to use it in a request.`, { registry, method, path, repository });
+    }
+}
+/** `/v2/<repository>/manifests/<reference>`, once both are known to be safe in a URL path. */
+function manifestPath(registry, method, repository, reference) {
+    const path = `/v2/${repository}/manifests/${reference}`;
+    checkRepository(registry, method, repository, path);
+    if (!(0,registry_reference/* isTag */.dz)(reference) && !(0,registry_reference/* isDigest */.Bc)(reference)) {
+        throw new RegistryProtocolError(`${registry}/${repository}: ${quote(reference)} is neither a tag nor a digest (${DIGEST_GRAMMAR}); refusing to use it in a request.`, { registry, method, path, repository, reference });
+    }
+    return path;
+}
+function checkBlobArgs(registry, method, repository, digest) {
+    checkRepository(registry, method, repository, `/v2/${repository}/blobs/`);
+    if (typeof digest !== 'string' || !(0,registry_reference/* isDigest */.Bc)(digest)) {
+        throw new RegistryProtocolError(`${registry}/${repository}: the blob digest ${quote(digest)} is not a digest (${DIGEST_GRAMMAR}); refusing to use it in a request.`, { registry, method, path: `/v2/${repository}/blobs/`, repository });
+    }
+}
+/** The Docker-Content-Digest of an answer: undefined when absent; a clear error when it is not a digest. */
+function remoteDigest(registry, res, facts) {
+    const header = res.headers.get('docker-content-digest')?.trim();
+    if (!header)
+        return undefined;
+    if (!(0,registry_reference/* isDigest */.Bc)(header)) {
+        throw new RegistryProtocolError(`${registry}/${facts.repository ?? ''}: the registry answered ${facts.method} ${facts.path} with the Docker-Content-Digest ${quote(header)}, which is not a digest (${DIGEST_GRAMMAR}); refusing it.`, { ...facts, status: res.status });
+    }
+    return header;
+}
+/**
+ * Every descriptor of a manifest or index (config, layers, blobs, child manifests, subject) must carry a
+ * digest by the OCI grammar and, when it says one, a byte count: these digests become request paths
+ * (a child PUT by digest, a blob mount) and comparisons.
+ */
+function checkDescriptors(registry, bytes, mediaType, facts) {
+    const where = refName(registry, facts.repository ?? '', facts.reference ?? '');
+    let m;
+    try {
+        m = JSON.parse(bytes.toString('utf8'));
+    }
+    catch {
+        if (KNOWN_MANIFEST_TYPES.has(mediaType))
+            throw new RegistryProtocolError(`${where}: the ${mediaType} manifest is not JSON; refusing it.`, facts);
+        return;
+    }
+    if (!m || typeof m !== 'object') {
+        if (KNOWN_MANIFEST_TYPES.has(mediaType))
+            throw new RegistryProtocolError(`${where}: the manifest is not a JSON object; refusing it.`, facts);
+        return;
+    }
+    const fields = [
+        ['config', m.config],
+        ['subject', m.subject]
+    ];
+    for (const list of ['layers', 'blobs', 'manifests']) {
+        const v = m[list];
+        if (v === undefined)
+            continue;
+        if (!Array.isArray(v))
+            throw new RegistryProtocolError(`${where}: the manifest's ${list} is not a list; refusing it.`, facts);
+        v.forEach((d, i) => fields.push([`${list}[${i}]`, d]));
+    }
+    for (const [field, d] of fields) {
+        if (d === undefined)
+            continue;
+        const desc = d;
+        if (!desc || typeof desc !== 'object' || typeof desc.digest !== 'string' || !(0,registry_reference/* isDigest */.Bc)(desc.digest)) {
+            throw new RegistryProtocolError(`${where}: the manifest's ${field} has the digest ${quote(desc?.digest)}, which is not a digest (${DIGEST_GRAMMAR}); refusing to use it.`, facts);
+        }
+        if (desc.size !== undefined && !(Number.isSafeInteger(desc.size) && desc.size >= 0)) {
+            throw new RegistryProtocolError(`${where}: the manifest's ${field} (${desc.digest}) has the size ${quote(desc.size)}, which is not a byte count; refusing it.`, facts);
+        }
+    }
+}
+
+;// CONCATENATED MODULE: ./build/tsc/lib/registry/upload.js
+
+
+
+class BlobUploads {
+    http;
+    auth;
+    constructor(http, auth) {
+        this.http = http;
+        this.auth = auth;
+    }
+    /** HEAD a blob: true when the repository has it. */
+    async exists(repository, digest, deadline) {
+        checkBlobArgs(this.http.registry, 'HEAD', repository, digest);
+        const res = await this.auth.send({
+            method: 'HEAD',
+            path: `/v2/${repository}/blobs/${digest}`,
+            repository,
+            reference: digest,
+            actions: ['pull'],
+            ok: [200],
+            pass: [404],
+            deadline
+        });
+        return res.status === 200;
+    }
+    /** Mounts, and cancels the upload session the registry opens instead when it will not. */
+    async mount(fromRepository, toRepository, digest) {
+        checkBlobArgs(this.http.registry, 'POST', fromRepository, digest);
+        const location = await this.tryMount(fromRepository, toRepository, digest);
+        if (location === true)
+            return true;
+        await this.cancelUpload(location, toRepository);
+        return false;
+    }
+    /** Mount, else (when the target does not have it already) a streamed copy. */
+    async copy(fromRepository, toRepository, digest, size) {
+        const { registry } = this.http;
+        checkBlobArgs(registry, 'GET', fromRepository, digest);
+        checkBlobArgs(registry, 'POST', toRepository, digest);
+        if (size !== undefined && !(Number.isSafeInteger(size) && size >= 0)) {
+            throw new RegistryProtocolError(`blob ${digest} of ${registry}/${fromRepository}: its size ${quote(size)} is not a byte count; refusing to copy it.`, blobFacts(registry, 'GET', fromRepository, digest));
+        }
+        if (fromRepository === toRepository)
+            return 'present';
+        const deadline = this.http.deadline(`copying blob ${digest} from ${registry}/${fromRepository} to ${registry}/${toRepository}`, blobFacts(registry, 'PUT', toRepository, digest));
+        const location = await this.tryMount(fromRepository, toRepository, digest, deadline);
+        if (location === true)
+            return 'mounted';
+        if (await this.exists(toRepository, digest, deadline)) {
+            await this.cancelUpload(location, toRepository);
+            return 'present';
+        }
+        await this.streamCopy(fromRepository, toRepository, digest, size, location, deadline);
+        return 'uploaded';
+    }
+    /** Monolithic upload from memory, unless the repository has the blob already. */
+    async upload(repository, digest, data) {
+        const { registry } = this.http;
+        checkBlobArgs(registry, 'POST', repository, digest);
+        const deadline = this.http.deadline(`uploading blob ${digest} to ${registry}/${repository}`, blobFacts(registry, 'PUT', repository, digest));
+        if (await this.exists(repository, digest, deadline))
+            return;
+        await this.uploadWithRestarts(repository, digest, undefined, deadline, location => this.finishUpload(location, repository, digest, deadline, data));
+    }
+    /** true when mounted, else the upload Location the registry opened instead. */
+    async tryMount(fromRepository, toRepository, digest, deadline) {
+        this.auth.authorize(fromRepository, ['pull']);
+        const path = `/v2/${toRepository}/blobs/uploads/?mount=${encodeURIComponent(digest)}&from=${encodeURIComponent(fromRepository)}`;
+        const res = await this.auth.send({
+            method: 'POST',
+            path,
+            repository: toRepository,
+            reference: digest,
+            actions: ['pull', 'push'],
+            ok: [201, 202],
+            deadline
+        });
+        await this.http.drain(res);
+        if (res.status === 201) {
+            this.http.stats.mounts++;
+            return true;
+        }
+        return this.location(res, toRepository, `${this.http.base}${path}`);
+    }
+    async startUpload(repository, deadline) {
+        const path = `/v2/${repository}/blobs/uploads/`;
+        const res = await this.auth.send({
+            method: 'POST',
+            path,
+            repository,
+            actions: ['pull', 'push'],
+            ok: [202],
+            deadline
+        });
+        await this.http.drain(res);
+        return this.location(res, repository, `${this.http.base}${path}`);
+    }
+    /** The upload Location of an answer, resolved against the URL of the request that got it. */
+    location(res, repository, requestUrl) {
+        const { registry } = this.http;
+        const loc = res.headers.get('location');
+        if (!loc) {
+            throw new RegistryError(`${registry} opened an upload for ${repository} without a Location header; it is not an OCI registry.`, {
+                registry,
+                method: 'POST',
+                path: `/v2/${repository}/blobs/uploads/`,
+                status: res.status
+            });
+        }
+        return this.http.remoteUrl(loc, requestUrl, 'Location', {
+            registry,
+            method: 'POST',
+            path: `/v2/${repository}/blobs/uploads/`,
+            repository,
+            status: res.status
+        });
+    }
+    withDigest(location, digest) {
+        const u = new URL(location);
+        u.searchParams.set('digest', digest);
+        return u.toString();
+    }
+    /** Best effort: a session left open expires on the registry. `quick` after a deadline: 5 s at most. */
+    async cancelUpload(location, repository, quick = false) {
+        try {
+            const res = await this.auth.send({
+                method: 'DELETE',
+                path: new URL(location).pathname,
+                url: location,
+                repository,
+                actions: ['pull', 'push'],
+                ok: [200, 202, 204],
+                pass: [404, 405],
+                noRetry: true,
+                ...(quick ? { timeoutMs: Math.min(this.http.timeoutMs, 5000) } : {})
+            });
+            await this.http.drain(res);
+        }
+        catch (e) {
+            this.http.log(`cancelling upload ${location} failed: ${String(e)}`);
+        }
+    }
+    /**
+     * Runs one blob upload into `to`, starting it again in a new upload session whenever it fails in a way
+     * worth retrying (dropped connection, 408/429/5xx), within the attempt and time budget. `upload` gets the
+     * session's Location and must finish the blob (PUT ?digest=).
+     */
+    async uploadWithRestarts(to, digest, firstLocation, deadline, upload) {
+        const { retry } = this.http;
+        const started = Date.now();
+        let location = firstLocation;
+        for (let attempt = 1;; attempt++) {
+            try {
+                location ??= await this.startUpload(to, deadline);
+                await upload(location);
+                this.http.stats.uploads++;
+                return;
+            }
+            catch (e) {
+                if (deadline.signal.aborted) {
+                    if (location)
+                        await this.cancelUpload(location, to, true);
+                    throw deadline.error();
+                }
+                if (e instanceof RegistryProtocolError) {
+                    if (location)
+                        await this.cancelUpload(location, to);
+                    throw e;
+                }
+                if (e instanceof RegistryError && e.status !== undefined && !RETRY_STATUS.has(e.status))
+                    throw e;
+                const elapsed = Date.now() - started;
+                if (attempt >= retry.attempts || elapsed > retry.budgetMs) {
+                    if (e instanceof RegistryError)
+                        throw e;
+                    throw networkError({
+                        registry: this.http.registry,
+                        method: 'PATCH',
+                        path: `/v2/${to}/blobs/uploads/`,
+                        repository: to,
+                        reference: digest
+                    }, causeOf(e), attempt, elapsed);
+                }
+                this.http.stats.retries++;
+                this.http.log(`blob upload ${digest} → ${to} failed (${causeOf(e)}); starting it again (attempt ${attempt + 1})`);
+                if (location)
+                    await this.cancelUpload(location, to);
+                location = undefined;
+                await sleep(this.http.backoff(attempt));
+            }
+        }
+    }
+    /** Closes an upload session with PUT ?digest= (a body only for monolithic uploads). */
+    async finishUpload(location, to, digest, deadline, body) {
+        const url = this.withDigest(location, digest);
+        const res = await this.auth.send({
+            method: 'PUT',
+            path: new URL(url).pathname,
+            url,
+            repository: to,
+            reference: digest,
+            actions: ['pull', 'push'],
+            headers: body ? { 'content-type': 'application/octet-stream' } : { 'content-length': '0' },
+            body,
+            ok: [201, 204],
+            noRetry: true,
+            deadline
+        });
+        await this.http.drain(res);
+    }
+    /**
+     * Streams a blob from one repository into another: GET (streamed) → PATCH into the upload session →
+     * PUT ?digest= to close it; restarted from scratch on failure.
+     */
+    async streamCopy(from, to, digest, size, firstLocation, deadline) {
+        const { stats } = this.http;
+        await this.uploadWithRestarts(to, digest, firstLocation, deadline, async (location) => {
+            const src = await this.auth.send({
+                method: 'GET',
+                path: `/v2/${from}/blobs/${digest}`,
+                repository: from,
+                reference: digest,
+                actions: ['pull'],
+                ok: [200],
+                stream: true,
+                deadline
+            });
+            if (!src.body)
+                throw new Error('empty blob body');
+            const declared = src.headers.get('content-length') ?? '';
+            const length = size ?? (/^\d{1,15}$/.test(declared) ? Number(declared) : undefined);
+            let moved = 0;
+            // web streams carry a source error through to the upload (node's pipe() would leave it hanging)
+            const body = src.body.pipeThrough(new TransformStream({
+                transform: (chunk, ctl) => {
+                    moved += chunk.length;
+                    // a source that sends more than the blob's size is cut off there, not read on
+                    if (length !== undefined && moved > length) {
+                        ctl.error(new Error(`the source sent more than the ${length} bytes of blob ${digest}`));
+                        return;
+                    }
+                    stats.bytesIn += chunk.length;
+                    stats.bytesOut += chunk.length;
+                    ctl.enqueue(chunk);
+                }
+            }));
+            const patch = await this.auth.send({
+                method: 'PATCH',
+                path: new URL(location).pathname,
+                url: location,
+                repository: to,
+                reference: digest,
+                actions: ['pull', 'push'],
+                headers: {
+                    'content-type': 'application/octet-stream',
+                    ...(length !== undefined ? { 'content-length': String(length) } : {})
+                },
+                streamBody: body,
+                ok: [202, 204],
+                noRetry: true,
+                deadline
+            });
+            await this.http.drain(patch);
+            if (length !== undefined && moved !== length)
+                throw new Error(`copied ${moved} of ${length} bytes`);
+            await this.finishUpload(this.location(patch, to, location), to, digest, deadline);
+        });
+    }
+}
+
+;// CONCATENATED MODULE: ./build/tsc/lib/registry/client.js
+/**
+ * A small OCI distribution client on Node's fetch: the `/v2/` challenge (anonymous, Basic, or the Bearer
+ * realm/service/scope token flow of ghcr.io and Docker Hub, one token for every repository in play),
+ * manifests by exact bytes, blob HEAD / cross-repository mount / streamed copy, tag listing, and retries
+ * with capped, jittered backoff on 5xx, 429 (Retry-After) and dropped connections within a time budget.
+ *
+ * What the registry says is not trusted further than it has to be: credentials go only to the registry's
+ * own origin (and Basic ones to the token realm, for the token request alone), never to another origin a
+ * `Location` or `Link` names; every digest from a response is checked against the OCI grammar before it
+ * is used in a URL or compared; manifests (4 MiB), token answers (1 MiB) and other bodies have size caps,
+ * every request a time limit, and every blob copy an overall deadline (`blobTimeoutMs`).
+ * Plain module: no @actions/core.
+ *
+ * `RegistryClient` is the facade over the parts: http.ts (requests, retries, deadlines, body caps, which
+ * URLs to follow), auth.ts (challenge, tokens, scopes, where credentials go; every request goes out
+ * through its `send`), upload.ts (blob HEAD, mount, uploads and copies), checks.ts (grammar checks on
+ * names, digests and descriptors). Manifests and tag lists are read and written here.
+ */
+
+
+
+
+
+
+
+
+
+/** the distribution spec's limit on manifests a registry must accept */
+const MANIFEST_LIMIT_BYTES = 4 * MiB;
+class RegistryClient {
+    registry;
+    base;
+    stats;
+    http;
+    auth;
+    blobs;
+    constructor(opts) {
+        this.http = new RegistryHttp(opts);
+        this.auth = new RegistryAuth(this.http, opts.username, opts.password);
+        this.blobs = new BlobUploads(this.http, this.auth);
+        this.registry = this.http.registry;
+        this.base = this.http.base;
+        this.stats = this.http.stats;
+    }
+    /**
+     * Declares the repositories and actions this client will use, so one Bearer token covers them all
+     * (ghcr.io: `repository:src:pull repository:dst:pull,push` in one token request).
+     */
+    authorize(repository, actions) {
+        this.auth.authorize(repository, actions);
+    }
+    // ---------------------------------------------------------------- manifests
+    /** GET a manifest by tag or digest: exact bytes, the digest computed over them, the media type. */
+    async getManifest(repository, reference) {
+        const path = manifestPath(this.registry, 'GET', repository, reference);
+        const facts = { registry: this.registry, method: 'GET', path, repository, reference };
+        const res = await this.auth.send({
+            method: 'GET',
+            path,
+            repository,
+            reference,
+            actions: ['pull'],
+            headers: { accept: MANIFEST_ACCEPT },
+            ok: [200],
+            limit: {
+                bytes: MANIFEST_LIMIT_BYTES,
+                what: `the manifest ${refName(this.registry, repository, reference)}`,
+                why: "the distribution spec's limit for manifests"
+            }
+        });
+        const bytes = Buffer.from(await res.arrayBuffer());
+        const digest = sha256(bytes);
+        const header = remoteDigest(this.registry, res, facts);
+        if (header && digestLike(header, bytes) !== header) {
+            throw new RegistryError(`${refName(this.registry, repository, reference)}: the registry says ${header} but the bytes it sent hash to ${digestLike(header, bytes)}; a proxy may be rewriting manifests.`, facts);
+        }
+        if ((0,registry_reference/* isDigest */.Bc)(reference) && digestLike(reference, bytes) !== reference) {
+            throw new RegistryError(`${this.registry}/${repository}@${reference}: the manifest received hashes to ${digestLike(reference, bytes)}; refusing it.`, facts);
+        }
+        const contentType = (res.headers.get('content-type') ?? '').split(';')[0].trim();
+        // the registry's Content-Type when it is a manifest type (that is what gets PUT back), else what the body declares
+        const mediaType = KNOWN_MANIFEST_TYPES.has(contentType)
+            ? contentType
+            : (declaredMediaType(bytes) ?? contentType);
+        if (mediaType && !isMediaType(mediaType)) {
+            throw new RegistryProtocolError(`${refName(this.registry, repository, reference)}: the manifest's media type ${quote(mediaType)} is not a media type; refusing it.`, facts);
+        }
+        checkDescriptors(this.registry, bytes, mediaType, facts);
+        return { digest, mediaType, size: bytes.length, bytes };
+    }
+    /** Resolves a tag or digest to the manifest's digest (plus its bytes, read once). */
+    async resolve(repository, tagOrDigest) {
+        return this.getManifest(repository, tagOrDigest);
+    }
+    /** HEAD a manifest: its digest, media type and size, or null when the tag or digest does not exist. */
+    async headManifest(repository, reference) {
+        const path = manifestPath(this.registry, 'HEAD', repository, reference);
+        const res = await this.auth.send({
+            method: 'HEAD',
+            path,
+            repository,
+            reference,
+            actions: ['pull'],
+            headers: { accept: MANIFEST_ACCEPT },
+            ok: [200],
+            pass: [404]
+        });
+        if (res.status === 404)
+            return null;
+        const digest = remoteDigest(this.registry, res, {
+            registry: this.registry,
+            method: 'HEAD',
+            path,
+            repository,
+            reference
+        });
+        const mediaType = (res.headers.get('content-type') ?? '').split(';')[0].trim();
+        const length = res.headers.get('content-length') ?? '';
+        if (!digest || (mediaType && !isMediaType(mediaType))) {
+            // a registry that does not say the digest (or a usable media type) on HEAD: read the bytes
+            const m = await this.getManifest(repository, reference);
+            return { digest: m.digest, mediaType: m.mediaType, size: m.size };
+        }
+        return { digest, mediaType, size: /^\d{1,15}$/.test(length) ? Number(length) : 0 };
+    }
+    /** PUT the exact bytes under a tag or digest with the exact Content-Type; returns the digest. */
+    async putManifest(repository, reference, bytes, mediaType) {
+        const digest = sha256(bytes);
+        const path = manifestPath(this.registry, 'PUT', repository, reference);
+        const res = await this.auth.send({
+            method: 'PUT',
+            path,
+            repository,
+            reference,
+            actions: ['pull', 'push'],
+            headers: { 'content-type': mediaType },
+            body: bytes,
+            ok: [201, 200, 202]
+        });
+        await this.http.drain(res);
+        const facts = { registry: this.registry, method: 'PUT', path, repository, reference };
+        const answered = remoteDigest(this.registry, res, facts);
+        if (answered && answered !== digestLike(answered, bytes)) {
+            throw new RegistryError(`${refName(this.registry, repository, reference)}: the registry stored ${answered} for a manifest whose digest is ${digestLike(answered, bytes)}; it rewrote the manifest.`, facts);
+        }
+        return digest;
+    }
+    // ---------------------------------------------------------------- blobs (upload.ts)
+    async blobExists(repository, digest) {
+        return this.blobs.exists(repository, digest);
+    }
+    /**
+     * Cross-repository mount: true when the registry mounted the blob (201); false when it refused (202),
+     * in which case the upload session it opened is cancelled.
+     */
+    async mountBlob(fromRepository, toRepository, digest) {
+        return this.blobs.mount(fromRepository, toRepository, digest);
+    }
+    /** Mounts a blob, or copies it (streamed, retried) when the registry will not mount it. */
+    async copyBlob(fromRepository, toRepository, digest, size) {
+        return this.blobs.copy(fromRepository, toRepository, digest, size);
+    }
+    /** Uploads a blob from memory (POST, then PUT ?digest= with the body; restarted on failure); a no-op when it exists. */
+    async uploadBlob(repository, digest, data) {
+        return this.blobs.upload(repository, digest, data);
+    }
+    // ---------------------------------------------------------------- tags
+    async listTags(repository) {
+        checkRepository(this.registry, 'GET', repository, `/v2/${repository}/tags/list`);
+        const tags = [];
+        const seen = new Set();
+        let next = `${this.base}/v2/${repository}/tags/list?n=1000`;
+        for (let page = 0; next && page < 1000; page++) {
+            seen.add(next);
+            const path = new URL(next).pathname;
+            const facts = { registry: this.registry, method: 'GET', path, repository };
+            const res = await this.auth.send({
+                method: 'GET',
+                path,
+                url: next,
+                repository,
+                actions: ['pull'],
+                ok: [200],
+                limit: {
+                    bytes: BODY_LIMIT_BYTES,
+                    what: `the tag list of ${this.registry}/${repository}`,
+                    why: 'the limit for one page of tags'
+                }
+            });
+            const text = await res.text();
+            let body;
+            try {
+                body = JSON.parse(text);
+            }
+            catch {
+                throw new RegistryProtocolError(`${this.registry}/${repository}: the tag list is not JSON (${quote(text, 60)}); refusing it.`, { ...facts, status: res.status });
+            }
+            const page = body?.tags ?? [];
+            if (!Array.isArray(page) || page.some(t => typeof t !== 'string' || !(0,registry_reference/* isTag */.dz)(t))) {
+                throw new RegistryProtocolError(`${this.registry}/${repository}: the tag list holds ${quote(page)}, which is not a list of tags; refusing it.`, { ...facts, status: res.status });
+            }
+            tags.push(...page);
+            const link = /<([^>]+)>\s*;\s*rel="?next"?/.exec(res.headers.get('link') ?? '');
+            next = link ? this.http.remoteUrl(link[1], next, 'Link', facts) : undefined;
+            if (next && seen.has(next)) {
+                throw new RegistryProtocolError(`${this.registry}/${repository}: the tag list's Link header leads back to a page already read (${quote(next)}); refusing to loop.`, facts);
+            }
+        }
+        return tags;
     }
 }
 
@@ -74526,7 +74708,7 @@ class ReleaseStore {
             '# shipline: run by the lock holder when the runner went away before the transaction closed',
             `jadd() { if [ -s "$1" ] && [ -n "$(tail -c 1 "$1")" ]; then echo >> "$1"; fi; cat >> "$1"; }`,
             ...restoreLines,
-            `printf '{"time":"%s",%s\\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" ${(0,remote/* shellJoin */.n)([json.slice(1)])} | jadd ${(0,remote/* shellJoin */.n)([this.layout.ledger])}`,
+            `printf '{"time":"%s",%s\\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" ${(0,remote/* shellJoin */.nZ)([json.slice(1)])} | jadd ${(0,remote/* shellJoin */.nZ)([this.layout.ledger])}`,
             ''
         ].join('\n');
     }
@@ -74890,7 +75072,7 @@ class ComposeRuntime {
         return (0,runtime/* restartAndWait */.G)(this, meta, services, timeoutSec, recover, opts);
     }
     restoreLines(meta) {
-        return [(0,remote/* shellJoin */.n)(this.upArgv(meta))];
+        return [(0,remote/* shellJoin */.nZ)(this.upArgv(meta))];
     }
 }
 
@@ -74926,8 +75108,9 @@ async function restartAndWait(rt, meta, services, timeoutSec, recover, opts) {
 /***/ ((__unused_webpack___webpack_module__, __webpack_exports__, __nccwpck_require__) => {
 
 /* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
-/* harmony export */   Z: () => (/* binding */ shellQuote),
-/* harmony export */   n: () => (/* binding */ shellJoin)
+/* harmony export */   ZL: () => (/* binding */ shellQuote),
+/* harmony export */   ay: () => (/* binding */ commandLine),
+/* harmony export */   nZ: () => (/* binding */ shellJoin)
 /* harmony export */ });
 /** Quotes one argument for a POSIX shell: 'it'\''s' style, safe for any byte string without NUL. */
 function shellQuote(arg) {
@@ -74940,6 +75123,14 @@ function shellQuote(arg) {
 function shellJoin(argv) {
     return argv.map(shellQuote).join(' ');
 }
+/** Quotes argv for the remote shell; the command word is always quoted (so `A=b` or `if` stay plain words). */
+function commandLine(argv, cwd) {
+    if (argv.length === 0)
+        throw new Error('exec needs a command');
+    const first = shellQuote(argv[0]);
+    const words = [first.startsWith("'") ? first : `'${first}'`, ...argv.slice(1).map(shellQuote)];
+    return (cwd !== undefined ? `cd -- ${shellQuote(cwd)} && ` : '') + words.join(' ');
+}
 
 
 /***/ }),
@@ -74951,9 +75142,9 @@ __nccwpck_require__.a(__webpack_module__, async (__webpack_handle_async_dependen
 /* harmony import */ var _actions_core__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(4116);
 /* harmony import */ var _action_run_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(6082);
 /* harmony import */ var _action_inputs_js__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(7871);
-/* harmony import */ var _action_deploy_step_js__WEBPACK_IMPORTED_MODULE_3__ = __nccwpck_require__(4055);
+/* harmony import */ var _action_deploy_step_js__WEBPACK_IMPORTED_MODULE_3__ = __nccwpck_require__(6280);
 /* harmony import */ var _action_smoke_step_js__WEBPACK_IMPORTED_MODULE_4__ = __nccwpck_require__(6399);
-/* harmony import */ var _action_deploy_inputs_js__WEBPACK_IMPORTED_MODULE_5__ = __nccwpck_require__(1999);
+/* harmony import */ var _action_deploy_inputs_js__WEBPACK_IMPORTED_MODULE_5__ = __nccwpck_require__(8999);
 /* harmony import */ var _lib_errors_js__WEBPACK_IMPORTED_MODULE_6__ = __nccwpck_require__(2830);
 /* harmony import */ var _lib_deploy_index_js__WEBPACK_IMPORTED_MODULE_7__ = __nccwpck_require__(1968);
 /**
