@@ -235,6 +235,8 @@ interface Group {
   sum: number
   /** a bucket with a negative upper bound was seen */
   negativeLe: boolean
+  /** text format: where each bucket's le value starts and ends in the text (the duplicate check for buckets, consulted on an le-order error only) */
+  les: number[] | null
   firstLine: number
 }
 
@@ -253,6 +255,9 @@ interface Family {
   /** the only series key while the family has one */
   firstSeries: string | null
   groups: Map<string, Group> | null
+  /** the group of the last histogram sample (most samples continue the group before them) */
+  lastGroupKey: string | null
+  lastGroup: Group | null
   /** OpenMetrics: label sets (without le/quantile) seen, and the current one */
   metrics: Set<string> | null
   lastMetric: string | null
@@ -420,6 +425,8 @@ class Validator {
         series: null,
         firstSeries: null,
         groups: null,
+        lastGroupKey: null,
+        lastGroup: null,
         metrics: null,
         lastMetric: null,
         times: null
@@ -503,6 +510,8 @@ class Validator {
         }
       }
       f.groups = null
+      f.lastGroupKey = null
+      f.lastGroup = null
     }
     // the duplicate check is per family; a family that comes back is an error of its own
     f.series = null
@@ -1210,12 +1219,15 @@ class Validator {
       }
       fam.lastMetric = gk
     }
-    const key =
-      special >= 0
-        ? name + '{' + gk + '}' + text.slice(this.lvS[special], this.lvE[special])
-        : this.seriesKey(start, ne, name)
-    if (this.om) this.metricPoint(fam, key, start, name)
-    else if (this.seenSeries(fam, key)) this.duplicate(start, name, '')
+    // text format: a histogram's samples are told apart by their group (below), without a series key
+    if (this.om || !isHist || kind === K_BARE) {
+      const key =
+        special >= 0
+          ? name + '{' + gk + '}' + text.slice(this.lvS[special], this.lvE[special])
+          : this.seriesKey(start, ne, name)
+      if (this.om) this.metricPoint(fam, key, start, name)
+      else if (this.seenSeries(fam, key)) this.duplicate(start, name, '')
+    }
 
     if (special >= 0) {
       const sv = this.parseFloat(this.lvS[special], this.lvE[special])
@@ -1237,7 +1249,7 @@ class Validator {
     const value = this.valueNum
     if (type === 'histogram' || type === 'gaugehistogram') {
       this.exemplarAllowed = kind === K_BUCKET
-      this.histogram(fam, kind, value, name, special, gk)
+      this.histogram(fam, kind, value, name, special, gk, start)
     } else if (type === 'summary') {
       if (kind === K_BARE) {
         this.quantile(special)
@@ -1401,7 +1413,15 @@ class Validator {
       )
   }
 
-  private histogram(fam: Family, kind: number, value: number, name: string, leIdx: number, gk: string): void {
+  private histogram(
+    fam: Family,
+    kind: number,
+    value: number,
+    name: string,
+    leIdx: number,
+    gk: string,
+    start: number
+  ): void {
     const line = this.line
     if (kind === K_BARE) {
       // textFamily/omFamily reported the name already
@@ -1416,7 +1436,7 @@ class Validator {
     }
     let groups = fam.groups
     if (!groups) groups = fam.groups = new Map()
-    let g = groups.get(gk)
+    let g = fam.lastGroupKey === gk ? fam.lastGroup : groups.get(gk)
     if (!g) {
       g = {
         lastLe: NaN,
@@ -1430,9 +1450,18 @@ class Validator {
         sumLine: 0,
         sum: 0,
         negativeLe: false,
+        les: null,
         firstLine: line
       }
       groups.set(gk, g)
+    }
+    fam.lastGroupKey = gk
+    fam.lastGroup = g
+    const text = !this.om // text format: the duplicate checks of histogram samples are made here
+    if (kind === K_SUM || kind === K_GSUM) {
+      if (text && g.sumLine) this.duplicate(start, name, '')
+    } else if (kind !== K_BUCKET) {
+      if (text && g.hasCount) this.duplicate(start, name, '')
     }
     if (kind === K_SUM || kind === K_GSUM) {
       g.sumLine = line
@@ -1449,17 +1478,20 @@ class Validator {
     this.exemplarLe = le
     if (le < 0) g.negativeLe = true
     if (g.lastBucketLine) {
-      if (!(le > g.lastLe))
+      if (!(le > g.lastLe)) {
+        if (text && this.seenLe(g.les!, leIdx)) this.duplicate(start, name, '')
         this.err(
           'histogram-le-order',
           `bucket le="${this.text.slice(this.lvS[leIdx], this.lvE[leIdx])}" does not come after le=${g.lastLe} (line ${g.lastBucketLine}); le must increase strictly`
         )
+      }
       if (value < g.lastCount)
         this.err(
           'histogram-bucket-decreasing',
           `bucket count ${value} is less than ${g.lastCount} of the previous bucket (line ${g.lastBucketLine}); buckets are cumulative`
         )
     }
+    if (text) (g.les ??= []).push(this.lvS[leIdx], this.lvE[leIdx])
     g.lastLe = le
     g.lastCount = value
     g.lastBucketLine = line
@@ -1467,6 +1499,14 @@ class Validator {
       g.hasInf = true
       g.inf = value
     }
+  }
+
+  /** Whether an earlier bucket of the group had the same le text as the current sample's label i. */
+  private seenLe(les: number[], i: number): boolean {
+    const text = this.text
+    const le = text.slice(this.lvS[i], this.lvE[i])
+    for (let k = 0; k < les.length; k += 2) if (text.slice(les[k], les[k + 1]) === le) return true
+    return false
   }
 
   /** The series key: name and label set, independent of label order and blanks. */
