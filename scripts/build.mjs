@@ -50,7 +50,7 @@ const SHIM =
 
 for (const action of ACTIONS) {
   if (only.length && !only.includes(action)) continue
-  const entry = join(buildDir, action, 'main.js')
+  const entry = join(buildDir, action, 'index.js')
   if (!existsSync(entry)) throw new Error(`missing entry ${entry}`)
   // ncc writes into build/ first; the files then replace dist/<action>/ one rename at a time, so a bundle
   // that is running (a test, the demo) never sees a half-written or missing file

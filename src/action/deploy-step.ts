@@ -1,50 +1,63 @@
 /**
- * The deploy step shared by deploy-ssh and ship: reads deploy-ssh's inputs, pins images through the
- * registry, deploys the release over the fleet, records a GitHub Deployment, sets the deploy outputs and
+ * The deploy step shared by deploy-ssh and ship: readDeployInputs() reads deploy-ssh's inputs once; deployStep()
+ * takes them, pins images through the registry, deploys the release over the fleet, records a GitHub Deployment, sets the deploy outputs and
  * writes the summary. The caller decides when the step has failed and finishes the Deployment record.
  */
 import * as core from '@actions/core'
 import { resolve } from 'node:path'
 import * as inputs from './inputs.js'
 import {
-  actionLog,
+  fleetOptions,
   readDeploymentInputs,
   readFleetInputs,
   readRegistryInputs,
-  runFacts
+  registryAuth,
+  runFacts,
+  type DeploymentInputs,
+  type FleetInputs,
+  type FleetOptions,
+  type RegistryInputs,
+  type RunFacts
 } from './deploy-inputs.js'
 import { startDeployment, type DeploymentRecord } from './deployments.js'
+import { coreLog } from './log.js'
 import {
   deployHeld,
   releaseDeploy,
   summaryTable,
   type DeployResult,
   type HeldDeploy,
-  type Plan
+  type Plan,
+  type RegistryAuth
 } from '../lib/deploy/index.js'
 import { parseImagesInput, type ImageRef } from '../lib/compose/validate.js'
-import { RegistryClient, RegistryError } from '../lib/registry/index.js'
 import { credentialRegistry } from '../lib/deploy/release.js'
+import { RegistryClient, RegistryError } from '../lib/registry/index.js'
 import { UserError } from '../lib/errors.js'
 
-export interface DeployStep {
-  result: DeployResult
+/** Everything deploy-ssh reads (and ship, for its deploy part). */
+export interface DeployInputs {
+  /** text of the release's .env (masked, and each value of it); '' = carry the previous release's over */
+  envFile: string
+  fleet: FleetInputs
+  /** `service=image-ref` lines as given */
+  images: string[]
+  /** the same, parsed */
+  imageRefs: ImageRef[]
+  registry: RegistryInputs
+  /** the registry `registry-password` goes to (credentialRegistry), undefined: none */
+  credentialScope?: string
+  deployment: DeploymentInputs
+  /** compose files, resolved against GITHUB_WORKSPACE */
+  composeFiles: string[]
+  services: string[]
   version: string
-  /** the GitHub Deployment (a no-op when no environment is set), still to be finished */
-  record?: DeploymentRecord
-  registry: ReturnType<typeof readRegistryInputs>
-  /** the fleet inputs as read (ship's put-back uses them again) */
-  fleet: ReturnType<typeof readFleetInputs>
-  /** with `hold`: the hosts still locked, for ship's smoke test and put-back; release with releaseHeld() */
-  held?: HeldDeploy
+  autoRollback: boolean
   keepReleases: number
+  facts: RunFacts
 }
 
-/**
- * Deploys; with `hold` the host locks stay held after the deploy (ship smoke-tests and puts back under
- * the same locks, so no other deploy can slip in between), to be let go with releaseHeld().
- */
-export async function deployStep(opts: { hold?: boolean } = {}): Promise<DeployStep> {
+export function readDeployInputs(): DeployInputs {
   const envFile = inputs.secret('env-file')
   // each value of the .env is a secret of its own too (an app may log it bare); short ones would garble logs
   for (const line of envFile.split(/\r?\n/)) {
@@ -55,15 +68,63 @@ export async function deployStep(opts: { hold?: boolean } = {}): Promise<DeployS
   }
   const fleet = readFleetInputs()
   const images = inputs.list('images', { commas: false })
-  const refs = [...parseImagesInput(images).values()]
-  const raw = readRegistryInputs()
+  const imageRefs = [...parseImagesInput(images).values()]
+  const registry = readRegistryInputs()
   // credentials go only to the registry they are for; refused when that is ambiguous
-  const scope = credentialRegistry({ registry: raw.registry, password: raw.password, images: refs })
-  const reg = readRegistryInputs(scope)
-  const dep = readDeploymentInputs()
+  const credentialScope = credentialRegistry({
+    registry: registry.registry,
+    password: registry.password,
+    images: imageRefs
+  })
   const facts = runFacts()
+  const deployment = readDeploymentInputs(facts)
   const version = inputs.str('version', facts.sha ?? '')
+  const keepReleases = inputs.int('keep-releases', 5, { min: 1, max: 100 })
   const workspace = process.env.GITHUB_WORKSPACE || process.cwd()
+  const composeFiles = inputs.list('compose-file', { commas: false }).map(f => resolve(workspace, f))
+  const services = inputs.list('services')
+  const autoRollback = inputs.bool('auto-rollback', true)
+  return {
+    envFile,
+    fleet,
+    images,
+    imageRefs,
+    registry,
+    credentialScope,
+    deployment,
+    composeFiles,
+    services,
+    version,
+    autoRollback,
+    keepReleases,
+    facts
+  }
+}
+
+export interface DeployStep {
+  result: DeployResult
+  version: string
+  /** the GitHub Deployment (a no-op when no environment is set), still to be finished */
+  record?: DeploymentRecord
+  /** the registry login on the hosts (ship's put-back uses it again) */
+  registryAuth?: RegistryAuth
+  /** the fleet options the deploy ran with: the same connections (ship's put-back uses them again) */
+  fleet: FleetOptions
+  /** with `hold`: the hosts still locked, for ship's smoke test and put-back; release with releaseHeld() */
+  held?: HeldDeploy
+  keepReleases: number
+}
+
+/**
+ * Deploys; with `hold` the host locks stay held after the deploy (ship smoke-tests and puts back under
+ * the same locks, so no other deploy can slip in between), to be let go with releaseHeld().
+ */
+export async function deployStep(inp: DeployInputs, opts: { hold?: boolean } = {}): Promise<DeployStep> {
+  const { facts, version, keepReleases } = inp
+  const scope = inp.credentialScope
+  const reg = inp.registry
+  const auth = registryAuth(reg, scope)
+  const fleet = fleetOptions(inp.fleet, facts)
   const clients = new Map<string, RegistryClient>()
   const resolveDigest = async (ref: ImageRef): Promise<string> => {
     // credentials only go to the registry they are for; the others are asked anonymously
@@ -89,18 +150,17 @@ export async function deployStep(opts: { hold?: boolean } = {}): Promise<DeployS
     }
   }
   let record: Awaited<ReturnType<typeof startDeployment>> | undefined
-  const keepReleases = inputs.int('keep-releases', 5, { min: 1, max: 100 })
   const held = await deployHeld({
     ...fleet,
-    log: actionLog,
-    registry: reg.auth,
-    composeFiles: inputs.list('compose-file', { commas: false }).map(f => resolve(workspace, f)),
-    envFile: envFile === '' ? undefined : envFile,
-    images,
-    services: inputs.list('services'),
+    log: coreLog,
+    registry: auth,
+    composeFiles: inp.composeFiles,
+    envFile: inp.envFile === '' ? undefined : inp.envFile,
+    images: inp.images,
+    services: inp.services,
     version,
     sha: facts.sha,
-    autoRollback: inputs.bool('auto-rollback', true),
+    autoRollback: inp.autoRollback,
     keepReleases,
     resolveDigest,
     onPlanned: async (plan: Plan) => {
@@ -111,7 +171,7 @@ export async function deployStep(opts: { hold?: boolean } = {}): Promise<DeployS
             .join(', ') || 'no pinned images'
         }`
       )
-      record = await startDeployment(dep, {
+      record = await startDeployment(inp.deployment, {
         ref: facts.sha || plan.version,
         version: plan.version,
         releaseId: plan.releaseId,
@@ -137,7 +197,7 @@ export async function deployStep(opts: { hold?: boolean } = {}): Promise<DeployS
   await core.summary
     .addRaw(
       summaryTable(`deploy-ssh: ${result.status}`, result.hosts, [
-        ['path', fleet.path],
+        ['path', inp.fleet.path],
         ['version', version],
         [
           'images',
@@ -148,5 +208,13 @@ export async function deployStep(opts: { hold?: boolean } = {}): Promise<DeployS
       ])
     )
     .write()
-  return { result, version, record, registry: reg, fleet, held: opts.hold ? held : undefined, keepReleases }
+  return {
+    result,
+    version,
+    record,
+    registryAuth: auth,
+    fleet,
+    held: opts.hold ? held : undefined,
+    keepReleases
+  }
 }

@@ -2,7 +2,8 @@
  * Reports an action's verdict on the commit under test, for pull-request status checks:
  * `status` posts a commit status (pending, then success/failure), `check` a check run (in progress, then
  * completed with the results table as its output).
- * The commit is the PR head (`pull_request.head.sha`) on pull_request events, else GITHUB_SHA.
+ * The commit is the PR head (`pull_request.head.sha`) on pull_request events, else GITHUB_SHA
+ * (commitUnderTest() in src/lib/github/run.ts).
  * The API is GitHub's (GITHUB_API_URL, honoured by getOctokit). Reporting never fails the step: a token that
  * may not write (fork pull requests get a read-only GITHUB_TOKEN: 403 "Resource not accessible by
  * integration") or any other API failure is a warning that says what to grant.
@@ -12,6 +13,7 @@ import * as core from '@actions/core'
 import { redacted } from './secrets.js'
 import { context, getOctokit } from '@actions/github'
 import { UserError, errorMessage } from '../lib/errors.js'
+import { commitUnderTest, runUrl } from '../lib/github/run.js'
 
 export type ReportMode = 'summary' | 'status' | 'check'
 export const REPORT_MODES: readonly ReportMode[] = ['summary', 'status', 'check']
@@ -33,19 +35,6 @@ export interface Verdict {
   /** Markdown for a check run's output */
   markdown: string
   title: string
-}
-
-/** The commit the workflow tests: the PR head on pull_request events, else GITHUB_SHA. */
-export function commitUnderTest(): string {
-  const pr = context.payload.pull_request as { head?: { sha?: string } } | undefined
-  return pr?.head?.sha ?? context.sha
-}
-
-function runUrl(): string | undefined {
-  const server = process.env.GITHUB_SERVER_URL ?? 'https://github.com'
-  const repo = process.env.GITHUB_REPOSITORY
-  const run = process.env.GITHUB_RUN_ID
-  return repo && run ? `${server}/${repo}/actions/runs/${run}` : undefined
 }
 
 /** API payload text: every secret of the run redacted, then clipped to the field's limit */

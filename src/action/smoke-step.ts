@@ -1,25 +1,17 @@
 /**
- * The smoke step shared by smoke-test and ship: masks every credential form, parses the checks, runs them
- * inside one deadline, writes the summary. The caller sets its outputs and decides what a failure means.
+ * The smoke step shared by smoke-test and ship: runs the checks of the smoke inputs (read, parsed and masked
+ * once by src/action/smoke-inputs.ts) inside one deadline, writes the summary. The caller sets its outputs
+ * and decides what a failure means.
  */
 import * as core from '@actions/core'
-import { UserError } from '../lib/errors.js'
-import { Redactor, displayUrl } from '../lib/redact.js'
-import { parseChecks } from '../lib/smoke/checks.js'
-import { parseBaseUrl, runSmoke, type SmokeReport } from '../lib/smoke/run.js'
+import { runSmoke, type SmokeReport } from '../lib/smoke/run.js'
+import { coreLog } from './log.js'
+import type { SmokeInputs } from './smoke-inputs.js'
 import { summaryMarkdown, verdict } from '../lib/smoke/summary.js'
 import { validateExposition } from '../lib/prometheus/validate.js'
 
-export interface SmokeStepOptions {
-  url: string
-  /** the input that named the URL, for error messages */
-  urlInput: string
-  checksText: string
-  checksInput: string
-  headers: Record<string, string>
-  timeout: number
-  requestTimeout: number
-  insecureTls: boolean
+/** When the step runs and what it tells the caller along the way. */
+export interface SmokeStepHooks {
   /** performance.now() the deadline counts from (default: now; smoke-test passes 0, its process start) */
   startedAt?: number
   /** marks the commit as soon as the checks start (smoke-test's pending status / in-progress check run) */
@@ -37,37 +29,27 @@ export interface SmokeStep {
   firstFailure?: string
 }
 
-export async function smokeStep(o: SmokeStepOptions): Promise<SmokeStep> {
-  // Secrets first: nothing is logged before every credential form is masked.
-  const redactor = new Redactor()
-  const checks = parseChecks(o.checksText, o.checksInput)
-  redactor.addUrl(o.url)
-  for (const v of Object.values(o.headers)) redactor.addHeaderValue(v)
-  for (const c of checks) for (const v of Object.values(c.headers)) redactor.addHeaderValue(v)
-  for (const form of redactor.forms()) core.setSecret(form) // forms() already holds the base64 and URL-encoded forms
-
-  if (o.url.trim() === '')
-    throw new UserError(
-      `Input '${o.urlInput}' is required: the base URL of the deployment, e.g. '${o.urlInput}: https://stage.example.com'.`
-    )
-  parseBaseUrl(o.url)
-  const target = displayUrl(o.url.trim())
+/** Runs the checks of `inp` (read, parsed and masked by readSmokeInputs()). */
+export async function smokeStep(inp: SmokeInputs, o: SmokeStepHooks = {}): Promise<SmokeStep> {
+  const { checks, redactor } = inp
+  const target = inp.display
   core.info(
-    `smoke-test: ${target}: ${checks.length} check${checks.length === 1 ? '' : 's'}, deadline ${o.timeout}s, ${o.requestTimeout}s per request`
+    `smoke-test: ${target}: ${checks.length} check${checks.length === 1 ? '' : 's'}, deadline ${inp.timeout}s, ${inp.requestTimeout}s per request`
   )
-  if (o.insecureTls) core.warning('insecure-tls: TLS certificates are not verified')
+  if (inp.insecureTls) core.warning('insecure-tls: TLS certificates are not verified')
   o.begin?.(`checking ${checks.length} endpoint${checks.length === 1 ? '' : 's'} of ${target}`)
   core.startGroup(`attempt log (${checks.length} checks at once)`)
   const report = await runSmoke({
-    url: o.url.trim(),
+    url: inp.url,
     checks,
-    timeoutMs: o.timeout * 1000,
-    requestTimeoutMs: Math.min(o.requestTimeout, o.timeout) * 1000,
-    headers: o.headers,
-    insecureTls: o.insecureTls,
+    timeoutMs: inp.timeout * 1000,
+    requestTimeoutMs: Math.min(inp.requestTimeout, inp.timeout) * 1000,
+    headers: inp.headers,
+    insecureTls: inp.insecureTls,
     validate: validateExposition,
     redactor,
-    log: line => core.info(line),
+    secretsKnown: true,
+    log: coreLog,
     startedAt: o.startedAt
   })
     .catch(async (e: unknown) => {

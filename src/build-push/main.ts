@@ -1,24 +1,25 @@
+/**
+ * build-push: builds one image and pushes it under its commit tag and the stage tag (src/lib/build), sets
+ * the outputs, writes the summary; the post step removes the temporary Docker config. Launched by
+ * ./index.ts; importing this module runs nothing.
+ */
 import * as core from '@actions/core'
 import { tmpdir } from 'node:os'
-import { runAction } from '../action/run.js'
-import { bool, list, maskSecret, secret, str } from '../action/inputs.js'
-import { parseKeyValues } from '../lib/parse.js'
-import { commitSha, planTags } from '../lib/build/tags.js'
-import { defaultImage, loginRegistry, normalizeImage } from '../lib/build/naming.js'
-import { ociLabels } from '../lib/build/labels.js'
+import { maskSecret } from '../action/inputs.js'
+import { coreLog } from '../action/log.js'
 import { buildPush } from '../lib/build/run.js'
 import { failureMarkdown, summaryMarkdown } from '../lib/build/summary.js'
 import { registryAccess } from '../lib/build/registry.js'
 import { configCredential, createDockerConfig, removeDockerConfig } from '../lib/docker/config.js'
+import { getInputs } from './inputs.js'
 
 const STATE_CONFIG = 'docker-config'
 
-/** What a failure summary can say: filled in as main learns it. */
-const known: { image?: string; tags?: string[] } = {}
-
-async function main(): Promise<void> {
+export async function run(): Promise<void> {
+  /** What a failure summary can say: filled in as the step learns it. */
+  const known: { image?: string; tags?: string[] } = {}
   try {
-    await buildAndPush()
+    await buildAndPush(known)
   } catch (e) {
     // the failure itself is what the step reports, even when no summary file can be written
     await core.summary
@@ -29,30 +30,16 @@ async function main(): Promise<void> {
   }
 }
 
-async function buildAndPush(): Promise<void> {
-  const env = process.env
-  const push = bool('push', true)
-  const username = str('registry-username')
-  const password = secret('registry-password')
-  if (username && password) maskSecret(`${username}:${password}`)
-
-  const { sha, from } = commitSha({ input: str('sha'), eventName: env.GITHUB_EVENT_NAME, eventPath: env.GITHUB_EVENT_PATH, githubSha: env.GITHUB_SHA })
-  const image = normalizeImage(str('image') || defaultImage(env.GITHUB_REPOSITORY, str('service')))
+async function buildAndPush(known: { image?: string; tags?: string[] }): Promise<void> {
+  const inputs = getInputs(known)
+  const { push, username, password, sha, image, tags, labels, buildArgs, registry } = inputs
   if (image.lowercasedFrom) {
     core.notice(`Image name '${image.lowercasedFrom}' lowercased to '${image.image}': registries accept lowercase repository names only.`)
   }
-  known.image = image.image
-  const tags = planTags(sha, str('stage-tag'), list('tags'), image.image)
-  known.tags = tags.all
-  const labels = ociLabels(
-    { serverUrl: env.GITHUB_SERVER_URL, repository: env.GITHUB_REPOSITORY, sha, sourceDateEpoch: env.SOURCE_DATE_EPOCH },
-    parseKeyValues('labels', str('labels'))
-  )
-  const buildArgs = parseKeyValues('build-args', str('build-args'))
-  const { registry, warning } = loginRegistry(str('registry'), image)
-  if (warning) core.warning(warning)
-  core.info(`image ${image.image}, commit ${sha} (from ${from}), tags: ${tags.all.join(', ')}`)
+  if (inputs.registryWarning) core.warning(inputs.registryWarning)
+  core.info(`image ${image.image}, commit ${sha} (from ${inputs.shaFrom}), tags: ${tags.all.join(', ')}`)
 
+  const env = process.env
   // an earlier login to this registry is dropped from the copy only when this step logs in itself
   const config = createDockerConfig(env.RUNNER_TEMP || tmpdir(), { registry: password ? registry : undefined })
   core.saveState(STATE_CONFIG, config.dir)
@@ -64,27 +51,22 @@ async function buildAndPush(): Promise<void> {
     if (earlier) maskSecret(earlier.password)
     const result = await buildPush(
       {
-        context: str('context', '.'),
-        file: str('file'),
+        context: inputs.context,
+        file: inputs.file,
         image,
         tags,
         labels,
         buildArgs,
-        platforms: list('platforms'),
-        target: str('target') || undefined,
+        platforms: inputs.platforms,
+        target: inputs.target,
         push,
-        provenance: str('provenance', 'false'),
-        cache: bool('cache', true),
+        provenance: inputs.provenance,
+        cache: inputs.cache,
         config,
         login,
-        registry: registryAccess(image, login ?? earlier, line => core.debug(line))
+        registry: registryAccess(image, login ?? earlier, coreLog)
       },
-      {
-        info: m => core.info(m),
-        notice: m => core.notice(m),
-        warning: m => core.warning(m),
-        group: (name, fn) => core.group(name, fn)
-      }
+      coreLog
     )
     core.setOutput('digest', result.digest)
     core.setOutput('image', result.image)
@@ -104,9 +86,8 @@ async function buildAndPush(): Promise<void> {
   }
 }
 
-async function post(): Promise<void> {
+export async function post(): Promise<void> {
   const dir = core.getState(STATE_CONFIG)
   if (removeDockerConfig(dir)) core.info(`removed the temporary Docker config ${dir}`)
 }
 
-await runAction(main, post)

@@ -1,10 +1,11 @@
+/** deploy-ssh: the deploy step (src/action/deploy-step.ts). Launched by ./index.ts; importing runs nothing. */
 import * as core from '@actions/core'
-import { runAction } from '../action/run.js'
 import { deployStep } from '../action/deploy-step.js'
 import { UserError } from '../lib/errors.js'
+import { getInputs } from './inputs.js'
 
-async function main(): Promise<void> {
-  const { result, version, record } = await deployStep()
+export async function run(): Promise<void> {
+  const { result, version, record } = await deployStep(getInputs())
   await record?.finish(
     result.status === 'deployed' ? 'success' : 'failure',
     result.status === 'deployed' ? `${version} is live` : (result.error ?? result.status)
@@ -13,7 +14,7 @@ async function main(): Promise<void> {
   core.info(`deployed ${version} (${result.releaseId}) to ${result.hosts.length} host(s)`)
 }
 
-await runAction(main, async () => {
-  // nothing to undo here: the host lock lives only as long as main's SSH connection, and the temporary
+export async function post(): Promise<void> {
+  // nothing to undo here: the host lock lives only as long as run's SSH connection, and the temporary
   // registry login on the host is removed with it
-})
+}

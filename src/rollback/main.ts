@@ -1,31 +1,23 @@
+/** rollback: puts a kept release back on every host. Launched by ./index.ts; importing runs nothing. */
 import * as core from '@actions/core'
-import { runAction } from '../action/run.js'
-import * as inputs from '../action/inputs.js'
-import {
-  actionLog,
-  readDeploymentInputs,
-  readFleetInputs,
-  readRegistryInputs,
-  runFacts
-} from '../action/deploy-inputs.js'
+import { fleetOptions, registryAuth } from '../action/deploy-inputs.js'
 import { startDeployment } from '../action/deployments.js'
+import { coreLog } from '../action/log.js'
 import { UserError } from '../lib/errors.js'
 import { rollback, summaryTable } from '../lib/deploy/index.js'
+import { getInputs } from './inputs.js'
 
-async function main(): Promise<void> {
-  const fleet = readFleetInputs()
-  const reg = readRegistryInputs()
-  const dep = readDeploymentInputs()
-  const to = inputs.str('to')
+export async function run(): Promise<void> {
+  const inp = getInputs()
   let record: Awaited<ReturnType<typeof startDeployment>> | undefined
   const result = await rollback({
-    ...fleet,
-    log: actionLog,
-    registry: reg.auth,
-    to: to || undefined,
+    ...fleetOptions(inp.fleet, inp.facts),
+    log: coreLog,
+    registry: registryAuth(inp.registry),
+    to: inp.to,
     onPlanned: async plan => {
-      record = await startDeployment(dep, {
-        ref: plan.sha || runFacts().sha || plan.version,
+      record = await startDeployment(inp.deployment, {
+        ref: plan.sha || inp.facts.sha || plan.version,
         version: plan.version,
         releaseId: plan.releaseId,
         images: plan.images,
@@ -48,7 +40,7 @@ async function main(): Promise<void> {
   await core.summary
     .addRaw(
       summaryTable(`rollback: ${result.status}`, result.hosts, [
-        ['path', fleet.path],
+        ['path', inp.fleet.path],
         ['from', result.fromVersion || '—'],
         ['to', `${result.toVersion} (${result.releaseId})`]
       ])
@@ -66,6 +58,6 @@ async function main(): Promise<void> {
   )
 }
 
-await runAction(main, async () => {
-  // nothing to undo: the host lock ends with main's SSH connection
-})
+export async function post(): Promise<void> {
+  // nothing to undo: the host lock ends with run's SSH connection
+}

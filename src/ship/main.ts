@@ -3,42 +3,30 @@
  * release that was live before is put back (health-gated, recorded in the ledger and on the GitHub
  * Deployment) and the step fails with both reasons. The same library code as the separate actions. The
  * host locks are held from the deploy through the smoke test and the put-back: no other deploy can land
- * in between and be overwritten.
+ * in between and be overwritten. Launched by ./index.ts; importing this module runs nothing.
  */
 import * as core from '@actions/core'
-import { runAction } from '../action/run.js'
-import * as inputs from '../action/inputs.js'
-import { deployStep } from '../action/deploy-step.js'
+import { deployStep, type DeployStep } from '../action/deploy-step.js'
 import { smokeStep } from '../action/smoke-step.js'
-import { actionLog } from '../action/deploy-inputs.js'
+import type { SmokeInputs } from '../action/smoke-inputs.js'
+import { coreLog } from '../action/log.js'
 import { UserError } from '../lib/errors.js'
 import { releaseDeploy, rollbackOn, summaryTable } from '../lib/deploy/index.js'
+import { getInputs } from './inputs.js'
 
-async function main(): Promise<void> {
-  const smokeUrl = inputs.str('smoke-url')
-  const smokeChecks = inputs.str('smoke-checks')
-  const smokeTimeout = inputs.int('smoke-timeout', 60, { min: 1, max: 3600 })
-  if (smokeUrl.trim() === '')
-    throw new UserError(
-      "Input 'smoke-url' is required: the base URL ship checks after the deploy, e.g. 'smoke-url: https://stage.example.com'."
-    )
-
-  const step = await deployStep({ hold: true })
+export async function run(): Promise<void> {
+  const inputs = getInputs()
+  const step = await deployStep(inputs.deploy, { hold: true })
   const held = step.held!
   try {
-    await shipAfterDeploy(step, smokeUrl, smokeChecks, smokeTimeout)
+    await shipAfterDeploy(step, inputs.smoke)
   } finally {
     await releaseDeploy(held, { keepReleases: step.keepReleases })
   }
 }
 
-async function shipAfterDeploy(
-  step: Awaited<ReturnType<typeof deployStep>>,
-  smokeUrl: string,
-  smokeChecks: string,
-  smokeTimeout: number
-): Promise<void> {
-  const { result, version, record, registry, fleet } = step
+async function shipAfterDeploy(step: DeployStep, smokeInputs: SmokeInputs): Promise<void> {
+  const { result, version, record, registryAuth, fleet } = step
   const held = step.held!
   if (result.status !== 'deployed') {
     core.setOutput('smoke-passed', 'false')
@@ -46,16 +34,7 @@ async function shipAfterDeploy(
     throw new UserError(result.error ?? `deploy ${result.status}`)
   }
 
-  const smoke = await smokeStep({
-    url: smokeUrl,
-    urlInput: 'smoke-url',
-    checksText: smokeChecks,
-    checksInput: 'smoke-checks',
-    headers: {},
-    timeout: smokeTimeout,
-    requestTimeout: Math.min(5, smokeTimeout),
-    insecureTls: false
-  })
+  const smoke = await smokeStep(smokeInputs)
   core.setOutput('smoke-passed', String(smoke.report.passed))
   if (smoke.report.passed) {
     await record?.finish('success', `${version} is live; smoke test passed`)
@@ -76,9 +55,9 @@ async function shipAfterDeploy(
   }
   core.info(`putting back release ${previous} (${result.previousVersion}) …`)
   const back = await rollbackOn(held.fleet, {
-    ...fleet, // the same connections and locks as the deploy
-    log: actionLog,
-    registry: registry.auth,
+    ...fleet, // the same connections and locks as the deploy: no input is read again
+    log: coreLog,
+    registry: registryAuth,
     to: previous,
     givingUp: smokeReason
   })
@@ -105,6 +84,6 @@ async function shipAfterDeploy(
   )
 }
 
-await runAction(main, async () => {
-  // nothing to undo: host locks end with main's SSH connections
-})
+export async function post(): Promise<void> {
+  // nothing to undo: host locks end with run's SSH connections
+}

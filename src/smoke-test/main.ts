@@ -1,36 +1,19 @@
 /**
- * smoke-test: reads the inputs, masks every credential form, runs the checks (src/lib/smoke) within the
- * deadline, writes outputs and the job summary, and reports to the commit when asked (src/action/report.ts).
+ * smoke-test: reads the inputs once (./inputs.ts: masked and parsed there), runs the checks (src/lib/smoke)
+ * within the deadline, writes outputs and the job summary, and reports to the commit when asked
+ * (src/action/report.ts). Launched by ./index.ts; importing this module runs nothing.
  */
 import * as core from '@actions/core'
-import { runAction } from '../action/run.js'
-import { bool, int, secret, str } from '../action/inputs.js'
-import { parseReportMode, Reporter } from '../action/report.js'
+import { Reporter } from '../action/report.js'
 import { smokeStep } from '../action/smoke-step.js'
 import { UserError } from '../lib/errors.js'
-import { parseHeaderLines } from '../lib/smoke/checks.js'
+import { getInputs } from './inputs.js'
 
-await runAction(async () => {
-  const headers = parseHeaderLines(secret('headers'))
-  const url = str('url')
-  const checksText = str('checks')
-  const token = secret('github-token')
-  const timeout = int('timeout', 60, { min: 1, max: 3600 })
-  const requestTimeout = int('request-timeout', 5, { min: 1, max: 600 })
-  const insecureTls = bool('insecure-tls', false)
-  const mode = parseReportMode(str('report', 'summary'))
-  const name = str('status-context', 'smoke-test')
-  const reporter = new Reporter(mode, token, name)
+export async function run(): Promise<void> {
+  const inputs = getInputs()
+  const reporter = new Reporter(inputs.report.mode, inputs.report.token, inputs.report.name)
 
-  const { report, line, markdown } = await smokeStep({
-    url,
-    urlInput: 'url',
-    checksText,
-    checksInput: 'checks',
-    headers,
-    timeout,
-    requestTimeout,
-    insecureTls,
+  const { report, line, markdown } = await smokeStep(inputs.smoke, {
     startedAt: 0, // performance.now() counts from process start: the deadline includes our own start-up
     begin: description => void reporter.begin(description),
     // never leave a pending status / in-progress check run behind
@@ -60,4 +43,4 @@ await runAction(async () => {
     )
   }
   core.info(`smoke-test: ${line}`)
-})
+}

@@ -45,6 +45,7 @@ import { startNginx, type Nginx } from './nginx.js'
 import type { TestRegistry } from './registry.js'
 import type { Sshd } from './sshd.js'
 import { startTcpCut, type TcpCut } from './tcp-cut.js'
+import { mapLimit } from '../lib/pool.js'
 
 export type Strategy = 'recreate' | 'blue-green'
 export type Fault = 'link' | 'kill' | 'fail'
@@ -1196,17 +1197,7 @@ export function removeProjects(...projects: string[]): void {
 
 /** Runs cells `size` at a time; outcomes in cell order. */
 export async function runPool(env: MatrixEnv, list: Cell[], size: number): Promise<CellOutcome[]> {
-  const out: CellOutcome[] = new Array(list.length)
-  let next = 0
-  await Promise.all(
-    Array.from({ length: Math.min(size, list.length) }, async () => {
-      while (next < list.length) {
-        const i = next++
-        out[i] = await runCell(env, list[i])
-      }
-    })
-  )
-  return out
+  return mapLimit(list, size, cell => runCell(env, cell))
 }
 
 /** The matrix as a Markdown table: one row per step, one column per fault. */

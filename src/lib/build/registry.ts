@@ -6,6 +6,7 @@
 import { RegistryClient } from '../registry/client.js'
 import { RegistryError } from '../registry/errors.js'
 import type { ImageName } from './naming.js'
+import { debug, type Logger } from '../log.js'
 
 export interface RegistryAccess {
   /** the digest `tag` has in the registry now; undefined when the tag does not exist */
@@ -19,12 +20,12 @@ export interface RegistryLogin {
   password: string
 }
 
-export function registryAccess(image: ImageName, login?: RegistryLogin, log?: (line: string) => void): RegistryAccess {
+export function registryAccess(image: ImageName, login?: RegistryLogin, log?: Logger): RegistryAccess {
   const client = new RegistryClient({
     registry: image.registry,
     username: login?.username,
     password: login?.password,
-    log,
+    log: log && (line => debug(log, line)),
     userAgent: 'shipline-build-push'
   })
   // one Bearer token for reading back and for the tag PUTs

@@ -24,13 +24,10 @@ import {
 import type { ImageName } from './naming.js'
 import type { RegistryAccess } from './registry.js'
 import type { TagPlan } from './tags.js'
+import { group, notice, type Logger } from '../log.js'
 
-export interface Log {
-  info(message: string): void
-  notice(message: string): void
-  warning(message: string): void
-  group<T>(name: string, fn: () => Promise<T>): Promise<T>
-}
+/** build-push logs through the library's one Logger (notice and group fall back when absent) */
+export type Log = Logger
 
 export interface BuildPushOptions {
   context: string
@@ -148,7 +145,7 @@ async function login(o: BuildPushOptions, log: Log): Promise<string | undefined>
   const login = o.login
   if (!login) return undefined
   try {
-    await log.group(`docker login ${login.registry}`, async () => {
+    await group(log, `docker login ${login.registry}`, async () => {
       await dockerLogin({ config: o.config, bin: o.bin, ...login })
       log.info(`logged in to ${login.registry} as ${login.username} (credential kept in ${o.config.dir} for this step only)`)
     })
@@ -168,13 +165,14 @@ async function buildWithBuildx(o: BuildPushOptions, spec: BuildSpec, buildx: Bui
     spec.ghaCacheScope = cacheScope(o.image.image)
     spec.ghaCacheExport = canExportCache(buildx)
     if (!spec.ghaCacheExport) {
-      log.notice(
+      notice(
+        log,
         `The buildx builder's driver (${buildx.driver ?? 'unknown'}) cannot write the GitHub Actions cache, so it is only read: add docker/setup-buildx-action to cache layers between runs.`
       )
     }
   }
   const args = buildxArgs(spec)
-  const r = await log.group(`docker buildx build (${o.push ? 'push' : 'no push'})`, async () => {
+  const r = await group(log, `docker buildx build (${o.push ? 'push' : 'no push'})`, async () => {
     log.info(`docker ${args.join(' ')}`)
     return run(args)
   })
@@ -196,7 +194,7 @@ async function buildWithBuildx(o: BuildPushOptions, spec: BuildSpec, buildx: Bui
  */
 async function buildClassic(o: BuildPushOptions, spec: BuildSpec, run: Run, log: Log, loginFailure?: string): Promise<Built> {
   const args = classicBuildArgs(spec)
-  const r = await log.group('docker build', async () => {
+  const r = await group(log, 'docker build', async () => {
     log.info(`docker ${args.join(' ')}`)
     return run(args, { DOCKER_BUILDKIT: '0' })
   })
@@ -204,7 +202,7 @@ async function buildClassic(o: BuildPushOptions, spec: BuildSpec, run: Run, log:
   const built: Built = { builder: 'docker build (classic builder; no buildx)', imageId: readIidFile(spec.iidFile!) ?? '' }
   if (!o.push) return built
   const shaRef = `${o.image.image}:${o.tags.shaTag}`
-  const p = await log.group(`docker push ${shaRef}`, () => run(['push', shaRef]))
+  const p = await group(log, `docker push ${shaRef}`, () => run(['push', shaRef]))
   if (p.code !== 0) throw pushFailure(`docker push ${shaRef}`, p, o.image.registry)
   built.cliDigest = pushedDigest(p.stdout)
   const others = o.tags.all.filter(t => t !== o.tags.shaTag)

@@ -2,7 +2,7 @@
  * Which commit an image is tagged with, and the tags it gets: the full 40-hex commit SHA (immutable), the
  * moving stage tag, and any extra tags, each validated against the OCI tag grammar.
  */
-import { readFileSync } from 'node:fs'
+import { pullRequestHead } from '../github/run.js'
 import { UserError } from '../errors.js'
 import { FULL_SHA, isTag } from '../registry/reference.js'
 
@@ -31,17 +31,7 @@ export interface CommitSource {
   githubSha?: string
 }
 
-/** The pull request head SHA from the event payload, when the event is a pull request. */
-export function pullRequestHead(eventName: string | undefined, eventPath: string | undefined): string | undefined {
-  if (!eventName || !/^pull_request(_target|_review|_review_comment)?$/.test(eventName) || !eventPath) return undefined
-  try {
-    const event = JSON.parse(readFileSync(eventPath, 'utf8')) as { pull_request?: { head?: { sha?: unknown } } }
-    const sha = event.pull_request?.head?.sha
-    return typeof sha === 'string' && sha !== '' ? sha : undefined
-  } catch {
-    return undefined
-  }
-}
+export { pullRequestHead }
 
 /**
  * The commit the image is tagged with: the `sha` input when given, else the pull request head on

@@ -13,6 +13,7 @@ import { checkServices, overrideFile, pinImages, readComposeFiles, releaseMeta }
 import { closeFleet, openFleet, reconnect, rollOut, settle, type Fleet, type FleetHost } from './fleet.js'
 import { newTxn, transact, type Outcome } from './transaction.js'
 import type { DeployOptions, DeployResult, HostResult } from './types.js'
+import { prefixed } from '../log.js'
 
 interface HostPlan {
   meta: ReleaseMeta
@@ -141,8 +142,7 @@ export async function deployHeld(opts: DeployOptions): Promise<HeldDeploy> {
         actor: opts.actor,
         runUrl: opts.runUrl,
         onStep: opts.onStep,
-        log: msg => opts.log.info(`${h.label}: ${msg}`),
-        warn: msg => opts.log.warning(`${h.label}: ${msg}`)
+        log: prefixed(opts.log, `${h.label}: `)
       })
       if (out.state === 'lost') {
         opts.log.warning(`${h.label}: ${out.message}; connecting again to read the outcome`)
@@ -254,8 +254,7 @@ async function revertSwitched(
           actor: opts.actor,
           runUrl: opts.runUrl,
           onStep: opts.onStep,
-          log: msg => opts.log.info(`${h.label}: ${msg}`),
-          warn: msg => opts.log.warning(`${h.label}: ${msg}`)
+          log: prefixed(opts.log, `${h.label}: `)
         })
         if (out.state === 'lost') out = await settle(fleet, h, txn, 'deploy')
         if (out.state === 'committed') {

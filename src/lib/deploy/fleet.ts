@@ -8,6 +8,7 @@
  * its lock holder has closed the transaction by itself) and read the verdict from its journal.
  */
 import { errorMessage } from '../errors.js'
+import { mapLimit } from '../pool.js'
 import { ReleaseStore, type HostState } from '../release/store.js'
 import { ComposeRuntime } from '../runtime/compose.js'
 import type { Runtime } from '../runtime/runtime.js'
@@ -98,11 +99,7 @@ export async function rollOut(
   }
   if (fleet.length === 0) return true
   await one(fleet[0])
-  let next = 1
-  const workers = Array.from({ length: Math.max(1, Math.min(maxParallel, fleet.length - 1)) }, async () => {
-    while (ok && next < fleet.length) await one(fleet[next++])
-  })
-  await Promise.all(workers)
+  await mapLimit(fleet.slice(1), maxParallel, one, { stop: () => !ok })
   return ok
 }
 

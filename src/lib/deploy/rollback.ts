@@ -17,6 +17,7 @@ import { closeFleet, openFleet, rollOut, settle, type Fleet, type FleetHost } fr
 import { closeOpen, record } from './deploy.js'
 import { newTxn, transact } from './transaction.js'
 import type { RollbackOptions, RollbackResult } from './types.js'
+import { prefixed } from '../log.js'
 
 const kept = (state: HostState): string =>
   [...state.releases.values()]
@@ -118,7 +119,7 @@ export async function rollbackOn(fleet: Fleet, opts: RollbackOptions): Promise<R
   const ok = await rollOut(fleet.hosts, opts.maxParallel ?? 1, async h => {
     const { target, live, liveFrom } = plans.get(h)!
     const diverged = containersDiverge(h.state) || plans.get(h)!.diverged
-    const log = (m: string): void => opts.log.info(`${h.label}: ${m}`)
+    const log = prefixed(opts.log, `${h.label}: `)
     h.result.status = 'skipped'
     h.result.message = undefined
     Object.assign(h.result, {
@@ -130,10 +131,10 @@ export async function rollbackOn(fleet: Fleet, opts: RollbackOptions): Promise<R
     if (live && live.id === target.id && !diverged) {
       h.result.status = 'unchanged'
       h.result.message = `${target.version} (${target.id}) is already live`
-      log(h.result.message)
+      log.info(h.result.message)
       return true
     }
-    log(
+    log.info(
       `rolling back from ${live ? `${live.version} (${live.id})` : 'nothing'} to ${target.version} (${target.id})`
     )
     const givenUp = opts.givingUp && live && live.id !== target.id ? live : undefined
@@ -161,8 +162,7 @@ export async function rollbackOn(fleet: Fleet, opts: RollbackOptions): Promise<R
       actor: opts.actor,
       runUrl: opts.runUrl,
       onStep: opts.onStep,
-      log,
-      warn: m => opts.log.warning(`${h.label}: ${m}`)
+      log
     })
     if (out.state === 'lost') out = await settle(fleet, h, txn, 'rollback')
     if (out.state === 'put-back') {
@@ -200,8 +200,7 @@ export async function rollbackOn(fleet: Fleet, opts: RollbackOptions): Promise<R
             },
             autoRollback: true,
             onStep: opts.onStep,
-            log: m => opts.log.info(`${h.label}: ${m}`),
-            warn: m => opts.log.warning(`${h.label}: ${m}`)
+            log: prefixed(opts.log, `${h.label}: `)
           })
           if (out.state === 'lost') out = await settle(fleet, h, txn, 'rollback')
           h.result.status = out.state === 'committed' ? 'reverted' : 'failed'

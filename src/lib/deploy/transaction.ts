@@ -18,6 +18,7 @@ import type { JournalEntry, FinalEvent } from '../release/journal.js'
 import type { ReleaseMeta, ReleaseStore } from '../release/store.js'
 import type { HealthOptions, RegistryLogin, Runtime } from '../runtime/runtime.js'
 import type { RemoteStep, StepEvent } from './types.js'
+import type { Logger } from '../log.js'
 
 export const newTxn = (): string => randomBytes(6).toString('hex')
 
@@ -51,8 +52,8 @@ export interface Attempt {
   actor?: string
   runUrl?: string
   onStep?(e: StepEvent): void | Promise<void>
-  log: (m: string) => void
-  warn: (m: string) => void
+  /** the host's logger (lines already carry the host label) */
+  log: Logger
 }
 
 export type Outcome =
@@ -104,10 +105,10 @@ export async function transact(store: ReleaseStore, runtime: Runtime, a: Attempt
       await step('upload', () =>
         store.upload(target, runtime.prepareFiles(target, up.files), up.env, up.copyEnvFrom)
       )
-      a.log(`uploaded release ${target.id}`)
+      a.log.info(`uploaded release ${target.id}`)
     }
     const pulled = await step('pull', () => runtime.ensureImages(Object.values(target.images), a.registry))
-    a.log(pulled.length ? `pulled ${pulled.join(', ')}` : 'images already on the host')
+    a.log.info(pulled.length ? `pulled ${pulled.join(', ')}` : 'images already on the host')
   } catch (e) {
     const gone = lost(e)
     if (gone) return gone
@@ -130,9 +131,9 @@ export async function transact(store: ReleaseStore, runtime: Runtime, a: Attempt
   let reason: string
   let logs: string | undefined
   try {
-    a.log(`starting ${a.services?.length ? a.services.join(', ') : 'all services'} of ${target.version}`)
+    a.log.info(`starting ${a.services?.length ? a.services.join(', ') : 'all services'} of ${target.version}`)
     await step('up', () => runtime.start(target, a.services, recover))
-    a.log(`waiting up to ${a.healthTimeout}s for ${a.health.join(', ')} to be healthy`)
+    a.log.info(`waiting up to ${a.healthTimeout}s for ${a.health.join(', ')} to be healthy`)
     const h = await step('health', () => runtime.waitHealthy(target, a.health, a.healthTimeout, a.healthOpts))
     if (h.ok) {
       await step('switch', () =>
@@ -151,12 +152,12 @@ export async function transact(store: ReleaseStore, runtime: Runtime, a: Attempt
           runtime.cutOverArgv(target)
         )
       )
-      a.log(`healthy (${h.state}); current → ${target.id}`)
+      a.log.info(`healthy (${h.state}); current → ${target.id}`)
       try {
         const stopped = await runtime.afterClose(target)
-        if (stopped.length) a.log(stopped.join(', '))
+        if (stopped.length) a.log.info(stopped.join(', '))
       } catch (e) {
-        a.warn(`${target.version} is live; cleaning up after it failed: ${errorMessage(e)}`)
+        a.log.warning(`${target.version} is live; cleaning up after it failed: ${errorMessage(e)}`)
       }
       return { state: 'committed' }
     }
@@ -169,20 +170,20 @@ export async function transact(store: ReleaseStore, runtime: Runtime, a: Attempt
     reason = errorMessage(e).split('\n')[0].replace(`${host}: `, '')
     logs = isUserError(e) ? e.details : undefined
   }
-  a.warn(reason)
-  if (logs) a.log(`last log lines of the failing containers:\n${logs}`)
+  a.log.warning(reason)
+  if (logs) a.log.info(`last log lines of the failing containers:\n${logs}`)
 
   // 3. the target failed after containers changed: put live back
   try {
     if (a.autoRollback && live) {
-      a.log(`putting ${live.version} (${live.id}) back`)
+      a.log.info(`putting ${live.version} (${live.id}) back`)
       const back = await step(
         'put-back',
         () => runtime.restore(live, a.health, a.healthTimeout, recover, a.healthOpts),
         live.id
       )
       if (!back.ok)
-        a.warn(
+        a.log.warning(
           `${live.version} is not healthy either (${back.result}: ${back.state})${back.logs ? `\n${back.logs}` : ''}`
         )
       const message = back.ok

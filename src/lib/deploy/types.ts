@@ -1,6 +1,6 @@
 import type { Remote } from '../ssh/remote.js'
 import type { ImageRef } from '../compose/validate.js'
-import type { Logger } from '../release/store.js'
+import type { Logger } from '../log.js'
 import type { MakeRuntime } from '../runtime/runtime.js'
 
 export type { Logger }

@@ -23,11 +23,10 @@ import {
   STEP_SCRIPT,
   UPLOAD_SCRIPT
 } from './scripts.js'
+import type { Logger } from '../log.js'
 
-export interface Logger {
-  info(msg: string): void
-  warning(msg: string): void
-}
+/** the library's one logger shape (src/lib/log.ts), re-exported for the modules that import it from here */
+export type { Logger }
 
 /** release.json */
 export interface ReleaseMeta {

@@ -10,6 +10,7 @@ import { statusAccepted, jsonContains, type Check } from './checks.js'
 import { send, splitUserinfo, RequestError, type HttpResponse } from './http.js'
 import { Redactor, displayUrl } from '../redact.js'
 import { UserError } from '../errors.js'
+import { toLogger, type Logger, type LogLine } from '../log.js'
 import { validateExposition } from '../prometheus/validate.js'
 
 /** The part of the Prometheus validator's result a smoke check reads (src/lib/prometheus/validate.ts). */
@@ -31,7 +32,8 @@ export interface CheckResult {
 }
 
 export interface SmokeOptions {
-  url: string
+  /** the base URL: text (parsed and checked here, errors name input 'url') or already parsed by parseBaseUrl() */
+  url: string | URL
   checks: Check[]
   timeoutMs: number
   requestTimeoutMs: number
@@ -40,9 +42,14 @@ export interface SmokeOptions {
   insecureTls?: boolean
   /** the exposition validator (default: src/lib/prometheus/validate.ts) */
   validate?: Validator
-  /** receives redacted log lines */
-  log?: (line: string) => void
+  /** receives redacted log lines (a Logger's info, or a bare line callback) */
+  log?: Logger | LogLine
   redactor?: Redactor
+  /**
+   * the redactor already holds the URL's userinfo and every header's value (smokeSecrets() filled it, so
+   * the caller could mask them before logging): runSmoke does not add them again
+   */
+  secretsKnown?: boolean
   backoff?: Partial<BackoffOptions>
   /** performance.now() value the deadline counts from (default: when runSmoke is called) */
   startedAt?: number
@@ -93,19 +100,41 @@ export function checkUrl(base: URL, path: string): URL {
   return u
 }
 
-export function parseBaseUrl(raw: string): URL {
+/** The base URL of a smoke test, checked; errors name `input` (smoke-test's 'url', ship's 'smoke-url'). */
+export function parseBaseUrl(raw: string, input = 'url'): URL {
   let u: URL
   try {
     u = new URL(raw.trim())
   } catch {
     throw new UserError(
-      `Input 'url' must be an http:// or https:// URL like 'https://stage.example.com', got '${displayUrl(raw.trim())}'.`
+      `Input '${input}' must be an http:// or https:// URL like 'https://stage.example.com', got '${displayUrl(raw.trim())}'.`
     )
   }
   if (u.protocol !== 'http:' && u.protocol !== 'https:') {
-    throw new UserError(`Input 'url' must start with http:// or https://, got '${u.protocol}'.`)
+    throw new UserError(`Input '${input}' must start with http:// or https://, got '${u.protocol}'.`)
   }
   return u
+}
+
+/**
+ * Fills `redactor` with every secret a smoke run carries: the URL's userinfo, the global headers' values and
+ * each check's own header values (the values and their encoded forms; see Redactor).
+ */
+export function smokeSecrets(
+  redactor: Redactor,
+  s: { url: string | URL; headers?: Record<string, string>; checks: Check[] }
+): Redactor {
+  redactor.addUrl(String(s.url))
+  // the Authorization header made from the URL's userinfo (all its forms: Basic value, base64, user:password)
+  try {
+    const { authorization } = splitUserinfo(typeof s.url === 'string' ? new URL(s.url.trim()) : s.url)
+    if (authorization) redactor.addHeaderValue(authorization)
+  } catch {
+    /* not a URL: parseBaseUrl() reports it */
+  }
+  for (const v of Object.values(s.headers ?? {})) redactor.addHeaderValue(v)
+  for (const c of s.checks) for (const v of Object.values(c.headers)) redactor.addHeaderValue(v)
+  return redactor
 }
 
 export const PROMETHEUS_ACCEPT =
@@ -129,14 +158,15 @@ export async function runSmoke(opts: SmokeOptions): Promise<SmokeReport> {
   // the deadline counts from `startedAt` when given (the entrypoint passes its process start)
   const deadline = (opts.startedAt ?? started) + opts.timeoutMs
   const redactor = opts.redactor ?? new Redactor()
-  const log = (line: string): void => opts.log?.(redactor.redact(line))
-  const { url: base, authorization } = splitUserinfo(parseBaseUrl(opts.url))
-  redactor.addUrl(opts.url)
+  const logger = toLogger(opts.log)
+  const log = (line: string): void => logger.info(redactor.redact(line))
+  const parsed = typeof opts.url === 'string' ? parseBaseUrl(opts.url) : opts.url
+  const { url: base, authorization } = splitUserinfo(parsed)
+  if (!opts.secretsKnown) smokeSecrets(redactor, { url: parsed, headers: opts.headers, checks: opts.checks })
   const globalHeaders: Record<string, string> = {
     ...(authorization ? { Authorization: authorization } : {}),
     ...opts.headers
   }
-  for (const v of Object.values(globalHeaders)) redactor.addHeaderValue(v)
 
   const results = await Promise.all(
     opts.checks.map(async check => {
@@ -148,7 +178,6 @@ export async function runSmoke(opts: SmokeOptions): Promise<SmokeReport> {
       if (check.format === 'prometheus' && !has('accept')) {
         headers.Accept = PROMETHEUS_ACCEPT // what Prometheus itself sends when it scrapes
       }
-      for (const v of Object.values(check.headers)) redactor.addHeaderValue(v)
       const target = checkUrl(base, check.path)
       const follow = !check.status.some(s => (typeof s === 'number' ? s >= 300 && s < 400 : s === '3xx'))
       const tryOnce = async (timeoutMs: number): Promise<Attempt> => {

@@ -1,0 +1,54 @@
+/**
+ * promote's repository inputs (`image`, `to-image`), checked before anything talks to a registry: a bare
+ * repository (no tag, no digest), lowercased, on the registry named in `registry` when one is.
+ */
+import { UserError } from '../errors.js'
+import { namesRegistry, parseImageReference, type ImageReference } from '../registry/reference.js'
+
+export interface PromoteRepository {
+  ref: ImageReference
+  /** set when the name had to be lowercased: a line for the log (a notice) */
+  notice?: string
+}
+
+/** `raw` as a repository for promote; errors name `input`; `registry` ('' = from the name) prefixes bare names. */
+export function promoteRepository(input: string, raw: string, registry: string): PromoteRepository {
+  const withRegistry = registry && !namesRegistry(raw) ? `${registry}/${raw}` : raw
+  const ref = parseImageReference(withRegistry, { lowercase: true, what: input })
+  if (ref.tag || ref.digest) {
+    throw new UserError(
+      `Input '${input}' must be a repository without a tag or digest ('${raw}'); put the tag in 'from' or 'to-tags'.`
+    )
+  }
+  const notice =
+    withRegistry.toLowerCase() !== withRegistry
+      ? `${input}: '${raw}' lowercased to '${ref.registry}/${ref.repository}' (image names must be lowercase).`
+      : undefined
+  if (registry && ref.registry !== registry.toLowerCase()) {
+    throw new UserError(
+      `Input '${input}' (${ref.registry}) is on another registry than 'registry' (${registry}): promote works inside one registry.`
+    )
+  }
+  return { ref, notice }
+}
+
+/** The source and target repositories of a promote, from the raw `image`, `to-image` and `registry` inputs. */
+export function promoteRepositories(raw: { image: string; toImage: string; registry: string }): {
+  source: ImageReference
+  target: ImageReference
+  notices: string[]
+} {
+  if (!raw.image)
+    throw new UserError("Input 'image' is required: the source repository, e.g. 'image: ghcr.io/acme/app'.")
+  const src = promoteRepository('image', raw.image, raw.registry)
+  const dst = promoteRepository(
+    'to-image',
+    raw.toImage || `${src.ref.registry}/${src.ref.repository}`,
+    raw.registry || src.ref.registry
+  )
+  return {
+    source: src.ref,
+    target: dst.ref,
+    notices: [src.notice, dst.notice].filter((n): n is string => !!n)
+  }
+}
