@@ -291,7 +291,7 @@ __webpack_unused_export__ = debug; // for test
 var __webpack_unused_export__;
 
 
-const Client = __nccwpck_require__(3701)
+const Client = __nccwpck_require__(6082)
 const Dispatcher = __nccwpck_require__(883)
 const Pool = __nccwpck_require__(628)
 const BalancedPool = __nccwpck_require__(837)
@@ -4438,7 +4438,7 @@ const { InvalidArgumentError } = __nccwpck_require__(8707)
 const { kClients, kRunning, kClose, kDestroy, kDispatch, kInterceptors } = __nccwpck_require__(6443)
 const DispatcherBase = __nccwpck_require__(1841)
 const Pool = __nccwpck_require__(628)
-const Client = __nccwpck_require__(3701)
+const Client = __nccwpck_require__(6082)
 const util = __nccwpck_require__(3440)
 const createRedirectInterceptor = __nccwpck_require__(5092)
 
@@ -7104,7 +7104,7 @@ module.exports = connectH2
 
 /***/ }),
 
-/***/ 3701:
+/***/ 6082:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 // @ts-check
@@ -8567,7 +8567,7 @@ const {
   kAddClient,
   kGetDispatcher
 } = __nccwpck_require__(2128)
-const Client = __nccwpck_require__(3701)
+const Client = __nccwpck_require__(6082)
 const {
   InvalidArgumentError
 } = __nccwpck_require__(8707)
@@ -8681,7 +8681,7 @@ const Pool = __nccwpck_require__(628)
 const DispatcherBase = __nccwpck_require__(1841)
 const { InvalidArgumentError, RequestAbortedError, SecureProxyConnectionError } = __nccwpck_require__(8707)
 const buildConnector = __nccwpck_require__(9136)
-const Client = __nccwpck_require__(3701)
+const Client = __nccwpck_require__(6082)
 
 const kAgent = Symbol('proxy agent')
 const kClient = Symbol('proxy client')
@@ -10864,7 +10864,7 @@ module.exports = MockAgent
 
 
 const { promisify } = __nccwpck_require__(7975)
-const Client = __nccwpck_require__(3701)
+const Client = __nccwpck_require__(6082)
 const { buildMockDispatch } = __nccwpck_require__(3397)
 const {
   kDispatches,
@@ -28465,13 +28465,6 @@ module.exports = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:events"
 
 /***/ }),
 
-/***/ 3024:
-/***/ ((module) => {
-
-module.exports = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:fs");
-
-/***/ }),
-
 /***/ 7067:
 /***/ ((module) => {
 
@@ -28490,20 +28483,6 @@ module.exports = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:http2")
 /***/ ((module) => {
 
 module.exports = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:net");
-
-/***/ }),
-
-/***/ 8161:
-/***/ ((module) => {
-
-module.exports = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:os");
-
-/***/ }),
-
-/***/ 6760:
-/***/ ((module) => {
-
-module.exports = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:path");
 
 /***/ }),
 
@@ -28591,65 +28570,7 @@ module.exports = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("util");
 
 /***/ }),
 
-/***/ 7871:
-/***/ ((__unused_webpack___webpack_module__, __webpack_exports__, __nccwpck_require__) => {
-
-/* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
-/* harmony export */   $l: () => (/* binding */ maskSecret),
-/* harmony export */   gx: () => (/* binding */ str),
-/* harmony export */   lc: () => (/* binding */ bool),
-/* harmony export */   p_: () => (/* binding */ list),
-/* harmony export */   rJ: () => (/* binding */ secret)
-/* harmony export */ });
-/* unused harmony export int */
-/* harmony import */ var _actions_core__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(3218);
-/* harmony import */ var _lib_parse_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(3054);
-/* harmony import */ var _secrets_js__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(5901);
-
-
-
-/** Typed readers over core.getInput: the only place actions read their inputs. */
-function str(name, fallback = '') {
-    const v = _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .getInput */ .V4(name);
-    return v === '' ? fallback : v;
-}
-/** A secret input: masked (and its lines) before anything can log it. */
-function secret(name, fallback = '') {
-    const v = _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .getInput */ .V4(name, { trimWhitespace: false });
-    const value = v.trim() === '' ? fallback : v;
-    maskSecret(value);
-    return value;
-}
-function maskSecret(value) {
-    if (!value)
-        return;
-    _secrets_js__WEBPACK_IMPORTED_MODULE_2__/* .secrets */ .O3.add(value);
-    for (const line of value.split(/\r?\n/))
-        if (line.trim().length >= 4)
-            _secrets_js__WEBPACK_IMPORTED_MODULE_2__/* .secrets */ .O3.add(line.trim());
-    _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .setSecret */ .Pq(value);
-    const trimmed = value.trim();
-    if (trimmed !== value && trimmed)
-        _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .setSecret */ .Pq(trimmed);
-    for (const line of value.split(/\r?\n/))
-        if (line.trim().length >= 4)
-            _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .setSecret */ .Pq(line.trim());
-    _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .setSecret */ .Pq(Buffer.from(value).toString('base64'));
-}
-function bool(name, fallback) {
-    return (0,_lib_parse_js__WEBPACK_IMPORTED_MODULE_1__/* .parseBoolean */ .yG)(name, _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .getInput */ .V4(name), fallback);
-}
-function int(name, fallback, range) {
-    return parseInteger(name, core.getInput(name), fallback, range);
-}
-function list(name, opts) {
-    return (0,_lib_parse_js__WEBPACK_IMPORTED_MODULE_1__/* .parseList */ .E1)(_actions_core__WEBPACK_IMPORTED_MODULE_0__/* .getInput */ .V4(name), opts);
-}
-
-
-/***/ }),
-
-/***/ 6082:
+/***/ 3701:
 /***/ ((__unused_webpack___webpack_module__, __webpack_exports__, __nccwpck_require__) => {
 
 /* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
@@ -28858,242 +28779,751 @@ function redactSummaries() {
 
 /***/ }),
 
-/***/ 6196:
+/***/ 3925:
 /***/ ((__webpack_module__, __unused_webpack___webpack_exports__, __nccwpck_require__) => {
 
 __nccwpck_require__.a(__webpack_module__, async (__webpack_handle_async_dependencies__, __webpack_async_result__) => { try {
-/* harmony import */ var _actions_core__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(3218);
-/* harmony import */ var node_os__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(8161);
-/* harmony import */ var _action_run_js__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(6082);
-/* harmony import */ var _action_inputs_js__WEBPACK_IMPORTED_MODULE_3__ = __nccwpck_require__(7871);
-/* harmony import */ var _lib_parse_js__WEBPACK_IMPORTED_MODULE_4__ = __nccwpck_require__(3054);
-/* harmony import */ var _lib_build_tags_js__WEBPACK_IMPORTED_MODULE_5__ = __nccwpck_require__(2317);
-/* harmony import */ var _lib_build_naming_js__WEBPACK_IMPORTED_MODULE_6__ = __nccwpck_require__(1556);
-/* harmony import */ var _lib_build_labels_js__WEBPACK_IMPORTED_MODULE_7__ = __nccwpck_require__(9155);
-/* harmony import */ var _lib_build_run_js__WEBPACK_IMPORTED_MODULE_8__ = __nccwpck_require__(7273);
-/* harmony import */ var _lib_build_summary_js__WEBPACK_IMPORTED_MODULE_11__ = __nccwpck_require__(5194);
-/* harmony import */ var _lib_build_registry_js__WEBPACK_IMPORTED_MODULE_9__ = __nccwpck_require__(1735);
-/* harmony import */ var _lib_docker_config_js__WEBPACK_IMPORTED_MODULE_10__ = __nccwpck_require__(9490);
+/* harmony import */ var _action_run_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(3701);
+/* harmony import */ var _main_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(6704);
+/** The action's entry point (the bundle's entry, main and post step alike): only launches ./main.ts. */
 
 
-
-
-
-
-
-
-
-
-
-
-const STATE_CONFIG = 'docker-config';
-/** What a failure summary can say: filled in as main learns it. */
-const known = {};
-async function main() {
-    try {
-        await buildAndPush();
-    }
-    catch (e) {
-        // the failure itself is what the step reports, even when no summary file can be written
-        await _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .summary */ .z
-            .addRaw((0,_lib_build_summary_js__WEBPACK_IMPORTED_MODULE_11__/* .failureMarkdown */ .A)(known.image, known.tags ?? [], e.message))
-            .write()
-            .catch(() => undefined);
-        throw e;
-    }
-}
-async function buildAndPush() {
-    const env = process.env;
-    const push = (0,_action_inputs_js__WEBPACK_IMPORTED_MODULE_3__/* .bool */ .lc)('push', true);
-    const username = (0,_action_inputs_js__WEBPACK_IMPORTED_MODULE_3__/* .str */ .gx)('registry-username');
-    const password = (0,_action_inputs_js__WEBPACK_IMPORTED_MODULE_3__/* .secret */ .rJ)('registry-password');
-    if (username && password)
-        (0,_action_inputs_js__WEBPACK_IMPORTED_MODULE_3__/* .maskSecret */ .$l)(`${username}:${password}`);
-    const { sha, from } = (0,_lib_build_tags_js__WEBPACK_IMPORTED_MODULE_5__/* .commitSha */ .mJ)({ input: (0,_action_inputs_js__WEBPACK_IMPORTED_MODULE_3__/* .str */ .gx)('sha'), eventName: env.GITHUB_EVENT_NAME, eventPath: env.GITHUB_EVENT_PATH, githubSha: env.GITHUB_SHA });
-    const image = (0,_lib_build_naming_js__WEBPACK_IMPORTED_MODULE_6__/* .normalizeImage */ .hE)((0,_action_inputs_js__WEBPACK_IMPORTED_MODULE_3__/* .str */ .gx)('image') || (0,_lib_build_naming_js__WEBPACK_IMPORTED_MODULE_6__/* .defaultImage */ .XS)(env.GITHUB_REPOSITORY, (0,_action_inputs_js__WEBPACK_IMPORTED_MODULE_3__/* .str */ .gx)('service')));
-    if (image.lowercasedFrom) {
-        _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .notice */ .lm(`Image name '${image.lowercasedFrom}' lowercased to '${image.image}': registries accept lowercase repository names only.`);
-    }
-    known.image = image.image;
-    const tags = (0,_lib_build_tags_js__WEBPACK_IMPORTED_MODULE_5__/* .planTags */ .Vd)(sha, (0,_action_inputs_js__WEBPACK_IMPORTED_MODULE_3__/* .str */ .gx)('stage-tag'), (0,_action_inputs_js__WEBPACK_IMPORTED_MODULE_3__/* .list */ .p_)('tags'), image.image);
-    known.tags = tags.all;
-    const labels = (0,_lib_build_labels_js__WEBPACK_IMPORTED_MODULE_7__/* .ociLabels */ .T)({ serverUrl: env.GITHUB_SERVER_URL, repository: env.GITHUB_REPOSITORY, sha, sourceDateEpoch: env.SOURCE_DATE_EPOCH }, (0,_lib_parse_js__WEBPACK_IMPORTED_MODULE_4__/* .parseKeyValues */ .Hl)('labels', (0,_action_inputs_js__WEBPACK_IMPORTED_MODULE_3__/* .str */ .gx)('labels')));
-    const buildArgs = (0,_lib_parse_js__WEBPACK_IMPORTED_MODULE_4__/* .parseKeyValues */ .Hl)('build-args', (0,_action_inputs_js__WEBPACK_IMPORTED_MODULE_3__/* .str */ .gx)('build-args'));
-    const { registry, warning } = (0,_lib_build_naming_js__WEBPACK_IMPORTED_MODULE_6__/* .loginRegistry */ .ZS)((0,_action_inputs_js__WEBPACK_IMPORTED_MODULE_3__/* .str */ .gx)('registry'), image);
-    if (warning)
-        _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .warning */ .$e(warning);
-    _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .info */ .pq(`image ${image.image}, commit ${sha} (from ${from}), tags: ${tags.all.join(', ')}`);
-    // an earlier login to this registry is dropped from the copy only when this step logs in itself
-    const config = (0,_lib_docker_config_js__WEBPACK_IMPORTED_MODULE_10__/* .createDockerConfig */ .lp)(env.RUNNER_TEMP || (0,node_os__WEBPACK_IMPORTED_MODULE_1__.tmpdir)(), { registry: password ? registry : undefined });
-    _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .saveState */ .LZ(STATE_CONFIG, config.dir);
-    try {
-        const login = password ? { registry, username, password } : undefined;
-        // without a password of its own the step uses an earlier step's login (docker/login-action): the
-        // registry client takes it from the same config the docker CLI reads
-        const earlier = login ? undefined : (0,_lib_docker_config_js__WEBPACK_IMPORTED_MODULE_10__/* .configCredential */ .I0)(config.dir, image.registry);
-        if (earlier)
-            (0,_action_inputs_js__WEBPACK_IMPORTED_MODULE_3__/* .maskSecret */ .$l)(earlier.password);
-        const result = await (0,_lib_build_run_js__WEBPACK_IMPORTED_MODULE_8__/* .buildPush */ .h)({
-            context: (0,_action_inputs_js__WEBPACK_IMPORTED_MODULE_3__/* .str */ .gx)('context', '.'),
-            file: (0,_action_inputs_js__WEBPACK_IMPORTED_MODULE_3__/* .str */ .gx)('file'),
-            image,
-            tags,
-            labels,
-            buildArgs,
-            platforms: (0,_action_inputs_js__WEBPACK_IMPORTED_MODULE_3__/* .list */ .p_)('platforms'),
-            target: (0,_action_inputs_js__WEBPACK_IMPORTED_MODULE_3__/* .str */ .gx)('target') || undefined,
-            push,
-            provenance: (0,_action_inputs_js__WEBPACK_IMPORTED_MODULE_3__/* .str */ .gx)('provenance', 'false'),
-            cache: (0,_action_inputs_js__WEBPACK_IMPORTED_MODULE_3__/* .bool */ .lc)('cache', true),
-            config,
-            login,
-            registry: (0,_lib_build_registry_js__WEBPACK_IMPORTED_MODULE_9__/* .registryAccess */ .Y)(image, login ?? earlier, line => _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .debug */ .Yz(line))
-        }, {
-            info: m => _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .info */ .pq(m),
-            notice: m => _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .notice */ .lm(m),
-            warning: m => _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .warning */ .$e(m),
-            group: (name, fn) => _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .group */ .Os(name, fn)
-        });
-        _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .setOutput */ .uH('digest', result.digest);
-        _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .setOutput */ .uH('image', result.image);
-        _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .setOutput */ .uH('ref', result.ref);
-        _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .setOutput */ .uH('tags', result.tags.join('\n'));
-        _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .setOutput */ .uH('sha-tag', result.shaTag);
-        _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .setOutput */ .uH('image-id', result.imageId);
-        _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .setOutput */ .uH('pushed', String(result.pushed));
-        const notes = [];
-        if (image.lowercasedFrom)
-            notes.push(`Image name \`${image.lowercasedFrom}\` was lowercased.`);
-        if (!push)
-            notes.push('push: false: the image was built and tagged on the runner only; no registry digest exists, see `image-id`.');
-        await _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .summary */ .z.addRaw((0,_lib_build_summary_js__WEBPACK_IMPORTED_MODULE_11__/* .summaryMarkdown */ .e)(result, notes)).write();
-        _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .info */ .pq(push ? `pushed ${result.ref}` : `built ${result.imageId} (not pushed)`);
-    }
-    finally {
-        // the credential is on disk only while this step needs it; the post step removes it again if main was killed
-        (0,_lib_docker_config_js__WEBPACK_IMPORTED_MODULE_10__/* .removeDockerConfig */ .nS)(config.dir);
-    }
-}
-async function post() {
-    const dir = _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .getState */ .Gu(STATE_CONFIG);
-    if ((0,_lib_docker_config_js__WEBPACK_IMPORTED_MODULE_10__/* .removeDockerConfig */ .nS)(dir))
-        _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .info */ .pq(`removed the temporary Docker config ${dir}`);
-}
-await (0,_action_run_js__WEBPACK_IMPORTED_MODULE_2__/* .runAction */ .C)(main, post);
+await (0,_action_run_js__WEBPACK_IMPORTED_MODULE_0__/* .runAction */ .C)(_main_js__WEBPACK_IMPORTED_MODULE_1__/* .run */ .e, _main_js__WEBPACK_IMPORTED_MODULE_1__/* .post */ .b);
 
 __webpack_async_result__();
 } catch(e) { __webpack_async_result__(e); } }, 1);
 
 /***/ }),
 
-/***/ 9155:
-/***/ ((__unused_webpack___webpack_module__, __webpack_exports__, __nccwpck_require__) => {
-
-/* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
-/* harmony export */   T: () => (/* binding */ ociLabels)
-/* harmony export */ });
-/* unused harmony export createdTime */
-/* harmony import */ var _errors_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(2830);
-/**
- * The OCI annotations build-push puts on every image (`org.opencontainers.image.source`, `.revision`,
- * `.created`), merged with the user's `labels` (the user's win).
- */
-
-/** The `created` time: SOURCE_DATE_EPOCH (seconds since the epoch) when set, else now; ISO 8601 UTC. */
-function createdTime(sourceDateEpoch, now = new Date()) {
-    const raw = sourceDateEpoch?.trim();
-    if (!raw)
-        return now.toISOString().replace(/\.\d{3}Z$/, 'Z');
-    if (!/^\d+$/.test(raw)) {
-        throw new _errors_js__WEBPACK_IMPORTED_MODULE_0__/* .UserError */ .yo(`SOURCE_DATE_EPOCH must be whole seconds since 1970-01-01, got '${raw}'. Set it to e.g. $(git log -1 --format=%ct).`);
-    }
-    return new Date(Number(raw) * 1000).toISOString().replace(/\.\d{3}Z$/, 'Z');
-}
-function ociLabels(src, user) {
-    const out = new Map();
-    if (src.repository)
-        out.set('org.opencontainers.image.source', `${(src.serverUrl || 'https://github.com').replace(/\/+$/, '')}/${src.repository}`);
-    out.set('org.opencontainers.image.revision', src.sha);
-    out.set('org.opencontainers.image.created', createdTime(src.sourceDateEpoch, src.now));
-    for (const [k, v] of user)
-        out.set(k, v);
-    return out;
-}
-
-
-/***/ }),
-
-/***/ 1556:
-/***/ ((__unused_webpack___webpack_module__, __webpack_exports__, __nccwpck_require__) => {
-
-/* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
-/* harmony export */   XS: () => (/* binding */ defaultImage),
-/* harmony export */   ZS: () => (/* binding */ loginRegistry),
-/* harmony export */   hE: () => (/* binding */ normalizeImage)
-/* harmony export */ });
-/* harmony import */ var _errors_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(2830);
-/* harmony import */ var _registry_reference_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(8892);
-/**
- * The image repository build-push pushes to: `image` when given, else `ghcr.io/<owner>/<repo>[/<service>]`,
- * always lowercased (registries accept lowercase repository names only; the caller tells the user when
- * the name changed), and validated by the registry client's reference parser before Docker sees it.
- */
-
-
-/** The default image: `ghcr.io/<owner>/<repo>` plus `/<service>`. */
-function defaultImage(repository, service) {
-    if (!repository || !repository.includes('/')) {
-        throw new _errors_js__WEBPACK_IMPORTED_MODULE_0__/* .UserError */ .yo("No 'image' given and GITHUB_REPOSITORY is not set. Pass 'image: ghcr.io/<owner>/<name>'.");
-    }
-    const s = service.trim().replace(/^\/+|\/+$/g, '');
-    return `ghcr.io/${repository}${s ? `/${s}` : ''}`;
-}
-/** Lowercases and validates an image repository name (no tag, no digest). */
-function normalizeImage(raw, input = 'image') {
-    const given = raw.trim();
-    if (given.includes('@')) {
-        throw new _errors_js__WEBPACK_IMPORTED_MODULE_0__/* .UserError */ .yo(`Input '${input}' must be a repository without a digest, got '${given}'. Drop the '@sha256:…' part.`);
-    }
-    const ref = (0,_registry_reference_js__WEBPACK_IMPORTED_MODULE_1__/* .parseImageReference */ .o_)(given, { lowercase: true, what: `Input '${input}'` });
-    if (ref.tag !== undefined) {
-        throw new _errors_js__WEBPACK_IMPORTED_MODULE_0__/* .UserError */ .yo(`Input '${input}' must be a repository without a tag, got '${given}'. Put tags in 'tags' (the commit and stage tags are added for you).`);
-    }
-    const image = given.toLowerCase();
-    return { image, registry: ref.registry, path: ref.repository, ...(image !== given ? { lowercasedFrom: given } : {}) };
-}
-const DOCKER_HUB = new Set(['docker.io', 'index.docker.io', 'registry-1.docker.io', 'registry.hub.docker.com']);
-/**
- * The registry to log in to: the `registry` input (scheme, path and case dropped; Docker Hub's aliases are
- * docker.io) or the image's host. Returns a warning when it is not the registry the image is pushed to.
- */
-function loginRegistry(input, image) {
-    const raw = input.trim();
-    if (!raw)
-        return { registry: image.registry };
-    const host = raw.replace(/^[a-z]+:\/\//i, '').replace(/\/.*$/, '').toLowerCase();
-    const registry = DOCKER_HUB.has(host) ? 'docker.io' : host;
-    if (registry === image.registry)
-        return { registry };
-    return {
-        registry,
-        warning: `'registry' is ${registry} but the image is pushed to ${image.registry}: the login is for ${registry}. Leave 'registry' empty to log in where the image goes.`
-    };
-}
-
-
-/***/ }),
-
-/***/ 1735:
+/***/ 6704:
 /***/ ((__unused_webpack___webpack_module__, __webpack_exports__, __nccwpck_require__) => {
 
 
 // EXPORTS
 __nccwpck_require__.d(__webpack_exports__, {
-  Y: () => (/* binding */ registryAccess)
+  b: () => (/* binding */ post),
+  e: () => (/* binding */ run)
 });
 
+// EXTERNAL MODULE: ./node_modules/@actions/core/lib/core.js + 20 modules
+var lib_core = __nccwpck_require__(3218);
+;// CONCATENATED MODULE: external "node:os"
+const external_node_os_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:os");
 // EXTERNAL MODULE: ./build/tsc/lib/errors.js
 var errors = __nccwpck_require__(2830);
+;// CONCATENATED MODULE: ./build/tsc/lib/parse.js
+
+/** Plain parsers for action inputs; they know nothing of @actions/core so the library can reuse them. */
+function parseBoolean(name, raw, fallback) {
+    const v = raw.trim();
+    if (v === '')
+        return fallback;
+    if (/^true$/i.test(v))
+        return true;
+    if (/^false$/i.test(v))
+        return false;
+    throw new errors/* UserError */.yo(`Input '${name}' must be true or false, got '${v}'. Set '${name}: true' or '${name}: false'.`);
+}
+/** One item per line; commas also accepted. Blank items and surrounding spaces are dropped. */
+function parseList(raw, { commas = true } = {}) {
+    const out = [];
+    for (const line of raw.split(/\r?\n/)) {
+        const parts = commas ? line.split(',') : [line];
+        for (const p of parts) {
+            const t = p.trim();
+            if (t !== '' && !t.startsWith('#'))
+                out.push(t);
+        }
+    }
+    return out;
+}
+function parse_parseInteger(name, raw, fallback, { min = 0, max = Number.MAX_SAFE_INTEGER } = {}) {
+    const v = raw.trim();
+    if (v === '')
+        return fallback;
+    if (!/^-?\d+$/.test(v)) {
+        throw new UserError(`Input '${name}' must be a whole number, got '${v}'. Write it as plain digits, e.g. '${name}: ${fallback}'.`);
+    }
+    const n = Number(v);
+    if (n < min || n > max) {
+        throw new UserError(`Input '${name}' must be between ${min} and ${max}, got ${n}.`);
+    }
+    return n;
+}
+/** `key=value` lines (commas not accepted as separators, values may contain them). */
+function parseKeyValues(name, raw) {
+    const out = new Map();
+    for (const line of parseList(raw, { commas: false })) {
+        const i = line.indexOf('=');
+        if (i <= 0)
+            throw new errors/* UserError */.yo(`Input '${name}': line '${line}' is not of the form key=value.`);
+        out.set(line.slice(0, i).trim(), line.slice(i + 1).trim());
+    }
+    return out;
+}
+
+// EXTERNAL MODULE: ./build/tsc/action/secrets.js + 1 modules
+var secrets = __nccwpck_require__(5901);
+;// CONCATENATED MODULE: ./build/tsc/action/inputs.js
+
+
+
+/** Typed readers over core.getInput: the only place actions read their inputs. */
+function str(name, fallback = '') {
+    const v = lib_core/* getInput */.V4(name);
+    return v === '' ? fallback : v;
+}
+/** A secret input: masked (and its lines) before anything can log it. */
+function secret(name, fallback = '') {
+    const v = lib_core/* getInput */.V4(name, { trimWhitespace: false });
+    const value = v.trim() === '' ? fallback : v;
+    maskSecret(value);
+    return value;
+}
+function maskSecret(value) {
+    if (!value)
+        return;
+    secrets/* secrets */.O3.add(value);
+    for (const line of value.split(/\r?\n/))
+        if (line.trim().length >= 4)
+            secrets/* secrets */.O3.add(line.trim());
+    lib_core/* setSecret */.Pq(value);
+    const trimmed = value.trim();
+    if (trimmed !== value && trimmed)
+        lib_core/* setSecret */.Pq(trimmed);
+    for (const line of value.split(/\r?\n/))
+        if (line.trim().length >= 4)
+            lib_core/* setSecret */.Pq(line.trim());
+    lib_core/* setSecret */.Pq(Buffer.from(value).toString('base64'));
+}
+function bool(name, fallback) {
+    return parseBoolean(name, lib_core/* getInput */.V4(name), fallback);
+}
+function inputs_int(name, fallback, range) {
+    return parseInteger(name, core.getInput(name), fallback, range);
+}
+function list(name, opts) {
+    return parseList(lib_core/* getInput */.V4(name), opts);
+}
+
+;// CONCATENATED MODULE: ./build/tsc/action/log.js
+/** The library's Logger (src/lib/log.ts) over @actions/core: the one the actions hand to library code. */
+
+const coreLog = {
+    info: m => lib_core/* info */.pq(m),
+    warning: m => lib_core/* warning */.$e(m),
+    notice: m => lib_core/* notice */.lm(m),
+    debug: m => lib_core/* debug */.Yz(m),
+    group: (name, fn) => lib_core/* group */.Os(name, fn)
+};
+
+;// CONCATENATED MODULE: external "node:fs"
+const external_node_fs_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:fs");
+;// CONCATENATED MODULE: external "node:path"
+const external_node_path_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:path");
+;// CONCATENATED MODULE: external "node:child_process"
+const external_node_child_process_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:child_process");
+;// CONCATENATED MODULE: ./build/tsc/lib/docker/cli.js
+/**
+ * The docker CLI, run as a child process with an explicit environment: every call of one build-push step
+ * gets the same DOCKER_CONFIG (the step's temporary config folder). Secrets go to stdin, never argv.
+ */
+
+const KEEP = 256 * 1024;
+/** Runs `docker <args>`; resolves with the exit code and output (never rejects on a non-zero exit). */
+function runDocker(args, opts = {}) {
+    return new Promise((resolve, reject) => {
+        const env = { ...process.env, ...opts.env };
+        if (opts.configDir)
+            env.DOCKER_CONFIG = opts.configDir;
+        // the action's inputs (INPUT_REGISTRY-PASSWORD among them) are no business of docker or its plugins
+        for (const k of Object.keys(env))
+            if (env[k] === undefined || (k.startsWith('INPUT_') && !opts.env?.[k]))
+                delete env[k];
+        const child = (0,external_node_child_process_namespaceObject.spawn)(opts.bin ?? 'docker', args, { env, cwd: opts.cwd, stdio: ['pipe', 'pipe', 'pipe'] });
+        let stdout = '';
+        let stderr = '';
+        const partial = { out: '', err: '' };
+        const feed = (which, chunk) => {
+            if (!opts.onLine)
+                return;
+            const text = partial[which] + chunk;
+            const lines = text.split(/\r?\n/);
+            partial[which] = lines.pop() ?? '';
+            for (const l of lines)
+                opts.onLine(l);
+        };
+        child.stdout.setEncoding('utf8');
+        child.stderr.setEncoding('utf8');
+        child.stdout.on('data', (d) => {
+            stdout = (stdout + d).slice(-KEEP);
+            feed('out', d);
+        });
+        child.stderr.on('data', (d) => {
+            stderr = (stderr + d).slice(-KEEP);
+            feed('err', d);
+        });
+        child.on('error', e => {
+            const err = e;
+            reject(err.code === 'ENOENT' ? new Error(`${opts.bin ?? 'docker'} is not installed or not on PATH`) : err);
+        });
+        child.on('close', (code, signal) => {
+            if (opts.onLine)
+                for (const l of [partial.out, partial.err])
+                    if (l)
+                        opts.onLine(l);
+            resolve({ code: code ?? (signal ? 128 : 1), stdout, stderr });
+        });
+        child.stdin.on('error', () => {
+            /* the process may exit before reading stdin; its exit code tells */
+        });
+        child.stdin.end(opts.stdin ?? '');
+    });
+}
+const NOISE = /^DEPRECATED:|^BuildKit is currently disabled|^environment-variable\.|^Install the buildx component|^https:\/\/docs\.docker\.com|^WARNING! Your credentials|^Configure a credential helper/;
+const FAILURE = /error|denied|unauthorized|forbidden|failed|not found|no such|invalid|refused|non-zero|unknown|credentials|timeout/i;
+/**
+ * The line that says why docker failed: the last failure-looking line of stderr (where docker reports
+ * errors), else of stdout, else the last line at all; deprecation notices and blank lines skipped.
+ */
+function lastErrorLine(r) {
+    const meaningful = (text) => text
+        .split(/\r?\n/)
+        .map(l => l.trim())
+        .filter(l => l && !NOISE.test(l));
+    const err = meaningful(r.stderr);
+    const out = meaningful(r.stdout);
+    const pick = [...err].reverse().find(l => FAILURE.test(l)) ??
+        [...out].reverse().find(l => FAILURE.test(l)) ??
+        err.at(-1) ??
+        out.at(-1);
+    return (pick ?? `exit code ${r.code}`).replace(/^ERROR:\s*/, '').replace(/\.$/, '');
+}
+
+;// CONCATENATED MODULE: ./build/tsc/lib/docker/config.js
+/**
+ * A temporary Docker config folder for one step: `docker login` writes the registry credential there
+ * (the password goes over stdin), every docker call of the step uses it through DOCKER_CONFIG, and it is
+ * removed afterwards, so nothing stays in ~/.docker/config.json on self-hosted runners.
+ *
+ * The folder starts from the user's own config (logins made earlier, e.g. by docker/login-action, still
+ * work for pulling base images) minus any credential store, so our login cannot land outside the folder.
+ * Builders created by docker/setup-buildx-action live in the user's config folder: BUILDX_CONFIG points
+ * there, and the user's cli-plugins folder is linked in so a buildx installed there is found.
+ */
+
+
+
+
+
+const CONFIG_PREFIX = 'shipline-docker-';
+/** The user's Docker config folder: DOCKER_CONFIG when set, else ~/.docker. */
+function userConfigDir(env = process.env) {
+    return env.DOCKER_CONFIG || (0,external_node_path_namespaceObject.join)(env.HOME || (0,external_node_os_namespaceObject.homedir)(), '.docker');
+}
+/** Registry keys as Docker writes them in `auths` (Docker Hub has its historical URL). */
+function authKeys(registry) {
+    return registry === 'docker.io'
+        ? ['https://index.docker.io/v1/', 'docker.io', 'index.docker.io', 'registry-1.docker.io']
+        : [registry, `https://${registry}`, `http://${registry}`];
+}
+/**
+ * Creates `<parent>/shipline-docker-XXXXXX` (mode 0700) seeded from the user's config without credential
+ * stores. `registry` (when given) also loses any credential helper and earlier login, so `docker login`
+ * writes to this folder only.
+ */
+function createDockerConfig(parent, opts = {}) {
+    const env = opts.env ?? process.env;
+    (0,external_node_fs_namespaceObject.mkdirSync)(parent, { recursive: true });
+    const dir = (0,external_node_fs_namespaceObject.mkdtempSync)((0,external_node_path_namespaceObject.join)(parent, CONFIG_PREFIX));
+    const source = userConfigDir(env);
+    let config = {};
+    try {
+        config = JSON.parse((0,external_node_fs_namespaceObject.readFileSync)((0,external_node_path_namespaceObject.join)(source, 'config.json'), 'utf8'));
+    }
+    catch {
+        /* no config of the user's, or unreadable: start empty */
+    }
+    delete config.credsStore;
+    if (opts.registry) {
+        for (const k of authKeys(opts.registry)) {
+            if (config.credHelpers)
+                delete config.credHelpers[k];
+            if (config.auths)
+                delete config.auths[k];
+        }
+    }
+    (0,external_node_fs_namespaceObject.writeFileSync)((0,external_node_path_namespaceObject.join)(dir, 'config.json'), JSON.stringify(config, null, 2) + '\n', { mode: 0o600 });
+    const plugins = (0,external_node_path_namespaceObject.join)(source, 'cli-plugins');
+    if ((0,external_node_fs_namespaceObject.existsSync)(plugins))
+        (0,external_node_fs_namespaceObject.symlinkSync)(plugins, (0,external_node_path_namespaceObject.join)(dir, 'cli-plugins'));
+    const out = { DOCKER_CONFIG: dir };
+    const buildx = env.BUILDX_CONFIG || (0,external_node_path_namespaceObject.join)(source, 'buildx');
+    if ((0,external_node_fs_namespaceObject.existsSync)(buildx))
+        out.BUILDX_CONFIG = buildx;
+    return { dir, env: out };
+}
+/**
+ * Removes a folder made by createDockerConfig. Refuses anything not named shipline-docker-* so a bad
+ * state value cannot remove something else; a symlinked cli-plugins folder is unlinked, not followed.
+ */
+function removeDockerConfig(dir) {
+    if (!dir || !(0,external_node_path_namespaceObject.basename)(dir).startsWith(CONFIG_PREFIX))
+        return false;
+    if (!(0,external_node_fs_namespaceObject.existsSync)(dir))
+        return false;
+    (0,external_node_fs_namespaceObject.rmSync)(dir, { recursive: true, force: true });
+    return true;
+}
+/** `docker login --password-stdin`: the password only ever goes over stdin. */
+async function dockerLogin(o) {
+    if (!o.username) {
+        throw new errors/* UserError */.yo(`Cannot log in to ${o.registry}: 'registry-username' is empty. Set it (default: \${{ github.actor }}).`);
+    }
+    const server = o.registry === 'docker.io' ? 'https://index.docker.io/v1/' : o.registry;
+    const r = await runDocker(['login', '--username', o.username, '--password-stdin', server], {
+        env: o.config.env,
+        stdin: o.password,
+        bin: o.bin
+    });
+    if (r.code === 0)
+        return;
+    const line = lastErrorLine(r);
+    const denied = /unauthorized|401|403|denied|incorrect|invalid (username|password)|authentication required/i.test(line);
+    const fix = denied
+        ? o.registry === 'ghcr.io'
+            ? "Check 'registry-username'/'registry-password'; with the workflow token give the job 'permissions: packages: write'."
+            : "Check 'registry-username' and 'registry-password'."
+        : `Check that ${o.registry} is reachable from the runner and 'registry' names it.`;
+    throw new errors/* UserError */.yo(`Login to ${o.registry} as ${o.username} failed: ${line}. ${fix}`, `${r.stderr}\n${r.stdout}`.trim());
+}
+/**
+ * The credential an earlier `docker login` left for `registry` in a config folder (an inline `auth`
+ * entry), so shipline's registry client can use the same login as the docker CLI. Undefined when none.
+ */
+function configCredential(dir, registry) {
+    let config;
+    try {
+        config = JSON.parse((0,external_node_fs_namespaceObject.readFileSync)((0,external_node_path_namespaceObject.join)(dir, 'config.json'), 'utf8'));
+    }
+    catch {
+        return undefined;
+    }
+    for (const key of authKeys(registry)) {
+        const entry = config.auths?.[key];
+        if (typeof entry?.auth !== 'string')
+            continue;
+        const raw = Buffer.from(entry.auth, 'base64').toString('utf8');
+        const i = raw.indexOf(':');
+        if (i > 0)
+            return { username: raw.slice(0, i), password: raw.slice(i + 1) };
+    }
+    return undefined;
+}
+
+;// CONCATENATED MODULE: ./build/tsc/lib/docker/build.js
+/**
+ * The argv of an image build, for buildx (`docker buildx build`) and for the classic builder
+ * (`docker build`), as pure functions of one BuildSpec; plus the few facts read back from a build
+ * (buildx metadata file, iidfile, `docker push` digest lines).
+ */
+
+
+function common(spec) {
+    const args = ['--file', spec.file];
+    for (const t of spec.tags)
+        args.push('--tag', t);
+    for (const [k, v] of spec.labels)
+        args.push('--label', `${k}=${v}`);
+    for (const [k, v] of spec.buildArgs)
+        args.push('--build-arg', `${k}=${v}`);
+    if (spec.target)
+        args.push('--target', spec.target);
+    return args;
+}
+/** `docker buildx build …`: pushes by itself (`--push`), or loads a single-platform image (`--load`). */
+function buildxArgs(spec) {
+    const args = ['buildx', 'build', ...common(spec)];
+    if (spec.platforms.length)
+        args.push('--platform', spec.platforms.join(','));
+    args.push(`--provenance=${spec.provenance ?? 'false'}`);
+    if (spec.ghaCacheScope) {
+        args.push('--cache-from', `type=gha,scope=${spec.ghaCacheScope}`);
+        if (spec.ghaCacheExport !== false)
+            args.push('--cache-to', `type=gha,mode=max,scope=${spec.ghaCacheScope}`);
+    }
+    if (spec.metadataFile)
+        args.push('--metadata-file', spec.metadataFile);
+    if (spec.iidFile)
+        args.push('--iidfile', spec.iidFile);
+    if (spec.push)
+        args.push('--push');
+    else if (spec.platforms.length <= 1)
+        args.push('--load');
+    args.push(spec.context);
+    return args;
+}
+/** `docker build …` with the classic builder (run with DOCKER_BUILDKIT=0); pushing is separate. */
+function classicBuildArgs(spec) {
+    const args = ['build', ...common(spec)];
+    if (spec.platforms.length === 1)
+        args.push('--platform', spec.platforms[0]);
+    if (spec.iidFile)
+        args.push('--iidfile', spec.iidFile);
+    args.push(spec.context);
+    return args;
+}
+/**
+ * The gha cache is usable when the runner gave this action its cache service (JavaScript actions get
+ * ACTIONS_RUNTIME_TOKEN and ACTIONS_CACHE_URL / ACTIONS_RESULTS_URL; `run:` steps do not).
+ */
+function ghaCacheAvailable(env) {
+    return Boolean(env.ACTIONS_RUNTIME_TOKEN && (env.ACTIONS_CACHE_URL || env.ACTIONS_RESULTS_URL));
+}
+/** A cache scope per image, so two services of one repository do not overwrite each other's cache. */
+function cacheScope(image) {
+    return image.replace(/[^a-zA-Z0-9._-]+/g, '-');
+}
+/** Parses `docker buildx inspect`: the first `Driver:` line is the current builder's. */
+function parseBuildxDriver(inspect) {
+    return /^Driver:\s*(\S+)/m.exec(inspect)?.[1];
+}
+/** buildx and its current builder, or undefined when buildx is not installed (or broken). */
+async function detectBuildx(opts = {}) {
+    try {
+        const r = await runDocker(['buildx', 'version'], opts);
+        if (r.code !== 0)
+            return undefined;
+        const inspect = await runDocker(['buildx', 'inspect'], opts);
+        return {
+            version: r.stdout.trim() || 'buildx',
+            driver: inspect.code === 0 ? parseBuildxDriver(inspect.stdout) : undefined
+        };
+    }
+    catch {
+        return undefined;
+    }
+}
+/** The docker driver (the default builder without docker/setup-buildx-action) cannot export a cache. */
+function canExportCache(info) {
+    return info.driver !== undefined && info.driver !== 'docker';
+}
+/** Reads buildx's `--metadata-file`. */
+function readBuildxMetadata(file) {
+    try {
+        const m = JSON.parse((0,external_node_fs_namespaceObject.readFileSync)(file, 'utf8'));
+        const s = (k) => (typeof m[k] === 'string' ? m[k] : undefined);
+        return { digest: s('containerimage.digest'), configDigest: s('containerimage.config.digest') };
+    }
+    catch {
+        return {};
+    }
+}
+/** Reads an `--iidfile` (`sha256:…`), or undefined. */
+function readIidFile(file) {
+    try {
+        const id = (0,external_node_fs_namespaceObject.readFileSync)(file, 'utf8').trim();
+        return /^sha256:[0-9a-f]{64}$/.test(id) ? id : undefined;
+    }
+    catch {
+        return undefined;
+    }
+}
+/** The digest `docker push` reports (`<tag>: digest: sha256:… size: N`). */
+function pushedDigest(output) {
+    const m = /digest: (sha256:[0-9a-f]{64})/.exec(output);
+    return m?.[1];
+}
+
+;// CONCATENATED MODULE: ./build/tsc/lib/log.js
+/** A Logger that writes every level to one line callback (warnings prefixed `warning: `). */
+function lineLogger(line) {
+    return {
+        info: m => line(m),
+        warning: m => line(`warning: ${m}`),
+        notice: m => line(m),
+        debug: m => line(m)
+    };
+}
+/** The Logger for a `log` option that may be a Logger or a bare line callback (or absent: quiet). */
+function toLogger(log) {
+    if (!log)
+        return quietLogger;
+    return typeof log === 'function' ? lineLogger(log) : log;
+}
+const quietLogger = { info: () => undefined, warning: () => undefined };
+/** The same logger with `prefix` in front of every line (e.g. a host label). */
+function prefixed(log, prefix) {
+    return {
+        info: m => log.info(`${prefix}${m}`),
+        warning: m => log.warning(`${prefix}${m}`),
+        notice: m => notice(log, `${prefix}${m}`),
+        debug: m => debug(log, `${prefix}${m}`),
+        group: (name, fn) => group(log, `${prefix}${name}`, fn)
+    };
+}
+/** Every line through `map` first (e.g. a redactor) before it reaches `log`. */
+function mapped(log, map) {
+    return {
+        info: m => log.info(map(m)),
+        warning: m => log.warning(map(m)),
+        notice: m => notice(log, map(m)),
+        debug: m => debug(log, map(m)),
+        group: (name, fn) => group(log, map(name), fn)
+    };
+}
+function notice(log, message) {
+    if (log.notice)
+        log.notice(message);
+    else
+        log.info(message);
+}
+function debug(log, message) {
+    log.debug?.(message);
+}
+function group(log, name, fn) {
+    return log.group ? log.group(name, fn) : fn();
+}
+
+;// CONCATENATED MODULE: ./build/tsc/lib/build/run.js
+/**
+ * build-push itself: log in (temporary Docker config), build with buildx when present (it pushes) or with
+ * the classic builder (then `docker push` of each tag), and read the digest of every pushed tag back from
+ * the registry, so the `digest` output is what the registry serves, whatever the CLI printed.
+ */
+
+
+
+
+
+
+
+function checkContext(context, file) {
+    const ctx = (0,external_node_path_namespaceObject.resolve)(context);
+    if (!(0,external_node_fs_namespaceObject.existsSync)(ctx) || !(0,external_node_fs_namespaceObject.statSync)(ctx).isDirectory()) {
+        throw new errors/* UserError */.yo(`Build context '${context}' is not a folder. Check out the repository first (actions/checkout) or fix 'context'.`);
+    }
+    const df = file ? (0,external_node_path_namespaceObject.resolve)(file) : (0,external_node_path_namespaceObject.join)(ctx, 'Dockerfile');
+    if (!(0,external_node_fs_namespaceObject.existsSync)(df)) {
+        throw new errors/* UserError */.yo(`Dockerfile '${file || (0,external_node_path_namespaceObject.join)(context, 'Dockerfile')}' not found. Set 'file' to your Dockerfile's path.`);
+    }
+    return { context: ctx, file: df };
+}
+function pushFailure(what, r, registry) {
+    const line = lastErrorLine(r);
+    let fix = 'See the log group for the full output.';
+    if (/denied|forbidden|403|write_package|permission/i.test(line)) {
+        fix =
+            registry === 'ghcr.io'
+                ? "Give the job 'permissions: packages: write', and give this repository Write access in the package's Manage Actions access settings."
+                : "The registry user may not push to this repository: check 'registry-username'/'registry-password' and its permissions.";
+    }
+    else if (/unauthorized|no basic auth|authentication required|401/i.test(line)) {
+        fix = "The registry wants a login: set 'registry-password' (and 'registry-username').";
+    }
+    else if (/connection refused|no such host|timeout|i\/o timeout|server gave HTTP response to HTTPS/i.test(line)) {
+        fix = `Check that ${registry} is reachable from the runner (and serves HTTPS).`;
+    }
+    return new errors/* UserError */.yo(`${what} failed: ${line}. ${fix}`, `${r.stderr}\n${r.stdout}`.trim());
+}
+function buildFailure(what, r, loginFailure) {
+    const line = lastErrorLine(r);
+    const fix = loginFailure && /pull access denied|unauthorized|denied|authentication required|not found/i.test(line)
+        ? `A base image may need the registry login, which failed: ${loginFailure}`
+        : 'Fix the Dockerfile or the build inputs (the full output is in the log group above).';
+    // the whole output was streamed into a log group already
+    return new errors/* UserError */.yo(`${what} failed: ${line}. ${fix}`);
+}
+/** buildx when present (or required), the classic builder otherwise; refuses what the builder cannot do. */
+async function chooseBuilder(o) {
+    const buildx = o.builder === 'classic' ? undefined : await detectBuildx({ env: o.config.env, bin: o.bin });
+    if (o.builder === 'buildx' && !buildx) {
+        throw new errors/* UserError */.yo('buildx was required but `docker buildx version` fails. Add docker/setup-buildx-action before this step.');
+    }
+    if (o.platforms.length > 1 && !buildx) {
+        throw new errors/* UserError */.yo(`'platforms' lists ${o.platforms.length} platforms (${o.platforms.join(', ')}): a multi-platform build needs buildx, which this runner lacks. Add docker/setup-buildx-action (and docker/setup-qemu-action) before this step, or build one platform.`);
+    }
+    if (o.platforms.length > 1 && buildx?.driver === 'docker') {
+        throw new errors/* UserError */.yo(`'platforms' lists ${o.platforms.length} platforms but the current buildx builder uses the docker driver, which builds one platform. Add docker/setup-buildx-action before this step.`);
+    }
+    return buildx;
+}
+/** Logs in; returns the failure message when a login failed that push: false can do without. */
+async function login(o, log) {
+    const login = o.login;
+    if (!login)
+        return undefined;
+    try {
+        await group(log, `docker login ${login.registry}`, async () => {
+            await dockerLogin({ config: o.config, bin: o.bin, ...login });
+            log.info(`logged in to ${login.registry} as ${login.username} (credential kept in ${o.config.dir} for this step only)`);
+        });
+        return undefined;
+    }
+    catch (e) {
+        if (o.push)
+            throw e;
+        // push: false (pull requests, often with a read-only token): only private base images need the login
+        log.info(`${e.message} Building without a login (push: false).`);
+        return e.message;
+    }
+}
+/** `docker buildx build`: it pushes every tag itself and writes the digest to the metadata file. */
+async function buildWithBuildx(o, spec, buildx, run, log, loginFailure) {
+    const env = o.env ?? process.env;
+    if (o.cache !== false && ghaCacheAvailable(env)) {
+        spec.ghaCacheScope = cacheScope(o.image.image);
+        spec.ghaCacheExport = canExportCache(buildx);
+        if (!spec.ghaCacheExport) {
+            notice(log, `The buildx builder's driver (${buildx.driver ?? 'unknown'}) cannot write the GitHub Actions cache, so it is only read: add docker/setup-buildx-action to cache layers between runs.`);
+        }
+    }
+    const args = buildxArgs(spec);
+    const r = await group(log, `docker buildx build (${o.push ? 'push' : 'no push'})`, async () => {
+        log.info(`docker ${args.join(' ')}`);
+        return run(args);
+    });
+    if (r.code !== 0) {
+        if (o.push && /push|denied|unauthorized|forbidden|401|403/i.test(lastErrorLine(r)))
+            throw pushFailure('docker buildx build --push', r, o.image.registry);
+        throw buildFailure('docker buildx build', r, loginFailure);
+    }
+    const meta = readBuildxMetadata(spec.metadataFile);
+    return {
+        builder: `buildx (${buildx.version.split('\n')[0]}${buildx.driver ? `, ${buildx.driver} driver` : ''})`,
+        imageId: readIidFile(spec.iidFile) ?? meta.configDigest ?? '',
+        cliDigest: o.push ? meta.digest : undefined
+    };
+}
+/**
+ * `docker build` with the classic builder, then one `docker push` (the SHA tag); the other tags are put
+ * registry-side, as manifest PUTs of the very bytes that push stored.
+ */
+async function buildClassic(o, spec, run, log, loginFailure) {
+    const args = classicBuildArgs(spec);
+    const r = await group(log, 'docker build', async () => {
+        log.info(`docker ${args.join(' ')}`);
+        return run(args, { DOCKER_BUILDKIT: '0' });
+    });
+    if (r.code !== 0)
+        throw buildFailure('docker build', r, loginFailure);
+    const built = { builder: 'docker build (classic builder; no buildx)', imageId: readIidFile(spec.iidFile) ?? '' };
+    if (!o.push)
+        return built;
+    const shaRef = `${o.image.image}:${o.tags.shaTag}`;
+    const p = await group(log, `docker push ${shaRef}`, () => run(['push', shaRef]));
+    if (p.code !== 0)
+        throw pushFailure(`docker push ${shaRef}`, p, o.image.registry);
+    built.cliDigest = pushedDigest(p.stdout);
+    const others = o.tags.all.filter(t => t !== o.tags.shaTag);
+    if (others.length) {
+        await o.registry.retag(built.cliDigest ?? o.tags.shaTag, others);
+        log.info(`tagged ${others.join(', ')} registry-side (manifest PUT of the pushed manifest's exact bytes)`);
+    }
+    return built;
+}
+/** The digest of every tag as the registry answers now; the SHA tag's is the result. */
+async function readBack(o, cliDigest, log) {
+    const tagDigests = {};
+    for (const tag of o.tags.all) {
+        const d = await o.registry.digest(tag);
+        if (!d) {
+            throw new errors/* UserError */.yo(`The registry does not answer ${o.image.image}:${tag} after the push. Check that nothing deletes tags of ${o.image.image} while this step runs, then re-run.`);
+        }
+        tagDigests[tag] = d;
+    }
+    const digest = tagDigests[o.tags.shaTag];
+    if (cliDigest && cliDigest !== digest) {
+        log.warning(`${o.image.image}:${o.tags.shaTag} is ${digest} in the registry but the push reported ${cliDigest}: another job pushed the same tag meanwhile. The outputs give the registry's digest.`);
+    }
+    for (const [tag, d] of Object.entries(tagDigests)) {
+        if (d !== digest)
+            log.warning(`${o.image.image}:${tag} points at ${d}, not at ${digest}: another job moved it after this push.`);
+    }
+    return { digest, tagDigests };
+}
+/** Builds, pushes and reads back. Throws UserError for everything a user can fix. */
+async function buildPush(o, log) {
+    const started = Date.now();
+    const { context, file } = checkContext(o.context, o.file);
+    const run = (args, extraEnv = {}) => runDocker(args, { env: { ...o.config.env, ...extraEnv }, bin: o.bin, onLine: l => log.info(l) });
+    const buildx = await chooseBuilder(o);
+    const loginFailure = await login(o, log);
+    const before = o.push ? await o.registry.digest(o.tags.shaTag).catch(() => undefined) : undefined;
+    const refs = o.tags.all.map(t => `${o.image.image}:${t}`);
+    const spec = {
+        context,
+        file,
+        tags: refs,
+        labels: o.labels,
+        buildArgs: o.buildArgs,
+        platforms: o.platforms,
+        target: o.target,
+        push: o.push,
+        provenance: o.provenance,
+        metadataFile: (0,external_node_path_namespaceObject.join)(o.config.dir, 'metadata.json'),
+        iidFile: (0,external_node_path_namespaceObject.join)(o.config.dir, 'iid')
+    };
+    const built = buildx ? await buildWithBuildx(o, spec, buildx, run, log, loginFailure) : await buildClassic(o, spec, run, log, loginFailure);
+    const { digest, tagDigests } = o.push ? await readBack(o, built.cliDigest, log) : { digest: '', tagDigests: {} };
+    const shaRef = `${o.image.image}:${o.tags.shaTag}`;
+    const replacedDigest = before && digest && before !== digest ? before : undefined;
+    if (replacedDigest) {
+        log.warning(`${shaRef} pointed at ${replacedDigest} before this push and now at ${digest}: the commit was built again (a re-run). Set SOURCE_DATE_EPOCH for reproducible builds.`);
+    }
+    return {
+        image: o.image.image,
+        digest,
+        ref: digest ? `${o.image.image}@${digest}` : '',
+        tags: refs,
+        shaTag: shaRef,
+        imageId: built.imageId,
+        pushed: o.push,
+        builder: built.builder,
+        tagDigests,
+        replacedDigest,
+        durationMs: Date.now() - started
+    };
+}
+
+;// CONCATENATED MODULE: ./build/tsc/lib/build/summary.js
+const code = (s) => `\`${s.replace(/`/g, "'")}\``;
+function summaryMarkdown(r, notes = []) {
+    const secs = (r.durationMs / 1000).toFixed(1);
+    const rows = [
+        ['image', code(r.image)],
+        ['digest', r.digest ? code(r.digest) : '— (nothing pushed)'],
+        ['ref', r.ref ? code(r.ref) : '—'],
+        ['tags', r.tags.map(code).join('<br>')],
+        ['image id', r.imageId ? code(r.imageId) : '—'],
+        ['builder', r.builder],
+        ['duration', `${secs} s`]
+    ];
+    const lines = [
+        r.pushed ? `### build-push: pushed ${code(r.ref)}` : `### build-push: built ${code(r.shaTag)}, nothing was pushed (push: false)`,
+        '',
+        '| | |',
+        '|---|---|',
+        ...rows.map(([k, v]) => `| ${k} | ${v} |`),
+        ''
+    ];
+    if (r.pushed)
+        lines.push(`Digest read back from the registry for every tag (${Object.keys(r.tagDigests).length} checked).`, '');
+    for (const n of notes)
+        lines.push(`> ${n}`, '');
+    return lines.join('\n');
+}
+/** The job summary of a failed build-push: what it was building (as far as known) and the one-line reason. */
+function failureMarkdown(image, tags, message) {
+    return [
+        `### build-push failed${image ? `: ${code(image)}` : ''}`,
+        '',
+        `> ${message.split('\n')[0]}`,
+        '',
+        ...(tags.length ? [`Tags it was to push: ${tags.map(code).join(', ')}. Nothing was output; see the log for details.`, ''] : [])
+    ].join('\n');
+}
+
 ;// CONCATENATED MODULE: ./build/tsc/lib/registry/errors.js
 /** Registry failures mapped to one-line fixes (UserError), keeping the HTTP facts for callers and logs. */
 
@@ -29199,8 +29629,135 @@ function networkError(f, cause, attempts, elapsedMs) {
     return new RegistryError(`no answer from ${f.registry} to ${f.method} ${f.path} after ${attempts} attempts over ${Math.round(elapsedMs / 1000)} s (${cause}): check that the registry is reachable, then run the job again.`, f);
 }
 
-// EXTERNAL MODULE: ./build/tsc/lib/registry/reference.js
-var registry_reference = __nccwpck_require__(8892);
+;// CONCATENATED MODULE: ./build/tsc/lib/registry/reference.js
+/**
+ * Image references as Docker and the distribution spec read them:
+ * `[registry[:port]/]path/name[:tag][@sha256:hex]`, with docker.io (and `library/`) as the defaults.
+ */
+
+const DEFAULT_REGISTRY = 'docker.io';
+const COMPONENT = /^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$/;
+const TAG = /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$/;
+const DIGEST = /^(sha256:[a-f0-9]{64}|sha512:[a-f0-9]{128})$/;
+const DOMAIN = /^(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)(?:\.(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?))*(?::[0-9]+)?$|^\[[0-9a-fA-F:]+\](?::[0-9]+)?$/;
+const FULL_SHA = /^[0-9a-f]{40}$/;
+function isDigest(s) {
+    return DIGEST.test(s);
+}
+/** A repository path as the distribution spec's grammar has it (lowercase components, at most 255 characters). */
+function isRepository(s) {
+    return s.length > 0 && s.length <= 255 && s.split('/').every(c => COMPONENT.test(c));
+}
+function isTag(s) {
+    return TAG.test(s);
+}
+/** A tag that is a full 40-hex commit SHA: immutable by the suite's rule. */
+function isShaTag(s) {
+    return FULL_SHA.test(s);
+}
+/** Throws a UserError saying what a valid tag looks like. `what` names the input, e.g. "to-tags". */
+function checkTag(tag, what = 'tag') {
+    if (!TAG.test(tag)) {
+        throw new errors/* UserError */.yo(`${what}: '${tag}' is not a valid tag; tags are 1-128 characters of letters, digits, '_', '.' and '-', and do not start with '.' or '-'.`);
+    }
+    return tag;
+}
+function looksLikeDomain(first) {
+    return first.includes('.') || first.includes(':') || first === 'localhost';
+}
+/** True when the reference starts with a registry host (`ghcr.io/…`, `127.0.0.1:5000/…`, `localhost/…`). */
+function namesRegistry(ref) {
+    const parts = ref.trim().split('/');
+    return parts.length > 1 && looksLikeDomain(parts[0]);
+}
+/**
+ * Parses an image reference. Uppercase repository names are refused with the lowercase spelling as the fix
+ * (or lowercased with `{ lowercase: true }`); bad tags and digests are refused with the grammar.
+ */
+function parseImageReference(ref, opts = {}) {
+    const what = opts.what ?? 'image';
+    const input = ref.trim();
+    if (!input)
+        throw new errors/* UserError */.yo(`${what} is empty: give an image such as ghcr.io/owner/app.`);
+    if (/\s/.test(input) || input.includes('://')) {
+        throw new errors/* UserError */.yo(`${what}: '${input}' is not an image reference; write it as registry/path/name[:tag], without a scheme.`);
+    }
+    let rest = input;
+    let digest;
+    const at = rest.indexOf('@');
+    if (at >= 0) {
+        digest = rest.slice(at + 1);
+        rest = rest.slice(0, at);
+        if (!DIGEST.test(digest)) {
+            throw new errors/* UserError */.yo(`${what}: '${digest}' is not a valid digest; write sha256: followed by 64 lowercase hex characters.`);
+        }
+    }
+    let tag;
+    const slash = rest.lastIndexOf('/');
+    const colon = rest.lastIndexOf(':');
+    if (colon > slash) {
+        tag = rest.slice(colon + 1);
+        rest = rest.slice(0, colon);
+        checkTag(tag, what);
+    }
+    const parts = rest.split('/');
+    let registry = DEFAULT_REGISTRY;
+    if (parts.length > 1 && looksLikeDomain(parts[0])) {
+        registry = parts.shift();
+        if (!DOMAIN.test(registry))
+            throw new errors/* UserError */.yo(`${what}: '${registry}' is not a valid registry host.`);
+    }
+    let repository = parts.join('/');
+    if (opts.lowercase) {
+        registry = registry.toLowerCase();
+        repository = repository.toLowerCase();
+    }
+    if (repository !== repository.toLowerCase() || registry !== registry.toLowerCase()) {
+        const fixed = formatReference({
+            registry: registry.toLowerCase(),
+            repository: repository.toLowerCase(),
+            tag,
+            digest
+        });
+        throw new errors/* UserError */.yo(`${what}: '${input}' has uppercase letters; repository names must be lowercase: use '${fixed}'.`);
+    }
+    for (const c of repository.split('/')) {
+        if (!COMPONENT.test(c)) {
+            throw new errors/* UserError */.yo(`${what}: '${input}' is not a valid repository name; each path component is lowercase letters and digits, separated by '.', '_', '__' or '-'.`);
+        }
+    }
+    if (repository.length > 255)
+        throw new errors/* UserError */.yo(`${what}: repository name is longer than 255 characters.`);
+    if (registry === 'index.docker.io' || registry === 'registry-1.docker.io')
+        registry = DEFAULT_REGISTRY;
+    if (registry === DEFAULT_REGISTRY && !repository.includes('/'))
+        repository = `library/${repository}`;
+    return {
+        registry,
+        repository,
+        ...(tag !== undefined ? { tag } : {}),
+        ...(digest !== undefined ? { digest } : {})
+    };
+}
+/** registry/repository[:tag][@digest]; the docker.io `library/` prefix is kept (it is unambiguous). */
+function formatReference(r) {
+    let s = `${r.registry}/${r.repository}`;
+    if (r.tag)
+        s += `:${r.tag}`;
+    if (r.digest)
+        s += `@${r.digest}`;
+    return s;
+}
+/** The host to talk HTTP to: Docker Hub's API lives on registry-1.docker.io. */
+function apiHost(registry) {
+    return registry === DEFAULT_REGISTRY ? 'registry-1.docker.io' : registry;
+}
+/** Loopback registries speak plain http (as dockerd allows by default); everything else https. */
+function isLoopback(registry) {
+    const host = registry.replace(/:\d+$/, '').replace(/^\[|\]$/g, '');
+    return host === 'localhost' || host === '::1' || /^127\.\d+\.\d+\.\d+$/.test(host);
+}
+
 ;// CONCATENATED MODULE: ./build/tsc/lib/registry/http.js
 /**
  * The registry client's transport: one request on Node's fetch with its time limit (or the overall
@@ -29254,8 +29811,8 @@ class RegistryHttp {
     userAgent;
     constructor(opts) {
         this.registry = opts.registry;
-        const insecure = opts.insecure ?? (0,registry_reference/* isLoopback */.U9)(opts.registry);
-        this.base = `${insecure ? 'http' : 'https'}://${(0,registry_reference/* apiHost */.nz)(opts.registry)}`;
+        const insecure = opts.insecure ?? isLoopback(opts.registry);
+        this.base = `${insecure ? 'http' : 'https'}://${apiHost(opts.registry)}`;
         this.origin = new URL(this.base).origin;
         this.retry = {
             attempts: opts.retry?.attempts ?? 6,
@@ -29284,7 +29841,7 @@ class RegistryHttp {
         }
         const secure = this.base.startsWith('https:');
         if ((u.protocol !== 'http:' && u.protocol !== 'https:') ||
-            (u.protocol === 'http:' && secure && !(0,registry_reference/* isLoopback */.U9)(u.host)) ||
+            (u.protocol === 'http:' && secure && !isLoopback(u.host)) ||
             u.username ||
             u.password) {
             throw new RegistryProtocolError(`${this.registry} answered ${facts.method} ${facts.path} with a ${header} ${quote(u.protocol === 'http:' || u.protocol === 'https:' ? u.origin + u.pathname : raw)} that shipline does not follow (only https, or http to loopback, without user info); refusing it.`, facts);
@@ -29644,7 +30201,7 @@ class RegistryAuth {
         await this.http.drain(res);
         for (const scope of (c.params.scope ?? '').split(' ')) {
             const m = /^repository:(.+):([a-z,*]+)$/.exec(scope);
-            if (m && (0,registry_reference/* isRepository */.Z6)(m[1]))
+            if (m && isRepository(m[1]))
                 this.authorize(m[1], m[2].split(',').filter((a) => a === 'pull' || a === 'push'));
         }
         this.tokens.delete(this.scopeList().join(' '));
@@ -29777,7 +30334,7 @@ const KNOWN_MANIFEST_TYPES = new Set([OCI_INDEX, DOCKER_LIST, OCI_MANIFEST, DOCK
 const DIGEST_GRAMMAR = 'sha256: and 64 lowercase hex characters, or sha512: and 128';
 /** `registry/repository:tag` or `registry/repository@digest`, for messages. */
 function refName(registry, repository, reference) {
-    return `${registry}/${repository}${(0,registry_reference/* isDigest */.Bc)(reference) ? '@' : ':'}${reference}`;
+    return `${registry}/${repository}${isDigest(reference) ? '@' : ':'}${reference}`;
 }
 function blobFacts(registry, method, repository, digest) {
     return {
@@ -29790,7 +30347,7 @@ function blobFacts(registry, method, repository, digest) {
 }
 /** A repository name goes into URL paths: it must be one by the distribution grammar. */
 function checkRepository(registry, method, repository, path) {
-    if (!(0,registry_reference/* isRepository */.Z6)(repository)) {
+    if (!isRepository(repository)) {
         throw new RegistryProtocolError(`${registry}: ${quote(repository)} is not a repository name (lowercase path components of letters and digits, separated by '.', '_', '__' or '-'); refusing to use it in a request.`, { registry, method, path, repository });
     }
 }
@@ -29798,14 +30355,14 @@ function checkRepository(registry, method, repository, path) {
 function manifestPath(registry, method, repository, reference) {
     const path = `/v2/${repository}/manifests/${reference}`;
     checkRepository(registry, method, repository, path);
-    if (!(0,registry_reference/* isTag */.dz)(reference) && !(0,registry_reference/* isDigest */.Bc)(reference)) {
+    if (!isTag(reference) && !isDigest(reference)) {
         throw new RegistryProtocolError(`${registry}/${repository}: ${quote(reference)} is neither a tag nor a digest (${DIGEST_GRAMMAR}); refusing to use it in a request.`, { registry, method, path, repository, reference });
     }
     return path;
 }
 function checkBlobArgs(registry, method, repository, digest) {
     checkRepository(registry, method, repository, `/v2/${repository}/blobs/`);
-    if (typeof digest !== 'string' || !(0,registry_reference/* isDigest */.Bc)(digest)) {
+    if (typeof digest !== 'string' || !isDigest(digest)) {
         throw new RegistryProtocolError(`${registry}/${repository}: the blob digest ${quote(digest)} is not a digest (${DIGEST_GRAMMAR}); refusing to use it in a request.`, { registry, method, path: `/v2/${repository}/blobs/`, repository });
     }
 }
@@ -29814,7 +30371,7 @@ function remoteDigest(registry, res, facts) {
     const header = res.headers.get('docker-content-digest')?.trim();
     if (!header)
         return undefined;
-    if (!(0,registry_reference/* isDigest */.Bc)(header)) {
+    if (!isDigest(header)) {
         throw new RegistryProtocolError(`${registry}/${facts.repository ?? ''}: the registry answered ${facts.method} ${facts.path} with the Docker-Content-Digest ${quote(header)}, which is not a digest (${DIGEST_GRAMMAR}); refusing it.`, { ...facts, status: res.status });
     }
     return header;
@@ -29856,7 +30413,7 @@ function checkDescriptors(registry, bytes, mediaType, facts) {
         if (d === undefined)
             continue;
         const desc = d;
-        if (!desc || typeof desc !== 'object' || typeof desc.digest !== 'string' || !(0,registry_reference/* isDigest */.Bc)(desc.digest)) {
+        if (!desc || typeof desc !== 'object' || typeof desc.digest !== 'string' || !isDigest(desc.digest)) {
             throw new RegistryProtocolError(`${where}: the manifest's ${field} has the digest ${quote(desc?.digest)}, which is not a digest (${DIGEST_GRAMMAR}); refusing to use it.`, facts);
         }
         if (desc.size !== undefined && !(Number.isSafeInteger(desc.size) && desc.size >= 0)) {
@@ -30213,7 +30770,7 @@ class RegistryClient {
         if (header && digestLike(header, bytes) !== header) {
             throw new RegistryError(`${refName(this.registry, repository, reference)}: the registry says ${header} but the bytes it sent hash to ${digestLike(header, bytes)}; a proxy may be rewriting manifests.`, facts);
         }
-        if ((0,registry_reference/* isDigest */.Bc)(reference) && digestLike(reference, bytes) !== reference) {
+        if (isDigest(reference) && digestLike(reference, bytes) !== reference) {
             throw new RegistryError(`${this.registry}/${repository}@${reference}: the manifest received hashes to ${digestLike(reference, bytes)}; refusing it.`, facts);
         }
         const contentType = (res.headers.get('content-type') ?? '').split(';')[0].trim();
@@ -30335,7 +30892,7 @@ class RegistryClient {
                 throw new RegistryProtocolError(`${this.registry}/${repository}: the tag list is not JSON (${quote(text, 60)}); refusing it.`, { ...facts, status: res.status });
             }
             const page = body?.tags ?? [];
-            if (!Array.isArray(page) || page.some(t => typeof t !== 'string' || !(0,registry_reference/* isTag */.dz)(t))) {
+            if (!Array.isArray(page) || page.some(t => typeof t !== 'string' || !isTag(t))) {
                 throw new RegistryProtocolError(`${this.registry}/${repository}: the tag list holds ${quote(page)}, which is not a list of tags; refusing it.`, { ...facts, status: res.status });
             }
             tags.push(...page);
@@ -30357,12 +30914,13 @@ class RegistryClient {
  */
 
 
+
 function registryAccess(image, login, log) {
     const client = new RegistryClient({
         registry: image.registry,
         username: login?.username,
         password: login?.password,
-        log,
+        log: log && (line => debug(log, line)),
         userAgent: 'shipline-build-push'
     });
     // one Bearer token for reading back and for the tag PUTs
@@ -30387,403 +30945,39 @@ function registryAccess(image, login, log) {
     };
 }
 
-
-/***/ }),
-
-/***/ 7273:
-/***/ ((__unused_webpack___webpack_module__, __webpack_exports__, __nccwpck_require__) => {
-
-
-// EXPORTS
-__nccwpck_require__.d(__webpack_exports__, {
-  h: () => (/* binding */ buildPush)
-});
-
-// EXTERNAL MODULE: external "node:fs"
-var external_node_fs_ = __nccwpck_require__(3024);
-// EXTERNAL MODULE: external "node:path"
-var external_node_path_ = __nccwpck_require__(6760);
-// EXTERNAL MODULE: ./build/tsc/lib/errors.js
-var errors = __nccwpck_require__(2830);
-// EXTERNAL MODULE: ./build/tsc/lib/docker/cli.js + 1 modules
-var cli = __nccwpck_require__(3600);
-// EXTERNAL MODULE: ./build/tsc/lib/docker/config.js
-var config = __nccwpck_require__(9490);
-;// CONCATENATED MODULE: ./build/tsc/lib/docker/build.js
+;// CONCATENATED MODULE: ./build/tsc/lib/github/run.js
 /**
- * The argv of an image build, for buildx (`docker buildx build`) and for the classic builder
- * (`docker build`), as pure functions of one BuildSpec; plus the few facts read back from a build
- * (buildx metadata file, iidfile, `docker push` digest lines).
+ * Facts about the workflow run, from the runner's environment: the run's web URL and the commit under
+ * test (the pull request head on pull request events). One place for both; no @actions/core here.
  */
 
-
-function common(spec) {
-    const args = ['--file', spec.file];
-    for (const t of spec.tags)
-        args.push('--tag', t);
-    for (const [k, v] of spec.labels)
-        args.push('--label', `${k}=${v}`);
-    for (const [k, v] of spec.buildArgs)
-        args.push('--build-arg', `${k}=${v}`);
-    if (spec.target)
-        args.push('--target', spec.target);
-    return args;
+/** `<server>/<owner>/<repo>/actions/runs/<id>`, or undefined outside a workflow run. */
+function runUrl(env = process.env) {
+    const server = (env.GITHUB_SERVER_URL || 'https://github.com').replace(/\/+$/, '');
+    const repo = env.GITHUB_REPOSITORY;
+    const run = env.GITHUB_RUN_ID;
+    return repo && run ? `${server}/${repo}/actions/runs/${run}` : undefined;
 }
-/** `docker buildx build …`: pushes by itself (`--push`), or loads a single-platform image (`--load`). */
-function buildxArgs(spec) {
-    const args = ['buildx', 'build', ...common(spec)];
-    if (spec.platforms.length)
-        args.push('--platform', spec.platforms.join(','));
-    args.push(`--provenance=${spec.provenance ?? 'false'}`);
-    if (spec.ghaCacheScope) {
-        args.push('--cache-from', `type=gha,scope=${spec.ghaCacheScope}`);
-        if (spec.ghaCacheExport !== false)
-            args.push('--cache-to', `type=gha,mode=max,scope=${spec.ghaCacheScope}`);
-    }
-    if (spec.metadataFile)
-        args.push('--metadata-file', spec.metadataFile);
-    if (spec.iidFile)
-        args.push('--iidfile', spec.iidFile);
-    if (spec.push)
-        args.push('--push');
-    else if (spec.platforms.length <= 1)
-        args.push('--load');
-    args.push(spec.context);
-    return args;
-}
-/** `docker build …` with the classic builder (run with DOCKER_BUILDKIT=0); pushing is separate. */
-function classicBuildArgs(spec) {
-    const args = ['build', ...common(spec)];
-    if (spec.platforms.length === 1)
-        args.push('--platform', spec.platforms[0]);
-    if (spec.iidFile)
-        args.push('--iidfile', spec.iidFile);
-    args.push(spec.context);
-    return args;
-}
-/**
- * The gha cache is usable when the runner gave this action its cache service (JavaScript actions get
- * ACTIONS_RUNTIME_TOKEN and ACTIONS_CACHE_URL / ACTIONS_RESULTS_URL; `run:` steps do not).
- */
-function ghaCacheAvailable(env) {
-    return Boolean(env.ACTIONS_RUNTIME_TOKEN && (env.ACTIONS_CACHE_URL || env.ACTIONS_RESULTS_URL));
-}
-/** A cache scope per image, so two services of one repository do not overwrite each other's cache. */
-function cacheScope(image) {
-    return image.replace(/[^a-zA-Z0-9._-]+/g, '-');
-}
-/** Parses `docker buildx inspect`: the first `Driver:` line is the current builder's. */
-function parseBuildxDriver(inspect) {
-    return /^Driver:\s*(\S+)/m.exec(inspect)?.[1];
-}
-/** buildx and its current builder, or undefined when buildx is not installed (or broken). */
-async function detectBuildx(opts = {}) {
+const PULL_REQUEST_EVENTS = /^pull_request(_target|_review|_review_comment)?$/;
+/** The pull request head SHA from the event payload, when the event is a pull request. */
+function pullRequestHead(eventName, eventPath) {
+    if (!eventName || !PULL_REQUEST_EVENTS.test(eventName) || !eventPath)
+        return undefined;
     try {
-        const r = await (0,cli/* runDocker */.S)(['buildx', 'version'], opts);
-        if (r.code !== 0)
-            return undefined;
-        const inspect = await (0,cli/* runDocker */.S)(['buildx', 'inspect'], opts);
-        return {
-            version: r.stdout.trim() || 'buildx',
-            driver: inspect.code === 0 ? parseBuildxDriver(inspect.stdout) : undefined
-        };
+        const event = JSON.parse((0,external_node_fs_namespaceObject.readFileSync)(eventPath, 'utf8'));
+        const sha = event.pull_request?.head?.sha;
+        return typeof sha === 'string' && sha !== '' ? sha : undefined;
     }
     catch {
         return undefined;
     }
 }
-/** The docker driver (the default builder without docker/setup-buildx-action) cannot export a cache. */
-function canExportCache(info) {
-    return info.driver !== undefined && info.driver !== 'docker';
-}
-/** Reads buildx's `--metadata-file`. */
-function readBuildxMetadata(file) {
-    try {
-        const m = JSON.parse((0,external_node_fs_.readFileSync)(file, 'utf8'));
-        const s = (k) => (typeof m[k] === 'string' ? m[k] : undefined);
-        return { digest: s('containerimage.digest'), configDigest: s('containerimage.config.digest') };
-    }
-    catch {
-        return {};
-    }
-}
-/** Reads an `--iidfile` (`sha256:…`), or undefined. */
-function readIidFile(file) {
-    try {
-        const id = (0,external_node_fs_.readFileSync)(file, 'utf8').trim();
-        return /^sha256:[0-9a-f]{64}$/.test(id) ? id : undefined;
-    }
-    catch {
-        return undefined;
-    }
-}
-/** The digest `docker push` reports (`<tag>: digest: sha256:… size: N`). */
-function pushedDigest(output) {
-    const m = /digest: (sha256:[0-9a-f]{64})/.exec(output);
-    return m?.[1];
+/** The commit the workflow tests: the PR head on pull request events, else GITHUB_SHA ('' when neither). */
+function commitUnderTest(env = process.env) {
+    return pullRequestHead(env.GITHUB_EVENT_NAME, env.GITHUB_EVENT_PATH) ?? env.GITHUB_SHA ?? '';
 }
 
-;// CONCATENATED MODULE: ./build/tsc/lib/build/run.js
-/**
- * build-push itself: log in (temporary Docker config), build with buildx when present (it pushes) or with
- * the classic builder (then `docker push` of each tag), and read the digest of every pushed tag back from
- * the registry, so the `digest` output is what the registry serves, whatever the CLI printed.
- */
-
-
-
-
-
-
-function checkContext(context, file) {
-    const ctx = (0,external_node_path_.resolve)(context);
-    if (!(0,external_node_fs_.existsSync)(ctx) || !(0,external_node_fs_.statSync)(ctx).isDirectory()) {
-        throw new errors/* UserError */.yo(`Build context '${context}' is not a folder. Check out the repository first (actions/checkout) or fix 'context'.`);
-    }
-    const df = file ? (0,external_node_path_.resolve)(file) : (0,external_node_path_.join)(ctx, 'Dockerfile');
-    if (!(0,external_node_fs_.existsSync)(df)) {
-        throw new errors/* UserError */.yo(`Dockerfile '${file || (0,external_node_path_.join)(context, 'Dockerfile')}' not found. Set 'file' to your Dockerfile's path.`);
-    }
-    return { context: ctx, file: df };
-}
-function pushFailure(what, r, registry) {
-    const line = (0,cli/* lastErrorLine */.H)(r);
-    let fix = 'See the log group for the full output.';
-    if (/denied|forbidden|403|write_package|permission/i.test(line)) {
-        fix =
-            registry === 'ghcr.io'
-                ? "Give the job 'permissions: packages: write', and give this repository Write access in the package's Manage Actions access settings."
-                : "The registry user may not push to this repository: check 'registry-username'/'registry-password' and its permissions.";
-    }
-    else if (/unauthorized|no basic auth|authentication required|401/i.test(line)) {
-        fix = "The registry wants a login: set 'registry-password' (and 'registry-username').";
-    }
-    else if (/connection refused|no such host|timeout|i\/o timeout|server gave HTTP response to HTTPS/i.test(line)) {
-        fix = `Check that ${registry} is reachable from the runner (and serves HTTPS).`;
-    }
-    return new errors/* UserError */.yo(`${what} failed: ${line}. ${fix}`, `${r.stderr}\n${r.stdout}`.trim());
-}
-function buildFailure(what, r, loginFailure) {
-    const line = (0,cli/* lastErrorLine */.H)(r);
-    const fix = loginFailure && /pull access denied|unauthorized|denied|authentication required|not found/i.test(line)
-        ? `A base image may need the registry login, which failed: ${loginFailure}`
-        : 'Fix the Dockerfile or the build inputs (the full output is in the log group above).';
-    // the whole output was streamed into a log group already
-    return new errors/* UserError */.yo(`${what} failed: ${line}. ${fix}`);
-}
-/** buildx when present (or required), the classic builder otherwise; refuses what the builder cannot do. */
-async function chooseBuilder(o) {
-    const buildx = o.builder === 'classic' ? undefined : await detectBuildx({ env: o.config.env, bin: o.bin });
-    if (o.builder === 'buildx' && !buildx) {
-        throw new errors/* UserError */.yo('buildx was required but `docker buildx version` fails. Add docker/setup-buildx-action before this step.');
-    }
-    if (o.platforms.length > 1 && !buildx) {
-        throw new errors/* UserError */.yo(`'platforms' lists ${o.platforms.length} platforms (${o.platforms.join(', ')}): a multi-platform build needs buildx, which this runner lacks. Add docker/setup-buildx-action (and docker/setup-qemu-action) before this step, or build one platform.`);
-    }
-    if (o.platforms.length > 1 && buildx?.driver === 'docker') {
-        throw new errors/* UserError */.yo(`'platforms' lists ${o.platforms.length} platforms but the current buildx builder uses the docker driver, which builds one platform. Add docker/setup-buildx-action before this step.`);
-    }
-    return buildx;
-}
-/** Logs in; returns the failure message when a login failed that push: false can do without. */
-async function login(o, log) {
-    const login = o.login;
-    if (!login)
-        return undefined;
-    try {
-        await log.group(`docker login ${login.registry}`, async () => {
-            await (0,config/* dockerLogin */.a1)({ config: o.config, bin: o.bin, ...login });
-            log.info(`logged in to ${login.registry} as ${login.username} (credential kept in ${o.config.dir} for this step only)`);
-        });
-        return undefined;
-    }
-    catch (e) {
-        if (o.push)
-            throw e;
-        // push: false (pull requests, often with a read-only token): only private base images need the login
-        log.info(`${e.message} Building without a login (push: false).`);
-        return e.message;
-    }
-}
-/** `docker buildx build`: it pushes every tag itself and writes the digest to the metadata file. */
-async function buildWithBuildx(o, spec, buildx, run, log, loginFailure) {
-    const env = o.env ?? process.env;
-    if (o.cache !== false && ghaCacheAvailable(env)) {
-        spec.ghaCacheScope = cacheScope(o.image.image);
-        spec.ghaCacheExport = canExportCache(buildx);
-        if (!spec.ghaCacheExport) {
-            log.notice(`The buildx builder's driver (${buildx.driver ?? 'unknown'}) cannot write the GitHub Actions cache, so it is only read: add docker/setup-buildx-action to cache layers between runs.`);
-        }
-    }
-    const args = buildxArgs(spec);
-    const r = await log.group(`docker buildx build (${o.push ? 'push' : 'no push'})`, async () => {
-        log.info(`docker ${args.join(' ')}`);
-        return run(args);
-    });
-    if (r.code !== 0) {
-        if (o.push && /push|denied|unauthorized|forbidden|401|403/i.test((0,cli/* lastErrorLine */.H)(r)))
-            throw pushFailure('docker buildx build --push', r, o.image.registry);
-        throw buildFailure('docker buildx build', r, loginFailure);
-    }
-    const meta = readBuildxMetadata(spec.metadataFile);
-    return {
-        builder: `buildx (${buildx.version.split('\n')[0]}${buildx.driver ? `, ${buildx.driver} driver` : ''})`,
-        imageId: readIidFile(spec.iidFile) ?? meta.configDigest ?? '',
-        cliDigest: o.push ? meta.digest : undefined
-    };
-}
-/**
- * `docker build` with the classic builder, then one `docker push` (the SHA tag); the other tags are put
- * registry-side, as manifest PUTs of the very bytes that push stored.
- */
-async function buildClassic(o, spec, run, log, loginFailure) {
-    const args = classicBuildArgs(spec);
-    const r = await log.group('docker build', async () => {
-        log.info(`docker ${args.join(' ')}`);
-        return run(args, { DOCKER_BUILDKIT: '0' });
-    });
-    if (r.code !== 0)
-        throw buildFailure('docker build', r, loginFailure);
-    const built = { builder: 'docker build (classic builder; no buildx)', imageId: readIidFile(spec.iidFile) ?? '' };
-    if (!o.push)
-        return built;
-    const shaRef = `${o.image.image}:${o.tags.shaTag}`;
-    const p = await log.group(`docker push ${shaRef}`, () => run(['push', shaRef]));
-    if (p.code !== 0)
-        throw pushFailure(`docker push ${shaRef}`, p, o.image.registry);
-    built.cliDigest = pushedDigest(p.stdout);
-    const others = o.tags.all.filter(t => t !== o.tags.shaTag);
-    if (others.length) {
-        await o.registry.retag(built.cliDigest ?? o.tags.shaTag, others);
-        log.info(`tagged ${others.join(', ')} registry-side (manifest PUT of the pushed manifest's exact bytes)`);
-    }
-    return built;
-}
-/** The digest of every tag as the registry answers now; the SHA tag's is the result. */
-async function readBack(o, cliDigest, log) {
-    const tagDigests = {};
-    for (const tag of o.tags.all) {
-        const d = await o.registry.digest(tag);
-        if (!d) {
-            throw new errors/* UserError */.yo(`The registry does not answer ${o.image.image}:${tag} after the push. Check that nothing deletes tags of ${o.image.image} while this step runs, then re-run.`);
-        }
-        tagDigests[tag] = d;
-    }
-    const digest = tagDigests[o.tags.shaTag];
-    if (cliDigest && cliDigest !== digest) {
-        log.warning(`${o.image.image}:${o.tags.shaTag} is ${digest} in the registry but the push reported ${cliDigest}: another job pushed the same tag meanwhile. The outputs give the registry's digest.`);
-    }
-    for (const [tag, d] of Object.entries(tagDigests)) {
-        if (d !== digest)
-            log.warning(`${o.image.image}:${tag} points at ${d}, not at ${digest}: another job moved it after this push.`);
-    }
-    return { digest, tagDigests };
-}
-/** Builds, pushes and reads back. Throws UserError for everything a user can fix. */
-async function buildPush(o, log) {
-    const started = Date.now();
-    const { context, file } = checkContext(o.context, o.file);
-    const run = (args, extraEnv = {}) => (0,cli/* runDocker */.S)(args, { env: { ...o.config.env, ...extraEnv }, bin: o.bin, onLine: l => log.info(l) });
-    const buildx = await chooseBuilder(o);
-    const loginFailure = await login(o, log);
-    const before = o.push ? await o.registry.digest(o.tags.shaTag).catch(() => undefined) : undefined;
-    const refs = o.tags.all.map(t => `${o.image.image}:${t}`);
-    const spec = {
-        context,
-        file,
-        tags: refs,
-        labels: o.labels,
-        buildArgs: o.buildArgs,
-        platforms: o.platforms,
-        target: o.target,
-        push: o.push,
-        provenance: o.provenance,
-        metadataFile: (0,external_node_path_.join)(o.config.dir, 'metadata.json'),
-        iidFile: (0,external_node_path_.join)(o.config.dir, 'iid')
-    };
-    const built = buildx ? await buildWithBuildx(o, spec, buildx, run, log, loginFailure) : await buildClassic(o, spec, run, log, loginFailure);
-    const { digest, tagDigests } = o.push ? await readBack(o, built.cliDigest, log) : { digest: '', tagDigests: {} };
-    const shaRef = `${o.image.image}:${o.tags.shaTag}`;
-    const replacedDigest = before && digest && before !== digest ? before : undefined;
-    if (replacedDigest) {
-        log.warning(`${shaRef} pointed at ${replacedDigest} before this push and now at ${digest}: the commit was built again (a re-run). Set SOURCE_DATE_EPOCH for reproducible builds.`);
-    }
-    return {
-        image: o.image.image,
-        digest,
-        ref: digest ? `${o.image.image}@${digest}` : '',
-        tags: refs,
-        shaTag: shaRef,
-        imageId: built.imageId,
-        pushed: o.push,
-        builder: built.builder,
-        tagDigests,
-        replacedDigest,
-        durationMs: Date.now() - started
-    };
-}
-
-
-/***/ }),
-
-/***/ 5194:
-/***/ ((__unused_webpack___webpack_module__, __webpack_exports__, __nccwpck_require__) => {
-
-/* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
-/* harmony export */   A: () => (/* binding */ failureMarkdown),
-/* harmony export */   e: () => (/* binding */ summaryMarkdown)
-/* harmony export */ });
-const code = (s) => `\`${s.replace(/`/g, "'")}\``;
-function summaryMarkdown(r, notes = []) {
-    const secs = (r.durationMs / 1000).toFixed(1);
-    const rows = [
-        ['image', code(r.image)],
-        ['digest', r.digest ? code(r.digest) : '— (nothing pushed)'],
-        ['ref', r.ref ? code(r.ref) : '—'],
-        ['tags', r.tags.map(code).join('<br>')],
-        ['image id', r.imageId ? code(r.imageId) : '—'],
-        ['builder', r.builder],
-        ['duration', `${secs} s`]
-    ];
-    const lines = [
-        r.pushed ? `### build-push: pushed ${code(r.ref)}` : `### build-push: built ${code(r.shaTag)}, nothing was pushed (push: false)`,
-        '',
-        '| | |',
-        '|---|---|',
-        ...rows.map(([k, v]) => `| ${k} | ${v} |`),
-        ''
-    ];
-    if (r.pushed)
-        lines.push(`Digest read back from the registry for every tag (${Object.keys(r.tagDigests).length} checked).`, '');
-    for (const n of notes)
-        lines.push(`> ${n}`, '');
-    return lines.join('\n');
-}
-/** The job summary of a failed build-push: what it was building (as far as known) and the one-line reason. */
-function failureMarkdown(image, tags, message) {
-    return [
-        `### build-push failed${image ? `: ${code(image)}` : ''}`,
-        '',
-        `> ${message.split('\n')[0]}`,
-        '',
-        ...(tags.length ? [`Tags it was to push: ${tags.map(code).join(', ')}. Nothing was output; see the log for details.`, ''] : [])
-    ].join('\n');
-}
-
-
-/***/ }),
-
-/***/ 2317:
-/***/ ((__unused_webpack___webpack_module__, __webpack_exports__, __nccwpck_require__) => {
-
-/* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
-/* harmony export */   Vd: () => (/* binding */ planTags),
-/* harmony export */   mJ: () => (/* binding */ commitSha)
-/* harmony export */ });
-/* unused harmony exports validateTag, pullRequestHead, tagOf */
-/* harmony import */ var node_fs__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(3024);
-/* harmony import */ var _errors_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(2830);
-/* harmony import */ var _registry_reference_js__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(8892);
+;// CONCATENATED MODULE: ./build/tsc/lib/build/tags.js
 /**
  * Which commit an image is tagged with, and the tags it gets: the full 40-hex commit SHA (immutable), the
  * moving stage tag, and any extra tags, each validated against the OCI tag grammar.
@@ -30793,28 +30987,16 @@ function failureMarkdown(image, tags, message) {
 
 /** Throws a UserError naming the input unless `tag` is a valid tag (`[\w][\w.-]{0,127}`), saying why. */
 function validateTag(input, tag) {
-    if ((0,_registry_reference_js__WEBPACK_IMPORTED_MODULE_2__/* .isTag */ .dz)(tag))
+    if (isTag(tag))
         return tag;
     const why = tag.length > 128
         ? `is ${tag.length} characters long (at most 128)`
         : /^[.-]/.test(tag)
             ? 'starts with . or -'
             : `contains '${[...tag].find(c => !/[A-Za-z0-9_.-]/.test(c)) ?? ''}'`;
-    throw new _errors_js__WEBPACK_IMPORTED_MODULE_1__/* .UserError */ .yo(`Input '${input}': '${tag}' is not a valid image tag: it ${why}. Tags are letters, digits, _, . and - (first one a letter, digit or _), at most 128 characters.`);
+    throw new errors/* UserError */.yo(`Input '${input}': '${tag}' is not a valid image tag: it ${why}. Tags are letters, digits, _, . and - (first one a letter, digit or _), at most 128 characters.`);
 }
-/** The pull request head SHA from the event payload, when the event is a pull request. */
-function pullRequestHead(eventName, eventPath) {
-    if (!eventName || !/^pull_request(_target|_review|_review_comment)?$/.test(eventName) || !eventPath)
-        return undefined;
-    try {
-        const event = JSON.parse((0,node_fs__WEBPACK_IMPORTED_MODULE_0__.readFileSync)(eventPath, 'utf8'));
-        const sha = event.pull_request?.head?.sha;
-        return typeof sha === 'string' && sha !== '' ? sha : undefined;
-    }
-    catch {
-        return undefined;
-    }
-}
+
 /**
  * The commit the image is tagged with: the `sha` input when given, else the pull request head on
  * pull_request events (GITHUB_SHA is then a merge commit nobody pushed), else GITHUB_SHA.
@@ -30829,12 +31011,12 @@ function commitSha(src) {
         if (!value)
             continue;
         const sha = value.toLowerCase();
-        if (!_registry_reference_js__WEBPACK_IMPORTED_MODULE_2__/* .FULL_SHA */ .RG.test(sha)) {
-            throw new _errors_js__WEBPACK_IMPORTED_MODULE_1__/* .UserError */ .yo(`The commit from ${from} is '${value}', not a full 40-hex commit SHA. Pass the full SHA, e.g. 'sha: \${{ github.sha }}'.`);
+        if (!FULL_SHA.test(sha)) {
+            throw new errors/* UserError */.yo(`The commit from ${from} is '${value}', not a full 40-hex commit SHA. Pass the full SHA, e.g. 'sha: \${{ github.sha }}'.`);
         }
         return { sha, from };
     }
-    throw new _errors_js__WEBPACK_IMPORTED_MODULE_1__/* .UserError */ .yo("No commit SHA: GITHUB_SHA is not set. Pass 'sha: <full 40-hex commit SHA>'.");
+    throw new errors/* UserError */.yo("No commit SHA: GITHUB_SHA is not set. Pass 'sha: <full 40-hex commit SHA>'.");
 }
 /**
  * An entry of `tags`: a tag, or a full reference `<image>:<tag>` of this very image (as
@@ -30846,7 +31028,7 @@ function tagOf(entry, image) {
         const repo = entry.slice(0, colon);
         if (repo.toLowerCase() === image.toLowerCase())
             return entry.slice(colon + 1);
-        throw new _errors_js__WEBPACK_IMPORTED_MODULE_1__/* .UserError */ .yo(`Input 'tags': '${entry}' is a reference to ${repo}, not to ${image}. List tag names (e.g. 'v1.2.3'); to push to another repository set 'image'.`);
+        throw new errors/* UserError */.yo(`Input 'tags': '${entry}' is a reference to ${repo}, not to ${image}. List tag names (e.g. 'v1.2.3'); to push to another repository set 'image'.`);
     }
     return entry;
 }
@@ -30859,234 +31041,229 @@ function planTags(sha, stageTag, extra, image) {
     return { shaTag: sha, stageTag: stage || undefined, all };
 }
 
-
-/***/ }),
-
-/***/ 3600:
-/***/ ((__unused_webpack___webpack_module__, __webpack_exports__, __nccwpck_require__) => {
-
-
-// EXPORTS
-__nccwpck_require__.d(__webpack_exports__, {
-  H: () => (/* binding */ lastErrorLine),
-  S: () => (/* binding */ runDocker)
-});
-
-;// CONCATENATED MODULE: external "node:child_process"
-const external_node_child_process_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:child_process");
-;// CONCATENATED MODULE: ./build/tsc/lib/docker/cli.js
+;// CONCATENATED MODULE: ./build/tsc/lib/build/naming.js
 /**
- * The docker CLI, run as a child process with an explicit environment: every call of one build-push step
- * gets the same DOCKER_CONFIG (the step's temporary config folder). Secrets go to stdin, never argv.
+ * The image repository build-push pushes to: `image` when given, else `ghcr.io/<owner>/<repo>[/<service>]`,
+ * always lowercased (registries accept lowercase repository names only; the caller tells the user when
+ * the name changed), and validated by the registry client's reference parser before Docker sees it.
  */
 
-const KEEP = 256 * 1024;
-/** Runs `docker <args>`; resolves with the exit code and output (never rejects on a non-zero exit). */
-function runDocker(args, opts = {}) {
-    return new Promise((resolve, reject) => {
-        const env = { ...process.env, ...opts.env };
-        if (opts.configDir)
-            env.DOCKER_CONFIG = opts.configDir;
-        // the action's inputs (INPUT_REGISTRY-PASSWORD among them) are no business of docker or its plugins
-        for (const k of Object.keys(env))
-            if (env[k] === undefined || (k.startsWith('INPUT_') && !opts.env?.[k]))
-                delete env[k];
-        const child = (0,external_node_child_process_namespaceObject.spawn)(opts.bin ?? 'docker', args, { env, cwd: opts.cwd, stdio: ['pipe', 'pipe', 'pipe'] });
-        let stdout = '';
-        let stderr = '';
-        const partial = { out: '', err: '' };
-        const feed = (which, chunk) => {
-            if (!opts.onLine)
-                return;
-            const text = partial[which] + chunk;
-            const lines = text.split(/\r?\n/);
-            partial[which] = lines.pop() ?? '';
-            for (const l of lines)
-                opts.onLine(l);
-        };
-        child.stdout.setEncoding('utf8');
-        child.stderr.setEncoding('utf8');
-        child.stdout.on('data', (d) => {
-            stdout = (stdout + d).slice(-KEEP);
-            feed('out', d);
-        });
-        child.stderr.on('data', (d) => {
-            stderr = (stderr + d).slice(-KEEP);
-            feed('err', d);
-        });
-        child.on('error', e => {
-            const err = e;
-            reject(err.code === 'ENOENT' ? new Error(`${opts.bin ?? 'docker'} is not installed or not on PATH`) : err);
-        });
-        child.on('close', (code, signal) => {
-            if (opts.onLine)
-                for (const l of [partial.out, partial.err])
-                    if (l)
-                        opts.onLine(l);
-            resolve({ code: code ?? (signal ? 128 : 1), stdout, stderr });
-        });
-        child.stdin.on('error', () => {
-            /* the process may exit before reading stdin; its exit code tells */
-        });
-        child.stdin.end(opts.stdin ?? '');
+
+/** The default image: `ghcr.io/<owner>/<repo>` plus `/<service>`. */
+function defaultImage(repository, service) {
+    if (!repository || !repository.includes('/')) {
+        throw new errors/* UserError */.yo("No 'image' given and GITHUB_REPOSITORY is not set. Pass 'image: ghcr.io/<owner>/<name>'.");
+    }
+    const s = service.trim().replace(/^\/+|\/+$/g, '');
+    return `ghcr.io/${repository}${s ? `/${s}` : ''}`;
+}
+/** Lowercases and validates an image repository name (no tag, no digest). */
+function normalizeImage(raw, input = 'image') {
+    const given = raw.trim();
+    if (given.includes('@')) {
+        throw new errors/* UserError */.yo(`Input '${input}' must be a repository without a digest, got '${given}'. Drop the '@sha256:…' part.`);
+    }
+    const ref = parseImageReference(given, { lowercase: true, what: `Input '${input}'` });
+    if (ref.tag !== undefined) {
+        throw new errors/* UserError */.yo(`Input '${input}' must be a repository without a tag, got '${given}'. Put tags in 'tags' (the commit and stage tags are added for you).`);
+    }
+    const image = given.toLowerCase();
+    return { image, registry: ref.registry, path: ref.repository, ...(image !== given ? { lowercasedFrom: given } : {}) };
+}
+const DOCKER_HUB = new Set(['docker.io', 'index.docker.io', 'registry-1.docker.io', 'registry.hub.docker.com']);
+/**
+ * The registry to log in to: the `registry` input (scheme, path and case dropped; Docker Hub's aliases are
+ * docker.io) or the image's host. Returns a warning when it is not the registry the image is pushed to.
+ */
+function loginRegistry(input, image) {
+    const raw = input.trim();
+    if (!raw)
+        return { registry: image.registry };
+    const host = raw.replace(/^[a-z]+:\/\//i, '').replace(/\/.*$/, '').toLowerCase();
+    const registry = DOCKER_HUB.has(host) ? 'docker.io' : host;
+    if (registry === image.registry)
+        return { registry };
+    return {
+        registry,
+        warning: `'registry' is ${registry} but the image is pushed to ${image.registry}: the login is for ${registry}. Leave 'registry' empty to log in where the image goes.`
+    };
+}
+
+;// CONCATENATED MODULE: ./build/tsc/lib/build/labels.js
+/**
+ * The OCI annotations build-push puts on every image (`org.opencontainers.image.source`, `.revision`,
+ * `.created`), merged with the user's `labels` (the user's win).
+ */
+
+/** The `created` time: SOURCE_DATE_EPOCH (seconds since the epoch) when set, else now; ISO 8601 UTC. */
+function createdTime(sourceDateEpoch, now = new Date()) {
+    const raw = sourceDateEpoch?.trim();
+    if (!raw)
+        return now.toISOString().replace(/\.\d{3}Z$/, 'Z');
+    if (!/^\d+$/.test(raw)) {
+        throw new errors/* UserError */.yo(`SOURCE_DATE_EPOCH must be whole seconds since 1970-01-01, got '${raw}'. Set it to e.g. $(git log -1 --format=%ct).`);
+    }
+    return new Date(Number(raw) * 1000).toISOString().replace(/\.\d{3}Z$/, 'Z');
+}
+function ociLabels(src, user) {
+    const out = new Map();
+    if (src.repository)
+        out.set('org.opencontainers.image.source', `${(src.serverUrl || 'https://github.com').replace(/\/+$/, '')}/${src.repository}`);
+    out.set('org.opencontainers.image.revision', src.sha);
+    out.set('org.opencontainers.image.created', createdTime(src.sourceDateEpoch, src.now));
+    for (const [k, v] of user)
+        out.set(k, v);
+    return out;
+}
+
+;// CONCATENATED MODULE: ./build/tsc/build-push/inputs.js
+/**
+ * build-push's inputs, read once and typed: the commit, the image name, the tag plan, labels and build
+ * args parsed; the registry login (masked, also as `user:password`).
+ */
+
+
+
+
+
+/** `known` is filled as the image and its tags become known (for the failure summary of a later error). */
+function getInputs(known = {}) {
+    const env = process.env;
+    const push = bool('push', true);
+    const username = str('registry-username');
+    const password = secret('registry-password');
+    if (username && password)
+        maskSecret(`${username}:${password}`);
+    const { sha, from } = commitSha({
+        input: str('sha'),
+        eventName: env.GITHUB_EVENT_NAME,
+        eventPath: env.GITHUB_EVENT_PATH,
+        githubSha: env.GITHUB_SHA
     });
+    const image = normalizeImage(str('image') || defaultImage(env.GITHUB_REPOSITORY, str('service')));
+    known.image = image.image;
+    const tags = planTags(sha, str('stage-tag'), list('tags'), image.image);
+    known.tags = tags.all;
+    const labels = ociLabels({
+        serverUrl: env.GITHUB_SERVER_URL,
+        repository: env.GITHUB_REPOSITORY,
+        sha,
+        sourceDateEpoch: env.SOURCE_DATE_EPOCH
+    }, parseKeyValues('labels', str('labels')));
+    const buildArgs = parseKeyValues('build-args', str('build-args'));
+    const { registry, warning } = loginRegistry(str('registry'), image);
+    return {
+        push,
+        username,
+        password,
+        sha,
+        shaFrom: from,
+        image,
+        tags,
+        labels,
+        buildArgs,
+        registry,
+        registryWarning: warning,
+        context: str('context', '.'),
+        file: str('file'),
+        platforms: list('platforms'),
+        target: str('target') || undefined,
+        provenance: str('provenance', 'false'),
+        cache: bool('cache', true)
+    };
 }
-const NOISE = /^DEPRECATED:|^BuildKit is currently disabled|^environment-variable\.|^Install the buildx component|^https:\/\/docs\.docker\.com|^WARNING! Your credentials|^Configure a credential helper/;
-const FAILURE = /error|denied|unauthorized|forbidden|failed|not found|no such|invalid|refused|non-zero|unknown|credentials|timeout/i;
+
+;// CONCATENATED MODULE: ./build/tsc/build-push/main.js
 /**
- * The line that says why docker failed: the last failure-looking line of stderr (where docker reports
- * errors), else of stdout, else the last line at all; deprecation notices and blank lines skipped.
- */
-function lastErrorLine(r) {
-    const meaningful = (text) => text
-        .split(/\r?\n/)
-        .map(l => l.trim())
-        .filter(l => l && !NOISE.test(l));
-    const err = meaningful(r.stderr);
-    const out = meaningful(r.stdout);
-    const pick = [...err].reverse().find(l => FAILURE.test(l)) ??
-        [...out].reverse().find(l => FAILURE.test(l)) ??
-        err.at(-1) ??
-        out.at(-1);
-    return (pick ?? `exit code ${r.code}`).replace(/^ERROR:\s*/, '').replace(/\.$/, '');
-}
-
-
-/***/ }),
-
-/***/ 9490:
-/***/ ((__unused_webpack___webpack_module__, __webpack_exports__, __nccwpck_require__) => {
-
-/* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
-/* harmony export */   I0: () => (/* binding */ configCredential),
-/* harmony export */   a1: () => (/* binding */ dockerLogin),
-/* harmony export */   lp: () => (/* binding */ createDockerConfig),
-/* harmony export */   nS: () => (/* binding */ removeDockerConfig)
-/* harmony export */ });
-/* unused harmony exports CONFIG_PREFIX, userConfigDir */
-/* harmony import */ var node_fs__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(3024);
-/* harmony import */ var node_os__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(8161);
-/* harmony import */ var node_path__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(6760);
-/* harmony import */ var _errors_js__WEBPACK_IMPORTED_MODULE_3__ = __nccwpck_require__(2830);
-/* harmony import */ var _cli_js__WEBPACK_IMPORTED_MODULE_4__ = __nccwpck_require__(3600);
-/**
- * A temporary Docker config folder for one step: `docker login` writes the registry credential there
- * (the password goes over stdin), every docker call of the step uses it through DOCKER_CONFIG, and it is
- * removed afterwards, so nothing stays in ~/.docker/config.json on self-hosted runners.
- *
- * The folder starts from the user's own config (logins made earlier, e.g. by docker/login-action, still
- * work for pulling base images) minus any credential store, so our login cannot land outside the folder.
- * Builders created by docker/setup-buildx-action live in the user's config folder: BUILDX_CONFIG points
- * there, and the user's cli-plugins folder is linked in so a buildx installed there is found.
+ * build-push: builds one image and pushes it under its commit tag and the stage tag (src/lib/build), sets
+ * the outputs, writes the summary; the post step removes the temporary Docker config. Launched by
+ * ./index.ts; importing this module runs nothing.
  */
 
 
 
 
 
-const CONFIG_PREFIX = 'shipline-docker-';
-/** The user's Docker config folder: DOCKER_CONFIG when set, else ~/.docker. */
-function userConfigDir(env = process.env) {
-    return env.DOCKER_CONFIG || (0,node_path__WEBPACK_IMPORTED_MODULE_2__.join)(env.HOME || (0,node_os__WEBPACK_IMPORTED_MODULE_1__.homedir)(), '.docker');
-}
-/** Registry keys as Docker writes them in `auths` (Docker Hub has its historical URL). */
-function authKeys(registry) {
-    return registry === 'docker.io'
-        ? ['https://index.docker.io/v1/', 'docker.io', 'index.docker.io', 'registry-1.docker.io']
-        : [registry, `https://${registry}`, `http://${registry}`];
-}
-/**
- * Creates `<parent>/shipline-docker-XXXXXX` (mode 0700) seeded from the user's config without credential
- * stores. `registry` (when given) also loses any credential helper and earlier login, so `docker login`
- * writes to this folder only.
- */
-function createDockerConfig(parent, opts = {}) {
-    const env = opts.env ?? process.env;
-    (0,node_fs__WEBPACK_IMPORTED_MODULE_0__.mkdirSync)(parent, { recursive: true });
-    const dir = (0,node_fs__WEBPACK_IMPORTED_MODULE_0__.mkdtempSync)((0,node_path__WEBPACK_IMPORTED_MODULE_2__.join)(parent, CONFIG_PREFIX));
-    const source = userConfigDir(env);
-    let config = {};
+
+
+
+
+const STATE_CONFIG = 'docker-config';
+async function run() {
+    /** What a failure summary can say: filled in as the step learns it. */
+    const known = {};
     try {
-        config = JSON.parse((0,node_fs__WEBPACK_IMPORTED_MODULE_0__.readFileSync)((0,node_path__WEBPACK_IMPORTED_MODULE_2__.join)(source, 'config.json'), 'utf8'));
+        await buildAndPush(known);
     }
-    catch {
-        /* no config of the user's, or unreadable: start empty */
+    catch (e) {
+        // the failure itself is what the step reports, even when no summary file can be written
+        await lib_core/* summary */.z
+            .addRaw(failureMarkdown(known.image, known.tags ?? [], e.message))
+            .write()
+            .catch(() => undefined);
+        throw e;
     }
-    delete config.credsStore;
-    if (opts.registry) {
-        for (const k of authKeys(opts.registry)) {
-            if (config.credHelpers)
-                delete config.credHelpers[k];
-            if (config.auths)
-                delete config.auths[k];
-        }
-    }
-    (0,node_fs__WEBPACK_IMPORTED_MODULE_0__.writeFileSync)((0,node_path__WEBPACK_IMPORTED_MODULE_2__.join)(dir, 'config.json'), JSON.stringify(config, null, 2) + '\n', { mode: 0o600 });
-    const plugins = (0,node_path__WEBPACK_IMPORTED_MODULE_2__.join)(source, 'cli-plugins');
-    if ((0,node_fs__WEBPACK_IMPORTED_MODULE_0__.existsSync)(plugins))
-        (0,node_fs__WEBPACK_IMPORTED_MODULE_0__.symlinkSync)(plugins, (0,node_path__WEBPACK_IMPORTED_MODULE_2__.join)(dir, 'cli-plugins'));
-    const out = { DOCKER_CONFIG: dir };
-    const buildx = env.BUILDX_CONFIG || (0,node_path__WEBPACK_IMPORTED_MODULE_2__.join)(source, 'buildx');
-    if ((0,node_fs__WEBPACK_IMPORTED_MODULE_0__.existsSync)(buildx))
-        out.BUILDX_CONFIG = buildx;
-    return { dir, env: out };
 }
-/**
- * Removes a folder made by createDockerConfig. Refuses anything not named shipline-docker-* so a bad
- * state value cannot remove something else; a symlinked cli-plugins folder is unlinked, not followed.
- */
-function removeDockerConfig(dir) {
-    if (!dir || !(0,node_path__WEBPACK_IMPORTED_MODULE_2__.basename)(dir).startsWith(CONFIG_PREFIX))
-        return false;
-    if (!(0,node_fs__WEBPACK_IMPORTED_MODULE_0__.existsSync)(dir))
-        return false;
-    (0,node_fs__WEBPACK_IMPORTED_MODULE_0__.rmSync)(dir, { recursive: true, force: true });
-    return true;
-}
-/** `docker login --password-stdin`: the password only ever goes over stdin. */
-async function dockerLogin(o) {
-    if (!o.username) {
-        throw new _errors_js__WEBPACK_IMPORTED_MODULE_3__/* .UserError */ .yo(`Cannot log in to ${o.registry}: 'registry-username' is empty. Set it (default: \${{ github.actor }}).`);
+async function buildAndPush(known) {
+    const inputs = getInputs(known);
+    const { push, username, password, sha, image, tags, labels, buildArgs, registry } = inputs;
+    if (image.lowercasedFrom) {
+        lib_core/* notice */.lm(`Image name '${image.lowercasedFrom}' lowercased to '${image.image}': registries accept lowercase repository names only.`);
     }
-    const server = o.registry === 'docker.io' ? 'https://index.docker.io/v1/' : o.registry;
-    const r = await (0,_cli_js__WEBPACK_IMPORTED_MODULE_4__/* .runDocker */ .S)(['login', '--username', o.username, '--password-stdin', server], {
-        env: o.config.env,
-        stdin: o.password,
-        bin: o.bin
-    });
-    if (r.code === 0)
-        return;
-    const line = (0,_cli_js__WEBPACK_IMPORTED_MODULE_4__/* .lastErrorLine */ .H)(r);
-    const denied = /unauthorized|401|403|denied|incorrect|invalid (username|password)|authentication required/i.test(line);
-    const fix = denied
-        ? o.registry === 'ghcr.io'
-            ? "Check 'registry-username'/'registry-password'; with the workflow token give the job 'permissions: packages: write'."
-            : "Check 'registry-username' and 'registry-password'."
-        : `Check that ${o.registry} is reachable from the runner and 'registry' names it.`;
-    throw new _errors_js__WEBPACK_IMPORTED_MODULE_3__/* .UserError */ .yo(`Login to ${o.registry} as ${o.username} failed: ${line}. ${fix}`, `${r.stderr}\n${r.stdout}`.trim());
-}
-/**
- * The credential an earlier `docker login` left for `registry` in a config folder (an inline `auth`
- * entry), so shipline's registry client can use the same login as the docker CLI. Undefined when none.
- */
-function configCredential(dir, registry) {
-    let config;
+    if (inputs.registryWarning)
+        lib_core/* warning */.$e(inputs.registryWarning);
+    lib_core/* info */.pq(`image ${image.image}, commit ${sha} (from ${inputs.shaFrom}), tags: ${tags.all.join(', ')}`);
+    const env = process.env;
+    // an earlier login to this registry is dropped from the copy only when this step logs in itself
+    const config = createDockerConfig(env.RUNNER_TEMP || (0,external_node_os_namespaceObject.tmpdir)(), { registry: password ? registry : undefined });
+    lib_core/* saveState */.LZ(STATE_CONFIG, config.dir);
     try {
-        config = JSON.parse((0,node_fs__WEBPACK_IMPORTED_MODULE_0__.readFileSync)((0,node_path__WEBPACK_IMPORTED_MODULE_2__.join)(dir, 'config.json'), 'utf8'));
+        const login = password ? { registry, username, password } : undefined;
+        // without a password of its own the step uses an earlier step's login (docker/login-action): the
+        // registry client takes it from the same config the docker CLI reads
+        const earlier = login ? undefined : configCredential(config.dir, image.registry);
+        if (earlier)
+            maskSecret(earlier.password);
+        const result = await buildPush({
+            context: inputs.context,
+            file: inputs.file,
+            image,
+            tags,
+            labels,
+            buildArgs,
+            platforms: inputs.platforms,
+            target: inputs.target,
+            push,
+            provenance: inputs.provenance,
+            cache: inputs.cache,
+            config,
+            login,
+            registry: registryAccess(image, login ?? earlier, coreLog)
+        }, coreLog);
+        lib_core/* setOutput */.uH('digest', result.digest);
+        lib_core/* setOutput */.uH('image', result.image);
+        lib_core/* setOutput */.uH('ref', result.ref);
+        lib_core/* setOutput */.uH('tags', result.tags.join('\n'));
+        lib_core/* setOutput */.uH('sha-tag', result.shaTag);
+        lib_core/* setOutput */.uH('image-id', result.imageId);
+        lib_core/* setOutput */.uH('pushed', String(result.pushed));
+        const notes = [];
+        if (image.lowercasedFrom)
+            notes.push(`Image name \`${image.lowercasedFrom}\` was lowercased.`);
+        if (!push)
+            notes.push('push: false: the image was built and tagged on the runner only; no registry digest exists, see `image-id`.');
+        await lib_core/* summary */.z.addRaw(summaryMarkdown(result, notes)).write();
+        lib_core/* info */.pq(push ? `pushed ${result.ref}` : `built ${result.imageId} (not pushed)`);
     }
-    catch {
-        return undefined;
+    finally {
+        // the credential is on disk only while this step needs it; the post step removes it again if main was killed
+        removeDockerConfig(config.dir);
     }
-    for (const key of authKeys(registry)) {
-        const entry = config.auths?.[key];
-        if (typeof entry?.auth !== 'string')
-            continue;
-        const raw = Buffer.from(entry.auth, 'base64').toString('utf8');
-        const i = raw.indexOf(':');
-        if (i > 0)
-            return { username: raw.slice(0, i), password: raw.slice(i + 1) };
-    }
-    return undefined;
+}
+async function post() {
+    const dir = lib_core/* getState */.Gu(STATE_CONFIG);
+    if (removeDockerConfig(dir))
+        lib_core/* info */.pq(`removed the temporary Docker config ${dir}`);
 }
 
 
@@ -31119,214 +31296,6 @@ function errorMessage(e) {
     if (e instanceof Error)
         return e.message;
     return String(e);
-}
-
-
-/***/ }),
-
-/***/ 3054:
-/***/ ((__unused_webpack___webpack_module__, __webpack_exports__, __nccwpck_require__) => {
-
-/* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
-/* harmony export */   E1: () => (/* binding */ parseList),
-/* harmony export */   Hl: () => (/* binding */ parseKeyValues),
-/* harmony export */   yG: () => (/* binding */ parseBoolean)
-/* harmony export */ });
-/* unused harmony export parseInteger */
-/* harmony import */ var _errors_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(2830);
-
-/** Plain parsers for action inputs; they know nothing of @actions/core so the library can reuse them. */
-function parseBoolean(name, raw, fallback) {
-    const v = raw.trim();
-    if (v === '')
-        return fallback;
-    if (/^true$/i.test(v))
-        return true;
-    if (/^false$/i.test(v))
-        return false;
-    throw new _errors_js__WEBPACK_IMPORTED_MODULE_0__/* .UserError */ .yo(`Input '${name}' must be true or false, got '${v}'. Set '${name}: true' or '${name}: false'.`);
-}
-/** One item per line; commas also accepted. Blank items and surrounding spaces are dropped. */
-function parseList(raw, { commas = true } = {}) {
-    const out = [];
-    for (const line of raw.split(/\r?\n/)) {
-        const parts = commas ? line.split(',') : [line];
-        for (const p of parts) {
-            const t = p.trim();
-            if (t !== '' && !t.startsWith('#'))
-                out.push(t);
-        }
-    }
-    return out;
-}
-function parseInteger(name, raw, fallback, { min = 0, max = Number.MAX_SAFE_INTEGER } = {}) {
-    const v = raw.trim();
-    if (v === '')
-        return fallback;
-    if (!/^-?\d+$/.test(v)) {
-        throw new UserError(`Input '${name}' must be a whole number, got '${v}'. Write it as plain digits, e.g. '${name}: ${fallback}'.`);
-    }
-    const n = Number(v);
-    if (n < min || n > max) {
-        throw new UserError(`Input '${name}' must be between ${min} and ${max}, got ${n}.`);
-    }
-    return n;
-}
-/** `key=value` lines (commas not accepted as separators, values may contain them). */
-function parseKeyValues(name, raw) {
-    const out = new Map();
-    for (const line of parseList(raw, { commas: false })) {
-        const i = line.indexOf('=');
-        if (i <= 0)
-            throw new _errors_js__WEBPACK_IMPORTED_MODULE_0__/* .UserError */ .yo(`Input '${name}': line '${line}' is not of the form key=value.`);
-        out.set(line.slice(0, i).trim(), line.slice(i + 1).trim());
-    }
-    return out;
-}
-
-
-/***/ }),
-
-/***/ 8892:
-/***/ ((__unused_webpack___webpack_module__, __webpack_exports__, __nccwpck_require__) => {
-
-/* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
-/* harmony export */   Bc: () => (/* binding */ isDigest),
-/* harmony export */   RG: () => (/* binding */ FULL_SHA),
-/* harmony export */   U9: () => (/* binding */ isLoopback),
-/* harmony export */   Z6: () => (/* binding */ isRepository),
-/* harmony export */   dz: () => (/* binding */ isTag),
-/* harmony export */   nz: () => (/* binding */ apiHost),
-/* harmony export */   o_: () => (/* binding */ parseImageReference)
-/* harmony export */ });
-/* unused harmony exports DEFAULT_REGISTRY, isShaTag, checkTag, namesRegistry, formatReference */
-/* harmony import */ var _errors_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(2830);
-/**
- * Image references as Docker and the distribution spec read them:
- * `[registry[:port]/]path/name[:tag][@sha256:hex]`, with docker.io (and `library/`) as the defaults.
- */
-
-const DEFAULT_REGISTRY = 'docker.io';
-const COMPONENT = /^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$/;
-const TAG = /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$/;
-const DIGEST = /^(sha256:[a-f0-9]{64}|sha512:[a-f0-9]{128})$/;
-const DOMAIN = /^(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)(?:\.(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?))*(?::[0-9]+)?$|^\[[0-9a-fA-F:]+\](?::[0-9]+)?$/;
-const FULL_SHA = /^[0-9a-f]{40}$/;
-function isDigest(s) {
-    return DIGEST.test(s);
-}
-/** A repository path as the distribution spec's grammar has it (lowercase components, at most 255 characters). */
-function isRepository(s) {
-    return s.length > 0 && s.length <= 255 && s.split('/').every(c => COMPONENT.test(c));
-}
-function isTag(s) {
-    return TAG.test(s);
-}
-/** A tag that is a full 40-hex commit SHA: immutable by the suite's rule. */
-function isShaTag(s) {
-    return FULL_SHA.test(s);
-}
-/** Throws a UserError saying what a valid tag looks like. `what` names the input, e.g. "to-tags". */
-function checkTag(tag, what = 'tag') {
-    if (!TAG.test(tag)) {
-        throw new _errors_js__WEBPACK_IMPORTED_MODULE_0__/* .UserError */ .yo(`${what}: '${tag}' is not a valid tag; tags are 1-128 characters of letters, digits, '_', '.' and '-', and do not start with '.' or '-'.`);
-    }
-    return tag;
-}
-function looksLikeDomain(first) {
-    return first.includes('.') || first.includes(':') || first === 'localhost';
-}
-/** True when the reference starts with a registry host (`ghcr.io/…`, `127.0.0.1:5000/…`, `localhost/…`). */
-function namesRegistry(ref) {
-    const parts = ref.trim().split('/');
-    return parts.length > 1 && looksLikeDomain(parts[0]);
-}
-/**
- * Parses an image reference. Uppercase repository names are refused with the lowercase spelling as the fix
- * (or lowercased with `{ lowercase: true }`); bad tags and digests are refused with the grammar.
- */
-function parseImageReference(ref, opts = {}) {
-    const what = opts.what ?? 'image';
-    const input = ref.trim();
-    if (!input)
-        throw new _errors_js__WEBPACK_IMPORTED_MODULE_0__/* .UserError */ .yo(`${what} is empty: give an image such as ghcr.io/owner/app.`);
-    if (/\s/.test(input) || input.includes('://')) {
-        throw new _errors_js__WEBPACK_IMPORTED_MODULE_0__/* .UserError */ .yo(`${what}: '${input}' is not an image reference; write it as registry/path/name[:tag], without a scheme.`);
-    }
-    let rest = input;
-    let digest;
-    const at = rest.indexOf('@');
-    if (at >= 0) {
-        digest = rest.slice(at + 1);
-        rest = rest.slice(0, at);
-        if (!DIGEST.test(digest)) {
-            throw new _errors_js__WEBPACK_IMPORTED_MODULE_0__/* .UserError */ .yo(`${what}: '${digest}' is not a valid digest; write sha256: followed by 64 lowercase hex characters.`);
-        }
-    }
-    let tag;
-    const slash = rest.lastIndexOf('/');
-    const colon = rest.lastIndexOf(':');
-    if (colon > slash) {
-        tag = rest.slice(colon + 1);
-        rest = rest.slice(0, colon);
-        checkTag(tag, what);
-    }
-    const parts = rest.split('/');
-    let registry = DEFAULT_REGISTRY;
-    if (parts.length > 1 && looksLikeDomain(parts[0])) {
-        registry = parts.shift();
-        if (!DOMAIN.test(registry))
-            throw new _errors_js__WEBPACK_IMPORTED_MODULE_0__/* .UserError */ .yo(`${what}: '${registry}' is not a valid registry host.`);
-    }
-    let repository = parts.join('/');
-    if (opts.lowercase) {
-        registry = registry.toLowerCase();
-        repository = repository.toLowerCase();
-    }
-    if (repository !== repository.toLowerCase() || registry !== registry.toLowerCase()) {
-        const fixed = formatReference({
-            registry: registry.toLowerCase(),
-            repository: repository.toLowerCase(),
-            tag,
-            digest
-        });
-        throw new _errors_js__WEBPACK_IMPORTED_MODULE_0__/* .UserError */ .yo(`${what}: '${input}' has uppercase letters; repository names must be lowercase: use '${fixed}'.`);
-    }
-    for (const c of repository.split('/')) {
-        if (!COMPONENT.test(c)) {
-            throw new _errors_js__WEBPACK_IMPORTED_MODULE_0__/* .UserError */ .yo(`${what}: '${input}' is not a valid repository name; each path component is lowercase letters and digits, separated by '.', '_', '__' or '-'.`);
-        }
-    }
-    if (repository.length > 255)
-        throw new _errors_js__WEBPACK_IMPORTED_MODULE_0__/* .UserError */ .yo(`${what}: repository name is longer than 255 characters.`);
-    if (registry === 'index.docker.io' || registry === 'registry-1.docker.io')
-        registry = DEFAULT_REGISTRY;
-    if (registry === DEFAULT_REGISTRY && !repository.includes('/'))
-        repository = `library/${repository}`;
-    return {
-        registry,
-        repository,
-        ...(tag !== undefined ? { tag } : {}),
-        ...(digest !== undefined ? { digest } : {})
-    };
-}
-/** registry/repository[:tag][@digest]; the docker.io `library/` prefix is kept (it is unambiguous). */
-function formatReference(r) {
-    let s = `${r.registry}/${r.repository}`;
-    if (r.tag)
-        s += `:${r.tag}`;
-    if (r.digest)
-        s += `@${r.digest}`;
-    return s;
-}
-/** The host to talk HTTP to: Docker Hub's API lives on registry-1.docker.io. */
-function apiHost(registry) {
-    return registry === DEFAULT_REGISTRY ? 'registry-1.docker.io' : registry;
-}
-/** Loopback registries speak plain http (as dockerd allows by default); everything else https. */
-function isLoopback(registry) {
-    const host = registry.replace(/:\d+$/, '').replace(/^\[|\]$/g, '');
-    return host === 'localhost' || host === '::1' || /^127\.\d+\.\d+\.\d+$/.test(host);
 }
 
 
@@ -34431,6 +34400,6 @@ function getIDToken(aud) {
 /******/ // startup
 /******/ // Load entry module and return exports
 /******/ // This entry module used 'module' so it can't be inlined
-/******/ var __webpack_exports__ = __nccwpck_require__(6196);
+/******/ var __webpack_exports__ = __nccwpck_require__(3925);
 /******/ __webpack_exports__ = await __webpack_exports__;
 /******/ 

@@ -24668,7 +24668,7 @@ nacl.setPRNG = function(fn) {
 
 
 
-const Client = __nccwpck_require__(3701)
+const Client = __nccwpck_require__(6082)
 const Dispatcher = __nccwpck_require__(883)
 const Pool = __nccwpck_require__(628)
 const BalancedPool = __nccwpck_require__(837)
@@ -28815,7 +28815,7 @@ const { InvalidArgumentError } = __nccwpck_require__(8707)
 const { kClients, kRunning, kClose, kDestroy, kDispatch, kInterceptors } = __nccwpck_require__(6443)
 const DispatcherBase = __nccwpck_require__(1841)
 const Pool = __nccwpck_require__(628)
-const Client = __nccwpck_require__(3701)
+const Client = __nccwpck_require__(6082)
 const util = __nccwpck_require__(3440)
 const createRedirectInterceptor = __nccwpck_require__(5092)
 
@@ -31481,7 +31481,7 @@ module.exports = connectH2
 
 /***/ }),
 
-/***/ 3701:
+/***/ 6082:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 // @ts-check
@@ -32944,7 +32944,7 @@ const {
   kAddClient,
   kGetDispatcher
 } = __nccwpck_require__(2128)
-const Client = __nccwpck_require__(3701)
+const Client = __nccwpck_require__(6082)
 const {
   InvalidArgumentError
 } = __nccwpck_require__(8707)
@@ -33058,7 +33058,7 @@ const Pool = __nccwpck_require__(628)
 const DispatcherBase = __nccwpck_require__(1841)
 const { InvalidArgumentError, RequestAbortedError, SecureProxyConnectionError } = __nccwpck_require__(8707)
 const buildConnector = __nccwpck_require__(9136)
-const Client = __nccwpck_require__(3701)
+const Client = __nccwpck_require__(6082)
 
 const kAgent = Symbol('proxy agent')
 const kClient = Symbol('proxy client')
@@ -35241,7 +35241,7 @@ module.exports = MockAgent
 
 
 const { promisify } = __nccwpck_require__(7975)
-const Client = __nccwpck_require__(3701)
+const Client = __nccwpck_require__(6082)
 const { buildMockDispatch } = __nccwpck_require__(3397)
 const {
   kDispatches,
@@ -61600,13 +61600,238 @@ exports.visitAsync = visitAsync;
 
 /***/ }),
 
-/***/ 518:
+/***/ 3701:
+/***/ ((__unused_webpack___webpack_module__, __webpack_exports__, __nccwpck_require__) => {
+
+/* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
+/* harmony export */   C: () => (/* binding */ runAction)
+/* harmony export */ });
+/* unused harmony export isPost */
+/* harmony import */ var _actions_core__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(4116);
+/* harmony import */ var _lib_errors_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(2830);
+/* harmony import */ var _secrets_js__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(5901);
+
+
+
+const POST_STATE = 'shipline-is-post';
+/** True when this process is the action's `post` step (main saved the marker state). */
+function isPost() {
+    return _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .getState */ .Gu(POST_STATE) === 'true';
+}
+/**
+ * Runs an action's main (and optional post) with the suite's error policy: a one-line failure that
+ * says what was wrong and how to fix it; details (stack, causes) in a collapsed group.
+ */
+async function runAction(main, post) {
+    if (post && isPost()) {
+        try {
+            await post();
+        }
+        catch (e) {
+            _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .warning */ .$e(`cleanup failed: ${(0,_lib_errors_js__WEBPACK_IMPORTED_MODULE_1__/* .errorMessage */ .gJ)(e)}`);
+        }
+        return;
+    }
+    if (post)
+        _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .saveState */ .LZ(POST_STATE, 'true');
+    (0,_secrets_js__WEBPACK_IMPORTED_MODULE_2__/* .redactSummaries */ .UD)();
+    try {
+        await main();
+    }
+    catch (e) {
+        if (!(0,_lib_errors_js__WEBPACK_IMPORTED_MODULE_1__/* .isUserError */ .iU)(e) && e instanceof Error && e.stack) {
+            _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .startGroup */ .Oh('error details');
+            _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .info */ .pq(e.stack);
+            _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .endGroup */ .N4();
+        }
+        else if ((0,_lib_errors_js__WEBPACK_IMPORTED_MODULE_1__/* .isUserError */ .iU)(e) && e.details) {
+            _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .startGroup */ .Oh('error details');
+            _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .info */ .pq(e.details);
+            _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .endGroup */ .N4();
+        }
+        _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .setFailed */ .C1((0,_lib_errors_js__WEBPACK_IMPORTED_MODULE_1__/* .errorMessage */ .gJ)(e).split('\n')[0]);
+    }
+}
+
+
+/***/ }),
+
+/***/ 5901:
 /***/ ((__unused_webpack___webpack_module__, __webpack_exports__, __nccwpck_require__) => {
 
 
 // EXPORTS
 __nccwpck_require__.d(__webpack_exports__, {
-  c: () => (/* binding */ deployStep)
+  UD: () => (/* binding */ redactSummaries),
+  pc: () => (/* binding */ redacted),
+  O3: () => (/* binding */ secrets)
+});
+
+// EXTERNAL MODULE: ./node_modules/@actions/core/lib/core.js + 15 modules
+var core = __nccwpck_require__(4116);
+;// CONCATENATED MODULE: ./build/tsc/lib/redact.js
+/**
+ * Redaction of credentials in text that may reach a log, an output, a summary or a GitHub API call.
+ * A Redactor knows the secret values (header values, tokens, URL userinfo) and their encoded forms
+ * (base64 of the value and of `user:password` for Basic auth, percent-encoded forms) and replaces every
+ * occurrence with `***`; URL userinfo is redacted in any URL it sees, known or not.
+ * Plain module: callers that use @actions/core mask the same values through `forms()`.
+ */
+const MASK = '***';
+/** Header names whose values are credentials whatever the user says. */
+const SECRET_HEADERS = new Set([
+    'authorization',
+    'proxy-authorization',
+    'cookie',
+    'set-cookie',
+    'x-api-key',
+    'x-auth-token'
+]);
+class Redactor {
+    values = new Set();
+    /** Registers a secret (ignored when shorter than 3 characters: masking those would garble every log). */
+    add(value) {
+        if (!value)
+            return this;
+        for (const form of encodedForms(value))
+            if (form.length >= 3)
+                this.values.add(form);
+        return this;
+    }
+    /** Registers the credential parts of a header value: the whole value, and for `Basic`/`Bearer` the token and decoded user:password. */
+    addHeaderValue(value) {
+        this.add(value);
+        const m = /^\s*(\S+)\s+(.+?)\s*$/.exec(value);
+        if (m) {
+            this.add(m[2]);
+            if (/^basic$/i.test(m[1])) {
+                const decoded = Buffer.from(m[2], 'base64').toString('utf8');
+                if (decoded.includes(':')) {
+                    this.add(decoded);
+                    this.add(decoded.slice(decoded.indexOf(':') + 1));
+                }
+            }
+        }
+        return this;
+    }
+    /** Registers the userinfo of a URL (user:password, the password, Basic form). */
+    addUrl(url) {
+        try {
+            const u = new URL(url);
+            const user = decodeURIComponent(u.username);
+            const pass = decodeURIComponent(u.password);
+            if (pass) {
+                this.add(pass);
+                this.add(`${user}:${pass}`);
+                if (`${u.username}:${u.password}` !== `${user}:${pass}`)
+                    this.add(`${u.username}:${u.password}`);
+            }
+            else if (user)
+                this.add(user); // a token given as the user name
+        }
+        catch {
+            /* not a URL: nothing to register */
+        }
+        return this;
+    }
+    /** Every registered form, longest first (for core.setSecret). */
+    forms() {
+        return [...this.values].sort((a, b) => b.length - a.length);
+    }
+    redact(text) {
+        let out = redactUrlUserinfo(text);
+        for (const v of this.forms())
+            if (out.includes(v))
+                out = out.split(v).join(MASK);
+        return out;
+    }
+}
+/** The value and the encoded forms it may travel in: base64 (Basic auth, Kubernetes secrets), percent-encoding. */
+function encodedForms(value) {
+    const forms = new Set([value, value.trim()]);
+    forms.add(Buffer.from(value).toString('base64'));
+    forms.add(Buffer.from(value).toString('base64').replace(/=+$/, ''));
+    if (encodeURIComponent(value) !== value)
+        forms.add(encodeURIComponent(value));
+    return [...forms].filter(Boolean);
+}
+/** `scheme://user:pass@host` → `scheme://***@host`, anywhere in the text. */
+function redactUrlUserinfo(text) {
+    return text.replace(/\b([a-z][a-z0-9+.-]*:\/\/)[^\s/@?#]+@/gi, `$1${MASK}@`);
+}
+/** A URL without userinfo, for display. */
+function displayUrl(url) {
+    try {
+        const u = new URL(url);
+        if (!u.username && !u.password)
+            return url;
+        u.username = '';
+        u.password = '';
+        return u.toString();
+    }
+    catch {
+        return redactUrlUserinfo(url);
+    }
+}
+
+;// CONCATENATED MODULE: ./build/tsc/action/secrets.js
+/**
+ * Every secret this run has masked, in one Redactor, for the texts the runner's log masking does not
+ * cover: GitHub API payloads (Deployment statuses, commit statuses, check runs) and the job summary file.
+ * inputs.maskSecret() fills it; redacted() applies it.
+ */
+
+
+const secrets = new Redactor();
+/** The text with every secret of the run (and any URL userinfo) replaced by `***`. */
+function redacted(text) {
+    return secrets.redact(text);
+}
+/**
+ * Makes the job summary pass through the redactor: whatever an action adds, the buffer is redacted just
+ * before it is written (one place for all actions; summary is @actions/core's singleton).
+ */
+function redactSummaries() {
+    const s = core/* summary */.z;
+    if (s.__shiplineRedacts)
+        return;
+    s.__shiplineRedacts = true;
+    const write = s.write.bind(s);
+    s.write = async (opts) => {
+        const text = s.stringify();
+        s.emptyBuffer();
+        s.addRaw(redacted(text));
+        return write(opts);
+    };
+}
+
+
+/***/ }),
+
+/***/ 8426:
+/***/ ((__webpack_module__, __unused_webpack___webpack_exports__, __nccwpck_require__) => {
+
+__nccwpck_require__.a(__webpack_module__, async (__webpack_handle_async_dependencies__, __webpack_async_result__) => { try {
+/* harmony import */ var _action_run_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(3701);
+/* harmony import */ var _main_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(6503);
+/** The action's entry point (the bundle's entry, main and post step alike): only launches ./main.ts. */
+
+
+await (0,_action_run_js__WEBPACK_IMPORTED_MODULE_0__/* .runAction */ .C)(_main_js__WEBPACK_IMPORTED_MODULE_1__/* .run */ .e, _main_js__WEBPACK_IMPORTED_MODULE_1__/* .post */ .b);
+
+__webpack_async_result__();
+} catch(e) { __webpack_async_result__(e); } }, 1);
+
+/***/ }),
+
+/***/ 6503:
+/***/ ((__unused_webpack___webpack_module__, __webpack_exports__, __nccwpck_require__) => {
+
+
+// EXPORTS
+__nccwpck_require__.d(__webpack_exports__, {
+  b: () => (/* binding */ post),
+  e: () => (/* binding */ run)
 });
 
 // EXTERNAL MODULE: ./node_modules/@actions/core/lib/core.js + 15 modules
@@ -64694,10 +64919,45 @@ function readStrategyInputs() {
     return runtime ? { runtime } : {};
 }
 
+;// CONCATENATED MODULE: external "node:fs"
+const external_node_fs_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:fs");
+;// CONCATENATED MODULE: ./build/tsc/lib/github/run.js
+/**
+ * Facts about the workflow run, from the runner's environment: the run's web URL and the commit under
+ * test (the pull request head on pull request events). One place for both; no @actions/core here.
+ */
+
+/** `<server>/<owner>/<repo>/actions/runs/<id>`, or undefined outside a workflow run. */
+function runUrl(env = process.env) {
+    const server = (env.GITHUB_SERVER_URL || 'https://github.com').replace(/\/+$/, '');
+    const repo = env.GITHUB_REPOSITORY;
+    const run = env.GITHUB_RUN_ID;
+    return repo && run ? `${server}/${repo}/actions/runs/${run}` : undefined;
+}
+const PULL_REQUEST_EVENTS = /^pull_request(_target|_review|_review_comment)?$/;
+/** The pull request head SHA from the event payload, when the event is a pull request. */
+function pullRequestHead(eventName, eventPath) {
+    if (!eventName || !PULL_REQUEST_EVENTS.test(eventName) || !eventPath)
+        return undefined;
+    try {
+        const event = JSON.parse(readFileSync(eventPath, 'utf8'));
+        const sha = event.pull_request?.head?.sha;
+        return typeof sha === 'string' && sha !== '' ? sha : undefined;
+    }
+    catch {
+        return undefined;
+    }
+}
+/** The commit the workflow tests: the PR head on pull request events, else GITHUB_SHA ('' when neither). */
+function commitUnderTest(env = process.env) {
+    return pullRequestHead(env.GITHUB_EVENT_NAME, env.GITHUB_EVENT_PATH) ?? env.GITHUB_SHA ?? '';
+}
+
 ;// CONCATENATED MODULE: ./build/tsc/action/deploy-inputs.js
 /**
- * Inputs deploy-ssh, rollback (and ship) share beyond SSH: the fleet (hosts → connections), path, timeouts,
- * registry login, GitHub Deployments and run facts. Reads through the typed readers with literal names.
+ * Input groups deploy-ssh, rollback and ship share beyond SSH, each read once into a typed piece: the fleet
+ * (hosts, path, timeouts, strategy), registry login, GitHub Deployments and the run's facts. The actions'
+ * getInputs() (src/<action>/inputs.ts) compose them; the deploy step's own inputs are in deploy-step.ts. Reads through the typed readers with literal names.
  */
 
 
@@ -64705,55 +64965,64 @@ function readStrategyInputs() {
 
 
 
-const actionLog = { info: m => core/* info */.pq(m), warning: m => core/* warning */.$e(m) };
-function runFacts() {
-    const env = process.env;
-    const runUrl = env.GITHUB_REPOSITORY && env.GITHUB_RUN_ID
-        ? `${env.GITHUB_SERVER_URL || 'https://github.com'}/${env.GITHUB_REPOSITORY}/actions/runs/${env.GITHUB_RUN_ID}`
-        : undefined;
-    return { actor: env.GITHUB_ACTOR || undefined, runUrl, sha: env.GITHUB_SHA || undefined };
+function runFacts(env = process.env) {
+    return { actor: env.GITHUB_ACTOR || undefined, runUrl: runUrl(env), sha: env.GITHUB_SHA || undefined };
 }
-/** Hosts, SSH connection (all hosts at once, one bastion connection shared), path, timeouts. */
 function readFleetInputs() {
     const ssh = readSshInputs();
-    const labels = ssh.targets.map(formatTarget);
-    let pending;
-    // all hosts at once the first time; a host whose connection is gone (a lost link) gets a new one
-    const connect = async (label) => {
-        pending ??= connectHosts(ssh.targets, ssh.options);
-        const all = await pending;
-        const i = labels.indexOf(label);
-        if (all[i].isOpen?.() === false)
-            [all[i]] = await connectHosts([ssh.targets[i]], ssh.options);
-        return all[i];
-    };
     return {
-        hosts: labels,
-        connect,
+        ssh,
+        hosts: ssh.targets.map(formatTarget),
         path: str('path'),
         healthTimeout: inputs_int('health-timeout', 120, { min: 1, max: 3600 }),
         lockTimeout: inputs_int('lock-timeout', 300, { min: 0, max: 86400 }),
         maxParallel: inputs_int('max-parallel', 1, { min: 1, max: 100 }),
-        // strategy (recreate | blue-green) and target (compose | swarm): src/action/strategy-inputs.ts
-        ...readStrategyInputs(),
-        ...runFacts()
+        ...readStrategyInputs()
     };
 }
-/** Registry login for pulls on the host: only when a password is given. */
-function readRegistryInputs(fallbackRegistry) {
-    const registry = str('registry');
-    const username = str('registry-username', process.env.GITHUB_ACTOR ?? '');
-    const password = secret('registry-password');
-    const host = registry || fallbackRegistry || '';
-    const auth = password && host ? { registry: host, username: username || 'token', password } : undefined;
-    return { auth, username, password, registry };
+function fleetOptions(fleet, facts) {
+    const { targets, options } = fleet.ssh;
+    let pending;
+    // all hosts at once the first time; a host whose connection is gone (a lost link) gets a new one
+    const connect = async (label) => {
+        pending ??= connectHosts(targets, options);
+        const all = await pending;
+        const i = fleet.hosts.indexOf(label);
+        if (all[i].isOpen?.() === false)
+            [all[i]] = await connectHosts([targets[i]], options);
+        return all[i];
+    };
+    return {
+        hosts: fleet.hosts,
+        connect,
+        path: fleet.path,
+        healthTimeout: fleet.healthTimeout,
+        lockTimeout: fleet.lockTimeout,
+        maxParallel: fleet.maxParallel,
+        ...(fleet.runtime ? { runtime: fleet.runtime } : {}),
+        ...facts
+    };
 }
-function readDeploymentInputs() {
+function readRegistryInputs() {
+    return {
+        registry: str('registry'),
+        username: str('registry-username', process.env.GITHUB_ACTOR ?? ''),
+        password: secret('registry-password')
+    };
+}
+/** Registry login for pulls on the host: only when a password is given and a registry is known. */
+function registryAuth(reg, fallbackRegistry) {
+    const host = reg.registry || fallbackRegistry || '';
+    return reg.password && host
+        ? { registry: host, username: reg.username || 'token', password: reg.password }
+        : undefined;
+}
+function readDeploymentInputs(facts = runFacts()) {
     return {
         environment: str('environment'),
         environmentUrl: str('environment-url') || undefined,
         token: secret('github-token'),
-        logUrl: runFacts().runUrl
+        logUrl: facts.runUrl
     };
 }
 
@@ -69863,8 +70132,17 @@ async function startDeployment(opts, plan) {
     };
 }
 
-;// CONCATENATED MODULE: external "node:fs"
-const external_node_fs_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:fs");
+;// CONCATENATED MODULE: ./build/tsc/action/log.js
+/** The library's Logger (src/lib/log.ts) over @actions/core: the one the actions hand to library code. */
+
+const coreLog = {
+    info: m => core/* info */.pq(m),
+    warning: m => core/* warning */.$e(m),
+    notice: m => core/* notice */.lm(m),
+    debug: m => core/* debug */.Yz(m),
+    group: (name, fn) => core/* group */.Os(name, fn)
+};
+
 ;// CONCATENATED MODULE: ./build/tsc/lib/deploy/release.js
 /** Builds a release locally (compose files, override, metadata) before any host is contacted. */
 
@@ -69991,6 +70269,26 @@ function credentialRegistry(input) {
     return all[0];
 }
 
+;// CONCATENATED MODULE: ./build/tsc/lib/pool.js
+/**
+ * The one worker pool of the library: `limit` workers take the items in order; results come back in
+ * item order. `stop()` (checked before each item is taken) ends the run early: items not yet started are
+ * skipped and their result slots stay undefined.
+ */
+async function mapLimit(items, limit, fn, opts = {}) {
+    const out = new Array(items.length);
+    let next = 0;
+    const worker = async () => {
+        while (next < items.length && !opts.stop?.()) {
+            const i = next++;
+            out[i] = await fn(items[i], i);
+        }
+    };
+    const n = Math.max(1, Math.min(Math.floor(limit) || 1, items.length));
+    await Promise.all(Array.from({ length: items.length ? n : 0 }, worker));
+    return out;
+}
+
 ;// CONCATENATED MODULE: ./build/tsc/lib/deploy/fleet.js
 /**
  * Several hosts at once: connect and lock every host first (a bad host key, a refused login or a held
@@ -70001,6 +70299,7 @@ function credentialRegistry(input) {
  * A host whose link died mid-transaction is *settled*: connect again, take its lock (which waits until
  * its lock holder has closed the transaction by itself) and read the verdict from its journal.
  */
+
 
 
 
@@ -70064,12 +70363,7 @@ async function fleet_rollOut(fleet, maxParallel, run) {
     if (fleet.length === 0)
         return true;
     await one(fleet[0]);
-    let next = 1;
-    const workers = Array.from({ length: Math.max(1, Math.min(maxParallel, fleet.length - 1)) }, async () => {
-        while (ok && next < fleet.length)
-            await one(fleet[next++]);
-    });
-    await Promise.all(workers);
+    await mapLimit(fleet.slice(1), maxParallel, one, { stop: () => !ok });
     return ok;
 }
 /**
@@ -70201,10 +70495,10 @@ async function transaction_transact(store, runtime, a) {
         if (a.upload) {
             const up = a.upload;
             await step('upload', () => store.upload(target, runtime.prepareFiles(target, up.files), up.env, up.copyEnvFrom));
-            a.log(`uploaded release ${target.id}`);
+            a.log.info(`uploaded release ${target.id}`);
         }
         const pulled = await step('pull', () => runtime.ensureImages(Object.values(target.images), a.registry));
-        a.log(pulled.length ? `pulled ${pulled.join(', ')}` : 'images already on the host');
+        a.log.info(pulled.length ? `pulled ${pulled.join(', ')}` : 'images already on the host');
     }
     catch (e) {
         const gone = lost(e);
@@ -70227,9 +70521,9 @@ async function transaction_transact(store, runtime, a) {
     let reason;
     let logs;
     try {
-        a.log(`starting ${a.services?.length ? a.services.join(', ') : 'all services'} of ${target.version}`);
+        a.log.info(`starting ${a.services?.length ? a.services.join(', ') : 'all services'} of ${target.version}`);
         await step('up', () => runtime.start(target, a.services, recover));
-        a.log(`waiting up to ${a.healthTimeout}s for ${a.health.join(', ')} to be healthy`);
+        a.log.info(`waiting up to ${a.healthTimeout}s for ${a.health.join(', ')} to be healthy`);
         const h = await step('health', () => runtime.waitHealthy(target, a.health, a.healthTimeout, a.healthOpts));
         if (h.ok) {
             await step('switch', () => store.close({
@@ -70242,14 +70536,14 @@ async function transaction_transact(store, runtime, a) {
                 images: target.images,
                 ...a.okExtra
             }, target.id, runtime.cutOverArgv(target)));
-            a.log(`healthy (${h.state}); current → ${target.id}`);
+            a.log.info(`healthy (${h.state}); current → ${target.id}`);
             try {
                 const stopped = await runtime.afterClose(target);
                 if (stopped.length)
-                    a.log(stopped.join(', '));
+                    a.log.info(stopped.join(', '));
             }
             catch (e) {
-                a.warn(`${target.version} is live; cleaning up after it failed: ${(0,errors/* errorMessage */.gJ)(e)}`);
+                a.log.warning(`${target.version} is live; cleaning up after it failed: ${(0,errors/* errorMessage */.gJ)(e)}`);
             }
             return { state: 'committed' };
         }
@@ -70264,16 +70558,16 @@ async function transaction_transact(store, runtime, a) {
         reason = (0,errors/* errorMessage */.gJ)(e).split('\n')[0].replace(`${host}: `, '');
         logs = (0,errors/* isUserError */.iU)(e) ? e.details : undefined;
     }
-    a.warn(reason);
+    a.log.warning(reason);
     if (logs)
-        a.log(`last log lines of the failing containers:\n${logs}`);
+        a.log.info(`last log lines of the failing containers:\n${logs}`);
     // 3. the target failed after containers changed: put live back
     try {
         if (a.autoRollback && live) {
-            a.log(`putting ${live.version} (${live.id}) back`);
+            a.log.info(`putting ${live.version} (${live.id}) back`);
             const back = await step('put-back', () => runtime.restore(live, a.health, a.healthTimeout, recover, a.healthOpts), live.id);
             if (!back.ok)
-                a.warn(`${live.version} is not healthy either (${back.result}: ${back.state})${back.logs ? `\n${back.logs}` : ''}`);
+                a.log.warning(`${live.version} is not healthy either (${back.result}: ${back.state})${back.logs ? `\n${back.logs}` : ''}`);
             const message = back.ok
                 ? reason
                 : `${reason}; putting ${live.version} back failed too (${back.result}: ${back.state})`;
@@ -70291,6 +70585,56 @@ async function transaction_transact(store, runtime, a) {
     }
 }
 
+;// CONCATENATED MODULE: ./build/tsc/lib/log.js
+/** A Logger that writes every level to one line callback (warnings prefixed `warning: `). */
+function lineLogger(line) {
+    return {
+        info: m => line(m),
+        warning: m => line(`warning: ${m}`),
+        notice: m => line(m),
+        debug: m => line(m)
+    };
+}
+/** The Logger for a `log` option that may be a Logger or a bare line callback (or absent: quiet). */
+function toLogger(log) {
+    if (!log)
+        return quietLogger;
+    return typeof log === 'function' ? lineLogger(log) : log;
+}
+const quietLogger = { info: () => undefined, warning: () => undefined };
+/** The same logger with `prefix` in front of every line (e.g. a host label). */
+function log_prefixed(log, prefix) {
+    return {
+        info: m => log.info(`${prefix}${m}`),
+        warning: m => log.warning(`${prefix}${m}`),
+        notice: m => notice(log, `${prefix}${m}`),
+        debug: m => debug(log, `${prefix}${m}`),
+        group: (name, fn) => group(log, `${prefix}${name}`, fn)
+    };
+}
+/** Every line through `map` first (e.g. a redactor) before it reaches `log`. */
+function mapped(log, map) {
+    return {
+        info: m => log.info(map(m)),
+        warning: m => log.warning(map(m)),
+        notice: m => notice(log, map(m)),
+        debug: m => debug(log, map(m)),
+        group: (name, fn) => group(log, map(name), fn)
+    };
+}
+function notice(log, message) {
+    if (log.notice)
+        log.notice(message);
+    else
+        log.info(message);
+}
+function debug(log, message) {
+    log.debug?.(message);
+}
+function group(log, name, fn) {
+    return log.group ? log.group(name, fn) : fn();
+}
+
 ;// CONCATENATED MODULE: ./build/tsc/lib/deploy/deploy.js
 /**
  * deploy(): validate → pin images → connect and lock every host → per host (canary first) one release
@@ -70300,6 +70644,7 @@ async function transaction_transact(store, runtime, a) {
  * The step's status comes from each host's transaction outcome; where a link died, from the host's
  * journal read again (fleet.ts settle()).
  */
+
 
 
 
@@ -70407,8 +70752,7 @@ async function deployHeld(opts) {
                 actor: opts.actor,
                 runUrl: opts.runUrl,
                 onStep: opts.onStep,
-                log: msg => opts.log.info(`${h.label}: ${msg}`),
-                warn: msg => opts.log.warning(`${h.label}: ${msg}`)
+                log: log_prefixed(opts.log, `${h.label}: `)
             });
             if (out.state === 'lost') {
                 opts.log.warning(`${h.label}: ${out.message}; connecting again to read the outcome`);
@@ -70511,8 +70855,7 @@ async function revertSwitched(fleet, plans, opts) {
             actor: opts.actor,
             runUrl: opts.runUrl,
             onStep: opts.onStep,
-            log: msg => opts.log.info(`${h.label}: ${msg}`),
-            warn: msg => opts.log.warning(`${h.label}: ${msg}`)
+            log: log_prefixed(opts.log, `${h.label}: `)
         });
         if (out.state === 'lost')
             out = await fleet_settle(fleet, h, txn, 'deploy');
@@ -70566,6 +70909,7 @@ function result(fleet, ok, releaseId, version, pinned, plans) {
  * transaction per host (transaction.ts), health-gated like a deploy; a host where the target is already
  * live is left alone (idempotent). Every host's target is checked before any host changes.
  */
+
 
 
 
@@ -70657,7 +71001,7 @@ async function rollbackOn(fleet, opts) {
     const ok = await rollOut(fleet.hosts, opts.maxParallel ?? 1, async (h) => {
         const { target, live, liveFrom } = plans.get(h);
         const diverged = containersDiverge(h.state) || plans.get(h).diverged;
-        const log = (m) => opts.log.info(`${h.label}: ${m}`);
+        const log = prefixed(opts.log, `${h.label}: `);
         h.result.status = 'skipped';
         h.result.message = undefined;
         Object.assign(h.result, {
@@ -70669,10 +71013,10 @@ async function rollbackOn(fleet, opts) {
         if (live && live.id === target.id && !diverged) {
             h.result.status = 'unchanged';
             h.result.message = `${target.version} (${target.id}) is already live`;
-            log(h.result.message);
+            log.info(h.result.message);
             return true;
         }
-        log(`rolling back from ${live ? `${live.version} (${live.id})` : 'nothing'} to ${target.version} (${target.id})`);
+        log.info(`rolling back from ${live ? `${live.version} (${live.id})` : 'nothing'} to ${target.version} (${target.id})`);
         const givenUp = opts.givingUp && live && live.id !== target.id ? live : undefined;
         const targetFrom = givenUp ? previousRelease({ ...h.state, current: target.id }) : undefined;
         const txn = newTxn();
@@ -70698,8 +71042,7 @@ async function rollbackOn(fleet, opts) {
             actor: opts.actor,
             runUrl: opts.runUrl,
             onStep: opts.onStep,
-            log,
-            warn: m => opts.log.warning(`${h.label}: ${m}`)
+            log
         });
         if (out.state === 'lost')
             out = await settle(fleet, h, txn, 'rollback');
@@ -70738,8 +71081,7 @@ async function rollbackOn(fleet, opts) {
                 },
                 autoRollback: true,
                 onStep: opts.onStep,
-                log: m => opts.log.info(`${h.label}: ${m}`),
-                warn: m => opts.log.warning(`${h.label}: ${m}`)
+                log: prefixed(opts.log, `${h.label}: `)
             });
             if (out.state === 'lost')
                 out = await settle(fleet, h, txn, 'rollback');
@@ -72046,7 +72388,7 @@ class RegistryClient {
 
 
 const COSIGN_SUFFIXES = (/* unused pure expression or super */ null && (['sig', 'att', 'sbom']));
-async function mapLimit(items, limit, fn) {
+async function promote_mapLimit(items, limit, fn) {
     const out = new Array(items.length);
     let next = 0;
     const worker = async () => {
@@ -72108,10 +72450,10 @@ class Copier {
     /** Makes everything `m` references exist in the target repository (children by digest; not m itself). */
     async contents(m) {
         if (isIndex(m.mediaType)) {
-            await mapLimit(childManifests(m.bytes), this.limit, child => this.manifestByDigest(child));
+            await promote_mapLimit(childManifests(m.bytes), this.limit, child => this.manifestByDigest(child));
             return;
         }
-        await mapLimit(manifestBlobs(m.bytes), this.limit, async (blob) => {
+        await promote_mapLimit(manifestBlobs(m.bytes), this.limit, async (blob) => {
             const how = await this.client.copyBlob(this.from, this.to, blob.digest, blob.size);
             if (how === 'uploaded')
                 this.blobsUploaded++;
@@ -72143,7 +72485,7 @@ async function promote(o) {
     // (both settle before a failure is reported: no request of this promote outlives it)
     const [got, heads] = await Promise.allSettled([
         client.getManifest(o.sourceRepository, o.from),
-        mapLimit(toTags, 4, async (tag) => (await client.headManifest(o.targetRepository, tag))?.digest ?? null)
+        promote_mapLimit(toTags, 4, async (tag) => (await client.headManifest(o.targetRepository, tag))?.digest ?? null)
     ]);
     if (got.status === 'rejected')
         throw got.reason;
@@ -72163,7 +72505,7 @@ async function promote(o) {
     const pending = toTags.filter((_, i) => before[i] !== digest);
     // across repositories: which cosign tags of the digest the source has (read while the blobs are mounted)
     const cosignTags = cross ? COSIGN_SUFFIXES.map(suffix => `${digest.replace(':', '-')}.${suffix}`) : [];
-    const cosignLookup = mapLimit(cosignTags, 3, tag => client.headManifest(o.sourceRepository, tag));
+    const cosignLookup = promote_mapLimit(cosignTags, 3, tag => client.headManifest(o.sourceRepository, tag));
     cosignLookup.catch(() => undefined); // awaited below; keeps an early failure from being an unhandled rejection
     // 3. content first (cross-repository), then the tags
     const copier = new Copier(client, o.sourceRepository, o.targetRepository, o.concurrency ?? 6, log);
@@ -72176,7 +72518,7 @@ async function promote(o) {
         }
     }
     // 4. verify every target answers the digest
-    const after = await mapLimit(toTags, 4, async (tag) => (await client.headManifest(o.targetRepository, tag))?.digest ?? null);
+    const after = await promote_mapLimit(toTags, 4, async (tag) => (await client.headManifest(o.targetRepository, tag))?.digest ?? null);
     const wrong = toTags.map((tag, i) => ({ tag, got: after[i] })).filter(t => t.got !== digest);
     if (wrong.length > 0) {
         const list = wrong.map(w => `${w.tag} → ${w.got ?? 'missing'}`).join(', ');
@@ -72230,8 +72572,8 @@ async function promote(o) {
 
 ;// CONCATENATED MODULE: ./build/tsc/action/deploy-step.js
 /**
- * The deploy step shared by deploy-ssh and ship: reads deploy-ssh's inputs, pins images through the
- * registry, deploys the release over the fleet, records a GitHub Deployment, sets the deploy outputs and
+ * The deploy step shared by deploy-ssh and ship: readDeployInputs() reads deploy-ssh's inputs once; deployStep()
+ * takes them, pins images through the registry, deploys the release over the fleet, records a GitHub Deployment, sets the deploy outputs and
  * writes the summary. The caller decides when the step has failed and finishes the Deployment record.
  */
 
@@ -72244,11 +72586,8 @@ async function promote(o) {
 
 
 
-/**
- * Deploys; with `hold` the host locks stay held after the deploy (ship smoke-tests and puts back under
- * the same locks, so no other deploy can slip in between), to be let go with releaseHeld().
- */
-async function deployStep(opts = {}) {
+
+function readDeployInputs() {
     const envFile = secret('env-file');
     // each value of the .env is a secret of its own too (an app may log it bare); short ones would garble logs
     for (const line of envFile.split(/\r?\n/)) {
@@ -72260,15 +72599,48 @@ async function deployStep(opts = {}) {
     }
     const fleet = readFleetInputs();
     const images = list('images', { commas: false });
-    const refs = [...parseImagesInput(images).values()];
-    const raw = readRegistryInputs();
+    const imageRefs = [...parseImagesInput(images).values()];
+    const registry = readRegistryInputs();
     // credentials go only to the registry they are for; refused when that is ambiguous
-    const scope = credentialRegistry({ registry: raw.registry, password: raw.password, images: refs });
-    const reg = readRegistryInputs(scope);
-    const dep = readDeploymentInputs();
+    const credentialScope = credentialRegistry({
+        registry: registry.registry,
+        password: registry.password,
+        images: imageRefs
+    });
     const facts = runFacts();
+    const deployment = readDeploymentInputs(facts);
     const version = str('version', facts.sha ?? '');
+    const keepReleases = inputs_int('keep-releases', 5, { min: 1, max: 100 });
     const workspace = process.env.GITHUB_WORKSPACE || process.cwd();
+    const composeFiles = list('compose-file', { commas: false }).map(f => (0,external_node_path_namespaceObject.resolve)(workspace, f));
+    const services = list('services');
+    const autoRollback = bool('auto-rollback', true);
+    return {
+        envFile,
+        fleet,
+        images,
+        imageRefs,
+        registry,
+        credentialScope,
+        deployment,
+        composeFiles,
+        services,
+        version,
+        autoRollback,
+        keepReleases,
+        facts
+    };
+}
+/**
+ * Deploys; with `hold` the host locks stay held after the deploy (ship smoke-tests and puts back under
+ * the same locks, so no other deploy can slip in between), to be let go with releaseHeld().
+ */
+async function deployStep(inp, opts = {}) {
+    const { facts, version, keepReleases } = inp;
+    const scope = inp.credentialScope;
+    const reg = inp.registry;
+    const auth = registryAuth(reg, scope);
+    const fleet = fleetOptions(inp.fleet, facts);
     const clients = new Map();
     const resolveDigest = async (ref) => {
         // credentials only go to the registry they are for; the others are asked anonymously
@@ -72292,25 +72664,24 @@ async function deployStep(opts = {}) {
         }
     };
     let record;
-    const keepReleases = inputs_int('keep-releases', 5, { min: 1, max: 100 });
     const held = await deployHeld({
         ...fleet,
-        log: actionLog,
-        registry: reg.auth,
-        composeFiles: list('compose-file', { commas: false }).map(f => (0,external_node_path_namespaceObject.resolve)(workspace, f)),
-        envFile: envFile === '' ? undefined : envFile,
-        images,
-        services: list('services'),
+        log: coreLog,
+        registry: auth,
+        composeFiles: inp.composeFiles,
+        envFile: inp.envFile === '' ? undefined : inp.envFile,
+        images: inp.images,
+        services: inp.services,
         version,
         sha: facts.sha,
-        autoRollback: bool('auto-rollback', true),
+        autoRollback: inp.autoRollback,
         keepReleases,
         resolveDigest,
         onPlanned: async (plan) => {
             core/* info */.pq(`release ${plan.releaseId} (${plan.version}): ${Object.entries(plan.images)
                 .map(([s, r]) => `${s}=${r}`)
                 .join(', ') || 'no pinned images'}`);
-            record = await startDeployment(dep, {
+            record = await startDeployment(inp.deployment, {
                 ref: facts.sha || plan.version,
                 version: plan.version,
                 releaseId: plan.releaseId,
@@ -72333,7 +72704,7 @@ async function deployStep(opts = {}) {
     core/* setOutput */.uH('status', result.status);
     await core/* summary */.z
         .addRaw(summaryTable(`deploy-ssh: ${result.status}`, result.hosts, [
-        ['path', fleet.path],
+        ['path', inp.fleet.path],
         ['version', version],
         [
             'images',
@@ -72343,246 +72714,42 @@ async function deployStep(opts = {}) {
         ]
     ]))
         .write();
-    return { result, version, record, registry: reg, fleet, held: opts.hold ? held : undefined, keepReleases };
-}
-
-
-/***/ }),
-
-/***/ 6082:
-/***/ ((__unused_webpack___webpack_module__, __webpack_exports__, __nccwpck_require__) => {
-
-/* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
-/* harmony export */   C: () => (/* binding */ runAction)
-/* harmony export */ });
-/* unused harmony export isPost */
-/* harmony import */ var _actions_core__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(4116);
-/* harmony import */ var _lib_errors_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(2830);
-/* harmony import */ var _secrets_js__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(5901);
-
-
-
-const POST_STATE = 'shipline-is-post';
-/** True when this process is the action's `post` step (main saved the marker state). */
-function isPost() {
-    return _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .getState */ .Gu(POST_STATE) === 'true';
-}
-/**
- * Runs an action's main (and optional post) with the suite's error policy: a one-line failure that
- * says what was wrong and how to fix it; details (stack, causes) in a collapsed group.
- */
-async function runAction(main, post) {
-    if (post && isPost()) {
-        try {
-            await post();
-        }
-        catch (e) {
-            _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .warning */ .$e(`cleanup failed: ${(0,_lib_errors_js__WEBPACK_IMPORTED_MODULE_1__/* .errorMessage */ .gJ)(e)}`);
-        }
-        return;
-    }
-    if (post)
-        _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .saveState */ .LZ(POST_STATE, 'true');
-    (0,_secrets_js__WEBPACK_IMPORTED_MODULE_2__/* .redactSummaries */ .UD)();
-    try {
-        await main();
-    }
-    catch (e) {
-        if (!(0,_lib_errors_js__WEBPACK_IMPORTED_MODULE_1__/* .isUserError */ .iU)(e) && e instanceof Error && e.stack) {
-            _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .startGroup */ .Oh('error details');
-            _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .info */ .pq(e.stack);
-            _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .endGroup */ .N4();
-        }
-        else if ((0,_lib_errors_js__WEBPACK_IMPORTED_MODULE_1__/* .isUserError */ .iU)(e) && e.details) {
-            _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .startGroup */ .Oh('error details');
-            _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .info */ .pq(e.details);
-            _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .endGroup */ .N4();
-        }
-        _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .setFailed */ .C1((0,_lib_errors_js__WEBPACK_IMPORTED_MODULE_1__/* .errorMessage */ .gJ)(e).split('\n')[0]);
-    }
-}
-
-
-/***/ }),
-
-/***/ 5901:
-/***/ ((__unused_webpack___webpack_module__, __webpack_exports__, __nccwpck_require__) => {
-
-
-// EXPORTS
-__nccwpck_require__.d(__webpack_exports__, {
-  UD: () => (/* binding */ redactSummaries),
-  pc: () => (/* binding */ redacted),
-  O3: () => (/* binding */ secrets)
-});
-
-// EXTERNAL MODULE: ./node_modules/@actions/core/lib/core.js + 15 modules
-var core = __nccwpck_require__(4116);
-;// CONCATENATED MODULE: ./build/tsc/lib/redact.js
-/**
- * Redaction of credentials in text that may reach a log, an output, a summary or a GitHub API call.
- * A Redactor knows the secret values (header values, tokens, URL userinfo) and their encoded forms
- * (base64 of the value and of `user:password` for Basic auth, percent-encoded forms) and replaces every
- * occurrence with `***`; URL userinfo is redacted in any URL it sees, known or not.
- * Plain module: callers that use @actions/core mask the same values through `forms()`.
- */
-const MASK = '***';
-/** Header names whose values are credentials whatever the user says. */
-const SECRET_HEADERS = new Set([
-    'authorization',
-    'proxy-authorization',
-    'cookie',
-    'set-cookie',
-    'x-api-key',
-    'x-auth-token'
-]);
-class Redactor {
-    values = new Set();
-    /** Registers a secret (ignored when shorter than 3 characters: masking those would garble every log). */
-    add(value) {
-        if (!value)
-            return this;
-        for (const form of encodedForms(value))
-            if (form.length >= 3)
-                this.values.add(form);
-        return this;
-    }
-    /** Registers the credential parts of a header value: the whole value, and for `Basic`/`Bearer` the token and decoded user:password. */
-    addHeaderValue(value) {
-        this.add(value);
-        const m = /^\s*(\S+)\s+(.+?)\s*$/.exec(value);
-        if (m) {
-            this.add(m[2]);
-            if (/^basic$/i.test(m[1])) {
-                const decoded = Buffer.from(m[2], 'base64').toString('utf8');
-                if (decoded.includes(':')) {
-                    this.add(decoded);
-                    this.add(decoded.slice(decoded.indexOf(':') + 1));
-                }
-            }
-        }
-        return this;
-    }
-    /** Registers the userinfo of a URL (user:password, the password, Basic form). */
-    addUrl(url) {
-        try {
-            const u = new URL(url);
-            const user = decodeURIComponent(u.username);
-            const pass = decodeURIComponent(u.password);
-            if (pass) {
-                this.add(pass);
-                this.add(`${user}:${pass}`);
-                if (`${u.username}:${u.password}` !== `${user}:${pass}`)
-                    this.add(`${u.username}:${u.password}`);
-            }
-            else if (user)
-                this.add(user); // a token given as the user name
-        }
-        catch {
-            /* not a URL: nothing to register */
-        }
-        return this;
-    }
-    /** Every registered form, longest first (for core.setSecret). */
-    forms() {
-        return [...this.values].sort((a, b) => b.length - a.length);
-    }
-    redact(text) {
-        let out = redactUrlUserinfo(text);
-        for (const v of this.forms())
-            if (out.includes(v))
-                out = out.split(v).join(MASK);
-        return out;
-    }
-}
-/** The value and the encoded forms it may travel in: base64 (Basic auth, Kubernetes secrets), percent-encoding. */
-function encodedForms(value) {
-    const forms = new Set([value, value.trim()]);
-    forms.add(Buffer.from(value).toString('base64'));
-    forms.add(Buffer.from(value).toString('base64').replace(/=+$/, ''));
-    if (encodeURIComponent(value) !== value)
-        forms.add(encodeURIComponent(value));
-    return [...forms].filter(Boolean);
-}
-/** `scheme://user:pass@host` → `scheme://***@host`, anywhere in the text. */
-function redactUrlUserinfo(text) {
-    return text.replace(/\b([a-z][a-z0-9+.-]*:\/\/)[^\s/@?#]+@/gi, `$1${MASK}@`);
-}
-/** A URL without userinfo, for display. */
-function displayUrl(url) {
-    try {
-        const u = new URL(url);
-        if (!u.username && !u.password)
-            return url;
-        u.username = '';
-        u.password = '';
-        return u.toString();
-    }
-    catch {
-        return redactUrlUserinfo(url);
-    }
-}
-
-;// CONCATENATED MODULE: ./build/tsc/action/secrets.js
-/**
- * Every secret this run has masked, in one Redactor, for the texts the runner's log masking does not
- * cover: GitHub API payloads (Deployment statuses, commit statuses, check runs) and the job summary file.
- * inputs.maskSecret() fills it; redacted() applies it.
- */
-
-
-const secrets = new Redactor();
-/** The text with every secret of the run (and any URL userinfo) replaced by `***`. */
-function redacted(text) {
-    return secrets.redact(text);
-}
-/**
- * Makes the job summary pass through the redactor: whatever an action adds, the buffer is redacted just
- * before it is written (one place for all actions; summary is @actions/core's singleton).
- */
-function redactSummaries() {
-    const s = core/* summary */.z;
-    if (s.__shiplineRedacts)
-        return;
-    s.__shiplineRedacts = true;
-    const write = s.write.bind(s);
-    s.write = async (opts) => {
-        const text = s.stringify();
-        s.emptyBuffer();
-        s.addRaw(redacted(text));
-        return write(opts);
+    return {
+        result,
+        version,
+        record,
+        registryAuth: auth,
+        fleet,
+        held: opts.hold ? held : undefined,
+        keepReleases
     };
 }
 
+;// CONCATENATED MODULE: ./build/tsc/deploy-ssh/inputs.js
+/** deploy-ssh's inputs, read once and typed: the deploy group of src/action/deploy-inputs.ts. */
 
-/***/ }),
+function getInputs() {
+    return readDeployInputs();
+}
 
-/***/ 4493:
-/***/ ((__webpack_module__, __unused_webpack___webpack_exports__, __nccwpck_require__) => {
-
-__nccwpck_require__.a(__webpack_module__, async (__webpack_handle_async_dependencies__, __webpack_async_result__) => { try {
-/* harmony import */ var _actions_core__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(4116);
-/* harmony import */ var _action_run_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(6082);
-/* harmony import */ var _action_deploy_step_js__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(518);
-/* harmony import */ var _lib_errors_js__WEBPACK_IMPORTED_MODULE_3__ = __nccwpck_require__(2830);
+;// CONCATENATED MODULE: ./build/tsc/deploy-ssh/main.js
+/** deploy-ssh: the deploy step (src/action/deploy-step.ts). Launched by ./index.ts; importing runs nothing. */
 
 
 
 
-async function main() {
-    const { result, version, record } = await (0,_action_deploy_step_js__WEBPACK_IMPORTED_MODULE_2__/* .deployStep */ .c)();
+async function run() {
+    const { result, version, record } = await deployStep(getInputs());
     await record?.finish(result.status === 'deployed' ? 'success' : 'failure', result.status === 'deployed' ? `${version} is live` : (result.error ?? result.status));
     if (result.status !== 'deployed')
-        throw new _lib_errors_js__WEBPACK_IMPORTED_MODULE_3__/* .UserError */ .yo(result.error ?? `deploy ${result.status}`);
-    _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .info */ .pq(`deployed ${version} (${result.releaseId}) to ${result.hosts.length} host(s)`);
+        throw new errors/* UserError */.yo(result.error ?? `deploy ${result.status}`);
+    core/* info */.pq(`deployed ${version} (${result.releaseId}) to ${result.hosts.length} host(s)`);
 }
-await (0,_action_run_js__WEBPACK_IMPORTED_MODULE_1__/* .runAction */ .C)(main, async () => {
-    // nothing to undo here: the host lock lives only as long as main's SSH connection, and the temporary
+async function post() {
+    // nothing to undo here: the host lock lives only as long as run's SSH connection, and the temporary
     // registry login on the host is removed with it
-});
+}
 
-__webpack_async_result__();
-} catch(e) { __webpack_async_result__(e); } }, 1);
 
 /***/ }),
 
@@ -72624,10 +72791,13 @@ function errorMessage(e) {
 
 // EXPORTS
 __nccwpck_require__.d(__webpack_exports__, {
+  Yz: () => (/* binding */ core_debug),
   N4: () => (/* binding */ endGroup),
   V4: () => (/* binding */ getInput),
   Gu: () => (/* binding */ getState),
+  Os: () => (/* binding */ group),
   pq: () => (/* binding */ info),
+  lm: () => (/* binding */ notice),
   LZ: () => (/* binding */ saveState),
   C1: () => (/* binding */ setFailed),
   uH: () => (/* binding */ setOutput),
@@ -72637,7 +72807,7 @@ __nccwpck_require__.d(__webpack_exports__, {
   $e: () => (/* binding */ warning)
 });
 
-// UNUSED EXPORTS: ExitCode, addPath, debug, error, exportVariable, getBooleanInput, getIDToken, getMultilineInput, group, isDebug, markdownSummary, notice, platform, setCommandEcho, toPlatformPath, toPosixPath, toWin32Path
+// UNUSED EXPORTS: ExitCode, addPath, error, exportVariable, getBooleanInput, getIDToken, getMultilineInput, isDebug, markdownSummary, platform, setCommandEcho, toPlatformPath, toPosixPath, toWin32Path
 
 // EXTERNAL MODULE: external "os"
 var external_os_ = __nccwpck_require__(857);
@@ -72663,7 +72833,7 @@ function utils_toCommandValue(input) {
  * @returns The command properties to send with the actual annotation command
  * See IssueCommandProperties: https://github.com/actions/runner/blob/main/src/Runner.Worker/ActionCommandManager.cs#L646
  */
-function utils_toCommandProperties(annotationProperties) {
+function toCommandProperties(annotationProperties) {
     if (!Object.keys(annotationProperties).length) {
         return {};
     }
@@ -75466,7 +75636,7 @@ function isDebug() {
  * @param message debug message
  */
 function core_debug(message) {
-    issueCommand('debug', {}, message);
+    command_issueCommand('debug', {}, message);
 }
 /**
  * Adds an error issue
@@ -75474,7 +75644,7 @@ function core_debug(message) {
  * @param properties optional properties to add to the annotation.
  */
 function error(message, properties = {}) {
-    command_issueCommand('error', utils_toCommandProperties(properties), message instanceof Error ? message.toString() : message);
+    command_issueCommand('error', toCommandProperties(properties), message instanceof Error ? message.toString() : message);
 }
 /**
  * Adds a warning issue
@@ -75482,7 +75652,7 @@ function error(message, properties = {}) {
  * @param properties optional properties to add to the annotation.
  */
 function warning(message, properties = {}) {
-    command_issueCommand('warning', utils_toCommandProperties(properties), message instanceof Error ? message.toString() : message);
+    command_issueCommand('warning', toCommandProperties(properties), message instanceof Error ? message.toString() : message);
 }
 /**
  * Adds a notice issue
@@ -75490,7 +75660,7 @@ function warning(message, properties = {}) {
  * @param properties optional properties to add to the annotation.
  */
 function notice(message, properties = {}) {
-    issueCommand('notice', toCommandProperties(properties), message instanceof Error ? message.toString() : message);
+    command_issueCommand('notice', toCommandProperties(properties), message instanceof Error ? message.toString() : message);
 }
 /**
  * Writes info to log with console.log.
@@ -75721,6 +75891,6 @@ module.exports = {"rE":"1.17.0"};
 /******/ // startup
 /******/ // Load entry module and return exports
 /******/ // This entry module used 'module' so it can't be inlined
-/******/ var __webpack_exports__ = __nccwpck_require__(4493);
+/******/ var __webpack_exports__ = __nccwpck_require__(8426);
 /******/ __webpack_exports__ = await __webpack_exports__;
 /******/ 

@@ -291,7 +291,7 @@ __webpack_unused_export__ = debug; // for test
 var __webpack_unused_export__;
 
 
-const Client = __nccwpck_require__(3701)
+const Client = __nccwpck_require__(6082)
 const Dispatcher = __nccwpck_require__(883)
 const Pool = __nccwpck_require__(628)
 const BalancedPool = __nccwpck_require__(837)
@@ -4438,7 +4438,7 @@ const { InvalidArgumentError } = __nccwpck_require__(8707)
 const { kClients, kRunning, kClose, kDestroy, kDispatch, kInterceptors } = __nccwpck_require__(6443)
 const DispatcherBase = __nccwpck_require__(1841)
 const Pool = __nccwpck_require__(628)
-const Client = __nccwpck_require__(3701)
+const Client = __nccwpck_require__(6082)
 const util = __nccwpck_require__(3440)
 const createRedirectInterceptor = __nccwpck_require__(5092)
 
@@ -7104,7 +7104,7 @@ module.exports = connectH2
 
 /***/ }),
 
-/***/ 3701:
+/***/ 6082:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 // @ts-check
@@ -8567,7 +8567,7 @@ const {
   kAddClient,
   kGetDispatcher
 } = __nccwpck_require__(2128)
-const Client = __nccwpck_require__(3701)
+const Client = __nccwpck_require__(6082)
 const {
   InvalidArgumentError
 } = __nccwpck_require__(8707)
@@ -8681,7 +8681,7 @@ const Pool = __nccwpck_require__(628)
 const DispatcherBase = __nccwpck_require__(1841)
 const { InvalidArgumentError, RequestAbortedError, SecureProxyConnectionError } = __nccwpck_require__(8707)
 const buildConnector = __nccwpck_require__(9136)
-const Client = __nccwpck_require__(3701)
+const Client = __nccwpck_require__(6082)
 
 const kAgent = Symbol('proxy agent')
 const kClient = Symbol('proxy client')
@@ -10864,7 +10864,7 @@ module.exports = MockAgent
 
 
 const { promisify } = __nccwpck_require__(7975)
-const Client = __nccwpck_require__(3701)
+const Client = __nccwpck_require__(6082)
 const { buildMockDispatch } = __nccwpck_require__(3397)
 const {
   kDispatches,
@@ -28570,122 +28570,7 @@ module.exports = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("util");
 
 /***/ }),
 
-/***/ 5580:
-/***/ ((__unused_webpack___webpack_module__, __webpack_exports__, __nccwpck_require__) => {
-
-
-// EXPORTS
-__nccwpck_require__.d(__webpack_exports__, {
-  p_: () => (/* binding */ list),
-  rJ: () => (/* binding */ secret),
-  gx: () => (/* binding */ str)
-});
-
-// UNUSED EXPORTS: bool, int, maskSecret
-
-// EXTERNAL MODULE: ./node_modules/@actions/core/lib/core.js + 20 modules
-var lib_core = __nccwpck_require__(3218);
-// EXTERNAL MODULE: ./build/tsc/lib/errors.js
-var errors = __nccwpck_require__(2830);
-;// CONCATENATED MODULE: ./build/tsc/lib/parse.js
-
-/** Plain parsers for action inputs; they know nothing of @actions/core so the library can reuse them. */
-function parse_parseBoolean(name, raw, fallback) {
-    const v = raw.trim();
-    if (v === '')
-        return fallback;
-    if (/^true$/i.test(v))
-        return true;
-    if (/^false$/i.test(v))
-        return false;
-    throw new UserError(`Input '${name}' must be true or false, got '${v}'. Set '${name}: true' or '${name}: false'.`);
-}
-/** One item per line; commas also accepted. Blank items and surrounding spaces are dropped. */
-function parseList(raw, { commas = true } = {}) {
-    const out = [];
-    for (const line of raw.split(/\r?\n/)) {
-        const parts = commas ? line.split(',') : [line];
-        for (const p of parts) {
-            const t = p.trim();
-            if (t !== '' && !t.startsWith('#'))
-                out.push(t);
-        }
-    }
-    return out;
-}
-function parse_parseInteger(name, raw, fallback, { min = 0, max = Number.MAX_SAFE_INTEGER } = {}) {
-    const v = raw.trim();
-    if (v === '')
-        return fallback;
-    if (!/^-?\d+$/.test(v)) {
-        throw new UserError(`Input '${name}' must be a whole number, got '${v}'. Write it as plain digits, e.g. '${name}: ${fallback}'.`);
-    }
-    const n = Number(v);
-    if (n < min || n > max) {
-        throw new UserError(`Input '${name}' must be between ${min} and ${max}, got ${n}.`);
-    }
-    return n;
-}
-/** `key=value` lines (commas not accepted as separators, values may contain them). */
-function parseKeyValues(name, raw) {
-    const out = new Map();
-    for (const line of parseList(raw, { commas: false })) {
-        const i = line.indexOf('=');
-        if (i <= 0)
-            throw new UserError(`Input '${name}': line '${line}' is not of the form key=value.`);
-        out.set(line.slice(0, i).trim(), line.slice(i + 1).trim());
-    }
-    return out;
-}
-
-// EXTERNAL MODULE: ./build/tsc/action/secrets.js + 1 modules
-var secrets = __nccwpck_require__(5901);
-;// CONCATENATED MODULE: ./build/tsc/action/inputs.js
-
-
-
-/** Typed readers over core.getInput: the only place actions read their inputs. */
-function str(name, fallback = '') {
-    const v = lib_core/* getInput */.V4(name);
-    return v === '' ? fallback : v;
-}
-/** A secret input: masked (and its lines) before anything can log it. */
-function secret(name, fallback = '') {
-    const v = lib_core/* getInput */.V4(name, { trimWhitespace: false });
-    const value = v.trim() === '' ? fallback : v;
-    maskSecret(value);
-    return value;
-}
-function maskSecret(value) {
-    if (!value)
-        return;
-    secrets/* secrets */.O3.add(value);
-    for (const line of value.split(/\r?\n/))
-        if (line.trim().length >= 4)
-            secrets/* secrets */.O3.add(line.trim());
-    lib_core/* setSecret */.Pq(value);
-    const trimmed = value.trim();
-    if (trimmed !== value && trimmed)
-        lib_core/* setSecret */.Pq(trimmed);
-    for (const line of value.split(/\r?\n/))
-        if (line.trim().length >= 4)
-            lib_core/* setSecret */.Pq(line.trim());
-    lib_core/* setSecret */.Pq(Buffer.from(value).toString('base64'));
-}
-function bool(name, fallback) {
-    return parseBoolean(name, core.getInput(name), fallback);
-}
-function inputs_int(name, fallback, range) {
-    return parseInteger(name, core.getInput(name), fallback, range);
-}
-function list(name, opts) {
-    return parseList(lib_core/* getInput */.V4(name), opts);
-}
-
-
-/***/ }),
-
-/***/ 6082:
+/***/ 3701:
 /***/ ((__unused_webpack___webpack_module__, __webpack_exports__, __nccwpck_require__) => {
 
 /* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
@@ -28926,17 +28811,33 @@ function errorMessage(e) {
 
 /***/ }),
 
-/***/ 3785:
+/***/ 5818:
+/***/ ((__webpack_module__, __unused_webpack___webpack_exports__, __nccwpck_require__) => {
+
+__nccwpck_require__.a(__webpack_module__, async (__webpack_handle_async_dependencies__, __webpack_async_result__) => { try {
+/* harmony import */ var _action_run_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(3701);
+/* harmony import */ var _main_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(7463);
+/** The action's entry point (the bundle's entry): only launches ./main.ts's run(). */
+
+
+await (0,_action_run_js__WEBPACK_IMPORTED_MODULE_0__/* .runAction */ .C)(_main_js__WEBPACK_IMPORTED_MODULE_1__/* .run */ .e);
+
+__webpack_async_result__();
+} catch(e) { __webpack_async_result__(e); } }, 1);
+
+/***/ }),
+
+/***/ 7463:
 /***/ ((__unused_webpack___webpack_module__, __webpack_exports__, __nccwpck_require__) => {
 
 
 // EXPORTS
 __nccwpck_require__.d(__webpack_exports__, {
-  bP: () => (/* binding */ RegistryClient)
+  e: () => (/* binding */ run)
 });
 
-// UNUSED EXPORTS: MANIFEST_LIMIT_BYTES, TOKEN_LIMIT_BYTES, parseChallenge, retryAfterMs
-
+// EXTERNAL MODULE: ./node_modules/@actions/core/lib/core.js + 20 modules
+var lib_core = __nccwpck_require__(3218);
 // EXTERNAL MODULE: ./build/tsc/lib/errors.js
 var errors = __nccwpck_require__(2830);
 ;// CONCATENATED MODULE: ./build/tsc/lib/registry/errors.js
@@ -29044,8 +28945,135 @@ function networkError(f, cause, attempts, elapsedMs) {
     return new RegistryError(`no answer from ${f.registry} to ${f.method} ${f.path} after ${attempts} attempts over ${Math.round(elapsedMs / 1000)} s (${cause}): check that the registry is reachable, then run the job again.`, f);
 }
 
-// EXTERNAL MODULE: ./build/tsc/lib/registry/reference.js
-var registry_reference = __nccwpck_require__(8892);
+;// CONCATENATED MODULE: ./build/tsc/lib/registry/reference.js
+/**
+ * Image references as Docker and the distribution spec read them:
+ * `[registry[:port]/]path/name[:tag][@sha256:hex]`, with docker.io (and `library/`) as the defaults.
+ */
+
+const DEFAULT_REGISTRY = 'docker.io';
+const COMPONENT = /^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$/;
+const TAG = /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$/;
+const DIGEST = /^(sha256:[a-f0-9]{64}|sha512:[a-f0-9]{128})$/;
+const DOMAIN = /^(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)(?:\.(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?))*(?::[0-9]+)?$|^\[[0-9a-fA-F:]+\](?::[0-9]+)?$/;
+const FULL_SHA = /^[0-9a-f]{40}$/;
+function isDigest(s) {
+    return DIGEST.test(s);
+}
+/** A repository path as the distribution spec's grammar has it (lowercase components, at most 255 characters). */
+function isRepository(s) {
+    return s.length > 0 && s.length <= 255 && s.split('/').every(c => COMPONENT.test(c));
+}
+function isTag(s) {
+    return TAG.test(s);
+}
+/** A tag that is a full 40-hex commit SHA: immutable by the suite's rule. */
+function isShaTag(s) {
+    return FULL_SHA.test(s);
+}
+/** Throws a UserError saying what a valid tag looks like. `what` names the input, e.g. "to-tags". */
+function checkTag(tag, what = 'tag') {
+    if (!TAG.test(tag)) {
+        throw new errors/* UserError */.yo(`${what}: '${tag}' is not a valid tag; tags are 1-128 characters of letters, digits, '_', '.' and '-', and do not start with '.' or '-'.`);
+    }
+    return tag;
+}
+function looksLikeDomain(first) {
+    return first.includes('.') || first.includes(':') || first === 'localhost';
+}
+/** True when the reference starts with a registry host (`ghcr.io/…`, `127.0.0.1:5000/…`, `localhost/…`). */
+function namesRegistry(ref) {
+    const parts = ref.trim().split('/');
+    return parts.length > 1 && looksLikeDomain(parts[0]);
+}
+/**
+ * Parses an image reference. Uppercase repository names are refused with the lowercase spelling as the fix
+ * (or lowercased with `{ lowercase: true }`); bad tags and digests are refused with the grammar.
+ */
+function parseImageReference(ref, opts = {}) {
+    const what = opts.what ?? 'image';
+    const input = ref.trim();
+    if (!input)
+        throw new errors/* UserError */.yo(`${what} is empty: give an image such as ghcr.io/owner/app.`);
+    if (/\s/.test(input) || input.includes('://')) {
+        throw new errors/* UserError */.yo(`${what}: '${input}' is not an image reference; write it as registry/path/name[:tag], without a scheme.`);
+    }
+    let rest = input;
+    let digest;
+    const at = rest.indexOf('@');
+    if (at >= 0) {
+        digest = rest.slice(at + 1);
+        rest = rest.slice(0, at);
+        if (!DIGEST.test(digest)) {
+            throw new errors/* UserError */.yo(`${what}: '${digest}' is not a valid digest; write sha256: followed by 64 lowercase hex characters.`);
+        }
+    }
+    let tag;
+    const slash = rest.lastIndexOf('/');
+    const colon = rest.lastIndexOf(':');
+    if (colon > slash) {
+        tag = rest.slice(colon + 1);
+        rest = rest.slice(0, colon);
+        checkTag(tag, what);
+    }
+    const parts = rest.split('/');
+    let registry = DEFAULT_REGISTRY;
+    if (parts.length > 1 && looksLikeDomain(parts[0])) {
+        registry = parts.shift();
+        if (!DOMAIN.test(registry))
+            throw new errors/* UserError */.yo(`${what}: '${registry}' is not a valid registry host.`);
+    }
+    let repository = parts.join('/');
+    if (opts.lowercase) {
+        registry = registry.toLowerCase();
+        repository = repository.toLowerCase();
+    }
+    if (repository !== repository.toLowerCase() || registry !== registry.toLowerCase()) {
+        const fixed = formatReference({
+            registry: registry.toLowerCase(),
+            repository: repository.toLowerCase(),
+            tag,
+            digest
+        });
+        throw new errors/* UserError */.yo(`${what}: '${input}' has uppercase letters; repository names must be lowercase: use '${fixed}'.`);
+    }
+    for (const c of repository.split('/')) {
+        if (!COMPONENT.test(c)) {
+            throw new errors/* UserError */.yo(`${what}: '${input}' is not a valid repository name; each path component is lowercase letters and digits, separated by '.', '_', '__' or '-'.`);
+        }
+    }
+    if (repository.length > 255)
+        throw new errors/* UserError */.yo(`${what}: repository name is longer than 255 characters.`);
+    if (registry === 'index.docker.io' || registry === 'registry-1.docker.io')
+        registry = DEFAULT_REGISTRY;
+    if (registry === DEFAULT_REGISTRY && !repository.includes('/'))
+        repository = `library/${repository}`;
+    return {
+        registry,
+        repository,
+        ...(tag !== undefined ? { tag } : {}),
+        ...(digest !== undefined ? { digest } : {})
+    };
+}
+/** registry/repository[:tag][@digest]; the docker.io `library/` prefix is kept (it is unambiguous). */
+function formatReference(r) {
+    let s = `${r.registry}/${r.repository}`;
+    if (r.tag)
+        s += `:${r.tag}`;
+    if (r.digest)
+        s += `@${r.digest}`;
+    return s;
+}
+/** The host to talk HTTP to: Docker Hub's API lives on registry-1.docker.io. */
+function apiHost(registry) {
+    return registry === DEFAULT_REGISTRY ? 'registry-1.docker.io' : registry;
+}
+/** Loopback registries speak plain http (as dockerd allows by default); everything else https. */
+function isLoopback(registry) {
+    const host = registry.replace(/:\d+$/, '').replace(/^\[|\]$/g, '');
+    return host === 'localhost' || host === '::1' || /^127\.\d+\.\d+\.\d+$/.test(host);
+}
+
 ;// CONCATENATED MODULE: ./build/tsc/lib/registry/http.js
 /**
  * The registry client's transport: one request on Node's fetch with its time limit (or the overall
@@ -29099,8 +29127,8 @@ class RegistryHttp {
     userAgent;
     constructor(opts) {
         this.registry = opts.registry;
-        const insecure = opts.insecure ?? (0,registry_reference/* isLoopback */.U9)(opts.registry);
-        this.base = `${insecure ? 'http' : 'https'}://${(0,registry_reference/* apiHost */.nz)(opts.registry)}`;
+        const insecure = opts.insecure ?? isLoopback(opts.registry);
+        this.base = `${insecure ? 'http' : 'https'}://${apiHost(opts.registry)}`;
         this.origin = new URL(this.base).origin;
         this.retry = {
             attempts: opts.retry?.attempts ?? 6,
@@ -29129,7 +29157,7 @@ class RegistryHttp {
         }
         const secure = this.base.startsWith('https:');
         if ((u.protocol !== 'http:' && u.protocol !== 'https:') ||
-            (u.protocol === 'http:' && secure && !(0,registry_reference/* isLoopback */.U9)(u.host)) ||
+            (u.protocol === 'http:' && secure && !isLoopback(u.host)) ||
             u.username ||
             u.password) {
             throw new RegistryProtocolError(`${this.registry} answered ${facts.method} ${facts.path} with a ${header} ${quote(u.protocol === 'http:' || u.protocol === 'https:' ? u.origin + u.pathname : raw)} that shipline does not follow (only https, or http to loopback, without user info); refusing it.`, facts);
@@ -29489,7 +29517,7 @@ class RegistryAuth {
         await this.http.drain(res);
         for (const scope of (c.params.scope ?? '').split(' ')) {
             const m = /^repository:(.+):([a-z,*]+)$/.exec(scope);
-            if (m && (0,registry_reference/* isRepository */.Z6)(m[1]))
+            if (m && isRepository(m[1]))
                 this.authorize(m[1], m[2].split(',').filter((a) => a === 'pull' || a === 'push'));
         }
         this.tokens.delete(this.scopeList().join(' '));
@@ -29544,8 +29572,70 @@ class RegistryAuth {
     }
 }
 
-// EXTERNAL MODULE: ./build/tsc/lib/registry/media.js
-var media = __nccwpck_require__(5397);
+// EXTERNAL MODULE: external "node:crypto"
+var external_node_crypto_ = __nccwpck_require__(7598);
+;// CONCATENATED MODULE: ./build/tsc/lib/registry/media.js
+/** Manifest media types and the parts of manifests the client and promote read. */
+
+const OCI_INDEX = 'application/vnd.oci.image.index.v1+json';
+const DOCKER_LIST = 'application/vnd.docker.distribution.manifest.list.v2+json';
+const OCI_MANIFEST = 'application/vnd.oci.image.manifest.v1+json';
+const DOCKER_MANIFEST = 'application/vnd.docker.distribution.manifest.v2+json';
+/** Accept header for manifest GET/HEAD: indexes first, so multi-platform images are never narrowed. */
+const MANIFEST_ACCEPT = [OCI_INDEX, DOCKER_LIST, OCI_MANIFEST, DOCKER_MANIFEST].join(', ');
+function isIndex(mediaType) {
+    return mediaType === OCI_INDEX || mediaType === DOCKER_LIST;
+}
+function sha256(bytes) {
+    return `sha256:${(0,external_node_crypto_.createHash)('sha256').update(bytes).digest('hex')}`;
+}
+/** The digest of `bytes` in the algorithm of `like` (a valid sha256: or sha512: digest). */
+function digestLike(like, bytes) {
+    const algorithm = like.startsWith('sha512:') ? 'sha512' : 'sha256';
+    return `${algorithm}:${(0,external_node_crypto_.createHash)(algorithm).update(bytes).digest('hex')}`;
+}
+const MEDIA_TYPE = /^[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,126}\/[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,126}$/;
+/** A bare media type (RFC 6838 type/subtype, no parameters): safe to send as a Content-Type. */
+function isMediaType(s) {
+    return MEDIA_TYPE.test(s);
+}
+function parseManifestJson(bytes) {
+    return JSON.parse(Buffer.from(bytes).toString('utf8'));
+}
+/** The media type a manifest declares in its body (used when the registry's Content-Type is generic). */
+function declaredMediaType(bytes) {
+    try {
+        const m = parseManifestJson(bytes);
+        if (m.mediaType)
+            return m.mediaType;
+        if (m.manifests)
+            return OCI_INDEX;
+        if (m.config)
+            return OCI_MANIFEST;
+    }
+    catch {
+        /* not JSON */
+    }
+    return undefined;
+}
+/** Children of an index (manifests) — empty for an image manifest. */
+function childManifests(bytes) {
+    return parseManifestJson(bytes).manifests ?? [];
+}
+/** Blobs an image manifest references: config first, then layers (foreign/non-distributable skipped). */
+function manifestBlobs(bytes) {
+    const m = parseManifestJson(bytes);
+    const out = [];
+    if (m.config)
+        out.push(m.config);
+    for (const l of m.layers ?? m.blobs ?? []) {
+        if (/foreign|nondistributable/.test(l.mediaType ?? ''))
+            continue;
+        out.push(l);
+    }
+    return out;
+}
+
 ;// CONCATENATED MODULE: ./build/tsc/lib/registry/checks.js
 /**
  * Checks on what goes into a request path and on what the registry says back: repository names,
@@ -29556,11 +29646,11 @@ var media = __nccwpck_require__(5397);
 
 
 
-const KNOWN_MANIFEST_TYPES = new Set([media/* OCI_INDEX */.$p, media/* DOCKER_LIST */.Y2, media/* OCI_MANIFEST */.EG, media/* DOCKER_MANIFEST */.Vv]);
+const KNOWN_MANIFEST_TYPES = new Set([OCI_INDEX, DOCKER_LIST, OCI_MANIFEST, DOCKER_MANIFEST]);
 const DIGEST_GRAMMAR = 'sha256: and 64 lowercase hex characters, or sha512: and 128';
 /** `registry/repository:tag` or `registry/repository@digest`, for messages. */
 function refName(registry, repository, reference) {
-    return `${registry}/${repository}${(0,registry_reference/* isDigest */.Bc)(reference) ? '@' : ':'}${reference}`;
+    return `${registry}/${repository}${isDigest(reference) ? '@' : ':'}${reference}`;
 }
 function blobFacts(registry, method, repository, digest) {
     return {
@@ -29573,7 +29663,7 @@ function blobFacts(registry, method, repository, digest) {
 }
 /** A repository name goes into URL paths: it must be one by the distribution grammar. */
 function checkRepository(registry, method, repository, path) {
-    if (!(0,registry_reference/* isRepository */.Z6)(repository)) {
+    if (!isRepository(repository)) {
         throw new RegistryProtocolError(`${registry}: ${quote(repository)} is not a repository name (lowercase path components of letters and digits, separated by '.', '_', '__' or '-'); refusing to use it in a request.`, { registry, method, path, repository });
     }
 }
@@ -29581,14 +29671,14 @@ function checkRepository(registry, method, repository, path) {
 function manifestPath(registry, method, repository, reference) {
     const path = `/v2/${repository}/manifests/${reference}`;
     checkRepository(registry, method, repository, path);
-    if (!(0,registry_reference/* isTag */.dz)(reference) && !(0,registry_reference/* isDigest */.Bc)(reference)) {
+    if (!isTag(reference) && !isDigest(reference)) {
         throw new RegistryProtocolError(`${registry}/${repository}: ${quote(reference)} is neither a tag nor a digest (${DIGEST_GRAMMAR}); refusing to use it in a request.`, { registry, method, path, repository, reference });
     }
     return path;
 }
 function checkBlobArgs(registry, method, repository, digest) {
     checkRepository(registry, method, repository, `/v2/${repository}/blobs/`);
-    if (typeof digest !== 'string' || !(0,registry_reference/* isDigest */.Bc)(digest)) {
+    if (typeof digest !== 'string' || !isDigest(digest)) {
         throw new RegistryProtocolError(`${registry}/${repository}: the blob digest ${quote(digest)} is not a digest (${DIGEST_GRAMMAR}); refusing to use it in a request.`, { registry, method, path: `/v2/${repository}/blobs/`, repository });
     }
 }
@@ -29597,7 +29687,7 @@ function remoteDigest(registry, res, facts) {
     const header = res.headers.get('docker-content-digest')?.trim();
     if (!header)
         return undefined;
-    if (!(0,registry_reference/* isDigest */.Bc)(header)) {
+    if (!isDigest(header)) {
         throw new RegistryProtocolError(`${registry}/${facts.repository ?? ''}: the registry answered ${facts.method} ${facts.path} with the Docker-Content-Digest ${quote(header)}, which is not a digest (${DIGEST_GRAMMAR}); refusing it.`, { ...facts, status: res.status });
     }
     return header;
@@ -29639,7 +29729,7 @@ function checkDescriptors(registry, bytes, mediaType, facts) {
         if (d === undefined)
             continue;
         const desc = d;
-        if (!desc || typeof desc !== 'object' || typeof desc.digest !== 'string' || !(0,registry_reference/* isDigest */.Bc)(desc.digest)) {
+        if (!desc || typeof desc !== 'object' || typeof desc.digest !== 'string' || !isDigest(desc.digest)) {
             throw new RegistryProtocolError(`${where}: the manifest's ${field} has the digest ${quote(desc?.digest)}, which is not a digest (${DIGEST_GRAMMAR}); refusing to use it.`, facts);
         }
         if (desc.size !== undefined && !(Number.isSafeInteger(desc.size) && desc.size >= 0)) {
@@ -29982,7 +30072,7 @@ class RegistryClient {
             repository,
             reference,
             actions: ['pull'],
-            headers: { accept: media/* MANIFEST_ACCEPT */.dY },
+            headers: { accept: MANIFEST_ACCEPT },
             ok: [200],
             limit: {
                 bytes: MANIFEST_LIMIT_BYTES,
@@ -29991,20 +30081,20 @@ class RegistryClient {
             }
         });
         const bytes = Buffer.from(await res.arrayBuffer());
-        const digest = (0,media/* sha256 */.sc)(bytes);
+        const digest = sha256(bytes);
         const header = remoteDigest(this.registry, res, facts);
-        if (header && (0,media/* digestLike */.kG)(header, bytes) !== header) {
-            throw new RegistryError(`${refName(this.registry, repository, reference)}: the registry says ${header} but the bytes it sent hash to ${(0,media/* digestLike */.kG)(header, bytes)}; a proxy may be rewriting manifests.`, facts);
+        if (header && digestLike(header, bytes) !== header) {
+            throw new RegistryError(`${refName(this.registry, repository, reference)}: the registry says ${header} but the bytes it sent hash to ${digestLike(header, bytes)}; a proxy may be rewriting manifests.`, facts);
         }
-        if ((0,registry_reference/* isDigest */.Bc)(reference) && (0,media/* digestLike */.kG)(reference, bytes) !== reference) {
-            throw new RegistryError(`${this.registry}/${repository}@${reference}: the manifest received hashes to ${(0,media/* digestLike */.kG)(reference, bytes)}; refusing it.`, facts);
+        if (isDigest(reference) && digestLike(reference, bytes) !== reference) {
+            throw new RegistryError(`${this.registry}/${repository}@${reference}: the manifest received hashes to ${digestLike(reference, bytes)}; refusing it.`, facts);
         }
         const contentType = (res.headers.get('content-type') ?? '').split(';')[0].trim();
         // the registry's Content-Type when it is a manifest type (that is what gets PUT back), else what the body declares
         const mediaType = KNOWN_MANIFEST_TYPES.has(contentType)
             ? contentType
-            : ((0,media/* declaredMediaType */.TN)(bytes) ?? contentType);
-        if (mediaType && !(0,media/* isMediaType */.LA)(mediaType)) {
+            : (declaredMediaType(bytes) ?? contentType);
+        if (mediaType && !isMediaType(mediaType)) {
             throw new RegistryProtocolError(`${refName(this.registry, repository, reference)}: the manifest's media type ${quote(mediaType)} is not a media type; refusing it.`, facts);
         }
         checkDescriptors(this.registry, bytes, mediaType, facts);
@@ -30023,7 +30113,7 @@ class RegistryClient {
             repository,
             reference,
             actions: ['pull'],
-            headers: { accept: media/* MANIFEST_ACCEPT */.dY },
+            headers: { accept: MANIFEST_ACCEPT },
             ok: [200],
             pass: [404]
         });
@@ -30038,7 +30128,7 @@ class RegistryClient {
         });
         const mediaType = (res.headers.get('content-type') ?? '').split(';')[0].trim();
         const length = res.headers.get('content-length') ?? '';
-        if (!digest || (mediaType && !(0,media/* isMediaType */.LA)(mediaType))) {
+        if (!digest || (mediaType && !isMediaType(mediaType))) {
             // a registry that does not say the digest (or a usable media type) on HEAD: read the bytes
             const m = await this.getManifest(repository, reference);
             return { digest: m.digest, mediaType: m.mediaType, size: m.size };
@@ -30047,7 +30137,7 @@ class RegistryClient {
     }
     /** PUT the exact bytes under a tag or digest with the exact Content-Type; returns the digest. */
     async putManifest(repository, reference, bytes, mediaType) {
-        const digest = (0,media/* sha256 */.sc)(bytes);
+        const digest = sha256(bytes);
         const path = manifestPath(this.registry, 'PUT', repository, reference);
         const res = await this.auth.send({
             method: 'PUT',
@@ -30062,8 +30152,8 @@ class RegistryClient {
         await this.http.drain(res);
         const facts = { registry: this.registry, method: 'PUT', path, repository, reference };
         const answered = remoteDigest(this.registry, res, facts);
-        if (answered && answered !== (0,media/* digestLike */.kG)(answered, bytes)) {
-            throw new RegistryError(`${refName(this.registry, repository, reference)}: the registry stored ${answered} for a manifest whose digest is ${(0,media/* digestLike */.kG)(answered, bytes)}; it rewrote the manifest.`, facts);
+        if (answered && answered !== digestLike(answered, bytes)) {
+            throw new RegistryError(`${refName(this.registry, repository, reference)}: the registry stored ${answered} for a manifest whose digest is ${digestLike(answered, bytes)}; it rewrote the manifest.`, facts);
         }
         return digest;
     }
@@ -30118,7 +30208,7 @@ class RegistryClient {
                 throw new RegistryProtocolError(`${this.registry}/${repository}: the tag list is not JSON (${quote(text, 60)}); refusing it.`, { ...facts, status: res.status });
             }
             const page = body?.tags ?? [];
-            if (!Array.isArray(page) || page.some(t => typeof t !== 'string' || !(0,registry_reference/* isTag */.dz)(t))) {
+            if (!Array.isArray(page) || page.some(t => typeof t !== 'string' || !isTag(t))) {
                 throw new RegistryProtocolError(`${this.registry}/${repository}: the tag list holds ${quote(page)}, which is not a list of tags; refusing it.`, { ...facts, status: res.status });
             }
             tags.push(...page);
@@ -30132,102 +30222,7 @@ class RegistryClient {
     }
 }
 
-
-/***/ }),
-
-/***/ 5397:
-/***/ ((__unused_webpack___webpack_module__, __webpack_exports__, __nccwpck_require__) => {
-
-/* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
-/* harmony export */   $p: () => (/* binding */ OCI_INDEX),
-/* harmony export */   BI: () => (/* binding */ childManifests),
-/* harmony export */   EG: () => (/* binding */ OCI_MANIFEST),
-/* harmony export */   LA: () => (/* binding */ isMediaType),
-/* harmony export */   TN: () => (/* binding */ declaredMediaType),
-/* harmony export */   Vv: () => (/* binding */ DOCKER_MANIFEST),
-/* harmony export */   Y2: () => (/* binding */ DOCKER_LIST),
-/* harmony export */   dY: () => (/* binding */ MANIFEST_ACCEPT),
-/* harmony export */   kG: () => (/* binding */ digestLike),
-/* harmony export */   nw: () => (/* binding */ isIndex),
-/* harmony export */   q2: () => (/* binding */ manifestBlobs),
-/* harmony export */   sc: () => (/* binding */ sha256)
-/* harmony export */ });
-/* unused harmony export parseManifestJson */
-/* harmony import */ var node_crypto__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(7598);
-/** Manifest media types and the parts of manifests the client and promote read. */
-
-const OCI_INDEX = 'application/vnd.oci.image.index.v1+json';
-const DOCKER_LIST = 'application/vnd.docker.distribution.manifest.list.v2+json';
-const OCI_MANIFEST = 'application/vnd.oci.image.manifest.v1+json';
-const DOCKER_MANIFEST = 'application/vnd.docker.distribution.manifest.v2+json';
-/** Accept header for manifest GET/HEAD: indexes first, so multi-platform images are never narrowed. */
-const MANIFEST_ACCEPT = [OCI_INDEX, DOCKER_LIST, OCI_MANIFEST, DOCKER_MANIFEST].join(', ');
-function isIndex(mediaType) {
-    return mediaType === OCI_INDEX || mediaType === DOCKER_LIST;
-}
-function sha256(bytes) {
-    return `sha256:${(0,node_crypto__WEBPACK_IMPORTED_MODULE_0__.createHash)('sha256').update(bytes).digest('hex')}`;
-}
-/** The digest of `bytes` in the algorithm of `like` (a valid sha256: or sha512: digest). */
-function digestLike(like, bytes) {
-    const algorithm = like.startsWith('sha512:') ? 'sha512' : 'sha256';
-    return `${algorithm}:${(0,node_crypto__WEBPACK_IMPORTED_MODULE_0__.createHash)(algorithm).update(bytes).digest('hex')}`;
-}
-const MEDIA_TYPE = /^[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,126}\/[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,126}$/;
-/** A bare media type (RFC 6838 type/subtype, no parameters): safe to send as a Content-Type. */
-function isMediaType(s) {
-    return MEDIA_TYPE.test(s);
-}
-function parseManifestJson(bytes) {
-    return JSON.parse(Buffer.from(bytes).toString('utf8'));
-}
-/** The media type a manifest declares in its body (used when the registry's Content-Type is generic). */
-function declaredMediaType(bytes) {
-    try {
-        const m = parseManifestJson(bytes);
-        if (m.mediaType)
-            return m.mediaType;
-        if (m.manifests)
-            return OCI_INDEX;
-        if (m.config)
-            return OCI_MANIFEST;
-    }
-    catch {
-        /* not JSON */
-    }
-    return undefined;
-}
-/** Children of an index (manifests) — empty for an image manifest. */
-function childManifests(bytes) {
-    return parseManifestJson(bytes).manifests ?? [];
-}
-/** Blobs an image manifest references: config first, then layers (foreign/non-distributable skipped). */
-function manifestBlobs(bytes) {
-    const m = parseManifestJson(bytes);
-    const out = [];
-    if (m.config)
-        out.push(m.config);
-    for (const l of m.layers ?? m.blobs ?? []) {
-        if (/foreign|nondistributable/.test(l.mediaType ?? ''))
-            continue;
-        out.push(l);
-    }
-    return out;
-}
-
-
-/***/ }),
-
-/***/ 7233:
-/***/ ((__unused_webpack___webpack_module__, __webpack_exports__, __nccwpck_require__) => {
-
-/* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
-/* harmony export */   p: () => (/* binding */ promote)
-/* harmony export */ });
-/* unused harmony export checkPromoteInputs */
-/* harmony import */ var _errors_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(2830);
-/* harmony import */ var _media_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(5397);
-/* harmony import */ var _reference_js__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(8892);
+;// CONCATENATED MODULE: ./build/tsc/lib/registry/promote.js
 /**
  * promote: registry-side retag, byte for byte. `from` is resolved to a digest once; every target tag is
  * PUT with the exact manifest bytes and media type; then each target is HEADed and must answer that digest.
@@ -30269,17 +30264,17 @@ function platformOf(d) {
 /** Validates to-tags and from before anything talks to the registry. */
 function checkPromoteInputs(from, toTags) {
     if (!from)
-        throw new _errors_js__WEBPACK_IMPORTED_MODULE_0__/* .UserError */ .yo("Input 'from' is empty: give the source tag, the full commit SHA tag, or a sha256: digest.");
-    if (!(0,_reference_js__WEBPACK_IMPORTED_MODULE_2__/* .isDigest */ .Bc)(from)) {
+        throw new errors/* UserError */.yo("Input 'from' is empty: give the source tag, the full commit SHA tag, or a sha256: digest.");
+    if (!isDigest(from)) {
         if (from.startsWith('sha256:')) {
-            throw new _errors_js__WEBPACK_IMPORTED_MODULE_0__/* .UserError */ .yo(`from: '${from}' is not a valid digest; write sha256: followed by 64 lowercase hex characters.`);
+            throw new errors/* UserError */.yo(`from: '${from}' is not a valid digest; write sha256: followed by 64 lowercase hex characters.`);
         }
-        (0,_reference_js__WEBPACK_IMPORTED_MODULE_2__/* .checkTag */ .Bs)(from, 'from');
+        checkTag(from, 'from');
     }
     if (toTags.length === 0)
-        throw new _errors_js__WEBPACK_IMPORTED_MODULE_0__/* .UserError */ .yo("Input 'to-tags' is empty: give at least one tag to set, e.g. 'to-tags: prod'.");
+        throw new errors/* UserError */.yo("Input 'to-tags' is empty: give at least one tag to set, e.g. 'to-tags: prod'.");
     for (const t of toTags)
-        (0,_reference_js__WEBPACK_IMPORTED_MODULE_2__/* .checkTag */ .Bs)(t, 'to-tags');
+        checkTag(t, 'to-tags');
 }
 class Copier {
     client;
@@ -30299,11 +30294,11 @@ class Copier {
     }
     /** Makes everything `m` references exist in the target repository (children by digest; not m itself). */
     async contents(m) {
-        if ((0,_media_js__WEBPACK_IMPORTED_MODULE_1__/* .isIndex */ .nw)(m.mediaType)) {
-            await mapLimit((0,_media_js__WEBPACK_IMPORTED_MODULE_1__/* .childManifests */ .BI)(m.bytes), this.limit, child => this.manifestByDigest(child));
+        if (isIndex(m.mediaType)) {
+            await mapLimit(childManifests(m.bytes), this.limit, child => this.manifestByDigest(child));
             return;
         }
-        await mapLimit((0,_media_js__WEBPACK_IMPORTED_MODULE_1__/* .manifestBlobs */ .q2)(m.bytes), this.limit, async (blob) => {
+        await mapLimit(manifestBlobs(m.bytes), this.limit, async (blob) => {
             const how = await this.client.copyBlob(this.from, this.to, blob.digest, blob.size);
             if (how === 'uploaded')
                 this.blobsUploaded++;
@@ -30345,11 +30340,11 @@ async function promote(o) {
     const digest = source.digest;
     const sourceRef = `${o.registry}/${o.sourceRepository}@${digest}`;
     log(`${o.registry}/${o.sourceRepository}:${o.from} is ${digest} (${source.mediaType}, ${source.size} bytes)`);
-    const platforms = (0,_media_js__WEBPACK_IMPORTED_MODULE_1__/* .isIndex */ .nw)(source.mediaType) ? (0,_media_js__WEBPACK_IMPORTED_MODULE_1__/* .childManifests */ .BI)(source.bytes).map(platformOf) : [];
+    const platforms = isIndex(source.mediaType) ? childManifests(source.bytes).map(platformOf) : [];
     // 2. SHA tags never move
     for (const [i, tag] of toTags.entries()) {
-        if ((0,_reference_js__WEBPACK_IMPORTED_MODULE_2__/* .isShaTag */ .vQ)(tag) && before[i] && before[i] !== digest) {
-            throw new _errors_js__WEBPACK_IMPORTED_MODULE_0__/* .UserError */ .yo(`${o.registry}/${o.targetRepository}:${tag} is a commit SHA tag and already points at ${before[i]}; SHA tags are immutable, so it is not moved to ${digest}: promote to a moving tag (e.g. prod) instead.`);
+        if (isShaTag(tag) && before[i] && before[i] !== digest) {
+            throw new errors/* UserError */.yo(`${o.registry}/${o.targetRepository}:${tag} is a commit SHA tag and already points at ${before[i]}; SHA tags are immutable, so it is not moved to ${digest}: promote to a moving tag (e.g. prod) instead.`);
         }
     }
     const pending = toTags.filter((_, i) => before[i] !== digest);
@@ -30372,7 +30367,7 @@ async function promote(o) {
     const wrong = toTags.map((tag, i) => ({ tag, got: after[i] })).filter(t => t.got !== digest);
     if (wrong.length > 0) {
         const list = wrong.map(w => `${w.tag} → ${w.got ?? 'missing'}`).join(', ');
-        throw new _errors_js__WEBPACK_IMPORTED_MODULE_0__/* .UserError */ .yo(`after promoting, ${o.registry}/${o.targetRepository} does not answer ${digest} for ${list}; another job may be moving the same tags: run promote again.`);
+        throw new errors/* UserError */.yo(`after promoting, ${o.registry}/${o.targetRepository} does not answer ${digest} for ${list}; another job may be moving the same tags: run promote again.`);
     }
     // 5. cosign signatures / attestations / SBOMs attached to the digest
     const signatures = [];
@@ -30412,253 +30407,215 @@ async function promote(o) {
     };
 }
 
-
-/***/ }),
-
-/***/ 8892:
-/***/ ((__unused_webpack___webpack_module__, __webpack_exports__, __nccwpck_require__) => {
-
-/* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
-/* harmony export */   Bc: () => (/* binding */ isDigest),
-/* harmony export */   Bs: () => (/* binding */ checkTag),
-/* harmony export */   U9: () => (/* binding */ isLoopback),
-/* harmony export */   Uh: () => (/* binding */ namesRegistry),
-/* harmony export */   Z6: () => (/* binding */ isRepository),
-/* harmony export */   dz: () => (/* binding */ isTag),
-/* harmony export */   nz: () => (/* binding */ apiHost),
-/* harmony export */   o_: () => (/* binding */ parseImageReference),
-/* harmony export */   vQ: () => (/* binding */ isShaTag)
-/* harmony export */ });
-/* unused harmony exports DEFAULT_REGISTRY, FULL_SHA, formatReference */
-/* harmony import */ var _errors_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(2830);
-/**
- * Image references as Docker and the distribution spec read them:
- * `[registry[:port]/]path/name[:tag][@sha256:hex]`, with docker.io (and `library/`) as the defaults.
- */
-
-const DEFAULT_REGISTRY = 'docker.io';
-const COMPONENT = /^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$/;
-const TAG = /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$/;
-const DIGEST = /^(sha256:[a-f0-9]{64}|sha512:[a-f0-9]{128})$/;
-const DOMAIN = /^(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)(?:\.(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?))*(?::[0-9]+)?$|^\[[0-9a-fA-F:]+\](?::[0-9]+)?$/;
-const FULL_SHA = /^[0-9a-f]{40}$/;
-function isDigest(s) {
-    return DIGEST.test(s);
-}
-/** A repository path as the distribution spec's grammar has it (lowercase components, at most 255 characters). */
-function isRepository(s) {
-    return s.length > 0 && s.length <= 255 && s.split('/').every(c => COMPONENT.test(c));
-}
-function isTag(s) {
-    return TAG.test(s);
-}
-/** A tag that is a full 40-hex commit SHA: immutable by the suite's rule. */
-function isShaTag(s) {
-    return FULL_SHA.test(s);
-}
-/** Throws a UserError saying what a valid tag looks like. `what` names the input, e.g. "to-tags". */
-function checkTag(tag, what = 'tag') {
-    if (!TAG.test(tag)) {
-        throw new _errors_js__WEBPACK_IMPORTED_MODULE_0__/* .UserError */ .yo(`${what}: '${tag}' is not a valid tag; tags are 1-128 characters of letters, digits, '_', '.' and '-', and do not start with '.' or '-'.`);
-    }
-    return tag;
-}
-function looksLikeDomain(first) {
-    return first.includes('.') || first.includes(':') || first === 'localhost';
-}
-/** True when the reference starts with a registry host (`ghcr.io/…`, `127.0.0.1:5000/…`, `localhost/…`). */
-function namesRegistry(ref) {
-    const parts = ref.trim().split('/');
-    return parts.length > 1 && looksLikeDomain(parts[0]);
-}
-/**
- * Parses an image reference. Uppercase repository names are refused with the lowercase spelling as the fix
- * (or lowercased with `{ lowercase: true }`); bad tags and digests are refused with the grammar.
- */
-function parseImageReference(ref, opts = {}) {
-    const what = opts.what ?? 'image';
-    const input = ref.trim();
-    if (!input)
-        throw new _errors_js__WEBPACK_IMPORTED_MODULE_0__/* .UserError */ .yo(`${what} is empty: give an image such as ghcr.io/owner/app.`);
-    if (/\s/.test(input) || input.includes('://')) {
-        throw new _errors_js__WEBPACK_IMPORTED_MODULE_0__/* .UserError */ .yo(`${what}: '${input}' is not an image reference; write it as registry/path/name[:tag], without a scheme.`);
-    }
-    let rest = input;
-    let digest;
-    const at = rest.indexOf('@');
-    if (at >= 0) {
-        digest = rest.slice(at + 1);
-        rest = rest.slice(0, at);
-        if (!DIGEST.test(digest)) {
-            throw new _errors_js__WEBPACK_IMPORTED_MODULE_0__/* .UserError */ .yo(`${what}: '${digest}' is not a valid digest; write sha256: followed by 64 lowercase hex characters.`);
-        }
-    }
-    let tag;
-    const slash = rest.lastIndexOf('/');
-    const colon = rest.lastIndexOf(':');
-    if (colon > slash) {
-        tag = rest.slice(colon + 1);
-        rest = rest.slice(0, colon);
-        checkTag(tag, what);
-    }
-    const parts = rest.split('/');
-    let registry = DEFAULT_REGISTRY;
-    if (parts.length > 1 && looksLikeDomain(parts[0])) {
-        registry = parts.shift();
-        if (!DOMAIN.test(registry))
-            throw new _errors_js__WEBPACK_IMPORTED_MODULE_0__/* .UserError */ .yo(`${what}: '${registry}' is not a valid registry host.`);
-    }
-    let repository = parts.join('/');
-    if (opts.lowercase) {
-        registry = registry.toLowerCase();
-        repository = repository.toLowerCase();
-    }
-    if (repository !== repository.toLowerCase() || registry !== registry.toLowerCase()) {
-        const fixed = formatReference({
-            registry: registry.toLowerCase(),
-            repository: repository.toLowerCase(),
-            tag,
-            digest
-        });
-        throw new _errors_js__WEBPACK_IMPORTED_MODULE_0__/* .UserError */ .yo(`${what}: '${input}' has uppercase letters; repository names must be lowercase: use '${fixed}'.`);
-    }
-    for (const c of repository.split('/')) {
-        if (!COMPONENT.test(c)) {
-            throw new _errors_js__WEBPACK_IMPORTED_MODULE_0__/* .UserError */ .yo(`${what}: '${input}' is not a valid repository name; each path component is lowercase letters and digits, separated by '.', '_', '__' or '-'.`);
-        }
-    }
-    if (repository.length > 255)
-        throw new _errors_js__WEBPACK_IMPORTED_MODULE_0__/* .UserError */ .yo(`${what}: repository name is longer than 255 characters.`);
-    if (registry === 'index.docker.io' || registry === 'registry-1.docker.io')
-        registry = DEFAULT_REGISTRY;
-    if (registry === DEFAULT_REGISTRY && !repository.includes('/'))
-        repository = `library/${repository}`;
-    return {
-        registry,
-        repository,
-        ...(tag !== undefined ? { tag } : {}),
-        ...(digest !== undefined ? { digest } : {})
-    };
-}
-/** registry/repository[:tag][@digest]; the docker.io `library/` prefix is kept (it is unambiguous). */
-function formatReference(r) {
-    let s = `${r.registry}/${r.repository}`;
-    if (r.tag)
-        s += `:${r.tag}`;
-    if (r.digest)
-        s += `@${r.digest}`;
-    return s;
-}
-/** The host to talk HTTP to: Docker Hub's API lives on registry-1.docker.io. */
-function apiHost(registry) {
-    return registry === DEFAULT_REGISTRY ? 'registry-1.docker.io' : registry;
-}
-/** Loopback registries speak plain http (as dockerd allows by default); everything else https. */
-function isLoopback(registry) {
-    const host = registry.replace(/:\d+$/, '').replace(/^\[|\]$/g, '');
-    return host === 'localhost' || host === '::1' || /^127\.\d+\.\d+\.\d+$/.test(host);
-}
-
-
-/***/ }),
-
-/***/ 4029:
-/***/ ((__webpack_module__, __unused_webpack___webpack_exports__, __nccwpck_require__) => {
-
-__nccwpck_require__.a(__webpack_module__, async (__webpack_handle_async_dependencies__, __webpack_async_result__) => { try {
-/* harmony import */ var _actions_core__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(3218);
-/* harmony import */ var _action_inputs_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(5580);
-/* harmony import */ var _action_run_js__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(6082);
-/* harmony import */ var _lib_errors_js__WEBPACK_IMPORTED_MODULE_3__ = __nccwpck_require__(2830);
-/* harmony import */ var _lib_registry_reference_js__WEBPACK_IMPORTED_MODULE_4__ = __nccwpck_require__(8892);
-/* harmony import */ var _lib_registry_client_js__WEBPACK_IMPORTED_MODULE_5__ = __nccwpck_require__(3785);
-/* harmony import */ var _lib_registry_promote_js__WEBPACK_IMPORTED_MODULE_6__ = __nccwpck_require__(7233);
-
-
-
-
-
-
-
-function image(name, raw, registry) {
-    const withRegistry = registry && !(0,_lib_registry_reference_js__WEBPACK_IMPORTED_MODULE_4__/* .namesRegistry */ .Uh)(raw) ? `${registry}/${raw}` : raw;
-    const ref = (0,_lib_registry_reference_js__WEBPACK_IMPORTED_MODULE_4__/* .parseImageReference */ .o_)(withRegistry, { lowercase: true, what: name });
-    if (ref.tag || ref.digest) {
-        throw new _lib_errors_js__WEBPACK_IMPORTED_MODULE_3__/* .UserError */ .yo(`Input '${name}' must be a repository without a tag or digest ('${raw}'); put the tag in 'from' or 'to-tags'.`);
-    }
-    if (withRegistry.toLowerCase() !== withRegistry)
-        _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .notice */ .lm(`${name}: '${raw}' lowercased to '${ref.registry}/${ref.repository}' (image names must be lowercase).`);
-    if (registry && ref.registry !== registry.toLowerCase()) {
-        throw new _lib_errors_js__WEBPACK_IMPORTED_MODULE_3__/* .UserError */ .yo(`Input '${name}' (${ref.registry}) is on another registry than 'registry' (${registry}): promote works inside one registry.`);
-    }
-    return ref;
-}
-await (0,_action_run_js__WEBPACK_IMPORTED_MODULE_2__/* .runAction */ .C)(async () => {
-    const registryInput = (0,_action_inputs_js__WEBPACK_IMPORTED_MODULE_1__/* .str */ .gx)('registry');
-    const imageInput = (0,_action_inputs_js__WEBPACK_IMPORTED_MODULE_1__/* .str */ .gx)('image');
-    if (!imageInput)
-        throw new _lib_errors_js__WEBPACK_IMPORTED_MODULE_3__/* .UserError */ .yo("Input 'image' is required: the source repository, e.g. 'image: ghcr.io/acme/app'.");
-    const src = image('image', imageInput, registryInput);
-    const dst = image('to-image', (0,_action_inputs_js__WEBPACK_IMPORTED_MODULE_1__/* .str */ .gx)('to-image', `${src.registry}/${src.repository}`), registryInput || src.registry);
-    const username = (0,_action_inputs_js__WEBPACK_IMPORTED_MODULE_1__/* .str */ .gx)('registry-username');
-    const password = (0,_action_inputs_js__WEBPACK_IMPORTED_MODULE_1__/* .secret */ .rJ)('registry-password');
-    const from = (0,_action_inputs_js__WEBPACK_IMPORTED_MODULE_1__/* .str */ .gx)('from');
-    const toTags = (0,_action_inputs_js__WEBPACK_IMPORTED_MODULE_1__/* .list */ .p_)('to-tags');
-    const client = new _lib_registry_client_js__WEBPACK_IMPORTED_MODULE_5__/* .RegistryClient */ .bP({
-        registry: src.registry,
-        username,
-        password,
-        log: line => _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .debug */ .Yz(line)
-    });
-    _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .startGroup */ .Oh(`promote ${src.registry}/${src.repository}:${from} → ${dst.repository}:${toTags.join(', ')}`);
-    let result;
-    try {
-        result = await (0,_lib_registry_promote_js__WEBPACK_IMPORTED_MODULE_6__/* .promote */ .p)({
-            client,
-            registry: src.registry,
-            sourceRepository: src.repository,
-            from,
-            targetRepository: dst.repository,
-            toTags,
-            log: line => _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .info */ .pq(line)
-        });
-    }
-    finally {
-        _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .endGroup */ .N4();
-    }
-    _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .setOutput */ .uH('digest', result.digest);
-    _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .setOutput */ .uH('source-ref', result.sourceRef);
-    _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .setOutput */ .uH('target-refs', result.targets.map(t => t.ref).join('\n'));
-    _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .setOutput */ .uH('previous-digest', result.previousDigest);
-    _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .setOutput */ .uH('changed', String(result.changed));
-    const short = (d) => (d ? `\`${d.slice(0, 19)}…\`` : '—');
-    const rows = result.targets.map(t => [`\`${t.ref}\``, short(t.before), short(t.after), t.action]);
-    _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .summary */ .z
-        .addHeading('promote', 3)
-        .addRaw(`Source \`${src.registry}/${src.repository}:${from}\` = \`${result.digest}\` (${result.mediaType}`)
-        .addRaw(result.platforms.length ? `; platforms ${result.platforms.join(', ')})` : ')', true)
-        .addTable([
-        [
-            { data: 'target', header: true },
-            { data: 'before', header: true },
-            { data: 'now', header: true },
-            { data: 'result', header: true }
-        ],
-        ...rows
-    ])
-        .addRaw(result.changed
+;// CONCATENATED MODULE: ./build/tsc/lib/promote/summary.js
+const summary_short = (d) => (d ? `\`${d.slice(0, 19)}…\`` : '—');
+const tag = (name, content) => `<${name}>${content}</${name}>`;
+function promoteSummary(source, from, result) {
+    const header = ['target', 'before', 'now', 'result'].map(h => tag('th', h)).join('');
+    const rows = result.targets.map(t => [`\`${t.ref}\``, summary_short(t.before), summary_short(t.after), t.action].map(c => tag('td', c)).join(''));
+    const written = result.changed
         ? `Blobs mounted: ${result.blobsMounted}, uploaded: ${result.blobsUploaded}; child manifests copied: ${result.manifestsCopied}` +
             (result.signatures.length ? `; carried ${result.signatures.join(', ')}` : '') +
             '.'
-        : 'Every target already pointed at this digest: nothing was written.', true);
-    await _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .summary */ .z.write();
-    _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .info */ .pq(result.changed
-        ? `promoted ${result.digest} to ${result.targets.map(t => t.tag).join(', ')} (${client.stats.requests} requests, ${client.stats.bytesIn + client.stats.bytesOut} bytes)`
-        : `every target already points at ${result.digest}: changed=false`);
-});
+        : 'Every target already pointed at this digest: nothing was written.';
+    return (`${tag('h3', 'promote')}\n` +
+        `Source \`${source}:${from}\` = \`${result.digest}\` (${result.mediaType}` +
+        `${result.platforms.length ? `; platforms ${result.platforms.join(', ')})` : ')'}\n` +
+        `${tag('table', [header, ...rows].map(r => tag('tr', r)).join(''))}\n` +
+        `${written}\n`);
+}
+/** The step's closing log line. */
+function promoteLine(result, stats) {
+    return result.changed
+        ? `promoted ${result.digest} to ${result.targets.map(t => t.tag).join(', ')} (${stats.requests} requests, ${stats.bytesIn + stats.bytesOut} bytes)`
+        : `every target already points at ${result.digest}: changed=false`;
+}
 
-__webpack_async_result__();
-} catch(e) { __webpack_async_result__(e); } }, 1);
+;// CONCATENATED MODULE: ./build/tsc/lib/parse.js
+
+/** Plain parsers for action inputs; they know nothing of @actions/core so the library can reuse them. */
+function parse_parseBoolean(name, raw, fallback) {
+    const v = raw.trim();
+    if (v === '')
+        return fallback;
+    if (/^true$/i.test(v))
+        return true;
+    if (/^false$/i.test(v))
+        return false;
+    throw new UserError(`Input '${name}' must be true or false, got '${v}'. Set '${name}: true' or '${name}: false'.`);
+}
+/** One item per line; commas also accepted. Blank items and surrounding spaces are dropped. */
+function parseList(raw, { commas = true } = {}) {
+    const out = [];
+    for (const line of raw.split(/\r?\n/)) {
+        const parts = commas ? line.split(',') : [line];
+        for (const p of parts) {
+            const t = p.trim();
+            if (t !== '' && !t.startsWith('#'))
+                out.push(t);
+        }
+    }
+    return out;
+}
+function parse_parseInteger(name, raw, fallback, { min = 0, max = Number.MAX_SAFE_INTEGER } = {}) {
+    const v = raw.trim();
+    if (v === '')
+        return fallback;
+    if (!/^-?\d+$/.test(v)) {
+        throw new UserError(`Input '${name}' must be a whole number, got '${v}'. Write it as plain digits, e.g. '${name}: ${fallback}'.`);
+    }
+    const n = Number(v);
+    if (n < min || n > max) {
+        throw new UserError(`Input '${name}' must be between ${min} and ${max}, got ${n}.`);
+    }
+    return n;
+}
+/** `key=value` lines (commas not accepted as separators, values may contain them). */
+function parseKeyValues(name, raw) {
+    const out = new Map();
+    for (const line of parseList(raw, { commas: false })) {
+        const i = line.indexOf('=');
+        if (i <= 0)
+            throw new UserError(`Input '${name}': line '${line}' is not of the form key=value.`);
+        out.set(line.slice(0, i).trim(), line.slice(i + 1).trim());
+    }
+    return out;
+}
+
+// EXTERNAL MODULE: ./build/tsc/action/secrets.js + 1 modules
+var secrets = __nccwpck_require__(5901);
+;// CONCATENATED MODULE: ./build/tsc/action/inputs.js
+
+
+
+/** Typed readers over core.getInput: the only place actions read their inputs. */
+function str(name, fallback = '') {
+    const v = lib_core/* getInput */.V4(name);
+    return v === '' ? fallback : v;
+}
+/** A secret input: masked (and its lines) before anything can log it. */
+function secret(name, fallback = '') {
+    const v = lib_core/* getInput */.V4(name, { trimWhitespace: false });
+    const value = v.trim() === '' ? fallback : v;
+    maskSecret(value);
+    return value;
+}
+function maskSecret(value) {
+    if (!value)
+        return;
+    secrets/* secrets */.O3.add(value);
+    for (const line of value.split(/\r?\n/))
+        if (line.trim().length >= 4)
+            secrets/* secrets */.O3.add(line.trim());
+    lib_core/* setSecret */.Pq(value);
+    const trimmed = value.trim();
+    if (trimmed !== value && trimmed)
+        lib_core/* setSecret */.Pq(trimmed);
+    for (const line of value.split(/\r?\n/))
+        if (line.trim().length >= 4)
+            lib_core/* setSecret */.Pq(line.trim());
+    lib_core/* setSecret */.Pq(Buffer.from(value).toString('base64'));
+}
+function bool(name, fallback) {
+    return parseBoolean(name, core.getInput(name), fallback);
+}
+function inputs_int(name, fallback, range) {
+    return parseInteger(name, core.getInput(name), fallback, range);
+}
+function list(name, opts) {
+    return parseList(lib_core/* getInput */.V4(name), opts);
+}
+
+;// CONCATENATED MODULE: ./build/tsc/lib/promote/repository.js
+/**
+ * promote's repository inputs (`image`, `to-image`), checked before anything talks to a registry: a bare
+ * repository (no tag, no digest), lowercased, on the registry named in `registry` when one is.
+ */
+
+
+/** `raw` as a repository for promote; errors name `input`; `registry` ('' = from the name) prefixes bare names. */
+function promoteRepository(input, raw, registry) {
+    const withRegistry = registry && !namesRegistry(raw) ? `${registry}/${raw}` : raw;
+    const ref = parseImageReference(withRegistry, { lowercase: true, what: input });
+    if (ref.tag || ref.digest) {
+        throw new errors/* UserError */.yo(`Input '${input}' must be a repository without a tag or digest ('${raw}'); put the tag in 'from' or 'to-tags'.`);
+    }
+    const notice = withRegistry.toLowerCase() !== withRegistry
+        ? `${input}: '${raw}' lowercased to '${ref.registry}/${ref.repository}' (image names must be lowercase).`
+        : undefined;
+    if (registry && ref.registry !== registry.toLowerCase()) {
+        throw new errors/* UserError */.yo(`Input '${input}' (${ref.registry}) is on another registry than 'registry' (${registry}): promote works inside one registry.`);
+    }
+    return { ref, notice };
+}
+/** The source and target repositories of a promote, from the raw `image`, `to-image` and `registry` inputs. */
+function promoteRepositories(raw) {
+    if (!raw.image)
+        throw new errors/* UserError */.yo("Input 'image' is required: the source repository, e.g. 'image: ghcr.io/acme/app'.");
+    const src = promoteRepository('image', raw.image, raw.registry);
+    const dst = promoteRepository('to-image', raw.toImage || `${src.ref.registry}/${src.ref.repository}`, raw.registry || src.ref.registry);
+    return {
+        source: src.ref,
+        target: dst.ref,
+        notices: [src.notice, dst.notice].filter((n) => !!n)
+    };
+}
+
+;// CONCATENATED MODULE: ./build/tsc/promote/inputs.js
+/** promote's inputs, read once and typed; the repositories checked by src/lib/promote/repository.ts. */
+
+
+function getInputs() {
+    // the secret first: masked before any error message or notice can be written
+    const password = secret('registry-password');
+    const username = str('registry-username');
+    const repos = promoteRepositories({
+        image: str('image'),
+        toImage: str('to-image'),
+        registry: str('registry')
+    });
+    return { ...repos, username, password, from: str('from'), toTags: list('to-tags') };
+}
+
+;// CONCATENATED MODULE: ./build/tsc/promote/main.js
+/**
+ * promote: gives an already-pushed image new tags registry-side (src/lib/registry/promote.ts), sets the
+ * outputs and writes the summary (src/lib/promote/summary.ts). Launched by ./index.ts; importing this
+ * module runs nothing.
+ */
+
+
+
+
+
+async function run() {
+    const { source: src, target: dst, from, toTags, username, password, notices } = getInputs();
+    for (const n of notices)
+        lib_core/* notice */.lm(n);
+    const client = new RegistryClient({
+        registry: src.registry,
+        username,
+        password,
+        log: line => lib_core/* debug */.Yz(line)
+    });
+    const result = await lib_core/* group */.Os(`promote ${src.registry}/${src.repository}:${from} → ${dst.repository}:${toTags.join(', ')}`, () => promote({
+        client,
+        registry: src.registry,
+        sourceRepository: src.repository,
+        from,
+        targetRepository: dst.repository,
+        toTags,
+        log: line => lib_core/* info */.pq(line)
+    }));
+    lib_core/* setOutput */.uH('digest', result.digest);
+    lib_core/* setOutput */.uH('source-ref', result.sourceRef);
+    lib_core/* setOutput */.uH('target-refs', result.targets.map(t => t.ref).join('\n'));
+    lib_core/* setOutput */.uH('previous-digest', result.previousDigest);
+    lib_core/* setOutput */.uH('changed', String(result.changed));
+    await lib_core/* summary */.z.addRaw(promoteSummary(`${src.registry}/${src.repository}`, from, result)).write();
+    lib_core/* info */.pq(promoteLine(result, client.stats));
+}
+
 
 /***/ }),
 
@@ -30672,6 +30629,7 @@ __nccwpck_require__.d(__webpack_exports__, {
   N4: () => (/* binding */ endGroup),
   V4: () => (/* binding */ getInput),
   Gu: () => (/* binding */ getState),
+  Os: () => (/* binding */ group),
   pq: () => (/* binding */ info),
   lm: () => (/* binding */ notice),
   LZ: () => (/* binding */ saveState),
@@ -30683,7 +30641,7 @@ __nccwpck_require__.d(__webpack_exports__, {
   $e: () => (/* binding */ warning)
 });
 
-// UNUSED EXPORTS: ExitCode, addPath, error, exportVariable, getBooleanInput, getIDToken, getMultilineInput, group, isDebug, markdownSummary, platform, setCommandEcho, toPlatformPath, toPosixPath, toWin32Path
+// UNUSED EXPORTS: ExitCode, addPath, error, exportVariable, getBooleanInput, getIDToken, getMultilineInput, isDebug, markdownSummary, platform, setCommandEcho, toPlatformPath, toPosixPath, toWin32Path
 
 ;// CONCATENATED MODULE: external "os"
 const external_os_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("os");
@@ -33760,6 +33718,6 @@ function getIDToken(aud) {
 /******/ // startup
 /******/ // Load entry module and return exports
 /******/ // This entry module used 'module' so it can't be inlined
-/******/ var __webpack_exports__ = __nccwpck_require__(4029);
+/******/ var __webpack_exports__ = __nccwpck_require__(5818);
 /******/ __webpack_exports__ = await __webpack_exports__;
 /******/ 

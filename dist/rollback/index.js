@@ -24668,7 +24668,7 @@ nacl.setPRNG = function(fn) {
 
 
 
-const Client = __nccwpck_require__(3701)
+const Client = __nccwpck_require__(6082)
 const Dispatcher = __nccwpck_require__(883)
 const Pool = __nccwpck_require__(628)
 const BalancedPool = __nccwpck_require__(837)
@@ -28815,7 +28815,7 @@ const { InvalidArgumentError } = __nccwpck_require__(8707)
 const { kClients, kRunning, kClose, kDestroy, kDispatch, kInterceptors } = __nccwpck_require__(6443)
 const DispatcherBase = __nccwpck_require__(1841)
 const Pool = __nccwpck_require__(628)
-const Client = __nccwpck_require__(3701)
+const Client = __nccwpck_require__(6082)
 const util = __nccwpck_require__(3440)
 const createRedirectInterceptor = __nccwpck_require__(5092)
 
@@ -31481,7 +31481,7 @@ module.exports = connectH2
 
 /***/ }),
 
-/***/ 3701:
+/***/ 6082:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 // @ts-check
@@ -32944,7 +32944,7 @@ const {
   kAddClient,
   kGetDispatcher
 } = __nccwpck_require__(2128)
-const Client = __nccwpck_require__(3701)
+const Client = __nccwpck_require__(6082)
 const {
   InvalidArgumentError
 } = __nccwpck_require__(8707)
@@ -33058,7 +33058,7 @@ const Pool = __nccwpck_require__(628)
 const DispatcherBase = __nccwpck_require__(1841)
 const { InvalidArgumentError, RequestAbortedError, SecureProxyConnectionError } = __nccwpck_require__(8707)
 const buildConnector = __nccwpck_require__(9136)
-const Client = __nccwpck_require__(3701)
+const Client = __nccwpck_require__(6082)
 
 const kAgent = Symbol('proxy agent')
 const kClient = Symbol('proxy client')
@@ -35241,7 +35241,7 @@ module.exports = MockAgent
 
 
 const { promisify } = __nccwpck_require__(7975)
-const Client = __nccwpck_require__(3701)
+const Client = __nccwpck_require__(6082)
 const { buildMockDispatch } = __nccwpck_require__(3397)
 const {
   kDispatches,
@@ -52914,13 +52914,6 @@ module.exports = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:net");
 
 /***/ }),
 
-/***/ 6760:
-/***/ ((module) => {
-
-module.exports = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:path");
-
-/***/ }),
-
 /***/ 643:
 /***/ ((module) => {
 
@@ -61607,17 +61600,270 @@ exports.visitAsync = visitAsync;
 
 /***/ }),
 
-/***/ 8999:
+/***/ 3701:
+/***/ ((__unused_webpack___webpack_module__, __webpack_exports__, __nccwpck_require__) => {
+
+/* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
+/* harmony export */   C: () => (/* binding */ runAction)
+/* harmony export */ });
+/* unused harmony export isPost */
+/* harmony import */ var _actions_core__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(4116);
+/* harmony import */ var _lib_errors_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(2830);
+/* harmony import */ var _secrets_js__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(5901);
+
+
+
+const POST_STATE = 'shipline-is-post';
+/** True when this process is the action's `post` step (main saved the marker state). */
+function isPost() {
+    return _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .getState */ .Gu(POST_STATE) === 'true';
+}
+/**
+ * Runs an action's main (and optional post) with the suite's error policy: a one-line failure that
+ * says what was wrong and how to fix it; details (stack, causes) in a collapsed group.
+ */
+async function runAction(main, post) {
+    if (post && isPost()) {
+        try {
+            await post();
+        }
+        catch (e) {
+            _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .warning */ .$e(`cleanup failed: ${(0,_lib_errors_js__WEBPACK_IMPORTED_MODULE_1__/* .errorMessage */ .gJ)(e)}`);
+        }
+        return;
+    }
+    if (post)
+        _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .saveState */ .LZ(POST_STATE, 'true');
+    (0,_secrets_js__WEBPACK_IMPORTED_MODULE_2__/* .redactSummaries */ .UD)();
+    try {
+        await main();
+    }
+    catch (e) {
+        if (!(0,_lib_errors_js__WEBPACK_IMPORTED_MODULE_1__/* .isUserError */ .iU)(e) && e instanceof Error && e.stack) {
+            _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .startGroup */ .Oh('error details');
+            _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .info */ .pq(e.stack);
+            _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .endGroup */ .N4();
+        }
+        else if ((0,_lib_errors_js__WEBPACK_IMPORTED_MODULE_1__/* .isUserError */ .iU)(e) && e.details) {
+            _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .startGroup */ .Oh('error details');
+            _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .info */ .pq(e.details);
+            _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .endGroup */ .N4();
+        }
+        _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .setFailed */ .C1((0,_lib_errors_js__WEBPACK_IMPORTED_MODULE_1__/* .errorMessage */ .gJ)(e).split('\n')[0]);
+    }
+}
+
+
+/***/ }),
+
+/***/ 5901:
 /***/ ((__unused_webpack___webpack_module__, __webpack_exports__, __nccwpck_require__) => {
 
 
 // EXPORTS
 __nccwpck_require__.d(__webpack_exports__, {
-  Zx: () => (/* binding */ actionLog),
-  r0: () => (/* binding */ readDeploymentInputs),
-  OP: () => (/* binding */ readFleetInputs),
-  rS: () => (/* binding */ readRegistryInputs),
-  pI: () => (/* binding */ runFacts)
+  UD: () => (/* binding */ redactSummaries),
+  pc: () => (/* binding */ redacted),
+  O3: () => (/* binding */ secrets)
+});
+
+// EXTERNAL MODULE: ./node_modules/@actions/core/lib/core.js + 15 modules
+var core = __nccwpck_require__(4116);
+;// CONCATENATED MODULE: ./build/tsc/lib/redact.js
+/**
+ * Redaction of credentials in text that may reach a log, an output, a summary or a GitHub API call.
+ * A Redactor knows the secret values (header values, tokens, URL userinfo) and their encoded forms
+ * (base64 of the value and of `user:password` for Basic auth, percent-encoded forms) and replaces every
+ * occurrence with `***`; URL userinfo is redacted in any URL it sees, known or not.
+ * Plain module: callers that use @actions/core mask the same values through `forms()`.
+ */
+const MASK = '***';
+/** Header names whose values are credentials whatever the user says. */
+const SECRET_HEADERS = new Set([
+    'authorization',
+    'proxy-authorization',
+    'cookie',
+    'set-cookie',
+    'x-api-key',
+    'x-auth-token'
+]);
+class Redactor {
+    values = new Set();
+    /** Registers a secret (ignored when shorter than 3 characters: masking those would garble every log). */
+    add(value) {
+        if (!value)
+            return this;
+        for (const form of encodedForms(value))
+            if (form.length >= 3)
+                this.values.add(form);
+        return this;
+    }
+    /** Registers the credential parts of a header value: the whole value, and for `Basic`/`Bearer` the token and decoded user:password. */
+    addHeaderValue(value) {
+        this.add(value);
+        const m = /^\s*(\S+)\s+(.+?)\s*$/.exec(value);
+        if (m) {
+            this.add(m[2]);
+            if (/^basic$/i.test(m[1])) {
+                const decoded = Buffer.from(m[2], 'base64').toString('utf8');
+                if (decoded.includes(':')) {
+                    this.add(decoded);
+                    this.add(decoded.slice(decoded.indexOf(':') + 1));
+                }
+            }
+        }
+        return this;
+    }
+    /** Registers the userinfo of a URL (user:password, the password, Basic form). */
+    addUrl(url) {
+        try {
+            const u = new URL(url);
+            const user = decodeURIComponent(u.username);
+            const pass = decodeURIComponent(u.password);
+            if (pass) {
+                this.add(pass);
+                this.add(`${user}:${pass}`);
+                if (`${u.username}:${u.password}` !== `${user}:${pass}`)
+                    this.add(`${u.username}:${u.password}`);
+            }
+            else if (user)
+                this.add(user); // a token given as the user name
+        }
+        catch {
+            /* not a URL: nothing to register */
+        }
+        return this;
+    }
+    /** Every registered form, longest first (for core.setSecret). */
+    forms() {
+        return [...this.values].sort((a, b) => b.length - a.length);
+    }
+    redact(text) {
+        let out = redactUrlUserinfo(text);
+        for (const v of this.forms())
+            if (out.includes(v))
+                out = out.split(v).join(MASK);
+        return out;
+    }
+}
+/** The value and the encoded forms it may travel in: base64 (Basic auth, Kubernetes secrets), percent-encoding. */
+function encodedForms(value) {
+    const forms = new Set([value, value.trim()]);
+    forms.add(Buffer.from(value).toString('base64'));
+    forms.add(Buffer.from(value).toString('base64').replace(/=+$/, ''));
+    if (encodeURIComponent(value) !== value)
+        forms.add(encodeURIComponent(value));
+    return [...forms].filter(Boolean);
+}
+/** `scheme://user:pass@host` → `scheme://***@host`, anywhere in the text. */
+function redactUrlUserinfo(text) {
+    return text.replace(/\b([a-z][a-z0-9+.-]*:\/\/)[^\s/@?#]+@/gi, `$1${MASK}@`);
+}
+/** A URL without userinfo, for display. */
+function displayUrl(url) {
+    try {
+        const u = new URL(url);
+        if (!u.username && !u.password)
+            return url;
+        u.username = '';
+        u.password = '';
+        return u.toString();
+    }
+    catch {
+        return redactUrlUserinfo(url);
+    }
+}
+
+;// CONCATENATED MODULE: ./build/tsc/action/secrets.js
+/**
+ * Every secret this run has masked, in one Redactor, for the texts the runner's log masking does not
+ * cover: GitHub API payloads (Deployment statuses, commit statuses, check runs) and the job summary file.
+ * inputs.maskSecret() fills it; redacted() applies it.
+ */
+
+
+const secrets = new Redactor();
+/** The text with every secret of the run (and any URL userinfo) replaced by `***`. */
+function redacted(text) {
+    return secrets.redact(text);
+}
+/**
+ * Makes the job summary pass through the redactor: whatever an action adds, the buffer is redacted just
+ * before it is written (one place for all actions; summary is @actions/core's singleton).
+ */
+function redactSummaries() {
+    const s = core/* summary */.z;
+    if (s.__shiplineRedacts)
+        return;
+    s.__shiplineRedacts = true;
+    const write = s.write.bind(s);
+    s.write = async (opts) => {
+        const text = s.stringify();
+        s.emptyBuffer();
+        s.addRaw(redacted(text));
+        return write(opts);
+    };
+}
+
+
+/***/ }),
+
+/***/ 2830:
+/***/ ((__unused_webpack___webpack_module__, __webpack_exports__, __nccwpck_require__) => {
+
+/* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
+/* harmony export */   gJ: () => (/* binding */ errorMessage),
+/* harmony export */   iU: () => (/* binding */ isUserError),
+/* harmony export */   yo: () => (/* binding */ UserError)
+/* harmony export */ });
+/**
+ * An error the user can fix. Its message is one line that says what was wrong and how to fix it;
+ * `details` (optional) holds the longer story for a collapsed log group.
+ */
+class UserError extends Error {
+    details;
+    constructor(message, details) {
+        super(message);
+        this.name = 'UserError';
+        this.details = details;
+    }
+}
+function isUserError(e) {
+    return e instanceof UserError || (e instanceof Error && e.name === 'UserError');
+}
+function errorMessage(e) {
+    if (e instanceof Error)
+        return e.message;
+    return String(e);
+}
+
+
+/***/ }),
+
+/***/ 3902:
+/***/ ((__webpack_module__, __unused_webpack___webpack_exports__, __nccwpck_require__) => {
+
+__nccwpck_require__.a(__webpack_module__, async (__webpack_handle_async_dependencies__, __webpack_async_result__) => { try {
+/* harmony import */ var _action_run_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(3701);
+/* harmony import */ var _main_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(1473);
+/** The action's entry point (the bundle's entry, main and post step alike): only launches ./main.ts. */
+
+
+await (0,_action_run_js__WEBPACK_IMPORTED_MODULE_0__/* .runAction */ .C)(_main_js__WEBPACK_IMPORTED_MODULE_1__/* .run */ .e, _main_js__WEBPACK_IMPORTED_MODULE_1__/* .post */ .b);
+
+__webpack_async_result__();
+} catch(e) { __webpack_async_result__(e); } }, 1);
+
+/***/ }),
+
+/***/ 1473:
+/***/ ((__unused_webpack___webpack_module__, __webpack_exports__, __nccwpck_require__) => {
+
+
+// EXPORTS
+__nccwpck_require__.d(__webpack_exports__, {
+  b: () => (/* binding */ post),
+  e: () => (/* binding */ run)
 });
 
 // EXTERNAL MODULE: ./node_modules/@actions/core/lib/core.js + 15 modules
@@ -62030,10 +62276,29 @@ function mapConnectError(e, t, verdict, opts, via) {
     return new errors/* UserError */.yo(`SSH connection to ${where} failed: ${msg}`);
 }
 
-// EXTERNAL MODULE: ./build/tsc/lib/ssh/remote.js
-var remote = __nccwpck_require__(9424);
-// EXTERNAL MODULE: external "node:path"
-var external_node_path_ = __nccwpck_require__(6760);
+;// CONCATENATED MODULE: ./build/tsc/lib/ssh/remote.js
+/** Quotes one argument for a POSIX shell: 'it'\''s' style, safe for any byte string without NUL. */
+function shellQuote(arg) {
+    if (arg.includes('\0'))
+        throw new Error('argument contains a NUL byte');
+    if (/^[A-Za-z0-9_@%+=:,./-]+$/.test(arg))
+        return arg;
+    return `'${arg.replace(/'/g, `'\\''`)}'`;
+}
+function shellJoin(argv) {
+    return argv.map(shellQuote).join(' ');
+}
+/** Quotes argv for the remote shell; the command word is always quoted (so `A=b` or `if` stay plain words). */
+function commandLine(argv, cwd) {
+    if (argv.length === 0)
+        throw new Error('exec needs a command');
+    const first = shellQuote(argv[0]);
+    const words = [first.startsWith("'") ? first : `'${first}'`, ...argv.slice(1).map(shellQuote)];
+    return (cwd !== undefined ? `cd -- ${shellQuote(cwd)} && ` : '') + words.join(' ');
+}
+
+;// CONCATENATED MODULE: external "node:path"
+const external_node_path_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:path");
 ;// CONCATENATED MODULE: ./build/tsc/lib/ssh/sftp.js
 /**
  * Files on a host, over the connection's single SFTP session or, when the host has none (or gave its
@@ -62116,7 +62381,7 @@ class RemoteFiles {
         return this.withSftp(s => this.writeFileSftp(s, path, buf, mode), () => this.writeFileSh(path, buf, mode));
     }
     async writeFileSftp(s, path, buf, mode) {
-        const tmp = `${external_node_path_.posix.dirname(path)}/.${external_node_path_.posix.basename(path)}.shipline-${(0,external_node_crypto_.randomBytes)(6).toString('hex')}`;
+        const tmp = `${external_node_path_namespaceObject.posix.dirname(path)}/.${external_node_path_namespaceObject.posix.basename(path)}.shipline-${(0,external_node_crypto_.randomBytes)(6).toString('hex')}`;
         let handle;
         try {
             handle = await sftpCall(cb => s.open(tmp, 'wx', { mode: 0o600 }, cb));
@@ -62140,7 +62405,7 @@ class RemoteFiles {
             catch (e) {
                 if (!/does not support/.test((0,errors/* errorMessage */.gJ)(e)))
                     throw e;
-                const r = await this.shell.run((0,remote/* commandLine */.ay)(['mv', '-f', '--', tmp, path]), {}, `mv ${path}`);
+                const r = await this.shell.run(commandLine(['mv', '-f', '--', tmp, path]), {}, `mv ${path}`);
                 if (r.code !== 0)
                     throw new Error(r.stderr.toString('utf8').trim());
             }
@@ -62155,13 +62420,13 @@ class RemoteFiles {
         }
     }
     async writeFileSh(path, data, mode) {
-        const dir = external_node_path_.posix.dirname(path);
-        const base = external_node_path_.posix.basename(path);
+        const dir = external_node_path_namespaceObject.posix.dirname(path);
+        const base = external_node_path_namespaceObject.posix.basename(path);
         // mktemp makes the temp file 0600; chmod to the final mode before a byte lands; rename is atomic
         const script = 'set -e; umask 077; t=$(mktemp "$2/.$3.shipline-XXXXXX"); trap \'rm -f "$t"\' EXIT; ' +
             'chmod "$4" "$t"; cat > "$t"; mv -f -- "$t" "$1"; trap - EXIT';
         const octal = (mode & 0o7777).toString(8).padStart(4, '0');
-        const line = ['sh', '-c', script, 'sh', path, dir, base, octal].map(remote/* shellQuote */.ZL).join(' ');
+        const line = ['sh', '-c', script, 'sh', path, dir, base, octal].map(shellQuote).join(' ');
         const r = await this.shell.run(line, { stdin: data }, `write ${path}`);
         if (r.code !== 0)
             throw this.fileError('write', path, `exit ${r.code}: ${lastLine(r.stderr)}`);
@@ -62172,7 +62437,7 @@ class RemoteFiles {
         }), () => this.readFileSh(path));
     }
     async readFileSh(path) {
-        const r = await this.shell.run((0,remote/* commandLine */.ay)(['cat', '--', path]), {}, `cat ${path}`);
+        const r = await this.shell.run(commandLine(['cat', '--', path]), {}, `cat ${path}`);
         if (r.code !== 0)
             throw this.fileError('read', path, `exit ${r.code}: ${lastLine(r.stderr)}`);
         return r.stdout;
@@ -62555,7 +62820,7 @@ class SshRemote {
         await closed;
     }
     async exec(argv, opts = {}) {
-        const r = await this.run((0,remote/* commandLine */.ay)(argv, opts.cwd), opts, argv.join(' ').slice(0, 80));
+        const r = await this.run(commandLine(argv, opts.cwd), opts, argv.join(' ').slice(0, 80));
         return { code: r.code, stdout: r.stdout.toString('utf8'), stderr: r.stderr.toString('utf8') };
     }
     /** Writes a file atomically (see sftp.ts): over the connection's SFTP session, or through sh. */
@@ -62617,8 +62882,101 @@ async function connectHosts(targets, opts) {
     }
 }
 
-// EXTERNAL MODULE: ./build/tsc/action/inputs.js
-var inputs = __nccwpck_require__(7871);
+;// CONCATENATED MODULE: ./build/tsc/lib/parse.js
+
+/** Plain parsers for action inputs; they know nothing of @actions/core so the library can reuse them. */
+function parseBoolean(name, raw, fallback) {
+    const v = raw.trim();
+    if (v === '')
+        return fallback;
+    if (/^true$/i.test(v))
+        return true;
+    if (/^false$/i.test(v))
+        return false;
+    throw new errors/* UserError */.yo(`Input '${name}' must be true or false, got '${v}'. Set '${name}: true' or '${name}: false'.`);
+}
+/** One item per line; commas also accepted. Blank items and surrounding spaces are dropped. */
+function parseList(raw, { commas = true } = {}) {
+    const out = [];
+    for (const line of raw.split(/\r?\n/)) {
+        const parts = commas ? line.split(',') : [line];
+        for (const p of parts) {
+            const t = p.trim();
+            if (t !== '' && !t.startsWith('#'))
+                out.push(t);
+        }
+    }
+    return out;
+}
+function parseInteger(name, raw, fallback, { min = 0, max = Number.MAX_SAFE_INTEGER } = {}) {
+    const v = raw.trim();
+    if (v === '')
+        return fallback;
+    if (!/^-?\d+$/.test(v)) {
+        throw new errors/* UserError */.yo(`Input '${name}' must be a whole number, got '${v}'. Write it as plain digits, e.g. '${name}: ${fallback}'.`);
+    }
+    const n = Number(v);
+    if (n < min || n > max) {
+        throw new errors/* UserError */.yo(`Input '${name}' must be between ${min} and ${max}, got ${n}.`);
+    }
+    return n;
+}
+/** `key=value` lines (commas not accepted as separators, values may contain them). */
+function parseKeyValues(name, raw) {
+    const out = new Map();
+    for (const line of parseList(raw, { commas: false })) {
+        const i = line.indexOf('=');
+        if (i <= 0)
+            throw new UserError(`Input '${name}': line '${line}' is not of the form key=value.`);
+        out.set(line.slice(0, i).trim(), line.slice(i + 1).trim());
+    }
+    return out;
+}
+
+// EXTERNAL MODULE: ./build/tsc/action/secrets.js + 1 modules
+var secrets = __nccwpck_require__(5901);
+;// CONCATENATED MODULE: ./build/tsc/action/inputs.js
+
+
+
+/** Typed readers over core.getInput: the only place actions read their inputs. */
+function str(name, fallback = '') {
+    const v = core/* getInput */.V4(name);
+    return v === '' ? fallback : v;
+}
+/** A secret input: masked (and its lines) before anything can log it. */
+function secret(name, fallback = '') {
+    const v = core/* getInput */.V4(name, { trimWhitespace: false });
+    const value = v.trim() === '' ? fallback : v;
+    maskSecret(value);
+    return value;
+}
+function maskSecret(value) {
+    if (!value)
+        return;
+    secrets/* secrets */.O3.add(value);
+    for (const line of value.split(/\r?\n/))
+        if (line.trim().length >= 4)
+            secrets/* secrets */.O3.add(line.trim());
+    core/* setSecret */.Pq(value);
+    const trimmed = value.trim();
+    if (trimmed !== value && trimmed)
+        core/* setSecret */.Pq(trimmed);
+    for (const line of value.split(/\r?\n/))
+        if (line.trim().length >= 4)
+            core/* setSecret */.Pq(line.trim());
+    core/* setSecret */.Pq(Buffer.from(value).toString('base64'));
+}
+function bool(name, fallback) {
+    return parseBoolean(name, core/* getInput */.V4(name), fallback);
+}
+function inputs_int(name, fallback, range) {
+    return parseInteger(name, core/* getInput */.V4(name), fallback, range);
+}
+function list(name, opts) {
+    return parseList(core/* getInput */.V4(name), opts);
+}
+
 ;// CONCATENATED MODULE: ./build/tsc/action/ssh-inputs.js
 /**
  * The SSH inputs common to deploy-ssh, rollback and ship, read into typed options and checked before
@@ -62631,21 +62989,21 @@ var inputs = __nccwpck_require__(7871);
 
 
 function readSshInputs() {
-    const user = checkUser(inputs/* str */.gx('user', 'root'), 'user');
-    const port = inputs/* int */.Wh('port', 22, { min: 1, max: 65535 });
-    const hostLines = inputs/* list */.p_('hosts');
+    const user = checkUser(str('user', 'root'), 'user');
+    const port = inputs_int('port', 22, { min: 1, max: 65535 });
+    const hostLines = list('hosts');
     if (hostLines.length === 0) {
         throw new errors/* UserError */.yo("Input 'hosts' is required: one host per line as [user@]host[:port], e.g. 'deploy@app1.example.com'.");
     }
     const targets = parseTargets(hostLines, { user, port }, 'hosts');
-    const jump = inputs/* str */.gx('proxy-jump');
+    const jump = str('proxy-jump');
     const options = {
-        privateKey: inputs/* secret */.rJ('ssh-key') || undefined,
-        passphrase: inputs/* secret */.rJ('ssh-key-passphrase') || undefined,
-        password: inputs/* secret */.rJ('ssh-password') || undefined,
-        knownHosts: inputs/* str */.gx('known-hosts') || undefined,
-        fingerprints: inputs/* list */.p_('host-fingerprint', { commas: false }),
-        insecureAcceptAnyHostKey: inputs/* bool */.lc('insecure-accept-any-host-key', false),
+        privateKey: secret('ssh-key') || undefined,
+        passphrase: secret('ssh-key-passphrase') || undefined,
+        password: secret('ssh-password') || undefined,
+        knownHosts: str('known-hosts') || undefined,
+        fingerprints: list('host-fingerprint', { commas: false }),
+        insecureAcceptAnyHostKey: bool('insecure-accept-any-host-key', false),
         proxyJump: jump ? parseTarget(jump, { user, port: 22 }, 'proxy-jump') : undefined
     };
     const { checker, warnings } = preflight(options, targets);
@@ -62706,10 +63064,1098 @@ function swarmOverride(override, updated, version) {
         (0,dist/* stringify */.As)(out));
 }
 
-// EXTERNAL MODULE: ./build/tsc/lib/runtime/compose.js + 1 modules
-var compose = __nccwpck_require__(5870);
-// EXTERNAL MODULE: ./build/tsc/lib/compose/layout.js
-var layout = __nccwpck_require__(2630);
+;// CONCATENATED MODULE: ./build/tsc/lib/compose/layout.js
+/**
+ * Where shipline keeps things on a host, under the project path:
+ *
+ *   <path>/.shipline/                 0700
+ *     lock                            flock file (held by a remote process bound to the SSH channel)
+ *     current -> releases/<id>        symlink, replaced atomically (ln -s to a temp name + mv -T)
+ *     ledger.jsonl                    append-only: one JSON line per deploy, rollback and recovery
+ *     releases/<id>/                  one folder per release
+ *       <compose files>               as sent, in order
+ *       shipline.override.yml         pins every service shipline knows an image for to image@sha256:…
+ *       .env                          0600, the env-file input (the one intended secret file)
+ *       release.json                  metadata: version, images, time, actor, run URL, services
+ *     run/<token>/                    0700, lives only while one deploy holds the lock: a temporary
+ *                                     DOCKER_CONFIG and recover.sh; removed when the lock is let go
+ */
+
+const STATE_DIR = '.shipline';
+const layout_OVERRIDE_FILE = 'shipline.override.yml';
+const layout_META_FILE = 'release.json';
+const layout_ENV_FILE = '.env';
+/** The Compose project name for a path: fixed, so that every release replaces the previous one's containers. */
+function projectName(path) {
+    const base = (path.split('/').pop() ?? 'app')
+        .toLowerCase()
+        .replace(/[^a-z0-9_-]+/g, '-')
+        .replace(/^[-_]+/, '') || 'app';
+    const hash = (0,external_node_crypto_.createHash)('sha256').update(path).digest('hex').slice(0, 8);
+    return `${base.slice(0, 40)}-${hash}`;
+}
+function layout(path, project = projectName(path)) {
+    const state = `${path}/${STATE_DIR}`;
+    return {
+        path,
+        state,
+        releases: `${state}/releases`,
+        ledger: `${state}/ledger.jsonl`,
+        current: `${state}/current`,
+        lock: `${state}/lock`,
+        run: `${state}/run`,
+        project,
+        release: (id) => `${state}/releases/${id}`
+    };
+}
+/** argv prefix for one release's files: `docker compose` (v2) or `docker-compose` (v1). */
+function composeArgv(kind, project, dir, files, envFile) {
+    const head = kind === 'v2' ? ['docker', 'compose'] : ['docker-compose'];
+    const args = ['--project-name', project, '--project-directory', dir];
+    for (const f of files)
+        args.push('--file', `${dir}/${f}`);
+    if (envFile)
+        args.push('--env-file', `${dir}/${envFile}`);
+    return [...head, ...args];
+}
+
+;// CONCATENATED MODULE: ./build/tsc/lib/compose/scripts.js
+/**
+ * The Compose runtime's shell scripts (images, health). Constants: every value reaches them as a quoted
+ * argument ($1, $2, …) or on stdin, never pasted into the script text. Each runs as `sh -c SCRIPT sh ARGS…`.
+ * The release store's own scripts (lock, journal, close) are in src/lib/release/scripts.ts.
+ */
+/**
+ * Brings images onto the host: those already present are left alone (no registry needed), the rest are
+ * pulled, after a login into a temporary Docker config when a registry is given (password on stdin).
+ * The temporary config is removed on every exit path.
+ * args: config-dir registry username ref…   stdin: the registry password (or nothing)
+ */
+const IMAGES_SCRIPT = `umask 077
+cfg=$1; reg=$2; user=$3; shift 3
+trap 'rm -rf "$cfg"' EXIT
+missing=
+for r in "$@"; do
+  if docker image inspect "$r" >/dev/null 2>&1; then echo "present $r"; else missing="$missing $r"; fi
+done
+[ -z "$missing" ] && exit 0
+if [ -n "$reg" ]; then
+  mkdir -p "$cfg" && chmod 700 "$cfg" || exit 70
+  docker --config "$cfg" login --username "$user" --password-stdin "$reg" >/dev/null || { echo "ERR login to $reg failed"; exit 3; }
+  export DOCKER_CONFIG="$cfg"
+fi
+for r in $missing; do
+  echo "pull $r"
+  docker pull "$r" </dev/null >/dev/null || { echo "ERR pull $r failed"; exit 4; }
+done
+`;
+/**
+ * Waits until every container of the given services is healthy: its healthcheck says healthy, or without
+ * one it is running with the same start time and restart count for <stable> seconds (a one-shot container
+ * that exited 0 counts as done). Fails at once on unhealthy / non-zero exit / dead, or at the deadline; then
+ * prints the last <tail> log lines of each failing container.
+ * args: timeout stable project tail service…
+ */
+const HEALTH_SCRIPT = `t=$1; stable=$2; p=$3; n=$4; shift 4
+services="$*"
+end=$(( $(date +%s) + t ))
+tmp=$(mktemp -d) || exit 70
+trap 'rm -rf "$tmp"' EXIT
+last=
+while :; do
+  now=$(date +%s)
+  report=; pending=; failed=
+  for svc in $services; do
+    ids=$(docker ps -aq --no-trunc --filter "label=com.docker.compose.project=$p" --filter "label=com.docker.compose.service=$svc" --filter "label=com.docker.compose.oneoff=False")
+    if [ -z "$ids" ]; then pending="$pending $svc"; report="$report $svc=missing"; continue; fi
+    for id in $ids; do
+      info=$(docker inspect --format '{{.State.Status}} {{if .State.Health}}{{.State.Health.Status}}{{else}}none{{end}} {{.RestartCount}} {{.State.StartedAt}} {{.State.ExitCode}}' "$id" 2>/dev/null) || { pending="$pending $svc:$id"; continue; }
+      set -- $info
+      st=$1; hl=$2; rc=$3; sa=$4; ec=$5
+      v=wait
+      case "$st" in
+        running)
+          case "$hl" in
+            healthy) v=ok ;;
+            unhealthy) v=fail ;;
+            starting) v=wait ;;
+            *)
+              key="$rc $sa"; f="$tmp/$id"
+              if [ -f "$f" ] && [ "$(sed -n 1p "$f")" = "$key" ]; then since=$(sed -n 2p "$f"); else printf '%s\\n%s\\n' "$key" "$now" > "$f"; since=$now; fi
+              if [ $((now - since)) -ge "$stable" ]; then v=ok; fi ;;
+          esac ;;
+        exited) if [ "$ec" = 0 ] && [ "$hl" = none ]; then v=ok; else v=fail; fi ;;
+        created|restarting) v=wait ;;
+        *) v=fail ;;
+      esac
+      short=$(printf '%.12s' "$id")
+      report="$report $svc/$short=$st/$hl/restarts:$rc"
+      [ "$v" = fail ] && failed="$failed $svc:$id"
+      [ "$v" = wait ] && pending="$pending $svc:$id"
+    done
+  done
+  if [ "$report" != "$last" ]; then echo "state$report"; last=$report; fi
+  if [ -n "$failed" ]; then result=failed; break; fi
+  if [ -z "$pending" ]; then result=healthy; break; fi
+  if [ "$now" -ge "$end" ]; then result=timeout; failed=$pending; break; fi
+  sleep 0.5 2>/dev/null || sleep 1
+done
+echo "result $result$failed"
+for x in $failed; do
+  svc=\${x%%:*}; id=\${x#*:}
+  [ "$id" = "$x" ] && continue
+  echo "logs $svc $(printf '%.12s' "$id")"
+  docker logs --tail "$n" "$id" 2>&1 | sed 's/^/| /'
+done
+[ "$result" = healthy ]
+`;
+
+;// CONCATENATED MODULE: ./build/tsc/lib/compose/tar.js
+function octal(n, width) {
+    return n.toString(8).padStart(width - 1, '0') + '\0';
+}
+function tar(entries, mtime = Math.floor(Date.now() / 1000)) {
+    const parts = [];
+    for (const e of entries) {
+        const data = Buffer.isBuffer(e.data) ? e.data : Buffer.from(e.data);
+        const name = Buffer.from(e.name);
+        if (name.length > 100 || e.name.includes('/'))
+            throw new Error(`tar: bad entry name '${e.name}'`);
+        const h = Buffer.alloc(512);
+        name.copy(h, 0);
+        h.write(octal(e.mode ?? 0o644, 8), 100, 'ascii');
+        h.write(octal(0, 8), 108, 'ascii');
+        h.write(octal(0, 8), 116, 'ascii');
+        h.write(octal(data.length, 12), 124, 'ascii');
+        h.write(octal(mtime, 12), 136, 'ascii');
+        h.write('        ', 148, 'ascii');
+        h.write('0', 156, 'ascii');
+        h.write('ustar\0' + '00', 257, 'ascii');
+        let sum = 0;
+        for (const b of h)
+            sum += b;
+        h.write(sum.toString(8).padStart(6, '0') + '\0 ', 148, 'ascii');
+        parts.push(h, data, Buffer.alloc((512 - (data.length % 512)) % 512));
+    }
+    parts.push(Buffer.alloc(1024));
+    return Buffer.concat(parts);
+}
+
+;// CONCATENATED MODULE: ./build/tsc/lib/registry/reference.js
+/**
+ * Image references as Docker and the distribution spec read them:
+ * `[registry[:port]/]path/name[:tag][@sha256:hex]`, with docker.io (and `library/`) as the defaults.
+ */
+
+const DEFAULT_REGISTRY = 'docker.io';
+const COMPONENT = /^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$/;
+const TAG = /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$/;
+const DIGEST = /^(sha256:[a-f0-9]{64}|sha512:[a-f0-9]{128})$/;
+const DOMAIN = /^(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)(?:\.(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?))*(?::[0-9]+)?$|^\[[0-9a-fA-F:]+\](?::[0-9]+)?$/;
+const FULL_SHA = /^[0-9a-f]{40}$/;
+function isDigest(s) {
+    return DIGEST.test(s);
+}
+/** A repository path as the distribution spec's grammar has it (lowercase components, at most 255 characters). */
+function isRepository(s) {
+    return s.length > 0 && s.length <= 255 && s.split('/').every(c => COMPONENT.test(c));
+}
+function isTag(s) {
+    return TAG.test(s);
+}
+/** A tag that is a full 40-hex commit SHA: immutable by the suite's rule. */
+function isShaTag(s) {
+    return FULL_SHA.test(s);
+}
+/** Throws a UserError saying what a valid tag looks like. `what` names the input, e.g. "to-tags". */
+function checkTag(tag, what = 'tag') {
+    if (!TAG.test(tag)) {
+        throw new UserError(`${what}: '${tag}' is not a valid tag; tags are 1-128 characters of letters, digits, '_', '.' and '-', and do not start with '.' or '-'.`);
+    }
+    return tag;
+}
+function looksLikeDomain(first) {
+    return first.includes('.') || first.includes(':') || first === 'localhost';
+}
+/** True when the reference starts with a registry host (`ghcr.io/…`, `127.0.0.1:5000/…`, `localhost/…`). */
+function namesRegistry(ref) {
+    const parts = ref.trim().split('/');
+    return parts.length > 1 && looksLikeDomain(parts[0]);
+}
+/**
+ * Parses an image reference. Uppercase repository names are refused with the lowercase spelling as the fix
+ * (or lowercased with `{ lowercase: true }`); bad tags and digests are refused with the grammar.
+ */
+function reference_parseImageReference(ref, opts = {}) {
+    const what = opts.what ?? 'image';
+    const input = ref.trim();
+    if (!input)
+        throw new UserError(`${what} is empty: give an image such as ghcr.io/owner/app.`);
+    if (/\s/.test(input) || input.includes('://')) {
+        throw new UserError(`${what}: '${input}' is not an image reference; write it as registry/path/name[:tag], without a scheme.`);
+    }
+    let rest = input;
+    let digest;
+    const at = rest.indexOf('@');
+    if (at >= 0) {
+        digest = rest.slice(at + 1);
+        rest = rest.slice(0, at);
+        if (!DIGEST.test(digest)) {
+            throw new UserError(`${what}: '${digest}' is not a valid digest; write sha256: followed by 64 lowercase hex characters.`);
+        }
+    }
+    let tag;
+    const slash = rest.lastIndexOf('/');
+    const colon = rest.lastIndexOf(':');
+    if (colon > slash) {
+        tag = rest.slice(colon + 1);
+        rest = rest.slice(0, colon);
+        checkTag(tag, what);
+    }
+    const parts = rest.split('/');
+    let registry = DEFAULT_REGISTRY;
+    if (parts.length > 1 && looksLikeDomain(parts[0])) {
+        registry = parts.shift();
+        if (!DOMAIN.test(registry))
+            throw new UserError(`${what}: '${registry}' is not a valid registry host.`);
+    }
+    let repository = parts.join('/');
+    if (opts.lowercase) {
+        registry = registry.toLowerCase();
+        repository = repository.toLowerCase();
+    }
+    if (repository !== repository.toLowerCase() || registry !== registry.toLowerCase()) {
+        const fixed = reference_formatReference({
+            registry: registry.toLowerCase(),
+            repository: repository.toLowerCase(),
+            tag,
+            digest
+        });
+        throw new UserError(`${what}: '${input}' has uppercase letters; repository names must be lowercase: use '${fixed}'.`);
+    }
+    for (const c of repository.split('/')) {
+        if (!COMPONENT.test(c)) {
+            throw new UserError(`${what}: '${input}' is not a valid repository name; each path component is lowercase letters and digits, separated by '.', '_', '__' or '-'.`);
+        }
+    }
+    if (repository.length > 255)
+        throw new UserError(`${what}: repository name is longer than 255 characters.`);
+    if (registry === 'index.docker.io' || registry === 'registry-1.docker.io')
+        registry = DEFAULT_REGISTRY;
+    if (registry === DEFAULT_REGISTRY && !repository.includes('/'))
+        repository = `library/${repository}`;
+    return {
+        registry,
+        repository,
+        ...(tag !== undefined ? { tag } : {}),
+        ...(digest !== undefined ? { digest } : {})
+    };
+}
+/** registry/repository[:tag][@digest]; the docker.io `library/` prefix is kept (it is unambiguous). */
+function reference_formatReference(r) {
+    let s = `${r.registry}/${r.repository}`;
+    if (r.tag)
+        s += `:${r.tag}`;
+    if (r.digest)
+        s += `@${r.digest}`;
+    return s;
+}
+/** The host to talk HTTP to: Docker Hub's API lives on registry-1.docker.io. */
+function apiHost(registry) {
+    return registry === DEFAULT_REGISTRY ? 'registry-1.docker.io' : registry;
+}
+/** Loopback registries speak plain http (as dockerd allows by default); everything else https. */
+function isLoopback(registry) {
+    const host = registry.replace(/:\d+$/, '').replace(/^\[|\]$/g, '');
+    return host === 'localhost' || host === '::1' || /^127\.\d+\.\d+\.\d+$/.test(host);
+}
+
+;// CONCATENATED MODULE: ./build/tsc/lib/compose/validate.js
+/**
+ * Checks made before anything touches a host: the project path, image references, service names, the
+ * version label. Every failure is a UserError that says how to fix the input.
+ */
+
+
+/** An absolute, normalized path of plain characters: no `..`, not `/`, nothing a shell would interpret. */
+function validate_validateProjectPath(raw) {
+    const p = raw.trim().replace(/\/+$/, '');
+    if (!p)
+        throw new errors/* UserError */.yo(`Input 'path' is required: set it to the project directory on the host, e.g. 'path: /opt/app'.`);
+    if (!p.startsWith('/'))
+        throw new errors/* UserError */.yo(`Input 'path' must be absolute, got '${raw}'. Write it from the root, e.g. '/opt/app'.`);
+    if (!/^[A-Za-z0-9._/@+-]+$/.test(p)) {
+        throw new errors/* UserError */.yo(`Input 'path' may hold only letters, digits and . _ - + @ /, got '${raw}'. Choose a plain directory name such as '/opt/app'.`);
+    }
+    const segs = p.split('/').slice(1);
+    if (segs.some(s => s === '' || s === '.' || s === '..')) {
+        throw new errors/* UserError */.yo(`Input 'path' must be normalized (no '//', '.' or '..' segments), got '${raw}'. Write the real directory, e.g. '/opt/app'.`);
+    }
+    if (segs.some(s => s.startsWith('-')))
+        throw new errors/* UserError */.yo(`Input 'path' has a segment starting with '-': '${raw}'. Rename that directory.`);
+    const top = [
+        'bin',
+        'boot',
+        'dev',
+        'etc',
+        'lib',
+        'lib64',
+        'proc',
+        'root',
+        'run',
+        'sbin',
+        'sys',
+        'usr',
+        'var',
+        'tmp',
+        'home',
+        'opt',
+        'srv',
+        'mnt'
+    ];
+    if (segs.length === 1 && top.includes(segs[0])) {
+        throw new errors/* UserError */.yo(`Input 'path' is a system directory ('${p}'). Use a folder of its own, e.g. '${p}/app'.`);
+    }
+    return p;
+}
+/** Parses `[registry/]repo[:tag][@sha256:…]` with the registry module's grammar (UserError when invalid). */
+function parseImageRef(raw, what = 'image') {
+    const ref = parseImageReference(raw, { what });
+    return {
+        ...ref,
+        raw: raw.trim(),
+        name: formatReference({ registry: ref.registry, repository: ref.repository })
+    };
+}
+const SERVICE_RE = /^[a-zA-Z0-9][a-zA-Z0-9._-]*$/;
+function validate_validateServiceName(name, input) {
+    if (!SERVICE_RE.test(name)) {
+        throw new errors/* UserError */.yo(`Input '${input}': '${name}' is not a Compose service name. Use the names under 'services:' in your compose file.`);
+    }
+    return name;
+}
+/** `service=image-ref` lines → service → parsed ref. */
+function validate_parseImagesInput(lines) {
+    const out = new Map();
+    for (const line of lines) {
+        const i = line.indexOf('=');
+        if (i <= 0)
+            throw new UserError(`Input 'images': line '${line}' is not of the form service=image-ref, e.g. 'web=ghcr.io/acme/app:1.2.3'.`);
+        const svc = validate_validateServiceName(line.slice(0, i).trim(), 'images');
+        if (out.has(svc))
+            throw new UserError(`Input 'images' names service '${svc}' twice. Keep one line per service.`);
+        out.set(svc, parseImageRef(line.slice(i + 1), `Input 'images': service '${svc}' image`));
+    }
+    return out;
+}
+/** The version label: printable, no spaces or quotes, at most 128 characters. */
+function validate_validateVersion(raw) {
+    const v = raw.trim();
+    if (!v)
+        throw new UserError(`Input 'version' is empty and no commit SHA is known. Set 'version', e.g. 'version: \${{ github.sha }}'.`);
+    if (!/^[A-Za-z0-9._+:@/-]{1,128}$/.test(v)) {
+        throw new UserError(`Input 'version' may hold only letters, digits and . _ + : @ / - (at most 128), got '${raw}'.`);
+    }
+    return v;
+}
+/** A release id: sortable UTC time to the millisecond, then a short slug of the version. */
+function validate_makeReleaseId(version, now = new Date()) {
+    const stamp = now.toISOString().replace(/[-:]/g, '').replace('.', '').replace('Z', 'Z');
+    const slug = version
+        .replace(/[^A-Za-z0-9._-]+/g, '-')
+        .replace(/^[-.]+/, '')
+        .slice(0, 24) || 'release';
+    return `${stamp}-${slug}`;
+}
+const RELEASE_ID_RE = /^[0-9]{8}T[0-9]{9}Z-[A-Za-z0-9._-]{1,24}$/;
+
+;// CONCATENATED MODULE: ./build/tsc/lib/release/journal.js
+/**
+ * The release journal: `<path>/.shipline/ledger.jsonl`, one JSON object per line, append-only.
+ *
+ * Every deploy or rollback is a transaction (`txn`) the store journals *before* each irreversible step
+ * (write-ahead): a `begin` entry (intent: the release attempted, the release live before), then exactly one
+ * final entry (the outcome). The final entry's `release` is the release `current` names after it, and the
+ * one that serves. A transaction whose runner or link died is closed by the lock holder on the host
+ * (`recovered` when it put the previous release back, `aborted` when nothing live had changed yet), so a
+ * journal whose lock is free never ends on an open `begin`.
+ *
+ * The reader tolerates a torn last line (a crash or a full disk during an append) and says so; the appender
+ * on the host never glues a new line onto a torn one (it ends the file with a newline first).
+ */
+const FINAL_EVENTS = [
+    'deploy',
+    'rollback',
+    'auto-rollback',
+    'failed',
+    'revert',
+    'recovered',
+    'aborted'
+];
+/** Parses journal text line by line; a line that is not a JSON object is set aside, never fatal. */
+function parseJournal(text) {
+    const out = { entries: [], damaged: [] };
+    text.split('\n').forEach((raw, i) => {
+        const line = raw.trim();
+        if (!line)
+            return;
+        try {
+            const e = JSON.parse(line);
+            if (e && typeof e === 'object' && !Array.isArray(e) && typeof e.event === 'string')
+                out.entries.push(e);
+            else
+                out.damaged.push({ line: i + 1, text: line.slice(0, 200) });
+        }
+        catch {
+            out.damaged.push({ line: i + 1, text: line.slice(0, 200) });
+        }
+    });
+    return out;
+}
+const isFinal = (e) => FINAL_EVENTS.includes(e.event);
+/** The last transaction's entries still open (a `begin` with no final entry after it), if any. */
+function openTransaction(entries) {
+    for (let i = entries.length - 1; i >= 0; i--) {
+        const e = entries[i];
+        if (isFinal(e))
+            return undefined;
+        if (e.event === 'begin')
+            return e;
+    }
+    return undefined;
+}
+/** The last final entry (the journal's word on what is live), if any. */
+function lastFinal(entries) {
+    for (let i = entries.length - 1; i >= 0; i--)
+        if (isFinal(entries[i]))
+            return entries[i];
+    return undefined;
+}
+
+;// CONCATENATED MODULE: ./build/tsc/lib/release/scripts.js
+/**
+ * The release store's shell scripts. Constants: every value reaches them as a quoted argument ($1, $2, …)
+ * or on stdin, never pasted into the script text. Each runs as `sh -c SCRIPT sh ARGS…`.
+ *
+ * Appends to the journal go through `jadd` (defined in each script that appends): when the file does not
+ * end with a newline (a torn last line), a newline is written first, so a new entry is never glued onto
+ * the damaged one.
+ */
+const JADD = `jadd() { if [ -s "$1" ] && [ -n "$(tail -c 1 "$1")" ]; then echo >> "$1"; fi; cat >> "$1"; }`;
+/**
+ * Lock holder and state read, in one long-lived command on its own SSH channel.
+ * args: state-dir lock-timeout token owner
+ * Takes `flock` on <state>/lock (waiting up to lock-timeout), prints LOCKED, the host's facts (compose
+ * flavour), the current release, every release's metadata, the journal's tail (always ending with a
+ * newline, torn or not), READY, then one byte every 0.2 s. It ends when the deploy writes run/<token>/done,
+ * or when a write fails because the SSH channel is gone (job killed or cancelled, network lost). Either way
+ * it then closes the transaction left open, under the step lock (so after any step still running):
+ * run/<token>/recover.sh (put the previous release back, journal `recovered`) when it is armed, else the
+ * `aborted` entry of run/<token>/abort.json. Then it removes run/<token> and lets the lock go.
+ */
+const LOCK_SCRIPT = `trap '' HUP PIPE
+umask 077
+s=$1; t=$2; tok=$3; owner=$4
+${JADD}
+if [ -L "$s" ]; then echo "ERR $s is a symbolic link: shipline keeps its state in a folder of its own; remove the link (or move its target there)"; exit 76; fi
+mkdir -p "$s" || { echo "ERR cannot create $s"; exit 71; }
+if [ "$(stat -c %u "$s" 2>/dev/null)" != "$(id -u)" ]; then echo "ERR $s is not owned by the SSH user $(id -un): chown it to that user (or deploy as its owner)"; exit 77; fi
+for d in "$s/releases" "$s/run"; do
+  if [ -L "$d" ]; then echo "ERR $d is a symbolic link: remove it"; exit 76; fi
+done
+mkdir -p "$s/releases" "$s/run" || { echo "ERR cannot create $s"; exit 71; }
+chmod 700 "$s" "$s/run"
+command -v flock >/dev/null 2>&1 || { echo "ERR flock is missing on the host (package util-linux)"; exit 72; }
+exec 9>>"$s/lock" || { echo "ERR cannot open $s/lock"; exit 73; }
+if ! flock -n 9; then
+  echo "WAITING $(head -c 300 "$s/lock.owner" 2>/dev/null | tr -d '\\n')"
+  flock -w "$t" 9 || { echo "ERR timeout"; exit 75; }
+fi
+r="$s/run/$tok"
+mkdir -p "$r" || { echo "ERR cannot create $r"; exit 74; }
+printf '%s\\n' "$owner" > "$s/lock.owner"
+for d in "$s"/run/*; do [ "$d" = "$r" ] || rm -rf "$d"; done
+echo LOCKED
+if docker compose version >/dev/null 2>&1 9>&-; then echo "compose v2"
+elif command -v docker-compose >/dev/null 2>&1; then echo "compose v1"
+else echo "compose none"; fi
+c=$(readlink "$s/current" 2>/dev/null) || c=
+echo "current \${c##*/}"
+for d in "$s"/releases/*; do
+  [ -f "$d/release.json" ] || continue
+  printf 'release %s ' "\${d##*/}"; head -c 65536 "$d/release.json" | tr -d '\\n'; echo
+done
+if [ -f "$s/ledger.jsonl" ]; then tail -n 200 "$s/ledger.jsonl" | sed 's/^/ledger /'; echo; fi
+echo READY
+while printf .; do
+  [ -e "$r/done" ] && break
+  sleep 0.2 9>&- 2>/dev/null || sleep 1 9>&-
+done
+exec 7>>"$r/step" && flock -w 1800 7
+if [ -f "$r/recover.sh" ]; then sh "$r/recover.sh" </dev/null >"$s/recover.log" 2>&1 7>&- 9>&-
+elif [ -f "$r/abort.json" ]; then
+  { printf '{"time":"%s",' "$(date -u +%Y-%m-%dT%H:%M:%SZ)"; cat "$r/abort.json"; } | jadd "$s/ledger.jsonl"
+fi
+exec 7>&-
+rm -rf "$r"
+rm -f "$s/lock.owner"
+exit 0
+`;
+/**
+ * Opens a transaction (write-ahead): appends the `begin` entry (stdin line 1) and keeps the entry that
+ * closes it should the runner go away before anything live changed (stdin line 2, without its time, as
+ * run/<token>/abort.json). args: state-dir token
+ */
+const BEGIN_SCRIPT = `s=$1; r="$s/run/$2"
+${JADD}
+IFS= read -r begin && IFS= read -r abort || { echo "ERR incomplete input"; exit 2; }
+printf '%s\\n' "$abort" > "$r/abort.json.tmp" && mv -f "$r/abort.json.tmp" "$r/abort.json" || exit 3
+printf '%s\\n' "$begin" | jadd "$s/ledger.jsonl" || exit 4
+`;
+/**
+ * Writes a release folder from a tar on stdin (umask 077: nothing in it is readable by others), after
+ * copying the previous release's .env when asked. args: release-dir previous-env-or-empty
+ */
+const UPLOAD_SCRIPT = `umask 077
+d=$1; from=$2
+if [ -e "$d" ] && [ ! -d "$d" ]; then echo "ERR $d exists and is not a folder"; exit 69; fi
+mkdir -p "$d" || exit 70
+if [ -n "$from" ]; then cp -p "$from" "$d/.env" || { echo "ERR cannot copy $from"; exit 71; }; fi
+tar -xf - -C "$d"
+`;
+/**
+ * Runs one step that changes containers, under the step lock (so a recovery waits for it), after arming
+ * stdin as the recovery script (or keeping the armed one when stdin is empty).
+ * args: run-dir command…   stdin: recover.sh text
+ */
+const STEP_SCRIPT = `r=$1; shift
+[ -d "$r" ] || { echo "ERR the deploy's run folder $r is gone (the lock was lost)"; exit 70; }
+cat > "$r/recover.sh.tmp" && if [ -s "$r/recover.sh.tmp" ]; then mv -f "$r/recover.sh.tmp" "$r/recover.sh"; else rm -f "$r/recover.sh.tmp"; fi
+exec flock "$r/step" "$@"
+`;
+/**
+ * Closes a transaction, in one step that a lost link cannot cut in half (HUP and PIPE ignored, under the
+ * step lock): reads the final entry (stdin, one line), runs the runtime's cut-over command when one is
+ * given (blue-green: nginx to the new slot; on its failure nothing is switched), points `current` at the
+ * release (atomically: symlink to a temp name, renamed over `current`; '' leaves it), appends the entry,
+ * and disarms the recovery. args: state-dir token release-id-or-empty [cut-over command…]
+ */
+const CLOSE_SCRIPT = `trap '' HUP PIPE
+s=$1; r="$s/run/$2"; id=$3; shift 3
+${JADD}
+[ -d "$r" ] || { echo "ERR the deploy's run folder $r is gone (the lock was lost)"; exit 70; }
+exec 8>>"$r/step"; flock -w 600 8 || { echo "ERR a recovery holds the step lock"; exit 71; }
+IFS= read -r entry || { echo "ERR incomplete entry"; exit 2; }
+if [ -n "$id" ]; then
+  [ -f "$s/releases/$id/release.json" ] || { echo "ERR release folder $s/releases/$id is missing or incomplete"; exit 3; }
+fi
+if [ -n "$id" ]; then
+  # the new pointer is made before the cut-over: when it cannot be, nothing has switched yet
+  rm -rf "$s/current.tmp" 2>/dev/null
+  ln -sfn "releases/$id" "$s/current.tmp" || { echo "ERR cannot point $s/current at $id"; exit 4; }
+fi
+if [ $# -gt 0 ]; then
+  "$@" 8>&- || { rc=$?; rm -f "$s/current.tmp"; echo "ERR cut-over failed (exit $rc)"; exit 10; }
+fi
+if [ -n "$id" ]; then
+  mv -fT "$s/current.tmp" "$s/current" || { echo "ERR cannot point $s/current at $id"; exit 4; }
+fi
+printf '%s\\n' "$entry" | jadd "$s/ledger.jsonl" || { echo "ERR cannot append to $s/ledger.jsonl"; exit 5; }
+rm -f "$r/recover.sh" "$r/abort.json"
+echo OK
+`;
+/**
+ * Ends the lock: removes pruned releases and the images only they needed (never with -f: an image a
+ * container still uses stays), incomplete release folders, then marks the run done so the lock holder
+ * lets the lock go (closing any transaction still open first). args: state-dir token release-id… --images ref…
+ */
+const FINISH_SCRIPT = `s=$1; tok=$2; shift 2
+mode=release
+for a in "$@"; do
+  if [ "$a" = --images ]; then mode=image; continue; fi
+  if [ "$mode" = release ]; then rm -rf "$s/releases/$a" && echo "pruned $a"
+  else docker image rm "$a" >/dev/null 2>&1 && echo "removed $a"; fi
+done
+cur=$(readlink "$s/current" 2>/dev/null) || cur=
+for d in "$s"/releases/*; do
+  [ -d "$d" ] || continue
+  [ "releases/\${d##*/}" = "$cur" ] && continue
+  [ -f "$d/release.json" ] || rm -rf "$d"
+done
+[ -d "$s/run/$tok" ] || { echo "ERR the deploy's run folder is gone"; exit 70; }
+touch "$s/run/$tok/done"
+`;
+/** Appends stdin (one entry) to the journal, on a line of its own. args: state-dir */
+const APPEND_SCRIPT = `${JADD}
+jadd "$1/ledger.jsonl"
+`;
+
+;// CONCATENATED MODULE: ./build/tsc/lib/release/store.js
+/**
+ * ReleaseStore: what keeps releases on one host under one project path, over a Remote. The lock (with
+ * the state read), release folders, the journal (ledger.jsonl), the `current` pointer, pruning, and the
+ * recovery the lock holder runs when the runner goes away. It knows nothing of Compose, swarm or nginx:
+ * a Runtime (src/lib/runtime) starts containers; the store only runs the runtime's commands under its
+ * step lock with the recovery armed, and the runtime's cut-over inside its close step.
+ *
+ * Layout on the host: src/lib/compose/layout.ts. The journal: ./journal.ts.
+ */
+
+
+
+
+
+
+
+
+const SH = (script, ...args) => ['sh', '-c', script, 'sh', ...args];
+const now = () => new Date().toISOString();
+/**
+ * The one-line reason of a failed remote command: its first `ERR` line (shipline's scripts), else the
+ * last line a tool marked as an error (`ERROR: …`, `Error …`: Compose, docker), else its last line.
+ */
+function failureLine(r) {
+    const text = (r.stdout + '\n' + r.stderr).trim();
+    const lines = text.split('\n').map(l => l.trim());
+    return ((/^ERR (.*)$/m.exec(text)?.[1] ??
+        [...lines]
+            .reverse()
+            .find(l => /^(ERROR:|Error\b)/.test(l))
+            ?.replace(/^ERROR:\s*/, '') ??
+        lines.pop() ??
+        `exit ${r.code}`) ||
+        `exit ${r.code}`);
+}
+class ReleaseStore {
+    remote;
+    layout;
+    token = (0,external_node_crypto_.randomBytes)(8).toString('hex');
+    log;
+    holder;
+    stepTimeoutMs;
+    readTimeoutMs;
+    /** exec calls made (round trips), for the benchmark */
+    execs = 0;
+    constructor(remote, opts) {
+        this.remote = remote;
+        this.layout = layout(opts.path, opts.project);
+        this.log = opts.log;
+        this.stepTimeoutMs = opts.stepTimeoutMs ?? 600_000;
+        this.readTimeoutMs = opts.readTimeoutMs ?? 60_000;
+    }
+    get label() {
+        return this.remote.label;
+    }
+    get runDir() {
+        return `${this.layout.run}/${this.token}`;
+    }
+    /** true while the connection is up (a Remote that cannot tell is taken as up) */
+    get connected() {
+        return this.remote.isOpen ? this.remote.isOpen() : true;
+    }
+    /** Runs a command on the host, bounded by the step limit unless told otherwise. */
+    exec = async (argv, opts = {}) => {
+        this.execs++;
+        return this.remote.exec(argv, { timeoutMs: this.stepTimeoutMs, ...opts });
+    };
+    /** Runs a command and throws a UserError with its last output lines when it fails. */
+    async check(what, argv, opts = {}) {
+        const r = await this.exec(argv, opts);
+        if (r.code !== 0) {
+            const err = (r.stderr.trim() || r.stdout.trim()).split('\n').slice(-15).join('\n');
+            throw new errors/* UserError */.yo(`${this.label}: ${what} failed (exit ${r.code}): ${failureLine(r)}`, err);
+        }
+        return r;
+    }
+    /**
+     * Takes the host lock (waiting up to timeoutSec) and reads the state under it. The lock is held by a
+     * remote process until finish() or until the connection dies. Bounded: the state read must follow the
+     * lock within readTimeoutMs.
+     */
+    async lock(timeoutSec, owner) {
+        let out = '';
+        let settled = false;
+        let waitingSaid = false;
+        let locked = false;
+        this.execs++;
+        return new Promise((resolve, reject) => {
+            let timer;
+            const fail = (e) => {
+                if (settled)
+                    return;
+                settled = true;
+                if (timer)
+                    clearTimeout(timer);
+                reject(e);
+            };
+            const arm = (ms, what) => {
+                if (timer)
+                    clearTimeout(timer);
+                timer = setTimeout(() => {
+                    fail(new errors/* UserError */.yo(`${this.label}: ${what} on ${this.layout.path} did not finish within ${Math.round(ms / 1000)}s. Check the host (disk full? a hung 'docker' command?) and that ${this.layout.state} is readable; the lock ends with this connection.`, out.slice(-2000)));
+                    void this.remote.close().catch(() => undefined);
+                }, ms);
+            };
+            arm((timeoutSec + 60) * 1000, 'taking the lock');
+            const onData = (chunk) => {
+                if (settled)
+                    return;
+                out += chunk;
+                if (!waitingSaid && /^WAITING(.*)$/m.test(out)) {
+                    waitingSaid = true;
+                    const who = /^WAITING(.*)$/m.exec(out)?.[1]?.trim();
+                    this.log.info(`${this.label}: another deploy holds the lock on ${this.layout.path}${who ? ` (${who})` : ''}; waiting up to ${timeoutSec}s`);
+                }
+                if (!locked && /^LOCKED$/m.test(out)) {
+                    locked = true;
+                    arm(this.readTimeoutMs, 'reading the release state after taking the lock');
+                }
+                if (/^READY$/m.test(out)) {
+                    settled = true;
+                    if (timer)
+                        clearTimeout(timer);
+                    try {
+                        const state = parseState(out);
+                        if (state.damaged)
+                            this.log.warning(`${this.label}: ${state.damaged} damaged line(s) in ${this.layout.ledger} skipped (a torn write); new entries start on a line of their own`);
+                        if (state.currentMissing)
+                            this.log.warning(`${this.label}: ${this.layout.current} names release ${state.current}, whose folder is missing on the host`);
+                        resolve(state);
+                    }
+                    catch (e) {
+                        reject(e);
+                    }
+                }
+            };
+            this.holder = this.remote.exec(SH(LOCK_SCRIPT, this.layout.state, String(timeoutSec), this.token, owner.slice(0, 300)), { onStdout: onData });
+            this.holder.then(r => {
+                if (settled)
+                    return;
+                const text = (r.stdout + '\n' + r.stderr).trim();
+                if (/ERR timeout/.test(text)) {
+                    fail(new errors/* UserError */.yo(`${this.label}: another deploy or rollback held the lock on ${this.layout.path} for more than lock-timeout (${timeoutSec}s). Wait for it, or raise 'lock-timeout'.`));
+                }
+                else {
+                    fail(new errors/* UserError */.yo(`${this.label}: could not take the lock on ${this.layout.path}: ${failureLine(r)}`, text));
+                }
+            }, e => fail(e));
+        });
+    }
+    /** Opens a transaction: the `begin` entry, and the entry that closes it should the runner vanish first. */
+    async begin(entry, abort) {
+        const b = JSON.stringify({ time: now(), ...entry });
+        const a = JSON.stringify(abort).slice(1); // without '{': the lock holder prefixes the time
+        await this.check('opening the release transaction in the journal', SH(BEGIN_SCRIPT, this.layout.state, this.token), {
+            stdin: `${b}\n${a}\n`
+        });
+    }
+    /** Appends one entry (outside a transaction: closing one found open by this deploy). */
+    async append(entry) {
+        await this.check('appending to the journal', SH(APPEND_SCRIPT, this.layout.state), {
+            stdin: JSON.stringify({ time: now(), ...entry }) + '\n'
+        });
+    }
+    /**
+     * Writes a release folder in one round trip: compose files, override, .env (0600) and release.json
+     * (last: it marks the folder complete) as a tar on stdin; without a new .env the previous one is copied
+     * on the host (it never travels again).
+     */
+    async upload(meta, files, env, copyEnvFrom) {
+        const dir = this.layout.release(meta.id);
+        const entries = files.map(f => ({ name: f.name, data: f.data, mode: 0o644 }));
+        if (env !== undefined)
+            entries.push({ name: layout_ENV_FILE, data: env, mode: 0o600 });
+        entries.push({ name: layout_META_FILE, data: JSON.stringify(meta) + '\n', mode: 0o644 });
+        const from = env === undefined && copyEnvFrom ? `${this.layout.release(copyEnvFrom)}/${layout_ENV_FILE}` : '';
+        await this.check('uploading the release', SH(UPLOAD_SCRIPT, dir, from), { stdin: tar(entries) });
+    }
+    /**
+     * Runs a command that changes containers, under the step lock, with `recover` armed first (the shell
+     * text the lock holder runs should the runner go away; '' keeps what is armed).
+     */
+    async step(argv, recover, opts = {}) {
+        return this.exec(SH(STEP_SCRIPT, this.runDir, ...argv), { ...opts, stdin: recover });
+    }
+    /**
+     * The recovery script: the runtime's lines that bring `restore` back, then the journal's `recovered`
+     * entry (current already names it: `current` only moves in close()).
+     */
+    recoverScript(restoreLines, entry) {
+        const json = JSON.stringify({
+            ...entry,
+            event: 'recovered',
+            reason: entry.reason ?? 'the deploy connection was lost'
+        });
+        return [
+            '# shipline: run by the lock holder when the runner went away before the transaction closed',
+            `jadd() { if [ -s "$1" ] && [ -n "$(tail -c 1 "$1")" ]; then echo >> "$1"; fi; cat >> "$1"; }`,
+            ...restoreLines,
+            `printf '{"time":"%s",%s\\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" ${shellJoin([json.slice(1)])} | jadd ${shellJoin([this.layout.ledger])}`,
+            ''
+        ].join('\n');
+    }
+    /**
+     * Closes the transaction in one step a lost link cannot cut in half: the runtime's cut-over (when given),
+     * `current` → `switchTo` (when given), the final entry, the recovery disarmed.
+     */
+    async close(entry, switchTo, cutOver = []) {
+        const line = JSON.stringify({ time: now(), ...entry });
+        await this.check(switchTo && cutOver.length ? `switching to ${switchTo}` : 'closing the release transaction', SH(CLOSE_SCRIPT, this.layout.state, this.token, switchTo ?? '', ...cutOver), { stdin: line + '\n', timeoutMs: Math.max(this.stepTimeoutMs, 120_000) });
+    }
+    /** Lets the lock go: prunes, marks the run done, and waits (bounded) for the holder to exit. */
+    async finish(prune = {}) {
+        if (!this.holder)
+            return [];
+        const rel = (prune.releases ?? []).filter(id => RELEASE_ID_RE.test(id));
+        const r = await this.exec(SH(FINISH_SCRIPT, this.layout.state, this.token, ...rel, '--images', ...(prune.images ?? [])));
+        if (r.code !== 0)
+            throw new errors/* UserError */.yo(`${this.label}: finishing failed: ${failureLine(r)}`);
+        const holder = this.holder;
+        this.holder = undefined;
+        // the holder closes a transaction still open (a recovery may run a compose up): bounded
+        await Promise.race([holder, new Promise(res => setTimeout(res, 30 * 60_000).unref())]);
+        return r.stdout.split('\n').filter(Boolean);
+    }
+}
+/** Parses the lock script's output between LOCKED and READY. */
+function parseState(out) {
+    const state = { compose: 'none', releases: new Map(), ledger: [], damaged: 0 };
+    const start = out.indexOf('LOCKED\n');
+    const ledgerLines = [];
+    for (const line of out.slice(start + 7).split('\n')) {
+        if (line === 'READY')
+            break;
+        const sp = line.indexOf(' ');
+        const key = sp < 0 ? line : line.slice(0, sp);
+        const rest = sp < 0 ? '' : line.slice(sp + 1);
+        if (key === 'compose')
+            state.compose = rest;
+        else if (key === 'current')
+            state.current = rest.trim() || undefined;
+        else if (key === 'release') {
+            const sp2 = rest.indexOf(' ');
+            try {
+                const meta = JSON.parse(rest.slice(sp2 + 1));
+                if (meta && typeof meta.id === 'string' && typeof meta.version === 'string')
+                    state.releases.set(rest.slice(0, sp2), meta);
+            }
+            catch {
+                /* a damaged release.json: that release cannot be used */
+            }
+        }
+        else if (key === 'ledger')
+            ledgerLines.push(rest);
+    }
+    const j = parseJournal(ledgerLines.join('\n'));
+    state.ledger = j.entries;
+    state.damaged = j.damaged.length;
+    state.open = openTransaction(j.entries);
+    if (state.current && !state.releases.has(state.current))
+        state.currentMissing = true;
+    return state;
+}
+/** The live release's metadata, when `current` names a kept one. */
+function store_liveRelease(state) {
+    return state.current ? state.releases.get(state.current) : undefined;
+}
+/**
+ * The release that was live before the current one, from the journal's last final entry that made the
+ * current release live (never a release that failed); else the newest older kept release. Undefined when
+ * the journal names one whose folder is gone (see previousMissing).
+ */
+function store_previousRelease(state) {
+    const cur = state.current;
+    if (!cur)
+        return undefined;
+    for (let i = state.ledger.length - 1; i >= 0; i--) {
+        const e = state.ledger[i];
+        if (e.event === 'begin' || e.event === 'failed' || e.event === 'aborted')
+            continue;
+        if (e.release === cur) {
+            if (e.from)
+                return state.releases.has(e.from) ? e.from : undefined;
+            break;
+        }
+    }
+    const gaveUp = ['auto-rollback', 'failed', 'recovered', 'revert', 'aborted'];
+    const failed = new Set(state.ledger.filter(e => e.attempted && gaveUp.includes(e.event)).map(e => e.attempted));
+    return [...state.releases.keys()]
+        .filter(id => id < cur && !failed.has(id))
+        .sort()
+        .pop();
+}
+/** The journal's word for the release live before current, when its folder is no longer kept. */
+function previousMissing(state) {
+    const cur = state.current;
+    if (!cur)
+        return undefined;
+    for (let i = state.ledger.length - 1; i >= 0; i--) {
+        const e = state.ledger[i];
+        if (e.event === 'begin' || e.event === 'failed' || e.event === 'aborted')
+            continue;
+        if (e.release === cur)
+            return e.from && !state.releases.has(e.from) ? e.from : undefined;
+    }
+    return undefined;
+}
+/** Release ids and image refs to remove so that `keep` releases stay (current and its predecessor always). */
+function store_prunePlan(state, current, keep) {
+    const ids = [...state.releases.keys()].sort().reverse();
+    const keepSet = new Set([current]);
+    const prev = store_previousRelease({ ...state, current });
+    if (prev)
+        keepSet.add(prev);
+    for (const id of ids) {
+        if (keepSet.size >= keep)
+            break;
+        keepSet.add(id);
+    }
+    const drop = ids.filter(id => !keepSet.has(id));
+    const needed = new Set();
+    for (const id of keepSet)
+        for (const ref of Object.values(state.releases.get(id)?.images ?? {}))
+            needed.add(ref);
+    const images = new Set();
+    for (const id of drop)
+        for (const ref of Object.values(state.releases.get(id)?.images ?? {}))
+            if (!needed.has(ref))
+                images.add(ref);
+    return { releases: drop, images: [...images] };
+}
+
+;// CONCATENATED MODULE: ./build/tsc/lib/runtime/runtime.js
+
+/**
+ * The put-back of a runtime whose start replaces what runs (compose, swarm): start `meta` again with the
+ * recovery armed, then wait for the services it has; a failed start is an unhealthy result, not a throw.
+ */
+async function restartAndWait(rt, meta, services, timeoutSec, recover, opts) {
+    try {
+        await rt.start(meta, undefined, recover);
+    }
+    catch (e) {
+        return { ok: false, result: 'failed', state: (0,errors/* errorMessage */.gJ)(e), logs: e.details ?? '' };
+    }
+    return rt.waitHealthy(meta, services.filter(s => meta.services.includes(s)), timeoutSec, opts);
+}
+
+;// CONCATENATED MODULE: ./build/tsc/lib/runtime/compose.js
+/**
+ * The Compose runtime (`strategy: recreate`): `up -d` replaces a release's containers in the project of
+ * the path; health is each container's healthcheck (or a stable run); a put-back is the previous release's
+ * own files brought up again. Compose v2 (`docker compose`) and v1 (`docker-compose`) alike.
+ */
+
+
+
+
+
+
+const compose_SH = (script, ...args) => ['sh', '-c', script, 'sh', ...args];
+/** Reads a health wait's output: `state …` lines, then `result <word> …`, then the failing containers' logs. */
+function parseHealth(r) {
+    const lines = r.stdout.split('\n');
+    const state = [...lines].reverse().find(l => l.startsWith('state ')) ?? '';
+    const i = lines.findIndex(l => l.startsWith('result '));
+    const result = i >= 0 ? lines[i].split(' ')[1] : `exit ${r.code}`;
+    const logs = i >= 0
+        ? lines
+            .slice(i + 1)
+            .join('\n')
+            .trim()
+        : r.stderr.trim();
+    return { ok: r.code === 0 && result === 'healthy', result, state: state.slice(6).trim(), logs };
+}
+/** Waits for the containers of `services` in a Compose project to be healthy (HEALTH_SCRIPT), bounded. */
+async function composeHealth(exec, project, services, timeoutSec, opts = {}) {
+    const r = await exec(compose_SH(HEALTH_SCRIPT, String(timeoutSec), String(opts.stableSec ?? 5), project, String(opts.tail ?? 30), ...services), { timeoutMs: (timeoutSec + 60) * 1000 });
+    return parseHealth(r);
+}
+/** Images present stay; missing ones are pulled (login in a temporary config when a registry is given). */
+async function ensureImages(store, refs, auth) {
+    if (refs.length === 0)
+        return [];
+    const cfg = `${store.runDir}/docker-config`;
+    // pulls of big images over a slow link may take long: 30 min, not the ordinary step limit
+    const r = await store.exec(compose_SH(IMAGES_SCRIPT, cfg, auth?.registry ?? '', auth?.username ?? '', ...refs), {
+        stdin: auth?.password ?? '',
+        timeoutMs: 1_800_000
+    });
+    const pulled = r.stdout
+        .split('\n')
+        .filter(l => l.startsWith('pull '))
+        .map(l => l.slice(5));
+    if (r.code !== 0) {
+        const hint = auth
+            ? 'Check registry-username/registry-password and that the image exists.'
+            : "Set 'registry', 'registry-username' and 'registry-password' so the host can pull it.";
+        throw new errors/* UserError */.yo(`${store.label}: ${failureLine(r)}. ${hint}`, (r.stdout + r.stderr).trim());
+    }
+    return pulled;
+}
+/** Throws when the host has no Compose; returns the flavour. */
+function requireCompose(store, state) {
+    if (state.compose === 'none')
+        throw new errors/* UserError */.yo(`${store.label}: neither 'docker compose' (v2) nor 'docker-compose' (v1) is installed on the host. Install the Compose plugin.`);
+    return state.compose;
+}
+class ComposeRuntime {
+    store;
+    project;
+    name = 'compose';
+    kind = 'v1';
+    constructor(store, 
+    /** the Compose project (default: the path's) */
+    project = store.layout.project) {
+        this.store = store;
+        this.project = project;
+    }
+    accept(state) {
+        this.kind = requireCompose(this.store, state);
+    }
+    prepareFiles(_meta, files) {
+        return files;
+    }
+    ensureImages(refs, auth) {
+        return ensureImages(this.store, refs, auth);
+    }
+    /** argv prefix of docker compose for a release's files in this runtime's project */
+    composeFor(meta) {
+        const dir = this.store.layout.release(meta.id);
+        return composeArgv(this.kind, this.project, dir, meta.files, meta.env ? layout_ENV_FILE : undefined);
+    }
+    upArgv(meta, services) {
+        const argv = [...this.composeFor(meta), 'up', '-d'];
+        if (services && services.length)
+            argv.push('--no-deps', ...services);
+        else
+            argv.push('--remove-orphans');
+        return argv;
+    }
+    async start(meta, services, recover) {
+        const r = await this.store.step(this.upArgv(meta, services), recover);
+        if (r.code !== 0) {
+            const err = (r.stderr.trim() || r.stdout.trim()).split('\n').slice(-15).join('\n');
+            throw new errors/* UserError */.yo(`${this.store.label}: ${this.kind === 'v2' ? 'docker compose' : 'docker-compose'} up of ${meta.version} failed: ${failureLine(r).replace(/\s+/g, ' ')}`, err);
+        }
+    }
+    waitHealthy(_meta, services, timeoutSec, opts) {
+        return composeHealth(this.store.exec, this.project, services, timeoutSec, opts);
+    }
+    cutOverArgv() {
+        return [];
+    }
+    async afterClose() {
+        return [];
+    }
+    async restore(meta, services, timeoutSec, recover, opts) {
+        return restartAndWait(this, meta, services, timeoutSec, recover, opts);
+    }
+    restoreLines(meta) {
+        return [shellJoin(this.upArgv(meta))];
+    }
+}
+
 ;// CONCATENATED MODULE: ./build/tsc/lib/strategy/scripts.js
 /**
  * Shell scripts of the blue-green strategy. Constants: every value arrives as a quoted argument ($1, …),
@@ -62761,10 +64207,6 @@ printf '%s\\n' "$sl" > "$sf.tmp" && mv -f "$sf.tmp" "$sf" || { echo "ERR cannot 
 echo "switched"
 `;
 
-// EXTERNAL MODULE: ./build/tsc/lib/parse.js
-var parse = __nccwpck_require__(3054);
-// EXTERNAL MODULE: ./build/tsc/lib/compose/validate.js + 1 modules
-var validate = __nccwpck_require__(8046);
 ;// CONCATENATED MODULE: ./build/tsc/lib/strategy/options.js
 /**
  * The `strategy` input and the blue-green inputs, parsed and checked before any host is contacted.
@@ -62795,11 +64237,11 @@ const PORTS_HELP = `one line per service: service=<blue port>,<green port>, e.g.
 function parseSlotPorts(raw) {
     const out = new Map();
     const seen = new Map();
-    for (const line of (0,parse/* parseList */.E1)(raw, { commas: false })) {
+    for (const line of parseList(raw, { commas: false })) {
         const m = /^([^=\s]+)\s*=\s*(\d{1,5})\s*[,:/ ]\s*(\d{1,5})$/.exec(line);
         if (!m)
             throw new errors/* UserError */.yo(`Input 'blue-green-ports': '${line}' is not ${PORTS_HELP}.`);
-        const svc = (0,validate/* validateServiceName */.Tx)(m[1], 'blue-green-ports');
+        const svc = validate_validateServiceName(m[1], 'blue-green-ports');
         const a = Number(m[2]);
         const b = Number(m[3]);
         for (const p of [a, b]) {
@@ -62876,7 +64318,7 @@ const envSuffix = (service) => service.toUpperCase().replace(/[^A-Z0-9]/g, '_');
 
 
 const MiB = 1024 * 1024;
-const SH = (script, ...args) => ['sh', '-c', script, 'sh', ...args];
+const blue_green_SH = (script, ...args) => ['sh', '-c', script, 'sh', ...args];
 const slotProject = (project, slot) => `${project}-${slot}`;
 const upstreamName = (service) => `shipline_${service.replace(/[^A-Za-z0-9_]/g, '_')}`;
 function upstreamFile(service, port, release) {
@@ -62912,7 +64354,7 @@ class BlueGreen {
     }
     /** The live slot and MemAvailable (bytes). */
     async probe() {
-        const r = await this.run('reading the live slot', SH(PROBE_SCRIPT, this.host.layout.state));
+        const r = await this.run('reading the live slot', blue_green_SH(PROBE_SCRIPT, this.host.layout.state));
         const m = /^slot (\w+)(?: (\S+))?$/m.exec(r.stdout);
         const slot = m?.[1];
         const kb = /^memavail (\d+)$/m.exec(r.stdout)?.[1];
@@ -62934,7 +64376,7 @@ class BlueGreen {
         return [
             'env',
             ...env,
-            ...(0,layout/* composeArgv */.NS)(this.host.compose, slotProject(this.host.layout.project, slot), dir, release.files, release.env ? layout/* ENV_FILE */.h9 : undefined)
+            ...composeArgv(this.host.compose, slotProject(this.host.layout.project, slot), dir, release.files, release.env ? layout_ENV_FILE : undefined)
         ];
     }
     /** Bytes a second copy of the services needs: the sum of their memory limits, at least min-free-memory. */
@@ -62968,7 +64410,7 @@ class BlueGreen {
     }
     /** Removes the containers of the services in a slot (or another project), after `grace` seconds of stop. */
     async stop(project, grace = 10) {
-        const r = await this.host.remote.exec(SH(STOP_SCRIPT, String(grace), project, ...this.services), {
+        const r = await this.host.remote.exec(blue_green_SH(STOP_SCRIPT, String(grace), project, ...this.services), {
             timeoutMs: (grace + 120) * 1000
         });
         if (r.code !== 0)
@@ -63035,7 +64477,7 @@ class BlueGreen {
     }
     /** Phase 2a: waits for the idle slot to be healthy; on failure its containers are removed. */
     async slotHealth(st) {
-        const health = await (0,compose/* composeHealth */.Hv)((argv, o) => this.host.remote.exec(argv, o), slotProject(this.host.layout.project, st.idle), this.services, this.opts.healthTimeout, { stableSec: this.opts.stableSeconds });
+        const health = await composeHealth((argv, o) => this.host.remote.exec(argv, o), slotProject(this.host.layout.project, st.idle), this.services, this.opts.healthTimeout, { stableSec: this.opts.stableSeconds });
         if (!health.ok)
             return this.fail(st, health);
         this.host.log.info(`${this.host.label}: ${st.idle} slot healthy (${health.state})`);
@@ -63139,7 +64581,7 @@ class BlueGreenRuntime {
     noop = false;
     constructor(store, cfg) {
         this.store = store;
-        this.main = new compose/* ComposeRuntime */.$F(store);
+        this.main = new ComposeRuntime(store);
         const main = this.main;
         this.bg = new BlueGreen({
             remote: store.remote,
@@ -63253,10 +64695,10 @@ class BlueGreenRuntime {
         const project = this.store.layout.project;
         const others = this.slotless(meta);
         return [
-            `live=$(head -n 1 ${(0,remote/* shellJoin */.nZ)([`${this.store.layout.state}/slot`])} 2>/dev/null | cut -d' ' -f1)`,
-            `if [ "$live" = blue ]; then idle=${(0,remote/* shellJoin */.nZ)([slotProject(project, 'green')])}; else idle=${(0,remote/* shellJoin */.nZ)([slotProject(project, 'blue')])}; fi`,
-            `sh -c ${(0,remote/* shellJoin */.nZ)([STOP_SCRIPT])} sh 0 "$idle" ${(0,remote/* shellJoin */.nZ)(this.bg.services)}`,
-            ...(others.length ? [(0,remote/* shellJoin */.nZ)(this.main.upArgv(meta, others))] : [])
+            `live=$(head -n 1 ${shellJoin([`${this.store.layout.state}/slot`])} 2>/dev/null | cut -d' ' -f1)`,
+            `if [ "$live" = blue ]; then idle=${shellJoin([slotProject(project, 'green')])}; else idle=${shellJoin([slotProject(project, 'blue')])}; fi`,
+            `sh -c ${shellJoin([STOP_SCRIPT])} sh 0 "$idle" ${shellJoin(this.bg.services)}`,
+            ...(others.length ? [shellJoin(this.main.upArgv(meta, others))] : [])
         ];
     }
 }
@@ -63364,8 +64806,6 @@ done
 [ "$result" = healthy ]
 `;
 
-// EXTERNAL MODULE: ./build/tsc/lib/runtime/runtime.js
-var runtime = __nccwpck_require__(5778);
 ;// CONCATENATED MODULE: ./build/tsc/lib/runtime/swarm.js
 /**
  * The swarm runtime (`target: swarm`): a release is a stack on a swarm manager (see src/lib/swarm/host.ts
@@ -63396,20 +64836,20 @@ class SwarmRuntime {
     }
     prepareFiles(meta, files) {
         const version = (0,dist/* parse */.qg)(files[0]?.data ?? '')?.version;
-        return files.map(f => f.name === layout/* OVERRIDE_FILE */.KY
+        return files.map(f => f.name === layout_OVERRIDE_FILE
             ? { name: f.name, data: swarmOverride(f.data, meta.updated, version ? String(version) : undefined) }
             : f);
     }
     /** Remembers the registry login for the stack deploy (--with-registry-auth), then pulls what is missing. */
     ensureImages(refs, auth) {
         this.auth = auth;
-        return (0,compose/* ensureImages */.vR)(this.store, refs, auth);
+        return ensureImages(this.store, refs, auth);
     }
     /** argv of the stack deploy of a release (the registry password goes on stdin). */
     stackArgv(meta, withAuth = true) {
         const dir = this.store.layout.release(meta.id);
         const a = withAuth ? this.auth : undefined;
-        return swarm_SH(STACK_DEPLOY_SCRIPT, `${this.store.runDir}/docker-config-stack`, a?.registry ?? '', a?.username ?? '', this.stack, meta.env ? `${dir}/${layout/* ENV_FILE */.h9}` : '', ...meta.files.flatMap(f => ['-c', `${dir}/${f}`]));
+        return swarm_SH(STACK_DEPLOY_SCRIPT, `${this.store.runDir}/docker-config-stack`, a?.registry ?? '', a?.username ?? '', this.stack, meta.env ? `${dir}/${layout_ENV_FILE}` : '', ...meta.files.flatMap(f => ['-c', `${dir}/${f}`]));
     }
     async start(meta, _services, recover) {
         // the recovery is armed first (stdin of the step is the recovery script), then the deploy runs
@@ -63431,7 +64871,7 @@ class SwarmRuntime {
     }
     async waitHealthy(_meta, services, timeoutSec, opts = {}) {
         const r = await this.store.exec(swarm_SH(CONVERGE_SCRIPT, String(timeoutSec), String(opts.stableSec ?? 2), this.stack, String(opts.tail ?? 30), ...services), { timeoutMs: (timeoutSec + 60) * 1000 });
-        return (0,compose/* parseHealth */.kw)(r);
+        return parseHealth(r);
     }
     cutOverArgv() {
         return [];
@@ -63440,11 +64880,11 @@ class SwarmRuntime {
         return [];
     }
     async restore(meta, services, timeoutSec, recover, opts) {
-        return (0,runtime/* restartAndWait */.G)(this, meta, services, timeoutSec, recover, opts);
+        return restartAndWait(this, meta, services, timeoutSec, recover, opts);
     }
     /** No registry login: the kept release's images are on the nodes already. */
     restoreLines(meta) {
-        return [`${(0,remote/* shellJoin */.nZ)(this.stackArgv(meta, false))} </dev/null`];
+        return [`${shellJoin(this.stackArgv(meta, false))} </dev/null`];
     }
 }
 
@@ -63493,28 +64933,63 @@ function runtimeFactory(c) {
 
 
 function readStrategyInputs() {
-    const strategy = parseStrategy(inputs/* str */.gx('strategy'));
-    const target = host_parseTarget(inputs/* str */.gx('target'));
+    const strategy = parseStrategy(str('strategy'));
+    const target = host_parseTarget(str('target'));
     let blueGreen;
     if (strategy === 'blue-green') {
         blueGreen = {
-            ports: parseSlotPorts(inputs/* str */.gx('blue-green-ports')),
-            includeDir: inputs/* str */.gx('nginx-include-dir') || undefined,
-            testCommand: inputs/* str */.gx('nginx-test-command', BLUE_GREEN_DEFAULTS.testCommand),
-            reloadCommand: inputs/* str */.gx('nginx-reload-command', BLUE_GREEN_DEFAULTS.reloadCommand),
-            drainSeconds: inputs/* int */.Wh('drain-seconds', BLUE_GREEN_DEFAULTS.drainSeconds, { min: 0, max: 3600 }),
-            minFreeMiB: inputs/* int */.Wh('min-free-memory', BLUE_GREEN_DEFAULTS.minFreeMiB, { min: 0, max: 1024 * 1024 })
+            ports: parseSlotPorts(str('blue-green-ports')),
+            includeDir: str('nginx-include-dir') || undefined,
+            testCommand: str('nginx-test-command', BLUE_GREEN_DEFAULTS.testCommand),
+            reloadCommand: str('nginx-reload-command', BLUE_GREEN_DEFAULTS.reloadCommand),
+            drainSeconds: inputs_int('drain-seconds', BLUE_GREEN_DEFAULTS.drainSeconds, { min: 0, max: 3600 }),
+            minFreeMiB: inputs_int('min-free-memory', BLUE_GREEN_DEFAULTS.minFreeMiB, { min: 0, max: 1024 * 1024 })
         };
         checkBlueGreen(blueGreen, [...blueGreen.ports.keys()]);
     }
-    const runtime = runtimeFactory({ strategy, target, blueGreen, stack: inputs/* str */.gx('stack') || undefined });
+    const runtime = runtimeFactory({ strategy, target, blueGreen, stack: str('stack') || undefined });
     return runtime ? { runtime } : {};
+}
+
+;// CONCATENATED MODULE: external "node:fs"
+const external_node_fs_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:fs");
+;// CONCATENATED MODULE: ./build/tsc/lib/github/run.js
+/**
+ * Facts about the workflow run, from the runner's environment: the run's web URL and the commit under
+ * test (the pull request head on pull request events). One place for both; no @actions/core here.
+ */
+
+/** `<server>/<owner>/<repo>/actions/runs/<id>`, or undefined outside a workflow run. */
+function runUrl(env = process.env) {
+    const server = (env.GITHUB_SERVER_URL || 'https://github.com').replace(/\/+$/, '');
+    const repo = env.GITHUB_REPOSITORY;
+    const run = env.GITHUB_RUN_ID;
+    return repo && run ? `${server}/${repo}/actions/runs/${run}` : undefined;
+}
+const PULL_REQUEST_EVENTS = /^pull_request(_target|_review|_review_comment)?$/;
+/** The pull request head SHA from the event payload, when the event is a pull request. */
+function pullRequestHead(eventName, eventPath) {
+    if (!eventName || !PULL_REQUEST_EVENTS.test(eventName) || !eventPath)
+        return undefined;
+    try {
+        const event = JSON.parse(readFileSync(eventPath, 'utf8'));
+        const sha = event.pull_request?.head?.sha;
+        return typeof sha === 'string' && sha !== '' ? sha : undefined;
+    }
+    catch {
+        return undefined;
+    }
+}
+/** The commit the workflow tests: the PR head on pull request events, else GITHUB_SHA ('' when neither). */
+function commitUnderTest(env = process.env) {
+    return pullRequestHead(env.GITHUB_EVENT_NAME, env.GITHUB_EVENT_PATH) ?? env.GITHUB_SHA ?? '';
 }
 
 ;// CONCATENATED MODULE: ./build/tsc/action/deploy-inputs.js
 /**
- * Inputs deploy-ssh, rollback (and ship) share beyond SSH: the fleet (hosts → connections), path, timeouts,
- * registry login, GitHub Deployments and run facts. Reads through the typed readers with literal names.
+ * Input groups deploy-ssh, rollback and ship share beyond SSH, each read once into a typed piece: the fleet
+ * (hosts, path, timeouts, strategy), registry login, GitHub Deployments and the run's facts. The actions'
+ * getInputs() (src/<action>/inputs.ts) compose them; the deploy step's own inputs are in deploy-step.ts. Reads through the typed readers with literal names.
  */
 
 
@@ -63522,74 +64997,67 @@ function readStrategyInputs() {
 
 
 
-const actionLog = { info: m => core/* info */.pq(m), warning: m => core/* warning */.$e(m) };
-function runFacts() {
-    const env = process.env;
-    const runUrl = env.GITHUB_REPOSITORY && env.GITHUB_RUN_ID
-        ? `${env.GITHUB_SERVER_URL || 'https://github.com'}/${env.GITHUB_REPOSITORY}/actions/runs/${env.GITHUB_RUN_ID}`
-        : undefined;
-    return { actor: env.GITHUB_ACTOR || undefined, runUrl, sha: env.GITHUB_SHA || undefined };
+function runFacts(env = process.env) {
+    return { actor: env.GITHUB_ACTOR || undefined, runUrl: runUrl(env), sha: env.GITHUB_SHA || undefined };
 }
-/** Hosts, SSH connection (all hosts at once, one bastion connection shared), path, timeouts. */
 function readFleetInputs() {
     const ssh = readSshInputs();
-    const labels = ssh.targets.map(formatTarget);
+    return {
+        ssh,
+        hosts: ssh.targets.map(formatTarget),
+        path: str('path'),
+        healthTimeout: inputs_int('health-timeout', 120, { min: 1, max: 3600 }),
+        lockTimeout: inputs_int('lock-timeout', 300, { min: 0, max: 86400 }),
+        maxParallel: inputs_int('max-parallel', 1, { min: 1, max: 100 }),
+        ...readStrategyInputs()
+    };
+}
+function fleetOptions(fleet, facts) {
+    const { targets, options } = fleet.ssh;
     let pending;
     // all hosts at once the first time; a host whose connection is gone (a lost link) gets a new one
     const connect = async (label) => {
-        pending ??= connectHosts(ssh.targets, ssh.options);
+        pending ??= connectHosts(targets, options);
         const all = await pending;
-        const i = labels.indexOf(label);
+        const i = fleet.hosts.indexOf(label);
         if (all[i].isOpen?.() === false)
-            [all[i]] = await connectHosts([ssh.targets[i]], ssh.options);
+            [all[i]] = await connectHosts([targets[i]], options);
         return all[i];
     };
     return {
-        hosts: labels,
+        hosts: fleet.hosts,
         connect,
-        path: inputs/* str */.gx('path'),
-        healthTimeout: inputs/* int */.Wh('health-timeout', 120, { min: 1, max: 3600 }),
-        lockTimeout: inputs/* int */.Wh('lock-timeout', 300, { min: 0, max: 86400 }),
-        maxParallel: inputs/* int */.Wh('max-parallel', 1, { min: 1, max: 100 }),
-        // strategy (recreate | blue-green) and target (compose | swarm): src/action/strategy-inputs.ts
-        ...readStrategyInputs(),
-        ...runFacts()
+        path: fleet.path,
+        healthTimeout: fleet.healthTimeout,
+        lockTimeout: fleet.lockTimeout,
+        maxParallel: fleet.maxParallel,
+        ...(fleet.runtime ? { runtime: fleet.runtime } : {}),
+        ...facts
     };
 }
-/** Registry login for pulls on the host: only when a password is given. */
-function readRegistryInputs(fallbackRegistry) {
-    const registry = inputs/* str */.gx('registry');
-    const username = inputs/* str */.gx('registry-username', process.env.GITHUB_ACTOR ?? '');
-    const password = inputs/* secret */.rJ('registry-password');
-    const host = registry || fallbackRegistry || '';
-    const auth = password && host ? { registry: host, username: username || 'token', password } : undefined;
-    return { auth, username, password, registry };
-}
-function readDeploymentInputs() {
+function readRegistryInputs() {
     return {
-        environment: inputs/* str */.gx('environment'),
-        environmentUrl: inputs/* str */.gx('environment-url') || undefined,
-        token: inputs/* secret */.rJ('github-token'),
-        logUrl: runFacts().runUrl
+        registry: str('registry'),
+        username: str('registry-username', process.env.GITHUB_ACTOR ?? ''),
+        password: secret('registry-password')
+    };
+}
+/** Registry login for pulls on the host: only when a password is given and a registry is known. */
+function registryAuth(reg, fallbackRegistry) {
+    const host = reg.registry || fallbackRegistry || '';
+    return reg.password && host
+        ? { registry: host, username: reg.username || 'token', password: reg.password }
+        : undefined;
+}
+function readDeploymentInputs(facts = runFacts()) {
+    return {
+        environment: str('environment'),
+        environmentUrl: str('environment-url') || undefined,
+        token: secret('github-token'),
+        logUrl: facts.runUrl
     };
 }
 
-
-/***/ }),
-
-/***/ 4795:
-/***/ ((__unused_webpack___webpack_module__, __webpack_exports__, __nccwpck_require__) => {
-
-
-// EXPORTS
-__nccwpck_require__.d(__webpack_exports__, {
-  i: () => (/* binding */ startDeployment)
-});
-
-// EXTERNAL MODULE: ./node_modules/@actions/core/lib/core.js + 15 modules
-var core = __nccwpck_require__(4116);
-// EXTERNAL MODULE: ./build/tsc/action/secrets.js + 1 modules
-var secrets = __nccwpck_require__(5901);
 // EXTERNAL MODULE: external "fs"
 var external_fs_ = __nccwpck_require__(9896);
 // EXTERNAL MODULE: external "os"
@@ -63648,7 +65116,7 @@ class Context {
 }
 //# sourceMappingURL=context.js.map
 // EXTERNAL MODULE: ./node_modules/@actions/github/node_modules/@actions/http-client/lib/index.js
-var lib = __nccwpck_require__(9659);
+var http_client_lib = __nccwpck_require__(9659);
 // EXTERNAL MODULE: ./node_modules/undici/index.js
 var undici = __nccwpck_require__(6752);
 ;// CONCATENATED MODULE: ./node_modules/@actions/github/lib/internal/utils.js
@@ -63673,11 +65141,11 @@ function getAuthString(token, options) {
     return typeof options.auth === 'string' ? options.auth : `token ${token}`;
 }
 function getProxyAgent(destinationUrl) {
-    const hc = new lib.HttpClient();
+    const hc = new http_client_lib.HttpClient();
     return hc.getAgent(destinationUrl);
 }
 function getProxyAgentDispatcher(destinationUrl) {
-    const hc = new lib.HttpClient();
+    const hc = new http_client_lib.HttpClient();
     return hc.getAgentDispatcher(destinationUrl);
 }
 function getProxyFetch(destinationUrl) {
@@ -64125,7 +65593,7 @@ function expand(template, context) {
 }
 
 // pkg/dist-src/parse.js
-function parse(options) {
+function dist_bundle_parse(options) {
   let method = options.method.toUpperCase();
   let url = (options.url || "/").replace(/:([a-z]\w+)/g, "{$1}");
   let headers = Object.assign({}, options.headers);
@@ -64191,7 +65659,7 @@ function parse(options) {
 
 // pkg/dist-src/endpoint-with-defaults.js
 function endpointWithDefaults(defaults, route, options) {
-  return parse(merge(defaults, route, options));
+  return dist_bundle_parse(merge(defaults, route, options));
 }
 
 // pkg/dist-src/with-defaults.js
@@ -64202,7 +65670,7 @@ function withDefaults(oldDefaults, newDefaults) {
     DEFAULTS: DEFAULTS2,
     defaults: withDefaults.bind(null, DEFAULTS2),
     merge: merge.bind(null, DEFAULTS2),
-    parse
+    parse: dist_bundle_parse
   });
 }
 
@@ -68594,8 +70062,6 @@ function getOctokit(token, options, ...additionalPlugins) {
     return new GitHubWithPlugins(getOctokitOptions(token, options));
 }
 //# sourceMappingURL=github.js.map
-// EXTERNAL MODULE: ./build/tsc/lib/errors.js
-var errors = __nccwpck_require__(2830);
 ;// CONCATENATED MODULE: ./build/tsc/action/deployments.js
 /**
  * GitHub Deployments for deploy-ssh and rollback: one Deployment per run for `environment` (ref = the
@@ -68698,616 +70164,17 @@ async function startDeployment(opts, plan) {
     };
 }
 
+;// CONCATENATED MODULE: ./build/tsc/action/log.js
+/** The library's Logger (src/lib/log.ts) over @actions/core: the one the actions hand to library code. */
 
-/***/ }),
+const coreLog = {
+    info: m => core/* info */.pq(m),
+    warning: m => core/* warning */.$e(m),
+    notice: m => core/* notice */.lm(m),
+    debug: m => core/* debug */.Yz(m),
+    group: (name, fn) => core/* group */.Os(name, fn)
+};
 
-/***/ 7871:
-/***/ ((__unused_webpack___webpack_module__, __webpack_exports__, __nccwpck_require__) => {
-
-/* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
-/* harmony export */   Wh: () => (/* binding */ int),
-/* harmony export */   gx: () => (/* binding */ str),
-/* harmony export */   lc: () => (/* binding */ bool),
-/* harmony export */   p_: () => (/* binding */ list),
-/* harmony export */   rJ: () => (/* binding */ secret)
-/* harmony export */ });
-/* unused harmony export maskSecret */
-/* harmony import */ var _actions_core__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(4116);
-/* harmony import */ var _lib_parse_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(3054);
-/* harmony import */ var _secrets_js__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(5901);
-
-
-
-/** Typed readers over core.getInput: the only place actions read their inputs. */
-function str(name, fallback = '') {
-    const v = _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .getInput */ .V4(name);
-    return v === '' ? fallback : v;
-}
-/** A secret input: masked (and its lines) before anything can log it. */
-function secret(name, fallback = '') {
-    const v = _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .getInput */ .V4(name, { trimWhitespace: false });
-    const value = v.trim() === '' ? fallback : v;
-    maskSecret(value);
-    return value;
-}
-function maskSecret(value) {
-    if (!value)
-        return;
-    _secrets_js__WEBPACK_IMPORTED_MODULE_2__/* .secrets */ .O3.add(value);
-    for (const line of value.split(/\r?\n/))
-        if (line.trim().length >= 4)
-            _secrets_js__WEBPACK_IMPORTED_MODULE_2__/* .secrets */ .O3.add(line.trim());
-    _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .setSecret */ .Pq(value);
-    const trimmed = value.trim();
-    if (trimmed !== value && trimmed)
-        _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .setSecret */ .Pq(trimmed);
-    for (const line of value.split(/\r?\n/))
-        if (line.trim().length >= 4)
-            _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .setSecret */ .Pq(line.trim());
-    _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .setSecret */ .Pq(Buffer.from(value).toString('base64'));
-}
-function bool(name, fallback) {
-    return (0,_lib_parse_js__WEBPACK_IMPORTED_MODULE_1__/* .parseBoolean */ .yG)(name, _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .getInput */ .V4(name), fallback);
-}
-function int(name, fallback, range) {
-    return (0,_lib_parse_js__WEBPACK_IMPORTED_MODULE_1__/* .parseInteger */ .cG)(name, _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .getInput */ .V4(name), fallback, range);
-}
-function list(name, opts) {
-    return (0,_lib_parse_js__WEBPACK_IMPORTED_MODULE_1__/* .parseList */ .E1)(_actions_core__WEBPACK_IMPORTED_MODULE_0__/* .getInput */ .V4(name), opts);
-}
-
-
-/***/ }),
-
-/***/ 6082:
-/***/ ((__unused_webpack___webpack_module__, __webpack_exports__, __nccwpck_require__) => {
-
-/* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
-/* harmony export */   C: () => (/* binding */ runAction)
-/* harmony export */ });
-/* unused harmony export isPost */
-/* harmony import */ var _actions_core__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(4116);
-/* harmony import */ var _lib_errors_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(2830);
-/* harmony import */ var _secrets_js__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(5901);
-
-
-
-const POST_STATE = 'shipline-is-post';
-/** True when this process is the action's `post` step (main saved the marker state). */
-function isPost() {
-    return _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .getState */ .Gu(POST_STATE) === 'true';
-}
-/**
- * Runs an action's main (and optional post) with the suite's error policy: a one-line failure that
- * says what was wrong and how to fix it; details (stack, causes) in a collapsed group.
- */
-async function runAction(main, post) {
-    if (post && isPost()) {
-        try {
-            await post();
-        }
-        catch (e) {
-            _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .warning */ .$e(`cleanup failed: ${(0,_lib_errors_js__WEBPACK_IMPORTED_MODULE_1__/* .errorMessage */ .gJ)(e)}`);
-        }
-        return;
-    }
-    if (post)
-        _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .saveState */ .LZ(POST_STATE, 'true');
-    (0,_secrets_js__WEBPACK_IMPORTED_MODULE_2__/* .redactSummaries */ .UD)();
-    try {
-        await main();
-    }
-    catch (e) {
-        if (!(0,_lib_errors_js__WEBPACK_IMPORTED_MODULE_1__/* .isUserError */ .iU)(e) && e instanceof Error && e.stack) {
-            _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .startGroup */ .Oh('error details');
-            _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .info */ .pq(e.stack);
-            _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .endGroup */ .N4();
-        }
-        else if ((0,_lib_errors_js__WEBPACK_IMPORTED_MODULE_1__/* .isUserError */ .iU)(e) && e.details) {
-            _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .startGroup */ .Oh('error details');
-            _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .info */ .pq(e.details);
-            _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .endGroup */ .N4();
-        }
-        _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .setFailed */ .C1((0,_lib_errors_js__WEBPACK_IMPORTED_MODULE_1__/* .errorMessage */ .gJ)(e).split('\n')[0]);
-    }
-}
-
-
-/***/ }),
-
-/***/ 5901:
-/***/ ((__unused_webpack___webpack_module__, __webpack_exports__, __nccwpck_require__) => {
-
-
-// EXPORTS
-__nccwpck_require__.d(__webpack_exports__, {
-  UD: () => (/* binding */ redactSummaries),
-  pc: () => (/* binding */ redacted),
-  O3: () => (/* binding */ secrets)
-});
-
-// EXTERNAL MODULE: ./node_modules/@actions/core/lib/core.js + 15 modules
-var core = __nccwpck_require__(4116);
-;// CONCATENATED MODULE: ./build/tsc/lib/redact.js
-/**
- * Redaction of credentials in text that may reach a log, an output, a summary or a GitHub API call.
- * A Redactor knows the secret values (header values, tokens, URL userinfo) and their encoded forms
- * (base64 of the value and of `user:password` for Basic auth, percent-encoded forms) and replaces every
- * occurrence with `***`; URL userinfo is redacted in any URL it sees, known or not.
- * Plain module: callers that use @actions/core mask the same values through `forms()`.
- */
-const MASK = '***';
-/** Header names whose values are credentials whatever the user says. */
-const SECRET_HEADERS = new Set([
-    'authorization',
-    'proxy-authorization',
-    'cookie',
-    'set-cookie',
-    'x-api-key',
-    'x-auth-token'
-]);
-class Redactor {
-    values = new Set();
-    /** Registers a secret (ignored when shorter than 3 characters: masking those would garble every log). */
-    add(value) {
-        if (!value)
-            return this;
-        for (const form of encodedForms(value))
-            if (form.length >= 3)
-                this.values.add(form);
-        return this;
-    }
-    /** Registers the credential parts of a header value: the whole value, and for `Basic`/`Bearer` the token and decoded user:password. */
-    addHeaderValue(value) {
-        this.add(value);
-        const m = /^\s*(\S+)\s+(.+?)\s*$/.exec(value);
-        if (m) {
-            this.add(m[2]);
-            if (/^basic$/i.test(m[1])) {
-                const decoded = Buffer.from(m[2], 'base64').toString('utf8');
-                if (decoded.includes(':')) {
-                    this.add(decoded);
-                    this.add(decoded.slice(decoded.indexOf(':') + 1));
-                }
-            }
-        }
-        return this;
-    }
-    /** Registers the userinfo of a URL (user:password, the password, Basic form). */
-    addUrl(url) {
-        try {
-            const u = new URL(url);
-            const user = decodeURIComponent(u.username);
-            const pass = decodeURIComponent(u.password);
-            if (pass) {
-                this.add(pass);
-                this.add(`${user}:${pass}`);
-                if (`${u.username}:${u.password}` !== `${user}:${pass}`)
-                    this.add(`${u.username}:${u.password}`);
-            }
-            else if (user)
-                this.add(user); // a token given as the user name
-        }
-        catch {
-            /* not a URL: nothing to register */
-        }
-        return this;
-    }
-    /** Every registered form, longest first (for core.setSecret). */
-    forms() {
-        return [...this.values].sort((a, b) => b.length - a.length);
-    }
-    redact(text) {
-        let out = redactUrlUserinfo(text);
-        for (const v of this.forms())
-            if (out.includes(v))
-                out = out.split(v).join(MASK);
-        return out;
-    }
-}
-/** The value and the encoded forms it may travel in: base64 (Basic auth, Kubernetes secrets), percent-encoding. */
-function encodedForms(value) {
-    const forms = new Set([value, value.trim()]);
-    forms.add(Buffer.from(value).toString('base64'));
-    forms.add(Buffer.from(value).toString('base64').replace(/=+$/, ''));
-    if (encodeURIComponent(value) !== value)
-        forms.add(encodeURIComponent(value));
-    return [...forms].filter(Boolean);
-}
-/** `scheme://user:pass@host` → `scheme://***@host`, anywhere in the text. */
-function redactUrlUserinfo(text) {
-    return text.replace(/\b([a-z][a-z0-9+.-]*:\/\/)[^\s/@?#]+@/gi, `$1${MASK}@`);
-}
-/** A URL without userinfo, for display. */
-function displayUrl(url) {
-    try {
-        const u = new URL(url);
-        if (!u.username && !u.password)
-            return url;
-        u.username = '';
-        u.password = '';
-        return u.toString();
-    }
-    catch {
-        return redactUrlUserinfo(url);
-    }
-}
-
-;// CONCATENATED MODULE: ./build/tsc/action/secrets.js
-/**
- * Every secret this run has masked, in one Redactor, for the texts the runner's log masking does not
- * cover: GitHub API payloads (Deployment statuses, commit statuses, check runs) and the job summary file.
- * inputs.maskSecret() fills it; redacted() applies it.
- */
-
-
-const secrets = new Redactor();
-/** The text with every secret of the run (and any URL userinfo) replaced by `***`. */
-function redacted(text) {
-    return secrets.redact(text);
-}
-/**
- * Makes the job summary pass through the redactor: whatever an action adds, the buffer is redacted just
- * before it is written (one place for all actions; summary is @actions/core's singleton).
- */
-function redactSummaries() {
-    const s = core/* summary */.z;
-    if (s.__shiplineRedacts)
-        return;
-    s.__shiplineRedacts = true;
-    const write = s.write.bind(s);
-    s.write = async (opts) => {
-        const text = s.stringify();
-        s.emptyBuffer();
-        s.addRaw(redacted(text));
-        return write(opts);
-    };
-}
-
-
-/***/ }),
-
-/***/ 2630:
-/***/ ((__unused_webpack___webpack_module__, __webpack_exports__, __nccwpck_require__) => {
-
-/* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
-/* harmony export */   KY: () => (/* binding */ OVERRIDE_FILE),
-/* harmony export */   NS: () => (/* binding */ composeArgv),
-/* harmony export */   Zp: () => (/* binding */ layout),
-/* harmony export */   fg: () => (/* binding */ META_FILE),
-/* harmony export */   h9: () => (/* binding */ ENV_FILE)
-/* harmony export */ });
-/* unused harmony exports STATE_DIR, projectName */
-/* harmony import */ var node_crypto__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(7598);
-/**
- * Where shipline keeps things on a host, under the project path:
- *
- *   <path>/.shipline/                 0700
- *     lock                            flock file (held by a remote process bound to the SSH channel)
- *     current -> releases/<id>        symlink, replaced atomically (ln -s to a temp name + mv -T)
- *     ledger.jsonl                    append-only: one JSON line per deploy, rollback and recovery
- *     releases/<id>/                  one folder per release
- *       <compose files>               as sent, in order
- *       shipline.override.yml         pins every service shipline knows an image for to image@sha256:…
- *       .env                          0600, the env-file input (the one intended secret file)
- *       release.json                  metadata: version, images, time, actor, run URL, services
- *     run/<token>/                    0700, lives only while one deploy holds the lock: a temporary
- *                                     DOCKER_CONFIG and recover.sh; removed when the lock is let go
- */
-
-const STATE_DIR = '.shipline';
-const OVERRIDE_FILE = 'shipline.override.yml';
-const META_FILE = 'release.json';
-const ENV_FILE = '.env';
-/** The Compose project name for a path: fixed, so that every release replaces the previous one's containers. */
-function projectName(path) {
-    const base = (path.split('/').pop() ?? 'app')
-        .toLowerCase()
-        .replace(/[^a-z0-9_-]+/g, '-')
-        .replace(/^[-_]+/, '') || 'app';
-    const hash = (0,node_crypto__WEBPACK_IMPORTED_MODULE_0__.createHash)('sha256').update(path).digest('hex').slice(0, 8);
-    return `${base.slice(0, 40)}-${hash}`;
-}
-function layout(path, project = projectName(path)) {
-    const state = `${path}/${STATE_DIR}`;
-    return {
-        path,
-        state,
-        releases: `${state}/releases`,
-        ledger: `${state}/ledger.jsonl`,
-        current: `${state}/current`,
-        lock: `${state}/lock`,
-        run: `${state}/run`,
-        project,
-        release: (id) => `${state}/releases/${id}`
-    };
-}
-/** argv prefix for one release's files: `docker compose` (v2) or `docker-compose` (v1). */
-function composeArgv(kind, project, dir, files, envFile) {
-    const head = kind === 'v2' ? ['docker', 'compose'] : ['docker-compose'];
-    const args = ['--project-name', project, '--project-directory', dir];
-    for (const f of files)
-        args.push('--file', `${dir}/${f}`);
-    if (envFile)
-        args.push('--env-file', `${dir}/${envFile}`);
-    return [...head, ...args];
-}
-
-
-/***/ }),
-
-/***/ 8046:
-/***/ ((__unused_webpack___webpack_module__, __webpack_exports__, __nccwpck_require__) => {
-
-
-// EXPORTS
-__nccwpck_require__.d(__webpack_exports__, {
-  _J: () => (/* binding */ RELEASE_ID_RE),
-  fm: () => (/* binding */ validateProjectPath),
-  Tx: () => (/* binding */ validateServiceName)
-});
-
-// UNUSED EXPORTS: makeReleaseId, parseImageRef, parseImagesInput, validateVersion
-
-// EXTERNAL MODULE: ./build/tsc/lib/errors.js
-var errors = __nccwpck_require__(2830);
-;// CONCATENATED MODULE: ./build/tsc/lib/registry/reference.js
-/**
- * Image references as Docker and the distribution spec read them:
- * `[registry[:port]/]path/name[:tag][@sha256:hex]`, with docker.io (and `library/`) as the defaults.
- */
-
-const DEFAULT_REGISTRY = 'docker.io';
-const COMPONENT = /^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$/;
-const TAG = /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$/;
-const DIGEST = /^(sha256:[a-f0-9]{64}|sha512:[a-f0-9]{128})$/;
-const DOMAIN = /^(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)(?:\.(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?))*(?::[0-9]+)?$|^\[[0-9a-fA-F:]+\](?::[0-9]+)?$/;
-const FULL_SHA = /^[0-9a-f]{40}$/;
-function isDigest(s) {
-    return DIGEST.test(s);
-}
-/** A repository path as the distribution spec's grammar has it (lowercase components, at most 255 characters). */
-function isRepository(s) {
-    return s.length > 0 && s.length <= 255 && s.split('/').every(c => COMPONENT.test(c));
-}
-function isTag(s) {
-    return TAG.test(s);
-}
-/** A tag that is a full 40-hex commit SHA: immutable by the suite's rule. */
-function isShaTag(s) {
-    return FULL_SHA.test(s);
-}
-/** Throws a UserError saying what a valid tag looks like. `what` names the input, e.g. "to-tags". */
-function checkTag(tag, what = 'tag') {
-    if (!TAG.test(tag)) {
-        throw new UserError(`${what}: '${tag}' is not a valid tag; tags are 1-128 characters of letters, digits, '_', '.' and '-', and do not start with '.' or '-'.`);
-    }
-    return tag;
-}
-function looksLikeDomain(first) {
-    return first.includes('.') || first.includes(':') || first === 'localhost';
-}
-/** True when the reference starts with a registry host (`ghcr.io/…`, `127.0.0.1:5000/…`, `localhost/…`). */
-function namesRegistry(ref) {
-    const parts = ref.trim().split('/');
-    return parts.length > 1 && looksLikeDomain(parts[0]);
-}
-/**
- * Parses an image reference. Uppercase repository names are refused with the lowercase spelling as the fix
- * (or lowercased with `{ lowercase: true }`); bad tags and digests are refused with the grammar.
- */
-function reference_parseImageReference(ref, opts = {}) {
-    const what = opts.what ?? 'image';
-    const input = ref.trim();
-    if (!input)
-        throw new UserError(`${what} is empty: give an image such as ghcr.io/owner/app.`);
-    if (/\s/.test(input) || input.includes('://')) {
-        throw new UserError(`${what}: '${input}' is not an image reference; write it as registry/path/name[:tag], without a scheme.`);
-    }
-    let rest = input;
-    let digest;
-    const at = rest.indexOf('@');
-    if (at >= 0) {
-        digest = rest.slice(at + 1);
-        rest = rest.slice(0, at);
-        if (!DIGEST.test(digest)) {
-            throw new UserError(`${what}: '${digest}' is not a valid digest; write sha256: followed by 64 lowercase hex characters.`);
-        }
-    }
-    let tag;
-    const slash = rest.lastIndexOf('/');
-    const colon = rest.lastIndexOf(':');
-    if (colon > slash) {
-        tag = rest.slice(colon + 1);
-        rest = rest.slice(0, colon);
-        checkTag(tag, what);
-    }
-    const parts = rest.split('/');
-    let registry = DEFAULT_REGISTRY;
-    if (parts.length > 1 && looksLikeDomain(parts[0])) {
-        registry = parts.shift();
-        if (!DOMAIN.test(registry))
-            throw new UserError(`${what}: '${registry}' is not a valid registry host.`);
-    }
-    let repository = parts.join('/');
-    if (opts.lowercase) {
-        registry = registry.toLowerCase();
-        repository = repository.toLowerCase();
-    }
-    if (repository !== repository.toLowerCase() || registry !== registry.toLowerCase()) {
-        const fixed = reference_formatReference({
-            registry: registry.toLowerCase(),
-            repository: repository.toLowerCase(),
-            tag,
-            digest
-        });
-        throw new UserError(`${what}: '${input}' has uppercase letters; repository names must be lowercase: use '${fixed}'.`);
-    }
-    for (const c of repository.split('/')) {
-        if (!COMPONENT.test(c)) {
-            throw new UserError(`${what}: '${input}' is not a valid repository name; each path component is lowercase letters and digits, separated by '.', '_', '__' or '-'.`);
-        }
-    }
-    if (repository.length > 255)
-        throw new UserError(`${what}: repository name is longer than 255 characters.`);
-    if (registry === 'index.docker.io' || registry === 'registry-1.docker.io')
-        registry = DEFAULT_REGISTRY;
-    if (registry === DEFAULT_REGISTRY && !repository.includes('/'))
-        repository = `library/${repository}`;
-    return {
-        registry,
-        repository,
-        ...(tag !== undefined ? { tag } : {}),
-        ...(digest !== undefined ? { digest } : {})
-    };
-}
-/** registry/repository[:tag][@digest]; the docker.io `library/` prefix is kept (it is unambiguous). */
-function reference_formatReference(r) {
-    let s = `${r.registry}/${r.repository}`;
-    if (r.tag)
-        s += `:${r.tag}`;
-    if (r.digest)
-        s += `@${r.digest}`;
-    return s;
-}
-/** The host to talk HTTP to: Docker Hub's API lives on registry-1.docker.io. */
-function apiHost(registry) {
-    return registry === DEFAULT_REGISTRY ? 'registry-1.docker.io' : registry;
-}
-/** Loopback registries speak plain http (as dockerd allows by default); everything else https. */
-function isLoopback(registry) {
-    const host = registry.replace(/:\d+$/, '').replace(/^\[|\]$/g, '');
-    return host === 'localhost' || host === '::1' || /^127\.\d+\.\d+\.\d+$/.test(host);
-}
-
-;// CONCATENATED MODULE: ./build/tsc/lib/compose/validate.js
-/**
- * Checks made before anything touches a host: the project path, image references, service names, the
- * version label. Every failure is a UserError that says how to fix the input.
- */
-
-
-/** An absolute, normalized path of plain characters: no `..`, not `/`, nothing a shell would interpret. */
-function validateProjectPath(raw) {
-    const p = raw.trim().replace(/\/+$/, '');
-    if (!p)
-        throw new errors/* UserError */.yo(`Input 'path' is required: set it to the project directory on the host, e.g. 'path: /opt/app'.`);
-    if (!p.startsWith('/'))
-        throw new errors/* UserError */.yo(`Input 'path' must be absolute, got '${raw}'. Write it from the root, e.g. '/opt/app'.`);
-    if (!/^[A-Za-z0-9._/@+-]+$/.test(p)) {
-        throw new errors/* UserError */.yo(`Input 'path' may hold only letters, digits and . _ - + @ /, got '${raw}'. Choose a plain directory name such as '/opt/app'.`);
-    }
-    const segs = p.split('/').slice(1);
-    if (segs.some(s => s === '' || s === '.' || s === '..')) {
-        throw new errors/* UserError */.yo(`Input 'path' must be normalized (no '//', '.' or '..' segments), got '${raw}'. Write the real directory, e.g. '/opt/app'.`);
-    }
-    if (segs.some(s => s.startsWith('-')))
-        throw new errors/* UserError */.yo(`Input 'path' has a segment starting with '-': '${raw}'. Rename that directory.`);
-    const top = [
-        'bin',
-        'boot',
-        'dev',
-        'etc',
-        'lib',
-        'lib64',
-        'proc',
-        'root',
-        'run',
-        'sbin',
-        'sys',
-        'usr',
-        'var',
-        'tmp',
-        'home',
-        'opt',
-        'srv',
-        'mnt'
-    ];
-    if (segs.length === 1 && top.includes(segs[0])) {
-        throw new errors/* UserError */.yo(`Input 'path' is a system directory ('${p}'). Use a folder of its own, e.g. '${p}/app'.`);
-    }
-    return p;
-}
-/** Parses `[registry/]repo[:tag][@sha256:…]` with the registry module's grammar (UserError when invalid). */
-function parseImageRef(raw, what = 'image') {
-    const ref = parseImageReference(raw, { what });
-    return {
-        ...ref,
-        raw: raw.trim(),
-        name: formatReference({ registry: ref.registry, repository: ref.repository })
-    };
-}
-const SERVICE_RE = /^[a-zA-Z0-9][a-zA-Z0-9._-]*$/;
-function validateServiceName(name, input) {
-    if (!SERVICE_RE.test(name)) {
-        throw new errors/* UserError */.yo(`Input '${input}': '${name}' is not a Compose service name. Use the names under 'services:' in your compose file.`);
-    }
-    return name;
-}
-/** `service=image-ref` lines → service → parsed ref. */
-function parseImagesInput(lines) {
-    const out = new Map();
-    for (const line of lines) {
-        const i = line.indexOf('=');
-        if (i <= 0)
-            throw new UserError(`Input 'images': line '${line}' is not of the form service=image-ref, e.g. 'web=ghcr.io/acme/app:1.2.3'.`);
-        const svc = validateServiceName(line.slice(0, i).trim(), 'images');
-        if (out.has(svc))
-            throw new UserError(`Input 'images' names service '${svc}' twice. Keep one line per service.`);
-        out.set(svc, parseImageRef(line.slice(i + 1), `Input 'images': service '${svc}' image`));
-    }
-    return out;
-}
-/** The version label: printable, no spaces or quotes, at most 128 characters. */
-function validateVersion(raw) {
-    const v = raw.trim();
-    if (!v)
-        throw new UserError(`Input 'version' is empty and no commit SHA is known. Set 'version', e.g. 'version: \${{ github.sha }}'.`);
-    if (!/^[A-Za-z0-9._+:@/-]{1,128}$/.test(v)) {
-        throw new UserError(`Input 'version' may hold only letters, digits and . _ + : @ / - (at most 128), got '${raw}'.`);
-    }
-    return v;
-}
-/** A release id: sortable UTC time to the millisecond, then a short slug of the version. */
-function makeReleaseId(version, now = new Date()) {
-    const stamp = now.toISOString().replace(/[-:]/g, '').replace('.', '').replace('Z', 'Z');
-    const slug = version
-        .replace(/[^A-Za-z0-9._-]+/g, '-')
-        .replace(/^[-.]+/, '')
-        .slice(0, 24) || 'release';
-    return `${stamp}-${slug}`;
-}
-const RELEASE_ID_RE = /^[0-9]{8}T[0-9]{9}Z-[A-Za-z0-9._-]{1,24}$/;
-
-
-/***/ }),
-
-/***/ 4278:
-/***/ ((__unused_webpack___webpack_module__, __webpack_exports__, __nccwpck_require__) => {
-
-
-// EXPORTS
-__nccwpck_require__.d(__webpack_exports__, {
-  dU: () => (/* reexport */ rollback),
-  jb: () => (/* reexport */ summaryTable)
-});
-
-// UNUSED EXPORTS: deploy, deployHeld, pickTarget, releaseDeploy, rollbackOn
-
-// EXTERNAL MODULE: ./build/tsc/lib/errors.js
-var errors = __nccwpck_require__(2830);
-// EXTERNAL MODULE: ./build/tsc/lib/release/store.js + 3 modules
-var release_store = __nccwpck_require__(1872);
-// EXTERNAL MODULE: ./build/tsc/lib/compose/validate.js + 1 modules
-var validate = __nccwpck_require__(8046);
-;// CONCATENATED MODULE: external "node:fs"
-const external_node_fs_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:fs");
-// EXTERNAL MODULE: external "node:path"
-var external_node_path_ = __nccwpck_require__(6760);
-// EXTERNAL MODULE: ./node_modules/yaml/dist/index.js
-var dist = __nccwpck_require__(8815);
-// EXTERNAL MODULE: ./build/tsc/lib/compose/layout.js
-var layout = __nccwpck_require__(2630);
 ;// CONCATENATED MODULE: ./build/tsc/lib/deploy/release.js
 /** Builds a release locally (compose files, override, metadata) before any host is contacted. */
 
@@ -69434,8 +70301,26 @@ function credentialRegistry(input) {
     return all[0];
 }
 
-// EXTERNAL MODULE: ./build/tsc/lib/runtime/compose.js + 1 modules
-var compose = __nccwpck_require__(5870);
+;// CONCATENATED MODULE: ./build/tsc/lib/pool.js
+/**
+ * The one worker pool of the library: `limit` workers take the items in order; results come back in
+ * item order. `stop()` (checked before each item is taken) ends the run early: items not yet started are
+ * skipped and their result slots stay undefined.
+ */
+async function mapLimit(items, limit, fn, opts = {}) {
+    const out = new Array(items.length);
+    let next = 0;
+    const worker = async () => {
+        while (next < items.length && !opts.stop?.()) {
+            const i = next++;
+            out[i] = await fn(items[i], i);
+        }
+    };
+    const n = Math.max(1, Math.min(Math.floor(limit) || 1, items.length));
+    await Promise.all(Array.from({ length: items.length ? n : 0 }, worker));
+    return out;
+}
+
 ;// CONCATENATED MODULE: ./build/tsc/lib/deploy/fleet.js
 /**
  * Several hosts at once: connect and lock every host first (a bad host key, a refused login or a held
@@ -69449,18 +70334,19 @@ var compose = __nccwpck_require__(5870);
 
 
 
-const emit = async (opts, e) => {
+
+const fleet_emit = async (opts, e) => {
     await opts.onStep?.(e);
 };
 async function openHost(opts, label, owner, kind) {
     const remote = await opts.connect(label);
-    const store = new release_store/* ReleaseStore */.T(remote, { path: opts.path, project: opts.project, log: opts.log });
-    const runtime = (opts.runtime ?? (s => new compose/* ComposeRuntime */.$F(s)))(store);
+    const store = new ReleaseStore(remote, { path: opts.path, project: opts.project, log: opts.log });
+    const runtime = (opts.runtime ?? (s => new ComposeRuntime(s)))(store);
     try {
-        await emit(opts, { host: label, kind, step: 'lock', phase: 'start' });
+        await fleet_emit(opts, { host: label, kind, step: 'lock', phase: 'start' });
         const state = await store.lock(opts.lockTimeout, owner);
         runtime.accept(state);
-        await emit(opts, { host: label, kind, step: 'lock', phase: 'end' });
+        await fleet_emit(opts, { host: label, kind, step: 'lock', phase: 'end' });
         return {
             label,
             store,
@@ -69509,12 +70395,7 @@ async function fleet_rollOut(fleet, maxParallel, run) {
     if (fleet.length === 0)
         return true;
     await one(fleet[0]);
-    let next = 1;
-    const workers = Array.from({ length: Math.max(1, Math.min(maxParallel, fleet.length - 1)) }, async () => {
-        while (ok && next < fleet.length)
-            await one(fleet[next++]);
-    });
-    await Promise.all(workers);
+    await mapLimit(fleet.slice(1), maxParallel, one, { stop: () => !ok });
     return ok;
 }
 /**
@@ -69584,11 +70465,11 @@ async function fleet_settle(fleet, h, txn, kind) {
 async function fleet_closeFleet(fleet, prune, kind = 'deploy') {
     await Promise.all(fleet.hosts.map(async (h) => {
         try {
-            await emit(fleet.opts, { host: h.label, kind, step: 'finish', phase: 'start' });
+            await fleet_emit(fleet.opts, { host: h.label, kind, step: 'finish', phase: 'start' });
             const out = await h.store.finish(prune?.(h) ?? {});
             for (const l of out)
                 h.store.log.info(`${h.label}: ${l}`);
-            await emit(fleet.opts, { host: h.label, kind, step: 'finish', phase: 'end' });
+            await fleet_emit(fleet.opts, { host: h.label, kind, step: 'finish', phase: 'end' });
         }
         catch (e) {
             h.store.log.warning(`${h.label}: could not finish cleanly (${(0,errors/* errorMessage */.gJ)(e)}); the lock ends with the connection`);
@@ -69598,8 +70479,6 @@ async function fleet_closeFleet(fleet, prune, kind = 'deploy') {
     }));
 }
 
-// EXTERNAL MODULE: external "node:crypto"
-var external_node_crypto_ = __nccwpck_require__(7598);
 ;// CONCATENATED MODULE: ./build/tsc/lib/deploy/transaction.js
 /**
  * One release transaction on one host: the steps a deploy, a rollback, a revert or a put-back after a
@@ -69648,10 +70527,10 @@ async function transaction_transact(store, runtime, a) {
         if (a.upload) {
             const up = a.upload;
             await step('upload', () => store.upload(target, runtime.prepareFiles(target, up.files), up.env, up.copyEnvFrom));
-            a.log(`uploaded release ${target.id}`);
+            a.log.info(`uploaded release ${target.id}`);
         }
         const pulled = await step('pull', () => runtime.ensureImages(Object.values(target.images), a.registry));
-        a.log(pulled.length ? `pulled ${pulled.join(', ')}` : 'images already on the host');
+        a.log.info(pulled.length ? `pulled ${pulled.join(', ')}` : 'images already on the host');
     }
     catch (e) {
         const gone = lost(e);
@@ -69674,9 +70553,9 @@ async function transaction_transact(store, runtime, a) {
     let reason;
     let logs;
     try {
-        a.log(`starting ${a.services?.length ? a.services.join(', ') : 'all services'} of ${target.version}`);
+        a.log.info(`starting ${a.services?.length ? a.services.join(', ') : 'all services'} of ${target.version}`);
         await step('up', () => runtime.start(target, a.services, recover));
-        a.log(`waiting up to ${a.healthTimeout}s for ${a.health.join(', ')} to be healthy`);
+        a.log.info(`waiting up to ${a.healthTimeout}s for ${a.health.join(', ')} to be healthy`);
         const h = await step('health', () => runtime.waitHealthy(target, a.health, a.healthTimeout, a.healthOpts));
         if (h.ok) {
             await step('switch', () => store.close({
@@ -69689,14 +70568,14 @@ async function transaction_transact(store, runtime, a) {
                 images: target.images,
                 ...a.okExtra
             }, target.id, runtime.cutOverArgv(target)));
-            a.log(`healthy (${h.state}); current → ${target.id}`);
+            a.log.info(`healthy (${h.state}); current → ${target.id}`);
             try {
                 const stopped = await runtime.afterClose(target);
                 if (stopped.length)
-                    a.log(stopped.join(', '));
+                    a.log.info(stopped.join(', '));
             }
             catch (e) {
-                a.warn(`${target.version} is live; cleaning up after it failed: ${(0,errors/* errorMessage */.gJ)(e)}`);
+                a.log.warning(`${target.version} is live; cleaning up after it failed: ${(0,errors/* errorMessage */.gJ)(e)}`);
             }
             return { state: 'committed' };
         }
@@ -69711,16 +70590,16 @@ async function transaction_transact(store, runtime, a) {
         reason = (0,errors/* errorMessage */.gJ)(e).split('\n')[0].replace(`${host}: `, '');
         logs = (0,errors/* isUserError */.iU)(e) ? e.details : undefined;
     }
-    a.warn(reason);
+    a.log.warning(reason);
     if (logs)
-        a.log(`last log lines of the failing containers:\n${logs}`);
+        a.log.info(`last log lines of the failing containers:\n${logs}`);
     // 3. the target failed after containers changed: put live back
     try {
         if (a.autoRollback && live) {
-            a.log(`putting ${live.version} (${live.id}) back`);
+            a.log.info(`putting ${live.version} (${live.id}) back`);
             const back = await step('put-back', () => runtime.restore(live, a.health, a.healthTimeout, recover, a.healthOpts), live.id);
             if (!back.ok)
-                a.warn(`${live.version} is not healthy either (${back.result}: ${back.state})${back.logs ? `\n${back.logs}` : ''}`);
+                a.log.warning(`${live.version} is not healthy either (${back.result}: ${back.state})${back.logs ? `\n${back.logs}` : ''}`);
             const message = back.ok
                 ? reason
                 : `${reason}; putting ${live.version} back failed too (${back.result}: ${back.state})`;
@@ -69738,6 +70617,56 @@ async function transaction_transact(store, runtime, a) {
     }
 }
 
+;// CONCATENATED MODULE: ./build/tsc/lib/log.js
+/** A Logger that writes every level to one line callback (warnings prefixed `warning: `). */
+function lineLogger(line) {
+    return {
+        info: m => line(m),
+        warning: m => line(`warning: ${m}`),
+        notice: m => line(m),
+        debug: m => line(m)
+    };
+}
+/** The Logger for a `log` option that may be a Logger or a bare line callback (or absent: quiet). */
+function toLogger(log) {
+    if (!log)
+        return quietLogger;
+    return typeof log === 'function' ? lineLogger(log) : log;
+}
+const quietLogger = { info: () => undefined, warning: () => undefined };
+/** The same logger with `prefix` in front of every line (e.g. a host label). */
+function log_prefixed(log, prefix) {
+    return {
+        info: m => log.info(`${prefix}${m}`),
+        warning: m => log.warning(`${prefix}${m}`),
+        notice: m => notice(log, `${prefix}${m}`),
+        debug: m => debug(log, `${prefix}${m}`),
+        group: (name, fn) => group(log, `${prefix}${name}`, fn)
+    };
+}
+/** Every line through `map` first (e.g. a redactor) before it reaches `log`. */
+function mapped(log, map) {
+    return {
+        info: m => log.info(map(m)),
+        warning: m => log.warning(map(m)),
+        notice: m => notice(log, map(m)),
+        debug: m => debug(log, map(m)),
+        group: (name, fn) => group(log, map(name), fn)
+    };
+}
+function notice(log, message) {
+    if (log.notice)
+        log.notice(message);
+    else
+        log.info(message);
+}
+function debug(log, message) {
+    log.debug?.(message);
+}
+function group(log, name, fn) {
+    return log.group ? log.group(name, fn) : fn();
+}
+
 ;// CONCATENATED MODULE: ./build/tsc/lib/deploy/deploy.js
 /**
  * deploy(): validate → pin images → connect and lock every host → per host (canary first) one release
@@ -69747,6 +70676,7 @@ async function transaction_transact(store, runtime, a) {
  * The step's status comes from each host's transaction outcome; where a link died, from the host's
  * journal read again (fleet.ts settle()).
  */
+
 
 
 
@@ -69854,8 +70784,7 @@ async function deployHeld(opts) {
                 actor: opts.actor,
                 runUrl: opts.runUrl,
                 onStep: opts.onStep,
-                log: msg => opts.log.info(`${h.label}: ${msg}`),
-                warn: msg => opts.log.warning(`${h.label}: ${msg}`)
+                log: prefixed(opts.log, `${h.label}: `)
             });
             if (out.state === 'lost') {
                 opts.log.warning(`${h.label}: ${out.message}; connecting again to read the outcome`);
@@ -69958,8 +70887,7 @@ async function revertSwitched(fleet, plans, opts) {
             actor: opts.actor,
             runUrl: opts.runUrl,
             onStep: opts.onStep,
-            log: msg => opts.log.info(`${h.label}: ${msg}`),
-            warn: msg => opts.log.warning(`${h.label}: ${msg}`)
+            log: prefixed(opts.log, `${h.label}: `)
         });
         if (out.state === 'lost')
             out = await settle(fleet, h, txn, 'deploy');
@@ -70019,6 +70947,7 @@ function result(fleet, ok, releaseId, version, pinned, plans) {
 
 
 
+
 const kept = (state) => [...state.releases.values()]
     .sort((a, b) => (a.id < b.id ? 1 : -1))
     .map(m => `${m.version} (${m.id})`)
@@ -70043,10 +70972,10 @@ function pickTarget(state, to, host) {
     }
     if (!state.current)
         throw new errors/* UserError */.yo(`${host}: nothing has been deployed to this path yet, so there is nothing to roll back.`);
-    const missing = (0,release_store/* previousMissing */.SI)(state);
+    const missing = previousMissing(state);
     if (missing)
         throw new errors/* UserError */.yo(`${host}: the release live before the current one, ${missing}, is no longer kept on the host (its folder is gone). Kept: ${kept(state)}. Name one with 'to'.`);
-    const prev = (0,release_store/* previousRelease */.Fi)(state);
+    const prev = store_previousRelease(state);
     if (!prev)
         throw new errors/* UserError */.yo(`${host}: the live release is the only one kept, so there is nothing to roll back to. Name a release with 'to'.`);
     return state.releases.get(prev);
@@ -70063,7 +70992,7 @@ function containersDiverge(state) {
     return !!last && last.event === 'failed' && !!last.attempted;
 }
 async function rollback(opts) {
-    const path = (0,validate/* validateProjectPath */.fm)(opts.path);
+    const path = validate_validateProjectPath(opts.path);
     if (opts.hosts.length === 0)
         throw new errors/* UserError */.yo(`Input 'hosts' is empty. Name at least one host, e.g. 'hosts: deploy@203.0.113.10'.`);
     if (opts.to !== undefined && opts.to !== '' && !/^[A-Za-z0-9._+:@/-]{1,128}$/.test(opts.to)) {
@@ -70083,8 +71012,8 @@ async function rollbackOn(fleet, opts) {
     // every host must know its target before any host changes
     for (const h of fleet.hosts) {
         const target = pickTarget(h.state, opts.to || undefined, h.label);
-        const live = (0,release_store/* liveRelease */._8)(h.state);
-        plans.set(h, { target, live, liveFrom: (0,release_store/* previousRelease */.Fi)(h.state), diverged: containersDiverge(h.state) });
+        const live = store_liveRelease(h.state);
+        plans.set(h, { target, live, liveFrom: store_previousRelease(h.state), diverged: containersDiverge(h.state) });
     }
     for (const h of fleet.hosts)
         if (h.state.open)
@@ -70104,7 +71033,7 @@ async function rollbackOn(fleet, opts) {
     const ok = await fleet_rollOut(fleet.hosts, opts.maxParallel ?? 1, async (h) => {
         const { target, live, liveFrom } = plans.get(h);
         const diverged = containersDiverge(h.state) || plans.get(h).diverged;
-        const log = (m) => opts.log.info(`${h.label}: ${m}`);
+        const log = log_prefixed(opts.log, `${h.label}: `);
         h.result.status = 'skipped';
         h.result.message = undefined;
         Object.assign(h.result, {
@@ -70116,12 +71045,12 @@ async function rollbackOn(fleet, opts) {
         if (live && live.id === target.id && !diverged) {
             h.result.status = 'unchanged';
             h.result.message = `${target.version} (${target.id}) is already live`;
-            log(h.result.message);
+            log.info(h.result.message);
             return true;
         }
-        log(`rolling back from ${live ? `${live.version} (${live.id})` : 'nothing'} to ${target.version} (${target.id})`);
+        log.info(`rolling back from ${live ? `${live.version} (${live.id})` : 'nothing'} to ${target.version} (${target.id})`);
         const givenUp = opts.givingUp && live && live.id !== target.id ? live : undefined;
-        const targetFrom = givenUp ? (0,release_store/* previousRelease */.Fi)({ ...h.state, current: target.id }) : undefined;
+        const targetFrom = givenUp ? store_previousRelease({ ...h.state, current: target.id }) : undefined;
         const txn = transaction_newTxn();
         txns.set(h, txn);
         let out = await transaction_transact(h.store, h.runtime, {
@@ -70145,8 +71074,7 @@ async function rollbackOn(fleet, opts) {
             actor: opts.actor,
             runUrl: opts.runUrl,
             onStep: opts.onStep,
-            log,
-            warn: m => opts.log.warning(`${h.label}: ${m}`)
+            log
         });
         if (out.state === 'lost')
             out = await fleet_settle(fleet, h, txn, 'rollback');
@@ -70185,8 +71113,7 @@ async function rollbackOn(fleet, opts) {
                 },
                 autoRollback: true,
                 onStep: opts.onStep,
-                log: m => opts.log.info(`${h.label}: ${m}`),
-                warn: m => opts.log.warning(`${h.label}: ${m}`)
+                log: log_prefixed(opts.log, `${h.label}: `)
             });
             if (out.state === 'lost')
                 out = await fleet_settle(fleet, h, txn, 'rollback');
@@ -70231,391 +71158,20 @@ function summaryTable(title, hosts, extra = []) {
 
 
 
+;// CONCATENATED MODULE: ./build/tsc/rollback/inputs.js
+/** rollback's inputs, read once and typed: fleet, registry login, GitHub Deployment, `to`. */
 
-/***/ }),
 
-/***/ 2830:
-/***/ ((__unused_webpack___webpack_module__, __webpack_exports__, __nccwpck_require__) => {
-
-/* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
-/* harmony export */   gJ: () => (/* binding */ errorMessage),
-/* harmony export */   iU: () => (/* binding */ isUserError),
-/* harmony export */   yo: () => (/* binding */ UserError)
-/* harmony export */ });
-/**
- * An error the user can fix. Its message is one line that says what was wrong and how to fix it;
- * `details` (optional) holds the longer story for a collapsed log group.
- */
-class UserError extends Error {
-    details;
-    constructor(message, details) {
-        super(message);
-        this.name = 'UserError';
-        this.details = details;
-    }
-}
-function isUserError(e) {
-    return e instanceof UserError || (e instanceof Error && e.name === 'UserError');
-}
-function errorMessage(e) {
-    if (e instanceof Error)
-        return e.message;
-    return String(e);
+function getInputs() {
+    const fleet = readFleetInputs();
+    const registry = readRegistryInputs();
+    const facts = runFacts();
+    const deployment = readDeploymentInputs(facts);
+    return { fleet, registry, deployment, to: str('to') || undefined, facts };
 }
 
-
-/***/ }),
-
-/***/ 3054:
-/***/ ((__unused_webpack___webpack_module__, __webpack_exports__, __nccwpck_require__) => {
-
-/* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
-/* harmony export */   E1: () => (/* binding */ parseList),
-/* harmony export */   cG: () => (/* binding */ parseInteger),
-/* harmony export */   yG: () => (/* binding */ parseBoolean)
-/* harmony export */ });
-/* unused harmony export parseKeyValues */
-/* harmony import */ var _errors_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(2830);
-
-/** Plain parsers for action inputs; they know nothing of @actions/core so the library can reuse them. */
-function parseBoolean(name, raw, fallback) {
-    const v = raw.trim();
-    if (v === '')
-        return fallback;
-    if (/^true$/i.test(v))
-        return true;
-    if (/^false$/i.test(v))
-        return false;
-    throw new _errors_js__WEBPACK_IMPORTED_MODULE_0__/* .UserError */ .yo(`Input '${name}' must be true or false, got '${v}'. Set '${name}: true' or '${name}: false'.`);
-}
-/** One item per line; commas also accepted. Blank items and surrounding spaces are dropped. */
-function parseList(raw, { commas = true } = {}) {
-    const out = [];
-    for (const line of raw.split(/\r?\n/)) {
-        const parts = commas ? line.split(',') : [line];
-        for (const p of parts) {
-            const t = p.trim();
-            if (t !== '' && !t.startsWith('#'))
-                out.push(t);
-        }
-    }
-    return out;
-}
-function parseInteger(name, raw, fallback, { min = 0, max = Number.MAX_SAFE_INTEGER } = {}) {
-    const v = raw.trim();
-    if (v === '')
-        return fallback;
-    if (!/^-?\d+$/.test(v)) {
-        throw new _errors_js__WEBPACK_IMPORTED_MODULE_0__/* .UserError */ .yo(`Input '${name}' must be a whole number, got '${v}'. Write it as plain digits, e.g. '${name}: ${fallback}'.`);
-    }
-    const n = Number(v);
-    if (n < min || n > max) {
-        throw new _errors_js__WEBPACK_IMPORTED_MODULE_0__/* .UserError */ .yo(`Input '${name}' must be between ${min} and ${max}, got ${n}.`);
-    }
-    return n;
-}
-/** `key=value` lines (commas not accepted as separators, values may contain them). */
-function parseKeyValues(name, raw) {
-    const out = new Map();
-    for (const line of parseList(raw, { commas: false })) {
-        const i = line.indexOf('=');
-        if (i <= 0)
-            throw new UserError(`Input '${name}': line '${line}' is not of the form key=value.`);
-        out.set(line.slice(0, i).trim(), line.slice(i + 1).trim());
-    }
-    return out;
-}
-
-
-/***/ }),
-
-/***/ 1872:
-/***/ ((__unused_webpack___webpack_module__, __webpack_exports__, __nccwpck_require__) => {
-
-
-// EXPORTS
-__nccwpck_require__.d(__webpack_exports__, {
-  T: () => (/* binding */ ReleaseStore),
-  Pu: () => (/* binding */ failureLine),
-  _8: () => (/* binding */ liveRelease),
-  SI: () => (/* binding */ previousMissing),
-  Fi: () => (/* binding */ previousRelease)
-});
-
-// UNUSED EXPORTS: parseState, prunePlan
-
-// EXTERNAL MODULE: external "node:crypto"
-var external_node_crypto_ = __nccwpck_require__(7598);
-// EXTERNAL MODULE: ./build/tsc/lib/errors.js
-var errors = __nccwpck_require__(2830);
-// EXTERNAL MODULE: ./build/tsc/lib/ssh/remote.js
-var remote = __nccwpck_require__(9424);
-// EXTERNAL MODULE: ./build/tsc/lib/compose/layout.js
-var layout = __nccwpck_require__(2630);
-;// CONCATENATED MODULE: ./build/tsc/lib/compose/tar.js
-function octal(n, width) {
-    return n.toString(8).padStart(width - 1, '0') + '\0';
-}
-function tar(entries, mtime = Math.floor(Date.now() / 1000)) {
-    const parts = [];
-    for (const e of entries) {
-        const data = Buffer.isBuffer(e.data) ? e.data : Buffer.from(e.data);
-        const name = Buffer.from(e.name);
-        if (name.length > 100 || e.name.includes('/'))
-            throw new Error(`tar: bad entry name '${e.name}'`);
-        const h = Buffer.alloc(512);
-        name.copy(h, 0);
-        h.write(octal(e.mode ?? 0o644, 8), 100, 'ascii');
-        h.write(octal(0, 8), 108, 'ascii');
-        h.write(octal(0, 8), 116, 'ascii');
-        h.write(octal(data.length, 12), 124, 'ascii');
-        h.write(octal(mtime, 12), 136, 'ascii');
-        h.write('        ', 148, 'ascii');
-        h.write('0', 156, 'ascii');
-        h.write('ustar\0' + '00', 257, 'ascii');
-        let sum = 0;
-        for (const b of h)
-            sum += b;
-        h.write(sum.toString(8).padStart(6, '0') + '\0 ', 148, 'ascii');
-        parts.push(h, data, Buffer.alloc((512 - (data.length % 512)) % 512));
-    }
-    parts.push(Buffer.alloc(1024));
-    return Buffer.concat(parts);
-}
-
-// EXTERNAL MODULE: ./build/tsc/lib/compose/validate.js + 1 modules
-var validate = __nccwpck_require__(8046);
-;// CONCATENATED MODULE: ./build/tsc/lib/release/journal.js
-/**
- * The release journal: `<path>/.shipline/ledger.jsonl`, one JSON object per line, append-only.
- *
- * Every deploy or rollback is a transaction (`txn`) the store journals *before* each irreversible step
- * (write-ahead): a `begin` entry (intent: the release attempted, the release live before), then exactly one
- * final entry (the outcome). The final entry's `release` is the release `current` names after it, and the
- * one that serves. A transaction whose runner or link died is closed by the lock holder on the host
- * (`recovered` when it put the previous release back, `aborted` when nothing live had changed yet), so a
- * journal whose lock is free never ends on an open `begin`.
- *
- * The reader tolerates a torn last line (a crash or a full disk during an append) and says so; the appender
- * on the host never glues a new line onto a torn one (it ends the file with a newline first).
- */
-const FINAL_EVENTS = [
-    'deploy',
-    'rollback',
-    'auto-rollback',
-    'failed',
-    'revert',
-    'recovered',
-    'aborted'
-];
-/** Parses journal text line by line; a line that is not a JSON object is set aside, never fatal. */
-function parseJournal(text) {
-    const out = { entries: [], damaged: [] };
-    text.split('\n').forEach((raw, i) => {
-        const line = raw.trim();
-        if (!line)
-            return;
-        try {
-            const e = JSON.parse(line);
-            if (e && typeof e === 'object' && !Array.isArray(e) && typeof e.event === 'string')
-                out.entries.push(e);
-            else
-                out.damaged.push({ line: i + 1, text: line.slice(0, 200) });
-        }
-        catch {
-            out.damaged.push({ line: i + 1, text: line.slice(0, 200) });
-        }
-    });
-    return out;
-}
-const isFinal = (e) => FINAL_EVENTS.includes(e.event);
-/** The last transaction's entries still open (a `begin` with no final entry after it), if any. */
-function openTransaction(entries) {
-    for (let i = entries.length - 1; i >= 0; i--) {
-        const e = entries[i];
-        if (isFinal(e))
-            return undefined;
-        if (e.event === 'begin')
-            return e;
-    }
-    return undefined;
-}
-/** The last final entry (the journal's word on what is live), if any. */
-function lastFinal(entries) {
-    for (let i = entries.length - 1; i >= 0; i--)
-        if (isFinal(entries[i]))
-            return entries[i];
-    return undefined;
-}
-
-;// CONCATENATED MODULE: ./build/tsc/lib/release/scripts.js
-/**
- * The release store's shell scripts. Constants: every value reaches them as a quoted argument ($1, $2, …)
- * or on stdin, never pasted into the script text. Each runs as `sh -c SCRIPT sh ARGS…`.
- *
- * Appends to the journal go through `jadd` (defined in each script that appends): when the file does not
- * end with a newline (a torn last line), a newline is written first, so a new entry is never glued onto
- * the damaged one.
- */
-const JADD = `jadd() { if [ -s "$1" ] && [ -n "$(tail -c 1 "$1")" ]; then echo >> "$1"; fi; cat >> "$1"; }`;
-/**
- * Lock holder and state read, in one long-lived command on its own SSH channel.
- * args: state-dir lock-timeout token owner
- * Takes `flock` on <state>/lock (waiting up to lock-timeout), prints LOCKED, the host's facts (compose
- * flavour), the current release, every release's metadata, the journal's tail (always ending with a
- * newline, torn or not), READY, then one byte every 0.2 s. It ends when the deploy writes run/<token>/done,
- * or when a write fails because the SSH channel is gone (job killed or cancelled, network lost). Either way
- * it then closes the transaction left open, under the step lock (so after any step still running):
- * run/<token>/recover.sh (put the previous release back, journal `recovered`) when it is armed, else the
- * `aborted` entry of run/<token>/abort.json. Then it removes run/<token> and lets the lock go.
- */
-const LOCK_SCRIPT = `trap '' HUP PIPE
-umask 077
-s=$1; t=$2; tok=$3; owner=$4
-${JADD}
-if [ -L "$s" ]; then echo "ERR $s is a symbolic link: shipline keeps its state in a folder of its own; remove the link (or move its target there)"; exit 76; fi
-mkdir -p "$s" || { echo "ERR cannot create $s"; exit 71; }
-if [ "$(stat -c %u "$s" 2>/dev/null)" != "$(id -u)" ]; then echo "ERR $s is not owned by the SSH user $(id -un): chown it to that user (or deploy as its owner)"; exit 77; fi
-for d in "$s/releases" "$s/run"; do
-  if [ -L "$d" ]; then echo "ERR $d is a symbolic link: remove it"; exit 76; fi
-done
-mkdir -p "$s/releases" "$s/run" || { echo "ERR cannot create $s"; exit 71; }
-chmod 700 "$s" "$s/run"
-command -v flock >/dev/null 2>&1 || { echo "ERR flock is missing on the host (package util-linux)"; exit 72; }
-exec 9>>"$s/lock" || { echo "ERR cannot open $s/lock"; exit 73; }
-if ! flock -n 9; then
-  echo "WAITING $(head -c 300 "$s/lock.owner" 2>/dev/null | tr -d '\\n')"
-  flock -w "$t" 9 || { echo "ERR timeout"; exit 75; }
-fi
-r="$s/run/$tok"
-mkdir -p "$r" || { echo "ERR cannot create $r"; exit 74; }
-printf '%s\\n' "$owner" > "$s/lock.owner"
-for d in "$s"/run/*; do [ "$d" = "$r" ] || rm -rf "$d"; done
-echo LOCKED
-if docker compose version >/dev/null 2>&1 9>&-; then echo "compose v2"
-elif command -v docker-compose >/dev/null 2>&1; then echo "compose v1"
-else echo "compose none"; fi
-c=$(readlink "$s/current" 2>/dev/null) || c=
-echo "current \${c##*/}"
-for d in "$s"/releases/*; do
-  [ -f "$d/release.json" ] || continue
-  printf 'release %s ' "\${d##*/}"; head -c 65536 "$d/release.json" | tr -d '\\n'; echo
-done
-if [ -f "$s/ledger.jsonl" ]; then tail -n 200 "$s/ledger.jsonl" | sed 's/^/ledger /'; echo; fi
-echo READY
-while printf .; do
-  [ -e "$r/done" ] && break
-  sleep 0.2 9>&- 2>/dev/null || sleep 1 9>&-
-done
-exec 7>>"$r/step" && flock -w 1800 7
-if [ -f "$r/recover.sh" ]; then sh "$r/recover.sh" </dev/null >"$s/recover.log" 2>&1 7>&- 9>&-
-elif [ -f "$r/abort.json" ]; then
-  { printf '{"time":"%s",' "$(date -u +%Y-%m-%dT%H:%M:%SZ)"; cat "$r/abort.json"; } | jadd "$s/ledger.jsonl"
-fi
-exec 7>&-
-rm -rf "$r"
-rm -f "$s/lock.owner"
-exit 0
-`;
-/**
- * Opens a transaction (write-ahead): appends the `begin` entry (stdin line 1) and keeps the entry that
- * closes it should the runner go away before anything live changed (stdin line 2, without its time, as
- * run/<token>/abort.json). args: state-dir token
- */
-const BEGIN_SCRIPT = `s=$1; r="$s/run/$2"
-${JADD}
-IFS= read -r begin && IFS= read -r abort || { echo "ERR incomplete input"; exit 2; }
-printf '%s\\n' "$abort" > "$r/abort.json.tmp" && mv -f "$r/abort.json.tmp" "$r/abort.json" || exit 3
-printf '%s\\n' "$begin" | jadd "$s/ledger.jsonl" || exit 4
-`;
-/**
- * Writes a release folder from a tar on stdin (umask 077: nothing in it is readable by others), after
- * copying the previous release's .env when asked. args: release-dir previous-env-or-empty
- */
-const UPLOAD_SCRIPT = `umask 077
-d=$1; from=$2
-if [ -e "$d" ] && [ ! -d "$d" ]; then echo "ERR $d exists and is not a folder"; exit 69; fi
-mkdir -p "$d" || exit 70
-if [ -n "$from" ]; then cp -p "$from" "$d/.env" || { echo "ERR cannot copy $from"; exit 71; }; fi
-tar -xf - -C "$d"
-`;
-/**
- * Runs one step that changes containers, under the step lock (so a recovery waits for it), after arming
- * stdin as the recovery script (or keeping the armed one when stdin is empty).
- * args: run-dir command…   stdin: recover.sh text
- */
-const STEP_SCRIPT = `r=$1; shift
-[ -d "$r" ] || { echo "ERR the deploy's run folder $r is gone (the lock was lost)"; exit 70; }
-cat > "$r/recover.sh.tmp" && if [ -s "$r/recover.sh.tmp" ]; then mv -f "$r/recover.sh.tmp" "$r/recover.sh"; else rm -f "$r/recover.sh.tmp"; fi
-exec flock "$r/step" "$@"
-`;
-/**
- * Closes a transaction, in one step that a lost link cannot cut in half (HUP and PIPE ignored, under the
- * step lock): reads the final entry (stdin, one line), runs the runtime's cut-over command when one is
- * given (blue-green: nginx to the new slot; on its failure nothing is switched), points `current` at the
- * release (atomically: symlink to a temp name, renamed over `current`; '' leaves it), appends the entry,
- * and disarms the recovery. args: state-dir token release-id-or-empty [cut-over command…]
- */
-const CLOSE_SCRIPT = `trap '' HUP PIPE
-s=$1; r="$s/run/$2"; id=$3; shift 3
-${JADD}
-[ -d "$r" ] || { echo "ERR the deploy's run folder $r is gone (the lock was lost)"; exit 70; }
-exec 8>>"$r/step"; flock -w 600 8 || { echo "ERR a recovery holds the step lock"; exit 71; }
-IFS= read -r entry || { echo "ERR incomplete entry"; exit 2; }
-if [ -n "$id" ]; then
-  [ -f "$s/releases/$id/release.json" ] || { echo "ERR release folder $s/releases/$id is missing or incomplete"; exit 3; }
-fi
-if [ -n "$id" ]; then
-  # the new pointer is made before the cut-over: when it cannot be, nothing has switched yet
-  rm -rf "$s/current.tmp" 2>/dev/null
-  ln -sfn "releases/$id" "$s/current.tmp" || { echo "ERR cannot point $s/current at $id"; exit 4; }
-fi
-if [ $# -gt 0 ]; then
-  "$@" 8>&- || { rc=$?; rm -f "$s/current.tmp"; echo "ERR cut-over failed (exit $rc)"; exit 10; }
-fi
-if [ -n "$id" ]; then
-  mv -fT "$s/current.tmp" "$s/current" || { echo "ERR cannot point $s/current at $id"; exit 4; }
-fi
-printf '%s\\n' "$entry" | jadd "$s/ledger.jsonl" || { echo "ERR cannot append to $s/ledger.jsonl"; exit 5; }
-rm -f "$r/recover.sh" "$r/abort.json"
-echo OK
-`;
-/**
- * Ends the lock: removes pruned releases and the images only they needed (never with -f: an image a
- * container still uses stays), incomplete release folders, then marks the run done so the lock holder
- * lets the lock go (closing any transaction still open first). args: state-dir token release-id… --images ref…
- */
-const FINISH_SCRIPT = `s=$1; tok=$2; shift 2
-mode=release
-for a in "$@"; do
-  if [ "$a" = --images ]; then mode=image; continue; fi
-  if [ "$mode" = release ]; then rm -rf "$s/releases/$a" && echo "pruned $a"
-  else docker image rm "$a" >/dev/null 2>&1 && echo "removed $a"; fi
-done
-cur=$(readlink "$s/current" 2>/dev/null) || cur=
-for d in "$s"/releases/*; do
-  [ -d "$d" ] || continue
-  [ "releases/\${d##*/}" = "$cur" ] && continue
-  [ -f "$d/release.json" ] || rm -rf "$d"
-done
-[ -d "$s/run/$tok" ] || { echo "ERR the deploy's run folder is gone"; exit 70; }
-touch "$s/run/$tok/done"
-`;
-/** Appends stdin (one entry) to the journal, on a line of its own. args: state-dir */
-const APPEND_SCRIPT = `${JADD}
-jadd "$1/ledger.jsonl"
-`;
-
-;// CONCATENATED MODULE: ./build/tsc/lib/release/store.js
-/**
- * ReleaseStore: what keeps releases on one host under one project path, over a Remote. The lock (with
- * the state read), release folders, the journal (ledger.jsonl), the `current` pointer, pruning, and the
- * recovery the lock holder runs when the runner goes away. It knows nothing of Compose, swarm or nginx:
- * a Runtime (src/lib/runtime) starts containers; the store only runs the runtime's commands under its
- * step lock with the recovery armed, and the runtime's cut-over inside its close step.
- *
- * Layout on the host: src/lib/compose/layout.ts. The journal: ./journal.ts.
- */
+;// CONCATENATED MODULE: ./build/tsc/rollback/main.js
+/** rollback: puts a kept release back on every host. Launched by ./index.ts; importing runs nothing. */
 
 
 
@@ -70623,648 +71179,17 @@ jadd "$1/ledger.jsonl"
 
 
 
-
-const SH = (script, ...args) => ['sh', '-c', script, 'sh', ...args];
-const now = () => new Date().toISOString();
-/**
- * The one-line reason of a failed remote command: its first `ERR` line (shipline's scripts), else the
- * last line a tool marked as an error (`ERROR: …`, `Error …`: Compose, docker), else its last line.
- */
-function failureLine(r) {
-    const text = (r.stdout + '\n' + r.stderr).trim();
-    const lines = text.split('\n').map(l => l.trim());
-    return ((/^ERR (.*)$/m.exec(text)?.[1] ??
-        [...lines]
-            .reverse()
-            .find(l => /^(ERROR:|Error\b)/.test(l))
-            ?.replace(/^ERROR:\s*/, '') ??
-        lines.pop() ??
-        `exit ${r.code}`) ||
-        `exit ${r.code}`);
-}
-class ReleaseStore {
-    remote;
-    layout;
-    token = (0,external_node_crypto_.randomBytes)(8).toString('hex');
-    log;
-    holder;
-    stepTimeoutMs;
-    readTimeoutMs;
-    /** exec calls made (round trips), for the benchmark */
-    execs = 0;
-    constructor(remote, opts) {
-        this.remote = remote;
-        this.layout = (0,layout/* layout */.Zp)(opts.path, opts.project);
-        this.log = opts.log;
-        this.stepTimeoutMs = opts.stepTimeoutMs ?? 600_000;
-        this.readTimeoutMs = opts.readTimeoutMs ?? 60_000;
-    }
-    get label() {
-        return this.remote.label;
-    }
-    get runDir() {
-        return `${this.layout.run}/${this.token}`;
-    }
-    /** true while the connection is up (a Remote that cannot tell is taken as up) */
-    get connected() {
-        return this.remote.isOpen ? this.remote.isOpen() : true;
-    }
-    /** Runs a command on the host, bounded by the step limit unless told otherwise. */
-    exec = async (argv, opts = {}) => {
-        this.execs++;
-        return this.remote.exec(argv, { timeoutMs: this.stepTimeoutMs, ...opts });
-    };
-    /** Runs a command and throws a UserError with its last output lines when it fails. */
-    async check(what, argv, opts = {}) {
-        const r = await this.exec(argv, opts);
-        if (r.code !== 0) {
-            const err = (r.stderr.trim() || r.stdout.trim()).split('\n').slice(-15).join('\n');
-            throw new errors/* UserError */.yo(`${this.label}: ${what} failed (exit ${r.code}): ${failureLine(r)}`, err);
-        }
-        return r;
-    }
-    /**
-     * Takes the host lock (waiting up to timeoutSec) and reads the state under it. The lock is held by a
-     * remote process until finish() or until the connection dies. Bounded: the state read must follow the
-     * lock within readTimeoutMs.
-     */
-    async lock(timeoutSec, owner) {
-        let out = '';
-        let settled = false;
-        let waitingSaid = false;
-        let locked = false;
-        this.execs++;
-        return new Promise((resolve, reject) => {
-            let timer;
-            const fail = (e) => {
-                if (settled)
-                    return;
-                settled = true;
-                if (timer)
-                    clearTimeout(timer);
-                reject(e);
-            };
-            const arm = (ms, what) => {
-                if (timer)
-                    clearTimeout(timer);
-                timer = setTimeout(() => {
-                    fail(new errors/* UserError */.yo(`${this.label}: ${what} on ${this.layout.path} did not finish within ${Math.round(ms / 1000)}s. Check the host (disk full? a hung 'docker' command?) and that ${this.layout.state} is readable; the lock ends with this connection.`, out.slice(-2000)));
-                    void this.remote.close().catch(() => undefined);
-                }, ms);
-            };
-            arm((timeoutSec + 60) * 1000, 'taking the lock');
-            const onData = (chunk) => {
-                if (settled)
-                    return;
-                out += chunk;
-                if (!waitingSaid && /^WAITING(.*)$/m.test(out)) {
-                    waitingSaid = true;
-                    const who = /^WAITING(.*)$/m.exec(out)?.[1]?.trim();
-                    this.log.info(`${this.label}: another deploy holds the lock on ${this.layout.path}${who ? ` (${who})` : ''}; waiting up to ${timeoutSec}s`);
-                }
-                if (!locked && /^LOCKED$/m.test(out)) {
-                    locked = true;
-                    arm(this.readTimeoutMs, 'reading the release state after taking the lock');
-                }
-                if (/^READY$/m.test(out)) {
-                    settled = true;
-                    if (timer)
-                        clearTimeout(timer);
-                    try {
-                        const state = parseState(out);
-                        if (state.damaged)
-                            this.log.warning(`${this.label}: ${state.damaged} damaged line(s) in ${this.layout.ledger} skipped (a torn write); new entries start on a line of their own`);
-                        if (state.currentMissing)
-                            this.log.warning(`${this.label}: ${this.layout.current} names release ${state.current}, whose folder is missing on the host`);
-                        resolve(state);
-                    }
-                    catch (e) {
-                        reject(e);
-                    }
-                }
-            };
-            this.holder = this.remote.exec(SH(LOCK_SCRIPT, this.layout.state, String(timeoutSec), this.token, owner.slice(0, 300)), { onStdout: onData });
-            this.holder.then(r => {
-                if (settled)
-                    return;
-                const text = (r.stdout + '\n' + r.stderr).trim();
-                if (/ERR timeout/.test(text)) {
-                    fail(new errors/* UserError */.yo(`${this.label}: another deploy or rollback held the lock on ${this.layout.path} for more than lock-timeout (${timeoutSec}s). Wait for it, or raise 'lock-timeout'.`));
-                }
-                else {
-                    fail(new errors/* UserError */.yo(`${this.label}: could not take the lock on ${this.layout.path}: ${failureLine(r)}`, text));
-                }
-            }, e => fail(e));
-        });
-    }
-    /** Opens a transaction: the `begin` entry, and the entry that closes it should the runner vanish first. */
-    async begin(entry, abort) {
-        const b = JSON.stringify({ time: now(), ...entry });
-        const a = JSON.stringify(abort).slice(1); // without '{': the lock holder prefixes the time
-        await this.check('opening the release transaction in the journal', SH(BEGIN_SCRIPT, this.layout.state, this.token), {
-            stdin: `${b}\n${a}\n`
-        });
-    }
-    /** Appends one entry (outside a transaction: closing one found open by this deploy). */
-    async append(entry) {
-        await this.check('appending to the journal', SH(APPEND_SCRIPT, this.layout.state), {
-            stdin: JSON.stringify({ time: now(), ...entry }) + '\n'
-        });
-    }
-    /**
-     * Writes a release folder in one round trip: compose files, override, .env (0600) and release.json
-     * (last: it marks the folder complete) as a tar on stdin; without a new .env the previous one is copied
-     * on the host (it never travels again).
-     */
-    async upload(meta, files, env, copyEnvFrom) {
-        const dir = this.layout.release(meta.id);
-        const entries = files.map(f => ({ name: f.name, data: f.data, mode: 0o644 }));
-        if (env !== undefined)
-            entries.push({ name: layout/* ENV_FILE */.h9, data: env, mode: 0o600 });
-        entries.push({ name: layout/* META_FILE */.fg, data: JSON.stringify(meta) + '\n', mode: 0o644 });
-        const from = env === undefined && copyEnvFrom ? `${this.layout.release(copyEnvFrom)}/${layout/* ENV_FILE */.h9}` : '';
-        await this.check('uploading the release', SH(UPLOAD_SCRIPT, dir, from), { stdin: tar(entries) });
-    }
-    /**
-     * Runs a command that changes containers, under the step lock, with `recover` armed first (the shell
-     * text the lock holder runs should the runner go away; '' keeps what is armed).
-     */
-    async step(argv, recover, opts = {}) {
-        return this.exec(SH(STEP_SCRIPT, this.runDir, ...argv), { ...opts, stdin: recover });
-    }
-    /**
-     * The recovery script: the runtime's lines that bring `restore` back, then the journal's `recovered`
-     * entry (current already names it: `current` only moves in close()).
-     */
-    recoverScript(restoreLines, entry) {
-        const json = JSON.stringify({
-            ...entry,
-            event: 'recovered',
-            reason: entry.reason ?? 'the deploy connection was lost'
-        });
-        return [
-            '# shipline: run by the lock holder when the runner went away before the transaction closed',
-            `jadd() { if [ -s "$1" ] && [ -n "$(tail -c 1 "$1")" ]; then echo >> "$1"; fi; cat >> "$1"; }`,
-            ...restoreLines,
-            `printf '{"time":"%s",%s\\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" ${(0,remote/* shellJoin */.nZ)([json.slice(1)])} | jadd ${(0,remote/* shellJoin */.nZ)([this.layout.ledger])}`,
-            ''
-        ].join('\n');
-    }
-    /**
-     * Closes the transaction in one step a lost link cannot cut in half: the runtime's cut-over (when given),
-     * `current` → `switchTo` (when given), the final entry, the recovery disarmed.
-     */
-    async close(entry, switchTo, cutOver = []) {
-        const line = JSON.stringify({ time: now(), ...entry });
-        await this.check(switchTo && cutOver.length ? `switching to ${switchTo}` : 'closing the release transaction', SH(CLOSE_SCRIPT, this.layout.state, this.token, switchTo ?? '', ...cutOver), { stdin: line + '\n', timeoutMs: Math.max(this.stepTimeoutMs, 120_000) });
-    }
-    /** Lets the lock go: prunes, marks the run done, and waits (bounded) for the holder to exit. */
-    async finish(prune = {}) {
-        if (!this.holder)
-            return [];
-        const rel = (prune.releases ?? []).filter(id => validate/* RELEASE_ID_RE */._J.test(id));
-        const r = await this.exec(SH(FINISH_SCRIPT, this.layout.state, this.token, ...rel, '--images', ...(prune.images ?? [])));
-        if (r.code !== 0)
-            throw new errors/* UserError */.yo(`${this.label}: finishing failed: ${failureLine(r)}`);
-        const holder = this.holder;
-        this.holder = undefined;
-        // the holder closes a transaction still open (a recovery may run a compose up): bounded
-        await Promise.race([holder, new Promise(res => setTimeout(res, 30 * 60_000).unref())]);
-        return r.stdout.split('\n').filter(Boolean);
-    }
-}
-/** Parses the lock script's output between LOCKED and READY. */
-function parseState(out) {
-    const state = { compose: 'none', releases: new Map(), ledger: [], damaged: 0 };
-    const start = out.indexOf('LOCKED\n');
-    const ledgerLines = [];
-    for (const line of out.slice(start + 7).split('\n')) {
-        if (line === 'READY')
-            break;
-        const sp = line.indexOf(' ');
-        const key = sp < 0 ? line : line.slice(0, sp);
-        const rest = sp < 0 ? '' : line.slice(sp + 1);
-        if (key === 'compose')
-            state.compose = rest;
-        else if (key === 'current')
-            state.current = rest.trim() || undefined;
-        else if (key === 'release') {
-            const sp2 = rest.indexOf(' ');
-            try {
-                const meta = JSON.parse(rest.slice(sp2 + 1));
-                if (meta && typeof meta.id === 'string' && typeof meta.version === 'string')
-                    state.releases.set(rest.slice(0, sp2), meta);
-            }
-            catch {
-                /* a damaged release.json: that release cannot be used */
-            }
-        }
-        else if (key === 'ledger')
-            ledgerLines.push(rest);
-    }
-    const j = parseJournal(ledgerLines.join('\n'));
-    state.ledger = j.entries;
-    state.damaged = j.damaged.length;
-    state.open = openTransaction(j.entries);
-    if (state.current && !state.releases.has(state.current))
-        state.currentMissing = true;
-    return state;
-}
-/** The live release's metadata, when `current` names a kept one. */
-function liveRelease(state) {
-    return state.current ? state.releases.get(state.current) : undefined;
-}
-/**
- * The release that was live before the current one, from the journal's last final entry that made the
- * current release live (never a release that failed); else the newest older kept release. Undefined when
- * the journal names one whose folder is gone (see previousMissing).
- */
-function previousRelease(state) {
-    const cur = state.current;
-    if (!cur)
-        return undefined;
-    for (let i = state.ledger.length - 1; i >= 0; i--) {
-        const e = state.ledger[i];
-        if (e.event === 'begin' || e.event === 'failed' || e.event === 'aborted')
-            continue;
-        if (e.release === cur) {
-            if (e.from)
-                return state.releases.has(e.from) ? e.from : undefined;
-            break;
-        }
-    }
-    const gaveUp = ['auto-rollback', 'failed', 'recovered', 'revert', 'aborted'];
-    const failed = new Set(state.ledger.filter(e => e.attempted && gaveUp.includes(e.event)).map(e => e.attempted));
-    return [...state.releases.keys()]
-        .filter(id => id < cur && !failed.has(id))
-        .sort()
-        .pop();
-}
-/** The journal's word for the release live before current, when its folder is no longer kept. */
-function previousMissing(state) {
-    const cur = state.current;
-    if (!cur)
-        return undefined;
-    for (let i = state.ledger.length - 1; i >= 0; i--) {
-        const e = state.ledger[i];
-        if (e.event === 'begin' || e.event === 'failed' || e.event === 'aborted')
-            continue;
-        if (e.release === cur)
-            return e.from && !state.releases.has(e.from) ? e.from : undefined;
-    }
-    return undefined;
-}
-/** Release ids and image refs to remove so that `keep` releases stay (current and its predecessor always). */
-function prunePlan(state, current, keep) {
-    const ids = [...state.releases.keys()].sort().reverse();
-    const keepSet = new Set([current]);
-    const prev = previousRelease({ ...state, current });
-    if (prev)
-        keepSet.add(prev);
-    for (const id of ids) {
-        if (keepSet.size >= keep)
-            break;
-        keepSet.add(id);
-    }
-    const drop = ids.filter(id => !keepSet.has(id));
-    const needed = new Set();
-    for (const id of keepSet)
-        for (const ref of Object.values(state.releases.get(id)?.images ?? {}))
-            needed.add(ref);
-    const images = new Set();
-    for (const id of drop)
-        for (const ref of Object.values(state.releases.get(id)?.images ?? {}))
-            if (!needed.has(ref))
-                images.add(ref);
-    return { releases: drop, images: [...images] };
-}
-
-
-/***/ }),
-
-/***/ 5870:
-/***/ ((__unused_webpack___webpack_module__, __webpack_exports__, __nccwpck_require__) => {
-
-
-// EXPORTS
-__nccwpck_require__.d(__webpack_exports__, {
-  $F: () => (/* binding */ ComposeRuntime),
-  Hv: () => (/* binding */ composeHealth),
-  vR: () => (/* binding */ ensureImages),
-  kw: () => (/* binding */ parseHealth)
-});
-
-// UNUSED EXPORTS: requireCompose
-
-// EXTERNAL MODULE: ./build/tsc/lib/errors.js
-var errors = __nccwpck_require__(2830);
-// EXTERNAL MODULE: ./build/tsc/lib/ssh/remote.js
-var remote = __nccwpck_require__(9424);
-// EXTERNAL MODULE: ./build/tsc/lib/compose/layout.js
-var layout = __nccwpck_require__(2630);
-;// CONCATENATED MODULE: ./build/tsc/lib/compose/scripts.js
-/**
- * The Compose runtime's shell scripts (images, health). Constants: every value reaches them as a quoted
- * argument ($1, $2, …) or on stdin, never pasted into the script text. Each runs as `sh -c SCRIPT sh ARGS…`.
- * The release store's own scripts (lock, journal, close) are in src/lib/release/scripts.ts.
- */
-/**
- * Brings images onto the host: those already present are left alone (no registry needed), the rest are
- * pulled, after a login into a temporary Docker config when a registry is given (password on stdin).
- * The temporary config is removed on every exit path.
- * args: config-dir registry username ref…   stdin: the registry password (or nothing)
- */
-const IMAGES_SCRIPT = `umask 077
-cfg=$1; reg=$2; user=$3; shift 3
-trap 'rm -rf "$cfg"' EXIT
-missing=
-for r in "$@"; do
-  if docker image inspect "$r" >/dev/null 2>&1; then echo "present $r"; else missing="$missing $r"; fi
-done
-[ -z "$missing" ] && exit 0
-if [ -n "$reg" ]; then
-  mkdir -p "$cfg" && chmod 700 "$cfg" || exit 70
-  docker --config "$cfg" login --username "$user" --password-stdin "$reg" >/dev/null || { echo "ERR login to $reg failed"; exit 3; }
-  export DOCKER_CONFIG="$cfg"
-fi
-for r in $missing; do
-  echo "pull $r"
-  docker pull "$r" </dev/null >/dev/null || { echo "ERR pull $r failed"; exit 4; }
-done
-`;
-/**
- * Waits until every container of the given services is healthy: its healthcheck says healthy, or without
- * one it is running with the same start time and restart count for <stable> seconds (a one-shot container
- * that exited 0 counts as done). Fails at once on unhealthy / non-zero exit / dead, or at the deadline; then
- * prints the last <tail> log lines of each failing container.
- * args: timeout stable project tail service…
- */
-const HEALTH_SCRIPT = `t=$1; stable=$2; p=$3; n=$4; shift 4
-services="$*"
-end=$(( $(date +%s) + t ))
-tmp=$(mktemp -d) || exit 70
-trap 'rm -rf "$tmp"' EXIT
-last=
-while :; do
-  now=$(date +%s)
-  report=; pending=; failed=
-  for svc in $services; do
-    ids=$(docker ps -aq --no-trunc --filter "label=com.docker.compose.project=$p" --filter "label=com.docker.compose.service=$svc" --filter "label=com.docker.compose.oneoff=False")
-    if [ -z "$ids" ]; then pending="$pending $svc"; report="$report $svc=missing"; continue; fi
-    for id in $ids; do
-      info=$(docker inspect --format '{{.State.Status}} {{if .State.Health}}{{.State.Health.Status}}{{else}}none{{end}} {{.RestartCount}} {{.State.StartedAt}} {{.State.ExitCode}}' "$id" 2>/dev/null) || { pending="$pending $svc:$id"; continue; }
-      set -- $info
-      st=$1; hl=$2; rc=$3; sa=$4; ec=$5
-      v=wait
-      case "$st" in
-        running)
-          case "$hl" in
-            healthy) v=ok ;;
-            unhealthy) v=fail ;;
-            starting) v=wait ;;
-            *)
-              key="$rc $sa"; f="$tmp/$id"
-              if [ -f "$f" ] && [ "$(sed -n 1p "$f")" = "$key" ]; then since=$(sed -n 2p "$f"); else printf '%s\\n%s\\n' "$key" "$now" > "$f"; since=$now; fi
-              if [ $((now - since)) -ge "$stable" ]; then v=ok; fi ;;
-          esac ;;
-        exited) if [ "$ec" = 0 ] && [ "$hl" = none ]; then v=ok; else v=fail; fi ;;
-        created|restarting) v=wait ;;
-        *) v=fail ;;
-      esac
-      short=$(printf '%.12s' "$id")
-      report="$report $svc/$short=$st/$hl/restarts:$rc"
-      [ "$v" = fail ] && failed="$failed $svc:$id"
-      [ "$v" = wait ] && pending="$pending $svc:$id"
-    done
-  done
-  if [ "$report" != "$last" ]; then echo "state$report"; last=$report; fi
-  if [ -n "$failed" ]; then result=failed; break; fi
-  if [ -z "$pending" ]; then result=healthy; break; fi
-  if [ "$now" -ge "$end" ]; then result=timeout; failed=$pending; break; fi
-  sleep 0.5 2>/dev/null || sleep 1
-done
-echo "result $result$failed"
-for x in $failed; do
-  svc=\${x%%:*}; id=\${x#*:}
-  [ "$id" = "$x" ] && continue
-  echo "logs $svc $(printf '%.12s' "$id")"
-  docker logs --tail "$n" "$id" 2>&1 | sed 's/^/| /'
-done
-[ "$result" = healthy ]
-`;
-
-// EXTERNAL MODULE: ./build/tsc/lib/release/store.js + 3 modules
-var release_store = __nccwpck_require__(1872);
-// EXTERNAL MODULE: ./build/tsc/lib/runtime/runtime.js
-var runtime = __nccwpck_require__(5778);
-;// CONCATENATED MODULE: ./build/tsc/lib/runtime/compose.js
-/**
- * The Compose runtime (`strategy: recreate`): `up -d` replaces a release's containers in the project of
- * the path; health is each container's healthcheck (or a stable run); a put-back is the previous release's
- * own files brought up again. Compose v2 (`docker compose`) and v1 (`docker-compose`) alike.
- */
-
-
-
-
-
-
-const SH = (script, ...args) => ['sh', '-c', script, 'sh', ...args];
-/** Reads a health wait's output: `state …` lines, then `result <word> …`, then the failing containers' logs. */
-function parseHealth(r) {
-    const lines = r.stdout.split('\n');
-    const state = [...lines].reverse().find(l => l.startsWith('state ')) ?? '';
-    const i = lines.findIndex(l => l.startsWith('result '));
-    const result = i >= 0 ? lines[i].split(' ')[1] : `exit ${r.code}`;
-    const logs = i >= 0
-        ? lines
-            .slice(i + 1)
-            .join('\n')
-            .trim()
-        : r.stderr.trim();
-    return { ok: r.code === 0 && result === 'healthy', result, state: state.slice(6).trim(), logs };
-}
-/** Waits for the containers of `services` in a Compose project to be healthy (HEALTH_SCRIPT), bounded. */
-async function composeHealth(exec, project, services, timeoutSec, opts = {}) {
-    const r = await exec(SH(HEALTH_SCRIPT, String(timeoutSec), String(opts.stableSec ?? 5), project, String(opts.tail ?? 30), ...services), { timeoutMs: (timeoutSec + 60) * 1000 });
-    return parseHealth(r);
-}
-/** Images present stay; missing ones are pulled (login in a temporary config when a registry is given). */
-async function ensureImages(store, refs, auth) {
-    if (refs.length === 0)
-        return [];
-    const cfg = `${store.runDir}/docker-config`;
-    // pulls of big images over a slow link may take long: 30 min, not the ordinary step limit
-    const r = await store.exec(SH(IMAGES_SCRIPT, cfg, auth?.registry ?? '', auth?.username ?? '', ...refs), {
-        stdin: auth?.password ?? '',
-        timeoutMs: 1_800_000
-    });
-    const pulled = r.stdout
-        .split('\n')
-        .filter(l => l.startsWith('pull '))
-        .map(l => l.slice(5));
-    if (r.code !== 0) {
-        const hint = auth
-            ? 'Check registry-username/registry-password and that the image exists.'
-            : "Set 'registry', 'registry-username' and 'registry-password' so the host can pull it.";
-        throw new errors/* UserError */.yo(`${store.label}: ${(0,release_store/* failureLine */.Pu)(r)}. ${hint}`, (r.stdout + r.stderr).trim());
-    }
-    return pulled;
-}
-/** Throws when the host has no Compose; returns the flavour. */
-function requireCompose(store, state) {
-    if (state.compose === 'none')
-        throw new errors/* UserError */.yo(`${store.label}: neither 'docker compose' (v2) nor 'docker-compose' (v1) is installed on the host. Install the Compose plugin.`);
-    return state.compose;
-}
-class ComposeRuntime {
-    store;
-    project;
-    name = 'compose';
-    kind = 'v1';
-    constructor(store, 
-    /** the Compose project (default: the path's) */
-    project = store.layout.project) {
-        this.store = store;
-        this.project = project;
-    }
-    accept(state) {
-        this.kind = requireCompose(this.store, state);
-    }
-    prepareFiles(_meta, files) {
-        return files;
-    }
-    ensureImages(refs, auth) {
-        return ensureImages(this.store, refs, auth);
-    }
-    /** argv prefix of docker compose for a release's files in this runtime's project */
-    composeFor(meta) {
-        const dir = this.store.layout.release(meta.id);
-        return (0,layout/* composeArgv */.NS)(this.kind, this.project, dir, meta.files, meta.env ? layout/* ENV_FILE */.h9 : undefined);
-    }
-    upArgv(meta, services) {
-        const argv = [...this.composeFor(meta), 'up', '-d'];
-        if (services && services.length)
-            argv.push('--no-deps', ...services);
-        else
-            argv.push('--remove-orphans');
-        return argv;
-    }
-    async start(meta, services, recover) {
-        const r = await this.store.step(this.upArgv(meta, services), recover);
-        if (r.code !== 0) {
-            const err = (r.stderr.trim() || r.stdout.trim()).split('\n').slice(-15).join('\n');
-            throw new errors/* UserError */.yo(`${this.store.label}: ${this.kind === 'v2' ? 'docker compose' : 'docker-compose'} up of ${meta.version} failed: ${(0,release_store/* failureLine */.Pu)(r).replace(/\s+/g, ' ')}`, err);
-        }
-    }
-    waitHealthy(_meta, services, timeoutSec, opts) {
-        return composeHealth(this.store.exec, this.project, services, timeoutSec, opts);
-    }
-    cutOverArgv() {
-        return [];
-    }
-    async afterClose() {
-        return [];
-    }
-    async restore(meta, services, timeoutSec, recover, opts) {
-        return (0,runtime/* restartAndWait */.G)(this, meta, services, timeoutSec, recover, opts);
-    }
-    restoreLines(meta) {
-        return [(0,remote/* shellJoin */.nZ)(this.upArgv(meta))];
-    }
-}
-
-
-/***/ }),
-
-/***/ 5778:
-/***/ ((__unused_webpack___webpack_module__, __webpack_exports__, __nccwpck_require__) => {
-
-/* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
-/* harmony export */   G: () => (/* binding */ restartAndWait)
-/* harmony export */ });
-/* harmony import */ var _errors_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(2830);
-
-/**
- * The put-back of a runtime whose start replaces what runs (compose, swarm): start `meta` again with the
- * recovery armed, then wait for the services it has; a failed start is an unhealthy result, not a throw.
- */
-async function restartAndWait(rt, meta, services, timeoutSec, recover, opts) {
-    try {
-        await rt.start(meta, undefined, recover);
-    }
-    catch (e) {
-        return { ok: false, result: 'failed', state: (0,_errors_js__WEBPACK_IMPORTED_MODULE_0__/* .errorMessage */ .gJ)(e), logs: e.details ?? '' };
-    }
-    return rt.waitHealthy(meta, services.filter(s => meta.services.includes(s)), timeoutSec, opts);
-}
-
-
-/***/ }),
-
-/***/ 9424:
-/***/ ((__unused_webpack___webpack_module__, __webpack_exports__, __nccwpck_require__) => {
-
-/* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
-/* harmony export */   ZL: () => (/* binding */ shellQuote),
-/* harmony export */   ay: () => (/* binding */ commandLine),
-/* harmony export */   nZ: () => (/* binding */ shellJoin)
-/* harmony export */ });
-/** Quotes one argument for a POSIX shell: 'it'\''s' style, safe for any byte string without NUL. */
-function shellQuote(arg) {
-    if (arg.includes('\0'))
-        throw new Error('argument contains a NUL byte');
-    if (/^[A-Za-z0-9_@%+=:,./-]+$/.test(arg))
-        return arg;
-    return `'${arg.replace(/'/g, `'\\''`)}'`;
-}
-function shellJoin(argv) {
-    return argv.map(shellQuote).join(' ');
-}
-/** Quotes argv for the remote shell; the command word is always quoted (so `A=b` or `if` stay plain words). */
-function commandLine(argv, cwd) {
-    if (argv.length === 0)
-        throw new Error('exec needs a command');
-    const first = shellQuote(argv[0]);
-    const words = [first.startsWith("'") ? first : `'${first}'`, ...argv.slice(1).map(shellQuote)];
-    return (cwd !== undefined ? `cd -- ${shellQuote(cwd)} && ` : '') + words.join(' ');
-}
-
-
-/***/ }),
-
-/***/ 8481:
-/***/ ((__webpack_module__, __unused_webpack___webpack_exports__, __nccwpck_require__) => {
-
-__nccwpck_require__.a(__webpack_module__, async (__webpack_handle_async_dependencies__, __webpack_async_result__) => { try {
-/* harmony import */ var _actions_core__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(4116);
-/* harmony import */ var _action_run_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(6082);
-/* harmony import */ var _action_inputs_js__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(7871);
-/* harmony import */ var _action_deploy_inputs_js__WEBPACK_IMPORTED_MODULE_3__ = __nccwpck_require__(8999);
-/* harmony import */ var _action_deployments_js__WEBPACK_IMPORTED_MODULE_4__ = __nccwpck_require__(4795);
-/* harmony import */ var _lib_errors_js__WEBPACK_IMPORTED_MODULE_5__ = __nccwpck_require__(2830);
-/* harmony import */ var _lib_deploy_index_js__WEBPACK_IMPORTED_MODULE_6__ = __nccwpck_require__(4278);
-
-
-
-
-
-
-
-async function main() {
-    const fleet = (0,_action_deploy_inputs_js__WEBPACK_IMPORTED_MODULE_3__/* .readFleetInputs */ .OP)();
-    const reg = (0,_action_deploy_inputs_js__WEBPACK_IMPORTED_MODULE_3__/* .readRegistryInputs */ .rS)();
-    const dep = (0,_action_deploy_inputs_js__WEBPACK_IMPORTED_MODULE_3__/* .readDeploymentInputs */ .r0)();
-    const to = _action_inputs_js__WEBPACK_IMPORTED_MODULE_2__/* .str */ .gx('to');
+async function run() {
+    const inp = getInputs();
     let record;
-    const result = await (0,_lib_deploy_index_js__WEBPACK_IMPORTED_MODULE_6__/* .rollback */ .dU)({
-        ...fleet,
-        log: _action_deploy_inputs_js__WEBPACK_IMPORTED_MODULE_3__/* .actionLog */ .Zx,
-        registry: reg.auth,
-        to: to || undefined,
+    const result = await rollback({
+        ...fleetOptions(inp.fleet, inp.facts),
+        log: coreLog,
+        registry: registryAuth(inp.registry),
+        to: inp.to,
         onPlanned: async (plan) => {
-            record = await (0,_action_deployments_js__WEBPACK_IMPORTED_MODULE_4__/* .startDeployment */ .i)(dep, {
-                ref: plan.sha || (0,_action_deploy_inputs_js__WEBPACK_IMPORTED_MODULE_3__/* .runFacts */ .pI)().sha || plan.version,
+            record = await startDeployment(inp.deployment, {
+                ref: plan.sha || inp.facts.sha || plan.version,
                 version: plan.version,
                 releaseId: plan.releaseId,
                 images: plan.images,
@@ -71277,30 +71202,28 @@ async function main() {
         await record?.finish('error', `rollback failed: ${String(e instanceof Error ? e.message : e).slice(0, 100)}`);
         throw e;
     });
-    _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .setOutput */ .uH('from-version', result.fromVersion);
-    _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .setOutput */ .uH('to-version', result.toVersion);
-    _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .setOutput */ .uH('release-id', result.releaseId);
-    _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .setOutput */ .uH('status', result.status);
-    await _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .summary */ .z
-        .addRaw((0,_lib_deploy_index_js__WEBPACK_IMPORTED_MODULE_6__/* .summaryTable */ .jb)(`rollback: ${result.status}`, result.hosts, [
-        ['path', fleet.path],
+    core/* setOutput */.uH('from-version', result.fromVersion);
+    core/* setOutput */.uH('to-version', result.toVersion);
+    core/* setOutput */.uH('release-id', result.releaseId);
+    core/* setOutput */.uH('status', result.status);
+    await core/* summary */.z
+        .addRaw(summaryTable(`rollback: ${result.status}`, result.hosts, [
+        ['path', inp.fleet.path],
         ['from', result.fromVersion || '—'],
         ['to', `${result.toVersion} (${result.releaseId})`]
     ]))
         .write();
     await record?.finish(result.status === 'failed' ? 'failure' : 'success', result.status === 'failed' ? (result.error ?? 'failed') : `${result.toVersion} is live again`);
     if (result.status === 'failed')
-        throw new _lib_errors_js__WEBPACK_IMPORTED_MODULE_5__/* .UserError */ .yo(result.error ?? 'rollback failed');
-    _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .info */ .pq(result.status === 'unchanged'
+        throw new errors/* UserError */.yo(result.error ?? 'rollback failed');
+    core/* info */.pq(result.status === 'unchanged'
         ? `${result.toVersion} is already live: nothing to do`
         : `rolled back to ${result.toVersion} (${result.releaseId})`);
 }
-await (0,_action_run_js__WEBPACK_IMPORTED_MODULE_1__/* .runAction */ .C)(main, async () => {
-    // nothing to undo: the host lock ends with main's SSH connection
-});
+async function post() {
+    // nothing to undo: the host lock ends with run's SSH connection
+}
 
-__webpack_async_result__();
-} catch(e) { __webpack_async_result__(e); } }, 1);
 
 /***/ }),
 
@@ -71310,10 +71233,13 @@ __webpack_async_result__();
 
 // EXPORTS
 __nccwpck_require__.d(__webpack_exports__, {
+  Yz: () => (/* binding */ core_debug),
   N4: () => (/* binding */ endGroup),
   V4: () => (/* binding */ getInput),
   Gu: () => (/* binding */ getState),
+  Os: () => (/* binding */ group),
   pq: () => (/* binding */ info),
+  lm: () => (/* binding */ notice),
   LZ: () => (/* binding */ saveState),
   C1: () => (/* binding */ setFailed),
   uH: () => (/* binding */ setOutput),
@@ -71323,7 +71249,7 @@ __nccwpck_require__.d(__webpack_exports__, {
   $e: () => (/* binding */ warning)
 });
 
-// UNUSED EXPORTS: ExitCode, addPath, debug, error, exportVariable, getBooleanInput, getIDToken, getMultilineInput, group, isDebug, markdownSummary, notice, platform, setCommandEcho, toPlatformPath, toPosixPath, toWin32Path
+// UNUSED EXPORTS: ExitCode, addPath, error, exportVariable, getBooleanInput, getIDToken, getMultilineInput, isDebug, markdownSummary, platform, setCommandEcho, toPlatformPath, toPosixPath, toWin32Path
 
 // EXTERNAL MODULE: external "os"
 var external_os_ = __nccwpck_require__(857);
@@ -71349,7 +71275,7 @@ function utils_toCommandValue(input) {
  * @returns The command properties to send with the actual annotation command
  * See IssueCommandProperties: https://github.com/actions/runner/blob/main/src/Runner.Worker/ActionCommandManager.cs#L646
  */
-function utils_toCommandProperties(annotationProperties) {
+function toCommandProperties(annotationProperties) {
     if (!Object.keys(annotationProperties).length) {
         return {};
     }
@@ -74152,7 +74078,7 @@ function isDebug() {
  * @param message debug message
  */
 function core_debug(message) {
-    issueCommand('debug', {}, message);
+    command_issueCommand('debug', {}, message);
 }
 /**
  * Adds an error issue
@@ -74160,7 +74086,7 @@ function core_debug(message) {
  * @param properties optional properties to add to the annotation.
  */
 function error(message, properties = {}) {
-    command_issueCommand('error', utils_toCommandProperties(properties), message instanceof Error ? message.toString() : message);
+    command_issueCommand('error', toCommandProperties(properties), message instanceof Error ? message.toString() : message);
 }
 /**
  * Adds a warning issue
@@ -74168,7 +74094,7 @@ function error(message, properties = {}) {
  * @param properties optional properties to add to the annotation.
  */
 function warning(message, properties = {}) {
-    command_issueCommand('warning', utils_toCommandProperties(properties), message instanceof Error ? message.toString() : message);
+    command_issueCommand('warning', toCommandProperties(properties), message instanceof Error ? message.toString() : message);
 }
 /**
  * Adds a notice issue
@@ -74176,7 +74102,7 @@ function warning(message, properties = {}) {
  * @param properties optional properties to add to the annotation.
  */
 function notice(message, properties = {}) {
-    issueCommand('notice', toCommandProperties(properties), message instanceof Error ? message.toString() : message);
+    command_issueCommand('notice', toCommandProperties(properties), message instanceof Error ? message.toString() : message);
 }
 /**
  * Writes info to log with console.log.
@@ -74407,6 +74333,6 @@ module.exports = {"rE":"1.17.0"};
 /******/ // startup
 /******/ // Load entry module and return exports
 /******/ // This entry module used 'module' so it can't be inlined
-/******/ var __webpack_exports__ = __nccwpck_require__(8481);
+/******/ var __webpack_exports__ = __nccwpck_require__(3902);
 /******/ __webpack_exports__ = await __webpack_exports__;
 /******/ 

@@ -24668,7 +24668,7 @@ nacl.setPRNG = function(fn) {
 
 
 
-const Client = __nccwpck_require__(3701)
+const Client = __nccwpck_require__(6082)
 const Dispatcher = __nccwpck_require__(883)
 const Pool = __nccwpck_require__(628)
 const BalancedPool = __nccwpck_require__(837)
@@ -28815,7 +28815,7 @@ const { InvalidArgumentError } = __nccwpck_require__(8707)
 const { kClients, kRunning, kClose, kDestroy, kDispatch, kInterceptors } = __nccwpck_require__(6443)
 const DispatcherBase = __nccwpck_require__(1841)
 const Pool = __nccwpck_require__(628)
-const Client = __nccwpck_require__(3701)
+const Client = __nccwpck_require__(6082)
 const util = __nccwpck_require__(3440)
 const createRedirectInterceptor = __nccwpck_require__(5092)
 
@@ -31481,7 +31481,7 @@ module.exports = connectH2
 
 /***/ }),
 
-/***/ 3701:
+/***/ 6082:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 // @ts-check
@@ -32944,7 +32944,7 @@ const {
   kAddClient,
   kGetDispatcher
 } = __nccwpck_require__(2128)
-const Client = __nccwpck_require__(3701)
+const Client = __nccwpck_require__(6082)
 const {
   InvalidArgumentError
 } = __nccwpck_require__(8707)
@@ -33058,7 +33058,7 @@ const Pool = __nccwpck_require__(628)
 const DispatcherBase = __nccwpck_require__(1841)
 const { InvalidArgumentError, RequestAbortedError, SecureProxyConnectionError } = __nccwpck_require__(8707)
 const buildConnector = __nccwpck_require__(9136)
-const Client = __nccwpck_require__(3701)
+const Client = __nccwpck_require__(6082)
 
 const kAgent = Symbol('proxy agent')
 const kClient = Symbol('proxy client')
@@ -35241,7 +35241,7 @@ module.exports = MockAgent
 
 
 const { promisify } = __nccwpck_require__(7975)
-const Client = __nccwpck_require__(3701)
+const Client = __nccwpck_require__(6082)
 const { buildMockDispatch } = __nccwpck_require__(3397)
 const {
   kDispatches,
@@ -52914,13 +52914,6 @@ module.exports = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:net");
 
 /***/ }),
 
-/***/ 6760:
-/***/ ((module) => {
-
-module.exports = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:path");
-
-/***/ }),
-
 /***/ 643:
 /***/ ((module) => {
 
@@ -61607,23 +61600,380 @@ exports.visitAsync = visitAsync;
 
 /***/ }),
 
-/***/ 8999:
+/***/ 3701:
+/***/ ((__unused_webpack___webpack_module__, __webpack_exports__, __nccwpck_require__) => {
+
+/* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
+/* harmony export */   C: () => (/* binding */ runAction)
+/* harmony export */ });
+/* unused harmony export isPost */
+/* harmony import */ var _actions_core__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(4116);
+/* harmony import */ var _lib_errors_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(2830);
+/* harmony import */ var _secrets_js__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(2161);
+
+
+
+const POST_STATE = 'shipline-is-post';
+/** True when this process is the action's `post` step (main saved the marker state). */
+function isPost() {
+    return _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .getState */ .Gu(POST_STATE) === 'true';
+}
+/**
+ * Runs an action's main (and optional post) with the suite's error policy: a one-line failure that
+ * says what was wrong and how to fix it; details (stack, causes) in a collapsed group.
+ */
+async function runAction(main, post) {
+    if (post && isPost()) {
+        try {
+            await post();
+        }
+        catch (e) {
+            _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .warning */ .$e(`cleanup failed: ${(0,_lib_errors_js__WEBPACK_IMPORTED_MODULE_1__/* .errorMessage */ .gJ)(e)}`);
+        }
+        return;
+    }
+    if (post)
+        _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .saveState */ .LZ(POST_STATE, 'true');
+    (0,_secrets_js__WEBPACK_IMPORTED_MODULE_2__/* .redactSummaries */ .UD)();
+    try {
+        await main();
+    }
+    catch (e) {
+        if (!(0,_lib_errors_js__WEBPACK_IMPORTED_MODULE_1__/* .isUserError */ .iU)(e) && e instanceof Error && e.stack) {
+            _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .startGroup */ .Oh('error details');
+            _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .info */ .pq(e.stack);
+            _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .endGroup */ .N4();
+        }
+        else if ((0,_lib_errors_js__WEBPACK_IMPORTED_MODULE_1__/* .isUserError */ .iU)(e) && e.details) {
+            _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .startGroup */ .Oh('error details');
+            _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .info */ .pq(e.details);
+            _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .endGroup */ .N4();
+        }
+        _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .setFailed */ .C1((0,_lib_errors_js__WEBPACK_IMPORTED_MODULE_1__/* .errorMessage */ .gJ)(e).split('\n')[0]);
+    }
+}
+
+
+/***/ }),
+
+/***/ 2161:
+/***/ ((__unused_webpack___webpack_module__, __webpack_exports__, __nccwpck_require__) => {
+
+/* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
+/* harmony export */   O3: () => (/* binding */ secrets),
+/* harmony export */   UD: () => (/* binding */ redactSummaries),
+/* harmony export */   pc: () => (/* binding */ redacted)
+/* harmony export */ });
+/* harmony import */ var _actions_core__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(4116);
+/* harmony import */ var _lib_redact_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(2308);
+/**
+ * Every secret this run has masked, in one Redactor, for the texts the runner's log masking does not
+ * cover: GitHub API payloads (Deployment statuses, commit statuses, check runs) and the job summary file.
+ * inputs.maskSecret() fills it; redacted() applies it.
+ */
+
+
+const secrets = new _lib_redact_js__WEBPACK_IMPORTED_MODULE_1__/* .Redactor */ .pO();
+/** The text with every secret of the run (and any URL userinfo) replaced by `***`. */
+function redacted(text) {
+    return secrets.redact(text);
+}
+/**
+ * Makes the job summary pass through the redactor: whatever an action adds, the buffer is redacted just
+ * before it is written (one place for all actions; summary is @actions/core's singleton).
+ */
+function redactSummaries() {
+    const s = _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .summary */ .z;
+    if (s.__shiplineRedacts)
+        return;
+    s.__shiplineRedacts = true;
+    const write = s.write.bind(s);
+    s.write = async (opts) => {
+        const text = s.stringify();
+        s.emptyBuffer();
+        s.addRaw(redacted(text));
+        return write(opts);
+    };
+}
+
+
+/***/ }),
+
+/***/ 2830:
+/***/ ((__unused_webpack___webpack_module__, __webpack_exports__, __nccwpck_require__) => {
+
+/* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
+/* harmony export */   gJ: () => (/* binding */ errorMessage),
+/* harmony export */   iU: () => (/* binding */ isUserError),
+/* harmony export */   yo: () => (/* binding */ UserError)
+/* harmony export */ });
+/**
+ * An error the user can fix. Its message is one line that says what was wrong and how to fix it;
+ * `details` (optional) holds the longer story for a collapsed log group.
+ */
+class UserError extends Error {
+    details;
+    constructor(message, details) {
+        super(message);
+        this.name = 'UserError';
+        this.details = details;
+    }
+}
+function isUserError(e) {
+    return e instanceof UserError || (e instanceof Error && e.name === 'UserError');
+}
+function errorMessage(e) {
+    if (e instanceof Error)
+        return e.message;
+    return String(e);
+}
+
+
+/***/ }),
+
+/***/ 2308:
+/***/ ((__unused_webpack___webpack_module__, __webpack_exports__, __nccwpck_require__) => {
+
+/* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
+/* harmony export */   KY: () => (/* binding */ SECRET_HEADERS),
+/* harmony export */   Qy: () => (/* binding */ displayUrl),
+/* harmony export */   pO: () => (/* binding */ Redactor)
+/* harmony export */ });
+/* unused harmony exports MASK, encodedForms, redactUrlUserinfo */
+/**
+ * Redaction of credentials in text that may reach a log, an output, a summary or a GitHub API call.
+ * A Redactor knows the secret values (header values, tokens, URL userinfo) and their encoded forms
+ * (base64 of the value and of `user:password` for Basic auth, percent-encoded forms) and replaces every
+ * occurrence with `***`; URL userinfo is redacted in any URL it sees, known or not.
+ * Plain module: callers that use @actions/core mask the same values through `forms()`.
+ */
+const MASK = '***';
+/** Header names whose values are credentials whatever the user says. */
+const SECRET_HEADERS = new Set([
+    'authorization',
+    'proxy-authorization',
+    'cookie',
+    'set-cookie',
+    'x-api-key',
+    'x-auth-token'
+]);
+class Redactor {
+    values = new Set();
+    /** Registers a secret (ignored when shorter than 3 characters: masking those would garble every log). */
+    add(value) {
+        if (!value)
+            return this;
+        for (const form of encodedForms(value))
+            if (form.length >= 3)
+                this.values.add(form);
+        return this;
+    }
+    /** Registers the credential parts of a header value: the whole value, and for `Basic`/`Bearer` the token and decoded user:password. */
+    addHeaderValue(value) {
+        this.add(value);
+        const m = /^\s*(\S+)\s+(.+?)\s*$/.exec(value);
+        if (m) {
+            this.add(m[2]);
+            if (/^basic$/i.test(m[1])) {
+                const decoded = Buffer.from(m[2], 'base64').toString('utf8');
+                if (decoded.includes(':')) {
+                    this.add(decoded);
+                    this.add(decoded.slice(decoded.indexOf(':') + 1));
+                }
+            }
+        }
+        return this;
+    }
+    /** Registers the userinfo of a URL (user:password, the password, Basic form). */
+    addUrl(url) {
+        try {
+            const u = new URL(url);
+            const user = decodeURIComponent(u.username);
+            const pass = decodeURIComponent(u.password);
+            if (pass) {
+                this.add(pass);
+                this.add(`${user}:${pass}`);
+                if (`${u.username}:${u.password}` !== `${user}:${pass}`)
+                    this.add(`${u.username}:${u.password}`);
+            }
+            else if (user)
+                this.add(user); // a token given as the user name
+        }
+        catch {
+            /* not a URL: nothing to register */
+        }
+        return this;
+    }
+    /** Every registered form, longest first (for core.setSecret). */
+    forms() {
+        return [...this.values].sort((a, b) => b.length - a.length);
+    }
+    redact(text) {
+        let out = redactUrlUserinfo(text);
+        for (const v of this.forms())
+            if (out.includes(v))
+                out = out.split(v).join(MASK);
+        return out;
+    }
+}
+/** The value and the encoded forms it may travel in: base64 (Basic auth, Kubernetes secrets), percent-encoding. */
+function encodedForms(value) {
+    const forms = new Set([value, value.trim()]);
+    forms.add(Buffer.from(value).toString('base64'));
+    forms.add(Buffer.from(value).toString('base64').replace(/=+$/, ''));
+    if (encodeURIComponent(value) !== value)
+        forms.add(encodeURIComponent(value));
+    return [...forms].filter(Boolean);
+}
+/** `scheme://user:pass@host` → `scheme://***@host`, anywhere in the text. */
+function redactUrlUserinfo(text) {
+    return text.replace(/\b([a-z][a-z0-9+.-]*:\/\/)[^\s/@?#]+@/gi, `$1${MASK}@`);
+}
+/** A URL without userinfo, for display. */
+function displayUrl(url) {
+    try {
+        const u = new URL(url);
+        if (!u.username && !u.password)
+            return url;
+        u.username = '';
+        u.password = '';
+        return u.toString();
+    }
+    catch {
+        return redactUrlUserinfo(url);
+    }
+}
+
+
+/***/ }),
+
+/***/ 9712:
+/***/ ((__webpack_module__, __unused_webpack___webpack_exports__, __nccwpck_require__) => {
+
+__nccwpck_require__.a(__webpack_module__, async (__webpack_handle_async_dependencies__, __webpack_async_result__) => { try {
+/* harmony import */ var _action_run_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(3701);
+/* harmony import */ var _main_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(2094);
+/** The action's entry point (the bundle's entry, main and post step alike): only launches ./main.ts. */
+
+
+await (0,_action_run_js__WEBPACK_IMPORTED_MODULE_0__/* .runAction */ .C)(_main_js__WEBPACK_IMPORTED_MODULE_1__/* .run */ .e, _main_js__WEBPACK_IMPORTED_MODULE_1__/* .post */ .b);
+
+__webpack_async_result__();
+} catch(e) { __webpack_async_result__(e); } }, 1);
+
+/***/ }),
+
+/***/ 2094:
 /***/ ((__unused_webpack___webpack_module__, __webpack_exports__, __nccwpck_require__) => {
 
 
 // EXPORTS
 __nccwpck_require__.d(__webpack_exports__, {
-  Zx: () => (/* binding */ actionLog),
-  r0: () => (/* binding */ readDeploymentInputs),
-  OP: () => (/* binding */ readFleetInputs),
-  rS: () => (/* binding */ readRegistryInputs),
-  pI: () => (/* binding */ runFacts)
+  b: () => (/* binding */ post),
+  e: () => (/* binding */ run)
 });
 
 // EXTERNAL MODULE: ./node_modules/@actions/core/lib/core.js + 15 modules
 var core = __nccwpck_require__(4116);
+;// CONCATENATED MODULE: external "node:path"
+const external_node_path_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:path");
 // EXTERNAL MODULE: ./build/tsc/lib/errors.js
 var errors = __nccwpck_require__(2830);
+;// CONCATENATED MODULE: ./build/tsc/lib/parse.js
+
+/** Plain parsers for action inputs; they know nothing of @actions/core so the library can reuse them. */
+function parseBoolean(name, raw, fallback) {
+    const v = raw.trim();
+    if (v === '')
+        return fallback;
+    if (/^true$/i.test(v))
+        return true;
+    if (/^false$/i.test(v))
+        return false;
+    throw new errors/* UserError */.yo(`Input '${name}' must be true or false, got '${v}'. Set '${name}: true' or '${name}: false'.`);
+}
+/** One item per line; commas also accepted. Blank items and surrounding spaces are dropped. */
+function parseList(raw, { commas = true } = {}) {
+    const out = [];
+    for (const line of raw.split(/\r?\n/)) {
+        const parts = commas ? line.split(',') : [line];
+        for (const p of parts) {
+            const t = p.trim();
+            if (t !== '' && !t.startsWith('#'))
+                out.push(t);
+        }
+    }
+    return out;
+}
+function parseInteger(name, raw, fallback, { min = 0, max = Number.MAX_SAFE_INTEGER } = {}) {
+    const v = raw.trim();
+    if (v === '')
+        return fallback;
+    if (!/^-?\d+$/.test(v)) {
+        throw new errors/* UserError */.yo(`Input '${name}' must be a whole number, got '${v}'. Write it as plain digits, e.g. '${name}: ${fallback}'.`);
+    }
+    const n = Number(v);
+    if (n < min || n > max) {
+        throw new errors/* UserError */.yo(`Input '${name}' must be between ${min} and ${max}, got ${n}.`);
+    }
+    return n;
+}
+/** `key=value` lines (commas not accepted as separators, values may contain them). */
+function parseKeyValues(name, raw) {
+    const out = new Map();
+    for (const line of parseList(raw, { commas: false })) {
+        const i = line.indexOf('=');
+        if (i <= 0)
+            throw new UserError(`Input '${name}': line '${line}' is not of the form key=value.`);
+        out.set(line.slice(0, i).trim(), line.slice(i + 1).trim());
+    }
+    return out;
+}
+
+// EXTERNAL MODULE: ./build/tsc/action/secrets.js
+var secrets = __nccwpck_require__(2161);
+;// CONCATENATED MODULE: ./build/tsc/action/inputs.js
+
+
+
+/** Typed readers over core.getInput: the only place actions read their inputs. */
+function str(name, fallback = '') {
+    const v = core/* getInput */.V4(name);
+    return v === '' ? fallback : v;
+}
+/** A secret input: masked (and its lines) before anything can log it. */
+function secret(name, fallback = '') {
+    const v = core/* getInput */.V4(name, { trimWhitespace: false });
+    const value = v.trim() === '' ? fallback : v;
+    maskSecret(value);
+    return value;
+}
+function maskSecret(value) {
+    if (!value)
+        return;
+    secrets/* secrets */.O3.add(value);
+    for (const line of value.split(/\r?\n/))
+        if (line.trim().length >= 4)
+            secrets/* secrets */.O3.add(line.trim());
+    core/* setSecret */.Pq(value);
+    const trimmed = value.trim();
+    if (trimmed !== value && trimmed)
+        core/* setSecret */.Pq(trimmed);
+    for (const line of value.split(/\r?\n/))
+        if (line.trim().length >= 4)
+            core/* setSecret */.Pq(line.trim());
+    core/* setSecret */.Pq(Buffer.from(value).toString('base64'));
+}
+function bool(name, fallback) {
+    return parseBoolean(name, core/* getInput */.V4(name), fallback);
+}
+function inputs_int(name, fallback, range) {
+    return parseInteger(name, core/* getInput */.V4(name), fallback, range);
+}
+function list(name, opts) {
+    return parseList(core/* getInput */.V4(name), opts);
+}
+
 // EXTERNAL MODULE: external "node:crypto"
 var external_node_crypto_ = __nccwpck_require__(7598);
 ;// CONCATENATED MODULE: external "node:os"
@@ -62030,10 +62380,27 @@ function mapConnectError(e, t, verdict, opts, via) {
     return new errors/* UserError */.yo(`SSH connection to ${where} failed: ${msg}`);
 }
 
-// EXTERNAL MODULE: ./build/tsc/lib/ssh/remote.js
-var remote = __nccwpck_require__(9424);
-// EXTERNAL MODULE: external "node:path"
-var external_node_path_ = __nccwpck_require__(6760);
+;// CONCATENATED MODULE: ./build/tsc/lib/ssh/remote.js
+/** Quotes one argument for a POSIX shell: 'it'\''s' style, safe for any byte string without NUL. */
+function shellQuote(arg) {
+    if (arg.includes('\0'))
+        throw new Error('argument contains a NUL byte');
+    if (/^[A-Za-z0-9_@%+=:,./-]+$/.test(arg))
+        return arg;
+    return `'${arg.replace(/'/g, `'\\''`)}'`;
+}
+function shellJoin(argv) {
+    return argv.map(shellQuote).join(' ');
+}
+/** Quotes argv for the remote shell; the command word is always quoted (so `A=b` or `if` stay plain words). */
+function commandLine(argv, cwd) {
+    if (argv.length === 0)
+        throw new Error('exec needs a command');
+    const first = shellQuote(argv[0]);
+    const words = [first.startsWith("'") ? first : `'${first}'`, ...argv.slice(1).map(shellQuote)];
+    return (cwd !== undefined ? `cd -- ${shellQuote(cwd)} && ` : '') + words.join(' ');
+}
+
 ;// CONCATENATED MODULE: ./build/tsc/lib/ssh/sftp.js
 /**
  * Files on a host, over the connection's single SFTP session or, when the host has none (or gave its
@@ -62116,7 +62483,7 @@ class RemoteFiles {
         return this.withSftp(s => this.writeFileSftp(s, path, buf, mode), () => this.writeFileSh(path, buf, mode));
     }
     async writeFileSftp(s, path, buf, mode) {
-        const tmp = `${external_node_path_.posix.dirname(path)}/.${external_node_path_.posix.basename(path)}.shipline-${(0,external_node_crypto_.randomBytes)(6).toString('hex')}`;
+        const tmp = `${external_node_path_namespaceObject.posix.dirname(path)}/.${external_node_path_namespaceObject.posix.basename(path)}.shipline-${(0,external_node_crypto_.randomBytes)(6).toString('hex')}`;
         let handle;
         try {
             handle = await sftpCall(cb => s.open(tmp, 'wx', { mode: 0o600 }, cb));
@@ -62140,7 +62507,7 @@ class RemoteFiles {
             catch (e) {
                 if (!/does not support/.test((0,errors/* errorMessage */.gJ)(e)))
                     throw e;
-                const r = await this.shell.run((0,remote/* commandLine */.ay)(['mv', '-f', '--', tmp, path]), {}, `mv ${path}`);
+                const r = await this.shell.run(commandLine(['mv', '-f', '--', tmp, path]), {}, `mv ${path}`);
                 if (r.code !== 0)
                     throw new Error(r.stderr.toString('utf8').trim());
             }
@@ -62155,13 +62522,13 @@ class RemoteFiles {
         }
     }
     async writeFileSh(path, data, mode) {
-        const dir = external_node_path_.posix.dirname(path);
-        const base = external_node_path_.posix.basename(path);
+        const dir = external_node_path_namespaceObject.posix.dirname(path);
+        const base = external_node_path_namespaceObject.posix.basename(path);
         // mktemp makes the temp file 0600; chmod to the final mode before a byte lands; rename is atomic
         const script = 'set -e; umask 077; t=$(mktemp "$2/.$3.shipline-XXXXXX"); trap \'rm -f "$t"\' EXIT; ' +
             'chmod "$4" "$t"; cat > "$t"; mv -f -- "$t" "$1"; trap - EXIT';
         const octal = (mode & 0o7777).toString(8).padStart(4, '0');
-        const line = ['sh', '-c', script, 'sh', path, dir, base, octal].map(remote/* shellQuote */.ZL).join(' ');
+        const line = ['sh', '-c', script, 'sh', path, dir, base, octal].map(shellQuote).join(' ');
         const r = await this.shell.run(line, { stdin: data }, `write ${path}`);
         if (r.code !== 0)
             throw this.fileError('write', path, `exit ${r.code}: ${lastLine(r.stderr)}`);
@@ -62172,7 +62539,7 @@ class RemoteFiles {
         }), () => this.readFileSh(path));
     }
     async readFileSh(path) {
-        const r = await this.shell.run((0,remote/* commandLine */.ay)(['cat', '--', path]), {}, `cat ${path}`);
+        const r = await this.shell.run(commandLine(['cat', '--', path]), {}, `cat ${path}`);
         if (r.code !== 0)
             throw this.fileError('read', path, `exit ${r.code}: ${lastLine(r.stderr)}`);
         return r.stdout;
@@ -62555,7 +62922,7 @@ class SshRemote {
         await closed;
     }
     async exec(argv, opts = {}) {
-        const r = await this.run((0,remote/* commandLine */.ay)(argv, opts.cwd), opts, argv.join(' ').slice(0, 80));
+        const r = await this.run(commandLine(argv, opts.cwd), opts, argv.join(' ').slice(0, 80));
         return { code: r.code, stdout: r.stdout.toString('utf8'), stderr: r.stderr.toString('utf8') };
     }
     /** Writes a file atomically (see sftp.ts): over the connection's SFTP session, or through sh. */
@@ -62617,8 +62984,6 @@ async function connectHosts(targets, opts) {
     }
 }
 
-// EXTERNAL MODULE: ./build/tsc/action/inputs.js
-var inputs = __nccwpck_require__(7871);
 ;// CONCATENATED MODULE: ./build/tsc/action/ssh-inputs.js
 /**
  * The SSH inputs common to deploy-ssh, rollback and ship, read into typed options and checked before
@@ -62631,21 +62996,21 @@ var inputs = __nccwpck_require__(7871);
 
 
 function readSshInputs() {
-    const user = checkUser(inputs/* str */.gx('user', 'root'), 'user');
-    const port = inputs/* int */.Wh('port', 22, { min: 1, max: 65535 });
-    const hostLines = inputs/* list */.p_('hosts');
+    const user = checkUser(str('user', 'root'), 'user');
+    const port = inputs_int('port', 22, { min: 1, max: 65535 });
+    const hostLines = list('hosts');
     if (hostLines.length === 0) {
         throw new errors/* UserError */.yo("Input 'hosts' is required: one host per line as [user@]host[:port], e.g. 'deploy@app1.example.com'.");
     }
     const targets = parseTargets(hostLines, { user, port }, 'hosts');
-    const jump = inputs/* str */.gx('proxy-jump');
+    const jump = str('proxy-jump');
     const options = {
-        privateKey: inputs/* secret */.rJ('ssh-key') || undefined,
-        passphrase: inputs/* secret */.rJ('ssh-key-passphrase') || undefined,
-        password: inputs/* secret */.rJ('ssh-password') || undefined,
-        knownHosts: inputs/* str */.gx('known-hosts') || undefined,
-        fingerprints: inputs/* list */.p_('host-fingerprint', { commas: false }),
-        insecureAcceptAnyHostKey: inputs/* bool */.lc('insecure-accept-any-host-key', false),
+        privateKey: secret('ssh-key') || undefined,
+        passphrase: secret('ssh-key-passphrase') || undefined,
+        password: secret('ssh-password') || undefined,
+        knownHosts: str('known-hosts') || undefined,
+        fingerprints: list('host-fingerprint', { commas: false }),
+        insecureAcceptAnyHostKey: bool('insecure-accept-any-host-key', false),
         proxyJump: jump ? parseTarget(jump, { user, port: 22 }, 'proxy-jump') : undefined
     };
     const { checker, warnings } = preflight(options, targets);
@@ -62706,10 +63071,1098 @@ function swarmOverride(override, updated, version) {
         (0,dist/* stringify */.As)(out));
 }
 
-// EXTERNAL MODULE: ./build/tsc/lib/runtime/compose.js + 1 modules
-var compose = __nccwpck_require__(5870);
-// EXTERNAL MODULE: ./build/tsc/lib/compose/layout.js
-var layout = __nccwpck_require__(2630);
+;// CONCATENATED MODULE: ./build/tsc/lib/compose/layout.js
+/**
+ * Where shipline keeps things on a host, under the project path:
+ *
+ *   <path>/.shipline/                 0700
+ *     lock                            flock file (held by a remote process bound to the SSH channel)
+ *     current -> releases/<id>        symlink, replaced atomically (ln -s to a temp name + mv -T)
+ *     ledger.jsonl                    append-only: one JSON line per deploy, rollback and recovery
+ *     releases/<id>/                  one folder per release
+ *       <compose files>               as sent, in order
+ *       shipline.override.yml         pins every service shipline knows an image for to image@sha256:…
+ *       .env                          0600, the env-file input (the one intended secret file)
+ *       release.json                  metadata: version, images, time, actor, run URL, services
+ *     run/<token>/                    0700, lives only while one deploy holds the lock: a temporary
+ *                                     DOCKER_CONFIG and recover.sh; removed when the lock is let go
+ */
+
+const STATE_DIR = '.shipline';
+const OVERRIDE_FILE = 'shipline.override.yml';
+const META_FILE = 'release.json';
+const ENV_FILE = '.env';
+/** The Compose project name for a path: fixed, so that every release replaces the previous one's containers. */
+function projectName(path) {
+    const base = (path.split('/').pop() ?? 'app')
+        .toLowerCase()
+        .replace(/[^a-z0-9_-]+/g, '-')
+        .replace(/^[-_]+/, '') || 'app';
+    const hash = (0,external_node_crypto_.createHash)('sha256').update(path).digest('hex').slice(0, 8);
+    return `${base.slice(0, 40)}-${hash}`;
+}
+function layout(path, project = projectName(path)) {
+    const state = `${path}/${STATE_DIR}`;
+    return {
+        path,
+        state,
+        releases: `${state}/releases`,
+        ledger: `${state}/ledger.jsonl`,
+        current: `${state}/current`,
+        lock: `${state}/lock`,
+        run: `${state}/run`,
+        project,
+        release: (id) => `${state}/releases/${id}`
+    };
+}
+/** argv prefix for one release's files: `docker compose` (v2) or `docker-compose` (v1). */
+function composeArgv(kind, project, dir, files, envFile) {
+    const head = kind === 'v2' ? ['docker', 'compose'] : ['docker-compose'];
+    const args = ['--project-name', project, '--project-directory', dir];
+    for (const f of files)
+        args.push('--file', `${dir}/${f}`);
+    if (envFile)
+        args.push('--env-file', `${dir}/${envFile}`);
+    return [...head, ...args];
+}
+
+;// CONCATENATED MODULE: ./build/tsc/lib/compose/scripts.js
+/**
+ * The Compose runtime's shell scripts (images, health). Constants: every value reaches them as a quoted
+ * argument ($1, $2, …) or on stdin, never pasted into the script text. Each runs as `sh -c SCRIPT sh ARGS…`.
+ * The release store's own scripts (lock, journal, close) are in src/lib/release/scripts.ts.
+ */
+/**
+ * Brings images onto the host: those already present are left alone (no registry needed), the rest are
+ * pulled, after a login into a temporary Docker config when a registry is given (password on stdin).
+ * The temporary config is removed on every exit path.
+ * args: config-dir registry username ref…   stdin: the registry password (or nothing)
+ */
+const IMAGES_SCRIPT = `umask 077
+cfg=$1; reg=$2; user=$3; shift 3
+trap 'rm -rf "$cfg"' EXIT
+missing=
+for r in "$@"; do
+  if docker image inspect "$r" >/dev/null 2>&1; then echo "present $r"; else missing="$missing $r"; fi
+done
+[ -z "$missing" ] && exit 0
+if [ -n "$reg" ]; then
+  mkdir -p "$cfg" && chmod 700 "$cfg" || exit 70
+  docker --config "$cfg" login --username "$user" --password-stdin "$reg" >/dev/null || { echo "ERR login to $reg failed"; exit 3; }
+  export DOCKER_CONFIG="$cfg"
+fi
+for r in $missing; do
+  echo "pull $r"
+  docker pull "$r" </dev/null >/dev/null || { echo "ERR pull $r failed"; exit 4; }
+done
+`;
+/**
+ * Waits until every container of the given services is healthy: its healthcheck says healthy, or without
+ * one it is running with the same start time and restart count for <stable> seconds (a one-shot container
+ * that exited 0 counts as done). Fails at once on unhealthy / non-zero exit / dead, or at the deadline; then
+ * prints the last <tail> log lines of each failing container.
+ * args: timeout stable project tail service…
+ */
+const HEALTH_SCRIPT = `t=$1; stable=$2; p=$3; n=$4; shift 4
+services="$*"
+end=$(( $(date +%s) + t ))
+tmp=$(mktemp -d) || exit 70
+trap 'rm -rf "$tmp"' EXIT
+last=
+while :; do
+  now=$(date +%s)
+  report=; pending=; failed=
+  for svc in $services; do
+    ids=$(docker ps -aq --no-trunc --filter "label=com.docker.compose.project=$p" --filter "label=com.docker.compose.service=$svc" --filter "label=com.docker.compose.oneoff=False")
+    if [ -z "$ids" ]; then pending="$pending $svc"; report="$report $svc=missing"; continue; fi
+    for id in $ids; do
+      info=$(docker inspect --format '{{.State.Status}} {{if .State.Health}}{{.State.Health.Status}}{{else}}none{{end}} {{.RestartCount}} {{.State.StartedAt}} {{.State.ExitCode}}' "$id" 2>/dev/null) || { pending="$pending $svc:$id"; continue; }
+      set -- $info
+      st=$1; hl=$2; rc=$3; sa=$4; ec=$5
+      v=wait
+      case "$st" in
+        running)
+          case "$hl" in
+            healthy) v=ok ;;
+            unhealthy) v=fail ;;
+            starting) v=wait ;;
+            *)
+              key="$rc $sa"; f="$tmp/$id"
+              if [ -f "$f" ] && [ "$(sed -n 1p "$f")" = "$key" ]; then since=$(sed -n 2p "$f"); else printf '%s\\n%s\\n' "$key" "$now" > "$f"; since=$now; fi
+              if [ $((now - since)) -ge "$stable" ]; then v=ok; fi ;;
+          esac ;;
+        exited) if [ "$ec" = 0 ] && [ "$hl" = none ]; then v=ok; else v=fail; fi ;;
+        created|restarting) v=wait ;;
+        *) v=fail ;;
+      esac
+      short=$(printf '%.12s' "$id")
+      report="$report $svc/$short=$st/$hl/restarts:$rc"
+      [ "$v" = fail ] && failed="$failed $svc:$id"
+      [ "$v" = wait ] && pending="$pending $svc:$id"
+    done
+  done
+  if [ "$report" != "$last" ]; then echo "state$report"; last=$report; fi
+  if [ -n "$failed" ]; then result=failed; break; fi
+  if [ -z "$pending" ]; then result=healthy; break; fi
+  if [ "$now" -ge "$end" ]; then result=timeout; failed=$pending; break; fi
+  sleep 0.5 2>/dev/null || sleep 1
+done
+echo "result $result$failed"
+for x in $failed; do
+  svc=\${x%%:*}; id=\${x#*:}
+  [ "$id" = "$x" ] && continue
+  echo "logs $svc $(printf '%.12s' "$id")"
+  docker logs --tail "$n" "$id" 2>&1 | sed 's/^/| /'
+done
+[ "$result" = healthy ]
+`;
+
+;// CONCATENATED MODULE: ./build/tsc/lib/compose/tar.js
+function octal(n, width) {
+    return n.toString(8).padStart(width - 1, '0') + '\0';
+}
+function tar(entries, mtime = Math.floor(Date.now() / 1000)) {
+    const parts = [];
+    for (const e of entries) {
+        const data = Buffer.isBuffer(e.data) ? e.data : Buffer.from(e.data);
+        const name = Buffer.from(e.name);
+        if (name.length > 100 || e.name.includes('/'))
+            throw new Error(`tar: bad entry name '${e.name}'`);
+        const h = Buffer.alloc(512);
+        name.copy(h, 0);
+        h.write(octal(e.mode ?? 0o644, 8), 100, 'ascii');
+        h.write(octal(0, 8), 108, 'ascii');
+        h.write(octal(0, 8), 116, 'ascii');
+        h.write(octal(data.length, 12), 124, 'ascii');
+        h.write(octal(mtime, 12), 136, 'ascii');
+        h.write('        ', 148, 'ascii');
+        h.write('0', 156, 'ascii');
+        h.write('ustar\0' + '00', 257, 'ascii');
+        let sum = 0;
+        for (const b of h)
+            sum += b;
+        h.write(sum.toString(8).padStart(6, '0') + '\0 ', 148, 'ascii');
+        parts.push(h, data, Buffer.alloc((512 - (data.length % 512)) % 512));
+    }
+    parts.push(Buffer.alloc(1024));
+    return Buffer.concat(parts);
+}
+
+;// CONCATENATED MODULE: ./build/tsc/lib/registry/reference.js
+/**
+ * Image references as Docker and the distribution spec read them:
+ * `[registry[:port]/]path/name[:tag][@sha256:hex]`, with docker.io (and `library/`) as the defaults.
+ */
+
+const DEFAULT_REGISTRY = 'docker.io';
+const COMPONENT = /^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$/;
+const TAG = /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$/;
+const DIGEST = /^(sha256:[a-f0-9]{64}|sha512:[a-f0-9]{128})$/;
+const DOMAIN = /^(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)(?:\.(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?))*(?::[0-9]+)?$|^\[[0-9a-fA-F:]+\](?::[0-9]+)?$/;
+const FULL_SHA = /^[0-9a-f]{40}$/;
+function reference_isDigest(s) {
+    return DIGEST.test(s);
+}
+/** A repository path as the distribution spec's grammar has it (lowercase components, at most 255 characters). */
+function isRepository(s) {
+    return s.length > 0 && s.length <= 255 && s.split('/').every(c => COMPONENT.test(c));
+}
+function isTag(s) {
+    return TAG.test(s);
+}
+/** A tag that is a full 40-hex commit SHA: immutable by the suite's rule. */
+function reference_isShaTag(s) {
+    return FULL_SHA.test(s);
+}
+/** Throws a UserError saying what a valid tag looks like. `what` names the input, e.g. "to-tags". */
+function reference_checkTag(tag, what = 'tag') {
+    if (!TAG.test(tag)) {
+        throw new errors/* UserError */.yo(`${what}: '${tag}' is not a valid tag; tags are 1-128 characters of letters, digits, '_', '.' and '-', and do not start with '.' or '-'.`);
+    }
+    return tag;
+}
+function looksLikeDomain(first) {
+    return first.includes('.') || first.includes(':') || first === 'localhost';
+}
+/** True when the reference starts with a registry host (`ghcr.io/…`, `127.0.0.1:5000/…`, `localhost/…`). */
+function namesRegistry(ref) {
+    const parts = ref.trim().split('/');
+    return parts.length > 1 && looksLikeDomain(parts[0]);
+}
+/**
+ * Parses an image reference. Uppercase repository names are refused with the lowercase spelling as the fix
+ * (or lowercased with `{ lowercase: true }`); bad tags and digests are refused with the grammar.
+ */
+function parseImageReference(ref, opts = {}) {
+    const what = opts.what ?? 'image';
+    const input = ref.trim();
+    if (!input)
+        throw new errors/* UserError */.yo(`${what} is empty: give an image such as ghcr.io/owner/app.`);
+    if (/\s/.test(input) || input.includes('://')) {
+        throw new errors/* UserError */.yo(`${what}: '${input}' is not an image reference; write it as registry/path/name[:tag], without a scheme.`);
+    }
+    let rest = input;
+    let digest;
+    const at = rest.indexOf('@');
+    if (at >= 0) {
+        digest = rest.slice(at + 1);
+        rest = rest.slice(0, at);
+        if (!DIGEST.test(digest)) {
+            throw new errors/* UserError */.yo(`${what}: '${digest}' is not a valid digest; write sha256: followed by 64 lowercase hex characters.`);
+        }
+    }
+    let tag;
+    const slash = rest.lastIndexOf('/');
+    const colon = rest.lastIndexOf(':');
+    if (colon > slash) {
+        tag = rest.slice(colon + 1);
+        rest = rest.slice(0, colon);
+        reference_checkTag(tag, what);
+    }
+    const parts = rest.split('/');
+    let registry = DEFAULT_REGISTRY;
+    if (parts.length > 1 && looksLikeDomain(parts[0])) {
+        registry = parts.shift();
+        if (!DOMAIN.test(registry))
+            throw new errors/* UserError */.yo(`${what}: '${registry}' is not a valid registry host.`);
+    }
+    let repository = parts.join('/');
+    if (opts.lowercase) {
+        registry = registry.toLowerCase();
+        repository = repository.toLowerCase();
+    }
+    if (repository !== repository.toLowerCase() || registry !== registry.toLowerCase()) {
+        const fixed = formatReference({
+            registry: registry.toLowerCase(),
+            repository: repository.toLowerCase(),
+            tag,
+            digest
+        });
+        throw new errors/* UserError */.yo(`${what}: '${input}' has uppercase letters; repository names must be lowercase: use '${fixed}'.`);
+    }
+    for (const c of repository.split('/')) {
+        if (!COMPONENT.test(c)) {
+            throw new errors/* UserError */.yo(`${what}: '${input}' is not a valid repository name; each path component is lowercase letters and digits, separated by '.', '_', '__' or '-'.`);
+        }
+    }
+    if (repository.length > 255)
+        throw new errors/* UserError */.yo(`${what}: repository name is longer than 255 characters.`);
+    if (registry === 'index.docker.io' || registry === 'registry-1.docker.io')
+        registry = DEFAULT_REGISTRY;
+    if (registry === DEFAULT_REGISTRY && !repository.includes('/'))
+        repository = `library/${repository}`;
+    return {
+        registry,
+        repository,
+        ...(tag !== undefined ? { tag } : {}),
+        ...(digest !== undefined ? { digest } : {})
+    };
+}
+/** registry/repository[:tag][@digest]; the docker.io `library/` prefix is kept (it is unambiguous). */
+function formatReference(r) {
+    let s = `${r.registry}/${r.repository}`;
+    if (r.tag)
+        s += `:${r.tag}`;
+    if (r.digest)
+        s += `@${r.digest}`;
+    return s;
+}
+/** The host to talk HTTP to: Docker Hub's API lives on registry-1.docker.io. */
+function apiHost(registry) {
+    return registry === DEFAULT_REGISTRY ? 'registry-1.docker.io' : registry;
+}
+/** Loopback registries speak plain http (as dockerd allows by default); everything else https. */
+function isLoopback(registry) {
+    const host = registry.replace(/:\d+$/, '').replace(/^\[|\]$/g, '');
+    return host === 'localhost' || host === '::1' || /^127\.\d+\.\d+\.\d+$/.test(host);
+}
+
+;// CONCATENATED MODULE: ./build/tsc/lib/compose/validate.js
+/**
+ * Checks made before anything touches a host: the project path, image references, service names, the
+ * version label. Every failure is a UserError that says how to fix the input.
+ */
+
+
+/** An absolute, normalized path of plain characters: no `..`, not `/`, nothing a shell would interpret. */
+function validate_validateProjectPath(raw) {
+    const p = raw.trim().replace(/\/+$/, '');
+    if (!p)
+        throw new errors/* UserError */.yo(`Input 'path' is required: set it to the project directory on the host, e.g. 'path: /opt/app'.`);
+    if (!p.startsWith('/'))
+        throw new errors/* UserError */.yo(`Input 'path' must be absolute, got '${raw}'. Write it from the root, e.g. '/opt/app'.`);
+    if (!/^[A-Za-z0-9._/@+-]+$/.test(p)) {
+        throw new errors/* UserError */.yo(`Input 'path' may hold only letters, digits and . _ - + @ /, got '${raw}'. Choose a plain directory name such as '/opt/app'.`);
+    }
+    const segs = p.split('/').slice(1);
+    if (segs.some(s => s === '' || s === '.' || s === '..')) {
+        throw new errors/* UserError */.yo(`Input 'path' must be normalized (no '//', '.' or '..' segments), got '${raw}'. Write the real directory, e.g. '/opt/app'.`);
+    }
+    if (segs.some(s => s.startsWith('-')))
+        throw new errors/* UserError */.yo(`Input 'path' has a segment starting with '-': '${raw}'. Rename that directory.`);
+    const top = [
+        'bin',
+        'boot',
+        'dev',
+        'etc',
+        'lib',
+        'lib64',
+        'proc',
+        'root',
+        'run',
+        'sbin',
+        'sys',
+        'usr',
+        'var',
+        'tmp',
+        'home',
+        'opt',
+        'srv',
+        'mnt'
+    ];
+    if (segs.length === 1 && top.includes(segs[0])) {
+        throw new errors/* UserError */.yo(`Input 'path' is a system directory ('${p}'). Use a folder of its own, e.g. '${p}/app'.`);
+    }
+    return p;
+}
+/** Parses `[registry/]repo[:tag][@sha256:…]` with the registry module's grammar (UserError when invalid). */
+function parseImageRef(raw, what = 'image') {
+    const ref = parseImageReference(raw, { what });
+    return {
+        ...ref,
+        raw: raw.trim(),
+        name: formatReference({ registry: ref.registry, repository: ref.repository })
+    };
+}
+const SERVICE_RE = /^[a-zA-Z0-9][a-zA-Z0-9._-]*$/;
+function validateServiceName(name, input) {
+    if (!SERVICE_RE.test(name)) {
+        throw new errors/* UserError */.yo(`Input '${input}': '${name}' is not a Compose service name. Use the names under 'services:' in your compose file.`);
+    }
+    return name;
+}
+/** `service=image-ref` lines → service → parsed ref. */
+function parseImagesInput(lines) {
+    const out = new Map();
+    for (const line of lines) {
+        const i = line.indexOf('=');
+        if (i <= 0)
+            throw new errors/* UserError */.yo(`Input 'images': line '${line}' is not of the form service=image-ref, e.g. 'web=ghcr.io/acme/app:1.2.3'.`);
+        const svc = validateServiceName(line.slice(0, i).trim(), 'images');
+        if (out.has(svc))
+            throw new errors/* UserError */.yo(`Input 'images' names service '${svc}' twice. Keep one line per service.`);
+        out.set(svc, parseImageRef(line.slice(i + 1), `Input 'images': service '${svc}' image`));
+    }
+    return out;
+}
+/** The version label: printable, no spaces or quotes, at most 128 characters. */
+function validateVersion(raw) {
+    const v = raw.trim();
+    if (!v)
+        throw new errors/* UserError */.yo(`Input 'version' is empty and no commit SHA is known. Set 'version', e.g. 'version: \${{ github.sha }}'.`);
+    if (!/^[A-Za-z0-9._+:@/-]{1,128}$/.test(v)) {
+        throw new errors/* UserError */.yo(`Input 'version' may hold only letters, digits and . _ + : @ / - (at most 128), got '${raw}'.`);
+    }
+    return v;
+}
+/** A release id: sortable UTC time to the millisecond, then a short slug of the version. */
+function makeReleaseId(version, now = new Date()) {
+    const stamp = now.toISOString().replace(/[-:]/g, '').replace('.', '').replace('Z', 'Z');
+    const slug = version
+        .replace(/[^A-Za-z0-9._-]+/g, '-')
+        .replace(/^[-.]+/, '')
+        .slice(0, 24) || 'release';
+    return `${stamp}-${slug}`;
+}
+const RELEASE_ID_RE = /^[0-9]{8}T[0-9]{9}Z-[A-Za-z0-9._-]{1,24}$/;
+
+;// CONCATENATED MODULE: ./build/tsc/lib/release/journal.js
+/**
+ * The release journal: `<path>/.shipline/ledger.jsonl`, one JSON object per line, append-only.
+ *
+ * Every deploy or rollback is a transaction (`txn`) the store journals *before* each irreversible step
+ * (write-ahead): a `begin` entry (intent: the release attempted, the release live before), then exactly one
+ * final entry (the outcome). The final entry's `release` is the release `current` names after it, and the
+ * one that serves. A transaction whose runner or link died is closed by the lock holder on the host
+ * (`recovered` when it put the previous release back, `aborted` when nothing live had changed yet), so a
+ * journal whose lock is free never ends on an open `begin`.
+ *
+ * The reader tolerates a torn last line (a crash or a full disk during an append) and says so; the appender
+ * on the host never glues a new line onto a torn one (it ends the file with a newline first).
+ */
+const FINAL_EVENTS = [
+    'deploy',
+    'rollback',
+    'auto-rollback',
+    'failed',
+    'revert',
+    'recovered',
+    'aborted'
+];
+/** Parses journal text line by line; a line that is not a JSON object is set aside, never fatal. */
+function parseJournal(text) {
+    const out = { entries: [], damaged: [] };
+    text.split('\n').forEach((raw, i) => {
+        const line = raw.trim();
+        if (!line)
+            return;
+        try {
+            const e = JSON.parse(line);
+            if (e && typeof e === 'object' && !Array.isArray(e) && typeof e.event === 'string')
+                out.entries.push(e);
+            else
+                out.damaged.push({ line: i + 1, text: line.slice(0, 200) });
+        }
+        catch {
+            out.damaged.push({ line: i + 1, text: line.slice(0, 200) });
+        }
+    });
+    return out;
+}
+const isFinal = (e) => FINAL_EVENTS.includes(e.event);
+/** The last transaction's entries still open (a `begin` with no final entry after it), if any. */
+function openTransaction(entries) {
+    for (let i = entries.length - 1; i >= 0; i--) {
+        const e = entries[i];
+        if (isFinal(e))
+            return undefined;
+        if (e.event === 'begin')
+            return e;
+    }
+    return undefined;
+}
+/** The last final entry (the journal's word on what is live), if any. */
+function lastFinal(entries) {
+    for (let i = entries.length - 1; i >= 0; i--)
+        if (isFinal(entries[i]))
+            return entries[i];
+    return undefined;
+}
+
+;// CONCATENATED MODULE: ./build/tsc/lib/release/scripts.js
+/**
+ * The release store's shell scripts. Constants: every value reaches them as a quoted argument ($1, $2, …)
+ * or on stdin, never pasted into the script text. Each runs as `sh -c SCRIPT sh ARGS…`.
+ *
+ * Appends to the journal go through `jadd` (defined in each script that appends): when the file does not
+ * end with a newline (a torn last line), a newline is written first, so a new entry is never glued onto
+ * the damaged one.
+ */
+const JADD = `jadd() { if [ -s "$1" ] && [ -n "$(tail -c 1 "$1")" ]; then echo >> "$1"; fi; cat >> "$1"; }`;
+/**
+ * Lock holder and state read, in one long-lived command on its own SSH channel.
+ * args: state-dir lock-timeout token owner
+ * Takes `flock` on <state>/lock (waiting up to lock-timeout), prints LOCKED, the host's facts (compose
+ * flavour), the current release, every release's metadata, the journal's tail (always ending with a
+ * newline, torn or not), READY, then one byte every 0.2 s. It ends when the deploy writes run/<token>/done,
+ * or when a write fails because the SSH channel is gone (job killed or cancelled, network lost). Either way
+ * it then closes the transaction left open, under the step lock (so after any step still running):
+ * run/<token>/recover.sh (put the previous release back, journal `recovered`) when it is armed, else the
+ * `aborted` entry of run/<token>/abort.json. Then it removes run/<token> and lets the lock go.
+ */
+const LOCK_SCRIPT = `trap '' HUP PIPE
+umask 077
+s=$1; t=$2; tok=$3; owner=$4
+${JADD}
+if [ -L "$s" ]; then echo "ERR $s is a symbolic link: shipline keeps its state in a folder of its own; remove the link (or move its target there)"; exit 76; fi
+mkdir -p "$s" || { echo "ERR cannot create $s"; exit 71; }
+if [ "$(stat -c %u "$s" 2>/dev/null)" != "$(id -u)" ]; then echo "ERR $s is not owned by the SSH user $(id -un): chown it to that user (or deploy as its owner)"; exit 77; fi
+for d in "$s/releases" "$s/run"; do
+  if [ -L "$d" ]; then echo "ERR $d is a symbolic link: remove it"; exit 76; fi
+done
+mkdir -p "$s/releases" "$s/run" || { echo "ERR cannot create $s"; exit 71; }
+chmod 700 "$s" "$s/run"
+command -v flock >/dev/null 2>&1 || { echo "ERR flock is missing on the host (package util-linux)"; exit 72; }
+exec 9>>"$s/lock" || { echo "ERR cannot open $s/lock"; exit 73; }
+if ! flock -n 9; then
+  echo "WAITING $(head -c 300 "$s/lock.owner" 2>/dev/null | tr -d '\\n')"
+  flock -w "$t" 9 || { echo "ERR timeout"; exit 75; }
+fi
+r="$s/run/$tok"
+mkdir -p "$r" || { echo "ERR cannot create $r"; exit 74; }
+printf '%s\\n' "$owner" > "$s/lock.owner"
+for d in "$s"/run/*; do [ "$d" = "$r" ] || rm -rf "$d"; done
+echo LOCKED
+if docker compose version >/dev/null 2>&1 9>&-; then echo "compose v2"
+elif command -v docker-compose >/dev/null 2>&1; then echo "compose v1"
+else echo "compose none"; fi
+c=$(readlink "$s/current" 2>/dev/null) || c=
+echo "current \${c##*/}"
+for d in "$s"/releases/*; do
+  [ -f "$d/release.json" ] || continue
+  printf 'release %s ' "\${d##*/}"; head -c 65536 "$d/release.json" | tr -d '\\n'; echo
+done
+if [ -f "$s/ledger.jsonl" ]; then tail -n 200 "$s/ledger.jsonl" | sed 's/^/ledger /'; echo; fi
+echo READY
+while printf .; do
+  [ -e "$r/done" ] && break
+  sleep 0.2 9>&- 2>/dev/null || sleep 1 9>&-
+done
+exec 7>>"$r/step" && flock -w 1800 7
+if [ -f "$r/recover.sh" ]; then sh "$r/recover.sh" </dev/null >"$s/recover.log" 2>&1 7>&- 9>&-
+elif [ -f "$r/abort.json" ]; then
+  { printf '{"time":"%s",' "$(date -u +%Y-%m-%dT%H:%M:%SZ)"; cat "$r/abort.json"; } | jadd "$s/ledger.jsonl"
+fi
+exec 7>&-
+rm -rf "$r"
+rm -f "$s/lock.owner"
+exit 0
+`;
+/**
+ * Opens a transaction (write-ahead): appends the `begin` entry (stdin line 1) and keeps the entry that
+ * closes it should the runner go away before anything live changed (stdin line 2, without its time, as
+ * run/<token>/abort.json). args: state-dir token
+ */
+const BEGIN_SCRIPT = `s=$1; r="$s/run/$2"
+${JADD}
+IFS= read -r begin && IFS= read -r abort || { echo "ERR incomplete input"; exit 2; }
+printf '%s\\n' "$abort" > "$r/abort.json.tmp" && mv -f "$r/abort.json.tmp" "$r/abort.json" || exit 3
+printf '%s\\n' "$begin" | jadd "$s/ledger.jsonl" || exit 4
+`;
+/**
+ * Writes a release folder from a tar on stdin (umask 077: nothing in it is readable by others), after
+ * copying the previous release's .env when asked. args: release-dir previous-env-or-empty
+ */
+const UPLOAD_SCRIPT = `umask 077
+d=$1; from=$2
+if [ -e "$d" ] && [ ! -d "$d" ]; then echo "ERR $d exists and is not a folder"; exit 69; fi
+mkdir -p "$d" || exit 70
+if [ -n "$from" ]; then cp -p "$from" "$d/.env" || { echo "ERR cannot copy $from"; exit 71; }; fi
+tar -xf - -C "$d"
+`;
+/**
+ * Runs one step that changes containers, under the step lock (so a recovery waits for it), after arming
+ * stdin as the recovery script (or keeping the armed one when stdin is empty).
+ * args: run-dir command…   stdin: recover.sh text
+ */
+const STEP_SCRIPT = `r=$1; shift
+[ -d "$r" ] || { echo "ERR the deploy's run folder $r is gone (the lock was lost)"; exit 70; }
+cat > "$r/recover.sh.tmp" && if [ -s "$r/recover.sh.tmp" ]; then mv -f "$r/recover.sh.tmp" "$r/recover.sh"; else rm -f "$r/recover.sh.tmp"; fi
+exec flock "$r/step" "$@"
+`;
+/**
+ * Closes a transaction, in one step that a lost link cannot cut in half (HUP and PIPE ignored, under the
+ * step lock): reads the final entry (stdin, one line), runs the runtime's cut-over command when one is
+ * given (blue-green: nginx to the new slot; on its failure nothing is switched), points `current` at the
+ * release (atomically: symlink to a temp name, renamed over `current`; '' leaves it), appends the entry,
+ * and disarms the recovery. args: state-dir token release-id-or-empty [cut-over command…]
+ */
+const CLOSE_SCRIPT = `trap '' HUP PIPE
+s=$1; r="$s/run/$2"; id=$3; shift 3
+${JADD}
+[ -d "$r" ] || { echo "ERR the deploy's run folder $r is gone (the lock was lost)"; exit 70; }
+exec 8>>"$r/step"; flock -w 600 8 || { echo "ERR a recovery holds the step lock"; exit 71; }
+IFS= read -r entry || { echo "ERR incomplete entry"; exit 2; }
+if [ -n "$id" ]; then
+  [ -f "$s/releases/$id/release.json" ] || { echo "ERR release folder $s/releases/$id is missing or incomplete"; exit 3; }
+fi
+if [ -n "$id" ]; then
+  # the new pointer is made before the cut-over: when it cannot be, nothing has switched yet
+  rm -rf "$s/current.tmp" 2>/dev/null
+  ln -sfn "releases/$id" "$s/current.tmp" || { echo "ERR cannot point $s/current at $id"; exit 4; }
+fi
+if [ $# -gt 0 ]; then
+  "$@" 8>&- || { rc=$?; rm -f "$s/current.tmp"; echo "ERR cut-over failed (exit $rc)"; exit 10; }
+fi
+if [ -n "$id" ]; then
+  mv -fT "$s/current.tmp" "$s/current" || { echo "ERR cannot point $s/current at $id"; exit 4; }
+fi
+printf '%s\\n' "$entry" | jadd "$s/ledger.jsonl" || { echo "ERR cannot append to $s/ledger.jsonl"; exit 5; }
+rm -f "$r/recover.sh" "$r/abort.json"
+echo OK
+`;
+/**
+ * Ends the lock: removes pruned releases and the images only they needed (never with -f: an image a
+ * container still uses stays), incomplete release folders, then marks the run done so the lock holder
+ * lets the lock go (closing any transaction still open first). args: state-dir token release-id… --images ref…
+ */
+const FINISH_SCRIPT = `s=$1; tok=$2; shift 2
+mode=release
+for a in "$@"; do
+  if [ "$a" = --images ]; then mode=image; continue; fi
+  if [ "$mode" = release ]; then rm -rf "$s/releases/$a" && echo "pruned $a"
+  else docker image rm "$a" >/dev/null 2>&1 && echo "removed $a"; fi
+done
+cur=$(readlink "$s/current" 2>/dev/null) || cur=
+for d in "$s"/releases/*; do
+  [ -d "$d" ] || continue
+  [ "releases/\${d##*/}" = "$cur" ] && continue
+  [ -f "$d/release.json" ] || rm -rf "$d"
+done
+[ -d "$s/run/$tok" ] || { echo "ERR the deploy's run folder is gone"; exit 70; }
+touch "$s/run/$tok/done"
+`;
+/** Appends stdin (one entry) to the journal, on a line of its own. args: state-dir */
+const APPEND_SCRIPT = `${JADD}
+jadd "$1/ledger.jsonl"
+`;
+
+;// CONCATENATED MODULE: ./build/tsc/lib/release/store.js
+/**
+ * ReleaseStore: what keeps releases on one host under one project path, over a Remote. The lock (with
+ * the state read), release folders, the journal (ledger.jsonl), the `current` pointer, pruning, and the
+ * recovery the lock holder runs when the runner goes away. It knows nothing of Compose, swarm or nginx:
+ * a Runtime (src/lib/runtime) starts containers; the store only runs the runtime's commands under its
+ * step lock with the recovery armed, and the runtime's cut-over inside its close step.
+ *
+ * Layout on the host: src/lib/compose/layout.ts. The journal: ./journal.ts.
+ */
+
+
+
+
+
+
+
+
+const SH = (script, ...args) => ['sh', '-c', script, 'sh', ...args];
+const now = () => new Date().toISOString();
+/**
+ * The one-line reason of a failed remote command: its first `ERR` line (shipline's scripts), else the
+ * last line a tool marked as an error (`ERROR: …`, `Error …`: Compose, docker), else its last line.
+ */
+function failureLine(r) {
+    const text = (r.stdout + '\n' + r.stderr).trim();
+    const lines = text.split('\n').map(l => l.trim());
+    return ((/^ERR (.*)$/m.exec(text)?.[1] ??
+        [...lines]
+            .reverse()
+            .find(l => /^(ERROR:|Error\b)/.test(l))
+            ?.replace(/^ERROR:\s*/, '') ??
+        lines.pop() ??
+        `exit ${r.code}`) ||
+        `exit ${r.code}`);
+}
+class ReleaseStore {
+    remote;
+    layout;
+    token = (0,external_node_crypto_.randomBytes)(8).toString('hex');
+    log;
+    holder;
+    stepTimeoutMs;
+    readTimeoutMs;
+    /** exec calls made (round trips), for the benchmark */
+    execs = 0;
+    constructor(remote, opts) {
+        this.remote = remote;
+        this.layout = layout(opts.path, opts.project);
+        this.log = opts.log;
+        this.stepTimeoutMs = opts.stepTimeoutMs ?? 600_000;
+        this.readTimeoutMs = opts.readTimeoutMs ?? 60_000;
+    }
+    get label() {
+        return this.remote.label;
+    }
+    get runDir() {
+        return `${this.layout.run}/${this.token}`;
+    }
+    /** true while the connection is up (a Remote that cannot tell is taken as up) */
+    get connected() {
+        return this.remote.isOpen ? this.remote.isOpen() : true;
+    }
+    /** Runs a command on the host, bounded by the step limit unless told otherwise. */
+    exec = async (argv, opts = {}) => {
+        this.execs++;
+        return this.remote.exec(argv, { timeoutMs: this.stepTimeoutMs, ...opts });
+    };
+    /** Runs a command and throws a UserError with its last output lines when it fails. */
+    async check(what, argv, opts = {}) {
+        const r = await this.exec(argv, opts);
+        if (r.code !== 0) {
+            const err = (r.stderr.trim() || r.stdout.trim()).split('\n').slice(-15).join('\n');
+            throw new errors/* UserError */.yo(`${this.label}: ${what} failed (exit ${r.code}): ${failureLine(r)}`, err);
+        }
+        return r;
+    }
+    /**
+     * Takes the host lock (waiting up to timeoutSec) and reads the state under it. The lock is held by a
+     * remote process until finish() or until the connection dies. Bounded: the state read must follow the
+     * lock within readTimeoutMs.
+     */
+    async lock(timeoutSec, owner) {
+        let out = '';
+        let settled = false;
+        let waitingSaid = false;
+        let locked = false;
+        this.execs++;
+        return new Promise((resolve, reject) => {
+            let timer;
+            const fail = (e) => {
+                if (settled)
+                    return;
+                settled = true;
+                if (timer)
+                    clearTimeout(timer);
+                reject(e);
+            };
+            const arm = (ms, what) => {
+                if (timer)
+                    clearTimeout(timer);
+                timer = setTimeout(() => {
+                    fail(new errors/* UserError */.yo(`${this.label}: ${what} on ${this.layout.path} did not finish within ${Math.round(ms / 1000)}s. Check the host (disk full? a hung 'docker' command?) and that ${this.layout.state} is readable; the lock ends with this connection.`, out.slice(-2000)));
+                    void this.remote.close().catch(() => undefined);
+                }, ms);
+            };
+            arm((timeoutSec + 60) * 1000, 'taking the lock');
+            const onData = (chunk) => {
+                if (settled)
+                    return;
+                out += chunk;
+                if (!waitingSaid && /^WAITING(.*)$/m.test(out)) {
+                    waitingSaid = true;
+                    const who = /^WAITING(.*)$/m.exec(out)?.[1]?.trim();
+                    this.log.info(`${this.label}: another deploy holds the lock on ${this.layout.path}${who ? ` (${who})` : ''}; waiting up to ${timeoutSec}s`);
+                }
+                if (!locked && /^LOCKED$/m.test(out)) {
+                    locked = true;
+                    arm(this.readTimeoutMs, 'reading the release state after taking the lock');
+                }
+                if (/^READY$/m.test(out)) {
+                    settled = true;
+                    if (timer)
+                        clearTimeout(timer);
+                    try {
+                        const state = parseState(out);
+                        if (state.damaged)
+                            this.log.warning(`${this.label}: ${state.damaged} damaged line(s) in ${this.layout.ledger} skipped (a torn write); new entries start on a line of their own`);
+                        if (state.currentMissing)
+                            this.log.warning(`${this.label}: ${this.layout.current} names release ${state.current}, whose folder is missing on the host`);
+                        resolve(state);
+                    }
+                    catch (e) {
+                        reject(e);
+                    }
+                }
+            };
+            this.holder = this.remote.exec(SH(LOCK_SCRIPT, this.layout.state, String(timeoutSec), this.token, owner.slice(0, 300)), { onStdout: onData });
+            this.holder.then(r => {
+                if (settled)
+                    return;
+                const text = (r.stdout + '\n' + r.stderr).trim();
+                if (/ERR timeout/.test(text)) {
+                    fail(new errors/* UserError */.yo(`${this.label}: another deploy or rollback held the lock on ${this.layout.path} for more than lock-timeout (${timeoutSec}s). Wait for it, or raise 'lock-timeout'.`));
+                }
+                else {
+                    fail(new errors/* UserError */.yo(`${this.label}: could not take the lock on ${this.layout.path}: ${failureLine(r)}`, text));
+                }
+            }, e => fail(e));
+        });
+    }
+    /** Opens a transaction: the `begin` entry, and the entry that closes it should the runner vanish first. */
+    async begin(entry, abort) {
+        const b = JSON.stringify({ time: now(), ...entry });
+        const a = JSON.stringify(abort).slice(1); // without '{': the lock holder prefixes the time
+        await this.check('opening the release transaction in the journal', SH(BEGIN_SCRIPT, this.layout.state, this.token), {
+            stdin: `${b}\n${a}\n`
+        });
+    }
+    /** Appends one entry (outside a transaction: closing one found open by this deploy). */
+    async append(entry) {
+        await this.check('appending to the journal', SH(APPEND_SCRIPT, this.layout.state), {
+            stdin: JSON.stringify({ time: now(), ...entry }) + '\n'
+        });
+    }
+    /**
+     * Writes a release folder in one round trip: compose files, override, .env (0600) and release.json
+     * (last: it marks the folder complete) as a tar on stdin; without a new .env the previous one is copied
+     * on the host (it never travels again).
+     */
+    async upload(meta, files, env, copyEnvFrom) {
+        const dir = this.layout.release(meta.id);
+        const entries = files.map(f => ({ name: f.name, data: f.data, mode: 0o644 }));
+        if (env !== undefined)
+            entries.push({ name: ENV_FILE, data: env, mode: 0o600 });
+        entries.push({ name: META_FILE, data: JSON.stringify(meta) + '\n', mode: 0o644 });
+        const from = env === undefined && copyEnvFrom ? `${this.layout.release(copyEnvFrom)}/${ENV_FILE}` : '';
+        await this.check('uploading the release', SH(UPLOAD_SCRIPT, dir, from), { stdin: tar(entries) });
+    }
+    /**
+     * Runs a command that changes containers, under the step lock, with `recover` armed first (the shell
+     * text the lock holder runs should the runner go away; '' keeps what is armed).
+     */
+    async step(argv, recover, opts = {}) {
+        return this.exec(SH(STEP_SCRIPT, this.runDir, ...argv), { ...opts, stdin: recover });
+    }
+    /**
+     * The recovery script: the runtime's lines that bring `restore` back, then the journal's `recovered`
+     * entry (current already names it: `current` only moves in close()).
+     */
+    recoverScript(restoreLines, entry) {
+        const json = JSON.stringify({
+            ...entry,
+            event: 'recovered',
+            reason: entry.reason ?? 'the deploy connection was lost'
+        });
+        return [
+            '# shipline: run by the lock holder when the runner went away before the transaction closed',
+            `jadd() { if [ -s "$1" ] && [ -n "$(tail -c 1 "$1")" ]; then echo >> "$1"; fi; cat >> "$1"; }`,
+            ...restoreLines,
+            `printf '{"time":"%s",%s\\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" ${shellJoin([json.slice(1)])} | jadd ${shellJoin([this.layout.ledger])}`,
+            ''
+        ].join('\n');
+    }
+    /**
+     * Closes the transaction in one step a lost link cannot cut in half: the runtime's cut-over (when given),
+     * `current` → `switchTo` (when given), the final entry, the recovery disarmed.
+     */
+    async close(entry, switchTo, cutOver = []) {
+        const line = JSON.stringify({ time: now(), ...entry });
+        await this.check(switchTo && cutOver.length ? `switching to ${switchTo}` : 'closing the release transaction', SH(CLOSE_SCRIPT, this.layout.state, this.token, switchTo ?? '', ...cutOver), { stdin: line + '\n', timeoutMs: Math.max(this.stepTimeoutMs, 120_000) });
+    }
+    /** Lets the lock go: prunes, marks the run done, and waits (bounded) for the holder to exit. */
+    async finish(prune = {}) {
+        if (!this.holder)
+            return [];
+        const rel = (prune.releases ?? []).filter(id => RELEASE_ID_RE.test(id));
+        const r = await this.exec(SH(FINISH_SCRIPT, this.layout.state, this.token, ...rel, '--images', ...(prune.images ?? [])));
+        if (r.code !== 0)
+            throw new errors/* UserError */.yo(`${this.label}: finishing failed: ${failureLine(r)}`);
+        const holder = this.holder;
+        this.holder = undefined;
+        // the holder closes a transaction still open (a recovery may run a compose up): bounded
+        await Promise.race([holder, new Promise(res => setTimeout(res, 30 * 60_000).unref())]);
+        return r.stdout.split('\n').filter(Boolean);
+    }
+}
+/** Parses the lock script's output between LOCKED and READY. */
+function parseState(out) {
+    const state = { compose: 'none', releases: new Map(), ledger: [], damaged: 0 };
+    const start = out.indexOf('LOCKED\n');
+    const ledgerLines = [];
+    for (const line of out.slice(start + 7).split('\n')) {
+        if (line === 'READY')
+            break;
+        const sp = line.indexOf(' ');
+        const key = sp < 0 ? line : line.slice(0, sp);
+        const rest = sp < 0 ? '' : line.slice(sp + 1);
+        if (key === 'compose')
+            state.compose = rest;
+        else if (key === 'current')
+            state.current = rest.trim() || undefined;
+        else if (key === 'release') {
+            const sp2 = rest.indexOf(' ');
+            try {
+                const meta = JSON.parse(rest.slice(sp2 + 1));
+                if (meta && typeof meta.id === 'string' && typeof meta.version === 'string')
+                    state.releases.set(rest.slice(0, sp2), meta);
+            }
+            catch {
+                /* a damaged release.json: that release cannot be used */
+            }
+        }
+        else if (key === 'ledger')
+            ledgerLines.push(rest);
+    }
+    const j = parseJournal(ledgerLines.join('\n'));
+    state.ledger = j.entries;
+    state.damaged = j.damaged.length;
+    state.open = openTransaction(j.entries);
+    if (state.current && !state.releases.has(state.current))
+        state.currentMissing = true;
+    return state;
+}
+/** The live release's metadata, when `current` names a kept one. */
+function liveRelease(state) {
+    return state.current ? state.releases.get(state.current) : undefined;
+}
+/**
+ * The release that was live before the current one, from the journal's last final entry that made the
+ * current release live (never a release that failed); else the newest older kept release. Undefined when
+ * the journal names one whose folder is gone (see previousMissing).
+ */
+function previousRelease(state) {
+    const cur = state.current;
+    if (!cur)
+        return undefined;
+    for (let i = state.ledger.length - 1; i >= 0; i--) {
+        const e = state.ledger[i];
+        if (e.event === 'begin' || e.event === 'failed' || e.event === 'aborted')
+            continue;
+        if (e.release === cur) {
+            if (e.from)
+                return state.releases.has(e.from) ? e.from : undefined;
+            break;
+        }
+    }
+    const gaveUp = ['auto-rollback', 'failed', 'recovered', 'revert', 'aborted'];
+    const failed = new Set(state.ledger.filter(e => e.attempted && gaveUp.includes(e.event)).map(e => e.attempted));
+    return [...state.releases.keys()]
+        .filter(id => id < cur && !failed.has(id))
+        .sort()
+        .pop();
+}
+/** The journal's word for the release live before current, when its folder is no longer kept. */
+function previousMissing(state) {
+    const cur = state.current;
+    if (!cur)
+        return undefined;
+    for (let i = state.ledger.length - 1; i >= 0; i--) {
+        const e = state.ledger[i];
+        if (e.event === 'begin' || e.event === 'failed' || e.event === 'aborted')
+            continue;
+        if (e.release === cur)
+            return e.from && !state.releases.has(e.from) ? e.from : undefined;
+    }
+    return undefined;
+}
+/** Release ids and image refs to remove so that `keep` releases stay (current and its predecessor always). */
+function prunePlan(state, current, keep) {
+    const ids = [...state.releases.keys()].sort().reverse();
+    const keepSet = new Set([current]);
+    const prev = previousRelease({ ...state, current });
+    if (prev)
+        keepSet.add(prev);
+    for (const id of ids) {
+        if (keepSet.size >= keep)
+            break;
+        keepSet.add(id);
+    }
+    const drop = ids.filter(id => !keepSet.has(id));
+    const needed = new Set();
+    for (const id of keepSet)
+        for (const ref of Object.values(state.releases.get(id)?.images ?? {}))
+            needed.add(ref);
+    const images = new Set();
+    for (const id of drop)
+        for (const ref of Object.values(state.releases.get(id)?.images ?? {}))
+            if (!needed.has(ref))
+                images.add(ref);
+    return { releases: drop, images: [...images] };
+}
+
+;// CONCATENATED MODULE: ./build/tsc/lib/runtime/runtime.js
+
+/**
+ * The put-back of a runtime whose start replaces what runs (compose, swarm): start `meta` again with the
+ * recovery armed, then wait for the services it has; a failed start is an unhealthy result, not a throw.
+ */
+async function restartAndWait(rt, meta, services, timeoutSec, recover, opts) {
+    try {
+        await rt.start(meta, undefined, recover);
+    }
+    catch (e) {
+        return { ok: false, result: 'failed', state: (0,errors/* errorMessage */.gJ)(e), logs: e.details ?? '' };
+    }
+    return rt.waitHealthy(meta, services.filter(s => meta.services.includes(s)), timeoutSec, opts);
+}
+
+;// CONCATENATED MODULE: ./build/tsc/lib/runtime/compose.js
+/**
+ * The Compose runtime (`strategy: recreate`): `up -d` replaces a release's containers in the project of
+ * the path; health is each container's healthcheck (or a stable run); a put-back is the previous release's
+ * own files brought up again. Compose v2 (`docker compose`) and v1 (`docker-compose`) alike.
+ */
+
+
+
+
+
+
+const compose_SH = (script, ...args) => ['sh', '-c', script, 'sh', ...args];
+/** Reads a health wait's output: `state …` lines, then `result <word> …`, then the failing containers' logs. */
+function parseHealth(r) {
+    const lines = r.stdout.split('\n');
+    const state = [...lines].reverse().find(l => l.startsWith('state ')) ?? '';
+    const i = lines.findIndex(l => l.startsWith('result '));
+    const result = i >= 0 ? lines[i].split(' ')[1] : `exit ${r.code}`;
+    const logs = i >= 0
+        ? lines
+            .slice(i + 1)
+            .join('\n')
+            .trim()
+        : r.stderr.trim();
+    return { ok: r.code === 0 && result === 'healthy', result, state: state.slice(6).trim(), logs };
+}
+/** Waits for the containers of `services` in a Compose project to be healthy (HEALTH_SCRIPT), bounded. */
+async function composeHealth(exec, project, services, timeoutSec, opts = {}) {
+    const r = await exec(compose_SH(HEALTH_SCRIPT, String(timeoutSec), String(opts.stableSec ?? 5), project, String(opts.tail ?? 30), ...services), { timeoutMs: (timeoutSec + 60) * 1000 });
+    return parseHealth(r);
+}
+/** Images present stay; missing ones are pulled (login in a temporary config when a registry is given). */
+async function ensureImages(store, refs, auth) {
+    if (refs.length === 0)
+        return [];
+    const cfg = `${store.runDir}/docker-config`;
+    // pulls of big images over a slow link may take long: 30 min, not the ordinary step limit
+    const r = await store.exec(compose_SH(IMAGES_SCRIPT, cfg, auth?.registry ?? '', auth?.username ?? '', ...refs), {
+        stdin: auth?.password ?? '',
+        timeoutMs: 1_800_000
+    });
+    const pulled = r.stdout
+        .split('\n')
+        .filter(l => l.startsWith('pull '))
+        .map(l => l.slice(5));
+    if (r.code !== 0) {
+        const hint = auth
+            ? 'Check registry-username/registry-password and that the image exists.'
+            : "Set 'registry', 'registry-username' and 'registry-password' so the host can pull it.";
+        throw new errors/* UserError */.yo(`${store.label}: ${failureLine(r)}. ${hint}`, (r.stdout + r.stderr).trim());
+    }
+    return pulled;
+}
+/** Throws when the host has no Compose; returns the flavour. */
+function requireCompose(store, state) {
+    if (state.compose === 'none')
+        throw new errors/* UserError */.yo(`${store.label}: neither 'docker compose' (v2) nor 'docker-compose' (v1) is installed on the host. Install the Compose plugin.`);
+    return state.compose;
+}
+class ComposeRuntime {
+    store;
+    project;
+    name = 'compose';
+    kind = 'v1';
+    constructor(store, 
+    /** the Compose project (default: the path's) */
+    project = store.layout.project) {
+        this.store = store;
+        this.project = project;
+    }
+    accept(state) {
+        this.kind = requireCompose(this.store, state);
+    }
+    prepareFiles(_meta, files) {
+        return files;
+    }
+    ensureImages(refs, auth) {
+        return ensureImages(this.store, refs, auth);
+    }
+    /** argv prefix of docker compose for a release's files in this runtime's project */
+    composeFor(meta) {
+        const dir = this.store.layout.release(meta.id);
+        return composeArgv(this.kind, this.project, dir, meta.files, meta.env ? ENV_FILE : undefined);
+    }
+    upArgv(meta, services) {
+        const argv = [...this.composeFor(meta), 'up', '-d'];
+        if (services && services.length)
+            argv.push('--no-deps', ...services);
+        else
+            argv.push('--remove-orphans');
+        return argv;
+    }
+    async start(meta, services, recover) {
+        const r = await this.store.step(this.upArgv(meta, services), recover);
+        if (r.code !== 0) {
+            const err = (r.stderr.trim() || r.stdout.trim()).split('\n').slice(-15).join('\n');
+            throw new errors/* UserError */.yo(`${this.store.label}: ${this.kind === 'v2' ? 'docker compose' : 'docker-compose'} up of ${meta.version} failed: ${failureLine(r).replace(/\s+/g, ' ')}`, err);
+        }
+    }
+    waitHealthy(_meta, services, timeoutSec, opts) {
+        return composeHealth(this.store.exec, this.project, services, timeoutSec, opts);
+    }
+    cutOverArgv() {
+        return [];
+    }
+    async afterClose() {
+        return [];
+    }
+    async restore(meta, services, timeoutSec, recover, opts) {
+        return restartAndWait(this, meta, services, timeoutSec, recover, opts);
+    }
+    restoreLines(meta) {
+        return [shellJoin(this.upArgv(meta))];
+    }
+}
+
 ;// CONCATENATED MODULE: ./build/tsc/lib/strategy/scripts.js
 /**
  * Shell scripts of the blue-green strategy. Constants: every value arrives as a quoted argument ($1, …),
@@ -62761,10 +64214,6 @@ printf '%s\\n' "$sl" > "$sf.tmp" && mv -f "$sf.tmp" "$sf" || { echo "ERR cannot 
 echo "switched"
 `;
 
-// EXTERNAL MODULE: ./build/tsc/lib/parse.js
-var parse = __nccwpck_require__(3054);
-// EXTERNAL MODULE: ./build/tsc/lib/compose/validate.js
-var validate = __nccwpck_require__(8098);
 ;// CONCATENATED MODULE: ./build/tsc/lib/strategy/options.js
 /**
  * The `strategy` input and the blue-green inputs, parsed and checked before any host is contacted.
@@ -62795,11 +64244,11 @@ const PORTS_HELP = `one line per service: service=<blue port>,<green port>, e.g.
 function parseSlotPorts(raw) {
     const out = new Map();
     const seen = new Map();
-    for (const line of (0,parse/* parseList */.E1)(raw, { commas: false })) {
+    for (const line of parseList(raw, { commas: false })) {
         const m = /^([^=\s]+)\s*=\s*(\d{1,5})\s*[,:/ ]\s*(\d{1,5})$/.exec(line);
         if (!m)
             throw new errors/* UserError */.yo(`Input 'blue-green-ports': '${line}' is not ${PORTS_HELP}.`);
-        const svc = (0,validate/* validateServiceName */.Tx)(m[1], 'blue-green-ports');
+        const svc = validateServiceName(m[1], 'blue-green-ports');
         const a = Number(m[2]);
         const b = Number(m[3]);
         for (const p of [a, b]) {
@@ -62876,7 +64325,7 @@ const envSuffix = (service) => service.toUpperCase().replace(/[^A-Z0-9]/g, '_');
 
 
 const MiB = 1024 * 1024;
-const SH = (script, ...args) => ['sh', '-c', script, 'sh', ...args];
+const blue_green_SH = (script, ...args) => ['sh', '-c', script, 'sh', ...args];
 const slotProject = (project, slot) => `${project}-${slot}`;
 const upstreamName = (service) => `shipline_${service.replace(/[^A-Za-z0-9_]/g, '_')}`;
 function upstreamFile(service, port, release) {
@@ -62912,7 +64361,7 @@ class BlueGreen {
     }
     /** The live slot and MemAvailable (bytes). */
     async probe() {
-        const r = await this.run('reading the live slot', SH(PROBE_SCRIPT, this.host.layout.state));
+        const r = await this.run('reading the live slot', blue_green_SH(PROBE_SCRIPT, this.host.layout.state));
         const m = /^slot (\w+)(?: (\S+))?$/m.exec(r.stdout);
         const slot = m?.[1];
         const kb = /^memavail (\d+)$/m.exec(r.stdout)?.[1];
@@ -62934,7 +64383,7 @@ class BlueGreen {
         return [
             'env',
             ...env,
-            ...(0,layout/* composeArgv */.NS)(this.host.compose, slotProject(this.host.layout.project, slot), dir, release.files, release.env ? layout/* ENV_FILE */.h9 : undefined)
+            ...composeArgv(this.host.compose, slotProject(this.host.layout.project, slot), dir, release.files, release.env ? ENV_FILE : undefined)
         ];
     }
     /** Bytes a second copy of the services needs: the sum of their memory limits, at least min-free-memory. */
@@ -62968,7 +64417,7 @@ class BlueGreen {
     }
     /** Removes the containers of the services in a slot (or another project), after `grace` seconds of stop. */
     async stop(project, grace = 10) {
-        const r = await this.host.remote.exec(SH(STOP_SCRIPT, String(grace), project, ...this.services), {
+        const r = await this.host.remote.exec(blue_green_SH(STOP_SCRIPT, String(grace), project, ...this.services), {
             timeoutMs: (grace + 120) * 1000
         });
         if (r.code !== 0)
@@ -63035,7 +64484,7 @@ class BlueGreen {
     }
     /** Phase 2a: waits for the idle slot to be healthy; on failure its containers are removed. */
     async slotHealth(st) {
-        const health = await (0,compose/* composeHealth */.Hv)((argv, o) => this.host.remote.exec(argv, o), slotProject(this.host.layout.project, st.idle), this.services, this.opts.healthTimeout, { stableSec: this.opts.stableSeconds });
+        const health = await composeHealth((argv, o) => this.host.remote.exec(argv, o), slotProject(this.host.layout.project, st.idle), this.services, this.opts.healthTimeout, { stableSec: this.opts.stableSeconds });
         if (!health.ok)
             return this.fail(st, health);
         this.host.log.info(`${this.host.label}: ${st.idle} slot healthy (${health.state})`);
@@ -63139,7 +64588,7 @@ class BlueGreenRuntime {
     noop = false;
     constructor(store, cfg) {
         this.store = store;
-        this.main = new compose/* ComposeRuntime */.$F(store);
+        this.main = new ComposeRuntime(store);
         const main = this.main;
         this.bg = new BlueGreen({
             remote: store.remote,
@@ -63253,10 +64702,10 @@ class BlueGreenRuntime {
         const project = this.store.layout.project;
         const others = this.slotless(meta);
         return [
-            `live=$(head -n 1 ${(0,remote/* shellJoin */.nZ)([`${this.store.layout.state}/slot`])} 2>/dev/null | cut -d' ' -f1)`,
-            `if [ "$live" = blue ]; then idle=${(0,remote/* shellJoin */.nZ)([slotProject(project, 'green')])}; else idle=${(0,remote/* shellJoin */.nZ)([slotProject(project, 'blue')])}; fi`,
-            `sh -c ${(0,remote/* shellJoin */.nZ)([STOP_SCRIPT])} sh 0 "$idle" ${(0,remote/* shellJoin */.nZ)(this.bg.services)}`,
-            ...(others.length ? [(0,remote/* shellJoin */.nZ)(this.main.upArgv(meta, others))] : [])
+            `live=$(head -n 1 ${shellJoin([`${this.store.layout.state}/slot`])} 2>/dev/null | cut -d' ' -f1)`,
+            `if [ "$live" = blue ]; then idle=${shellJoin([slotProject(project, 'green')])}; else idle=${shellJoin([slotProject(project, 'blue')])}; fi`,
+            `sh -c ${shellJoin([STOP_SCRIPT])} sh 0 "$idle" ${shellJoin(this.bg.services)}`,
+            ...(others.length ? [shellJoin(this.main.upArgv(meta, others))] : [])
         ];
     }
 }
@@ -63364,8 +64813,6 @@ done
 [ "$result" = healthy ]
 `;
 
-// EXTERNAL MODULE: ./build/tsc/lib/runtime/runtime.js
-var runtime = __nccwpck_require__(5778);
 ;// CONCATENATED MODULE: ./build/tsc/lib/runtime/swarm.js
 /**
  * The swarm runtime (`target: swarm`): a release is a stack on a swarm manager (see src/lib/swarm/host.ts
@@ -63396,20 +64843,20 @@ class SwarmRuntime {
     }
     prepareFiles(meta, files) {
         const version = (0,dist/* parse */.qg)(files[0]?.data ?? '')?.version;
-        return files.map(f => f.name === layout/* OVERRIDE_FILE */.KY
+        return files.map(f => f.name === OVERRIDE_FILE
             ? { name: f.name, data: swarmOverride(f.data, meta.updated, version ? String(version) : undefined) }
             : f);
     }
     /** Remembers the registry login for the stack deploy (--with-registry-auth), then pulls what is missing. */
     ensureImages(refs, auth) {
         this.auth = auth;
-        return (0,compose/* ensureImages */.vR)(this.store, refs, auth);
+        return ensureImages(this.store, refs, auth);
     }
     /** argv of the stack deploy of a release (the registry password goes on stdin). */
     stackArgv(meta, withAuth = true) {
         const dir = this.store.layout.release(meta.id);
         const a = withAuth ? this.auth : undefined;
-        return swarm_SH(STACK_DEPLOY_SCRIPT, `${this.store.runDir}/docker-config-stack`, a?.registry ?? '', a?.username ?? '', this.stack, meta.env ? `${dir}/${layout/* ENV_FILE */.h9}` : '', ...meta.files.flatMap(f => ['-c', `${dir}/${f}`]));
+        return swarm_SH(STACK_DEPLOY_SCRIPT, `${this.store.runDir}/docker-config-stack`, a?.registry ?? '', a?.username ?? '', this.stack, meta.env ? `${dir}/${ENV_FILE}` : '', ...meta.files.flatMap(f => ['-c', `${dir}/${f}`]));
     }
     async start(meta, _services, recover) {
         // the recovery is armed first (stdin of the step is the recovery script), then the deploy runs
@@ -63431,7 +64878,7 @@ class SwarmRuntime {
     }
     async waitHealthy(_meta, services, timeoutSec, opts = {}) {
         const r = await this.store.exec(swarm_SH(CONVERGE_SCRIPT, String(timeoutSec), String(opts.stableSec ?? 2), this.stack, String(opts.tail ?? 30), ...services), { timeoutMs: (timeoutSec + 60) * 1000 });
-        return (0,compose/* parseHealth */.kw)(r);
+        return parseHealth(r);
     }
     cutOverArgv() {
         return [];
@@ -63440,11 +64887,11 @@ class SwarmRuntime {
         return [];
     }
     async restore(meta, services, timeoutSec, recover, opts) {
-        return (0,runtime/* restartAndWait */.G)(this, meta, services, timeoutSec, recover, opts);
+        return restartAndWait(this, meta, services, timeoutSec, recover, opts);
     }
     /** No registry login: the kept release's images are on the nodes already. */
     restoreLines(meta) {
-        return [`${(0,remote/* shellJoin */.nZ)(this.stackArgv(meta, false))} </dev/null`];
+        return [`${shellJoin(this.stackArgv(meta, false))} </dev/null`];
     }
 }
 
@@ -63493,28 +64940,63 @@ function runtimeFactory(c) {
 
 
 function readStrategyInputs() {
-    const strategy = parseStrategy(inputs/* str */.gx('strategy'));
-    const target = host_parseTarget(inputs/* str */.gx('target'));
+    const strategy = parseStrategy(str('strategy'));
+    const target = host_parseTarget(str('target'));
     let blueGreen;
     if (strategy === 'blue-green') {
         blueGreen = {
-            ports: parseSlotPorts(inputs/* str */.gx('blue-green-ports')),
-            includeDir: inputs/* str */.gx('nginx-include-dir') || undefined,
-            testCommand: inputs/* str */.gx('nginx-test-command', BLUE_GREEN_DEFAULTS.testCommand),
-            reloadCommand: inputs/* str */.gx('nginx-reload-command', BLUE_GREEN_DEFAULTS.reloadCommand),
-            drainSeconds: inputs/* int */.Wh('drain-seconds', BLUE_GREEN_DEFAULTS.drainSeconds, { min: 0, max: 3600 }),
-            minFreeMiB: inputs/* int */.Wh('min-free-memory', BLUE_GREEN_DEFAULTS.minFreeMiB, { min: 0, max: 1024 * 1024 })
+            ports: parseSlotPorts(str('blue-green-ports')),
+            includeDir: str('nginx-include-dir') || undefined,
+            testCommand: str('nginx-test-command', BLUE_GREEN_DEFAULTS.testCommand),
+            reloadCommand: str('nginx-reload-command', BLUE_GREEN_DEFAULTS.reloadCommand),
+            drainSeconds: inputs_int('drain-seconds', BLUE_GREEN_DEFAULTS.drainSeconds, { min: 0, max: 3600 }),
+            minFreeMiB: inputs_int('min-free-memory', BLUE_GREEN_DEFAULTS.minFreeMiB, { min: 0, max: 1024 * 1024 })
         };
         checkBlueGreen(blueGreen, [...blueGreen.ports.keys()]);
     }
-    const runtime = runtimeFactory({ strategy, target, blueGreen, stack: inputs/* str */.gx('stack') || undefined });
+    const runtime = runtimeFactory({ strategy, target, blueGreen, stack: str('stack') || undefined });
     return runtime ? { runtime } : {};
+}
+
+;// CONCATENATED MODULE: external "node:fs"
+const external_node_fs_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:fs");
+;// CONCATENATED MODULE: ./build/tsc/lib/github/run.js
+/**
+ * Facts about the workflow run, from the runner's environment: the run's web URL and the commit under
+ * test (the pull request head on pull request events). One place for both; no @actions/core here.
+ */
+
+/** `<server>/<owner>/<repo>/actions/runs/<id>`, or undefined outside a workflow run. */
+function runUrl(env = process.env) {
+    const server = (env.GITHUB_SERVER_URL || 'https://github.com').replace(/\/+$/, '');
+    const repo = env.GITHUB_REPOSITORY;
+    const run = env.GITHUB_RUN_ID;
+    return repo && run ? `${server}/${repo}/actions/runs/${run}` : undefined;
+}
+const PULL_REQUEST_EVENTS = /^pull_request(_target|_review|_review_comment)?$/;
+/** The pull request head SHA from the event payload, when the event is a pull request. */
+function pullRequestHead(eventName, eventPath) {
+    if (!eventName || !PULL_REQUEST_EVENTS.test(eventName) || !eventPath)
+        return undefined;
+    try {
+        const event = JSON.parse(readFileSync(eventPath, 'utf8'));
+        const sha = event.pull_request?.head?.sha;
+        return typeof sha === 'string' && sha !== '' ? sha : undefined;
+    }
+    catch {
+        return undefined;
+    }
+}
+/** The commit the workflow tests: the PR head on pull request events, else GITHUB_SHA ('' when neither). */
+function commitUnderTest(env = process.env) {
+    return pullRequestHead(env.GITHUB_EVENT_NAME, env.GITHUB_EVENT_PATH) ?? env.GITHUB_SHA ?? '';
 }
 
 ;// CONCATENATED MODULE: ./build/tsc/action/deploy-inputs.js
 /**
- * Inputs deploy-ssh, rollback (and ship) share beyond SSH: the fleet (hosts → connections), path, timeouts,
- * registry login, GitHub Deployments and run facts. Reads through the typed readers with literal names.
+ * Input groups deploy-ssh, rollback and ship share beyond SSH, each read once into a typed piece: the fleet
+ * (hosts, path, timeouts, strategy), registry login, GitHub Deployments and the run's facts. The actions'
+ * getInputs() (src/<action>/inputs.ts) compose them; the deploy step's own inputs are in deploy-step.ts. Reads through the typed readers with literal names.
  */
 
 
@@ -63522,80 +65004,67 @@ function readStrategyInputs() {
 
 
 
-const actionLog = { info: m => core/* info */.pq(m), warning: m => core/* warning */.$e(m) };
-function runFacts() {
-    const env = process.env;
-    const runUrl = env.GITHUB_REPOSITORY && env.GITHUB_RUN_ID
-        ? `${env.GITHUB_SERVER_URL || 'https://github.com'}/${env.GITHUB_REPOSITORY}/actions/runs/${env.GITHUB_RUN_ID}`
-        : undefined;
-    return { actor: env.GITHUB_ACTOR || undefined, runUrl, sha: env.GITHUB_SHA || undefined };
+function runFacts(env = process.env) {
+    return { actor: env.GITHUB_ACTOR || undefined, runUrl: runUrl(env), sha: env.GITHUB_SHA || undefined };
 }
-/** Hosts, SSH connection (all hosts at once, one bastion connection shared), path, timeouts. */
 function readFleetInputs() {
     const ssh = readSshInputs();
-    const labels = ssh.targets.map(formatTarget);
+    return {
+        ssh,
+        hosts: ssh.targets.map(formatTarget),
+        path: str('path'),
+        healthTimeout: inputs_int('health-timeout', 120, { min: 1, max: 3600 }),
+        lockTimeout: inputs_int('lock-timeout', 300, { min: 0, max: 86400 }),
+        maxParallel: inputs_int('max-parallel', 1, { min: 1, max: 100 }),
+        ...readStrategyInputs()
+    };
+}
+function fleetOptions(fleet, facts) {
+    const { targets, options } = fleet.ssh;
     let pending;
     // all hosts at once the first time; a host whose connection is gone (a lost link) gets a new one
     const connect = async (label) => {
-        pending ??= connectHosts(ssh.targets, ssh.options);
+        pending ??= connectHosts(targets, options);
         const all = await pending;
-        const i = labels.indexOf(label);
+        const i = fleet.hosts.indexOf(label);
         if (all[i].isOpen?.() === false)
-            [all[i]] = await connectHosts([ssh.targets[i]], ssh.options);
+            [all[i]] = await connectHosts([targets[i]], options);
         return all[i];
     };
     return {
-        hosts: labels,
+        hosts: fleet.hosts,
         connect,
-        path: inputs/* str */.gx('path'),
-        healthTimeout: inputs/* int */.Wh('health-timeout', 120, { min: 1, max: 3600 }),
-        lockTimeout: inputs/* int */.Wh('lock-timeout', 300, { min: 0, max: 86400 }),
-        maxParallel: inputs/* int */.Wh('max-parallel', 1, { min: 1, max: 100 }),
-        // strategy (recreate | blue-green) and target (compose | swarm): src/action/strategy-inputs.ts
-        ...readStrategyInputs(),
-        ...runFacts()
+        path: fleet.path,
+        healthTimeout: fleet.healthTimeout,
+        lockTimeout: fleet.lockTimeout,
+        maxParallel: fleet.maxParallel,
+        ...(fleet.runtime ? { runtime: fleet.runtime } : {}),
+        ...facts
     };
 }
-/** Registry login for pulls on the host: only when a password is given. */
-function readRegistryInputs(fallbackRegistry) {
-    const registry = inputs/* str */.gx('registry');
-    const username = inputs/* str */.gx('registry-username', process.env.GITHUB_ACTOR ?? '');
-    const password = inputs/* secret */.rJ('registry-password');
-    const host = registry || fallbackRegistry || '';
-    const auth = password && host ? { registry: host, username: username || 'token', password } : undefined;
-    return { auth, username, password, registry };
-}
-function readDeploymentInputs() {
+function readRegistryInputs() {
     return {
-        environment: inputs/* str */.gx('environment'),
-        environmentUrl: inputs/* str */.gx('environment-url') || undefined,
-        token: inputs/* secret */.rJ('github-token'),
-        logUrl: runFacts().runUrl
+        registry: str('registry'),
+        username: str('registry-username', process.env.GITHUB_ACTOR ?? ''),
+        password: secret('registry-password')
+    };
+}
+/** Registry login for pulls on the host: only when a password is given and a registry is known. */
+function registryAuth(reg, fallbackRegistry) {
+    const host = reg.registry || fallbackRegistry || '';
+    return reg.password && host
+        ? { registry: host, username: reg.username || 'token', password: reg.password }
+        : undefined;
+}
+function readDeploymentInputs(facts = runFacts()) {
+    return {
+        environment: str('environment'),
+        environmentUrl: str('environment-url') || undefined,
+        token: secret('github-token'),
+        logUrl: facts.runUrl
     };
 }
 
-
-/***/ }),
-
-/***/ 6280:
-/***/ ((__unused_webpack___webpack_module__, __webpack_exports__, __nccwpck_require__) => {
-
-
-// EXPORTS
-__nccwpck_require__.d(__webpack_exports__, {
-  c: () => (/* binding */ deployStep)
-});
-
-// EXTERNAL MODULE: ./node_modules/@actions/core/lib/core.js + 15 modules
-var core = __nccwpck_require__(4116);
-// EXTERNAL MODULE: external "node:path"
-var external_node_path_ = __nccwpck_require__(6760);
-// EXTERNAL MODULE: ./build/tsc/action/inputs.js
-var inputs = __nccwpck_require__(7871);
-// EXTERNAL MODULE: ./build/tsc/action/deploy-inputs.js + 18 modules
-var deploy_inputs = __nccwpck_require__(8999);
-// EXTERNAL MODULE: ./build/tsc/action/secrets.js
-var secrets = __nccwpck_require__(2161);
 // EXTERNAL MODULE: external "fs"
 var external_fs_ = __nccwpck_require__(9896);
 // EXTERNAL MODULE: external "os"
@@ -63654,7 +65123,7 @@ class Context {
 }
 //# sourceMappingURL=context.js.map
 // EXTERNAL MODULE: ./node_modules/@actions/github/node_modules/@actions/http-client/lib/index.js
-var lib = __nccwpck_require__(9659);
+var http_client_lib = __nccwpck_require__(9659);
 // EXTERNAL MODULE: ./node_modules/undici/index.js
 var undici = __nccwpck_require__(6752);
 ;// CONCATENATED MODULE: ./node_modules/@actions/github/lib/internal/utils.js
@@ -63679,11 +65148,11 @@ function getAuthString(token, options) {
     return typeof options.auth === 'string' ? options.auth : `token ${token}`;
 }
 function getProxyAgent(destinationUrl) {
-    const hc = new lib.HttpClient();
+    const hc = new http_client_lib.HttpClient();
     return hc.getAgent(destinationUrl);
 }
 function getProxyAgentDispatcher(destinationUrl) {
-    const hc = new lib.HttpClient();
+    const hc = new http_client_lib.HttpClient();
     return hc.getAgentDispatcher(destinationUrl);
 }
 function getProxyFetch(destinationUrl) {
@@ -68600,8 +70069,6 @@ function getOctokit(token, options, ...additionalPlugins) {
     return new GitHubWithPlugins(getOctokitOptions(token, options));
 }
 //# sourceMappingURL=github.js.map
-// EXTERNAL MODULE: ./build/tsc/lib/errors.js
-var errors = __nccwpck_require__(2830);
 ;// CONCATENATED MODULE: ./build/tsc/action/deployments.js
 /**
  * GitHub Deployments for deploy-ssh and rollback: one Deployment per run for `environment` (ref = the
@@ -68704,12 +70171,1000 @@ async function startDeployment(opts, plan) {
     };
 }
 
-// EXTERNAL MODULE: ./build/tsc/lib/deploy/index.js + 5 modules
-var deploy = __nccwpck_require__(1968);
-// EXTERNAL MODULE: ./build/tsc/lib/compose/validate.js
-var validate = __nccwpck_require__(8098);
-// EXTERNAL MODULE: ./build/tsc/lib/registry/reference.js
-var registry_reference = __nccwpck_require__(8892);
+;// CONCATENATED MODULE: ./build/tsc/action/log.js
+/** The library's Logger (src/lib/log.ts) over @actions/core: the one the actions hand to library code. */
+
+const coreLog = {
+    info: m => core/* info */.pq(m),
+    warning: m => core/* warning */.$e(m),
+    notice: m => core/* notice */.lm(m),
+    debug: m => core/* debug */.Yz(m),
+    group: (name, fn) => core/* group */.Os(name, fn)
+};
+
+;// CONCATENATED MODULE: ./build/tsc/lib/deploy/release.js
+/** Builds a release locally (compose files, override, metadata) before any host is contacted. */
+
+
+
+
+
+
+/** Reads and checks the local compose files: each parses, names services, and file names stay distinct. */
+function readComposeFiles(paths) {
+    if (paths.length === 0)
+        throw new errors/* UserError */.yo(`Input 'compose-file' is empty. Name your compose file, e.g. 'compose-file: docker-compose.yml'.`);
+    const files = [];
+    const services = new Set();
+    let version;
+    const used = new Set([OVERRIDE_FILE, META_FILE, ENV_FILE]);
+    for (const [i, p] of paths.entries()) {
+        let data;
+        try {
+            data = (0,external_node_fs_namespaceObject.readFileSync)(p, 'utf8');
+        }
+        catch {
+            throw new errors/* UserError */.yo(`Input 'compose-file': cannot read '${p}'. Check the path (relative to the workspace) and that the repository is checked out.`);
+        }
+        let doc;
+        try {
+            doc = (0,dist/* parse */.qg)(data);
+        }
+        catch (e) {
+            throw new errors/* UserError */.yo(`Input 'compose-file': '${p}' is not valid YAML: ${String(e.message).split('\n')[0]}`);
+        }
+        const svc = doc?.services;
+        if (i === 0 && (typeof svc !== 'object' || svc === null || Array.isArray(svc))) {
+            throw new errors/* UserError */.yo(`Input 'compose-file': '${p}' has no 'services:' map. shipline deploys Compose files with services.`);
+        }
+        if (svc && typeof svc === 'object')
+            for (const k of Object.keys(svc))
+                services.add(validateServiceName(k, 'compose-file'));
+        const v = doc.version;
+        if (i === 0 && v !== undefined)
+            version = String(v);
+        let name = (0,external_node_path_namespaceObject.basename)(p).replace(/[^A-Za-z0-9._-]/g, '_');
+        if (!/\.ya?ml$/.test(name))
+            name += '.yml';
+        if (used.has(name) || name.startsWith('.'))
+            name = `${i}-${name.replace(/^\.+/, '')}`;
+        used.add(name);
+        files.push({ name, data });
+    }
+    return { files, services: [...services], version };
+}
+/** Checks `images` and `services` against the compose files; returns the parsed refs. */
+function checkServices(input) {
+    const images = parseImagesInput(input.images);
+    const known = new Set(input.compose.services);
+    for (const svc of images.keys()) {
+        if (!known.has(svc))
+            throw new errors/* UserError */.yo(`Input 'images' names service '${svc}', which the compose files do not define. Known: ${[...known].join(', ')}.`);
+    }
+    const updated = (input.services ?? []).map(s => validateServiceName(s, 'services'));
+    for (const s of updated) {
+        if (!known.has(s))
+            throw new errors/* UserError */.yo(`Input 'services' names '${s}', which the compose files do not define. Known: ${[...known].join(', ')}.`);
+    }
+    if (updated.length) {
+        const excluded = [...images.keys()].filter(s => !updated.includes(s));
+        if (excluded.length)
+            throw new errors/* UserError */.yo(`Input 'images' names ${excluded.join(', ')}, which input 'services' does not update (${updated.join(', ')}): the release would record an image that does not run. Add ${excluded.length > 1 ? 'them' : 'it'} to 'services', or remove ${excluded.length > 1 ? 'them' : 'it'} from 'images'.`);
+    }
+    return { images, updated: updated.length ? updated : [...known] };
+}
+/** Pins every image to image@sha256:… (tags resolved through the registry). */
+async function pinImages(images, resolve) {
+    const out = {};
+    await Promise.all([...images].map(async ([svc, ref]) => {
+        let digest = ref.digest;
+        if (!digest) {
+            if (!resolve)
+                throw new errors/* UserError */.yo(`Input 'images': '${ref.raw}' has no digest and no registry client is set up to resolve it.`);
+            digest = await resolve(ref);
+            if (!/^sha256:[a-f0-9]{64}$/.test(digest))
+                throw new Error(`registry answered a malformed digest '${digest}' for ${ref.raw}`);
+        }
+        out[svc] = `${ref.name}@${digest}`;
+    }));
+    return Object.fromEntries(Object.entries(out).sort());
+}
+/** The override file: every pinned service's image, plus the compose file's version key when it has one. */
+function overrideFile(images, version) {
+    const doc = {};
+    if (version)
+        doc.version = version;
+    doc.services = Object.fromEntries(Object.entries(images).map(([s, ref]) => [s, { image: ref }]));
+    return ('# written by shipline: pins each service to the digest this release was made with\n' + (0,dist/* stringify */.As)(doc));
+}
+function releaseMeta(p) {
+    return {
+        id: p.id,
+        version: p.version,
+        sha: p.sha,
+        time: new Date().toISOString(),
+        actor: p.actor,
+        runUrl: p.runUrl,
+        files: [...p.compose.files.map(f => f.name), OVERRIDE_FILE],
+        env: p.env,
+        images: p.images,
+        services: p.compose.services,
+        updated: p.updated
+    };
+}
+/**
+ * The one registry `registry-password` is for: the `registry` input, else the single registry of all
+ * `images`. Images spanning several registries with a password and no `registry` are refused (the
+ * password must not travel to a registry it is not for). Undefined: no credentials at all.
+ */
+function credentialRegistry(input) {
+    if (!input.password)
+        return undefined;
+    if (input.registry)
+        return input.registry;
+    const all = [...new Set(input.images.map(r => r.registry))];
+    if (all.length > 1)
+        throw new errors/* UserError */.yo(`Input 'images' names images from several registries (${all.join(', ')}) and 'registry-password' is set without 'registry': say which registry the password is for, e.g. 'registry: ${all[0]}'. Images from the others are pulled without credentials.`);
+    return all[0];
+}
+
+;// CONCATENATED MODULE: ./build/tsc/lib/pool.js
+/**
+ * The one worker pool of the library: `limit` workers take the items in order; results come back in
+ * item order. `stop()` (checked before each item is taken) ends the run early: items not yet started are
+ * skipped and their result slots stay undefined.
+ */
+async function mapLimit(items, limit, fn, opts = {}) {
+    const out = new Array(items.length);
+    let next = 0;
+    const worker = async () => {
+        while (next < items.length && !opts.stop?.()) {
+            const i = next++;
+            out[i] = await fn(items[i], i);
+        }
+    };
+    const n = Math.max(1, Math.min(Math.floor(limit) || 1, items.length));
+    await Promise.all(Array.from({ length: items.length ? n : 0 }, worker));
+    return out;
+}
+
+;// CONCATENATED MODULE: ./build/tsc/lib/deploy/fleet.js
+/**
+ * Several hosts at once: connect and lock every host first (a bad host key, a refused login or a held
+ * lock stops everything before any change), then the first host alone as canary, then the rest
+ * `maxParallel` at a time. When a host fails, no further host starts, and every host that had already
+ * switched goes back to its previous release, so all hosts end on one version.
+ *
+ * A host whose link died mid-transaction is *settled*: connect again, take its lock (which waits until
+ * its lock holder has closed the transaction by itself) and read the verdict from its journal.
+ */
+
+
+
+
+const fleet_emit = async (opts, e) => {
+    await opts.onStep?.(e);
+};
+async function openHost(opts, label, owner, kind) {
+    const remote = await opts.connect(label);
+    const store = new ReleaseStore(remote, { path: opts.path, project: opts.project, log: opts.log });
+    const runtime = (opts.runtime ?? (s => new ComposeRuntime(s)))(store);
+    try {
+        await fleet_emit(opts, { host: label, kind, step: 'lock', phase: 'start' });
+        const state = await store.lock(opts.lockTimeout, owner);
+        runtime.accept(state);
+        await fleet_emit(opts, { host: label, kind, step: 'lock', phase: 'end' });
+        return {
+            label,
+            store,
+            runtime,
+            state,
+            started: Date.now(),
+            result: { host: label, status: 'skipped', durationMs: 0, execs: 0, compose: state.compose }
+        };
+    }
+    catch (e) {
+        await store.finish().catch(() => undefined);
+        await remote.close().catch(() => undefined);
+        throw e;
+    }
+}
+async function fleet_openFleet(opts, owner, kind) {
+    const opened = await Promise.allSettled(opts.hosts.map(h => openHost(opts, h, owner, kind)));
+    const failed = opened.find(r => r.status === 'rejected');
+    if (failed) {
+        await Promise.all(opened.map(async (r) => {
+            if (r.status !== 'fulfilled')
+                return;
+            await r.value.store.finish().catch(() => undefined);
+            await r.value.store.remote.close().catch(() => undefined);
+        }));
+        throw failed.reason;
+    }
+    return { hosts: opened.map(r => r.value), opts, owner };
+}
+/** Runs `run` on the canary, then on the rest with a pool; stops starting hosts after the first failure. */
+async function rollOut(fleet, maxParallel, run) {
+    let ok = true;
+    const one = async (h) => {
+        h.started = Date.now();
+        try {
+            if (!(await run(h)))
+                ok = false;
+        }
+        catch (e) {
+            ok = false;
+            h.result.status = 'failed';
+            h.result.message = (0,errors/* errorMessage */.gJ)(e).split('\n')[0];
+        }
+        h.result.durationMs = Date.now() - h.started;
+    };
+    if (fleet.length === 0)
+        return true;
+    await one(fleet[0]);
+    await mapLimit(fleet.slice(1), maxParallel, one, { stop: () => !ok });
+    return ok;
+}
+/**
+ * Connects to a host again after its link was lost and takes its lock (which waits until the old lock
+ * holder has closed any open transaction); the host's store, runtime and state become the new ones.
+ */
+async function reconnect(fleet, h, kind) {
+    const old = h.store;
+    await old.remote.close().catch(() => undefined);
+    const fresh = await openHost(fleet.opts, h.label, fleet.owner, kind);
+    fresh.store.execs += old.execs;
+    h.store = fresh.store;
+    h.runtime = fresh.runtime;
+    h.state = fresh.state;
+}
+/**
+ * After a lost link: connect again, take the lock (the old lock holder lets it go only once it has
+ * closed the transaction), and return the final journal entry of `txn`. The host's store, runtime and
+ * state are replaced by the new connection's, so the fleet goes on using it.
+ */
+async function settle(fleet, h, txn, kind) {
+    const old = h.store;
+    try {
+        await reconnect(fleet, h, kind);
+    }
+    catch (e) {
+        return {
+            state: 'lost',
+            message: `lost the connection and could not connect again to read what the host did (${(0,errors/* errorMessage */.gJ)(e).split('\n')[0]}); its lock holder closes the transaction by itself: check ${old.layout.ledger}`
+        };
+    }
+    const fresh = h;
+    const mine = fresh.state.ledger.filter(e => e.txn === txn);
+    const final = [...mine].reverse().find(e => e.event !== 'begin');
+    const where = `(read from the host's journal after the connection was lost)`;
+    if (mine.length === 0)
+        return {
+            state: 'aborted',
+            message: `the connection was lost before the transaction began; nothing on the host changed ${where}`
+        };
+    if (!final)
+        return {
+            state: 'failed',
+            message: `the connection was lost and the transaction is still open on the host (its lock holder did not close it) ${where}; the next deploy or rollback closes it`
+        };
+    const ev = final.event;
+    if (ev === 'deploy' ||
+        ev === 'rollback' ||
+        ev === 'revert' ||
+        (ev === 'auto-rollback' && final.release === final.attempted))
+        return { state: 'committed', event: ev };
+    if (ev === 'recovered' || ev === 'auto-rollback')
+        return {
+            state: 'put-back',
+            event: ev,
+            message: `the connection was lost; the host put ${final.version ?? final.release} back by itself ${where}`
+        };
+    if (ev === 'aborted')
+        return {
+            state: 'aborted',
+            event: ev,
+            message: `the connection was lost before anything live changed ${where}`
+        };
+    return { state: 'failed', event: ev, message: `${final.reason ?? 'failed'} ${where}` };
+}
+/** Lets every lock go (pruning where asked) and closes every connection; never throws. */
+async function fleet_closeFleet(fleet, prune, kind = 'deploy') {
+    await Promise.all(fleet.hosts.map(async (h) => {
+        try {
+            await fleet_emit(fleet.opts, { host: h.label, kind, step: 'finish', phase: 'start' });
+            const out = await h.store.finish(prune?.(h) ?? {});
+            for (const l of out)
+                h.store.log.info(`${h.label}: ${l}`);
+            await fleet_emit(fleet.opts, { host: h.label, kind, step: 'finish', phase: 'end' });
+        }
+        catch (e) {
+            h.store.log.warning(`${h.label}: could not finish cleanly (${(0,errors/* errorMessage */.gJ)(e)}); the lock ends with the connection`);
+        }
+        h.result.execs = h.store.execs;
+        await h.store.remote.close().catch(() => undefined);
+    }));
+}
+
+;// CONCATENATED MODULE: ./build/tsc/lib/deploy/transaction.js
+/**
+ * One release transaction on one host: the steps a deploy, a rollback, a revert or a put-back after a
+ * failed smoke test all go through, journaled by the release store before each irreversible step.
+ *
+ *   begin (journal: intent)  → upload (deploys) → pull → up (recovery armed: put `live` back)
+ *   → health → close: [runtime cut-over] + current → target + final entry + recovery disarmed, in one step
+ *   → afterClose (drain, stop what no longer serves)
+ *
+ * Before `up`, a failure changes nothing live: the transaction closes `aborted`. From `up` on, any failure
+ * (a command failing, a health check, a timeout) puts `live` back when auto-rollback is on and closes
+ * `auto-rollback` (or `failed`). When the link is gone, nothing more can be done from here: the host's
+ * lock holder runs the armed recovery (or the abort entry) by itself, and the fleet settles the host's
+ * verdict by reading its journal once it can connect again (see fleet.ts settle()).
+ */
+
+
+const newTxn = () => (0,external_node_crypto_.randomBytes)(6).toString('hex');
+async function transact(store, runtime, a) {
+    const { target, live } = a;
+    const host = store.label;
+    const step = async (name, fn, release = target.id) => {
+        await a.onStep?.({ host, kind: a.kind, step: name, phase: 'start', release });
+        const r = await fn();
+        await a.onStep?.({ host, kind: a.kind, step: name, phase: 'end', release });
+        return r;
+    };
+    const base = {
+        txn: a.txn,
+        kind: a.kind,
+        attempted: target.id,
+        attemptedVersion: target.version,
+        actor: a.actor,
+        runUrl: a.runUrl
+    };
+    const stay = { release: live?.id ?? '', version: live?.version, from: a.liveFrom };
+    const lost = (e) => store.connected
+        ? undefined
+        : {
+            state: 'lost',
+            message: `the connection was lost (${(0,errors/* errorMessage */.gJ)(e).split('\n')[0]}); the host puts ${live ? `${live.version} (${live.id})` : 'nothing'} back by itself`
+        };
+    // 1. before anything live changes: failures close the transaction `aborted`
+    try {
+        await store.begin({ ...base, event: 'begin', ...stay }, { ...base, event: 'aborted', ...stay, reason: 'the runner went away before anything live changed' });
+        if (a.upload) {
+            const up = a.upload;
+            await step('upload', () => store.upload(target, runtime.prepareFiles(target, up.files), up.env, up.copyEnvFrom));
+            a.log.info(`uploaded release ${target.id}`);
+        }
+        const pulled = await step('pull', () => runtime.ensureImages(Object.values(target.images), a.registry));
+        a.log.info(pulled.length ? `pulled ${pulled.join(', ')}` : 'images already on the host');
+    }
+    catch (e) {
+        const gone = lost(e);
+        if (gone)
+            return gone;
+        const message = `${(0,errors/* errorMessage */.gJ)(e).split('\n')[0].replace(`${host}: `, '')}; nothing live changed${live ? `, ${live.version} still serves` : ''}`;
+        try {
+            await store.close({ ...base, event: 'aborted', ...stay, reason: message }, undefined);
+        }
+        catch (e2) {
+            return (lost(e2) ?? {
+                state: 'failed',
+                message: `${message}; and the journal could not be closed: ${(0,errors/* errorMessage */.gJ)(e2)}`
+            });
+        }
+        return { state: 'aborted', message };
+    }
+    // 2. containers change: the recovery puts `live` back should the runner go away
+    const recover = live ? store.recoverScript(runtime.restoreLines(live), { ...base, ...stay }) : '';
+    let reason;
+    let logs;
+    try {
+        a.log.info(`starting ${a.services?.length ? a.services.join(', ') : 'all services'} of ${target.version}`);
+        await step('up', () => runtime.start(target, a.services, recover));
+        a.log.info(`waiting up to ${a.healthTimeout}s for ${a.health.join(', ')} to be healthy`);
+        const h = await step('health', () => runtime.waitHealthy(target, a.health, a.healthTimeout, a.healthOpts));
+        if (h.ok) {
+            await step('switch', () => store.close({
+                ...base,
+                event: a.okEvent,
+                release: target.id,
+                version: target.version,
+                from: a.okFrom ?? live?.id,
+                fromVersion: a.okFrom !== undefined ? a.okFromVersion : live?.version,
+                images: target.images,
+                ...a.okExtra
+            }, target.id, runtime.cutOverArgv(target)));
+            a.log.info(`healthy (${h.state}); current → ${target.id}`);
+            try {
+                const stopped = await runtime.afterClose(target);
+                if (stopped.length)
+                    a.log.info(stopped.join(', '));
+            }
+            catch (e) {
+                a.log.warning(`${target.version} is live; cleaning up after it failed: ${(0,errors/* errorMessage */.gJ)(e)}`);
+            }
+            return { state: 'committed' };
+        }
+        reason = `${target.version} did not turn healthy within ${a.healthTimeout}s (${h.result}: ${h.state})`;
+        logs = h.logs;
+    }
+    catch (e) {
+        const gone = lost(e);
+        if (gone)
+            return gone;
+        // the host's label leads the step's error already: the result names the host once
+        reason = (0,errors/* errorMessage */.gJ)(e).split('\n')[0].replace(`${host}: `, '');
+        logs = (0,errors/* isUserError */.iU)(e) ? e.details : undefined;
+    }
+    a.log.warning(reason);
+    if (logs)
+        a.log.info(`last log lines of the failing containers:\n${logs}`);
+    // 3. the target failed after containers changed: put live back
+    try {
+        if (a.autoRollback && live) {
+            a.log.info(`putting ${live.version} (${live.id}) back`);
+            const back = await step('put-back', () => runtime.restore(live, a.health, a.healthTimeout, recover, a.healthOpts), live.id);
+            if (!back.ok)
+                a.log.warning(`${live.version} is not healthy either (${back.result}: ${back.state})${back.logs ? `\n${back.logs}` : ''}`);
+            const message = back.ok
+                ? reason
+                : `${reason}; putting ${live.version} back failed too (${back.result}: ${back.state})`;
+            await store.close({ ...base, event: back.ok ? 'auto-rollback' : 'failed', ...stay, reason: message }, live.id);
+            return back.ok ? { state: 'put-back', message, logs } : { state: 'failed', message, logs };
+        }
+        const message = `${reason}; ${live
+            ? 'auto-rollback is off, the new containers were left running'
+            : 'no previous release to go back to'}`;
+        await store.close({ ...base, event: 'failed', ...stay, reason: message }, undefined);
+        return { state: 'failed', message, logs };
+    }
+    catch (e) {
+        return lost(e) ?? { state: 'failed', message: `${reason}; then: ${(0,errors/* errorMessage */.gJ)(e).split('\n')[0]}`, logs };
+    }
+}
+
+;// CONCATENATED MODULE: ./build/tsc/lib/log.js
+/** A Logger that writes every level to one line callback (warnings prefixed `warning: `). */
+function lineLogger(line) {
+    return {
+        info: m => line(m),
+        warning: m => line(`warning: ${m}`),
+        notice: m => line(m),
+        debug: m => line(m)
+    };
+}
+/** The Logger for a `log` option that may be a Logger or a bare line callback (or absent: quiet). */
+function toLogger(log) {
+    if (!log)
+        return quietLogger;
+    return typeof log === 'function' ? lineLogger(log) : log;
+}
+const quietLogger = { info: () => undefined, warning: () => undefined };
+/** The same logger with `prefix` in front of every line (e.g. a host label). */
+function prefixed(log, prefix) {
+    return {
+        info: m => log.info(`${prefix}${m}`),
+        warning: m => log.warning(`${prefix}${m}`),
+        notice: m => notice(log, `${prefix}${m}`),
+        debug: m => debug(log, `${prefix}${m}`),
+        group: (name, fn) => group(log, `${prefix}${name}`, fn)
+    };
+}
+/** Every line through `map` first (e.g. a redactor) before it reaches `log`. */
+function mapped(log, map) {
+    return {
+        info: m => log.info(map(m)),
+        warning: m => log.warning(map(m)),
+        notice: m => notice(log, map(m)),
+        debug: m => debug(log, map(m)),
+        group: (name, fn) => group(log, map(name), fn)
+    };
+}
+function notice(log, message) {
+    if (log.notice)
+        log.notice(message);
+    else
+        log.info(message);
+}
+function debug(log, message) {
+    log.debug?.(message);
+}
+function group(log, name, fn) {
+    return log.group ? log.group(name, fn) : fn();
+}
+
+;// CONCATENATED MODULE: ./build/tsc/lib/deploy/deploy.js
+/**
+ * deploy(): validate → pin images → connect and lock every host → per host (canary first) one release
+ * transaction (transaction.ts): upload → pull → up → health → switch; on failure the previous release is
+ * put back (auto-rollback) and the hosts already switched are reverted → prune → unlock.
+ *
+ * The step's status comes from each host's transaction outcome; where a link died, from the host's
+ * journal read again (fleet.ts settle()).
+ */
+
+
+
+
+
+
+
+async function deploy(opts) {
+    const held = await deployHeld(opts);
+    await releaseDeploy(held, opts);
+    return held.result;
+}
+/** Lets the locks of a held deploy go, pruning when it went live. */
+async function releaseDeploy(held, opts) {
+    const ok = held.result.status === 'deployed';
+    await fleet_closeFleet(held.fleet, h => {
+        const m = held.plans.get(h);
+        if (!ok || !m || h.state.current !== m.meta.id)
+            return undefined;
+        return prunePlan(h.state, m.meta.id, opts.keepReleases);
+    });
+    for (const h of held.fleet.hosts) {
+        const r = held.result.hosts.find(x => x.host === h.label);
+        if (r)
+            r.execs = h.store.execs;
+    }
+}
+/** A deploy whose locks stay held (ship smoke-tests before letting them go). */
+async function deployHeld(opts) {
+    // 1. everything that can be checked locally, before any host is contacted
+    const path = validate_validateProjectPath(opts.path);
+    const version = validateVersion(opts.version);
+    if (opts.hosts.length === 0)
+        throw new errors/* UserError */.yo(`Input 'hosts' is empty. Name at least one host, e.g. 'hosts: deploy@203.0.113.10'.`);
+    const compose = readComposeFiles(opts.composeFiles);
+    const { images, updated } = checkServices({ compose, images: opts.images, services: opts.services });
+    const pinned = await pinImages(images, opts.resolveDigest);
+    const releaseId = makeReleaseId(version);
+    await opts.onPlanned?.({ releaseId, version, images: pinned });
+    const subset = opts.services && opts.services.length ? updated : undefined;
+    // 2. connect and lock every host
+    const fleet = await fleet_openFleet({ ...opts, path }, `${opts.actor ?? 'someone'} ${opts.runUrl ?? ''} release ${releaseId}`.trim(), 'deploy');
+    const plans = new Map();
+    const release = { fleet, plans, result: undefined };
+    try {
+        // 3. every host's plan before any host changes; refusals here change nothing anywhere
+        for (const h of fleet.hosts) {
+            const { state } = h;
+            const prev = liveRelease(state);
+            if (state.currentMissing && opts.envFile === undefined)
+                throw new errors/* UserError */.yo(`${h.label}: ${h.store.layout.current} names release ${state.current}, whose folder is missing, so its .env cannot be carried over and it cannot be put back. Set 'env-file' for this deploy, or restore ${h.store.layout.release(state.current)}.`);
+            const carried = Object.fromEntries(Object.entries(prev?.images ?? {}).filter(([s]) => compose.services.includes(s) && !(s in pinned)));
+            const all = { ...carried, ...pinned };
+            const meta = releaseMeta({
+                id: releaseId,
+                version,
+                sha: opts.sha,
+                actor: opts.actor,
+                runUrl: opts.runUrl,
+                compose,
+                images: all,
+                updated,
+                env: opts.envFile !== undefined || !!prev?.env
+            });
+            plans.set(h, { meta, prev, prevFrom: previousRelease(state), txn: newTxn() });
+            Object.assign(h.result, {
+                releaseId,
+                version,
+                previousReleaseId: prev?.id,
+                previousVersion: prev?.version,
+                compose: state.compose
+            });
+            const live = prev
+                ? `${prev.version} (${prev.id})`
+                : state.currentMissing
+                    ? `release ${state.current}, whose folder is missing: nothing to put back`
+                    : 'nothing yet';
+            opts.log.info(`${h.label}: ${h.runtime.name}, compose ${state.compose}; live: ${live}`);
+            if (state.open)
+                await closeOpen(h);
+        }
+        const deployOne = async (h) => {
+            const m = plans.get(h);
+            const all = m.meta.images;
+            let out = await transact(h.store, h.runtime, {
+                kind: 'deploy',
+                txn: m.txn,
+                target: m.meta,
+                live: m.prev,
+                liveFrom: m.prevFrom,
+                upload: {
+                    files: [
+                        ...compose.files,
+                        { name: 'shipline.override.yml', data: overrideFile(all, compose.version) }
+                    ],
+                    env: opts.envFile,
+                    copyEnvFrom: opts.envFile === undefined && m.prev?.env ? m.prev.id : undefined
+                },
+                services: subset,
+                health: updated,
+                healthTimeout: opts.healthTimeout,
+                healthOpts: { stableSec: opts.stableSeconds },
+                registry: opts.registry,
+                okEvent: 'deploy',
+                autoRollback: opts.autoRollback,
+                actor: opts.actor,
+                runUrl: opts.runUrl,
+                onStep: opts.onStep,
+                log: prefixed(opts.log, `${h.label}: `)
+            });
+            if (out.state === 'lost') {
+                opts.log.warning(`${h.label}: ${out.message}; connecting again to read the outcome`);
+                out = await settle(fleet, h, m.txn, 'deploy');
+            }
+            else if (out.state === 'committed') {
+                // what the host now holds, for the prune plan and for ship's put-back on the same lock
+                h.state.current = m.meta.id;
+                h.state.releases.set(m.meta.id, m.meta);
+                h.state.ledger.push({ time: '', event: 'deploy', txn: m.txn, release: m.meta.id, from: m.prev?.id });
+            }
+            return record(h, out, 'deployed');
+        };
+        const ok = await rollOut(fleet.hosts, opts.maxParallel ?? 1, deployOne);
+        if (!ok)
+            await revertSwitched(fleet, plans, opts);
+        release.result = result(fleet, ok, releaseId, version, pinned, plans);
+    }
+    catch (e) {
+        await fleet_closeFleet(fleet);
+        throw e;
+    }
+    return release;
+}
+/** Sets a host's result from a transaction outcome; true when it committed. */
+function record(h, out, committed) {
+    switch (out.state) {
+        case 'committed':
+            h.result.status = committed;
+            return true;
+        case 'put-back':
+            h.result.status = 'rolled-back';
+            h.result.message = out.message;
+            h.result.logs = out.logs;
+            return false;
+        default:
+            h.result.status = 'failed';
+            h.result.message = out.message;
+            if ('logs' in out)
+                h.result.logs = out.logs;
+            return false;
+    }
+}
+/** A transaction left open (its lock holder died with the host): close it, saying what is known. */
+async function closeOpen(h) {
+    const o = h.state.open;
+    const cur = h.state.current ?? '';
+    h.store.log.warning(`${h.label}: the journal's last transaction (${o.txn ?? '?'}, ${o.kind ?? 'deploy'} of ${o.attempted ?? '?'}) was left open; closing it: the containers may differ from ${cur || 'current'} until this ${o.kind ?? 'deploy'} replaces them`);
+    await h.store.append({
+        event: 'aborted',
+        txn: o.txn,
+        kind: o.kind,
+        release: cur,
+        attempted: o.attempted,
+        reason: 'left open (the host lost its lock holder); closed by the next deploy'
+    });
+    h.state.ledger.push({ time: '', event: 'aborted', txn: o.txn, release: cur, attempted: o.attempted });
+    h.state.open = undefined;
+    h.state.diverged = true;
+}
+/** Hosts that had switched go back to their previous release (a transaction of its own each). */
+async function revertSwitched(fleet, plans, opts) {
+    const failedHost = fleet.hosts.find(h => h.result.status === 'failed' || h.result.status === 'rolled-back')?.label ??
+        'another host';
+    await Promise.all(fleet.hosts
+        .filter(h => h.result.status === 'deployed')
+        .map(async (h) => {
+        const m = plans.get(h);
+        if (!m.prev) {
+            h.result.message = `stays on ${m.meta.version}: no previous release to go back to`;
+            return;
+        }
+        opts.log.info(`${h.label}: ${failedHost} failed; putting ${m.prev.version} back so all hosts run one version`);
+        if (!h.store.connected) {
+            try {
+                await reconnect(fleet, h, 'deploy');
+            }
+            catch (e) {
+                h.result.status = 'failed';
+                h.result.message = `went live with ${m.meta.version}, but ${failedHost} failed and this host cannot be reached to go back: ${(0,errors/* errorMessage */.gJ)(e).split('\n')[0]}`;
+                return;
+            }
+        }
+        const txn = newTxn();
+        let out = await transact(h.store, h.runtime, {
+            kind: 'deploy',
+            txn,
+            target: m.prev,
+            live: m.meta,
+            liveFrom: m.prev.id,
+            health: m.meta.updated,
+            healthTimeout: opts.healthTimeout,
+            healthOpts: { stableSec: opts.stableSeconds },
+            registry: opts.registry,
+            okEvent: 'revert',
+            okFrom: m.prevFrom,
+            okFromVersion: m.prevFrom ? h.state.releases.get(m.prevFrom)?.version : undefined,
+            okExtra: { attempted: m.meta.id, attemptedVersion: m.meta.version, reason: `${failedHost} failed` },
+            autoRollback: true,
+            actor: opts.actor,
+            runUrl: opts.runUrl,
+            onStep: opts.onStep,
+            log: prefixed(opts.log, `${h.label}: `)
+        });
+        if (out.state === 'lost')
+            out = await settle(fleet, h, txn, 'deploy');
+        if (out.state === 'committed') {
+            h.result.status = 'reverted';
+            h.result.message = `went back to ${m.prev.version} because ${failedHost} failed`;
+        }
+        else {
+            h.result.status = 'failed';
+            h.result.message = `could not go back to ${m.prev.version} after ${failedHost} failed: ${out.message}`;
+        }
+    }));
+}
+function result(fleet, ok, releaseId, version, pinned, plans) {
+    const hosts = fleet.hosts.map(h => h.result);
+    const first = fleet.hosts[0];
+    const m = first ? plans.get(first) : undefined;
+    const images = m ? m.meta.images : pinned;
+    if (ok)
+        return {
+            status: 'deployed',
+            releaseId,
+            version,
+            previousVersion: m?.prev?.version ?? '',
+            images,
+            hosts,
+            connections: fleet.hosts.length
+        };
+    // every host back on its previous release (or never touched) counts as rolled back
+    const allBack = hosts.every(r => r.status === 'rolled-back' || r.status === 'reverted' || r.status === 'skipped');
+    const bad = hosts.find(r => r.status === 'failed' || r.status === 'rolled-back');
+    const status = allBack && hosts.some(r => r.status === 'rolled-back') ? 'rolled-back' : 'failed';
+    const error = `${bad?.host ?? 'a host'}: ${bad?.message ?? 'deploy failed'}${status === 'rolled-back' ? '; the previous release is back on every host' : ''}`;
+    const live = m?.prev;
+    return {
+        status,
+        releaseId: status === 'rolled-back' && live ? live.id : releaseId,
+        version: status === 'rolled-back' && live ? live.version : version,
+        previousVersion: live?.version ?? '',
+        images: status === 'rolled-back' && live ? live.images : images,
+        hosts,
+        error,
+        connections: fleet.hosts.length
+    };
+}
+
+;// CONCATENATED MODULE: ./build/tsc/lib/deploy/rollback.js
+/**
+ * rollback(): puts a previous release back on every host without rebuilding: the target's files are still
+ * in its release folder, its images are pulled only when they are no longer on the host. One release
+ * transaction per host (transaction.ts), health-gated like a deploy; a host where the target is already
+ * live is left alone (idempotent). Every host's target is checked before any host changes.
+ */
+
+
+
+
+
+
+
+const kept = (state) => [...state.releases.values()]
+    .sort((a, b) => (a.id < b.id ? 1 : -1))
+    .map(m => `${m.version} (${m.id})`)
+    .join(', ') || 'none';
+/** The target on one host: `to` as a release id, else the newest release with that version; default the previous. */
+function pickTarget(state, to, host) {
+    if (to) {
+        const byId = state.releases.get(to);
+        if (byId)
+            return byId;
+        const byVersion = [...state.releases.values()]
+            .filter(m => m.version === to)
+            .sort((a, b) => (a.id < b.id ? 1 : -1));
+        // prefer the live one when it has that version (a no-op), else the newest
+        const live = byVersion.find(m => m.id === state.current);
+        if (live)
+            return live;
+        if (byVersion[0])
+            return byVersion[0];
+        const gone = state.ledger.find(e => e.release === to || e.version === to || e.attempted === to);
+        throw new errors/* UserError */.yo(`${host}: no release with version or id '${to}' is kept on the host${gone ? ' (the journal knows it, but its folder is gone)' : ''}. Kept: ${kept(state)}.`);
+    }
+    if (!state.current)
+        throw new errors/* UserError */.yo(`${host}: nothing has been deployed to this path yet, so there is nothing to roll back.`);
+    const missing = previousMissing(state);
+    if (missing)
+        throw new errors/* UserError */.yo(`${host}: the release live before the current one, ${missing}, is no longer kept on the host (its folder is gone). Kept: ${kept(state)}. Name one with 'to'.`);
+    const prev = previousRelease(state);
+    if (!prev)
+        throw new errors/* UserError */.yo(`${host}: the live release is the only one kept, so there is nothing to roll back to. Name a release with 'to'.`);
+    return state.releases.get(prev);
+}
+/**
+ * True when the containers may not be what `current` says: the last final entry is a failed deploy that
+ * was left running (auto-rollback off, or its put-back failed), or a transaction was found open. Rolling
+ * back to `current` then brings it up again instead of being a no-op.
+ */
+function containersDiverge(state) {
+    if (state.diverged)
+        return true;
+    const last = [...state.ledger].reverse().find(e => e.event !== 'begin');
+    return !!last && last.event === 'failed' && !!last.attempted;
+}
+async function rollback(opts) {
+    const path = validateProjectPath(opts.path);
+    if (opts.hosts.length === 0)
+        throw new UserError(`Input 'hosts' is empty. Name at least one host, e.g. 'hosts: deploy@203.0.113.10'.`);
+    if (opts.to !== undefined && opts.to !== '' && !/^[A-Za-z0-9._+:@/-]{1,128}$/.test(opts.to)) {
+        throw new UserError(`Input 'to' must be a version or a release id (letters, digits, . _ + : @ / -), got '${opts.to}'.`);
+    }
+    const fleet = await openFleet({ ...opts, path }, `${opts.actor ?? 'someone'} ${opts.runUrl ?? ''} rollback`.trim(), 'rollback');
+    try {
+        return await rollbackOn(fleet, opts);
+    }
+    finally {
+        await closeFleet(fleet, undefined, 'rollback');
+    }
+}
+/** A rollback on hosts already locked (by rollback() or by ship after its deploy). */
+async function rollbackOn(fleet, opts) {
+    const plans = new Map();
+    // every host must know its target before any host changes
+    for (const h of fleet.hosts) {
+        const target = pickTarget(h.state, opts.to || undefined, h.label);
+        const live = liveRelease(h.state);
+        plans.set(h, { target, live, liveFrom: previousRelease(h.state), diverged: containersDiverge(h.state) });
+    }
+    for (const h of fleet.hosts)
+        if (h.state.open)
+            await closeOpen(h);
+    const first = plans.get(fleet.hosts[0]);
+    if (first && (first.target.id !== first.live?.id || first.diverged)) {
+        const t = first.target;
+        await opts.onPlanned?.({
+            releaseId: t.id,
+            version: t.version,
+            images: t.images,
+            sha: t.sha,
+            fromVersion: first.live?.version
+        });
+    }
+    const txns = new Map();
+    const ok = await rollOut(fleet.hosts, opts.maxParallel ?? 1, async (h) => {
+        const { target, live, liveFrom } = plans.get(h);
+        const diverged = containersDiverge(h.state) || plans.get(h).diverged;
+        const log = prefixed(opts.log, `${h.label}: `);
+        h.result.status = 'skipped';
+        h.result.message = undefined;
+        Object.assign(h.result, {
+            releaseId: target.id,
+            version: target.version,
+            previousReleaseId: live?.id,
+            previousVersion: live?.version
+        });
+        if (live && live.id === target.id && !diverged) {
+            h.result.status = 'unchanged';
+            h.result.message = `${target.version} (${target.id}) is already live`;
+            log.info(h.result.message);
+            return true;
+        }
+        log.info(`rolling back from ${live ? `${live.version} (${live.id})` : 'nothing'} to ${target.version} (${target.id})`);
+        const givenUp = opts.givingUp && live && live.id !== target.id ? live : undefined;
+        const targetFrom = givenUp ? previousRelease({ ...h.state, current: target.id }) : undefined;
+        const txn = newTxn();
+        txns.set(h, txn);
+        let out = await transact(h.store, h.runtime, {
+            kind: 'rollback',
+            txn,
+            target,
+            // putting a release back over itself (diverged containers): the put-back target is the same
+            live: live && live.id !== target.id ? live : undefined,
+            liveFrom,
+            health: target.services,
+            healthTimeout: opts.healthTimeout,
+            healthOpts: { stableSec: opts.stableSeconds },
+            registry: opts.registry,
+            okEvent: givenUp ? 'auto-rollback' : 'rollback',
+            okFrom: givenUp ? targetFrom : undefined,
+            okFromVersion: givenUp && targetFrom ? h.state.releases.get(targetFrom)?.version : undefined,
+            okExtra: givenUp
+                ? { attempted: givenUp.id, attemptedVersion: givenUp.version, reason: opts.givingUp }
+                : undefined,
+            autoRollback: true,
+            actor: opts.actor,
+            runUrl: opts.runUrl,
+            onStep: opts.onStep,
+            log
+        });
+        if (out.state === 'lost')
+            out = await settle(fleet, h, txn, 'rollback');
+        if (out.state === 'put-back') {
+            h.result.status = 'failed';
+            h.result.message = `${out.message}; ${live?.version ?? 'the live release'} is back`;
+            return false;
+        }
+        return record(h, out, 'rolled-back');
+    });
+    if (!ok) {
+        // hosts already rolled back go forward again, so all hosts end on one version
+        await Promise.all(fleet.hosts
+            .filter(h => h.result.status === 'rolled-back')
+            .map(async (h) => {
+            const { target, live, liveFrom } = plans.get(h);
+            if (!live)
+                return;
+            const txn = newTxn();
+            let out = await transact(h.store, h.runtime, {
+                kind: 'rollback',
+                txn,
+                target: live,
+                live: target,
+                liveFrom: live.id,
+                health: live.services,
+                healthTimeout: opts.healthTimeout,
+                healthOpts: { stableSec: opts.stableSeconds },
+                registry: opts.registry,
+                okEvent: 'revert',
+                okFrom: liveFrom,
+                okExtra: {
+                    attempted: target.id,
+                    attemptedVersion: target.version,
+                    reason: 'another host failed'
+                },
+                autoRollback: true,
+                onStep: opts.onStep,
+                log: prefixed(opts.log, `${h.label}: `)
+            });
+            if (out.state === 'lost')
+                out = await settle(fleet, h, txn, 'rollback');
+            h.result.status = out.state === 'committed' ? 'reverted' : 'failed';
+        }));
+    }
+    const hosts = fleet.hosts.map(h => h.result);
+    const allSame = hosts.every(r => r.status === 'unchanged');
+    const bad = hosts.find(r => r.status === 'failed');
+    return {
+        status: !ok ? 'failed' : allSame ? 'unchanged' : 'rolled-back',
+        fromVersion: first?.live?.version ?? '',
+        toVersion: first?.target.version ?? '',
+        releaseId: first?.target.id ?? '',
+        images: first?.target.images ?? {},
+        hosts,
+        error: ok ? undefined : `${bad?.host ?? 'a host'}: ${bad?.message ?? 'rollback failed'}`,
+        connections: fleet.hosts.length
+    };
+}
+
+;// CONCATENATED MODULE: ./build/tsc/lib/deploy/summary.js
+const cell = (s) => (s ?? '').replace(/\|/g, '\\|').replace(/\n/g, ' ');
+function summaryTable(title, hosts, extra = []) {
+    const lines = [`### ${title}`, ''];
+    for (const [k, v] of extra)
+        lines.push(`- **${cell(k)}**: ${cell(v)}`);
+    if (extra.length)
+        lines.push('');
+    lines.push('| host | status | release | version | previous | time | note |', '|---|---|---|---|---|---|---|');
+    for (const h of hosts) {
+        lines.push(`| ${cell(h.host)} | ${h.status} | ${cell(h.releaseId)} | ${cell(h.version)} | ${cell(h.previousVersion)} | ${(h.durationMs / 1000).toFixed(1)}s | ${cell(h.message)} |`);
+    }
+    const logs = hosts.filter(h => h.logs);
+    for (const h of logs)
+        lines.push('', `<details><summary>${cell(h.host)}: last log lines</summary>`, '', '```', h.logs.slice(-4000), '```', '', '</details>');
+    return lines.join('\n') + '\n';
+}
+
+;// CONCATENATED MODULE: ./build/tsc/lib/deploy/index.js
+
+
+
+
 ;// CONCATENATED MODULE: ./build/tsc/lib/registry/errors.js
 /** Registry failures mapped to one-line fixes (UserError), keeping the HTTP facts for callers and logs. */
 
@@ -68815,8 +71270,6 @@ function networkError(f, cause, attempts, elapsedMs) {
     return new RegistryError(`no answer from ${f.registry} to ${f.method} ${f.path} after ${attempts} attempts over ${Math.round(elapsedMs / 1000)} s (${cause}): check that the registry is reachable, then run the job again.`, f);
 }
 
-// EXTERNAL MODULE: external "node:crypto"
-var external_node_crypto_ = __nccwpck_require__(7598);
 ;// CONCATENATED MODULE: ./build/tsc/lib/registry/media.js
 /** Manifest media types and the parts of manifests the client and promote read. */
 
@@ -68889,9 +71342,9 @@ function media_manifestBlobs(bytes) {
  */
 
 
-const MiB = 1024 * 1024;
+const http_MiB = 1024 * 1024;
 /** any other body read whole (tag lists, upload answers, the /v2/ ping) */
-const BODY_LIMIT_BYTES = 4 * MiB;
+const BODY_LIMIT_BYTES = 4 * http_MiB;
 /** an error answer is read for its message only: the rest is dropped */
 const ERROR_BODY_BYTES = 64 * 1024;
 const RETRY_STATUS = new Set([408, 429, 500, 502, 503, 504]);
@@ -68906,7 +71359,7 @@ function retryAfterMs(value, now = Date.now()) {
     return Number.isNaN(t) ? undefined : Math.max(0, t - now);
 }
 function formatBytes(n) {
-    return n % MiB === 0 ? `${n / MiB} MiB` : n % 1024 === 0 ? `${n / 1024} KiB` : `${n} bytes`;
+    return n % http_MiB === 0 ? `${n / http_MiB} MiB` : n % 1024 === 0 ? `${n / 1024} KiB` : `${n} bytes`;
 }
 function formatMs(ms) {
     if (ms >= 60_000 && ms % 60_000 === 0)
@@ -68932,8 +71385,8 @@ class RegistryHttp {
     userAgent;
     constructor(opts) {
         this.registry = opts.registry;
-        const insecure = opts.insecure ?? (0,registry_reference/* isLoopback */.U9)(opts.registry);
-        this.base = `${insecure ? 'http' : 'https'}://${(0,registry_reference/* apiHost */.nz)(opts.registry)}`;
+        const insecure = opts.insecure ?? isLoopback(opts.registry);
+        this.base = `${insecure ? 'http' : 'https'}://${apiHost(opts.registry)}`;
         this.origin = new URL(this.base).origin;
         this.retry = {
             attempts: opts.retry?.attempts ?? 6,
@@ -68962,7 +71415,7 @@ class RegistryHttp {
         }
         const secure = this.base.startsWith('https:');
         if ((u.protocol !== 'http:' && u.protocol !== 'https:') ||
-            (u.protocol === 'http:' && secure && !(0,registry_reference/* isLoopback */.U9)(u.host)) ||
+            (u.protocol === 'http:' && secure && !isLoopback(u.host)) ||
             u.username ||
             u.password) {
             throw new RegistryProtocolError(`${this.registry} answered ${facts.method} ${facts.path} with a ${header} ${quote(u.protocol === 'http:' || u.protocol === 'https:' ? u.origin + u.pathname : raw)} that shipline does not follow (only https, or http to loopback, without user info); refusing it.`, facts);
@@ -69164,7 +71617,7 @@ class RegistryHttp {
 
 
 
-const TOKEN_LIMIT_BYTES = 1 * MiB;
+const TOKEN_LIMIT_BYTES = 1 * http_MiB;
 /** Parses `Bearer realm="…",service="…",scope="…"` (or Basic …) into its scheme and parameters. */
 function parseChallenge(header) {
     if (!header)
@@ -69322,7 +71775,7 @@ class RegistryAuth {
         await this.http.drain(res);
         for (const scope of (c.params.scope ?? '').split(' ')) {
             const m = /^repository:(.+):([a-z,*]+)$/.exec(scope);
-            if (m && (0,registry_reference/* isRepository */.Z6)(m[1]))
+            if (m && isRepository(m[1]))
                 this.authorize(m[1], m[2].split(',').filter((a) => a === 'pull' || a === 'push'));
         }
         this.tokens.delete(this.scopeList().join(' '));
@@ -69391,7 +71844,7 @@ const KNOWN_MANIFEST_TYPES = new Set([OCI_INDEX, DOCKER_LIST, OCI_MANIFEST, DOCK
 const DIGEST_GRAMMAR = 'sha256: and 64 lowercase hex characters, or sha512: and 128';
 /** `registry/repository:tag` or `registry/repository@digest`, for messages. */
 function refName(registry, repository, reference) {
-    return `${registry}/${repository}${(0,registry_reference/* isDigest */.Bc)(reference) ? '@' : ':'}${reference}`;
+    return `${registry}/${repository}${reference_isDigest(reference) ? '@' : ':'}${reference}`;
 }
 function blobFacts(registry, method, repository, digest) {
     return {
@@ -69404,7 +71857,7 @@ function blobFacts(registry, method, repository, digest) {
 }
 /** A repository name goes into URL paths: it must be one by the distribution grammar. */
 function checkRepository(registry, method, repository, path) {
-    if (!(0,registry_reference/* isRepository */.Z6)(repository)) {
+    if (!isRepository(repository)) {
         throw new RegistryProtocolError(`${registry}: ${quote(repository)} is not a repository name (lowercase path components of letters and digits, separated by '.', '_', '__' or '-'); refusing to use it in a request.`, { registry, method, path, repository });
     }
 }
@@ -69412,14 +71865,14 @@ function checkRepository(registry, method, repository, path) {
 function manifestPath(registry, method, repository, reference) {
     const path = `/v2/${repository}/manifests/${reference}`;
     checkRepository(registry, method, repository, path);
-    if (!(0,registry_reference/* isTag */.dz)(reference) && !(0,registry_reference/* isDigest */.Bc)(reference)) {
+    if (!isTag(reference) && !reference_isDigest(reference)) {
         throw new RegistryProtocolError(`${registry}/${repository}: ${quote(reference)} is neither a tag nor a digest (${DIGEST_GRAMMAR}); refusing to use it in a request.`, { registry, method, path, repository, reference });
     }
     return path;
 }
 function checkBlobArgs(registry, method, repository, digest) {
     checkRepository(registry, method, repository, `/v2/${repository}/blobs/`);
-    if (typeof digest !== 'string' || !(0,registry_reference/* isDigest */.Bc)(digest)) {
+    if (typeof digest !== 'string' || !reference_isDigest(digest)) {
         throw new RegistryProtocolError(`${registry}/${repository}: the blob digest ${quote(digest)} is not a digest (${DIGEST_GRAMMAR}); refusing to use it in a request.`, { registry, method, path: `/v2/${repository}/blobs/`, repository });
     }
 }
@@ -69428,7 +71881,7 @@ function remoteDigest(registry, res, facts) {
     const header = res.headers.get('docker-content-digest')?.trim();
     if (!header)
         return undefined;
-    if (!(0,registry_reference/* isDigest */.Bc)(header)) {
+    if (!reference_isDigest(header)) {
         throw new RegistryProtocolError(`${registry}/${facts.repository ?? ''}: the registry answered ${facts.method} ${facts.path} with the Docker-Content-Digest ${quote(header)}, which is not a digest (${DIGEST_GRAMMAR}); refusing it.`, { ...facts, status: res.status });
     }
     return header;
@@ -69470,7 +71923,7 @@ function checkDescriptors(registry, bytes, mediaType, facts) {
         if (d === undefined)
             continue;
         const desc = d;
-        if (!desc || typeof desc !== 'object' || typeof desc.digest !== 'string' || !(0,registry_reference/* isDigest */.Bc)(desc.digest)) {
+        if (!desc || typeof desc !== 'object' || typeof desc.digest !== 'string' || !reference_isDigest(desc.digest)) {
             throw new RegistryProtocolError(`${where}: the manifest's ${field} has the digest ${quote(desc?.digest)}, which is not a digest (${DIGEST_GRAMMAR}); refusing to use it.`, facts);
         }
         if (desc.size !== undefined && !(Number.isSafeInteger(desc.size) && desc.size >= 0)) {
@@ -69779,7 +72232,7 @@ class BlobUploads {
 
 
 /** the distribution spec's limit on manifests a registry must accept */
-const MANIFEST_LIMIT_BYTES = 4 * MiB;
+const MANIFEST_LIMIT_BYTES = 4 * http_MiB;
 class RegistryClient {
     registry;
     base;
@@ -69827,7 +72280,7 @@ class RegistryClient {
         if (header && digestLike(header, bytes) !== header) {
             throw new RegistryError(`${refName(this.registry, repository, reference)}: the registry says ${header} but the bytes it sent hash to ${digestLike(header, bytes)}; a proxy may be rewriting manifests.`, facts);
         }
-        if ((0,registry_reference/* isDigest */.Bc)(reference) && digestLike(reference, bytes) !== reference) {
+        if (reference_isDigest(reference) && digestLike(reference, bytes) !== reference) {
             throw new RegistryError(`${this.registry}/${repository}@${reference}: the manifest received hashes to ${digestLike(reference, bytes)}; refusing it.`, facts);
         }
         const contentType = (res.headers.get('content-type') ?? '').split(';')[0].trim();
@@ -69949,7 +72402,7 @@ class RegistryClient {
                 throw new RegistryProtocolError(`${this.registry}/${repository}: the tag list is not JSON (${quote(text, 60)}); refusing it.`, { ...facts, status: res.status });
             }
             const page = body?.tags ?? [];
-            if (!Array.isArray(page) || page.some(t => typeof t !== 'string' || !(0,registry_reference/* isTag */.dz)(t))) {
+            if (!Array.isArray(page) || page.some(t => typeof t !== 'string' || !isTag(t))) {
                 throw new RegistryProtocolError(`${this.registry}/${repository}: the tag list holds ${quote(page)}, which is not a list of tags; refusing it.`, { ...facts, status: res.status });
             }
             tags.push(...page);
@@ -69974,7 +72427,7 @@ class RegistryClient {
 
 
 const COSIGN_SUFFIXES = (/* unused pure expression or super */ null && (['sig', 'att', 'sbom']));
-async function mapLimit(items, limit, fn) {
+async function promote_mapLimit(items, limit, fn) {
     const out = new Array(items.length);
     let next = 0;
     const worker = async () => {
@@ -70036,10 +72489,10 @@ class Copier {
     /** Makes everything `m` references exist in the target repository (children by digest; not m itself). */
     async contents(m) {
         if (isIndex(m.mediaType)) {
-            await mapLimit(childManifests(m.bytes), this.limit, child => this.manifestByDigest(child));
+            await promote_mapLimit(childManifests(m.bytes), this.limit, child => this.manifestByDigest(child));
             return;
         }
-        await mapLimit(manifestBlobs(m.bytes), this.limit, async (blob) => {
+        await promote_mapLimit(manifestBlobs(m.bytes), this.limit, async (blob) => {
             const how = await this.client.copyBlob(this.from, this.to, blob.digest, blob.size);
             if (how === 'uploaded')
                 this.blobsUploaded++;
@@ -70071,7 +72524,7 @@ async function promote(o) {
     // (both settle before a failure is reported: no request of this promote outlives it)
     const [got, heads] = await Promise.allSettled([
         client.getManifest(o.sourceRepository, o.from),
-        mapLimit(toTags, 4, async (tag) => (await client.headManifest(o.targetRepository, tag))?.digest ?? null)
+        promote_mapLimit(toTags, 4, async (tag) => (await client.headManifest(o.targetRepository, tag))?.digest ?? null)
     ]);
     if (got.status === 'rejected')
         throw got.reason;
@@ -70091,7 +72544,7 @@ async function promote(o) {
     const pending = toTags.filter((_, i) => before[i] !== digest);
     // across repositories: which cosign tags of the digest the source has (read while the blobs are mounted)
     const cosignTags = cross ? COSIGN_SUFFIXES.map(suffix => `${digest.replace(':', '-')}.${suffix}`) : [];
-    const cosignLookup = mapLimit(cosignTags, 3, tag => client.headManifest(o.sourceRepository, tag));
+    const cosignLookup = promote_mapLimit(cosignTags, 3, tag => client.headManifest(o.sourceRepository, tag));
     cosignLookup.catch(() => undefined); // awaited below; keeps an early failure from being an unhandled rejection
     // 3. content first (cross-repository), then the tags
     const copier = new Copier(client, o.sourceRepository, o.targetRepository, o.concurrency ?? 6, log);
@@ -70104,7 +72557,7 @@ async function promote(o) {
         }
     }
     // 4. verify every target answers the digest
-    const after = await mapLimit(toTags, 4, async (tag) => (await client.headManifest(o.targetRepository, tag))?.digest ?? null);
+    const after = await promote_mapLimit(toTags, 4, async (tag) => (await client.headManifest(o.targetRepository, tag))?.digest ?? null);
     const wrong = toTags.map((tag, i) => ({ tag, got: after[i] })).filter(t => t.got !== digest);
     if (wrong.length > 0) {
         const list = wrong.map(w => `${w.tag} → ${w.got ?? 'missing'}`).join(', ');
@@ -70156,12 +72609,10 @@ async function promote(o) {
 
 
 
-// EXTERNAL MODULE: ./build/tsc/lib/deploy/release.js + 1 modules
-var release = __nccwpck_require__(7008);
 ;// CONCATENATED MODULE: ./build/tsc/action/deploy-step.js
 /**
- * The deploy step shared by deploy-ssh and ship: reads deploy-ssh's inputs, pins images through the
- * registry, deploys the release over the fleet, records a GitHub Deployment, sets the deploy outputs and
+ * The deploy step shared by deploy-ssh and ship: readDeployInputs() reads deploy-ssh's inputs once; deployStep()
+ * takes them, pins images through the registry, deploys the release over the fleet, records a GitHub Deployment, sets the deploy outputs and
  * writes the summary. The caller decides when the step has failed and finishes the Deployment record.
  */
 
@@ -70174,31 +72625,61 @@ var release = __nccwpck_require__(7008);
 
 
 
-/**
- * Deploys; with `hold` the host locks stay held after the deploy (ship smoke-tests and puts back under
- * the same locks, so no other deploy can slip in between), to be let go with releaseHeld().
- */
-async function deployStep(opts = {}) {
-    const envFile = inputs/* secret */.rJ('env-file');
+
+function readDeployInputs() {
+    const envFile = secret('env-file');
     // each value of the .env is a secret of its own too (an app may log it bare); short ones would garble logs
     for (const line of envFile.split(/\r?\n/)) {
         const value = /^\s*(?:export\s+)?[A-Za-z_][A-Za-z0-9_.-]*\s*=\s*(.*)$/
             .exec(line)?.[1]
             ?.replace(/^(['"])(.*)\1$/, '$2');
         if (value && value.length >= 6)
-            inputs/* maskSecret */.$l(value);
+            maskSecret(value);
     }
-    const fleet = (0,deploy_inputs/* readFleetInputs */.OP)();
-    const images = inputs/* list */.p_('images', { commas: false });
-    const refs = [...(0,validate/* parseImagesInput */.M)(images).values()];
-    const raw = (0,deploy_inputs/* readRegistryInputs */.rS)();
+    const fleet = readFleetInputs();
+    const images = list('images', { commas: false });
+    const imageRefs = [...parseImagesInput(images).values()];
+    const registry = readRegistryInputs();
     // credentials go only to the registry they are for; refused when that is ambiguous
-    const scope = (0,release/* credentialRegistry */.Ty)({ registry: raw.registry, password: raw.password, images: refs });
-    const reg = (0,deploy_inputs/* readRegistryInputs */.rS)(scope);
-    const dep = (0,deploy_inputs/* readDeploymentInputs */.r0)();
-    const facts = (0,deploy_inputs/* runFacts */.pI)();
-    const version = inputs/* str */.gx('version', facts.sha ?? '');
+    const credentialScope = credentialRegistry({
+        registry: registry.registry,
+        password: registry.password,
+        images: imageRefs
+    });
+    const facts = runFacts();
+    const deployment = readDeploymentInputs(facts);
+    const version = str('version', facts.sha ?? '');
+    const keepReleases = inputs_int('keep-releases', 5, { min: 1, max: 100 });
     const workspace = process.env.GITHUB_WORKSPACE || process.cwd();
+    const composeFiles = list('compose-file', { commas: false }).map(f => (0,external_node_path_namespaceObject.resolve)(workspace, f));
+    const services = list('services');
+    const autoRollback = bool('auto-rollback', true);
+    return {
+        envFile,
+        fleet,
+        images,
+        imageRefs,
+        registry,
+        credentialScope,
+        deployment,
+        composeFiles,
+        services,
+        version,
+        autoRollback,
+        keepReleases,
+        facts
+    };
+}
+/**
+ * Deploys; with `hold` the host locks stay held after the deploy (ship smoke-tests and puts back under
+ * the same locks, so no other deploy can slip in between), to be let go with releaseHeld().
+ */
+async function deployStep(inp, opts = {}) {
+    const { facts, version, keepReleases } = inp;
+    const scope = inp.credentialScope;
+    const reg = inp.registry;
+    const auth = registryAuth(reg, scope);
+    const fleet = fleetOptions(inp.fleet, facts);
     const clients = new Map();
     const resolveDigest = async (ref) => {
         // credentials only go to the registry they are for; the others are asked anonymously
@@ -70222,25 +72703,24 @@ async function deployStep(opts = {}) {
         }
     };
     let record;
-    const keepReleases = inputs/* int */.Wh('keep-releases', 5, { min: 1, max: 100 });
-    const held = await (0,deploy/* deployHeld */.fl)({
+    const held = await deployHeld({
         ...fleet,
-        log: deploy_inputs/* actionLog */.Zx,
-        registry: reg.auth,
-        composeFiles: inputs/* list */.p_('compose-file', { commas: false }).map(f => (0,external_node_path_.resolve)(workspace, f)),
-        envFile: envFile === '' ? undefined : envFile,
-        images,
-        services: inputs/* list */.p_('services'),
+        log: coreLog,
+        registry: auth,
+        composeFiles: inp.composeFiles,
+        envFile: inp.envFile === '' ? undefined : inp.envFile,
+        images: inp.images,
+        services: inp.services,
         version,
         sha: facts.sha,
-        autoRollback: inputs/* bool */.lc('auto-rollback', true),
+        autoRollback: inp.autoRollback,
         keepReleases,
         resolveDigest,
         onPlanned: async (plan) => {
             core/* info */.pq(`release ${plan.releaseId} (${plan.version}): ${Object.entries(plan.images)
                 .map(([s, r]) => `${s}=${r}`)
                 .join(', ') || 'no pinned images'}`);
-            record = await startDeployment(dep, {
+            record = await startDeployment(inp.deployment, {
                 ref: facts.sha || plan.version,
                 version: plan.version,
                 releaseId: plan.releaseId,
@@ -70254,7 +72734,7 @@ async function deployStep(opts = {}) {
         throw e;
     });
     if (!opts.hold)
-        await (0,deploy/* releaseDeploy */.nN)(held, { keepReleases });
+        await releaseDeploy(held, { keepReleases });
     const result = held.result;
     core/* setOutput */.uH('release-id', result.releaseId);
     core/* setOutput */.uH('version', result.version);
@@ -70262,8 +72742,8 @@ async function deployStep(opts = {}) {
     core/* setOutput */.uH('images', JSON.stringify(result.images));
     core/* setOutput */.uH('status', result.status);
     await core/* summary */.z
-        .addRaw((0,deploy/* summaryTable */.jb)(`deploy-ssh: ${result.status}`, result.hosts, [
-        ['path', fleet.path],
+        .addRaw(summaryTable(`deploy-ssh: ${result.status}`, result.hosts, [
+        ['path', inp.fleet.path],
         ['version', version],
         [
             'images',
@@ -70273,186 +72753,17 @@ async function deployStep(opts = {}) {
         ]
     ]))
         .write();
-    return { result, version, record, registry: reg, fleet, held: opts.hold ? held : undefined, keepReleases };
-}
-
-
-/***/ }),
-
-/***/ 7871:
-/***/ ((__unused_webpack___webpack_module__, __webpack_exports__, __nccwpck_require__) => {
-
-/* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
-/* harmony export */   $l: () => (/* binding */ maskSecret),
-/* harmony export */   Wh: () => (/* binding */ int),
-/* harmony export */   gx: () => (/* binding */ str),
-/* harmony export */   lc: () => (/* binding */ bool),
-/* harmony export */   p_: () => (/* binding */ list),
-/* harmony export */   rJ: () => (/* binding */ secret)
-/* harmony export */ });
-/* harmony import */ var _actions_core__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(4116);
-/* harmony import */ var _lib_parse_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(3054);
-/* harmony import */ var _secrets_js__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(2161);
-
-
-
-/** Typed readers over core.getInput: the only place actions read their inputs. */
-function str(name, fallback = '') {
-    const v = _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .getInput */ .V4(name);
-    return v === '' ? fallback : v;
-}
-/** A secret input: masked (and its lines) before anything can log it. */
-function secret(name, fallback = '') {
-    const v = _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .getInput */ .V4(name, { trimWhitespace: false });
-    const value = v.trim() === '' ? fallback : v;
-    maskSecret(value);
-    return value;
-}
-function maskSecret(value) {
-    if (!value)
-        return;
-    _secrets_js__WEBPACK_IMPORTED_MODULE_2__/* .secrets */ .O3.add(value);
-    for (const line of value.split(/\r?\n/))
-        if (line.trim().length >= 4)
-            _secrets_js__WEBPACK_IMPORTED_MODULE_2__/* .secrets */ .O3.add(line.trim());
-    _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .setSecret */ .Pq(value);
-    const trimmed = value.trim();
-    if (trimmed !== value && trimmed)
-        _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .setSecret */ .Pq(trimmed);
-    for (const line of value.split(/\r?\n/))
-        if (line.trim().length >= 4)
-            _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .setSecret */ .Pq(line.trim());
-    _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .setSecret */ .Pq(Buffer.from(value).toString('base64'));
-}
-function bool(name, fallback) {
-    return (0,_lib_parse_js__WEBPACK_IMPORTED_MODULE_1__/* .parseBoolean */ .yG)(name, _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .getInput */ .V4(name), fallback);
-}
-function int(name, fallback, range) {
-    return (0,_lib_parse_js__WEBPACK_IMPORTED_MODULE_1__/* .parseInteger */ .cG)(name, _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .getInput */ .V4(name), fallback, range);
-}
-function list(name, opts) {
-    return (0,_lib_parse_js__WEBPACK_IMPORTED_MODULE_1__/* .parseList */ .E1)(_actions_core__WEBPACK_IMPORTED_MODULE_0__/* .getInput */ .V4(name), opts);
-}
-
-
-/***/ }),
-
-/***/ 6082:
-/***/ ((__unused_webpack___webpack_module__, __webpack_exports__, __nccwpck_require__) => {
-
-/* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
-/* harmony export */   C: () => (/* binding */ runAction)
-/* harmony export */ });
-/* unused harmony export isPost */
-/* harmony import */ var _actions_core__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(4116);
-/* harmony import */ var _lib_errors_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(2830);
-/* harmony import */ var _secrets_js__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(2161);
-
-
-
-const POST_STATE = 'shipline-is-post';
-/** True when this process is the action's `post` step (main saved the marker state). */
-function isPost() {
-    return _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .getState */ .Gu(POST_STATE) === 'true';
-}
-/**
- * Runs an action's main (and optional post) with the suite's error policy: a one-line failure that
- * says what was wrong and how to fix it; details (stack, causes) in a collapsed group.
- */
-async function runAction(main, post) {
-    if (post && isPost()) {
-        try {
-            await post();
-        }
-        catch (e) {
-            _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .warning */ .$e(`cleanup failed: ${(0,_lib_errors_js__WEBPACK_IMPORTED_MODULE_1__/* .errorMessage */ .gJ)(e)}`);
-        }
-        return;
-    }
-    if (post)
-        _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .saveState */ .LZ(POST_STATE, 'true');
-    (0,_secrets_js__WEBPACK_IMPORTED_MODULE_2__/* .redactSummaries */ .UD)();
-    try {
-        await main();
-    }
-    catch (e) {
-        if (!(0,_lib_errors_js__WEBPACK_IMPORTED_MODULE_1__/* .isUserError */ .iU)(e) && e instanceof Error && e.stack) {
-            _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .startGroup */ .Oh('error details');
-            _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .info */ .pq(e.stack);
-            _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .endGroup */ .N4();
-        }
-        else if ((0,_lib_errors_js__WEBPACK_IMPORTED_MODULE_1__/* .isUserError */ .iU)(e) && e.details) {
-            _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .startGroup */ .Oh('error details');
-            _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .info */ .pq(e.details);
-            _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .endGroup */ .N4();
-        }
-        _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .setFailed */ .C1((0,_lib_errors_js__WEBPACK_IMPORTED_MODULE_1__/* .errorMessage */ .gJ)(e).split('\n')[0]);
-    }
-}
-
-
-/***/ }),
-
-/***/ 2161:
-/***/ ((__unused_webpack___webpack_module__, __webpack_exports__, __nccwpck_require__) => {
-
-/* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
-/* harmony export */   O3: () => (/* binding */ secrets),
-/* harmony export */   UD: () => (/* binding */ redactSummaries),
-/* harmony export */   pc: () => (/* binding */ redacted)
-/* harmony export */ });
-/* harmony import */ var _actions_core__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(4116);
-/* harmony import */ var _lib_redact_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(2308);
-/**
- * Every secret this run has masked, in one Redactor, for the texts the runner's log masking does not
- * cover: GitHub API payloads (Deployment statuses, commit statuses, check runs) and the job summary file.
- * inputs.maskSecret() fills it; redacted() applies it.
- */
-
-
-const secrets = new _lib_redact_js__WEBPACK_IMPORTED_MODULE_1__/* .Redactor */ .pO();
-/** The text with every secret of the run (and any URL userinfo) replaced by `***`. */
-function redacted(text) {
-    return secrets.redact(text);
-}
-/**
- * Makes the job summary pass through the redactor: whatever an action adds, the buffer is redacted just
- * before it is written (one place for all actions; summary is @actions/core's singleton).
- */
-function redactSummaries() {
-    const s = _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .summary */ .z;
-    if (s.__shiplineRedacts)
-        return;
-    s.__shiplineRedacts = true;
-    const write = s.write.bind(s);
-    s.write = async (opts) => {
-        const text = s.stringify();
-        s.emptyBuffer();
-        s.addRaw(redacted(text));
-        return write(opts);
+    return {
+        result,
+        version,
+        record,
+        registryAuth: auth,
+        fleet,
+        held: opts.hold ? held : undefined,
+        keepReleases
     };
 }
 
-
-/***/ }),
-
-/***/ 6399:
-/***/ ((__unused_webpack___webpack_module__, __webpack_exports__, __nccwpck_require__) => {
-
-
-// EXPORTS
-__nccwpck_require__.d(__webpack_exports__, {
-  o: () => (/* binding */ smokeStep)
-});
-
-// EXTERNAL MODULE: ./node_modules/@actions/core/lib/core.js + 15 modules
-var core = __nccwpck_require__(4116);
-// EXTERNAL MODULE: ./build/tsc/lib/errors.js
-var errors = __nccwpck_require__(2830);
-// EXTERNAL MODULE: ./build/tsc/lib/redact.js
-var redact = __nccwpck_require__(2308);
-// EXTERNAL MODULE: ./node_modules/yaml/dist/index.js
-var dist = __nccwpck_require__(8815);
 ;// CONCATENATED MODULE: ./build/tsc/lib/smoke/checks.js
 /**
  * The `checks` input: a YAML list of HTTP checks, parsed with line numbers so that every error names the
@@ -70507,7 +72818,7 @@ function parseChecks(text, inputName = 'checks') {
             return;
         }
         if (!(0,dist/* isMap */.jh)(item))
-            throw new errors/* UserError */.yo(`${where}: a check is a mapping like 'path: /health' or a bare path, not ${describe(item)}.`);
+            throw new errors/* UserError */.yo(`${where}: a check is a mapping like 'path: /health' or a bare path, not ${checks_describe(item)}.`);
         const fields = new Map();
         for (const pair of item.items) {
             const keyNode = pair.key;
@@ -70648,7 +72959,7 @@ function normalPath(p, where) {
     }
     return t.startsWith('/') ? t : `/${t}`;
 }
-function describe(n) {
+function checks_describe(n) {
     if ((0,dist/* isSeq */.oP)(n))
         return 'a list';
     if ((0,dist/* isScalar */.jn)(n))
@@ -70703,7 +73014,7 @@ function parseHeaderLines(text, inputName = 'headers') {
         const name = colon > 0 ? line.slice(0, colon).trim() : '';
         if (!/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/.test(name)) {
             // never echo the line: it may hold a credential
-            throw new UserError(`Input '${inputName}' line ${i + 1} is not 'Name: value' (e.g. 'Authorization: Bearer \${{ secrets.TOKEN }}').`);
+            throw new errors/* UserError */.yo(`Input '${inputName}' line ${i + 1} is not 'Name: value' (e.g. 'Authorization: Bearer \${{ secrets.TOKEN }}').`);
         }
         out[name] = line.slice(colon + 1).trim();
     });
@@ -70716,6 +73027,8 @@ var external_node_dns_ = __nccwpck_require__(610);
 var external_node_http_ = __nccwpck_require__(7067);
 ;// CONCATENATED MODULE: external "node:https"
 const external_node_https_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:https");
+// EXTERNAL MODULE: ./build/tsc/lib/redact.js
+var redact = __nccwpck_require__(2308);
 ;// CONCATENATED MODULE: ./build/tsc/lib/smoke/http.js
 /**
  * One HTTP exchange for a smoke check, on node:http/https (no global fetch: we need the lookup, the TLS
@@ -70731,7 +73044,7 @@ const external_node_https_namespaceObject = __WEBPACK_EXTERNAL_createRequire(imp
 
 
 
-class RequestError extends Error {
+class http_RequestError extends Error {
     kind;
     constructor(kind, message) {
         super(message);
@@ -70766,7 +73079,7 @@ function smokeLookup(hostname, options, callback) {
 }
 const TLS_CODES = /CERT|SSL|TLS|UNABLE_TO_VERIFY|SELF_SIGNED|ERR_TLS/;
 function classify(e) {
-    if (e instanceof RequestError)
+    if (e instanceof http_RequestError)
         return e;
     const err = e;
     const inner = err.errors?.length ? err.errors : [err];
@@ -70774,13 +73087,13 @@ function classify(e) {
     const code = codes.find(c => c !== 'ECONNREFUSED') ?? codes[0] ?? err.code ?? '';
     const msg = inner.map(x => x.message).join('; ') || err.message;
     if (codes.length && codes.every(c => c === 'ECONNREFUSED'))
-        return new RequestError('refused', `connection refused (${msg})`);
+        return new http_RequestError('refused', `connection refused (${msg})`);
     if (code === 'ENOTFOUND' || code === 'EAI_AGAIN' || code === 'EAI_NONAME')
-        return new RequestError('dns', `DNS lookup failed (${msg})`);
+        return new http_RequestError('dns', `DNS lookup failed (${msg})`);
     if (code === 'ETIMEDOUT' || code === 'ESOCKETTIMEDOUT')
-        return new RequestError('timeout', `connect timed out (${msg})`);
+        return new http_RequestError('timeout', `connect timed out (${msg})`);
     if (TLS_CODES.test(code))
-        return new RequestError('tls', `TLS: ${msg} (${code})`);
+        return new http_RequestError('tls', `TLS: ${msg} (${code})`);
     if ([
         'ECONNRESET',
         'EPIPE',
@@ -70790,11 +73103,11 @@ function classify(e) {
         'EADDRNOTAVAIL',
         'UND_ERR_SOCKET'
     ].includes(code)) {
-        return new RequestError('reset', `connection ${code === 'ECONNRESET' ? 'reset' : 'failed'} (${msg})`);
+        return new http_RequestError('reset', `connection ${code === 'ECONNRESET' ? 'reset' : 'failed'} (${msg})`);
     }
     if (/socket hang up/i.test(msg))
-        return new RequestError('reset', `connection reset (${msg})`);
-    return new RequestError('other', msg || String(e));
+        return new http_RequestError('reset', `connection reset (${msg})`);
+    return new http_RequestError('other', msg || String(e));
 }
 /** The Authorization header for userinfo in a URL, and the URL without it. */
 function splitUserinfo(url) {
@@ -70821,7 +73134,7 @@ async function send(req) {
     for (;;) {
         const remaining = deadline - performance.now();
         if (remaining <= 0)
-            throw new RequestError('timeout', `no answer within ${req.timeoutMs} ms`);
+            throw new http_RequestError('timeout', `no answer within ${req.timeoutMs} ms`);
         const res = await exchange(url, method, headers, body, remaining, req);
         const location = res.headers.location;
         if (req.followRedirects === false ||
@@ -70832,16 +73145,16 @@ async function send(req) {
             return { ...res, url: url.toString(), redirects, latencyMs: Math.round(performance.now() - started) };
         }
         if (redirects.length >= max)
-            throw new RequestError('redirect', `more than ${max} redirects (last to ${location})`);
+            throw new http_RequestError('redirect', `more than ${max} redirects (last to ${location})`);
         let next;
         try {
             next = new URL(location, url);
         }
         catch {
-            throw new RequestError('redirect', `redirect to an invalid location '${location}'`);
+            throw new http_RequestError('redirect', `redirect to an invalid location '${location}'`);
         }
         if (next.protocol !== 'http:' && next.protocol !== 'https:')
-            throw new RequestError('redirect', `redirect to unsupported ${next.protocol} URL`);
+            throw new http_RequestError('redirect', `redirect to unsupported ${next.protocol} URL`);
         if (next.origin !== url.origin) {
             // another origin: credentials stay behind (and userinfo in the Location does not become a header either)
             headers = Object.fromEntries(Object.entries(headers).filter(([k]) => !secret.has(k.toLowerCase())));
@@ -70896,7 +73209,7 @@ function exchange(url, method, headers, body, timeoutMs, req) {
                 size += c.length;
                 if (size > limit) {
                     r.destroy();
-                    done(() => reject(new RequestError('too-large', `body larger than ${limit} bytes`)));
+                    done(() => reject(new http_RequestError('too-large', `body larger than ${limit} bytes`)));
                     return;
                 }
                 chunks.push(c);
@@ -70910,11 +73223,11 @@ function exchange(url, method, headers, body, timeoutMs, req) {
             res.on('error', e => done(() => reject(classify(e))));
             res.on('close', () => {
                 if (!res.complete)
-                    done(() => reject(new RequestError('reset', 'connection closed before the body ended')));
+                    done(() => reject(new http_RequestError('reset', 'connection closed before the body ended')));
             });
         });
         const timer = setTimeout(() => {
-            done(() => reject(new RequestError('timeout', `no complete answer within ${Math.round(timeoutMs)} ms`)));
+            done(() => reject(new http_RequestError('timeout', `no complete answer within ${Math.round(timeoutMs)} ms`)));
             r.destroy();
         }, Math.max(1, timeoutMs));
         r.on('error', e => done(() => reject(classify(e))));
@@ -71034,15 +73347,15 @@ function validateExposition(text, contentType, options = {}) {
 }
 // ---- character classes -------------------------------------------------------------------------------
 const NL = 10;
-const SP = 32;
+const validate_SP = 32;
 const TAB = 9;
 const HASH = 35;
 const LBRACE = 123;
 const RBRACE = 125;
-const EQ = 61;
+const validate_EQ = 61;
 const QUOTE = 34;
 const BS = 92;
-const COMMA = 44;
+const validate_COMMA = 44;
 const M_START = 1;
 const M_CHAR = 2;
 const L_START = 4;
@@ -71104,7 +73417,7 @@ const OM_ALLOWED = {
     summary: [K_BARE, K_COUNT, K_SUM, K_CREATED]
 };
 function isBlank(c) {
-    return c === SP || c === TAB;
+    return c === validate_SP || c === TAB;
 }
 function clip(s, max) {
     return s.length > max ? s.slice(0, max) + '\u2026' : s;
@@ -71255,6 +73568,8 @@ class Validator {
                 series: null,
                 firstSeries: null,
                 groups: null,
+                lastGroupKey: null,
+                lastGroup: null,
                 metrics: null,
                 lastMetric: null,
                 times: null
@@ -71309,6 +73624,8 @@ class Validator {
                 }
             }
             f.groups = null;
+            f.lastGroupKey = null;
+            f.lastGroup = null;
         }
         // the duplicate check is per family; a family that comes back is an error of its own
         f.series = null;
@@ -71343,7 +73660,7 @@ class Validator {
                 kw = 'TYPE';
             else if (text.startsWith(' UNIT', p))
                 kw = 'UNIT';
-            if (!kw || (p + 5 < eol && text.charCodeAt(p + 5) !== SP)) {
+            if (!kw || (p + 5 < eol && text.charCodeAt(p + 5) !== validate_SP)) {
                 if (text.startsWith(' EOF', p))
                     this.err('om-after-eof', '"# EOF" must be alone on its line');
                 else
@@ -71402,7 +73719,7 @@ class Validator {
         let r = ne;
         if (om) {
             if (r < eol) {
-                if (text.charCodeAt(r) !== SP)
+                if (text.charCodeAt(r) !== validate_SP)
                     this.err('om-whitespace', `# ${kw}: use one space after the metric name`);
                 r++;
             }
@@ -71556,7 +73873,7 @@ class Validator {
                 if (om)
                     this.err('om-whitespace', 'blank between the metric name and "{"');
             }
-            else if (om && (p - b > 1 || text.charCodeAt(b) !== SP))
+            else if (om && (p - b > 1 || text.charCodeAt(b) !== validate_SP))
                 this.err('om-whitespace', 'use exactly one space before the value');
         }
         if (c === LBRACE) {
@@ -71567,7 +73884,7 @@ class Validator {
             const b = p;
             while (p < eol && isBlank(text.charCodeAt(p)))
                 p++;
-            if (om && (p - b !== 1 || text.charCodeAt(b) !== SP) && p < eol)
+            if (om && (p - b !== 1 || text.charCodeAt(b) !== validate_SP) && p < eol)
                 this.err('om-whitespace', 'use exactly one space between "}" and the value');
         }
         // value
@@ -71604,7 +73921,7 @@ class Validator {
             if (p === eol)
                 this.err('trailing-whitespace', 'blanks after the value at the end of the line');
             else {
-                if (om && (p - b !== 1 || text.charCodeAt(b) !== SP))
+                if (om && (p - b !== 1 || text.charCodeAt(b) !== validate_SP))
                     this.err('om-whitespace', 'use exactly one space after the value');
                 if (om && text.charCodeAt(p) === HASH) {
                     this.exemplarAt = p;
@@ -71623,7 +73940,7 @@ class Validator {
                         if (p === eol)
                             this.err('trailing-whitespace', 'blanks after the timestamp at the end of the line');
                         else if (om && text.charCodeAt(p) === HASH) {
-                            if (p - b2 !== 1 || text.charCodeAt(b2) !== SP)
+                            if (p - b2 !== 1 || text.charCodeAt(b2) !== validate_SP)
                                 this.err('om-whitespace', 'use exactly one space before the exemplar');
                             this.exemplarAt = p;
                         }
@@ -71671,7 +73988,7 @@ class Validator {
                 let te = ls;
                 while (te < eol &&
                     (te === ls || !isBlank(text.charCodeAt(te))) &&
-                    text.charCodeAt(te) !== EQ &&
+                    text.charCodeAt(te) !== validate_EQ &&
                     text.charCodeAt(te) !== RBRACE)
                     te++;
                 this.err('label-name', `invalid label name ${show(text.slice(ls, Math.max(te, ls + 1)))}`);
@@ -71682,14 +73999,14 @@ class Validator {
             }
             p = le;
             p = this.labelBlanks(p, eol);
-            if (p >= eol || text.charCodeAt(p) !== EQ) {
+            if (p >= eol || text.charCodeAt(p) !== validate_EQ) {
                 const c2 = p < eol ? text.charCodeAt(p) : -1;
                 if (c2 > 0 &&
                     c2 < 128 &&
                     !isBlank(c2) &&
-                    c2 !== EQ &&
+                    c2 !== validate_EQ &&
                     c2 !== RBRACE &&
-                    c2 !== COMMA &&
+                    c2 !== validate_COMMA &&
                     c2 !== QUOTE) {
                     this.err('label-name', `invalid character ${show(String.fromCharCode(c2))} in label name ${show(text.slice(ls, p + 1))}`);
                 }
@@ -71720,7 +74037,7 @@ class Validator {
             p = ve + 1;
             p = this.labelBlanks(p, eol);
             c = p < eol ? text.charCodeAt(p) : -1;
-            if (c === COMMA) {
+            if (c === validate_COMMA) {
                 p++;
                 continue;
             }
@@ -71922,13 +74239,13 @@ class Validator {
             return;
         if (this.exemplarChars > 128)
             this.err('om-exemplar-length', `the exemplar's label names and values are ${this.exemplarChars} characters (code points) long; OpenMetrics allows 128: shorten them (e.g. a trace id alone)`);
-        if (text.charCodeAt(p) !== SP) {
+        if (text.charCodeAt(p) !== validate_SP) {
             this.err('om-exemplar-syntax', 'the exemplar has no value');
             return;
         }
         p++;
         const vs = p;
-        while (p < eol && text.charCodeAt(p) !== SP)
+        while (p < eol && text.charCodeAt(p) !== validate_SP)
             p++;
         const v = this.parseFloat(vs, p);
         if (v === undefined)
@@ -72003,13 +74320,16 @@ class Validator {
             }
             fam.lastMetric = gk;
         }
-        const key = special >= 0
-            ? name + '{' + gk + '}' + text.slice(this.lvS[special], this.lvE[special])
-            : this.seriesKey(start, ne, name);
-        if (this.om)
-            this.metricPoint(fam, key, start, name);
-        else if (this.seenSeries(fam, key))
-            this.duplicate(start, name, '');
+        // text format: a histogram's samples are told apart by their group (below), without a series key
+        if (this.om || !isHist || kind === K_BARE) {
+            const key = special >= 0
+                ? name + '{' + gk + '}' + text.slice(this.lvS[special], this.lvE[special])
+                : this.seriesKey(start, ne, name);
+            if (this.om)
+                this.metricPoint(fam, key, start, name);
+            else if (this.seenSeries(fam, key))
+                this.duplicate(start, name, '');
+        }
         if (special >= 0) {
             const sv = this.parseFloat(this.lvS[special], this.lvE[special]);
             if (sv === undefined || Number.isNaN(sv)) {
@@ -72030,7 +74350,7 @@ class Validator {
         const value = this.valueNum;
         if (type === 'histogram' || type === 'gaugehistogram') {
             this.exemplarAllowed = kind === K_BUCKET;
-            this.histogram(fam, kind, value, name, special, gk);
+            this.histogram(fam, kind, value, name, special, gk, start);
         }
         else if (type === 'summary') {
             if (kind === K_BARE) {
@@ -72179,7 +74499,7 @@ class Validator {
         if (!(q >= 0 && q <= 1))
             this.err('summary-quantile-range', `quantile ${show(this.text.slice(this.lvS[i], this.lvE[i]))} is outside [0, 1]`);
     }
-    histogram(fam, kind, value, name, leIdx, gk) {
+    histogram(fam, kind, value, name, leIdx, gk, start) {
         const line = this.line;
         if (kind === K_BARE) {
             // textFamily/omFamily reported the name already
@@ -72196,7 +74516,7 @@ class Validator {
         let groups = fam.groups;
         if (!groups)
             groups = fam.groups = new Map();
-        let g = groups.get(gk);
+        let g = fam.lastGroupKey === gk ? fam.lastGroup : groups.get(gk);
         if (!g) {
             g = {
                 lastLe: NaN,
@@ -72210,9 +74530,21 @@ class Validator {
                 sumLine: 0,
                 sum: 0,
                 negativeLe: false,
+                les: null,
                 firstLine: line
             };
             groups.set(gk, g);
+        }
+        fam.lastGroupKey = gk;
+        fam.lastGroup = g;
+        const text = !this.om; // text format: the duplicate checks of histogram samples are made here
+        if (kind === K_SUM || kind === K_GSUM) {
+            if (text && g.sumLine)
+                this.duplicate(start, name, '');
+        }
+        else if (kind !== K_BUCKET) {
+            if (text && g.hasCount)
+                this.duplicate(start, name, '');
         }
         if (kind === K_SUM || kind === K_GSUM) {
             g.sumLine = line;
@@ -72230,11 +74562,16 @@ class Validator {
         if (le < 0)
             g.negativeLe = true;
         if (g.lastBucketLine) {
-            if (!(le > g.lastLe))
+            if (!(le > g.lastLe)) {
+                if (text && this.seenLe(g.les, leIdx))
+                    this.duplicate(start, name, '');
                 this.err('histogram-le-order', `bucket le="${this.text.slice(this.lvS[leIdx], this.lvE[leIdx])}" does not come after le=${g.lastLe} (line ${g.lastBucketLine}); le must increase strictly`);
+            }
             if (value < g.lastCount)
                 this.err('histogram-bucket-decreasing', `bucket count ${value} is less than ${g.lastCount} of the previous bucket (line ${g.lastBucketLine}); buckets are cumulative`);
         }
+        if (text)
+            (g.les ??= []).push(this.lvS[leIdx], this.lvE[leIdx]);
         g.lastLe = le;
         g.lastCount = value;
         g.lastBucketLine = line;
@@ -72242,6 +74579,15 @@ class Validator {
             g.hasInf = true;
             g.inf = value;
         }
+    }
+    /** Whether an earlier bucket of the group had the same le text as the current sample's label i. */
+    seenLe(les, i) {
+        const text = this.text;
+        const le = text.slice(this.lvS[i], this.lvE[i]);
+        for (let k = 0; k < les.length; k += 2)
+            if (text.slice(les[k], les[k + 1]) === le)
+                return true;
+        return false;
     }
     /** The series key: name and label set, independent of label order and blanks. */
     seriesKey(start, ne, name) {
@@ -72360,6 +74706,7 @@ class Validator {
 
 
 
+
 /** Capped exponential backoff with "equal jitter": between half and all of min(cap, base·2^(n-1)). */
 function backoffMs(attempt, { baseMs = 250, capMs = 5000, random = Math.random } = {}) {
     const exp = Math.min(capMs, baseMs * 2 ** Math.max(0, attempt - 1));
@@ -72387,36 +74734,60 @@ function checkUrl(base, path) {
     u.hash = '';
     return u;
 }
-function parseBaseUrl(raw) {
+/** The base URL of a smoke test, checked; errors name `input` (smoke-test's 'url', ship's 'smoke-url'). */
+function parseBaseUrl(raw, input = 'url') {
     let u;
     try {
         u = new URL(raw.trim());
     }
     catch {
-        throw new errors/* UserError */.yo(`Input 'url' must be an http:// or https:// URL like 'https://stage.example.com', got '${(0,redact/* displayUrl */.Qy)(raw.trim())}'.`);
+        throw new errors/* UserError */.yo(`Input '${input}' must be an http:// or https:// URL like 'https://stage.example.com', got '${(0,redact/* displayUrl */.Qy)(raw.trim())}'.`);
     }
     if (u.protocol !== 'http:' && u.protocol !== 'https:') {
-        throw new errors/* UserError */.yo(`Input 'url' must start with http:// or https://, got '${u.protocol}'.`);
+        throw new errors/* UserError */.yo(`Input '${input}' must start with http:// or https://, got '${u.protocol}'.`);
     }
     return u;
 }
+/**
+ * Fills `redactor` with every secret a smoke run carries: the URL's userinfo, the global headers' values and
+ * each check's own header values (the values and their encoded forms; see Redactor).
+ */
+function smokeSecrets(redactor, s) {
+    redactor.addUrl(String(s.url));
+    // the Authorization header made from the URL's userinfo (all its forms: Basic value, base64, user:password)
+    try {
+        const { authorization } = splitUserinfo(typeof s.url === 'string' ? new URL(s.url.trim()) : s.url);
+        if (authorization)
+            redactor.addHeaderValue(authorization);
+    }
+    catch {
+        /* not a URL: parseBaseUrl() reports it */
+    }
+    for (const v of Object.values(s.headers ?? {}))
+        redactor.addHeaderValue(v);
+    for (const c of s.checks)
+        for (const v of Object.values(c.headers))
+            redactor.addHeaderValue(v);
+    return redactor;
+}
 const PROMETHEUS_ACCEPT = 'application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1';
-const sleep = (ms) => new Promise(r => setTimeout(r, Math.max(0, ms)));
+const run_sleep = (ms) => new Promise(r => setTimeout(r, Math.max(0, ms)));
 const run_clip = (s, n = 160) => (s.length > n ? `${s.slice(0, n - 1)}…` : s);
 async function runSmoke(opts) {
     const started = performance.now();
     // the deadline counts from `startedAt` when given (the entrypoint passes its process start)
     const deadline = (opts.startedAt ?? started) + opts.timeoutMs;
     const redactor = opts.redactor ?? new redact/* Redactor */.pO();
-    const log = (line) => opts.log?.(redactor.redact(line));
-    const { url: base, authorization } = splitUserinfo(parseBaseUrl(opts.url));
-    redactor.addUrl(opts.url);
+    const logger = toLogger(opts.log);
+    const log = (line) => logger.info(redactor.redact(line));
+    const parsed = typeof opts.url === 'string' ? parseBaseUrl(opts.url) : opts.url;
+    const { url: base, authorization } = splitUserinfo(parsed);
+    if (!opts.secretsKnown)
+        smokeSecrets(redactor, { url: parsed, headers: opts.headers, checks: opts.checks });
     const globalHeaders = {
         ...(authorization ? { Authorization: authorization } : {}),
         ...opts.headers
     };
-    for (const v of Object.values(globalHeaders))
-        redactor.addHeaderValue(v);
     const results = await Promise.all(opts.checks.map(async (check) => {
         const headers = mergeHeaders(globalHeaders, check.headers);
         // every header the user gave is a potential credential: none of them crosses to another origin
@@ -72427,8 +74798,6 @@ async function runSmoke(opts) {
         if (check.format === 'prometheus' && !has('accept')) {
             headers.Accept = PROMETHEUS_ACCEPT; // what Prometheus itself sends when it scrapes
         }
-        for (const v of Object.values(check.headers))
-            redactor.addHeaderValue(v);
         const target = checkUrl(base, check.path);
         const follow = !check.status.some(s => (typeof s === 'number' ? s >= 300 && s < 400 : s === '3xx'));
         const tryOnce = async (timeoutMs) => {
@@ -72446,7 +74815,7 @@ async function runSmoke(opts) {
                 return evaluate(check, res, opts.validate ?? validateExposition);
             }
             catch (e) {
-                const err = e instanceof RequestError ? e : new RequestError('other', String(e));
+                const err = e instanceof http_RequestError ? e : new http_RequestError('other', String(e));
                 const hint = err.kind === 'tls'
                     ? "; if the certificate is self-signed on purpose, set 'insecure-tls: true'"
                     : '';
@@ -72501,7 +74870,7 @@ async function runSmoke(opts) {
                 wait = Math.min(wait, left - reserve);
             }
             log(`${check.path}: attempt ${attempts}: ${last.error}; retrying in ${(wait / 1000).toFixed(1)}s`);
-            await sleep(wait);
+            await run_sleep(wait);
         }
         if (last.ok)
             log(`${check.path}: ok (${last.status}, ${last.latencyMs} ms, ${attempts} attempt${attempts === 1 ? '' : 's'})`);
@@ -72621,15 +74990,15 @@ function firstWords(res) {
 }
 
 ;// CONCATENATED MODULE: ./build/tsc/lib/smoke/summary.js
-const cell = (s) => s.replace(/\|/g, '\\|').replace(/\r?\n/g, ' ');
+const summary_cell = (s) => s.replace(/\|/g, '\\|').replace(/\r?\n/g, ' ');
 function resultsTable(results) {
     const rows = results.map(r => [
-        `\`${cell(r.path)}\``,
+        `\`${summary_cell(r.path)}\``,
         r.ok ? '✅ pass' : '❌ fail',
         r.status === null ? '–' : String(r.status),
         r['latency-ms'] === null ? '–' : `${r['latency-ms']} ms`,
         String(r.attempts),
-        r.error ? cell(r.error) : ''
+        r.error ? summary_cell(r.error) : ''
     ].join(' | '));
     return [
         '| check | result | status | latency | attempts | reason |',
@@ -72645,52 +75014,40 @@ function verdict(results, durationMs) {
     return `${failed.length} of ${results.length} checks failed in ${secs}s: ${failed.map(f => f.path).join(', ')}`;
 }
 function summaryMarkdown(target, results, durationMs) {
-    return `## Smoke test ${results.every(r => r.ok) ? 'passed' : 'failed'}: ${cell(target)}\n\n${verdict(results, durationMs)}\n\n${resultsTable(results)}\n`;
+    return `## Smoke test ${results.every(r => r.ok) ? 'passed' : 'failed'}: ${summary_cell(target)}\n\n${verdict(results, durationMs)}\n\n${resultsTable(results)}\n`;
 }
 
 ;// CONCATENATED MODULE: ./build/tsc/action/smoke-step.js
 /**
- * The smoke step shared by smoke-test and ship: masks every credential form, parses the checks, runs them
- * inside one deadline, writes the summary. The caller sets its outputs and decides what a failure means.
+ * The smoke step shared by smoke-test and ship: runs the checks of the smoke inputs (read, parsed and masked
+ * once by src/action/smoke-inputs.ts) inside one deadline, writes the summary. The caller sets its outputs
+ * and decides what a failure means.
  */
 
 
 
 
 
-
-
-async function smokeStep(o) {
-    // Secrets first: nothing is logged before every credential form is masked.
-    const redactor = new redact/* Redactor */.pO();
-    const checks = parseChecks(o.checksText, o.checksInput);
-    redactor.addUrl(o.url);
-    for (const v of Object.values(o.headers))
-        redactor.addHeaderValue(v);
-    for (const c of checks)
-        for (const v of Object.values(c.headers))
-            redactor.addHeaderValue(v);
-    for (const form of redactor.forms())
-        core/* setSecret */.Pq(form); // forms() already holds the base64 and URL-encoded forms
-    if (o.url.trim() === '')
-        throw new errors/* UserError */.yo(`Input '${o.urlInput}' is required: the base URL of the deployment, e.g. '${o.urlInput}: https://stage.example.com'.`);
-    parseBaseUrl(o.url);
-    const target = (0,redact/* displayUrl */.Qy)(o.url.trim());
-    core/* info */.pq(`smoke-test: ${target}: ${checks.length} check${checks.length === 1 ? '' : 's'}, deadline ${o.timeout}s, ${o.requestTimeout}s per request`);
-    if (o.insecureTls)
+/** Runs the checks of `inp` (read, parsed and masked by readSmokeInputs()). */
+async function smokeStep(inp, o = {}) {
+    const { checks, redactor } = inp;
+    const target = inp.display;
+    core/* info */.pq(`smoke-test: ${target}: ${checks.length} check${checks.length === 1 ? '' : 's'}, deadline ${inp.timeout}s, ${inp.requestTimeout}s per request`);
+    if (inp.insecureTls)
         core/* warning */.$e('insecure-tls: TLS certificates are not verified');
     o.begin?.(`checking ${checks.length} endpoint${checks.length === 1 ? '' : 's'} of ${target}`);
     core/* startGroup */.Oh(`attempt log (${checks.length} checks at once)`);
     const report = await runSmoke({
-        url: o.url.trim(),
+        url: inp.url,
         checks,
-        timeoutMs: o.timeout * 1000,
-        requestTimeoutMs: Math.min(o.requestTimeout, o.timeout) * 1000,
-        headers: o.headers,
-        insecureTls: o.insecureTls,
+        timeoutMs: inp.timeout * 1000,
+        requestTimeoutMs: Math.min(inp.requestTimeout, inp.timeout) * 1000,
+        headers: inp.headers,
+        insecureTls: inp.insecureTls,
         validate: validateExposition,
         redactor,
-        log: line => core/* info */.pq(line),
+        secretsKnown: true,
+        log: coreLog,
         startedAt: o.startedAt
     })
         .catch(async (e) => {
@@ -72710,2449 +75067,86 @@ async function smokeStep(o) {
     return { report, line, markdown, firstFailure: first ? `${first.path}: ${first.error}` : undefined };
 }
 
-
-/***/ }),
-
-/***/ 2630:
-/***/ ((__unused_webpack___webpack_module__, __webpack_exports__, __nccwpck_require__) => {
-
-/* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
-/* harmony export */   KY: () => (/* binding */ OVERRIDE_FILE),
-/* harmony export */   NS: () => (/* binding */ composeArgv),
-/* harmony export */   Zp: () => (/* binding */ layout),
-/* harmony export */   fg: () => (/* binding */ META_FILE),
-/* harmony export */   h9: () => (/* binding */ ENV_FILE)
-/* harmony export */ });
-/* unused harmony exports STATE_DIR, projectName */
-/* harmony import */ var node_crypto__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(7598);
+;// CONCATENATED MODULE: ./build/tsc/action/smoke-inputs.js
 /**
- * Where shipline keeps things on a host, under the project path:
- *
- *   <path>/.shipline/                 0700
- *     lock                            flock file (held by a remote process bound to the SSH channel)
- *     current -> releases/<id>        symlink, replaced atomically (ln -s to a temp name + mv -T)
- *     ledger.jsonl                    append-only: one JSON line per deploy, rollback and recovery
- *     releases/<id>/                  one folder per release
- *       <compose files>               as sent, in order
- *       shipline.override.yml         pins every service shipline knows an image for to image@sha256:…
- *       .env                          0600, the env-file input (the one intended secret file)
- *       release.json                  metadata: version, images, time, actor, run URL, services
- *     run/<token>/                    0700, lives only while one deploy holds the lock: a temporary
- *                                     DOCKER_CONFIG and recover.sh; removed when the lock is let go
- */
-
-const STATE_DIR = '.shipline';
-const OVERRIDE_FILE = 'shipline.override.yml';
-const META_FILE = 'release.json';
-const ENV_FILE = '.env';
-/** The Compose project name for a path: fixed, so that every release replaces the previous one's containers. */
-function projectName(path) {
-    const base = (path.split('/').pop() ?? 'app')
-        .toLowerCase()
-        .replace(/[^a-z0-9_-]+/g, '-')
-        .replace(/^[-_]+/, '') || 'app';
-    const hash = (0,node_crypto__WEBPACK_IMPORTED_MODULE_0__.createHash)('sha256').update(path).digest('hex').slice(0, 8);
-    return `${base.slice(0, 40)}-${hash}`;
-}
-function layout(path, project = projectName(path)) {
-    const state = `${path}/${STATE_DIR}`;
-    return {
-        path,
-        state,
-        releases: `${state}/releases`,
-        ledger: `${state}/ledger.jsonl`,
-        current: `${state}/current`,
-        lock: `${state}/lock`,
-        run: `${state}/run`,
-        project,
-        release: (id) => `${state}/releases/${id}`
-    };
-}
-/** argv prefix for one release's files: `docker compose` (v2) or `docker-compose` (v1). */
-function composeArgv(kind, project, dir, files, envFile) {
-    const head = kind === 'v2' ? ['docker', 'compose'] : ['docker-compose'];
-    const args = ['--project-name', project, '--project-directory', dir];
-    for (const f of files)
-        args.push('--file', `${dir}/${f}`);
-    if (envFile)
-        args.push('--env-file', `${dir}/${envFile}`);
-    return [...head, ...args];
-}
-
-
-/***/ }),
-
-/***/ 8098:
-/***/ ((__unused_webpack___webpack_module__, __webpack_exports__, __nccwpck_require__) => {
-
-/* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
-/* harmony export */   M: () => (/* binding */ parseImagesInput),
-/* harmony export */   Pj: () => (/* binding */ validateVersion),
-/* harmony export */   T1: () => (/* binding */ makeReleaseId),
-/* harmony export */   Tx: () => (/* binding */ validateServiceName),
-/* harmony export */   _J: () => (/* binding */ RELEASE_ID_RE),
-/* harmony export */   fm: () => (/* binding */ validateProjectPath)
-/* harmony export */ });
-/* unused harmony export parseImageRef */
-/* harmony import */ var _errors_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(2830);
-/* harmony import */ var _registry_reference_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(8892);
-/**
- * Checks made before anything touches a host: the project path, image references, service names, the
- * version label. Every failure is a UserError that says how to fix the input.
- */
-
-
-/** An absolute, normalized path of plain characters: no `..`, not `/`, nothing a shell would interpret. */
-function validateProjectPath(raw) {
-    const p = raw.trim().replace(/\/+$/, '');
-    if (!p)
-        throw new _errors_js__WEBPACK_IMPORTED_MODULE_0__/* .UserError */ .yo(`Input 'path' is required: set it to the project directory on the host, e.g. 'path: /opt/app'.`);
-    if (!p.startsWith('/'))
-        throw new _errors_js__WEBPACK_IMPORTED_MODULE_0__/* .UserError */ .yo(`Input 'path' must be absolute, got '${raw}'. Write it from the root, e.g. '/opt/app'.`);
-    if (!/^[A-Za-z0-9._/@+-]+$/.test(p)) {
-        throw new _errors_js__WEBPACK_IMPORTED_MODULE_0__/* .UserError */ .yo(`Input 'path' may hold only letters, digits and . _ - + @ /, got '${raw}'. Choose a plain directory name such as '/opt/app'.`);
-    }
-    const segs = p.split('/').slice(1);
-    if (segs.some(s => s === '' || s === '.' || s === '..')) {
-        throw new _errors_js__WEBPACK_IMPORTED_MODULE_0__/* .UserError */ .yo(`Input 'path' must be normalized (no '//', '.' or '..' segments), got '${raw}'. Write the real directory, e.g. '/opt/app'.`);
-    }
-    if (segs.some(s => s.startsWith('-')))
-        throw new _errors_js__WEBPACK_IMPORTED_MODULE_0__/* .UserError */ .yo(`Input 'path' has a segment starting with '-': '${raw}'. Rename that directory.`);
-    const top = [
-        'bin',
-        'boot',
-        'dev',
-        'etc',
-        'lib',
-        'lib64',
-        'proc',
-        'root',
-        'run',
-        'sbin',
-        'sys',
-        'usr',
-        'var',
-        'tmp',
-        'home',
-        'opt',
-        'srv',
-        'mnt'
-    ];
-    if (segs.length === 1 && top.includes(segs[0])) {
-        throw new _errors_js__WEBPACK_IMPORTED_MODULE_0__/* .UserError */ .yo(`Input 'path' is a system directory ('${p}'). Use a folder of its own, e.g. '${p}/app'.`);
-    }
-    return p;
-}
-/** Parses `[registry/]repo[:tag][@sha256:…]` with the registry module's grammar (UserError when invalid). */
-function parseImageRef(raw, what = 'image') {
-    const ref = (0,_registry_reference_js__WEBPACK_IMPORTED_MODULE_1__/* .parseImageReference */ .o_)(raw, { what });
-    return {
-        ...ref,
-        raw: raw.trim(),
-        name: (0,_registry_reference_js__WEBPACK_IMPORTED_MODULE_1__/* .formatReference */ .FH)({ registry: ref.registry, repository: ref.repository })
-    };
-}
-const SERVICE_RE = /^[a-zA-Z0-9][a-zA-Z0-9._-]*$/;
-function validateServiceName(name, input) {
-    if (!SERVICE_RE.test(name)) {
-        throw new _errors_js__WEBPACK_IMPORTED_MODULE_0__/* .UserError */ .yo(`Input '${input}': '${name}' is not a Compose service name. Use the names under 'services:' in your compose file.`);
-    }
-    return name;
-}
-/** `service=image-ref` lines → service → parsed ref. */
-function parseImagesInput(lines) {
-    const out = new Map();
-    for (const line of lines) {
-        const i = line.indexOf('=');
-        if (i <= 0)
-            throw new _errors_js__WEBPACK_IMPORTED_MODULE_0__/* .UserError */ .yo(`Input 'images': line '${line}' is not of the form service=image-ref, e.g. 'web=ghcr.io/acme/app:1.2.3'.`);
-        const svc = validateServiceName(line.slice(0, i).trim(), 'images');
-        if (out.has(svc))
-            throw new _errors_js__WEBPACK_IMPORTED_MODULE_0__/* .UserError */ .yo(`Input 'images' names service '${svc}' twice. Keep one line per service.`);
-        out.set(svc, parseImageRef(line.slice(i + 1), `Input 'images': service '${svc}' image`));
-    }
-    return out;
-}
-/** The version label: printable, no spaces or quotes, at most 128 characters. */
-function validateVersion(raw) {
-    const v = raw.trim();
-    if (!v)
-        throw new _errors_js__WEBPACK_IMPORTED_MODULE_0__/* .UserError */ .yo(`Input 'version' is empty and no commit SHA is known. Set 'version', e.g. 'version: \${{ github.sha }}'.`);
-    if (!/^[A-Za-z0-9._+:@/-]{1,128}$/.test(v)) {
-        throw new _errors_js__WEBPACK_IMPORTED_MODULE_0__/* .UserError */ .yo(`Input 'version' may hold only letters, digits and . _ + : @ / - (at most 128), got '${raw}'.`);
-    }
-    return v;
-}
-/** A release id: sortable UTC time to the millisecond, then a short slug of the version. */
-function makeReleaseId(version, now = new Date()) {
-    const stamp = now.toISOString().replace(/[-:]/g, '').replace('.', '').replace('Z', 'Z');
-    const slug = version
-        .replace(/[^A-Za-z0-9._-]+/g, '-')
-        .replace(/^[-.]+/, '')
-        .slice(0, 24) || 'release';
-    return `${stamp}-${slug}`;
-}
-const RELEASE_ID_RE = /^[0-9]{8}T[0-9]{9}Z-[A-Za-z0-9._-]{1,24}$/;
-
-
-/***/ }),
-
-/***/ 1968:
-/***/ ((__unused_webpack___webpack_module__, __webpack_exports__, __nccwpck_require__) => {
-
-
-// EXPORTS
-__nccwpck_require__.d(__webpack_exports__, {
-  fl: () => (/* reexport */ deployHeld),
-  nN: () => (/* reexport */ releaseDeploy),
-  I5: () => (/* reexport */ rollbackOn),
-  jb: () => (/* reexport */ summaryTable)
-});
-
-// UNUSED EXPORTS: deploy, pickTarget, rollback
-
-// EXTERNAL MODULE: ./build/tsc/lib/errors.js
-var errors = __nccwpck_require__(2830);
-// EXTERNAL MODULE: ./build/tsc/lib/release/store.js + 3 modules
-var release_store = __nccwpck_require__(1872);
-// EXTERNAL MODULE: ./build/tsc/lib/compose/validate.js
-var validate = __nccwpck_require__(8098);
-// EXTERNAL MODULE: ./build/tsc/lib/deploy/release.js + 1 modules
-var deploy_release = __nccwpck_require__(7008);
-// EXTERNAL MODULE: ./build/tsc/lib/runtime/compose.js + 1 modules
-var compose = __nccwpck_require__(5870);
-;// CONCATENATED MODULE: ./build/tsc/lib/deploy/fleet.js
-/**
- * Several hosts at once: connect and lock every host first (a bad host key, a refused login or a held
- * lock stops everything before any change), then the first host alone as canary, then the rest
- * `maxParallel` at a time. When a host fails, no further host starts, and every host that had already
- * switched goes back to its previous release, so all hosts end on one version.
- *
- * A host whose link died mid-transaction is *settled*: connect again, take its lock (which waits until
- * its lock holder has closed the transaction by itself) and read the verdict from its journal.
+ * The smoke inputs smoke-test and ship share, read once, parsed once and masked before anything logs: the
+ * base URL (parsed; errors name the input it came from: smoke-test's `url`, ship's `smoke-url`), the
+ * checks, the headers, the deadlines. The redactor filled here (URL userinfo, every header value) is the one
+ * the checks run with.
  */
 
 
 
-const emit = async (opts, e) => {
-    await opts.onStep?.(e);
+
+
+
+const SMOKE_TEST_NAMES = {
+    url: 'url',
+    checks: 'checks',
+    timeout: 'timeout',
+    headers: 'headers',
+    requestTimeout: 'request-timeout',
+    insecureTls: 'insecure-tls'
 };
-async function openHost(opts, label, owner, kind) {
-    const remote = await opts.connect(label);
-    const store = new release_store/* ReleaseStore */.T(remote, { path: opts.path, project: opts.project, log: opts.log });
-    const runtime = (opts.runtime ?? (s => new compose/* ComposeRuntime */.$F(s)))(store);
-    try {
-        await emit(opts, { host: label, kind, step: 'lock', phase: 'start' });
-        const state = await store.lock(opts.lockTimeout, owner);
-        runtime.accept(state);
-        await emit(opts, { host: label, kind, step: 'lock', phase: 'end' });
-        return {
-            label,
-            store,
-            runtime,
-            state,
-            started: Date.now(),
-            result: { host: label, status: 'skipped', durationMs: 0, execs: 0, compose: state.compose }
-        };
-    }
-    catch (e) {
-        await store.finish().catch(() => undefined);
-        await remote.close().catch(() => undefined);
-        throw e;
-    }
-}
-async function fleet_openFleet(opts, owner, kind) {
-    const opened = await Promise.allSettled(opts.hosts.map(h => openHost(opts, h, owner, kind)));
-    const failed = opened.find(r => r.status === 'rejected');
-    if (failed) {
-        await Promise.all(opened.map(async (r) => {
-            if (r.status !== 'fulfilled')
-                return;
-            await r.value.store.finish().catch(() => undefined);
-            await r.value.store.remote.close().catch(() => undefined);
-        }));
-        throw failed.reason;
-    }
-    return { hosts: opened.map(r => r.value), opts, owner };
-}
-/** Runs `run` on the canary, then on the rest with a pool; stops starting hosts after the first failure. */
-async function rollOut(fleet, maxParallel, run) {
-    let ok = true;
-    const one = async (h) => {
-        h.started = Date.now();
-        try {
-            if (!(await run(h)))
-                ok = false;
-        }
-        catch (e) {
-            ok = false;
-            h.result.status = 'failed';
-            h.result.message = (0,errors/* errorMessage */.gJ)(e).split('\n')[0];
-        }
-        h.result.durationMs = Date.now() - h.started;
-    };
-    if (fleet.length === 0)
-        return true;
-    await one(fleet[0]);
-    let next = 1;
-    const workers = Array.from({ length: Math.max(1, Math.min(maxParallel, fleet.length - 1)) }, async () => {
-        while (ok && next < fleet.length)
-            await one(fleet[next++]);
-    });
-    await Promise.all(workers);
-    return ok;
-}
-/**
- * Connects to a host again after its link was lost and takes its lock (which waits until the old lock
- * holder has closed any open transaction); the host's store, runtime and state become the new ones.
- */
-async function reconnect(fleet, h, kind) {
-    const old = h.store;
-    await old.remote.close().catch(() => undefined);
-    const fresh = await openHost(fleet.opts, h.label, fleet.owner, kind);
-    fresh.store.execs += old.execs;
-    h.store = fresh.store;
-    h.runtime = fresh.runtime;
-    h.state = fresh.state;
-}
-/**
- * After a lost link: connect again, take the lock (the old lock holder lets it go only once it has
- * closed the transaction), and return the final journal entry of `txn`. The host's store, runtime and
- * state are replaced by the new connection's, so the fleet goes on using it.
- */
-async function settle(fleet, h, txn, kind) {
-    const old = h.store;
-    try {
-        await reconnect(fleet, h, kind);
-    }
-    catch (e) {
-        return {
-            state: 'lost',
-            message: `lost the connection and could not connect again to read what the host did (${(0,errors/* errorMessage */.gJ)(e).split('\n')[0]}); its lock holder closes the transaction by itself: check ${old.layout.ledger}`
-        };
-    }
-    const fresh = h;
-    const mine = fresh.state.ledger.filter(e => e.txn === txn);
-    const final = [...mine].reverse().find(e => e.event !== 'begin');
-    const where = `(read from the host's journal after the connection was lost)`;
-    if (mine.length === 0)
-        return {
-            state: 'aborted',
-            message: `the connection was lost before the transaction began; nothing on the host changed ${where}`
-        };
-    if (!final)
-        return {
-            state: 'failed',
-            message: `the connection was lost and the transaction is still open on the host (its lock holder did not close it) ${where}; the next deploy or rollback closes it`
-        };
-    const ev = final.event;
-    if (ev === 'deploy' ||
-        ev === 'rollback' ||
-        ev === 'revert' ||
-        (ev === 'auto-rollback' && final.release === final.attempted))
-        return { state: 'committed', event: ev };
-    if (ev === 'recovered' || ev === 'auto-rollback')
-        return {
-            state: 'put-back',
-            event: ev,
-            message: `the connection was lost; the host put ${final.version ?? final.release} back by itself ${where}`
-        };
-    if (ev === 'aborted')
-        return {
-            state: 'aborted',
-            event: ev,
-            message: `the connection was lost before anything live changed ${where}`
-        };
-    return { state: 'failed', event: ev, message: `${final.reason ?? 'failed'} ${where}` };
-}
-/** Lets every lock go (pruning where asked) and closes every connection; never throws. */
-async function fleet_closeFleet(fleet, prune, kind = 'deploy') {
-    await Promise.all(fleet.hosts.map(async (h) => {
-        try {
-            await emit(fleet.opts, { host: h.label, kind, step: 'finish', phase: 'start' });
-            const out = await h.store.finish(prune?.(h) ?? {});
-            for (const l of out)
-                h.store.log.info(`${h.label}: ${l}`);
-            await emit(fleet.opts, { host: h.label, kind, step: 'finish', phase: 'end' });
-        }
-        catch (e) {
-            h.store.log.warning(`${h.label}: could not finish cleanly (${(0,errors/* errorMessage */.gJ)(e)}); the lock ends with the connection`);
-        }
-        h.result.execs = h.store.execs;
-        await h.store.remote.close().catch(() => undefined);
-    }));
-}
-
-// EXTERNAL MODULE: external "node:crypto"
-var external_node_crypto_ = __nccwpck_require__(7598);
-;// CONCATENATED MODULE: ./build/tsc/lib/deploy/transaction.js
-/**
- * One release transaction on one host: the steps a deploy, a rollback, a revert or a put-back after a
- * failed smoke test all go through, journaled by the release store before each irreversible step.
- *
- *   begin (journal: intent)  → upload (deploys) → pull → up (recovery armed: put `live` back)
- *   → health → close: [runtime cut-over] + current → target + final entry + recovery disarmed, in one step
- *   → afterClose (drain, stop what no longer serves)
- *
- * Before `up`, a failure changes nothing live: the transaction closes `aborted`. From `up` on, any failure
- * (a command failing, a health check, a timeout) puts `live` back when auto-rollback is on and closes
- * `auto-rollback` (or `failed`). When the link is gone, nothing more can be done from here: the host's
- * lock holder runs the armed recovery (or the abort entry) by itself, and the fleet settles the host's
- * verdict by reading its journal once it can connect again (see fleet.ts settle()).
- */
-
-
-const newTxn = () => (0,external_node_crypto_.randomBytes)(6).toString('hex');
-async function transact(store, runtime, a) {
-    const { target, live } = a;
-    const host = store.label;
-    const step = async (name, fn, release = target.id) => {
-        await a.onStep?.({ host, kind: a.kind, step: name, phase: 'start', release });
-        const r = await fn();
-        await a.onStep?.({ host, kind: a.kind, step: name, phase: 'end', release });
-        return r;
-    };
-    const base = {
-        txn: a.txn,
-        kind: a.kind,
-        attempted: target.id,
-        attemptedVersion: target.version,
-        actor: a.actor,
-        runUrl: a.runUrl
-    };
-    const stay = { release: live?.id ?? '', version: live?.version, from: a.liveFrom };
-    const lost = (e) => store.connected
-        ? undefined
-        : {
-            state: 'lost',
-            message: `the connection was lost (${(0,errors/* errorMessage */.gJ)(e).split('\n')[0]}); the host puts ${live ? `${live.version} (${live.id})` : 'nothing'} back by itself`
-        };
-    // 1. before anything live changes: failures close the transaction `aborted`
-    try {
-        await store.begin({ ...base, event: 'begin', ...stay }, { ...base, event: 'aborted', ...stay, reason: 'the runner went away before anything live changed' });
-        if (a.upload) {
-            const up = a.upload;
-            await step('upload', () => store.upload(target, runtime.prepareFiles(target, up.files), up.env, up.copyEnvFrom));
-            a.log(`uploaded release ${target.id}`);
-        }
-        const pulled = await step('pull', () => runtime.ensureImages(Object.values(target.images), a.registry));
-        a.log(pulled.length ? `pulled ${pulled.join(', ')}` : 'images already on the host');
-    }
-    catch (e) {
-        const gone = lost(e);
-        if (gone)
-            return gone;
-        const message = `${(0,errors/* errorMessage */.gJ)(e).split('\n')[0].replace(`${host}: `, '')}; nothing live changed${live ? `, ${live.version} still serves` : ''}`;
-        try {
-            await store.close({ ...base, event: 'aborted', ...stay, reason: message }, undefined);
-        }
-        catch (e2) {
-            return (lost(e2) ?? {
-                state: 'failed',
-                message: `${message}; and the journal could not be closed: ${(0,errors/* errorMessage */.gJ)(e2)}`
-            });
-        }
-        return { state: 'aborted', message };
-    }
-    // 2. containers change: the recovery puts `live` back should the runner go away
-    const recover = live ? store.recoverScript(runtime.restoreLines(live), { ...base, ...stay }) : '';
-    let reason;
-    let logs;
-    try {
-        a.log(`starting ${a.services?.length ? a.services.join(', ') : 'all services'} of ${target.version}`);
-        await step('up', () => runtime.start(target, a.services, recover));
-        a.log(`waiting up to ${a.healthTimeout}s for ${a.health.join(', ')} to be healthy`);
-        const h = await step('health', () => runtime.waitHealthy(target, a.health, a.healthTimeout, a.healthOpts));
-        if (h.ok) {
-            await step('switch', () => store.close({
-                ...base,
-                event: a.okEvent,
-                release: target.id,
-                version: target.version,
-                from: a.okFrom ?? live?.id,
-                fromVersion: a.okFrom !== undefined ? a.okFromVersion : live?.version,
-                images: target.images,
-                ...a.okExtra
-            }, target.id, runtime.cutOverArgv(target)));
-            a.log(`healthy (${h.state}); current → ${target.id}`);
-            try {
-                const stopped = await runtime.afterClose(target);
-                if (stopped.length)
-                    a.log(stopped.join(', '));
-            }
-            catch (e) {
-                a.warn(`${target.version} is live; cleaning up after it failed: ${(0,errors/* errorMessage */.gJ)(e)}`);
-            }
-            return { state: 'committed' };
-        }
-        reason = `${target.version} did not turn healthy within ${a.healthTimeout}s (${h.result}: ${h.state})`;
-        logs = h.logs;
-    }
-    catch (e) {
-        const gone = lost(e);
-        if (gone)
-            return gone;
-        // the host's label leads the step's error already: the result names the host once
-        reason = (0,errors/* errorMessage */.gJ)(e).split('\n')[0].replace(`${host}: `, '');
-        logs = (0,errors/* isUserError */.iU)(e) ? e.details : undefined;
-    }
-    a.warn(reason);
-    if (logs)
-        a.log(`last log lines of the failing containers:\n${logs}`);
-    // 3. the target failed after containers changed: put live back
-    try {
-        if (a.autoRollback && live) {
-            a.log(`putting ${live.version} (${live.id}) back`);
-            const back = await step('put-back', () => runtime.restore(live, a.health, a.healthTimeout, recover, a.healthOpts), live.id);
-            if (!back.ok)
-                a.warn(`${live.version} is not healthy either (${back.result}: ${back.state})${back.logs ? `\n${back.logs}` : ''}`);
-            const message = back.ok
-                ? reason
-                : `${reason}; putting ${live.version} back failed too (${back.result}: ${back.state})`;
-            await store.close({ ...base, event: back.ok ? 'auto-rollback' : 'failed', ...stay, reason: message }, live.id);
-            return back.ok ? { state: 'put-back', message, logs } : { state: 'failed', message, logs };
-        }
-        const message = `${reason}; ${live
-            ? 'auto-rollback is off, the new containers were left running'
-            : 'no previous release to go back to'}`;
-        await store.close({ ...base, event: 'failed', ...stay, reason: message }, undefined);
-        return { state: 'failed', message, logs };
-    }
-    catch (e) {
-        return lost(e) ?? { state: 'failed', message: `${reason}; then: ${(0,errors/* errorMessage */.gJ)(e).split('\n')[0]}`, logs };
-    }
-}
-
-;// CONCATENATED MODULE: ./build/tsc/lib/deploy/deploy.js
-/**
- * deploy(): validate → pin images → connect and lock every host → per host (canary first) one release
- * transaction (transaction.ts): upload → pull → up → health → switch; on failure the previous release is
- * put back (auto-rollback) and the hosts already switched are reverted → prune → unlock.
- *
- * The step's status comes from each host's transaction outcome; where a link died, from the host's
- * journal read again (fleet.ts settle()).
- */
-
-
-
-
-
-
-async function deploy(opts) {
-    const held = await deployHeld(opts);
-    await releaseDeploy(held, opts);
-    return held.result;
-}
-/** Lets the locks of a held deploy go, pruning when it went live. */
-async function releaseDeploy(held, opts) {
-    const ok = held.result.status === 'deployed';
-    await fleet_closeFleet(held.fleet, h => {
-        const m = held.plans.get(h);
-        if (!ok || !m || h.state.current !== m.meta.id)
-            return undefined;
-        return (0,release_store/* prunePlan */.kH)(h.state, m.meta.id, opts.keepReleases);
-    });
-    for (const h of held.fleet.hosts) {
-        const r = held.result.hosts.find(x => x.host === h.label);
-        if (r)
-            r.execs = h.store.execs;
-    }
-}
-/** A deploy whose locks stay held (ship smoke-tests before letting them go). */
-async function deployHeld(opts) {
-    // 1. everything that can be checked locally, before any host is contacted
-    const path = (0,validate/* validateProjectPath */.fm)(opts.path);
-    const version = (0,validate/* validateVersion */.Pj)(opts.version);
-    if (opts.hosts.length === 0)
-        throw new errors/* UserError */.yo(`Input 'hosts' is empty. Name at least one host, e.g. 'hosts: deploy@203.0.113.10'.`);
-    const compose = (0,deploy_release/* readComposeFiles */.EW)(opts.composeFiles);
-    const { images, updated } = (0,deploy_release/* checkServices */.RP)({ compose, images: opts.images, services: opts.services });
-    const pinned = await (0,deploy_release/* pinImages */.Mc)(images, opts.resolveDigest);
-    const releaseId = (0,validate/* makeReleaseId */.T1)(version);
-    await opts.onPlanned?.({ releaseId, version, images: pinned });
-    const subset = opts.services && opts.services.length ? updated : undefined;
-    // 2. connect and lock every host
-    const fleet = await fleet_openFleet({ ...opts, path }, `${opts.actor ?? 'someone'} ${opts.runUrl ?? ''} release ${releaseId}`.trim(), 'deploy');
-    const plans = new Map();
-    const release = { fleet, plans, result: undefined };
-    try {
-        // 3. every host's plan before any host changes; refusals here change nothing anywhere
-        for (const h of fleet.hosts) {
-            const { state } = h;
-            const prev = (0,release_store/* liveRelease */._8)(state);
-            if (state.currentMissing && opts.envFile === undefined)
-                throw new errors/* UserError */.yo(`${h.label}: ${h.store.layout.current} names release ${state.current}, whose folder is missing, so its .env cannot be carried over and it cannot be put back. Set 'env-file' for this deploy, or restore ${h.store.layout.release(state.current)}.`);
-            const carried = Object.fromEntries(Object.entries(prev?.images ?? {}).filter(([s]) => compose.services.includes(s) && !(s in pinned)));
-            const all = { ...carried, ...pinned };
-            const meta = (0,deploy_release/* releaseMeta */.xR)({
-                id: releaseId,
-                version,
-                sha: opts.sha,
-                actor: opts.actor,
-                runUrl: opts.runUrl,
-                compose,
-                images: all,
-                updated,
-                env: opts.envFile !== undefined || !!prev?.env
-            });
-            plans.set(h, { meta, prev, prevFrom: (0,release_store/* previousRelease */.Fi)(state), txn: newTxn() });
-            Object.assign(h.result, {
-                releaseId,
-                version,
-                previousReleaseId: prev?.id,
-                previousVersion: prev?.version,
-                compose: state.compose
-            });
-            const live = prev
-                ? `${prev.version} (${prev.id})`
-                : state.currentMissing
-                    ? `release ${state.current}, whose folder is missing: nothing to put back`
-                    : 'nothing yet';
-            opts.log.info(`${h.label}: ${h.runtime.name}, compose ${state.compose}; live: ${live}`);
-            if (state.open)
-                await closeOpen(h);
-        }
-        const deployOne = async (h) => {
-            const m = plans.get(h);
-            const all = m.meta.images;
-            let out = await transact(h.store, h.runtime, {
-                kind: 'deploy',
-                txn: m.txn,
-                target: m.meta,
-                live: m.prev,
-                liveFrom: m.prevFrom,
-                upload: {
-                    files: [
-                        ...compose.files,
-                        { name: 'shipline.override.yml', data: (0,deploy_release/* overrideFile */.ng)(all, compose.version) }
-                    ],
-                    env: opts.envFile,
-                    copyEnvFrom: opts.envFile === undefined && m.prev?.env ? m.prev.id : undefined
-                },
-                services: subset,
-                health: updated,
-                healthTimeout: opts.healthTimeout,
-                healthOpts: { stableSec: opts.stableSeconds },
-                registry: opts.registry,
-                okEvent: 'deploy',
-                autoRollback: opts.autoRollback,
-                actor: opts.actor,
-                runUrl: opts.runUrl,
-                onStep: opts.onStep,
-                log: msg => opts.log.info(`${h.label}: ${msg}`),
-                warn: msg => opts.log.warning(`${h.label}: ${msg}`)
-            });
-            if (out.state === 'lost') {
-                opts.log.warning(`${h.label}: ${out.message}; connecting again to read the outcome`);
-                out = await settle(fleet, h, m.txn, 'deploy');
-            }
-            else if (out.state === 'committed') {
-                // what the host now holds, for the prune plan and for ship's put-back on the same lock
-                h.state.current = m.meta.id;
-                h.state.releases.set(m.meta.id, m.meta);
-                h.state.ledger.push({ time: '', event: 'deploy', txn: m.txn, release: m.meta.id, from: m.prev?.id });
-            }
-            return record(h, out, 'deployed');
-        };
-        const ok = await rollOut(fleet.hosts, opts.maxParallel ?? 1, deployOne);
-        if (!ok)
-            await revertSwitched(fleet, plans, opts);
-        release.result = result(fleet, ok, releaseId, version, pinned, plans);
-    }
-    catch (e) {
-        await fleet_closeFleet(fleet);
-        throw e;
-    }
-    return release;
-}
-/** Sets a host's result from a transaction outcome; true when it committed. */
-function record(h, out, committed) {
-    switch (out.state) {
-        case 'committed':
-            h.result.status = committed;
-            return true;
-        case 'put-back':
-            h.result.status = 'rolled-back';
-            h.result.message = out.message;
-            h.result.logs = out.logs;
-            return false;
-        default:
-            h.result.status = 'failed';
-            h.result.message = out.message;
-            if ('logs' in out)
-                h.result.logs = out.logs;
-            return false;
-    }
-}
-/** A transaction left open (its lock holder died with the host): close it, saying what is known. */
-async function closeOpen(h) {
-    const o = h.state.open;
-    const cur = h.state.current ?? '';
-    h.store.log.warning(`${h.label}: the journal's last transaction (${o.txn ?? '?'}, ${o.kind ?? 'deploy'} of ${o.attempted ?? '?'}) was left open; closing it: the containers may differ from ${cur || 'current'} until this ${o.kind ?? 'deploy'} replaces them`);
-    await h.store.append({
-        event: 'aborted',
-        txn: o.txn,
-        kind: o.kind,
-        release: cur,
-        attempted: o.attempted,
-        reason: 'left open (the host lost its lock holder); closed by the next deploy'
-    });
-    h.state.ledger.push({ time: '', event: 'aborted', txn: o.txn, release: cur, attempted: o.attempted });
-    h.state.open = undefined;
-    h.state.diverged = true;
-}
-/** Hosts that had switched go back to their previous release (a transaction of its own each). */
-async function revertSwitched(fleet, plans, opts) {
-    const failedHost = fleet.hosts.find(h => h.result.status === 'failed' || h.result.status === 'rolled-back')?.label ??
-        'another host';
-    await Promise.all(fleet.hosts
-        .filter(h => h.result.status === 'deployed')
-        .map(async (h) => {
-        const m = plans.get(h);
-        if (!m.prev) {
-            h.result.message = `stays on ${m.meta.version}: no previous release to go back to`;
-            return;
-        }
-        opts.log.info(`${h.label}: ${failedHost} failed; putting ${m.prev.version} back so all hosts run one version`);
-        if (!h.store.connected) {
-            try {
-                await reconnect(fleet, h, 'deploy');
-            }
-            catch (e) {
-                h.result.status = 'failed';
-                h.result.message = `went live with ${m.meta.version}, but ${failedHost} failed and this host cannot be reached to go back: ${(0,errors/* errorMessage */.gJ)(e).split('\n')[0]}`;
-                return;
-            }
-        }
-        const txn = newTxn();
-        let out = await transact(h.store, h.runtime, {
-            kind: 'deploy',
-            txn,
-            target: m.prev,
-            live: m.meta,
-            liveFrom: m.prev.id,
-            health: m.meta.updated,
-            healthTimeout: opts.healthTimeout,
-            healthOpts: { stableSec: opts.stableSeconds },
-            registry: opts.registry,
-            okEvent: 'revert',
-            okFrom: m.prevFrom,
-            okFromVersion: m.prevFrom ? h.state.releases.get(m.prevFrom)?.version : undefined,
-            okExtra: { attempted: m.meta.id, attemptedVersion: m.meta.version, reason: `${failedHost} failed` },
-            autoRollback: true,
-            actor: opts.actor,
-            runUrl: opts.runUrl,
-            onStep: opts.onStep,
-            log: msg => opts.log.info(`${h.label}: ${msg}`),
-            warn: msg => opts.log.warning(`${h.label}: ${msg}`)
-        });
-        if (out.state === 'lost')
-            out = await settle(fleet, h, txn, 'deploy');
-        if (out.state === 'committed') {
-            h.result.status = 'reverted';
-            h.result.message = `went back to ${m.prev.version} because ${failedHost} failed`;
-        }
-        else {
-            h.result.status = 'failed';
-            h.result.message = `could not go back to ${m.prev.version} after ${failedHost} failed: ${out.message}`;
-        }
-    }));
-}
-function result(fleet, ok, releaseId, version, pinned, plans) {
-    const hosts = fleet.hosts.map(h => h.result);
-    const first = fleet.hosts[0];
-    const m = first ? plans.get(first) : undefined;
-    const images = m ? m.meta.images : pinned;
-    if (ok)
-        return {
-            status: 'deployed',
-            releaseId,
-            version,
-            previousVersion: m?.prev?.version ?? '',
-            images,
-            hosts,
-            connections: fleet.hosts.length
-        };
-    // every host back on its previous release (or never touched) counts as rolled back
-    const allBack = hosts.every(r => r.status === 'rolled-back' || r.status === 'reverted' || r.status === 'skipped');
-    const bad = hosts.find(r => r.status === 'failed' || r.status === 'rolled-back');
-    const status = allBack && hosts.some(r => r.status === 'rolled-back') ? 'rolled-back' : 'failed';
-    const error = `${bad?.host ?? 'a host'}: ${bad?.message ?? 'deploy failed'}${status === 'rolled-back' ? '; the previous release is back on every host' : ''}`;
-    const live = m?.prev;
+const SHIP_SMOKE_NAMES = {
+    url: 'smoke-url',
+    checks: 'smoke-checks',
+    timeout: 'smoke-timeout'
+};
+function readSmokeInputs(names) {
+    // Secrets first: nothing is logged before every credential form is masked.
+    const headers = names.headers ? parseHeaderLines(secret(names.headers)) : {};
+    const rawUrl = str(names.url);
+    const checksText = str(names.checks);
+    const timeout = inputs_int(names.timeout, 60, { min: 1, max: 3600 });
+    const requestTimeout = names.requestTimeout
+        ? inputs_int(names.requestTimeout, 5, { min: 1, max: 600 })
+        : Math.min(5, timeout);
+    const insecureTls = names.insecureTls ? bool(names.insecureTls, false) : false;
+    const checks = parseChecks(checksText, names.checks);
+    const redactor = smokeSecrets(new redact/* Redactor */.pO(), { url: rawUrl, headers, checks });
+    for (const form of redactor.forms())
+        core/* setSecret */.Pq(form); // forms() already holds the base64 and URL-encoded forms
+    if (rawUrl.trim() === '')
+        throw new errors/* UserError */.yo(`Input '${names.url}' is required: the base URL of the deployment, e.g. '${names.url}: https://stage.example.com'.`);
+    const url = parseBaseUrl(rawUrl, names.url);
     return {
-        status,
-        releaseId: status === 'rolled-back' && live ? live.id : releaseId,
-        version: status === 'rolled-back' && live ? live.version : version,
-        previousVersion: live?.version ?? '',
-        images: status === 'rolled-back' && live ? live.images : images,
-        hosts,
-        error,
-        connections: fleet.hosts.length
+        url,
+        display: (0,redact/* displayUrl */.Qy)(rawUrl.trim()),
+        urlInput: names.url,
+        checks,
+        headers,
+        timeout,
+        requestTimeout,
+        insecureTls,
+        redactor
     };
 }
 
-;// CONCATENATED MODULE: ./build/tsc/lib/deploy/rollback.js
+;// CONCATENATED MODULE: ./build/tsc/ship/inputs.js
 /**
- * rollback(): puts a previous release back on every host without rebuilding: the target's files are still
- * in its release folder, its images are pulled only when they are no longer on the host. One release
- * transaction per host (transaction.ts), health-gated like a deploy; a host where the target is already
- * live is left alone (idempotent). Every host's target is checked before any host changes.
+ * ship's inputs, read once and typed: the smoke group under ship's names (`smoke-url`, `smoke-checks`,
+ * `smoke-timeout`; errors name those) and deploy-ssh's inputs. Everything is checked before the deploy
+ * starts, so a bad smoke input never reaches a host.
  */
 
 
 
 
-
-
-const kept = (state) => [...state.releases.values()]
-    .sort((a, b) => (a.id < b.id ? 1 : -1))
-    .map(m => `${m.version} (${m.id})`)
-    .join(', ') || 'none';
-/** The target on one host: `to` as a release id, else the newest release with that version; default the previous. */
-function pickTarget(state, to, host) {
-    if (to) {
-        const byId = state.releases.get(to);
-        if (byId)
-            return byId;
-        const byVersion = [...state.releases.values()]
-            .filter(m => m.version === to)
-            .sort((a, b) => (a.id < b.id ? 1 : -1));
-        // prefer the live one when it has that version (a no-op), else the newest
-        const live = byVersion.find(m => m.id === state.current);
-        if (live)
-            return live;
-        if (byVersion[0])
-            return byVersion[0];
-        const gone = state.ledger.find(e => e.release === to || e.version === to || e.attempted === to);
-        throw new errors/* UserError */.yo(`${host}: no release with version or id '${to}' is kept on the host${gone ? ' (the journal knows it, but its folder is gone)' : ''}. Kept: ${kept(state)}.`);
-    }
-    if (!state.current)
-        throw new errors/* UserError */.yo(`${host}: nothing has been deployed to this path yet, so there is nothing to roll back.`);
-    const missing = (0,release_store/* previousMissing */.SI)(state);
-    if (missing)
-        throw new errors/* UserError */.yo(`${host}: the release live before the current one, ${missing}, is no longer kept on the host (its folder is gone). Kept: ${kept(state)}. Name one with 'to'.`);
-    const prev = (0,release_store/* previousRelease */.Fi)(state);
-    if (!prev)
-        throw new errors/* UserError */.yo(`${host}: the live release is the only one kept, so there is nothing to roll back to. Name a release with 'to'.`);
-    return state.releases.get(prev);
-}
-/**
- * True when the containers may not be what `current` says: the last final entry is a failed deploy that
- * was left running (auto-rollback off, or its put-back failed), or a transaction was found open. Rolling
- * back to `current` then brings it up again instead of being a no-op.
- */
-function containersDiverge(state) {
-    if (state.diverged)
-        return true;
-    const last = [...state.ledger].reverse().find(e => e.event !== 'begin');
-    return !!last && last.event === 'failed' && !!last.attempted;
-}
-async function rollback(opts) {
-    const path = validateProjectPath(opts.path);
-    if (opts.hosts.length === 0)
-        throw new UserError(`Input 'hosts' is empty. Name at least one host, e.g. 'hosts: deploy@203.0.113.10'.`);
-    if (opts.to !== undefined && opts.to !== '' && !/^[A-Za-z0-9._+:@/-]{1,128}$/.test(opts.to)) {
-        throw new UserError(`Input 'to' must be a version or a release id (letters, digits, . _ + : @ / -), got '${opts.to}'.`);
-    }
-    const fleet = await openFleet({ ...opts, path }, `${opts.actor ?? 'someone'} ${opts.runUrl ?? ''} rollback`.trim(), 'rollback');
-    try {
-        return await rollbackOn(fleet, opts);
-    }
-    finally {
-        await closeFleet(fleet, undefined, 'rollback');
-    }
-}
-/** A rollback on hosts already locked (by rollback() or by ship after its deploy). */
-async function rollbackOn(fleet, opts) {
-    const plans = new Map();
-    // every host must know its target before any host changes
-    for (const h of fleet.hosts) {
-        const target = pickTarget(h.state, opts.to || undefined, h.label);
-        const live = (0,release_store/* liveRelease */._8)(h.state);
-        plans.set(h, { target, live, liveFrom: (0,release_store/* previousRelease */.Fi)(h.state), diverged: containersDiverge(h.state) });
-    }
-    for (const h of fleet.hosts)
-        if (h.state.open)
-            await closeOpen(h);
-    const first = plans.get(fleet.hosts[0]);
-    if (first && (first.target.id !== first.live?.id || first.diverged)) {
-        const t = first.target;
-        await opts.onPlanned?.({
-            releaseId: t.id,
-            version: t.version,
-            images: t.images,
-            sha: t.sha,
-            fromVersion: first.live?.version
-        });
-    }
-    const txns = new Map();
-    const ok = await rollOut(fleet.hosts, opts.maxParallel ?? 1, async (h) => {
-        const { target, live, liveFrom } = plans.get(h);
-        const diverged = containersDiverge(h.state) || plans.get(h).diverged;
-        const log = (m) => opts.log.info(`${h.label}: ${m}`);
-        h.result.status = 'skipped';
-        h.result.message = undefined;
-        Object.assign(h.result, {
-            releaseId: target.id,
-            version: target.version,
-            previousReleaseId: live?.id,
-            previousVersion: live?.version
-        });
-        if (live && live.id === target.id && !diverged) {
-            h.result.status = 'unchanged';
-            h.result.message = `${target.version} (${target.id}) is already live`;
-            log(h.result.message);
-            return true;
-        }
-        log(`rolling back from ${live ? `${live.version} (${live.id})` : 'nothing'} to ${target.version} (${target.id})`);
-        const givenUp = opts.givingUp && live && live.id !== target.id ? live : undefined;
-        const targetFrom = givenUp ? (0,release_store/* previousRelease */.Fi)({ ...h.state, current: target.id }) : undefined;
-        const txn = newTxn();
-        txns.set(h, txn);
-        let out = await transact(h.store, h.runtime, {
-            kind: 'rollback',
-            txn,
-            target,
-            // putting a release back over itself (diverged containers): the put-back target is the same
-            live: live && live.id !== target.id ? live : undefined,
-            liveFrom,
-            health: target.services,
-            healthTimeout: opts.healthTimeout,
-            healthOpts: { stableSec: opts.stableSeconds },
-            registry: opts.registry,
-            okEvent: givenUp ? 'auto-rollback' : 'rollback',
-            okFrom: givenUp ? targetFrom : undefined,
-            okFromVersion: givenUp && targetFrom ? h.state.releases.get(targetFrom)?.version : undefined,
-            okExtra: givenUp
-                ? { attempted: givenUp.id, attemptedVersion: givenUp.version, reason: opts.givingUp }
-                : undefined,
-            autoRollback: true,
-            actor: opts.actor,
-            runUrl: opts.runUrl,
-            onStep: opts.onStep,
-            log,
-            warn: m => opts.log.warning(`${h.label}: ${m}`)
-        });
-        if (out.state === 'lost')
-            out = await settle(fleet, h, txn, 'rollback');
-        if (out.state === 'put-back') {
-            h.result.status = 'failed';
-            h.result.message = `${out.message}; ${live?.version ?? 'the live release'} is back`;
-            return false;
-        }
-        return record(h, out, 'rolled-back');
-    });
-    if (!ok) {
-        // hosts already rolled back go forward again, so all hosts end on one version
-        await Promise.all(fleet.hosts
-            .filter(h => h.result.status === 'rolled-back')
-            .map(async (h) => {
-            const { target, live, liveFrom } = plans.get(h);
-            if (!live)
-                return;
-            const txn = newTxn();
-            let out = await transact(h.store, h.runtime, {
-                kind: 'rollback',
-                txn,
-                target: live,
-                live: target,
-                liveFrom: live.id,
-                health: live.services,
-                healthTimeout: opts.healthTimeout,
-                healthOpts: { stableSec: opts.stableSeconds },
-                registry: opts.registry,
-                okEvent: 'revert',
-                okFrom: liveFrom,
-                okExtra: {
-                    attempted: target.id,
-                    attemptedVersion: target.version,
-                    reason: 'another host failed'
-                },
-                autoRollback: true,
-                onStep: opts.onStep,
-                log: m => opts.log.info(`${h.label}: ${m}`),
-                warn: m => opts.log.warning(`${h.label}: ${m}`)
-            });
-            if (out.state === 'lost')
-                out = await settle(fleet, h, txn, 'rollback');
-            h.result.status = out.state === 'committed' ? 'reverted' : 'failed';
-        }));
-    }
-    const hosts = fleet.hosts.map(h => h.result);
-    const allSame = hosts.every(r => r.status === 'unchanged');
-    const bad = hosts.find(r => r.status === 'failed');
-    return {
-        status: !ok ? 'failed' : allSame ? 'unchanged' : 'rolled-back',
-        fromVersion: first?.live?.version ?? '',
-        toVersion: first?.target.version ?? '',
-        releaseId: first?.target.id ?? '',
-        images: first?.target.images ?? {},
-        hosts,
-        error: ok ? undefined : `${bad?.host ?? 'a host'}: ${bad?.message ?? 'rollback failed'}`,
-        connections: fleet.hosts.length
-    };
+function getInputs() {
+    if (str(SHIP_SMOKE_NAMES.url).trim() === '')
+        throw new errors/* UserError */.yo("Input 'smoke-url' is required: the base URL ship checks after the deploy, e.g. 'smoke-url: https://stage.example.com'.");
+    const smoke = readSmokeInputs(SHIP_SMOKE_NAMES);
+    return { smoke, deploy: readDeployInputs() };
 }
 
-;// CONCATENATED MODULE: ./build/tsc/lib/deploy/summary.js
-const cell = (s) => (s ?? '').replace(/\|/g, '\\|').replace(/\n/g, ' ');
-function summaryTable(title, hosts, extra = []) {
-    const lines = [`### ${title}`, ''];
-    for (const [k, v] of extra)
-        lines.push(`- **${cell(k)}**: ${cell(v)}`);
-    if (extra.length)
-        lines.push('');
-    lines.push('| host | status | release | version | previous | time | note |', '|---|---|---|---|---|---|---|');
-    for (const h of hosts) {
-        lines.push(`| ${cell(h.host)} | ${h.status} | ${cell(h.releaseId)} | ${cell(h.version)} | ${cell(h.previousVersion)} | ${(h.durationMs / 1000).toFixed(1)}s | ${cell(h.message)} |`);
-    }
-    const logs = hosts.filter(h => h.logs);
-    for (const h of logs)
-        lines.push('', `<details><summary>${cell(h.host)}: last log lines</summary>`, '', '```', h.logs.slice(-4000), '```', '', '</details>');
-    return lines.join('\n') + '\n';
-}
-
-;// CONCATENATED MODULE: ./build/tsc/lib/deploy/index.js
-
-
-
-
-
-/***/ }),
-
-/***/ 7008:
-/***/ ((__unused_webpack___webpack_module__, __webpack_exports__, __nccwpck_require__) => {
-
-
-// EXPORTS
-__nccwpck_require__.d(__webpack_exports__, {
-  RP: () => (/* binding */ checkServices),
-  Ty: () => (/* binding */ credentialRegistry),
-  ng: () => (/* binding */ overrideFile),
-  Mc: () => (/* binding */ pinImages),
-  EW: () => (/* binding */ readComposeFiles),
-  xR: () => (/* binding */ releaseMeta)
-});
-
-;// CONCATENATED MODULE: external "node:fs"
-const external_node_fs_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:fs");
-// EXTERNAL MODULE: external "node:path"
-var external_node_path_ = __nccwpck_require__(6760);
-// EXTERNAL MODULE: ./node_modules/yaml/dist/index.js
-var dist = __nccwpck_require__(8815);
-// EXTERNAL MODULE: ./build/tsc/lib/errors.js
-var errors = __nccwpck_require__(2830);
-// EXTERNAL MODULE: ./build/tsc/lib/compose/layout.js
-var layout = __nccwpck_require__(2630);
-// EXTERNAL MODULE: ./build/tsc/lib/compose/validate.js
-var validate = __nccwpck_require__(8098);
-;// CONCATENATED MODULE: ./build/tsc/lib/deploy/release.js
-/** Builds a release locally (compose files, override, metadata) before any host is contacted. */
-
-
-
-
-
-
-/** Reads and checks the local compose files: each parses, names services, and file names stay distinct. */
-function readComposeFiles(paths) {
-    if (paths.length === 0)
-        throw new errors/* UserError */.yo(`Input 'compose-file' is empty. Name your compose file, e.g. 'compose-file: docker-compose.yml'.`);
-    const files = [];
-    const services = new Set();
-    let version;
-    const used = new Set([layout/* OVERRIDE_FILE */.KY, layout/* META_FILE */.fg, layout/* ENV_FILE */.h9]);
-    for (const [i, p] of paths.entries()) {
-        let data;
-        try {
-            data = (0,external_node_fs_namespaceObject.readFileSync)(p, 'utf8');
-        }
-        catch {
-            throw new errors/* UserError */.yo(`Input 'compose-file': cannot read '${p}'. Check the path (relative to the workspace) and that the repository is checked out.`);
-        }
-        let doc;
-        try {
-            doc = (0,dist/* parse */.qg)(data);
-        }
-        catch (e) {
-            throw new errors/* UserError */.yo(`Input 'compose-file': '${p}' is not valid YAML: ${String(e.message).split('\n')[0]}`);
-        }
-        const svc = doc?.services;
-        if (i === 0 && (typeof svc !== 'object' || svc === null || Array.isArray(svc))) {
-            throw new errors/* UserError */.yo(`Input 'compose-file': '${p}' has no 'services:' map. shipline deploys Compose files with services.`);
-        }
-        if (svc && typeof svc === 'object')
-            for (const k of Object.keys(svc))
-                services.add((0,validate/* validateServiceName */.Tx)(k, 'compose-file'));
-        const v = doc.version;
-        if (i === 0 && v !== undefined)
-            version = String(v);
-        let name = (0,external_node_path_.basename)(p).replace(/[^A-Za-z0-9._-]/g, '_');
-        if (!/\.ya?ml$/.test(name))
-            name += '.yml';
-        if (used.has(name) || name.startsWith('.'))
-            name = `${i}-${name.replace(/^\.+/, '')}`;
-        used.add(name);
-        files.push({ name, data });
-    }
-    return { files, services: [...services], version };
-}
-/** Checks `images` and `services` against the compose files; returns the parsed refs. */
-function checkServices(input) {
-    const images = (0,validate/* parseImagesInput */.M)(input.images);
-    const known = new Set(input.compose.services);
-    for (const svc of images.keys()) {
-        if (!known.has(svc))
-            throw new errors/* UserError */.yo(`Input 'images' names service '${svc}', which the compose files do not define. Known: ${[...known].join(', ')}.`);
-    }
-    const updated = (input.services ?? []).map(s => (0,validate/* validateServiceName */.Tx)(s, 'services'));
-    for (const s of updated) {
-        if (!known.has(s))
-            throw new errors/* UserError */.yo(`Input 'services' names '${s}', which the compose files do not define. Known: ${[...known].join(', ')}.`);
-    }
-    if (updated.length) {
-        const excluded = [...images.keys()].filter(s => !updated.includes(s));
-        if (excluded.length)
-            throw new errors/* UserError */.yo(`Input 'images' names ${excluded.join(', ')}, which input 'services' does not update (${updated.join(', ')}): the release would record an image that does not run. Add ${excluded.length > 1 ? 'them' : 'it'} to 'services', or remove ${excluded.length > 1 ? 'them' : 'it'} from 'images'.`);
-    }
-    return { images, updated: updated.length ? updated : [...known] };
-}
-/** Pins every image to image@sha256:… (tags resolved through the registry). */
-async function pinImages(images, resolve) {
-    const out = {};
-    await Promise.all([...images].map(async ([svc, ref]) => {
-        let digest = ref.digest;
-        if (!digest) {
-            if (!resolve)
-                throw new errors/* UserError */.yo(`Input 'images': '${ref.raw}' has no digest and no registry client is set up to resolve it.`);
-            digest = await resolve(ref);
-            if (!/^sha256:[a-f0-9]{64}$/.test(digest))
-                throw new Error(`registry answered a malformed digest '${digest}' for ${ref.raw}`);
-        }
-        out[svc] = `${ref.name}@${digest}`;
-    }));
-    return Object.fromEntries(Object.entries(out).sort());
-}
-/** The override file: every pinned service's image, plus the compose file's version key when it has one. */
-function overrideFile(images, version) {
-    const doc = {};
-    if (version)
-        doc.version = version;
-    doc.services = Object.fromEntries(Object.entries(images).map(([s, ref]) => [s, { image: ref }]));
-    return ('# written by shipline: pins each service to the digest this release was made with\n' + (0,dist/* stringify */.As)(doc));
-}
-function releaseMeta(p) {
-    return {
-        id: p.id,
-        version: p.version,
-        sha: p.sha,
-        time: new Date().toISOString(),
-        actor: p.actor,
-        runUrl: p.runUrl,
-        files: [...p.compose.files.map(f => f.name), layout/* OVERRIDE_FILE */.KY],
-        env: p.env,
-        images: p.images,
-        services: p.compose.services,
-        updated: p.updated
-    };
-}
-/**
- * The one registry `registry-password` is for: the `registry` input, else the single registry of all
- * `images`. Images spanning several registries with a password and no `registry` are refused (the
- * password must not travel to a registry it is not for). Undefined: no credentials at all.
- */
-function credentialRegistry(input) {
-    if (!input.password)
-        return undefined;
-    if (input.registry)
-        return input.registry;
-    const all = [...new Set(input.images.map(r => r.registry))];
-    if (all.length > 1)
-        throw new errors/* UserError */.yo(`Input 'images' names images from several registries (${all.join(', ')}) and 'registry-password' is set without 'registry': say which registry the password is for, e.g. 'registry: ${all[0]}'. Images from the others are pulled without credentials.`);
-    return all[0];
-}
-
-
-/***/ }),
-
-/***/ 2830:
-/***/ ((__unused_webpack___webpack_module__, __webpack_exports__, __nccwpck_require__) => {
-
-/* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
-/* harmony export */   gJ: () => (/* binding */ errorMessage),
-/* harmony export */   iU: () => (/* binding */ isUserError),
-/* harmony export */   yo: () => (/* binding */ UserError)
-/* harmony export */ });
-/**
- * An error the user can fix. Its message is one line that says what was wrong and how to fix it;
- * `details` (optional) holds the longer story for a collapsed log group.
- */
-class UserError extends Error {
-    details;
-    constructor(message, details) {
-        super(message);
-        this.name = 'UserError';
-        this.details = details;
-    }
-}
-function isUserError(e) {
-    return e instanceof UserError || (e instanceof Error && e.name === 'UserError');
-}
-function errorMessage(e) {
-    if (e instanceof Error)
-        return e.message;
-    return String(e);
-}
-
-
-/***/ }),
-
-/***/ 3054:
-/***/ ((__unused_webpack___webpack_module__, __webpack_exports__, __nccwpck_require__) => {
-
-/* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
-/* harmony export */   E1: () => (/* binding */ parseList),
-/* harmony export */   cG: () => (/* binding */ parseInteger),
-/* harmony export */   yG: () => (/* binding */ parseBoolean)
-/* harmony export */ });
-/* unused harmony export parseKeyValues */
-/* harmony import */ var _errors_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(2830);
-
-/** Plain parsers for action inputs; they know nothing of @actions/core so the library can reuse them. */
-function parseBoolean(name, raw, fallback) {
-    const v = raw.trim();
-    if (v === '')
-        return fallback;
-    if (/^true$/i.test(v))
-        return true;
-    if (/^false$/i.test(v))
-        return false;
-    throw new _errors_js__WEBPACK_IMPORTED_MODULE_0__/* .UserError */ .yo(`Input '${name}' must be true or false, got '${v}'. Set '${name}: true' or '${name}: false'.`);
-}
-/** One item per line; commas also accepted. Blank items and surrounding spaces are dropped. */
-function parseList(raw, { commas = true } = {}) {
-    const out = [];
-    for (const line of raw.split(/\r?\n/)) {
-        const parts = commas ? line.split(',') : [line];
-        for (const p of parts) {
-            const t = p.trim();
-            if (t !== '' && !t.startsWith('#'))
-                out.push(t);
-        }
-    }
-    return out;
-}
-function parseInteger(name, raw, fallback, { min = 0, max = Number.MAX_SAFE_INTEGER } = {}) {
-    const v = raw.trim();
-    if (v === '')
-        return fallback;
-    if (!/^-?\d+$/.test(v)) {
-        throw new _errors_js__WEBPACK_IMPORTED_MODULE_0__/* .UserError */ .yo(`Input '${name}' must be a whole number, got '${v}'. Write it as plain digits, e.g. '${name}: ${fallback}'.`);
-    }
-    const n = Number(v);
-    if (n < min || n > max) {
-        throw new _errors_js__WEBPACK_IMPORTED_MODULE_0__/* .UserError */ .yo(`Input '${name}' must be between ${min} and ${max}, got ${n}.`);
-    }
-    return n;
-}
-/** `key=value` lines (commas not accepted as separators, values may contain them). */
-function parseKeyValues(name, raw) {
-    const out = new Map();
-    for (const line of parseList(raw, { commas: false })) {
-        const i = line.indexOf('=');
-        if (i <= 0)
-            throw new UserError(`Input '${name}': line '${line}' is not of the form key=value.`);
-        out.set(line.slice(0, i).trim(), line.slice(i + 1).trim());
-    }
-    return out;
-}
-
-
-/***/ }),
-
-/***/ 2308:
-/***/ ((__unused_webpack___webpack_module__, __webpack_exports__, __nccwpck_require__) => {
-
-/* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
-/* harmony export */   KY: () => (/* binding */ SECRET_HEADERS),
-/* harmony export */   Qy: () => (/* binding */ displayUrl),
-/* harmony export */   pO: () => (/* binding */ Redactor)
-/* harmony export */ });
-/* unused harmony exports MASK, encodedForms, redactUrlUserinfo */
-/**
- * Redaction of credentials in text that may reach a log, an output, a summary or a GitHub API call.
- * A Redactor knows the secret values (header values, tokens, URL userinfo) and their encoded forms
- * (base64 of the value and of `user:password` for Basic auth, percent-encoded forms) and replaces every
- * occurrence with `***`; URL userinfo is redacted in any URL it sees, known or not.
- * Plain module: callers that use @actions/core mask the same values through `forms()`.
- */
-const MASK = '***';
-/** Header names whose values are credentials whatever the user says. */
-const SECRET_HEADERS = new Set([
-    'authorization',
-    'proxy-authorization',
-    'cookie',
-    'set-cookie',
-    'x-api-key',
-    'x-auth-token'
-]);
-class Redactor {
-    values = new Set();
-    /** Registers a secret (ignored when shorter than 3 characters: masking those would garble every log). */
-    add(value) {
-        if (!value)
-            return this;
-        for (const form of encodedForms(value))
-            if (form.length >= 3)
-                this.values.add(form);
-        return this;
-    }
-    /** Registers the credential parts of a header value: the whole value, and for `Basic`/`Bearer` the token and decoded user:password. */
-    addHeaderValue(value) {
-        this.add(value);
-        const m = /^\s*(\S+)\s+(.+?)\s*$/.exec(value);
-        if (m) {
-            this.add(m[2]);
-            if (/^basic$/i.test(m[1])) {
-                const decoded = Buffer.from(m[2], 'base64').toString('utf8');
-                if (decoded.includes(':')) {
-                    this.add(decoded);
-                    this.add(decoded.slice(decoded.indexOf(':') + 1));
-                }
-            }
-        }
-        return this;
-    }
-    /** Registers the userinfo of a URL (user:password, the password, Basic form). */
-    addUrl(url) {
-        try {
-            const u = new URL(url);
-            const user = decodeURIComponent(u.username);
-            const pass = decodeURIComponent(u.password);
-            if (pass) {
-                this.add(pass);
-                this.add(`${user}:${pass}`);
-                if (`${u.username}:${u.password}` !== `${user}:${pass}`)
-                    this.add(`${u.username}:${u.password}`);
-            }
-            else if (user)
-                this.add(user); // a token given as the user name
-        }
-        catch {
-            /* not a URL: nothing to register */
-        }
-        return this;
-    }
-    /** Every registered form, longest first (for core.setSecret). */
-    forms() {
-        return [...this.values].sort((a, b) => b.length - a.length);
-    }
-    redact(text) {
-        let out = redactUrlUserinfo(text);
-        for (const v of this.forms())
-            if (out.includes(v))
-                out = out.split(v).join(MASK);
-        return out;
-    }
-}
-/** The value and the encoded forms it may travel in: base64 (Basic auth, Kubernetes secrets), percent-encoding. */
-function encodedForms(value) {
-    const forms = new Set([value, value.trim()]);
-    forms.add(Buffer.from(value).toString('base64'));
-    forms.add(Buffer.from(value).toString('base64').replace(/=+$/, ''));
-    if (encodeURIComponent(value) !== value)
-        forms.add(encodeURIComponent(value));
-    return [...forms].filter(Boolean);
-}
-/** `scheme://user:pass@host` → `scheme://***@host`, anywhere in the text. */
-function redactUrlUserinfo(text) {
-    return text.replace(/\b([a-z][a-z0-9+.-]*:\/\/)[^\s/@?#]+@/gi, `$1${MASK}@`);
-}
-/** A URL without userinfo, for display. */
-function displayUrl(url) {
-    try {
-        const u = new URL(url);
-        if (!u.username && !u.password)
-            return url;
-        u.username = '';
-        u.password = '';
-        return u.toString();
-    }
-    catch {
-        return redactUrlUserinfo(url);
-    }
-}
-
-
-/***/ }),
-
-/***/ 8892:
-/***/ ((__unused_webpack___webpack_module__, __webpack_exports__, __nccwpck_require__) => {
-
-/* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
-/* harmony export */   Bc: () => (/* binding */ isDigest),
-/* harmony export */   FH: () => (/* binding */ formatReference),
-/* harmony export */   U9: () => (/* binding */ isLoopback),
-/* harmony export */   Z6: () => (/* binding */ isRepository),
-/* harmony export */   dz: () => (/* binding */ isTag),
-/* harmony export */   nz: () => (/* binding */ apiHost),
-/* harmony export */   o_: () => (/* binding */ parseImageReference)
-/* harmony export */ });
-/* unused harmony exports DEFAULT_REGISTRY, FULL_SHA, isShaTag, checkTag, namesRegistry */
-/* harmony import */ var _errors_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(2830);
-/**
- * Image references as Docker and the distribution spec read them:
- * `[registry[:port]/]path/name[:tag][@sha256:hex]`, with docker.io (and `library/`) as the defaults.
- */
-
-const DEFAULT_REGISTRY = 'docker.io';
-const COMPONENT = /^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$/;
-const TAG = /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$/;
-const DIGEST = /^(sha256:[a-f0-9]{64}|sha512:[a-f0-9]{128})$/;
-const DOMAIN = /^(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)(?:\.(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?))*(?::[0-9]+)?$|^\[[0-9a-fA-F:]+\](?::[0-9]+)?$/;
-const FULL_SHA = /^[0-9a-f]{40}$/;
-function isDigest(s) {
-    return DIGEST.test(s);
-}
-/** A repository path as the distribution spec's grammar has it (lowercase components, at most 255 characters). */
-function isRepository(s) {
-    return s.length > 0 && s.length <= 255 && s.split('/').every(c => COMPONENT.test(c));
-}
-function isTag(s) {
-    return TAG.test(s);
-}
-/** A tag that is a full 40-hex commit SHA: immutable by the suite's rule. */
-function isShaTag(s) {
-    return FULL_SHA.test(s);
-}
-/** Throws a UserError saying what a valid tag looks like. `what` names the input, e.g. "to-tags". */
-function checkTag(tag, what = 'tag') {
-    if (!TAG.test(tag)) {
-        throw new _errors_js__WEBPACK_IMPORTED_MODULE_0__/* .UserError */ .yo(`${what}: '${tag}' is not a valid tag; tags are 1-128 characters of letters, digits, '_', '.' and '-', and do not start with '.' or '-'.`);
-    }
-    return tag;
-}
-function looksLikeDomain(first) {
-    return first.includes('.') || first.includes(':') || first === 'localhost';
-}
-/** True when the reference starts with a registry host (`ghcr.io/…`, `127.0.0.1:5000/…`, `localhost/…`). */
-function namesRegistry(ref) {
-    const parts = ref.trim().split('/');
-    return parts.length > 1 && looksLikeDomain(parts[0]);
-}
-/**
- * Parses an image reference. Uppercase repository names are refused with the lowercase spelling as the fix
- * (or lowercased with `{ lowercase: true }`); bad tags and digests are refused with the grammar.
- */
-function parseImageReference(ref, opts = {}) {
-    const what = opts.what ?? 'image';
-    const input = ref.trim();
-    if (!input)
-        throw new _errors_js__WEBPACK_IMPORTED_MODULE_0__/* .UserError */ .yo(`${what} is empty: give an image such as ghcr.io/owner/app.`);
-    if (/\s/.test(input) || input.includes('://')) {
-        throw new _errors_js__WEBPACK_IMPORTED_MODULE_0__/* .UserError */ .yo(`${what}: '${input}' is not an image reference; write it as registry/path/name[:tag], without a scheme.`);
-    }
-    let rest = input;
-    let digest;
-    const at = rest.indexOf('@');
-    if (at >= 0) {
-        digest = rest.slice(at + 1);
-        rest = rest.slice(0, at);
-        if (!DIGEST.test(digest)) {
-            throw new _errors_js__WEBPACK_IMPORTED_MODULE_0__/* .UserError */ .yo(`${what}: '${digest}' is not a valid digest; write sha256: followed by 64 lowercase hex characters.`);
-        }
-    }
-    let tag;
-    const slash = rest.lastIndexOf('/');
-    const colon = rest.lastIndexOf(':');
-    if (colon > slash) {
-        tag = rest.slice(colon + 1);
-        rest = rest.slice(0, colon);
-        checkTag(tag, what);
-    }
-    const parts = rest.split('/');
-    let registry = DEFAULT_REGISTRY;
-    if (parts.length > 1 && looksLikeDomain(parts[0])) {
-        registry = parts.shift();
-        if (!DOMAIN.test(registry))
-            throw new _errors_js__WEBPACK_IMPORTED_MODULE_0__/* .UserError */ .yo(`${what}: '${registry}' is not a valid registry host.`);
-    }
-    let repository = parts.join('/');
-    if (opts.lowercase) {
-        registry = registry.toLowerCase();
-        repository = repository.toLowerCase();
-    }
-    if (repository !== repository.toLowerCase() || registry !== registry.toLowerCase()) {
-        const fixed = formatReference({
-            registry: registry.toLowerCase(),
-            repository: repository.toLowerCase(),
-            tag,
-            digest
-        });
-        throw new _errors_js__WEBPACK_IMPORTED_MODULE_0__/* .UserError */ .yo(`${what}: '${input}' has uppercase letters; repository names must be lowercase: use '${fixed}'.`);
-    }
-    for (const c of repository.split('/')) {
-        if (!COMPONENT.test(c)) {
-            throw new _errors_js__WEBPACK_IMPORTED_MODULE_0__/* .UserError */ .yo(`${what}: '${input}' is not a valid repository name; each path component is lowercase letters and digits, separated by '.', '_', '__' or '-'.`);
-        }
-    }
-    if (repository.length > 255)
-        throw new _errors_js__WEBPACK_IMPORTED_MODULE_0__/* .UserError */ .yo(`${what}: repository name is longer than 255 characters.`);
-    if (registry === 'index.docker.io' || registry === 'registry-1.docker.io')
-        registry = DEFAULT_REGISTRY;
-    if (registry === DEFAULT_REGISTRY && !repository.includes('/'))
-        repository = `library/${repository}`;
-    return {
-        registry,
-        repository,
-        ...(tag !== undefined ? { tag } : {}),
-        ...(digest !== undefined ? { digest } : {})
-    };
-}
-/** registry/repository[:tag][@digest]; the docker.io `library/` prefix is kept (it is unambiguous). */
-function formatReference(r) {
-    let s = `${r.registry}/${r.repository}`;
-    if (r.tag)
-        s += `:${r.tag}`;
-    if (r.digest)
-        s += `@${r.digest}`;
-    return s;
-}
-/** The host to talk HTTP to: Docker Hub's API lives on registry-1.docker.io. */
-function apiHost(registry) {
-    return registry === DEFAULT_REGISTRY ? 'registry-1.docker.io' : registry;
-}
-/** Loopback registries speak plain http (as dockerd allows by default); everything else https. */
-function isLoopback(registry) {
-    const host = registry.replace(/:\d+$/, '').replace(/^\[|\]$/g, '');
-    return host === 'localhost' || host === '::1' || /^127\.\d+\.\d+\.\d+$/.test(host);
-}
-
-
-/***/ }),
-
-/***/ 1872:
-/***/ ((__unused_webpack___webpack_module__, __webpack_exports__, __nccwpck_require__) => {
-
-
-// EXPORTS
-__nccwpck_require__.d(__webpack_exports__, {
-  T: () => (/* binding */ ReleaseStore),
-  Pu: () => (/* binding */ failureLine),
-  _8: () => (/* binding */ liveRelease),
-  SI: () => (/* binding */ previousMissing),
-  Fi: () => (/* binding */ previousRelease),
-  kH: () => (/* binding */ prunePlan)
-});
-
-// UNUSED EXPORTS: parseState
-
-// EXTERNAL MODULE: external "node:crypto"
-var external_node_crypto_ = __nccwpck_require__(7598);
-// EXTERNAL MODULE: ./build/tsc/lib/errors.js
-var errors = __nccwpck_require__(2830);
-// EXTERNAL MODULE: ./build/tsc/lib/ssh/remote.js
-var remote = __nccwpck_require__(9424);
-// EXTERNAL MODULE: ./build/tsc/lib/compose/layout.js
-var layout = __nccwpck_require__(2630);
-;// CONCATENATED MODULE: ./build/tsc/lib/compose/tar.js
-function octal(n, width) {
-    return n.toString(8).padStart(width - 1, '0') + '\0';
-}
-function tar(entries, mtime = Math.floor(Date.now() / 1000)) {
-    const parts = [];
-    for (const e of entries) {
-        const data = Buffer.isBuffer(e.data) ? e.data : Buffer.from(e.data);
-        const name = Buffer.from(e.name);
-        if (name.length > 100 || e.name.includes('/'))
-            throw new Error(`tar: bad entry name '${e.name}'`);
-        const h = Buffer.alloc(512);
-        name.copy(h, 0);
-        h.write(octal(e.mode ?? 0o644, 8), 100, 'ascii');
-        h.write(octal(0, 8), 108, 'ascii');
-        h.write(octal(0, 8), 116, 'ascii');
-        h.write(octal(data.length, 12), 124, 'ascii');
-        h.write(octal(mtime, 12), 136, 'ascii');
-        h.write('        ', 148, 'ascii');
-        h.write('0', 156, 'ascii');
-        h.write('ustar\0' + '00', 257, 'ascii');
-        let sum = 0;
-        for (const b of h)
-            sum += b;
-        h.write(sum.toString(8).padStart(6, '0') + '\0 ', 148, 'ascii');
-        parts.push(h, data, Buffer.alloc((512 - (data.length % 512)) % 512));
-    }
-    parts.push(Buffer.alloc(1024));
-    return Buffer.concat(parts);
-}
-
-// EXTERNAL MODULE: ./build/tsc/lib/compose/validate.js
-var validate = __nccwpck_require__(8098);
-;// CONCATENATED MODULE: ./build/tsc/lib/release/journal.js
-/**
- * The release journal: `<path>/.shipline/ledger.jsonl`, one JSON object per line, append-only.
- *
- * Every deploy or rollback is a transaction (`txn`) the store journals *before* each irreversible step
- * (write-ahead): a `begin` entry (intent: the release attempted, the release live before), then exactly one
- * final entry (the outcome). The final entry's `release` is the release `current` names after it, and the
- * one that serves. A transaction whose runner or link died is closed by the lock holder on the host
- * (`recovered` when it put the previous release back, `aborted` when nothing live had changed yet), so a
- * journal whose lock is free never ends on an open `begin`.
- *
- * The reader tolerates a torn last line (a crash or a full disk during an append) and says so; the appender
- * on the host never glues a new line onto a torn one (it ends the file with a newline first).
- */
-const FINAL_EVENTS = [
-    'deploy',
-    'rollback',
-    'auto-rollback',
-    'failed',
-    'revert',
-    'recovered',
-    'aborted'
-];
-/** Parses journal text line by line; a line that is not a JSON object is set aside, never fatal. */
-function parseJournal(text) {
-    const out = { entries: [], damaged: [] };
-    text.split('\n').forEach((raw, i) => {
-        const line = raw.trim();
-        if (!line)
-            return;
-        try {
-            const e = JSON.parse(line);
-            if (e && typeof e === 'object' && !Array.isArray(e) && typeof e.event === 'string')
-                out.entries.push(e);
-            else
-                out.damaged.push({ line: i + 1, text: line.slice(0, 200) });
-        }
-        catch {
-            out.damaged.push({ line: i + 1, text: line.slice(0, 200) });
-        }
-    });
-    return out;
-}
-const isFinal = (e) => FINAL_EVENTS.includes(e.event);
-/** The last transaction's entries still open (a `begin` with no final entry after it), if any. */
-function openTransaction(entries) {
-    for (let i = entries.length - 1; i >= 0; i--) {
-        const e = entries[i];
-        if (isFinal(e))
-            return undefined;
-        if (e.event === 'begin')
-            return e;
-    }
-    return undefined;
-}
-/** The last final entry (the journal's word on what is live), if any. */
-function lastFinal(entries) {
-    for (let i = entries.length - 1; i >= 0; i--)
-        if (isFinal(entries[i]))
-            return entries[i];
-    return undefined;
-}
-
-;// CONCATENATED MODULE: ./build/tsc/lib/release/scripts.js
-/**
- * The release store's shell scripts. Constants: every value reaches them as a quoted argument ($1, $2, …)
- * or on stdin, never pasted into the script text. Each runs as `sh -c SCRIPT sh ARGS…`.
- *
- * Appends to the journal go through `jadd` (defined in each script that appends): when the file does not
- * end with a newline (a torn last line), a newline is written first, so a new entry is never glued onto
- * the damaged one.
- */
-const JADD = `jadd() { if [ -s "$1" ] && [ -n "$(tail -c 1 "$1")" ]; then echo >> "$1"; fi; cat >> "$1"; }`;
-/**
- * Lock holder and state read, in one long-lived command on its own SSH channel.
- * args: state-dir lock-timeout token owner
- * Takes `flock` on <state>/lock (waiting up to lock-timeout), prints LOCKED, the host's facts (compose
- * flavour), the current release, every release's metadata, the journal's tail (always ending with a
- * newline, torn or not), READY, then one byte every 0.2 s. It ends when the deploy writes run/<token>/done,
- * or when a write fails because the SSH channel is gone (job killed or cancelled, network lost). Either way
- * it then closes the transaction left open, under the step lock (so after any step still running):
- * run/<token>/recover.sh (put the previous release back, journal `recovered`) when it is armed, else the
- * `aborted` entry of run/<token>/abort.json. Then it removes run/<token> and lets the lock go.
- */
-const LOCK_SCRIPT = `trap '' HUP PIPE
-umask 077
-s=$1; t=$2; tok=$3; owner=$4
-${JADD}
-if [ -L "$s" ]; then echo "ERR $s is a symbolic link: shipline keeps its state in a folder of its own; remove the link (or move its target there)"; exit 76; fi
-mkdir -p "$s" || { echo "ERR cannot create $s"; exit 71; }
-if [ "$(stat -c %u "$s" 2>/dev/null)" != "$(id -u)" ]; then echo "ERR $s is not owned by the SSH user $(id -un): chown it to that user (or deploy as its owner)"; exit 77; fi
-for d in "$s/releases" "$s/run"; do
-  if [ -L "$d" ]; then echo "ERR $d is a symbolic link: remove it"; exit 76; fi
-done
-mkdir -p "$s/releases" "$s/run" || { echo "ERR cannot create $s"; exit 71; }
-chmod 700 "$s" "$s/run"
-command -v flock >/dev/null 2>&1 || { echo "ERR flock is missing on the host (package util-linux)"; exit 72; }
-exec 9>>"$s/lock" || { echo "ERR cannot open $s/lock"; exit 73; }
-if ! flock -n 9; then
-  echo "WAITING $(head -c 300 "$s/lock.owner" 2>/dev/null | tr -d '\\n')"
-  flock -w "$t" 9 || { echo "ERR timeout"; exit 75; }
-fi
-r="$s/run/$tok"
-mkdir -p "$r" || { echo "ERR cannot create $r"; exit 74; }
-printf '%s\\n' "$owner" > "$s/lock.owner"
-for d in "$s"/run/*; do [ "$d" = "$r" ] || rm -rf "$d"; done
-echo LOCKED
-if docker compose version >/dev/null 2>&1 9>&-; then echo "compose v2"
-elif command -v docker-compose >/dev/null 2>&1; then echo "compose v1"
-else echo "compose none"; fi
-c=$(readlink "$s/current" 2>/dev/null) || c=
-echo "current \${c##*/}"
-for d in "$s"/releases/*; do
-  [ -f "$d/release.json" ] || continue
-  printf 'release %s ' "\${d##*/}"; head -c 65536 "$d/release.json" | tr -d '\\n'; echo
-done
-if [ -f "$s/ledger.jsonl" ]; then tail -n 200 "$s/ledger.jsonl" | sed 's/^/ledger /'; echo; fi
-echo READY
-while printf .; do
-  [ -e "$r/done" ] && break
-  sleep 0.2 9>&- 2>/dev/null || sleep 1 9>&-
-done
-exec 7>>"$r/step" && flock -w 1800 7
-if [ -f "$r/recover.sh" ]; then sh "$r/recover.sh" </dev/null >"$s/recover.log" 2>&1 7>&- 9>&-
-elif [ -f "$r/abort.json" ]; then
-  { printf '{"time":"%s",' "$(date -u +%Y-%m-%dT%H:%M:%SZ)"; cat "$r/abort.json"; } | jadd "$s/ledger.jsonl"
-fi
-exec 7>&-
-rm -rf "$r"
-rm -f "$s/lock.owner"
-exit 0
-`;
-/**
- * Opens a transaction (write-ahead): appends the `begin` entry (stdin line 1) and keeps the entry that
- * closes it should the runner go away before anything live changed (stdin line 2, without its time, as
- * run/<token>/abort.json). args: state-dir token
- */
-const BEGIN_SCRIPT = `s=$1; r="$s/run/$2"
-${JADD}
-IFS= read -r begin && IFS= read -r abort || { echo "ERR incomplete input"; exit 2; }
-printf '%s\\n' "$abort" > "$r/abort.json.tmp" && mv -f "$r/abort.json.tmp" "$r/abort.json" || exit 3
-printf '%s\\n' "$begin" | jadd "$s/ledger.jsonl" || exit 4
-`;
-/**
- * Writes a release folder from a tar on stdin (umask 077: nothing in it is readable by others), after
- * copying the previous release's .env when asked. args: release-dir previous-env-or-empty
- */
-const UPLOAD_SCRIPT = `umask 077
-d=$1; from=$2
-if [ -e "$d" ] && [ ! -d "$d" ]; then echo "ERR $d exists and is not a folder"; exit 69; fi
-mkdir -p "$d" || exit 70
-if [ -n "$from" ]; then cp -p "$from" "$d/.env" || { echo "ERR cannot copy $from"; exit 71; }; fi
-tar -xf - -C "$d"
-`;
-/**
- * Runs one step that changes containers, under the step lock (so a recovery waits for it), after arming
- * stdin as the recovery script (or keeping the armed one when stdin is empty).
- * args: run-dir command…   stdin: recover.sh text
- */
-const STEP_SCRIPT = `r=$1; shift
-[ -d "$r" ] || { echo "ERR the deploy's run folder $r is gone (the lock was lost)"; exit 70; }
-cat > "$r/recover.sh.tmp" && if [ -s "$r/recover.sh.tmp" ]; then mv -f "$r/recover.sh.tmp" "$r/recover.sh"; else rm -f "$r/recover.sh.tmp"; fi
-exec flock "$r/step" "$@"
-`;
-/**
- * Closes a transaction, in one step that a lost link cannot cut in half (HUP and PIPE ignored, under the
- * step lock): reads the final entry (stdin, one line), runs the runtime's cut-over command when one is
- * given (blue-green: nginx to the new slot; on its failure nothing is switched), points `current` at the
- * release (atomically: symlink to a temp name, renamed over `current`; '' leaves it), appends the entry,
- * and disarms the recovery. args: state-dir token release-id-or-empty [cut-over command…]
- */
-const CLOSE_SCRIPT = `trap '' HUP PIPE
-s=$1; r="$s/run/$2"; id=$3; shift 3
-${JADD}
-[ -d "$r" ] || { echo "ERR the deploy's run folder $r is gone (the lock was lost)"; exit 70; }
-exec 8>>"$r/step"; flock -w 600 8 || { echo "ERR a recovery holds the step lock"; exit 71; }
-IFS= read -r entry || { echo "ERR incomplete entry"; exit 2; }
-if [ -n "$id" ]; then
-  [ -f "$s/releases/$id/release.json" ] || { echo "ERR release folder $s/releases/$id is missing or incomplete"; exit 3; }
-fi
-if [ -n "$id" ]; then
-  # the new pointer is made before the cut-over: when it cannot be, nothing has switched yet
-  rm -rf "$s/current.tmp" 2>/dev/null
-  ln -sfn "releases/$id" "$s/current.tmp" || { echo "ERR cannot point $s/current at $id"; exit 4; }
-fi
-if [ $# -gt 0 ]; then
-  "$@" 8>&- || { rc=$?; rm -f "$s/current.tmp"; echo "ERR cut-over failed (exit $rc)"; exit 10; }
-fi
-if [ -n "$id" ]; then
-  mv -fT "$s/current.tmp" "$s/current" || { echo "ERR cannot point $s/current at $id"; exit 4; }
-fi
-printf '%s\\n' "$entry" | jadd "$s/ledger.jsonl" || { echo "ERR cannot append to $s/ledger.jsonl"; exit 5; }
-rm -f "$r/recover.sh" "$r/abort.json"
-echo OK
-`;
-/**
- * Ends the lock: removes pruned releases and the images only they needed (never with -f: an image a
- * container still uses stays), incomplete release folders, then marks the run done so the lock holder
- * lets the lock go (closing any transaction still open first). args: state-dir token release-id… --images ref…
- */
-const FINISH_SCRIPT = `s=$1; tok=$2; shift 2
-mode=release
-for a in "$@"; do
-  if [ "$a" = --images ]; then mode=image; continue; fi
-  if [ "$mode" = release ]; then rm -rf "$s/releases/$a" && echo "pruned $a"
-  else docker image rm "$a" >/dev/null 2>&1 && echo "removed $a"; fi
-done
-cur=$(readlink "$s/current" 2>/dev/null) || cur=
-for d in "$s"/releases/*; do
-  [ -d "$d" ] || continue
-  [ "releases/\${d##*/}" = "$cur" ] && continue
-  [ -f "$d/release.json" ] || rm -rf "$d"
-done
-[ -d "$s/run/$tok" ] || { echo "ERR the deploy's run folder is gone"; exit 70; }
-touch "$s/run/$tok/done"
-`;
-/** Appends stdin (one entry) to the journal, on a line of its own. args: state-dir */
-const APPEND_SCRIPT = `${JADD}
-jadd "$1/ledger.jsonl"
-`;
-
-;// CONCATENATED MODULE: ./build/tsc/lib/release/store.js
-/**
- * ReleaseStore: what keeps releases on one host under one project path, over a Remote. The lock (with
- * the state read), release folders, the journal (ledger.jsonl), the `current` pointer, pruning, and the
- * recovery the lock holder runs when the runner goes away. It knows nothing of Compose, swarm or nginx:
- * a Runtime (src/lib/runtime) starts containers; the store only runs the runtime's commands under its
- * step lock with the recovery armed, and the runtime's cut-over inside its close step.
- *
- * Layout on the host: src/lib/compose/layout.ts. The journal: ./journal.ts.
- */
-
-
-
-
-
-
-
-
-const SH = (script, ...args) => ['sh', '-c', script, 'sh', ...args];
-const now = () => new Date().toISOString();
-/**
- * The one-line reason of a failed remote command: its first `ERR` line (shipline's scripts), else the
- * last line a tool marked as an error (`ERROR: …`, `Error …`: Compose, docker), else its last line.
- */
-function failureLine(r) {
-    const text = (r.stdout + '\n' + r.stderr).trim();
-    const lines = text.split('\n').map(l => l.trim());
-    return ((/^ERR (.*)$/m.exec(text)?.[1] ??
-        [...lines]
-            .reverse()
-            .find(l => /^(ERROR:|Error\b)/.test(l))
-            ?.replace(/^ERROR:\s*/, '') ??
-        lines.pop() ??
-        `exit ${r.code}`) ||
-        `exit ${r.code}`);
-}
-class ReleaseStore {
-    remote;
-    layout;
-    token = (0,external_node_crypto_.randomBytes)(8).toString('hex');
-    log;
-    holder;
-    stepTimeoutMs;
-    readTimeoutMs;
-    /** exec calls made (round trips), for the benchmark */
-    execs = 0;
-    constructor(remote, opts) {
-        this.remote = remote;
-        this.layout = (0,layout/* layout */.Zp)(opts.path, opts.project);
-        this.log = opts.log;
-        this.stepTimeoutMs = opts.stepTimeoutMs ?? 600_000;
-        this.readTimeoutMs = opts.readTimeoutMs ?? 60_000;
-    }
-    get label() {
-        return this.remote.label;
-    }
-    get runDir() {
-        return `${this.layout.run}/${this.token}`;
-    }
-    /** true while the connection is up (a Remote that cannot tell is taken as up) */
-    get connected() {
-        return this.remote.isOpen ? this.remote.isOpen() : true;
-    }
-    /** Runs a command on the host, bounded by the step limit unless told otherwise. */
-    exec = async (argv, opts = {}) => {
-        this.execs++;
-        return this.remote.exec(argv, { timeoutMs: this.stepTimeoutMs, ...opts });
-    };
-    /** Runs a command and throws a UserError with its last output lines when it fails. */
-    async check(what, argv, opts = {}) {
-        const r = await this.exec(argv, opts);
-        if (r.code !== 0) {
-            const err = (r.stderr.trim() || r.stdout.trim()).split('\n').slice(-15).join('\n');
-            throw new errors/* UserError */.yo(`${this.label}: ${what} failed (exit ${r.code}): ${failureLine(r)}`, err);
-        }
-        return r;
-    }
-    /**
-     * Takes the host lock (waiting up to timeoutSec) and reads the state under it. The lock is held by a
-     * remote process until finish() or until the connection dies. Bounded: the state read must follow the
-     * lock within readTimeoutMs.
-     */
-    async lock(timeoutSec, owner) {
-        let out = '';
-        let settled = false;
-        let waitingSaid = false;
-        let locked = false;
-        this.execs++;
-        return new Promise((resolve, reject) => {
-            let timer;
-            const fail = (e) => {
-                if (settled)
-                    return;
-                settled = true;
-                if (timer)
-                    clearTimeout(timer);
-                reject(e);
-            };
-            const arm = (ms, what) => {
-                if (timer)
-                    clearTimeout(timer);
-                timer = setTimeout(() => {
-                    fail(new errors/* UserError */.yo(`${this.label}: ${what} on ${this.layout.path} did not finish within ${Math.round(ms / 1000)}s. Check the host (disk full? a hung 'docker' command?) and that ${this.layout.state} is readable; the lock ends with this connection.`, out.slice(-2000)));
-                    void this.remote.close().catch(() => undefined);
-                }, ms);
-            };
-            arm((timeoutSec + 60) * 1000, 'taking the lock');
-            const onData = (chunk) => {
-                if (settled)
-                    return;
-                out += chunk;
-                if (!waitingSaid && /^WAITING(.*)$/m.test(out)) {
-                    waitingSaid = true;
-                    const who = /^WAITING(.*)$/m.exec(out)?.[1]?.trim();
-                    this.log.info(`${this.label}: another deploy holds the lock on ${this.layout.path}${who ? ` (${who})` : ''}; waiting up to ${timeoutSec}s`);
-                }
-                if (!locked && /^LOCKED$/m.test(out)) {
-                    locked = true;
-                    arm(this.readTimeoutMs, 'reading the release state after taking the lock');
-                }
-                if (/^READY$/m.test(out)) {
-                    settled = true;
-                    if (timer)
-                        clearTimeout(timer);
-                    try {
-                        const state = parseState(out);
-                        if (state.damaged)
-                            this.log.warning(`${this.label}: ${state.damaged} damaged line(s) in ${this.layout.ledger} skipped (a torn write); new entries start on a line of their own`);
-                        if (state.currentMissing)
-                            this.log.warning(`${this.label}: ${this.layout.current} names release ${state.current}, whose folder is missing on the host`);
-                        resolve(state);
-                    }
-                    catch (e) {
-                        reject(e);
-                    }
-                }
-            };
-            this.holder = this.remote.exec(SH(LOCK_SCRIPT, this.layout.state, String(timeoutSec), this.token, owner.slice(0, 300)), { onStdout: onData });
-            this.holder.then(r => {
-                if (settled)
-                    return;
-                const text = (r.stdout + '\n' + r.stderr).trim();
-                if (/ERR timeout/.test(text)) {
-                    fail(new errors/* UserError */.yo(`${this.label}: another deploy or rollback held the lock on ${this.layout.path} for more than lock-timeout (${timeoutSec}s). Wait for it, or raise 'lock-timeout'.`));
-                }
-                else {
-                    fail(new errors/* UserError */.yo(`${this.label}: could not take the lock on ${this.layout.path}: ${failureLine(r)}`, text));
-                }
-            }, e => fail(e));
-        });
-    }
-    /** Opens a transaction: the `begin` entry, and the entry that closes it should the runner vanish first. */
-    async begin(entry, abort) {
-        const b = JSON.stringify({ time: now(), ...entry });
-        const a = JSON.stringify(abort).slice(1); // without '{': the lock holder prefixes the time
-        await this.check('opening the release transaction in the journal', SH(BEGIN_SCRIPT, this.layout.state, this.token), {
-            stdin: `${b}\n${a}\n`
-        });
-    }
-    /** Appends one entry (outside a transaction: closing one found open by this deploy). */
-    async append(entry) {
-        await this.check('appending to the journal', SH(APPEND_SCRIPT, this.layout.state), {
-            stdin: JSON.stringify({ time: now(), ...entry }) + '\n'
-        });
-    }
-    /**
-     * Writes a release folder in one round trip: compose files, override, .env (0600) and release.json
-     * (last: it marks the folder complete) as a tar on stdin; without a new .env the previous one is copied
-     * on the host (it never travels again).
-     */
-    async upload(meta, files, env, copyEnvFrom) {
-        const dir = this.layout.release(meta.id);
-        const entries = files.map(f => ({ name: f.name, data: f.data, mode: 0o644 }));
-        if (env !== undefined)
-            entries.push({ name: layout/* ENV_FILE */.h9, data: env, mode: 0o600 });
-        entries.push({ name: layout/* META_FILE */.fg, data: JSON.stringify(meta) + '\n', mode: 0o644 });
-        const from = env === undefined && copyEnvFrom ? `${this.layout.release(copyEnvFrom)}/${layout/* ENV_FILE */.h9}` : '';
-        await this.check('uploading the release', SH(UPLOAD_SCRIPT, dir, from), { stdin: tar(entries) });
-    }
-    /**
-     * Runs a command that changes containers, under the step lock, with `recover` armed first (the shell
-     * text the lock holder runs should the runner go away; '' keeps what is armed).
-     */
-    async step(argv, recover, opts = {}) {
-        return this.exec(SH(STEP_SCRIPT, this.runDir, ...argv), { ...opts, stdin: recover });
-    }
-    /**
-     * The recovery script: the runtime's lines that bring `restore` back, then the journal's `recovered`
-     * entry (current already names it: `current` only moves in close()).
-     */
-    recoverScript(restoreLines, entry) {
-        const json = JSON.stringify({
-            ...entry,
-            event: 'recovered',
-            reason: entry.reason ?? 'the deploy connection was lost'
-        });
-        return [
-            '# shipline: run by the lock holder when the runner went away before the transaction closed',
-            `jadd() { if [ -s "$1" ] && [ -n "$(tail -c 1 "$1")" ]; then echo >> "$1"; fi; cat >> "$1"; }`,
-            ...restoreLines,
-            `printf '{"time":"%s",%s\\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" ${(0,remote/* shellJoin */.nZ)([json.slice(1)])} | jadd ${(0,remote/* shellJoin */.nZ)([this.layout.ledger])}`,
-            ''
-        ].join('\n');
-    }
-    /**
-     * Closes the transaction in one step a lost link cannot cut in half: the runtime's cut-over (when given),
-     * `current` → `switchTo` (when given), the final entry, the recovery disarmed.
-     */
-    async close(entry, switchTo, cutOver = []) {
-        const line = JSON.stringify({ time: now(), ...entry });
-        await this.check(switchTo && cutOver.length ? `switching to ${switchTo}` : 'closing the release transaction', SH(CLOSE_SCRIPT, this.layout.state, this.token, switchTo ?? '', ...cutOver), { stdin: line + '\n', timeoutMs: Math.max(this.stepTimeoutMs, 120_000) });
-    }
-    /** Lets the lock go: prunes, marks the run done, and waits (bounded) for the holder to exit. */
-    async finish(prune = {}) {
-        if (!this.holder)
-            return [];
-        const rel = (prune.releases ?? []).filter(id => validate/* RELEASE_ID_RE */._J.test(id));
-        const r = await this.exec(SH(FINISH_SCRIPT, this.layout.state, this.token, ...rel, '--images', ...(prune.images ?? [])));
-        if (r.code !== 0)
-            throw new errors/* UserError */.yo(`${this.label}: finishing failed: ${failureLine(r)}`);
-        const holder = this.holder;
-        this.holder = undefined;
-        // the holder closes a transaction still open (a recovery may run a compose up): bounded
-        await Promise.race([holder, new Promise(res => setTimeout(res, 30 * 60_000).unref())]);
-        return r.stdout.split('\n').filter(Boolean);
-    }
-}
-/** Parses the lock script's output between LOCKED and READY. */
-function parseState(out) {
-    const state = { compose: 'none', releases: new Map(), ledger: [], damaged: 0 };
-    const start = out.indexOf('LOCKED\n');
-    const ledgerLines = [];
-    for (const line of out.slice(start + 7).split('\n')) {
-        if (line === 'READY')
-            break;
-        const sp = line.indexOf(' ');
-        const key = sp < 0 ? line : line.slice(0, sp);
-        const rest = sp < 0 ? '' : line.slice(sp + 1);
-        if (key === 'compose')
-            state.compose = rest;
-        else if (key === 'current')
-            state.current = rest.trim() || undefined;
-        else if (key === 'release') {
-            const sp2 = rest.indexOf(' ');
-            try {
-                const meta = JSON.parse(rest.slice(sp2 + 1));
-                if (meta && typeof meta.id === 'string' && typeof meta.version === 'string')
-                    state.releases.set(rest.slice(0, sp2), meta);
-            }
-            catch {
-                /* a damaged release.json: that release cannot be used */
-            }
-        }
-        else if (key === 'ledger')
-            ledgerLines.push(rest);
-    }
-    const j = parseJournal(ledgerLines.join('\n'));
-    state.ledger = j.entries;
-    state.damaged = j.damaged.length;
-    state.open = openTransaction(j.entries);
-    if (state.current && !state.releases.has(state.current))
-        state.currentMissing = true;
-    return state;
-}
-/** The live release's metadata, when `current` names a kept one. */
-function liveRelease(state) {
-    return state.current ? state.releases.get(state.current) : undefined;
-}
-/**
- * The release that was live before the current one, from the journal's last final entry that made the
- * current release live (never a release that failed); else the newest older kept release. Undefined when
- * the journal names one whose folder is gone (see previousMissing).
- */
-function previousRelease(state) {
-    const cur = state.current;
-    if (!cur)
-        return undefined;
-    for (let i = state.ledger.length - 1; i >= 0; i--) {
-        const e = state.ledger[i];
-        if (e.event === 'begin' || e.event === 'failed' || e.event === 'aborted')
-            continue;
-        if (e.release === cur) {
-            if (e.from)
-                return state.releases.has(e.from) ? e.from : undefined;
-            break;
-        }
-    }
-    const gaveUp = ['auto-rollback', 'failed', 'recovered', 'revert', 'aborted'];
-    const failed = new Set(state.ledger.filter(e => e.attempted && gaveUp.includes(e.event)).map(e => e.attempted));
-    return [...state.releases.keys()]
-        .filter(id => id < cur && !failed.has(id))
-        .sort()
-        .pop();
-}
-/** The journal's word for the release live before current, when its folder is no longer kept. */
-function previousMissing(state) {
-    const cur = state.current;
-    if (!cur)
-        return undefined;
-    for (let i = state.ledger.length - 1; i >= 0; i--) {
-        const e = state.ledger[i];
-        if (e.event === 'begin' || e.event === 'failed' || e.event === 'aborted')
-            continue;
-        if (e.release === cur)
-            return e.from && !state.releases.has(e.from) ? e.from : undefined;
-    }
-    return undefined;
-}
-/** Release ids and image refs to remove so that `keep` releases stay (current and its predecessor always). */
-function prunePlan(state, current, keep) {
-    const ids = [...state.releases.keys()].sort().reverse();
-    const keepSet = new Set([current]);
-    const prev = previousRelease({ ...state, current });
-    if (prev)
-        keepSet.add(prev);
-    for (const id of ids) {
-        if (keepSet.size >= keep)
-            break;
-        keepSet.add(id);
-    }
-    const drop = ids.filter(id => !keepSet.has(id));
-    const needed = new Set();
-    for (const id of keepSet)
-        for (const ref of Object.values(state.releases.get(id)?.images ?? {}))
-            needed.add(ref);
-    const images = new Set();
-    for (const id of drop)
-        for (const ref of Object.values(state.releases.get(id)?.images ?? {}))
-            if (!needed.has(ref))
-                images.add(ref);
-    return { releases: drop, images: [...images] };
-}
-
-
-/***/ }),
-
-/***/ 5870:
-/***/ ((__unused_webpack___webpack_module__, __webpack_exports__, __nccwpck_require__) => {
-
-
-// EXPORTS
-__nccwpck_require__.d(__webpack_exports__, {
-  $F: () => (/* binding */ ComposeRuntime),
-  Hv: () => (/* binding */ composeHealth),
-  vR: () => (/* binding */ ensureImages),
-  kw: () => (/* binding */ parseHealth)
-});
-
-// UNUSED EXPORTS: requireCompose
-
-// EXTERNAL MODULE: ./build/tsc/lib/errors.js
-var errors = __nccwpck_require__(2830);
-// EXTERNAL MODULE: ./build/tsc/lib/ssh/remote.js
-var remote = __nccwpck_require__(9424);
-// EXTERNAL MODULE: ./build/tsc/lib/compose/layout.js
-var layout = __nccwpck_require__(2630);
-;// CONCATENATED MODULE: ./build/tsc/lib/compose/scripts.js
-/**
- * The Compose runtime's shell scripts (images, health). Constants: every value reaches them as a quoted
- * argument ($1, $2, …) or on stdin, never pasted into the script text. Each runs as `sh -c SCRIPT sh ARGS…`.
- * The release store's own scripts (lock, journal, close) are in src/lib/release/scripts.ts.
- */
-/**
- * Brings images onto the host: those already present are left alone (no registry needed), the rest are
- * pulled, after a login into a temporary Docker config when a registry is given (password on stdin).
- * The temporary config is removed on every exit path.
- * args: config-dir registry username ref…   stdin: the registry password (or nothing)
- */
-const IMAGES_SCRIPT = `umask 077
-cfg=$1; reg=$2; user=$3; shift 3
-trap 'rm -rf "$cfg"' EXIT
-missing=
-for r in "$@"; do
-  if docker image inspect "$r" >/dev/null 2>&1; then echo "present $r"; else missing="$missing $r"; fi
-done
-[ -z "$missing" ] && exit 0
-if [ -n "$reg" ]; then
-  mkdir -p "$cfg" && chmod 700 "$cfg" || exit 70
-  docker --config "$cfg" login --username "$user" --password-stdin "$reg" >/dev/null || { echo "ERR login to $reg failed"; exit 3; }
-  export DOCKER_CONFIG="$cfg"
-fi
-for r in $missing; do
-  echo "pull $r"
-  docker pull "$r" </dev/null >/dev/null || { echo "ERR pull $r failed"; exit 4; }
-done
-`;
-/**
- * Waits until every container of the given services is healthy: its healthcheck says healthy, or without
- * one it is running with the same start time and restart count for <stable> seconds (a one-shot container
- * that exited 0 counts as done). Fails at once on unhealthy / non-zero exit / dead, or at the deadline; then
- * prints the last <tail> log lines of each failing container.
- * args: timeout stable project tail service…
- */
-const HEALTH_SCRIPT = `t=$1; stable=$2; p=$3; n=$4; shift 4
-services="$*"
-end=$(( $(date +%s) + t ))
-tmp=$(mktemp -d) || exit 70
-trap 'rm -rf "$tmp"' EXIT
-last=
-while :; do
-  now=$(date +%s)
-  report=; pending=; failed=
-  for svc in $services; do
-    ids=$(docker ps -aq --no-trunc --filter "label=com.docker.compose.project=$p" --filter "label=com.docker.compose.service=$svc" --filter "label=com.docker.compose.oneoff=False")
-    if [ -z "$ids" ]; then pending="$pending $svc"; report="$report $svc=missing"; continue; fi
-    for id in $ids; do
-      info=$(docker inspect --format '{{.State.Status}} {{if .State.Health}}{{.State.Health.Status}}{{else}}none{{end}} {{.RestartCount}} {{.State.StartedAt}} {{.State.ExitCode}}' "$id" 2>/dev/null) || { pending="$pending $svc:$id"; continue; }
-      set -- $info
-      st=$1; hl=$2; rc=$3; sa=$4; ec=$5
-      v=wait
-      case "$st" in
-        running)
-          case "$hl" in
-            healthy) v=ok ;;
-            unhealthy) v=fail ;;
-            starting) v=wait ;;
-            *)
-              key="$rc $sa"; f="$tmp/$id"
-              if [ -f "$f" ] && [ "$(sed -n 1p "$f")" = "$key" ]; then since=$(sed -n 2p "$f"); else printf '%s\\n%s\\n' "$key" "$now" > "$f"; since=$now; fi
-              if [ $((now - since)) -ge "$stable" ]; then v=ok; fi ;;
-          esac ;;
-        exited) if [ "$ec" = 0 ] && [ "$hl" = none ]; then v=ok; else v=fail; fi ;;
-        created|restarting) v=wait ;;
-        *) v=fail ;;
-      esac
-      short=$(printf '%.12s' "$id")
-      report="$report $svc/$short=$st/$hl/restarts:$rc"
-      [ "$v" = fail ] && failed="$failed $svc:$id"
-      [ "$v" = wait ] && pending="$pending $svc:$id"
-    done
-  done
-  if [ "$report" != "$last" ]; then echo "state$report"; last=$report; fi
-  if [ -n "$failed" ]; then result=failed; break; fi
-  if [ -z "$pending" ]; then result=healthy; break; fi
-  if [ "$now" -ge "$end" ]; then result=timeout; failed=$pending; break; fi
-  sleep 0.5 2>/dev/null || sleep 1
-done
-echo "result $result$failed"
-for x in $failed; do
-  svc=\${x%%:*}; id=\${x#*:}
-  [ "$id" = "$x" ] && continue
-  echo "logs $svc $(printf '%.12s' "$id")"
-  docker logs --tail "$n" "$id" 2>&1 | sed 's/^/| /'
-done
-[ "$result" = healthy ]
-`;
-
-// EXTERNAL MODULE: ./build/tsc/lib/release/store.js + 3 modules
-var release_store = __nccwpck_require__(1872);
-// EXTERNAL MODULE: ./build/tsc/lib/runtime/runtime.js
-var runtime = __nccwpck_require__(5778);
-;// CONCATENATED MODULE: ./build/tsc/lib/runtime/compose.js
-/**
- * The Compose runtime (`strategy: recreate`): `up -d` replaces a release's containers in the project of
- * the path; health is each container's healthcheck (or a stable run); a put-back is the previous release's
- * own files brought up again. Compose v2 (`docker compose`) and v1 (`docker-compose`) alike.
- */
-
-
-
-
-
-
-const SH = (script, ...args) => ['sh', '-c', script, 'sh', ...args];
-/** Reads a health wait's output: `state …` lines, then `result <word> …`, then the failing containers' logs. */
-function parseHealth(r) {
-    const lines = r.stdout.split('\n');
-    const state = [...lines].reverse().find(l => l.startsWith('state ')) ?? '';
-    const i = lines.findIndex(l => l.startsWith('result '));
-    const result = i >= 0 ? lines[i].split(' ')[1] : `exit ${r.code}`;
-    const logs = i >= 0
-        ? lines
-            .slice(i + 1)
-            .join('\n')
-            .trim()
-        : r.stderr.trim();
-    return { ok: r.code === 0 && result === 'healthy', result, state: state.slice(6).trim(), logs };
-}
-/** Waits for the containers of `services` in a Compose project to be healthy (HEALTH_SCRIPT), bounded. */
-async function composeHealth(exec, project, services, timeoutSec, opts = {}) {
-    const r = await exec(SH(HEALTH_SCRIPT, String(timeoutSec), String(opts.stableSec ?? 5), project, String(opts.tail ?? 30), ...services), { timeoutMs: (timeoutSec + 60) * 1000 });
-    return parseHealth(r);
-}
-/** Images present stay; missing ones are pulled (login in a temporary config when a registry is given). */
-async function ensureImages(store, refs, auth) {
-    if (refs.length === 0)
-        return [];
-    const cfg = `${store.runDir}/docker-config`;
-    // pulls of big images over a slow link may take long: 30 min, not the ordinary step limit
-    const r = await store.exec(SH(IMAGES_SCRIPT, cfg, auth?.registry ?? '', auth?.username ?? '', ...refs), {
-        stdin: auth?.password ?? '',
-        timeoutMs: 1_800_000
-    });
-    const pulled = r.stdout
-        .split('\n')
-        .filter(l => l.startsWith('pull '))
-        .map(l => l.slice(5));
-    if (r.code !== 0) {
-        const hint = auth
-            ? 'Check registry-username/registry-password and that the image exists.'
-            : "Set 'registry', 'registry-username' and 'registry-password' so the host can pull it.";
-        throw new errors/* UserError */.yo(`${store.label}: ${(0,release_store/* failureLine */.Pu)(r)}. ${hint}`, (r.stdout + r.stderr).trim());
-    }
-    return pulled;
-}
-/** Throws when the host has no Compose; returns the flavour. */
-function requireCompose(store, state) {
-    if (state.compose === 'none')
-        throw new errors/* UserError */.yo(`${store.label}: neither 'docker compose' (v2) nor 'docker-compose' (v1) is installed on the host. Install the Compose plugin.`);
-    return state.compose;
-}
-class ComposeRuntime {
-    store;
-    project;
-    name = 'compose';
-    kind = 'v1';
-    constructor(store, 
-    /** the Compose project (default: the path's) */
-    project = store.layout.project) {
-        this.store = store;
-        this.project = project;
-    }
-    accept(state) {
-        this.kind = requireCompose(this.store, state);
-    }
-    prepareFiles(_meta, files) {
-        return files;
-    }
-    ensureImages(refs, auth) {
-        return ensureImages(this.store, refs, auth);
-    }
-    /** argv prefix of docker compose for a release's files in this runtime's project */
-    composeFor(meta) {
-        const dir = this.store.layout.release(meta.id);
-        return (0,layout/* composeArgv */.NS)(this.kind, this.project, dir, meta.files, meta.env ? layout/* ENV_FILE */.h9 : undefined);
-    }
-    upArgv(meta, services) {
-        const argv = [...this.composeFor(meta), 'up', '-d'];
-        if (services && services.length)
-            argv.push('--no-deps', ...services);
-        else
-            argv.push('--remove-orphans');
-        return argv;
-    }
-    async start(meta, services, recover) {
-        const r = await this.store.step(this.upArgv(meta, services), recover);
-        if (r.code !== 0) {
-            const err = (r.stderr.trim() || r.stdout.trim()).split('\n').slice(-15).join('\n');
-            throw new errors/* UserError */.yo(`${this.store.label}: ${this.kind === 'v2' ? 'docker compose' : 'docker-compose'} up of ${meta.version} failed: ${(0,release_store/* failureLine */.Pu)(r).replace(/\s+/g, ' ')}`, err);
-        }
-    }
-    waitHealthy(_meta, services, timeoutSec, opts) {
-        return composeHealth(this.store.exec, this.project, services, timeoutSec, opts);
-    }
-    cutOverArgv() {
-        return [];
-    }
-    async afterClose() {
-        return [];
-    }
-    async restore(meta, services, timeoutSec, recover, opts) {
-        return (0,runtime/* restartAndWait */.G)(this, meta, services, timeoutSec, recover, opts);
-    }
-    restoreLines(meta) {
-        return [(0,remote/* shellJoin */.nZ)(this.upArgv(meta))];
-    }
-}
-
-
-/***/ }),
-
-/***/ 5778:
-/***/ ((__unused_webpack___webpack_module__, __webpack_exports__, __nccwpck_require__) => {
-
-/* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
-/* harmony export */   G: () => (/* binding */ restartAndWait)
-/* harmony export */ });
-/* harmony import */ var _errors_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(2830);
-
-/**
- * The put-back of a runtime whose start replaces what runs (compose, swarm): start `meta` again with the
- * recovery armed, then wait for the services it has; a failed start is an unhealthy result, not a throw.
- */
-async function restartAndWait(rt, meta, services, timeoutSec, recover, opts) {
-    try {
-        await rt.start(meta, undefined, recover);
-    }
-    catch (e) {
-        return { ok: false, result: 'failed', state: (0,_errors_js__WEBPACK_IMPORTED_MODULE_0__/* .errorMessage */ .gJ)(e), logs: e.details ?? '' };
-    }
-    return rt.waitHealthy(meta, services.filter(s => meta.services.includes(s)), timeoutSec, opts);
-}
-
-
-/***/ }),
-
-/***/ 9424:
-/***/ ((__unused_webpack___webpack_module__, __webpack_exports__, __nccwpck_require__) => {
-
-/* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
-/* harmony export */   ZL: () => (/* binding */ shellQuote),
-/* harmony export */   ay: () => (/* binding */ commandLine),
-/* harmony export */   nZ: () => (/* binding */ shellJoin)
-/* harmony export */ });
-/** Quotes one argument for a POSIX shell: 'it'\''s' style, safe for any byte string without NUL. */
-function shellQuote(arg) {
-    if (arg.includes('\0'))
-        throw new Error('argument contains a NUL byte');
-    if (/^[A-Za-z0-9_@%+=:,./-]+$/.test(arg))
-        return arg;
-    return `'${arg.replace(/'/g, `'\\''`)}'`;
-}
-function shellJoin(argv) {
-    return argv.map(shellQuote).join(' ');
-}
-/** Quotes argv for the remote shell; the command word is always quoted (so `A=b` or `if` stay plain words). */
-function commandLine(argv, cwd) {
-    if (argv.length === 0)
-        throw new Error('exec needs a command');
-    const first = shellQuote(argv[0]);
-    const words = [first.startsWith("'") ? first : `'${first}'`, ...argv.slice(1).map(shellQuote)];
-    return (cwd !== undefined ? `cd -- ${shellQuote(cwd)} && ` : '') + words.join(' ');
-}
-
-
-/***/ }),
-
-/***/ 6535:
-/***/ ((__webpack_module__, __unused_webpack___webpack_exports__, __nccwpck_require__) => {
-
-__nccwpck_require__.a(__webpack_module__, async (__webpack_handle_async_dependencies__, __webpack_async_result__) => { try {
-/* harmony import */ var _actions_core__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(4116);
-/* harmony import */ var _action_run_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(6082);
-/* harmony import */ var _action_inputs_js__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(7871);
-/* harmony import */ var _action_deploy_step_js__WEBPACK_IMPORTED_MODULE_3__ = __nccwpck_require__(6280);
-/* harmony import */ var _action_smoke_step_js__WEBPACK_IMPORTED_MODULE_4__ = __nccwpck_require__(6399);
-/* harmony import */ var _action_deploy_inputs_js__WEBPACK_IMPORTED_MODULE_5__ = __nccwpck_require__(8999);
-/* harmony import */ var _lib_errors_js__WEBPACK_IMPORTED_MODULE_6__ = __nccwpck_require__(2830);
-/* harmony import */ var _lib_deploy_index_js__WEBPACK_IMPORTED_MODULE_7__ = __nccwpck_require__(1968);
+;// CONCATENATED MODULE: ./build/tsc/ship/main.js
 /**
  * ship (the root action): deploy-ssh, then smoke-test against `smoke-url`; when the smoke test fails, the
  * release that was live before is put back (health-gated, recorded in the ledger and on the GitHub
  * Deployment) and the step fails with both reasons. The same library code as the separate actions. The
  * host locks are held from the deploy through the smoke test and the put-back: no other deploy can land
- * in between and be overwritten.
+ * in between and be overwritten. Launched by ./index.ts; importing this module runs nothing.
  */
 
 
@@ -75161,85 +75155,69 @@ __nccwpck_require__.a(__webpack_module__, async (__webpack_handle_async_dependen
 
 
 
-
-async function main() {
-    const smokeUrl = _action_inputs_js__WEBPACK_IMPORTED_MODULE_2__/* .str */ .gx('smoke-url');
-    const smokeChecks = _action_inputs_js__WEBPACK_IMPORTED_MODULE_2__/* .str */ .gx('smoke-checks');
-    const smokeTimeout = _action_inputs_js__WEBPACK_IMPORTED_MODULE_2__/* .int */ .Wh('smoke-timeout', 60, { min: 1, max: 3600 });
-    if (smokeUrl.trim() === '')
-        throw new _lib_errors_js__WEBPACK_IMPORTED_MODULE_6__/* .UserError */ .yo("Input 'smoke-url' is required: the base URL ship checks after the deploy, e.g. 'smoke-url: https://stage.example.com'.");
-    const step = await (0,_action_deploy_step_js__WEBPACK_IMPORTED_MODULE_3__/* .deployStep */ .c)({ hold: true });
+async function run() {
+    const inputs = getInputs();
+    const step = await deployStep(inputs.deploy, { hold: true });
     const held = step.held;
     try {
-        await shipAfterDeploy(step, smokeUrl, smokeChecks, smokeTimeout);
+        await shipAfterDeploy(step, inputs.smoke);
     }
     finally {
-        await (0,_lib_deploy_index_js__WEBPACK_IMPORTED_MODULE_7__/* .releaseDeploy */ .nN)(held, { keepReleases: step.keepReleases });
+        await releaseDeploy(held, { keepReleases: step.keepReleases });
     }
 }
-async function shipAfterDeploy(step, smokeUrl, smokeChecks, smokeTimeout) {
-    const { result, version, record, registry, fleet } = step;
+async function shipAfterDeploy(step, smokeInputs) {
+    const { result, version, record, registryAuth, fleet } = step;
     const held = step.held;
     if (result.status !== 'deployed') {
-        _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .setOutput */ .uH('smoke-passed', 'false');
+        core/* setOutput */.uH('smoke-passed', 'false');
         await record?.finish('failure', result.error ?? result.status);
-        throw new _lib_errors_js__WEBPACK_IMPORTED_MODULE_6__/* .UserError */ .yo(result.error ?? `deploy ${result.status}`);
+        throw new errors/* UserError */.yo(result.error ?? `deploy ${result.status}`);
     }
-    const smoke = await (0,_action_smoke_step_js__WEBPACK_IMPORTED_MODULE_4__/* .smokeStep */ .o)({
-        url: smokeUrl,
-        urlInput: 'smoke-url',
-        checksText: smokeChecks,
-        checksInput: 'smoke-checks',
-        headers: {},
-        timeout: smokeTimeout,
-        requestTimeout: Math.min(5, smokeTimeout),
-        insecureTls: false
-    });
-    _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .setOutput */ .uH('smoke-passed', String(smoke.report.passed));
+    const smoke = await smokeStep(smokeInputs);
+    core/* setOutput */.uH('smoke-passed', String(smoke.report.passed));
     if (smoke.report.passed) {
         await record?.finish('success', `${version} is live; smoke test passed`);
-        _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .info */ .pq(`shipped ${version} (${result.releaseId}); smoke test: ${smoke.line}`);
+        core/* info */.pq(`shipped ${version} (${result.releaseId}); smoke test: ${smoke.line}`);
         return;
     }
     // The smoke test failed: put back what was live before this release, on every host.
     const smokeReason = `smoke test failed: ${smoke.line}${smoke.firstFailure ? ` (${smoke.firstFailure})` : ''}`;
-    _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .error */ .z3(smokeReason);
+    core/* error */.z3(smokeReason);
     const previous = result.hosts.find(h => h.previousReleaseId)?.previousReleaseId;
     if (!previous) {
-        _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .setOutput */ .uH('status', 'failed');
+        core/* setOutput */.uH('status', 'failed');
         await record?.finish('failure', smokeReason.slice(0, 140));
-        throw new _lib_errors_js__WEBPACK_IMPORTED_MODULE_6__/* .UserError */ .yo(`${smokeReason}; this was the first release on the host, so there is nothing to put back. Fix the release and deploy again.`);
+        throw new errors/* UserError */.yo(`${smokeReason}; this was the first release on the host, so there is nothing to put back. Fix the release and deploy again.`);
     }
-    _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .info */ .pq(`putting back release ${previous} (${result.previousVersion}) …`);
-    const back = await (0,_lib_deploy_index_js__WEBPACK_IMPORTED_MODULE_7__/* .rollbackOn */ .I5)(held.fleet, {
-        ...fleet, // the same connections and locks as the deploy
-        log: _action_deploy_inputs_js__WEBPACK_IMPORTED_MODULE_5__/* .actionLog */ .Zx,
-        registry: registry.auth,
+    core/* info */.pq(`putting back release ${previous} (${result.previousVersion}) …`);
+    const back = await rollbackOn(held.fleet, {
+        ...fleet, // the same connections and locks as the deploy: no input is read again
+        log: coreLog,
+        registry: registryAuth,
         to: previous,
         givingUp: smokeReason
     });
-    await _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .summary */ .z
-        .addRaw((0,_lib_deploy_index_js__WEBPACK_IMPORTED_MODULE_7__/* .summaryTable */ .jb)(`ship: put back after the failed smoke test: ${back.status}`, back.hosts, [
+    await core/* summary */.z
+        .addRaw(summaryTable(`ship: put back after the failed smoke test: ${back.status}`, back.hosts, [
         ['from', version],
         ['to', `${back.toVersion} (${back.releaseId})`]
     ]))
         .write();
     if (back.status === 'failed') {
-        _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .setOutput */ .uH('status', 'failed');
+        core/* setOutput */.uH('status', 'failed');
         await record?.finish('failure', `${smokeReason}; putting back failed`.slice(0, 140));
-        throw new _lib_errors_js__WEBPACK_IMPORTED_MODULE_6__/* .UserError */ .yo(`${smokeReason}; and putting back ${result.previousVersion} failed too: ${back.error ?? 'see the summary'}. The hosts need a look.`);
+        throw new errors/* UserError */.yo(`${smokeReason}; and putting back ${result.previousVersion} failed too: ${back.error ?? 'see the summary'}. The hosts need a look.`);
     }
-    _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .setOutput */ .uH('status', 'rolled-back');
-    _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .setOutput */ .uH('release-id', back.releaseId);
+    core/* setOutput */.uH('status', 'rolled-back');
+    core/* setOutput */.uH('release-id', back.releaseId);
     await record?.finish('failure', `${smokeReason}; ${back.toVersion} put back`.slice(0, 140));
-    throw new _lib_errors_js__WEBPACK_IMPORTED_MODULE_6__/* .UserError */ .yo(`${smokeReason}; the previous release ${back.toVersion} was put back and is healthy. Fix the release and ship again.`);
+    throw new errors/* UserError */.yo(`${smokeReason}; the previous release ${back.toVersion} was put back and is healthy. Fix the release and ship again.`);
 }
-await (0,_action_run_js__WEBPACK_IMPORTED_MODULE_1__/* .runAction */ .C)(main, async () => {
-    // nothing to undo: host locks end with main's SSH connections
-});
+async function post() {
+    // nothing to undo: host locks end with run's SSH connections
+}
 
-__webpack_async_result__();
-} catch(e) { __webpack_async_result__(e); } }, 1);
 
 /***/ }),
 
@@ -75249,11 +75227,14 @@ __webpack_async_result__();
 
 // EXPORTS
 __nccwpck_require__.d(__webpack_exports__, {
+  Yz: () => (/* binding */ core_debug),
   N4: () => (/* binding */ endGroup),
   z3: () => (/* binding */ error),
   V4: () => (/* binding */ getInput),
   Gu: () => (/* binding */ getState),
+  Os: () => (/* binding */ group),
   pq: () => (/* binding */ info),
+  lm: () => (/* binding */ notice),
   LZ: () => (/* binding */ saveState),
   C1: () => (/* binding */ setFailed),
   uH: () => (/* binding */ setOutput),
@@ -75263,7 +75244,7 @@ __nccwpck_require__.d(__webpack_exports__, {
   $e: () => (/* binding */ warning)
 });
 
-// UNUSED EXPORTS: ExitCode, addPath, debug, exportVariable, getBooleanInput, getIDToken, getMultilineInput, group, isDebug, markdownSummary, notice, platform, setCommandEcho, toPlatformPath, toPosixPath, toWin32Path
+// UNUSED EXPORTS: ExitCode, addPath, exportVariable, getBooleanInput, getIDToken, getMultilineInput, isDebug, markdownSummary, platform, setCommandEcho, toPlatformPath, toPosixPath, toWin32Path
 
 // EXTERNAL MODULE: external "os"
 var external_os_ = __nccwpck_require__(857);
@@ -75289,7 +75270,7 @@ function utils_toCommandValue(input) {
  * @returns The command properties to send with the actual annotation command
  * See IssueCommandProperties: https://github.com/actions/runner/blob/main/src/Runner.Worker/ActionCommandManager.cs#L646
  */
-function utils_toCommandProperties(annotationProperties) {
+function toCommandProperties(annotationProperties) {
     if (!Object.keys(annotationProperties).length) {
         return {};
     }
@@ -78092,7 +78073,7 @@ function isDebug() {
  * @param message debug message
  */
 function core_debug(message) {
-    issueCommand('debug', {}, message);
+    command_issueCommand('debug', {}, message);
 }
 /**
  * Adds an error issue
@@ -78100,7 +78081,7 @@ function core_debug(message) {
  * @param properties optional properties to add to the annotation.
  */
 function error(message, properties = {}) {
-    command_issueCommand('error', utils_toCommandProperties(properties), message instanceof Error ? message.toString() : message);
+    command_issueCommand('error', toCommandProperties(properties), message instanceof Error ? message.toString() : message);
 }
 /**
  * Adds a warning issue
@@ -78108,7 +78089,7 @@ function error(message, properties = {}) {
  * @param properties optional properties to add to the annotation.
  */
 function warning(message, properties = {}) {
-    command_issueCommand('warning', utils_toCommandProperties(properties), message instanceof Error ? message.toString() : message);
+    command_issueCommand('warning', toCommandProperties(properties), message instanceof Error ? message.toString() : message);
 }
 /**
  * Adds a notice issue
@@ -78116,7 +78097,7 @@ function warning(message, properties = {}) {
  * @param properties optional properties to add to the annotation.
  */
 function notice(message, properties = {}) {
-    issueCommand('notice', toCommandProperties(properties), message instanceof Error ? message.toString() : message);
+    command_issueCommand('notice', toCommandProperties(properties), message instanceof Error ? message.toString() : message);
 }
 /**
  * Writes info to log with console.log.
@@ -78347,6 +78328,6 @@ module.exports = {"rE":"1.17.0"};
 /******/ // startup
 /******/ // Load entry module and return exports
 /******/ // This entry module used 'module' so it can't be inlined
-/******/ var __webpack_exports__ = __nccwpck_require__(6535);
+/******/ var __webpack_exports__ = __nccwpck_require__(9712);
 /******/ __webpack_exports__ = await __webpack_exports__;
 /******/ 

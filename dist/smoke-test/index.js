@@ -1132,7 +1132,7 @@ exports.debug = debug; // for test
 
 
 
-const Client = __nccwpck_require__(3701)
+const Client = __nccwpck_require__(6082)
 const Dispatcher = __nccwpck_require__(883)
 const Pool = __nccwpck_require__(628)
 const BalancedPool = __nccwpck_require__(837)
@@ -5279,7 +5279,7 @@ const { InvalidArgumentError } = __nccwpck_require__(8707)
 const { kClients, kRunning, kClose, kDestroy, kDispatch, kInterceptors } = __nccwpck_require__(6443)
 const DispatcherBase = __nccwpck_require__(1841)
 const Pool = __nccwpck_require__(628)
-const Client = __nccwpck_require__(3701)
+const Client = __nccwpck_require__(6082)
 const util = __nccwpck_require__(3440)
 const createRedirectInterceptor = __nccwpck_require__(5092)
 
@@ -7945,7 +7945,7 @@ module.exports = connectH2
 
 /***/ }),
 
-/***/ 3701:
+/***/ 6082:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 // @ts-check
@@ -9408,7 +9408,7 @@ const {
   kAddClient,
   kGetDispatcher
 } = __nccwpck_require__(2128)
-const Client = __nccwpck_require__(3701)
+const Client = __nccwpck_require__(6082)
 const {
   InvalidArgumentError
 } = __nccwpck_require__(8707)
@@ -9522,7 +9522,7 @@ const Pool = __nccwpck_require__(628)
 const DispatcherBase = __nccwpck_require__(1841)
 const { InvalidArgumentError, RequestAbortedError, SecureProxyConnectionError } = __nccwpck_require__(8707)
 const buildConnector = __nccwpck_require__(9136)
-const Client = __nccwpck_require__(3701)
+const Client = __nccwpck_require__(6082)
 
 const kAgent = Symbol('proxy agent')
 const kClient = Symbol('proxy client')
@@ -11705,7 +11705,7 @@ module.exports = MockAgent
 
 
 const { promisify } = __nccwpck_require__(7975)
-const Client = __nccwpck_require__(3701)
+const Client = __nccwpck_require__(6082)
 const { buildMockDispatch } = __nccwpck_require__(3397)
 const {
   kDispatches,
@@ -38006,136 +38006,280 @@ exports.visitAsync = visitAsync;
 
 /***/ }),
 
-/***/ 5580:
+/***/ 3701:
 /***/ ((__unused_webpack___webpack_module__, __webpack_exports__, __nccwpck_require__) => {
 
+/* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
+/* harmony export */   C: () => (/* binding */ runAction)
+/* harmony export */ });
+/* unused harmony export isPost */
+/* harmony import */ var _actions_core__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(6257);
+/* harmony import */ var _lib_errors_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(2830);
+/* harmony import */ var _secrets_js__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(2161);
 
-// EXPORTS
-__nccwpck_require__.d(__webpack_exports__, {
-  lc: () => (/* binding */ bool),
-  Wh: () => (/* binding */ inputs_int),
-  rJ: () => (/* binding */ secret),
-  gx: () => (/* binding */ str)
-});
 
-// UNUSED EXPORTS: list, maskSecret
 
-// EXTERNAL MODULE: ./node_modules/@actions/core/lib/core.js + 18 modules
-var lib_core = __nccwpck_require__(6257);
-// EXTERNAL MODULE: ./build/tsc/lib/errors.js
-var errors = __nccwpck_require__(2830);
-;// CONCATENATED MODULE: ./build/tsc/lib/parse.js
-
-/** Plain parsers for action inputs; they know nothing of @actions/core so the library can reuse them. */
-function parseBoolean(name, raw, fallback) {
-    const v = raw.trim();
-    if (v === '')
-        return fallback;
-    if (/^true$/i.test(v))
-        return true;
-    if (/^false$/i.test(v))
-        return false;
-    throw new errors/* UserError */.yo(`Input '${name}' must be true or false, got '${v}'. Set '${name}: true' or '${name}: false'.`);
+const POST_STATE = 'shipline-is-post';
+/** True when this process is the action's `post` step (main saved the marker state). */
+function isPost() {
+    return _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .getState */ .Gu(POST_STATE) === 'true';
 }
-/** One item per line; commas also accepted. Blank items and surrounding spaces are dropped. */
-function parse_parseList(raw, { commas = true } = {}) {
-    const out = [];
-    for (const line of raw.split(/\r?\n/)) {
-        const parts = commas ? line.split(',') : [line];
-        for (const p of parts) {
-            const t = p.trim();
-            if (t !== '' && !t.startsWith('#'))
-                out.push(t);
+/**
+ * Runs an action's main (and optional post) with the suite's error policy: a one-line failure that
+ * says what was wrong and how to fix it; details (stack, causes) in a collapsed group.
+ */
+async function runAction(main, post) {
+    if (post && isPost()) {
+        try {
+            await post();
         }
-    }
-    return out;
-}
-function parseInteger(name, raw, fallback, { min = 0, max = Number.MAX_SAFE_INTEGER } = {}) {
-    const v = raw.trim();
-    if (v === '')
-        return fallback;
-    if (!/^-?\d+$/.test(v)) {
-        throw new errors/* UserError */.yo(`Input '${name}' must be a whole number, got '${v}'. Write it as plain digits, e.g. '${name}: ${fallback}'.`);
-    }
-    const n = Number(v);
-    if (n < min || n > max) {
-        throw new errors/* UserError */.yo(`Input '${name}' must be between ${min} and ${max}, got ${n}.`);
-    }
-    return n;
-}
-/** `key=value` lines (commas not accepted as separators, values may contain them). */
-function parseKeyValues(name, raw) {
-    const out = new Map();
-    for (const line of parse_parseList(raw, { commas: false })) {
-        const i = line.indexOf('=');
-        if (i <= 0)
-            throw new UserError(`Input '${name}': line '${line}' is not of the form key=value.`);
-        out.set(line.slice(0, i).trim(), line.slice(i + 1).trim());
-    }
-    return out;
-}
-
-// EXTERNAL MODULE: ./build/tsc/action/secrets.js
-var secrets = __nccwpck_require__(2161);
-;// CONCATENATED MODULE: ./build/tsc/action/inputs.js
-
-
-
-/** Typed readers over core.getInput: the only place actions read their inputs. */
-function str(name, fallback = '') {
-    const v = lib_core/* getInput */.V4(name);
-    return v === '' ? fallback : v;
-}
-/** A secret input: masked (and its lines) before anything can log it. */
-function secret(name, fallback = '') {
-    const v = lib_core/* getInput */.V4(name, { trimWhitespace: false });
-    const value = v.trim() === '' ? fallback : v;
-    maskSecret(value);
-    return value;
-}
-function maskSecret(value) {
-    if (!value)
+        catch (e) {
+            _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .warning */ .$e(`cleanup failed: ${(0,_lib_errors_js__WEBPACK_IMPORTED_MODULE_1__/* .errorMessage */ .gJ)(e)}`);
+        }
         return;
-    secrets/* secrets */.O3.add(value);
-    for (const line of value.split(/\r?\n/))
-        if (line.trim().length >= 4)
-            secrets/* secrets */.O3.add(line.trim());
-    lib_core/* setSecret */.Pq(value);
-    const trimmed = value.trim();
-    if (trimmed !== value && trimmed)
-        lib_core/* setSecret */.Pq(trimmed);
-    for (const line of value.split(/\r?\n/))
-        if (line.trim().length >= 4)
-            lib_core/* setSecret */.Pq(line.trim());
-    lib_core/* setSecret */.Pq(Buffer.from(value).toString('base64'));
-}
-function bool(name, fallback) {
-    return parseBoolean(name, lib_core/* getInput */.V4(name), fallback);
-}
-function inputs_int(name, fallback, range) {
-    return parseInteger(name, lib_core/* getInput */.V4(name), fallback, range);
-}
-function list(name, opts) {
-    return parseList(core.getInput(name), opts);
+    }
+    if (post)
+        _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .saveState */ .LZ(POST_STATE, 'true');
+    (0,_secrets_js__WEBPACK_IMPORTED_MODULE_2__/* .redactSummaries */ .UD)();
+    try {
+        await main();
+    }
+    catch (e) {
+        if (!(0,_lib_errors_js__WEBPACK_IMPORTED_MODULE_1__/* .isUserError */ .iU)(e) && e instanceof Error && e.stack) {
+            _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .startGroup */ .Oh('error details');
+            _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .info */ .pq(e.stack);
+            _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .endGroup */ .N4();
+        }
+        else if ((0,_lib_errors_js__WEBPACK_IMPORTED_MODULE_1__/* .isUserError */ .iU)(e) && e.details) {
+            _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .startGroup */ .Oh('error details');
+            _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .info */ .pq(e.details);
+            _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .endGroup */ .N4();
+        }
+        _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .setFailed */ .C1((0,_lib_errors_js__WEBPACK_IMPORTED_MODULE_1__/* .errorMessage */ .gJ)(e).split('\n')[0]);
+    }
 }
 
 
 /***/ }),
 
-/***/ 4240:
+/***/ 2161:
+/***/ ((__unused_webpack___webpack_module__, __webpack_exports__, __nccwpck_require__) => {
+
+/* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
+/* harmony export */   O3: () => (/* binding */ secrets),
+/* harmony export */   UD: () => (/* binding */ redactSummaries),
+/* harmony export */   pc: () => (/* binding */ redacted)
+/* harmony export */ });
+/* harmony import */ var _actions_core__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(6257);
+/* harmony import */ var _lib_redact_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(2308);
+/**
+ * Every secret this run has masked, in one Redactor, for the texts the runner's log masking does not
+ * cover: GitHub API payloads (Deployment statuses, commit statuses, check runs) and the job summary file.
+ * inputs.maskSecret() fills it; redacted() applies it.
+ */
+
+
+const secrets = new _lib_redact_js__WEBPACK_IMPORTED_MODULE_1__/* .Redactor */ .pO();
+/** The text with every secret of the run (and any URL userinfo) replaced by `***`. */
+function redacted(text) {
+    return secrets.redact(text);
+}
+/**
+ * Makes the job summary pass through the redactor: whatever an action adds, the buffer is redacted just
+ * before it is written (one place for all actions; summary is @actions/core's singleton).
+ */
+function redactSummaries() {
+    const s = _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .summary */ .z;
+    if (s.__shiplineRedacts)
+        return;
+    s.__shiplineRedacts = true;
+    const write = s.write.bind(s);
+    s.write = async (opts) => {
+        const text = s.stringify();
+        s.emptyBuffer();
+        s.addRaw(redacted(text));
+        return write(opts);
+    };
+}
+
+
+/***/ }),
+
+/***/ 2830:
+/***/ ((__unused_webpack___webpack_module__, __webpack_exports__, __nccwpck_require__) => {
+
+/* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
+/* harmony export */   gJ: () => (/* binding */ errorMessage),
+/* harmony export */   iU: () => (/* binding */ isUserError),
+/* harmony export */   yo: () => (/* binding */ UserError)
+/* harmony export */ });
+/**
+ * An error the user can fix. Its message is one line that says what was wrong and how to fix it;
+ * `details` (optional) holds the longer story for a collapsed log group.
+ */
+class UserError extends Error {
+    details;
+    constructor(message, details) {
+        super(message);
+        this.name = 'UserError';
+        this.details = details;
+    }
+}
+function isUserError(e) {
+    return e instanceof UserError || (e instanceof Error && e.name === 'UserError');
+}
+function errorMessage(e) {
+    if (e instanceof Error)
+        return e.message;
+    return String(e);
+}
+
+
+/***/ }),
+
+/***/ 2308:
+/***/ ((__unused_webpack___webpack_module__, __webpack_exports__, __nccwpck_require__) => {
+
+/* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
+/* harmony export */   KY: () => (/* binding */ SECRET_HEADERS),
+/* harmony export */   Qy: () => (/* binding */ displayUrl),
+/* harmony export */   pO: () => (/* binding */ Redactor)
+/* harmony export */ });
+/* unused harmony exports MASK, encodedForms, redactUrlUserinfo */
+/**
+ * Redaction of credentials in text that may reach a log, an output, a summary or a GitHub API call.
+ * A Redactor knows the secret values (header values, tokens, URL userinfo) and their encoded forms
+ * (base64 of the value and of `user:password` for Basic auth, percent-encoded forms) and replaces every
+ * occurrence with `***`; URL userinfo is redacted in any URL it sees, known or not.
+ * Plain module: callers that use @actions/core mask the same values through `forms()`.
+ */
+const MASK = '***';
+/** Header names whose values are credentials whatever the user says. */
+const SECRET_HEADERS = new Set([
+    'authorization',
+    'proxy-authorization',
+    'cookie',
+    'set-cookie',
+    'x-api-key',
+    'x-auth-token'
+]);
+class Redactor {
+    values = new Set();
+    /** Registers a secret (ignored when shorter than 3 characters: masking those would garble every log). */
+    add(value) {
+        if (!value)
+            return this;
+        for (const form of encodedForms(value))
+            if (form.length >= 3)
+                this.values.add(form);
+        return this;
+    }
+    /** Registers the credential parts of a header value: the whole value, and for `Basic`/`Bearer` the token and decoded user:password. */
+    addHeaderValue(value) {
+        this.add(value);
+        const m = /^\s*(\S+)\s+(.+?)\s*$/.exec(value);
+        if (m) {
+            this.add(m[2]);
+            if (/^basic$/i.test(m[1])) {
+                const decoded = Buffer.from(m[2], 'base64').toString('utf8');
+                if (decoded.includes(':')) {
+                    this.add(decoded);
+                    this.add(decoded.slice(decoded.indexOf(':') + 1));
+                }
+            }
+        }
+        return this;
+    }
+    /** Registers the userinfo of a URL (user:password, the password, Basic form). */
+    addUrl(url) {
+        try {
+            const u = new URL(url);
+            const user = decodeURIComponent(u.username);
+            const pass = decodeURIComponent(u.password);
+            if (pass) {
+                this.add(pass);
+                this.add(`${user}:${pass}`);
+                if (`${u.username}:${u.password}` !== `${user}:${pass}`)
+                    this.add(`${u.username}:${u.password}`);
+            }
+            else if (user)
+                this.add(user); // a token given as the user name
+        }
+        catch {
+            /* not a URL: nothing to register */
+        }
+        return this;
+    }
+    /** Every registered form, longest first (for core.setSecret). */
+    forms() {
+        return [...this.values].sort((a, b) => b.length - a.length);
+    }
+    redact(text) {
+        let out = redactUrlUserinfo(text);
+        for (const v of this.forms())
+            if (out.includes(v))
+                out = out.split(v).join(MASK);
+        return out;
+    }
+}
+/** The value and the encoded forms it may travel in: base64 (Basic auth, Kubernetes secrets), percent-encoding. */
+function encodedForms(value) {
+    const forms = new Set([value, value.trim()]);
+    forms.add(Buffer.from(value).toString('base64'));
+    forms.add(Buffer.from(value).toString('base64').replace(/=+$/, ''));
+    if (encodeURIComponent(value) !== value)
+        forms.add(encodeURIComponent(value));
+    return [...forms].filter(Boolean);
+}
+/** `scheme://user:pass@host` → `scheme://***@host`, anywhere in the text. */
+function redactUrlUserinfo(text) {
+    return text.replace(/\b([a-z][a-z0-9+.-]*:\/\/)[^\s/@?#]+@/gi, `$1${MASK}@`);
+}
+/** A URL without userinfo, for display. */
+function displayUrl(url) {
+    try {
+        const u = new URL(url);
+        if (!u.username && !u.password)
+            return url;
+        u.username = '';
+        u.password = '';
+        return u.toString();
+    }
+    catch {
+        return redactUrlUserinfo(url);
+    }
+}
+
+
+/***/ }),
+
+/***/ 5206:
+/***/ ((__webpack_module__, __unused_webpack___webpack_exports__, __nccwpck_require__) => {
+
+__nccwpck_require__.a(__webpack_module__, async (__webpack_handle_async_dependencies__, __webpack_async_result__) => { try {
+/* harmony import */ var _action_run_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(3701);
+/* harmony import */ var _main_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(3084);
+/** The action's entry point (the bundle's entry): only launches ./main.ts's run(). */
+
+
+await (0,_action_run_js__WEBPACK_IMPORTED_MODULE_0__/* .runAction */ .C)(_main_js__WEBPACK_IMPORTED_MODULE_1__/* .run */ .e);
+
+__webpack_async_result__();
+} catch(e) { __webpack_async_result__(e); } }, 1);
+
+/***/ }),
+
+/***/ 3084:
 /***/ ((__unused_webpack___webpack_module__, __webpack_exports__, __nccwpck_require__) => {
 
 
 // EXPORTS
 __nccwpck_require__.d(__webpack_exports__, {
-  a8: () => (/* binding */ Reporter),
-  Hf: () => (/* binding */ parseReportMode)
+  e: () => (/* binding */ run)
 });
 
-// UNUSED EXPORTS: REPORT_MODES, commitUnderTest
-
 // EXTERNAL MODULE: ./node_modules/@actions/core/lib/core.js + 18 modules
-var core = __nccwpck_require__(6257);
+var lib_core = __nccwpck_require__(6257);
 // EXTERNAL MODULE: ./build/tsc/action/secrets.js
 var secrets = __nccwpck_require__(2161);
 // EXTERNAL MODULE: external "fs"
@@ -43144,17 +43288,53 @@ function getOctokit(token, options, ...additionalPlugins) {
 //# sourceMappingURL=github.js.map
 // EXTERNAL MODULE: ./build/tsc/lib/errors.js
 var errors = __nccwpck_require__(2830);
+;// CONCATENATED MODULE: external "node:fs"
+const external_node_fs_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:fs");
+;// CONCATENATED MODULE: ./build/tsc/lib/github/run.js
+/**
+ * Facts about the workflow run, from the runner's environment: the run's web URL and the commit under
+ * test (the pull request head on pull request events). One place for both; no @actions/core here.
+ */
+
+/** `<server>/<owner>/<repo>/actions/runs/<id>`, or undefined outside a workflow run. */
+function runUrl(env = process.env) {
+    const server = (env.GITHUB_SERVER_URL || 'https://github.com').replace(/\/+$/, '');
+    const repo = env.GITHUB_REPOSITORY;
+    const run = env.GITHUB_RUN_ID;
+    return repo && run ? `${server}/${repo}/actions/runs/${run}` : undefined;
+}
+const PULL_REQUEST_EVENTS = /^pull_request(_target|_review|_review_comment)?$/;
+/** The pull request head SHA from the event payload, when the event is a pull request. */
+function pullRequestHead(eventName, eventPath) {
+    if (!eventName || !PULL_REQUEST_EVENTS.test(eventName) || !eventPath)
+        return undefined;
+    try {
+        const event = JSON.parse((0,external_node_fs_namespaceObject.readFileSync)(eventPath, 'utf8'));
+        const sha = event.pull_request?.head?.sha;
+        return typeof sha === 'string' && sha !== '' ? sha : undefined;
+    }
+    catch {
+        return undefined;
+    }
+}
+/** The commit the workflow tests: the PR head on pull request events, else GITHUB_SHA ('' when neither). */
+function commitUnderTest(env = process.env) {
+    return pullRequestHead(env.GITHUB_EVENT_NAME, env.GITHUB_EVENT_PATH) ?? env.GITHUB_SHA ?? '';
+}
+
 ;// CONCATENATED MODULE: ./build/tsc/action/report.js
 /**
  * Reports an action's verdict on the commit under test, for pull-request status checks:
  * `status` posts a commit status (pending, then success/failure), `check` a check run (in progress, then
  * completed with the results table as its output).
- * The commit is the PR head (`pull_request.head.sha`) on pull_request events, else GITHUB_SHA.
+ * The commit is the PR head (`pull_request.head.sha`) on pull_request events, else GITHUB_SHA
+ * (commitUnderTest() in src/lib/github/run.ts).
  * The API is GitHub's (GITHUB_API_URL, honoured by getOctokit). Reporting never fails the step: a token that
  * may not write (fork pull requests get a read-only GITHUB_TOKEN: 403 "Resource not accessible by
  * integration") or any other API failure is a warning that says what to grant.
  * API calls are bounded (10 s each); GitHub's own API is not a smoke-test target, so no retries.
  */
+
 
 
 
@@ -43166,17 +43346,6 @@ function parseReportMode(raw, inputName = 'report') {
         throw new errors/* UserError */.yo(`Input '${inputName}' must be one of ${REPORT_MODES.join(', ')}, got '${raw.trim()}'.`);
     }
     return v;
-}
-/** The commit the workflow tests: the PR head on pull_request events, else GITHUB_SHA. */
-function commitUnderTest() {
-    const pr = github_context.payload.pull_request;
-    return pr?.head?.sha ?? github_context.sha;
-}
-function runUrl() {
-    const server = process.env.GITHUB_SERVER_URL ?? 'https://github.com';
-    const repo = process.env.GITHUB_REPOSITORY;
-    const run = process.env.GITHUB_RUN_ID;
-    return repo && run ? `${server}/${repo}/actions/runs/${run}` : undefined;
 }
 /** API payload text: every secret of the run redacted, then clipped to the field's limit */
 const clip = (raw, n) => {
@@ -43203,7 +43372,7 @@ class Reporter {
         if (mode === 'summary')
             return;
         if (!token) {
-            core/* warning */.$e(`report: ${mode} skipped: no github-token. Pass 'github-token: \${{ github.token }}' (the default).`);
+            lib_core/* warning */.$e(`report: ${mode} skipped: no github-token. Pass 'github-token: \${{ github.token }}' (the default).`);
             this.failed = true;
             return;
         }
@@ -43304,11 +43473,11 @@ class Reporter {
         const msg = (0,errors/* errorMessage */.gJ)(e).split('\n')[0];
         const perm = this.mode === 'status' ? 'statuses: write' : 'checks: write';
         if (status === 403 && /not accessible by integration/i.test(msg)) {
-            core/* warning */.$e(`report: ${this.mode} skipped: the token may not write ${this.mode === 'status' ? 'commit statuses' : 'check runs'} (${msg}). ` +
+            lib_core/* warning */.$e(`report: ${this.mode} skipped: the token may not write ${this.mode === 'status' ? 'commit statuses' : 'check runs'} (${msg}). ` +
                 `Pull requests from forks get a read-only token; elsewhere grant 'permissions: ${perm}' to the job.`);
         }
         else {
-            core/* warning */.$e(`report: ${this.mode} failed${status ? ` (HTTP ${status})` : ''}: ${msg}. The result stands; check 'github-token' and 'permissions: ${perm}'.`);
+            lib_core/* warning */.$e(`report: ${this.mode} failed${status ? ` (HTTP ${status})` : ''}: ${msg}. The result stands; check 'github-token' and 'permissions: ${perm}'.`);
         }
     }
 }
@@ -43317,131 +43486,273 @@ function report_link(key) {
     return url ? { [key]: url } : {};
 }
 
-
-/***/ }),
-
-/***/ 6082:
-/***/ ((__unused_webpack___webpack_module__, __webpack_exports__, __nccwpck_require__) => {
-
-/* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
-/* harmony export */   C: () => (/* binding */ runAction)
-/* harmony export */ });
-/* unused harmony export isPost */
-/* harmony import */ var _actions_core__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(6257);
-/* harmony import */ var _lib_errors_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(2830);
-/* harmony import */ var _secrets_js__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(2161);
-
-
-
-const POST_STATE = 'shipline-is-post';
-/** True when this process is the action's `post` step (main saved the marker state). */
-function isPost() {
-    return _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .getState */ .Gu(POST_STATE) === 'true';
-}
+// EXTERNAL MODULE: ./node_modules/yaml/dist/index.js
+var dist = __nccwpck_require__(8815);
+;// CONCATENATED MODULE: ./build/tsc/lib/smoke/checks.js
 /**
- * Runs an action's main (and optional post) with the suite's error policy: a one-line failure that
- * says what was wrong and how to fix it; details (stack, causes) in a collapsed group.
+ * The `checks` input: a YAML list of HTTP checks, parsed with line numbers so that every error names the
+ * line and the key. An item is a mapping of the keys below, or a bare path string (`- /health`).
  */
-async function runAction(main, post) {
-    if (post && isPost()) {
+
+
+const CHECK_KEYS = [
+    'path',
+    'method',
+    'status',
+    'body',
+    'json',
+    'format',
+    'require-metrics',
+    'max-latency-ms',
+    'headers',
+    'data'
+];
+const METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'];
+function defaultChecks() {
+    const base = { method: 'GET', status: [200], requireMetrics: [], headers: {} };
+    return [
+        { ...base, path: '/health' },
+        { ...base, path: '/readyz' },
+        { ...base, path: '/metrics', format: 'prometheus' }
+    ];
+}
+/** Parses the `checks` input; empty text gives the default checks. */
+function parseChecks(text, inputName = 'checks') {
+    if (text.trim() === '')
+        return defaultChecks();
+    const lines = new dist/* LineCounter */.HN();
+    const doc = (0,dist/* parseDocument */.Tp)(text, { lineCounter: lines, uniqueKeys: true, prettyErrors: false });
+    if (doc.errors.length > 0) {
+        const e = doc.errors[0];
+        const line = e.linePos?.[0]?.line ?? lines.linePos(e.pos[0]).line;
+        throw new errors/* UserError */.yo(`Input '${inputName}' is not valid YAML at line ${line}: ${e.message.split('\n')[0]}. Write a YAML list, e.g. '- path: /health'.`, e.message);
+    }
+    const root = doc.contents;
+    if (root === null || ((0,dist/* isScalar */.jn)(root) && (root.value === null || root.value === '')))
+        return defaultChecks();
+    const lineOf = (n) => (n?.range ? lines.linePos(n.range[0]).line : 1);
+    if (!(0,dist/* isSeq */.oP)(root)) {
+        throw new errors/* UserError */.yo(`Input '${inputName}' (line ${lineOf(root)}) must be a YAML list of checks, each starting with '- ', e.g. '- path: /health'.`);
+    }
+    const checks = [];
+    root.items.forEach((item, i) => {
+        const where = `Input '${inputName}' line ${lineOf(item)} (check ${i + 1})`;
+        if ((0,dist/* isScalar */.jn)(item) && typeof item.value === 'string') {
+            checks.push({ ...defaultChecks()[0], path: normalPath(item.value, where), line: lineOf(item) });
+            return;
+        }
+        if (!(0,dist/* isMap */.jh)(item))
+            throw new errors/* UserError */.yo(`${where}: a check is a mapping like 'path: /health' or a bare path, not ${describe(item)}.`);
+        const fields = new Map();
+        for (const pair of item.items) {
+            const keyNode = pair.key;
+            const key = (0,dist/* isScalar */.jn)(keyNode) ? String(keyNode.value) : String(keyNode);
+            const line = lineOf(keyNode);
+            if (!CHECK_KEYS.includes(key)) {
+                const near = suggest(key);
+                throw new errors/* UserError */.yo(`Input '${inputName}' line ${line}: unknown key '${key}' in check ${i + 1}${near ? `; did you mean '${near}'?` : ''} Known keys: ${CHECK_KEYS.join(', ')}.`);
+            }
+            const v = pair.value;
+            fields.set(key, {
+                value: v && typeof v.toJSON === 'function' ? v.toJSON() : v,
+                line: lineOf(v ?? keyNode)
+            });
+        }
+        checks.push(buildCheck(fields, where, lineOf(item), i + 1, inputName));
+    });
+    if (checks.length === 0)
+        return defaultChecks();
+    return checks;
+}
+function buildCheck(f, where, line, n, inputName) {
+    const bad = (key, what) => new errors/* UserError */.yo(`Input '${inputName}' line ${f.get(key)?.line ?? line}: '${key}' of check ${n} ${what}.`);
+    const get = (k) => f.get(k)?.value;
+    const path = get('path');
+    if (path === undefined)
+        throw new errors/* UserError */.yo(`${where}: the check has no 'path'; add e.g. 'path: /health'.`);
+    if (typeof path !== 'string' || path.trim() === '')
+        throw bad('path', "must be a path like '/health'");
+    let method = 'GET';
+    if (get('method') !== undefined) {
+        const m = String(get('method')).toUpperCase();
+        if (!METHODS.includes(m))
+            throw bad('method', `must be one of ${METHODS.join(', ')}`);
+        method = m;
+    }
+    else if (get('data') !== undefined)
+        method = 'POST';
+    let status = [200];
+    if (get('status') !== undefined) {
+        const raw = get('status');
+        const items = Array.isArray(raw) ? raw : [raw];
+        if (items.length === 0)
+            throw bad('status', 'must name at least one status');
+        status = items.map(s => {
+            if (typeof s === 'number' && Number.isInteger(s) && s >= 100 && s <= 599)
+                return s;
+            if (typeof s === 'string' && /^\d{3}$/.test(s) && Number(s) >= 100 && Number(s) <= 599)
+                return Number(s);
+            if (typeof s === 'string' && /^[1-5]xx$/i.test(s))
+                return s.toLowerCase();
+            throw bad('status', `must be an HTTP status (100-599), a class like '2xx', or a list of those; got ${JSON.stringify(s)}`);
+        });
+    }
+    let body;
+    if (get('body') !== undefined) {
+        const raw = get('body');
+        if (typeof raw !== 'string' && typeof raw !== 'number')
+            throw bad('body', 'must be a regular expression (a string)');
         try {
-            await post();
+            body = new RegExp(String(raw), 'm');
         }
         catch (e) {
-            _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .warning */ .$e(`cleanup failed: ${(0,_lib_errors_js__WEBPACK_IMPORTED_MODULE_1__/* .errorMessage */ .gJ)(e)}`);
+            throw bad('body', `is not a valid regular expression (${e.message}); quote it and escape special characters`);
         }
-        return;
     }
-    if (post)
-        _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .saveState */ .LZ(POST_STATE, 'true');
-    (0,_secrets_js__WEBPACK_IMPORTED_MODULE_2__/* .redactSummaries */ .UD)();
-    try {
-        await main();
+    let format;
+    if (get('format') !== undefined) {
+        if (get('format') !== 'prometheus')
+            throw bad('format', "must be 'prometheus' (the only format checked)");
+        format = 'prometheus';
     }
-    catch (e) {
-        if (!(0,_lib_errors_js__WEBPACK_IMPORTED_MODULE_1__/* .isUserError */ .iU)(e) && e instanceof Error && e.stack) {
-            _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .startGroup */ .Oh('error details');
-            _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .info */ .pq(e.stack);
-            _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .endGroup */ .N4();
+    let requireMetrics = [];
+    if (get('require-metrics') !== undefined) {
+        const raw = get('require-metrics');
+        const items = Array.isArray(raw)
+            ? raw
+            : typeof raw === 'string'
+                ? raw.split(/[\s,]+/).filter(Boolean)
+                : null;
+        if (!items || items.some(x => typeof x !== 'string' || !/^[a-zA-Z_:][a-zA-Z0-9_:]*$/.test(x))) {
+            throw bad('require-metrics', "must be a list of metric names like 'http_requests_total'");
         }
-        else if ((0,_lib_errors_js__WEBPACK_IMPORTED_MODULE_1__/* .isUserError */ .iU)(e) && e.details) {
-            _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .startGroup */ .Oh('error details');
-            _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .info */ .pq(e.details);
-            _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .endGroup */ .N4();
-        }
-        _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .setFailed */ .C1((0,_lib_errors_js__WEBPACK_IMPORTED_MODULE_1__/* .errorMessage */ .gJ)(e).split('\n')[0]);
+        requireMetrics = items;
+        format = 'prometheus';
     }
-}
-
-
-/***/ }),
-
-/***/ 2161:
-/***/ ((__unused_webpack___webpack_module__, __webpack_exports__, __nccwpck_require__) => {
-
-/* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
-/* harmony export */   O3: () => (/* binding */ secrets),
-/* harmony export */   UD: () => (/* binding */ redactSummaries),
-/* harmony export */   pc: () => (/* binding */ redacted)
-/* harmony export */ });
-/* harmony import */ var _actions_core__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(6257);
-/* harmony import */ var _lib_redact_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(2308);
-/**
- * Every secret this run has masked, in one Redactor, for the texts the runner's log masking does not
- * cover: GitHub API payloads (Deployment statuses, commit statuses, check runs) and the job summary file.
- * inputs.maskSecret() fills it; redacted() applies it.
- */
-
-
-const secrets = new _lib_redact_js__WEBPACK_IMPORTED_MODULE_1__/* .Redactor */ .pO();
-/** The text with every secret of the run (and any URL userinfo) replaced by `***`. */
-function redacted(text) {
-    return secrets.redact(text);
-}
-/**
- * Makes the job summary pass through the redactor: whatever an action adds, the buffer is redacted just
- * before it is written (one place for all actions; summary is @actions/core's singleton).
- */
-function redactSummaries() {
-    const s = _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .summary */ .z;
-    if (s.__shiplineRedacts)
-        return;
-    s.__shiplineRedacts = true;
-    const write = s.write.bind(s);
-    s.write = async (opts) => {
-        const text = s.stringify();
-        s.emptyBuffer();
-        s.addRaw(redacted(text));
-        return write(opts);
+    let maxLatencyMs;
+    if (get('max-latency-ms') !== undefined) {
+        const raw = get('max-latency-ms');
+        if (typeof raw !== 'number' || !Number.isFinite(raw) || raw <= 0)
+            throw bad('max-latency-ms', 'must be a positive number of milliseconds');
+        maxLatencyMs = raw;
+    }
+    const headers = {};
+    if (get('headers') !== undefined) {
+        const raw = get('headers');
+        if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) {
+            throw bad('headers', "must be a mapping of header names to values, e.g. 'headers: { X-Token: abc }'");
+        }
+        for (const [k, v] of Object.entries(raw)) {
+            if (!/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/.test(k))
+                throw bad('headers', `has an invalid header name '${k}'`);
+            if (v === null || typeof v === 'object')
+                throw bad('headers', `value of '${k}' must be a string`);
+            const s = String(v);
+            if (/[\r\n]/.test(s))
+                throw bad('headers', `value of '${k}' must be on one line`);
+            headers[k] = s;
+        }
+    }
+    let data;
+    let dataType;
+    if (get('data') !== undefined) {
+        const raw = get('data');
+        data = typeof raw === 'string' ? raw : JSON.stringify(raw);
+        if (typeof raw !== 'string')
+            dataType = 'application/json';
+    }
+    return {
+        path: normalPath(path, where),
+        method,
+        status,
+        body,
+        json: get('json'),
+        format,
+        requireMetrics,
+        maxLatencyMs,
+        headers,
+        data,
+        dataType,
+        line
     };
 }
+function normalPath(p, where) {
+    const t = p.trim();
+    if (/^[a-z][a-z0-9+.-]*:\/\//i.test(t)) {
+        throw new errors/* UserError */.yo(`${where}: 'path' must be relative to the 'url' input (e.g. '/health'), not a full URL.`);
+    }
+    return t.startsWith('/') ? t : `/${t}`;
+}
+function describe(n) {
+    if ((0,dist/* isSeq */.oP)(n))
+        return 'a list';
+    if ((0,dist/* isScalar */.jn)(n))
+        return `${typeof n.value} ${JSON.stringify(n.value)}`;
+    return 'this';
+}
+/** The known key closest to a mistyped one (underscores, case, one or two typos). */
+function suggest(key) {
+    const k = key.toLowerCase().replace(/_/g, '-');
+    let best;
+    let bestD = 3;
+    for (const c of CHECK_KEYS) {
+        const d = distance(k, c);
+        if (d < bestD)
+            [best, bestD] = [c, d];
+    }
+    return best;
+}
+function distance(a, b) {
+    const dp = Array.from({ length: a.length + 1 }, (_, i) => [i, ...Array(b.length).fill(0)]);
+    for (let j = 1; j <= b.length; j++)
+        dp[0][j] = j;
+    for (let i = 1; i <= a.length; i++)
+        for (let j = 1; j <= b.length; j++)
+            dp[i][j] = Math.min(dp[i - 1][j] + 1, dp[i][j - 1] + 1, dp[i - 1][j - 1] + (a[i - 1] === b[j - 1] ? 0 : 1));
+    return dp[a.length][b.length];
+}
+/** True when the status code is accepted by the check. */
+function statusAccepted(check, code) {
+    return check.status.some(s => typeof s === 'number' ? s === code : Math.floor(code / 100) === Number(s[0]));
+}
+/** Subset match: objects need the expected keys (recursively), arrays need each expected item somewhere, scalars equal. */
+function jsonContains(actual, expected) {
+    if (expected === null || typeof expected !== 'object')
+        return actual === expected;
+    if (Array.isArray(expected)) {
+        return Array.isArray(actual) && expected.every(e => actual.some(a => jsonContains(a, e)));
+    }
+    if (actual === null || typeof actual !== 'object' || Array.isArray(actual))
+        return false;
+    const a = actual;
+    return Object.entries(expected).every(([k, v]) => k in a && jsonContains(a[k], v));
+}
+/** The `headers` input: `Name: value` lines (blank lines and `#` comments skipped). */
+function parseHeaderLines(text, inputName = 'headers') {
+    const out = {};
+    text.split(/\r?\n/).forEach((raw, i) => {
+        const line = raw.trim();
+        if (line === '' || line.startsWith('#'))
+            return;
+        const colon = line.indexOf(':');
+        const name = colon > 0 ? line.slice(0, colon).trim() : '';
+        if (!/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/.test(name)) {
+            // never echo the line: it may hold a credential
+            throw new errors/* UserError */.yo(`Input '${inputName}' line ${i + 1} is not 'Name: value' (e.g. 'Authorization: Bearer \${{ secrets.TOKEN }}').`);
+        }
+        out[name] = line.slice(colon + 1).trim();
+    });
+    return out;
+}
 
-
-/***/ }),
-
-/***/ 2524:
-/***/ ((__unused_webpack___webpack_module__, __webpack_exports__, __nccwpck_require__) => {
-
-
-// EXPORTS
-__nccwpck_require__.d(__webpack_exports__, {
-  o: () => (/* binding */ smokeStep)
-});
-
-// EXTERNAL MODULE: ./node_modules/@actions/core/lib/core.js + 18 modules
-var core = __nccwpck_require__(6257);
-// EXTERNAL MODULE: ./build/tsc/lib/errors.js
-var errors = __nccwpck_require__(2830);
-// EXTERNAL MODULE: ./build/tsc/lib/redact.js
-var redact = __nccwpck_require__(2308);
-// EXTERNAL MODULE: ./build/tsc/lib/smoke/checks.js
-var smoke_checks = __nccwpck_require__(2742);
 // EXTERNAL MODULE: external "node:dns"
 var external_node_dns_ = __nccwpck_require__(610);
 // EXTERNAL MODULE: external "node:http"
 var external_node_http_ = __nccwpck_require__(7067);
 ;// CONCATENATED MODULE: external "node:https"
 const external_node_https_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:https");
+// EXTERNAL MODULE: ./build/tsc/lib/redact.js
+var redact = __nccwpck_require__(2308);
 ;// CONCATENATED MODULE: ./build/tsc/lib/smoke/http.js
 /**
  * One HTTP exchange for a smoke check, on node:http/https (no global fetch: we need the lookup, the TLS
@@ -43457,7 +43768,7 @@ const external_node_https_namespaceObject = __WEBPACK_EXTERNAL_createRequire(imp
 
 
 
-class RequestError extends Error {
+class http_RequestError extends Error {
     kind;
     constructor(kind, message) {
         super(message);
@@ -43492,7 +43803,7 @@ function smokeLookup(hostname, options, callback) {
 }
 const TLS_CODES = /CERT|SSL|TLS|UNABLE_TO_VERIFY|SELF_SIGNED|ERR_TLS/;
 function classify(e) {
-    if (e instanceof RequestError)
+    if (e instanceof http_RequestError)
         return e;
     const err = e;
     const inner = err.errors?.length ? err.errors : [err];
@@ -43500,13 +43811,13 @@ function classify(e) {
     const code = codes.find(c => c !== 'ECONNREFUSED') ?? codes[0] ?? err.code ?? '';
     const msg = inner.map(x => x.message).join('; ') || err.message;
     if (codes.length && codes.every(c => c === 'ECONNREFUSED'))
-        return new RequestError('refused', `connection refused (${msg})`);
+        return new http_RequestError('refused', `connection refused (${msg})`);
     if (code === 'ENOTFOUND' || code === 'EAI_AGAIN' || code === 'EAI_NONAME')
-        return new RequestError('dns', `DNS lookup failed (${msg})`);
+        return new http_RequestError('dns', `DNS lookup failed (${msg})`);
     if (code === 'ETIMEDOUT' || code === 'ESOCKETTIMEDOUT')
-        return new RequestError('timeout', `connect timed out (${msg})`);
+        return new http_RequestError('timeout', `connect timed out (${msg})`);
     if (TLS_CODES.test(code))
-        return new RequestError('tls', `TLS: ${msg} (${code})`);
+        return new http_RequestError('tls', `TLS: ${msg} (${code})`);
     if ([
         'ECONNRESET',
         'EPIPE',
@@ -43516,11 +43827,11 @@ function classify(e) {
         'EADDRNOTAVAIL',
         'UND_ERR_SOCKET'
     ].includes(code)) {
-        return new RequestError('reset', `connection ${code === 'ECONNRESET' ? 'reset' : 'failed'} (${msg})`);
+        return new http_RequestError('reset', `connection ${code === 'ECONNRESET' ? 'reset' : 'failed'} (${msg})`);
     }
     if (/socket hang up/i.test(msg))
-        return new RequestError('reset', `connection reset (${msg})`);
-    return new RequestError('other', msg || String(e));
+        return new http_RequestError('reset', `connection reset (${msg})`);
+    return new http_RequestError('other', msg || String(e));
 }
 /** The Authorization header for userinfo in a URL, and the URL without it. */
 function splitUserinfo(url) {
@@ -43547,7 +43858,7 @@ async function send(req) {
     for (;;) {
         const remaining = deadline - performance.now();
         if (remaining <= 0)
-            throw new RequestError('timeout', `no answer within ${req.timeoutMs} ms`);
+            throw new http_RequestError('timeout', `no answer within ${req.timeoutMs} ms`);
         const res = await exchange(url, method, headers, body, remaining, req);
         const location = res.headers.location;
         if (req.followRedirects === false ||
@@ -43558,16 +43869,16 @@ async function send(req) {
             return { ...res, url: url.toString(), redirects, latencyMs: Math.round(performance.now() - started) };
         }
         if (redirects.length >= max)
-            throw new RequestError('redirect', `more than ${max} redirects (last to ${location})`);
+            throw new http_RequestError('redirect', `more than ${max} redirects (last to ${location})`);
         let next;
         try {
             next = new URL(location, url);
         }
         catch {
-            throw new RequestError('redirect', `redirect to an invalid location '${location}'`);
+            throw new http_RequestError('redirect', `redirect to an invalid location '${location}'`);
         }
         if (next.protocol !== 'http:' && next.protocol !== 'https:')
-            throw new RequestError('redirect', `redirect to unsupported ${next.protocol} URL`);
+            throw new http_RequestError('redirect', `redirect to unsupported ${next.protocol} URL`);
         if (next.origin !== url.origin) {
             // another origin: credentials stay behind (and userinfo in the Location does not become a header either)
             headers = Object.fromEntries(Object.entries(headers).filter(([k]) => !secret.has(k.toLowerCase())));
@@ -43622,7 +43933,7 @@ function exchange(url, method, headers, body, timeoutMs, req) {
                 size += c.length;
                 if (size > limit) {
                     r.destroy();
-                    done(() => reject(new RequestError('too-large', `body larger than ${limit} bytes`)));
+                    done(() => reject(new http_RequestError('too-large', `body larger than ${limit} bytes`)));
                     return;
                 }
                 chunks.push(c);
@@ -43636,11 +43947,11 @@ function exchange(url, method, headers, body, timeoutMs, req) {
             res.on('error', e => done(() => reject(classify(e))));
             res.on('close', () => {
                 if (!res.complete)
-                    done(() => reject(new RequestError('reset', 'connection closed before the body ended')));
+                    done(() => reject(new http_RequestError('reset', 'connection closed before the body ended')));
             });
         });
         const timer = setTimeout(() => {
-            done(() => reject(new RequestError('timeout', `no complete answer within ${Math.round(timeoutMs)} ms`)));
+            done(() => reject(new http_RequestError('timeout', `no complete answer within ${Math.round(timeoutMs)} ms`)));
             r.destroy();
         }, Math.max(1, timeoutMs));
         r.on('error', e => done(() => reject(classify(e))));
@@ -43648,6 +43959,56 @@ function exchange(url, method, headers, body, timeoutMs, req) {
             r.write(body);
         r.end();
     });
+}
+
+;// CONCATENATED MODULE: ./build/tsc/lib/log.js
+/** A Logger that writes every level to one line callback (warnings prefixed `warning: `). */
+function lineLogger(line) {
+    return {
+        info: m => line(m),
+        warning: m => line(`warning: ${m}`),
+        notice: m => line(m),
+        debug: m => line(m)
+    };
+}
+/** The Logger for a `log` option that may be a Logger or a bare line callback (or absent: quiet). */
+function toLogger(log) {
+    if (!log)
+        return quietLogger;
+    return typeof log === 'function' ? lineLogger(log) : log;
+}
+const quietLogger = { info: () => undefined, warning: () => undefined };
+/** The same logger with `prefix` in front of every line (e.g. a host label). */
+function prefixed(log, prefix) {
+    return {
+        info: m => log.info(`${prefix}${m}`),
+        warning: m => log.warning(`${prefix}${m}`),
+        notice: m => notice(log, `${prefix}${m}`),
+        debug: m => debug(log, `${prefix}${m}`),
+        group: (name, fn) => group(log, `${prefix}${name}`, fn)
+    };
+}
+/** Every line through `map` first (e.g. a redactor) before it reaches `log`. */
+function mapped(log, map) {
+    return {
+        info: m => log.info(map(m)),
+        warning: m => log.warning(map(m)),
+        notice: m => notice(log, map(m)),
+        debug: m => debug(log, map(m)),
+        group: (name, fn) => group(log, map(name), fn)
+    };
+}
+function notice(log, message) {
+    if (log.notice)
+        log.notice(message);
+    else
+        log.info(message);
+}
+function debug(log, message) {
+    log.debug?.(message);
+}
+function group(log, name, fn) {
+    return log.group ? log.group(name, fn) : fn();
 }
 
 ;// CONCATENATED MODULE: ./build/tsc/lib/prometheus/validate.js
@@ -43760,15 +44121,15 @@ function validateExposition(text, contentType, options = {}) {
 }
 // ---- character classes -------------------------------------------------------------------------------
 const NL = 10;
-const SP = 32;
+const validate_SP = 32;
 const TAB = 9;
 const HASH = 35;
 const LBRACE = 123;
 const RBRACE = 125;
-const EQ = 61;
+const validate_EQ = 61;
 const QUOTE = 34;
 const BS = 92;
-const COMMA = 44;
+const validate_COMMA = 44;
 const M_START = 1;
 const M_CHAR = 2;
 const L_START = 4;
@@ -43830,14 +44191,14 @@ const OM_ALLOWED = {
     summary: [K_BARE, K_COUNT, K_SUM, K_CREATED]
 };
 function isBlank(c) {
-    return c === SP || c === TAB;
+    return c === validate_SP || c === TAB;
 }
-function clip(s, max) {
+function validate_clip(s, max) {
     return s.length > max ? s.slice(0, max) + '\u2026' : s;
 }
 /** A token from the input, quoted and escaped for a message. */
 function show(s, max = 60) {
-    return JSON.stringify(clip(s, max));
+    return JSON.stringify(validate_clip(s, max));
 }
 class Validator {
     text;
@@ -43981,6 +44342,8 @@ class Validator {
                 series: null,
                 firstSeries: null,
                 groups: null,
+                lastGroupKey: null,
+                lastGroup: null,
                 metrics: null,
                 lastMetric: null,
                 times: null
@@ -44035,6 +44398,8 @@ class Validator {
                 }
             }
             f.groups = null;
+            f.lastGroupKey = null;
+            f.lastGroup = null;
         }
         // the duplicate check is per family; a family that comes back is an error of its own
         f.series = null;
@@ -44069,7 +44434,7 @@ class Validator {
                 kw = 'TYPE';
             else if (text.startsWith(' UNIT', p))
                 kw = 'UNIT';
-            if (!kw || (p + 5 < eol && text.charCodeAt(p + 5) !== SP)) {
+            if (!kw || (p + 5 < eol && text.charCodeAt(p + 5) !== validate_SP)) {
                 if (text.startsWith(' EOF', p))
                     this.err('om-after-eof', '"# EOF" must be alone on its line');
                 else
@@ -44128,7 +44493,7 @@ class Validator {
         let r = ne;
         if (om) {
             if (r < eol) {
-                if (text.charCodeAt(r) !== SP)
+                if (text.charCodeAt(r) !== validate_SP)
                     this.err('om-whitespace', `# ${kw}: use one space after the metric name`);
                 r++;
             }
@@ -44282,7 +44647,7 @@ class Validator {
                 if (om)
                     this.err('om-whitespace', 'blank between the metric name and "{"');
             }
-            else if (om && (p - b > 1 || text.charCodeAt(b) !== SP))
+            else if (om && (p - b > 1 || text.charCodeAt(b) !== validate_SP))
                 this.err('om-whitespace', 'use exactly one space before the value');
         }
         if (c === LBRACE) {
@@ -44293,7 +44658,7 @@ class Validator {
             const b = p;
             while (p < eol && isBlank(text.charCodeAt(p)))
                 p++;
-            if (om && (p - b !== 1 || text.charCodeAt(b) !== SP) && p < eol)
+            if (om && (p - b !== 1 || text.charCodeAt(b) !== validate_SP) && p < eol)
                 this.err('om-whitespace', 'use exactly one space between "}" and the value');
         }
         // value
@@ -44330,7 +44695,7 @@ class Validator {
             if (p === eol)
                 this.err('trailing-whitespace', 'blanks after the value at the end of the line');
             else {
-                if (om && (p - b !== 1 || text.charCodeAt(b) !== SP))
+                if (om && (p - b !== 1 || text.charCodeAt(b) !== validate_SP))
                     this.err('om-whitespace', 'use exactly one space after the value');
                 if (om && text.charCodeAt(p) === HASH) {
                     this.exemplarAt = p;
@@ -44349,7 +44714,7 @@ class Validator {
                         if (p === eol)
                             this.err('trailing-whitespace', 'blanks after the timestamp at the end of the line');
                         else if (om && text.charCodeAt(p) === HASH) {
-                            if (p - b2 !== 1 || text.charCodeAt(b2) !== SP)
+                            if (p - b2 !== 1 || text.charCodeAt(b2) !== validate_SP)
                                 this.err('om-whitespace', 'use exactly one space before the exemplar');
                             this.exemplarAt = p;
                         }
@@ -44397,7 +44762,7 @@ class Validator {
                 let te = ls;
                 while (te < eol &&
                     (te === ls || !isBlank(text.charCodeAt(te))) &&
-                    text.charCodeAt(te) !== EQ &&
+                    text.charCodeAt(te) !== validate_EQ &&
                     text.charCodeAt(te) !== RBRACE)
                     te++;
                 this.err('label-name', `invalid label name ${show(text.slice(ls, Math.max(te, ls + 1)))}`);
@@ -44408,14 +44773,14 @@ class Validator {
             }
             p = le;
             p = this.labelBlanks(p, eol);
-            if (p >= eol || text.charCodeAt(p) !== EQ) {
+            if (p >= eol || text.charCodeAt(p) !== validate_EQ) {
                 const c2 = p < eol ? text.charCodeAt(p) : -1;
                 if (c2 > 0 &&
                     c2 < 128 &&
                     !isBlank(c2) &&
-                    c2 !== EQ &&
+                    c2 !== validate_EQ &&
                     c2 !== RBRACE &&
-                    c2 !== COMMA &&
+                    c2 !== validate_COMMA &&
                     c2 !== QUOTE) {
                     this.err('label-name', `invalid character ${show(String.fromCharCode(c2))} in label name ${show(text.slice(ls, p + 1))}`);
                 }
@@ -44446,7 +44811,7 @@ class Validator {
             p = ve + 1;
             p = this.labelBlanks(p, eol);
             c = p < eol ? text.charCodeAt(p) : -1;
-            if (c === COMMA) {
+            if (c === validate_COMMA) {
                 p++;
                 continue;
             }
@@ -44648,13 +45013,13 @@ class Validator {
             return;
         if (this.exemplarChars > 128)
             this.err('om-exemplar-length', `the exemplar's label names and values are ${this.exemplarChars} characters (code points) long; OpenMetrics allows 128: shorten them (e.g. a trace id alone)`);
-        if (text.charCodeAt(p) !== SP) {
+        if (text.charCodeAt(p) !== validate_SP) {
             this.err('om-exemplar-syntax', 'the exemplar has no value');
             return;
         }
         p++;
         const vs = p;
-        while (p < eol && text.charCodeAt(p) !== SP)
+        while (p < eol && text.charCodeAt(p) !== validate_SP)
             p++;
         const v = this.parseFloat(vs, p);
         if (v === undefined)
@@ -44729,13 +45094,16 @@ class Validator {
             }
             fam.lastMetric = gk;
         }
-        const key = special >= 0
-            ? name + '{' + gk + '}' + text.slice(this.lvS[special], this.lvE[special])
-            : this.seriesKey(start, ne, name);
-        if (this.om)
-            this.metricPoint(fam, key, start, name);
-        else if (this.seenSeries(fam, key))
-            this.duplicate(start, name, '');
+        // text format: a histogram's samples are told apart by their group (below), without a series key
+        if (this.om || !isHist || kind === K_BARE) {
+            const key = special >= 0
+                ? name + '{' + gk + '}' + text.slice(this.lvS[special], this.lvE[special])
+                : this.seriesKey(start, ne, name);
+            if (this.om)
+                this.metricPoint(fam, key, start, name);
+            else if (this.seenSeries(fam, key))
+                this.duplicate(start, name, '');
+        }
         if (special >= 0) {
             const sv = this.parseFloat(this.lvS[special], this.lvE[special]);
             if (sv === undefined || Number.isNaN(sv)) {
@@ -44756,7 +45124,7 @@ class Validator {
         const value = this.valueNum;
         if (type === 'histogram' || type === 'gaugehistogram') {
             this.exemplarAllowed = kind === K_BUCKET;
-            this.histogram(fam, kind, value, name, special, gk);
+            this.histogram(fam, kind, value, name, special, gk, start);
         }
         else if (type === 'summary') {
             if (kind === K_BARE) {
@@ -44788,7 +45156,7 @@ class Validator {
         }
     }
     duplicate(start, name, why) {
-        this.err('series-duplicate', `duplicate series ${clip(this.nLabels ? this.text.slice(start, this.labelsClose + 1) : name, 160)}: the same name and label set appear twice${why}`);
+        this.err('series-duplicate', `duplicate series ${validate_clip(this.nLabels ? this.text.slice(start, this.labelsClose + 1) : name, 160)}: the same name and label set appear twice${why}`);
     }
     /**
      * OpenMetrics: one Metric may carry several MetricPoints, each with its timestamp, in increasing order
@@ -44807,11 +45175,11 @@ class Validator {
             if (!hasTs && prev === undefined)
                 this.duplicate(start, name, '');
             else if (!hasTs || prev === undefined)
-                this.err('om-timestamp-order', `${clip(name, 80)} appears ${hasTs ? `with timestamp ${ts} after a sample without one` : 'without a timestamp after samples with one'}; give every MetricPoint of a Metric a timestamp, or none`);
+                this.err('om-timestamp-order', `${validate_clip(name, 80)} appears ${hasTs ? `with timestamp ${ts} after a sample without one` : 'without a timestamp after samples with one'}; give every MetricPoint of a Metric a timestamp, or none`);
             else if (t === prev)
                 this.duplicate(start, name, ` with the same timestamp ${ts}`);
             else if (t < prev)
-                this.err('om-timestamp-order', `timestamp ${ts} of ${clip(name, 80)} is before the previous one (${prev}); MetricPoints of a Metric go in increasing time order`);
+                this.err('om-timestamp-order', `timestamp ${ts} of ${validate_clip(name, 80)} is before the previous one (${prev}); MetricPoints of a Metric go in increasing time order`);
         }
         if (hasTs)
             (fam.times ??= new Map()).set(key, t);
@@ -44905,7 +45273,7 @@ class Validator {
         if (!(q >= 0 && q <= 1))
             this.err('summary-quantile-range', `quantile ${show(this.text.slice(this.lvS[i], this.lvE[i]))} is outside [0, 1]`);
     }
-    histogram(fam, kind, value, name, leIdx, gk) {
+    histogram(fam, kind, value, name, leIdx, gk, start) {
         const line = this.line;
         if (kind === K_BARE) {
             // textFamily/omFamily reported the name already
@@ -44922,7 +45290,7 @@ class Validator {
         let groups = fam.groups;
         if (!groups)
             groups = fam.groups = new Map();
-        let g = groups.get(gk);
+        let g = fam.lastGroupKey === gk ? fam.lastGroup : groups.get(gk);
         if (!g) {
             g = {
                 lastLe: NaN,
@@ -44936,9 +45304,21 @@ class Validator {
                 sumLine: 0,
                 sum: 0,
                 negativeLe: false,
+                les: null,
                 firstLine: line
             };
             groups.set(gk, g);
+        }
+        fam.lastGroupKey = gk;
+        fam.lastGroup = g;
+        const text = !this.om; // text format: the duplicate checks of histogram samples are made here
+        if (kind === K_SUM || kind === K_GSUM) {
+            if (text && g.sumLine)
+                this.duplicate(start, name, '');
+        }
+        else if (kind !== K_BUCKET) {
+            if (text && g.hasCount)
+                this.duplicate(start, name, '');
         }
         if (kind === K_SUM || kind === K_GSUM) {
             g.sumLine = line;
@@ -44956,11 +45336,16 @@ class Validator {
         if (le < 0)
             g.negativeLe = true;
         if (g.lastBucketLine) {
-            if (!(le > g.lastLe))
+            if (!(le > g.lastLe)) {
+                if (text && this.seenLe(g.les, leIdx))
+                    this.duplicate(start, name, '');
                 this.err('histogram-le-order', `bucket le="${this.text.slice(this.lvS[leIdx], this.lvE[leIdx])}" does not come after le=${g.lastLe} (line ${g.lastBucketLine}); le must increase strictly`);
+            }
             if (value < g.lastCount)
                 this.err('histogram-bucket-decreasing', `bucket count ${value} is less than ${g.lastCount} of the previous bucket (line ${g.lastBucketLine}); buckets are cumulative`);
         }
+        if (text)
+            (g.les ??= []).push(this.lvS[leIdx], this.lvE[leIdx]);
         g.lastLe = le;
         g.lastCount = value;
         g.lastBucketLine = line;
@@ -44968,6 +45353,15 @@ class Validator {
             g.hasInf = true;
             g.inf = value;
         }
+    }
+    /** Whether an earlier bucket of the group had the same le text as the current sample's label i. */
+    seenLe(les, i) {
+        const text = this.text;
+        const le = text.slice(this.lvS[i], this.lvE[i]);
+        for (let k = 0; k < les.length; k += 2)
+            if (text.slice(les[k], les[k + 1]) === le)
+                return true;
+        return false;
     }
     /** The series key: name and label set, independent of label order and blanks. */
     seriesKey(start, ne, name) {
@@ -45086,6 +45480,7 @@ class Validator {
 
 
 
+
 /** Capped exponential backoff with "equal jitter": between half and all of min(cap, base·2^(n-1)). */
 function backoffMs(attempt, { baseMs = 250, capMs = 5000, random = Math.random } = {}) {
     const exp = Math.min(capMs, baseMs * 2 ** Math.max(0, attempt - 1));
@@ -45113,18 +45508,41 @@ function checkUrl(base, path) {
     u.hash = '';
     return u;
 }
-function parseBaseUrl(raw) {
+/** The base URL of a smoke test, checked; errors name `input` (smoke-test's 'url', ship's 'smoke-url'). */
+function parseBaseUrl(raw, input = 'url') {
     let u;
     try {
         u = new URL(raw.trim());
     }
     catch {
-        throw new errors/* UserError */.yo(`Input 'url' must be an http:// or https:// URL like 'https://stage.example.com', got '${(0,redact/* displayUrl */.Qy)(raw.trim())}'.`);
+        throw new errors/* UserError */.yo(`Input '${input}' must be an http:// or https:// URL like 'https://stage.example.com', got '${(0,redact/* displayUrl */.Qy)(raw.trim())}'.`);
     }
     if (u.protocol !== 'http:' && u.protocol !== 'https:') {
-        throw new errors/* UserError */.yo(`Input 'url' must start with http:// or https://, got '${u.protocol}'.`);
+        throw new errors/* UserError */.yo(`Input '${input}' must start with http:// or https://, got '${u.protocol}'.`);
     }
     return u;
+}
+/**
+ * Fills `redactor` with every secret a smoke run carries: the URL's userinfo, the global headers' values and
+ * each check's own header values (the values and their encoded forms; see Redactor).
+ */
+function smokeSecrets(redactor, s) {
+    redactor.addUrl(String(s.url));
+    // the Authorization header made from the URL's userinfo (all its forms: Basic value, base64, user:password)
+    try {
+        const { authorization } = splitUserinfo(typeof s.url === 'string' ? new URL(s.url.trim()) : s.url);
+        if (authorization)
+            redactor.addHeaderValue(authorization);
+    }
+    catch {
+        /* not a URL: parseBaseUrl() reports it */
+    }
+    for (const v of Object.values(s.headers ?? {}))
+        redactor.addHeaderValue(v);
+    for (const c of s.checks)
+        for (const v of Object.values(c.headers))
+            redactor.addHeaderValue(v);
+    return redactor;
 }
 const PROMETHEUS_ACCEPT = 'application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1';
 const sleep = (ms) => new Promise(r => setTimeout(r, Math.max(0, ms)));
@@ -45134,15 +45552,16 @@ async function runSmoke(opts) {
     // the deadline counts from `startedAt` when given (the entrypoint passes its process start)
     const deadline = (opts.startedAt ?? started) + opts.timeoutMs;
     const redactor = opts.redactor ?? new redact/* Redactor */.pO();
-    const log = (line) => opts.log?.(redactor.redact(line));
-    const { url: base, authorization } = splitUserinfo(parseBaseUrl(opts.url));
-    redactor.addUrl(opts.url);
+    const logger = toLogger(opts.log);
+    const log = (line) => logger.info(redactor.redact(line));
+    const parsed = typeof opts.url === 'string' ? parseBaseUrl(opts.url) : opts.url;
+    const { url: base, authorization } = splitUserinfo(parsed);
+    if (!opts.secretsKnown)
+        smokeSecrets(redactor, { url: parsed, headers: opts.headers, checks: opts.checks });
     const globalHeaders = {
         ...(authorization ? { Authorization: authorization } : {}),
         ...opts.headers
     };
-    for (const v of Object.values(globalHeaders))
-        redactor.addHeaderValue(v);
     const results = await Promise.all(opts.checks.map(async (check) => {
         const headers = mergeHeaders(globalHeaders, check.headers);
         // every header the user gave is a potential credential: none of them crosses to another origin
@@ -45153,8 +45572,6 @@ async function runSmoke(opts) {
         if (check.format === 'prometheus' && !has('accept')) {
             headers.Accept = PROMETHEUS_ACCEPT; // what Prometheus itself sends when it scrapes
         }
-        for (const v of Object.values(check.headers))
-            redactor.addHeaderValue(v);
         const target = checkUrl(base, check.path);
         const follow = !check.status.some(s => (typeof s === 'number' ? s >= 300 && s < 400 : s === '3xx'));
         const tryOnce = async (timeoutMs) => {
@@ -45172,7 +45589,7 @@ async function runSmoke(opts) {
                 return evaluate(check, res, opts.validate ?? validateExposition);
             }
             catch (e) {
-                const err = e instanceof RequestError ? e : new RequestError('other', String(e));
+                const err = e instanceof http_RequestError ? e : new http_RequestError('other', String(e));
                 const hint = err.kind === 'tls'
                     ? "; if the certificate is self-signed on purpose, set 'insecure-tls: true'"
                     : '';
@@ -45296,7 +45713,7 @@ function evaluate(check, res, validate) {
         error,
         ...extra
     });
-    if (!(0,smoke_checks/* statusAccepted */.Kt)(check, res.status)) {
+    if (!statusAccepted(check, res.status)) {
         const text = firstWords(res);
         const retryAfterMs = res.status === 429 || res.status === 503 ? parseRetryAfter(res.headers['retry-after']) : undefined;
         return fail(`status ${res.status}${res.statusText ? ` ${res.statusText}` : ''}, expected ${check.status.join(' or ')}${text ? `: ${run_clip(text, 120)}` : ''}`, {
@@ -45317,7 +45734,7 @@ function evaluate(check, res, validate) {
         catch {
             return fail(`body is not JSON: ${run_clip(text.trim(), 80)}`);
         }
-        if (!(0,smoke_checks/* jsonContains */.MC)(parsed, check.json))
+        if (!jsonContains(parsed, check.json))
             return fail(`JSON body does not contain ${run_clip(JSON.stringify(check.json), 120)}`);
     }
     if (check.format === 'prometheus') {
@@ -45345,6 +45762,17 @@ function firstWords(res) {
         return title.replace(/\s+/g, ' ');
     return (text.trim().split('\n')[0] ?? '').trim();
 }
+
+;// CONCATENATED MODULE: ./build/tsc/action/log.js
+/** The library's Logger (src/lib/log.ts) over @actions/core: the one the actions hand to library code. */
+
+const coreLog = {
+    info: m => lib_core/* info */.pq(m),
+    warning: m => lib_core/* warning */.$e(m),
+    notice: m => lib_core/* notice */.lm(m),
+    debug: m => lib_core/* debug */.Yz(m),
+    group: (name, fn) => lib_core/* group */.Os(name, fn)
+};
 
 ;// CONCATENATED MODULE: ./build/tsc/lib/smoke/summary.js
 const cell = (s) => s.replace(/\|/g, '\\|').replace(/\r?\n/g, ' ');
@@ -45376,502 +45804,153 @@ function summaryMarkdown(target, results, durationMs) {
 
 ;// CONCATENATED MODULE: ./build/tsc/action/smoke-step.js
 /**
- * The smoke step shared by smoke-test and ship: masks every credential form, parses the checks, runs them
- * inside one deadline, writes the summary. The caller sets its outputs and decides what a failure means.
+ * The smoke step shared by smoke-test and ship: runs the checks of the smoke inputs (read, parsed and masked
+ * once by src/action/smoke-inputs.ts) inside one deadline, writes the summary. The caller sets its outputs
+ * and decides what a failure means.
  */
 
 
 
 
 
-
-
-async function smokeStep(o) {
-    // Secrets first: nothing is logged before every credential form is masked.
-    const redactor = new redact/* Redactor */.pO();
-    const checks = (0,smoke_checks/* parseChecks */.B2)(o.checksText, o.checksInput);
-    redactor.addUrl(o.url);
-    for (const v of Object.values(o.headers))
-        redactor.addHeaderValue(v);
-    for (const c of checks)
-        for (const v of Object.values(c.headers))
-            redactor.addHeaderValue(v);
-    for (const form of redactor.forms())
-        core/* setSecret */.Pq(form); // forms() already holds the base64 and URL-encoded forms
-    if (o.url.trim() === '')
-        throw new errors/* UserError */.yo(`Input '${o.urlInput}' is required: the base URL of the deployment, e.g. '${o.urlInput}: https://stage.example.com'.`);
-    parseBaseUrl(o.url);
-    const target = (0,redact/* displayUrl */.Qy)(o.url.trim());
-    core/* info */.pq(`smoke-test: ${target}: ${checks.length} check${checks.length === 1 ? '' : 's'}, deadline ${o.timeout}s, ${o.requestTimeout}s per request`);
-    if (o.insecureTls)
-        core/* warning */.$e('insecure-tls: TLS certificates are not verified');
+/** Runs the checks of `inp` (read, parsed and masked by readSmokeInputs()). */
+async function smokeStep(inp, o = {}) {
+    const { checks, redactor } = inp;
+    const target = inp.display;
+    lib_core/* info */.pq(`smoke-test: ${target}: ${checks.length} check${checks.length === 1 ? '' : 's'}, deadline ${inp.timeout}s, ${inp.requestTimeout}s per request`);
+    if (inp.insecureTls)
+        lib_core/* warning */.$e('insecure-tls: TLS certificates are not verified');
     o.begin?.(`checking ${checks.length} endpoint${checks.length === 1 ? '' : 's'} of ${target}`);
-    core/* startGroup */.Oh(`attempt log (${checks.length} checks at once)`);
+    lib_core/* startGroup */.Oh(`attempt log (${checks.length} checks at once)`);
     const report = await runSmoke({
-        url: o.url.trim(),
+        url: inp.url,
         checks,
-        timeoutMs: o.timeout * 1000,
-        requestTimeoutMs: Math.min(o.requestTimeout, o.timeout) * 1000,
-        headers: o.headers,
-        insecureTls: o.insecureTls,
+        timeoutMs: inp.timeout * 1000,
+        requestTimeoutMs: Math.min(inp.requestTimeout, inp.timeout) * 1000,
+        headers: inp.headers,
+        insecureTls: inp.insecureTls,
         validate: validateExposition,
         redactor,
-        log: line => core/* info */.pq(line),
+        secretsKnown: true,
+        log: coreLog,
         startedAt: o.startedAt
     })
         .catch(async (e) => {
         await o.aborted?.(redactor.redact(String(e?.message ?? e)).split('\n')[0]);
         throw e;
     })
-        .finally(() => core/* endGroup */.N4());
+        .finally(() => lib_core/* endGroup */.N4());
     for (const r of report.results) {
         const took = r['latency-ms'] === null ? '' : `, ${r['latency-ms']} ms`;
         const tries = `${r.attempts} attempt${r.attempts === 1 ? '' : 's'}`;
-        core/* info */.pq(`${r.ok ? 'pass' : 'FAIL'} ${r.path}: ${r.status ?? 'no answer'}${took}, ${tries}${r.ok ? '' : ` — ${r.error}`}`);
+        lib_core/* info */.pq(`${r.ok ? 'pass' : 'FAIL'} ${r.path}: ${r.status ?? 'no answer'}${took}, ${tries}${r.ok ? '' : ` — ${r.error}`}`);
     }
     const line = verdict(report.results, report.durationMs);
     const markdown = summaryMarkdown(target, report.results, report.durationMs);
-    await core/* summary */.z.addRaw(markdown).write();
+    await lib_core/* summary */.z.addRaw(markdown).write();
     const first = report.results.find(r => !r.ok);
     return { report, line, markdown, firstFailure: first ? `${first.path}: ${first.error}` : undefined };
 }
 
+;// CONCATENATED MODULE: ./build/tsc/lib/parse.js
 
-/***/ }),
-
-/***/ 2830:
-/***/ ((__unused_webpack___webpack_module__, __webpack_exports__, __nccwpck_require__) => {
-
-/* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
-/* harmony export */   gJ: () => (/* binding */ errorMessage),
-/* harmony export */   iU: () => (/* binding */ isUserError),
-/* harmony export */   yo: () => (/* binding */ UserError)
-/* harmony export */ });
-/**
- * An error the user can fix. Its message is one line that says what was wrong and how to fix it;
- * `details` (optional) holds the longer story for a collapsed log group.
- */
-class UserError extends Error {
-    details;
-    constructor(message, details) {
-        super(message);
-        this.name = 'UserError';
-        this.details = details;
-    }
-}
-function isUserError(e) {
-    return e instanceof UserError || (e instanceof Error && e.name === 'UserError');
-}
-function errorMessage(e) {
-    if (e instanceof Error)
-        return e.message;
-    return String(e);
-}
-
-
-/***/ }),
-
-/***/ 2308:
-/***/ ((__unused_webpack___webpack_module__, __webpack_exports__, __nccwpck_require__) => {
-
-/* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
-/* harmony export */   KY: () => (/* binding */ SECRET_HEADERS),
-/* harmony export */   Qy: () => (/* binding */ displayUrl),
-/* harmony export */   pO: () => (/* binding */ Redactor)
-/* harmony export */ });
-/* unused harmony exports MASK, encodedForms, redactUrlUserinfo */
-/**
- * Redaction of credentials in text that may reach a log, an output, a summary or a GitHub API call.
- * A Redactor knows the secret values (header values, tokens, URL userinfo) and their encoded forms
- * (base64 of the value and of `user:password` for Basic auth, percent-encoded forms) and replaces every
- * occurrence with `***`; URL userinfo is redacted in any URL it sees, known or not.
- * Plain module: callers that use @actions/core mask the same values through `forms()`.
- */
-const MASK = '***';
-/** Header names whose values are credentials whatever the user says. */
-const SECRET_HEADERS = new Set([
-    'authorization',
-    'proxy-authorization',
-    'cookie',
-    'set-cookie',
-    'x-api-key',
-    'x-auth-token'
-]);
-class Redactor {
-    values = new Set();
-    /** Registers a secret (ignored when shorter than 3 characters: masking those would garble every log). */
-    add(value) {
-        if (!value)
-            return this;
-        for (const form of encodedForms(value))
-            if (form.length >= 3)
-                this.values.add(form);
-        return this;
-    }
-    /** Registers the credential parts of a header value: the whole value, and for `Basic`/`Bearer` the token and decoded user:password. */
-    addHeaderValue(value) {
-        this.add(value);
-        const m = /^\s*(\S+)\s+(.+?)\s*$/.exec(value);
-        if (m) {
-            this.add(m[2]);
-            if (/^basic$/i.test(m[1])) {
-                const decoded = Buffer.from(m[2], 'base64').toString('utf8');
-                if (decoded.includes(':')) {
-                    this.add(decoded);
-                    this.add(decoded.slice(decoded.indexOf(':') + 1));
-                }
-            }
-        }
-        return this;
-    }
-    /** Registers the userinfo of a URL (user:password, the password, Basic form). */
-    addUrl(url) {
-        try {
-            const u = new URL(url);
-            const user = decodeURIComponent(u.username);
-            const pass = decodeURIComponent(u.password);
-            if (pass) {
-                this.add(pass);
-                this.add(`${user}:${pass}`);
-                if (`${u.username}:${u.password}` !== `${user}:${pass}`)
-                    this.add(`${u.username}:${u.password}`);
-            }
-            else if (user)
-                this.add(user); // a token given as the user name
-        }
-        catch {
-            /* not a URL: nothing to register */
-        }
-        return this;
-    }
-    /** Every registered form, longest first (for core.setSecret). */
-    forms() {
-        return [...this.values].sort((a, b) => b.length - a.length);
-    }
-    redact(text) {
-        let out = redactUrlUserinfo(text);
-        for (const v of this.forms())
-            if (out.includes(v))
-                out = out.split(v).join(MASK);
-        return out;
-    }
-}
-/** The value and the encoded forms it may travel in: base64 (Basic auth, Kubernetes secrets), percent-encoding. */
-function encodedForms(value) {
-    const forms = new Set([value, value.trim()]);
-    forms.add(Buffer.from(value).toString('base64'));
-    forms.add(Buffer.from(value).toString('base64').replace(/=+$/, ''));
-    if (encodeURIComponent(value) !== value)
-        forms.add(encodeURIComponent(value));
-    return [...forms].filter(Boolean);
-}
-/** `scheme://user:pass@host` → `scheme://***@host`, anywhere in the text. */
-function redactUrlUserinfo(text) {
-    return text.replace(/\b([a-z][a-z0-9+.-]*:\/\/)[^\s/@?#]+@/gi, `$1${MASK}@`);
-}
-/** A URL without userinfo, for display. */
-function displayUrl(url) {
-    try {
-        const u = new URL(url);
-        if (!u.username && !u.password)
-            return url;
-        u.username = '';
-        u.password = '';
-        return u.toString();
-    }
-    catch {
-        return redactUrlUserinfo(url);
-    }
-}
-
-
-/***/ }),
-
-/***/ 2742:
-/***/ ((__unused_webpack___webpack_module__, __webpack_exports__, __nccwpck_require__) => {
-
-/* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
-/* harmony export */   B2: () => (/* binding */ parseChecks),
-/* harmony export */   Kt: () => (/* binding */ statusAccepted),
-/* harmony export */   MC: () => (/* binding */ jsonContains),
-/* harmony export */   oR: () => (/* binding */ parseHeaderLines)
-/* harmony export */ });
-/* unused harmony exports CHECK_KEYS, defaultChecks */
-/* harmony import */ var yaml__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(8815);
-/* harmony import */ var _errors_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(2830);
-/**
- * The `checks` input: a YAML list of HTTP checks, parsed with line numbers so that every error names the
- * line and the key. An item is a mapping of the keys below, or a bare path string (`- /health`).
- */
-
-
-const CHECK_KEYS = [
-    'path',
-    'method',
-    'status',
-    'body',
-    'json',
-    'format',
-    'require-metrics',
-    'max-latency-ms',
-    'headers',
-    'data'
-];
-const METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'];
-function defaultChecks() {
-    const base = { method: 'GET', status: [200], requireMetrics: [], headers: {} };
-    return [
-        { ...base, path: '/health' },
-        { ...base, path: '/readyz' },
-        { ...base, path: '/metrics', format: 'prometheus' }
-    ];
-}
-/** Parses the `checks` input; empty text gives the default checks. */
-function parseChecks(text, inputName = 'checks') {
-    if (text.trim() === '')
-        return defaultChecks();
-    const lines = new yaml__WEBPACK_IMPORTED_MODULE_0__/* .LineCounter */ .HN();
-    const doc = (0,yaml__WEBPACK_IMPORTED_MODULE_0__/* .parseDocument */ .Tp)(text, { lineCounter: lines, uniqueKeys: true, prettyErrors: false });
-    if (doc.errors.length > 0) {
-        const e = doc.errors[0];
-        const line = e.linePos?.[0]?.line ?? lines.linePos(e.pos[0]).line;
-        throw new _errors_js__WEBPACK_IMPORTED_MODULE_1__/* .UserError */ .yo(`Input '${inputName}' is not valid YAML at line ${line}: ${e.message.split('\n')[0]}. Write a YAML list, e.g. '- path: /health'.`, e.message);
-    }
-    const root = doc.contents;
-    if (root === null || ((0,yaml__WEBPACK_IMPORTED_MODULE_0__/* .isScalar */ .jn)(root) && (root.value === null || root.value === '')))
-        return defaultChecks();
-    const lineOf = (n) => (n?.range ? lines.linePos(n.range[0]).line : 1);
-    if (!(0,yaml__WEBPACK_IMPORTED_MODULE_0__/* .isSeq */ .oP)(root)) {
-        throw new _errors_js__WEBPACK_IMPORTED_MODULE_1__/* .UserError */ .yo(`Input '${inputName}' (line ${lineOf(root)}) must be a YAML list of checks, each starting with '- ', e.g. '- path: /health'.`);
-    }
-    const checks = [];
-    root.items.forEach((item, i) => {
-        const where = `Input '${inputName}' line ${lineOf(item)} (check ${i + 1})`;
-        if ((0,yaml__WEBPACK_IMPORTED_MODULE_0__/* .isScalar */ .jn)(item) && typeof item.value === 'string') {
-            checks.push({ ...defaultChecks()[0], path: normalPath(item.value, where), line: lineOf(item) });
-            return;
-        }
-        if (!(0,yaml__WEBPACK_IMPORTED_MODULE_0__/* .isMap */ .jh)(item))
-            throw new _errors_js__WEBPACK_IMPORTED_MODULE_1__/* .UserError */ .yo(`${where}: a check is a mapping like 'path: /health' or a bare path, not ${describe(item)}.`);
-        const fields = new Map();
-        for (const pair of item.items) {
-            const keyNode = pair.key;
-            const key = (0,yaml__WEBPACK_IMPORTED_MODULE_0__/* .isScalar */ .jn)(keyNode) ? String(keyNode.value) : String(keyNode);
-            const line = lineOf(keyNode);
-            if (!CHECK_KEYS.includes(key)) {
-                const near = suggest(key);
-                throw new _errors_js__WEBPACK_IMPORTED_MODULE_1__/* .UserError */ .yo(`Input '${inputName}' line ${line}: unknown key '${key}' in check ${i + 1}${near ? `; did you mean '${near}'?` : ''} Known keys: ${CHECK_KEYS.join(', ')}.`);
-            }
-            const v = pair.value;
-            fields.set(key, {
-                value: v && typeof v.toJSON === 'function' ? v.toJSON() : v,
-                line: lineOf(v ?? keyNode)
-            });
-        }
-        checks.push(buildCheck(fields, where, lineOf(item), i + 1, inputName));
-    });
-    if (checks.length === 0)
-        return defaultChecks();
-    return checks;
-}
-function buildCheck(f, where, line, n, inputName) {
-    const bad = (key, what) => new _errors_js__WEBPACK_IMPORTED_MODULE_1__/* .UserError */ .yo(`Input '${inputName}' line ${f.get(key)?.line ?? line}: '${key}' of check ${n} ${what}.`);
-    const get = (k) => f.get(k)?.value;
-    const path = get('path');
-    if (path === undefined)
-        throw new _errors_js__WEBPACK_IMPORTED_MODULE_1__/* .UserError */ .yo(`${where}: the check has no 'path'; add e.g. 'path: /health'.`);
-    if (typeof path !== 'string' || path.trim() === '')
-        throw bad('path', "must be a path like '/health'");
-    let method = 'GET';
-    if (get('method') !== undefined) {
-        const m = String(get('method')).toUpperCase();
-        if (!METHODS.includes(m))
-            throw bad('method', `must be one of ${METHODS.join(', ')}`);
-        method = m;
-    }
-    else if (get('data') !== undefined)
-        method = 'POST';
-    let status = [200];
-    if (get('status') !== undefined) {
-        const raw = get('status');
-        const items = Array.isArray(raw) ? raw : [raw];
-        if (items.length === 0)
-            throw bad('status', 'must name at least one status');
-        status = items.map(s => {
-            if (typeof s === 'number' && Number.isInteger(s) && s >= 100 && s <= 599)
-                return s;
-            if (typeof s === 'string' && /^\d{3}$/.test(s) && Number(s) >= 100 && Number(s) <= 599)
-                return Number(s);
-            if (typeof s === 'string' && /^[1-5]xx$/i.test(s))
-                return s.toLowerCase();
-            throw bad('status', `must be an HTTP status (100-599), a class like '2xx', or a list of those; got ${JSON.stringify(s)}`);
-        });
-    }
-    let body;
-    if (get('body') !== undefined) {
-        const raw = get('body');
-        if (typeof raw !== 'string' && typeof raw !== 'number')
-            throw bad('body', 'must be a regular expression (a string)');
-        try {
-            body = new RegExp(String(raw), 'm');
-        }
-        catch (e) {
-            throw bad('body', `is not a valid regular expression (${e.message}); quote it and escape special characters`);
-        }
-    }
-    let format;
-    if (get('format') !== undefined) {
-        if (get('format') !== 'prometheus')
-            throw bad('format', "must be 'prometheus' (the only format checked)");
-        format = 'prometheus';
-    }
-    let requireMetrics = [];
-    if (get('require-metrics') !== undefined) {
-        const raw = get('require-metrics');
-        const items = Array.isArray(raw)
-            ? raw
-            : typeof raw === 'string'
-                ? raw.split(/[\s,]+/).filter(Boolean)
-                : null;
-        if (!items || items.some(x => typeof x !== 'string' || !/^[a-zA-Z_:][a-zA-Z0-9_:]*$/.test(x))) {
-            throw bad('require-metrics', "must be a list of metric names like 'http_requests_total'");
-        }
-        requireMetrics = items;
-        format = 'prometheus';
-    }
-    let maxLatencyMs;
-    if (get('max-latency-ms') !== undefined) {
-        const raw = get('max-latency-ms');
-        if (typeof raw !== 'number' || !Number.isFinite(raw) || raw <= 0)
-            throw bad('max-latency-ms', 'must be a positive number of milliseconds');
-        maxLatencyMs = raw;
-    }
-    const headers = {};
-    if (get('headers') !== undefined) {
-        const raw = get('headers');
-        if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) {
-            throw bad('headers', "must be a mapping of header names to values, e.g. 'headers: { X-Token: abc }'");
-        }
-        for (const [k, v] of Object.entries(raw)) {
-            if (!/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/.test(k))
-                throw bad('headers', `has an invalid header name '${k}'`);
-            if (v === null || typeof v === 'object')
-                throw bad('headers', `value of '${k}' must be a string`);
-            const s = String(v);
-            if (/[\r\n]/.test(s))
-                throw bad('headers', `value of '${k}' must be on one line`);
-            headers[k] = s;
-        }
-    }
-    let data;
-    let dataType;
-    if (get('data') !== undefined) {
-        const raw = get('data');
-        data = typeof raw === 'string' ? raw : JSON.stringify(raw);
-        if (typeof raw !== 'string')
-            dataType = 'application/json';
-    }
-    return {
-        path: normalPath(path, where),
-        method,
-        status,
-        body,
-        json: get('json'),
-        format,
-        requireMetrics,
-        maxLatencyMs,
-        headers,
-        data,
-        dataType,
-        line
-    };
-}
-function normalPath(p, where) {
-    const t = p.trim();
-    if (/^[a-z][a-z0-9+.-]*:\/\//i.test(t)) {
-        throw new _errors_js__WEBPACK_IMPORTED_MODULE_1__/* .UserError */ .yo(`${where}: 'path' must be relative to the 'url' input (e.g. '/health'), not a full URL.`);
-    }
-    return t.startsWith('/') ? t : `/${t}`;
-}
-function describe(n) {
-    if ((0,yaml__WEBPACK_IMPORTED_MODULE_0__/* .isSeq */ .oP)(n))
-        return 'a list';
-    if ((0,yaml__WEBPACK_IMPORTED_MODULE_0__/* .isScalar */ .jn)(n))
-        return `${typeof n.value} ${JSON.stringify(n.value)}`;
-    return 'this';
-}
-/** The known key closest to a mistyped one (underscores, case, one or two typos). */
-function suggest(key) {
-    const k = key.toLowerCase().replace(/_/g, '-');
-    let best;
-    let bestD = 3;
-    for (const c of CHECK_KEYS) {
-        const d = distance(k, c);
-        if (d < bestD)
-            [best, bestD] = [c, d];
-    }
-    return best;
-}
-function distance(a, b) {
-    const dp = Array.from({ length: a.length + 1 }, (_, i) => [i, ...Array(b.length).fill(0)]);
-    for (let j = 1; j <= b.length; j++)
-        dp[0][j] = j;
-    for (let i = 1; i <= a.length; i++)
-        for (let j = 1; j <= b.length; j++)
-            dp[i][j] = Math.min(dp[i - 1][j] + 1, dp[i][j - 1] + 1, dp[i - 1][j - 1] + (a[i - 1] === b[j - 1] ? 0 : 1));
-    return dp[a.length][b.length];
-}
-/** True when the status code is accepted by the check. */
-function statusAccepted(check, code) {
-    return check.status.some(s => typeof s === 'number' ? s === code : Math.floor(code / 100) === Number(s[0]));
-}
-/** Subset match: objects need the expected keys (recursively), arrays need each expected item somewhere, scalars equal. */
-function jsonContains(actual, expected) {
-    if (expected === null || typeof expected !== 'object')
-        return actual === expected;
-    if (Array.isArray(expected)) {
-        return Array.isArray(actual) && expected.every(e => actual.some(a => jsonContains(a, e)));
-    }
-    if (actual === null || typeof actual !== 'object' || Array.isArray(actual))
+/** Plain parsers for action inputs; they know nothing of @actions/core so the library can reuse them. */
+function parseBoolean(name, raw, fallback) {
+    const v = raw.trim();
+    if (v === '')
+        return fallback;
+    if (/^true$/i.test(v))
+        return true;
+    if (/^false$/i.test(v))
         return false;
-    const a = actual;
-    return Object.entries(expected).every(([k, v]) => k in a && jsonContains(a[k], v));
+    throw new errors/* UserError */.yo(`Input '${name}' must be true or false, got '${v}'. Set '${name}: true' or '${name}: false'.`);
 }
-/** The `headers` input: `Name: value` lines (blank lines and `#` comments skipped). */
-function parseHeaderLines(text, inputName = 'headers') {
-    const out = {};
-    text.split(/\r?\n/).forEach((raw, i) => {
-        const line = raw.trim();
-        if (line === '' || line.startsWith('#'))
-            return;
-        const colon = line.indexOf(':');
-        const name = colon > 0 ? line.slice(0, colon).trim() : '';
-        if (!/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/.test(name)) {
-            // never echo the line: it may hold a credential
-            throw new _errors_js__WEBPACK_IMPORTED_MODULE_1__/* .UserError */ .yo(`Input '${inputName}' line ${i + 1} is not 'Name: value' (e.g. 'Authorization: Bearer \${{ secrets.TOKEN }}').`);
+/** One item per line; commas also accepted. Blank items and surrounding spaces are dropped. */
+function parse_parseList(raw, { commas = true } = {}) {
+    const out = [];
+    for (const line of raw.split(/\r?\n/)) {
+        const parts = commas ? line.split(',') : [line];
+        for (const p of parts) {
+            const t = p.trim();
+            if (t !== '' && !t.startsWith('#'))
+                out.push(t);
         }
-        out[name] = line.slice(colon + 1).trim();
-    });
+    }
+    return out;
+}
+function parseInteger(name, raw, fallback, { min = 0, max = Number.MAX_SAFE_INTEGER } = {}) {
+    const v = raw.trim();
+    if (v === '')
+        return fallback;
+    if (!/^-?\d+$/.test(v)) {
+        throw new errors/* UserError */.yo(`Input '${name}' must be a whole number, got '${v}'. Write it as plain digits, e.g. '${name}: ${fallback}'.`);
+    }
+    const n = Number(v);
+    if (n < min || n > max) {
+        throw new errors/* UserError */.yo(`Input '${name}' must be between ${min} and ${max}, got ${n}.`);
+    }
+    return n;
+}
+/** `key=value` lines (commas not accepted as separators, values may contain them). */
+function parseKeyValues(name, raw) {
+    const out = new Map();
+    for (const line of parse_parseList(raw, { commas: false })) {
+        const i = line.indexOf('=');
+        if (i <= 0)
+            throw new UserError(`Input '${name}': line '${line}' is not of the form key=value.`);
+        out.set(line.slice(0, i).trim(), line.slice(i + 1).trim());
+    }
     return out;
 }
 
+;// CONCATENATED MODULE: ./build/tsc/action/inputs.js
 
-/***/ }),
 
-/***/ 9593:
-/***/ ((__webpack_module__, __unused_webpack___webpack_exports__, __nccwpck_require__) => {
 
-__nccwpck_require__.a(__webpack_module__, async (__webpack_handle_async_dependencies__, __webpack_async_result__) => { try {
-/* harmony import */ var _actions_core__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(6257);
-/* harmony import */ var _action_run_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(6082);
-/* harmony import */ var _action_inputs_js__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(5580);
-/* harmony import */ var _action_report_js__WEBPACK_IMPORTED_MODULE_3__ = __nccwpck_require__(4240);
-/* harmony import */ var _action_smoke_step_js__WEBPACK_IMPORTED_MODULE_4__ = __nccwpck_require__(2524);
-/* harmony import */ var _lib_errors_js__WEBPACK_IMPORTED_MODULE_5__ = __nccwpck_require__(2830);
-/* harmony import */ var _lib_smoke_checks_js__WEBPACK_IMPORTED_MODULE_6__ = __nccwpck_require__(2742);
+/** Typed readers over core.getInput: the only place actions read their inputs. */
+function str(name, fallback = '') {
+    const v = lib_core/* getInput */.V4(name);
+    return v === '' ? fallback : v;
+}
+/** A secret input: masked (and its lines) before anything can log it. */
+function secret(name, fallback = '') {
+    const v = lib_core/* getInput */.V4(name, { trimWhitespace: false });
+    const value = v.trim() === '' ? fallback : v;
+    maskSecret(value);
+    return value;
+}
+function maskSecret(value) {
+    if (!value)
+        return;
+    secrets/* secrets */.O3.add(value);
+    for (const line of value.split(/\r?\n/))
+        if (line.trim().length >= 4)
+            secrets/* secrets */.O3.add(line.trim());
+    lib_core/* setSecret */.Pq(value);
+    const trimmed = value.trim();
+    if (trimmed !== value && trimmed)
+        lib_core/* setSecret */.Pq(trimmed);
+    for (const line of value.split(/\r?\n/))
+        if (line.trim().length >= 4)
+            lib_core/* setSecret */.Pq(line.trim());
+    lib_core/* setSecret */.Pq(Buffer.from(value).toString('base64'));
+}
+function bool(name, fallback) {
+    return parseBoolean(name, lib_core/* getInput */.V4(name), fallback);
+}
+function inputs_int(name, fallback, range) {
+    return parseInteger(name, lib_core/* getInput */.V4(name), fallback, range);
+}
+function list(name, opts) {
+    return parseList(core.getInput(name), opts);
+}
+
+;// CONCATENATED MODULE: ./build/tsc/action/smoke-inputs.js
 /**
- * smoke-test: reads the inputs, masks every credential form, runs the checks (src/lib/smoke) within the
- * deadline, writes outputs and the job summary, and reports to the commit when asked (src/action/report.ts).
+ * The smoke inputs smoke-test and ship share, read once, parsed once and masked before anything logs: the
+ * base URL (parsed; errors name the input it came from: smoke-test's `url`, ship's `smoke-url`), the
+ * checks, the headers, the deadlines. The redactor filled here (URL userinfo, every header value) is the one
+ * the checks run with.
  */
 
 
@@ -45879,27 +45958,76 @@ __nccwpck_require__.a(__webpack_module__, async (__webpack_handle_async_dependen
 
 
 
-
-await (0,_action_run_js__WEBPACK_IMPORTED_MODULE_1__/* .runAction */ .C)(async () => {
-    const headers = (0,_lib_smoke_checks_js__WEBPACK_IMPORTED_MODULE_6__/* .parseHeaderLines */ .oR)((0,_action_inputs_js__WEBPACK_IMPORTED_MODULE_2__/* .secret */ .rJ)('headers'));
-    const url = (0,_action_inputs_js__WEBPACK_IMPORTED_MODULE_2__/* .str */ .gx)('url');
-    const checksText = (0,_action_inputs_js__WEBPACK_IMPORTED_MODULE_2__/* .str */ .gx)('checks');
-    const token = (0,_action_inputs_js__WEBPACK_IMPORTED_MODULE_2__/* .secret */ .rJ)('github-token');
-    const timeout = (0,_action_inputs_js__WEBPACK_IMPORTED_MODULE_2__/* .int */ .Wh)('timeout', 60, { min: 1, max: 3600 });
-    const requestTimeout = (0,_action_inputs_js__WEBPACK_IMPORTED_MODULE_2__/* .int */ .Wh)('request-timeout', 5, { min: 1, max: 600 });
-    const insecureTls = (0,_action_inputs_js__WEBPACK_IMPORTED_MODULE_2__/* .bool */ .lc)('insecure-tls', false);
-    const mode = (0,_action_report_js__WEBPACK_IMPORTED_MODULE_3__/* .parseReportMode */ .Hf)((0,_action_inputs_js__WEBPACK_IMPORTED_MODULE_2__/* .str */ .gx)('report', 'summary'));
-    const name = (0,_action_inputs_js__WEBPACK_IMPORTED_MODULE_2__/* .str */ .gx)('status-context', 'smoke-test');
-    const reporter = new _action_report_js__WEBPACK_IMPORTED_MODULE_3__/* .Reporter */ .a8(mode, token, name);
-    const { report, line, markdown } = await (0,_action_smoke_step_js__WEBPACK_IMPORTED_MODULE_4__/* .smokeStep */ .o)({
+const SMOKE_TEST_NAMES = {
+    url: 'url',
+    checks: 'checks',
+    timeout: 'timeout',
+    headers: 'headers',
+    requestTimeout: 'request-timeout',
+    insecureTls: 'insecure-tls'
+};
+const SHIP_SMOKE_NAMES = {
+    url: 'smoke-url',
+    checks: 'smoke-checks',
+    timeout: 'smoke-timeout'
+};
+function readSmokeInputs(names) {
+    // Secrets first: nothing is logged before every credential form is masked.
+    const headers = names.headers ? parseHeaderLines(secret(names.headers)) : {};
+    const rawUrl = str(names.url);
+    const checksText = str(names.checks);
+    const timeout = inputs_int(names.timeout, 60, { min: 1, max: 3600 });
+    const requestTimeout = names.requestTimeout
+        ? inputs_int(names.requestTimeout, 5, { min: 1, max: 600 })
+        : Math.min(5, timeout);
+    const insecureTls = names.insecureTls ? bool(names.insecureTls, false) : false;
+    const checks = parseChecks(checksText, names.checks);
+    const redactor = smokeSecrets(new redact/* Redactor */.pO(), { url: rawUrl, headers, checks });
+    for (const form of redactor.forms())
+        lib_core/* setSecret */.Pq(form); // forms() already holds the base64 and URL-encoded forms
+    if (rawUrl.trim() === '')
+        throw new errors/* UserError */.yo(`Input '${names.url}' is required: the base URL of the deployment, e.g. '${names.url}: https://stage.example.com'.`);
+    const url = parseBaseUrl(rawUrl, names.url);
+    return {
         url,
-        urlInput: 'url',
-        checksText,
-        checksInput: 'checks',
+        display: (0,redact/* displayUrl */.Qy)(rawUrl.trim()),
+        urlInput: names.url,
+        checks,
         headers,
         timeout,
         requestTimeout,
         insecureTls,
+        redactor
+    };
+}
+
+;// CONCATENATED MODULE: ./build/tsc/smoke-test/inputs.js
+/** smoke-test's inputs, read once and typed: the smoke group (src/action/smoke-inputs.ts) and the reporting. */
+
+
+
+function getInputs() {
+    const token = secret('github-token');
+    const smoke = readSmokeInputs(SMOKE_TEST_NAMES);
+    const mode = parseReportMode(str('report', 'summary'));
+    return { smoke, report: { mode, token, name: str('status-context', 'smoke-test') } };
+}
+
+;// CONCATENATED MODULE: ./build/tsc/smoke-test/main.js
+/**
+ * smoke-test: reads the inputs once (./inputs.ts: masked and parsed there), runs the checks (src/lib/smoke)
+ * within the deadline, writes outputs and the job summary, and reports to the commit when asked
+ * (src/action/report.ts). Launched by ./index.ts; importing this module runs nothing.
+ */
+
+
+
+
+
+async function run() {
+    const inputs = getInputs();
+    const reporter = new Reporter(inputs.report.mode, inputs.report.token, inputs.report.name);
+    const { report, line, markdown } = await smokeStep(inputs.smoke, {
         startedAt: 0, // performance.now() counts from process start: the deadline includes our own start-up
         begin: description => void reporter.begin(description),
         // never leave a pending status / in-progress check run behind
@@ -45912,8 +46040,8 @@ await (0,_action_run_js__WEBPACK_IMPORTED_MODULE_1__/* .runAction */ .C)(async (
             });
         }
     });
-    _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .setOutput */ .uH('passed', String(report.passed));
-    _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .setOutput */ .uH('results', JSON.stringify(report.results));
+    lib_core/* setOutput */.uH('passed', String(report.passed));
+    lib_core/* setOutput */.uH('results', JSON.stringify(report.results));
     const reported = await reporter.finish({
         passed: report.passed,
         description: line,
@@ -45921,17 +46049,15 @@ await (0,_action_run_js__WEBPACK_IMPORTED_MODULE_1__/* .runAction */ .C)(async (
         title: report.passed ? 'Smoke test passed' : 'Smoke test failed'
     });
     if (reported)
-        _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .info */ .pq(`reported ${reported}`);
+        lib_core/* info */.pq(`reported ${reported}`);
     if (!report.passed) {
         const first = report.results.find(r => !r.ok);
-        throw new _lib_errors_js__WEBPACK_IMPORTED_MODULE_5__/* .UserError */ .yo(`Smoke test failed: ${report.results.filter(r => !r.ok).length} of ${report.results.length} checks failed; ` +
+        throw new errors/* UserError */.yo(`Smoke test failed: ${report.results.filter(r => !r.ok).length} of ${report.results.length} checks failed; ` +
             `first: ${first?.path}: ${first?.error}. See the job summary for every check.`);
     }
-    _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .info */ .pq(`smoke-test: ${line}`);
-});
+    lib_core/* info */.pq(`smoke-test: ${line}`);
+}
 
-__webpack_async_result__();
-} catch(e) { __webpack_async_result__(e); } }, 1);
 
 /***/ }),
 
@@ -45941,10 +46067,13 @@ __webpack_async_result__();
 
 // EXPORTS
 __nccwpck_require__.d(__webpack_exports__, {
+  Yz: () => (/* binding */ core_debug),
   N4: () => (/* binding */ endGroup),
   V4: () => (/* binding */ getInput),
   Gu: () => (/* binding */ getState),
+  Os: () => (/* binding */ group),
   pq: () => (/* binding */ info),
+  lm: () => (/* binding */ notice),
   LZ: () => (/* binding */ saveState),
   C1: () => (/* binding */ setFailed),
   uH: () => (/* binding */ setOutput),
@@ -45954,7 +46083,7 @@ __nccwpck_require__.d(__webpack_exports__, {
   $e: () => (/* binding */ warning)
 });
 
-// UNUSED EXPORTS: ExitCode, addPath, debug, error, exportVariable, getBooleanInput, getIDToken, getMultilineInput, group, isDebug, markdownSummary, notice, platform, setCommandEcho, toPlatformPath, toPosixPath, toWin32Path
+// UNUSED EXPORTS: ExitCode, addPath, error, exportVariable, getBooleanInput, getIDToken, getMultilineInput, isDebug, markdownSummary, platform, setCommandEcho, toPlatformPath, toPosixPath, toWin32Path
 
 // EXTERNAL MODULE: external "os"
 var external_os_ = __nccwpck_require__(857);
@@ -45980,7 +46109,7 @@ function utils_toCommandValue(input) {
  * @returns The command properties to send with the actual annotation command
  * See IssueCommandProperties: https://github.com/actions/runner/blob/main/src/Runner.Worker/ActionCommandManager.cs#L646
  */
-function utils_toCommandProperties(annotationProperties) {
+function toCommandProperties(annotationProperties) {
     if (!Object.keys(annotationProperties).length) {
         return {};
     }
@@ -48783,7 +48912,7 @@ function isDebug() {
  * @param message debug message
  */
 function core_debug(message) {
-    issueCommand('debug', {}, message);
+    command_issueCommand('debug', {}, message);
 }
 /**
  * Adds an error issue
@@ -48791,7 +48920,7 @@ function core_debug(message) {
  * @param properties optional properties to add to the annotation.
  */
 function error(message, properties = {}) {
-    command_issueCommand('error', utils_toCommandProperties(properties), message instanceof Error ? message.toString() : message);
+    command_issueCommand('error', toCommandProperties(properties), message instanceof Error ? message.toString() : message);
 }
 /**
  * Adds a warning issue
@@ -48799,7 +48928,7 @@ function error(message, properties = {}) {
  * @param properties optional properties to add to the annotation.
  */
 function warning(message, properties = {}) {
-    command_issueCommand('warning', utils_toCommandProperties(properties), message instanceof Error ? message.toString() : message);
+    command_issueCommand('warning', toCommandProperties(properties), message instanceof Error ? message.toString() : message);
 }
 /**
  * Adds a notice issue
@@ -48807,7 +48936,7 @@ function warning(message, properties = {}) {
  * @param properties optional properties to add to the annotation.
  */
 function notice(message, properties = {}) {
-    issueCommand('notice', toCommandProperties(properties), message instanceof Error ? message.toString() : message);
+    command_issueCommand('notice', toCommandProperties(properties), message instanceof Error ? message.toString() : message);
 }
 /**
  * Writes info to log with console.log.
@@ -49031,6 +49160,6 @@ function getIDToken(aud) {
 /******/ // startup
 /******/ // Load entry module and return exports
 /******/ // This entry module used 'module' so it can't be inlined
-/******/ var __webpack_exports__ = __nccwpck_require__(9593);
+/******/ var __webpack_exports__ = __nccwpck_require__(5206);
 /******/ __webpack_exports__ = await __webpack_exports__;
 /******/ 
