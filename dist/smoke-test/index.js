@@ -44921,10 +44921,15 @@ class Validator {
         }
         if ((c >= 48 && c <= 57) || c === 46) {
             let digits = 0;
+            let int = 0;
             while (p < e && (c = text.charCodeAt(p)) >= 48 && c <= 57) {
+                int = int * 10 + (c - 48);
                 p++;
                 digits++;
             }
+            // a plain integer of up to 15 digits is exact as a double: no string to make and convert
+            if (p === e && digits <= 15)
+                return text.charCodeAt(s) === 45 ? -int : int;
             if (p < e && c === 46) {
                 p++;
                 while (p < e && (c = text.charCodeAt(p)) >= 48 && c <= 57) {
