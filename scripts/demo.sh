@@ -7,5 +7,5 @@ cd "$(dirname "$0")/.."
 bash scripts/setup-parts.sh
 [ -f dist/ship/index.js ] || npm run build
 rm -rf build/demo
-./node_modules/.bin/tsc -p tsconfig.build.json --outDir build/demo
+./node_modules/.bin/tsc -p tsconfig.demo.json --outDir build/demo
 node build/demo/testkit/demo-cli.js

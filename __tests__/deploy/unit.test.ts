@@ -297,20 +297,6 @@ describe('state, default rollback target, prune plan', () => {
   })
 })
 
-describe('examples/rollback-workflow.yml', () => {
-  it("passes GitHub's workflow parser and the examples' checks (our inputs, permissions, concurrency)", async () => {
-    const { workflowErrors } = await import('../../src/testkit/workflow-parser.js')
-    const { checkWorkflow } = await import('../examples/workflow-checks.js')
-    const { parse } = await import('yaml')
-    const text = readFileSync(
-      join(import.meta.dirname, '..', '..', 'examples', 'rollback-workflow.yml'),
-      'utf8'
-    )
-    expect(await workflowErrors('rollback-workflow.yml', text)).toEqual([])
-    expect(checkWorkflow(parse(text))).toEqual([])
-  })
-})
-
 describe('images and services agree', () => {
   it('refuses an image for a service that services does not update, naming both inputs', () => {
     const compose = { files: [], services: ['web', 'worker'] }

@@ -2,6 +2,7 @@
  * Blue-green on real parts: the local Docker engine and docker-compose, a real nginx (src/testkit/nginx.ts)
  * in front, steady load through it (src/testkit/load.ts) while releases switch. The host is this machine
  * through localRemote (the SSH path is covered by the deploy tests; here the strategy is under test).
+ * The strategy inputs as plain units: options.test.ts.
  */
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals'
 import { execFileSync } from 'node:child_process'
@@ -10,56 +11,13 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { layout, type ComposeKind } from '../../src/lib/compose/layout.js'
 import { BlueGreen, upstreamName } from '../../src/lib/strategy/blue-green.js'
-import {
-  checkBlueGreen,
-  memoryLimit,
-  parseMemory,
-  parseSlotPorts,
-  parseStrategy,
-  type BlueGreenConfig
-} from '../../src/lib/strategy/options.js'
+import { parseSlotPorts, type BlueGreenConfig } from '../../src/lib/strategy/options.js'
 import { buildAppImage, removeImages } from '../../src/testkit/images.js'
 import { startLoad } from '../../src/testkit/load.js'
 import { localRemote } from '../../src/testkit/local-remote.js'
 import { freePort, uniqueName } from '../../src/testkit/net.js'
 import { startNginx, type Nginx } from '../../src/testkit/nginx.js'
 import { removeProjects } from './helpers.js'
-
-describe('strategy inputs', () => {
-  it('parses strategy, slot ports and memory values', () => {
-    expect(parseStrategy('')).toBe('recreate')
-    expect(parseStrategy('Blue-Green')).toBe('blue-green')
-    expect(() => parseStrategy('rolling')).toThrow(/'recreate' or 'blue-green'/)
-    expect([...parseSlotPorts('web=8001,8002\napi = 9001:9002')]).toEqual([
-      ['web', [8001, 8002]],
-      ['api', [9001, 9002]]
-    ])
-    expect(() => parseSlotPorts('web=8001')).toThrow(/service=<blue port>,<green port>/)
-    expect(() => parseSlotPorts('web=8001,8001')).toThrow(/used twice/)
-    expect(() => parseSlotPorts('web=1,2\nweb=3,4')).toThrow(/twice/)
-    expect(() => parseSlotPorts('web=1,70000')).toThrow(/outside/)
-    expect(parseMemory('64m')).toBe(64 * 1024 * 1024)
-    expect(parseMemory('1.5G')).toBe(1.5 * 1024 ** 3)
-    expect(parseMemory('512MiB')).toBe(512 * 1024 * 1024)
-    expect(parseMemory(67108864)).toBe(67108864)
-    expect(parseMemory('lots')).toBeUndefined()
-    expect(memoryLimit({ deploy: { resources: { limits: { memory: '32M' } } } })).toBe(32 * 1024 * 1024)
-    const cfg: BlueGreenConfig = {
-      ports: new Map(),
-      testCommand: 'nginx -t',
-      reloadCommand: 'nginx -s reload',
-      drainSeconds: 1,
-      minFreeMiB: 1
-    }
-    expect(() => checkBlueGreen(cfg, ['web'])).toThrow(/blue-green-ports/)
-    expect(() => checkBlueGreen({ ...cfg, ports: parseSlotPorts('api=1,2') }, ['web'])).toThrow(
-      /does not update/
-    )
-    expect(() =>
-      checkBlueGreen({ ...cfg, ports: parseSlotPorts('web=1,2'), includeDir: 'rel' }, ['web'])
-    ).toThrow(/absolute/)
-  })
-})
 
 describe('blue-green on docker + nginx', () => {
   const id = uniqueName('bg')

@@ -59,12 +59,16 @@ describe('the release .env reaches the stack deploy only, parsed as Compose does
           ''
         ].join('\n')
       )
+      // the caller's environment without a DOCKER_HOST of its own (the unit lane runs with one pointing
+      // nowhere): a DOCKER_HOST that reaches `stack deploy` could then only come from the .env
+      const callerEnv: NodeJS.ProcessEnv = { ...process.env, PATH: `${bin}:${process.env.PATH}` }
+      delete callerEnv.DOCKER_HOST
       const out = execFileSync(
         'sh',
         ['-c', STACK_DEPLOY_SCRIPT, 'sh', join(dir, 'cfg'), '', '', 'st', envFile, '-c', 'f.yml'],
         {
           encoding: 'utf8',
-          env: { ...process.env, PATH: `${bin}:${process.env.PATH}` },
+          env: callerEnv,
           input: ''
         }
       )

@@ -17,7 +17,7 @@ export interface Logger {
 export type LogLine = (line: string) => void
 
 /** A Logger that writes every level to one line callback (warnings prefixed `warning: `). */
-export function lineLogger(line: LogLine): Logger {
+function lineLogger(line: LogLine): Logger {
   return {
     info: m => line(m),
     warning: m => line(`warning: ${m}`),
@@ -32,7 +32,7 @@ export function toLogger(log: Logger | LogLine | undefined): Logger {
   return typeof log === 'function' ? lineLogger(log) : log
 }
 
-export const quietLogger: Logger = { info: () => undefined, warning: () => undefined }
+const quietLogger: Logger = { info: () => undefined, warning: () => undefined }
 
 /** The same logger with `prefix` in front of every line (e.g. a host label). */
 export function prefixed(log: Logger, prefix: string): Logger {

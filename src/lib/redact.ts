@@ -6,7 +6,7 @@
  * Plain module: callers that use @actions/core mask the same values through `forms()`.
  */
 
-export const MASK = '***'
+const MASK = '***'
 
 /** Header names whose values are credentials whatever the user says. */
 export const SECRET_HEADERS = new Set([
@@ -75,7 +75,7 @@ export class Redactor {
 }
 
 /** The value and the encoded forms it may travel in: base64 (Basic auth, Kubernetes secrets), percent-encoding. */
-export function encodedForms(value: string): string[] {
+function encodedForms(value: string): string[] {
   const forms = new Set([value, value.trim()])
   forms.add(Buffer.from(value).toString('base64'))
   forms.add(Buffer.from(value).toString('base64').replace(/=+$/, ''))

@@ -9,12 +9,16 @@ import { smokeStep } from '../action/smoke-step.js'
 import { UserError } from '../lib/errors.js'
 import { getInputs } from './inputs.js'
 
-export async function run(): Promise<void> {
+/**
+ * `startedAt`: the performance.now() value the deadline counts from. ./index.ts passes 0, the process start,
+ * so the deadline includes our own start-up; in-process callers (tests) default to the call itself.
+ */
+export async function run(startedAt = performance.now()): Promise<void> {
   const inputs = getInputs()
   const reporter = new Reporter(inputs.report.mode, inputs.report.token, inputs.report.name)
 
   const { report, line, markdown } = await smokeStep(inputs.smoke, {
-    startedAt: 0, // performance.now() counts from process start: the deadline includes our own start-up
+    startedAt,
     begin: description => void reporter.begin(description),
     // never leave a pending status / in-progress check run behind
     aborted: async why => {

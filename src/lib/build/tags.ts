@@ -67,7 +67,7 @@ export interface TagPlan {
  * An entry of `tags`: a tag, or a full reference `<image>:<tag>` of this very image (as
  * docker/metadata-action writes them), reduced to its tag. A reference to another image is refused.
  */
-export function tagOf(entry: string, image?: string): string {
+function tagOf(entry: string, image?: string): string {
   const colon = entry.lastIndexOf(':')
   if (image && entry.includes('/') && colon > entry.lastIndexOf('/')) {
     const repo = entry.slice(0, colon)

@@ -15,7 +15,7 @@
  */
 import { createHash } from 'node:crypto'
 
-export const STATE_DIR = '.shipline'
+const STATE_DIR = '.shipline'
 export const OVERRIDE_FILE = 'shipline.override.yml'
 export const META_FILE = 'release.json'
 export const ENV_FILE = '.env'

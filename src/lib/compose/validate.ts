@@ -65,7 +65,7 @@ export interface ImageRef extends ImageReference {
 }
 
 /** Parses `[registry/]repo[:tag][@sha256:…]` with the registry module's grammar (UserError when invalid). */
-export function parseImageRef(raw: string, what = 'image'): ImageRef {
+function parseImageRef(raw: string, what = 'image'): ImageRef {
   const ref = parseImageReference(raw, { what })
   return {
     ...ref,

@@ -64,7 +64,7 @@ export function pickTarget(state: HostState, to: string | undefined, host: strin
  * was left running (auto-rollback off, or its put-back failed), or a transaction was found open. Rolling
  * back to `current` then brings it up again instead of being a no-op.
  */
-export function containersDiverge(state: HostState): boolean {
+function containersDiverge(state: HostState): boolean {
   if (state.diverged) return true
   const last = [...state.ledger].reverse().find(e => e.event !== 'begin')
   return !!last && last.event === 'failed' && !!last.attempted

@@ -14,7 +14,7 @@ import { basename, join } from 'node:path'
 import { UserError } from '../errors.js'
 import { lastErrorLine, runDocker, type DockerRunOptions } from './cli.js'
 
-export const CONFIG_PREFIX = 'shipline-docker-'
+const CONFIG_PREFIX = 'shipline-docker-'
 
 export interface DockerConfig {
   /** the temporary folder (DOCKER_CONFIG) */

@@ -12,7 +12,7 @@ export interface PromoteRepository {
 }
 
 /** `raw` as a repository for promote; errors name `input`; `registry` ('' = from the name) prefixes bare names. */
-export function promoteRepository(input: string, raw: string, registry: string): PromoteRepository {
+function promoteRepository(input: string, raw: string, registry: string): PromoteRepository {
   const withRegistry = registry && !namesRegistry(raw) ? `${registry}/${raw}` : raw
   const ref = parseImageReference(withRegistry, { lowercase: true, what: input })
   if (ref.tag || ref.digest) {

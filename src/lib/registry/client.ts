@@ -50,7 +50,7 @@ export interface Manifest extends ManifestInfo {
 }
 
 /** the distribution spec's limit on manifests a registry must accept */
-export const MANIFEST_LIMIT_BYTES = 4 * MiB
+const MANIFEST_LIMIT_BYTES = 4 * MiB
 
 export class RegistryClient {
   readonly registry: string

@@ -47,10 +47,10 @@ function describe(f: RegistryErrorFacts): string {
   return `${f.method} ${f.registry}${f.path} → ${f.status ?? 'no answer'}${f.code ? ` ${f.code}` : ''}${f.detail ? `: ${f.detail}` : ''}`
 }
 
-export const GHCR_FIX =
+const GHCR_FIX =
   "give this repository Write access in the package's Manage Actions access settings (and 'packages: write' in the workflow's permissions)"
 
-export function isGhcr(registry: string): boolean {
+function isGhcr(registry: string): boolean {
   return registry === 'ghcr.io' || registry.endsWith('.ghcr.io')
 }
 

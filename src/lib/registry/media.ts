@@ -47,7 +47,7 @@ interface ManifestJson {
   subject?: Descriptor
 }
 
-export function parseManifestJson(bytes: Uint8Array): ManifestJson {
+function parseManifestJson(bytes: Uint8Array): ManifestJson {
   return JSON.parse(Buffer.from(bytes).toString('utf8')) as ManifestJson
 }
 

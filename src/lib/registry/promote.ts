@@ -78,7 +78,7 @@ function platformOf(d: Descriptor): string {
 }
 
 /** Validates to-tags and from before anything talks to the registry. */
-export function checkPromoteInputs(from: string, toTags: string[]): void {
+function checkPromoteInputs(from: string, toTags: string[]): void {
   if (!from)
     throw new UserError(
       "Input 'from' is empty: give the source tag, the full commit SHA tag, or a sha256: digest."

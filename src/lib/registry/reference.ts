@@ -13,7 +13,7 @@ export interface ImageReference {
   digest?: string
 }
 
-export const DEFAULT_REGISTRY = 'docker.io'
+const DEFAULT_REGISTRY = 'docker.io'
 
 const COMPONENT = /^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$/
 const TAG = /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$/

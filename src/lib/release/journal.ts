@@ -29,7 +29,7 @@ export type FinalEvent =
 
 export type JournalEvent = 'begin' | FinalEvent
 
-export const FINAL_EVENTS: readonly FinalEvent[] = [
+const FINAL_EVENTS: readonly FinalEvent[] = [
   'deploy',
   'rollback',
   'auto-rollback',
@@ -61,10 +61,6 @@ export interface JournalEntry {
   reason?: string
 }
 
-/** The old name, kept for the callers that still say ledger. */
-export type LedgerEntry = JournalEntry
-export type LedgerEvent = JournalEvent
-
 export interface ParsedJournal {
   entries: JournalEntry[]
   /** lines that did not parse (a torn last line, a damaged line), with their 1-based line numbers */
@@ -89,7 +85,7 @@ export function parseJournal(text: string): ParsedJournal {
   return out
 }
 
-export const isFinal = (e: JournalEntry): boolean => (FINAL_EVENTS as readonly string[]).includes(e.event)
+const isFinal = (e: JournalEntry): boolean => (FINAL_EVENTS as readonly string[]).includes(e.event)
 
 /** The last transaction's entries still open (a `begin` with no final entry after it), if any. */
 export function openTransaction(entries: JournalEntry[]): JournalEntry | undefined {

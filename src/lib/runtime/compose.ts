@@ -83,7 +83,7 @@ export async function ensureImages(
 }
 
 /** Throws when the host has no Compose; returns the flavour. */
-export function requireCompose(store: ReleaseStore, state: HostState): ComposeKind {
+function requireCompose(store: ReleaseStore, state: HostState): ComposeKind {
   if (state.compose === 'none')
     throw new UserError(
       `${store.label}: neither 'docker compose' (v2) nor 'docker-compose' (v1) is installed on the host. Install the Compose plugin.`

@@ -8,7 +8,6 @@
  *   → close, with cutOverArgv run inside the store's close step → afterClose
  *   on failure: restore(previous) → close with the outcome
  */
-import type { ComposeKind } from '../compose/layout.js'
 import { errorMessage, type UserError } from '../errors.js'
 import type { HostState, ReleaseMeta, ReleaseStore } from '../release/store.js'
 
@@ -66,12 +65,6 @@ export interface Runtime {
   ): Promise<HealthResult>
   /** shell lines that bring `meta` back without the runner (the store's recovery script) */
   restoreLines(meta: ReleaseMeta): string[]
-}
-
-/** What a runtime is made from: the host's store (its remote, layout, log) and the Compose flavour. */
-export interface RuntimeHost {
-  store: ReleaseStore
-  compose: () => ComposeKind
 }
 
 export type MakeRuntime = (store: ReleaseStore) => Runtime

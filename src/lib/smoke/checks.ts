@@ -25,7 +25,7 @@ export interface Check {
   line?: number
 }
 
-export const CHECK_KEYS = [
+const CHECK_KEYS = [
   'path',
   'method',
   'status',
@@ -40,7 +40,7 @@ export const CHECK_KEYS = [
 
 const METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS']
 
-export function defaultChecks(): Check[] {
+function defaultChecks(): Check[] {
   const base = { method: 'GET', status: [200], requireMetrics: [], headers: {} }
   return [
     { ...base, path: '/health' },

@@ -63,7 +63,7 @@ type LookupCallback = (
 ) => void
 
 /** dns.lookup, except that localhost names give both loopback addresses. */
-export function smokeLookup(
+function smokeLookup(
   hostname: string,
   options: { family?: number | string; all?: boolean },
   callback: LookupCallback

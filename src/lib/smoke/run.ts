@@ -137,7 +137,7 @@ export function smokeSecrets(
   return redactor
 }
 
-export const PROMETHEUS_ACCEPT =
+const PROMETHEUS_ACCEPT =
   'application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1'
 
 const sleep = (ms: number): Promise<void> => new Promise(r => setTimeout(r, Math.max(0, ms)))

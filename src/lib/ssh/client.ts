@@ -55,7 +55,7 @@ const HOSTKEY_DEFAULT = [
 const HOSTKEY_ALGOS: Record<string, string[]> = { 'ssh-rsa': ['rsa-sha2-512', 'rsa-sha2-256', 'ssh-rsa'] }
 
 /** Host-key algorithms with the types known for this host first, as OpenSSH orders them. */
-export function hostKeyAlgorithms(knownTypes: string[]): string[] | undefined {
+function hostKeyAlgorithms(knownTypes: string[]): string[] | undefined {
   const first = knownTypes.flatMap(k => HOSTKEY_ALGOS[k] ?? [k]).filter(a => HOSTKEY_DEFAULT.includes(a))
   if (first.length === 0) return undefined
   return [...new Set([...first, ...HOSTKEY_DEFAULT])]

@@ -26,7 +26,7 @@ export function checkUser(user: string, input = 'user'): string {
   return user
 }
 
-export function checkPort(raw: string | number, input = 'port'): number {
+function checkPort(raw: string | number, input = 'port'): number {
   const s = String(raw).trim()
   const n = /^\d{1,5}$/.test(s) ? Number(s) : NaN
   if (!(n >= 1 && n <= 65535))

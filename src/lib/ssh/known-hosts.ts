@@ -48,7 +48,7 @@ export function fingerprint(blob: Buffer): string {
 }
 
 /** The algorithm name at the start of an SSH public key blob (`ssh-ed25519`, `ssh-rsa`, …). */
-export function blobKeyType(blob: Buffer): string {
+function blobKeyType(blob: Buffer): string {
   if (blob.length < 4) return 'unknown'
   const n = blob.readUInt32BE(0)
   return n > 0 && n < 64 && blob.length >= 4 + n ? blob.subarray(4, 4 + n).toString('latin1') : 'unknown'
@@ -101,7 +101,7 @@ function globMatch(pattern: string, s: string): boolean {
 }
 
 /** OpenSSH's match_hostname: any positive pattern matches and no negated pattern does. */
-export function matchPatterns(patterns: string[], name: string): boolean {
+function matchPatterns(patterns: string[], name: string): boolean {
   let matched = false
   for (const p of patterns) {
     if (p.startsWith('!')) {
@@ -122,7 +122,7 @@ export function entryMatches(e: KnownHostEntry, host: string, port: number): boo
 }
 
 /** `SHA256:…` lines, each optionally preceded by a host pattern. */
-export function parseFingerprintPins(lines: string[], input = 'host-fingerprint'): FingerprintPin[] {
+function parseFingerprintPins(lines: string[], input = 'host-fingerprint'): FingerprintPin[] {
   return lines.map(raw => {
     const f = raw.trim().split(/\s+/)
     const fp = f[f.length - 1]

@@ -54,7 +54,7 @@ const SH = (script: string, ...args: string[]): string[] => ['sh', '-c', script,
 export const slotProject = (project: string, slot: Slot): string => `${project}-${slot}`
 export const upstreamName = (service: string): string => `shipline_${service.replace(/[^A-Za-z0-9_]/g, '_')}`
 
-export function upstreamFile(service: string, port: number, release?: SlotRelease): string {
+function upstreamFile(service: string, port: number, release?: SlotRelease): string {
   return (
     `# written by shipline (blue-green)${release ? `: release ${release.id} (${release.version})` : ''}\n` +
     `upstream ${upstreamName(service)} {\n  server 127.0.0.1:${port};\n}\n`
@@ -329,13 +329,4 @@ export interface Started {
   live?: Slot
   idle: Slot
   ports: Record<string, number>
-}
-
-/** The nginx include lines a user's config needs, for docs and the job summary. */
-export function nginxSnippet(includeDir: string, services: string[]): string {
-  return [
-    `# in the http {} block of nginx.conf:`,
-    `include ${includeDir}/*.conf;`,
-    ...services.map(s => `# in a location: proxy_pass http://${upstreamName(s)};`)
-  ].join('\n')
 }

@@ -7,7 +7,7 @@ import { parseList } from '../parse.js'
 import { validateServiceName } from '../compose/validate.js'
 
 export type StrategyName = 'recreate' | 'blue-green'
-export const STRATEGIES: StrategyName[] = ['recreate', 'blue-green']
+const STRATEGIES: StrategyName[] = ['recreate', 'blue-green']
 
 export function parseStrategy(raw: string): StrategyName {
   const v = raw.trim().toLowerCase()

@@ -19,7 +19,7 @@
 import { parse, stringify } from 'yaml'
 import { UserError } from '../errors.js'
 
-export const UPDATE_CONFIG = { order: 'start-first', failure_action: 'pause', monitor: '5s' }
+const UPDATE_CONFIG = { order: 'start-first', failure_action: 'pause', monitor: '5s' }
 
 /** A stack name docker accepts: letters, digits, _ . - (starting with a letter or digit), at most 63. */
 export function validateStackName(raw: string): string {
