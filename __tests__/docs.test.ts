@@ -4,6 +4,7 @@ import { execFileSync } from 'node:child_process'
 import { readFileSync } from 'node:fs'
 import { join, resolve } from 'node:path'
 import { parse } from 'yaml'
+import { ACTION_DIRS } from '../scripts/actions.mjs'
 
 const root = resolve(import.meta.dirname, '..')
 
@@ -11,14 +12,7 @@ describe('action READMEs', () => {
   it('hold the reference generated from action.yml (node scripts/action-docs.mjs)', () => {
     expect(() => execFileSync(process.execPath, [join(root, 'scripts', 'action-docs.mjs'), '--check'], { stdio: 'pipe' })).not.toThrow()
   })
-  for (const [dir, file] of [
-    ['build-push', 'build-push/README.md'],
-    ['promote', 'promote/README.md'],
-    ['deploy-ssh', 'deploy-ssh/README.md'],
-    ['rollback', 'rollback/README.md'],
-    ['smoke-test', 'smoke-test/README.md'],
-    ['.', 'README.md']
-  ]) {
+  for (const [dir, file] of ACTION_DIRS.map(({ dir }) => [dir, dir === '.' ? 'README.md' : `${dir}/README.md`])) {
     it(`${file} names every input and output of ${dir}/action.yml`, () => {
       const a = parse(readFileSync(join(root, dir, 'action.yml'), 'utf8')) as {
         inputs: Record<string, unknown>

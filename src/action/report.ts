@@ -8,10 +8,11 @@
  * may not write (fork pull requests get a read-only GITHUB_TOKEN: 403 "Resource not accessible by
  * integration") or any other API failure is a warning that says what to grant.
  * API calls are bounded (10 s each); GitHub's own API is not a smoke-test target, so no retries.
+ * @actions/github (octokit) is imported only when a run reports: `report: summary` never loads it.
  */
 import * as core from '@actions/core'
 import { redacted } from './secrets.js'
-import { context, getOctokit } from '@actions/github'
+import type { getOctokit } from '@actions/github'
 import { UserError, errorMessage } from '../lib/errors.js'
 import { commitUnderTest, runUrl } from '../lib/github/run.js'
 
@@ -49,9 +50,12 @@ const clip = (raw: string, n: number): string => {
  * verdict (the same status context, or the same check run completed). The first failure (e.g. a read-only
  * token) is one warning and the rest is skipped. Returns what was reported, for the log.
  */
+type Octokit = ReturnType<typeof getOctokit>
+type Where = { owner: string; repo: string; sha: string }
+
 export class Reporter {
-  private readonly octokit?: ReturnType<typeof getOctokit>
-  private readonly where?: { owner: string; repo: string; sha: string }
+  /** the client and the commit, once @actions/github is loaded; undefined when reporting is off or failed */
+  private readonly client?: Promise<{ octokit: Octokit; where: Where } | undefined>
   private begun?: Promise<void>
   private checkRunId?: number
   private failed = false
@@ -69,13 +73,16 @@ export class Reporter {
       this.failed = true
       return
     }
-    try {
-      const { owner, repo } = context.repo
-      this.where = { owner, repo, sha: commitUnderTest() }
-      this.octokit = getOctokit(token, { request: { signal: AbortSignal.timeout(10_000) } })
-    } catch (e) {
-      this.warn(e)
-    }
+    this.client = import('@actions/github')
+      .then(({ context, getOctokit }) => {
+        const { owner, repo } = context.repo
+        const where = { owner, repo, sha: commitUnderTest() }
+        return { where, octokit: getOctokit(token, { request: { signal: AbortSignal.timeout(10_000) } }) }
+      })
+      .catch(e => {
+        this.warn(e)
+        return undefined
+      })
   }
 
   /** Marks the commit as being checked (pending status / in-progress check run). Never throws. */
@@ -150,15 +157,12 @@ export class Reporter {
     return done
   }
 
-  private async call(
-    f: (
-      octokit: ReturnType<typeof getOctokit>,
-      where: { owner: string; repo: string; sha: string }
-    ) => Promise<void>
-  ): Promise<void> {
-    if (this.mode === 'summary' || this.failed || !this.octokit || !this.where) return
+  private async call(f: (octokit: Octokit, where: Where) => Promise<void>): Promise<void> {
+    if (this.mode === 'summary' || this.failed || !this.client) return
+    const client = await this.client
+    if (!client || this.failed) return
     try {
-      await f(this.octokit, this.where)
+      await f(client.octokit, client.where)
     } catch (e) {
       this.warn(e)
     }

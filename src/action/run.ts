@@ -5,7 +5,7 @@ import { redactSummaries } from './secrets.js'
 const POST_STATE = 'shipline-is-post'
 
 /** True when this process is the action's `post` step (main saved the marker state). */
-export function isPost(): boolean {
+function isPost(): boolean {
   return core.getState(POST_STATE) === 'true'
 }
 

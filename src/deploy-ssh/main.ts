@@ -13,8 +13,3 @@ export async function run(): Promise<void> {
   if (result.status !== 'deployed') throw new UserError(result.error ?? `deploy ${result.status}`)
   core.info(`deployed ${version} (${result.releaseId}) to ${result.hosts.length} host(s)`)
 }
-
-export async function post(): Promise<void> {
-  // nothing to undo here: the host lock lives only as long as run's SSH connection, and the temporary
-  // registry login on the host is removed with it
-}

@@ -1,5 +1,5 @@
-/** The action's entry point (the bundle's entry, main and post step alike): only launches ./main.ts. */
+/** The action's entry point (the bundle's entry): only launches ./main.ts's run(). */
 import { runAction } from '../action/run.js'
-import { post, run } from './main.js'
+import { run } from './main.js'
 
-await runAction(run, post)
+await runAction(run)

@@ -57,7 +57,3 @@ export async function run(): Promise<void> {
       : `rolled back to ${result.toVersion} (${result.releaseId})`
   )
 }
-
-export async function post(): Promise<void> {
-  // nothing to undo: the host lock ends with run's SSH connection
-}

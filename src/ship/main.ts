@@ -83,7 +83,3 @@ async function shipAfterDeploy(step: DeployStep, smokeInputs: SmokeInputs): Prom
     `${smokeReason}; the previous release ${back.toVersion} was put back and is healthy. Fix the release and ship again.`
   )
 }
-
-export async function post(): Promise<void> {
-  // nothing to undo: host locks end with run's SSH connections
-}
