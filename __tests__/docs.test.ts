@@ -10,16 +10,23 @@ const root = resolve(import.meta.dirname, '..')
 
 describe('action READMEs', () => {
   it('hold the reference generated from action.yml (node scripts/action-docs.mjs)', () => {
-    expect(() => execFileSync(process.execPath, [join(root, 'scripts', 'action-docs.mjs'), '--check'], { stdio: 'pipe' })).not.toThrow()
+    expect(() =>
+      execFileSync(process.execPath, [join(root, 'scripts', 'action-docs.mjs'), '--check'], { stdio: 'pipe' })
+    ).not.toThrow()
   })
-  for (const [dir, file] of ACTION_DIRS.map(({ dir }) => [dir, dir === '.' ? 'README.md' : `${dir}/README.md`])) {
+  for (const [dir, file] of ACTION_DIRS.map(({ dir }) => [
+    dir,
+    dir === '.' ? 'README.md' : `${dir}/README.md`
+  ])) {
     it(`${file} names every input and output of ${dir}/action.yml`, () => {
       const a = parse(readFileSync(join(root, dir, 'action.yml'), 'utf8')) as {
         inputs: Record<string, unknown>
         outputs: Record<string, unknown>
       }
       const text = readFileSync(join(root, file), 'utf8')
-      const missing = [...Object.keys(a.inputs), ...Object.keys(a.outputs)].filter(n => !text.includes(`\`${n}\``))
+      const missing = [...Object.keys(a.inputs), ...Object.keys(a.outputs)].filter(
+        n => !text.includes(`\`${n}\``)
+      )
       expect(missing).toEqual([])
     })
   }

@@ -34,10 +34,21 @@ function ncc() {
     const dir = join(out, action)
     execFileSync(
       bin('ncc'),
-      ['build', join(tsc, action, 'index.js'), '-o', dir, '--license', 'licenses.txt', '--quiet', '--target', 'es2022'],
+      [
+        'build',
+        join(tsc, action, 'index.js'),
+        '-o',
+        dir,
+        '--license',
+        'licenses.txt',
+        '--quiet',
+        '--target',
+        'es2022'
+      ],
       { cwd: root, stdio: 'inherit' }
     )
-    for (const f of readdirSync(dir)) if (f.endsWith('.map') || f.endsWith('.d.ts')) rmSync(join(dir, f), { recursive: true })
+    for (const f of readdirSync(dir))
+      if (f.endsWith('.map') || f.endsWith('.d.ts')) rmSync(join(dir, f), { recursive: true })
     const file = join(dir, 'index.js')
     writeFileSync(file, SHIM + readFileSync(file, 'utf8'))
     writeFileSync(join(dir, 'package.json'), JSON.stringify({ type: 'module' }) + '\n')
@@ -45,7 +56,8 @@ function ncc() {
   return out
 }
 
-const esbuild = () => execFileSync(process.execPath, [join(root, 'scripts', 'build.mjs')], { cwd: root, stdio: 'pipe' })
+const esbuild = () =>
+  execFileSync(process.execPath, [join(root, 'scripts', 'build.mjs')], { cwd: root, stdio: 'pipe' })
 
 const size = dir =>
   readdirSync(dir, { withFileTypes: true }).reduce(
@@ -53,7 +65,10 @@ const size = dir =>
     0
   )
 const files = dir =>
-  readdirSync(dir, { withFileTypes: true }).reduce((n, e) => n + (e.isDirectory() ? files(join(dir, e.name)) : 1), 0)
+  readdirSync(dir, { withFileTypes: true }).reduce(
+    (n, e) => n + (e.isDirectory() ? files(join(dir, e.name)) : 1),
+    0
+  )
 
 // the committed dist/, put back at the end whatever happens
 const saved = join(work + '-dist')
@@ -80,9 +95,13 @@ try {
 }
 
 const startup = dir => {
-  const r = spawnSync(process.execPath, [join(root, 'bench', 'startup.mjs'), '--runs', String(RUNS), '--dist', dir], {
-    encoding: 'utf8'
-  })
+  const r = spawnSync(
+    process.execPath,
+    [join(root, 'bench', 'startup.mjs'), '--runs', String(RUNS), '--dist', dir],
+    {
+      encoding: 'utf8'
+    }
+  )
   if (r.status !== 0) throw new Error(`bench/startup.mjs --dist ${dir}: ${r.stderr}`)
   // the rows of its table: | bundle | size | first line | loading | exit |
   return Object.fromEntries(
@@ -105,8 +124,12 @@ console.log(`\n${BUILDS} builds each (medians), start-up: ${RUNS} runs each unde
 console.log('| | ncc (six bundles) | esbuild (one build) | ratio ncc / esbuild |')
 console.log('|---|---|---|---|')
 const bytes = { ncc: size(join(work, 'ncc')), esbuild: size(esbuildCopy) }
-console.log(`| dist/ size | ${mb(bytes.ncc)} (${files(join(work, 'ncc'))} files) | ${mb(bytes.esbuild)} (${files(esbuildCopy)} files) | ${(bytes.ncc / bytes.esbuild).toFixed(1)}× |`)
-console.log(`| build time (CI's rebuild-and-compare step) | ${ms(m.ncc)} | ${ms(m.esbuild)} | ${(m.ncc / m.esbuild).toFixed(0)}× |`)
+console.log(
+  `| dist/ size | ${mb(bytes.ncc)} (${files(join(work, 'ncc'))} files) | ${mb(bytes.esbuild)} (${files(esbuildCopy)} files) | ${(bytes.ncc / bytes.esbuild).toFixed(1)}× |`
+)
+console.log(
+  `| build time (CI's rebuild-and-compare step) | ${ms(m.ncc)} | ${ms(m.esbuild)} | ${(m.ncc / m.esbuild).toFixed(0)}× |`
+)
 for (const a of ACTIONS) {
   const n = sNcc[a]
   const e = sEs[a]
@@ -114,6 +137,8 @@ for (const a of ACTIONS) {
     `| ${a}: start to first log line (loading, minus bare node) | ${n.first.toFixed(1)} ms (${n.loading.toFixed(1)}) | ${e.first.toFixed(1)} ms (${e.loading.toFixed(1)}) | ${(n.loading / e.loading).toFixed(2)}× |`
   )
 }
-console.log(`| bare \`node -e\` | ${sNcc['bare node -e'].first.toFixed(1)} ms | ${sEs['bare node -e'].first.toFixed(1)} ms | |`)
+console.log(
+  `| bare \`node -e\` | ${sNcc['bare node -e'].first.toFixed(1)} ms | ${sEs['bare node -e'].first.toFixed(1)} ms | |`
+)
 mkdirSync(work, { recursive: true })
 rmSync(work, { recursive: true, force: true })

@@ -44,7 +44,9 @@ function timed(cmd, argv, env) {
     child.stderr.on('data', d => (out += d))
     child.on('error', fail)
     child.on('close', code =>
-      code === 0 ? done(performance.now() - t0) : fail(new Error(`${cmd} exited ${code}: ${out.slice(-2000)}`))
+      code === 0
+        ? done(performance.now() - t0)
+        : fail(new Error(`${cmd} exited ${code}: ${out.slice(-2000)}`))
     )
   })
 }
@@ -111,17 +113,23 @@ try {
   }
   const m = Object.fromEntries(Object.entries(results).map(([k, v]) => [k, median(v)]))
   const version = sh(node, ['--version']).trim()
-  console.log(`\n${DIST}/promote/index.js under Node ${version}, docker-registry on loopback, ${RUNS} runs, medians\n`)
+  console.log(
+    `\n${DIST}/promote/index.js under Node ${version}, docker-registry on loopback, ${RUNS} runs, medians\n`
+  )
   console.log('| what | start to exit |')
   console.log('|---|---|')
   console.log(`| bare \`node -e\` (Node 24) | ${ms(m.bare)} |`)
-  console.log(`| promote action (bundle, as the runner starts it), retag in one repository | ${ms(m.promote)} |`)
+  console.log(
+    `| promote action (bundle, as the runner starts it), retag in one repository | ${ms(m.promote)} |`
+  )
   console.log(`| \`skopeo copy --all\`, the same retag | ${ms(m.skopeo)} |`)
   console.log('')
   console.log(`| ratio | value |`)
   console.log('|---|---|')
   console.log(`| promote action / skopeo copy --all | ${(m.promote / m.skopeo).toFixed(2)}× |`)
-  console.log(`| promote action minus bare node / skopeo | ${((m.promote - m.bare) / m.skopeo).toFixed(2)}× |`)
+  console.log(
+    `| promote action minus bare node / skopeo | ${((m.promote - m.bare) / m.skopeo).toFixed(2)}× |`
+  )
   console.log(
     `\nall runs (ms): ${JSON.stringify(Object.fromEntries(Object.entries(results).map(([k, v]) => [k, v.map(x => Math.round(x))])))}`
   )

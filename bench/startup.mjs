@@ -80,10 +80,14 @@ rmSync(tmp, { recursive: true, force: true })
 const f = x => `${x.toFixed(1)} ms`
 const floor = median(first.bare)
 console.log(`\n${DIST}: ${(size(dist) / 1e6).toFixed(2)} MB in all, ${RUNS} runs, medians, Node 24\n`)
-console.log('| bundle | size of index.js | start to first log line | of which loading (minus bare node) | start to exit |')
+console.log(
+  '| bundle | size of index.js | start to first log line | of which loading (minus bare node) | start to exit |'
+)
 console.log('|---|---|---|---|---|')
 console.log(`| bare \`node -e\` | | ${f(floor)} | | ${f(median(total.bare))} |`)
 for (const a of ACTIONS) {
   const kb = (statSync(join(dist, a, 'index.js')).size / 1024).toFixed(0)
-  console.log(`| ${a} | ${kb} KiB | ${f(median(first[a]))} | ${f(median(first[a]) - floor)} | ${f(median(total[a]))} |`)
+  console.log(
+    `| ${a} | ${kb} KiB | ${f(median(first[a]))} | ${f(median(first[a]) - floor)} | ${f(median(total[a]))} |`
+  )
 }

@@ -13,17 +13,27 @@ const END = '<!-- action-docs:end -->'
 /** [folder of the action.yml, its README], one per action (scripts/actions.mjs) */
 export const READMES = ACTION_DIRS.map(({ dir }) => [dir, dir === '.' ? 'README.md' : `${dir}/README.md`])
 
-const cell = s => String(s ?? '').replace(/\|/g, '\\|').replace(/\n/g, ' ').trim()
+const cell = s =>
+  String(s ?? '')
+    .replace(/\|/g, '\\|')
+    .replace(/\n/g, ' ')
+    .trim()
 
 export function reference(dir) {
   const a = parse(readFileSync(join(root, dir, 'action.yml'), 'utf8'))
   const lines = ['| input | default | meaning |', '|---|---|---|']
   for (const [name, i] of Object.entries(a.inputs ?? {})) {
-    const def = i.default === undefined || i.default === '' ? (i.required ? '**required**' : '') : `\`${cell(i.default)}\``
+    const def =
+      i.default === undefined || i.default === ''
+        ? i.required
+          ? '**required**'
+          : ''
+        : `\`${cell(i.default)}\``
     lines.push(`| \`${name}\` | ${def} | ${cell(i.description)} |`)
   }
   lines.push('', '| output | meaning |', '|---|---|')
-  for (const [name, o] of Object.entries(a.outputs ?? {})) lines.push(`| \`${name}\` | ${cell(o.description)} |`)
+  for (const [name, o] of Object.entries(a.outputs ?? {}))
+    lines.push(`| \`${name}\` | ${cell(o.description)} |`)
   return `${START}\n<details><summary>Every input and output (from action.yml)</summary>\n\n${lines.join('\n')}\n\n</details>\n${END}`
 }
 

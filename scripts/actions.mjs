@@ -8,7 +8,9 @@ const root = resolve(import.meta.dirname, '..')
 
 /** `main: 'dist/<name>/index.js'` (or `../dist/<name>/index.js`) in an action.yml → `<name>`. */
 function bundleName(file) {
-  const m = /^\s+main:\s*['"]?(?:\.\.\/)?dist\/([a-z0-9-]+)\/index\.js['"]?\s*$/m.exec(readFileSync(file, 'utf8'))
+  const m = /^\s+main:\s*['"]?(?:\.\.\/)?dist\/([a-z0-9-]+)\/index\.js['"]?\s*$/m.exec(
+    readFileSync(file, 'utf8')
+  )
   if (!m) throw new Error(`${file}: runs.main is not dist/<action>/index.js`)
   return m[1]
 }

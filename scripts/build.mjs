@@ -7,7 +7,16 @@
 // sources and node_modules, not on where the checkout lives (CI rebuilds in a fresh clone and compares).
 // Why esbuild and not ncc (measured): docs/benchmarks.md, "Build: esbuild against ncc".
 import { build } from 'esbuild'
-import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs'
+import {
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  statSync,
+  writeFileSync
+} from 'node:fs'
 import { execFileSync } from 'node:child_process'
 import { join, relative, sep } from 'node:path'
 import { ACTIONS } from './actions.mjs'
@@ -17,7 +26,9 @@ const root = new URL('..', import.meta.url).pathname
 /** dist/chunks/: the shared and lazily loaded code */
 const CHUNKS = 'chunks'
 if (process.argv.length > 2) {
-  console.error('build: builds every action at once (the shared chunks depend on the whole set); it takes no arguments')
+  console.error(
+    'build: builds every action at once (the shared chunks depend on the whole set); it takes no arguments'
+  )
   process.exit(2)
 }
 
@@ -41,7 +52,9 @@ process.on('exit', () => rmSync(lock, { recursive: true, force: true }))
 // back to its pure-JavaScript code when they are missing.
 for (const addon of ['node_modules/ssh2/lib/protocol/crypto/build', 'node_modules/cpu-features/build']) {
   if (existsSync(join(root, addon)) && statSync(join(root, addon)).isDirectory()) {
-    console.error(`build: ${addon} exists (a native addon was built); removing it so the bundle is the same on every machine`)
+    console.error(
+      `build: ${addon} exists (a native addon was built); removing it so the bundle is the same on every machine`
+    )
     rmSync(join(root, addon), { recursive: true, force: true })
   }
 }
@@ -117,8 +130,11 @@ const result = await build({
 })
 
 // Anything that is not JavaScript in the output, or a native addon among the inputs, is a build error.
-for (const f of Object.keys(result.metafile.outputs)) if (!f.endsWith('.js')) throw new Error(`build: unexpected output ${f}`)
-for (const f of Object.keys(result.metafile.inputs)) if (f.endsWith('.node') && !f.startsWith('no-native:')) throw new Error(`build: native addon ${f} in the bundle`)
+for (const f of Object.keys(result.metafile.outputs))
+  if (!f.endsWith('.js')) throw new Error(`build: unexpected output ${f}`)
+for (const f of Object.keys(result.metafile.inputs))
+  if (f.endsWith('.node') && !f.startsWith('no-native:'))
+    throw new Error(`build: native addon ${f} in the bundle`)
 
 // licenses.txt per action: every npm package in the files that action can load (entry, its static and
 // dynamic chunks), with its license field and license text, sorted by name (ncc's --license format).
@@ -153,7 +169,9 @@ for (const action of ACTIONS) {
     return { name: pkg.name, text: `${pkg.name}\n${pkg.license ?? ''}\n${licenseText(dir)}\n` }
   })
   // one package can sit at several paths (nested versions); the same text once
-  const texts = [...new Set(entries.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0)).map(e => e.text))]
+  const texts = [
+    ...new Set(entries.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0)).map(e => e.text))
+  ]
   licenses.set(action, texts.join('\n'))
 }
 
@@ -183,10 +201,12 @@ for (const action of ACTIONS) {
     ['package.json', MODULE]
   ]
   const fresh = place(action, files)
-  for (const f of readdirSync(join(root, 'dist', action))) if (!fresh.has(f)) rmSync(join(root, 'dist', action, f), { recursive: true, force: true })
+  for (const f of readdirSync(join(root, 'dist', action)))
+    if (!fresh.has(f)) rmSync(join(root, 'dist', action, f), { recursive: true, force: true })
   console.log(`built dist/${action}/index.js`)
 }
-for (const f of readdirSync(join(root, 'dist', CHUNKS))) if (!freshChunks.has(f)) rmSync(join(root, 'dist', CHUNKS, f), { recursive: true, force: true })
+for (const f of readdirSync(join(root, 'dist', CHUNKS)))
+  if (!freshChunks.has(f)) rmSync(join(root, 'dist', CHUNKS, f), { recursive: true, force: true })
 // a folder in dist/ that is no action's and not the chunks (an action that was removed or renamed)
 for (const f of readdirSync(join(root, 'dist')))
   if (f !== CHUNKS && !ACTIONS.includes(f)) {

@@ -28,13 +28,21 @@ for (const action of ACTIONS) {
     env: { PATH: process.env.PATH, HOME: tmp, RUNNER_TEMP: tmp, GITHUB_ACTIONS: 'true', ...files }
   })
   const out = `${r.stdout}\n${r.stderr}`
-  const crashed = r.status === null || /SyntaxError|ReferenceError|ERR_MODULE_NOT_FOUND|ERR_REQUIRE_ESM|Cannot find module|is not defined/.test(out)
+  const crashed =
+    r.status === null ||
+    /SyntaxError|ReferenceError|ERR_MODULE_NOT_FOUND|ERR_REQUIRE_ESM|Cannot find module|is not defined/.test(
+      out
+    )
   const clean = r.status === 0 || /^::error::/m.test(r.stdout)
   if (crashed || !clean) {
     failed++
-    console.error(`check-bundles: dist/${action}/index.js did not load under Node ${version} (exit ${r.status})\n${out}`)
+    console.error(
+      `check-bundles: dist/${action}/index.js did not load under Node ${version} (exit ${r.status})\n${out}`
+    )
   } else {
-    console.log(`check-bundles: dist/${action}/index.js loads under Node ${version} (exit ${r.status}: ${(r.stdout.match(/^::error::(.*)$/m) ?? ['', 'ok'])[1]})`)
+    console.log(
+      `check-bundles: dist/${action}/index.js loads under Node ${version} (exit ${r.status}: ${(r.stdout.match(/^::error::(.*)$/m) ?? ['', 'ok'])[1]})`
+    )
   }
 }
 process.exit(failed ? 1 : 0)

@@ -42,7 +42,12 @@ describe('the buildx path (stand-in plugin, real engine, real registry)', () => 
   })
 
   const argvOf = (log: string): string[][] =>
-    existsSync(log) ? readFileSync(log, 'utf8').trim().split('\n').map(l => JSON.parse(l) as string[]) : []
+    existsSync(log)
+      ? readFileSync(log, 'utf8')
+          .trim()
+          .split('\n')
+          .map(l => JSON.parse(l) as string[])
+      : []
 
   function options(user: string, over: Partial<BuildPushOptions> = {}): BuildPushOptions {
     const image = normalizeImage(`${reg.host}/${uniqueName('bp-buildx/app')}`)
@@ -74,13 +79,23 @@ describe('the buildx path (stand-in plugin, real engine, real registry)', () => 
     const o = options(users.container)
     try {
       const r = await buildPush(o, log())
-      expect(r.builder).toBe('buildx (github.com/docker/buildx v0.0.0-fake shipline, docker-container driver)')
+      expect(r.builder).toBe(
+        'buildx (github.com/docker/buildx v0.0.0-fake shipline, docker-container driver)'
+      )
       expect(r.digest).toMatch(/^sha256:/)
       expect(await skopeoDigest(reg, `${o.image.image}:${SHA}`)).toBe(r.digest)
       expect(await skopeoDigest(reg, `${o.image.image}:stage`)).toBe(r.digest)
       const build = argvOf(logs.container).find(a => a[1] === 'build')!
       expect(build.slice(0, 2)).toEqual(['buildx', 'build'])
-      expect(build).toEqual(expect.arrayContaining(['--push', '--provenance=false', '--metadata-file', '--tag', `${o.image.image}:stage`]))
+      expect(build).toEqual(
+        expect.arrayContaining([
+          '--push',
+          '--provenance=false',
+          '--metadata-file',
+          '--tag',
+          `${o.image.image}:stage`
+        ])
+      )
       expect(build).not.toContain('--cache-from')
       // the builder config of the user's folder is what buildx sees
       expect(o.config.env.BUILDX_CONFIG).toBe(join(users.container, 'buildx'))
@@ -90,12 +105,26 @@ describe('the buildx path (stand-in plugin, real engine, real registry)', () => 
   })
 
   it('uses the gha cache when the runner offers it, scoped per image', async () => {
-    const o = options(users.container, { env: { ACTIONS_RUNTIME_TOKEN: 't', ACTIONS_CACHE_URL: 'http://127.0.0.1:9/' }, push: false, login: undefined })
+    const o = options(users.container, {
+      env: { ACTIONS_RUNTIME_TOKEN: 't', ACTIONS_CACHE_URL: 'http://127.0.0.1:9/' },
+      push: false,
+      login: undefined
+    })
     try {
       await buildPush(o, log())
-      const build = argvOf(logs.container).filter(a => a[1] === 'build').at(-1)!
+      const build = argvOf(logs.container)
+        .filter(a => a[1] === 'build')
+        .at(-1)!
       const scope = o.image.image.replace(/[^a-zA-Z0-9._-]+/g, '-')
-      expect(build).toEqual(expect.arrayContaining(['--load', '--cache-from', `type=gha,scope=${scope}`, '--cache-to', `type=gha,mode=max,scope=${scope}`]))
+      expect(build).toEqual(
+        expect.arrayContaining([
+          '--load',
+          '--cache-from',
+          `type=gha,scope=${scope}`,
+          '--cache-to',
+          `type=gha,mode=max,scope=${scope}`
+        ])
+      )
     } finally {
       removeDockerConfig(o.config.dir)
     }
@@ -103,14 +132,22 @@ describe('the buildx path (stand-in plugin, real engine, real registry)', () => 
 
   it('with the docker driver: reads the cache only (with a notice), and refuses several platforms', async () => {
     const lines: string[] = []
-    const o = options(users.docker, { env: { ACTIONS_RUNTIME_TOKEN: 't', ACTIONS_RESULTS_URL: 'http://127.0.0.1:9/' }, push: false, login: undefined })
+    const o = options(users.docker, {
+      env: { ACTIONS_RUNTIME_TOKEN: 't', ACTIONS_RESULTS_URL: 'http://127.0.0.1:9/' },
+      push: false,
+      login: undefined
+    })
     try {
       await buildPush(o, log(lines))
-      const build = argvOf(logs.docker).filter(a => a[1] === 'build').at(-1)!
+      const build = argvOf(logs.docker)
+        .filter(a => a[1] === 'build')
+        .at(-1)!
       expect(build).toContain('--cache-from')
       expect(build).not.toContain('--cache-to')
       expect(lines).toContainEqual(expect.stringMatching(/^notice: .*docker\/setup-buildx-action/))
-      await expect(buildPush({ ...o, platforms: ['linux/amd64', 'linux/arm64'] }, log())).rejects.toThrow(/docker driver.*docker\/setup-buildx-action/)
+      await expect(buildPush({ ...o, platforms: ['linux/amd64', 'linux/arm64'] }, log())).rejects.toThrow(
+        /docker driver.*docker\/setup-buildx-action/
+      )
     } finally {
       removeDockerConfig(o.config.dir)
     }

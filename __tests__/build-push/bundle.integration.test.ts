@@ -36,7 +36,10 @@ function watchArgv(needle: string): { stop(): string[] } {
       try {
         const args = readFileSync(`/proc/${pid}/cmdline`, 'utf8')
         if (args.includes(needle)) seen.add(args.replace(/\0/g, ' '))
-        if (/^(\S*\/)?docker(-\S+)?\0/.test(args) && readFileSync(`/proc/${pid}/environ`, 'utf8').includes(needle)) {
+        if (
+          /^(\S*\/)?docker(-\S+)?\0/.test(args) &&
+          readFileSync(`/proc/${pid}/environ`, 'utf8').includes(needle)
+        ) {
           seen.add(`environment of ${args.replace(/\0/g, ' ')}`)
         }
       } catch {
@@ -195,10 +198,20 @@ describe('dist/build-push run as the runner does', () => {
     const repo = `Shipline-Test/${uniqueName('App')}`
     const image = `ghcr.io/${repo.toLowerCase()}/api`
     repos.push(image)
-    const r = await run({ service: 'api', push: 'false', 'registry-password': '' }, { github: { repository: repo } })
+    const r = await run(
+      { service: 'api', push: 'false', 'registry-password': '' },
+      { github: { repository: repo } }
+    )
     expect(r.exitCode).toBe(0)
-    expect(r.outputs).toMatchObject({ image, 'sha-tag': `${image}:${SHA}`, tags: `${image}:${SHA}\n${image}:stage` })
-    expect(r.annotations).toContainEqual({ level: 'notice', message: `Image name 'ghcr.io/${repo}/api' lowercased to '${image}': registries accept lowercase repository names only.` })
+    expect(r.outputs).toMatchObject({
+      image,
+      'sha-tag': `${image}:${SHA}`,
+      tags: `${image}:${SHA}\n${image}:stage`
+    })
+    expect(r.annotations).toContainEqual({
+      level: 'notice',
+      message: `Image name 'ghcr.io/${repo}/api' lowercased to '${image}': registries accept lowercase repository names only.`
+    })
   })
 
   it('an invalid tag fails with one line that says the grammar', async () => {
@@ -212,7 +225,9 @@ describe('dist/build-push run as the runner does', () => {
         )
       }
     ])
-    expect(r.summary).toMatch(/^### build-push failed: `.*team\/never`\n\n> Input 'tags': 'not:ok' is not a valid image tag/)
+    expect(r.summary).toMatch(
+      /^### build-push failed: `.*team\/never`\n\n> Input 'tags': 'not:ok' is not a valid image tag/
+    )
   })
 
   it('a wrong password fails with one line and leaves nothing behind', async () => {

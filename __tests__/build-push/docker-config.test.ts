@@ -12,7 +12,12 @@ import {
 } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { configCredential, createDockerConfig, removeDockerConfig, userConfigDir } from '../../src/lib/docker/config.js'
+import {
+  configCredential,
+  createDockerConfig,
+  removeDockerConfig,
+  userConfigDir
+} from '../../src/lib/docker/config.js'
 
 describe('temporary Docker config', () => {
   const root = mkdtempSync(join(tmpdir(), 'shipline-bp-config-'))
@@ -67,7 +72,13 @@ describe('temporary Docker config', () => {
     const auth = (s: string): string => Buffer.from(s).toString('base64')
     writeFileSync(
       join(dir, 'config.json'),
-      JSON.stringify({ auths: { 'ghcr.io': { auth: auth('octo:pa:ss') }, 'https://index.docker.io/v1/': { auth: auth('hub:pw') }, 'quay.io': {} } })
+      JSON.stringify({
+        auths: {
+          'ghcr.io': { auth: auth('octo:pa:ss') },
+          'https://index.docker.io/v1/': { auth: auth('hub:pw') },
+          'quay.io': {}
+        }
+      })
     )
     expect(configCredential(dir, 'ghcr.io')).toEqual({ username: 'octo', password: 'pa:ss' })
     expect(configCredential(dir, 'docker.io')).toEqual({ username: 'hub', password: 'pw' })

@@ -140,14 +140,23 @@ describe('build and push with the classic builder (real dockerd, real registry)'
 
   it('a re-run that builds the commit again says the SHA tag moved', async () => {
     const first = options(basic, { tags: planTags(SHA, '', []) })
-    const second = { ...first, labels: new Map([...first.labels, ['org.opencontainers.image.created', '2030-01-01T00:00:00Z']]) }
+    const second = {
+      ...first,
+      labels: new Map([...first.labels, ['org.opencontainers.image.created', '2030-01-01T00:00:00Z']])
+    }
     try {
       const a = await buildPush(first, recorder())
       const log = recorder()
       const b = await buildPush(second, log)
       expect(b.digest).not.toBe(a.digest)
       expect(b.replacedDigest).toBe(a.digest)
-      expect(log.lines).toContainEqual(expect.stringMatching(new RegExp(`^warning: .*:${SHA} pointed at ${a.digest} before this push and now at ${b.digest}.*SOURCE_DATE_EPOCH`)))
+      expect(log.lines).toContainEqual(
+        expect.stringMatching(
+          new RegExp(
+            `^warning: .*:${SHA} pointed at ${a.digest} before this push and now at ${b.digest}.*SOURCE_DATE_EPOCH`
+          )
+        )
+      )
       expect(await skopeoDigest(basic, b.shaTag)).toBe(b.digest)
     } finally {
       removeDockerConfig(first.config.dir)

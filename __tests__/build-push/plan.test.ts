@@ -72,11 +72,17 @@ describe('tags', () => {
     expect(() => planTags(A, 'stage', [tag])).toThrow(/^Input 'tags': '.*' is not a valid image tag/)
   })
   it('takes full references of this image too (docker/metadata-action output), not of another', () => {
-    expect(planTags(A, '', ['ghcr.io/o/app:v1', 'GHCR.io/O/App:latest', 'edge'], 'ghcr.io/o/app').all).toEqual([A, 'v1', 'latest', 'edge'])
-    expect(() => planTags(A, '', ['ghcr.io/o/other:v1'], 'ghcr.io/o/app')).toThrow(/^Input 'tags': 'ghcr.io\/o\/other:v1' is a reference to ghcr.io\/o\/other, not to ghcr.io\/o\/app/)
+    expect(
+      planTags(A, '', ['ghcr.io/o/app:v1', 'GHCR.io/O/App:latest', 'edge'], 'ghcr.io/o/app').all
+    ).toEqual([A, 'v1', 'latest', 'edge'])
+    expect(() => planTags(A, '', ['ghcr.io/o/other:v1'], 'ghcr.io/o/app')).toThrow(
+      /^Input 'tags': 'ghcr.io\/o\/other:v1' is a reference to ghcr.io\/o\/other, not to ghcr.io\/o\/app/
+    )
     expect(() => planTags(A, '', ['ghcr.io/o/app:bad tag'], 'ghcr.io/o/app')).toThrow(/not a valid image tag/)
     expect(planTags(A, '', ['127.0.0.1:5000/o/app:v2'], '127.0.0.1:5000/o/app').all).toEqual([A, 'v2'])
-    expect(() => planTags(A, '', ['127.0.0.1:5000/o/app'], '127.0.0.1:5000/o/app')).toThrow(/not a valid image tag: it contains ':'/)
+    expect(() => planTags(A, '', ['127.0.0.1:5000/o/app'], '127.0.0.1:5000/o/app')).toThrow(
+      /not a valid image tag: it contains ':'/
+    )
   })
   it('validates the stage tag under its own name', () => {
     expect(() => planTags(A, 'stage/prod', [])).toThrow(/^Input 'stage-tag'/)
@@ -141,7 +147,9 @@ describe('login registry', () => {
     }
   })
   it('warns when it is not where the image goes', () => {
-    expect(loginRegistry('quay.io', normalizeImage('ghcr.io/o/app')).warning).toMatch(/^'registry' is quay\.io but the image is pushed to ghcr\.io/)
+    expect(loginRegistry('quay.io', normalizeImage('ghcr.io/o/app')).warning).toMatch(
+      /^'registry' is quay\.io but the image is pushed to ghcr\.io/
+    )
   })
 })
 

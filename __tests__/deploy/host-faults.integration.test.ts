@@ -197,7 +197,9 @@ describe('compose up fails for a real reason', () => {
     writeFileSync(taken, `version: "3.8"\nservices:\n  web:\n    ports: ["127.0.0.1:${port}:8080"]\n`)
     const r = await deploy(opts(path, 'v3', { composeFiles: [ws.compose, taken] }))
     expect(r.status).toBe('rolled-back')
-    expect(r.error).toMatch(/docker-compose up of v3 failed: .*port is already allocated|address already in use/)
+    expect(r.error).toMatch(
+      /docker-compose up of v3 failed: .*port is already allocated|address already in use/
+    )
     expect(r.releaseId).toBe(v2)
     expect(await liveVersion(path)).toBe('v2')
     expect(current(path)).toBe(v2)

@@ -21,7 +21,8 @@ describe('the sandbox demo', () => {
     // the demo's secrets never show up unmasked in any step's output
     for (const s of report.steps) {
       const masked = new Set(s.result.masks)
-      for (const m of masked) if (m.length >= 8) expect(s.result.stdout.replace(/^::add-mask::.*$/gm, '')).not.toContain(m)
+      for (const m of masked)
+        if (m.length >= 8) expect(s.result.stdout.replace(/^::add-mask::.*$/gm, '')).not.toContain(m)
     }
   }, 600_000)
 })

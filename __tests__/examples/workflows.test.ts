@@ -417,24 +417,21 @@ describe('the checks catch what they claim to', () => {
 })
 
 describe('our action.yml files, as the examples use them', () => {
-  it.each([...ACTIONS])(
-    "%s passes GitHub's action parser and declares what the checks read",
-    name => {
-      const file = join(ROOT, name === 'ship' ? '.' : name, 'action.yml')
-      const { errors, action } = actionErrors(file, readFileSync(file, 'utf8'))
-      expect(errors).toEqual([])
-      const ours = loadAction(name)!
-      expect((action?.inputs ?? []).map(i => i.id).sort()).toEqual(Object.keys(ours.inputs).sort())
-      expect((action?.outputs ?? []).map(o => o.id).sort()).toEqual(Object.keys(ours.outputs).sort())
-      const required = (action?.inputs ?? []).filter(i => i.required).map(i => i.id)
-      expect(required.sort()).toEqual(
-        Object.entries(ours.inputs)
-          .filter(([, d]) => d.required)
-          .map(([k]) => k)
-          .sort()
-      )
-    }
-  )
+  it.each([...ACTIONS])("%s passes GitHub's action parser and declares what the checks read", name => {
+    const file = join(ROOT, name === 'ship' ? '.' : name, 'action.yml')
+    const { errors, action } = actionErrors(file, readFileSync(file, 'utf8'))
+    expect(errors).toEqual([])
+    const ours = loadAction(name)!
+    expect((action?.inputs ?? []).map(i => i.id).sort()).toEqual(Object.keys(ours.inputs).sort())
+    expect((action?.outputs ?? []).map(o => o.id).sort()).toEqual(Object.keys(ours.outputs).sort())
+    const required = (action?.inputs ?? []).filter(i => i.required).map(i => i.id)
+    expect(required.sort()).toEqual(
+      Object.entries(ours.inputs)
+        .filter(([, d]) => d.required)
+        .map(([k]) => k)
+        .sort()
+    )
+  })
 
   it('an action that does not exist is reported', () => {
     expect(loadAction('deploy-kube')).toBeNull()

@@ -224,8 +224,7 @@ const STRICTER_OM: Record<string, string> = {
   'om-count-integer': 'the parser does not look at values: a bucket of 0.5 is ingested',
   'om-timestamp-order':
     'Prometheus appends what it can and still reports the scrape as up; the spec: MetricPoints MUST have increasing timestamps',
-  'om-exemplar-length':
-    'Prometheus keeps exemplar labels of any length; the spec: at most 128 code points',
+  'om-exemplar-length': 'Prometheus keeps exemplar labels of any length; the spec: at most 128 code points',
   'om-exemplar-value': 'the parser does not relate an exemplar to its bucket',
   'om-reserved-label': 'the parser does not check which samples carry le or quantile',
   'om-unit-type': 'the parser does not relate UNIT to TYPE',

@@ -28,7 +28,11 @@ const cases: Case[] = readdirSync(SUITE, { withFileTypes: true })
       shouldParse: boolean
     }
     expect(meta.type).toBe('text')
-    return { name: d.name, text: readFileSync(join(SUITE, d.name, meta.file), 'utf8'), shouldParse: meta.shouldParse }
+    return {
+      name: d.name,
+      text: readFileSync(join(SUITE, d.name, meta.file), 'utf8'),
+      shouldParse: meta.shouldParse
+    }
   })
   .sort((a, b) => a.name.localeCompare(b.name))
 
@@ -46,7 +50,10 @@ function decisions(): Map<string, Decision> {
   if (!section) throw new Error('docs/prometheus.md has no "## Decisions against the suite" section')
   const out = new Map<string, Decision>()
   for (const line of section.split('\n')) {
-    const cells = line.split('|').slice(1, -1).map(c => c.trim())
+    const cells = line
+      .split('|')
+      .slice(1, -1)
+      .map(c => c.trim())
     if (cells.length !== 5 || !cells[0].startsWith('`')) continue
     const [name, suite, ours, rule, reason] = cells
     out.set(name.replace(/`/g, ''), {
@@ -99,7 +106,9 @@ describe('OpenMetrics parser suite (OpenObservability/OpenMetrics tests/testdata
         .filter(c => !c.shouldParse || table.has(c.name))
         .map(c => [
           c.name,
-          [...new Set(validateExposition(c.text, OPENMETRICS, { maxErrors: 1000 }).errors.map(e => e.rule))].join(' ')
+          [
+            ...new Set(validateExposition(c.text, OPENMETRICS, { maxErrors: 1000 }).errors.map(e => e.rule))
+          ].join(' ')
         ])
     )
     expect(fired).toMatchSnapshot()

@@ -34,14 +34,18 @@ async function buildAndPush(known: { image?: string; tags?: string[] }): Promise
   const inputs = getInputs(known)
   const { push, username, password, sha, image, tags, labels, buildArgs, registry } = inputs
   if (image.lowercasedFrom) {
-    core.notice(`Image name '${image.lowercasedFrom}' lowercased to '${image.image}': registries accept lowercase repository names only.`)
+    core.notice(
+      `Image name '${image.lowercasedFrom}' lowercased to '${image.image}': registries accept lowercase repository names only.`
+    )
   }
   if (inputs.registryWarning) core.warning(inputs.registryWarning)
   core.info(`image ${image.image}, commit ${sha} (from ${inputs.shaFrom}), tags: ${tags.all.join(', ')}`)
 
   const env = process.env
   // an earlier login to this registry is dropped from the copy only when this step logs in itself
-  const config = createDockerConfig(env.RUNNER_TEMP || tmpdir(), { registry: password ? registry : undefined })
+  const config = createDockerConfig(env.RUNNER_TEMP || tmpdir(), {
+    registry: password ? registry : undefined
+  })
   core.saveState(STATE_CONFIG, config.dir)
   try {
     const login = password ? { registry, username, password } : undefined
@@ -77,7 +81,10 @@ async function buildAndPush(known: { image?: string; tags?: string[] }): Promise
     core.setOutput('pushed', String(result.pushed))
     const notes: string[] = []
     if (image.lowercasedFrom) notes.push(`Image name \`${image.lowercasedFrom}\` was lowercased.`)
-    if (!push) notes.push('push: false: the image was built and tagged on the runner only; no registry digest exists, see `image-id`.')
+    if (!push)
+      notes.push(
+        'push: false: the image was built and tagged on the runner only; no registry digest exists, see `image-id`.'
+      )
     await core.summary.addRaw(summaryMarkdown(result, notes)).write()
     core.info(push ? `pushed ${result.ref}` : `built ${result.imageId} (not pushed)`)
   } finally {
@@ -90,4 +97,3 @@ export async function post(): Promise<void> {
   const dir = core.getState(STATE_CONFIG)
   if (removeDockerConfig(dir)) core.info(`removed the temporary Docker config ${dir}`)
 }
-

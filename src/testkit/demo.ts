@@ -46,7 +46,9 @@ function indent(text: string, prefix = '    '): string {
 export function formatStep(step: DemoStep, index: number): string {
   const r = step.result
   const mark = step.ok ? 'ok  ' : 'FAIL'
-  const lines = [`[${mark}] ${index + 1}. ${step.title}  (${step.action}, expected ${step.expect}, exit ${r.exitCode})`]
+  const lines = [
+    `[${mark}] ${index + 1}. ${step.title}  (${step.action}, expected ${step.expect}, exit ${r.exitCode})`
+  ]
   const outputs = Object.entries(r.outputs)
   if (outputs.length) {
     lines.push('  outputs:')
@@ -70,7 +72,9 @@ export async function runDemo(log: (line: string) => void = console.log): Promis
     log('setting up the sandbox: registry (token auth), sshd (compose host), GitHub API stand-in …')
     sandbox = await startSandbox()
     const sb = sandbox
-    log(`  registry ${sb.registry.url} (token issuer ${sb.registry.tokenUrl}), sshd 127.0.0.1:${sb.sshd.port}, GitHub API ${sb.github.url}`)
+    log(
+      `  registry ${sb.registry.url} (token issuer ${sb.registry.tokenUrl}), sshd 127.0.0.1:${sb.sshd.port}, GitHub API ${sb.github.url}`
+    )
     log(`  stage → ${sb.envs.stage.url}, prod → ${sb.envs.prod.url}`)
     const registryInputs = {
       'registry-username': sb.registry.username,
@@ -147,10 +151,19 @@ export async function runDemo(log: (line: string) => void = console.log): Promis
       deployInputs('stage', `app=${sb.image}:${v1}`, v1),
       'success',
       v1,
-      async r => [...(r.outputs.status === 'deployed' ? ['status deployed'] : []), ...(await expectVersion(sb.envs.stage.url, 'v1'))]
+      async r => [
+        ...(r.outputs.status === 'deployed' ? ['status deployed'] : []),
+        ...(await expectVersion(sb.envs.stage.url, 'v1'))
+      ]
     )
     // 3. smoke stage
-    await step('smoke-test: stage answers /health, /readyz and valid /metrics', 'smoke-test', { url: sb.envs.stage.url }, 'success', v1)
+    await step(
+      'smoke-test: stage answers /health, /readyz and valid /metrics',
+      'smoke-test',
+      { url: sb.envs.stage.url },
+      'success',
+      v1
+    )
     // 4. promote the very same digest to prod
     await step(
       'promote: :<sha> → :prod, registry-side, same digest',
@@ -159,7 +172,8 @@ export async function runDemo(log: (line: string) => void = console.log): Promis
       'success',
       v1,
       async r => {
-        if (r.outputs.digest !== digest1) throw new Error(`promoted digest ${r.outputs.digest} is not the built ${digest1}`)
+        if (r.outputs.digest !== digest1)
+          throw new Error(`promoted digest ${r.outputs.digest} is not the built ${digest1}`)
         return [`prod → ${r.outputs.digest} (the digest build-push pushed)`]
       }
     )
@@ -175,7 +189,13 @@ export async function runDemo(log: (line: string) => void = console.log): Promis
     // 6. a second good release
     const v2 = sha()
     sb.writeApp('v2')
-    await step('build-push v2', 'build-push', { context: 'app', image: sb.image, ...registryInputs }, 'success', v2)
+    await step(
+      'build-push v2',
+      'build-push',
+      { context: 'app', image: sb.image, ...registryInputs },
+      'success',
+      v2
+    )
     await step(
       'ship: prod moves to v2',
       'ship',
@@ -187,7 +207,13 @@ export async function runDemo(log: (line: string) => void = console.log): Promis
     // 7. a broken release: its healthcheck never passes; deploy-ssh puts v2 back by itself
     const v3 = sha()
     sb.writeApp('v3-broken', false)
-    await step('build-push v3 (broken: no /health)', 'build-push', { context: 'app', image: sb.image, ...registryInputs }, 'success', v3)
+    await step(
+      'build-push v3 (broken: no /health)',
+      'build-push',
+      { context: 'app', image: sb.image, ...registryInputs },
+      'success',
+      v3
+    )
     await step(
       'deploy-ssh: broken v3 never turns healthy and is rolled back by itself',
       'deploy-ssh',
@@ -195,7 +221,8 @@ export async function runDemo(log: (line: string) => void = console.log): Promis
       'failure',
       v3,
       async r => {
-        if (r.outputs.status !== 'rolled-back') throw new Error(`status is '${r.outputs.status}', expected rolled-back`)
+        if (r.outputs.status !== 'rolled-back')
+          throw new Error(`status is '${r.outputs.status}', expected rolled-back`)
         return ['status rolled-back', ...(await expectVersion(sb.envs.prod.url, 'v2'))]
       }
     )
@@ -213,28 +240,41 @@ export async function runDemo(log: (line: string) => void = console.log): Promis
       'success',
       v2,
       async r => {
-        if (r.outputs['to-version'] !== v1) throw new Error(`to-version is '${r.outputs['to-version']}', expected ${v1}`)
-        return [`from ${r.outputs['from-version']} to ${r.outputs['to-version']}`, ...(await expectVersion(sb.envs.prod.url, 'v1'))]
+        if (r.outputs['to-version'] !== v1)
+          throw new Error(`to-version is '${r.outputs['to-version']}', expected ${v1}`)
+        return [
+          `from ${r.outputs['from-version']} to ${r.outputs['to-version']}`,
+          ...(await expectVersion(sb.envs.prod.url, 'v1'))
+        ]
       }
     )
     // 9. ship a release that deploys healthy but fails its smoke test: the previous release comes back
     const v4 = sha()
     sb.writeApp('v4')
-    await step('build-push v4', 'build-push', { context: 'app', image: sb.image, ...registryInputs }, 'success', v4)
+    await step(
+      'build-push v4',
+      'build-push',
+      { context: 'app', image: sb.image, ...registryInputs },
+      'success',
+      v4
+    )
     await step(
       'ship: v4 turns healthy but fails its smoke test (a metric is missing); v1 is put back',
       'ship',
       {
         ...deployInputs('prod', `app=${sb.image}:${v4}`, v4),
         'smoke-url': sb.envs.prod.url,
-        'smoke-checks': '- path: /health\n- path: /metrics\n  format: prometheus\n  require-metrics: [checkout_orders_total]\n',
+        'smoke-checks':
+          '- path: /health\n- path: /metrics\n  format: prometheus\n  require-metrics: [checkout_orders_total]\n',
         'smoke-timeout': '5'
       },
       'failure',
       v4,
       async r => {
-        if (r.outputs['smoke-passed'] !== 'false') throw new Error(`smoke-passed is '${r.outputs['smoke-passed']}'`)
-        if (r.outputs.status !== 'rolled-back') throw new Error(`status is '${r.outputs.status}', expected rolled-back`)
+        if (r.outputs['smoke-passed'] !== 'false')
+          throw new Error(`smoke-passed is '${r.outputs['smoke-passed']}'`)
+        if (r.outputs.status !== 'rolled-back')
+          throw new Error(`status is '${r.outputs.status}', expected rolled-back`)
         return ['smoke-passed false, status rolled-back', ...(await expectVersion(sb.envs.prod.url, 'v1'))]
       }
     )
@@ -246,12 +286,15 @@ export async function runDemo(log: (line: string) => void = console.log): Promis
       'success',
       v4,
       async r => {
-        if (r.outputs['to-version'] !== v2) throw new Error(`to-version is '${r.outputs['to-version']}', expected ${v2}`)
+        if (r.outputs['to-version'] !== v2)
+          throw new Error(`to-version is '${r.outputs['to-version']}', expected ${v2}`)
         return [`to ${r.outputs['to-version']}`, ...(await expectVersion(sb.envs.prod.url, 'v2'))]
       }
     )
     const deployments = sb.github.deployments.length
-    log(`\nGitHub Deployments recorded on the stand-in: ${deployments}, statuses: ${sb.github.deploymentStatuses.length}`)
+    log(
+      `\nGitHub Deployments recorded on the stand-in: ${deployments}, statuses: ${sb.github.deploymentStatuses.length}`
+    )
     report.ok = true
   } catch (e) {
     report.error = (e as Error).message

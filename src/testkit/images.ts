@@ -70,7 +70,9 @@ export function buildAppImage(opts: AppImageOptions): string {
       env: { ...process.env, DOCKER_BUILDKIT: '0' },
       stdio: ['ignore', 'pipe', 'pipe']
     })
-    return execFileSync('docker', ['image', 'inspect', '--format', '{{.Id}}', opts.tag], { encoding: 'utf8' }).trim()
+    return execFileSync('docker', ['image', 'inspect', '--format', '{{.Id}}', opts.tag], {
+      encoding: 'utf8'
+    }).trim()
   } finally {
     rmSync(dir, { recursive: true, force: true })
   }

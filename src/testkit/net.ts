@@ -33,7 +33,11 @@ export async function waitForPort(port: number, host = '127.0.0.1', timeoutMs = 
   }
 }
 
-export async function waitForHttp(url: string, timeoutMs = 20_000, accept = (s: number) => s < 500): Promise<void> {
+export async function waitForHttp(
+  url: string,
+  timeoutMs = 20_000,
+  accept = (s: number) => s < 500
+): Promise<void> {
   const deadline = Date.now() + timeoutMs
   let last = ''
   for (;;) {

@@ -218,7 +218,13 @@ export async function runActionBundle(opts: RunOptions): Promise<RunResult> {
       for (const [k, v] of Object.entries(result.state)) stateEnv[`STATE_${k}`] = v
       writeFileSync(files.GITHUB_OUTPUT, '')
       writeFileSync(files.GITHUB_STEP_SUMMARY, '')
-      const post = await runStep(resolve(actionDir(opts.action), yml.runs.post), { ...env, ...stateEnv }, node, timeoutMs, cwd)
+      const post = await runStep(
+        resolve(actionDir(opts.action), yml.runs.post),
+        { ...env, ...stateEnv },
+        node,
+        timeoutMs,
+        cwd
+      )
       result.post = {
         ...post,
         outputs: parseFileCommands(readFileSync(files.GITHUB_OUTPUT, 'utf8')),

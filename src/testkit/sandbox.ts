@@ -85,9 +85,13 @@ function removeSandboxProjects(root: string): void {
   if (ids.length) execFileSync('docker', ['rm', '-f', ...ids], { stdio: 'ignore' })
   for (const project of new Set(mine.map(([, p]) => p))) {
     try {
-      const nets = execFileSync('docker', ['network', 'ls', '-q', '--filter', `label=com.docker.compose.project=${project}`], {
-        encoding: 'utf8'
-      })
+      const nets = execFileSync(
+        'docker',
+        ['network', 'ls', '-q', '--filter', `label=com.docker.compose.project=${project}`],
+        {
+          encoding: 'utf8'
+        }
+      )
         .split('\n')
         .filter(Boolean)
       if (nets.length) execFileSync('docker', ['network', 'rm', ...nets], { stdio: 'ignore' })

@@ -47,7 +47,8 @@ export const RULES = {
   'label-name-reserved': 'label names starting with __ are reserved',
   'label-duplicate': 'a label name appears once per sample',
   'label-syntax': 'label sets are {name="value",...}',
-  'label-value-escape': 'text format: label values use only the escapes \\\\ \\" \\n (OpenMetrics: a backslash before any character)',
+  'label-value-escape':
+    'text format: label values use only the escapes \\\\ \\" \\n (OpenMetrics: a backslash before any character)',
   'label-value-unterminated': 'label values end with a quote on the same line',
   'label-value-utf8': 'label values are valid UTF-8 (U+FFFD marks bytes that were not)',
   'value-float': 'sample values are floats (Go ParseFloat syntax, +Inf, -Inf, NaN)',
@@ -58,7 +59,8 @@ export const RULES = {
   'trailing-whitespace': 'nothing, not even blanks, after the value or timestamp',
   'sample-syntax': 'a sample line is name[{labels}] value [timestamp]',
   'help-syntax': 'HELP lines are # HELP name text',
-  'help-escape': 'text format: HELP text uses only the escapes \\\\ and \\n (OpenMetrics: a backslash before any character, none at the end)',
+  'help-escape':
+    'text format: HELP text uses only the escapes \\\\ and \\n (OpenMetrics: a backslash before any character, none at the end)',
   'help-duplicate': 'one HELP line per family',
   'help-after-samples': 'OpenMetrics: HELP comes before the family\u2019s samples',
   'type-syntax': 'TYPE lines are # TYPE name type',
@@ -97,7 +99,8 @@ export const RULES = {
   'om-interleaved': 'OpenMetrics: the samples of one Metric (label set) are not interleaved with others',
   'om-exemplar': 'OpenMetrics: exemplars only on counter _total and histogram _bucket samples',
   'om-exemplar-syntax': 'OpenMetrics: an exemplar is # {labels} value [timestamp]',
-  'om-exemplar-length': 'OpenMetrics: an exemplar\u2019s label names and values total at most 128 code points',
+  'om-exemplar-length':
+    'OpenMetrics: an exemplar\u2019s label names and values total at most 128 code points',
   'om-exemplar-value': 'OpenMetrics: a bucket\u2019s exemplar value lies within that bucket',
   'om-timestamp-order':
     'OpenMetrics: the MetricPoints of one Metric carry increasing timestamps, all of them or none',
@@ -105,7 +108,8 @@ export const RULES = {
     'OpenMetrics: histogram and summary _sum are not NaN or negative; a gaugehistogram _gsum is not NaN, and negative only beside negative buckets',
   'om-quantile-value': 'OpenMetrics: summary quantile values are not negative (NaN is allowed)',
   'om-count-integer': 'OpenMetrics: histogram buckets and counts and summary counts are whole numbers',
-  'histogram-sum-missing': 'OpenMetrics: a histogram series with _count also has _sum (gaugehistogram: _gcount, _gsum)',
+  'histogram-sum-missing':
+    'OpenMetrics: a histogram series with _count also has _sum (gaugehistogram: _gcount, _gsum)',
   'histogram-negative-le-sum': 'OpenMetrics: a histogram with a negative bucket bound has no _sum',
   'histogram-le-inf': 'OpenMetrics: the +Inf bucket is written le="+Inf", exactly',
   'om-reserved-label':
@@ -645,7 +649,10 @@ class Validator {
         f.unitLine = this.line
         f.unit = unit
         if (unit !== '' && (f.type === 'info' || f.type === 'stateset'))
-          this.err('om-unit-type', `${f.type} ${show(name)} has unit ${show(unit)}; ${f.type} families have no unit: drop the # UNIT line`)
+          this.err(
+            'om-unit-type',
+            `${f.type} ${show(name)} has unit ${show(unit)}; ${f.type} families have no unit: drop the # UNIT line`
+          )
       }
       if (f.samples > 0)
         this.err(
@@ -692,7 +699,10 @@ class Validator {
       f.type = type
       if (om && type) {
         if (f.unit !== '' && (type === 'info' || type === 'stateset'))
-          this.err('om-unit-type', `${type} ${show(name)} has unit ${show(f.unit)} (line ${f.unitLine}); ${type} families have no unit: drop the # UNIT line`)
+          this.err(
+            'om-unit-type',
+            `${type} ${show(name)} has unit ${show(f.unit)} (line ${f.unitLine}); ${type} families have no unit: drop the # UNIT line`
+          )
         for (const kind of OM_ALLOWED[type]) if (kind !== K_BARE) this.claim(name + SUFFIX_OF[kind], f)
       }
     }
@@ -1258,7 +1268,10 @@ class Validator {
       if (kind === K_BARE) {
         this.quantile(special)
         if (this.om && value < 0)
-          this.err('om-quantile-value', `quantile sample ${name} is ${value}; quantile values must not be negative`)
+          this.err(
+            'om-quantile-value',
+            `quantile sample ${name} is ${value}; quantile values must not be negative`
+          )
       } else if (this.om && kind === K_COUNT) this.count(name, value)
       else if (this.om && kind === K_SUM && !(value >= 0))
         this.err('om-sum-value', `${name} is ${value}; a summary's sum must not be negative or NaN`)
@@ -1321,7 +1334,10 @@ class Validator {
   /** OpenMetrics: histogram buckets and counts, summary counts: whole, not negative, not NaN. */
   private count(name: string, value: number): void {
     if (!(value >= 0))
-      this.err('om-negative-count', `${name} is ${value}; bucket and count values must not be negative or NaN`)
+      this.err(
+        'om-negative-count',
+        `${name} is ${value}; bucket and count values must not be negative or NaN`
+      )
     else if (!Number.isInteger(value))
       this.err('om-count-integer', `${name} is ${value}; counts and buckets are whole numbers`)
   }
