@@ -36,6 +36,7 @@ export interface FleetInputs {
   maxParallel: number
   /** strategy (recreate | blue-green) and target (compose | swarm): src/action/strategy-inputs.ts */
   runtime?: MakeRuntime
+  target: 'compose' | 'swarm'
 }
 
 export function readFleetInputs(): FleetInputs {

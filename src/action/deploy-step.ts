@@ -34,6 +34,7 @@ import { parseImagesInput, type ImageRef } from '../lib/compose/validate.js'
 import { credentialRegistry } from '../lib/deploy/release.js'
 import { RegistryClient, RegistryError } from '../lib/registry/index.js'
 import { UserError } from '../lib/errors.js'
+import { parseHostCommand, parseReleaseCommand, type ReleaseCommands } from '../lib/deploy/commands.js'
 
 /** Everything deploy-ssh reads (and ship, for its deploy part). */
 export interface DeployInputs {
@@ -54,6 +55,8 @@ export interface DeployInputs {
   version: string
   autoRollback: boolean
   keepReleases: number
+  /** `pre-deploy`, `backup-command`, `release-command`, `post-deploy` and their time limits */
+  commands: ReleaseCommands
   facts: RunFacts
 }
 
@@ -84,6 +87,24 @@ export function readDeployInputs(): DeployInputs {
   const composeFiles = inputs.list('compose-file', { commas: false }).map(f => resolve(workspace, f))
   const services = inputs.list('services')
   const autoRollback = inputs.bool('auto-rollback', true)
+  const hookTimeout = inputs.int('hook-timeout', 300, { min: 1, max: 86400 })
+  const commands: ReleaseCommands = {
+    preDeploy: parseHostCommand(inputs.str('pre-deploy'), hookTimeout),
+    backup: parseHostCommand(inputs.str('backup-command'), hookTimeout),
+    release: parseReleaseCommand(
+      inputs.str('release-command'),
+      inputs.int('release-command-timeout', 900, { min: 1, max: 86400 })
+    ),
+    postDeploy: parseHostCommand(inputs.str('post-deploy'), hookTimeout)
+  }
+  if (commands.release && fleet.target === 'swarm')
+    throw new UserError(
+      "Input 'release-command' is not supported with 'target: swarm' yet: run the migration as a one-off service of its own, or deploy with 'target: compose'."
+    )
+  if (commands.backup && !commands.release)
+    throw new UserError(
+      "Input 'backup-command' is set without 'release-command': the backup is taken before the release command runs. Set 'release-command', or run the backup in 'pre-deploy'."
+    )
   return {
     envFile,
     fleet,
@@ -97,6 +118,7 @@ export function readDeployInputs(): DeployInputs {
     version,
     autoRollback,
     keepReleases,
+    commands,
     facts
   }
 }
@@ -162,6 +184,7 @@ export async function deployStep(inp: DeployInputs, opts: { hold?: boolean } = {
     sha: facts.sha,
     autoRollback: inp.autoRollback,
     keepReleases,
+    commands: inp.commands,
     resolveDigest,
     onPlanned: async (plan: Plan) => {
       core.info(

@@ -13,7 +13,7 @@ import {
   type BlueGreenConfig
 } from '../lib/strategy/options.js'
 
-export function readStrategyInputs(): { runtime?: MakeRuntime } {
+export function readStrategyInputs(): { runtime?: MakeRuntime; target: ReturnType<typeof parseTarget> } {
   const strategy = parseStrategy(inputs.str('strategy'))
   const target = parseTarget(inputs.str('target'))
   let blueGreen: BlueGreenConfig | undefined
@@ -29,5 +29,5 @@ export function readStrategyInputs(): { runtime?: MakeRuntime } {
     checkBlueGreen(blueGreen, [...blueGreen.ports.keys()])
   }
   const runtime = runtimeFactory({ strategy, target, blueGreen, stack: inputs.str('stack') || undefined })
-  return runtime ? { runtime } : {}
+  return runtime ? { runtime, target } : { target }
 }

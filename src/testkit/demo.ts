@@ -196,13 +196,43 @@ export async function runDemo(log: (line: string) => void = console.log): Promis
       'success',
       v2
     )
+    // 6a. a migration that fails (runbook 003's `alembic upgrade head`, here a script that stops): the
+    // release command runs before any container is replaced, so nothing live changes
     await step(
-      'ship: prod moves to v2',
+      'deploy-ssh: stage v2 with a bad migration: the release command fails, nothing live changes, v1 still serves',
+      'deploy-ssh',
+      {
+        ...deployInputs('stage', `app=${sb.image}:${v2}`, v2),
+        'release-command': `app=sh -c 'echo "migrating to $APP_VERSION"; echo "ERROR: column orders.total already exists" >&2; exit 1'`
+      },
+      'failure',
+      v2,
+      async r => {
+        if (r.outputs.status !== 'failed') throw new Error(`status is '${r.outputs.status}', expected failed`)
+        if (!/release command .* failed \(exit 1\).*nothing live changed/.test(r.stdout))
+          throw new Error('the failure does not say the release command failed and nothing live changed')
+        return [
+          'status failed before any container changed',
+          ...(await expectVersion(sb.envs.stage.url, 'v1'))
+        ]
+      }
+    )
+    // 6b. the same release with its migration fixed, in one-off container of the new image, then the switch
+    await step(
+      'ship: prod moves to v2, its release command (the migration) first',
       'ship',
-      { ...deployInputs('prod', `app=${sb.image}:${v2}`, v2), 'smoke-url': sb.envs.prod.url },
+      {
+        ...deployInputs('prod', `app=${sb.image}:${v2}`, v2),
+        'smoke-url': sb.envs.prod.url,
+        'release-command': `app=sh -c 'echo "migrating to $APP_VERSION"; echo "schema at $APP_VERSION"'`
+      },
       'success',
       v2,
-      () => expectVersion(sb.envs.prod.url, 'v2')
+      async r => {
+        if (!r.summary.includes('release-command'))
+          throw new Error('the summary does not show the release command')
+        return ['release command ran (in the summary)', ...(await expectVersion(sb.envs.prod.url, 'v2'))]
+      }
     )
     // 7. a broken release: its healthcheck never passes; deploy-ssh puts v2 back by itself
     const v3 = sha()

@@ -12,6 +12,7 @@ import { makeReleaseId, validateProjectPath, validateVersion } from '../compose/
 import { checkServices, overrideFile, pinImages, readComposeFiles, releaseMeta } from './release.js'
 import { closeFleet, openFleet, reconnect, rollOut, settle, type Fleet, type FleetHost } from './fleet.js'
 import { newTxn, transact, type Outcome } from './transaction.js'
+import { checkReleaseCommand } from './commands.js'
 import type { DeployOptions, DeployResult, HostResult } from './types.js'
 import { prefixed } from '../log.js'
 
@@ -61,6 +62,7 @@ export async function deployHeld(opts: DeployOptions): Promise<HeldDeploy> {
     throw new UserError(`Input 'hosts' is empty. Name at least one host, e.g. 'hosts: deploy@203.0.113.10'.`)
   const compose = readComposeFiles(opts.composeFiles)
   const { images, updated } = checkServices({ compose, images: opts.images, services: opts.services })
+  checkReleaseCommand(opts.commands?.release, compose.services)
   const pinned = await pinImages(images, opts.resolveDigest)
   const releaseId = makeReleaseId(version)
   await opts.onPlanned?.({ releaseId, version, images: pinned })
@@ -142,7 +144,13 @@ export async function deployHeld(opts: DeployOptions): Promise<HeldDeploy> {
         actor: opts.actor,
         runUrl: opts.runUrl,
         onStep: opts.onStep,
-        log: prefixed(opts.log, `${h.label}: `)
+        log: prefixed(opts.log, `${h.label}: `),
+        // the backup and the release command once per deploy: on the canary, before any host changes
+        commands:
+          h === fleet.hosts[0]
+            ? opts.commands
+            : { preDeploy: opts.commands?.preDeploy, postDeploy: opts.commands?.postDeploy },
+        ran: (h.result.commands = [])
       })
       if (out.state === 'lost') {
         opts.log.warning(`${h.label}: ${out.message}; connecting again to read the outcome`)

@@ -17,6 +17,7 @@ import { closeFleet, openFleet, rollOut, settle, type Fleet, type FleetHost } fr
 import { closeOpen, record } from './deploy.js'
 import { newTxn, transact } from './transaction.js'
 import type { RollbackOptions, RollbackResult } from './types.js'
+import type { JournalEntry } from '../release/journal.js'
 import { prefixed } from '../log.js'
 
 const kept = (state: HostState): string =>
@@ -66,7 +67,7 @@ export function pickTarget(state: HostState, to: string | undefined, host: strin
  */
 function containersDiverge(state: HostState): boolean {
   if (state.diverged) return true
-  const last = [...state.ledger].reverse().find(e => e.event !== 'begin')
+  const last = [...state.ledger].reverse().find(e => e.event !== 'begin' && e.event !== 'maintenance')
   return !!last && last.event === 'failed' && !!last.attempted
 }
 
@@ -137,6 +138,11 @@ export async function rollbackOn(fleet: Fleet, opts: RollbackOptions): Promise<R
     log.info(
       `rolling back from ${live ? `${live.version} (${live.id})` : 'nothing'} to ${target.version} (${target.id})`
     )
+    const migrated = migratedPast(h.state, target.id)
+    if (migrated.length)
+      log.warning(
+        `rolling back past ${migrated.map(e => `${e.version ?? e.release} (release command: ${e.releaseCommand!.command})`).join(', ')}: the code goes back, the database schema does not by itself. If ${target.version} cannot run on the newer schema, run the down migration (e.g. with the exec action) or deploy a fix forward.`
+      )
     const givenUp = opts.givingUp && live && live.id !== target.id ? live : undefined
     const targetFrom = givenUp ? previousRelease({ ...h.state, current: target.id }) : undefined
     const txn = newTxn()
@@ -220,4 +226,15 @@ export async function rollbackOn(fleet: Fleet, opts: RollbackOptions): Promise<R
     error: ok ? undefined : `${bad?.host ?? 'a host'}: ${bad?.message ?? 'rollback failed'}`,
     connections: fleet.hosts.length
   }
+}
+
+/**
+ * The deploys after `targetId` (up to what is current) whose release command ran through: a rollback to
+ * `targetId` takes the code back past them, not what they did to the database.
+ */
+export function migratedPast(state: HostState, targetId: string): JournalEntry[] {
+  const cur = state.current ?? ''
+  return state.ledger.filter(
+    e => e.event === 'deploy' && e.releaseCommand?.exit === 0 && e.release > targetId && e.release <= cur
+  )
 }

@@ -17,8 +17,16 @@ import { errorMessage, isUserError } from '../errors.js'
 import type { JournalEntry, FinalEvent } from '../release/journal.js'
 import type { ReleaseMeta, ReleaseStore } from '../release/store.js'
 import type { HealthOptions, RegistryLogin, Runtime } from '../runtime/runtime.js'
-import type { RemoteStep, StepEvent } from './types.js'
+import type { HostResult, RemoteStep, StepEvent } from './types.js'
 import type { Logger } from '../log.js'
+import {
+  backupDir,
+  hostEnv,
+  runHostCommand,
+  runReleaseCommand,
+  type CommandRun,
+  type ReleaseCommands
+} from './commands.js'
 
 export const newTxn = (): string => randomBytes(6).toString('hex')
 
@@ -54,6 +62,10 @@ export interface Attempt {
   onStep?(e: StepEvent): void | Promise<void>
   /** the host's logger (lines already carry the host label) */
   log: Logger
+  /** deploys: hooks, and (the canary's attempt only) the backup and the release command */
+  commands?: ReleaseCommands
+  /** what each command did, filled in as they run (for the summary) */
+  ran?: NonNullable<HostResult['commands']>
 }
 
 export type Outcome =
@@ -94,6 +106,8 @@ export async function transact(store: ReleaseStore, runtime: Runtime, a: Attempt
           message: `the connection was lost (${errorMessage(e).split('\n')[0]}); the host puts ${live ? `${live.version} (${live.id})` : 'nothing'} back by itself`
         }
 
+  // what the release's commands did, for the final entry (ok or not)
+  const records: Partial<Pick<JournalEntry, 'backup' | 'releaseCommand'>> = {}
   // 1. before anything live changes: failures close the transaction `aborted`
   try {
     await store.begin(
@@ -109,12 +123,13 @@ export async function transact(store: ReleaseStore, runtime: Runtime, a: Attempt
     }
     const pulled = await step('pull', () => runtime.ensureImages(Object.values(target.images), a.registry))
     a.log.info(pulled.length ? `pulled ${pulled.join(', ')}` : 'images already on the host')
+    await beforeUp(store, runtime, a, step, records)
   } catch (e) {
     const gone = lost(e)
     if (gone) return gone
     const message = `${errorMessage(e).split('\n')[0].replace(`${host}: `, '')}; nothing live changed${live ? `, ${live.version} still serves` : ''}`
     try {
-      await store.close({ ...base, event: 'aborted', ...stay, reason: message }, undefined)
+      await store.close({ ...base, event: 'aborted', ...stay, reason: message, ...records }, undefined)
     } catch (e2) {
       return (
         lost(e2) ?? {
@@ -146,6 +161,7 @@ export async function transact(store: ReleaseStore, runtime: Runtime, a: Attempt
             from: a.okFrom ?? live?.id,
             fromVersion: a.okFrom !== undefined ? a.okFromVersion : live?.version,
             images: target.images,
+            ...records,
             ...a.okExtra
           },
           target.id,
@@ -159,6 +175,7 @@ export async function transact(store: ReleaseStore, runtime: Runtime, a: Attempt
       } catch (e) {
         a.log.warning(`${target.version} is live; cleaning up after it failed: ${errorMessage(e)}`)
       }
+      await afterSwitch(store, a, step)
       return { state: 'committed' }
     }
     reason = `${target.version} did not turn healthy within ${a.healthTimeout}s (${h.result}: ${h.state})`
@@ -204,5 +221,82 @@ export async function transact(store: ReleaseStore, runtime: Runtime, a: Attempt
     return { state: 'failed', message, logs }
   } catch (e) {
     return lost(e) ?? { state: 'failed', message: `${reason}; then: ${errorMessage(e).split('\n')[0]}`, logs }
+  }
+}
+
+type Step = <T>(name: RemoteStep, fn: () => Promise<T>, release?: string) => Promise<T>
+
+function note(a: Attempt, name: NonNullable<Attempt['ran']>[number]['name'], run: CommandRun): void {
+  a.ran?.push({ name, record: run.record, ok: run.ok })
+  const secs = (run.record.durationMs / 1000).toFixed(1)
+  if (run.ok)
+    a.log.info(`${name}: done in ${secs}s${run.record.tail ? `; last lines:\n${run.record.tail}` : ''}`)
+  else
+    a.log.warning(`${run.why} (after ${secs}s)${run.record.tail ? `; last lines:\n${run.record.tail}` : ''}`)
+}
+
+/**
+ * pre-deploy hook, backup, release command: after the pull, before `up`; a failure throws (the
+ * transaction closes `aborted`: nothing live changed), with the command's record kept for the entry.
+ */
+async function beforeUp(
+  store: ReleaseStore,
+  runtime: Runtime,
+  a: Attempt,
+  step: Step,
+  records: Partial<Pick<JournalEntry, 'backup' | 'releaseCommand'>>
+): Promise<void> {
+  const c = a.commands
+  if (!c) return
+  const { target, live } = a
+  if (c.preDeploy) {
+    const cmd = c.preDeploy
+    const run = await step('pre-deploy', () =>
+      runHostCommand(store, 'pre-deploy', cmd, hostEnv({ store, target, live }), target)
+    )
+    note(a, 'pre-deploy', run)
+    if (!run.ok) throw new Error(run.why)
+  }
+  if (c.backup) {
+    const cmd = c.backup
+    const dir = backupDir(store, target.id)
+    const run = await step('backup', () =>
+      runHostCommand(store, 'backup-command', cmd, hostEnv({ store, target, live, backupDir: dir }), target)
+    )
+    records.backup = run.record
+    note(a, 'backup-command', run)
+    if (!run.ok) throw new Error(`${run.why}; the release command did not run`)
+  }
+  if (c.release) {
+    const rc = c.release
+    a.log.info(`release command: ${rc.text} in a one-off ${rc.service} container of ${target.version}`)
+    const run = await step('release-command', () =>
+      runReleaseCommand(
+        store,
+        rc,
+        target,
+        name => runtime.oneOffArgv(target, rc.service, rc.argv, name, !live),
+        a.txn
+      )
+    )
+    records.releaseCommand = run.record
+    note(a, 'release-command', run)
+    if (!run.ok) throw new Error(run.why)
+  }
+}
+
+/** post-deploy hook: the release is live already; a failure is a warning, the deploy stands. */
+async function afterSwitch(store: ReleaseStore, a: Attempt, step: Step): Promise<void> {
+  const cmd = a.commands?.postDeploy
+  if (!cmd) return
+  const { target, live } = a
+  try {
+    const run = await step('post-deploy', () =>
+      runHostCommand(store, 'post-deploy', cmd, hostEnv({ store, target, live }), target)
+    )
+    note(a, 'post-deploy', run)
+    if (!run.ok) a.log.warning(`${target.version} is live; the post-deploy hook failed: ${run.why}`)
+  } catch (e) {
+    a.log.warning(`${target.version} is live; the post-deploy hook could not run: ${errorMessage(e)}`)
   }
 }

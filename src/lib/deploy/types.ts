@@ -1,3 +1,5 @@
+import type { ReleaseCommands } from './commands.js'
+import type { CommandRecord } from '../release/journal.js'
 import type { Remote } from '../ssh/remote.js'
 import type { ImageRef } from '../compose/validate.js'
 import type { Logger } from '../log.js'
@@ -55,6 +57,8 @@ export interface DeployOptions extends Common {
   resolveDigest?(ref: ImageRef): Promise<string>
   /** called once the release is planned (images pinned), before any host is contacted */
   onPlanned?(plan: Plan): Promise<void> | void
+  /** hooks on every host; the backup and the release command once, on the canary (src/lib/deploy/commands.ts) */
+  commands?: ReleaseCommands
 }
 
 export interface RollbackOptions extends Common {
@@ -94,6 +98,12 @@ export interface HostResult {
   message?: string
   /** failing containers' last log lines */
   logs?: string
+  /** the commands run for the release on this host (hooks; backup and release command on the canary) */
+  commands?: {
+    name: 'pre-deploy' | 'backup-command' | 'release-command' | 'post-deploy'
+    record: CommandRecord
+    ok: boolean
+  }[]
   durationMs: number
   /** remote commands and file writes (round trips) */
   execs: number
@@ -126,7 +136,19 @@ export interface RollbackResult {
 }
 
 /** The remote steps of a deploy, rollback or ship, in the order they run on a host. */
-export type RemoteStep = 'lock' | 'upload' | 'pull' | 'up' | 'health' | 'switch' | 'finish' | 'put-back'
+export type RemoteStep =
+  | 'lock'
+  | 'upload'
+  | 'pull'
+  | 'pre-deploy'
+  | 'backup'
+  | 'release-command'
+  | 'up'
+  | 'health'
+  | 'switch'
+  | 'post-deploy'
+  | 'finish'
+  | 'put-back'
 
 /**
  * A step starting or having ended on one host. Observability for logs and for the fault-matrix tests,

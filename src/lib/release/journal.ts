@@ -27,7 +27,25 @@ export type FinalEvent =
   /** the transaction ended before anything live changed (connection lost, runner killed, a step failed) */
   | 'aborted'
 
-export type JournalEvent = 'begin' | FinalEvent
+/**
+ * `begin` opens a transaction; `maintenance` stands alone (outside any transaction, under the lock): the
+ * project's nginx maintenance page was switched on or off (`maintenance`), `release` is what `current` names.
+ */
+export type JournalEvent = 'begin' | 'maintenance' | FinalEvent
+
+/** A command shipline ran for a release (release command, backup, hook): what the ledger keeps of it. */
+export interface CommandRecord {
+  /** release-command: the service whose new image ran it; empty for host commands */
+  service?: string
+  command: string
+  /** the exit code (null: killed at its time limit, or the link died) */
+  exit: number | null
+  durationMs: number
+  /** the last lines of its output (stdout and stderr), masked by the action layer before any log */
+  tail: string
+  /** backup-command: the folder it wrote into (kept as long as the release is kept) */
+  dir?: string
+}
 
 const FINAL_EVENTS: readonly FinalEvent[] = [
   'deploy',
@@ -59,6 +77,12 @@ export interface JournalEntry {
   runUrl?: string
   images?: Record<string, string>
   reason?: string
+  /** `maintenance` entries: the state it was switched to */
+  maintenance?: 'on' | 'off'
+  /** the release command run for this release (deploys on the canary host), ok or not */
+  releaseCommand?: CommandRecord
+  /** the backup taken before the release command */
+  backup?: CommandRecord
 }
 
 export interface ParsedJournal {

@@ -145,7 +145,7 @@ export const FINISH_SCRIPT = `s=$1; tok=$2; shift 2
 mode=release
 for a in "$@"; do
   if [ "$a" = --images ]; then mode=image; continue; fi
-  if [ "$mode" = release ]; then rm -rf "$s/releases/$a" && echo "pruned $a"
+  if [ "$mode" = release ]; then rm -rf "$s/releases/$a" "$s/backups/$a" && echo "pruned $a"
   else docker image rm "$a" >/dev/null 2>&1 && echo "removed $a"; fi
 done
 cur=$(readlink "$s/current" 2>/dev/null) || cur=
@@ -153,6 +153,11 @@ for d in "$s"/releases/*; do
   [ -d "$d" ] || continue
   [ "releases/\${d##*/}" = "$cur" ] && continue
   [ -f "$d/release.json" ] || rm -rf "$d"
+done
+# a backup is kept exactly as long as its release
+for d in "$s"/backups/*; do
+  [ -d "$d" ] || continue
+  [ -d "$s/releases/\${d##*/}" ] || rm -rf "$d"
 done
 [ -d "$s/run/$tok" ] || { echo "ERR the deploy's run folder is gone"; exit 70; }
 touch "$s/run/$tok/done"

@@ -385,7 +385,8 @@ export function previousRelease(state: HostState): string | undefined {
   if (!cur) return undefined
   for (let i = state.ledger.length - 1; i >= 0; i--) {
     const e = state.ledger[i]
-    if (e.event === 'begin' || e.event === 'failed' || e.event === 'aborted') continue
+    if (e.event === 'begin' || e.event === 'maintenance' || e.event === 'failed' || e.event === 'aborted')
+      continue
     if (e.release === cur) {
       if (e.from) return state.releases.has(e.from) ? e.from : undefined
       break
@@ -407,7 +408,8 @@ export function previousMissing(state: HostState): string | undefined {
   if (!cur) return undefined
   for (let i = state.ledger.length - 1; i >= 0; i--) {
     const e = state.ledger[i]
-    if (e.event === 'begin' || e.event === 'failed' || e.event === 'aborted') continue
+    if (e.event === 'begin' || e.event === 'maintenance' || e.event === 'failed' || e.event === 'aborted')
+      continue
     if (e.release === cur) return e.from && !state.releases.has(e.from) ? e.from : undefined
   }
   return undefined

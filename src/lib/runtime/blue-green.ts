@@ -178,4 +178,9 @@ export class BlueGreenRuntime implements Runtime {
       ...(others.length ? [shellJoin(this.main.upArgv(meta, others))] : [])
     ]
   }
+
+  /** in the main project (where the slotless services, a database, run and its network is) */
+  oneOffArgv(meta: ReleaseMeta, service: string, argv: string[], name: string, withDeps: boolean): string[] {
+    return this.main.oneOffArgv(meta, service, argv, name, withDeps)
+  }
 }

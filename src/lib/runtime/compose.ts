@@ -170,4 +170,9 @@ export class ComposeRuntime implements Runtime {
   restoreLines(meta: ReleaseMeta): string[] {
     return [shellJoin(this.upArgv(meta))]
   }
+
+  oneOffArgv(meta: ReleaseMeta, service: string, argv: string[], name: string, withDeps: boolean): string[] {
+    const deps = withDeps ? [] : ['--no-deps']
+    return [...this.composeFor(meta), 'run', '--rm', '-T', '--name', name, ...deps, service, ...argv]
+  }
 }

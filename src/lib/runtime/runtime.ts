@@ -65,6 +65,12 @@ export interface Runtime {
   ): Promise<HealthResult>
   /** shell lines that bring `meta` back without the runner (the store's recovery script) */
   restoreLines(meta: ReleaseMeta): string[]
+  /**
+   * argv of a one-off container of `meta`'s `service` running `argv` (the release command), named `name`,
+   * on the project's network; `withDeps`: start the services it depends on (only when nothing is live).
+   * Throws a UserError where the runtime has no such thing.
+   */
+  oneOffArgv(meta: ReleaseMeta, service: string, argv: string[], name: string, withDeps: boolean): string[]
 }
 
 export type MakeRuntime = (store: ReleaseStore) => Runtime

@@ -132,4 +132,10 @@ export class SwarmRuntime implements Runtime {
   restoreLines(meta: ReleaseMeta): string[] {
     return [`${shellJoin(this.stackArgv(meta, false))} </dev/null`]
   }
+
+  oneOffArgv(): string[] {
+    throw new UserError(
+      "Input 'release-command' is not supported with 'target: swarm' yet: run it as a one-off service of its own, or deploy with 'target: compose'."
+    )
+  }
 }
