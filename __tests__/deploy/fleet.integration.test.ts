@@ -104,3 +104,15 @@ it('the last host failing sends the switched hosts back: all on v1, a row per ho
   expect(rows).toHaveLength(3)
   expect(rows[0]).toMatch(/\| reverted \|.*went back to v1/)
 })
+
+it('the next good release goes everywhere; each host opened one connection per deploy', async () => {
+  const before = fleet.connections
+  const r = await deploy(opts('v2'))
+  expect(r.status).toBe('deployed')
+  expect(await versions()).toEqual(['v2', 'v2', 'v2'])
+  for (const h of fleet.hosts)
+    expect(execFileSync('readlink', [`${h.path}/.shipline/current`], { encoding: 'utf8' }).trim()).toBe(
+      `releases/${r.releaseId}`
+    )
+  expect(fleet.connections - before).toBe(3)
+})
