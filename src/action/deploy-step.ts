@@ -35,11 +35,16 @@ import { credentialRegistry } from '../lib/deploy/release.js'
 import { RegistryClient, RegistryError } from '../lib/registry/index.js'
 import { UserError } from '../lib/errors.js'
 import { parseHostCommand, parseReleaseCommand, type ReleaseCommands } from '../lib/deploy/commands.js'
+import { planEnv } from '../lib/deploy/env.js'
 
 /** Everything deploy-ssh reads (and ship, for its deploy part). */
 export interface DeployInputs {
   /** text of the release's .env (masked, and each value of it); '' = carry the previous release's over */
   envFile: string
+  /** `env`: plain KEY=value lines merged into the .env */
+  env: string
+  /** `env-secrets`: KEY=value lines merged into the .env, every value masked */
+  envSecrets: string
   fleet: FleetInputs
   /** `service=image-ref` lines as given */
   images: string[]
@@ -69,6 +74,17 @@ export function readDeployInputs(): DeployInputs {
       ?.replace(/^(['"])(.*)\1$/, '$2')
     if (value && value.length >= 6) inputs.maskSecret(value)
   }
+  // env-secrets: every value masked before anything can be logged; env: plain, shown in the summary
+  const envSecrets = inputs.secret('env-secrets')
+  for (const line of envSecrets.split(/\r?\n/)) {
+    const value = /^\s*(?:export\s+)?[A-Za-z_][A-Za-z0-9_.-]*\s*=(.*)$/.exec(line)?.[1]?.trim()
+    if (value) {
+      inputs.maskSecret(value)
+      const unquoted = value.replace(/^(['"])(.*)\1$/, '$2')
+      if (unquoted !== value && unquoted) inputs.maskSecret(unquoted)
+    }
+  }
+  const env = inputs.str('env')
   const fleet = readFleetInputs()
   const images = inputs.list('images', { commas: false })
   const imageRefs = [...parseImagesInput(images).values()]
@@ -105,8 +121,12 @@ export function readDeployInputs(): DeployInputs {
     throw new UserError(
       "Input 'backup-command' is set without 'release-command': the backup is taken before the release command runs. Set 'release-command', or run the backup in 'pre-deploy'."
     )
+  // checked here, before anything connects (the library plans it again with the same rules)
+  planEnv({ envFile: envFile === '' ? undefined : envFile, env, envSecrets })
   return {
     envFile,
+    env,
+    envSecrets,
     fleet,
     images,
     imageRefs,
@@ -178,6 +198,8 @@ export async function deployStep(inp: DeployInputs, opts: { hold?: boolean } = {
     registry: auth,
     composeFiles: inp.composeFiles,
     envFile: inp.envFile === '' ? undefined : inp.envFile,
+    env: inp.env,
+    envSecrets: inp.envSecrets,
     images: inp.images,
     services: inp.services,
     version,

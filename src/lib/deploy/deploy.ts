@@ -13,6 +13,8 @@ import { checkServices, overrideFile, pinImages, readComposeFiles, releaseMeta }
 import { closeFleet, openFleet, reconnect, rollOut, settle, type Fleet, type FleetHost } from './fleet.js'
 import { newTxn, transact, type Outcome } from './transaction.js'
 import { checkReleaseCommand } from './commands.js'
+import { diffEnv, envDiffLine, ENV_HASH_SCRIPT, newSalt, planEnv } from './env.js'
+import { ENV_FILE } from '../compose/layout.js'
 import type { DeployOptions, DeployResult, HostResult } from './types.js'
 import { prefixed } from '../log.js'
 
@@ -63,6 +65,9 @@ export async function deployHeld(opts: DeployOptions): Promise<HeldDeploy> {
   const compose = readComposeFiles(opts.composeFiles)
   const { images, updated } = checkServices({ compose, images: opts.images, services: opts.services })
   checkReleaseCommand(opts.commands?.release, compose.services)
+  const envPlan = planEnv({ envFile: opts.envFile, env: opts.env, envSecrets: opts.envSecrets })
+  const envGiven = envPlan.file !== undefined || envPlan.overlay !== undefined
+  const salt = newSalt()
   const pinned = await pinImages(images, opts.resolveDigest)
   const releaseId = makeReleaseId(version)
   await opts.onPlanned?.({ releaseId, version, images: pinned })
@@ -81,7 +86,7 @@ export async function deployHeld(opts: DeployOptions): Promise<HeldDeploy> {
     for (const h of fleet.hosts) {
       const { state } = h
       const prev = liveRelease(state)
-      if (state.currentMissing && opts.envFile === undefined)
+      if (state.currentMissing && envPlan.file === undefined)
         throw new UserError(
           `${h.label}: ${h.store.layout.current} names release ${state.current}, whose folder is missing, so its .env cannot be carried over and it cannot be put back. Set 'env-file' for this deploy, or restore ${h.store.layout.release(state.current!)}.`
         )
@@ -98,7 +103,7 @@ export async function deployHeld(opts: DeployOptions): Promise<HeldDeploy> {
         compose,
         images: all,
         updated,
-        env: opts.envFile !== undefined || !!prev?.env
+        env: envGiven || !!prev?.env
       })
       plans.set(h, { meta, prev, prevFrom: previousRelease(state), txn: newTxn() })
       Object.assign(h.result, {
@@ -115,6 +120,24 @@ export async function deployHeld(opts: DeployOptions): Promise<HeldDeploy> {
           : 'nothing yet'
       opts.log.info(`${h.label}: ${h.runtime.name}, compose ${state.compose}; live: ${live}`)
       if (state.open) await closeOpen(h)
+      if (envGiven) {
+        try {
+          const hashes = prev?.env
+            ? (
+                await h.store.check(
+                  'comparing the .env with the live release',
+                  ['sh', '-c', ENV_HASH_SCRIPT, 'sh', `${h.store.layout.release(prev.id)}/${ENV_FILE}`],
+                  { stdin: salt + '\n' }
+                )
+              ).stdout
+            : ''
+          h.result.env = envDiffLine(diffEnv(envPlan, salt, hashes))
+        } catch (e) {
+          if (!h.store.connected) throw e
+          h.result.env = `not compared (${errorMessage(e).split('\n')[0]})`
+        }
+        opts.log.info(`${h.label}: .env: ${h.result.env}`)
+      }
     }
 
     const deployOne = async (h: FleetHost): Promise<boolean> => {
@@ -131,8 +154,9 @@ export async function deployHeld(opts: DeployOptions): Promise<HeldDeploy> {
             ...compose.files,
             { name: 'shipline.override.yml', data: overrideFile(all, compose.version) }
           ],
-          env: opts.envFile,
-          copyEnvFrom: opts.envFile === undefined && m.prev?.env ? m.prev.id : undefined
+          env: envPlan.file,
+          copyEnvFrom: envPlan.file === undefined && m.prev?.env ? m.prev.id : undefined,
+          envOverlay: envPlan.overlay
         },
         services: subset,
         health: updated,

@@ -16,6 +16,11 @@ export function summaryTable(title: string, hosts: HostResult[], extra: [string,
       `| ${cell(h.host)} | ${h.status} | ${cell(h.releaseId)} | ${cell(h.version)} | ${cell(h.previousVersion)} | ${(h.durationMs / 1000).toFixed(1)}s | ${cell(h.message)} |`
     )
   }
+  const envs = hosts.filter(h => h.env)
+  if (envs.length) {
+    lines.push('')
+    for (const h of envs) lines.push(`- **${cell(h.host)}** \`.env\`: ${cell(h.env)}`)
+  }
   const ran = hosts.flatMap(h => (h.commands ?? []).map(c => ({ host: h.host, ...c })))
   if (ran.length) {
     lines.push('', '| host | command | ran | exit | time |', '|---|---|---|---|---|')

@@ -40,7 +40,12 @@ export interface Attempt {
   /** live's own predecessor (the `from` of entries that leave live in place) */
   liveFrom?: string
   /** a deploy's upload: files, the .env text (undefined: copy live's) */
-  upload?: { files: { name: string; data: string }[]; env?: string; copyEnvFrom?: string }
+  upload?: {
+    files: { name: string; data: string }[]
+    env?: string
+    copyEnvFrom?: string
+    envOverlay?: string
+  }
   /** only these services are brought up (--no-deps); default all */
   services?: string[]
   /** the services whose health gates the transaction */
@@ -117,7 +122,7 @@ export async function transact(store: ReleaseStore, runtime: Runtime, a: Attempt
     if (a.upload) {
       const up = a.upload
       await step('upload', () =>
-        store.upload(target, runtime.prepareFiles(target, up.files), up.env, up.copyEnvFrom)
+        store.upload(target, runtime.prepareFiles(target, up.files), up.env, up.copyEnvFrom, up.envOverlay)
       )
       a.log.info(`uploaded release ${target.id}`)
     }

@@ -45,6 +45,10 @@ export interface DeployOptions extends Common {
   composeFiles: string[]
   /** text of the release's .env (a secret); undefined: the previous release's .env is carried over */
   envFile?: string
+  /** plain KEY=value lines merged into the .env (src/lib/deploy/env.ts) */
+  env?: string
+  /** secret KEY=value lines merged into the .env */
+  envSecrets?: string
   /** `service=image-ref` lines */
   images: string[]
   /** only these services are updated (default all) */
@@ -98,6 +102,8 @@ export interface HostResult {
   message?: string
   /** failing containers' last log lines */
   logs?: string
+  /** the .env against the live release's, by key (src/lib/deploy/env.ts envDiffLine) */
+  env?: string
   /** the commands run for the release on this host (hooks; backup and release command on the canary) */
   commands?: {
     name: 'pre-deploy' | 'backup-command' | 'release-command' | 'post-deploy'

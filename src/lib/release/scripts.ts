@@ -90,7 +90,16 @@ d=$1; from=$2
 if [ -e "$d" ] && [ ! -d "$d" ]; then echo "ERR $d exists and is not a folder"; exit 69; fi
 mkdir -p "$d" || exit 70
 if [ -n "$from" ]; then cp -p "$from" "$d/.env" || { echo "ERR cannot copy $from"; exit 71; }; fi
-tar -xf - -C "$d"
+tar -xf - -C "$d" || exit 72
+# env/env-secrets without an env-file: their lines replace the same keys in the copy of the live .env
+if [ -f "$d/.env.overlay" ]; then
+  touch "$d/.env"
+  awk 'function key(l) { if (l !~ /^[ \t]*(export[ \t]+)?[A-Za-z_][A-Za-z0-9_.-]*[ \t]*=/) return ""; sub(/^[ \t]*(export[ \t]+)?/, "", l); sub(/[ \t]*=.*$/, "", l); return l }
+       NR == FNR { k = key($0); if (k != "") o[k] = 1; next }
+       { k = key($0); if (k != "" && (k in o)) next; print }' "$d/.env.overlay" "$d/.env" > "$d/.env.tmp" &&
+    cat "$d/.env.overlay" >> "$d/.env.tmp" && mv -f "$d/.env.tmp" "$d/.env" && rm -f "$d/.env.overlay" ||
+    { echo "ERR cannot merge env into $d/.env"; exit 73; }
+fi
 `
 
 /**

@@ -269,11 +269,14 @@ export class ReleaseStore {
     meta: ReleaseMeta,
     files: { name: string; data: string }[],
     env: string | undefined,
-    copyEnvFrom?: string
+    copyEnvFrom?: string,
+    /** KEY=value lines merged on the host into the copied .env (env/env-secrets without env-file) */
+    envOverlay?: string
   ): Promise<void> {
     const dir = this.layout.release(meta.id)
     const entries: TarEntry[] = files.map(f => ({ name: f.name, data: f.data, mode: 0o644 }))
     if (env !== undefined) entries.push({ name: ENV_FILE, data: env, mode: 0o600 })
+    else if (envOverlay) entries.push({ name: `${ENV_FILE}.overlay`, data: envOverlay, mode: 0o600 })
     entries.push({ name: META_FILE, data: JSON.stringify(meta) + '\n', mode: 0o644 })
     const from = env === undefined && copyEnvFrom ? `${this.layout.release(copyEnvFrom)}/${ENV_FILE}` : ''
     await this.check('uploading the release', SH(UPLOAD_SCRIPT, dir, from), { stdin: tar(entries) })
