@@ -30,9 +30,9 @@ import { startSshd, type Sshd } from '../../src/testkit/sshd.js'
 
 const POOL = Number(process.env.SHIPLINE_FAULT_POOL) || 4
 // CI runs the cells that prove something the others do not (the steps where containers, nginx or `current`
-// change; lock/upload/pull/finish behave alike in every strategy): SHIPLINE_FAULT_CELLS=. runs all 60
+// change; lock/upload/pull/finish behave alike in every strategy): SHIPLINE_FAULT_CELLS=. runs all 66
 const CI_CELLS =
-  '^(recreate deploy (up|health|switch|put-back)|blue-green deploy (up|switch|put-back)|recreate rollback (up|switch)) '
+  '^(recreate deploy (release-command|up|health|switch|put-back)|blue-green deploy (up|switch|put-back)|recreate rollback (up|switch)) '
 const cellsRe = process.env.SHIPLINE_FAULT_CELLS ?? (process.env.CI ? CI_CELLS : undefined)
 const only = cellsRe ? new RegExp(cellsRe) : undefined
 const pick = (list: Cell[]): Cell[] =>

@@ -19,6 +19,7 @@ import { deploy, rollback } from '../lib/deploy/index.js'
 import type { DeployOptions, RollbackOptions, StepEvent } from '../lib/deploy/types.js'
 import { isUserError } from '../lib/errors.js'
 import { connectSsh } from '../lib/ssh/client.js'
+import { parseReleaseCommand } from '../lib/deploy/commands.js'
 import * as strategyHost from '../lib/strategy/host.js'
 
 export interface ChildJob {
@@ -34,6 +35,8 @@ export interface ChildJob {
   version?: string
   autoRollback?: boolean
   keepReleases?: number
+  /** deploy: `release-command` input text (service=command), run with a 60 s limit */
+  releaseCommand?: string
   /** rollback: target version or release id */
   to?: string
   blueGreen?: {
@@ -96,6 +99,7 @@ export function jobOptions(job: ChildJob, hooks: JobHooks): DeployOptions | Roll
     version: job.version ?? '',
     autoRollback: job.autoRollback ?? true,
     keepReleases: job.keepReleases ?? 5,
+    commands: job.releaseCommand ? { release: parseReleaseCommand(job.releaseCommand, 60) } : undefined,
     onPlanned: hooks.onPlanned
   } as DeployOptions
 }

@@ -17,6 +17,8 @@ export const DEPLOY_STEPS: RemoteStep[] = [
   'lock',
   'upload',
   'pull',
+  // the cells' deploys run a release command (a short sleep in the new image) before `up`
+  'release-command',
   'up',
   'health',
   'switch',
@@ -72,6 +74,9 @@ export function triggersFor(c: Cell): Trigger[] {
     }
   }
   switch (c.step) {
+    case 'release-command':
+      // the command sleeps ~2 s: +0.5 s is inside it (a link cut or kill while the migration runs)
+      return [{ step: 'release-command', phase: 'start', delayMs: 500 }]
     case 'health':
       // the attempted image never turns healthy (fails after ~3 s), so +1 s is inside the wait
       return [{ step: 'health', phase: 'start', delayMs: 1000 }]

@@ -275,6 +275,14 @@ export async function commandFault(
         note: `the switch fails (current.tmp immutable) before nginx moves; v1's image is removed from registry and host`
       }
     }
+    case 'release-command':
+      fired = true
+      return {
+        job: deployJob({ releaseCommand: `web=sh -c 'echo "ERROR: relation exists" >&2; exit 3'` }),
+        fired: () => fired,
+        expectStatus: 'failed',
+        note: 'the release command (a migration) exits 3 before anything is replaced'
+      }
     default:
       // cells() makes cells of DEPLOY_STEPS only: every one has its case above
       throw new Error(`no command-fails fault for the step ${cell.step}`)
