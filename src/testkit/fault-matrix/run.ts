@@ -209,7 +209,9 @@ export async function runCell(env: MatrixEnv, cell: Cell): Promise<CellOutcome> 
             images: [
               `web=${cell.step === 'health' || cell.step === 'put-back' ? env.images.bad : env.images.v2}`
             ],
-            ...(cell.step === 'release-command' ? { releaseCommand: `web=sh -c 'echo migrating; sleep 2'` } : {})
+            ...(cell.step === 'release-command'
+              ? { releaseCommand: `web=sh -c 'echo migrating; sleep 2'` }
+              : {})
           }
     if (cell.fault === 'kill') {
       const r = await inChild(ctx, jobFor(ctx, baseJob), triggers)
