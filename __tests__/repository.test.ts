@@ -1,0 +1,29 @@
+/**
+ * The repository as a project others can take: the license package.json names is the one in LICENSE, and
+ * the security policy and changelog exist and say what a reporter and a releaser need.
+ */
+import { describe, expect, it } from '@jest/globals'
+import { existsSync, readFileSync } from 'node:fs'
+import { join, resolve } from 'node:path'
+
+const root = resolve(import.meta.dirname, '..')
+const read = (f: string): string => readFileSync(join(root, f), 'utf8')
+
+describe('repository files', () => {
+  it('LICENSE is the MIT license package.json declares', () => {
+    const pkg = JSON.parse(read('package.json')) as { license: string }
+    expect(pkg.license).toBe('MIT')
+    expect(existsSync(join(root, 'LICENSE'))).toBe(true)
+    expect(read('LICENSE')).toMatch(/^MIT License\n/)
+    expect(read('LICENSE')).toContain('Permission is hereby granted, free of charge')
+  })
+
+  it('SECURITY.md says how to report privately', () => {
+    expect(read('SECURITY.md')).toMatch(/private vulnerability reporting/i)
+  })
+
+  it('CHANGELOG.md names the version package.json carries', () => {
+    const pkg = JSON.parse(read('package.json')) as { version: string }
+    expect(read('CHANGELOG.md')).toContain(`## ${pkg.version}`)
+  })
+})
