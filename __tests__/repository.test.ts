@@ -3,6 +3,7 @@
  * the security policy and changelog exist and say what a reporter and a releaser need.
  */
 import { describe, expect, it } from '@jest/globals'
+import { execFileSync } from 'node:child_process'
 import { existsSync, readFileSync } from 'node:fs'
 import { join, resolve } from 'node:path'
 
@@ -25,5 +26,23 @@ describe('repository files', () => {
   it('CHANGELOG.md names the version package.json carries', () => {
     const pkg = JSON.parse(read('package.json')) as { version: string }
     expect(read('CHANGELOG.md')).toContain(`## ${pkg.version}`)
+  })
+})
+
+describe('one owner placeholder', () => {
+  it('every README, doc and example writes OWNER/shipline, never another owner', () => {
+    const files = execFileSync('git', ['ls-files', '*.md', '*.yml', '*.yaml'], {
+      cwd: root,
+      encoding: 'utf8'
+    })
+      .split('\n')
+      .filter(f => f && !f.startsWith('__tests__/fixtures/') && existsSync(join(root, f)))
+    const others: string[] = []
+    for (const f of files) {
+      for (const m of read(f).matchAll(/uses:\s*['"]?([A-Za-z0-9_.-]+)\/shipline\b/g)) {
+        if (m[1] !== 'OWNER') others.push(`${f}: ${m[0]}`)
+      }
+    }
+    expect(others).toEqual([])
   })
 })

@@ -15,11 +15,9 @@ import { evaluate } from '../../src/testkit/workflow-parser.js'
 
 export const ROOT = resolve(import.meta.dirname, '..', '..')
 
-/** How users write our actions in the examples (the README's OWNER). */
-export const OWNER_REPO = 'shipline-dev/shipline'
-/** The placeholder the action READMEs write instead (`OWNER/shipline/<action>@v1`). */
-const DOC_OWNER_REPO = 'OWNER/shipline'
-const OURS = /^(?:shipline-dev|OWNER)\/shipline(?:\/([a-z0-9-]+))?@v1$/
+/** How every example and README writes our actions: one placeholder owner, `OWNER/shipline[/<action>]@v1`. */
+export const OWNER_REPO = 'OWNER/shipline'
+const OURS = /^OWNER\/shipline(?:\/([a-z0-9-]+))?@v1$/
 
 export interface ActionInput {
   description?: string
@@ -63,7 +61,7 @@ const str = (v: unknown): string => (v === null || v === undefined ? '' : String
 
 /** The action a `uses:` names when it is one of ours (`ship` for the root), `null` when not ours. */
 export function ourAction(uses: string): string | null | Error {
-  if (![OWNER_REPO, DOC_OWNER_REPO].some(o => uses.toLowerCase().startsWith(o.toLowerCase()))) return null
+  if (!uses.toLowerCase().startsWith(OWNER_REPO.toLowerCase())) return null
   const m = OURS.exec(uses)
   if (!m) return new Error(`'${uses}': write ${OWNER_REPO}[/<action>]@v1`)
   return m[1] ?? 'ship'

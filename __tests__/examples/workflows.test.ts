@@ -87,8 +87,8 @@ describe('example workflows', () => {
     it('uses at least one of our actions', () => {
       const uses = Object.values(load(file).jobs).flatMap(j => (j.steps ?? []).map(s => s.uses ?? ''))
       expect(uses.some(u => typeof ourAction(u) === 'string')).toBe(true)
-      // users copy these verbatim: a real owner, not the READMEs' OWNER placeholder
-      expect(uses.filter(u => u.startsWith('OWNER/'))).toEqual([])
+      // one placeholder owner everywhere (issue 14): the README says to replace OWNER with yours
+      expect(uses.filter(u => /\/shipline\b/.test(u) && !u.startsWith('OWNER/'))).toEqual([])
     })
   })
 
@@ -108,17 +108,17 @@ describe('example workflows', () => {
   it('promote production behind the production environment, pinned to the commit SHA', () => {
     const wf = load('promote-prod.yml')
     const deploy = Object.values(wf.jobs).find(j =>
-      (j.steps ?? []).some(s => s.uses === 'shipline-dev/shipline@v1')
+      (j.steps ?? []).some(s => s.uses === 'OWNER/shipline@v1')
     )!
     expect(deploy.environment).toMatchObject({ name: 'production' })
-    const ship = deploy.steps!.find(s => s.uses === 'shipline-dev/shipline@v1')!
+    const ship = deploy.steps!.find(s => s.uses === 'OWNER/shipline@v1')!
     // every image is the commit tag of the SHA, never :stage or :latest
     const lines = String(ship.with!.images).trim().split('\n')
     expect(lines.length).toBeGreaterThan(0)
     for (const l of lines) expect(l.trim()).toMatch(/:\$\{\{ env\.SHA \}\}$/)
     expect(ship.with!.version).toBe('${{ env.SHA }}')
     const promotes = Object.values(wf.jobs).flatMap(j =>
-      (j.steps ?? []).filter(s => s.uses === 'shipline-dev/shipline/promote@v1')
+      (j.steps ?? []).filter(s => s.uses === 'OWNER/shipline/promote@v1')
     )
     expect(promotes.length).toBeGreaterThan(0)
     for (const p of promotes) expect(p.with).toMatchObject({ from: '${{ env.SHA }}', 'to-tags': 'prod' })
@@ -373,14 +373,14 @@ describe('the checks catch what they claim to', () => {
         wf.jobs['deploy-stage'].permissions = { contents: 'read', packages: 'write' }
         delete wf.jobs['deploy-stage'].concurrency
         delete wf.jobs['deploy-stage'].environment
-        wf.jobs.build.steps![1].uses = 'shipline-dev/shipline/build-push@main'
+        wf.jobs.build.steps![1].uses = 'OWNER/shipline/build-push@main'
       },
       [
         'job build: no explicit permissions mapping',
         'job deploy-stage: packages: write is more than its steps need',
         'job deploy-stage: deploys, promotes or rolls back without a concurrency group',
         'job deploy-stage: uses secrets outside a GitHub environment',
-        "'shipline-dev/shipline/build-push@main': write shipline-dev/shipline[/<action>]@v1"
+        "'OWNER/shipline/build-push@main': write OWNER/shipline[/<action>]@v1"
       ]
     )
   })
