@@ -4,18 +4,11 @@
  * action.yml declares; CI runs `.ci/run`; the release tags the version package.json carries.
  */
 import { beforeAll, describe, expect, it } from '@jest/globals'
-import { readdirSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { parse } from 'yaml'
 import { loadWorkflowParser, workflowErrors } from '../../src/testkit/workflow-parser.js'
-import { ROOT, loadAction, type Workflow } from './workflow-checks.js'
+import { ROOT, loadAction, workflowFolder, type Workflow } from './workflow-checks.js'
 
-const DIR = join(ROOT, '.github', 'workflows')
-const FILES = readdirSync(DIR)
-  .filter(f => /\.ya?ml$/.test(f))
-  .sort()
-const text = (f: string): string => readFileSync(join(DIR, f), 'utf8')
-const load = (f: string): Workflow => parse(text(f)) as Workflow
+const { files: FILES, text, load } = workflowFolder(join(ROOT, '.github', 'workflows'))
 const steps = (f: string) =>
   Object.values(load(f).jobs).flatMap(
     j => (j.steps ?? []) as { uses?: string; run?: string; with?: Record<string, unknown> }[]

@@ -5,7 +5,7 @@
  * `concurrency` on every job that changes an environment. Each check returns readable problems, not throws,
  * so one test shows them all.
  */
-import { existsSync, readFileSync } from 'node:fs'
+import { existsSync, readdirSync, readFileSync } from 'node:fs'
 import { join, resolve } from 'node:path'
 import { parse } from 'yaml'
 import { isUserError } from '../../src/lib/errors.js'
@@ -14,6 +14,19 @@ import { parseChecks } from '../../src/lib/smoke/checks.js'
 import { evaluate } from '../../src/testkit/workflow-parser.js'
 
 export const ROOT = resolve(import.meta.dirname, '..', '..')
+
+/** The workflow files of one folder (sorted), their text and their parsed form. */
+export function workflowFolder(dir: string): {
+  files: string[]
+  text: (f: string) => string
+  load: (f: string) => Workflow
+} {
+  const files = readdirSync(dir)
+    .filter(f => /\.ya?ml$/.test(f))
+    .sort()
+  const text = (f: string): string => readFileSync(join(dir, f), 'utf8')
+  return { files, text, load: f => parse(text(f)) as Workflow }
+}
 
 /** How every example and README writes our actions: one placeholder owner, `OWNER/shipline[/<action>]@v1`. */
 export const OWNER_REPO = 'OWNER/shipline'

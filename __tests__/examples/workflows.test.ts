@@ -30,15 +30,11 @@ import {
   ourAction,
   settingsUsed,
   type Step,
-  type Workflow
+  type Workflow,
+  workflowFolder
 } from './workflow-checks.js'
 
-const DIR = join(ROOT, 'examples', 'workflows')
-const FILES = readdirSync(DIR)
-  .filter(f => /\.ya?ml$/.test(f))
-  .sort()
-const text = (f: string): string => readFileSync(join(DIR, f), 'utf8')
-const load = (f: string): Workflow => parse(text(f)) as Workflow
+const { files: FILES, text, load } = workflowFolder(join(ROOT, 'examples', 'workflows'))
 
 /** Runs a step's script the way the runner's default shell does (`bash -e`), with a GITHUB_OUTPUT file. */
 function runScript(
