@@ -46,3 +46,17 @@ describe('one owner placeholder', () => {
     expect(others).toEqual([])
   })
 })
+
+describe('runtimes', () => {
+  it('engines and @types/node name the Node the bundles run on (node24); devEngines the tools (20)', () => {
+    const pkg = JSON.parse(read('package.json')) as {
+      engines: { node: string }
+      devEngines: { runtime: { name: string; version: string } }
+      devDependencies: Record<string, string>
+    }
+    expect(pkg.engines.node).toBe('>=24')
+    expect(pkg.devDependencies['@types/node']).toMatch(/^\^24\./)
+    expect(pkg.devEngines.runtime).toMatchObject({ name: 'node', version: '>=20' })
+    expect(read('action.yml')).toMatch(/using: ['"]?node24/)
+  })
+})
