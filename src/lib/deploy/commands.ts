@@ -224,7 +224,9 @@ async function runScript(
   const tail = tailLines(container ? composeOutput(out, exit) : out)
   const full: CommandRecord = { ...record, exit: exit === 124 ? null : exit, durationMs, tail }
   if (exit === 0) return { record: full, ok: true }
-  const last = tail.split('\n').pop() || '(no output)'
+  // a container's stdout and stderr reach docker as two streams, so their order is not kept: quote the last
+  // lines, not just one, so the error line is in the message whichever stream came last
+  const last = tail.split('\n').slice(-3).join(' | ') || '(no output)'
   const why =
     exit === 124
       ? `${what} did not finish within ${timeoutSec}s and was stopped`
