@@ -10,7 +10,6 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { deploy, rollback } from '../../src/lib/deploy/index.js'
 import type { DeployOptions } from '../../src/lib/deploy/types.js'
-import { connectSsh } from '../../src/lib/ssh/client.js'
 import { runtimeFactory } from '../../src/lib/strategy/host.js'
 import { upstreamName } from '../../src/lib/strategy/blue-green.js'
 import { parseSlotPorts } from '../../src/lib/strategy/options.js'
@@ -19,7 +18,7 @@ import { startLoad } from '../../src/testkit/load.js'
 import { freePort, uniqueName } from '../../src/testkit/net.js'
 import { startNginx, type Nginx } from '../../src/testkit/nginx.js'
 import { startRegistry, type TestRegistry } from '../../src/testkit/registry.js'
-import { startSshd, type Sshd } from '../../src/testkit/sshd.js'
+import { sshFleet, startSshd, type Sshd } from '../../src/testkit/sshd.js'
 import { headDigest, ledgerEvents, projectsOf, removeProjects } from './helpers.js'
 
 describe('deploy-ssh with strategy: blue-green', () => {
@@ -61,13 +60,7 @@ describe('deploy-ssh with strategy: blue-green', () => {
     )
     const [a, b] = [await freePort(), await freePort()]
     common = {
-      hosts: [`root@127.0.0.1:${sshd.port}`],
-      connect: () =>
-        connectSsh({
-          target: { host: '127.0.0.1', port: sshd.port, user: 'root' },
-          privateKey: sshd.clientKey.privateKey,
-          knownHosts: sshd.knownHostsLine
-        }),
+      ...sshFleet(sshd),
       path,
       healthTimeout: 60,
       lockTimeout: 60,

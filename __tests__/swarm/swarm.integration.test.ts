@@ -17,11 +17,10 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { deploy, rollback } from '../../src/lib/deploy/index.js'
 import { runtimeFactory } from '../../src/lib/strategy/host.js'
-import { connectSsh } from '../../src/lib/ssh/client.js'
 import { buildAppImage, removeImages } from '../../src/testkit/images.js'
 import { sleep, uniqueName } from '../../src/testkit/net.js'
 import { startRegistry, type TestRegistry } from '../../src/testkit/registry.js'
-import { startSshd, type Sshd } from '../../src/testkit/sshd.js'
+import { sshFleet, startSshd, type Sshd } from '../../src/testkit/sshd.js'
 import { ledgerEvents } from '../strategy/helpers.js'
 
 const docker = (...args: string[]): string => execFileSync('docker', args, { encoding: 'utf8' }).trim()
@@ -133,13 +132,7 @@ describe('target: swarm on a single-node swarm', () => {
     const dir = mkdtempSync(join(tmpdir(), 'shipline-swarm-ws-'))
     writeFileSync(join(dir, 'docker-compose.yml'), compose.data)
     const common = {
-      hosts: [`root@127.0.0.1:${sshd.port}`],
-      connect: () =>
-        connectSsh({
-          target: { host: '127.0.0.1', port: sshd.port, user: 'root' },
-          privateKey: sshd.clientKey.privateKey,
-          knownHosts: sshd.knownHostsLine
-        }),
+      ...sshFleet(sshd),
       path,
       healthTimeout: 90,
       lockTimeout: 60,

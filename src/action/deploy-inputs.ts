@@ -5,7 +5,7 @@
  */
 import { readSshInputs, type SshInputs } from './ssh-inputs.js'
 import * as inputs from './inputs.js'
-import { readStrategyInputs } from './strategy-inputs.js'
+import { readStrategyInputs, type StrategyInputs } from './strategy-inputs.js'
 import { connectHosts } from '../lib/ssh/client.js'
 import { formatTarget } from '../lib/ssh/hosts.js'
 import type { Remote } from '../lib/ssh/remote.js'
@@ -37,6 +37,8 @@ export interface FleetInputs {
   /** strategy (recreate | blue-green) and target (compose | swarm): src/action/strategy-inputs.ts */
   runtime?: MakeRuntime
   target: 'compose' | 'swarm'
+  strategy: StrategyInputs['strategy']
+  slotServices: string[]
 }
 
 export function readFleetInputs(): FleetInputs {

@@ -36,6 +36,27 @@ import { RegistryClient, RegistryError } from '../lib/registry/index.js'
 import { UserError } from '../lib/errors.js'
 import { parseHostCommand, parseReleaseCommand, type ReleaseCommands } from '../lib/deploy/commands.js'
 import { planEnv } from '../lib/deploy/env.js'
+import { parseProbe, type ProbeOptions } from '../lib/smoke/probe.js'
+import { smokeSecrets } from '../lib/smoke/run.js'
+import { Redactor } from '../lib/redact.js'
+
+/** `probe-*`: parsed against the strategy, the checks' header values masked before anything logs. */
+function readProbeInputs(fleet: FleetInputs): ProbeOptions | undefined {
+  const probe = parseProbe(
+    {
+      checks: inputs.str('probe-checks'),
+      port: inputs.str('probe-port'),
+      service: inputs.str('probe-service'),
+      timeoutSec: inputs.int('probe-timeout', 30, { min: 1, max: 3600 }),
+      requestTimeoutSec: 5
+    },
+    fleet
+  )
+  if (!probe) return undefined
+  const redactor = smokeSecrets(new Redactor(), { url: 'http://127.0.0.1/', checks: probe.checks })
+  for (const form of redactor.forms()) core.setSecret(form)
+  return { ...probe, redactor }
+}
 
 /** Everything deploy-ssh reads (and ship, for its deploy part). */
 export interface DeployInputs {
@@ -62,6 +83,8 @@ export interface DeployInputs {
   keepReleases: number
   /** `pre-deploy`, `backup-command`, `release-command`, `post-deploy` and their time limits */
   commands: ReleaseCommands
+  /** `probe-checks` & co: smoke checks through SSH before the switch (undefined: none) */
+  probe?: ProbeOptions
   facts: RunFacts
 }
 
@@ -121,6 +144,7 @@ export function readDeployInputs(): DeployInputs {
     throw new UserError(
       "Input 'backup-command' is set without 'release-command': the backup is taken before the release command runs. Set 'release-command', or run the backup in 'pre-deploy'."
     )
+  const probe = readProbeInputs(fleet)
   // checked here, before anything connects (the library plans it again with the same rules)
   planEnv({ envFile: envFile === '' ? undefined : envFile, env, envSecrets })
   return {
@@ -139,6 +163,7 @@ export function readDeployInputs(): DeployInputs {
     autoRollback,
     keepReleases,
     commands,
+    probe,
     facts
   }
 }
@@ -207,6 +232,7 @@ export async function deployStep(inp: DeployInputs, opts: { hold?: boolean } = {
     autoRollback: inp.autoRollback,
     keepReleases,
     commands: inp.commands,
+    probe: inp.probe,
     resolveDigest,
     onPlanned: async (plan: Plan) => {
       core.info(

@@ -10,10 +10,19 @@ import {
   checkBlueGreen,
   parseSlotPorts,
   parseStrategy,
-  type BlueGreenConfig
+  type BlueGreenConfig,
+  type StrategyName
 } from '../lib/strategy/options.js'
 
-export function readStrategyInputs(): { runtime?: MakeRuntime; target: ReturnType<typeof parseTarget> } {
+export interface StrategyInputs {
+  runtime?: MakeRuntime
+  target: ReturnType<typeof parseTarget>
+  strategy: StrategyName
+  /** blue-green: the services that run in slots (blue-green-ports), in order */
+  slotServices: string[]
+}
+
+export function readStrategyInputs(): StrategyInputs {
   const strategy = parseStrategy(inputs.str('strategy'))
   const target = parseTarget(inputs.str('target'))
   let blueGreen: BlueGreenConfig | undefined
@@ -29,5 +38,6 @@ export function readStrategyInputs(): { runtime?: MakeRuntime; target: ReturnTyp
     checkBlueGreen(blueGreen, [...blueGreen.ports.keys()])
   }
   const runtime = runtimeFactory({ strategy, target, blueGreen, stack: inputs.str('stack') || undefined })
-  return runtime ? { runtime, target } : { target }
+  const slotServices = blueGreen ? [...blueGreen.ports.keys()] : []
+  return runtime ? { runtime, target, strategy, slotServices } : { target, strategy, slotServices }
 }

@@ -16,6 +16,10 @@ export interface AppImageOptions {
   /** written to /version and into the metrics; makes each build's digest distinct */
   version: string
   healthy?: boolean
+  /** false: no /readyz (404) while the Docker healthcheck still passes (a release only a probe catches) */
+  ready?: boolean
+  /** /metrics text instead of the valid default (e.g. broken exposition for the probe's validation) */
+  metrics?: string
   /** port the app listens on inside the container (default 8080) */
   port?: number
   /** adds an incompressible filler layer of this many MiB (for benchmarks) */
@@ -35,8 +39,8 @@ export function writeAppContext(dir: string, opts: AppImageOptions): string {
     '# HELP app_requests_total Requests served.\n' +
     '# TYPE app_requests_total counter\n' +
     'app_requests_total 0\n'
-  writeFileSync(join(dir, 'www', 'metrics'), metrics)
-  writeFileSync(join(dir, 'www', 'readyz'), 'ok\n')
+  writeFileSync(join(dir, 'www', 'metrics'), opts.metrics ?? metrics)
+  if (opts.ready !== false) writeFileSync(join(dir, 'www', 'readyz'), 'ok\n')
   writeFileSync(join(dir, 'www', 'version'), `${opts.version}\n`)
   // an unhealthy build has no /health (busybox httpd answers 404) so its healthcheck never passes
   if (healthy) writeFileSync(join(dir, 'www', 'health'), 'ok\n')

@@ -11,6 +11,7 @@ import { chmodSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, w
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import ssh2 from 'ssh2'
+import { connectSsh, type SshRemote } from '../lib/ssh/client.js'
 import { freePort, startProcess, waitForPort, sleep } from './net.js'
 
 export const SSHD = '/usr/sbin/sshd'
@@ -254,4 +255,17 @@ function signalAll(pids: number[], sig: NodeJS.Signals): void {
 /** A random password for the password-auth test (never put on a command line). */
 export function randomPassword(): string {
   return randomBytes(18).toString('base64url')
+}
+
+/** deploy()'s `hosts` and `connect` for the one host an Sshd is: root over its key, its host key pinned. */
+export function sshFleet(sshd: Sshd): { hosts: string[]; connect: () => Promise<SshRemote> } {
+  return {
+    hosts: [`root@127.0.0.1:${sshd.port}`],
+    connect: () =>
+      connectSsh({
+        target: { host: '127.0.0.1', port: sshd.port, user: 'root' },
+        privateKey: sshd.clientKey.privateKey,
+        knownHosts: sshd.knownHostsLine
+      })
+  }
 }

@@ -161,7 +161,7 @@ export async function deployHeld(opts: DeployOptions): Promise<HeldDeploy> {
         services: subset,
         health: updated,
         healthTimeout: opts.healthTimeout,
-        healthOpts: { stableSec: opts.stableSeconds },
+        healthOpts: { stableSec: opts.stableSeconds, probe: opts.probe },
         registry: opts.registry,
         okEvent: 'deploy',
         autoRollback: opts.autoRollback,

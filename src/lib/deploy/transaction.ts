@@ -112,7 +112,7 @@ export async function transact(store: ReleaseStore, runtime: Runtime, a: Attempt
         }
 
   // what the release's commands did, for the final entry (ok or not)
-  const records: Partial<Pick<JournalEntry, 'backup' | 'releaseCommand'>> = {}
+  const records: Partial<Pick<JournalEntry, 'backup' | 'releaseCommand' | 'probe'>> = {}
   // 1. before anything live changes: failures close the transaction `aborted`
   try {
     await store.begin(
@@ -155,6 +155,7 @@ export async function transact(store: ReleaseStore, runtime: Runtime, a: Attempt
     await step('up', () => runtime.start(target, a.services, recover))
     a.log.info(`waiting up to ${a.healthTimeout}s for ${a.health.join(', ')} to be healthy`)
     const h = await step('health', () => runtime.waitHealthy(target, a.health, a.healthTimeout, a.healthOpts))
+    if (h.probe) records.probe = h.probe
     if (h.ok) {
       await step('switch', () =>
         store.close(
@@ -201,7 +202,9 @@ export async function transact(store: ReleaseStore, runtime: Runtime, a: Attempt
       a.log.info(`putting ${live.version} (${live.id}) back`)
       const back = await step(
         'put-back',
-        () => runtime.restore(live, a.health, a.healthTimeout, recover, a.healthOpts),
+        // the probe's checks are the new release's: the release put back is only health-gated
+        () =>
+          runtime.restore(live, a.health, a.healthTimeout, recover, { ...a.healthOpts, probe: undefined }),
         live.id
       )
       if (!back.ok)
@@ -212,7 +215,7 @@ export async function transact(store: ReleaseStore, runtime: Runtime, a: Attempt
         ? reason
         : `${reason}; putting ${live.version} back failed too (${back.result}: ${back.state})`
       await store.close(
-        { ...base, event: back.ok ? 'auto-rollback' : 'failed', ...stay, reason: message },
+        { ...base, event: back.ok ? 'auto-rollback' : 'failed', ...stay, reason: message, ...records },
         live.id
       )
       return back.ok ? { state: 'put-back', message, logs } : { state: 'failed', message, logs }
@@ -222,7 +225,7 @@ export async function transact(store: ReleaseStore, runtime: Runtime, a: Attempt
         ? 'auto-rollback is off, the new containers were left running'
         : 'no previous release to go back to'
     }`
-    await store.close({ ...base, event: 'failed', ...stay, reason: message }, undefined)
+    await store.close({ ...base, event: 'failed', ...stay, reason: message, ...records }, undefined)
     return { state: 'failed', message, logs }
   } catch (e) {
     return lost(e) ?? { state: 'failed', message: `${reason}; then: ${errorMessage(e).split('\n')[0]}`, logs }

@@ -4,6 +4,7 @@ import type { Remote } from '../ssh/remote.js'
 import type { ImageRef } from '../compose/validate.js'
 import type { Logger } from '../log.js'
 import type { MakeRuntime } from '../runtime/runtime.js'
+import type { ProbeOptions } from '../smoke/probe.js'
 
 export type { Logger }
 
@@ -63,6 +64,8 @@ export interface DeployOptions extends Common {
   onPlanned?(plan: Plan): Promise<void> | void
   /** hooks on every host; the backup and the release command once, on the canary (src/lib/deploy/commands.ts) */
   commands?: ReleaseCommands
+  /** smoke checks through the SSH connection before the switch (blue-green) or right after `up` (recreate) */
+  probe?: ProbeOptions
 }
 
 export interface RollbackOptions extends Common {

@@ -83,6 +83,8 @@ export interface JournalEntry {
   releaseCommand?: CommandRecord
   /** the backup taken before the release command */
   backup?: CommandRecord
+  /** the probe's checks before the switch (deploys with probe-checks), passed or not */
+  probe?: { port: number; passed: boolean; durationMs: number; checks: string[] }
 }
 
 export interface ParsedJournal {

@@ -14,10 +14,16 @@ import { UserError, errorMessage } from '../errors.js'
 import { shellJoin } from '../ssh/remote.js'
 import { BlueGreen, slotProject, upstreamName, type Started } from '../strategy/blue-green.js'
 import { STOP_SCRIPT } from '../strategy/scripts.js'
-import type { BlueGreenConfig } from '../strategy/options.js'
+import { SLOTS, type BlueGreenConfig } from '../strategy/options.js'
 import type { HostState, ReleaseMeta, ReleaseStore } from '../release/store.js'
 import { ComposeRuntime } from './compose.js'
-import type { HealthOptions, HealthResult, RegistryLogin, Runtime } from './runtime.js'
+import {
+  withProbe,
+  type HealthOptions,
+  type HealthResult,
+  type RegistryLogin,
+  type Runtime
+} from './runtime.js'
 
 export class BlueGreenRuntime implements Runtime {
   readonly name = 'blue-green' as const
@@ -103,7 +109,8 @@ export class BlueGreenRuntime implements Runtime {
   ): Promise<HealthResult> {
     const others = services.filter(s => !this.bg.services.includes(s))
     if (others.length) {
-      const h = await this.main.waitHealthy(meta, others, timeoutSec, opts)
+      // the probe is the slot's: the slotless services are only waited for
+      const h = await this.main.waitHealthy(meta, others, timeoutSec, { ...opts, probe: undefined })
       if (!h.ok) {
         if (this.started) await this.bg.discard(this.started)
         this.started = undefined
@@ -119,7 +126,16 @@ export class BlueGreenRuntime implements Runtime {
       this.started = undefined
       return bad
     }
-    return { ok: true, result: 'healthy', state: `${this.started.idle} slot healthy`, logs: '' }
+    const healthy = { ok: true, result: 'healthy', state: `${this.started.idle} slot healthy`, logs: '' }
+    const service = opts.probe?.service ?? this.bg.services[0]
+    const ports = this.bg.cfg.ports.get(service)
+    // the idle slot's own port, before nginx is switched: a failing probe removes the slot, nothing live changes
+    const h = await withProbe(this.store, healthy, ports?.[SLOTS.indexOf(this.started.idle)], opts)
+    if (!h.ok) {
+      await this.bg.discard(this.started)
+      this.started = undefined
+    }
+    return h
   }
 
   cutOverArgv(): string[] {

@@ -9,6 +9,7 @@ import { composeArgv, ENV_FILE, type ComposeKind } from '../compose/layout.js'
 import { HEALTH_SCRIPT, IMAGES_SCRIPT } from '../compose/scripts.js'
 import { failureLine, type HostState, type ReleaseMeta, type ReleaseStore } from '../release/store.js'
 import {
+  withProbe,
   restartAndWait,
   type HealthOptions,
   type HealthResult,
@@ -140,13 +141,14 @@ export class ComposeRuntime implements Runtime {
     }
   }
 
-  waitHealthy(
+  async waitHealthy(
     _meta: ReleaseMeta,
     services: string[],
     timeoutSec: number,
     opts?: HealthOptions
   ): Promise<HealthResult> {
-    return composeHealth(this.store.exec, this.project, services, timeoutSec, opts)
+    const h = await composeHealth(this.store.exec, this.project, services, timeoutSec, opts)
+    return withProbe(this.store, h, opts?.probe?.port, opts)
   }
 
   cutOverArgv(): string[] {

@@ -10,6 +10,7 @@
  */
 import { errorMessage, type UserError } from '../errors.js'
 import type { HostState, ReleaseMeta, ReleaseStore } from '../release/store.js'
+import { probeFailure, probePort, type ProbeOptions, type ProbeRecord } from '../smoke/probe.js'
 
 export interface HealthResult {
   ok: boolean
@@ -19,6 +20,8 @@ export interface HealthResult {
   state: string
   /** failing services with the last log lines of their containers */
   logs: string
+  /** the probe's checks, when one ran (HealthOptions.probe) */
+  probe?: ProbeRecord
 }
 
 export interface RegistryLogin {
@@ -30,6 +33,28 @@ export interface RegistryLogin {
 export interface HealthOptions {
   stableSec?: number
   tail?: number
+  /** smoke checks through the SSH connection once the containers are healthy (deploys only, not put-backs) */
+  probe?: ProbeOptions
+}
+
+/** A healthy result probed on `port` (when a probe is asked for): unhealthy when the probe fails. */
+export async function withProbe(
+  store: ReleaseStore,
+  h: HealthResult,
+  port: number | undefined,
+  opts: HealthOptions | undefined
+): Promise<HealthResult> {
+  const probe = opts?.probe
+  if (!h.ok || !probe || port === undefined) return h
+  const rec = await probePort(store.remote, port, probe, store.log)
+  if (rec.passed) return { ...h, state: `${h.state}; probe passed (${rec.checks.length} checks)`, probe: rec }
+  return {
+    ok: false,
+    result: 'probe-failed',
+    state: probeFailure(rec),
+    logs: rec.checks.join('\n'),
+    probe: rec
+  }
 }
 
 export interface Runtime {

@@ -14,6 +14,7 @@
  * in sftp.ts, the bastion hop in jump.ts, the options in options.ts.
  */
 import { randomBytes } from 'node:crypto'
+import { createServer, type AddressInfo, type Socket } from 'node:net'
 import { constants as osConstants } from 'node:os'
 import { StringDecoder } from 'node:string_decoder'
 import type { Client as ClientType, ClientChannel, ConnectConfig } from 'ssh2'
@@ -24,7 +25,7 @@ import { Jump } from './jump.js'
 import type { HostKeyChecker, Verdict } from './known-hosts.js'
 import type { ConnectOptions, SshOptions } from './options.js'
 import { mapConnectError, normalizeKey, preflight } from './preflight.js'
-import { commandLine, type ExecOptions, type Remote, type RemoteResult } from './remote.js'
+import { commandLine, type ExecOptions, type Remote, type RemoteResult, type Tunnel } from './remote.js'
 import { RemoteFiles, type RawResult } from './sftp.js'
 
 export type { ConnectOptions, SshAuth, SshOptions } from './options.js'
@@ -405,6 +406,39 @@ export class SshRemote implements Remote {
 
   async readFile(path: string): Promise<Buffer> {
     return this.files.readFile(path)
+  }
+
+  /** A loopback listener here whose connections are forwarded (direct-tcpip) to 127.0.0.1:port on the host. */
+  async tunnel(port: number): Promise<Tunnel> {
+    if (this.closed || this.lostReason) throw this.closedError()
+    const sockets = new Set<Socket>()
+    const server = createServer(sock => {
+      sockets.add(sock)
+      sock.once('close', () => sockets.delete(sock))
+      sock.on('error', () => sock.destroy())
+      this.client.forwardOut('127.0.0.1', 0, '127.0.0.1', port, (err, stream) => {
+        if (err || sock.destroyed) {
+          sock.destroy()
+          stream?.close()
+          return
+        }
+        stream.on('error', () => sock.destroy())
+        sock.pipe(stream).pipe(sock)
+        sock.once('close', () => stream.close())
+      })
+    })
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject)
+      server.listen(0, '127.0.0.1', () => resolve())
+    })
+    return {
+      port: (server.address() as AddressInfo).port,
+      close: () =>
+        new Promise<void>(resolve => {
+          for (const s of sockets) s.destroy()
+          server.close(() => resolve())
+        })
+    }
   }
 
   async close(): Promise<void> {

@@ -37,6 +37,18 @@ export interface Remote {
   close(): Promise<void>
   /** false once the connection is known to be gone (optional: a Remote that cannot tell leaves it out) */
   isOpen?(): boolean
+  /**
+   * Reaches `port` on the host's own loopback from here: a listener on this machine's 127.0.0.1 whose
+   * connections are carried to the host inside the connection (no port is exposed on the host). A Remote
+   * that is this machine may leave it out: the port is then reached directly.
+   */
+  tunnel?(port: number): Promise<Tunnel>
+}
+
+export interface Tunnel {
+  /** the local port (127.0.0.1) that reaches the host's port */
+  readonly port: number
+  close(): Promise<void>
 }
 
 /** Quotes one argument for a POSIX shell: 'it'\''s' style, safe for any byte string without NUL. */
