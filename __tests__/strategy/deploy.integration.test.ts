@@ -4,8 +4,7 @@
  * turns healthy (the live slot keeps serving, status rolled-back), a rollback, and not one failed request.
  */
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals'
-import { execFileSync } from 'node:child_process'
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { deploy, rollback } from '../../src/lib/deploy/index.js'
@@ -13,13 +12,12 @@ import type { DeployOptions } from '../../src/lib/deploy/types.js'
 import { runtimeFactory } from '../../src/lib/strategy/host.js'
 import { upstreamName } from '../../src/lib/strategy/blue-green.js'
 import { parseSlotPorts } from '../../src/lib/strategy/options.js'
-import { buildAppImage, removeImages } from '../../src/testkit/images.js'
 import { startLoad } from '../../src/testkit/load.js'
 import { freePort, uniqueName } from '../../src/testkit/net.js'
 import { startNginx, type Nginx } from '../../src/testkit/nginx.js'
 import { startRegistry, type TestRegistry } from '../../src/testkit/registry.js'
 import { sshFleet, startSshd, type Sshd } from '../../src/testkit/sshd.js'
-import { headDigest, ledgerEvents, projectsOf, removeProjects } from './helpers.js'
+import { headDigest, ledgerEvents, pushApps, teardown } from './helpers.js'
 
 describe('deploy-ssh with strategy: blue-green', () => {
   let reg: TestRegistry
@@ -37,10 +35,7 @@ describe('deploy-ssh with strategy: blue-green', () => {
     reg = await startRegistry({ auth: 'none' })
     sshd = await startSshd()
     image = `${reg.host}/${run.toLowerCase()}`
-    for (const v of ['v1', 'v2', 'bad']) {
-      buildAppImage({ tag: `${image}:${v}`, version: `${v}_${run}`, healthy: v !== 'bad' })
-      execFileSync('docker', ['push', '-q', `${image}:${v}`], { stdio: 'ignore' })
-    }
+    pushApps(image, run, ['v1', 'v2', 'bad'])
     mkdirSync(`${path}/nginx`, { recursive: true })
     nginx = await startNginx({ includeFile: `${path}/nginx/web.conf`, upstreamName: upstreamName('web') })
     const compose = join(base, 'docker-compose.yml')
@@ -85,14 +80,14 @@ describe('deploy-ssh with strategy: blue-green', () => {
     }
   }, 180_000)
 
-  afterAll(async () => {
-    removeProjects(...projectsOf(path))
-    await nginx?.stop()
-    await sshd?.stop()
-    await reg?.stop()
-    removeImages(...['v1', 'v2', 'bad'].map(v => `${image}:${v}`))
-    rmSync(base, { recursive: true, force: true })
-  })
+  afterAll(() =>
+    teardown({
+      paths: [path],
+      parts: [nginx, sshd, reg],
+      images: ['v1', 'v2', 'bad'].map(v => `${image}:${v}`),
+      dir: base
+    })
+  )
 
   const version = async () => (await (await fetch(`${nginx.url}/version`)).text()).trim().split('_')[0]
 

@@ -1,6 +1,7 @@
 /** Shared bits of the strategy, fleet and swarm tests. */
 import { execFileSync } from 'node:child_process'
-import { readFileSync } from 'node:fs'
+import { readFileSync, rmSync } from 'node:fs'
+import { buildAppImage, removeImages, type AppImageOptions } from '../../src/testkit/images.js'
 import { projectName } from '../../src/lib/compose/layout.js'
 import type { ImageRef } from '../../src/lib/compose/validate.js'
 
@@ -48,4 +49,30 @@ export function ledgerEvents(path: string): string[] {
     .map(l => JSON.parse(l) as { event: string; version: string })
     .filter(e => e.event !== 'begin')
     .map(e => `${e.event} ${e.version}`)
+}
+
+/** Builds the sample app at `image:<version>` for each version and pushes it (`bad`: never healthy). */
+export function pushApps(
+  image: string,
+  run: string,
+  versions: readonly string[],
+  opts: (v: string) => Partial<AppImageOptions> = () => ({})
+): void {
+  for (const v of versions) {
+    buildAppImage({ tag: `${image}:${v}`, version: `${v}_${run}`, healthy: v !== 'bad', ...opts(v) })
+    execFileSync('docker', ['push', '-q', `${image}:${v}`], { stdio: 'ignore' })
+  }
+}
+
+/** A deploy test's teardown: the Compose projects of its paths, its parts (any may be unset), images, folder. */
+export async function teardown(o: {
+  paths: string[]
+  parts: ({ stop(): Promise<void> } | undefined)[]
+  images: string[]
+  dir: string
+}): Promise<void> {
+  for (const p of o.paths) removeProjects(...projectsOf(p))
+  for (const part of o.parts) await part?.stop()
+  removeImages(...o.images)
+  rmSync(o.dir, { recursive: true, force: true })
 }

@@ -7,7 +7,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals'
 import { execFileSync } from 'node:child_process'
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { deploy } from '../../src/lib/deploy/index.js'
@@ -18,13 +18,12 @@ import { runtimeFactory } from '../../src/lib/strategy/host.js'
 import { slotProject, upstreamName } from '../../src/lib/strategy/blue-green.js'
 import { parseSlotPorts } from '../../src/lib/strategy/options.js'
 import { projectName } from '../../src/lib/compose/layout.js'
-import { buildAppImage, removeImages } from '../../src/testkit/images.js'
 import { startLoad } from '../../src/testkit/load.js'
 import { freePort, uniqueName } from '../../src/testkit/net.js'
 import { startNginx, type Nginx } from '../../src/testkit/nginx.js'
 import { startRegistry, type TestRegistry } from '../../src/testkit/registry.js'
 import { sshFleet, startSshd, type Sshd } from '../../src/testkit/sshd.js'
-import { headDigest, ledgerEvents, projectsOf, removeProjects } from './helpers.js'
+import { headDigest, ledgerEvents, pushApps, teardown } from './helpers.js'
 
 type Entry = { event: string; version: string; probe?: { passed: boolean; port: number; checks: string[] } }
 const lastEntry = (path: string): Entry =>
@@ -82,25 +81,15 @@ describe('probe before the switch', () => {
     reg = await startRegistry({ auth: 'none' })
     sshd = await startSshd()
     image = `${reg.host}/${run.toLowerCase()}`
-    for (const v of VERSIONS) {
-      buildAppImage({
-        tag: `${image}:${v}`,
-        version: `${v}_${run}`,
-        ready: v !== 'notready',
-        ...(v === 'badmetrics' ? { metrics: '# TYPE app_up gauge\napp_up{ 1\n' } : {})
-      })
-      execFileSync('docker', ['push', '-q', `${image}:${v}`], { stdio: 'ignore' })
-    }
+    pushApps(image, run, VERSIONS, v => ({
+      ready: v !== 'notready',
+      ...(v === 'badmetrics' ? { metrics: '# TYPE app_up gauge\napp_up{ 1\n' } : {})
+    }))
   }, 180_000)
 
-  afterAll(async () => {
-    for (const p of paths) removeProjects(...projectsOf(p))
-    await nginx?.stop()
-    await sshd?.stop()
-    await reg?.stop()
-    removeImages(...VERSIONS.map(v => `${image}:${v}`))
-    rmSync(base, { recursive: true, force: true })
-  })
+  afterAll(() =>
+    teardown({ paths, parts: [nginx, sshd, reg], images: VERSIONS.map(v => `${image}:${v}`), dir: base })
+  )
 
   it('blue-green: the idle slot is probed before nginx switches; a failing probe removes it and nothing live changes', async () => {
     const path = `${base}/bg`

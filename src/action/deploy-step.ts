@@ -37,6 +37,8 @@ import { UserError } from '../lib/errors.js'
 import { parseHostCommand, parseReleaseCommand, type ReleaseCommands } from '../lib/deploy/commands.js'
 import { planEnv } from '../lib/deploy/env.js'
 import { parseProbe, type ProbeOptions } from '../lib/smoke/probe.js'
+import type { MaintenanceConfig } from '../lib/deploy/maintenance.js'
+import { readMaintenanceConfig, readMaintenanceMode } from './maintenance-step.js'
 import { smokeSecrets } from '../lib/smoke/run.js'
 import { Redactor } from '../lib/redact.js'
 
@@ -85,6 +87,8 @@ export interface DeployInputs {
   commands: ReleaseCommands
   /** `probe-checks` & co: smoke checks through SSH before the switch (undefined: none) */
   probe?: ProbeOptions
+  /** `maintenance: release`: the nginx maintenance page from before the release command until the switch */
+  maintenance?: MaintenanceConfig
   facts: RunFacts
 }
 
@@ -145,6 +149,16 @@ export function readDeployInputs(): DeployInputs {
       "Input 'backup-command' is set without 'release-command': the backup is taken before the release command runs. Set 'release-command', or run the backup in 'pre-deploy'."
     )
   const probe = readProbeInputs(fleet)
+  const mode = readMaintenanceMode()
+  if (mode === 'on' || mode === 'off')
+    throw new UserError(
+      `Input 'maintenance: ${mode}' switches the page without deploying, which only deploy-ssh does. Here use 'maintenance: release' (the page stays on from the release command until the switch), or a deploy-ssh step of its own.`
+    )
+  if (mode === 'release' && fleet.target === 'swarm')
+    throw new UserError(
+      "Input 'maintenance' is not supported with 'target: swarm': the page is an nginx include on a Compose host."
+    )
+  const maintenance = mode === 'release' ? readMaintenanceConfig() : undefined
   // checked here, before anything connects (the library plans it again with the same rules)
   planEnv({ envFile: envFile === '' ? undefined : envFile, env, envSecrets })
   return {
@@ -164,6 +178,7 @@ export function readDeployInputs(): DeployInputs {
     keepReleases,
     commands,
     probe,
+    maintenance,
     facts
   }
 }
@@ -233,6 +248,7 @@ export async function deployStep(inp: DeployInputs, opts: { hold?: boolean } = {
     keepReleases,
     commands: inp.commands,
     probe: inp.probe,
+    maintenance: inp.maintenance,
     resolveDigest,
     onPlanned: async (plan: Plan) => {
       core.info(

@@ -15,6 +15,8 @@ export const NGINX = ['/usr/sbin/nginx', '/usr/bin/nginx'].find(p => existsSync(
 export interface NginxOptions {
   /** the upstream include file (absolute); created pointing at `initialPort` when missing */
   includeFile: string
+  /** included in the server block (e.g. shipline's maintenance*.inc glob) */
+  serverInclude?: string
   /** upstream name the include file defines (default shipline_app) */
   upstreamName?: string
   /** port written into a missing include file (default: a closed port, so nginx answers 502) */
@@ -66,6 +68,7 @@ export async function startNginx(opts: NginxOptions): Promise<Nginx> {
         `  include ${opts.includeFile};`,
         '  server {',
         `    listen 127.0.0.1:${port};`,
+        ...(opts.serverInclude ? [`    include ${opts.serverInclude};`] : []),
         '    location / {',
         `      proxy_pass http://${upstream};`,
         '      proxy_connect_timeout 2s;',

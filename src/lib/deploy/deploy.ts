@@ -162,6 +162,7 @@ export async function deployHeld(opts: DeployOptions): Promise<HeldDeploy> {
         health: updated,
         healthTimeout: opts.healthTimeout,
         healthOpts: { stableSec: opts.stableSeconds, probe: opts.probe },
+        maintenance: opts.maintenance,
         registry: opts.registry,
         okEvent: 'deploy',
         autoRollback: opts.autoRollback,

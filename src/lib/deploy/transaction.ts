@@ -19,6 +19,8 @@ import type { ReleaseMeta, ReleaseStore } from '../release/store.js'
 import type { HealthOptions, RegistryLogin, Runtime } from '../runtime/runtime.js'
 import type { HostResult, RemoteStep, StepEvent } from './types.js'
 import type { Logger } from '../log.js'
+import { shellJoin } from '../ssh/remote.js'
+import { maintenanceArgv, switchMaintenance, type MaintenanceConfig } from './maintenance.js'
 import {
   backupDir,
   hostEnv,
@@ -71,6 +73,12 @@ export interface Attempt {
   commands?: ReleaseCommands
   /** what each command did, filled in as they run (for the summary) */
   ran?: NonNullable<HostResult['commands']>
+  /**
+   * maintenance: release — the nginx maintenance page is on from before the hooks and the release command
+   * until the switch (switched off inside the close step, so a lost link cannot leave it on after a
+   * commit), or until the transaction ends otherwise
+   */
+  maintenance?: MaintenanceConfig
 }
 
 export type Outcome =
@@ -111,6 +119,27 @@ export async function transact(store: ReleaseStore, runtime: Runtime, a: Attempt
           message: `the connection was lost (${errorMessage(e).split('\n')[0]}); the host puts ${live ? `${live.version} (${live.id})` : 'nothing'} back by itself`
         }
 
+  // maintenance: on before the commands, off in the close step (commit) or after the transaction ends
+  let maintOn = false
+  const maintOff = async (): Promise<void> => {
+    if (!maintOn || !a.maintenance) return
+    const cfg = a.maintenance
+    try {
+      await step('maintenance-off', () =>
+        switchMaintenance(store, live, cfg, false, { actor: a.actor, runUrl: a.runUrl })
+      )
+      maintOn = false
+      a.log.info('maintenance off')
+    } catch (e) {
+      a.log.warning(
+        `the maintenance page is still on: ${errorMessage(e).split('\n')[0]}; switch it off with 'maintenance: off'`
+      )
+    }
+  }
+  const stillOn = (): string =>
+    maintOn
+      ? "; the maintenance page stays on (switch it off with 'maintenance: off' once a release serves)"
+      : ''
   // what the release's commands did, for the final entry (ok or not)
   const records: Partial<Pick<JournalEntry, 'backup' | 'releaseCommand' | 'probe'>> = {}
   // 1. before anything live changes: failures close the transaction `aborted`
@@ -128,10 +157,23 @@ export async function transact(store: ReleaseStore, runtime: Runtime, a: Attempt
     }
     const pulled = await step('pull', () => runtime.ensureImages(Object.values(target.images), a.registry))
     a.log.info(pulled.length ? `pulled ${pulled.join(', ')}` : 'images already on the host')
+    if (a.maintenance) {
+      const cfg = a.maintenance
+      await step('maintenance-on', () =>
+        switchMaintenance(store, live, cfg, true, {
+          actor: a.actor,
+          runUrl: a.runUrl,
+          reason: `deploying ${target.version}`
+        })
+      )
+      maintOn = true
+      a.log.info(`maintenance on while ${target.version} is deployed`)
+    }
     await beforeUp(store, runtime, a, step, records)
   } catch (e) {
     const gone = lost(e)
     if (gone) return gone
+    await maintOff()
     const message = `${errorMessage(e).split('\n')[0].replace(`${host}: `, '')}; nothing live changed${live ? `, ${live.version} still serves` : ''}`
     try {
       await store.close({ ...base, event: 'aborted', ...stay, reason: message, ...records }, undefined)
@@ -147,7 +189,17 @@ export async function transact(store: ReleaseStore, runtime: Runtime, a: Attempt
   }
 
   // 2. containers change: the recovery puts `live` back should the runner go away
-  const recover = live ? store.recoverScript(runtime.restoreLines(live), { ...base, ...stay }) : ''
+  // (with the maintenance page on, the recovery switches it off once live is back)
+  const offLine = a.maintenance
+    ? [`${shellJoin(maintenanceArgv(store, a.maintenance, false))} >/dev/null 2>&1`]
+    : []
+  const recover = live
+    ? store.recoverScript([...runtime.restoreLines(live), ...offLine], {
+        ...base,
+        ...stay,
+        ...(a.maintenance ? { maintenance: 'off' as const } : {})
+      })
+    : ''
   let reason: string
   let logs: string | undefined
   try {
@@ -168,12 +220,16 @@ export async function transact(store: ReleaseStore, runtime: Runtime, a: Attempt
             fromVersion: a.okFrom !== undefined ? a.okFromVersion : live?.version,
             images: target.images,
             ...records,
-            ...a.okExtra
+            ...a.okExtra,
+            ...(maintOn ? { maintenance: 'off' as const } : {})
           },
           target.id,
-          runtime.cutOverArgv(target)
+          maintOn && a.maintenance
+            ? offThenCutOver(maintenanceArgv(store, a.maintenance, false), runtime.cutOverArgv(target))
+            : runtime.cutOverArgv(target)
         )
       )
+      maintOn = false
       a.log.info(`healthy (${h.state}); current → ${target.id}`)
       try {
         const stopped = await runtime.afterClose(target)
@@ -211,20 +267,24 @@ export async function transact(store: ReleaseStore, runtime: Runtime, a: Attempt
         a.log.warning(
           `${live.version} is not healthy either (${back.result}: ${back.state})${back.logs ? `\n${back.logs}` : ''}`
         )
-      const message = back.ok
-        ? reason
-        : `${reason}; putting ${live.version} back failed too (${back.result}: ${back.state})`
+      // a healthy put-back serves again: the page goes; nothing healthy: it stays, users get a 503 page
+      if (back.ok) await maintOff()
+      const message =
+        (back.ok
+          ? reason
+          : `${reason}; putting ${live.version} back failed too (${back.result}: ${back.state})`) + stillOn()
       await store.close(
         { ...base, event: back.ok ? 'auto-rollback' : 'failed', ...stay, reason: message, ...records },
         live.id
       )
       return back.ok ? { state: 'put-back', message, logs } : { state: 'failed', message, logs }
     }
-    const message = `${reason}; ${
-      live
-        ? 'auto-rollback is off, the new containers were left running'
-        : 'no previous release to go back to'
-    }`
+    const message =
+      `${reason}; ${
+        live
+          ? 'auto-rollback is off, the new containers were left running'
+          : 'no previous release to go back to'
+      }` + stillOn()
     await store.close({ ...base, event: 'failed', ...stay, reason: message, ...records }, undefined)
     return { state: 'failed', message, logs }
   } catch (e) {
@@ -233,6 +293,15 @@ export async function transact(store: ReleaseStore, runtime: Runtime, a: Attempt
 }
 
 type Step = <T>(name: RemoteStep, fn: () => Promise<T>, release?: string) => Promise<T>
+
+/**
+ * The close step's cut-over with the maintenance page switched off first (one host-side step, so a lost
+ * link cannot leave the page on after the commit): should switching it off fail, nothing is cut over and
+ * the close fails like a failed cut-over does.
+ */
+function offThenCutOver(off: string[], cut: string[]): string[] {
+  return cut.length ? ['sh', '-c', `${shellJoin(off)} && ${shellJoin(cut)}`] : off
+}
 
 function note(a: Attempt, name: NonNullable<Attempt['ran']>[number]['name'], run: CommandRun): void {
   a.ran?.push({ name, record: run.record, ok: run.ok })

@@ -5,6 +5,7 @@ import type { ImageRef } from '../compose/validate.js'
 import type { Logger } from '../log.js'
 import type { MakeRuntime } from '../runtime/runtime.js'
 import type { ProbeOptions } from '../smoke/probe.js'
+import type { MaintenanceConfig } from './maintenance.js'
 
 export type { Logger }
 
@@ -66,6 +67,8 @@ export interface DeployOptions extends Common {
   commands?: ReleaseCommands
   /** smoke checks through the SSH connection before the switch (blue-green) or right after `up` (recreate) */
   probe?: ProbeOptions
+  /** maintenance: release — the nginx maintenance page from before the release command until the switch */
+  maintenance?: MaintenanceConfig
 }
 
 export interface RollbackOptions extends Common {
@@ -152,12 +155,14 @@ export type RemoteStep =
   | 'pre-deploy'
   | 'backup'
   | 'release-command'
+  | 'maintenance-on'
   | 'up'
   | 'health'
   | 'switch'
   | 'post-deploy'
   | 'finish'
   | 'put-back'
+  | 'maintenance-off'
 
 /**
  * A step starting or having ended on one host. Observability for logs and for the fault-matrix tests,
