@@ -18,44 +18,10 @@ import {
   type RunOptions,
   type RunResult
 } from '../../src/testkit/runner.js'
-import { appContext, removeRepositories, skopeoDigest } from './helpers.js'
+import { appContext, removeRepositories, skopeoDigest, watchArgv } from './helpers.js'
 
 const SHA = 'c0ffee0123456789abcdef0123456789abcdef01'
 const PR_HEAD = 'feed0123456789abcdef0123456789abcdef0123'
-
-/**
- * Every command line of every process, read from /proc until stop(), and the environment of every docker
- * process (the action's own node process holds its inputs in its environment, as the runner gives them;
- * its children must not): returns what contained `needle`.
- */
-function watchArgv(needle: string): { stop(): string[] } {
-  const seen = new Set<string>()
-  const scan = (): void => {
-    for (const pid of readdirSync('/proc')) {
-      if (!/^\d+$/.test(pid)) continue
-      try {
-        const args = readFileSync(`/proc/${pid}/cmdline`, 'utf8')
-        if (args.includes(needle)) seen.add(args.replace(/\0/g, ' '))
-        if (
-          /^(\S*\/)?docker(-\S+)?\0/.test(args) &&
-          readFileSync(`/proc/${pid}/environ`, 'utf8').includes(needle)
-        ) {
-          seen.add(`environment of ${args.replace(/\0/g, ' ')}`)
-        }
-      } catch {
-        /* gone */
-      }
-    }
-  }
-  const timer = setInterval(scan, 10)
-  return {
-    stop: () => {
-      clearInterval(timer)
-      scan()
-      return [...seen]
-    }
-  }
-}
 
 describe('dist/build-push run as the runner does', () => {
   let reg: TestRegistry
