@@ -9,8 +9,10 @@ import {
   canExportCache,
   classicBuildArgs,
   ghaCacheAvailable,
+  needsBuildKit,
   parseBuildxDriver,
   pushedDigest,
+  secretArgs,
   type BuildSpec
 } from '../../src/lib/docker/build.js'
 
@@ -95,6 +97,69 @@ describe('docker buildx build argv', () => {
   it('ends with the context, after every option', () => {
     expect(buildxArgs(spec()).at(-1)).toBe('/src')
     expect(classicBuildArgs(spec()).at(-1)).toBe('/src')
+  })
+})
+
+describe('secrets, ssh, contexts, caches, push by digest', () => {
+  const VALUE = 'ghp_s3cr3t-value'
+  it('a secret value travels in the environment, never in argv; env and file secrets by name', () => {
+    const s = secretArgs([
+      { id: 'tok', value: VALUE },
+      { id: 'aws', env: 'AWS_KEY' },
+      { id: 'npmrc', src: '/w/.npmrc' }
+    ])
+    expect(s).toEqual({
+      flags: ['id=tok,env=SHIPLINE_BUILD_SECRET_0', 'id=aws,env=AWS_KEY', 'id=npmrc,src=/w/.npmrc'],
+      env: { SHIPLINE_BUILD_SECRET_0: VALUE }
+    })
+    const withSecrets = spec({ secrets: s.flags, ssh: ['default', 'k=/w/key'] })
+    for (const a of [buildxArgs(withSecrets), classicBuildArgs(withSecrets)]) {
+      expect(a.join(' ')).not.toContain(VALUE)
+      expect(a).toEqual(
+        expect.arrayContaining([
+          '--secret',
+          'id=tok,env=SHIPLINE_BUILD_SECRET_0',
+          '--ssh',
+          'default',
+          '--ssh',
+          'k=/w/key'
+        ])
+      )
+    }
+    expect(needsBuildKit(withSecrets)).toBe(true)
+    expect(needsBuildKit(spec())).toBe(false)
+  })
+  it('passes build contexts and explicit caches to buildx; the classic builder gets cache-from only', () => {
+    const s = spec({
+      buildContexts: new Map([['base', 'docker-image://alpine:3']]),
+      cacheFrom: ['type=registry,ref=r/app:cache'],
+      cacheTo: ['type=registry,ref=r/app:cache,mode=max']
+    })
+    expect(buildxArgs(s)).toEqual(
+      expect.arrayContaining([
+        '--build-context',
+        'base=docker-image://alpine:3',
+        '--cache-from',
+        'type=registry,ref=r/app:cache',
+        '--cache-to',
+        'type=registry,ref=r/app:cache,mode=max'
+      ])
+    )
+    const c = classicBuildArgs({ ...s, cacheTo: [], buildContexts: undefined, cacheFrom: ['r/app:cache'] })
+    expect(c).toEqual(expect.arrayContaining(['--cache-from', 'r/app:cache']))
+    expect(c).not.toContain('--build-context')
+  })
+  it('pushes by digest with an image output and no tag', () => {
+    const a = buildxArgs(spec({ tags: [], pushByDigest: 'ghcr.io/o/app' }))
+    expect(a).toEqual(
+      expect.arrayContaining([
+        '--output',
+        'type=image,name=ghcr.io/o/app,push-by-digest=true,name-canonical=true,push=true'
+      ])
+    )
+    expect(a).not.toContain('--tag')
+    expect(a).not.toContain('--push')
+    expect(a).not.toContain('--load')
   })
 })
 

@@ -104,6 +104,53 @@ describe('the buildx path (stand-in plugin, real engine, real registry)', () => 
     }
   })
 
+  it('pushes by digest with no tag, hands secrets over by environment and explicit caches over the gha shortcut', async () => {
+    const value = `s3cr3t-${uniqueName('v')}`
+    const o = options(users.container, {
+      env: { ACTIONS_RUNTIME_TOKEN: 't', ACTIONS_CACHE_URL: 'http://127.0.0.1:9/' },
+      pushByDigest: true,
+      secrets: [{ id: 'tok', value }],
+      buildContexts: new Map([['lib', ctx.dir]]),
+      cacheFrom: ['type=registry,ref=example.test/o/app:cache'],
+      cacheTo: ['type=registry,ref=example.test/o/app:cache,mode=max']
+    })
+    try {
+      const r = await buildPush(o, log())
+      const build = argvOf(logs.container)
+        .filter(a => a[1] === 'build')
+        .at(-1)!
+      expect(build.join(' ')).not.toContain(value)
+      expect(JSON.parse(readFileSync(`${logs.container}.secrets`, 'utf8'))).toEqual({
+        SHIPLINE_BUILD_SECRET_0: value.length
+      })
+      expect(build).toEqual(
+        expect.arrayContaining([
+          '--output',
+          `type=image,name=${o.image.image},push-by-digest=true,name-canonical=true,push=true`,
+          '--secret',
+          'id=tok,env=SHIPLINE_BUILD_SECRET_0',
+          '--build-context',
+          `lib=${ctx.dir}`,
+          '--cache-from',
+          'type=registry,ref=example.test/o/app:cache',
+          '--cache-to',
+          'type=registry,ref=example.test/o/app:cache,mode=max'
+        ])
+      )
+      expect(build).not.toContain('--tag')
+      expect(build).not.toContain('--push')
+      expect(build.join(' ')).not.toContain('type=gha')
+      expect(r).toMatchObject({ byDigest: true, tags: [], shaTag: '', ref: `${o.image.image}@${r.digest}` })
+      expect(await skopeoDigest(reg, `${o.image.image}@${r.digest}`)).toBe(r.digest)
+      // no tag of ours: neither the SHA tag nor the stage tag was pushed
+      expect(await skopeoDigest(reg, `${o.image.image}:${SHA}`)).toBeUndefined()
+      expect(await skopeoDigest(reg, `${o.image.image}:stage`)).toBeUndefined()
+      expect(r.metadata).toEqual({ 'containerimage.digest': r.digest, 'image.name': o.image.image })
+    } finally {
+      removeDockerConfig(o.config.dir)
+    }
+  })
+
   it('uses the gha cache when the runner offers it, scoped per image', async () => {
     const o = options(users.container, {
       env: { ACTIONS_RUNTIME_TOKEN: 't', ACTIONS_CACHE_URL: 'http://127.0.0.1:9/' },

@@ -18,44 +18,10 @@ import {
   type RunOptions,
   type RunResult
 } from '../../src/testkit/runner.js'
-import { appContext, removeRepositories, skopeoDigest } from './helpers.js'
+import { appContext, removeRepositories, skopeoDigest, watchArgv } from './helpers.js'
 
 const SHA = 'c0ffee0123456789abcdef0123456789abcdef01'
 const PR_HEAD = 'feed0123456789abcdef0123456789abcdef0123'
-
-/**
- * Every command line of every process, read from /proc until stop(), and the environment of every docker
- * process (the action's own node process holds its inputs in its environment, as the runner gives them;
- * its children must not): returns what contained `needle`.
- */
-function watchArgv(needle: string): { stop(): string[] } {
-  const seen = new Set<string>()
-  const scan = (): void => {
-    for (const pid of readdirSync('/proc')) {
-      if (!/^\d+$/.test(pid)) continue
-      try {
-        const args = readFileSync(`/proc/${pid}/cmdline`, 'utf8')
-        if (args.includes(needle)) seen.add(args.replace(/\0/g, ' '))
-        if (
-          /^(\S*\/)?docker(-\S+)?\0/.test(args) &&
-          readFileSync(`/proc/${pid}/environ`, 'utf8').includes(needle)
-        ) {
-          seen.add(`environment of ${args.replace(/\0/g, ' ')}`)
-        }
-      } catch {
-        /* gone */
-      }
-    }
-  }
-  const timer = setInterval(scan, 10)
-  return {
-    stop: () => {
-      clearInterval(timer)
-      scan()
-      return [...seen]
-    }
-  }
-}
 
 describe('dist/build-push run as the runner does', () => {
   let reg: TestRegistry
@@ -212,6 +178,77 @@ describe('dist/build-push run as the runner does', () => {
       level: 'notice',
       message: `Image name 'ghcr.io/${repo}/api' lowercased to '${image}': registries accept lowercase repository names only.`
     })
+  })
+
+  /** Debian's docker.io CLI (20.10) has BuildKit built in; the CLI on PATH here (28) has it only through buildx */
+  const debianCli = ((): boolean => {
+    try {
+      return (
+        Number(
+          execFileSync('/usr/bin/docker', ['version', '--format', '{{.Client.Version}}'], {
+            encoding: 'utf8'
+          }).split('.')[0]
+        ) < 23
+      )
+    } catch {
+      return false
+    }
+  })()
+
+  ;(debianCli ? it : it.skip)(
+    'secrets: masked, on no command line, reach the BuildKit build; a secret-looking build-arg warns; metadata output',
+    async () => {
+      const value = `s3cr3t-${uniqueName('v')}`
+      const image = `${reg.host}/${uniqueName('team/secrets')}`
+      repos.push(image)
+      const c = appContext(uniqueName('bundle-secrets'))
+      try {
+        writeFileSync(
+          join(c.dir, 'Dockerfile'),
+          'FROM scratch\nCOPY busybox /bin/busybox\nRUN --mount=type=secret,id=tok,required=true ["/bin/busybox", "wc", "-c", "/run/secrets/tok"]\n'
+        )
+        const watch = watchArgv(value)
+        const r = await run(
+          { image, context: c.dir, secrets: `tok=${value}`, 'build-args': 'NPM_TOKEN=not-really-secret' },
+          { env: { PATH: `/usr/bin:${process.env.PATH}` } }
+        )
+        const seen = watch.stop()
+        expect([r.exitCode, r.annotations.filter(a => a.level === 'error')]).toEqual([0, []])
+        expect(seen.filter(l => !l.startsWith('environment (SHIPLINE_BUILD_SECRET_0) of '))).toEqual([])
+        expect(r.masks).toEqual(expect.arrayContaining([value, 'not-really-secret']))
+        expect(
+          `${r.stdout}\n${r.stderr}\n${r.summary}`
+            .split('\n')
+            .filter(l => l.includes(value) && !l.startsWith('::add-mask::'))
+        ).toEqual([])
+        expect(r.stdout).toContain(`${value.length} /run/secrets/tok`)
+        expect(r.annotations).toContainEqual({
+          level: 'warning',
+          message: expect.stringMatching(
+            /^Input 'build-args': 'NPM_TOKEN' looks like a secret.*Pass it in 'secrets'/
+          )
+        })
+        expect(JSON.parse(r.outputs.metadata)).toEqual({
+          'containerimage.digest': r.outputs.digest,
+          'containerimage.config.digest': r.outputs['image-id'],
+          'image.name': r.outputs.tags.split('\n').join(',')
+        })
+      } finally {
+        c.remove()
+      }
+    }
+  )
+
+  it('push-by-digest without buildx fails before building, with one line naming the input', async () => {
+    const r = await run({ image: `${reg.host}/team/never`, 'push-by-digest': 'true' })
+    expect(r.exitCode).toBe(1)
+    expect(r.annotations.filter(a => a.level === 'error')).toEqual([
+      {
+        level: 'error',
+        message: expect.stringMatching(/^Input 'push-by-digest' needs buildx, .*docker\/setup-buildx-action/)
+      }
+    ])
+    expect(r.summary).not.toMatch(/Tags it was to push/)
   })
 
   it('an invalid tag fails with one line that says the grammar', async () => {

@@ -5,7 +5,8 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals'
 import { execFileSync } from 'node:child_process'
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { createHash } from 'node:crypto'
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { startRegistry, type TestRegistry } from '../../src/testkit/registry.js'
@@ -17,9 +18,24 @@ import { ociLabels } from '../../src/lib/build/labels.js'
 import { registryAccess } from '../../src/lib/build/registry.js'
 import { createDockerConfig, removeDockerConfig } from '../../src/lib/docker/config.js'
 import { isUserError } from '../../src/lib/errors.js'
-import { appContext, removeRepositories, skopeoDigest } from './helpers.js'
+import { parseBuildSecrets, parseSsh } from '../../src/lib/build/secrets.js'
+import { appContext, removeRepositories, skopeoDigest, watchArgv } from './helpers.js'
 
 const SHA = '0123456789abcdef0123456789abcdef01234567'
+
+/** The major version of a docker CLI (Debian's docker.io 20.10 has BuildKit built in; 23.0 and later need buildx). */
+const clientMajor = (bin: string): number => {
+  try {
+    return Number(
+      execFileSync(bin, ['version', '--format', '{{.Client.Version}}'], { encoding: 'utf8' }).split('.')[0]
+    )
+  } catch {
+    return NaN
+  }
+}
+/** A docker CLI with BuildKit built in, when this machine has one */
+const BUILDKIT_CLI = ['/usr/bin/docker', 'docker'].find(b => clientMajor(b) < 23)
+const MODERN_CLI = clientMajor('docker') >= 23
 
 function recorder(): Log & { lines: string[] } {
   const lines: string[] = []
@@ -92,6 +108,11 @@ describe('build and push with the classic builder (real dockerd, real registry)'
         expect(await skopeoDigest(basic, `${o.image.image}:${tag}`)).toBe(r.digest)
       expect(r.builder).toMatch(/classic/)
       expect(r.imageId).toMatch(/^sha256:/)
+      expect(r.metadata).toEqual({
+        'containerimage.digest': r.digest,
+        'containerimage.config.digest': r.imageId,
+        'image.name': r.tags.join(',')
+      })
       const labels = JSON.parse(
         execFileSync('docker', ['image', 'inspect', '--format', '{{json .Config.Labels}}', r.imageId], {
           encoding: 'utf8'
@@ -233,6 +254,159 @@ describe('build and push with the classic builder (real dockerd, real registry)'
       )
     } finally {
       bad.remove()
+      removeDockerConfig(o.config.dir)
+    }
+  })
+
+  const sha256 = (v: string): string => createHash('sha256').update(v).digest('hex')
+  /** every file under dir whose content holds `needle` */
+  const filesHolding = (dir: string, needle: string): string[] =>
+    readdirSync(dir, { recursive: true, withFileTypes: true })
+      .filter(d => d.isFile())
+      .map(d => join(d.parentPath, d.name))
+      .filter(f => readFileSync(f, 'utf8').includes(needle))
+
+  ;(BUILDKIT_CLI ? it : it.skip)(
+    `secrets, secret-envs, secret-files and ssh reach a BuildKit docker build (${BUILDKIT_CLI ?? 'no docker CLI before 23.0 here'}); no value in any argv or file`,
+    async () => {
+      const c = appContext(uniqueName('secrets'))
+      const value = `s3cr3t-${uniqueName('v')}`
+      const envValue = `env-${uniqueName('v')}`
+      const fileValue = `file-${uniqueName('v')}`
+      const secretFile = join(temp, 'netrc')
+      writeFileSync(secretFile, fileValue, { mode: 0o600 })
+      const key = join(temp, 'id_ed25519')
+      execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', key])
+      process.env.SHIPLINE_TEST_SECRET = envValue
+      const o = options(basic, { bin: BUILDKIT_CLI, tags: planTags(SHA, 'stage', []) })
+      try {
+        writeFileSync(
+          join(c.dir, 'Dockerfile'),
+          [
+            'FROM scratch',
+            'COPY busybox /bin/busybox',
+            'RUN ["/bin/busybox", "--install", "-s", "/bin"]',
+            'RUN --mount=type=secret,id=tok,required=true --mount=type=secret,id=env,required=true --mount=type=secret,id=netrc,required=true \\',
+            '    sha256sum /run/secrets/tok /run/secrets/env /run/secrets/netrc > /sums',
+            'RUN --mount=type=ssh,id=deploy test -S "$SSH_AUTH_SOCK" && echo ssh-ok > /ssh',
+            ''
+          ].join('\n')
+        )
+        const { secrets } = parseBuildSecrets(
+          {
+            secrets: `tok=${value}`,
+            secretEnvs: 'env=SHIPLINE_TEST_SECRET',
+            secretFiles: `netrc=${secretFile}`
+          },
+          process.env
+        )
+        const log = recorder()
+        const watch = watchArgv(value)
+        let leftInConfig: string[] = []
+        const r = await buildPush(
+          { ...o, context: c.dir, secrets, ssh: parseSsh(`deploy=${key}`, {}) },
+          {
+            ...log,
+            // before the step's config folder is removed: no file in it holds the value
+            info: m => {
+              if (/^docker build/.test(m)) leftInConfig = filesHolding(o.config.dir, value)
+              log.info(m)
+            }
+          }
+        )
+        // the value was on no command line; only the docker processes' environment held it, by its own name
+        const seen = watch.stop()
+        expect(seen).toEqual(
+          seen.map(() => expect.stringMatching(/^environment \(SHIPLINE_BUILD_SECRET_0\) of \S*docker /))
+        )
+        expect(seen.length).toBeGreaterThan(0)
+        expect(leftInConfig).toEqual([])
+        expect(r.builder).toBe('docker build (classic builder with BuildKit; no buildx)')
+        expect(await skopeoDigest(basic, `${o.image.image}:stage`)).toBe(r.digest)
+        const sums = execFileSync('docker', ['run', '--rm', r.imageId, 'cat', '/sums', '/ssh'], {
+          encoding: 'utf8'
+        })
+        expect(sums).toBe(
+          `${sha256(value)}  /run/secrets/tok\n${sha256(envValue)}  /run/secrets/env\n${sha256(fileValue)}  /run/secrets/netrc\nssh-ok\n`
+        )
+        const argv = log.lines.find(l => /^docker build /.test(l))!
+        expect(argv).toContain('--secret id=tok,env=SHIPLINE_BUILD_SECRET_0')
+        expect(argv).toContain('--secret id=env,env=SHIPLINE_TEST_SECRET')
+        expect(argv).toContain(`--ssh deploy=${key}`)
+        expect(log.lines.join('\n')).not.toContain(value)
+      } finally {
+        delete process.env.SHIPLINE_TEST_SECRET
+        c.remove()
+        removeDockerConfig(o.config.dir)
+      }
+    }
+  )
+
+  ;(MODERN_CLI ? it : it.skip)(
+    'secrets with a docker CLI that has BuildKit only through buildx: refused before building, naming the input',
+    async () => {
+      const log = recorder()
+      const o = options(basic, { secrets: [{ id: 'tok', value: 'x-secret' }] })
+      try {
+        await expect(buildPush(o, log)).rejects.toThrow(
+          /^Input 'secrets' needs BuildKit, which docker CLI \d+\.\S+ runs only through buildx, and this runner lacks buildx\. Add docker\/setup-buildx-action before this step/
+        )
+        await expect(buildPush({ ...o, secrets: [], ssh: ['default'] }, log)).rejects.toThrow(
+          /^Input 'ssh' needs BuildKit/
+        )
+        expect(log.lines.filter(l => l.startsWith('group:'))).toEqual([])
+      } finally {
+        removeDockerConfig(o.config.dir)
+      }
+    }
+  )
+
+  it('what needs buildx, and push-by-digest without push, is refused before building', async () => {
+    const log = recorder()
+    const o = options(basic, { tags: planTags(SHA, 'stage', []) })
+    try {
+      const refused: [Partial<BuildPushOptions>, RegExp][] = [
+        [
+          { buildContexts: new Map([['base', 'docker-image://x']]) },
+          /^Input 'build-contexts' needs buildx, .*docker\/setup-buildx-action/
+        ],
+        [{ pushByDigest: true }, /^Input 'push-by-digest' needs buildx, .*pushes tags only/],
+        [{ pushByDigest: true, push: false }, /^Input 'push-by-digest' needs 'push: true'/],
+        [
+          { pushByDigest: true, tags: planTags(SHA, 'stage', ['v1']) },
+          /^Input 'tags' \(v1\) cannot go with 'push-by-digest: true'/
+        ],
+        [
+          { cacheTo: ['type=registry,ref=x/y:cache'] },
+          /^Input 'cache-to' needs buildx, .*cannot export a cache/
+        ],
+        [{ cacheFrom: ['type=gha'] }, /^Input 'cache-from': 'type=gha' needs buildx/]
+      ]
+      for (const [over, message] of refused)
+        await expect(buildPush({ ...o, ...over }, log)).rejects.toThrow(message)
+      expect(log.lines.filter(l => l.startsWith('group:'))).toEqual([])
+    } finally {
+      removeDockerConfig(o.config.dir)
+    }
+  })
+
+  it('cache-from image references reach the classic docker build', async () => {
+    const log = recorder()
+    const o = options(basic, { push: false, login: undefined, tags: planTags(SHA, '', []) })
+    try {
+      const first = await buildPush(o, recorder())
+      const r = await buildPush({ ...o, cacheFrom: [`type=registry,ref=${first.shaTag}`, first.shaTag] }, log)
+      expect(log.lines).toContainEqual(
+        expect.stringMatching(
+          new RegExp(`^docker build .*--cache-from ${first.shaTag} --cache-from ${first.shaTag} `)
+        )
+      )
+      expect(r.imageId).toBe(first.imageId)
+      expect(r.metadata).toEqual({
+        'containerimage.config.digest': r.imageId,
+        'image.name': r.tags.join(',')
+      })
+    } finally {
       removeDockerConfig(o.config.dir)
     }
   })

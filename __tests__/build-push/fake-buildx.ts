@@ -4,7 +4,10 @@
  * that link is part of what is tested) and runs it; it records its argv, answers `version` and `inspect`
  * (driver of choice), and carries out `build` with the real engine: a classic `docker build` with the same
  * tags, labels, build args, file and target, a real `docker push` of each tag for `--push`, and the
- * metadata file (`containerimage.digest` from the push) and iidfile buildx would write.
+ * metadata file (`containerimage.digest` from the push) and iidfile buildx would write. `--output
+ * type=image,name=…,push-by-digest=true,push=true` is carried out as a push of a scratch tag
+ * (`<name>:fake-by-digest`); for each `--secret id=…,env=VAR` it records VAR's length (never its value)
+ * in `<argvLog>.secrets`.
  */
 import { chmodSync, mkdirSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
@@ -28,7 +31,8 @@ if (cmd !== 'build') { console.error('fake buildx: unknown command ' + cmd); pro
 const env = { ...process.env, DOCKER_BUILDKIT: '0' }
 const pass = []
 const tags = []
-let push = false, metadata, iidfile
+let push = false, metadata, iidfile, byDigest
+const secretEnvs = {}
 for (let i = 0; i < rest.length; i++) {
   const a = rest[i]
   if (['--file', '--label', '--build-arg', '--target'].includes(a)) pass.push(a, rest[++i])
@@ -36,7 +40,15 @@ for (let i = 0; i < rest.length; i++) {
   else if (a === '--metadata-file') metadata = rest[++i]
   else if (a === '--iidfile') iidfile = rest[++i]
   else if (a === '--push') push = true
-  else if (['--platform', '--cache-from', '--cache-to'].includes(a)) i++
+  else if (['--platform', '--cache-from', '--cache-to', '--ssh', '--build-context'].includes(a)) i++
+  else if (a === '--secret') { const m = /env=([^,]+)/.exec(rest[++i]); if (m) secretEnvs[m[1]] = (process.env[m[1]] || '').length }
+  else if (a === '--output') {
+    const o = Object.fromEntries(rest[++i].split(',').map(kv => kv.split('=')))
+    if (o.type !== 'image' || o['push-by-digest'] !== 'true' || o.push !== 'true') { console.error('fake buildx: unsupported output ' + rest[i]); process.exit(2) }
+    byDigest = o.name
+    tags.push(byDigest + ':fake-by-digest'); pass.push('--tag', byDigest + ':fake-by-digest')
+    push = true
+  }
   else if (a.startsWith('--provenance') || a === '--load') {}
   else if (a.startsWith('--')) { console.error('fake buildx: unknown flag ' + a); process.exit(2) }
   else pass.push(a)
@@ -51,6 +63,8 @@ if (push) {
     if (m) meta['containerimage.digest'] = m[1]
   }
 }
+if (byDigest) meta['image.name'] = byDigest
+writeFileSync(${JSON.stringify(opts.argvLog + '.secrets')}, JSON.stringify(secretEnvs))
 if (metadata) writeFileSync(metadata, JSON.stringify(meta))
 `
   writeFileSync(join(plugins, 'docker-buildx'), script)

@@ -1,6 +1,6 @@
 /** Helpers for the build-push tests: an independent digest check (skopeo), build contexts, cleanup. */
 import { execFile } from 'node:child_process'
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
@@ -53,4 +53,40 @@ export function appContext(version: string): { dir: string; remove(): void } {
  */
 export async function removeRepositories(...repos: string[]): Promise<void> {
   for (const repo of repos) removeRepository(repo)
+}
+
+/**
+ * Every command line of every process, read from /proc until stop(), and the environment of every docker
+ * process (the action's own node process holds its inputs in its environment, as the runner gives them;
+ * its children must not, except where a build secret is handed over by name): returns what contained
+ * `needle`, for an environment with the names of the variables that held it.
+ */
+export function watchArgv(needle: string): { stop(): string[] } {
+  const seen = new Set<string>()
+  const scan = (): void => {
+    for (const pid of readdirSync('/proc')) {
+      if (!/^\d+$/.test(pid)) continue
+      try {
+        const args = readFileSync(`/proc/${pid}/cmdline`, 'utf8')
+        if (args.includes(needle)) seen.add(args.replace(/\0/g, ' '))
+        if (/^(\S*\/)?docker(-\S+)?\0/.test(args)) {
+          const vars = readFileSync(`/proc/${pid}/environ`, 'utf8')
+            .split('\0')
+            .filter(v => v.includes(needle))
+            .map(v => v.slice(0, v.indexOf('=')))
+          if (vars.length) seen.add(`environment (${vars.join(', ')}) of ${args.replace(/\0/g, ' ')}`)
+        }
+      } catch {
+        /* gone */
+      }
+    }
+  }
+  const timer = setInterval(scan, 10)
+  return {
+    stop: () => {
+      clearInterval(timer)
+      scan()
+      return [...seen]
+    }
+  }
 }

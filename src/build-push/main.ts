@@ -39,7 +39,12 @@ async function buildAndPush(known: { image?: string; tags?: string[] }): Promise
     )
   }
   if (inputs.registryWarning) core.warning(inputs.registryWarning)
-  core.info(`image ${image.image}, commit ${sha} (from ${inputs.shaFrom}), tags: ${tags.all.join(', ')}`)
+  for (const w of inputs.warnings) core.warning(w)
+  core.info(
+    inputs.pushByDigest
+      ? `image ${image.image}, commit ${sha} (from ${inputs.shaFrom}), pushed by digest (no tag)`
+      : `image ${image.image}, commit ${sha} (from ${inputs.shaFrom}), tags: ${tags.all.join(', ')}`
+  )
 
   const env = process.env
   // an earlier login to this registry is dropped from the copy only when this step logs in itself
@@ -66,6 +71,12 @@ async function buildAndPush(known: { image?: string; tags?: string[] }): Promise
         push,
         provenance: inputs.provenance,
         cache: inputs.cache,
+        cacheFrom: inputs.cacheFrom,
+        cacheTo: inputs.cacheTo,
+        secrets: inputs.secrets,
+        ssh: inputs.ssh,
+        buildContexts: inputs.buildContexts,
+        pushByDigest: inputs.pushByDigest,
         config,
         login,
         registry: registryAccess(image, login ?? earlier, coreLog)
@@ -79,6 +90,7 @@ async function buildAndPush(known: { image?: string; tags?: string[] }): Promise
     core.setOutput('sha-tag', result.shaTag)
     core.setOutput('image-id', result.imageId)
     core.setOutput('pushed', String(result.pushed))
+    core.setOutput('metadata', JSON.stringify(result.metadata))
     const notes: string[] = []
     if (image.lowercasedFrom) notes.push(`Image name \`${image.lowercasedFrom}\` was lowercased.`)
     if (!push)

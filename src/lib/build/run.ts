@@ -13,15 +13,19 @@ import {
   cacheScope,
   canExportCache,
   classicBuildArgs,
+  classicBuildKit,
   detectBuildx,
   ghaCacheAvailable,
   pushedDigest,
   readBuildxMetadata,
+  needsBuildKit,
   readIidFile,
+  secretArgs,
   type BuildSpec,
   type BuildxInfo
 } from '../docker/build.js'
 import type { ImageName } from './naming.js'
+import { classicCacheFrom, type BuildSecret } from './secrets.js'
 import type { RegistryAccess } from './registry.js'
 import type { TagPlan } from './tags.js'
 import { group, notice, type Logger } from '../log.js'
@@ -41,8 +45,19 @@ export interface BuildPushOptions {
   target?: string
   push: boolean
   provenance?: string
-  /** use the GitHub Actions cache when available (default true) */
+  /** use the GitHub Actions cache when available (default true); explicit cacheFrom/cacheTo replace it */
   cache?: boolean
+  /** `cache-from` / `cache-to` entries as docker writes them */
+  cacheFrom?: string[]
+  cacheTo?: string[]
+  /** build secrets: values in memory (to the builder by environment), environment variable names, files */
+  secrets?: BuildSecret[]
+  /** `--ssh` values (parseSsh) */
+  ssh?: string[]
+  /** buildx only: named extra contexts */
+  buildContexts?: Map<string, string>
+  /** buildx only: push the image with no tag; its digest is the result */
+  pushByDigest?: boolean
   config: DockerConfig
   /** registry login; none when the password is empty */
   login?: { registry: string; username: string; password: string }
@@ -71,6 +86,13 @@ export interface BuildPushResult {
   tagDigests: Record<string, string>
   /** what the SHA tag pointed at before this push, when it existed with another digest */
   replacedDigest?: string
+  /** pushed by digest, with no tag (tags and shaTag are then empty) */
+  byDigest: boolean
+  /**
+   * build-push-action's `metadata`: buildx's metadata file as it wrote it, or (classic builder) the
+   * `containerimage.digest` read back, `containerimage.config.digest` (the image id) and `image.name`
+   */
+  metadata: Record<string, unknown>
   durationMs: number
 }
 
@@ -117,8 +139,59 @@ type Run = (args: string[], extraEnv?: Record<string, string>) => Promise<Docker
 interface Built {
   builder: string
   imageId: string
-  /** the digest the CLI reported for the SHA tag, when it pushed */
+  /** the digest the CLI reported for the SHA tag (or the by-digest push), when it pushed */
   cliDigest?: string
+  /** buildx's metadata file ({} for the classic builder) */
+  metadata: Record<string, unknown>
+}
+
+const BUILDX_FIX = 'Add docker/setup-buildx-action before this step'
+
+/** What buildPush refuses whatever the builder, before anything runs. */
+function checkOptions(o: BuildPushOptions): void {
+  if (!o.pushByDigest) return
+  if (!o.push) {
+    throw new UserError(
+      "Input 'push-by-digest' needs 'push: true': an image pushed by digest only exists in the registry. Set 'push: true' or drop 'push-by-digest'."
+    )
+  }
+  const extra = o.tags.all.filter(t => t !== o.tags.shaTag && t !== o.tags.stageTag)
+  if (extra.length) {
+    throw new UserError(
+      `Input 'tags' (${extra.join(', ')}) cannot go with 'push-by-digest: true', which pushes no tag. Drop 'tags' here and give them to the promote job that merges the digests ('to-tags').`
+    )
+  }
+}
+
+/** The input a build secret came from, for the messages. */
+const secretInput = (s: BuildSecret): string => ('value' in s ? 'secrets' : 'env' in s ? 'secret-envs' : 'secret-files')
+
+/** What the classic `docker build` cannot do, refused before the build with the input and the fix. */
+async function checkClassic(o: BuildPushOptions): Promise<void> {
+  if (o.buildContexts?.size) {
+    throw new UserError(
+      `Input 'build-contexts' needs buildx, which this runner lacks: the classic docker build has no named contexts. ${BUILDX_FIX}.`
+    )
+  }
+  if (o.pushByDigest) {
+    throw new UserError(
+      `Input 'push-by-digest' needs buildx, which this runner lacks: the classic docker build pushes tags only. ${BUILDX_FIX}, or drop 'push-by-digest'.`
+    )
+  }
+  if (o.cacheTo?.length) {
+    throw new UserError(
+      `Input 'cache-to' needs buildx, which this runner lacks: the classic docker build cannot export a cache. ${BUILDX_FIX}, or drop 'cache-to'.`
+    )
+  }
+  classicCacheFrom(o.cacheFrom ?? [])
+  const input = o.secrets?.length ? secretInput(o.secrets[0]) : o.ssh?.length ? 'ssh' : undefined
+  if (!input) return
+  const bk = await classicBuildKit({ env: o.config.env, bin: o.bin })
+  if (!bk.ok) {
+    throw new UserError(
+      `Input '${input}' needs BuildKit, which docker CLI ${bk.client} runs only through buildx, and this runner lacks buildx. ${BUILDX_FIX} (a docker CLI before 23.0, e.g. Debian's docker.io 20.10, has BuildKit built in).`
+    )
+  }
 }
 
 /** buildx when present (or required), the classic builder otherwise; refuses what the builder cannot do. */
@@ -137,6 +210,7 @@ async function chooseBuilder(o: BuildPushOptions): Promise<BuildxInfo | undefine
       `'platforms' lists ${o.platforms.length} platforms but the current buildx builder uses the docker driver, which builds one platform. Add docker/setup-buildx-action before this step.`
     )
   }
+  if (!buildx) await checkClassic(o)
   return buildx
 }
 
@@ -159,9 +233,21 @@ async function login(o: BuildPushOptions, log: Log): Promise<string | undefined>
 }
 
 /** `docker buildx build`: it pushes every tag itself and writes the digest to the metadata file. */
-async function buildWithBuildx(o: BuildPushOptions, spec: BuildSpec, buildx: BuildxInfo, run: Run, log: Log, loginFailure?: string): Promise<Built> {
+async function buildWithBuildx(
+  o: BuildPushOptions,
+  spec: BuildSpec,
+  secretEnv: Record<string, string>,
+  buildx: BuildxInfo,
+  run: Run,
+  log: Log,
+  loginFailure?: string
+): Promise<Built> {
   const env = o.env ?? process.env
-  if (o.cache !== false && ghaCacheAvailable(env)) {
+  // explicit cache-from / cache-to replace the `cache` shortcut
+  const explicitCache = Boolean(o.cacheFrom?.length || o.cacheTo?.length)
+  spec.cacheFrom = o.cacheFrom
+  spec.cacheTo = o.cacheTo
+  if (!explicitCache && o.cache !== false && ghaCacheAvailable(env)) {
     spec.ghaCacheScope = cacheScope(o.image.image)
     spec.ghaCacheExport = canExportCache(buildx)
     if (!spec.ghaCacheExport) {
@@ -174,7 +260,7 @@ async function buildWithBuildx(o: BuildPushOptions, spec: BuildSpec, buildx: Bui
   const args = buildxArgs(spec)
   const r = await group(log, `docker buildx build (${o.push ? 'push' : 'no push'})`, async () => {
     log.info(`docker ${args.join(' ')}`)
-    return run(args)
+    return run(args, secretEnv)
   })
   if (r.code !== 0) {
     if (o.push && /push|denied|unauthorized|forbidden|401|403/i.test(lastErrorLine(r))) throw pushFailure('docker buildx build --push', r, o.image.registry)
@@ -184,7 +270,8 @@ async function buildWithBuildx(o: BuildPushOptions, spec: BuildSpec, buildx: Bui
   return {
     builder: `buildx (${buildx.version.split('\n')[0]}${buildx.driver ? `, ${buildx.driver} driver` : ''})`,
     imageId: readIidFile(spec.iidFile!) ?? meta.configDigest ?? '',
-    cliDigest: o.push ? meta.digest : undefined
+    cliDigest: o.push ? meta.digest : undefined,
+    metadata: meta.raw
   }
 }
 
@@ -192,14 +279,28 @@ async function buildWithBuildx(o: BuildPushOptions, spec: BuildSpec, buildx: Bui
  * `docker build` with the classic builder, then one `docker push` (the SHA tag); the other tags are put
  * registry-side, as manifest PUTs of the very bytes that push stored.
  */
-async function buildClassic(o: BuildPushOptions, spec: BuildSpec, run: Run, log: Log, loginFailure?: string): Promise<Built> {
+async function buildClassic(
+  o: BuildPushOptions,
+  spec: BuildSpec,
+  secretEnv: Record<string, string>,
+  run: Run,
+  log: Log,
+  loginFailure?: string
+): Promise<Built> {
+  spec.cacheFrom = classicCacheFrom(o.cacheFrom ?? [])
+  // BuildKit only where the build needs it (secrets, SSH): the classic builder's image ids stay as they were
+  const buildKit = needsBuildKit(spec)
   const args = classicBuildArgs(spec)
-  const r = await group(log, 'docker build', async () => {
+  const r = await group(log, buildKit ? 'docker build (BuildKit)' : 'docker build', async () => {
     log.info(`docker ${args.join(' ')}`)
-    return run(args, { DOCKER_BUILDKIT: '0' })
+    return run(args, { DOCKER_BUILDKIT: buildKit ? '1' : '0', ...secretEnv })
   })
   if (r.code !== 0) throw buildFailure('docker build', r, loginFailure)
-  const built: Built = { builder: 'docker build (classic builder; no buildx)', imageId: readIidFile(spec.iidFile!) ?? '' }
+  const built: Built = {
+    builder: `docker build (classic builder${buildKit ? ' with BuildKit' : ''}; no buildx)`,
+    imageId: readIidFile(spec.iidFile!) ?? '',
+    metadata: {}
+  }
   if (!o.push) return built
   const shaRef = `${o.image.image}:${o.tags.shaTag}`
   const p = await group(log, `docker push ${shaRef}`, () => run(['push', shaRef]))
@@ -237,16 +338,43 @@ async function readBack(o: BuildPushOptions, cliDigest: string | undefined, log:
   return { digest, tagDigests }
 }
 
+/** The digest of an image pushed by digest, as the registry answers for it. */
+async function readBackByDigest(o: BuildPushOptions, cliDigest: string | undefined): Promise<string> {
+  if (!cliDigest) {
+    throw new UserError(
+      'buildx pushed by digest but its metadata file names no containerimage.digest. Update buildx (docker/setup-buildx-action) and re-run.'
+    )
+  }
+  const d = await o.registry.digest(cliDigest)
+  if (d !== cliDigest) {
+    throw new UserError(`The registry does not answer ${o.image.image}@${cliDigest} after the push by digest. Re-run; if it persists, check the registry.`)
+  }
+  return d
+}
+
+/** build-push-action's `metadata` output for builders that write no metadata file. */
+function metadataOf(built: Built, digest: string, names: string[]): Record<string, unknown> {
+  if (Object.keys(built.metadata).length) return built.metadata
+  return {
+    ...(digest ? { 'containerimage.digest': digest } : {}),
+    ...(built.imageId ? { 'containerimage.config.digest': built.imageId } : {}),
+    'image.name': names.join(',')
+  }
+}
+
 /** Builds, pushes and reads back. Throws UserError for everything a user can fix. */
 export async function buildPush(o: BuildPushOptions, log: Log): Promise<BuildPushResult> {
   const started = Date.now()
+  checkOptions(o)
   const { context, file } = checkContext(o.context, o.file)
   const run: Run = (args, extraEnv = {}) => runDocker(args, { env: { ...o.config.env, ...extraEnv }, bin: o.bin, onLine: l => log.info(l) })
   const buildx = await chooseBuilder(o)
   const loginFailure = await login(o, log)
-  const before = o.push ? await o.registry.digest(o.tags.shaTag).catch(() => undefined) : undefined
+  const byDigest = o.pushByDigest === true
+  const before = o.push && !byDigest ? await o.registry.digest(o.tags.shaTag).catch(() => undefined) : undefined
 
-  const refs = o.tags.all.map(t => `${o.image.image}:${t}`)
+  const refs = byDigest ? [] : o.tags.all.map(t => `${o.image.image}:${t}`)
+  const secrets = secretArgs(o.secrets ?? [])
   const spec: BuildSpec = {
     context,
     file,
@@ -258,12 +386,22 @@ export async function buildPush(o: BuildPushOptions, log: Log): Promise<BuildPus
     push: o.push,
     provenance: o.provenance,
     metadataFile: join(o.config.dir, 'metadata.json'),
-    iidFile: join(o.config.dir, 'iid')
+    iidFile: join(o.config.dir, 'iid'),
+    secrets: secrets.flags,
+    ssh: o.ssh,
+    buildContexts: o.buildContexts,
+    pushByDigest: byDigest ? o.image.image : undefined
   }
-  const built = buildx ? await buildWithBuildx(o, spec, buildx, run, log, loginFailure) : await buildClassic(o, spec, run, log, loginFailure)
-  const { digest, tagDigests } = o.push ? await readBack(o, built.cliDigest, log) : { digest: '', tagDigests: {} }
+  const built = buildx
+    ? await buildWithBuildx(o, spec, secrets.env, buildx, run, log, loginFailure)
+    : await buildClassic(o, spec, secrets.env, run, log, loginFailure)
+  const { digest, tagDigests } = byDigest
+    ? { digest: await readBackByDigest(o, built.cliDigest), tagDigests: {} }
+    : o.push
+      ? await readBack(o, built.cliDigest, log)
+      : { digest: '', tagDigests: {} }
 
-  const shaRef = `${o.image.image}:${o.tags.shaTag}`
+  const shaRef = byDigest ? '' : `${o.image.image}:${o.tags.shaTag}`
   const replacedDigest = before && digest && before !== digest ? before : undefined
   if (replacedDigest) {
     log.warning(
@@ -281,6 +419,8 @@ export async function buildPush(o: BuildPushOptions, log: Log): Promise<BuildPus
     builder: built.builder,
     tagDigests,
     replacedDigest,
+    byDigest,
+    metadata: metadataOf(built, digest, byDigest ? [o.image.image] : refs),
     durationMs: Date.now() - started
   }
 }

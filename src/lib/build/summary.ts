@@ -9,7 +9,7 @@ export function summaryMarkdown(r: BuildPushResult, notes: string[] = []): strin
     ['image', code(r.image)],
     ['digest', r.digest ? code(r.digest) : '— (nothing pushed)'],
     ['ref', r.ref ? code(r.ref) : '—'],
-    ['tags', r.tags.map(code).join('<br>')],
+    ['tags', r.byDigest ? '— (pushed by digest, no tag)' : r.tags.map(code).join('<br>')],
     ['image id', r.imageId ? code(r.imageId) : '—'],
     ['builder', r.builder],
     ['duration', `${secs} s`]
@@ -22,7 +22,9 @@ export function summaryMarkdown(r: BuildPushResult, notes: string[] = []): strin
     ...rows.map(([k, v]) => `| ${k} | ${v} |`),
     ''
   ]
-  if (r.pushed) lines.push(`Digest read back from the registry for every tag (${Object.keys(r.tagDigests).length} checked).`, '')
+  if (r.byDigest) {
+    lines.push("Pushed by digest with no tag, digest read back from the registry: merge the digests of the platform builds with promote's `merge`.", '')
+  } else if (r.pushed) lines.push(`Digest read back from the registry for every tag (${Object.keys(r.tagDigests).length} checked).`, '')
   for (const n of notes) lines.push(`> ${n}`, '')
   return lines.join('\n')
 }

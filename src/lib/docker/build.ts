@@ -24,6 +24,43 @@ export interface BuildSpec {
   ghaCacheExport?: boolean
   metadataFile?: string
   iidFile?: string
+  /** `--secret` values: `id=<id>,env=<VAR>` or `id=<id>,src=<file>`, never a secret value */
+  secrets?: string[]
+  /** `--ssh` values: `default`, `<id>`, `<id>=<socket or key files>` */
+  ssh?: string[]
+  /** buildx only: `--build-context name=value` */
+  buildContexts?: Map<string, string>
+  /** explicit `--cache-from` / `--cache-to` entries (they replace the gha shortcut) */
+  cacheFrom?: string[]
+  cacheTo?: string[]
+  /** buildx only: push this repository by digest, with no tag (`--output type=image,push-by-digest=true,…`) */
+  pushByDigest?: string
+}
+
+/** The environment variable a `secrets` value reaches the builder through (its index in the list). */
+export const secretEnvName = (i: number): string => `SHIPLINE_BUILD_SECRET_${i}`
+
+/**
+ * The `--secret` values of a build and the environment they need: a value of `secrets` travels in an
+ * environment variable of the builder process only (`id=x,env=SHIPLINE_BUILD_SECRET_n`), never in argv.
+ */
+export function secretArgs(
+  secrets: ({ id: string; value: string } | { id: string; env: string } | { id: string; src: string })[]
+): { flags: string[]; env: Record<string, string> } {
+  const env: Record<string, string> = {}
+  const flags = secrets.map((s, i) => {
+    if ('value' in s) {
+      env[secretEnvName(i)] = s.value
+      return `id=${s.id},env=${secretEnvName(i)}`
+    }
+    return 'env' in s ? `id=${s.id},env=${s.env}` : `id=${s.id},src=${s.src}`
+  })
+  return { flags, env }
+}
+
+/** Whether a classic `docker build` of this spec needs BuildKit (DOCKER_BUILDKIT=1): secrets or SSH. */
+export function needsBuildKit(spec: BuildSpec): boolean {
+  return Boolean(spec.secrets?.length || spec.ssh?.length)
 }
 
 function common(spec: BuildSpec): string[] {
@@ -32,6 +69,8 @@ function common(spec: BuildSpec): string[] {
   for (const [k, v] of spec.labels) args.push('--label', `${k}=${v}`)
   for (const [k, v] of spec.buildArgs) args.push('--build-arg', `${k}=${v}`)
   if (spec.target) args.push('--target', spec.target)
+  for (const s of spec.secrets ?? []) args.push('--secret', s)
+  for (const s of spec.ssh ?? []) args.push('--ssh', s)
   return args
 }
 
@@ -40,6 +79,9 @@ export function buildxArgs(spec: BuildSpec): string[] {
   const args = ['buildx', 'build', ...common(spec)]
   if (spec.platforms.length) args.push('--platform', spec.platforms.join(','))
   args.push(`--provenance=${spec.provenance ?? 'false'}`)
+  for (const [name, value] of spec.buildContexts ?? []) args.push('--build-context', `${name}=${value}`)
+  for (const c of spec.cacheFrom ?? []) args.push('--cache-from', c)
+  for (const c of spec.cacheTo ?? []) args.push('--cache-to', c)
   if (spec.ghaCacheScope) {
     args.push('--cache-from', `type=gha,scope=${spec.ghaCacheScope}`)
     if (spec.ghaCacheExport !== false)
@@ -47,16 +89,25 @@ export function buildxArgs(spec: BuildSpec): string[] {
   }
   if (spec.metadataFile) args.push('--metadata-file', spec.metadataFile)
   if (spec.iidFile) args.push('--iidfile', spec.iidFile)
-  if (spec.push) args.push('--push')
+  if (spec.pushByDigest) {
+    args.push(
+      '--output',
+      `type=image,name=${spec.pushByDigest},push-by-digest=true,name-canonical=true,push=true`
+    )
+  } else if (spec.push) args.push('--push')
   else if (spec.platforms.length <= 1) args.push('--load')
   args.push(spec.context)
   return args
 }
 
-/** `docker build …` with the classic builder (run with DOCKER_BUILDKIT=0); pushing is separate. */
+/**
+ * `docker build …` with the classic builder (run with DOCKER_BUILDKIT=0, or 1 when needsBuildKit());
+ * pushing is separate. `cacheFrom` holds image references only here (classicCacheFrom).
+ */
 export function classicBuildArgs(spec: BuildSpec): string[] {
   const args = ['build', ...common(spec)]
   if (spec.platforms.length === 1) args.push('--platform', spec.platforms[0])
+  for (const c of spec.cacheFrom ?? []) args.push('--cache-from', c)
   if (spec.iidFile) args.push('--iidfile', spec.iidFile)
   args.push(spec.context)
   return args
@@ -110,6 +161,8 @@ export function canExportCache(info: BuildxInfo): boolean {
 }
 
 export interface BuildxMetadata {
+  /** the whole file, as buildx wrote it */
+  raw: Record<string, unknown>
   /** the pushed manifest (or index) digest */
   digest?: string
   /** the image config digest (the image id of a single-platform image) */
@@ -121,9 +174,9 @@ export function readBuildxMetadata(file: string): BuildxMetadata {
   try {
     const m = JSON.parse(readFileSync(file, 'utf8')) as Record<string, unknown>
     const s = (k: string): string | undefined => (typeof m[k] === 'string' ? (m[k] as string) : undefined)
-    return { digest: s('containerimage.digest'), configDigest: s('containerimage.config.digest') }
+    return { raw: m, digest: s('containerimage.digest'), configDigest: s('containerimage.config.digest') }
   } catch {
-    return {}
+    return { raw: {} }
   }
 }
 
@@ -141,4 +194,18 @@ export function readIidFile(file: string): string | undefined {
 export function pushedDigest(output: string): string | undefined {
   const m = /digest: (sha256:[0-9a-f]{64})/.exec(output)
   return m?.[1]
+}
+
+/**
+ * Whether this docker CLI runs a BuildKit build (`DOCKER_BUILDKIT=1 docker build`) without buildx: clients
+ * before 23.0 carry BuildKit's client in themselves (Debian's docker.io 20.10 does); from 23.0 on it needs
+ * the buildx plugin ("BuildKit is enabled but the buildx component is missing or broken").
+ */
+export async function classicBuildKit(
+  opts: Pick<DockerRunOptions, 'env' | 'bin'> = {}
+): Promise<{ ok: boolean; client: string }> {
+  const r = await runDocker(['version', '--format', '{{.Client.Version}}'], opts).catch(() => undefined)
+  const client = r?.stdout.trim().split('\n')[0] || 'unknown'
+  const major = Number(/^(\d+)\./.exec(client)?.[1])
+  return { ok: Number.isFinite(major) && major < 23, client }
 }
