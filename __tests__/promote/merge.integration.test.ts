@@ -213,6 +213,40 @@ describe('merge across repositories', () => {
     expect(there).toEqual({ api: false, referrers: [att.descriptor] })
     expect(await hasAttestation(client, dst, amd.digest)).toBe(true)
     expect(await hasAttestation(client, dst, arm.digest)).toBe(false)
+    // an index is attested when every image of it is
+    expect(await hasAttestation(client, dst, r.digest)).toBe(false)
+    await pushReferrer({
+      client,
+      repository: dst,
+      subject: arm.digest,
+      artifactType: IN_TOTO,
+      payload: statement('arm')
+    })
+    expect(await hasAttestation(client, dst, r.digest)).toBe(true)
+  })
+
+  it("carries the index's own referrers from where the same index was made before", async () => {
+    const amdRepo = `${repo}-first-amd64`
+    const armRepo = `${repo}-first-arm64`
+    const amd = await pushImage(client, amdRepo, '', { arch: 'amd64' })
+    const arm = await pushImage(client, armRepo, '', { arch: 'arm64' })
+    const children = [
+      { repository: amdRepo, digest: amd.digest },
+      { repository: armRepo, digest: arm.digest }
+    ]
+    // first made in the amd64 repository, and attested there as a whole
+    const first = await run({ children, targetRepository: amdRepo, tags: ['stage'] })
+    const att = await pushReferrer({
+      client,
+      repository: amdRepo,
+      subject: first.digest,
+      artifactType: IN_TOTO,
+      payload: statement('index')
+    })
+    const again = await run({ children, targetRepository: `${repo}-final`, tags: ['prod'] })
+    expect(again.digest).toBe(first.digest)
+    expect(again.referrersCopied).toBe(1)
+    expect((await listReferrers(client, `${repo}-final`, first.digest)).referrers).toEqual([att.descriptor])
   })
 })
 
@@ -291,6 +325,29 @@ describe('referrers (tag schema on docker-registry 2.8)', () => {
     const again = await go()
     expect(again.referrersCopied).toBe(0)
     expect(await writes(mark)).toEqual([])
+  })
+
+  it("promote of an index carries its children's referrers too", async () => {
+    const idx = await pushIndex(client, repo, uniqueName('idx'))
+    const att = await pushReferrer({
+      client,
+      repository: repo,
+      subject: idx.children[1].digest,
+      artifactType: IN_TOTO,
+      payload: statement('child')
+    })
+    const dst = `${repo}-idx-prod`
+    const r = await promote({
+      client: fresh(),
+      registry: reg.host,
+      sourceRepository: repo,
+      from: idx.digest,
+      targetRepository: dst,
+      toTags: ['prod']
+    })
+    expect(r.referrersCopied).toBe(1)
+    expect((await listReferrers(client, dst, idx.children[1].digest)).referrers).toEqual([att.descriptor])
+    expect(await hasAttestation(client, dst, idx.digest)).toBe(false)
   })
 
   it('uses the Referrers API when the registry offers one (a front answering /referrers/)', async () => {

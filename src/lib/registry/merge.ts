@@ -213,17 +213,20 @@ export async function merge(o: MergeOptions): Promise<MergeResult> {
   }
   const targets = await verifyTags(client, registry, o.targetRepository, tags, before, digest)
 
-  // 4. each child's referrers (attestations) come along from the repository it was pushed to
+  // 4. referrers (attestations) come along from the repositories the children were pushed to: each child's,
+  // and the index's (when the same index was made and attested there before)
   let referrersCopied = 0
-  for (const c of children)
+  for (const repository of new Set(children.map(c => c.child.repository))) {
+    const subjects = children.filter(c => c.child.repository === repository).map(c => c.manifest.digest)
     referrersCopied += await copyReferrers(
       client,
       copier,
-      c.child.repository,
+      repository,
       o.targetRepository,
-      [c.manifest.digest],
+      [...subjects, digest],
       log
     )
+  }
 
   return {
     digest,

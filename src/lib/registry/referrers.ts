@@ -9,7 +9,15 @@ import { UserError } from '../errors.js'
 import type { Manifest, RegistryClient } from './client.js'
 import { mapLimit, type Copier } from './copy.js'
 import { quote, RegistryError } from './errors.js'
-import { childManifests, isMediaType, OCI_INDEX, OCI_MANIFEST, sha256, type Descriptor } from './media.js'
+import {
+  childManifests,
+  isIndex,
+  isMediaType,
+  OCI_INDEX,
+  OCI_MANIFEST,
+  sha256,
+  type Descriptor
+} from './media.js'
 import { isDigest } from './reference.js'
 
 /** artifactType of an in-toto statement (SLSA provenance and other attestations) */
@@ -118,14 +126,24 @@ export async function listReferrers(
   }
 }
 
-/** true when `digest` has a referrer whose artifactType is an attestation (in-toto, provenance, SLSA). */
+/**
+ * true when `digest` has a referrer whose artifactType is an attestation (in-toto, provenance, SLSA). For
+ * an image index without one of its own: true when every image of the index has one (per-platform builds
+ * attest their own image).
+ */
 export async function hasAttestation(
   client: RegistryClient,
   repository: string,
   digest: string
 ): Promise<boolean> {
-  const { referrers } = await listReferrers(client, repository, digest)
-  return referrers.some(d => isAttestationType(d.artifactType))
+  const attested = async (d: string): Promise<boolean> =>
+    (await listReferrers(client, repository, d)).referrers.some(r => isAttestationType(r.artifactType))
+  if (await attested(digest)) return true
+  const m = await client.getManifest(repository, digest)
+  if (!isIndex(m.mediaType)) return false
+  const children = childManifests(m.bytes)
+  if (children.length === 0) return false
+  return (await mapLimit(children, 4, c => attested(c.digest))).every(Boolean)
 }
 
 /**
