@@ -60,6 +60,59 @@ describe('promote run(): input errors', () => {
       "image on another registry than 'registry'",
       reg => ({ registry: reg, image: 'elsewhere.example.com/acme/app' }),
       /^Input 'image' \(elsewhere\.example\.com\) is on another registry than 'registry'/
+    ],
+    [
+      'merge with from',
+      reg => ({ image: `${reg}/acme/app`, merge: `sha256:${'a'.repeat(64)}\nsha256:${'b'.repeat(64)}` }),
+      /^Inputs 'merge' and 'from' exclude each other/
+    ],
+    [
+      'merge with a malformed digest',
+      reg => ({ image: `${reg}/acme/app`, from: '', merge: 'sha256:1234' }),
+      /^merge: 'sha256:1234' is not a valid digest/
+    ],
+    [
+      'merge with a tag',
+      reg => ({ image: `${reg}/acme/app`, from: '', merge: `${reg}/acme/app:v1` }),
+      /^merge: '.*acme\/app:v1' is not a digest; give one 'image@sha256:…'/
+    ],
+    [
+      'merge on another registry',
+      reg => ({
+        image: `${reg}/acme/app`,
+        from: '',
+        merge: `other.example.com/acme/app@sha256:${'a'.repeat(64)}`
+      }),
+      /^merge: 'other\.example\.com\/acme\/app@sha256:a+' is on another registry/
+    ],
+    [
+      'merge of one image',
+      reg => ({ image: `${reg}/acme/app`, from: '', merge: `sha256:${'a'.repeat(64)}` }),
+      /^Input 'merge' needs at least two image digests/
+    ],
+    [
+      'merge naming one digest twice',
+      reg => ({
+        image: `${reg}/acme/app`,
+        from: '',
+        merge: `sha256:${'a'.repeat(64)}, acme/app-arm@sha256:${'a'.repeat(64)}`
+      }),
+      /^Input 'merge' names sha256:a+ twice \(acme\/app and acme\/app-arm\)/
+    ],
+    [
+      'sha without merge',
+      reg => ({ image: `${reg}/acme/app`, sha: 'a'.repeat(40) }),
+      /^Input 'sha' tags the index 'merge' makes/
+    ],
+    [
+      'sha that is not a full commit SHA',
+      reg => ({
+        image: `${reg}/acme/app`,
+        from: '',
+        merge: `sha256:${'a'.repeat(64)}\nsha256:${'b'.repeat(64)}`,
+        sha: 'abc123'
+      }),
+      /^sha: 'abc123' is not a full commit SHA/
     ]
   ]
   it.each(cases)('%s', async (_name, inputs, want) => {

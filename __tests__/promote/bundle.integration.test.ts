@@ -48,7 +48,10 @@ describe('promote bundle', () => {
       'source-ref': `${reg.host}/${repo}@${image.digest}`,
       'target-refs': `${reg.host}/${repo}-prod:prod\n${reg.host}/${repo}-prod:live`,
       'previous-digest': '',
-      changed: 'true'
+      changed: 'true',
+      platforms: '',
+      'blob-bytes-uploaded': '0',
+      'referrers-copied': '0'
     })
     expect(r.masks).toContain(reg.password)
     expect(
@@ -112,5 +115,38 @@ describe('promote bundle', () => {
     expect(other.annotations.find(a => a.level === 'error')?.message).toMatch(
       /to-image.*another registry.*promote works inside one registry/
     )
+  })
+  it('merges images pushed by digest into one index tagged with the commit SHA (token flow)', async () => {
+    const c = new RegistryClient({ registry: reg.host, username: reg.username, password: reg.password })
+    const amd = await pushImage(c, `${repo}-amd64`, '', { arch: 'amd64' })
+    const arm = await pushImage(c, repo, '', { arch: 'arm64' })
+    const sha = 'c'.repeat(40)
+    const r = await runActionBundle({
+      action: 'promote',
+      inputs: {
+        image: `${reg.host}/${repo}`,
+        merge: `${reg.host}/${repo}-amd64@${amd.digest}\n${arm.digest}`,
+        sha,
+        'to-tags': 'latest',
+        'registry-username': reg.username,
+        'registry-password': reg.password
+      }
+    })
+    expect(r.stderr).toBe('')
+    expect(r.exitCode).toBe(0)
+    const index = await c.getManifest(repo, sha)
+    expect(r.outputs).toEqual({
+      digest: index.digest,
+      'source-ref': `${reg.host}/${repo}@${index.digest}`,
+      'target-refs': `${reg.host}/${repo}:${sha}\n${reg.host}/${repo}:latest`,
+      'previous-digest': '',
+      changed: 'true',
+      platforms: 'linux/amd64\nlinux/arm64',
+      'blob-bytes-uploaded': '0',
+      'referrers-copied': '0'
+    })
+    expect((await c.getManifest(repo, amd.digest)).bytes.equals(amd.bytes)).toBe(true)
+    expect(r.summary).toContain('promote: merge')
+    expect(r.summary).toMatch(/Blobs mounted: 3, uploaded: 0 \(0 bytes\)/)
   })
 })

@@ -17,7 +17,7 @@ export interface PushedImage {
   blobs: string[]
 }
 
-/** Pushes a small OCI image (config + `layers` random layers) and tags it. */
+/** Pushes a small OCI image (config + `layers` random layers) and tags it (tag '': pushed by digest only). */
 export async function pushImage(
   client: RegistryClient,
   repository: string,
@@ -25,13 +25,16 @@ export async function pushImage(
   {
     layers = 2,
     layerBytes = 4096,
-    arch = 'amd64'
-  }: { layers?: number; layerBytes?: number; arch?: string } = {}
+    arch = 'amd64',
+    os = 'linux',
+    variant
+  }: { layers?: number; layerBytes?: number; arch?: string; os?: string; variant?: string } = {}
 ): Promise<PushedImage> {
   const config = Buffer.from(
     JSON.stringify({
       architecture: arch,
-      os: 'linux',
+      os,
+      ...(variant ? { variant } : {}),
       rootfs: { type: 'layers', diff_ids: [] },
       nonce: randomBytes(8).toString('hex')
     })
@@ -61,7 +64,7 @@ export async function pushImage(
   }
   // two-space indentation: the bytes are not what JSON.stringify would make, so a re-serialising client would change the digest
   const bytes = Buffer.from(JSON.stringify(manifest, null, 2) + '\n')
-  const digest = await client.putManifest(repository, tag, bytes, OCI_MANIFEST)
+  const digest = await client.putManifest(repository, tag || sha256(bytes), bytes, OCI_MANIFEST)
   return { digest, bytes, mediaType: OCI_MANIFEST, blobs: [configDigest, ...layerDescs.map(l => l.digest)] }
 }
 

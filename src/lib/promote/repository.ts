@@ -3,7 +3,7 @@
  * repository (no tag, no digest), lowercased, on the registry named in `registry` when one is.
  */
 import { UserError } from '../errors.js'
-import { namesRegistry, parseImageReference, type ImageReference } from '../registry/reference.js'
+import { isDigest, namesRegistry, parseImageReference, type ImageReference } from '../registry/reference.js'
 
 export interface PromoteRepository {
   ref: ImageReference
@@ -51,4 +51,42 @@ export function promoteRepositories(raw: { image: string; toImage: string; regis
     target: dst.ref,
     notices: [src.notice, dst.notice].filter((n): n is string => !!n)
   }
+}
+
+/**
+ * The `merge` input's entries as images to merge: `sha256:…` (in `source`, the `image` input) or
+ * `[registry/]repository@sha256:…` on the same registry (a name without a registry is taken on it).
+ */
+export function mergeChildren(
+  entries: string[],
+  source: ImageReference,
+  registry: string
+): { repository: string; digest: string }[] {
+  const host = (registry || source.registry).toLowerCase()
+  return entries.map(raw => {
+    if (raw.startsWith('sha256:') || raw.startsWith('sha512:')) {
+      if (!isDigest(raw))
+        throw new UserError(
+          `merge: '${raw}' is not a valid digest; write sha256: followed by 64 lowercase hex characters.`
+        )
+      return { repository: source.repository, digest: raw }
+    }
+    if (!raw.includes('@'))
+      throw new UserError(
+        `merge: '${raw}' is not a digest; give one 'image@sha256:…' or 'sha256:…' per line (build-push's 'digest' output of each platform).`
+      )
+    const ref = parseImageReference(namesRegistry(raw) ? raw : `${host}/${raw}`, {
+      lowercase: true,
+      what: 'merge'
+    })
+    if (ref.tag || !ref.digest)
+      throw new UserError(
+        `merge: '${raw}' names a tag; give the image by digest alone ('image@sha256:…'), as build-push's 'digest' output gives it.`
+      )
+    if (ref.registry !== host)
+      throw new UserError(
+        `merge: '${raw}' is on another registry than ${host}: merge works inside one registry; push every platform's image to ${host}.`
+      )
+    return { repository: ref.repository, digest: ref.digest }
+  })
 }

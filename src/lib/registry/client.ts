@@ -18,6 +18,7 @@
  */
 import { RegistryAuth, type Action } from './auth.js'
 import {
+  checkBlobArgs,
   checkDescriptors,
   checkRepository,
   KNOWN_MANIFEST_TYPES,
@@ -27,7 +28,16 @@ import {
 } from './checks.js'
 import { quote, RegistryError, RegistryProtocolError, type RegistryErrorFacts } from './errors.js'
 import { BODY_LIMIT_BYTES, MiB, RegistryHttp, type ClientStats, type HttpOptions } from './http.js'
-import { declaredMediaType, digestLike, isMediaType, MANIFEST_ACCEPT, sha256 } from './media.js'
+import {
+  childManifests,
+  declaredMediaType,
+  digestLike,
+  isMediaType,
+  MANIFEST_ACCEPT,
+  OCI_INDEX,
+  sha256,
+  type Descriptor
+} from './media.js'
 import { isDigest, isTag } from './reference.js'
 import { BlobUploads } from './upload.js'
 
@@ -216,6 +226,84 @@ export class RegistryClient {
     size?: number
   ): Promise<'mounted' | 'uploaded' | 'present'> {
     return this.blobs.copy(fromRepository, toRepository, digest, size)
+  }
+
+  /**
+   * GET a small blob whole (an image config, an attestation), at most `limitBytes` (default 4 MiB); the
+   * bytes must hash to `digest`.
+   */
+  async getBlob(repository: string, digest: string, limitBytes = BODY_LIMIT_BYTES): Promise<Buffer> {
+    checkBlobArgs(this.registry, 'GET', repository, digest)
+    const path = `/v2/${repository}/blobs/${digest}`
+    const res = await this.auth.send({
+      method: 'GET',
+      path,
+      repository,
+      reference: digest,
+      actions: ['pull'],
+      ok: [200],
+      limit: {
+        bytes: limitBytes,
+        what: `the blob ${this.registry}/${repository}@${digest}`,
+        why: 'the limit for a blob read whole (configs, attestations)'
+      }
+    })
+    const bytes = Buffer.from(await res.arrayBuffer())
+    if (digestLike(digest, bytes) !== digest) {
+      throw new RegistryProtocolError(
+        `${this.registry}/${repository}: the blob ${digest} received hashes to ${digestLike(digest, bytes)}; refusing it.`,
+        { registry: this.registry, method: 'GET', path, repository, reference: digest }
+      )
+    }
+    return bytes
+  }
+
+  /**
+   * The OCI 1.1 Referrers API: the descriptors of the manifests whose `subject` is `digest`, filtered by
+   * `artifactType` when given (by the registry when it says so, else here); `null` when the registry does
+   * not offer the API (404, as docker-registry 2.8 answers), so the caller falls back to the tag schema.
+   */
+  async referrers(repository: string, digest: string, artifactType?: string): Promise<Descriptor[] | null> {
+    checkBlobArgs(this.registry, 'GET', repository, digest)
+    const path = `/v2/${repository}/referrers/${digest}`
+    const query = artifactType ? `?artifactType=${encodeURIComponent(artifactType)}` : ''
+    const facts: RegistryErrorFacts = {
+      registry: this.registry,
+      method: 'GET',
+      path,
+      repository,
+      reference: digest
+    }
+    const res = await this.auth.send({
+      method: 'GET',
+      path,
+      url: `${this.base}${path}${query}`,
+      repository,
+      reference: digest,
+      actions: ['pull'],
+      headers: { accept: OCI_INDEX },
+      ok: [200],
+      pass: [404, 400, 405, 501],
+      limit: {
+        bytes: MANIFEST_LIMIT_BYTES,
+        what: `the referrers of ${this.registry}/${repository}@${digest}`,
+        why: "the distribution spec's limit for manifests"
+      }
+    })
+    if (res.status !== 200) {
+      await this.http.drain(res)
+      return null
+    }
+    const bytes = Buffer.from(await res.arrayBuffer())
+    const contentType = (res.headers.get('content-type') ?? '').split(';')[0].trim()
+    if (contentType !== OCI_INDEX && declaredMediaType(bytes) !== OCI_INDEX) {
+      // a 200 that is not an index (an HTML page, a catch-all route): not the Referrers API
+      return null
+    }
+    checkDescriptors(this.registry, bytes, OCI_INDEX, facts)
+    const all = childManifests(bytes)
+    const filtered = (res.headers.get('oci-filters-applied') ?? '').includes('artifactType')
+    return artifactType && !filtered ? all.filter(d => d.artifactType === artifactType) : all
   }
 
   /** Uploads a blob from memory (POST, then PUT ?digest= with the body; restarted on failure); a no-op when it exists. */

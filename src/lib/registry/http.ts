@@ -56,6 +56,8 @@ export interface ClientStats {
   retries: number
   mounts: number
   uploads: number
+  /** blob bytes written into the registry (uploads and streamed copies; 0 when every blob was mounted) */
+  blobBytesUploaded: number
 }
 
 /** An overall deadline shared by the requests of one blob copy. */
@@ -137,7 +139,15 @@ export class RegistryHttp {
   readonly registry: string
   readonly base: string
   readonly origin: string
-  readonly stats: ClientStats = { requests: 0, bytesIn: 0, bytesOut: 0, retries: 0, mounts: 0, uploads: 0 }
+  readonly stats: ClientStats = {
+    requests: 0,
+    bytesIn: 0,
+    bytesOut: 0,
+    retries: 0,
+    mounts: 0,
+    uploads: 0,
+    blobBytesUploaded: 0
+  }
   readonly retry: Required<RetryOptions>
   readonly timeoutMs: number
   readonly blobTimeoutMs: number

@@ -34,8 +34,10 @@ export interface Descriptor {
   mediaType: string
   digest: string
   size: number
-  platform?: { os?: string; architecture?: string; variant?: string }
+  platform?: { os?: string; architecture?: string; variant?: string; 'os.version'?: string }
   annotations?: Record<string, string>
+  /** OCI 1.1: the artifact's type (on referrer descriptors and artifact manifests) */
+  artifactType?: string
 }
 
 interface ManifestJson {

@@ -85,6 +85,7 @@ export class BlobUploads {
     await this.uploadWithRestarts(repository, digest, undefined, deadline, location =>
       this.finishUpload(location, repository, digest, deadline, data)
     )
+    this.http.stats.blobBytesUploaded += data.length
   }
 
   /** true when mounted, else the upload Location the registry opened instead. */
@@ -323,6 +324,7 @@ export class BlobUploads {
       await this.http.drain(patch)
       if (length !== undefined && moved !== length) throw new Error(`copied ${moved} of ${length} bytes`)
       await this.finishUpload(this.location(patch, to, location), to, digest, deadline)
+      stats.blobBytesUploaded += moved
     })
   }
 }
