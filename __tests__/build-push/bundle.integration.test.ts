@@ -203,9 +203,12 @@ describe('dist/build-push run as the runner does', () => {
       repos.push(image)
       const c = appContext(uniqueName('bundle-secrets'))
       try {
+        // a fresh layer before the RUN: BuildKit's cache does not key on a secret's value, so a second run
+        // would reuse the first's RUN layer and print nothing
+        writeFileSync(join(c.dir, 'nonce'), `${process.pid}-${Date.now()}-${Math.random()}`)
         writeFileSync(
           join(c.dir, 'Dockerfile'),
-          'FROM scratch\nCOPY busybox /bin/busybox\nRUN --mount=type=secret,id=tok,required=true ["/bin/busybox", "wc", "-c", "/run/secrets/tok"]\n'
+          'FROM scratch\nCOPY busybox /bin/busybox\nCOPY nonce /nonce\nRUN --mount=type=secret,id=tok,required=true ["/bin/busybox", "wc", "-c", "/run/secrets/tok"]\n'
         )
         const watch = watchArgv(value)
         const r = await run(

@@ -280,11 +280,15 @@ describe('build and push with the classic builder (real dockerd, real registry)'
       process.env.SHIPLINE_TEST_SECRET = envValue
       const o = options(basic, { bin: BUILDKIT_CLI, tags: planTags(SHA, 'stage', []) })
       try {
+        // a fresh layer before the RUNs: BuildKit's cache does not key on a secret's value, so a second run
+        // would reuse the first's layers and its sums
+        writeFileSync(join(c.dir, 'nonce'), `${process.pid}-${Date.now()}-${Math.random()}`)
         writeFileSync(
           join(c.dir, 'Dockerfile'),
           [
             'FROM scratch',
             'COPY busybox /bin/busybox',
+            'COPY nonce /nonce',
             'RUN ["/bin/busybox", "--install", "-s", "/bin"]',
             'RUN --mount=type=secret,id=tok,required=true --mount=type=secret,id=env,required=true --mount=type=secret,id=netrc,required=true \\',
             '    sha256sum /run/secrets/tok /run/secrets/env /run/secrets/netrc > /sums',
