@@ -3,30 +3,21 @@
  * naming the input and the fix, before any SSH connection is opened (a tripwire listener counts
  * connections); secrets are masked first; a host that cannot be reached still gets its outputs and summary.
  */
-import { afterAll, beforeAll, beforeEach, describe, expect, it, jest } from '@jest/globals'
+import { beforeEach, describe, expect, it, jest } from '@jest/globals'
 import * as core from '../../__fixtures__/core.js'
-import { tripwire, type Tripwire } from './no-host.js'
+import { sshInputs, useTripwire } from './no-host.js'
 
 jest.unstable_mockModule('@actions/core', () => core)
 const exec = await import('../../src/exec/main.js')
 const { runAction } = await import('../../src/action/run.js')
 const atImport = { inputs: core.getInput.mock.calls.length, failed: core.setFailed.mock.calls.length }
 
-let host: Tripwire
-beforeAll(async () => {
-  host = await tripwire()
-})
-afterAll(async () => {
-  await host.close()
-})
+const host = useTripwire()
 beforeEach(() => core.resetCore())
 
-/** inputs good enough to get past every check (a pinned host key, a password) */
+/** inputs good enough to get past every check */
 const good = (): Record<string, string> => ({
-  hosts: `deploy@${host.host}:${host.port}`,
-  'ssh-password': 'pw-0123456789',
-  'host-fingerprint': 'SHA256:' + 'A'.repeat(43),
-  path: '/opt/app',
+  ...sshInputs(host()),
   service: 'web',
   command: 'bin/rails db:migrate:status'
 })
@@ -34,12 +25,12 @@ const good = (): Record<string, string> => ({
 const failWith = async (inputs: Record<string, string | undefined>): Promise<string> => {
   const given = { ...good(), ...inputs }
   for (const [k, v] of Object.entries(given)) if (v === undefined) delete given[k]
-  const before = host.hits()
+  const before = host().hits()
   core.setInputs(given as Record<string, string>)
   await runAction(exec.run)
   expect(core.setFailed).toHaveBeenCalledTimes(1)
   expect(core.setOutput).not.toHaveBeenCalled()
-  expect(host.hits()).toBe(before)
+  expect(host().hits()).toBe(before)
   const msg = String(core.setFailed.mock.calls[0][0])
   expect(msg).not.toContain('\n')
   return msg
@@ -88,8 +79,8 @@ describe('exec run(): a host that cannot be reached', () => {
   it('is a failed host: outputs and summary are written, then the step fails naming it', async () => {
     core.setInputs({ ...good(), timeout: '5' })
     await runAction(exec.run)
-    const label = `deploy@${host.host}:${host.port}`
-    expect(host.hits()).toBeGreaterThan(0)
+    const label = `deploy@${host().host}:${host().port}`
+    expect(host().hits()).toBeGreaterThan(0)
     const outputs = Object.fromEntries(core.setOutput.mock.calls.map(([k, v]) => [k, v]))
     expect(outputs['failed-hosts']).toBe(label)
     const results = JSON.parse(String(outputs.results)) as Record<string, unknown>[]
@@ -112,6 +103,6 @@ describe('exec run(): a host that cannot be reached', () => {
     expect(core.warning.mock.calls.map(c => String(c[0])).join('\n')).toMatch(
       /exec failed on 1 of 1 host\(s\): .* \(fail-on-error: false, the step passes\)/
     )
-    expect(core.setOutput).toHaveBeenCalledWith('failed-hosts', `deploy@${host.host}:${host.port}`)
+    expect(core.setOutput).toHaveBeenCalledWith('failed-hosts', `deploy@${host().host}:${host().port}`)
   })
 })

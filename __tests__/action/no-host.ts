@@ -1,4 +1,5 @@
 /** A TCP listener that counts connections: the "host" (or registry) an input-error test must never reach. */
+import { afterAll, beforeAll } from '@jest/globals'
 import { createServer, type AddressInfo, type Server } from 'node:net'
 
 export interface Tripwire {
@@ -31,3 +32,26 @@ export async function tripwire(status: 200 | 404 = 404): Promise<Tripwire> {
     close: () => new Promise<void>(resolve => server.close(() => resolve()))
   }
 }
+
+/**
+ * A tripwire for the whole test file: started before the tests, closed after them. `get()` is the running
+ * one (call it inside tests and builders, not at the file's top level).
+ */
+export function useTripwire(status: 200 | 404 = 404): () => Tripwire {
+  let wire: Tripwire | undefined
+  beforeAll(async () => {
+    wire = await tripwire(status)
+  })
+  afterAll(async () => {
+    await wire?.close()
+  })
+  return () => wire!
+}
+
+/** SSH inputs good enough to get past every check (a pinned host key, a password), aimed at the tripwire. */
+export const sshInputs = (t: Tripwire): Record<string, string> => ({
+  hosts: `deploy@${t.host}:${t.port}`,
+  'ssh-password': 'pw-0123456789',
+  'host-fingerprint': 'SHA256:' + 'A'.repeat(43),
+  path: '/opt/app'
+})

@@ -2,9 +2,9 @@
  * promote's run() in-process with a typed @actions/core fixture: input errors fail the step with one line
  * naming the input, before any registry is asked.
  */
-import { afterAll, beforeAll, beforeEach, describe, expect, it, jest } from '@jest/globals'
+import { beforeEach, describe, expect, it, jest } from '@jest/globals'
 import * as core from '../../__fixtures__/core.js'
-import { tripwire, type Tripwire } from './no-host.js'
+import { useTripwire } from './no-host.js'
 
 jest.unstable_mockModule('@actions/core', () => core)
 const { run } = await import('../../src/promote/main.js')
@@ -12,13 +12,7 @@ const { runAction } = await import('../../src/action/run.js')
 // what importing the main(s) did, before any test resets the fixture
 const atImport = { inputs: core.getInput.mock.calls.length, failed: core.setFailed.mock.calls.length }
 
-let registry: Tripwire
-beforeAll(async () => {
-  registry = await tripwire()
-})
-afterAll(async () => {
-  await registry.close()
-})
+const registry = useTripwire()
 beforeEach(() => core.resetCore())
 
 const failWith = async (inputs: Record<string, string>): Promise<string> => {
@@ -116,7 +110,7 @@ describe('promote run(): input errors', () => {
     ]
   ]
   it.each(cases)('%s', async (_name, inputs, want) => {
-    const reg = `${registry.host}:${registry.port}`
+    const reg = `${registry().host}:${registry().port}`
     const msg = await failWith({
       from: 'v1',
       'to-tags': 'prod',
@@ -124,7 +118,7 @@ describe('promote run(): input errors', () => {
       ...inputs(reg)
     })
     expect(msg).toMatch(want)
-    expect(registry.hits()).toBe(0)
+    expect(registry().hits()).toBe(0)
     // the password was masked before the error (or anything else) was written
     expect(core.setSecret).toHaveBeenCalledWith('hunter2-secret')
     expect(core.setSecret.mock.invocationCallOrder[0]).toBeLessThan(
@@ -133,13 +127,13 @@ describe('promote run(): input errors', () => {
   })
 
   it('control: valid inputs do reach the registry (and a capitalised name is lowercased with a notice)', async () => {
-    const reg = `${registry.host}:${registry.port}`
+    const reg = `${registry().host}:${registry().port}`
     core.setInputs({ image: `${reg}/Acme/App`, from: 'v1', 'to-tags': 'prod' })
     await runAction(run)
     expect(core.notice).toHaveBeenCalledWith(
       expect.stringMatching(/^image: '.*\/Acme\/App' lowercased to '.*\/acme\/app'/)
     )
-    expect(registry.hits()).toBeGreaterThan(0)
+    expect(registry().hits()).toBeGreaterThan(0)
     expect(core.setFailed).toHaveBeenCalledTimes(1)
   })
 })

@@ -3,9 +3,9 @@
  * one line naming the input, before any SSH connection is opened. ship's smoke inputs are reported under
  * ship's own names (`smoke-url`, not smoke-test's `url`).
  */
-import { afterAll, beforeAll, beforeEach, describe, expect, it, jest } from '@jest/globals'
+import { beforeEach, describe, expect, it, jest } from '@jest/globals'
 import * as core from '../../__fixtures__/core.js'
-import { tripwire, type Tripwire } from './no-host.js'
+import { sshInputs, useTripwire } from './no-host.js'
 
 jest.unstable_mockModule('@actions/core', () => core)
 const rollback = await import('../../src/rollback/main.js')
@@ -14,33 +14,22 @@ const { runAction } = await import('../../src/action/run.js')
 // what importing the main(s) did, before any test resets the fixture
 const atImport = { inputs: core.getInput.mock.calls.length, failed: core.setFailed.mock.calls.length }
 
-let host: Tripwire
-beforeAll(async () => {
-  host = await tripwire()
-})
-afterAll(async () => {
-  await host.close()
-})
+const host = useTripwire()
 beforeEach(() => core.resetCore())
 
-/** inputs good enough to get past every check (a pinned host key, a password) */
-const fleet = (): Record<string, string> => ({
-  hosts: `deploy@${host.host}:${host.port}`,
-  'ssh-password': 'pw-0123456789',
-  'host-fingerprint': 'SHA256:' + 'A'.repeat(43),
-  path: '/opt/app'
-})
+/** inputs good enough to get past every check */
+const fleet = (): Record<string, string> => sshInputs(host())
 
 const failWith = async (
   action: { run(): Promise<void>; post?: () => Promise<void> },
   inputs: Record<string, string>
 ): Promise<string> => {
-  const before = host.hits()
+  const before = host().hits()
   core.setInputs(inputs)
   await runAction(action.run, action.post)
   expect(core.setFailed).toHaveBeenCalledTimes(1)
   expect(core.setOutput).not.toHaveBeenCalled()
-  expect(host.hits()).toBe(before)
+  expect(host().hits()).toBe(before)
   return String(core.setFailed.mock.calls[0][0])
 }
 
@@ -79,10 +68,10 @@ describe('rollback run(): input errors', () => {
   })
 
   it('control: valid inputs do open a connection to the host', async () => {
-    const before = host.hits()
+    const before = host().hits()
     core.setInputs(fleet())
     await runAction(rollback.run)
-    expect(host.hits()).toBeGreaterThan(before)
+    expect(host().hits()).toBeGreaterThan(before)
     expect(core.setFailed).toHaveBeenCalledTimes(1)
   })
 })

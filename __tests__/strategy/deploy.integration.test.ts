@@ -9,12 +9,10 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { deploy, rollback } from '../../src/lib/deploy/index.js'
 import type { DeployOptions } from '../../src/lib/deploy/types.js'
-import { runtimeFactory } from '../../src/lib/strategy/host.js'
 import { upstreamName } from '../../src/lib/strategy/blue-green.js'
-import { parseSlotPorts } from '../../src/lib/strategy/options.js'
 import { startLoad } from '../../src/testkit/load.js'
 import { freePort, uniqueName } from '../../src/testkit/net.js'
-import { startNginx, type Nginx } from '../../src/testkit/nginx.js'
+import { blueGreenBehind, startNginx, type Nginx } from '../../src/testkit/nginx.js'
 import { startRegistry, type TestRegistry } from '../../src/testkit/registry.js'
 import { sshFleet, startSshd, type Sshd } from '../../src/testkit/sshd.js'
 import { headDigest, ledgerEvents, pushApps, teardown } from './helpers.js'
@@ -64,17 +62,10 @@ describe('deploy-ssh with strategy: blue-green', () => {
       composeFiles: [compose],
       autoRollback: true,
       keepReleases: 5,
-      runtime: runtimeFactory({
-        strategy: 'blue-green',
-        target: 'compose',
-        blueGreen: {
-          ports: parseSlotPorts(`web=${a},${b}`),
-          includeDir: `${path}/nginx`,
-          testCommand: nginx.testCommand,
-          reloadCommand: nginx.reloadCommand,
-          drainSeconds: 1,
-          minFreeMiB: 16
-        }
+      runtime: blueGreenBehind(nginx, {
+        ports: `web=${a},${b}`,
+        includeDir: `${path}/nginx`,
+        drainSeconds: 1
       }),
       resolveDigest: headDigest(reg.url)
     }

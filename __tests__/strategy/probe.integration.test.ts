@@ -14,13 +14,11 @@ import { deploy } from '../../src/lib/deploy/index.js'
 import type { DeployOptions } from '../../src/lib/deploy/types.js'
 import { parseChecks } from '../../src/lib/smoke/checks.js'
 import type { ProbeOptions } from '../../src/lib/smoke/probe.js'
-import { runtimeFactory } from '../../src/lib/strategy/host.js'
 import { slotProject, upstreamName } from '../../src/lib/strategy/blue-green.js'
-import { parseSlotPorts } from '../../src/lib/strategy/options.js'
 import { projectName } from '../../src/lib/compose/layout.js'
 import { startLoad } from '../../src/testkit/load.js'
 import { freePort, uniqueName } from '../../src/testkit/net.js'
-import { startNginx, type Nginx } from '../../src/testkit/nginx.js'
+import { blueGreenBehind, startNginx, type Nginx } from '../../src/testkit/nginx.js'
 import { startRegistry, type TestRegistry } from '../../src/testkit/registry.js'
 import { sshFleet, startSshd, type Sshd } from '../../src/testkit/sshd.js'
 import { headDigest, ledgerEvents, pushApps, teardown } from './helpers.js'
@@ -100,17 +98,10 @@ describe('probe before the switch', () => {
     const opts = {
       ...common(path, composeFile(base, '${SHIPLINE_PORT}')),
       probe: probe(),
-      runtime: runtimeFactory({
-        strategy: 'blue-green',
-        target: 'compose',
-        blueGreen: {
-          ports: parseSlotPorts(`web=${a},${b}`),
-          includeDir: `${path}/nginx`,
-          testCommand: nginx.testCommand,
-          reloadCommand: nginx.reloadCommand,
-          drainSeconds: 1,
-          minFreeMiB: 16
-        }
+      runtime: blueGreenBehind(nginx, {
+        ports: `web=${a},${b}`,
+        includeDir: `${path}/nginx`,
+        drainSeconds: 1
       })
     }
     const version = async () => (await (await fetch(`${nginx.url}/version`)).text()).trim().split('_')[0]

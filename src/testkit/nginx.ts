@@ -10,6 +10,9 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { freePort, sleep, startProcess, waitForPort, type Proc } from './net.js'
 
+import type { MakeRuntime } from '../lib/runtime/runtime.js'
+import { runtimeFactory } from '../lib/strategy/host.js'
+import { parseSlotPorts } from '../lib/strategy/options.js'
 export const NGINX = ['/usr/sbin/nginx', '/usr/bin/nginx'].find(p => existsSync(p)) ?? 'nginx'
 
 export interface NginxOptions {
@@ -133,4 +136,23 @@ export function nginxAvailable(): boolean {
   } catch {
     return false
   }
+}
+
+/** deploy()'s `runtime` for blue-green behind this nginx: `web=<a>,<b>`-style ports, files in `includeDir`. */
+export function blueGreenBehind(
+  nginx: Nginx,
+  o: { ports: string; includeDir: string; drainSeconds?: number; minFreeMiB?: number }
+): MakeRuntime {
+  return runtimeFactory({
+    strategy: 'blue-green',
+    target: 'compose',
+    blueGreen: {
+      ports: parseSlotPorts(o.ports),
+      includeDir: o.includeDir,
+      testCommand: nginx.testCommand,
+      reloadCommand: nginx.reloadCommand,
+      drainSeconds: o.drainSeconds ?? 1,
+      minFreeMiB: o.minFreeMiB ?? 16
+    }
+  })!
 }

@@ -1,0 +1,10 @@
+// What bench/bluegreen-steps.mjs needs from src/, bundled by esbuild on the fly.
+export { deploy, rollback } from '../src/lib/deploy/index.js'
+export { upstreamName } from '../src/lib/strategy/blue-green.js'
+export { buildAppImage, removeImages } from '../src/testkit/images.js'
+export { freePort, uniqueName } from '../src/testkit/net.js'
+export { blueGreenBehind, startNginx } from '../src/testkit/nginx.js'
+export { startRegistry } from '../src/testkit/registry.js'
+export { sshFleet, startSshd } from '../src/testkit/sshd.js'
+export { startLoad } from '../src/testkit/load.js'
+export { projectName } from '../src/lib/compose/layout.js'
