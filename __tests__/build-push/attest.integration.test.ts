@@ -5,7 +5,7 @@
  * plugin) at argument level: buildx is asked for nothing extra, the per-platform digest of push-by-digest
  * is what gets attested.
  */
-import { afterAll, beforeAll, describe, expect, it } from '@jest/globals'
+import { afterAll, beforeAll, describe, expect, it, jest } from '@jest/globals'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -16,8 +16,13 @@ import { removeDockerConfig } from '../../src/lib/docker/config.js'
 import { RegistryClient } from '../../src/lib/registry/client.js'
 import { hasAttestation, IN_TOTO, listReferrers, referrersTag } from '../../src/lib/registry/referrers.js'
 import type { ProvenanceStatement } from '../../src/lib/build/provenance.js'
+import * as core from '../../__fixtures__/core.js'
 import { installFakeBuildx } from './fake-buildx.js'
 import { appContext, buildxArgv, pushOptions, removeRepositories, skopeoDigest } from './helpers.js'
+
+jest.unstable_mockModule('@actions/core', () => core)
+const buildPushMain = await import('../../src/build-push/main.js')
+const { runAction } = await import('../../src/action/run.js')
 
 const SHA = '5555555555666666666677777777778888888888'
 const RUN_ENV = {
@@ -167,6 +172,34 @@ describe('attest: true (real dockerd, real registry)', () => {
       expect(statement.predicate.buildDefinition.internalParameters.builder).toMatch(/^buildx /)
     } finally {
       removeDockerConfig(o.config.dir)
+    }
+  })
+
+  it("the action: input 'attest' on, output 'attestation-digest' = the referrer listed for output 'digest'", async () => {
+    const name = `${reg.host}/${uniqueName('bp-attest/action')}`
+    repos.push(name)
+    const saved = { ...process.env }
+    Object.assign(process.env, RUN_ENV, { GITHUB_SHA: SHA, RUNNER_TEMP: temp, DOCKER_CONFIG: user })
+    try {
+      core.resetCore()
+      core.setInputs({
+        context: ctx.dir,
+        image: name,
+        'stage-tag': 'stage',
+        push: 'true',
+        attest: 'true',
+        'registry-username': reg.username,
+        'registry-password': reg.password
+      })
+      await runAction(buildPushMain.run)
+      expect(core.setFailed).not.toHaveBeenCalled()
+      const out = Object.fromEntries(core.setOutput.mock.calls.map(([k, v]) => [k, String(v)]))
+      expect(out.digest).toMatch(/^sha256:[0-9a-f]{64}$/)
+      const { referrer } = await statementOf(name.slice(reg.host.length + 1), out.digest)
+      expect(out['attestation-digest']).toBe(referrer)
+      expect(core.summaryText()).toContain(out['attestation-digest'])
+    } finally {
+      process.env = saved
     }
   })
 })

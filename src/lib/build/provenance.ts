@@ -66,10 +66,12 @@ function workflowOf(env: Env, server: string): { ref?: string; repository?: stri
   }
 }
 
-/** Drops undefined and empty values, so the statement only says what is known. */
+/** Drops undefined and empty values (strings, lists, objects), so the statement only says what is known. */
 const known = (o: Record<string, unknown>): Record<string, unknown> =>
   Object.fromEntries(
-    Object.entries(o).filter(([, v]) => v !== undefined && v !== '' && !(Array.isArray(v) && !v.length))
+    Object.entries(o).filter(
+      ([, v]) => v !== undefined && v !== '' && !(typeof v === 'object' && v && !Object.keys(v).length)
+    )
   )
 
 const iso = (d: Date): string => d.toISOString().replace(/\.\d{3}Z$/, 'Z')
