@@ -3,7 +3,7 @@
  * docker-registry: a digest without an attestation referrer is refused before any host is contacted (a
  * tripwire listener is the "host" and counts connections); once build-push's kind of provenance is its
  * referrer, the check passes and the step goes on to connect. A registry that got no credentials and wants
- * a login is named, with the fix.
+ * a login is named, with the fix; token auth (ghcr.io style) too.
  */
 import { afterAll, beforeAll, describe, expect, it, jest } from '@jest/globals'
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
@@ -110,6 +110,36 @@ describe('require-attestation', () => {
     expect(hits).toBeGreaterThan(0)
     // the tripwire speaks no SSH: the step got as far as the handshake
     expect(failure).toMatch(/^SSH connection to 127\.0\.0\.1:\d+ failed/)
+  })
+
+  it('through token auth (as ghcr.io does it): the referrers are read with the pull token of the login', async () => {
+    const tok = await startRegistry({ auth: 'token' })
+    try {
+      const c = new RegistryClient({ registry: tok.host, username: tok.username, password: tok.password })
+      const img = await pushImage(c, repo, 'attested')
+      await pushReferrer({
+        client: c,
+        repository: repo,
+        subject: img.digest,
+        artifactType: IN_TOTO,
+        payload: Buffer.from('{"_type":"https://in-toto.io/Statement/v1"}')
+      })
+      const bare = await pushImage(c, repo, 'bare')
+      const login = {
+        registry: tok.host,
+        'registry-username': tok.username,
+        'registry-password': tok.password
+      }
+      const refused = await runWith(deploySsh, inputs(`${tok.host}/${repo}:bare`, login))
+      expect(refused.hits).toBe(0)
+      expect(refused.failure).toContain(`image ${tok.host}/${repo}@${bare.digest} has no attestation`)
+      const passed = await runWith(deploySsh, inputs(`${tok.host}/${repo}:attested`, login))
+      expect(infos()).toContain('require-attestation: web: attested')
+      expect(passed.hits).toBeGreaterThan(0)
+      expect(tok.tokenRequests().some(t => t.scopes.some(sc => sc.includes(repo)))).toBe(true)
+    } finally {
+      await tok.stop()
+    }
   })
 
   it('off (the default): the same unattested digest goes on to connect', async () => {
