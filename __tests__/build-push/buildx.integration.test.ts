@@ -5,18 +5,15 @@
  * off, gha cache only when the runner offers it, one scope per image) and read the digest back.
  */
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals'
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { startRegistry, type TestRegistry } from '../../src/testkit/registry.js'
 import { uniqueName } from '../../src/testkit/net.js'
 import { buildPush, type BuildPushOptions, type Log } from '../../src/lib/build/run.js'
-import { normalizeImage } from '../../src/lib/build/naming.js'
-import { planTags } from '../../src/lib/build/tags.js'
-import { registryAccess } from '../../src/lib/build/registry.js'
-import { createDockerConfig, removeDockerConfig } from '../../src/lib/docker/config.js'
+import { removeDockerConfig } from '../../src/lib/docker/config.js'
 import { installFakeBuildx } from './fake-buildx.js'
-import { appContext, removeRepositories, skopeoDigest } from './helpers.js'
+import { appContext, buildxArgv, pushOptions, removeRepositories, skopeoDigest } from './helpers.js'
 
 const SHA = '1111111111222222222233333333334444444444'
 
@@ -41,33 +38,9 @@ describe('the buildx path (stand-in plugin, real engine, real registry)', () => 
     rmSync(temp, { recursive: true, force: true })
   })
 
-  const argvOf = (log: string): string[][] =>
-    existsSync(log)
-      ? readFileSync(log, 'utf8')
-          .trim()
-          .split('\n')
-          .map(l => JSON.parse(l) as string[])
-      : []
-
-  function options(user: string, over: Partial<BuildPushOptions> = {}): BuildPushOptions {
-    const image = normalizeImage(`${reg.host}/${uniqueName('bp-buildx/app')}`)
-    repos.push(image.image)
-    return {
-      context: ctx.dir,
-      file: '',
-      image,
-      tags: planTags(SHA, 'stage', []),
-      labels: new Map([['org.opencontainers.image.revision', SHA]]),
-      buildArgs: new Map(),
-      platforms: [],
-      push: true,
-      config: createDockerConfig(temp, { registry: reg.host, env: { DOCKER_CONFIG: user } }),
-      login: { registry: reg.host, username: reg.username, password: reg.password },
-      registry: registryAccess(image, { username: reg.username, password: reg.password }),
-      env: {},
-      ...over
-    }
-  }
+  const argvOf = buildxArgv
+  const options = (user: string, over: Partial<BuildPushOptions> = {}): BuildPushOptions =>
+    pushOptions({ reg, prefix: 'bp-buildx/app', sha: SHA, context: ctx.dir, temp, user, repos }, over)
   const log = (lines: string[] = []): Log => ({
     info: m => lines.push(m),
     notice: m => lines.push(`notice: ${m}`),

@@ -1,11 +1,17 @@
 /** Helpers for the build-push tests: an independent digest check (skopeo), build contexts, cleanup. */
 import { execFile } from 'node:child_process'
-import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
 import type { TestRegistry } from '../../src/testkit/registry.js'
 import { removeRepository, writeAppContext } from '../../src/testkit/images.js'
+import { uniqueName } from '../../src/testkit/net.js'
+import type { BuildPushOptions } from '../../src/lib/build/run.js'
+import { normalizeImage } from '../../src/lib/build/naming.js'
+import { planTags } from '../../src/lib/build/tags.js'
+import { registryAccess } from '../../src/lib/build/registry.js'
+import { createDockerConfig } from '../../src/lib/docker/config.js'
 
 const run = promisify(execFile)
 
@@ -89,4 +95,50 @@ export function watchArgv(needle: string): { stop(): string[] } {
       return [...seen]
     }
   }
+}
+
+/**
+ * Options for one push of the app in `context` to `reg` under a fresh repository `<prefix>-<unique>` (added
+ * to `repos` for cleanup), logged in, with the Docker config folder of `user` (where a stand-in buildx lives).
+ */
+export function pushOptions(
+  p: {
+    reg: TestRegistry
+    prefix: string
+    sha: string
+    context: string
+    temp: string
+    user: string
+    repos: string[]
+  },
+  over: Partial<BuildPushOptions> = {}
+): BuildPushOptions {
+  const { reg, sha } = p
+  const image = normalizeImage(`${reg.host}/${uniqueName(p.prefix)}`)
+  p.repos.push(image.image)
+  return {
+    context: p.context,
+    file: '',
+    image,
+    tags: planTags(sha, 'stage', []),
+    labels: new Map([['org.opencontainers.image.revision', sha]]),
+    buildArgs: new Map(),
+    platforms: [],
+    push: true,
+    config: createDockerConfig(p.temp, { registry: reg.host, env: { DOCKER_CONFIG: p.user } }),
+    login: { registry: reg.host, username: reg.username, password: reg.password },
+    registry: registryAccess(image, { username: reg.username, password: reg.password }),
+    env: {},
+    ...over
+  }
+}
+
+/** The argv of every call of the stand-in buildx (fake-buildx.ts), from its log. */
+export function buildxArgv(log: string): string[][] {
+  return existsSync(log)
+    ? readFileSync(log, 'utf8')
+        .trim()
+        .split('\n')
+        .map(l => JSON.parse(l) as string[])
+    : []
 }

@@ -32,7 +32,7 @@ import {
 } from '../lib/deploy/index.js'
 import { parseImagesInput, type ImageRef } from '../lib/compose/validate.js'
 import { credentialRegistry } from '../lib/deploy/release.js'
-import { RegistryClient, RegistryError } from '../lib/registry/index.js'
+import { hasAttestation, parseImageReference, RegistryClient, RegistryError } from '../lib/registry/index.js'
 import { UserError } from '../lib/errors.js'
 import { parseHostCommand, parseReleaseCommand, type ReleaseCommands } from '../lib/deploy/commands.js'
 import { planEnv } from '../lib/deploy/env.js'
@@ -87,6 +87,8 @@ export interface DeployInputs {
   commands: ReleaseCommands
   /** `probe-checks` & co: smoke checks through SSH before the switch (undefined: none) */
   probe?: ProbeOptions
+  /** `require-attestation`: refuse a pinned image whose digest has no attestation referrer */
+  requireAttestation: boolean
   /** `maintenance: release`: the nginx maintenance page from before the release command until the switch */
   maintenance?: MaintenanceConfig
   facts: RunFacts
@@ -179,6 +181,7 @@ export function readDeployInputs(): DeployInputs {
     commands,
     probe,
     maintenance,
+    requireAttestation: inputs.bool('require-attestation', false),
     facts
   }
 }
@@ -208,28 +211,55 @@ export async function deployStep(inp: DeployInputs, opts: { hold?: boolean } = {
   const auth = registryAuth(reg, scope)
   const fleet = fleetOptions(inp.fleet, facts)
   const clients = new Map<string, RegistryClient>()
-  const resolveDigest = async (ref: ImageRef): Promise<string> => {
-    // credentials only go to the registry they are for; the others are asked anonymously
-    const mine = !!reg.password && scope === ref.registry
-    let c = clients.get(ref.registry)
-    if (!c) {
-      c = new RegistryClient({
-        registry: ref.registry,
+  // credentials only go to the registry they are for; the others are asked anonymously
+  const clientFor = (registry: string): { client: RegistryClient; mine: boolean } => {
+    const mine = !!reg.password && scope === registry
+    let client = clients.get(registry)
+    if (!client) {
+      client = new RegistryClient({
+        registry,
         ...(mine ? { username: reg.username || 'token', password: reg.password } : {})
       })
-      clients.set(ref.registry, c)
+      clients.set(registry, client)
     }
-    try {
-      const m = await c.resolve(ref.repository, ref.tag ?? 'latest')
-      return m.digest
-    } catch (e) {
-      if (!mine && e instanceof RegistryError && (e.status === 401 || e.status === 403))
-        throw new UserError(
-          `Input 'images': ${ref.raw}: ${ref.registry} needs its own login; shipline sends 'registry-password' only to ${scope ?? "the registry named in 'registry'"}. Pin the image by digest (image@sha256:…), or deploy it with its own registry credentials.`,
+    return { client, mine }
+  }
+  /** a 401/403 from a registry that got no credentials: it needs a login of its own */
+  const ownLogin = (e: unknown, mine: boolean, input: string, what: string, registry: string): unknown =>
+    !mine && e instanceof RegistryError && (e.status === 401 || e.status === 403)
+      ? new UserError(
+          `Input '${input}': ${what}: ${registry} needs its own login; shipline sends 'registry-password' only to ${scope ?? "the registry named in 'registry'"}. Pin the image by digest (image@sha256:…), or deploy it with its own registry credentials.`,
           e.details
         )
-      throw e
+      : e
+  const resolveDigest = async (ref: ImageRef): Promise<string> => {
+    const { client, mine } = clientFor(ref.registry)
+    try {
+      return (await client.resolve(ref.repository, ref.tag ?? 'latest')).digest
+    } catch (e) {
+      throw ownLogin(e, mine, 'images', ref.raw, ref.registry)
     }
+  }
+  /** `require-attestation`: every pinned image has an attestation referrer in its registry, or the deploy stops here */
+  const checkAttested = async (plan: Plan): Promise<void> => {
+    if (!inp.requireAttestation) return
+    const pinned = Object.entries(plan.images)
+    await Promise.all(
+      pinned.map(async ([service, pin]) => {
+        const ref = parseImageReference(pin)
+        const { client, mine } = clientFor(ref.registry)
+        const ok = await hasAttestation(client, ref.repository, ref.digest!).catch((e: unknown) => {
+          throw ownLogin(e, mine, 'require-attestation', pin, ref.registry)
+        })
+        if (!ok)
+          throw new UserError(
+            `Input 'require-attestation': service '${service}' image ${pin} has no attestation (no in-toto or provenance referrer of that digest in ${ref.registry}/${ref.repository}). Build it with 'attest: true' on build-push (promote copies the referrers along), or set 'require-attestation: false'.`
+          )
+      })
+    )
+    core.info(
+      `require-attestation: ${pinned.length ? pinned.map(([s]) => s).join(', ') : 'no pinned image'}: attested`
+    )
   }
   let record: Awaited<ReturnType<typeof startDeployment>> | undefined
   const held = await deployHeld({
@@ -251,6 +281,8 @@ export async function deployStep(inp: DeployInputs, opts: { hold?: boolean } = {
     maintenance: inp.maintenance,
     resolveDigest,
     onPlanned: async (plan: Plan) => {
+      // before the GitHub Deployment is recorded and before any host is contacted
+      await checkAttested(plan)
       core.info(
         `release ${plan.releaseId} (${plan.version}): ${
           Object.entries(plan.images)

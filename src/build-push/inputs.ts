@@ -47,6 +47,8 @@ export interface BuildPushInputs {
   ssh: string[]
   buildContexts: Map<string, string>
   pushByDigest: boolean
+  /** `attest`: shipline's own provenance statement, pushed as a referrer of the digest */
+  attest: boolean
   /** lines for core.warning: skipped empty secrets, build-args that look like secrets */
   warnings: string[]
 }
@@ -137,6 +139,7 @@ export function getInputs(known: { image?: string; tags?: string[] } = {}): Buil
     ssh: parseSsh(str('ssh'), env),
     buildContexts: parseBuildContexts(str('build-contexts')),
     pushByDigest,
+    attest: bool('attest', false),
     warnings
   }
 }

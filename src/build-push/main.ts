@@ -77,6 +77,7 @@ async function buildAndPush(known: { image?: string; tags?: string[] }): Promise
         ssh: inputs.ssh,
         buildContexts: inputs.buildContexts,
         pushByDigest: inputs.pushByDigest,
+        attest: inputs.attest,
         config,
         login,
         registry: registryAccess(image, login ?? earlier, coreLog)
@@ -91,6 +92,7 @@ async function buildAndPush(known: { image?: string; tags?: string[] }): Promise
     core.setOutput('image-id', result.imageId)
     core.setOutput('pushed', String(result.pushed))
     core.setOutput('metadata', JSON.stringify(result.metadata))
+    core.setOutput('attestation-digest', result.attestationDigest)
     const notes: string[] = []
     if (image.lowercasedFrom) notes.push(`Image name \`${image.lowercasedFrom}\` was lowercased.`)
     if (!push)

@@ -1,10 +1,12 @@
 /**
  * build-push's registry side, through shipline's own registry client: the digest a tag has right now
  * (GET of the manifest, digest computed over the exact bytes), and putting the manifest a tag points at
- * under more tags, byte for byte (one push, the other tags by manifest PUT: the same digest by construction).
+ * under more tags, byte for byte (one push, the other tags by manifest PUT: the same digest by construction);
+ * attaching an artifact (the provenance of `attest: true`) as a referrer of the pushed digest.
  */
 import { RegistryClient } from '../registry/client.js'
 import { RegistryError } from '../registry/errors.js'
+import { pushReferrer, type PushedReferrer } from '../registry/referrers.js'
 import type { ImageName } from './naming.js'
 import { debug, type Logger } from '../log.js'
 
@@ -13,6 +15,8 @@ export interface RegistryAccess {
   digest(tag: string): Promise<string | undefined>
   /** puts the manifest of `from` under every tag of `to` (exact bytes, exact media type); returns its digest */
   retag(from: string, to: string[]): Promise<string>
+  /** pushes `payload` as an OCI 1.1 referrer of `subject` (a digest), listed through the API or the tag schema */
+  attach(subject: string, artifactType: string, payload: Buffer): Promise<PushedReferrer>
 }
 
 export interface RegistryLogin {
@@ -43,6 +47,16 @@ export function registryAccess(image: ImageName, login?: RegistryLogin, log?: Lo
       const m = await client.getManifest(image.path, from)
       for (const tag of to) await client.putManifest(image.path, tag, m.bytes, m.mediaType)
       return m.digest
+    },
+    attach(subject, artifactType, payload) {
+      return pushReferrer({
+        client,
+        repository: image.path,
+        subject,
+        artifactType,
+        payload,
+        log: log && (line => debug(log, line))
+      })
     }
   }
 }

@@ -29,6 +29,8 @@ import { classicCacheFrom, type BuildSecret } from './secrets.js'
 import type { RegistryAccess } from './registry.js'
 import type { TagPlan } from './tags.js'
 import { group, notice, type Logger } from '../log.js'
+import { IN_TOTO } from '../registry/referrers.js'
+import { provenanceStatement } from './provenance.js'
 
 /** build-push logs through the library's one Logger (notice and group fall back when absent) */
 export type Log = Logger
@@ -58,6 +60,8 @@ export interface BuildPushOptions {
   buildContexts?: Map<string, string>
   /** buildx only: push the image with no tag; its digest is the result */
   pushByDigest?: boolean
+  /** after the push, write shipline's build provenance and push it as a referrer of the digest (provenance.ts) */
+  attest?: boolean
   config: DockerConfig
   /** registry login; none when the password is empty */
   login?: { registry: string; username: string; password: string }
@@ -88,6 +92,8 @@ export interface BuildPushResult {
   replacedDigest?: string
   /** pushed by digest, with no tag (tags and shaTag are then empty) */
   byDigest: boolean
+  /** `attest: true`: the referrer manifest holding the provenance statement ('' when none was pushed) */
+  attestationDigest: string
   /**
    * build-push-action's `metadata`: buildx's metadata file as it wrote it, or (classic builder) the
    * `containerimage.digest` read back, `containerimage.config.digest` (the image id) and `image.name`
@@ -362,9 +368,50 @@ function metadataOf(built: Built, digest: string, names: string[]): Record<strin
   }
 }
 
+/**
+ * `attest: true`: the provenance statement of the pushed digest, pushed as its referrer (artifactType
+ * in-toto); returns the referrer manifest's digest. Nothing pushed (push: false): nothing to attest.
+ */
+async function attest(
+  o: BuildPushOptions,
+  digest: string,
+  builder: string,
+  startedOn: Date,
+  log: Log
+): Promise<string> {
+  if (!o.attest) return ''
+  if (!digest) {
+    notice(log, "attest: nothing was pushed (push: false), so there is no registry digest to attest; 'attestation-digest' is empty.")
+    return ''
+  }
+  const statement = provenanceStatement({
+    image: o.image.image,
+    digest,
+    // the SHA tag is the full commit SHA itself
+    sha: o.tags.shaTag,
+    context: o.context,
+    file: o.file,
+    target: o.target,
+    platforms: o.platforms,
+    buildArgNames: [...o.buildArgs.keys()],
+    builder,
+    pushByDigest: o.pushByDigest === true,
+    startedOn,
+    finishedOn: new Date(),
+    env: o.env ?? process.env
+  })
+  const pushed = await group(log, `attest: provenance of ${o.image.image}@${digest}`, async () => {
+    const r = await o.registry.attach(digest, IN_TOTO, Buffer.from(JSON.stringify(statement)))
+    log.info(`provenance ${r.digest} is a referrer of ${digest} (${r.api ? 'Referrers API' : `tag schema: ${o.image.image}:${r.tag}`})`)
+    return r
+  })
+  return pushed.digest
+}
+
 /** Builds, pushes and reads back. Throws UserError for everything a user can fix. */
 export async function buildPush(o: BuildPushOptions, log: Log): Promise<BuildPushResult> {
-  const started = Date.now()
+  const startedOn = new Date()
+  const started = startedOn.getTime()
   checkOptions(o)
   const { context, file } = checkContext(o.context, o.file)
   const run: Run = (args, extraEnv = {}) => runDocker(args, { env: { ...o.config.env, ...extraEnv }, bin: o.bin, onLine: l => log.info(l) })
@@ -400,6 +447,7 @@ export async function buildPush(o: BuildPushOptions, log: Log): Promise<BuildPus
     : o.push
       ? await readBack(o, built.cliDigest, log)
       : { digest: '', tagDigests: {} }
+  const attestationDigest = await attest(o, digest, built.builder, startedOn, log)
 
   const shaRef = byDigest ? '' : `${o.image.image}:${o.tags.shaTag}`
   const replacedDigest = before && digest && before !== digest ? before : undefined
@@ -420,6 +468,7 @@ export async function buildPush(o: BuildPushOptions, log: Log): Promise<BuildPus
     tagDigests,
     replacedDigest,
     byDigest,
+    attestationDigest,
     metadata: metadataOf(built, digest, byDigest ? [o.image.image] : refs),
     durationMs: Date.now() - started
   }

@@ -11,6 +11,9 @@ export function summaryMarkdown(r: BuildPushResult, notes: string[] = []): strin
     ['ref', r.ref ? code(r.ref) : '—'],
     ['tags', r.byDigest ? '— (pushed by digest, no tag)' : r.tags.map(code).join('<br>')],
     ['image id', r.imageId ? code(r.imageId) : '—'],
+    ...(r.attestationDigest
+      ? [['provenance', `${code(r.attestationDigest)} (referrer of the digest)`] as [string, string]]
+      : []),
     ['builder', r.builder],
     ['duration', `${secs} s`]
   ]
