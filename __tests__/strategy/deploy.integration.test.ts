@@ -113,4 +113,20 @@ describe('deploy-ssh with strategy: blue-green', () => {
     expect(ledgerEvents(path)).toEqual(['deploy v1', 'deploy v2', 'auto-rollback v2', 'rollback v1'])
     expect(readFileSync(`${path}/nginx/web.conf`, 'utf8')).toMatch(/upstream shipline_web/)
   }, 300_000)
+
+  it('keeps the old slot stopped after a switch: a rollback to it starts those containers again instead of new ones', async () => {
+    const r = await deploy({ ...common, images: [`web=${image}:v2`], version: 'v2-again' })
+    expect(r.status).toBe('deployed')
+    expect(readFileSync(`${path}/.shipline/kept`, 'utf8')).toMatch(/^(blue|green) \S+\n$/)
+    logs.length = 0
+    const rb = await rollback({ ...common })
+    expect(rb.status).toBe('rolled-back')
+    expect(await version()).toBe('v1')
+    expect(logs.join('\n')).toMatch(/was kept stopped in (blue|green): started again/)
+    // the slot v2 ran in is kept now, for the way back
+    expect(readFileSync(`${path}/.shipline/kept`, 'utf8')).toMatch(/^(blue|green) \S+\n$/)
+    const again = await deploy({ ...common, images: [`web=${image}:v2`], version: 'v2-third' })
+    expect(again.status).toBe('deployed')
+    expect(await version()).toBe('v2')
+  }, 300_000)
 })

@@ -23,7 +23,7 @@ import type { Logger } from '../log.js'
 import type { HealthResult } from '../runtime/runtime.js'
 import { composeHealth } from '../runtime/compose.js'
 import { composeArgv, ENV_FILE, type ComposeKind, type Layout } from '../compose/layout.js'
-import { NGINX_SWITCH_SCRIPT, PROBE_SCRIPT, STOP_SCRIPT } from './scripts.js'
+import { KEEP_SCRIPT, NGINX_SWITCH_SCRIPT, PROBE_SCRIPT, STOP_SCRIPT, WAKE_SCRIPT } from './scripts.js'
 import { envSuffix, memoryLimit, otherSlot, SLOTS, type BlueGreenConfig, type Slot } from './options.js'
 
 /** What blue-green needs of a host (the ReleaseStore's remote and layout, the Compose flavour). */
@@ -184,6 +184,26 @@ export class BlueGreen {
     const idle = otherSlot(live)
     const idx = SLOTS.indexOf(idle)
     const ports = Object.fromEntries([...cfg.ports].map(([s, p]) => [s, p[idx]]))
+    // the release kept stopped in the idle slot (a rollback to the one live before): started again, its
+    // memory checked on the host from its containers' own limits
+    const wake = await this.run(
+      'looking for kept containers',
+      SH(
+        WAKE_SCRIPT,
+        host.layout.state,
+        idle,
+        release.id,
+        String(cfg.minFreeMiB * MiB),
+        slotProject(host.layout.project, idle),
+        ...this.services
+      )
+    )
+    if (/^woken$/m.test(wake.stdout)) {
+      host.log.info(
+        `${host.label}: blue-green: ${release.version} was kept stopped in ${idle}: started again`
+      )
+      return { live, liveRelease: probe.release, idle, ports, wake: true }
+    }
     const need = await this.needed(release, idle)
     if (probe.memAvailable !== undefined && probe.memAvailable < need.bytes) {
       throw new UserError(
@@ -199,13 +219,14 @@ export class BlueGreen {
           ', '
         )}); ${Math.round((probe.memAvailable ?? 0) / MiB)} MiB free, ${Math.round(need.bytes / MiB)} MiB needed`
     )
-    return { live, idle, ports }
+    return { live, liveRelease: probe.release, idle, ports }
   }
 
   /** Phase 1: headroom check (unless planned already), then `up -d` of the release in the idle slot (nothing live changes). */
   async start(release: SlotRelease, planned?: SlotPlan): Promise<Started | ActivateResult> {
-    const { live, idle, ports } = planned ?? (await this.plan(release))
-    const st: Started = { release, live, idle, ports }
+    const { live, liveRelease, idle, ports, wake } = planned ?? (await this.plan(release))
+    const st: Started = { release, live, liveRelease, idle, ports }
+    if (wake) return st
     try {
       await this.run(`starting ${release.id} in the ${idle} slot`, [
         ...this.composeArgv(release, idle),
@@ -276,9 +297,21 @@ export class BlueGreen {
       await new Promise(r => setTimeout(r, cfg.drainSeconds * 1000))
     }
     return [
-      ...(st.live ? await this.stop(slotProject(host.layout.project, st.live)) : []),
+      ...(st.live ? await this.keep(st.live, st.liveRelease) : []),
       ...(await this.stop(host.layout.project))
     ]
+  }
+
+  /** Stops the old slot and keeps its containers for a rollback (removed instead when its release is unknown). */
+  async keep(slot: Slot, release: string | undefined): Promise<string[]> {
+    const project = slotProject(this.host.layout.project, slot)
+    if (!release) return this.stop(project)
+    const r = await this.host.remote.exec(
+      SH(KEEP_SCRIPT, '10', this.host.layout.state, slot, release, project, ...this.services),
+      { timeoutMs: 130_000 }
+    )
+    if (r.code !== 0) this.host.log.warning(`${this.host.label}: stopping ${project}: ${r.stderr.trim()}`)
+    return r.stdout.split('\n').filter(Boolean)
   }
 
   /** Phases 2 and 3 run directly (not inside a release transaction). */
@@ -319,14 +352,19 @@ export class BlueGreen {
 /** Where a release will start: the live and idle slots, the idle slot's ports. */
 export interface SlotPlan {
   live?: Slot
+  /** the release the live slot holds (from the slot file) */
+  liveRelease?: string
   idle: Slot
   ports: Record<string, number>
+  /** the idle slot's kept containers hold the release: they are started again, not created */
+  wake?: boolean
 }
 
 /** A release started in the idle slot, not yet taking traffic. */
 export interface Started {
   release: SlotRelease
   live?: Slot
+  liveRelease?: string
   idle: Slot
   ports: Record<string, number>
 }

@@ -28,6 +28,51 @@ exit $rc
 `
 
 /**
+ * Stops the old slot's containers after the switch and keeps them (stopped: no memory, no port), recording
+ * which release they hold, so a rollback to it starts them again instead of creating new ones (WAKE_SCRIPT).
+ * args: grace state-dir slot release-id project service…
+ */
+export const KEEP_SCRIPT = `g=$1; s=$2; slot=$3; rel=$4; p=$5; shift 5
+rc=0
+rm -f "$s/kept"
+for svc in "$@"; do
+  ids=$(docker ps -aq --filter "label=com.docker.compose.project=$p" --filter "label=com.docker.compose.service=$svc")
+  [ -z "$ids" ] && continue
+  docker stop -t "$g" $ids >/dev/null || rc=1
+  echo "stopped $p/$svc (kept for a rollback)"
+done
+[ $rc = 0 ] && printf '%s %s\n' "$slot" "$rel" > "$s/kept.tmp" && mv -f "$s/kept.tmp" "$s/kept"
+exit $rc
+`
+
+/**
+ * Starts the kept containers of a slot when they hold the release asked for, after the memory check (their
+ * own memory limits, at least min-bytes, against MemAvailable). Prints \`woken\`, or \`cold <why>\` when the
+ * release has to be started the usual way (nothing was changed then).
+ * args: state-dir slot release-id min-bytes project service…
+ */
+export const WAKE_SCRIPT = `s=$1; slot=$2; rel=$3; min=$4; p=$5; shift 5
+kept=$(head -n 1 "$s/kept" 2>/dev/null)
+# whatever happens next, the record goes: a cold start recreates the slot's containers
+rm -f "$s/kept"
+[ "$kept" = "$slot $rel" ] || { echo "cold not kept"; exit 0; }
+all=
+for svc in "$@"; do
+  ids=$(docker ps -aq --filter "label=com.docker.compose.project=$p" --filter "label=com.docker.compose.service=$svc")
+  [ -n "$ids" ] || { echo "cold $svc missing"; exit 0; }
+  all="$all $ids"
+done
+# sums in the shell's 64-bit arithmetic (mawk prints large numbers as 2.1e+10)
+need=0
+for m in $(docker inspect -f '{{.HostConfig.Memory}}' $all); do need=$((need + m)); done
+[ "$need" -ge "$min" ] || need=$min
+kb=$(awk '/^MemAvailable:/ {print $2}' /proc/meminfo 2>/dev/null)
+if [ -n "$kb" ] && [ $((kb * 1024)) -lt "$need" ]; then echo "cold memory $((kb * 1024)) < $need"; exit 0; fi
+docker start $all >/dev/null || { echo "ERR docker start failed"; exit 1; }
+echo woken
+`
+
+/**
  * Moves nginx to a slot in one step: saves the upstream files, writes the new ones (temp + rename), runs
  * the user's test command, then the reload; when either fails the saved files go back (and the reload runs
  * again after a failed reload), and nothing else changes. Then records the live slot.
