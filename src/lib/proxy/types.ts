@@ -65,7 +65,7 @@ export class ProxyError extends UserError {
 export const upstreamName = (service: string): string => `shipline_${service.replace(/[^A-Za-z0-9_]/g, '_')}`
 
 /** Checks one service's backends: 1-2 distinct ports in 1-65535, integer weights 0-100, one above 0. */
-export function checkBackends(proxy: ProxyName, service: string, backends: Backend[]): Backend[] {
+export function checkBackends(proxy: string, service: string, backends: Backend[]): Backend[] {
   const what = `${proxy}: backends of '${service}'`
   if (backends.length < 1 || backends.length > 2)
     throw new UserError(`${what}: give one or two (one per slot), got ${backends.length}.`)
