@@ -1,5 +1,6 @@
 /** Test helpers for real parts: free ports, waiting for a port or URL, child processes cleaned up. */
 import { spawn, type ChildProcess, type SpawnOptions } from 'node:child_process'
+import { rmSync } from 'node:fs'
 import { createServer, connect } from 'node:net'
 
 /** A TCP port free on 127.0.0.1 right now (the OS picks it). */
@@ -93,4 +94,39 @@ export function startProcess(cmd: string, args: string[], opts: SpawnOptions = {
 /** A name unique to this test run, for containers, images, folders and tags. */
 export function uniqueName(prefix: string): string {
   return `${prefix}-${process.pid}-${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 6)}`
+}
+
+/**
+ * Starts a server on `count` free loopback ports, again on new ports when one was taken meanwhile (up to
+ * 5 tries): `launch` writes the config for the ports and starts the process. stop() ends it and removes
+ * `dir`, which is removed too when every try fails.
+ */
+export async function launchOnFreePorts(
+  what: string,
+  dir: string,
+  count: number,
+  launch: (ports: number[]) => Proc
+): Promise<{ ports: number[]; stop: () => Promise<void> }> {
+  let last = ''
+  for (let attempt = 0; attempt < 5; attempt++) {
+    const ports: number[] = []
+    for (let i = 0; i < count; i++) ports.push(await freePort())
+    const proc = launch(ports)
+    try {
+      for (const p of ports) await waitForPort(p, '127.0.0.1', 10_000)
+    } catch {
+      last = proc.output()
+      await proc.stop()
+      continue
+    }
+    return {
+      ports,
+      stop: async () => {
+        await proc.stop()
+        rmSync(dir, { recursive: true, force: true })
+      }
+    }
+  }
+  rmSync(dir, { recursive: true, force: true })
+  throw new Error(`${what} did not start: ${last}`)
 }

@@ -24,6 +24,8 @@ import type { HealthResult } from '../runtime/runtime.js'
 import { composeHealth } from '../runtime/compose.js'
 import { composeArgv, ENV_FILE, type ComposeKind, type Layout } from '../compose/layout.js'
 import { KEEP_SCRIPT, NGINX_SWITCH_SCRIPT, PROBE_SCRIPT, STOP_SCRIPT, WAKE_SCRIPT } from './scripts.js'
+import { upstreamName } from '../proxy/types.js'
+import { nginxUpstream } from '../proxy/nginx.js'
 import { envSuffix, memoryLimit, otherSlot, SLOTS, type BlueGreenConfig, type Slot } from './options.js'
 
 /** What blue-green needs of a host (the ReleaseStore's remote and layout, the Compose flavour). */
@@ -52,12 +54,12 @@ const MiB = 1024 * 1024
 const SH = (script: string, ...args: string[]): string[] => ['sh', '-c', script, 'sh', ...args]
 
 export const slotProject = (project: string, slot: Slot): string => `${project}-${slot}`
-export const upstreamName = (service: string): string => `shipline_${service.replace(/[^A-Za-z0-9_]/g, '_')}`
+export { upstreamName }
 
 function upstreamFile(service: string, port: number, release?: SlotRelease): string {
   return (
     `# written by shipline (blue-green)${release ? `: release ${release.id} (${release.version})` : ''}\n` +
-    `upstream ${upstreamName(service)} {\n  server 127.0.0.1:${port};\n}\n`
+    nginxUpstream(service, [{ port, weight: 100 }])
   )
 }
 

@@ -75,7 +75,9 @@ echo woken
 /**
  * Moves nginx to a slot in one step: saves the upstream files, writes the new ones (temp + rename), runs
  * the user's test command, then the reload; when either fails the saved files go back (and the reload runs
- * again after a failed reload), and nothing else changes. Then records the live slot.
+ * again after a failed reload), and nothing else changes. Then records the live slot (unless slot-file is
+ * empty). An empty reload-command is a dry run: the files go back after the test whatever its outcome.
+ * Used by the blue-green strategy and the nginx proxy adapter (src/lib/proxy/nginx.ts).
  * args: include-dir test-command reload-command slot-file slot-line [file-name content]…
  */
 export const NGINX_SWITCH_SCRIPT = `d=$1; t=$2; rl=$3; sf=$4; sl=$5; shift 5
@@ -83,15 +85,16 @@ mkdir -p "$d" || { echo "ERR cannot create $d"; exit 70; }
 bk=$(mktemp -d) || exit 71
 trap 'rm -rf "$bk"' EXIT
 names=
+putback() { for n in $names; do if [ -f "$bk/$n.absent" ]; then rm -f "$d/$n"; else cp -p "$bk/$n" "$d/$n"; fi; done; }
 while [ $# -ge 2 ]; do
   n=$1; c=$2; shift 2
   names="$names $n"
   if [ -f "$d/$n" ]; then cp -p "$d/$n" "$bk/$n"; else : > "$bk/$n.absent"; fi
-  printf '%s' "$c" > "$d/$n.tmp" && mv -f "$d/$n.tmp" "$d/$n" || { echo "ERR cannot write $d/$n"; exit 72; }
+  printf '%s' "$c" > "$d/$n.tmp" && mv -f "$d/$n.tmp" "$d/$n" || { putback; echo "ERR cannot write $d/$n"; exit 72; }
 done
-putback() { for n in $names; do if [ -f "$bk/$n.absent" ]; then rm -f "$d/$n"; else cp -p "$bk/$n" "$d/$n"; fi; done; }
 if ! out=$(sh -c "$t" 2>&1); then putback; echo "ERR nginx test '$t' failed: $(printf '%s' "$out" | tail -n 1)"; exit 11; fi
+if [ -z "$rl" ]; then putback; echo "tested"; exit 0; fi
 if ! out=$(sh -c "$rl" 2>&1); then putback; sh -c "$rl" >/dev/null 2>&1; echo "ERR nginx reload '$rl' failed: $(printf '%s' "$out" | tail -n 1)"; exit 12; fi
-printf '%s\\n' "$sl" > "$sf.tmp" && mv -f "$sf.tmp" "$sf" || { echo "ERR cannot write $sf"; exit 73; }
+[ -z "$sf" ] || { printf '%s\\n' "$sl" > "$sf.tmp" && mv -f "$sf.tmp" "$sf"; } || { echo "ERR cannot write $sf"; exit 73; }
 echo "switched"
 `
