@@ -286,6 +286,17 @@ describe('evaluate', () => {
     expect(strict[0].reason).toMatch(/fails \(no-data: fail\)$/)
   })
 
+  it('a histogram without a +Inf bucket, or with nothing else, cannot give a quantile: it fails', () => {
+    const noInf = (n: number): string => `lat_bucket{le="0.1"} ${n}\n`
+    expect(evaluate(RULES, win(noInf(1), noInf(5)))[1].reason).toMatch(
+      /^p95: lat has no le="\+Inf" bucket in the new slot's metrics/
+    )
+    const onlyInf = (n: number): string => `lat_bucket{le="+Inf"} ${n}\n`
+    expect(evaluate(RULES, win(onlyInf(1), onlyInf(5)))[1].reason).toMatch(
+      /^p95: lat has only the le="\+Inf" bucket/
+    )
+  })
+
   it('a selector that matches nothing fails: the metric is misnamed or not exported', () => {
     const next = win('up 1\n', 'up 1\n')
     const [ratio, p95] = evaluate(RULES, next)

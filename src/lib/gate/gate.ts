@@ -198,8 +198,11 @@ export function figure(rule: Rule, w: Window): Figure {
       const h = bucketIncreases(e.histogram, w)
       if (h.series === 0) return none(e.histogram, `${e.histogram.metric}_bucket series`)
       const n = h.buckets.length
-      if (h.buckets[n - 1].le !== Infinity)
-        return { ...none(e.histogram), missing: `${e.histogram.text} has no le="+Inf" bucket` }
+      if (h.buckets[n - 1].le !== Infinity || n < 2)
+        return {
+          ...none(e.histogram),
+          missing: `${e.histogram.text} has ${h.buckets[n - 1].le !== Infinity ? 'no' : 'only the'} le="+Inf" bucket`
+        }
       const total = h.buckets[n - 1].count
       const detail = `${fmt(total)} observations${suffix(h.resets)}`
       if (!(total > 0)) return { value: null, detail, resets: h.resets }
@@ -247,7 +250,7 @@ export function fmt(n: number): string {
 }
 
 /** A figure in words: `0.102 (52/510)`, `no data (0/0)`, `above 1 (…)`. */
-export function describe(f: Figure): string {
+export function describeFigure(f: Figure): string {
   if (f.missing) return `n/a (${f.missing})`
   if (f.value === null) return `no data${f.detail ? ` (${f.detail})` : ''}`
   return `${f.above ? 'above ' : ''}${fmt(f.value)} (${f.detail})`
@@ -259,7 +262,7 @@ export function evaluate(rules: Rule[], next: Window, old?: Window, o: GateOptio
   return rules.map(rule => {
     const f = figure(rule, next)
     const of = old ? figure(rule, old) : undefined
-    const baseline = of ? `; old slot ${describe(of)}` : ''
+    const baseline = of ? `; old slot ${describeFigure(of)}` : ''
     const base = { id: rule.id, rule, new: f, ...(of ? { old: of } : {}), threshold: rule.threshold }
     if (f.missing)
       return {
@@ -283,7 +286,7 @@ export function evaluate(rules: Rule[], next: Window, old?: Window, o: GateOptio
       ...base,
       verdict: ok ? ('pass' as const) : ('fail' as const),
       passed: ok,
-      reason: `${rule.id} ${describe(f)} ${rel} ${fmt(rule.threshold)}${ok ? '' : ` (wanted ${rule.op} ${fmt(rule.threshold)})`}${baseline}`
+      reason: `${rule.id} ${describeFigure(f)} ${rel} ${fmt(rule.threshold)}${ok ? '' : ` (wanted ${rule.op} ${fmt(rule.threshold)})`}${baseline}`
     }
   })
 }

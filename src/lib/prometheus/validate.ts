@@ -2,9 +2,9 @@
  * A strict, single-pass validator for Prometheus expositions: the text format 0.0.4 and OpenMetrics 1.0.
  *
  * It walks the text once, line by line, with index arithmetic on the one input string (no per-line split,
- * no regular expressions); the only strings it makes are metric names and series keys for the duplicate
- * check. Every problem becomes an error naming its 1-based line and a stable rule id (see RULES); it keeps
- * going after an error and collects up to `maxErrors` of them.
+ * no regular expressions but in onSample's unescaping); the only strings it makes are metric names and
+ * series keys for the duplicate check. Every problem becomes an error naming its 1-based line and a stable
+ * rule id (see RULES); it keeps going after an error and collects up to `maxErrors` of them.
  *
  * A plain module: it knows nothing of @actions/core.
  */
