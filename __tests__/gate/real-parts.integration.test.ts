@@ -3,13 +3,19 @@
  * plain port here), whose counters and histogram move between the gate's two scrapes as real requests come
  * in. A good new slot passes; one answering 10% 5xx fails the error-ratio rule; one that sleeps fails p95.
  * The old slot (good) is scraped over the same window as the baseline. One exporter speaks OpenMetrics.
+ * Last, a real Prometheus server scrapes an exporter and its PromQL (histogram_quantile over sum by le, a
+ * ratio of sums) must give the gate's figures for a window that starts from nothing.
  */
 import { afterAll, describe, expect, it } from '@jest/globals'
-import { evaluate, gatePassed, type RuleResult } from '../../src/lib/gate/gate.js'
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { evaluate, figure, gatePassed, type RuleResult } from '../../src/lib/gate/gate.js'
 import { parseRules } from '../../src/lib/gate/rules.js'
-import { scrape } from '../../src/lib/gate/scrape.js'
+import { parseScrape, scrape } from '../../src/lib/gate/scrape.js'
+import { freePort, sleep, startProcess, type Proc } from '../../src/testkit/net.js'
 import { send } from '../../src/lib/smoke/http.js'
-import { routes, serve, type Fixture } from '../../src/testkit/http-fixtures.js'
+import { ok, routes, serve, type Fixture } from '../../src/testkit/http-fixtures.js'
 import { isUserError } from '../../src/lib/errors.js'
 
 const BOUNDS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1]
@@ -141,5 +147,86 @@ describe('metrics gate on real HTTP exporters', () => {
     expect((err as Error).message).toBe(
       `Scraping ${f.url}/metrics for 'canary-rules' answered 404 Not Found; make the service serve its metrics there with status 200.`
     )
+  })
+})
+
+describe('the gate against a real Prometheus server', () => {
+  const EXPOSITION = [
+    '# TYPE lat histogram',
+    ...['/a', '/b'].flatMap((path, k) =>
+      [
+        ['0.05', 40],
+        ['0.1', 70],
+        ['0.25', 88],
+        ['0.5', 97],
+        ['+Inf', 100]
+      ].map(([le, n]) => `lat_bucket{path="${path}",le="${le}"} ${(n as number) * (k + 1)}`)
+    ),
+    'lat_sum{path="/a"} 9',
+    'lat_count{path="/a"} 100',
+    'lat_sum{path="/b"} 18',
+    'lat_count{path="/b"} 200',
+    '# TYPE req_total counter',
+    'req_total{code="200"} 937',
+    'req_total{code="503"} 63',
+    ''
+  ].join('\n')
+  const RULES_PROM: [string, string][] = [
+    ['p50: lat < 1', 'histogram_quantile(0.5, sum by (le) (lat_bucket))'],
+    ['p95: lat < 1', 'histogram_quantile(0.95, sum by (le) (lat_bucket))'],
+    ['p99: lat{path="/b"} < 1', 'histogram_quantile(0.99, sum by (le) (lat_bucket{path="/b"}))'],
+    ['e: req_total{code=~"5.."} / req_total < 1', 'sum(req_total{code=~"5.."}) / sum(req_total)']
+  ]
+  let dir = ''
+  let prom: Proc | undefined
+  afterAll(async () => {
+    await prom?.stop()
+    if (dir) rmSync(dir, { recursive: true, force: true })
+  })
+
+  it('histogram_quantile and the ratio agree with the gate', async () => {
+    const exporter = await serve(routes({ '/metrics': ok(EXPOSITION, 'text/plain; version=0.0.4') }))
+    fixtures.push(exporter)
+    dir = mkdtempSync(join(tmpdir(), 'shipline-gate-prom-'))
+    writeFileSync(
+      join(dir, 'prometheus.yml'),
+      `global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: x\n    static_configs:\n      - targets: ['127.0.0.1:${exporter.port}']\n`
+    )
+    const port = await freePort()
+    prom = startProcess('prometheus', [
+      `--config.file=${join(dir, 'prometheus.yml')}`,
+      `--storage.tsdb.path=${join(dir, 'data')}`,
+      `--web.listen-address=127.0.0.1:${port}`
+    ])
+    const query = async (q: string): Promise<number | undefined> => {
+      try {
+        const r = await send({
+          url: `http://127.0.0.1:${port}/api/v1/query?query=${encodeURIComponent(q)}`,
+          method: 'GET',
+          headers: {},
+          timeoutMs: 5000
+        })
+        const body = JSON.parse(r.body.toString()) as { data?: { result?: { value: [number, string] }[] } }
+        const v = body.data?.result?.[0]?.value[1]
+        return v === undefined ? undefined : Number(v)
+      } catch {
+        return undefined // not up yet
+      }
+    }
+    // bounded: the server scrapes every second once up
+    const deadline = Date.now() + 60_000
+    while ((await query(RULES_PROM[0][1])) === undefined) {
+      if (Date.now() > deadline) throw new Error(`prometheus gave no result in 60 s:\n${prom.output()}`)
+      await sleep(250)
+    }
+    const window = {
+      before: parseScrape('', undefined, exporter.url, 0),
+      after: parseScrape(EXPOSITION, 'text/plain; version=0.0.4', exporter.url, 1000)
+    }
+    for (const [line, promql] of RULES_PROM) {
+      const [rule] = parseRules(line)
+      const ours = figure(rule, window).value
+      expect([line, await query(promql)]).toEqual([line, ours])
+    }
   })
 })
