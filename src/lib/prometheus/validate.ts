@@ -2,9 +2,9 @@
  * A strict, single-pass validator for Prometheus expositions: the text format 0.0.4 and OpenMetrics 1.0.
  *
  * It walks the text once, line by line, with index arithmetic on the one input string (no per-line split,
- * no regular expressions); the only strings it makes are metric names and series keys for the duplicate
- * check. Every problem becomes an error naming its 1-based line and a stable rule id (see RULES); it keeps
- * going after an error and collects up to `maxErrors` of them.
+ * no regular expressions but in onSample's unescaping); the only strings it makes are metric names and
+ * series keys for the duplicate check. Every problem becomes an error naming its 1-based line and a stable
+ * rule id (see RULES); it keeps going after an error and collects up to `maxErrors` of them.
  *
  * A plain module: it knows nothing of @actions/core.
  */
@@ -36,6 +36,24 @@ export interface ValidationResult {
 export interface ValidateOptions {
   /** stop recording errors after this many (scanning goes on to count them); default 100 */
   maxErrors?: number
+  /**
+   * Called with every sample line whose value parsed, in order (the metrics gate reads the values this
+   * way: one parser for validation and values). Use the samples only when the result has no errors.
+   */
+  onSample?: (s: ParsedSample) => void
+}
+
+/** One sample line, as `onSample` gets it. */
+export interface ParsedSample {
+  /** the sample's name as written: http_requests_total, http_request_duration_seconds_bucket */
+  name: string
+  /** the family it belongs to (http_request_duration_seconds for its _bucket samples) */
+  family: string
+  /** the family's declared type, lower case; '' when it has no (valid) TYPE line */
+  type: string
+  /** label values unescaped (\\ \" \n, as Prometheus' parsers read them; an undefined escape stays as written) */
+  labels: Record<string, string>
+  value: number
 }
 
 /** Rule ids (stable: tests, the smoke-test report and users rely on them) and what each checks. */
@@ -137,7 +155,7 @@ export function validateExposition(
   options: ValidateOptions = {}
 ): ValidationResult {
   const format = formatFromContentType(contentType)
-  const v = new Validator(text, format === 'openmetrics-1.0', options.maxErrors ?? 100)
+  const v = new Validator(text, format === 'openmetrics-1.0', options.maxErrors ?? 100, options.onSample)
   v.run()
   v.errors.sort((a, b) => a.line - b.line)
   return {
@@ -329,7 +347,8 @@ class Validator {
   constructor(
     private readonly text: string,
     private readonly om: boolean,
-    private readonly maxErrors: number
+    private readonly maxErrors: number,
+    private readonly onSample?: (s: ParsedSample) => void
   ) {
     this.hasReplacement = text.indexOf('\uFFFD') !== -1
   }
@@ -1199,6 +1218,14 @@ class Validator {
       this.lastKind = kind
     }
     fam.samples++
+    if (this.onSample && valueOk)
+      this.onSample({
+        name,
+        family: fam.name,
+        type: fam.type,
+        labels: this.labelObject(),
+        value: this.valueNum
+      })
     this.exemplarAllowed = false
     this.exemplarLe = NaN
     const type = fam.type
@@ -1410,6 +1437,19 @@ class Validator {
     }
     const f = this.family(name)
     return check(f, K_BARE)
+  }
+
+  /** The current sample's labels, values unescaped. */
+  private labelObject(): Record<string, string> {
+    const text = this.text
+    const out: Record<string, string> = {}
+    for (let i = 0; i < this.nLabels; i++) {
+      const raw = text.slice(this.lvS[i], this.lvE[i])
+      out[text.slice(this.lnS[i], this.lnE[i])] = raw.includes('\\')
+        ? raw.replace(/\\([\\"n])/g, (_m, c: string) => (c === 'n' ? '\n' : c))
+        : raw
+    }
+    return out
   }
 
   /** Index of the current sample's label with that name, -1 when it has none. */
