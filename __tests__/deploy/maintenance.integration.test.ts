@@ -18,6 +18,8 @@ import { parseHostCommand, parseReleaseCommand } from '../../src/lib/deploy/comm
 import { BUSYBOX } from '../../src/testkit/images.js'
 import { freePort, uniqueName } from '../../src/testkit/net.js'
 import { startRegistry, type TestRegistry } from '../../src/testkit/registry.js'
+import { startTcpCut, type TcpCut } from '../../src/testkit/tcp-cut.js'
+import { connectSsh } from '../../src/lib/ssh/client.js'
 import { headDigest, pushApps, teardown } from '../strategy/helpers.js'
 import { startNginx, type Nginx } from '../../src/testkit/nginx.js'
 import { sshFleet, startSshd, type Sshd } from '../../src/testkit/sshd.js'
@@ -234,4 +236,39 @@ describe('maintenance: release around a deploy', () => {
     expect(r4.status).toBe('deployed')
     expect(await get()).toBe('200 v2')
   }, 300_000)
+
+  it('the link lost during the release command: the host switches the page off and closes the transaction by itself', async () => {
+    const cut: TcpCut = await startTcpCut(sshd.port)
+    try {
+      const r = await deploy({
+        ...opts,
+        commands: { ...opts.commands, release: parseReleaseCommand(`web=sh -c 'sleep 3'`, 60) },
+        images: [`web=${image}:v1`],
+        version: 'v1-cut',
+        connect: () =>
+          connectSsh({
+            target: { host: cut.host, port: cut.port, user: 'root' },
+            privateKey: sshd.clientKey.privateKey,
+            knownHosts: sshd.knownHostsLine.replace(
+              `[${sshd.host}]:${sshd.port}`,
+              `[${cut.host}]:${cut.port}`
+            )
+          }),
+        onStep: e => {
+          if (e.step === 'release-command' && e.phase === 'start') setTimeout(() => cut.cut(), 1000)
+        }
+      })
+      expect(cut.cuts().length).toBe(1)
+      expect(r.status).toBe('failed')
+    } finally {
+      await cut.stop()
+    }
+    // the verdict was read back from the host's journal once the lock holder had closed it
+    expect(events().slice(-3)).toEqual(['begin', 'maintenance on', 'aborted off'])
+    expect(await get()).toBe('200 v2')
+    expect((await deploy({ ...opts, images: [`web=${image}:v1`], version: 'v1-after' })).status).toBe(
+      'deployed'
+    )
+    expect(await get()).toBe('200 v1')
+  }, 240_000)
 })

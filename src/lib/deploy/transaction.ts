@@ -119,6 +119,10 @@ export async function transact(store: ReleaseStore, runtime: Runtime, a: Attempt
           message: `the connection was lost (${errorMessage(e).split('\n')[0]}); the host puts ${live ? `${live.version} (${live.id})` : 'nothing'} back by itself`
         }
 
+  // the maintenance page's off switch, for the lock holder's scripts should the runner go away
+  const offLine = a.maintenance
+    ? [`${shellJoin(maintenanceArgv(store, a.maintenance, false))} >/dev/null 2>&1`]
+    : []
   // maintenance: on before the commands, off in the close step (commit) or after the transaction ends
   let maintOn = false
   const maintOff = async (): Promise<void> => {
@@ -167,6 +171,21 @@ export async function transact(store: ReleaseStore, runtime: Runtime, a: Attempt
         })
       )
       maintOn = true
+      // should the runner go away before `up`, the lock holder switches the page off and closes `aborted`
+      await store.step(
+        ['true'],
+        store.recoverScript(
+          offLine,
+          {
+            ...base,
+            ...stay,
+            reason: 'the runner went away before anything live changed',
+            maintenance: 'off',
+            ...records
+          },
+          'aborted'
+        )
+      )
       a.log.info(`maintenance on while ${target.version} is deployed`)
     }
     await beforeUp(store, runtime, a, step, records)
@@ -189,10 +208,6 @@ export async function transact(store: ReleaseStore, runtime: Runtime, a: Attempt
   }
 
   // 2. containers change: the recovery puts `live` back should the runner go away
-  // (with the maintenance page on, the recovery switches it off once live is back)
-  const offLine = a.maintenance
-    ? [`${shellJoin(maintenanceArgv(store, a.maintenance, false))} >/dev/null 2>&1`]
-    : []
   const recover = live
     ? store.recoverScript([...runtime.restoreLines(live), ...offLine], {
         ...base,

@@ -294,10 +294,14 @@ export class ReleaseStore {
    * The recovery script: the runtime's lines that bring `restore` back, then the journal's `recovered`
    * entry (current already names it: `current` only moves in close()).
    */
-  recoverScript(restoreLines: string[], entry: Omit<JournalEntry, 'time' | 'event'>): string {
+  recoverScript(
+    restoreLines: string[],
+    entry: Omit<JournalEntry, 'time' | 'event'>,
+    event: 'recovered' | 'aborted' = 'recovered'
+  ): string {
     const json = JSON.stringify({
       ...entry,
-      event: 'recovered',
+      event,
       reason: entry.reason ?? 'the deploy connection was lost'
     })
     return [
