@@ -13,11 +13,10 @@ import { join } from 'node:path'
 import { projectName } from '../../src/lib/compose/layout.js'
 import { parseHostCommand, parseReleaseCommand, type ReleaseCommands } from '../../src/lib/deploy/commands.js'
 import { deploy, rollback, type DeployOptions } from '../../src/lib/deploy/index.js'
-import { connectSsh } from '../../src/lib/ssh/client.js'
 import { buildAppImage, removeRepository } from '../../src/testkit/images.js'
 import { uniqueName } from '../../src/testkit/net.js'
 import { startRegistry, type TestRegistry } from '../../src/testkit/registry.js'
-import { startSshd, type Sshd } from '../../src/testkit/sshd.js'
+import { sshFleet, startSshd, type Sshd } from '../../src/testkit/sshd.js'
 import { startTcpCut, type TcpCut } from '../../src/testkit/tcp-cut.js'
 import {
   connectTo,
@@ -231,15 +230,7 @@ describe('release command', () => {
     try {
       const r = await deploy({
         ...opts(path, 'v2', { release: rc(`web=sh -c 'sleep 3; echo "$APP_VERSION done" >> /data/schema'`) }),
-        connect: () =>
-          connectSsh({
-            target: { host: cut.host, port: cut.port, user: sshd.user },
-            privateKey: sshd.clientKey.privateKey,
-            knownHosts: sshd.knownHostsLine.replace(
-              `[${sshd.host}]:${sshd.port}`,
-              `[${cut.host}]:${cut.port}`
-            )
-          }),
+        connect: sshFleet(sshd, cut).connect,
         onStep: e => {
           if (e.step === 'release-command' && e.phase === 'start') setTimeout(() => cut.cut(), 1000)
         }

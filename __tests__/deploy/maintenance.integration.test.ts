@@ -19,7 +19,6 @@ import { BUSYBOX } from '../../src/testkit/images.js'
 import { freePort, uniqueName } from '../../src/testkit/net.js'
 import { startRegistry, type TestRegistry } from '../../src/testkit/registry.js'
 import { startTcpCut, type TcpCut } from '../../src/testkit/tcp-cut.js'
-import { connectSsh } from '../../src/lib/ssh/client.js'
 import { headDigest, pushApps, teardown } from '../strategy/helpers.js'
 import { startNginx, type Nginx } from '../../src/testkit/nginx.js'
 import { sshFleet, startSshd, type Sshd } from '../../src/testkit/sshd.js'
@@ -245,15 +244,7 @@ describe('maintenance: release around a deploy', () => {
         commands: { ...opts.commands, release: parseReleaseCommand(`web=sh -c 'sleep 3'`, 60) },
         images: [`web=${image}:v1`],
         version: 'v1-cut',
-        connect: () =>
-          connectSsh({
-            target: { host: cut.host, port: cut.port, user: 'root' },
-            privateKey: sshd.clientKey.privateKey,
-            knownHosts: sshd.knownHostsLine.replace(
-              `[${sshd.host}]:${sshd.port}`,
-              `[${cut.host}]:${cut.port}`
-            )
-          }),
+        connect: sshFleet(sshd, cut).connect,
         onStep: e => {
           if (e.step === 'release-command' && e.phase === 'start') setTimeout(() => cut.cut(), 1000)
         }

@@ -17,7 +17,7 @@ import { startNginx, type Nginx } from '../../src/testkit/nginx.js'
 import { startRegistry, type TestRegistry } from '../../src/testkit/registry.js'
 import { runActionBundle } from '../../src/testkit/runner.js'
 import { startSshd, type Sshd } from '../../src/testkit/sshd.js'
-import { projectsOf, removeProjects } from './helpers.js'
+import { losses, projectsOf, removeProjects } from './helpers.js'
 
 describe('dist/deploy-ssh and dist/rollback with strategy: blue-green', () => {
   let reg: TestRegistry
@@ -117,7 +117,7 @@ describe('dist/deploy-ssh and dist/rollback with strategy: blue-green', () => {
     expect(await version()).toBe('v1')
     const res = await load.stop()
     expect(res.sent).toBeGreaterThan(0)
-    expect({ bad: res.bad, non2xx: res.non2xx, failed: res.failed }).toEqual({
+    expect(losses(res)).toEqual({
       bad: 0,
       non2xx: {},
       failed: {}

@@ -15,7 +15,7 @@ import { freePort, uniqueName } from '../../src/testkit/net.js'
 import { blueGreenBehind, startNginx, type Nginx } from '../../src/testkit/nginx.js'
 import { startRegistry, type TestRegistry } from '../../src/testkit/registry.js'
 import { sshFleet, startSshd, type Sshd } from '../../src/testkit/sshd.js'
-import { headDigest, ledgerEvents, pushApps, teardown } from './helpers.js'
+import { headDigest, ledgerEvents, losses, pushApps, teardown } from './helpers.js'
 
 describe('deploy-ssh with strategy: blue-green', () => {
   let reg: TestRegistry
@@ -104,7 +104,7 @@ describe('deploy-ssh with strategy: blue-green', () => {
     expect(await version()).toBe('v1')
     const res = await load.stop()
     expect(res.sent).toBeGreaterThan(0)
-    expect({ bad: res.bad, non2xx: res.non2xx, failed: res.failed }).toEqual({
+    expect(losses(res)).toEqual({
       bad: 0,
       non2xx: {},
       failed: {}

@@ -2,6 +2,7 @@
 import { execFileSync } from 'node:child_process'
 import { readFileSync, rmSync } from 'node:fs'
 import { buildAppImage, removeImages, type AppImageOptions } from '../../src/testkit/images.js'
+import type { LoadResult } from '../../src/testkit/load.js'
 import { projectName } from '../../src/lib/compose/layout.js'
 import type { ImageRef } from '../../src/lib/compose/validate.js'
 
@@ -76,3 +77,10 @@ export async function teardown(o: {
   removeImages(...o.images)
   rmSync(o.dir, { recursive: true, force: true })
 }
+
+/** What a load run lost: requests without an answer, non-2xx answers by status, failures by kind. */
+export const losses = (res: Pick<LoadResult, 'bad' | 'non2xx' | 'failed'>) => ({
+  bad: res.bad,
+  non2xx: res.non2xx,
+  failed: res.failed
+})

@@ -21,7 +21,7 @@ import { freePort, uniqueName } from '../../src/testkit/net.js'
 import { blueGreenBehind, startNginx, type Nginx } from '../../src/testkit/nginx.js'
 import { startRegistry, type TestRegistry } from '../../src/testkit/registry.js'
 import { sshFleet, startSshd, type Sshd } from '../../src/testkit/sshd.js'
-import { headDigest, ledgerEvents, pushApps, teardown } from './helpers.js'
+import { headDigest, ledgerEvents, losses, pushApps, teardown } from './helpers.js'
 
 type Entry = { event: string; version: string; probe?: { passed: boolean; port: number; checks: string[] } }
 const lastEntry = (path: string): Entry =>
@@ -150,7 +150,7 @@ describe('probe before the switch', () => {
     expect(await version()).toBe('v2')
     const res = await load.stop()
     expect(res.sent).toBeGreaterThan(0)
-    expect({ bad: res.bad, non2xx: res.non2xx, failed: res.failed }).toEqual({
+    expect(losses(res)).toEqual({
       bad: 0,
       non2xx: {},
       failed: {}

@@ -9,7 +9,7 @@ import * as inputs from './inputs.js'
 import { fleetOptions, readFleetInputs, runFacts } from './deploy-inputs.js'
 import { coreLog } from './log.js'
 import { UserError } from '../lib/errors.js'
-import { BLUE_GREEN_DEFAULTS } from '../lib/strategy/options.js'
+import { readNginxInputs } from './strategy-inputs.js'
 import {
   maintenance,
   parseMaintenance,
@@ -23,9 +23,7 @@ export function readMaintenanceMode(): MaintenanceMode | undefined {
 
 export function readMaintenanceConfig(): MaintenanceConfig {
   return {
-    includeDir: inputs.str('nginx-include-dir') || undefined,
-    testCommand: inputs.str('nginx-test-command', BLUE_GREEN_DEFAULTS.testCommand),
-    reloadCommand: inputs.str('nginx-reload-command', BLUE_GREEN_DEFAULTS.reloadCommand),
+    ...readNginxInputs(),
     retryAfterSec: inputs.int('maintenance-retry-after', 120, { min: 0, max: 86400 }),
     page: inputs.str('maintenance-page') || undefined
   }

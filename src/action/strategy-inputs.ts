@@ -22,6 +22,15 @@ export interface StrategyInputs {
   slotServices: string[]
 }
 
+/** `nginx-include-dir`, `nginx-test-command`, `nginx-reload-command`: blue-green's switch and maintenance mode. */
+export function readNginxInputs(): Pick<BlueGreenConfig, 'includeDir' | 'testCommand' | 'reloadCommand'> {
+  return {
+    includeDir: inputs.str('nginx-include-dir') || undefined,
+    testCommand: inputs.str('nginx-test-command', BLUE_GREEN_DEFAULTS.testCommand),
+    reloadCommand: inputs.str('nginx-reload-command', BLUE_GREEN_DEFAULTS.reloadCommand)
+  }
+}
+
 export function readStrategyInputs(): StrategyInputs {
   const strategy = parseStrategy(inputs.str('strategy'))
   const target = parseTarget(inputs.str('target'))
@@ -29,9 +38,7 @@ export function readStrategyInputs(): StrategyInputs {
   if (strategy === 'blue-green') {
     blueGreen = {
       ports: parseSlotPorts(inputs.str('blue-green-ports')),
-      includeDir: inputs.str('nginx-include-dir') || undefined,
-      testCommand: inputs.str('nginx-test-command', BLUE_GREEN_DEFAULTS.testCommand),
-      reloadCommand: inputs.str('nginx-reload-command', BLUE_GREEN_DEFAULTS.reloadCommand),
+      ...readNginxInputs(),
       drainSeconds: inputs.int('drain-seconds', BLUE_GREEN_DEFAULTS.drainSeconds, { min: 0, max: 3600 }),
       minFreeMiB: inputs.int('min-free-memory', BLUE_GREEN_DEFAULTS.minFreeMiB, { min: 0, max: 1024 * 1024 })
     }

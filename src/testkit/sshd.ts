@@ -257,15 +257,24 @@ export function randomPassword(): string {
   return randomBytes(18).toString('base64url')
 }
 
-/** deploy()'s `hosts` and `connect` for the one host an Sshd is: root over its key, its host key pinned. */
-export function sshFleet(sshd: Sshd): { hosts: string[]; connect: () => Promise<SshRemote> } {
+/**
+ * deploy()'s `hosts` and `connect` for the one host an Sshd is: root over its key, its host key pinned.
+ * `via`: connect through that address instead (a TcpCut in front of the sshd), the same host key pinned there.
+ */
+export function sshFleet(
+  sshd: Sshd,
+  via?: { host: string; port: number }
+): { hosts: string[]; connect: () => Promise<SshRemote> } {
+  const at = via ?? { host: '127.0.0.1', port: sshd.port }
   return {
     hosts: [`root@127.0.0.1:${sshd.port}`],
     connect: () =>
       connectSsh({
-        target: { host: '127.0.0.1', port: sshd.port, user: 'root' },
+        target: { ...at, user: 'root' },
         privateKey: sshd.clientKey.privateKey,
-        knownHosts: sshd.knownHostsLine
+        knownHosts: via
+          ? sshd.knownHostsLine.replace(`[${sshd.host}]:${sshd.port}`, `[${via.host}]:${via.port}`)
+          : sshd.knownHostsLine
       })
   }
 }

@@ -12,7 +12,7 @@
  * include file, so the user's `include` keeps resolving.
  */
 import { UserError, errorMessage } from '../errors.js'
-import { liveRelease, ReleaseStore, type ReleaseMeta } from '../release/store.js'
+import { failureLine, liveRelease, ReleaseStore, type ReleaseMeta } from '../release/store.js'
 import { NGINX_SWITCH_SCRIPT } from '../strategy/scripts.js'
 import type { Logger } from '../log.js'
 import type { Remote } from '../ssh/remote.js'
@@ -101,9 +101,8 @@ export async function switchMaintenance(
 ): Promise<void> {
   const r = await store.exec(maintenanceArgv(store, cfg, on), { timeoutMs: 120_000 })
   if (r.code !== 0) {
-    const why = /^ERR (.*)$/m.exec(r.stdout)?.[1] ?? (r.stderr.trim().split('\n').pop() || `exit ${r.code}`)
     throw new UserError(
-      `${store.label}: switching maintenance ${on ? 'on' : 'off'} failed: ${why}; nginx keeps its previous configuration`,
+      `${store.label}: switching maintenance ${on ? 'on' : 'off'} failed: ${failureLine(r)}; nginx keeps its previous configuration`,
       (r.stdout + r.stderr).trim()
     )
   }

@@ -180,8 +180,7 @@ export async function transact(store: ReleaseStore, runtime: Runtime, a: Attempt
             ...base,
             ...stay,
             reason: 'the runner went away before anything live changed',
-            maintenance: 'off',
-            ...records
+            maintenance: 'off'
           },
           'aborted'
         )

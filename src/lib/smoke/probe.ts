@@ -9,7 +9,7 @@ import type { Logger } from '../log.js'
 import { Redactor } from '../redact.js'
 import { UserError } from '../errors.js'
 import { parseChecks, type Check } from './checks.js'
-import { runSmoke, type CheckResult, type SmokeOptions } from './run.js'
+import { runSmoke, type CheckResult } from './run.js'
 
 export interface ProbeOptions {
   checks: Check[]
@@ -22,8 +22,6 @@ export interface ProbeOptions {
   service?: string
   /** holds the checks' header values (the action layer masked them) */
   redactor?: Redactor
-  /** injected for tests (default src/lib/smoke/run.ts runSmoke) */
-  run?: (o: SmokeOptions) => ReturnType<typeof runSmoke>
 }
 
 /** What the probe found, for the ledger entry and the summary. */
@@ -59,7 +57,7 @@ export async function probePort(
     }
   }
   try {
-    const report = await (o.run ?? runSmoke)({
+    const report = await runSmoke({
       url: `http://127.0.0.1:${tunnel?.port ?? port}`,
       checks: o.checks,
       timeoutMs: o.timeoutSec * 1000,

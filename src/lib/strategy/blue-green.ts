@@ -158,9 +158,12 @@ export class BlueGreen {
 
   /** Removes the containers of the services in a slot (or another project), after `grace` seconds of stop. */
   async stop(project: string, grace = 10): Promise<string[]> {
-    const r = await this.host.remote.exec(SH(STOP_SCRIPT, String(grace), project, ...this.services), {
-      timeoutMs: (grace + 120) * 1000
-    })
+    return this.stopWith(project, grace, SH(STOP_SCRIPT, String(grace), project, ...this.services))
+  }
+
+  /** Runs a stop script (STOP_SCRIPT, KEEP_SCRIPT): a failure is a warning; returns its `stopped …` lines. */
+  private async stopWith(project: string, grace: number, argv: string[]): Promise<string[]> {
+    const r = await this.host.remote.exec(argv, { timeoutMs: (grace + 120) * 1000 })
     if (r.code !== 0) this.host.log.warning(`${this.host.label}: stopping ${project}: ${r.stderr.trim()}`)
     return r.stdout.split('\n').filter(Boolean)
   }
@@ -308,12 +311,12 @@ export class BlueGreen {
   async keep(slot: Slot, release: string | undefined): Promise<string[]> {
     const project = slotProject(this.host.layout.project, slot)
     if (!release) return this.stop(project)
-    const r = await this.host.remote.exec(
-      SH(KEEP_SCRIPT, '10', this.host.layout.state, slot, release, project, ...this.services),
-      { timeoutMs: 130_000 }
+    const grace = 10
+    return this.stopWith(
+      project,
+      grace,
+      SH(KEEP_SCRIPT, String(grace), this.host.layout.state, slot, release, project, ...this.services)
     )
-    if (r.code !== 0) this.host.log.warning(`${this.host.label}: stopping ${project}: ${r.stderr.trim()}`)
-    return r.stdout.split('\n').filter(Boolean)
   }
 
   /** Phases 2 and 3 run directly (not inside a release transaction). */
