@@ -37,6 +37,8 @@ import { UserError } from '../lib/errors.js'
 import { parseHostCommand, parseReleaseCommand, type ReleaseCommands } from '../lib/deploy/commands.js'
 import { planEnv } from '../lib/deploy/env.js'
 import { parseProbe, type ProbeOptions } from '../lib/smoke/probe.js'
+import { parseCanary, type CanaryOptions } from '../lib/strategy/canary.js'
+import { gateSummary } from '../lib/gate/summary.js'
 import type { MaintenanceConfig } from '../lib/deploy/maintenance.js'
 import { readMaintenanceConfig, readMaintenanceMode } from './maintenance-step.js'
 import { smokeSecrets } from '../lib/smoke/run.js'
@@ -58,6 +60,21 @@ function readProbeInputs(fleet: FleetInputs): ProbeOptions | undefined {
   const redactor = smokeSecrets(new Redactor(), { url: 'http://127.0.0.1/', checks: probe.checks })
   for (const form of redactor.forms()) core.setSecret(form)
   return { ...probe, redactor }
+}
+
+/** `canary-*`: the weighted steps of a blue-green deploy, checked against the strategy. */
+function readCanaryInputs(fleet: FleetInputs): CanaryOptions | undefined {
+  return parseCanary(
+    {
+      steps: inputs.str('canary-steps'),
+      intervalSec: inputs.int('canary-interval', 30, { min: 1, max: 3600 }),
+      rules: inputs.str('canary-rules'),
+      service: inputs.str('canary-service'),
+      metricsPath: inputs.str('canary-metrics-path', '/metrics'),
+      noData: inputs.str('canary-no-data', 'pass')
+    },
+    fleet
+  )
 }
 
 /** Everything deploy-ssh reads (and ship, for its deploy part). */
@@ -87,6 +104,8 @@ export interface DeployInputs {
   commands: ReleaseCommands
   /** `probe-checks` & co: smoke checks through SSH before the switch (undefined: none) */
   probe?: ProbeOptions
+  /** `canary-*`: blue-green's weighted steps gated by the app's metrics (undefined: switch at once) */
+  canary?: CanaryOptions
   /** `require-attestation`: refuse a pinned image whose digest has no attestation referrer */
   requireAttestation: boolean
   /** `maintenance: release`: the nginx maintenance page from before the release command until the switch */
@@ -151,6 +170,7 @@ export function readDeployInputs(): DeployInputs {
       "Input 'backup-command' is set without 'release-command': the backup is taken before the release command runs. Set 'release-command', or run the backup in 'pre-deploy'."
     )
   const probe = readProbeInputs(fleet)
+  const canary = readCanaryInputs(fleet)
   const mode = readMaintenanceMode()
   if (mode === 'on' || mode === 'off')
     throw new UserError(
@@ -180,6 +200,7 @@ export function readDeployInputs(): DeployInputs {
     keepReleases,
     commands,
     probe,
+    canary,
     maintenance,
     requireAttestation: inputs.bool('require-attestation', false),
     facts
@@ -278,6 +299,7 @@ export async function deployStep(inp: DeployInputs, opts: { hold?: boolean } = {
     keepReleases,
     commands: inp.commands,
     probe: inp.probe,
+    canary: inp.canary,
     maintenance: inp.maintenance,
     resolveDigest,
     onPlanned: async (plan: Plan) => {
@@ -325,6 +347,12 @@ export async function deployStep(inp: DeployInputs, opts: { hold?: boolean } = {
             .join(', ') || '—'
         ]
       ])
+    )
+    .addRaw(
+      result.hosts
+        .filter(h => h.canary?.figures.length)
+        .map(h => '\n' + gateSummary(h.canary!.figures, `Canary metrics gate: ${h.host}`))
+        .join('')
     )
     .write()
   return {

@@ -1,6 +1,6 @@
 /**
  * The inputs that choose how releases reach a host (deploy-ssh, rollback and ship): `strategy`
- * (recreate | blue-green) with the blue-green settings, and `target` (compose | swarm) with `stack`.
+ * (recreate | blue-green) with the blue-green settings and the `proxy` that switches the slots, and `target` (compose | swarm) with `stack`.
  * Checked before anything connects; returns deploy()/rollback()'s `runtime` factory (undefined: recreate).
  */
 import * as inputs from './inputs.js'
@@ -13,6 +13,8 @@ import {
   type BlueGreenConfig,
   type StrategyName
 } from '../lib/strategy/options.js'
+import { parseProxy } from '../lib/proxy/index.js'
+import { UserError } from '../lib/errors.js'
 
 export interface StrategyInputs {
   runtime?: MakeRuntime
@@ -40,10 +42,20 @@ export function readStrategyInputs(): StrategyInputs {
       ports: parseSlotPorts(inputs.str('blue-green-ports')),
       ...readNginxInputs(),
       drainSeconds: inputs.int('drain-seconds', BLUE_GREEN_DEFAULTS.drainSeconds, { min: 0, max: 3600 }),
-      minFreeMiB: inputs.int('min-free-memory', BLUE_GREEN_DEFAULTS.minFreeMiB, { min: 0, max: 1024 * 1024 })
+      minFreeMiB: inputs.int('min-free-memory', BLUE_GREEN_DEFAULTS.minFreeMiB, { min: 0, max: 1024 * 1024 }),
+      proxy: parseProxy({
+        proxy: inputs.str('proxy'),
+        haproxySocket: inputs.str('haproxy-socket'),
+        haproxyStateFile: inputs.str('haproxy-state-file'),
+        caddyAdmin: inputs.str('caddy-admin')
+      })
     }
     checkBlueGreen(blueGreen, [...blueGreen.ports.keys()])
   }
+  if (!blueGreen && inputs.str('proxy').trim() && inputs.str('proxy').trim() !== 'nginx')
+    throw new UserError(
+      `Input 'proxy: ${inputs.str('proxy').trim()}' switches blue-green slots; set 'strategy: blue-green', or remove 'proxy'.`
+    )
   const runtime = runtimeFactory({ strategy, target, blueGreen, stack: inputs.str('stack') || undefined })
   const slotServices = blueGreen ? [...blueGreen.ports.keys()] : []
   return runtime ? { runtime, target, strategy, slotServices } : { target, strategy, slotServices }

@@ -24,6 +24,51 @@ export interface AppImageOptions {
   port?: number
   /** adds an incompressible filler layer of this many MiB (for benchmarks) */
   fillerMiB?: number
+  /**
+   * adds /cgi-bin/work (answers the version; every failEvery-th request 500; each sleeps delaySec) and
+   * /cgi-bin/metrics (http_requests_total by code, http_request_duration_seconds histogram of the requests
+   * to /cgi-bin/work, each observed at its configured delay: busybox has no sub-second clock)
+   */
+  work?: { failEvery?: number; delaySec?: number }
+}
+
+const BOUNDS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1]
+
+/** The CGI scripts of `work`: one file per request under /tmp/obs/{ok,err} is the counter (no flock in busybox). */
+function workScripts(version: string, o: NonNullable<AppImageOptions['work']>): Record<string, string> {
+  const delay = o.delaySec ?? 0
+  const observed = delay || 0.002
+  const every = o.failEvery ?? 0
+  const head = '#!/bin/sh\nd=/tmp/obs; mkdir -p $d/ok $d/err\n'
+  const work =
+    head +
+    (delay ? `sleep ${delay}\n` : '') +
+    'n=$(( $(ls -1 $d/ok | wc -l) + $(ls -1 $d/err | wc -l) + 1 ))\n' +
+    (every
+      ? `if [ $((n % ${every})) = 0 ]; then mktemp $d/err/XXXXXX >/dev/null; printf 'Status: 500 Internal Server Error\\r\\nContent-Type: text/plain\\r\\n\\r\\nboom\\n'; exit 0; fi\n`
+      : '') +
+    'mktemp $d/ok/XXXXXX >/dev/null\n' +
+    `printf 'Content-Type: text/plain\\r\\n\\r\\n${version}\\n'\n`
+  const buckets = BOUNDS.map(
+    b => `http_request_duration_seconds_bucket{le="${b}"} $((n * ${observed <= b ? 1 : 0}))`
+  )
+  const metrics =
+    head +
+    'ok=$(ls -1 $d/ok | wc -l); err=$(ls -1 $d/err | wc -l); n=$((ok + err))\n' +
+    "printf 'Content-Type: text/plain; version=0.0.4\\r\\n\\r\\n'\n" +
+    'cat <<EOF\n' +
+    [
+      '# TYPE http_requests_total counter',
+      'http_requests_total{code="200"} $ok',
+      'http_requests_total{code="500"} $err',
+      '# TYPE http_request_duration_seconds histogram',
+      ...buckets,
+      'http_request_duration_seconds_bucket{le="+Inf"} $n',
+      `http_request_duration_seconds_sum $(awk "BEGIN { print $n * ${observed} }")`,
+      'http_request_duration_seconds_count $n'
+    ].join('\n') +
+    '\nEOF\n'
+  return { work, metrics }
 }
 
 /** Writes the build context of the sample app into dir and returns the Dockerfile path. */
@@ -44,6 +89,11 @@ export function writeAppContext(dir: string, opts: AppImageOptions): string {
   writeFileSync(join(dir, 'www', 'version'), `${opts.version}\n`)
   // an unhealthy build has no /health (busybox httpd answers 404) so its healthcheck never passes
   if (healthy) writeFileSync(join(dir, 'www', 'health'), 'ok\n')
+  if (opts.work) {
+    mkdirSync(join(dir, 'www', 'cgi-bin'))
+    for (const [name, text] of Object.entries(workScripts(opts.version, opts.work)))
+      writeFileSync(join(dir, 'www', 'cgi-bin', name), text, { mode: 0o755 })
+  }
   const lines = [
     'FROM scratch',
     'COPY busybox /bin/busybox',

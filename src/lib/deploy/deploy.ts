@@ -161,7 +161,10 @@ export async function deployHeld(opts: DeployOptions): Promise<HeldDeploy> {
         services: subset,
         health: updated,
         healthTimeout: opts.healthTimeout,
-        healthOpts: { stableSec: opts.stableSeconds, probe: opts.probe },
+        healthOpts: { stableSec: opts.stableSeconds, probe: opts.probe, canary: opts.canary },
+        onHealth: r => {
+          if (r.canary) h.result.canary = r.canary
+        },
         maintenance: opts.maintenance,
         registry: opts.registry,
         okEvent: 'deploy',

@@ -16,7 +16,7 @@ import { randomBytes } from 'node:crypto'
 import { errorMessage, isUserError } from '../errors.js'
 import type { JournalEntry, FinalEvent } from '../release/journal.js'
 import type { ReleaseMeta, ReleaseStore } from '../release/store.js'
-import type { HealthOptions, RegistryLogin, Runtime } from '../runtime/runtime.js'
+import type { HealthOptions, HealthResult, RegistryLogin, Runtime } from '../runtime/runtime.js'
 import type { HostResult, RemoteStep, StepEvent } from './types.js'
 import type { Logger } from '../log.js'
 import { shellJoin } from '../ssh/remote.js'
@@ -73,6 +73,8 @@ export interface Attempt {
   commands?: ReleaseCommands
   /** what each command did, filled in as they run (for the summary) */
   ran?: NonNullable<HostResult['commands']>
+  /** the target's health gate result (probe, canary), for the summary */
+  onHealth?(h: HealthResult): void
   /**
    * maintenance: release — the nginx maintenance page is on from before the hooks and the release command
    * until the switch (switched off inside the close step, so a lost link cannot leave it on after a
@@ -145,7 +147,7 @@ export async function transact(store: ReleaseStore, runtime: Runtime, a: Attempt
       ? "; the maintenance page stays on (switch it off with 'maintenance: off' once a release serves)"
       : ''
   // what the release's commands did, for the final entry (ok or not)
-  const records: Partial<Pick<JournalEntry, 'backup' | 'releaseCommand' | 'probe'>> = {}
+  const records: Partial<Pick<JournalEntry, 'backup' | 'releaseCommand' | 'probe' | 'canary'>> = {}
   // 1. before anything live changes: failures close the transaction `aborted`
   try {
     await store.begin(
@@ -222,6 +224,8 @@ export async function transact(store: ReleaseStore, runtime: Runtime, a: Attempt
     a.log.info(`waiting up to ${a.healthTimeout}s for ${a.health.join(', ')} to be healthy`)
     const h = await step('health', () => runtime.waitHealthy(target, a.health, a.healthTimeout, a.healthOpts))
     if (h.probe) records.probe = h.probe
+    if (h.canary) records.canary = h.canary.record
+    a.onHealth?.(h)
     if (h.ok) {
       await step('switch', () =>
         store.close(

@@ -5,6 +5,7 @@ import type { ImageRef } from '../compose/validate.js'
 import type { Logger } from '../log.js'
 import type { MakeRuntime } from '../runtime/runtime.js'
 import type { ProbeOptions } from '../smoke/probe.js'
+import type { CanaryOptions, CanaryRun } from '../strategy/canary.js'
 import type { MaintenanceConfig } from './maintenance.js'
 
 export type { Logger }
@@ -67,6 +68,8 @@ export interface DeployOptions extends Common {
   commands?: ReleaseCommands
   /** smoke checks through the SSH connection before the switch (blue-green) or right after `up` (recreate) */
   probe?: ProbeOptions
+  /** blue-green: the weighted canary steps, gated by the app's metrics, before the switch */
+  canary?: CanaryOptions
   /** maintenance: release — the nginx maintenance page from before the release command until the switch */
   maintenance?: MaintenanceConfig
 }
@@ -119,6 +122,8 @@ export interface HostResult {
   durationMs: number
   /** remote commands and file writes (round trips) */
   execs: number
+  /** the canary's steps and figures on this host (deploys with canary-steps) */
+  canary?: CanaryRun
 }
 
 export type DeployStatus = 'deployed' | 'rolled-back' | 'failed'

@@ -11,6 +11,7 @@
  * default; in expectation). A weight-0 port is left out of the list: caddy keeps no idle upstream.
  */
 import { UserError, errorMessage } from '../errors.js'
+import { CADDY_SCRIPT } from './scripts.js'
 import { StagedAdapter, upstreamName, type AdapterHost, type Backend, type BackendState } from './types.js'
 
 export interface CaddyAdapterOptions {
@@ -156,6 +157,21 @@ export class CaddyAdapter extends StagedAdapter {
       }
     }
     this.staged.clear()
+  }
+
+  async switchArgv(): Promise<string[]> {
+    const args: string[] = []
+    for (const [service, backends] of this.stagedOrThrow()) {
+      const before = (await this.handler(service)).upstreams
+      args.push(
+        upstreamName(service),
+        before === undefined ? 'PUT' : 'PATCH',
+        JSON.stringify(caddyUpstreams(backends)),
+        JSON.stringify(before ?? [])
+      )
+    }
+    this.staged.clear()
+    return ['sh', '-c', CADDY_SCRIPT, 'sh', this.admin, ...args]
   }
 
   async readBack(service: string): Promise<BackendState[]> {

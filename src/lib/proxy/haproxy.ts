@@ -219,6 +219,25 @@ export class HaproxyAdapter extends StagedAdapter {
     )
   }
 
+  async switchArgv(): Promise<string[]> {
+    const plan = await this.plan()
+    this.staged.clear()
+    const sf = this.opts.stateFile ?? ''
+    return [
+      'sh',
+      '-c',
+      HAPROXY_SCRIPT,
+      'sh',
+      this.opts.socket,
+      '10',
+      'set',
+      sf,
+      ...plan.flatMap(p => p.cmds),
+      '--undo',
+      ...plan.flatMap(p => restoreCommands(p.backend, p.before))
+    ]
+  }
+
   async readBack(service: string): Promise<BackendState[]> {
     return (await this.slots(service)).map(({ port, weight, state }) => ({ port, weight, state }))
   }

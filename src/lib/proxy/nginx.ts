@@ -69,9 +69,9 @@ export class NginxAdapter extends StagedAdapter {
     return this.stagedOrThrow().flatMap(([s, b]) => [`${s}.conf`, head + nginxUpstream(s, b)])
   }
 
-  /** runs the switch script; `reload` empty: the dry run */
-  private async switch(reload: string): Promise<void> {
-    const argv = [
+  /** the switch script's argv for the staged files; `reload` empty: the dry run */
+  private argv(reload: string): string[] {
+    return [
       'sh',
       '-c',
       NGINX_SWITCH_SCRIPT,
@@ -80,12 +80,18 @@ export class NginxAdapter extends StagedAdapter {
       this.opts.testCommand,
       reload,
       '',
-      ''
+      '',
+      ...this.files()
     ]
+  }
+
+  /** runs the switch script; `reload` empty: the dry run */
+  private async switch(reload: string): Promise<void> {
+    const argv = this.argv(reload)
     const what = reload ? 'switching nginx' : 'testing the nginx change'
     let r
     try {
-      r = await this.host.remote.exec([...argv, ...this.files()], {
+      r = await this.host.remote.exec(argv, {
         timeoutMs: this.opts.timeoutMs ?? 120_000
       })
     } catch (e) {
@@ -115,6 +121,12 @@ export class NginxAdapter extends StagedAdapter {
   async apply(): Promise<void> {
     await this.switch(this.opts.reloadCommand)
     this.staged.clear()
+  }
+
+  switchArgv(): Promise<string[]> {
+    const argv = this.argv(this.opts.reloadCommand)
+    this.staged.clear()
+    return Promise.resolve(argv)
   }
 
   async readBack(service: string): Promise<BackendState[]> {

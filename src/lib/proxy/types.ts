@@ -41,6 +41,13 @@ export interface ProxyAdapter {
   apply(): Promise<void>
   /** what the proxy routes for a service now, as the proxy reports it */
   readBack(service: string): Promise<BackendState[]>
+  /**
+   * The staged change as one argv to run on the host later, without this runner (inside the release
+   * store's close step, or in a recovery script), and clears it. It reads nothing when it runs: the
+   * routing it was planned against must not change meanwhile (the deploy lock holds it). When it fails it
+   * puts the previous routing back itself and exits non-zero with an `ERR …` line.
+   */
+  switchArgv(): Promise<string[]>
 }
 
 export interface AdapterHost {
@@ -112,4 +119,5 @@ export abstract class StagedAdapter implements ProxyAdapter {
   abstract test(): Promise<void>
   abstract apply(): Promise<void>
   abstract readBack(service: string): Promise<BackendState[]>
+  abstract switchArgv(): Promise<string[]>
 }

@@ -11,6 +11,7 @@
  * The reader tolerates a torn last line (a crash or a full disk during an append) and says so; the appender
  * on the host never glues a new line onto a torn one (it ends the file with a newline first).
  */
+import type { CanaryRecord } from '../strategy/canary.js'
 
 export type FinalEvent =
   /** the attempted release is current, healthy and serving */
@@ -85,6 +86,8 @@ export interface JournalEntry {
   backup?: CommandRecord
   /** the probe's checks before the switch (deploys with probe-checks), passed or not */
   probe?: { port: number; passed: boolean; durationMs: number; checks: string[] }
+  /** the weighted canary's steps before the switch (deploys with canary-steps), passed or not */
+  canary?: CanaryRecord
 }
 
 export interface ParsedJournal {

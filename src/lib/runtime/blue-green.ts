@@ -14,6 +14,7 @@ import { UserError, errorMessage } from '../errors.js'
 import { shellJoin } from '../ssh/remote.js'
 import { BlueGreen, slotProject, upstreamName, type Started } from '../strategy/blue-green.js'
 import { STOP_SCRIPT } from '../strategy/scripts.js'
+import { walkCanary, type CanaryOptions } from '../strategy/canary.js'
 import { SLOTS, type BlueGreenConfig } from '../strategy/options.js'
 import type { HostState, ReleaseMeta, ReleaseStore } from '../release/store.js'
 import { ComposeRuntime } from './compose.js'
@@ -32,6 +33,12 @@ export class BlueGreenRuntime implements Runtime {
   private started?: Started
   /** the release asked to start already serves from the live slot */
   private noop = false
+  /** the recovery armed by start(), re-armed with the proxy reset while a canary walks */
+  private recover = ''
+  /** the close step's cut-over, planned once the slot passed (waitHealthy) */
+  private cutOver: string[] = []
+  /** set while a canary step may route traffic to the new slot: sends it all back to the live one */
+  private reset?: string[]
 
   constructor(
     readonly store: ReleaseStore,
@@ -81,6 +88,9 @@ export class BlueGreenRuntime implements Runtime {
       )
     this.started = undefined
     this.noop = false
+    this.recover = recover
+    this.cutOver = []
+    this.reset = undefined
     const probe = await this.bg.probe()
     this.noop = probe.release === meta.id && probe.slot !== undefined
     // the memory check refuses before anything is recreated, slotless services included
@@ -130,16 +140,89 @@ export class BlueGreenRuntime implements Runtime {
     const service = opts.probe?.service ?? this.bg.services[0]
     const ports = this.bg.cfg.ports.get(service)
     // the idle slot's own port, before nginx is switched: a failing probe removes the slot, nothing live changes
-    const h = await withProbe(this.store, healthy, ports?.[SLOTS.indexOf(this.started.idle)], opts)
-    if (!h.ok) {
-      await this.bg.discard(this.started)
-      this.started = undefined
+    const probed = await withProbe(this.store, healthy, ports?.[SLOTS.indexOf(this.started.idle)], opts)
+    const h = probed.ok && opts.canary ? await this.canary(this.started, opts.canary, probed) : probed
+    if (h.ok) {
+      try {
+        this.cutOver = await this.bg.cutOverArgv(this.started)
+      } catch (e) {
+        await this.putBack()
+        return { ok: false, result: 'proxy', state: errorMessage(e), logs: (e as UserError).details ?? '' }
+      }
+      return h
     }
+    await this.putBack()
     return h
   }
 
+  /** After a failed step: the traffic back on the live slot (when a canary moved some), the new slot removed. */
+  private async putBack(): Promise<void> {
+    if (this.reset) {
+      const r = await this.store.remote.exec(this.reset, { timeoutMs: 120_000 }).catch(e => ({
+        code: -1,
+        stdout: `ERR ${errorMessage(e)}`,
+        stderr: ''
+      }))
+      if (r.code !== 0)
+        this.store.log.warning(
+          `${this.store.label}: sending all traffic back to the live slot failed: ${/^ERR (.*)$/m.exec(r.stdout)?.[1] ?? `exit ${r.code}`}; check ${this.bg.proxy.name}`
+        )
+      else
+        this.store.log.info(`${this.store.label}: ${this.bg.proxy.name}: all traffic back on the live slot`)
+      // the recovery without the reset: nothing routes to the new slot any more
+      await this.store.step(['true'], this.recover)
+      this.reset = undefined
+    }
+    if (this.started) await this.bg.discard(this.started)
+    this.started = undefined
+  }
+
+  /**
+   * The weighted steps (src/lib/strategy/canary.ts) once the new slot passed its health gate and probe.
+   * Before the first step, the argv that sends all traffic back to the live slot is prepared and armed in
+   * the recovery (first: the lock holder runs it before it removes the new slot, should the runner go).
+   */
+  private async canary(st: Started, opts: CanaryOptions, healthy: HealthResult): Promise<HealthResult> {
+    const live = st.live
+    if (!live || !st.liveRelease || !this.recover) {
+      this.store.log.info(`${this.store.label}: canary: no live slot to compare with; switching at once`)
+      return healthy
+    }
+    this.reset = await this.bg.resetArgv({ ...st, live })
+    await this.store.step(
+      ['true'],
+      `${shellJoin(this.reset)} >/dev/null 2>&1
+${this.recover}`
+    )
+    const ports = new Map(
+      this.bg.services.map(s => [s, [this.bg.port(s, live), st.ports[s]] as [number, number]])
+    )
+    const run = await walkCanary({
+      proxy: this.bg.proxy,
+      remote: this.store.remote,
+      log: this.store.log,
+      label: this.store.label,
+      ports,
+      gateService: opts.service ?? this.bg.services[0],
+      opts
+    })
+    if (run.ok) {
+      this.store.log.info(
+        `${this.store.label}: canary passed ${opts.steps.map(p => `${p}%`).join(' → ')}; the close step switches to 100%`
+      )
+      return { ...healthy, state: `${healthy.state}; canary passed (${opts.steps.join(', ')}%)`, canary: run }
+    }
+    return {
+      ok: false,
+      result: 'canary-failed',
+      state: `${run.reason}; all traffic went back to the live slot`,
+      logs: '',
+      canary: run
+    }
+  }
+
   cutOverArgv(): string[] {
-    return this.started && !this.noop ? this.bg.switchArgv(this.started) : []
+    return this.started && !this.noop ? this.cutOver : []
   }
 
   async afterClose(): Promise<string[]> {
@@ -147,7 +230,7 @@ export class BlueGreenRuntime implements Runtime {
     this.started = undefined
     if (!st) return []
     this.store.log.info(
-      `${this.store.label}: nginx now sends ${this.bg.services.map(upstreamName).join(', ')} to the ${st.idle} slot`
+      `${this.store.label}: ${this.bg.proxy.name} now sends ${this.bg.services.map(upstreamName).join(', ')} to the ${st.idle} slot`
     )
     return this.bg.drain(st)
   }
@@ -160,8 +243,7 @@ export class BlueGreenRuntime implements Runtime {
     opts: HealthOptions = {}
   ): Promise<HealthResult> {
     try {
-      if (this.started) await this.bg.discard(this.started)
-      this.started = undefined
+      await this.putBack()
       const others = this.slotless(meta)
       if (others.length) await this.main.start(meta, others, recover)
       const probe = await this.bg.probe()

@@ -11,6 +11,7 @@
 import { errorMessage, type UserError } from '../errors.js'
 import type { HostState, ReleaseMeta, ReleaseStore } from '../release/store.js'
 import { probeFailure, probePort, type ProbeOptions, type ProbeRecord } from '../smoke/probe.js'
+import type { CanaryOptions, CanaryRun } from '../strategy/canary.js'
 
 export interface HealthResult {
   ok: boolean
@@ -22,6 +23,8 @@ export interface HealthResult {
   logs: string
   /** the probe's checks, when one ran (HealthOptions.probe) */
   probe?: ProbeRecord
+  /** the canary's steps and figures, when one walked (HealthOptions.canary) */
+  canary?: CanaryRun
 }
 
 export interface RegistryLogin {
@@ -35,6 +38,8 @@ export interface HealthOptions {
   tail?: number
   /** smoke checks through the SSH connection once the containers are healthy (deploys only, not put-backs) */
   probe?: ProbeOptions
+  /** blue-green deploys: the weighted steps before the close step's switch (not put-backs, not rollbacks) */
+  canary?: CanaryOptions
 }
 
 /** A healthy result probed on `port` (when a probe is asked for): unhealthy when the probe fails. */

@@ -23,8 +23,16 @@ import type { Logger } from '../log.js'
 import type { HealthResult } from '../runtime/runtime.js'
 import { composeHealth } from '../runtime/compose.js'
 import { composeArgv, ENV_FILE, type ComposeKind, type Layout } from '../compose/layout.js'
-import { KEEP_SCRIPT, NGINX_SWITCH_SCRIPT, PROBE_SCRIPT, STOP_SCRIPT, WAKE_SCRIPT } from './scripts.js'
-import { upstreamName } from '../proxy/types.js'
+import {
+  KEEP_SCRIPT,
+  NGINX_SWITCH_SCRIPT,
+  PROBE_SCRIPT,
+  PROXY_SWITCH_SCRIPT,
+  STOP_SCRIPT,
+  WAKE_SCRIPT
+} from './scripts.js'
+import { upstreamName, type ProxyAdapter } from '../proxy/types.js'
+import { makeAdapter } from '../proxy/index.js'
 import { nginxUpstream } from '../proxy/nginx.js'
 import { envSuffix, memoryLimit, otherSlot, SLOTS, type BlueGreenConfig, type Slot } from './options.js'
 
@@ -65,6 +73,8 @@ function upstreamFile(service: string, port: number, release?: SlotRelease): str
 
 export class BlueGreen {
   readonly includeDir: string
+  /** the proxy that routes the slots (nginx unless `proxy` says otherwise) */
+  readonly proxy: ProxyAdapter
   constructor(
     readonly host: SlotHost,
     readonly cfg: BlueGreenConfig,
@@ -73,6 +83,21 @@ export class BlueGreen {
     }
   ) {
     this.includeDir = cfg.includeDir ?? `${host.layout.state}/nginx`
+    this.proxy = makeAdapter(
+      cfg.proxy ?? { name: 'nginx' },
+      { remote: host.remote, label: host.label },
+      {
+        includeDir: this.includeDir,
+        testCommand: cfg.testCommand,
+        reloadCommand: cfg.reloadCommand,
+        comment: 'blue-green canary'
+      }
+    )
+  }
+
+  /** the host port of a service in a slot */
+  port(service: string, slot: Slot): number {
+    return this.cfg.ports.get(service)![SLOTS.indexOf(slot)]
   }
 
   get services(): string[] {
@@ -292,6 +317,26 @@ export class BlueGreen {
     ]
   }
 
+  /**
+   * The cut-over as an argv for the close step, through the configured proxy: nginx as switchArgv();
+   * haproxy and caddy through their adapter (planned now, against the routing the lock keeps unchanged),
+   * then the live slot recorded.
+   */
+  async cutOverArgv(st: Started): Promise<string[]> {
+    if (this.proxy.name === 'nginx') return this.switchArgv(st)
+    for (const s of this.services) this.proxy.setWeights(s, [{ port: st.ports[s], weight: 100 }])
+    return [
+      ...SH(PROXY_SWITCH_SCRIPT, `${this.host.layout.state}/slot`, `${st.idle} ${st.release.id}`),
+      ...(await this.proxy.switchArgv())
+    ]
+  }
+
+  /** An argv that sends all traffic back to the live slot (after a canary step), through the proxy. */
+  async resetArgv(st: Started & { live: Slot }): Promise<string[]> {
+    for (const s of this.services) this.proxy.setWeights(s, [{ port: this.port(s, st.live), weight: 100 }])
+    return this.proxy.switchArgv()
+  }
+
   /** Phase 3: drain, then stop the old slot (and containers a recreate deploy left in the main project). */
   async drain(st: Started): Promise<string[]> {
     const { host, cfg } = this
@@ -323,17 +368,29 @@ export class BlueGreen {
   async complete(st: Started): Promise<ActivateResult> {
     const bad = await this.slotHealth(st)
     if (bad) return bad
-    const r = await this.host.remote.exec(this.switchArgv(st), { timeoutMs: 120_000 })
+    let argv: string[]
+    try {
+      argv = await this.cutOverArgv(st)
+    } catch (e) {
+      const why = errorMessage(e)
+      return this.fail(st, { ok: false, result: 'proxy', state: why, logs: '' }, why)
+    }
+    const r = await this.host.remote.exec(argv, { timeoutMs: 120_000 })
     if (r.code !== 0) {
       const why = /^ERR (.*)$/m.exec(r.stdout)?.[1] ?? `exit ${r.code}`
       return this.fail(
         st,
-        { ok: false, result: r.code === 11 ? 'nginx-test' : 'nginx-reload', state: why, logs: '' },
+        {
+          ok: false,
+          result: this.proxy.name !== 'nginx' ? 'proxy' : r.code === 11 ? 'nginx-test' : 'nginx-reload',
+          state: why,
+          logs: ''
+        },
         why
       )
     }
     this.host.log.info(
-      `${this.host.label}: nginx now sends ${this.services.map(upstreamName).join(', ')} to the ${st.idle} slot`
+      `${this.host.label}: ${this.proxy.name} now sends ${this.services.map(upstreamName).join(', ')} to the ${st.idle} slot`
     )
     const stopped = await this.drain(st)
     if (stopped.length) this.host.log.info(`${this.host.label}: ${stopped.join(', ')}`)

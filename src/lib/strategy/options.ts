@@ -5,6 +5,7 @@
 import { UserError } from '../errors.js'
 import { parseList } from '../parse.js'
 import { validateServiceName } from '../compose/validate.js'
+import type { ProxyConfig } from '../proxy/index.js'
 
 export type StrategyName = 'recreate' | 'blue-green'
 const STRATEGIES: StrategyName[] = ['recreate', 'blue-green']
@@ -33,6 +34,8 @@ export interface BlueGreenConfig {
   drainSeconds: number
   /** MiB that must be available on the host when no service declares a memory limit (default 128) */
   minFreeMiB: number
+  /** the proxy that switches the slots (default nginx, with the settings above) */
+  proxy?: ProxyConfig
 }
 
 export const BLUE_GREEN_DEFAULTS = {

@@ -98,3 +98,14 @@ if ! out=$(sh -c "$rl" 2>&1); then putback; sh -c "$rl" >/dev/null 2>&1; echo "E
 [ -z "$sf" ] || { printf '%s\\n' "$sl" > "$sf.tmp" && mv -f "$sf.tmp" "$sf"; } || { echo "ERR cannot write $sf"; exit 73; }
 echo "switched"
 `
+
+/**
+ * A proxy adapter's switch (haproxy, caddy: its argv, which puts the previous routing back itself when it
+ * fails), then the live slot recorded; nginx has NGINX_SWITCH_SCRIPT, which records it itself.
+ * args: slot-file slot-line argv…
+ */
+export const PROXY_SWITCH_SCRIPT = `sf=$1; sl=$2; shift 2
+"$@" || exit $?
+printf '%s\\n' "$sl" > "$sf.tmp" && mv -f "$sf.tmp" "$sf" || { echo "ERR cannot write $sf"; exit 73; }
+echo "switched"
+`
