@@ -34,27 +34,27 @@ export interface AppImageOptions {
 
 const BOUNDS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1]
 
-/** The CGI scripts of `work`: one file per request under /tmp/obs/{ok,err} is the counter (no flock in busybox). */
+/** The CGI scripts of `work`: a byte appended per request to /tmp/obs/{ok,err} is the counter (no flock in busybox; O_APPEND writes do not interleave). */
 function workScripts(version: string, o: NonNullable<AppImageOptions['work']>): Record<string, string> {
   const delay = o.delaySec ?? 0
   const observed = delay || 0.002
   const every = o.failEvery ?? 0
-  const head = '#!/bin/sh\nd=/tmp/obs; mkdir -p $d/ok $d/err\n'
+  const head = '#!/bin/sh\nd=/tmp/obs; mkdir -p $d; touch $d/ok $d/err\n'
   const work =
     head +
     (delay ? `sleep ${delay}\n` : '') +
-    'n=$(( $(ls -1 $d/ok | wc -l) + $(ls -1 $d/err | wc -l) + 1 ))\n' +
+    'n=$(( $(wc -c < $d/ok) + $(wc -c < $d/err) + 1 ))\n' +
     (every
-      ? `if [ $((n % ${every})) = 0 ]; then mktemp $d/err/XXXXXX >/dev/null; printf 'Status: 500 Internal Server Error\\r\\nContent-Type: text/plain\\r\\n\\r\\nboom\\n'; exit 0; fi\n`
+      ? `if [ $((n % ${every})) = 0 ]; then printf x >> $d/err; printf 'Status: 500 Internal Server Error\\r\\nContent-Type: text/plain\\r\\n\\r\\nboom\\n'; exit 0; fi\n`
       : '') +
-    'mktemp $d/ok/XXXXXX >/dev/null\n' +
+    'printf x >> $d/ok\n' +
     `printf 'Content-Type: text/plain\\r\\n\\r\\n${version}\\n'\n`
   const buckets = BOUNDS.map(
     b => `http_request_duration_seconds_bucket{le="${b}"} $((n * ${observed <= b ? 1 : 0}))`
   )
   const metrics =
     head +
-    'ok=$(ls -1 $d/ok | wc -l); err=$(ls -1 $d/err | wc -l); n=$((ok + err))\n' +
+    'ok=$(wc -c < $d/ok); err=$(wc -c < $d/err); n=$((ok + err))\n' +
     "printf 'Content-Type: text/plain; version=0.0.4\\r\\n\\r\\n'\n" +
     'cat <<EOF\n' +
     [

@@ -258,7 +258,10 @@ export async function transact(store: ReleaseStore, runtime: Runtime, a: Attempt
       await afterSwitch(store, a, step)
       return { state: 'committed' }
     }
-    reason = `${target.version} did not turn healthy within ${a.healthTimeout}s (${h.result}: ${h.state})`
+    reason =
+      h.result === 'canary-failed'
+        ? `${target.version} failed its canary (${h.state})`
+        : `${target.version} did not turn healthy within ${a.healthTimeout}s (${h.result}: ${h.state})`
     logs = h.logs
   } catch (e) {
     const gone = lost(e)

@@ -169,9 +169,15 @@ export class BlueGreenRuntime implements Runtime {
         )
       else
         this.store.log.info(`${this.store.label}: ${this.bg.proxy.name}: all traffic back on the live slot`)
-      // the recovery without the reset: nothing routes to the new slot any more
+      // the recovery without the reset: nothing new routes to the new slot any more
       await this.store.step(['true'], this.recover)
       this.reset = undefined
+      // requests the new slot took before the reset finish there (nginx's old workers, haproxy's drain)
+      const drain = this.bg.cfg.drainSeconds
+      if (drain > 0) {
+        this.store.log.info(`${this.store.label}: draining the new slot for ${drain}s before it is removed`)
+        await new Promise(r => setTimeout(r, drain * 1000))
+      }
     }
     if (this.started) await this.bg.discard(this.started)
     this.started = undefined
