@@ -70,4 +70,27 @@ describe('haproxy adapter', () => {
     expect(run.phases[0]).toEqual({ A: expect.any(Number) })
     expect(run.load.bad).toBe(0)
   })
+
+  it('switchArgv(): the change as one argv run later; a refused command sends the --undo put-back', async () => {
+    const proxy = new HaproxyAdapter(host, { socket: hx.socket })
+    proxy.setWeights('static', [{ port: be.a, weight: 100 }])
+    await proxy.apply()
+    const before = await proxy.readBack('static')
+    proxy.setWeights('static', [
+      { port: be.a, weight: 50 },
+      { port: be.b, weight: 50 }
+    ])
+    const bad = await host.remote.exec(await proxy.switchArgv())
+    expect(bad.code).toBe(20)
+    expect(bad.stdout).toMatch(/^ERR set server shipline_static\/s\d weight 50: /m)
+    expect(await proxy.readBack('static')).toEqual(before)
+
+    proxy.setWeights('web', [
+      { port: be.a, weight: 90 },
+      { port: be.b, weight: 10 }
+    ])
+    const ok = await host.remote.exec(await proxy.switchArgv())
+    expect(ok.code).toBe(0)
+    expect(routing(await proxy.readBack('web'))).toEqual([`${be.a}:90`, `${be.b}:10`])
+  })
 })
