@@ -32,6 +32,7 @@ import { startHaproxy } from '../../src/testkit/haproxy.js'
 import { startCaddy } from '../../src/testkit/caddy.js'
 import { startRegistry, type TestRegistry } from '../../src/testkit/registry.js'
 import { sshFleet, startSshd, type Sshd } from '../../src/testkit/sshd.js'
+import { startTcpCut } from '../../src/testkit/tcp-cut.js'
 import { headDigest, ledgerEvents, pushApps, teardown } from './helpers.js'
 
 type Entry = { event: string; version: string; reason?: string; canary?: CanaryRecord }
@@ -273,4 +274,38 @@ describe.each(['nginx', 'haproxy', 'caddy'] as const)('canary behind %s', name =
     ])
     console.log(`canary behind ${name}: ${JSON.stringify({ ...res, bodies: undefined })}`)
   }, 400_000)
+
+  it('the link lost during a canary step: the host sends all traffic back to the live slot by itself', async () => {
+    const cut = await startTcpCut(sshd.port)
+    let armed = true
+    try {
+      const r = await deploy({
+        ...options('v2', true),
+        version: 'v2-cut',
+        connect: sshFleet(sshd, cut).connect,
+        log: {
+          info: (m: string) => {
+            logs.push(m)
+            if (armed && /canary: 5% of the traffic/.test(m)) {
+              armed = false
+              setTimeout(() => cut.cut(), 1000)
+            }
+          },
+          warning: (m: string) => logs.push('WARN ' + m)
+        }
+      })
+      expect(cut.cuts().length).toBe(1)
+      // read back from the host's journal once its lock holder closed the transaction: v1 is back
+      expect(r.status).toBe('rolled-back')
+    } finally {
+      await cut.stop()
+    }
+    // the lock holder's recovery ran: the proxy routes to the live slot alone, the new slot is gone
+    expect(lastEntry(path)).toMatchObject({ event: 'recovered', version: 'v1' })
+    for (let i = 0; i < 20; i++) expect(await served()).toBe('v1')
+    expect(slotImages().some(i => i.endsWith(':v2'))).toBe(false)
+    const next = await deploy(options('v2', false))
+    expect(next.error).toBeUndefined()
+    expect(await served()).toBe('v2')
+  }, 240_000)
 })

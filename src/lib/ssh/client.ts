@@ -416,16 +416,22 @@ export class SshRemote implements Remote {
       sockets.add(sock)
       sock.once('close', () => sockets.delete(sock))
       sock.on('error', () => sock.destroy())
-      this.client.forwardOut('127.0.0.1', 0, '127.0.0.1', port, (err, stream) => {
-        if (err || sock.destroyed) {
-          sock.destroy()
-          stream?.close()
-          return
-        }
-        stream.on('error', () => sock.destroy())
-        sock.pipe(stream).pipe(sock)
-        sock.once('close', () => stream.close())
-      })
+      // the link gone: ssh2 throws ('Not connected') instead of calling back; the local socket is reset
+      if (this.closed || this.lostReason) return void sock.destroy()
+      try {
+        this.client.forwardOut('127.0.0.1', 0, '127.0.0.1', port, (err, stream) => {
+          if (err || sock.destroyed) {
+            sock.destroy()
+            stream?.close()
+            return
+          }
+          stream.on('error', () => sock.destroy())
+          sock.pipe(stream).pipe(sock)
+          sock.once('close', () => stream.close())
+        })
+      } catch {
+        sock.destroy()
+      }
     })
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject)
