@@ -16,7 +16,7 @@ import { BlueGreen, slotProject, upstreamName, type Started } from '../strategy/
 import { STOP_SCRIPT } from '../strategy/scripts.js'
 import { walkCanary, type CanaryOptions } from '../strategy/canary.js'
 import { SLOTS, type BlueGreenConfig } from '../strategy/options.js'
-import type { HostState, ReleaseMeta, ReleaseStore } from '../release/store.js'
+import { failureLine, type HostState, type ReleaseMeta, type ReleaseStore } from '../release/store.js'
 import { ComposeRuntime } from './compose.js'
 import {
   withProbe,
@@ -165,7 +165,7 @@ export class BlueGreenRuntime implements Runtime {
       }))
       if (r.code !== 0)
         this.store.log.warning(
-          `${this.store.label}: sending all traffic back to the live slot failed: ${/^ERR (.*)$/m.exec(r.stdout)?.[1] ?? `exit ${r.code}`}; check ${this.bg.proxy.name}`
+          `${this.store.label}: sending all traffic back to the live slot failed: ${failureLine(r)}; check ${this.bg.proxy.name}`
         )
       else
         this.store.log.info(`${this.store.label}: ${this.bg.proxy.name}: all traffic back on the live slot`)
