@@ -3,8 +3,9 @@
 //
 //   node bench/rollback.mjs [--runs 3]
 //
-// recreate (the service's port published directly), and blue-green behind nginx, haproxy and caddy (the old
-// slot kept stopped after the switch, so the rollback starts those containers again). deploy() and rollback()
+// recreate (the service's port published directly), and blue-green behind nginx, haproxy and caddy: the old
+// slot kept stopped after the switch (the rollback starts those containers again), and kept warm
+// (`keep-previous-warm`: still running, so the rollback is a proxy switch). deploy() and rollback()
 // over a real sshd (loopback), the real registry, Docker engine and docker-compose v1, the busybox sample app
 // (healthcheck every 1 s, stable 1 s), 100 requests/s of keep-alive load through the proxy (recreate: to the
 // port). "serving" is the end of the rollback's `switch` step for blue-green (the proxy and `current` moved
@@ -56,9 +57,10 @@ const compose = (dir, port) => {
   return file
 }
 
-/** One way to run the app: its deploy options and the URL the load goes to. */
-async function setup(name) {
-  const dir = join(base, name)
+/** One way to run the app: its deploy options and the URL the load goes to (`nginx warm`: kept warm). */
+async function setup(label) {
+  const [name, warm] = label.split(' ')
+  const dir = join(base, label.replace(' ', '-'))
   const path = join(dir, 'app')
   mkdirSync(`${path}-nginx`, { recursive: true })
   paths.push(path)
@@ -99,6 +101,7 @@ async function setup(name) {
       reloadCommand: nginx?.reloadCommand ?? 'true',
       drainSeconds: 1,
       minFreeMiB: 16,
+      warmSeconds: warm ? 600 : 0,
       proxy
     }
   })
@@ -114,8 +117,9 @@ try {
     execFileSync('docker', ['push', '-q', `${image}:${v}`], { stdio: 'ignore' })
   }
   const table = []
-  for (const name of ['recreate', 'nginx', 'haproxy', 'caddy']) {
-    const s = await setup(name)
+  for (const label of ['recreate', 'nginx', 'haproxy', 'caddy', 'nginx warm', 'haproxy warm', 'caddy warm']) {
+    const name = label.split(' ')[0]
+    const s = await setup(label)
     let events = []
     const common = {
       ...sshFleet(sshd),
@@ -152,7 +156,10 @@ try {
     }
     removeProjects(s.path)
     table.push({
-      name: name === 'recreate' ? 'recreate' : `blue-green, ${name}`,
+      name:
+        name === 'recreate'
+          ? 'recreate'
+          : `blue-green, ${name}, previous slot kept ${label.endsWith('warm') ? 'warm' : 'stopped'}`,
       serving: median(rows.map(r => r.serving)),
       wall: median(rows.map(r => r.wall)),
       lost: rows.reduce((x, r) => x + r.lost, 0),
@@ -168,6 +175,12 @@ try {
       `| ${t.name} | ${(t.serving / 1000).toFixed(2)} s | ${(base0 / t.serving).toFixed(2)}× | ${(t.wall / 1000).toFixed(2)} s | ${t.lost} of ${t.sent} |`
     )
 } finally {
+  try {
+    // the warm windows' timers on the host (each would find its state gone and exit)
+    execFileSync('pkill', ['-f', base], { stdio: 'ignore' })
+  } catch {
+    /* none left */
+  }
   for (const p of paths) removeProjects(p)
   for (const p of parts) await p.stop()
   await sshd.stop()

@@ -51,7 +51,22 @@ describe('rollback run(): input errors', () => {
     ['health-timeout out of range', { 'health-timeout': '0' }, /'health-timeout'/],
     ['lock-timeout not a number', { 'lock-timeout': 'long' }, /'lock-timeout'/],
     ['max-parallel out of range', { 'max-parallel': '0' }, /'max-parallel'/],
-    ['unknown strategy', { strategy: 'sideways' }, /^Input 'strategy' must be 'recreate' or 'blue-green'/]
+    ['unknown strategy', { strategy: 'sideways' }, /^Input 'strategy' must be 'recreate' or 'blue-green'/],
+    [
+      'keep-previous-warm without blue-green',
+      { 'keep-previous-warm': '300' },
+      /^Input 'keep-previous-warm' keeps the old blue-green slot running; set 'strategy: blue-green'/
+    ],
+    [
+      'keep-previous-warm not a number of seconds',
+      { strategy: 'blue-green', 'blue-green-ports': 'web=8001,8002', 'keep-previous-warm': '5m' },
+      /'keep-previous-warm'/
+    ],
+    [
+      'keep-previous-warm over a day',
+      { strategy: 'blue-green', 'blue-green-ports': 'web=8001,8002', 'keep-previous-warm': '90000' },
+      /'keep-previous-warm'/
+    ]
   ]
   it.each(cases)('%s', async (_name, change, want) => {
     const inputs = { ...fleet(), ...change }

@@ -43,6 +43,7 @@ export function readStrategyInputs(): StrategyInputs {
       ...readNginxInputs(),
       drainSeconds: inputs.int('drain-seconds', BLUE_GREEN_DEFAULTS.drainSeconds, { min: 0, max: 3600 }),
       minFreeMiB: inputs.int('min-free-memory', BLUE_GREEN_DEFAULTS.minFreeMiB, { min: 0, max: 1024 * 1024 }),
+      warmSeconds: inputs.int('keep-previous-warm', BLUE_GREEN_DEFAULTS.warmSeconds, { min: 0, max: 86_400 }),
       proxy: parseProxy({
         proxy: inputs.str('proxy'),
         haproxySocket: inputs.str('haproxy-socket'),
@@ -52,6 +53,10 @@ export function readStrategyInputs(): StrategyInputs {
     }
     checkBlueGreen(blueGreen, [...blueGreen.ports.keys()])
   }
+  if (!blueGreen && inputs.int('keep-previous-warm', 0, { min: 0, max: 86_400 }) > 0)
+    throw new UserError(
+      `Input 'keep-previous-warm' keeps the old blue-green slot running; set 'strategy: blue-green', or remove 'keep-previous-warm'.`
+    )
   if (!blueGreen && inputs.str('proxy').trim() && inputs.str('proxy').trim() !== 'nginx')
     throw new UserError(
       `Input 'proxy: ${inputs.str('proxy').trim()}' switches blue-green slots; set 'strategy: blue-green', or remove 'proxy'.`

@@ -173,11 +173,7 @@ export class BlueGreenRuntime implements Runtime {
       await this.store.step(['true'], this.recover)
       this.reset = undefined
       // requests the new slot took before the reset finish there (nginx's old workers, haproxy's drain)
-      const drain = this.bg.cfg.drainSeconds
-      if (drain > 0) {
-        this.store.log.info(`${this.store.label}: draining the new slot for ${drain}s before it is removed`)
-        await new Promise(r => setTimeout(r, drain * 1000))
-      }
+      await this.bg.drainWait('the new slot before it is removed')
     }
     if (this.started) await this.bg.discard(this.started)
     this.started = undefined

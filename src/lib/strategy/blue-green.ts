@@ -9,16 +9,19 @@
  *   → `up -d` of the release in the idle slot → wait healthy (the same health script as a recreate deploy)
  *   → write <include-dir>/<service>.conf (`upstream shipline_<service> { server 127.0.0.1:<port>; }`)
  *     atomically → `nginx -t` (else the old files go back) → reload → record the live slot
- *   → drain: the old slot keeps running for drain-seconds, then it is stopped.
+ *   → drain: the old slot keeps running for drain-seconds, then it is stopped (kept for a rollback);
+ *     with keep-previous-warm it keeps running for that window instead (a host-side timer ends it), so a
+ *     rollback inside the window is a proxy switch.
  *
  * Until the reload, nothing the old slot serves changes: any failure before it leaves the old slot serving
  * and removes the idle slot's containers. The user's nginx.conf includes the files and proxies to
  * `shipline_<service>`; nginx's graceful reload lets its old workers finish their requests.
  */
 import { parse } from 'yaml'
+import { randomBytes } from 'node:crypto'
 import { UserError, errorMessage } from '../errors.js'
 import type { Remote } from '../ssh/remote.js'
-import type { ReleaseMeta } from '../release/store.js'
+import { failureLine, type ReleaseMeta } from '../release/store.js'
 import type { Logger } from '../log.js'
 import type { HealthResult } from '../runtime/runtime.js'
 import { composeHealth } from '../runtime/compose.js'
@@ -29,7 +32,9 @@ import {
   PROBE_SCRIPT,
   PROXY_SWITCH_SCRIPT,
   STOP_SCRIPT,
-  WAKE_SCRIPT
+  WAKE_SCRIPT,
+  WARM_SCRIPT,
+  WARM_TIMER_SCRIPT
 } from './scripts.js'
 import { upstreamName, type ProxyAdapter } from '../proxy/types.js'
 import { makeAdapter } from '../proxy/index.js'
@@ -59,6 +64,8 @@ export interface ActivateResult extends HealthResult {
 }
 
 const MiB = 1024 * 1024
+/** seconds `docker stop` gives an old slot's containers (after the drain, or at a warm window's end) */
+const STOP_GRACE = 10
 const SH = (script: string, ...args: string[]): string[] => ['sh', '-c', script, 'sh', ...args]
 
 export const slotProject = (project: string, slot: Slot): string => `${project}-${slot}`
@@ -228,16 +235,22 @@ export class BlueGreen {
         ...this.services
       )
     )
-    if (/^woken$/m.test(wake.stdout)) {
+    const woken = /^woken( warm)?$/m.exec(wake.stdout)
+    if (woken) {
       host.log.info(
-        `${host.label}: blue-green: ${release.version} was kept stopped in ${idle}: started again`
+        woken[1]
+          ? `${host.label}: blue-green: ${release.version} was kept warm in ${idle}: still running`
+          : `${host.label}: blue-green: ${release.version} was kept stopped in ${idle}: started again`
       )
       return { live, liveRelease: probe.release, idle, ports, wake: true }
     }
+    // read again after the wake check, which stops a slot kept warm for another release
+    const kb = /^memavail (\d+)$/m.exec(wake.stdout)?.[1]
+    const memAvailable = kb ? Number(kb) * 1024 : probe.memAvailable
     const need = await this.needed(release, idle)
-    if (probe.memAvailable !== undefined && probe.memAvailable < need.bytes) {
+    if (memAvailable !== undefined && memAvailable < need.bytes) {
       throw new UserError(
-        `${host.label}: not enough free memory for a second copy during the blue-green switch: ${Math.round(probe.memAvailable / MiB)} MiB available, ${Math.round(need.bytes / MiB)} MiB needed by ${need.from}. Free memory on the host, lower 'min-free-memory' or the services' memory limits, or use 'strategy: recreate'.`
+        `${host.label}: not enough free memory for a second copy during the blue-green switch: ${Math.round(memAvailable / MiB)} MiB available, ${Math.round(need.bytes / MiB)} MiB needed by ${need.from}. Free memory on the host, lower 'min-free-memory' or the services' memory limits, or use 'strategy: recreate'.`
       )
     }
     host.log.info(
@@ -247,7 +260,7 @@ export class BlueGreen {
         .map(([s, p]) => `${s}:${p}`)
         .join(
           ', '
-        )}); ${Math.round((probe.memAvailable ?? 0) / MiB)} MiB free, ${Math.round(need.bytes / MiB)} MiB needed`
+        )}); ${Math.round((memAvailable ?? 0) / MiB)} MiB free, ${Math.round(need.bytes / MiB)} MiB needed`
     )
     return { live, liveRelease: probe.release, idle, ports }
   }
@@ -323,11 +336,45 @@ export class BlueGreen {
    * then the live slot recorded.
    */
   async cutOverArgv(st: Started): Promise<string[]> {
-    if (this.proxy.name === 'nginx') return this.switchArgv(st)
-    for (const s of this.services) this.proxy.setWeights(s, [{ port: st.ports[s], weight: 100 }])
+    let argv: string[]
+    if (this.proxy.name === 'nginx') argv = this.switchArgv(st)
+    else {
+      for (const s of this.services) this.proxy.setWeights(s, [{ port: st.ports[s], weight: 100 }])
+      argv = [
+        ...SH(PROXY_SWITCH_SCRIPT, `${this.host.layout.state}/slot`, `${st.idle} ${st.release.id}`),
+        ...(await this.proxy.switchArgv())
+      ]
+    }
+    return this.warm(st) ? this.warmArgv(st, argv) : argv
+  }
+
+  /** keep-previous-warm applies: a window is set and the old slot holds a known release */
+  private warm(st: Started): st is Started & { live: Slot; liveRelease: string } {
+    return (this.cfg.warmSeconds ?? 0) > 0 && !!st.live && !!st.liveRelease
+  }
+
+  /**
+   * The cut-over wrapped by WARM_SCRIPT: once it succeeded, the old slot is recorded as kept warm and a
+   * detached host-side timer (WARM_TIMER_SCRIPT) ends the window, all inside the close step, so a lost
+   * runner cannot leave the old slot running without an end.
+   */
+  private warmArgv(st: Started & { live: Slot; liveRelease: string }, argv: string[]): string[] {
+    const { layout } = this.host
     return [
-      ...SH(PROXY_SWITCH_SCRIPT, `${this.host.layout.state}/slot`, `${st.idle} ${st.release.id}`),
-      ...(await this.proxy.switchArgv())
+      ...SH(
+        WARM_SCRIPT,
+        layout.state,
+        st.live,
+        st.liveRelease,
+        randomBytes(8).toString('hex'),
+        String(this.cfg.warmSeconds),
+        String(STOP_GRACE),
+        slotProject(layout.project, st.live),
+        WARM_TIMER_SCRIPT,
+        String(this.services.length),
+        ...this.services
+      ),
+      ...argv
     ]
   }
 
@@ -337,30 +384,42 @@ export class BlueGreen {
     return this.proxy.switchArgv()
   }
 
-  /** Phase 3: drain, then stop the old slot (and containers a recreate deploy left in the main project). */
+  /**
+   * Phase 3: drain, then stop the old slot (and containers a recreate deploy left in the main project). Kept
+   * warm, the old slot runs on (its requests in flight finish there) and the timer armed in the close step
+   * stops it at the window's end.
+   */
   async drain(st: Started): Promise<string[]> {
     const { host, cfg } = this
-    if (cfg.drainSeconds > 0) {
+    if (this.warm(st)) {
       host.log.info(
-        `${host.label}: draining the ${st.live ?? 'previous'} containers for ${cfg.drainSeconds}s`
+        `${host.label}: the ${st.live} slot (${st.liveRelease}) stays running for ${cfg.warmSeconds}s (keep-previous-warm): a rollback to it is a proxy switch`
       )
-      await new Promise(r => setTimeout(r, cfg.drainSeconds * 1000))
+      return this.stop(host.layout.project)
     }
+    await this.drainWait(`the ${st.live ?? 'previous'} containers`)
     return [
       ...(st.live ? await this.keep(st.live, st.liveRelease) : []),
       ...(await this.stop(host.layout.project))
     ]
   }
 
+  /** Waits drain-seconds, so requests a slot took before the proxy moved away from it finish there. */
+  async drainWait(what: string): Promise<void> {
+    const s = this.cfg.drainSeconds
+    if (s <= 0) return
+    this.host.log.info(`${this.host.label}: draining ${what} for ${s}s`)
+    await new Promise(r => setTimeout(r, s * 1000))
+  }
+
   /** Stops the old slot and keeps its containers for a rollback (removed instead when its release is unknown). */
   async keep(slot: Slot, release: string | undefined): Promise<string[]> {
     const project = slotProject(this.host.layout.project, slot)
     if (!release) return this.stop(project)
-    const grace = 10
     return this.stopWith(
       project,
-      grace,
-      SH(KEEP_SCRIPT, String(grace), this.host.layout.state, slot, release, project, ...this.services)
+      STOP_GRACE,
+      SH(KEEP_SCRIPT, String(STOP_GRACE), this.host.layout.state, slot, release, project, ...this.services)
     )
   }
 
@@ -377,7 +436,7 @@ export class BlueGreen {
     }
     const r = await this.host.remote.exec(argv, { timeoutMs: 120_000 })
     if (r.code !== 0) {
-      const why = /^ERR (.*)$/m.exec(r.stdout)?.[1] ?? `exit ${r.code}`
+      const why = failureLine(r)
       return this.fail(
         st,
         {

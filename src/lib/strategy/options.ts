@@ -34,6 +34,11 @@ export interface BlueGreenConfig {
   drainSeconds: number
   /** MiB that must be available on the host when no service declares a memory limit (default 128) */
   minFreeMiB: number
+  /**
+   * keep-previous-warm: seconds the old slot keeps running after the switch (a rollback inside the window is
+   * a proxy switch); then it is stopped and kept. 0 (default): stopped after drain-seconds.
+   */
+  warmSeconds?: number
   /** the proxy that switches the slots (default nginx, with the settings above) */
   proxy?: ProxyConfig
 }
@@ -42,7 +47,8 @@ export const BLUE_GREEN_DEFAULTS = {
   testCommand: 'nginx -t',
   reloadCommand: 'nginx -s reload',
   drainSeconds: 10,
-  minFreeMiB: 128
+  minFreeMiB: 128,
+  warmSeconds: 0
 }
 
 const PORTS_HELP = `one line per service: service=<blue port>,<green port>, e.g. 'web=8001,8002'`

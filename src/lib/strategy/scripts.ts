@@ -47,29 +47,85 @@ exit $rc
 
 /**
  * Starts the kept containers of a slot when they hold the release asked for, after the memory check (their
- * own memory limits, at least min-bytes, against MemAvailable). Prints \`woken\`, or \`cold <why>\` when the
- * release has to be started the usual way (nothing was changed then).
+ * own memory limits, at least min-bytes, against MemAvailable). Containers kept warm (`keep-previous-warm`:
+ * still running) need neither. Prints \`woken\` (\`woken warm\` when they were running already), or \`cold
+ * <why>\` and \`memavail <kB>\` when the release has to be started the usual way; a slot kept warm for another
+ * release is stopped first then, so the memory check counts what it held.
  * args: state-dir slot release-id min-bytes project service…
  */
 export const WAKE_SCRIPT = `s=$1; slot=$2; rel=$3; min=$4; p=$5; shift 5
-kept=$(head -n 1 "$s/kept" 2>/dev/null)
+kept=$(head -n 1 "$s/kept" 2>/dev/null | head -c 300)
+warm=$(sed -n 2p "$s/kept" 2>/dev/null | head -c 300)
 # whatever happens next, the record goes: a cold start recreates the slot's containers
 rm -f "$s/kept"
-[ "$kept" = "$slot $rel" ] || { echo "cold not kept"; exit 0; }
+cold() {
+  case "$warm" in
+    "warm "*)
+      for svc in "$@"; do
+        ids=$(docker ps -q --filter "label=com.docker.compose.project=$p" --filter "label=com.docker.compose.service=$svc")
+        [ -n "$ids" ] && docker stop -t 10 $ids >/dev/null
+      done ;;
+  esac
+  echo "memavail $(awk '/^MemAvailable:/ {print $2}' /proc/meminfo 2>/dev/null)"
+}
+[ "$kept" = "$slot $rel" ] || { echo "cold not kept"; cold "$@"; exit 0; }
 all=
 for svc in "$@"; do
   ids=$(docker ps -aq --filter "label=com.docker.compose.project=$p" --filter "label=com.docker.compose.service=$svc")
-  [ -n "$ids" ] || { echo "cold $svc missing"; exit 0; }
+  [ -n "$ids" ] || { echo "cold $svc missing"; cold "$@"; exit 0; }
   all="$all $ids"
 done
+run=$(docker inspect -f '{{.State.Running}}' $all) || run=false
+if [ -z "$(printf '%s\\n' "$run" | grep -v '^true$')" ]; then echo "woken warm"; exit 0; fi
 # sums in the shell's 64-bit arithmetic (mawk prints large numbers as 2.1e+10)
 need=0
 for m in $(docker inspect -f '{{.HostConfig.Memory}}' $all); do need=$((need + m)); done
 [ "$need" -ge "$min" ] || need=$min
 kb=$(awk '/^MemAvailable:/ {print $2}' /proc/meminfo 2>/dev/null)
-if [ -n "$kb" ] && [ $((kb * 1024)) -lt "$need" ]; then echo "cold memory $((kb * 1024)) < $need"; exit 0; fi
+if [ -n "$kb" ] && [ $((kb * 1024)) -lt "$need" ]; then echo "cold memory $((kb * 1024)) < $need"; cold "$@"; exit 0; fi
 docker start $all >/dev/null || { echo "ERR docker start failed"; exit 1; }
 echo woken
+`
+
+/**
+ * \`keep-previous-warm\`: wraps the close step's cut-over. After the switch succeeded, records the old slot as
+ * kept warm (\`<slot> <release>\` and \`warm <token>\` in <state>/kept) and starts WARM_TIMER_SCRIPT detached on
+ * the host, so the window ends even when the runner is gone. A failed switch changes nothing here.
+ * args: state-dir slot release-id token seconds grace project timer-script count service… cut-over argv…
+ */
+export const WARM_SCRIPT = `s=$1; slot=$2; rel=$3; tok=$4; w=$5; g=$6; p=$7; timer=$8; n=$9; shift 9
+svcs=
+while [ "$n" -gt 0 ]; do svcs="$svcs $1"; shift; n=$((n - 1)); done
+"$@" || exit $?
+{ printf '%s %s\\nwarm %s\\n' "$slot" "$rel" "$tok" > "$s/kept.tmp" && mv -f "$s/kept.tmp" "$s/kept"; } || { echo "warn: cannot write $s/kept: the $slot slot is not kept warm"; exit 0; }
+if command -v setsid >/dev/null 2>&1; then set -- setsid; else set --; fi
+"$@" sh -c "$timer" sh "$s" "$slot" "$rel" "$tok" "$w" "$g" "$p" $svcs </dev/null >/dev/null 2>&1 &
+echo "warm $slot $w"
+`
+
+/**
+ * Ends a warm window (detached on the host, started by WARM_SCRIPT): after the window, under the deploy lock
+ * (so never beside a deploy or rollback), stops the slot's containers and keeps them stopped for a rollback
+ * (<state>/kept back to \`<slot> <release>\`) unless the record is no longer its own (a deploy woke or replaced
+ * the slot) or the slot is live. args: state-dir slot release-id token seconds grace project service…
+ */
+export const WARM_TIMER_SCRIPT = `s=$1; slot=$2; rel=$3; tok=$4; w=$5; g=$6; p=$7; shift 7
+sleep "$w"
+exec 9>>"$s/lock" 2>/dev/null || exit 0
+flock -w 3600 9 || exit 0
+[ "$(sed -n 2p "$s/kept" 2>/dev/null)" = "warm $tok" ] || exit 0
+[ "$(head -n 1 "$s/kept" 2>/dev/null)" = "$slot $rel" ] || exit 0
+live=$(head -n 1 "$s/slot" 2>/dev/null | cut -d' ' -f1)
+[ "$live" != "$slot" ] || { rm -f "$s/kept"; exit 0; }
+printf '%s\\n' "shipline: end of the warm window of the $slot slot" > "$s/lock.owner"
+rc=0
+for svc in "$@"; do
+  ids=$(docker ps -q --filter "label=com.docker.compose.project=$p" --filter "label=com.docker.compose.service=$svc")
+  [ -z "$ids" ] && continue
+  docker stop -t "$g" $ids >/dev/null || rc=1
+done
+if [ $rc = 0 ]; then printf '%s %s\\n' "$slot" "$rel" > "$s/kept.tmp" && mv -f "$s/kept.tmp" "$s/kept"; else rm -f "$s/kept"; fi
+rm -f "$s/lock.owner"
 `
 
 /**
