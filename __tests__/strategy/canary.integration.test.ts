@@ -13,7 +13,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals'
 import { execFileSync } from 'node:child_process'
-import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
+import { mkdirSync, mkdtempSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { deploy } from '../../src/lib/deploy/index.js'
@@ -33,11 +33,17 @@ import { startCaddy } from '../../src/testkit/caddy.js'
 import { startRegistry, type TestRegistry } from '../../src/testkit/registry.js'
 import { sshFleet, startSshd, type Sshd } from '../../src/testkit/sshd.js'
 import { startTcpCut } from '../../src/testkit/tcp-cut.js'
-import { headDigest, ledgerEvents, pushApps, teardown } from './helpers.js'
+import {
+  deployCommon,
+  lastEntry as lastEntryOf,
+  ledgerEvents,
+  pushApps,
+  teardown,
+  webCompose
+} from './helpers.js'
 
 type Entry = { event: string; version: string; reason?: string; canary?: CanaryRecord }
-const lastEntry = (path: string): Entry =>
-  JSON.parse(readFileSync(`${path}/.shipline/ledger.jsonl`, 'utf8').trim().split('\n').pop()!) as Entry
+const lastEntry = (path: string): Entry => lastEntryOf<Entry>(path)
 
 const VERSIONS = ['v1', 'v2', 'errs', 'slow'] as const
 const RULES = [
@@ -70,35 +76,14 @@ describe.each(['nginx', 'haproxy', 'caddy'] as const)('canary behind %s', name =
   }
   let ports: [number, number] = [0, 0]
 
-  const composeFile = (): string => {
-    const file = join(base, 'docker-compose.yml')
-    writeFileSync(
-      file,
-      [
-        'services:',
-        '  web:',
-        '    image: placeholder',
-        '    init: true',
-        '    mem_limit: 64m',
-        '    network_mode: bridge',
-        '    ports: ["127.0.0.1:${SHIPLINE_PORT}:8080"]',
-        ''
-      ].join('\n')
-    )
-    return file
-  }
-
   const options = (version: string, canary: boolean): DeployOptions => ({
-    ...sshFleet(sshd),
-    path,
-    healthTimeout: 60,
-    lockTimeout: 60,
-    log,
-    stableSeconds: 1,
-    composeFiles: [join(base, 'docker-compose.yml')],
-    autoRollback: true,
-    keepReleases: 5,
-    resolveDigest: headDigest(reg.url),
+    ...deployCommon({
+      link: sshFleet(sshd),
+      path,
+      log,
+      composeFile: join(base, 'docker-compose.yml'),
+      registryUrl: reg.url
+    }),
     images: [`web=${image}:${version}`],
     version,
     runtime: runtimeFactory({
@@ -159,7 +144,7 @@ describe.each(['nginx', 'haproxy', 'caddy'] as const)('canary behind %s', name =
       work: v === 'errs' ? { failEvery: 10 } : v === 'slow' ? { delaySec: 0.3 } : {}
     }))
     ports = [await freePort(), await freePort()]
-    composeFile()
+    webCompose(base, '${SHIPLINE_PORT}', '64m')
     mkdirSync(`${path}-nginx`, { recursive: true })
     // the first deploy goes to the blue slot: each proxy starts pointing there
     if (name === 'nginx') {

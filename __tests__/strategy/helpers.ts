@@ -1,10 +1,12 @@
 /** Shared bits of the strategy, fleet and swarm tests. */
 import { execFileSync } from 'node:child_process'
-import { readFileSync, rmSync } from 'node:fs'
+import { readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { join } from 'node:path'
 import { buildAppImage, removeImages, type AppImageOptions } from '../../src/testkit/images.js'
 import type { LoadResult } from '../../src/testkit/load.js'
 import { projectName } from '../../src/lib/compose/layout.js'
 import type { ImageRef } from '../../src/lib/compose/validate.js'
+import type { DeployOptions, Logger } from '../../src/lib/deploy/types.js'
 
 /** Removes the containers and default networks of Compose projects (tests' own, named uniquely). */
 export function removeProjects(...projects: string[]): void {
@@ -39,6 +41,58 @@ export function headDigest(registryUrl: string): (ref: ImageRef) => Promise<stri
       headers: { accept: 'application/vnd.docker.distribution.manifest.v2+json' }
     })
     return r.headers.get('docker-content-digest') ?? ''
+  }
+}
+
+/** The last journal entry of a project path, as the test's own shape of it. */
+export const lastEntry = <T = { event: string; version: string }>(path: string): T =>
+  JSON.parse(readFileSync(`${path}/.shipline/ledger.jsonl`, 'utf8').trim().split('\n').pop()!) as T
+
+/**
+ * Writes `<dir>/docker-compose.yml`: one service `web` (the sample app, placeholder image, its port 8080
+ * published on loopback at `port`: a number, or `${SHIPLINE_PORT}` for blue-green slots); returns its path.
+ */
+export function webCompose(dir: string, port: string, memLimit = '32m'): string {
+  const file = join(dir, 'docker-compose.yml')
+  writeFileSync(
+    file,
+    [
+      'services:',
+      '  web:',
+      '    image: placeholder',
+      '    init: true',
+      `    mem_limit: ${memLimit}`,
+      '    network_mode: bridge',
+      `    ports: ["127.0.0.1:${port}:8080"]`,
+      ''
+    ].join('\n')
+  )
+  return file
+}
+
+/**
+ * The deploy options the strategy tests share: the hosts and how to reach them (e.g. sshFleet(sshd)), the
+ * project path, a 60 s health and lock timeout, 1 s stable, auto-rollback, 5 releases kept, digests by HEAD
+ * from the test registry.
+ */
+export function deployCommon(o: {
+  link: Pick<DeployOptions, 'hosts' | 'connect'>
+  path: string
+  log: Logger
+  composeFile: string
+  registryUrl: string
+}): Omit<DeployOptions, 'images' | 'version'> {
+  return {
+    ...o.link,
+    path: o.path,
+    healthTimeout: 60,
+    lockTimeout: 60,
+    log: o.log,
+    stableSeconds: 1,
+    composeFiles: [o.composeFile],
+    autoRollback: true,
+    keepReleases: 5,
+    resolveDigest: headDigest(o.registryUrl)
   }
 }
 

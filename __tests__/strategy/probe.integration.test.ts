@@ -7,7 +7,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals'
 import { execFileSync } from 'node:child_process'
-import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
+import { mkdirSync, mkdtempSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { deploy } from '../../src/lib/deploy/index.js'
@@ -21,11 +21,18 @@ import { freePort, uniqueName } from '../../src/testkit/net.js'
 import { blueGreenBehind, startNginx, type Nginx } from '../../src/testkit/nginx.js'
 import { startRegistry, type TestRegistry } from '../../src/testkit/registry.js'
 import { sshFleet, startSshd, type Sshd } from '../../src/testkit/sshd.js'
-import { headDigest, ledgerEvents, losses, pushApps, teardown } from './helpers.js'
+import {
+  deployCommon,
+  lastEntry as lastEntryOf,
+  ledgerEvents,
+  losses,
+  pushApps,
+  teardown,
+  webCompose
+} from './helpers.js'
 
 type Entry = { event: string; version: string; probe?: { passed: boolean; port: number; checks: string[] } }
-const lastEntry = (path: string): Entry =>
-  JSON.parse(readFileSync(`${path}/.shipline/ledger.jsonl`, 'utf8').trim().split('\n').pop()!) as Entry
+const lastEntry = (path: string): Entry => lastEntryOf<Entry>(path)
 
 const VERSIONS = ['v1', 'v2', 'notready', 'badmetrics'] as const
 
@@ -44,35 +51,8 @@ describe('probe before the switch', () => {
     requestTimeoutSec: 2,
     ...extra
   })
-  const common = (path: string, compose: string): Omit<DeployOptions, 'images' | 'version'> => ({
-    ...sshFleet(sshd),
-    path,
-    healthTimeout: 60,
-    lockTimeout: 60,
-    log,
-    stableSeconds: 1,
-    composeFiles: [compose],
-    autoRollback: true,
-    keepReleases: 5,
-    resolveDigest: headDigest(reg.url)
-  })
-  const composeFile = (dir: string, port: string): string => {
-    const file = join(dir, 'docker-compose.yml')
-    writeFileSync(
-      file,
-      [
-        'services:',
-        '  web:',
-        '    image: placeholder',
-        '    init: true',
-        '    mem_limit: 32m',
-        '    network_mode: bridge',
-        `    ports: ["127.0.0.1:${port}:8080"]`,
-        ''
-      ].join('\n')
-    )
-    return file
-  }
+  const common = (path: string, compose: string): Omit<DeployOptions, 'images' | 'version'> =>
+    deployCommon({ link: sshFleet(sshd), path, log, composeFile: compose, registryUrl: reg.url })
   const paths: string[] = []
 
   beforeAll(async () => {
@@ -96,7 +76,7 @@ describe('probe before the switch', () => {
     nginx = await startNginx({ includeFile: `${path}/nginx/web.conf`, upstreamName: upstreamName('web') })
     const [a, b] = [await freePort(), await freePort()]
     const opts = {
-      ...common(path, composeFile(base, '${SHIPLINE_PORT}')),
+      ...common(path, webCompose(base, '${SHIPLINE_PORT}')),
       probe: probe(),
       runtime: blueGreenBehind(nginx, {
         ports: `web=${a},${b}`,
@@ -162,7 +142,7 @@ describe('probe before the switch', () => {
     const path = `${base}/rc`
     paths.push(path)
     const port = await freePort()
-    const opts = { ...common(path, composeFile(join(base), String(port))), probe: probe({ port }) }
+    const opts = { ...common(path, webCompose(join(base), String(port))), probe: probe({ port }) }
     const version = async () =>
       (await (await fetch(`http://127.0.0.1:${port}/version`)).text()).trim().split('_')[0]
 
