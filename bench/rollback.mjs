@@ -1,7 +1,7 @@
 // A one-click rollback, click to the old release serving 100%, and the requests lost during it, for each
 // way a release reaches a host, measured in one run:
 //
-//   node bench/rollback.mjs [--runs 3]
+//   node bench/rollback.mjs [--runs 3] [--steps 1] [--only 'warm']
 //
 // recreate (the service's port published directly), and blue-green behind nginx, haproxy and caddy: the old
 // slot kept stopped after the switch (the rollback starts those containers again), and kept warm
@@ -19,7 +19,8 @@ import { join } from 'node:path'
 import { performance } from 'node:perf_hooks'
 import { loadTs, options, median } from './lib.mjs'
 
-const { runs: RUNS } = options({ runs: 3 })
+const { runs: RUNS, steps: STEPS, only: ONLY } = options({ runs: 3, steps: '', only: '' })
+// --steps 1: each rollback's steps (seconds, and the end's offset from the click); --only <regex>: those ways
 const lib = await loadTs('rollback', 'bench/rollback-entry.ts')
 const { deploy, rollback, runtimeFactory, parseSlotPorts, upstreamName, buildAppImage, removeImages } = lib
 const { freePort, uniqueName, startNginx, startHaproxy, startCaddy, startRegistry, sshFleet, startSshd } = lib
@@ -118,6 +119,7 @@ try {
   }
   const table = []
   for (const label of ['recreate', 'nginx', 'haproxy', 'caddy', 'nginx warm', 'haproxy warm', 'caddy warm']) {
+    if (ONLY && !new RegExp(ONLY).test(label)) continue
     const name = label.split(' ')[0]
     const s = await setup(label)
     let events = []
@@ -153,6 +155,17 @@ try {
         e => e.step === (name === 'recreate' ? 'health' : 'switch') && e.phase === 'end'
       )
       rows.push({ serving: end.t - t0, wall, lost: lost(res), sent: res.sent })
+      if (STEPS)
+        console.log(
+          `${label} run ${i + 1}: ` +
+            events
+              .filter(e => e.phase === 'end')
+              .map(e => {
+                const start = events.find(x => x.step === e.step && x.phase === 'start')
+                return `${e.step} ${((e.t - (start?.t ?? t0)) / 1000).toFixed(2)}s@${((e.t - t0) / 1000).toFixed(2)}`
+              })
+              .join(', ')
+        )
     }
     removeProjects(s.path)
     table.push({

@@ -94,7 +94,7 @@ export class BlueGreenRuntime implements Runtime {
     const probe = await this.bg.probe()
     this.noop = probe.release === meta.id && probe.slot !== undefined
     // the memory check refuses before anything is recreated, slotless services included
-    const plan = this.noop ? undefined : await this.bg.plan(meta)
+    const plan = this.noop ? undefined : await this.bg.plan(meta, probe)
     const others = this.slotless(meta, services)
     if (others.length) await this.main.start(meta, others, recover)
     else await this.store.step(['true'], recover)

@@ -127,7 +127,7 @@ export class BlueGreen {
   }
 
   /** The live slot and MemAvailable (bytes). */
-  async probe(): Promise<{ slot?: Slot; release?: string; memAvailable?: number }> {
+  async probe(): Promise<Probe> {
     const r = await this.run('reading the live slot', SH(PROBE_SCRIPT, this.host.layout.state))
     const m = /^slot (\w+)(?: (\S+))?$/m.exec(r.stdout)
     const slot = m?.[1] as Slot | undefined
@@ -214,9 +214,9 @@ export class BlueGreen {
    * The idle slot, its ports and the memory check, before anything starts (throws when the host lacks
    * the headroom for a second copy).
    */
-  async plan(release: SlotRelease): Promise<SlotPlan> {
+  async plan(release: SlotRelease, probed?: Probe): Promise<SlotPlan> {
     const { host, cfg } = this
-    const probe = await this.probe()
+    const probe = probed ?? (await this.probe())
     const live = probe.slot
     const idle = otherSlot(live)
     const idx = SLOTS.indexOf(idle)
@@ -468,6 +468,13 @@ export class BlueGreen {
   async discard(st: Started): Promise<void> {
     await this.stop(slotProject(this.host.layout.project, st.idle), 0)
   }
+}
+
+/** What probe() reads on the host: the live slot, the release it holds, MemAvailable (bytes). */
+export interface Probe {
+  slot?: Slot
+  release?: string
+  memAvailable?: number
 }
 
 /** Where a release will start: the live and idle slots, the idle slot's ports. */
