@@ -30,7 +30,7 @@ import { startNginx, type Nginx } from '../../src/testkit/nginx.js'
 import { startRegistry, type TestRegistry } from '../../src/testkit/registry.js'
 import { sshFleet, startSshd, type Sshd } from '../../src/testkit/sshd.js'
 import { startTcpCut } from '../../src/testkit/tcp-cut.js'
-import { headDigest, ledgerEvents, losses, pushApps, teardown } from './helpers.js'
+import { deployCommon, ledgerEvents, losses, pushApps, teardown, webCompose } from './helpers.js'
 
 const VERSIONS = ['v1', 'v2', 'v3'] as const
 
@@ -49,12 +49,14 @@ describe('keep-previous-warm behind nginx', () => {
   let events: StepEvent[] = []
 
   const common = (warm: number) => ({
-    ...sshFleet(sshd),
-    path,
-    healthTimeout: 60,
-    lockTimeout: 60,
-    log,
-    stableSeconds: 1,
+    ...deployCommon({
+      link: sshFleet(sshd),
+      path,
+      log,
+      composeFile: join(base, 'docker-compose.yml'),
+      registryUrl: reg.url
+    }),
+    keepReleases: 10,
     onStep: (e: StepEvent) => void events.push(e),
     runtime: runtimeFactory({
       strategy: 'blue-green',
@@ -72,14 +74,10 @@ describe('keep-previous-warm behind nginx', () => {
   })
   const options = (version: string, warm: number): DeployOptions => ({
     ...common(warm),
-    composeFiles: [join(base, 'docker-compose.yml')],
-    autoRollback: true,
-    keepReleases: 10,
-    resolveDigest: headDigest(reg.url),
     images: [`web=${image}:${version}`],
     version
   })
-  const back = (warm: number): RollbackOptions => ({ ...common(warm) })
+  const back = (warm: number): RollbackOptions => common(warm)
 
   const served = async (): Promise<string> =>
     (await (await fetch(`${nginx.url}/version`)).text()).trim().split('_')[0]
@@ -140,11 +138,7 @@ describe('keep-previous-warm behind nginx', () => {
     image = `${reg.host}/${run.toLowerCase()}`
     pushApps(image, run, VERSIONS)
     ports = [await freePort(), await freePort()]
-    writeFileSync(
-      join(base, 'docker-compose.yml'),
-      'services:\n  web:\n    image: placeholder\n    init: true\n    mem_limit: 32m\n    network_mode: bridge\n' +
-        '    ports: ["127.0.0.1:${SHIPLINE_PORT}:8080"]\n'
-    )
+    webCompose(base, '${SHIPLINE_PORT}')
     mkdirSync(`${path}-nginx`, { recursive: true })
     nginx = await startNginx({
       includeFile: `${path}-nginx/web.conf`,

@@ -188,25 +188,40 @@ echo "switched"
 command -v curl >/dev/null 2>&1 || { echo "ERR curl is not installed on the host"; exit 70; }
 [ -S "$s" ] || { echo "ERR $s is not a socket (is haproxy running with 'stats socket $s level admin'?)"; exit 71; }
 ask() { printf '%s\\n' "$1" | curl -sS --max-time "$to" --unix-socket "$s" telnet://localhost -T - 2>&1; }
-err=; rc=0
-for c in "$@"; do
-  [ "$c" = --undo ] && break
-  out=$(ask "$c") || { err="ERR $c: cannot reach $s: $(printf '%s' "$out" | tail -n 1)"; rc=21; break; }
-  if [ "$mode" = show ]; then echo "@@ $c"; printf '%s\\n' "$out"; continue; fi
-  case "$out" in
-    ''|*'changed from'*|*'no need to change'*) ;;
-    *) err="ERR $c: $(printf '%s' "$out" | head -n 1)"; rc=20; break ;;
-  esac
-done
-if [ $rc != 0 ]; then
-  u=
+if [ "$mode" = show ]; then
   for c in "$@"; do
-    if [ -n "$u" ]; then ask "$c" >/dev/null 2>&1; fi
-    [ "$c" = --undo ] && u=1
+    out=$(ask "$c") || { echo "ERR $c: cannot reach $s: $(printf '%s' "$out" | tail -n 1)"; exit 21; }
+    echo "@@ $c"; printf '%s\\n' "$out"
   done
+  echo done; exit 0
+fi
+line=; undo=; u=
+for c in "$@"; do
+  if [ "$c" = --undo ]; then u=1; continue; fi
+  if [ -n "$u" ]; then undo="\${undo:+$undo; }$c"; else line="\${line:+$line; }$c"; fi
+done
+err=; rc=0
+if [ -n "$line" ]; then
+  if out=$(ask "$line"); then
+    # the answers in order, each ended by an empty line: the first that is not a success, as "index answer"
+    bad=$(printf '%s\\n\\n' "$out" | awk 'BEGIN { i = 1 }
+      /^$/ { if (b != "" && b !~ /changed from|no need to change/) { print i " " b; exit } i++; b = ""; next }
+      { b = (b == "" ? $0 : b " " $0) }')
+    if [ -n "$bad" ]; then
+      i=\${bad%% *}; n=0
+      for c in "$@"; do n=$((n + 1)); [ "$n" = "$i" ] && { err="ERR $c: \${bad#* }"; break; }; done
+      [ -n "$err" ] || err="ERR \${bad#* }"
+      rc=20
+    fi
+  else
+    err="ERR $line: cannot reach $s: $(printf '%s' "$out" | tail -n 1)"; rc=21
+  fi
+fi
+if [ $rc != 0 ]; then
+  [ -z "$undo" ] || ask "$undo" >/dev/null 2>&1
   echo "$err"; exit $rc
 fi
-if [ "$mode" = set ] && [ -n "$sf" ]; then
+if [ -n "$sf" ]; then
   ask 'show servers state' > "$sf.tmp" && mv -f "$sf.tmp" "$sf" || { echo "ERR cannot write $sf"; exit 22; }
 fi
 echo done
