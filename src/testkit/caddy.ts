@@ -2,7 +2,8 @@
  * A real caddy for tests: `caddy run --config <json>` with its admin endpoint and one HTTP server on free
  * loopback ports; HOME and the XDG dirs point into its own temp dir and the config is not persisted, so it
  * writes nothing outside. The server's route proxies to a reverse_proxy handler tagged
- * `"@id": "shipline_<service>"` (round_robin), as the user's config in docs/strategies.md.
+ * `"@id": "shipline_<service>"` (round_robin), as the user's config in docs/strategies.md. `more`: further
+ * handlers, each in a route of its own matching the request's Host `host` (before the catch-all route of `id`).
  */
 import { mkdtempSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
@@ -18,7 +19,20 @@ export interface Caddy {
   stop: () => Promise<void>
 }
 
-export async function startCaddy(opts: { id: string; initialPort: number }): Promise<Caddy> {
+export interface CaddyHandler {
+  id: string
+  initialPort: number
+}
+
+export async function startCaddy(
+  opts: CaddyHandler & { more?: (CaddyHandler & { host: string })[] }
+): Promise<Caddy> {
+  const handler = (h: CaddyHandler): Record<string, unknown> => ({
+    handler: 'reverse_proxy',
+    '@id': h.id,
+    upstreams: [{ dial: `127.0.0.1:${h.initialPort}` }],
+    load_balancing: { selection_policy: { policy: 'round_robin' } }
+  })
   const dir = mkdtempSync(join(tmpdir(), 'shipline-caddy-'))
   const env = {
     ...process.env,
@@ -39,16 +53,8 @@ export async function startCaddy(opts: { id: string; initialPort: number }): Pro
               listen: [`127.0.0.1:${port}`],
               automatic_https: { disable: true },
               routes: [
-                {
-                  handle: [
-                    {
-                      handler: 'reverse_proxy',
-                      '@id': opts.id,
-                      upstreams: [{ dial: `127.0.0.1:${opts.initialPort}` }],
-                      load_balancing: { selection_policy: { policy: 'round_robin' } }
-                    }
-                  ]
-                }
+                ...(opts.more ?? []).map(h => ({ match: [{ host: [h.host] }], handle: [handler(h)] })),
+                { handle: [handler(opts)] }
               ]
             }
           }
