@@ -11,7 +11,9 @@
  *   next warm slot alone;
  * - the SSH link lost right after the switch: the deploy stands, the lock is freed, and the window still
  *   ends (the timer was armed inside the close step, on the host);
- * - a damaged or missing kept record: the rollback starts the slot the usual way and serves.
+ * - a damaged or missing kept record: the rollback starts the slot the usual way and serves;
+ * - the SSH link lost in a rollback to the warm slot after it was found running: the lock holder's recovery
+ *   leaves the live release serving and current, and the next rollback works.
  */
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals'
 import { execFileSync } from 'node:child_process'
@@ -297,5 +299,36 @@ describe('keep-previous-warm behind nginx', () => {
     expect(await served()).toBe('v1')
     expect(lockFree()).toBe(true)
     expect(ledgerEvents(path).slice(-2)).toEqual(['rollback v2-cut', 'rollback v1'])
+  }, 240_000)
+
+  it('the link lost in a rollback to the warm slot, after it was found running: the live release stays', async () => {
+    expect((await deploy(options('v2', 30))).status).toBe('deployed')
+    expect(await served()).toBe('v2')
+    expect(kept()[0]).toBe(`green ${releaseOf('v1')}`)
+    const cut = await startTcpCut(sshd.port)
+    try {
+      const r = await rollback({
+        ...back(30),
+        connect: sshFleet(sshd, cut).connect,
+        onStep: e => {
+          if (e.step === 'health' && e.phase === 'start') cut.cut()
+        }
+      })
+      expect(cut.cuts().length).toBe(1)
+      expect(r.status).not.toBe('rolled-back')
+    } finally {
+      await cut.stop()
+    }
+    await until('the lock is free', lockFree)
+    expect(logs.some(m => /v1 was kept warm in green: still running/.test(m))).toBe(true)
+    // the lock holder's recovery: v2 serves and is current, the ledger says so
+    expect(ledgerEvents(path).pop()).toBe('recovered v2')
+    expect(current()).toBe(`releases/${releaseOf('v2')}`)
+    for (let i = 0; i < 10; i++) expect(await served()).toBe('v2')
+    // and the next rollback works
+    const again = await rollback(back(0))
+    expect(again.status).toBe('rolled-back')
+    expect(await served()).toBe('v1')
+    expect(lockFree()).toBe(true)
   }, 240_000)
 })

@@ -109,9 +109,9 @@ exit $rc
 `,WAKE_SCRIPT=`s=$1; slot=$2; rel=$3; min=$4; p=$5; shift 5
 kept=$(head -n 1 "$s/kept" 2>/dev/null | head -c 300)
 warm=$(sed -n 2p "$s/kept" 2>/dev/null | head -c 300)
-# whatever happens next, the record goes: a cold start recreates the slot's containers
-rm -f "$s/kept"
 cold() {
+  # the record goes: a cold start recreates the slot's containers
+  rm -f "$s/kept"
   case "$warm" in
     "warm "*)
       for svc in "$@"; do
@@ -129,7 +129,10 @@ for svc in "$@"; do
   all="$all $ids"
 done
 run=$(docker inspect -f '{{.State.Running}}' $all) || run=false
+# kept warm: used as they run, and the record stays (its timer ends the window should they not go live;
+# once the slot is live, the timer leaves it)
 if [ -z "$(printf '%s\\n' "$run" | grep -v '^true$')" ]; then echo "woken warm"; exit 0; fi
+rm -f "$s/kept"
 # sums in the shell's 64-bit arithmetic (mawk prints large numbers as 2.1e+10)
 need=0
 for m in $(docker inspect -f '{{.HostConfig.Memory}}' $all); do need=$((need + m)); done
