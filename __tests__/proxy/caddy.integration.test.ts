@@ -197,6 +197,23 @@ describe('caddy adapter', () => {
       expect(await answers('api.test')).toEqual(Array(6).fill('A'))
     })
 
+    it('the put-back refused too (the old upstreams unloadable): exit 20, the ERR line names the half-switched handler', async () => {
+      const proxy = new CaddyAdapter(host, { admin: cd.admin })
+      const argv = await plan(proxy)
+      // web's put-back body becomes one caddy cannot load; api's @id goes, so api is refused and web is put back
+      const i = argv.indexOf(web)
+      argv[i + 3] = '[{"dial":"127.0.0.1:1","no_such_field":1}]'
+      expect((await admin(cd.admin, 'DELETE', `/id/${api}/@id`)).status).toBe(200)
+
+      const r = await host.remote.exec(argv, { timeoutMs: 30_000 })
+      expect(r.code).toBe(20)
+      expect(r.stdout).toBe(
+        `ERR ${api}: caddy answered 404; putting back failed too for ${web}: check caddy's routes\n`
+      )
+      expect(routing(await proxy.readBack('web'))).toEqual([`${be.b}:100`]) // half-switched, as the line says
+      expect(await answers('api.test')).toEqual(Array(6).fill('A'))
+    })
+
     it('caddy not answering at all (its admin endpoint moved away after planning): exit 21, routing unchanged', async () => {
       const proxy = new CaddyAdapter(host, { admin: cd.admin })
       const argv = await plan(proxy)

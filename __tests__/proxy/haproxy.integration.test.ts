@@ -80,9 +80,18 @@ describe('haproxy adapter', () => {
       { port: be.a, weight: 50 },
       { port: be.b, weight: 50 }
     ])
-    const bad = await host.remote.exec(await proxy.switchArgv())
+    const argv = await proxy.switchArgv()
+    const bad = await host.remote.exec(argv)
     expect(bad.code).toBe(20)
     expect(bad.stdout).toMatch(/^ERR set server shipline_static\/s\d weight 50: /m)
+    expect(await proxy.readBack('static')).toEqual(before)
+
+    // the same run with a put-back refused too: named in the ERR line (the put-back commands before it ran)
+    const worse = await host.remote.exec([...argv, 'set server shipline_static/s99 weight 1'])
+    expect(worse.code).toBe(20)
+    expect(worse.stdout).toMatch(
+      /^ERR set server shipline_static\/s\d weight 50: .*; putting the previous servers back failed too \(.*No such server.*\)/m
+    )
     expect(await proxy.readBack('static')).toEqual(before)
 
     proxy.setWeights('web', [

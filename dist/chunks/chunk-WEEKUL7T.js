@@ -191,6 +191,12 @@ echo "switched"
 command -v curl >/dev/null 2>&1 || { echo "ERR curl is not installed on the host"; exit 70; }
 [ -S "$s" ] || { echo "ERR $s is not a socket (is haproxy running with 'stats socket $s level admin'?)"; exit 71; }
 ask() { printf '%s\\n' "$1" | curl -sS --max-time "$to" --unix-socket "$s" telnet://localhost -T - 2>&1; }
+# the answers in order, each ended by an empty line: the first that is not a success, as "index answer"
+firstbad() {
+  printf '%s\\n\\n' "$1" | awk 'BEGIN { i = 1 }
+    /^$/ { if (b != "" && b !~ /changed from|no need to change/) { print i " " b; exit } i++; b = ""; next }
+    { b = (b == "" ? $0 : b " " $0) }'
+}
 if [ "$mode" = show ]; then
   for c in "$@"; do
     out=$(ask "$c") || { echo "ERR $c: cannot reach $s: $(printf '%s' "$out" | tail -n 1)"; exit 21; }
@@ -206,10 +212,7 @@ done
 err=; rc=0
 if [ -n "$line" ]; then
   if out=$(ask "$line"); then
-    # the answers in order, each ended by an empty line: the first that is not a success, as "index answer"
-    bad=$(printf '%s\\n\\n' "$out" | awk 'BEGIN { i = 1 }
-      /^$/ { if (b != "" && b !~ /changed from|no need to change/) { print i " " b; exit } i++; b = ""; next }
-      { b = (b == "" ? $0 : b " " $0) }')
+    bad=$(firstbad "$out")
     if [ -n "$bad" ]; then
       i=\${bad%% *}; n=0
       for c in "$@"; do n=$((n + 1)); [ "$n" = "$i" ] && { err="ERR $c: \${bad#* }"; break; }; done
@@ -221,7 +224,14 @@ if [ -n "$line" ]; then
   fi
 fi
 if [ $rc != 0 ]; then
-  [ -z "$undo" ] || ask "$undo" >/dev/null 2>&1
+  if [ -n "$undo" ]; then
+    if out=$(ask "$undo"); then
+      bad=$(firstbad "$out")
+      [ -z "$bad" ] || err="$err; putting the previous servers back failed too (\${bad#* }): check the backend with 'show servers state'"
+    else
+      err="$err; putting the previous servers back failed too (cannot reach $s): check the backend with 'show servers state'"
+    fi
+  fi
   echo "$err"; exit $rc
 fi
 if [ -n "$sf" ]; then
@@ -231,7 +241,7 @@ echo done
 `,CADDY_SCRIPT=`a=$1; shift
 command -v curl >/dev/null 2>&1 || { echo "ERR curl is not installed on the host"; exit 70; }
 put() { curl -sS --max-time 10 -X "$2" -H 'Content-Type: application/json' --data-binary "$3" -o /dev/null -w '%{http_code}' "$a/id/$1/upstreams" 2>&1; }
-k=0; n=0; err=; rc=0
+k=0; n=0; err=; rc=0; pb=
 for x in "$@"; do
   case $k in 0) id=$x ;; 1) m=$x ;; 2) new=$x ;; 3)
     code=$(put "$id" "$m" "$new") || { err="ERR $id: caddy did not answer: $code"; rc=21; break; }
@@ -244,9 +254,10 @@ if [ $rc != 0 ]; then
   k=0; j=0
   for x in "$@"; do
     [ $j -lt $n ] || break
-    case $k in 0) id=$x ;; 3) put "$id" PATCH "$x" >/dev/null; j=$((j + 1)) ;; esac
+    case $k in 0) id=$x ;; 3) code=$(put "$id" PATCH "$x"); [ "$code" = 200 ] || pb="$pb $id"; j=$((j + 1)) ;; esac
     k=$(( (k + 1) % 4 ))
   done
+  [ -z "$pb" ] || err="$err; putting back failed too for$pb: check caddy's routes"
   echo "$err"; exit $rc
 fi
 echo done
