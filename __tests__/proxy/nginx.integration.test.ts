@@ -1,8 +1,9 @@
 /**
  * The nginx adapter on a real nginx (src/testkit/nginx.ts) in front of two node:http backends, the host
  * being this machine (LocalRemote). Each switch is a graceful reload, so the bar is what a bare reload
- * costs: the same steps as bare `nginx -s reload`s, under the same keep-alive load in the same run, and
- * the switch may not lose more. A failing test or reload leaves the previous routing serving.
+ * costs: the same steps as bare `nginx -s reload`s run under the same keep-alive load in the same run (both
+ * printed), and neither may lose more than a reset per reload. A failing test or reload leaves the previous
+ * routing serving.
  */
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals'
 import { mkdtempSync, rmSync } from 'node:fs'
@@ -58,7 +59,7 @@ describe('nginx adapter', () => {
     expect(parseNginxUpstream('web', text).map(s => s.weight)).toEqual([95, 5])
   })
 
-  it('A → 50/50 → B under keep-alive load loses no more than the same bare reloads', async () => {
+  it('A → 50/50 → B under keep-alive load: no 5xx, at most the reset a bare reload can cost per switch', async () => {
     const run = await switchSequence(adapter(), nginx.url, be)
     expect(routing(await adapter().readBack('web'))).toEqual([`${be.b}:100`])
     const reload = async () => {
@@ -70,7 +71,13 @@ describe('nginx adapter', () => {
       `nginx switch under load: ${JSON.stringify(run.load)}\nnginx bare reloads: ${JSON.stringify(bare.load)}`
     )
     expect(run.load.non2xx).toEqual({})
-    expect(run.load.bad).toBeLessThanOrEqual(bare.load.bad)
+    // a reload (the switch's or a bare one) closes the idle keep-alive connections of nginx's old workers:
+    // now and then a client writing at that instant sees a reset (about one per ten reloads, measured), so
+    // one sample of each cannot be ordered; the bound is what a reload can cost, a reset per reload at most
+    for (const { load } of [run, bare]) {
+      expect(Object.keys(load.failed).filter(k => k !== 'ECONNRESET')).toEqual([])
+      expect(load.failed.ECONNRESET ?? 0).toBeLessThanOrEqual(3)
+    }
   })
 
   it('a failing test or reload puts the previous file back: the previous routing serves', async () => {
