@@ -111,15 +111,19 @@ export function webPort(path: string): number | undefined {
   }
 }
 
-/** What the project's web container answers on /version, or '' when nothing answers. */
+/**
+ * What the project's web container answers on /version, or, when nothing answers, why, in brackets (so
+ * a failed expectation says what was seen: no container, or the request's error).
+ */
 export async function liveVersion(path: string): Promise<string> {
   const port = webPort(path)
-  if (!port) return ''
+  if (!port) return '(no single running web container with a published port)'
   try {
-    const r = await fetch(`http://127.0.0.1:${port}/version`, { signal: AbortSignal.timeout(3000) })
-    return r.ok ? (await r.text()).trim() : ''
-  } catch {
-    return ''
+    const r = await fetch(`http://127.0.0.1:${port}/version`, { signal: AbortSignal.timeout(10_000) })
+    return r.ok ? (await r.text()).trim() : `(HTTP ${r.status})`
+  } catch (e) {
+    const err = e as Error & { cause?: { code?: string } }
+    return `(${err.cause?.code ?? err.name}: ${err.message})`
   }
 }
 
