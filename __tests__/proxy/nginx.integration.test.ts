@@ -74,9 +74,9 @@ describe('nginx adapter', () => {
     // a reload (the switch's or a bare one) closes the idle keep-alive connections of nginx's old workers:
     // now and then a client writing at that instant sees a reset (about one per ten reloads, measured), so
     // one sample of each cannot be ordered; the bound is what a reload can cost, a reset per reload at most
-    for (const { load } of [run, bare]) {
+    for (const { load, phases } of [run, bare]) {
       expect(Object.keys(load.failed).filter(k => k !== 'ECONNRESET')).toEqual([])
-      expect(load.failed.ECONNRESET ?? 0).toBeLessThanOrEqual(3)
+      expect(load.failed.ECONNRESET ?? 0).toBeLessThanOrEqual(phases.length) // one phase per reload
     }
   })
 

@@ -10,9 +10,10 @@
  * commands on one connection, `;`-separated (haproxy runs them in order and ends each answer with an empty
  * line), and reads the answers back in order: a command whose answer is not a success (empty, or
  * `… changed from …` / `no need to change …` for an address) fails the change. Then the commands after a
- * `--undo` argument (the put-back) are sent the same way and `ERR <command>: <answer>` is
- * printed (exit 20, or 21 when the socket did not answer), naming a put-back that failed too; when all pass and state-file is set, saves
- * `show servers state` there (temp + rename) for haproxy's `load-server-state-from-file` after a reload.
+ * `--undo` argument (the put-back) are sent the same way and `ERR <command>: <answer>` is printed (exit 20,
+ * or 21 when the socket did not answer), naming a put-back that failed too; when all pass and state-file is
+ * set, saves `show servers state` there (temp + rename) for haproxy's `load-server-state-from-file` after a
+ * reload.
  * args: socket timeout-seconds mode state-file command… [--undo command…]
  */
 export const HAPROXY_SCRIPT = `s=$1; to=$2; mode=$3; sf=$4; shift 4
@@ -53,12 +54,8 @@ if [ -n "$line" ]; then
 fi
 if [ $rc != 0 ]; then
   if [ -n "$undo" ]; then
-    if out=$(ask "$undo"); then
-      bad=$(firstbad "$out")
-      [ -z "$bad" ] || err="$err; putting the previous servers back failed too (\${bad#* }): check the backend with 'show servers state'"
-    else
-      err="$err; putting the previous servers back failed too (cannot reach $s): check the backend with 'show servers state'"
-    fi
+    if out=$(ask "$undo"); then why=$(firstbad "$out"); why=\${why#* }; else why="cannot reach $s"; fi
+    [ -z "$why" ] || err="$err; putting the previous servers back failed too ($why): check the backend with 'show servers state'"
   fi
   echo "$err"; exit $rc
 fi

@@ -225,12 +225,8 @@ if [ -n "$line" ]; then
 fi
 if [ $rc != 0 ]; then
   if [ -n "$undo" ]; then
-    if out=$(ask "$undo"); then
-      bad=$(firstbad "$out")
-      [ -z "$bad" ] || err="$err; putting the previous servers back failed too (\${bad#* }): check the backend with 'show servers state'"
-    else
-      err="$err; putting the previous servers back failed too (cannot reach $s): check the backend with 'show servers state'"
-    fi
+    if out=$(ask "$undo"); then why=$(firstbad "$out"); why=\${why#* }; else why="cannot reach $s"; fi
+    [ -z "$why" ] || err="$err; putting the previous servers back failed too ($why): check the backend with 'show servers state'"
   fi
   echo "$err"; exit $rc
 fi
